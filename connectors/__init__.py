@@ -1,0 +1,42 @@
+"""Calendar connectors, one module per provider, opened by name.
+
+Provider modules are imported lazily, so an admin who syncs only CalDAV never loads the
+Google or Microsoft client libraries.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from connectors.base import CalendarConnector, Window
+from syncd.config import AccountConfig
+
+#: provider name -> "module:factory"; each factory takes (AccountConfig, ConnectorContext).
+REGISTRY: dict[str, str] = {
+    "caldav": "connectors.caldav:open_calendar",
+    "google": "connectors.google:open_calendar",
+    "outlook": "connectors.outlook:open_calendar",
+}
+
+
+@dataclass(frozen=True)
+class ConnectorContext:
+    """What a connector may need beyond its account's config.
+
+    ``credentials`` is a :class:`syncd.store.credentials.CredentialStore` for providers
+    whose tokens are obtained at run time (OAuth); it encrypts them at rest.
+    """
+
+    owner_tz: str
+    window: Window
+    credentials: Any = None
+
+
+def open_connector(account: AccountConfig, context: ConnectorContext) -> CalendarConnector:
+    """The connector for ``account``'s provider."""
+    module_name, _, factory = REGISTRY[account.provider].partition(":")
+    module = importlib.import_module(module_name)
+    connector: CalendarConnector = getattr(module, factory)(account, context)
+    return connector

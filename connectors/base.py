@@ -1,0 +1,190 @@
+"""The calendar connector protocol: what the engine asks of every provider.
+
+Vocabulary:
+
+* EVENT ID: the provider's identifier of an event in one calendar (Google event id, Graph
+  immutable id, CalDAV href). Opaque to the engine.
+* ETAG: a version of one event; it changes whenever the event changes. Every update and
+  delete is conditional on it.
+* MARKER: syncd's ownership marker, the activity's opaque ``sync_uid``, stored on every
+  event syncd writes (Google private extended property, Graph single-value extended
+  property, iCalendar ``X-SYNCD-ID``). syncd only updates or deletes events carrying it.
+* GENERATION: how many times the event of one (activity, calendar) was re-created; it is
+  part of every idempotent create identity, so a re-create never collides with a deleted
+  event the provider still remembers.
+* CURSOR: an opaque resume point for :meth:`CalendarConnector.changes` (sync token,
+  delta link, sync-collection token).
+
+Connectors see :class:`~syncd.model.Projection` values only. A projection has no note, so
+no connector can send one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from syncd.errors import ConnectorError
+from syncd.model import FIELDS, Projection
+
+
+@dataclass(frozen=True)
+class Window:
+    """The span of time a sync covers: events ending after ``start``, starting before ``end``."""
+
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class RemoteEvent:
+    """One event as read from a calendar, already reduced to a projection.
+
+    ``projection`` is None when the event is deleted or could not be read; in the latter
+    case ``problem`` says why and the engine quarantines it while the rest syncs.
+    ``left_window`` means the provider stopped tracking it because it moved out of the
+    sync window (Graph ``@removed``): that is never read as a deletion.
+    """
+
+    event_id: str
+    etag: str | None = None
+    marker: str | None = None
+    projection: Projection | None = None
+    deleted: bool = False
+    recurring: bool = False
+    problem: str | None = None
+    updated: datetime | None = None
+    left_window: bool = False
+
+
+@dataclass(frozen=True)
+class ChangeSet:
+    """What :meth:`CalendarConnector.changes` found.
+
+    ``full`` is True when this is a complete listing of the window (the first sync, or
+    after an expired cursor) rather than the changes since a cursor. A full listing never
+    reports deletions: absence from a listing is not a delete signal.
+    """
+
+    events: Sequence[RemoteEvent]
+    cursor: str | None
+    full: bool
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a connector can do, as data the engine reads.
+
+    ``fields`` are the projection fields the calendar carries back faithfully; edits of
+    other fields in the calendar app are not read (for example guests written into the
+    description when the account may not invite). ``max_batch`` is how many writes one
+    :meth:`CalendarConnector.write` call should carry.
+    """
+
+    provider: str
+    max_batch: int = 1
+    fields: frozenset[str] = frozenset(FIELDS)
+    client_chosen_ids: bool = True
+
+
+@dataclass(frozen=True)
+class CreateOp:
+    """Create the event of an activity, idempotently.
+
+    Retrying the same (``marker``, ``generation``) must never produce a second event: the
+    connector uses an identity derived from both (Google event id, Graph transactionId,
+    CalDAV href + ``If-None-Match: *``) and, when the provider says the identity exists,
+    returns that event instead. ``retry`` is set when an earlier attempt may have reached
+    the server.
+    """
+
+    key: str
+    marker: str
+    generation: int
+    projection: Projection
+    notify: bool = False
+    retry: bool = False
+
+
+@dataclass(frozen=True)
+class UpdateOp:
+    """Change ``fields`` of an event to the values in ``projection``, if ``etag`` still matches.
+
+    Only the named fields (and the marker) are written; anything else on the event, such
+    as reminders or attendees' answers, is left alone. An empty ``fields`` only writes the
+    marker (adopting an imported event).
+    """
+
+    key: str
+    event_id: str
+    etag: str | None
+    projection: Projection
+    fields: frozenset[str]
+    marker: str
+    notify: bool = False
+
+
+@dataclass(frozen=True)
+class DeleteOp:
+    """Delete an event if ``etag`` still matches."""
+
+    key: str
+    event_id: str
+    etag: str | None
+    notify: bool = False
+
+
+WriteOp = CreateOp | UpdateOp | DeleteOp
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """The outcome of one write: the event as the server now holds it, or an error.
+
+    For a delete, ``event`` is None on success. ``error`` is one of the
+    :class:`~syncd.errors.ConnectorError` subclasses, which tell the engine what to do.
+    """
+
+    key: str
+    event: RemoteEvent | None = None
+    error: ConnectorError | None = None
+
+
+@runtime_checkable
+class CalendarConnector(Protocol):
+    """One owner's calendar on one provider."""
+
+    capabilities: Capabilities
+
+    def check(self) -> None:
+        """Verify that the calendar can be reached and written; raise a ConnectorError if not."""
+
+    def changes(self, cursor: str | None) -> ChangeSet:
+        """Events changed since ``cursor``; with None, a full listing of the sync window.
+
+        Follows every page before returning. Raises :class:`~syncd.errors.CursorExpired`
+        when the provider no longer accepts the cursor; the engine then calls again with
+        None. Deleted events appear with ``deleted=True`` (incremental listings only).
+        """
+
+    def get(self, event_id: str) -> RemoteEvent | None:
+        """The current state of one event; None when the provider does not know it."""
+
+    def find(self, marker: str, generation: int) -> RemoteEvent | None:
+        """Our event for (marker, generation), if a create reached the server.
+
+        Used after a crash or an ambiguous failure to read before writing again.
+        """
+
+    def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        """Apply writes (at most ``capabilities.max_batch``); one result per op, in order.
+
+        Per-item failures are reported in :class:`WriteResult`, never raised. Account-wide
+        failures (:class:`~syncd.errors.AuthFailed`, :class:`~syncd.errors.AccountCooldown`)
+        may be raised.
+        """
+
+    def close(self) -> None:
+        """Release connections."""

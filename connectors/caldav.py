@@ -1,0 +1,282 @@
+"""CalDAV connector (RFC 4791, RFC 6578, RFC 6638) on the ``caldav`` library.
+
+Reads use the library (sync-collection, multiget). Writes are sent as raw requests
+through the library's client so that every header is ours: creates are a PUT to a
+chosen href with ``If-None-Match: *`` and updates and deletes carry ``If-Match``. The
+library's own ``no_overwrite`` checks before it writes, which is not atomic.
+
+Server differences handled here (providers.md C.2): an invalid sync token is a 403 on
+Radicale and a 412 on Xandikos; both, and the library's ``fake-`` fallback token, mean a
+full listing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from typing import Any, cast
+from urllib.parse import urljoin, urlsplit
+
+from caldav.davclient import DAVClient
+from caldav.lib import error as dav_error
+
+from connectors.base import (
+    Capabilities,
+    ChangeSet,
+    CreateOp,
+    DeleteOp,
+    RemoteEvent,
+    UpdateOp,
+    WriteOp,
+    WriteResult,
+)
+from connectors.ical import build_calendar, read_event, update_calendar
+from syncd.config import AccountConfig
+from syncd.errors import (
+    AuthFailed,
+    ConnectorError,
+    CursorExpired,
+    EtagMismatch,
+    EventGone,
+    ItemRejected,
+    RateLimited,
+    Transient,
+)
+
+log = logging.getLogger("syncd.caldav")
+
+DEFAULT_CALENDAR = "crm"
+DEFAULT_CALENDAR_NAME = "CRM activities"
+ICS = {"Content-Type": "text/calendar; charset=utf-8"}
+SYNC_PREFIX = "sync:"
+_VALID_TOKEN = "{DAV:}valid-sync-token"
+
+
+def _status_error(status: int, event_id: str, headers: Any = None) -> ConnectorError:
+    """Map a failed write's HTTP status to what the engine does next."""
+    if status == 412:
+        return EtagMismatch(event_id=event_id)
+    if status in (404, 410):
+        return EventGone(event_id=event_id)
+    if status == 401:
+        return AuthFailed(reason=f"HTTP {status}")
+    if status == 429 or (status == 503 and headers and headers.get("Retry-After")):
+        retry = headers.get("Retry-After") if headers else None
+        return RateLimited(retry_after=float(retry) if retry and retry.isdigit() else 30.0,
+                           reason=f"HTTP {status}")
+    if status >= 500:
+        return Transient(reason=f"HTTP {status}", status=status)
+    return ItemRejected(event_id=event_id, reason=f"the server answered HTTP {status}")
+
+
+class CalDAVCalendar:
+    """One calendar collection on a CalDAV server."""
+
+    capabilities = Capabilities(provider="caldav", max_batch=25)
+
+    def __init__(self, account: AccountConfig, *, owner_tz: str, timeout: int = 30) -> None:
+        auth = account.auth
+        password = auth["password"].resolve() if auth.get("password") else None
+        self.account = account
+        self.owner_tz = owner_tz
+        self.client = DAVClient(
+            url=auth["url"], username=auth.get("username"), password=password,
+            ssl_verify_cert=auth.get("ca_bundle", True), timeout=timeout,
+        )
+        self._calendar: Any = None
+
+    # --- the collection -----------------------------------------------------------------
+
+    @property
+    def calendar(self) -> Any:
+        """The collection, found (or, for our own default calendar, made) on first use."""
+        if self._calendar is None:
+            self._calendar = self._resolve_calendar()
+        return self._calendar
+
+    def _resolve_calendar(self) -> Any:
+        wanted = self.account.calendar
+        try:
+            if wanted and wanted.startswith(("http://", "https://")):
+                return self.client.calendar(url=wanted)
+            principal = self.client.principal()
+            name = wanted or DEFAULT_CALENDAR
+            for cal in principal.calendars():
+                if name in (cal.get_display_name(), str(cal.url).rstrip("/").rsplit("/", 1)[-1]):
+                    return cal
+            return principal.make_calendar(
+                name=DEFAULT_CALENDAR_NAME if wanted is None else name, cal_id=name
+            )
+        except dav_error.AuthorizationError as exc:
+            raise AuthFailed(reason=f"the server refused the credentials ({exc.reason})") from None
+        except dav_error.DAVError as exc:
+            raise Transient(reason=f"cannot open the calendar: {type(exc).__name__}") from None
+
+    @property
+    def base_url(self) -> str:
+        return str(self.calendar.url).rstrip("/") + "/"
+
+    def _url(self, event_id: str) -> str:
+        return urljoin(self.base_url, event_id)
+
+    def href_for(self, marker: str, generation: int) -> str:
+        # The href and UID carry the generation: a re-created event never reuses the name
+        # of one the server may still hold in a trash bin (failure mode 2).
+        return urlsplit(self._url(f"{marker}-{generation}.ics")).path
+
+    # --- protocol -----------------------------------------------------------------------
+
+    def check(self) -> None:
+        _ = self.calendar
+
+    def changes(self, cursor: str | None) -> ChangeSet:
+        token = cursor[len(SYNC_PREFIX):] if cursor and cursor.startswith(SYNC_PREFIX) else None
+        try:
+            result = self.calendar.get_objects_by_sync_token(
+                sync_token=token, load_objects=True, disable_fallback=True
+            )
+        except (dav_error.AuthorizationError, dav_error.ReportError, dav_error.DAVError) as exc:
+            preconditions = getattr(exc, "preconditions", None) or []
+            if token is not None and (_VALID_TOKEN in preconditions or
+                                      isinstance(exc, dav_error.AuthorizationError)):
+                raise CursorExpired() from None
+            if isinstance(exc, dav_error.AuthorizationError):
+                raise AuthFailed(reason="the server refused the credentials") from None
+            raise Transient(reason=f"sync-collection failed: {type(exc).__name__}") from None
+        except OSError as exc:
+            raise Transient(reason=f"network: {type(exc).__name__}") from None
+        new_token = str(result.sync_token)
+        if new_token.startswith("fake-"):
+            raise CursorExpired()
+        deleted = {urlsplit(str(url)).path for url in getattr(result, "deleted_urls", ()) or ()}
+        events: list[RemoteEvent] = []
+        for obj in result.objects:
+            path = urlsplit(str(obj.url)).path
+            if path in deleted:
+                continue  # some servers also list a removed member among the objects
+            etag = (obj.props or {}).get("{DAV:}getetag")
+            if obj.data is None:
+                events.append(RemoteEvent(path, etag, problem="the server sent no data"))
+                continue
+            events.append(read_event(path, etag, obj.data, default_tz=self.owner_tz,
+                                     owner=self.account.owner))
+        if token is not None:
+            events.extend(RemoteEvent(path, deleted=True) for path in sorted(deleted))
+        return ChangeSet(events, SYNC_PREFIX + new_token, full=token is None)
+
+    def get(self, event_id: str) -> RemoteEvent | None:
+        response = self._request(self._url(event_id), "GET")
+        if response.status in (404, 410):
+            return None
+        if response.status >= 400:
+            raise _status_error(response.status, event_id, response.headers)
+        return read_event(event_id, response.headers.get("ETag"), response.raw,
+                          default_tz=self.owner_tz, owner=self.account.owner)
+
+    def find(self, marker: str, generation: int) -> RemoteEvent | None:
+        event = self.get(self.href_for(marker, generation))
+        return event if event is not None and event.marker == marker else None
+
+    def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        results = []
+        for op in ops:
+            try:
+                results.append(self._write(op))
+            except ConnectorError as exc:
+                if isinstance(exc, AuthFailed):
+                    raise
+                results.append(WriteResult(op.key, error=exc))
+        return results
+
+    def close(self) -> None:
+        self.client.close()
+
+    # --- writes -------------------------------------------------------------------------
+
+    def _request(self, url: str, method: str, body: bytes | str = "",
+                 headers: dict[str, str] | None = None) -> Any:
+        try:
+            # The library annotates the body as str but passes it to the HTTP layer as is;
+            # bytes keep our UTF-8 encoding exactly as the serializer produced it.
+            return self.client.request(url, method, cast(str, body), headers or {})
+        except dav_error.AuthorizationError as exc:
+            raise AuthFailed(reason=f"HTTP {getattr(exc, 'reason', '401')}") from None
+        except OSError as exc:
+            # The request may have reached the server: the caller reads before rewriting.
+            raise Transient(reason=f"network: {type(exc).__name__}", maybe_applied=True) from None
+        except dav_error.DAVError as exc:
+            raise Transient(reason=f"{type(exc).__name__}", maybe_applied=True) from None
+
+    def _stored(self, event_id: str, response: Any, body: bytes) -> RemoteEvent:
+        """The event as stored after a write; re-read when the server gave no strong ETag."""
+        etag = response.headers.get("ETag")
+        if not etag or etag.startswith("W/"):
+            # A server that rewrites what we sent must not return a strong ETag
+            # (RFC 4791 5.3.4): read back what it holds, so its rewrite is our base.
+            stored = self.get(event_id)
+            if stored is None:
+                raise EventGone(event_id=event_id)
+            return stored
+        return read_event(event_id, etag, body, default_tz=self.owner_tz,
+                          owner=self.account.owner)
+
+    def _write(self, op: WriteOp) -> WriteResult:
+        if isinstance(op, CreateOp):
+            return self._create(op)
+        if isinstance(op, UpdateOp):
+            return self._update(op)
+        return self._delete(op)
+
+    def _create(self, op: CreateOp) -> WriteResult:
+        event_id = self.href_for(op.marker, op.generation)
+        uid = f"{op.marker}-{op.generation}@syncd"
+        body = build_calendar(op.projection, uid=uid, marker=op.marker,
+                              organizer=self.account.owner, invite=op.notify)
+        response = self._request(self._url(event_id), "PUT", body,
+                                 {**ICS, "If-None-Match": "*"})
+        if response.status in (200, 201, 204):
+            return WriteResult(op.key, self._stored(event_id, response, body))
+        if response.status == 412:
+            # The href exists: an earlier attempt of this very create got through.
+            existing = self.get(event_id)
+            if existing is not None and existing.marker == op.marker:
+                return WriteResult(op.key, existing)
+            return WriteResult(op.key, error=ItemRejected(
+                event_id=event_id, reason="the chosen href holds an event syncd did not write"))
+        return WriteResult(op.key, error=_status_error(response.status, event_id,
+                                                       response.headers))
+
+    def _update(self, op: UpdateOp) -> WriteResult:
+        current = self._request(self._url(op.event_id), "GET")
+        if current.status >= 400:
+            return WriteResult(op.key, error=_status_error(current.status, op.event_id,
+                                                           current.headers))
+        etag = current.headers.get("ETag")
+        if op.etag is not None and etag is not None and _bare(etag) != _bare(op.etag):
+            return WriteResult(op.key, error=EtagMismatch(event_id=op.event_id))
+        body = update_calendar(current.raw, op.projection, op.fields, marker=op.marker,
+                               organizer=self.account.owner, invite=op.notify)
+        response = self._request(self._url(op.event_id), "PUT", body,
+                                 {**ICS, "If-Match": op.etag or etag or "*"})
+        if response.status in (200, 201, 204):
+            return WriteResult(op.key, self._stored(op.event_id, response, body))
+        return WriteResult(op.key, error=_status_error(response.status, op.event_id,
+                                                       response.headers))
+
+    def _delete(self, op: DeleteOp) -> WriteResult:
+        headers = {"If-Match": op.etag} if op.etag else {}
+        response = self._request(self._url(op.event_id), "DELETE", "", headers)
+        if response.status in (200, 204):
+            return WriteResult(op.key)
+        return WriteResult(op.key, error=_status_error(response.status, op.event_id,
+                                                       response.headers))
+
+
+def _bare(etag: str) -> str:
+    return re.sub(r'^W/', "", etag).strip('"')
+
+
+def open_calendar(account: AccountConfig, context: Any) -> CalDAVCalendar:
+    """Registry entry point (see ``connectors.REGISTRY``)."""
+    return CalDAVCalendar(account, owner_tz=context.owner_tz)

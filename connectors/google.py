@@ -1,0 +1,372 @@
+"""Google Calendar v3 connector on ``google-api-python-client``.
+
+Reads: a full listing of the sync window (``timeMin``/``timeMax``, no deleted events,
+every page followed, short and empty pages included, until ``nextSyncToken``), then
+incremental listings with ``syncToken`` alone. A 410 ``fullSyncRequired`` means
+:class:`~syncd.errors.CursorExpired`; the engine then lists the window again and reconciles
+by id and marker (failure mode 11).
+
+Writes go out in batches of up to 50, each part judged on its own status:
+
+* insert with a client-chosen id derived from (marker, generation), so a retried create
+  can only answer 409 ``duplicate``; then the event is read: ours and live is adopted, ours
+  and cancelled is restored by a conditional patch, anything else is refused (failure
+  modes 1 and 2);
+* patch with only the named fields plus the marker, never a full update, and delete, both
+  with ``If-Match`` (412 -> :class:`~syncd.errors.EtagMismatch`, failure mode 10);
+* ``sendUpdates`` on every insert, patch and delete: ``all`` only when the op may notify
+  guests, else ``none`` (failure mode 6).
+
+Retries, pacing and the status -> error table live in :mod:`connectors.google_http`,
+credentials in :mod:`connectors.google_auth`, the field mapping in
+:mod:`connectors.google_map`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC
+from typing import Any
+from urllib.parse import urlsplit
+
+import google_auth_httplib2  # type: ignore[import-untyped]
+import httplib2
+from googleapiclient import discovery
+
+from connectors.base import (
+    Capabilities,
+    ChangeSet,
+    CreateOp,
+    DeleteOp,
+    RemoteEvent,
+    UpdateOp,
+    Window,
+    WriteOp,
+    WriteResult,
+)
+from connectors.google_auth import load_credentials
+from connectors.google_http import (
+    Action,
+    Call,
+    Reply,
+    RequestBudget,
+    RetryPolicy,
+    Transport,
+    error_for,
+)
+from connectors.google_map import event_body, event_id_for, read_event, read_marker
+from syncd.config import AccountConfig
+from syncd.errors import (
+    AccountCooldown,
+    AuthFailed,
+    CursorExpired,
+    EtagMismatch,
+    EventGone,
+    ItemRejected,
+    Transient,
+)
+
+log = logging.getLogger("syncd.google")
+
+JsonDict = dict[str, Any]
+DEFAULT_BATCH_URI = "https://www.googleapis.com/batch/calendar/v3"
+PAGE_SIZE = 2500  # Google's maximum for events.list
+MAX_PAGES = 1000  # a listing longer than 2.5 million events is a server bug, not a calendar
+FULL_LISTING_TRIES = 3
+WRITABLE_ROLES = ("owner", "writer")
+
+
+def batch_uri_for(api_endpoint: str | None) -> str:
+    """``<root>/batch/calendar/v3`` for an ``api_endpoint`` ending in ``/calendar/v3/``."""
+    if not api_endpoint:
+        return DEFAULT_BATCH_URI
+    parts = urlsplit(api_endpoint)
+    path = parts.path.rstrip("/")
+    prefix = path.removesuffix("/calendar/v3")
+    return f"{parts.scheme}://{parts.netloc}{prefix}/batch/calendar/v3"
+
+
+def build_service(http: Any, api_endpoint: str | None = None) -> Any:
+    """A Calendar v3 service from the discovery document bundled with the client."""
+    options = {"api_endpoint": api_endpoint} if api_endpoint else None
+    return discovery.build("calendar", "v3", http=http, static_discovery=True,
+                           cache_discovery=False, client_options=options)
+
+
+def _send_updates(notify: bool) -> str:
+    return "all" if notify else "none"
+
+
+def _conditional(request: Any, etag: str | None) -> Any:
+    if etag:
+        request.headers["If-Match"] = etag
+    return request
+
+
+class GoogleCalendar:
+    """One calendar of one Google user.
+
+    Args:
+        account: the account's config; ``auth`` holds the Google options.
+        owner_tz: the zone for events that carry none.
+        window: the span a full listing covers.
+        credentials: the :class:`~syncd.store.credentials.CredentialStore` (OAuth mode).
+        http: the transport under the credentials (tests inject one; default
+            ``httplib2.Http(timeout=timeout)``).
+        clock, sleep, rng: injectable time and randomness for pacing and backoff.
+        timeout: seconds before a request counts as lost.
+        retry: the backoff policy.
+    """
+
+    capabilities = Capabilities(provider="google", max_batch=50)
+
+    def __init__(self, account: AccountConfig, *, owner_tz: str, window: Window,
+                 credentials: Any = None, http: httplib2.Http | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep,
+                 rng: Callable[[], float] = random.random, timeout: float = 30.0,
+                 retry: RetryPolicy | None = None) -> None:
+        auth = account.auth
+        self.account = account
+        self.owner_tz = owner_tz
+        self.window = window
+        self.owner = auth.get("subject") or account.owner
+        self.calendar_id = account.calendar or "primary"
+        creds = load_credentials(account, credentials)
+        self._http = google_auth_httplib2.AuthorizedHttp(
+            creds, http=http or httplib2.Http(timeout=timeout))
+        endpoint = auth.get("api_endpoint")
+        self.service = build_service(self._http, endpoint)
+        budget = RequestBudget(int(auth.get("requests_per_minute", 500)), clock=clock,
+                               sleep=sleep)
+        self.transport = Transport(batch_uri_for(endpoint), budget, policy=retry, sleep=sleep,
+                                   rng=rng, batch_size=self.capabilities.max_batch)
+
+    # --- protocol -------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Reach the calendar and make sure this account may write to it."""
+        reply = self.transport.one(lambda: self.service.events().list(
+            calendarId=self.calendar_id, maxResults=1, singleEvents=False))
+        if not reply.ok:
+            raise self._listing_error(reply)
+        role = (reply.body or {}).get("accessRole")
+        if role not in WRITABLE_ROLES:
+            raise AuthFailed(reason=f"the calendar is not writable for this account ({role})")
+
+    def changes(self, cursor: str | None) -> ChangeSet:
+        """A full listing of the window (``cursor`` None) or the changes since ``cursor``."""
+        if cursor is not None:
+            items, token = self._pages({"syncToken": cursor})
+            return ChangeSet([self._read(item) for item in items], token, full=False)
+        params = {"timeMin": self.window.start.astimezone(UTC).isoformat(timespec="seconds"),
+                  "timeMax": self.window.end.astimezone(UTC).isoformat(timespec="seconds"),
+                  "showDeleted": False}
+        for _ in range(FULL_LISTING_TRIES):
+            try:
+                items, token = self._pages(params)
+            except CursorExpired:
+                continue  # the calendar's tokens were reset while we paged: start over
+            events = [self._read(item) for item in items]
+            # A full listing never reports deletions: absence is not a delete signal.
+            return ChangeSet([e for e in events if not e.deleted], token, full=True)
+        raise Transient(reason="the full listing kept being invalidated", status=410)
+
+    def get(self, event_id: str) -> RemoteEvent | None:
+        """The event, or None when it does not exist or was deleted."""
+        reply = self.transport.one(self._get_request(event_id))
+        if reply.action is Action.GONE:
+            return None
+        if not reply.ok:
+            raise error_for(reply, event_id=event_id)
+        event = self._read(reply.body or {})
+        return None if event.deleted else event
+
+    def find(self, marker: str, generation: int) -> RemoteEvent | None:
+        """Our live event for (marker, generation), if an insert reached Google."""
+        event = self.get(event_id_for(marker, generation))
+        return event if event is not None and event.marker == marker else None
+
+    def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        """Apply ``ops`` in batches; one result per op, in order (see the module docstring)."""
+        ops = list(ops)
+        done: dict[int, WriteResult] = {}
+        attendees = self._current_attendees(ops, done)
+        calls = [Call(i, self._request(op, attendees.get(i)), self._safe(op))
+                 for i, op in enumerate(ops) if i not in done]
+        if calls and not self._halted(ops, done):
+            replies = self.transport.run(calls)
+            duplicates = []
+            for call in calls:
+                i, reply = int(call.key), replies[call.key]  # type: ignore[call-overload]
+                if isinstance(ops[i], CreateOp) and reply.action is Action.DUPLICATE:
+                    duplicates.append(i)
+                else:
+                    done[i] = self._result(ops[i], reply)
+            if duplicates and not self._halted(ops, done):
+                self._settle_duplicates(ops, duplicates, done)
+        self._halted(ops, done)
+        return [done[i] for i in range(len(ops))]
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self._http.close()
+
+    # --- reading --------------------------------------------------------------------------
+
+    def _read(self, resource: JsonDict) -> RemoteEvent:
+        return read_event(resource, owner=self.owner, default_tz=self.owner_tz)
+
+    def _listing_error(self, reply: Reply) -> Exception:
+        if reply.action is Action.GONE:
+            # The calendar itself is unknown or not shared with this account: only an
+            # admin can fix that, so the account waits for one.
+            return AuthFailed(reason=f"calendar {self.calendar_id} is not found or not shared")
+        return error_for(reply, event_id=self.calendar_id)
+
+    def _list_request(self, params: JsonDict) -> Callable[[], Any]:
+        return lambda: self.service.events().list(
+            calendarId=self.calendar_id, singleEvents=False, maxResults=PAGE_SIZE, **params)
+
+    def _get_request(self, event_id: str) -> Callable[[], Any]:
+        return lambda: self.service.events().get(calendarId=self.calendar_id, eventId=event_id)
+
+    def _pages(self, params: JsonDict) -> tuple[list[JsonDict], str]:
+        """Every item of a listing and its ``nextSyncToken``; empty pages are followed."""
+        items: list[JsonDict] = []
+        page_token: str | None = None
+        for _ in range(MAX_PAGES):
+            page = {**params, "pageToken": page_token} if page_token else params
+            reply = self.transport.one(self._list_request(page))
+            if not reply.ok:
+                raise self._listing_error(reply)
+            body = reply.body or {}
+            items.extend(i for i in body.get("items") or [] if isinstance(i, dict))
+            page_token = body.get("nextPageToken")
+            if page_token:
+                continue
+            token = body.get("nextSyncToken")
+            if not token:
+                raise Transient(reason="a listing ended without a sync token", status=200)
+            return items, str(token)
+        raise Transient(reason=f"a listing did not end after {MAX_PAGES} pages", status=200)
+
+    # --- writing --------------------------------------------------------------------------
+
+    @staticmethod
+    def _safe(op: WriteOp) -> bool:
+        # Safe to send twice: an insert under our id, or a write conditional on an etag.
+        return isinstance(op, CreateOp) or op.etag is not None
+
+    def _patch_request(self, event_id: str, body: JsonDict, etag: str | None,
+                       notify: bool) -> Callable[[], Any]:
+        return lambda: _conditional(self.service.events().patch(
+            calendarId=self.calendar_id, eventId=event_id, body=body,
+            sendUpdates=_send_updates(notify)), etag)
+
+    def _request(self, op: WriteOp, attendees: list[JsonDict] | None) -> Callable[[], Any]:
+        if isinstance(op, CreateOp):
+            body = {"id": event_id_for(op.marker, op.generation),
+                    **event_body(op.projection, marker=op.marker)}
+            return lambda: self.service.events().insert(
+                calendarId=self.calendar_id, body=body, sendUpdates=_send_updates(op.notify))
+        if isinstance(op, UpdateOp):
+            body = event_body(op.projection, op.fields, marker=op.marker, patch=True,
+                              current_attendees=attendees or ())
+            return self._patch_request(op.event_id, body, op.etag, op.notify)
+        return lambda: _conditional(self.service.events().delete(
+            calendarId=self.calendar_id, eventId=op.event_id,
+            sendUpdates=_send_updates(op.notify)), op.etag)
+
+    def _current_attendees(self, ops: list[WriteOp], done: dict[int, WriteResult]
+                           ) -> dict[int, list[JsonDict]]:
+        """Read the events whose guests change: a patch replaces the whole attendee list,
+        and the answers of guests who stay must survive it."""
+        wanted = {i: op for i, op in enumerate(ops)
+                  if isinstance(op, UpdateOp) and "guests" in op.fields}
+        calls = [Call(i, self._get_request(op.event_id)) for i, op in wanted.items()]
+        replies = self.transport.run(calls) if calls else {}
+        out: dict[int, list[JsonDict]] = {}
+        for i, op in wanted.items():
+            reply = replies[i]
+            body = reply.body or {}
+            if not reply.ok:
+                done[i] = WriteResult(op.key, error=error_for(reply, event_id=op.event_id))
+            elif body.get("status") == "cancelled":
+                done[i] = WriteResult(op.key, error=EventGone(event_id=op.event_id))
+            elif op.etag and body.get("etag") != op.etag:
+                done[i] = WriteResult(op.key, error=EtagMismatch(event_id=op.event_id))
+            else:
+                out[i] = [a for a in body.get("attendees") or [] if isinstance(a, dict)]
+        return out
+
+    def _result(self, op: WriteOp, reply: Reply) -> WriteResult:
+        if isinstance(op, CreateOp):
+            event_id = event_id_for(op.marker, op.generation)
+        else:
+            event_id = op.event_id
+        if reply.ok:
+            if isinstance(op, DeleteOp):
+                return WriteResult(op.key)
+            event = self._read(reply.body or {})
+            if event.deleted:  # an unconditional patch of an event deleted meanwhile
+                return WriteResult(op.key, error=EventGone(event_id=event_id))
+            return WriteResult(op.key, event)
+        error = error_for(reply, event_id=event_id)
+        if isinstance(op, CreateOp) and isinstance(error, EtagMismatch | EventGone):
+            # A create has no event to re-read yet; the pending intent is settled by
+            # find() next cycle instead.
+            error = Transient(reason=f"a create met HTTP {reply.status}", status=reply.status,
+                              maybe_applied=True)
+        return WriteResult(op.key, error=error)
+
+    def _settle_duplicates(self, ops: list[WriteOp], indexes: list[int],
+                           done: dict[int, WriteResult]) -> None:
+        """Our id is taken: adopt our live event, restore our cancelled one, refuse others."""
+        ids = {i: event_id_for(ops[i].marker, ops[i].generation)  # type: ignore[union-attr]
+               for i in indexes}
+        replies = self.transport.run([Call(i, self._get_request(ids[i])) for i in indexes])
+        restores: list[Call] = []
+        for i in indexes:
+            op, reply = ops[i], replies[i]
+            assert isinstance(op, CreateOp)
+            existing = reply.body or {}
+            if not reply.ok:
+                done[i] = self._result(op, reply)
+            elif read_marker(existing) != op.marker:
+                done[i] = WriteResult(op.key, error=ItemRejected(
+                    event_id=ids[i], reason="the chosen id holds an event syncd did not write"))
+            elif existing.get("status") != "cancelled":
+                log.info("google: adopted event %s created by an earlier attempt", ids[i])
+                done[i] = WriteResult(op.key, self._read(existing))
+            else:
+                body = {**event_body(op.projection, marker=op.marker, patch=True,
+                                     current_attendees=existing.get("attendees") or ()),
+                        "status": "confirmed"}
+                restores.append(Call(i, self._patch_request(ids[i], body, existing.get("etag"),
+                                                            op.notify)))
+        if restores and not self._halted(ops, done):
+            for key, reply in self.transport.run(restores).items():
+                i = int(key)  # type: ignore[call-overload]
+                log.info("google: restored cancelled event %s", ids[i])
+                done[i] = self._result(ops[i], reply)
+
+    @staticmethod
+    def _halted(ops: list[WriteOp], done: dict[int, WriteResult]) -> bool:
+        """After an account-wide refusal nothing else is sent; open ops share its error."""
+        stop = next((r.error for r in done.values()
+                     if isinstance(r.error, AccountCooldown | AuthFailed)), None)
+        if stop is None:
+            return False
+        for i, op in enumerate(ops):
+            done.setdefault(i, WriteResult(op.key, error=stop))
+        return True
+
+
+def open_calendar(account: AccountConfig, context: Any) -> GoogleCalendar:
+    """Registry entry point (see ``connectors.REGISTRY``)."""
+    return GoogleCalendar(account, owner_tz=context.owner_tz, window=context.window,
+                          credentials=context.credentials)

@@ -1,0 +1,271 @@
+"""Google credentials: a service account with domain-wide delegation, or a user's OAuth grant.
+
+* ``mode = "service_account"``: the key JSON (``service_account_file``, a secret reference)
+  signs a JWT for ``subject`` (default: the account's owner); Workspace admins grant the
+  client id the one scope below. Nothing is stored.
+* ``mode = "oauth"``: ``syncd auth google ACCOUNT`` runs the consent flow once in a
+  terminal and stores the refresh token with :class:`~syncd.store.credentials.CredentialStore`
+  (encrypted at rest); the daemon refreshes access tokens from it, and a rotated refresh
+  token is stored at once (failure mode 13).
+
+Scope: only :data:`SCOPE` (events on the user's calendars, no sharing or ACL rights,
+section 3.2 of the failure catalogue). A test pins it: widening it is a product decision.
+
+A refused refresh (``invalid_grant``: revoked, expired, password change) becomes
+:class:`~syncd.errors.AuthFailed`, so the engine marks that one account as needing
+re-authorisation and the others carry on. No token, secret or code is ever logged or put in
+an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from google.auth.credentials import AnonymousCredentials, Credentials
+from google.auth.exceptions import GoogleAuthError, RefreshError, TransportError
+from google.auth.transport import Request
+from google.oauth2 import service_account
+from google.oauth2.credentials import Credentials as UserCredentials
+
+from syncd.config import AccountConfig, SecretRef
+from syncd.errors import AuthFailed, ConnectorError, Transient
+
+#: The one scope syncd asks for. Pinned by tests/google/test_auth.py.
+SCOPE = "https://www.googleapis.com/auth/calendar.events"
+SCOPES: tuple[str, ...] = (SCOPE,)
+#: CredentialStore kind under which a user's refresh token is kept.
+REFRESH_TOKEN_KIND = "google_refresh_token"
+DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
+DEFAULT_AUTH_URI = "https://accounts.google.com/o/oauth2/auth"
+
+
+def auth_error(exc: GoogleAuthError) -> ConnectorError:
+    """What a failure of the auth library means for the engine.
+
+    Only the OAuth error code is kept (e.g. ``invalid_grant``): descriptions and request
+    details may carry tokens.
+    """
+    if isinstance(exc, TransportError) or exc.retryable:
+        return Transient(reason=f"the token endpoint failed ({type(exc).__name__})")
+    code = ""
+    if isinstance(exc, RefreshError) and len(exc.args) > 1 and isinstance(exc.args[1], Mapping):
+        code = str(exc.args[1].get("error", ""))
+    if not code and isinstance(exc, RefreshError) and exc.args:
+        head = str(exc.args[0]).split(":", 1)[0]
+        code = head if head.replace("_", "").isalpha() and len(head) < 40 else ""
+    detail = code or type(exc).__name__
+    return AuthFailed(reason=f"Google refused the credentials ({detail})")
+
+
+class StoredUserCredentials(UserCredentials):
+    """User credentials that hand a rotated refresh token to ``on_rotate`` at once."""
+
+    def __init__(self, *args: Any, on_rotate: Callable[[str], None] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_rotate = on_rotate
+
+    def refresh(self, request: Request) -> None:
+        """Refresh the access token; store the refresh token if Google rotated it."""
+        before = self.refresh_token
+        super().refresh(request)
+        after = self.refresh_token
+        if self._on_rotate is not None and after and after != before:
+            self._on_rotate(after)
+
+
+def service_account_credentials(key_json: str, *, subject: str,
+                                token_uri: str | None = None) -> Credentials:
+    """Domain-wide delegated credentials acting as ``subject``, limited to :data:`SCOPES`."""
+    try:
+        info = json.loads(key_json)
+    except ValueError:
+        raise AuthFailed(reason="the service account key is not JSON") from None
+    if not isinstance(info, dict):
+        raise AuthFailed(reason="the service account key is not a JSON object")
+    if token_uri:
+        info = {**info, "token_uri": token_uri}
+    try:
+        creds: Credentials = service_account.Credentials.from_service_account_info(
+            info, scopes=list(SCOPES), subject=subject)
+    except (ValueError, KeyError, TypeError) as exc:
+        # The message may quote the key; only its kind is reported.
+        raise AuthFailed(reason=f"the service account key is unusable ({type(exc).__name__})"
+                         ) from None
+    return creds
+
+
+def client_config(ref: SecretRef | None) -> dict[str, Any]:
+    """The OAuth client (``{"installed": {...}}`` or ``{"web": {...}}``) from its secret."""
+    if ref is None:
+        raise AuthFailed(reason="no client_secrets_file is configured for OAuth")
+    try:
+        data = json.loads(ref.resolve())
+    except ValueError:
+        raise AuthFailed(reason="the OAuth client secrets file is not JSON") from None
+    kind = next((k for k in ("installed", "web") if isinstance(data, dict) and k in data), None)
+    if kind is None or not {"client_id", "client_secret"} <= set(data[kind]):
+        raise AuthFailed(reason="the OAuth client secrets file has no installed or web client")
+    data[kind].setdefault("auth_uri", DEFAULT_AUTH_URI)
+    data[kind].setdefault("token_uri", DEFAULT_TOKEN_URI)
+    return dict(data)
+
+
+def _client(config: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(config.get("installed") or config["web"])
+
+
+def user_credentials(account: AccountConfig, store: Any) -> Credentials:
+    """Credentials from the stored refresh token of ``account`` (``mode = "oauth"``)."""
+    if store is None:
+        raise AuthFailed(reason="no credential store is available for the OAuth token")
+    refresh_token = store.get(account.name, REFRESH_TOKEN_KIND)
+    if not refresh_token:
+        raise AuthFailed(reason=f"not authorised yet: run 'syncd auth google {account.name}'")
+    client = _client(client_config(account.auth.get("client_secrets_file")))
+    creds: Credentials = StoredUserCredentials(
+        token=None, refresh_token=refresh_token, client_id=client["client_id"],
+        client_secret=client["client_secret"],
+        token_uri=account.auth.get("token_uri") or client["token_uri"], scopes=list(SCOPES),
+        on_rotate=lambda token: store.put(account.name, REFRESH_TOKEN_KIND, token))
+    return creds
+
+
+def load_credentials(account: AccountConfig, store: Any = None) -> Credentials:
+    """The credentials ``account`` is configured for.
+
+    With neither a key nor OAuth configured but an ``api_endpoint`` set (a local test
+    server or an authenticating proxy), requests go out without credentials.
+    """
+    auth = account.auth
+    if auth.get("mode", "service_account") == "oauth":
+        return user_credentials(account, store)
+    key: SecretRef | None = auth.get("service_account_file")
+    if key is None:
+        if auth.get("api_endpoint"):
+            return AnonymousCredentials()
+        raise AuthFailed(reason="no service_account_file is configured")
+    return service_account_credentials(key.resolve(), subject=auth.get("subject") or account.owner,
+                                       token_uri=auth.get("token_uri"))
+
+
+def refresh(creds: Credentials, request: Request) -> None:
+    """Refresh ``creds`` now, mapping failures to engine errors."""
+    try:
+        creds.refresh(request)
+    except GoogleAuthError as exc:
+        raise auth_error(exc) from None
+
+
+# --- the consent flow of ``syncd auth google ACCOUNT`` ---------------------------------------
+
+
+@contextmanager
+def _relaxed_scope() -> Iterator[None]:
+    """Let oauthlib accept a narrower grant, so that we can say what is missing.
+
+    With granular consent a user may untick the calendar; oauthlib would then raise a bare
+    "Scope has changed" warning instead.
+    """
+    old = os.environ.get("OAUTHLIB_RELAX_TOKEN_SCOPE")
+    os.environ["OAUTHLIB_RELAX_TOKEN_SCOPE"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("OAUTHLIB_RELAX_TOKEN_SCOPE", None)
+        else:
+            os.environ["OAUTHLIB_RELAX_TOKEN_SCOPE"] = old
+
+
+def code_from_answer(answer: str, state: str | None) -> str:
+    """The authorisation code from what the user pasted: the redirected address or the code."""
+    answer = answer.strip()
+    if "code=" not in answer and "error=" not in answer:
+        if not answer:
+            raise AuthFailed(reason="nothing was pasted")
+        return answer
+    query = parse_qs(urlsplit(answer).query or answer.split("?", 1)[-1])
+    if "error" in query:
+        raise AuthFailed(reason=f"the browser reported {query['error'][0][:40]}")
+    if state is not None and query.get("state", [state])[0] != state:
+        raise AuthFailed(reason="the pasted address belongs to another sign-in (state mismatch)")
+    codes = query.get("code")
+    if not codes or not codes[0]:
+        raise AuthFailed(reason="the pasted address has no code")
+    return codes[0]
+
+
+def store_grant(account: AccountConfig, store: Any, token: Mapping[str, Any]) -> tuple[str, ...]:
+    """Check the grant and store its refresh token; returns the granted scopes."""
+    raw = token.get("scope", "")
+    granted = tuple(raw.split() if isinstance(raw, str) else raw)
+    if SCOPE not in granted:
+        raise AuthFailed(reason="calendar access was not granted; allow it on the consent page")
+    refresh_token = token.get("refresh_token")
+    if not refresh_token:
+        raise AuthFailed(reason="Google returned no refresh token; remove syncd's access in "
+                                "the Google account's security settings and try again")
+    store.put(account.name, REFRESH_TOKEN_KIND, str(refresh_token))
+    return granted
+
+
+def authorize_console(account: AccountConfig, store: Any, *,
+                      prompt: Callable[[str], str] = input,
+                      say: Callable[[str], None] = print,
+                      port: int = 8765) -> tuple[str, ...]:
+    """Run the consent flow in a terminal (works over SSH): print a URL, read the answer.
+
+    The redirect goes to a loopback address that nothing listens on; the browser shows an
+    error page whose address holds the code, and the user pastes that address back. Google
+    retired the out-of-band copy-the-code page, so this is the console-friendly form of the
+    loopback flow. PKCE protects the code.
+    """
+    from google_auth_oauthlib.flow import Flow
+
+    config = client_config(account.auth.get("client_secrets_file"))
+    kind = "installed" if "installed" in config else "web"
+    if account.auth.get("token_uri"):
+        config[kind]["token_uri"] = account.auth["token_uri"]
+    flow = Flow.from_client_config(config, scopes=list(SCOPES),
+                                   redirect_uri=f"http://127.0.0.1:{port}/")
+    url, state = flow.authorization_url(access_type="offline", prompt="consent",
+                                        login_hint=account.auth.get("subject") or account.owner)
+    say(f"Authorise syncd to use the calendar of {account.owner}:")
+    say(f"  1. Open this address in a browser and allow access:\n\n{url}\n")
+    say("  2. The browser then tries to open an http://127.0.0.1 address and fails.")
+    say("     Copy that whole address from the address bar and paste it here.")
+    code = code_from_answer(prompt("Address (or code): "), state)
+    try:
+        with _relaxed_scope():
+            token = flow.fetch_token(code=code)
+    except (ValueError, OSError) as exc:
+        # oauthlib errors are ValueErrors; their text may quote the request, so only the
+        # OAuth error code is kept.
+        code_name = getattr(exc, "error", "") or type(exc).__name__
+        raise AuthFailed(reason=f"the code was refused ({code_name})") from None
+    return store_grant(account, store, token)
+
+
+def authorize_local_server(account: AccountConfig, store: Any, *, port: int = 0,
+                           say: Callable[[str], None] = print) -> tuple[str, ...]:
+    """The consent flow with a loopback listener (for a desktop with a browser)."""
+    from google_auth_oauthlib.flow import InstalledAppFlow
+
+    config = client_config(account.auth.get("client_secrets_file"))
+    kind = "installed" if "installed" in config else "web"
+    if account.auth.get("token_uri"):
+        config[kind]["token_uri"] = account.auth["token_uri"]
+    flow = InstalledAppFlow.from_client_config(config, scopes=list(SCOPES))
+    with _relaxed_scope():
+        flow.run_local_server(host="127.0.0.1", port=port, open_browser=False,
+                              authorization_prompt_message="Open this address to authorise "
+                                                           "syncd:\n{url}",
+                              access_type="offline", prompt="consent")
+    say("Authorisation received.")
+    return store_grant(account, store, flow.oauth2session.token)

@@ -1,0 +1,336 @@
+"""How the Google connector talks HTTP: error table, request budget, retries and batches.
+
+Three rules from the failure catalogue shape this module:
+
+* One table (:data:`ERROR_TABLE`) decides what every (status, reason) means for the engine
+  (failure mode 23); :func:`error_for` is the only place that turns a reply into an error.
+* Only requests that are safe to send twice are sent again after an ambiguous failure
+  (a 5xx or a lost connection may have been applied): reads, inserts with our client id,
+  and conditional patches and deletes (failure mode 15). Throttling answers (403
+  ``rateLimitExceeded``/``userRateLimitExceeded``, 429) were refused before any work, so
+  they are always retried, with full-jitter exponential backoff honouring ``Retry-After``.
+* A client-side budget keeps one user under Google's per-user minute quota, so a backfill
+  is paced instead of punished (failure modes 7 and 14). ``quotaExceeded`` is never
+  retried: it is an account-wide cooldown.
+
+Every batch part counts against the quota on its own, so the budget is charged per part.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import httplib2
+from google.auth.exceptions import GoogleAuthError
+from googleapiclient.errors import BatchError, HttpError
+from googleapiclient.http import BatchHttpRequest
+
+from connectors.google_auth import auth_error
+from syncd.errors import (
+    AccountCooldown,
+    AuthFailed,
+    ConnectorError,
+    CursorExpired,
+    EtagMismatch,
+    EventGone,
+    ItemRejected,
+    RateLimited,
+    Transient,
+)
+
+log = logging.getLogger("syncd.google")
+
+JsonDict = dict[str, Any]
+#: How long an account rests after 403 quotaExceeded; Google's lockout lasts hours.
+QUOTA_COOLDOWN_SECONDS = 3600.0
+
+
+class Action(Enum):
+    """What a failed request means, i.e. what happens next."""
+
+    THROTTLED = "throttled"  # refused before any work: retry after a pause
+    CONFLICT = "conflict"  # another part of the batch wrote the same event: retry
+    SERVER = "server"  # 5xx or no answer: may have been applied; retry only if safe
+    COOLDOWN = "cooldown"  # Calendar usage limits: the whole account rests
+    REAUTH = "reauth"  # credentials refused: the account needs re-authorisation
+    STALE = "stale"  # If-Match failed: re-read and merge
+    GONE = "gone"  # the event does not exist (any more)
+    EXPIRED = "expired"  # the sync token is no longer valid: list the window again
+    DUPLICATE = "duplicate"  # the client-chosen id is taken: read it, adopt or restore
+    REJECTED = "rejected"  # this item is refused for good: quarantine it
+
+
+#: (status, reason or None for any, action), first match wins. Unknown 4xx are rejected
+#: (quarantined, never deleted) and anything else is treated as a server failure.
+ERROR_TABLE: tuple[tuple[int, str | None, Action], ...] = (
+    (401, None, Action.REAUTH),
+    (403, "rateLimitExceeded", Action.THROTTLED),
+    (403, "userRateLimitExceeded", Action.THROTTLED),
+    (403, "quotaExceeded", Action.COOLDOWN),
+    (403, "dailyLimitExceeded", Action.COOLDOWN),
+    (403, None, Action.REJECTED),  # forbiddenForNonOrganizer, requiredAccessLevel, ...
+    (404, None, Action.GONE),
+    (409, "duplicate", Action.DUPLICATE),
+    (409, None, Action.CONFLICT),
+    (410, "fullSyncRequired", Action.EXPIRED),
+    (410, "updatedMinTooLongAgo", Action.EXPIRED),
+    (410, None, Action.GONE),  # "deleted"
+    (412, None, Action.STALE),
+    (429, None, Action.THROTTLED),
+)
+#: Errors that stop every other request of the account at once.
+ACCOUNT_WIDE = frozenset({Action.COOLDOWN, Action.REAUTH})
+
+
+def classify(status: int, reason: str) -> Action:
+    """The action for a non-2xx ``status`` with Google's ``errors[0].reason``.
+
+    Status 0 stands for "no answer" (timeout, reset, refused connection).
+    """
+    for row_status, row_reason, action in ERROR_TABLE:
+        if row_status == status and row_reason in (None, reason):
+            return action
+    if 400 <= status < 500:
+        return Action.REJECTED
+    return Action.SERVER
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The outcome of one request: a 2xx with its JSON body, or a failure."""
+
+    status: int
+    body: JsonDict | None = None
+    reason: str = ""
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def action(self) -> Action | None:
+        return None if self.ok else classify(self.status, self.reason)
+
+
+def error_for(reply: Reply, *, event_id: str = "") -> ConnectorError:
+    """The engine-facing error of a failed reply (the one mapping, see :data:`ERROR_TABLE`).
+
+    Reasons carry only the status and Google's reason code, never a message: messages
+    can echo request content, and errors end up in logs and the status table.
+    """
+    action = reply.action
+    what = f"HTTP {reply.status or 'no answer'}" + (f" {reply.reason}" if reply.reason else "")
+    if action is Action.THROTTLED:
+        return RateLimited(retry_after=reply.retry_after or 60.0, reason=what)
+    if action is Action.COOLDOWN:
+        return AccountCooldown(seconds=QUOTA_COOLDOWN_SECONDS, reason=what)
+    if action is Action.REAUTH:
+        return AuthFailed(reason=what)
+    if action is Action.STALE:
+        return EtagMismatch(event_id=event_id)
+    if action is Action.GONE:
+        return EventGone(event_id=event_id)
+    if action is Action.EXPIRED:
+        return CursorExpired()
+    if action in (Action.REJECTED, Action.DUPLICATE):
+        return ItemRejected(event_id=event_id, reason=f"Google answered {what}")
+    # SERVER and CONFLICT: it may have been applied, so the engine reads before rewriting.
+    return Transient(reason=what, status=reply.status, maybe_applied=True)
+
+
+def _retry_after(value: object) -> float | None:
+    try:
+        return max(0.0, float(str(value))) if value is not None else None
+    except ValueError:
+        return None  # an HTTP-date; the backoff schedule applies instead
+
+
+def reply_from_http_error(exc: HttpError) -> Reply:
+    """A :class:`Reply` from the client library's error (top-level or a batch part)."""
+    reason = ""
+    try:
+        data = json.loads(exc.content)
+        errors = data.get("error", {}).get("errors") or []
+        reason = str(errors[0].get("reason", "")) if errors else ""
+        reason = reason or str(data.get("error", {}).get("status", ""))
+    except (ValueError, TypeError, AttributeError, IndexError):
+        pass
+    return Reply(int(exc.resp.status), None, reason, _retry_after(exc.resp.get("retry-after")))
+
+
+# --- pacing --------------------------------------------------------------------------------------
+
+
+class RequestBudget:
+    """A token bucket that keeps every sliding minute at or under ``per_minute`` requests.
+
+    At most ``capacity + 60 * rate`` requests fit in any 60 seconds, so the rate is set to
+    what the burst capacity leaves of ``per_minute``. ``take`` sleeps until enough tokens
+    are there; the clock and sleep are injectable so tests never wait.
+    """
+
+    def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.per_minute = max(1, per_minute)
+        self.capacity = max(1, min(50, self.per_minute // 10))
+        self.rate = max(self.per_minute - self.capacity, 1) / 60.0  # tokens per second
+        self._clock, self._sleep = clock, sleep
+        self._tokens = float(self.capacity)
+        self._at = clock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self.capacity, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+
+    def take(self, count: int = 1) -> None:
+        """Spend ``count`` tokens (at most ``capacity``), sleeping until they are there."""
+        count = min(count, self.capacity)
+        self._refill()
+        while self._tokens < count - 1e-9:
+            self._sleep((count - self._tokens) / self.rate)
+            self._refill()
+        self._tokens -= count
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Full-jitter exponential backoff: sleep ``rng() * min(cap, base * 2**attempt)``.
+
+    ``max_wait`` bounds a ``Retry-After`` worth waiting for inside a cycle; a longer one
+    is handed to the engine as :class:`~syncd.errors.RateLimited` instead.
+    """
+
+    attempts: int = 5
+    base: float = 1.0
+    cap: float = 32.0
+    max_wait: float = 120.0
+
+    def delay(self, attempt: int, rng: Callable[[], float]) -> float:
+        return rng() * min(self.cap, self.base * 2 ** attempt)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request to make: ``make`` builds a fresh ``HttpRequest`` for every attempt.
+
+    ``safe`` says the request may be sent again after an ambiguous failure.
+    """
+
+    key: Hashable
+    make: Callable[[], Any]
+    safe: bool = True
+
+
+class Transport:
+    """Sends calls, alone or in batches, paced by a budget and retried by a policy."""
+
+    def __init__(self, batch_uri: str, budget: RequestBudget, *, batch_size: int = 50,
+                 policy: RetryPolicy | None = None,
+                 sleep: Callable[[float], None] = time.sleep,
+                 rng: Callable[[], float] = random.random) -> None:
+        self.batch_uri = batch_uri
+        self.budget = budget
+        self.batch_size = max(1, min(batch_size, budget.capacity))
+        self.policy = policy or RetryPolicy()
+        self._sleep, self._rng = sleep, rng
+
+    def one(self, make: Callable[[], Any]) -> Reply:
+        """Send one safe request (a read), with retries."""
+        return self.run([Call(0, make)])[0]
+
+    def run(self, calls: Sequence[Call]) -> dict[Hashable, Reply]:
+        """Send ``calls``; one final reply per key. Raises only for auth-library failures."""
+        results: dict[Hashable, Reply] = {}
+        pending = list(calls)
+        for attempt in range(self.policy.attempts):
+            replies = self._round(pending)
+            stop = any(r.action in ACCOUNT_WIDE for r in replies.values())
+            again: list[Call] = []
+            wait = 0.0
+            for call in pending:
+                reply = replies[call.key]
+                if not stop and attempt + 1 < self.policy.attempts and self._retry(call, reply):
+                    again.append(call)
+                    wait = max(wait, reply.retry_after or 0.0)
+                else:
+                    results[call.key] = reply
+            if not again:
+                break
+            if wait > self.policy.max_wait:
+                # Google asks for a longer pause than a cycle should sit out: report it.
+                results.update({c.key: replies[c.key] for c in again})
+                break
+            delay = max(wait, self.policy.delay(attempt, self._rng))
+            log.info("google: %d request(s) throttled or failed (%s); retrying in %.1f s",
+                     len(again), replies[again[0].key].status, delay)
+            self._sleep(delay)
+            pending = again
+        return results
+
+    @staticmethod
+    def _retry(call: Call, reply: Reply) -> bool:
+        action = reply.action
+        if action in (Action.THROTTLED, Action.CONFLICT):
+            return True  # refused before any work was done
+        return action is Action.SERVER and call.safe
+
+    def _round(self, calls: Sequence[Call]) -> dict[Hashable, Reply]:
+        replies: dict[Hashable, Reply] = {}
+        for start in range(0, len(calls), self.batch_size):
+            chunk = calls[start:start + self.batch_size]
+            self.budget.take(len(chunk))
+            if len(chunk) == 1:
+                replies[chunk[0].key] = self._single(chunk[0])
+            else:
+                replies.update(self._batch(chunk))
+        return replies
+
+    @staticmethod
+    def _single(call: Call) -> Reply:
+        try:
+            body = call.make().execute(num_retries=0)
+        except HttpError as exc:
+            return reply_from_http_error(exc)
+        except GoogleAuthError as exc:
+            raise auth_error(exc) from None
+        except (OSError, httplib2.HttpLib2Error) as exc:
+            return Reply(0, reason=f"network {type(exc).__name__}")
+        return Reply(200, body if isinstance(body, dict) else None)
+
+    def _batch(self, chunk: Sequence[Call]) -> dict[Hashable, Reply]:
+        # Built by hand: service.new_batch_http_request() would aim at the discovery
+        # document's rootUrl (www.googleapis.com), whatever api_endpoint says.
+        by_id = {str(i): call for i, call in enumerate(chunk)}
+        replies: dict[Hashable, Reply] = {}
+
+        def done(request_id: str, response: Any, exception: Exception | None) -> None:
+            call = by_id[request_id]
+            if exception is None:
+                replies[call.key] = Reply(200, response if isinstance(response, dict) else None)
+            elif isinstance(exception, HttpError):
+                replies[call.key] = reply_from_http_error(exception)
+            else:
+                replies[call.key] = Reply(0, reason=type(exception).__name__)
+
+        batch = BatchHttpRequest(callback=done, batch_uri=self.batch_uri)
+        for request_id, call in by_id.items():
+            batch.add(call.make(), request_id=request_id)
+        envelope = Reply(0, reason="no part answer")
+        try:
+            batch.execute()
+        except HttpError as exc:
+            envelope = reply_from_http_error(exc)
+        except GoogleAuthError as exc:
+            raise auth_error(exc) from None
+        except (OSError, httplib2.HttpLib2Error, BatchError) as exc:
+            envelope = Reply(0, reason=f"network {type(exc).__name__}")
+        return {call.key: replies.get(call.key, envelope) for call in chunk}

@@ -1,0 +1,257 @@
+"""Projection <-> Google Calendar v3 ``Event`` resource. Pure: no I/O, no client library.
+
+Outbound, only the projection's fields and our marker are ever written (an explicit
+allowlist, failure mode 27), and a patch names only the fields asked for, so reminders,
+colours and attendees' answers stay as the user left them. Inbound, every text goes
+through :func:`syncd.text.untrusted_text` (Google descriptions may hold HTML, failure mode
+26); times are compared as instants, so Google re-expressing a ``dateTime`` in the event's
+zone is not an edit; an event we cannot map becomes a :class:`RemoteEvent` with a
+``problem`` (quarantine) instead of breaking the listing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from connectors.base import RemoteEvent
+from syncd.model import FIELDS, Projection, When, normalize_email
+from syncd.text import untrusted_text
+
+JsonDict = dict[str, Any]
+
+#: ``extendedProperties.private`` key holding our marker. Google silently drops keys
+#: longer than 44 characters, so this must stay short (a test pins it).
+MARKER_KEY = "syncd"
+#: Event id rules: base32hex (RFC 2938 3.1.2) lower case, 5 to 1024 characters.
+EVENT_ID = re.compile(r"^[a-v0-9]{5,1024}$")
+_HEX = re.compile(r"^[0-9a-f]+$")
+#: Attendee keys a client may send back; ``id``, ``self`` and ``organizer`` are read-only.
+_WRITABLE_ATTENDEE = ("email", "displayName", "optional", "responseStatus", "comment",
+                      "additionalGuests", "resource")
+
+
+class UnreadableEvent(ValueError):
+    """The resource is not an event we can map; the message is the quarantine reason."""
+
+
+# --- identity ------------------------------------------------------------------------------
+
+
+def event_id_for(marker: str, generation: int) -> str:
+    """The client-chosen event id of (marker, generation): deterministic and injective.
+
+    A lower-case hex marker (every ``sync_uid`` is 32 hex digits) is already base32hex and
+    is used as is; any other marker is hex-encoded behind an ``h``, which no hex marker
+    starts with. The generation follows a ``g``, which hex never contains, so
+    ("ab1", 2) and ("ab", 12) cannot collide. The same op therefore always targets the
+    same id, which is what makes a retried insert safe (failure mode 1).
+    """
+    if generation < 0:
+        raise ValueError("generation must not be negative")
+    body = marker if len(marker) >= 4 and _HEX.match(marker) else "h" + marker.encode().hex()
+    event_id = f"{body}g{generation}"
+    if len(event_id) > 1024:
+        # Only a hostile marker is this long; a digest keeps the id valid and stable.
+        event_id = "s" + hashlib.sha256(marker.encode()).hexdigest() + f"g{generation}"
+    assert EVENT_ID.match(event_id), event_id
+    return event_id
+
+
+# --- outbound --------------------------------------------------------------------------------
+
+
+def _date_time(when: When, *, patch: bool) -> tuple[JsonDict, JsonDict]:
+    """``start``/``end`` objects. In a patch the other form is nulled: objects merge."""
+    if when.all_day:
+        start: JsonDict = {"date": when.start.isoformat()}
+        end: JsonDict = {"date": when.end.isoformat()}
+        clear = {"dateTime": None, "timeZone": None}
+    else:
+        start = {"dateTime": when.local_start().isoformat(timespec="seconds"),
+                 "timeZone": when.tz}
+        end = {"dateTime": when.local_end().isoformat(timespec="seconds"), "timeZone": when.tz}
+        clear = {"date": None}
+    if patch:
+        start, end = {**clear, **start}, {**clear, **end}
+    return start, end
+
+
+def attendees_for(projection: Projection,
+                  current: Iterable[Mapping[str, Any]] = ()) -> list[JsonDict]:
+    """The ``attendees`` array for the projection's guests.
+
+    An array is replaced as a whole by a patch, so the entries of guests who stay are
+    copied from ``current`` (their answers survive) and entries that are not guests at
+    all (the organizer's own, resources) are kept as they were.
+    """
+    kept: dict[str, JsonDict] = {}
+    others: list[JsonDict] = []
+    for entry in current:
+        email = normalize_email(str(entry.get("email", "")))
+        clean = {k: entry[k] for k in _WRITABLE_ATTENDEE if k in entry}
+        if entry.get("self") or entry.get("organizer") or entry.get("resource"):
+            others.append(clean)
+        elif email:
+            kept[email] = clean
+    out = list(others)
+    for email in sorted(projection.guests):
+        entry = kept.get(email) or {"email": email}
+        name = projection.guest_names.get(email)
+        if name:
+            entry = {**entry, "displayName": name}
+        out.append(entry)
+    return out
+
+
+def event_body(projection: Projection, fields: Iterable[str] = FIELDS, *,
+               marker: str | None = None, patch: bool = False,
+               current_attendees: Iterable[Mapping[str, Any]] = ()) -> JsonDict:
+    """The request body writing ``fields`` of ``projection`` (plus the marker).
+
+    With ``patch`` the body is for ``events.patch``: empty texts are sent as "" so that
+    they clear, and the unused date form is nulled. Without it, the body is a complete
+    new event and empty texts are left out.
+    """
+    wanted = frozenset(fields)
+    unknown = wanted - set(FIELDS)
+    if unknown:
+        raise ValueError(f"unknown projection fields: {sorted(unknown)}")
+    body: JsonDict = {}
+    if "title" in wanted:
+        body["summary"] = projection.title
+    if "when" in wanted:
+        body["start"], body["end"] = _date_time(projection.when, patch=patch)
+    if "busy" in wanted:
+        body["transparency"] = "opaque" if projection.busy else "transparent"
+    for name in ("description", "location"):
+        if name in wanted and (patch or projection.get(name)):
+            body[name] = projection.get(name)
+    if "guests" in wanted and (patch or projection.guests):
+        body["attendees"] = attendees_for(projection, current_attendees)
+    if marker is not None:
+        # A patch merges extendedProperties key by key, so other private keys survive.
+        body["extendedProperties"] = {"private": {MARKER_KEY: marker}}
+    return body
+
+
+# --- inbound ---------------------------------------------------------------------------------
+
+
+def _zone(name: object, fallback: str) -> str:
+    if isinstance(name, str) and name:
+        try:
+            ZoneInfo(name)
+            return name
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    return fallback
+
+
+def _instant(edt: Mapping[str, Any], fallback_tz: str) -> datetime:
+    raw = edt.get("dateTime")
+    try:
+        value = datetime.fromisoformat(str(raw))
+    except ValueError:
+        raise UnreadableEvent("a dateTime is not RFC 3339") from None
+    if value.tzinfo is None:  # no offset: the value is wall time in the given zone
+        value = value.replace(tzinfo=ZoneInfo(_zone(edt.get("timeZone"), fallback_tz)))
+    return value
+
+
+def read_when(start: object, end: object, default_tz: str) -> When:
+    """The time span of ``start``/``end`` (EventDateTime objects)."""
+    if not isinstance(start, Mapping) or not isinstance(end, Mapping):
+        raise UnreadableEvent("the event has no start or end")
+    if "date" in start and "date" in end and not start.get("dateTime"):
+        try:
+            first, last = date.fromisoformat(str(start["date"])), date.fromisoformat(
+                str(end["date"]))
+        except ValueError:
+            raise UnreadableEvent("a date is not yyyy-mm-dd") from None
+        tz = _zone(start.get("timeZone"), default_tz)
+        return When(first, max(last, first + timedelta(days=1)), tz)
+    if not start.get("dateTime") or not end.get("dateTime"):
+        raise UnreadableEvent("start and end mix a date and a dateTime")
+    tz = _zone(start.get("timeZone"), default_tz)
+    first_i, last_i = _instant(start, tz), _instant(end, tz)
+    if last_i < first_i:
+        raise UnreadableEvent("the end is before the start")
+    return When(first_i, last_i, tz)
+
+
+def read_marker(resource: Mapping[str, Any]) -> str | None:
+    """Our marker on the event, if any."""
+    props = resource.get("extendedProperties")
+    private = props.get("private") if isinstance(props, Mapping) else None
+    value = private.get(MARKER_KEY) if isinstance(private, Mapping) else None
+    return value if isinstance(value, str) and value else None
+
+
+def _guests(resource: Mapping[str, Any], owner: str) -> tuple[frozenset[str], dict[str, str]]:
+    """Guests are the attendees other than the organizer, the calendar's owner and rooms."""
+    organizer = resource.get("organizer")
+    organizer_email = normalize_email(str(organizer.get("email", ""))) if isinstance(
+        organizer, Mapping) else ""
+    skip = {organizer_email, normalize_email(owner)} - {""}
+    guests: set[str] = set()
+    names: dict[str, str] = {}
+    attendees = resource.get("attendees") or []
+    if not isinstance(attendees, list):
+        raise UnreadableEvent("attendees is not a list")
+    for entry in attendees:
+        if not isinstance(entry, Mapping):
+            continue
+        email = normalize_email(str(entry.get("email", "")))
+        if (not email or email in skip or entry.get("self") or entry.get("organizer")
+                or entry.get("resource")):
+            continue
+        guests.add(email)
+        name = untrusted_text(str(entry.get("displayName") or ""), single_line=True)
+        if name:
+            names[email] = name
+    return frozenset(guests), names
+
+
+def _updated(value: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def read_event(resource: Mapping[str, Any], *, owner: str, default_tz: str) -> RemoteEvent:
+    """Map one Event resource to a RemoteEvent (quarantine reasons included)."""
+    event_id = str(resource.get("id", ""))
+    etag = resource.get("etag") if isinstance(resource.get("etag"), str) else None
+    if resource.get("status") == "cancelled":
+        # Cancelled stubs are only guaranteed to carry the id.
+        return RemoteEvent(event_id, etag, deleted=True,
+                           recurring=bool(resource.get("recurringEventId")))
+    marker = read_marker(resource)
+    updated = _updated(resource.get("updated"))
+    if resource.get("recurrence") or resource.get("recurringEventId"):
+        # A series (or one of its instances) syncs as a unit or not at all (failure
+        # mode 19); the engine leaves it alone rather than expanding it.
+        return RemoteEvent(event_id, etag, marker, recurring=True, updated=updated)
+    try:
+        guests, names = _guests(resource, owner)
+        projection = Projection(
+            title=untrusted_text(str(resource.get("summary") or ""), single_line=True),
+            when=read_when(resource.get("start"), resource.get("end"), default_tz),
+            busy=resource.get("transparency", "opaque") != "transparent",
+            description=untrusted_text(str(resource.get("description") or "")),
+            location=untrusted_text(str(resource.get("location") or ""), single_line=True),
+            guests=guests,
+            guest_names=names,
+        )
+    except UnreadableEvent as exc:
+        return RemoteEvent(event_id, etag, marker, problem=str(exc), updated=updated)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        return RemoteEvent(event_id, etag, marker, updated=updated,
+                           problem=f"unreadable event: {type(exc).__name__}")
+    return RemoteEvent(event_id, etag, marker, projection, updated=updated)

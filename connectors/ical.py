@@ -1,0 +1,218 @@
+"""Projection <-> iCalendar VEVENT (RFC 5545), for CalDAV.
+
+Outbound, iCalendar is only ever built through the ``icalendar`` serializer, from a
+projection whose text is already cleaned, so a title with CR/LF cannot inject a property
+(failure mode 25). Inbound, text is untrusted and reduced to plain text before it is
+compared (failure mode 26); recurrence rules are detected, never expanded (failure mode
+24); an object we cannot read becomes a :class:`RemoteEvent` with a ``problem``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import icalendar
+
+from connectors.base import RemoteEvent
+from syncd.model import Projection, When, normalize_email
+from syncd.text import untrusted_text
+
+PRODID = "-//syncd//syncd calendar sync//EN"
+MARKER_PROP = "X-SYNCD-ID"
+MAX_OBJECT_BYTES = 1024 * 1024  # an activity's event is a few kB; anything this big is hostile
+MANAGED = ("SUMMARY", "DTSTART", "DTEND", "DURATION", "TRANSP", "DESCRIPTION", "LOCATION",
+           "ATTENDEE", "ORGANIZER", MARKER_PROP)
+
+
+class UnreadableEvent(ValueError):
+    """The object is not an event we can map; the message is the quarantine reason."""
+
+
+def _set_when(vevent: icalendar.Event, when: When) -> None:
+    for prop in ("DTSTART", "DTEND", "DURATION"):
+        vevent.pop(prop, None)
+    if when.all_day:
+        vevent.add("DTSTART", when.start)
+        vevent.add("DTEND", when.end)
+    else:
+        vevent.add("DTSTART", when.local_start())
+        vevent.add("DTEND", when.local_end())
+
+
+def _set_people(vevent: icalendar.Event, projection: Projection, organizer: str,
+                invite: bool) -> None:
+    for prop in ("ATTENDEE", "ORGANIZER"):
+        vevent.pop(prop, None)
+    if not projection.guests:
+        return
+    # SCHEDULE-AGENT=CLIENT tells an RFC 6638 server not to e-mail anyone (failure mode 6).
+    agent = {} if invite else {"SCHEDULE-AGENT": "CLIENT"}
+    vevent.add("ORGANIZER", f"mailto:{organizer}", parameters=dict(agent))
+    for email in sorted(projection.guests):
+        params = {"CUTYPE": "INDIVIDUAL", "ROLE": "REQ-PARTICIPANT", "PARTSTAT": "NEEDS-ACTION",
+                  **agent}
+        if name := projection.guest_names.get(email):
+            params["CN"] = name
+        vevent.add("ATTENDEE", f"mailto:{email}", parameters=params)
+
+
+def apply_fields(vevent: icalendar.Event, projection: Projection, fields: frozenset[str],
+                 *, organizer: str, invite: bool) -> None:
+    """Write the named projection fields into an existing VEVENT, leaving the rest alone."""
+    if "title" in fields:
+        vevent.pop("SUMMARY", None)
+        vevent.add("SUMMARY", projection.title)
+    if "when" in fields:
+        _set_when(vevent, projection.when)
+    if "busy" in fields:
+        vevent.pop("TRANSP", None)
+        vevent.add("TRANSP", "OPAQUE" if projection.busy else "TRANSPARENT")
+    for name, prop in (("description", "DESCRIPTION"), ("location", "LOCATION")):
+        if name in fields:
+            vevent.pop(prop, None)
+            if projection.get(name):
+                vevent.add(prop, projection.get(name))
+    if "guests" in fields:
+        _set_people(vevent, projection, organizer, invite)
+
+
+def build_calendar(projection: Projection, *, uid: str, marker: str, organizer: str,
+                   invite: bool, now: datetime | None = None) -> bytes:
+    """A complete VCALENDAR with one VEVENT for a new event."""
+    cal = icalendar.Calendar()
+    cal.add("PRODID", PRODID)
+    cal.add("VERSION", "2.0")
+    vevent = icalendar.Event()
+    vevent.add("UID", uid)
+    vevent.add("DTSTAMP", (now or datetime.now(UTC)).replace(microsecond=0))
+    vevent.add("SEQUENCE", 0)
+    vevent.add(MARKER_PROP, marker)
+    apply_fields(vevent, projection, frozenset(("title", "when", "busy", "description",
+                                                "location", "guests")),
+                 organizer=organizer, invite=invite)
+    cal.add_component(vevent)
+    cal.add_missing_timezones()
+    return bytes(cal.to_ical())
+
+
+def update_calendar(data: bytes | str, projection: Projection, fields: frozenset[str], *,
+                    marker: str, organizer: str, invite: bool) -> bytes:
+    """The stored object with ``fields`` rewritten and the marker set.
+
+    SEQUENCE is raised only when the time or the guests change: it tells attendees'
+    clients that a meaningful revision arrived, and bumping it on every save is how
+    update storms start (failure mode 8).
+    """
+    cal = parse_calendar(data)
+    vevent = _main_event(cal)
+    apply_fields(vevent, projection, fields, organizer=organizer, invite=invite)
+    vevent.pop(MARKER_PROP, None)
+    vevent.add(MARKER_PROP, marker)
+    if fields & {"when", "guests"}:
+        sequence = int(vevent.get("SEQUENCE", 0)) + 1
+        vevent.pop("SEQUENCE", None)
+        vevent.add("SEQUENCE", sequence)
+    vevent.pop("DTSTAMP", None)
+    vevent.add("DTSTAMP", datetime.now(UTC).replace(microsecond=0))
+    cal.add_missing_timezones()
+    return bytes(cal.to_ical())
+
+
+def parse_calendar(data: bytes | str) -> icalendar.Calendar:
+    size = len(data.encode() if isinstance(data, str) else data)
+    if size > MAX_OBJECT_BYTES:
+        raise UnreadableEvent(f"object is {size} bytes, over the {MAX_OBJECT_BYTES} byte cap")
+    try:
+        return icalendar.Calendar.from_ical(data)
+    except (ValueError, IndexError, KeyError) as exc:
+        raise UnreadableEvent(f"not valid iCalendar: {str(exc)[:120]}") from None
+
+
+def _main_event(cal: icalendar.Calendar) -> icalendar.Event:
+    events = [c for c in cal.walk("VEVENT") if "RECURRENCE-ID" not in c]
+    if not events:
+        raise UnreadableEvent("no VEVENT in the object")
+    return cast(icalendar.Event, events[0])
+
+
+def _zone_of(value: Any, fallback: str) -> str:
+    tz = getattr(value, "tzinfo", None)
+    key = getattr(tz, "key", None)
+    if key:
+        return str(key)
+    return fallback
+
+
+def _aware(value: datetime, tz: str) -> datetime:
+    if value.tzinfo is None:  # floating time: the owner's wall clock
+        return value.replace(tzinfo=ZoneInfo(tz))
+    return value
+
+
+def read_when(vevent: icalendar.Event, default_tz: str) -> When:
+    if "DTSTART" not in vevent:
+        raise UnreadableEvent("event has no DTSTART")
+    start = vevent.decoded("DTSTART")
+    if "DTEND" in vevent:
+        end = vevent.decoded("DTEND")
+    elif "DURATION" in vevent:
+        end = start + vevent.decoded("DURATION")
+    else:
+        end = start + timedelta(days=1) if not isinstance(start, datetime) else start
+    if isinstance(start, datetime) != isinstance(end, datetime):
+        raise UnreadableEvent("DTSTART and DTEND mix a date and a date-time")
+    if not isinstance(start, datetime):
+        assert isinstance(start, date) and isinstance(end, date)
+        return When(start, max(end, start + timedelta(days=1)), default_tz)
+    tz = _zone_of(start, default_tz)
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        tz = default_tz
+    start_a, end_a = _aware(start, default_tz), _aware(end, default_tz)
+    if end_a < start_a:
+        raise UnreadableEvent("DTEND is before DTSTART")
+    return When(start_a, end_a, tz)
+
+
+def read_event(event_id: str, etag: str | None, data: bytes | str, *, default_tz: str,
+               owner: str) -> RemoteEvent:
+    """Map one stored calendar object to a RemoteEvent (quarantine reasons included)."""
+    try:
+        cal = parse_calendar(data)
+        vevent = _main_event(cal)
+        marker = str(vevent.get(MARKER_PROP)) if MARKER_PROP in vevent else None
+        if any(p in vevent for p in ("RRULE", "RDATE")) or len(list(cal.walk("VEVENT"))) > 1:
+            return RemoteEvent(event_id, etag, marker, recurring=True)
+        organizer = normalize_email(str(vevent.get("ORGANIZER", "")).removeprefix("mailto:")
+                                    .removeprefix("MAILTO:"))
+        attendees = vevent.get("ATTENDEE", [])
+        if not isinstance(attendees, list):
+            attendees = [attendees]
+        guests: set[str] = set()
+        names: dict[str, str] = {}
+        for att in attendees:
+            email = normalize_email(str(att).split(":", 1)[-1])
+            if not email or email in (organizer, normalize_email(owner)):
+                continue
+            guests.add(email)
+            if cn := getattr(att, "params", {}).get("CN"):
+                names[email] = untrusted_text(str(cn), single_line=True)
+        projection = Projection(
+            title=untrusted_text(str(vevent.get("SUMMARY", "")), single_line=True),
+            when=read_when(vevent, default_tz),
+            busy=str(vevent.get("TRANSP", "OPAQUE")).upper() != "TRANSPARENT",
+            description=untrusted_text(str(vevent.get("DESCRIPTION", ""))),
+            location=untrusted_text(str(vevent.get("LOCATION", "")), single_line=True),
+            guests=frozenset(guests),
+            guest_names=names,
+        )
+        updated = vevent.decoded("LAST-MODIFIED") if "LAST-MODIFIED" in vevent else None
+        return RemoteEvent(event_id, etag, marker, projection,
+                           updated=updated if isinstance(updated, datetime) else None)
+    except UnreadableEvent as exc:
+        return RemoteEvent(event_id, etag, problem=str(exc))
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        return RemoteEvent(event_id, etag, problem=f"unreadable event: {type(exc).__name__}")

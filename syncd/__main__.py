@@ -1,0 +1,5 @@
+"""``python -m syncd`` runs the command-line interface."""
+
+from syncd.cli import main
+
+raise SystemExit(main())

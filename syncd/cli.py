@@ -1,0 +1,154 @@
+"""The ``syncd`` command.
+
+Exit codes: 0 success, 2 usage or configuration errors, 1 runtime errors. No traceback
+reaches the terminal unless ``--debug`` is given; ``syncd.report`` words every error.
+Command groups live in their own modules and register themselves here:
+``syncd.cli_crm`` (activities, types, persons, organizations, deals, import) and
+``syncd.cli_sync`` (sync, run, status, auth).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, time
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from syncd import __version__, report
+from syncd.config import Config, load_config
+from syncd.errors import UsageError
+
+Handler = Callable[[argparse.Namespace, "App"], int]
+
+
+class App:
+    """What a command needs: the config, the database and an output channel.
+
+    Everything is opened lazily, so ``syncd config check`` never touches a database and
+    ``--help`` never reads a file.
+    """
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.json: bool = bool(getattr(args, "json", False))
+
+    @cached_property
+    def config(self) -> Config:
+        path = self.args.config or os.environ.get("SYNCD_CONFIG") or None
+        config = load_config(path)
+        data_dir = self.args.data_dir or os.environ.get("SYNCD_DATA_DIR")
+        if data_dir:
+            config = dataclasses.replace(config, data_dir=data_dir)
+        return config
+
+    @cached_property
+    def db(self) -> Any:
+        from syncd.store.db import Database
+
+        return Database(self.config.database_url)
+
+    @cached_property
+    def store(self) -> Any:
+        from syncd.store.activities import ActivityStore
+
+        return ActivityStore(self.db)
+
+    def emit(self, data: Any, text: str | None = None) -> None:
+        """Print ``data`` as JSON with ``--json``, else ``text`` (or a plain rendering)."""
+        if self.json:
+            print(json.dumps(to_jsonable(data), indent=2, sort_keys=True))
+        else:
+            print(text if text is not None else render_plain(data))
+
+
+def to_jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    return value
+
+
+def render_plain(value: Any) -> str:
+    data = to_jsonable(value)
+    if isinstance(data, list):
+        return "\n".join(render_plain(v) for v in data) if data else "(none)"
+    if isinstance(data, dict):
+        return "  ".join(f"{k}={v}" for k, v in data.items() if v not in (None, "", [], ()))
+    return str(data)
+
+
+def _config_check(args: argparse.Namespace, app: App) -> int:
+    config = app.config
+    names = ", ".join(a.name for a in config.accounts) or "none (embedded default)"
+    app.emit(
+        {"file": config.source, "accounts": [a.name for a in config.accounts], "ok": True},
+        f"{config.source}: OK. Accounts: {names}.",
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="syncd", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"syncd {__version__}")
+    parser.add_argument("--config", help="TOML config file (default: $SYNCD_CONFIG, else built-in)")
+    parser.add_argument("--data-dir", help="data directory (overrides the config)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    cfg = sub.add_parser("config", help="configuration commands")
+    cfg_sub = cfg.add_subparsers(dest="config_command", metavar="ACTION")
+    check = cfg_sub.add_parser("check", help="validate the config without touching any provider")
+    check.set_defaults(handler=_config_check)
+
+    from syncd import cli_crm, cli_sync
+
+    cli_crm.register(sub)
+    cli_sync.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed the usage message
+        return int(exc.code or 0) and report.EXIT_USAGE
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return report.EXIT_USAGE
+    app = App(args)
+    try:
+        return handler(args, app)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"syncd: {report.describe(exc)}", file=sys.stderr)
+        return report.exit_code(exc)
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise a usage error (exit 2) unless ``condition`` holds."""
+    if not condition:
+        raise UsageError(message=message)
+
+
+def read_file_arg(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(message=f"cannot read {path}: {exc.strerror}") from None

@@ -1,0 +1,88 @@
+"""Commands that sync: ``sync`` (one cycle), ``run`` (the daemon), ``status``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from syncd.cli import App
+
+
+def register(sub: Any) -> None:
+    sync = sub.add_parser("sync", help="run one sync cycle and print what it did")
+    sync.add_argument("--account", action="append", help="only this account (repeatable)")
+    sync.add_argument("--dry-run", action="store_true", help="plan and print, write nothing")
+    sync.add_argument("--force-delete", action="store_true",
+                      help="let this cycle pass the deletion guards (after checking why)")
+    sync.add_argument("--verbose", "-v", action="store_true", help="list every planned action")
+    sync.set_defaults(handler=_sync)
+
+    run = sub.add_parser("run", help="run the daemon (embedded calendar server if no accounts)")
+    run.add_argument("--once", action="store_true", help="one cycle of every account, then exit")
+    run.set_defaults(handler=_run)
+
+    status = sub.add_parser("status", help="each account's last run, conflicts and quarantine")
+    status.set_defaults(handler=_status)
+
+
+def _sync(args: argparse.Namespace, app: App) -> int:
+    from syncd.service import Service
+
+    service = Service(app.config, db=app.db)
+    reports = service.sync_all(names=args.account, dry_run=args.dry_run,
+                               force_delete=args.force_delete)
+    data: list[dict[str, Any]] = [
+        {"account": r.account, "outcome": r.outcome, "counts": dict(r.counts),
+         "message": r.message,
+         "plans": [_describe_plan(p) for p in r.plans] if args.verbose or args.dry_run else []}
+        for r in reports
+    ]
+    lines = []
+    for r, d in zip(reports, data, strict=True):
+        lines.append(r.line())
+        lines.extend(f"  {p}" for p in d["plans"])
+    app.emit(data, "\n".join(lines) or "No accounts to sync.")
+    return 0 if all(r.outcome in ("ok", "dry-run", "skipped") for r in reports) else 1
+
+
+def _describe_plan(plan: Any) -> str:
+    parts = []
+    if plan.skip:
+        parts.append(f"skip ({plan.skip})")
+    if plan.quarantine:
+        parts.append(f"quarantine ({plan.quarantine})")
+    for write in (plan.crm_write, plan.cal_write):
+        if write is not None:
+            fields = getattr(write, "fields", None)
+            suffix = f" [{', '.join(sorted(fields))}]" if fields else ""
+            parts.append(type(write).__name__ + suffix)
+    if plan.conflicts:
+        parts.append(f"{len(plan.conflicts)} conflict(s)")
+    who = f"activity {plan.activity_id}" if plan.activity_id else f"event {plan.event_id}"
+    return f"{who}: " + ", ".join(parts or ["bookkeeping"])
+
+
+def _run(args: argparse.Namespace, app: App) -> int:
+    from syncd.daemon import run_daemon
+
+    return run_daemon(app.config, once=args.once)
+
+
+def _status(args: argparse.Namespace, app: App) -> int:
+    from syncd.service import Service
+
+    rows = Service(app.config, db=app.db).status()
+    lines = []
+    for row in rows:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted((row["last_counts"] or {}).items()) if v)
+        lines.append(
+            f"{row['account']}: {row['status']}"
+            + (f" ({row['status_reason']})" if row["status_reason"] else "")
+            + f"; last run {row['last_run_at'] or 'never'}: {row['last_outcome'] or '-'}"
+            + (f" [{counts}]" if counts else "")
+            + f"; {row['links']} linked, {row['open_conflicts']} open conflict(s), "
+            f"{row['quarantined']} quarantined"
+        )
+    app.emit(rows, "\n".join(lines) or "No accounts configured.")
+    return 0

@@ -1,0 +1,176 @@
+"""``syncd run``: the scheduled daemon.
+
+One APScheduler job per account (``max_instances=1`` so an account never runs twice at
+once, ``coalesce=True`` so missed runs merge into one, jitter so many accounts do not
+fire together). Jobs run on a small worker pool; each account's cycle is isolated by
+:meth:`syncd.service.Service.sync_one`. SIGTERM stops scheduling and waits for the
+cycles in flight, so no write is cut in half by a deploy.
+
+With no accounts configured, the daemon serves each CRM user's calendar from an
+embedded Radicale on 127.0.0.1 and prints the address to add in a calendar app.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from syncd.config import AccountConfig, Config
+from syncd.logs import setup_logging
+from syncd.service import EMBEDDED_CALENDAR, Service
+
+log = logging.getLogger("syncd.daemon")
+
+
+class EmbeddedCalendarServer:
+    """A Radicale child process serving ``data_dir/calendars`` on a loopback port.
+
+    Radicale runs without authentication, which is only acceptable because it listens on
+    loopback alone; the host option refuses anything else.
+    """
+
+    def __init__(self, host: str, port: int, folder: Path) -> None:
+        if not host.startswith("127.") and host not in ("localhost", "::1"):
+            raise ValueError(f"the embedded calendar server only listens on loopback, not {host}")
+        self.host, self.port, self.folder = host, port, folder
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    def start(self, timeout: float = 20.0) -> None:
+        if _port_open(self.host, self.port):
+            raise OSError(f"port {self.port} on {self.host} is already in use; "
+                          "set [embedded] port in the config")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "radicale", "--server-hosts", f"{self.host}:{self.port}",
+             "--storage-filesystem-folder", str(self.folder), "--auth-type", "none",
+             "--logging-level", "warning"],
+            stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while not _port_open(self.host, self.port):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise OSError("the embedded calendar server did not start")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+class Daemon:
+    """The scheduler around a :class:`Service`."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.service = Service(config)
+        self.stopping = threading.Event()
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(config.workers)},
+            job_defaults={"max_instances": 1, "coalesce": True},
+            timezone="UTC",
+        )
+
+    def _interval(self, account: AccountConfig) -> int:
+        return account.interval_seconds or self.config.interval_seconds
+
+    def _run_account(self, name: str) -> None:
+        if self.stopping.is_set():
+            return
+        for account in self.service.accounts():
+            if account.name == name:
+                report = self.service.sync_one(account)
+                level = logging.INFO if report.outcome in ("ok", "skipped") else logging.WARNING
+                log.log(level, "%s", report.line())
+                return
+
+    def refresh_jobs(self) -> None:
+        """One job per account; in embedded mode new CRM users get theirs within a cycle."""
+        wanted = {a.name: a for a in self.service.accounts()}
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("account:") and job.id[8:] not in wanted:
+                job.remove()
+        for name, account in wanted.items():
+            job_id = f"account:{name}"
+            if self.scheduler.get_job(job_id) is None:
+                interval = self._interval(account)
+                self.scheduler.add_job(
+                    self._run_account, "interval", args=[name], id=job_id,
+                    seconds=interval, jitter=self.config.jitter_seconds,
+                    misfire_grace_time=interval, next_run_time=_now(),
+                )
+                log.info("scheduled %s every %d s", name, interval)
+
+    def run(self, once: bool = False) -> int:
+        embedded = None
+        if not self.config.accounts:
+            embedded = EmbeddedCalendarServer(self.config.embedded_host, self.config.embedded_port,
+                                              self.config.data_path / "calendars")
+            embedded.start()
+            print(f"syncd: calendar server on {embedded.url}", flush=True)
+            print(f"syncd: add {embedded.url}<your e-mail>/{EMBEDDED_CALENDAR}/ in Thunderbird, "
+                  "Apple Calendar or DAVx5 (user name: your e-mail; any password)", flush=True)
+        try:
+            if once:
+                reports = self.service.sync_all()
+                for r in reports:
+                    print(r.line(), flush=True)
+                return 0 if all(r.outcome in ("ok", "skipped") for r in reports) else 1
+            self._install_signals()
+            self.scheduler.start()
+            self.refresh_jobs()
+            self.scheduler.add_job(self.refresh_jobs, "interval",
+                                   seconds=self.config.interval_seconds, id="refresh")
+            print(f"syncd: running; data in {self.config.data_path}", flush=True)
+            while not self.stopping.wait(1.0):
+                pass
+            log.info("stopping: waiting for cycles in flight")
+            self.scheduler.shutdown(wait=True)
+            return 0
+        finally:
+            if embedded is not None:
+                embedded.stop()
+            self.service.db.close()
+
+    def _install_signals(self) -> None:
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            log.info("received signal %d", signum)
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+
+def _now() -> object:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def run_daemon(config: Config, *, once: bool = False) -> int:
+    setup_logging(config.logging.level, config.logging.format, config.logging.file)
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    return Daemon(config).run(once=once)

@@ -1,0 +1,125 @@
+"""The plan's vocabulary: plain, frozen data with no behaviour and no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from syncd.model import Projection
+
+# --- writes to the CRM ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UpdateActivity:
+    """Apply calendar-side edits to an activity (activity field -> value)."""
+
+    activity_id: int
+    changes: Mapping[str, Any]
+    fields: frozenset[str]
+
+
+@dataclass(frozen=True)
+class CreateActivity:
+    """Import an event created in the calendar as a new activity."""
+
+    owner_id: int
+    type: str
+    changes: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class DeleteActivity:
+    """Soft-delete an activity whose event was deleted in the calendar."""
+
+    activity_id: int
+
+
+CrmWrite = UpdateActivity | CreateActivity | DeleteActivity
+
+# --- writes to the calendar ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreateEvent:
+    marker: str
+    generation: int
+    projection: Projection
+    notify: bool
+    retry: bool = False
+
+
+@dataclass(frozen=True)
+class UpdateEvent:
+    """Write ``fields`` of ``projection``; ``marker`` None means the imported activity's."""
+
+    event_id: str
+    etag: str | None
+    projection: Projection
+    fields: frozenset[str]
+    marker: str | None
+    notify: bool
+
+
+@dataclass(frozen=True)
+class DeleteEvent:
+    event_id: str
+    etag: str | None
+    notify: bool
+
+
+CalWrite = CreateEvent | UpdateEvent | DeleteEvent
+
+# --- bookkeeping ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A field changed on both sides to different values; ``winner`` is the side kept."""
+
+    field: str
+    crm_value: Any
+    calendar_value: Any
+    winner: Literal["crm", "calendar"]
+    policy: str
+
+
+LinkOp = Literal["keep", "save", "drop"]
+
+
+@dataclass(frozen=True)
+class PairPlan:
+    """Everything to do for one (activity, event) pair, in the order the runner does it.
+
+    The CRM write goes first (local and transactional), then the calendar write. Only
+    when both succeed does the runner apply ``link``: "save" stores the new merge bases
+    (the activity's projection and the event as the server returned it), "drop" removes
+    the link, "keep" leaves it. If any step fails the bases stay as they were, so the next
+    cycle sees the same differences and finishes the job without losing an edit.
+    """
+
+    activity_id: int | None
+    event_id: str | None
+    crm_write: CrmWrite | None = None
+    cal_write: CalWrite | None = None
+    link: LinkOp = "keep"
+    crm_now: Projection | None = None  # the activity's projection before any write
+    cal_now: Projection | None = None  # the event's projection before any write
+    etag_now: str | None = None
+    generation: int = 0
+    marker: str | None = None
+    conflicts: tuple[Conflict, ...] = ()
+    skip: str | None = None  # why nothing is done (counted in the report)
+    quarantine: str | None = None  # why the item is set aside
+    item_version: str | None = None  # etag of a quarantined event
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def writes(self) -> int:
+        return int(self.crm_write is not None) + int(self.cal_write is not None)
+
+    @property
+    def is_noop(self) -> bool:
+        return (not self.writes and self.link == "keep" and not self.conflicts
+                and not self.quarantine)

@@ -1,0 +1,73 @@
+"""Guards: checks on a whole plan before anything is written.
+
+A guard never trims a plan; it refuses the cycle, leaves the cursors where they are
+(so the signals are read again next time) and flags the account for a person to look
+at. Each guard answers a real failure (failure modes 4, 5 and 6).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from syncd.engine.actions import CreateEvent, DeleteActivity, DeleteEvent, PairPlan, UpdateEvent
+
+MIN_DELETE_ALLOWANCE = 5
+MAX_DELETE_FRACTION = 0.10
+
+
+@dataclass(frozen=True)
+class Refusal:
+    guard: str
+    detail: str
+
+
+def deletion_allowance(link_count: int) -> int:
+    """How many deletions one cycle may make: max(5, 10 % of the account's links)."""
+    return max(MIN_DELETE_ALLOWANCE, int(link_count * MAX_DELETE_FRACTION))
+
+
+def count_deletions(plans: Sequence[PairPlan]) -> int:
+    return sum(
+        isinstance(p.cal_write, DeleteEvent) + isinstance(p.crm_write, DeleteActivity)
+        for p in plans
+    )
+
+
+def count_notifications(plans: Sequence[PairPlan]) -> int:
+    return sum(
+        1 for p in plans
+        if isinstance(p.cal_write, CreateEvent | UpdateEvent | DeleteEvent) and p.cal_write.notify
+    )
+
+
+def check_plan(
+    plans: Sequence[PairPlan],
+    *,
+    link_count: int,
+    full_listing_empty: bool,
+    force_delete: bool = False,
+    guest_budget: int | None = None,
+) -> Refusal | None:
+    """The first guard the plan trips, or None when it may run."""
+    if full_listing_empty and link_count > 0 and not force_delete:
+        return Refusal(
+            "empty-calendar",
+            f"the calendar lists no events, but {link_count} were in sync before",
+        )
+    deletions = count_deletions(plans)
+    allowance = deletion_allowance(link_count)
+    if deletions > allowance and not force_delete:
+        return Refusal(
+            "mass-deletion",
+            f"{deletions} deletions planned, more than the {allowance} allowed per cycle",
+        )
+    if guest_budget is not None:
+        notifications = count_notifications(plans)
+        if notifications > guest_budget:
+            return Refusal(
+                "guest-updates",
+                f"{notifications} guest-visible changes planned, over the hourly cap "
+                f"({guest_budget} left)",
+            )
+    return None

@@ -1,0 +1,536 @@
+"""The runner: one sync cycle of one account, around the pure planner.
+
+Order of a cycle (DESIGN section 2):
+
+1. take the account's lease; skip it while paused, flagged, cooling down or needing
+   re-authorisation;
+2. settle pending creates (read before writing again, failure mode 15);
+3. read CRM changes since the CRM cursor, plus activities that just entered the window;
+4. read calendar changes since the calendar cursor (an expired cursor means a full
+   listing, reconciled by id and marker, never deletions);
+5. plan (pure), then check the guards;
+6. run: CRM writes first, then create intents are committed, then calendar writes in
+   batches; a 412 re-reads the event and plans that pair again;
+7. commit the cursors only when every change they cover was applied or quarantined.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+from connectors.base import (
+    CalendarConnector,
+    ChangeSet,
+    CreateOp,
+    DeleteOp,
+    RemoteEvent,
+    UpdateOp,
+    Window,
+    WriteOp,
+    WriteResult,
+)
+from syncd.config import AccountConfig
+from syncd.engine.actions import (
+    CreateActivity,
+    CreateEvent,
+    DeleteActivity,
+    DeleteEvent,
+    PairPlan,
+    UpdateActivity,
+    UpdateEvent,
+)
+from syncd.engine.guards import check_plan
+from syncd.engine.plan import AccountPolicy, Link, PlanInput, cal_key, crm_key, plan_account
+from syncd.engine.source import ActivitySource
+from syncd.errors import (
+    AccountCooldown,
+    AuthFailed,
+    ConnectorError,
+    CursorExpired,
+    EtagMismatch,
+    EventGone,
+    ItemRejected,
+    NotFound,
+    RateLimited,
+    SyncdError,
+)
+from syncd.failpoints import failpoint
+from syncd.model import Activity, DoneStyle, Tombstone, project_activity
+from syncd.report import describe
+from syncd.store.state import StateStore
+
+log = logging.getLogger("syncd.engine")
+
+#: Namespace of the sync_uid given to activities imported from a calendar: derived from
+#: (account, event id), so a crash between the import and its link cannot import twice.
+IMPORT_NAMESPACE = uuid.UUID("8f0c7e52-5a43-4a47-9d8e-2f3c1b7a6e10")
+LEASE_TTL = timedelta(minutes=10)
+REPLAN_ROUNDS = 2
+CRM_PAGE = 1000
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did, for the CLI, the status table and the tests."""
+
+    account: str
+    outcome: str = "ok"  # ok | partial | failed | refused | skipped | dry-run
+    counts: Counter[str] = field(default_factory=Counter)
+    message: str | None = None
+    plans: list[PairPlan] = field(default_factory=list)
+
+    def line(self) -> str:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items()) if v) or "no changes"
+        tail = f" ({self.message})" if self.message else ""
+        return f"{self.account}: {self.outcome}: {counts}{tail}"
+
+
+def account_window(cfg: AccountConfig, now: datetime) -> Window:
+    return Window(now - timedelta(days=cfg.window_days_back),
+                  now + timedelta(days=cfg.window_days_ahead))
+
+
+Outgoing = tuple[PairPlan, WriteOp, Activity | None]  # plan, its write, the CRM result
+
+
+def _chunks(items: Sequence[Outgoing], size: int) -> Iterator[Sequence[Outgoing]]:
+    for i in range(0, len(items), max(1, size)):
+        yield items[i:i + size]
+
+
+class AccountCycle:
+    """One cycle of one account. Construct, then :meth:`run`."""
+
+    def __init__(
+        self,
+        cfg: AccountConfig,
+        connector: CalendarConnector,
+        source: ActivitySource,
+        state: StateStore,
+        *,
+        now: datetime | None = None,
+        dry_run: bool = False,
+        force_delete: bool = False,
+        lease_owner: str = "syncd",
+    ) -> None:
+        self.cfg = cfg
+        self.connector = connector
+        self.source = source
+        self.state = state
+        self.now = now or datetime.now(UTC)
+        self.dry_run = dry_run
+        self.force_delete = force_delete
+        self.lease_owner = lease_owner
+        self.report = CycleReport(cfg.name)
+        self.done_style: DoneStyle = "prefix" if cfg.done_style == "prefix" else "keep"
+        self.failed = False  # something must be retried: cursors stay put
+        self.token: int | None = None
+
+    # --- entry point --------------------------------------------------------------------
+
+    def run(self) -> CycleReport:
+        acct = self.state.account(self.cfg.name)
+        if not self._available(acct.status, acct.cooldown_until, acct.status_reason):
+            return self.report
+        self.token = self.state.acquire_lease(self.cfg.name, self.lease_owner, LEASE_TTL, self.now)
+        if self.token is None:
+            self.report.outcome, self.report.message = "skipped", "another replica holds the lease"
+            return self.report
+        try:
+            self._cycle()
+        except AuthFailed as exc:
+            self._end("failed", describe(exc), status="needs_reauth")
+        except AccountCooldown as exc:
+            until = self.now + timedelta(seconds=exc.seconds)
+            self._end("failed", describe(exc), status="cooldown", cooldown_until=until)
+        except (ConnectorError, SyncdError, OSError) as exc:
+            # Back off an account that keeps failing, so it cannot crowd out the others.
+            failures = acct.failures + 1
+            until = self.now + timedelta(seconds=min(60 * 2 ** (failures - 1), 3600))
+            self._end("failed", describe(exc), status="failing", failures=failures,
+                      cooldown_until=until)
+        finally:
+            self.state.release_lease(self.cfg.name, self.token)
+        return self.report
+
+    def _available(self, status: str, cooldown_until: datetime | None, reason: str | None) -> bool:
+        if status in ("cooldown", "failing") and cooldown_until and cooldown_until > self.now:
+            self.report.outcome = "skipped"
+            self.report.message = f"cooling down until {cooldown_until:%Y-%m-%d %H:%M} UTC"
+            return False
+        if status in ("needs_reauth", "paused") or (status == "flagged" and not self.force_delete):
+            self.report.outcome = "skipped"
+            self.report.message = f"account is {status}" + (f": {reason}" if reason else "")
+            return False
+        return True
+
+    def _end(self, outcome: str, message: str | None = None, **account: object) -> None:
+        self.report.outcome = outcome
+        self.report.message = message
+        if self.dry_run:
+            return
+        values: dict[str, object] = {
+            "last_run_at": self.now, "last_outcome": outcome,
+            "last_counts": dict(self.report.counts), "last_message": message,
+        }
+        values.update(account)
+        self.state.update_account(self.cfg.name, **values)
+
+    # --- the cycle ----------------------------------------------------------------------
+
+    def _cycle(self) -> None:
+        acct = self.state.account(self.cfg.name)
+        owner = self.source.get_user_by_email(self.cfg.owner)
+        if owner is None:
+            raise NotFound(kind="CRM user", key=self.cfg.owner)
+        window = account_window(self.cfg, self.now)
+        policy = AccountPolicy(
+            owner_id=owner.id,
+            owner_tz=self.cfg.time_zone or owner.time_zone,
+            conflict_policy=self.cfg.conflict_policy,
+            on_calendar_delete=self.cfg.on_calendar_delete,
+            done_style=self.done_style,
+            import_events=self.cfg.import_events,
+            import_type=self.cfg.import_type,
+            invite_guests=self.cfg.invite_guests,
+            carried=self.connector.capabilities.fields,
+            window=window,
+            backfill=not acct.initial_done,
+        )
+        links = self.state.links(self.cfg.name)
+
+        crm, crm_cursor = self._read_crm(acct.crm_cursor, owner.id)
+        entries = self._window_entries(acct.window_end, window, owner.id, crm)
+        changes = self._read_calendar(acct.calendar_cursor)
+        events = list(changes.events) + self._settle_pending(links)
+        self._load_related(events, links, crm)
+
+        plan_input = PlanInput(policy, links, crm, events,
+                               self.state.quarantined(self.cfg.name), frozenset(entries))
+        plans = plan_account(plan_input)
+        self.report.plans = plans
+        self.report.counts["crm_changes"] = len(crm)
+        self.report.counts["calendar_changes"] = len(changes.events)
+
+        budget = self._guest_budget(acct.guest_window_start, acct.guest_window_count)
+        refusal = check_plan(
+            plans, link_count=sum(1 for link in links.values() if not link.pending),
+            full_listing_empty=changes.full and not changes.events,
+            force_delete=self.force_delete, guest_budget=budget,
+        )
+        if refusal is not None:
+            status = "paused" if refusal.guard == "guest-updates" else "flagged"
+            self.report.counts["refused_actions"] = sum(p.writes for p in plans)
+            self._end("refused", f"{refusal.guard}: {refusal.detail}",
+                      status=status, status_reason=f"{refusal.guard}: {refusal.detail}")
+            log.warning("account %s refused by the %s guard: %s", self.cfg.name,
+                        refusal.guard, refusal.detail)
+            return
+        if self.dry_run:
+            self._count_plans(plans)
+            self._end("dry-run")
+            return
+
+        self._execute(plans, policy, links)
+        self._record_guest_writes(acct.guest_window_start, acct.guest_window_count)
+        if self.failed:
+            self._end("partial", "some changes will be retried next cycle", failures=0)
+            return
+        failpoint("before_cursor_commit")
+        committed = self.state.commit_cursors(
+            self.cfg.name, self.token, crm_cursor=crm_cursor, calendar_cursor=changes.cursor,
+            window_end=window.end, initial_done=True, fingerprint=self.cfg.fingerprint(),
+        )
+        if not committed:
+            self._end("partial", "the lease was lost; another replica continues")
+            return
+        self._end("ok", None, status="ok", status_reason=None, failures=0, cooldown_until=None)
+
+    # --- reading ------------------------------------------------------------------------
+
+    def _read_crm(self, cursor: int, owner_id: int) -> tuple[dict[int, Activity | Tombstone], int]:
+        items: dict[int, Activity | Tombstone] = {}
+        while True:
+            page = self.source.changes_after(cursor, owner_id=owner_id, limit=CRM_PAGE)
+            for item in page.items:
+                items[item.id] = item
+            cursor = page.last_seq
+            if not page.more:
+                return items, cursor
+
+    def _window_entries(self, window_end: datetime | None, window: Window, owner_id: int,
+                        crm: dict[int, Activity | Tombstone]) -> set[int]:
+        """Activities that time carried into the window since the last cycle."""
+        # Whole days are enough: a day already scanned holds nothing new unless a change
+        # touched it, and changes arrive through the feed. So idle cycles within one day
+        # cost no query.
+        if window_end is None or window_end.date() >= window.end.date():
+            return set()
+        entered = set()
+        for activity in self.source.activities_due_between(
+            owner_id, window_end.date(), window.end.date()
+        ):
+            if activity.id not in crm:
+                crm[activity.id] = activity
+                entered.add(activity.id)
+        return entered
+
+    def _read_calendar(self, cursor: str | None) -> ChangeSet:
+        try:
+            return self.connector.changes(cursor)
+        except CursorExpired:
+            log.info("account %s: calendar cursor expired; listing the window", self.cfg.name)
+            self.report.counts["full_resync"] += 1
+            return self.connector.changes(None)
+
+    def _settle_pending(self, links: dict[int, Link]) -> list[RemoteEvent]:
+        """Creates whose outcome is unknown: find what reached the server."""
+        found = []
+        for link in links.values():
+            if link.pending:
+                event = self.connector.find(link.sync_uid, link.generation)
+                if event is not None:
+                    found.append(event)
+                    self.report.counts["recovered_creates"] += 1
+        return found
+
+    def _load_related(self, events: Sequence[RemoteEvent], links: dict[int, Link],
+                      crm: dict[int, Activity | Tombstone]) -> None:
+        """Load the activities the planner needs beyond the CRM feed."""
+        linked_events = {link.event_id for link in links.values()}
+        linked_uids = {link.sync_uid for link in links.values()}
+        for event in events:
+            if event.marker and event.event_id not in linked_events and (
+                event.marker not in linked_uids
+            ):
+                activity = self.source.get_by_sync_uid(event.marker)
+                if activity is not None:
+                    crm.setdefault(activity.id, activity)
+        for link in links.values():
+            if link.pending and link.activity_id not in crm:
+                try:
+                    crm[link.activity_id] = self.source.get(link.activity_id, include_deleted=True)
+                except NotFound:
+                    crm[link.activity_id] = Tombstone(link.activity_id, link.sync_uid)
+
+    # --- guest budget -------------------------------------------------------------------
+
+    def _guest_budget(self, start: datetime | None, count: int) -> int | None:
+        if not self.cfg.invite_guests:
+            return None
+        if start is None or self.now - start >= timedelta(hours=1):
+            count = 0
+        return max(0, self.cfg.max_guest_updates_per_hour - count)
+
+    def _record_guest_writes(self, start: datetime | None, count: int) -> None:
+        sent = self.report.counts.get("notifying_writes", 0)
+        if not sent:
+            return
+        if start is None or self.now - start >= timedelta(hours=1):
+            start, count = self.now, 0
+        self.state.update_account(self.cfg.name, guest_window_start=start,
+                                  guest_window_count=count + sent)
+
+    # --- running ------------------------------------------------------------------------
+
+    def _count_plans(self, plans: Sequence[PairPlan]) -> None:
+        for plan in plans:
+            if plan.skip:
+                self.report.counts[f"skipped_{plan.skip}"] += 1
+            if plan.quarantine:
+                self.report.counts["quarantined"] += 1
+            for write in (plan.crm_write, plan.cal_write):
+                if write is not None:
+                    self.report.counts[_write_name(write)] += 1
+            self.report.counts["conflicts"] += len(plan.conflicts)
+
+    def _execute(self, plans: Sequence[PairPlan], policy: AccountPolicy,
+                 links: dict[int, Link]) -> None:
+        for round_ in range(REPLAN_ROUNDS + 1):
+            stale = self._execute_round(plans, policy)
+            if not stale:
+                return
+            if round_ == REPLAN_ROUNDS:
+                self.failed = True
+                return
+            # The events changed under us: read them again and plan those pairs anew.
+            links = self.state.links(self.cfg.name)
+            fresh: list[RemoteEvent] = []
+            crm: dict[int, Activity | Tombstone] = {}
+            for plan in stale:
+                assert plan.event_id is not None and plan.activity_id is not None
+                event = self.connector.get(plan.event_id)
+                fresh.append(event or RemoteEvent(plan.event_id, deleted=True))
+                try:
+                    crm[plan.activity_id] = self.source.get(plan.activity_id, include_deleted=True)
+                except NotFound:
+                    crm[plan.activity_id] = Tombstone(plan.activity_id, plan.marker or "")
+            subset = {a: links[a] for a in crm if a in links}
+            plans = plan_account(PlanInput(policy, subset, crm, fresh,
+                                           self.state.quarantined(self.cfg.name)))
+            self.report.counts["replanned"] += len(plans)
+
+    def _execute_round(self, plans: Sequence[PairPlan], policy: AccountPolicy
+                       ) -> list[PairPlan]:
+        """Run plans; returns those that met a stale etag or a vanished event."""
+        outgoing: list[Outgoing] = []
+        for plan in plans:
+            self._count_plans([plan])
+            if plan.skip:
+                continue
+            if plan.quarantine:
+                assert plan.event_id is not None
+                self.state.record_failure(self.cfg.name, cal_key(plan.event_id),
+                                          plan.item_version, plan.quarantine, immediate=True)
+                continue
+            try:
+                plan, crm_after = self._crm_write(plan, policy)
+            except SyncdError as exc:
+                self._item_failed(crm_key(plan.activity_id or 0), None, exc)
+                continue
+            if plan.cal_write is None:
+                self._finish(plan, crm_after, None)
+                continue
+            outgoing.append((plan, self._op(plan), crm_after))
+
+        self._commit_intents(outgoing)
+        stale: list[PairPlan] = []
+        for chunk in _chunks(outgoing, self.connector.capabilities.max_batch):
+            results = self.connector.write([op for _, op, _ in chunk])
+            failpoint("after_write_request")
+            for (plan, op, crm_after), result in zip(chunk, results, strict=True):
+                if self._handle_result(plan, op, crm_after, result):
+                    stale.append(plan)
+            if any(isinstance(r.error, RateLimited) for r in results):
+                # The provider asked us to slow down: leave the rest for the next cycle.
+                self.failed = True
+                break
+        return stale
+
+    def _crm_write(self, plan: PairPlan, policy: AccountPolicy
+                   ) -> tuple[PairPlan, Activity | None]:
+        write = plan.crm_write
+        if isinstance(write, UpdateActivity):
+            return plan, self.source.apply_calendar_changes(write.activity_id, write.changes)
+        if isinstance(write, DeleteActivity):
+            self.source.delete_activity(write.activity_id)
+            return plan, None
+        if isinstance(write, CreateActivity):
+            assert plan.event_id is not None
+            uid = uuid.uuid5(IMPORT_NAMESPACE, f"{self.cfg.name}/{plan.event_id}").hex
+            activity = self.source.get_by_sync_uid(uid)
+            if activity is None:
+                activity = self.source.add_activity(owner_id=write.owner_id, type=write.type,
+                                                    sync_uid=uid, **write.changes)
+            # Link at once, before the marker write: if that fails the event is still
+            # known as this activity's and is never imported a second time. No etag yet:
+            # that tells the next cycle the marker still has to be written.
+            plan = replace(plan, activity_id=activity.id, marker=uid)
+            crm_now = project_activity(activity, policy.done_style)
+            self.state.save_link(self.cfg.name, Link(activity.id, uid, plan.event_id,
+                                                     None, crm_now, plan.cal_now))
+            return replace(plan, crm_now=crm_now), activity
+        return plan, None
+
+    def _op(self, plan: PairPlan) -> WriteOp:
+        key = str(plan.activity_id)
+        write = plan.cal_write
+        if isinstance(write, CreateEvent):
+            return CreateOp(key, write.marker, write.generation, write.projection, write.notify,
+                            write.retry)
+        if isinstance(write, UpdateEvent):
+            marker = write.marker or plan.marker or ""
+            return UpdateOp(key, write.event_id, write.etag, write.projection, write.fields,
+                            marker, write.notify)
+        assert isinstance(write, DeleteEvent)
+        return DeleteOp(key, write.event_id, write.etag, write.notify)
+
+    def _commit_intents(self, outgoing: Sequence[Outgoing]) -> None:
+        """Record every create before its request leaves (the outbox of failure mode 1)."""
+        for plan, op, _ in outgoing:
+            if isinstance(op, CreateOp):
+                assert plan.activity_id is not None
+                self.state.save_link(self.cfg.name, Link(
+                    plan.activity_id, op.marker, None, None, op.projection, None,
+                    op.generation, pending=True))
+        if any(isinstance(op, CreateOp) for _, op, _ in outgoing):
+            failpoint("after_intent_commit")
+
+    def _handle_result(self, plan: PairPlan, op: WriteOp, crm_after: Activity | None,
+                       result: WriteResult) -> bool:
+        """Apply one write's outcome; True when the pair must be planned again."""
+        error = result.error
+        if op.notify and error is None:
+            self.report.counts["notifying_writes"] += 1
+        if error is None:
+            self._finish(plan, crm_after, result.event)
+            return False
+        key = cal_key(plan.event_id) if plan.event_id else crm_key(plan.activity_id or 0)
+        if isinstance(op, DeleteOp) and isinstance(error, EventGone):
+            self._finish(plan, crm_after, None)  # already gone: the goal is met
+            return False
+        if isinstance(error, EtagMismatch | EventGone) and plan.activity_id is not None:
+            self.report.counts["stale_etag"] += 1
+            return True
+        if isinstance(error, ItemRejected):
+            self.state.record_failure(self.cfg.name, key, plan.etag_now, error.reason,
+                                      immediate=True)
+            self.report.counts["quarantined"] += 1
+            return False
+        if isinstance(error, AuthFailed | AccountCooldown):
+            raise error
+        self._item_failed(key, plan.etag_now, error)
+        return False
+
+    def _item_failed(self, key: str, version: str | None, exc: SyncdError) -> None:
+        given_up = self.state.record_failure(self.cfg.name, key, version, describe(exc))
+        self.report.counts["quarantined" if given_up else "failed"] += 1
+        if not given_up:
+            self.failed = True
+        log.warning("account %s: %s failed: %s", self.cfg.name, key, describe(exc))
+
+    def _finish(self, plan: PairPlan, crm_after: Activity | None, event: RemoteEvent | None
+                ) -> None:
+        """Record the new merge bases once every write of the pair has succeeded."""
+        name = self.cfg.name
+        if plan.conflicts:
+            self.state.add_conflicts(name, plan.activity_id, plan.event_id, plan.conflicts)
+        if plan.link == "drop" and plan.activity_id is not None:
+            self.state.drop_link(name, plan.activity_id)
+        elif plan.link == "save" and plan.activity_id is not None:
+            crm_base = (project_activity(crm_after, self.done_style) if crm_after
+                        else plan.crm_now)
+            cal_base = event.projection if event is not None else plan.cal_now
+            self.state.save_link(name, Link(
+                plan.activity_id, plan.marker or (crm_after.sync_uid if crm_after else ""),
+                event.event_id if event is not None else plan.event_id,
+                event.etag if event is not None else plan.etag_now,
+                crm_base, cal_base, plan.generation, pending=False))
+        if plan.event_id:
+            self.state.clear_failure(name, cal_key(plan.event_id))
+        if plan.activity_id is not None:
+            self.state.clear_failure(name, crm_key(plan.activity_id))
+
+
+def _write_name(write: object) -> str:
+    return {
+        UpdateActivity: "activities_updated", CreateActivity: "activities_imported",
+        DeleteActivity: "activities_deleted", CreateEvent: "events_created",
+        UpdateEvent: "events_updated", DeleteEvent: "events_deleted",
+    }[type(write)]
+
+
+def sync_account(
+    cfg: AccountConfig,
+    connector: CalendarConnector,
+    source: ActivitySource,
+    state: StateStore,
+    **options: object,
+) -> CycleReport:
+    """Run one cycle for one account and return what it did."""
+    return AccountCycle(cfg, connector, source, state, **options).run()  # type: ignore[arg-type]

@@ -1,0 +1,152 @@
+"""Every error syncd raises, grouped by what the caller does next.
+
+Errors carry fields, never prose: ``syncd.report`` is the one place that turns them into
+sentences for admins. Nothing here may hold a note, a secret or event content beyond
+identifiers, because errors end up in logs and in the status table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+class SyncdError(Exception):
+    """Base class. Keyword arguments become attributes (and ``fields``)."""
+
+    def __init__(self, **fields: Any) -> None:
+        self.fields = fields
+        for key, value in fields.items():
+            setattr(self, key, value)
+        super().__init__(", ".join(f"{k}={v!r}" for k, v in fields.items()))
+
+
+# --- problems the person at the keyboard can fix (exit code 2) ---------------------------
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One problem in a config file: where it is and what was expected."""
+
+    file: str
+    key: str
+    problem: str
+    expected: str = ""
+
+
+class ConfigError(SyncdError):
+    """The configuration is unusable; ``problems`` lists every issue found at once."""
+
+    problems: list[ConfigProblem]
+
+
+class UsageError(SyncdError):
+    """A command was called wrongly (fields: ``message``)."""
+
+    message: str
+
+
+class InvalidInput(SyncdError):
+    """A value given for a field is not acceptable (fields: ``field``, ``value``, ``reason``).
+
+    Raised before anything is written, so bad input never half-applies.
+    """
+
+    field: str
+    value: Any
+    reason: str
+
+
+# --- runtime problems (exit code 1) -----------------------------------------------------
+
+
+class NotFound(SyncdError):
+    """A record the caller named does not exist (fields: ``kind``, ``key``)."""
+
+    kind: str
+    key: Any
+
+
+class SecretUnavailable(SyncdError):
+    """A secret reference could not be resolved (fields: ``ref``, ``reason``)."""
+
+    ref: str
+    reason: str
+
+
+# --- connector outcomes: what the engine does next ----------------------------------------
+
+
+class ConnectorError(SyncdError):
+    """Base of everything a calendar connector reports."""
+
+
+class EtagMismatch(ConnectorError):
+    """The event changed since we read it (412): re-read and merge (fields: ``event_id``)."""
+
+    event_id: str
+
+
+class EventGone(ConnectorError):
+    """The event no longer exists (404/410) (fields: ``event_id``)."""
+
+    event_id: str
+
+
+class ItemRejected(ConnectorError):
+    """The server refused this one item for good; quarantine it (``event_id``, ``reason``)."""
+
+    event_id: str
+    reason: str
+
+
+class Transient(ConnectorError):
+    """Temporary failure (5xx, timeout, reset); retry later (``reason``, ``status``).
+
+    ``maybe_applied`` is true when the request may have reached the server, so the caller
+    must read before writing again.
+    """
+
+    reason: str
+
+
+class RateLimited(ConnectorError):
+    """Throttled; retry no sooner than ``retry_after`` seconds (``retry_after``, ``reason``)."""
+
+    retry_after: float
+    reason: str
+
+
+class AccountCooldown(ConnectorError):
+    """A long, account-wide limit (Google quotaExceeded): pause the account (``seconds``)."""
+
+    seconds: float
+    reason: str
+
+
+class AuthFailed(ConnectorError):
+    """Credentials were refused or revoked; the account needs re-authorisation (``reason``)."""
+
+    reason: str
+
+
+class CursorExpired(ConnectorError):
+    """The stored sync token is no longer valid; a full listing is needed."""
+
+
+# --- engine outcomes --------------------------------------------------------------------
+
+
+class SyncRefused(SyncdError):
+    """A guard refused the plan (fields: ``guard``, ``account``, ``detail``)."""
+
+    guard: str
+    account: str
+    detail: str
+
+
+class AccountUnavailable(SyncdError):
+    """The account is paused, cooling down or needs re-auth (``account``, ``status``)."""
+
+    account: str
+    status: str

@@ -1,0 +1,311 @@
+"""The CRM's activity as syncd sees it, and the projection both sides are reduced to.
+
+Nothing in this module does I/O. Two types matter:
+
+* :class:`Activity` is a frozen, read-only view of one CRM activity (seed rules A1-A10).
+  It deliberately has **no note field**: the private note (A5) lives in its own table and
+  is read only through ``ActivityStore.get_note``, so no code that holds an ``Activity``
+  (the engine, every connector) can send it anywhere. The privacy canary tests rely on
+  this being true by construction.
+* :class:`Projection` is the set of fields that sync (DESIGN section 1). Both the activity
+  and the calendar event are reduced to a projection; the engine compares projections,
+  never provider payloads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from syncd.text import clean_text
+
+#: The six activity types every company starts with (seed rule A2).
+DEFAULT_TYPES: tuple[tuple[str, str, str], ...] = (
+    ("call", "Call", "#4a90d9"),
+    ("meeting", "Meeting", "#7b61ff"),
+    ("task", "Task", "#50b83c"),
+    ("deadline", "Deadline", "#de3618"),
+    ("email", "Email", "#f49342"),
+    ("lunch", "Lunch", "#eec200"),
+)
+
+# A pragmatic RFC 5322 "addr-spec" check: one @, a dotted domain, no spaces or controls.
+_EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+
+
+def is_valid_email(value: str) -> bool:
+    """True when ``value`` looks like a deliverable address (local@domain.tld)."""
+    return len(value) <= 254 and _EMAIL_RE.match(value) is not None
+
+
+def normalize_email(value: str) -> str:
+    """Compare e-mail addresses case-insensitively, as every provider does."""
+    return value.strip().lower()
+
+
+@dataclass(frozen=True)
+class Guest:
+    """An invited person (seed rule A6): a CRM person, or any external e-mail address."""
+
+    email: str
+    name: str | None = None
+    person_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Activity:
+    """A read-only view of one CRM activity. There is no note here, by design (A5)."""
+
+    id: int
+    sync_uid: str  # opaque, random; the only thing the ownership marker on an event holds
+    owner_id: int
+    owner_tz: str  # IANA name; due_date/due_time are wall-clock values in this zone
+    type: str
+    subject: str
+    due_date: date | None
+    due_time: time | None  # None: a whole-day activity (A3)
+    duration_minutes: int
+    busy: bool
+    description: str  # public, shown to guests (A8)
+    location: str
+    guests: tuple[Guest, ...]
+    done: bool
+    marked_done_at: datetime | None
+    deleted: bool
+    updated_at: datetime
+    deal_id: int | None = None
+    person_id: int | None = None
+    org_id: int | None = None
+    lead_id: str | None = None
+    project_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    """An activity that was purged from the store; only its identity is left."""
+
+    id: int
+    sync_uid: str
+
+
+# ---------------------------------------------------------------------------------------
+# Projection
+
+
+#: The projection fields, in a fixed order (used for merging, storage and reports).
+FIELDS: tuple[str, ...] = ("title", "when", "busy", "description", "location", "guests")
+Field = Literal["title", "when", "busy", "description", "location", "guests"]
+
+
+@dataclass(frozen=True, order=True)
+class When:
+    """When an activity happens.
+
+    Timed: ``start``/``end`` are aware datetimes, compared as instants (so a calendar that
+    re-expresses the same instant in another zone is not an edit). Whole-day: ``start``
+    and ``end`` are dates and ``end`` is exclusive, as in iCalendar, Google and Graph.
+    ``tz`` is the zone to render in; it does not take part in comparisons.
+    """
+
+    start: date | datetime
+    end: date | datetime
+    tz: str = field(default="UTC", compare=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.start, datetime) != isinstance(self.end, datetime):
+            raise ValueError("start and end must both be dates or both be datetimes")
+        if isinstance(self.start, datetime):
+            assert isinstance(self.end, datetime)
+            if self.start.tzinfo is None or self.end.tzinfo is None:
+                raise ValueError("timed start and end must carry a time zone")
+            # Normalise to UTC so that equality and hashing are about the instant.
+            object.__setattr__(self, "start", self.start.astimezone(UTC))
+            object.__setattr__(self, "end", self.end.astimezone(UTC))
+        if self.end < self.start:
+            raise ValueError("end is before start")
+
+    @property
+    def all_day(self) -> bool:
+        return not isinstance(self.start, datetime)
+
+    def local_start(self) -> datetime:
+        """The start as a wall-clock time in :attr:`tz` (timed events only)."""
+        assert isinstance(self.start, datetime)
+        return self.start.astimezone(ZoneInfo(self.tz))
+
+    def local_end(self) -> datetime:
+        assert isinstance(self.end, datetime)
+        return self.end.astimezone(ZoneInfo(self.tz))
+
+    def to_json(self) -> dict[str, str]:
+        return {"start": self.start.isoformat(), "end": self.end.isoformat(), "tz": self.tz}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, str]) -> When:
+        parse = datetime.fromisoformat if "T" in data["start"] else date.fromisoformat
+        return cls(parse(data["start"]), parse(data["end"]), data.get("tz", "UTC"))
+
+
+@dataclass(frozen=True)
+class Projection:
+    """The fields that sync, in one normalised form for both sides.
+
+    Text is cleaned on construction (control characters removed, line endings unified,
+    outer white space trimmed) so that a server rewriting ``\\r\\n`` or trailing blanks
+    never looks like an edit. Guests are compared as a set of lower-case addresses;
+    ``guest_names`` only helps rendering and is not compared.
+    """
+
+    title: str
+    when: When
+    busy: bool = False
+    description: str = ""
+    location: str = ""
+    guests: frozenset[str] = frozenset()
+    guest_names: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "title", clean_text(self.title, single_line=True))
+        object.__setattr__(self, "description", clean_text(self.description))
+        object.__setattr__(self, "location", clean_text(self.location, single_line=True))
+        object.__setattr__(self, "guests", frozenset(normalize_email(g) for g in self.guests))
+
+    def get(self, name: str) -> Any:
+        return getattr(self, name)
+
+    def replace(self, values: Mapping[str, Any]) -> Projection:
+        return dataclasses.replace(self, **dict(values))
+
+    def diff(self, other: Projection) -> frozenset[str]:
+        """Names of the fields whose values differ between ``self`` and ``other``."""
+        return frozenset(f for f in FIELDS if self.get(f) != other.get(f))
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able dict, stored as the merge base of a link."""
+        return {
+            "title": self.title,
+            "when": self.when.to_json(),
+            "busy": self.busy,
+            "description": self.description,
+            "location": self.location,
+            "guests": sorted(self.guests),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Projection:
+        return cls(
+            title=data["title"],
+            when=When.from_json(data["when"]),
+            busy=bool(data["busy"]),
+            description=data.get("description", ""),
+            location=data.get("location", ""),
+            guests=frozenset(data.get("guests", ())),
+        )
+
+
+def field_to_json(name: str, value: Any) -> Any:
+    """One projection field as JSON (for the conflicts table)."""
+    if isinstance(value, When):
+        return value.to_json()
+    if isinstance(value, frozenset):
+        return sorted(value)
+    return value
+
+
+# ---------------------------------------------------------------------------------------
+# Activity <-> projection
+
+
+DoneStyle = Literal["keep", "prefix"]
+DONE_PREFIX = "\u2713 "  # "✓ ": what done_style = "prefix" puts in front of the title
+
+
+def activity_when(activity: Activity) -> When | None:
+    """The activity's time span in its owner's zone, or None when it has no due date."""
+    if activity.due_date is None:
+        return None
+    tz = ZoneInfo(activity.owner_tz)
+    if activity.due_time is None:
+        days = max(1, activity.duration_minutes // 1440)
+        return When(activity.due_date, activity.due_date + timedelta(days=days), activity.owner_tz)
+    start = datetime.combine(activity.due_date, activity.due_time, tzinfo=tz)
+    # zoneinfo resolves a wall time inside a DST gap or overlap with fold=0; doing the
+    # arithmetic in UTC keeps the duration exact across the transition.
+    start_utc = start.astimezone(UTC)
+    end_utc = start_utc + timedelta(minutes=activity.duration_minutes)
+    return When(start_utc, end_utc, activity.owner_tz)
+
+
+def project_activity(
+    activity: Activity, done_style: DoneStyle = "keep"
+) -> Projection | None:
+    """Reduce an activity to its projection; None when it cannot be on a calendar."""
+    when = activity_when(activity)
+    if when is None:
+        return None
+    title = activity.subject
+    if done_style == "prefix" and activity.done:
+        title = DONE_PREFIX + title
+    return Projection(
+        title=title,
+        when=when,
+        busy=activity.busy,
+        description=activity.description,
+        location=activity.location,
+        guests=frozenset(g.email for g in activity.guests),
+        guest_names={normalize_email(g.email): g.name for g in activity.guests if g.name},
+    )
+
+
+def activity_changes(
+    projection: Projection, fields: Iterable[str], owner_tz: str, done_style: DoneStyle
+) -> dict[str, Any]:
+    """Translate changed projection fields into activity field values.
+
+    The inverse of :func:`project_activity` for the fields named; the result is the
+    keyword set accepted by ``ActivityStore.edit_activity``. With ``done_style =
+    "prefix"`` the title's check mark carries the done flag both ways.
+    """
+    out: dict[str, Any] = {}
+    for name in fields:
+        if name == "title":
+            title = projection.title
+            if done_style == "prefix":
+                out["done"] = title.startswith(DONE_PREFIX.strip())
+                title = title.removeprefix(DONE_PREFIX.strip()).lstrip()
+            out["subject"] = title
+        elif name == "when":
+            out.update(when_to_activity_fields(projection.when, owner_tz))
+        elif name == "guests":
+            names = projection.guest_names
+            out["guests"] = tuple(Guest(email=e, name=names.get(e))
+                                  for e in sorted(projection.guests))
+        else:
+            out[name] = projection.get(name)
+    return out
+
+
+def when_to_activity_fields(when: When, owner_tz: str) -> dict[str, Any]:
+    """due_date, due_time and duration_minutes for a time span, in the owner's zone."""
+    if when.all_day:
+        assert isinstance(when.start, date) and isinstance(when.end, date)
+        days = (when.end - when.start).days
+        return {
+            "due_date": when.start,
+            "due_time": None,
+            "duration_minutes": days * 1440 if days > 1 else 0,
+        }
+    assert isinstance(when.start, datetime) and isinstance(when.end, datetime)
+    local = when.start.astimezone(ZoneInfo(owner_tz))
+    minutes = int((when.end - when.start).total_seconds() // 60)
+    return {
+        "due_date": local.date(),
+        "due_time": local.time().replace(tzinfo=None, fold=0),
+        "duration_minutes": minutes,
+    }

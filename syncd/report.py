@@ -1,0 +1,77 @@
+"""The one place where errors become sentences for admins, each with a next step."""
+
+from __future__ import annotations
+
+from syncd.errors import (
+    AccountCooldown,
+    AccountUnavailable,
+    AuthFailed,
+    ConfigError,
+    EtagMismatch,
+    EventGone,
+    InvalidInput,
+    ItemRejected,
+    NotFound,
+    RateLimited,
+    SecretUnavailable,
+    SyncdError,
+    SyncRefused,
+    Transient,
+    UsageError,
+)
+
+#: Exit codes: 2 for what the caller must fix in the command or config, 1 for the rest.
+EXIT_USAGE = 2
+EXIT_RUNTIME = 1
+
+
+def exit_code(error: BaseException) -> int:
+    fixable = isinstance(error, ConfigError | UsageError | InvalidInput)
+    return EXIT_USAGE if fixable else EXIT_RUNTIME
+
+
+def describe(error: BaseException) -> str:
+    """A sentence (or a few lines) saying what went wrong and what to do."""
+    match error:
+        case ConfigError():
+            lines = [f"The configuration has {len(error.problems)} problem(s):"]
+            for p in error.problems:
+                hint = f"; expected {p.expected}" if p.expected else ""
+                lines.append(f"  {p.file}: {p.key} {p.problem}{hint}.")
+            return "\n".join(lines)
+        case UsageError():
+            return f"{error.message}. See 'syncd --help'."
+        case InvalidInput():
+            return f"Invalid {error.field} {error.value!r}: {error.reason}. Nothing was saved."
+        case NotFound():
+            return f"No {error.kind} {error.key!r} exists."
+        case SecretUnavailable():
+            return (f"The secret {error.ref} cannot be read: {error.reason}. "
+                    "Set it, or point the config at the right place.")
+        case SyncRefused():
+            return (f"Account {error.account}: the {error.guard} guard refused this cycle "
+                    f"({error.detail}). Nothing was changed. Check the calendar, then run "
+                    f"'syncd sync --account {error.account} --force-delete' to proceed.")
+        case AccountUnavailable():
+            return f"Account {error.account} is {error.status}; see 'syncd status'."
+        case AuthFailed():
+            return (f"The provider refused the credentials ({error.reason}). "
+                    "Re-authorise the account with 'syncd auth'.")
+        case AccountCooldown():
+            return (f"The provider's usage limit was hit ({error.reason}); the account rests "
+                    f"for {int(error.seconds)} s.")
+        case RateLimited():
+            return (f"Throttled by the provider ({error.reason}); "
+                    f"retrying after {error.retry_after:g} s.")
+        case Transient():
+            return f"A temporary provider failure ({error.reason}); it will be retried."
+        case EtagMismatch():
+            return f"Event {error.event_id} changed meanwhile; it will be merged again."
+        case EventGone():
+            return f"Event {error.event_id} no longer exists."
+        case ItemRejected():
+            return f"The server refused event {error.event_id}: {error.reason}."
+        case SyncdError():
+            return f"{type(error).__name__}: {error}"
+        case _:
+            return f"Unexpected error: {type(error).__name__}. Run with --debug for details."

@@ -1,0 +1,112 @@
+"""Wiring: accounts, connectors and the engine, with one account's failure kept to itself."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from connectors import ConnectorContext, open_connector
+from syncd.config import AccountConfig, Config
+from syncd.engine.runner import CycleReport, account_window, sync_account
+from syncd.report import describe
+from syncd.store.activities import ActivityStore
+from syncd.store.db import Database
+from syncd.store.state import StateStore
+
+log = logging.getLogger("syncd.service")
+
+EMBEDDED_CALENDAR = "crm"
+
+
+def embedded_accounts(config: Config, store: ActivityStore) -> list[AccountConfig]:
+    """With no accounts configured, each CRM user gets a calendar on the embedded server."""
+    url = f"http://{config.embedded_host}:{config.embedded_port}/"
+    return [
+        AccountConfig(name=f"embedded:{user.email}", provider="caldav", owner=user.email,
+                      calendar=f"{url}{user.email}/{EMBEDDED_CALENDAR}/",
+                      auth={"url": url, "username": user.email})
+        for user in store.list_users()
+    ]
+
+
+class Service:
+    """What ``syncd sync``, ``syncd run`` and ``syncd status`` share."""
+
+    def __init__(self, config: Config, db: Database | None = None) -> None:
+        self.config = config
+        self.db = db or Database(config.database_url)
+        self.store = ActivityStore(self.db)
+        self.state = StateStore(self.db)
+        self.replica = f"{socket.gethostname()}:{os.getpid()}"
+
+    def accounts(self) -> list[AccountConfig]:
+        if self.config.accounts:
+            return [a for a in self.config.accounts if a.enabled]
+        return embedded_accounts(self.config, self.store)
+
+    def credentials(self) -> Any:
+        from syncd.store.credentials import CredentialStore
+
+        return CredentialStore(self.db, self.config.state_key)
+
+    def sync_one(self, account: AccountConfig, **options: Any) -> CycleReport:
+        """One cycle of one account. Never raises: a failure is that account's report."""
+        now = datetime.now(UTC)
+        connector = None
+        try:
+            owner = self.store.get_user_by_email(account.owner)
+            tz = account.time_zone or (owner.time_zone if owner else self.config.default_time_zone)
+            context = ConnectorContext(tz, account_window(account, now), self.credentials())
+            connector = open_connector(account, context)
+            return sync_account(account, connector, self.store, self.state, now=now,
+                                lease_owner=self.replica, **options)
+        except Exception as exc:  # isolation: one account's bug must not stop the others
+            log.exception("account %s failed", account.name)
+            report = CycleReport(account.name, outcome="failed", message=describe(exc))
+            self.state.account(account.name)
+            self.state.update_account(account.name, last_run_at=now, last_outcome="failed",
+                                      last_message=report.message)
+            return report
+        finally:
+            if connector is not None:
+                try:
+                    connector.close()
+                except Exception:  # closing must never mask the cycle's outcome
+                    log.debug("closing the connector of %s failed", account.name, exc_info=True)
+
+    def sync_all(self, names: Sequence[str] | None = None, **options: Any) -> list[CycleReport]:
+        accounts = self.accounts()
+        if names:
+            known = {a.name for a in accounts}
+            from syncd.errors import UsageError
+
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                raise UsageError(message=f"unknown account(s): {', '.join(unknown)}")
+            accounts = [a for a in accounts if a.name in names]
+        return [self.sync_one(a, **options) for a in accounts]
+
+    def status(self) -> list[dict[str, Any]]:
+        states = {s.name: s for s in self.state.accounts()}
+        rows = []
+        for account in self.accounts():
+            st = states.get(account.name) or self.state.account(account.name)
+            rows.append({
+                "account": account.name, "provider": account.provider, "owner": account.owner,
+                "status": st.status, "status_reason": st.status_reason,
+                "last_run_at": st.last_run_at, "last_outcome": st.last_outcome,
+                "last_counts": st.last_counts, "last_message": st.last_message,
+                "links": self.state.link_count(account.name),
+                "open_conflicts": len(self.state.conflicts(account.name)),
+                "quarantined": sum(1 for q in self.state.quarantine_list(account.name)
+                                   if q["state"] == "quarantined"),
+            })
+        return rows
+
+    def with_accounts(self, accounts: Sequence[AccountConfig]) -> Service:
+        return Service(replace(self.config, accounts=tuple(accounts)), self.db)

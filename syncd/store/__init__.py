@@ -1,0 +1,1 @@
+"""Persistence: the built-in activity store (CRM side) and syncd's own sync state."""

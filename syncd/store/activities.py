@@ -1,0 +1,557 @@
+"""The built-in activity store: the CRM side of syncd (seed rules A1-A10, B1-B4, D, E).
+
+:class:`ActivityStore` is the one way in. Its contract:
+
+* Every write is one transaction, serialised against the store's other writers. Bad input
+  raises :class:`~syncd.errors.InvalidInput` before anything is written; the transaction
+  makes even a late failure write nothing.
+* Error kinds: a bad value in a field, including a reference to something that does not
+  exist (an owner, a type, a deal, a guest's person id), is ``InvalidInput`` naming the
+  field; the activity an operation is *about* not existing is ``NotFound``.
+* Every change to an activity appends exactly one row to the change feed, in the same
+  transaction; an edit that changes nothing writes nothing at all.
+* After every change the derived dates of the linked items are recomputed (A10).
+* Activities come back as frozen :class:`syncd.model.Activity` views, which have no note.
+  The note (A5) is written through ``note=`` and read only by :meth:`get_note`.
+
+Times: ``due_date``/``due_time`` are wall-clock values in the owner's zone
+(``users.time_zone``). Reassigning an activity keeps the moment it happens: a timed
+activity's date and time are converted to the new owner's zone (a call at 15:00 in Oslo
+becomes 09:00 for a New York owner, not a call six hours later). Whole-day activities
+keep their date. A ``due_date``/``due_time`` given in the same edit is read in the new
+owner's zone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from syncd.errors import InvalidInput, NotFound
+from syncd.model import Activity, Tombstone
+from syncd.store import change_feed, derived
+from syncd.store.activity_fields import (
+    CALENDAR_FIELDS,
+    EDITABLE_FIELDS,
+    LINK_FIELDS,
+    GuestInput,
+    check_time_needs_date,
+    clean_fields,
+    resolve_guests,
+)
+from syncd.store.activity_read import filter_query, load_views
+from syncd.store.activity_write import (
+    CHUNK,
+    SCALARS,
+    Lookups,
+    check_unique_uids,
+    guest_rows,
+    insert_activities,
+    move_to_zone,
+    prepare,
+)
+from syncd.store.change_feed import ChangeRow
+from syncd.store.crm_items import CrmDirectory, check_now
+from syncd.store.crm_tables import (
+    ActivityGuest,
+    ActivityLink,
+    ActivityNote,
+    ActivityRow,
+    User,
+)
+from syncd.store.crm_views import ActivityFilter, CanSee, ChangePage
+from syncd.store.links import (
+    ITEM_TABLES,
+    LinkSet,
+    explicit_links,
+    linked_items,
+    replace_links,
+)
+from syncd.store.visibility import visible_ids_query, visible_ids_with
+
+
+class ActivityStore(CrmDirectory):
+    """Activities, their links, guests, private notes and change feed.
+
+    Args:
+        db: an open :class:`syncd.store.db.Database` (migrated on open).
+    """
+
+    # --- adding -------------------------------------------------------------------------
+
+    def add_activity(
+        self, *, owner_id: int, subject: str, type: str = "task", due_date: date | None = None,
+        due_time: time | None = None, duration_minutes: int = 0, busy: bool = False,
+        description: str = "", location: str = "", guests: Sequence[GuestInput] = (),
+        note: str = "", deal_id: int | None = None, person_id: int | None = None,
+        org_id: int | None = None, lead_id: str | None = None, project_id: int | None = None,
+        done: bool = False, sync_uid: str | None = None, now: datetime | None = None,
+    ) -> Activity:
+        """Add one activity.
+
+        Args:
+            owner_id: the user it is assigned to (A9).
+            subject: its title (A1).
+            type: a type key (A2).
+            due_date: the day (A3); None for an unscheduled activity.
+            due_time: the wall-clock time in the owner's zone; None for a whole day.
+            duration_minutes: how long it lasts (>= 0).
+            busy: whether it blocks the slot (A4; free by default).
+            description: public text, shown to guests (A8).
+            location: an address (A7).
+            guests: person ids, e-mail addresses or :class:`Guest` objects (A6).
+            note: private text that never leaves the CRM (A5).
+            deal_id: a deal to link (B1 adds its person and organization).
+            person_id: a person to link (B2 adds their organization).
+            org_id: an organization to link (B3: nothing more).
+            lead_id: a lead to link.
+            project_id: a project to link.
+            done: create it already done (its done time is ``now``).
+            sync_uid: an opaque id to reuse (32 hex digits); a fresh one by default.
+            now: the time of the change (default: the current time).
+
+        Returns:
+            The new activity.
+
+        Raises:
+            InvalidInput: any unacceptable value; nothing is written.
+        """
+        fields = {
+            "owner_id": owner_id, "subject": subject, "type": type, "due_date": due_date,
+            "due_time": due_time, "duration_minutes": duration_minutes, "busy": busy,
+            "description": description, "location": location, "guests": guests,
+            "note": note, "deal_id": deal_id, "person_id": person_id, "org_id": org_id,
+            "lead_id": lead_id, "project_id": project_id, "done": done, "sync_uid": sync_uid,
+        }
+        stamp = check_now(now)
+        with self._write() as session:
+            ids = insert_activities(session, [prepare(Lookups(session), fields)], stamp)
+            return load_views(session, ids)[ids[0]]
+
+    def add_activities(self, items: Sequence[Mapping[str, Any]], *,
+                       now: datetime | None = None) -> list[int]:
+        """Add many activities in one transaction: all of them or none (bulk creation, F).
+
+        Args:
+            items: one mapping per activity with the keyword arguments of
+                :meth:`add_activity` (``owner_id`` and ``subject`` required).
+            now: the time of the change.
+
+        Returns:
+            The new ids, in the order of ``items``.
+
+        Raises:
+            InvalidInput: the first item with a problem (its ``field`` is prefixed with
+                ``items[N].``); nothing is written. Use :meth:`check_activities` to get
+                every problem at once.
+        """
+        stamp = check_now(now)
+        with self._write() as session:
+            lookups = Lookups(session)
+            prepared = []
+            for n, item in enumerate(items):
+                try:
+                    prepared.append(prepare(lookups, item))
+                except InvalidInput as exc:
+                    raise InvalidInput(field=f"items[{n}].{exc.field}", value=exc.value,
+                                       reason=exc.reason) from None
+            return insert_activities(session, prepared, stamp)
+
+    def check_activities(
+        self, items: Sequence[Mapping[str, Any]]
+    ) -> list[tuple[int, InvalidInput]]:
+        """Every problem :meth:`add_activities` would refuse, without writing anything.
+
+        Returns:
+            (index in ``items``, the error) for each item with a problem; empty when all
+            would be accepted.
+        """
+        problems: list[tuple[int, InvalidInput]] = []
+        uids: dict[str, int] = {}
+        with self._read() as session:
+            lookups = Lookups(session)
+            for n, item in enumerate(items):
+                try:
+                    values = prepare(lookups, item).values
+                    uid = values["sync_uid"]
+                    if uid is not None:
+                        if uid in uids:
+                            raise InvalidInput(field="sync_uid", value=uid,
+                                               reason=f"repeats item {uids[uid]}")
+                        uids[uid] = n
+                        check_unique_uids(session, [uid])
+                except InvalidInput as exc:
+                    problems.append((n, exc))
+        return problems
+
+    # --- editing ------------------------------------------------------------------------
+
+    def edit_activity(self, activity_id: int, *, now: datetime | None = None,
+                      **fields: Any) -> Activity:
+        """Change some fields of a live activity.
+
+        Args:
+            activity_id: the activity.
+            now: the time of the change.
+            **fields: any of :meth:`add_activity`'s fields except ``sync_uid``;
+                ``owner_id`` reassigns it, ``note`` replaces the note, ``done`` marks it
+                done or not done (D2), ``guests`` replaces the guest list, a link field
+                replaces that link (automatic links follow, B1/B2).
+
+        Returns:
+            The activity after the edit. An edit that changes nothing writes nothing and
+            adds no change row.
+
+        Raises:
+            NotFound: no live activity has this id.
+            InvalidInput: an unknown field or unacceptable value; nothing is written.
+        """
+        return self._edit(activity_id, fields, EDITABLE_FIELDS, now)
+
+    def apply_calendar_changes(self, activity_id: int, fields: Mapping[str, Any], *,
+                               now: datetime | None = None) -> Activity:
+        """:meth:`edit_activity` for changes coming from a calendar.
+
+        Only the fields a calendar can carry are accepted (subject, type, due date and
+        time, duration, busy, description, location, guests, done). The note (A5), the
+        owner and the links are the CRM's: naming one is refused.
+
+        Raises:
+            InvalidInput: a refused or unknown field, or an unacceptable value.
+            NotFound: no live activity has this id.
+        """
+        for name in fields:
+            if name not in CALENDAR_FIELDS:
+                reason = ("is private to the CRM and never changes from a calendar (A5)"
+                          if name == "note" else "cannot be changed from a calendar")
+                value = "<note>" if name == "note" else fields[name]
+                raise InvalidInput(field=name, value=value, reason=reason)
+        return self._edit(activity_id, dict(fields), CALENDAR_FIELDS, now)
+
+    def mark_done(self, activity_id: int, *, now: datetime | None = None) -> Activity:
+        """Mark a live activity done (D1); its done time becomes ``now`` (D2).
+
+        The due date stays as planned (D3). Marking a done activity again changes
+        nothing, so the first done time is kept.
+        """
+        return self._edit(activity_id, {"done": True}, EDITABLE_FIELDS, now)
+
+    def mark_undone(self, activity_id: int, *, now: datetime | None = None) -> Activity:
+        """Reopen a done activity; its done time is cleared (D2, D4)."""
+        return self._edit(activity_id, {"done": False}, EDITABLE_FIELDS, now)
+
+    def _live_row(self, session: Session, activity_id: int) -> ActivityRow:
+        row = session.get(ActivityRow, activity_id) if isinstance(activity_id, int) else None
+        if row is None or row.deleted_at is not None:
+            raise NotFound(kind="activity", key=activity_id)
+        return row
+
+    def _edit(self, activity_id: int, fields: Mapping[str, Any], allowed: frozenset[str],
+              now: datetime | None) -> Activity:
+        values = clean_fields(fields, allowed)
+        stamp = check_now(now)
+        with self._write() as session:
+            row = self._live_row(session, activity_id)
+            lookups = Lookups(session)
+            old_owner = row.owner_id
+            old_refs = {(link.kind, getattr(link, ITEM_TABLES[link.kind][1]))
+                        for link in session.scalars(
+                            select(ActivityLink).where(ActivityLink.activity_id == row.id))}
+            updates = self._scalar_updates(lookups, row, values, stamp)
+
+            guests_changed = False
+            if "guests" in values:
+                guests = resolve_guests(session, values["guests"])
+                current = session.execute(
+                    select(ActivityGuest.email, ActivityGuest.name, ActivityGuest.person_id)
+                    .where(ActivityGuest.activity_id == row.id).order_by(ActivityGuest.position)
+                ).all()
+                guests_changed = [tuple(r) for r in current] != [
+                    (g.email, g.name, g.person_id) for g in guests]
+
+            note_changed = False
+            if "note" in values:
+                current_note = session.scalar(
+                    select(ActivityNote.text).where(ActivityNote.activity_id == row.id)) or ""
+                note_changed = current_note != values["note"]
+
+            new_links: LinkSet | None = None
+            if any(f in values for f in LINK_FIELDS):
+                chosen = explicit_links(session, row.id)
+                chosen.update({f: values[f] for f in LINK_FIELDS if f in values})
+                candidate = lookups.links.resolve(chosen)
+                automatic = frozenset(link.kind for link in session.scalars(
+                    select(ActivityLink).where(ActivityLink.activity_id == row.id,
+                                               ActivityLink.automatic.is_(True))))
+                if candidate.refs() != old_refs or candidate.automatic != automatic:
+                    new_links = candidate
+                    updates.update(candidate.columns())
+
+            if not (updates or guests_changed or note_changed or new_links):
+                return load_views(session, [row.id])[row.id]  # nothing to write
+
+            for name, value in updates.items():
+                setattr(row, name, value)
+            row.updated_at = stamp
+            if guests_changed:
+                session.execute(delete(ActivityGuest).where(ActivityGuest.activity_id == row.id))
+                if guests:
+                    session.execute(insert(ActivityGuest), guest_rows(row.id, guests))
+            if note_changed:
+                self._write_note(session, row.id, values["note"])
+            if new_links is not None:
+                replace_links(session, row.id, new_links)
+            session.flush()
+            moved = row.owner_id != old_owner
+            change_feed.append(session, [ChangeRow(
+                row.id, row.sync_uid, "update", row.owner_id, old_owner if moved else None)],
+                stamp)
+            refs = old_refs | (new_links.refs() if new_links is not None else set())
+            derived.refresh_items(session, refs, stamp)
+            return load_views(session, [row.id])[row.id]
+
+    def _scalar_updates(self, lookups: Lookups, row: ActivityRow, values: Mapping[str, Any],
+                        now: datetime) -> dict[str, Any]:
+        """The column changes an edit asks for, checked; only values that differ."""
+        target: dict[str, Any] = {}
+        if "owner_id" in values and values["owner_id"] != row.owner_id:
+            new_zone = lookups.owner_zone(values["owner_id"])
+            target["owner_id"] = values["owner_id"]
+            if row.due_date is not None and row.due_time is not None:
+                # Keep the moment, not the wall-clock reading (see the module docstring).
+                old_zone = lookups.owner_zone(row.owner_id)
+                target["due_date"], target["due_time"] = move_to_zone(
+                    row.due_date, row.due_time, old_zone, new_zone)
+        for name in SCALARS:
+            if name in values:
+                target[name] = values[name]
+        if "type" in target and target["type"] != row.type:
+            lookups.check_type(target["type"])
+        check_time_needs_date(target.get("due_date", row.due_date),
+                              target.get("due_time", row.due_time))
+        if "done" in values and values["done"] != row.done:
+            target["done"] = values["done"]
+            target["marked_done_at"] = now if values["done"] else None  # D2; D3: date kept
+        return {k: v for k, v in target.items() if getattr(row, k) != v}
+
+    @staticmethod
+    def _write_note(session: Session, activity_id: int, text: str) -> None:
+        session.execute(delete(ActivityNote).where(ActivityNote.activity_id == activity_id))
+        if text:
+            session.execute(insert(ActivityNote), [{"activity_id": activity_id, "text": text}])
+
+    # --- deleting -----------------------------------------------------------------------
+
+    def delete_activity(self, activity_id: int, *, now: datetime | None = None) -> None:
+        """Soft-delete one activity (E1); it stays in the feed and is purged later.
+
+        Deleting an already deleted activity changes nothing.
+
+        Raises:
+            NotFound: there is no such activity (or it has been purged).
+        """
+        self.delete_activities([activity_id], now=now)
+
+    def delete_activities(self, ids: Sequence[int], *, now: datetime | None = None) -> int:
+        """Soft-delete several activities at once (E2): all of them or none.
+
+        Returns:
+            How many were deleted (already deleted ones are skipped, not counted).
+
+        Raises:
+            NotFound: one of the ids does not exist; nothing is deleted.
+        """
+        stamp = check_now(now)
+        wanted = list(dict.fromkeys(ids))
+        for activity_id in wanted:
+            if isinstance(activity_id, bool) or not isinstance(activity_id, int):
+                raise InvalidInput(field="ids", value=activity_id, reason="must be activity ids")
+        with self._write() as session:
+            return self._soft_delete(session, wanted, stamp)
+
+    def delete_where(self, filter: ActivityFilter, *, now: datetime | None = None) -> int:
+        """Soft-delete every live activity matching ``filter`` (bulk delete, E2).
+
+        Returns:
+            How many were deleted.
+
+        Raises:
+            InvalidInput: the filter has no criterion (that would delete everything).
+        """
+        if not filter.has_criteria():
+            raise InvalidInput(field="filter", value="(no criteria)",
+                               reason="names no criterion; refusing to delete every activity")
+        stamp = check_now(now)
+        live = dataclasses.replace(filter, include_deleted=False)
+        with self._write() as session:
+            ids = list(session.scalars(filter_query(live)))
+            return self._soft_delete(session, ids, stamp)
+
+    def _soft_delete(self, session: Session, ids: list[int], now: datetime) -> int:
+        found: dict[int, Any] = {}
+        for start in range(0, len(ids), CHUNK):
+            query = select(
+                ActivityRow.id, ActivityRow.sync_uid, ActivityRow.owner_id, ActivityRow.deleted_at
+            ).where(ActivityRow.id.in_(ids[start:start + CHUNK]))
+            found.update({r.id: r for r in session.execute(query)})
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise NotFound(kind="activity", key=missing[0])
+        live = [i for i in ids if found[i].deleted_at is None]
+        for start in range(0, len(live), CHUNK):
+            session.execute(update(ActivityRow)
+                            .where(ActivityRow.id.in_(live[start:start + CHUNK]))
+                            .values(deleted_at=now, updated_at=now))
+        change_feed.append(session, [ChangeRow(i, found[i].sync_uid, "delete", found[i].owner_id)
+                                     for i in live], now)
+        refs = set().union(*linked_items(session, live).values())
+        derived.refresh_items(session, refs, now)
+        return len(live)
+
+    def purge_deleted(self, *, older_than_days: int = 30, now: datetime | None = None) -> int:
+        """Remove for good the activities deleted at least ``older_than_days`` ago.
+
+        Each purged activity gets a ``purge`` row in the feed, which then reports it as a
+        :class:`Tombstone`.
+
+        Returns:
+            How many activities were purged.
+        """
+        if isinstance(older_than_days, bool) or not isinstance(older_than_days, int) \
+                or older_than_days < 0:
+            raise InvalidInput(field="older_than_days", value=older_than_days,
+                               reason="must be a whole number of days, 0 or more")
+        stamp = check_now(now)
+        cutoff = stamp - timedelta(days=older_than_days)
+        with self._write() as session:
+            rows = session.execute(
+                select(ActivityRow.id, ActivityRow.sync_uid, ActivityRow.owner_id)
+                .where(ActivityRow.deleted_at.is_not(None), ActivityRow.deleted_at <= cutoff)
+                .order_by(ActivityRow.id)
+            ).all()
+            ids = [r.id for r in rows]
+            refs = set().union(*linked_items(session, ids).values())
+            for start in range(0, len(ids), CHUNK):
+                chunk = ids[start:start + CHUNK]
+                # Children first: correct even where the FK cascade is not enforced.
+                for table in (ActivityGuest, ActivityNote, ActivityLink):
+                    session.execute(delete(table).where(table.activity_id.in_(chunk)))
+                session.execute(delete(ActivityRow).where(ActivityRow.id.in_(chunk)))
+            change_feed.append(session, [ChangeRow(r.id, r.sync_uid, "purge", r.owner_id)
+                                         for r in rows], stamp)
+            derived.refresh_items(session, refs, stamp)
+            return len(rows)
+
+    # --- reading ------------------------------------------------------------------------
+
+    def get(self, activity_id: int, *, include_deleted: bool = False) -> Activity:
+        """One activity.
+
+        Raises:
+            NotFound: no such activity, or it is deleted and ``include_deleted`` is false.
+        """
+        with self._read() as session:
+            view = load_views(session, [activity_id]).get(activity_id)
+        if view is None or (view.deleted and not include_deleted):
+            raise NotFound(kind="activity", key=activity_id)
+        return view
+
+    def get_by_sync_uid(self, sync_uid: str) -> Activity | None:
+        """The activity with this sync uid, deleted or not; None when there is none."""
+        with self._read() as session:
+            activity_id = session.scalar(
+                select(ActivityRow.id).where(ActivityRow.sync_uid == sync_uid))
+            if activity_id is None:
+                return None
+            return load_views(session, [activity_id])[activity_id]
+
+    def list_activities(self, filter: ActivityFilter) -> list[Activity]:
+        """The activities matching ``filter``, by due date and time (undated last)."""
+        with self._read() as session:
+            ids = list(session.scalars(filter_query(filter)))
+            views = load_views(session, ids)
+        return [views[i] for i in ids]
+
+    def visible_to(self, user_id: int, *, can_see: CanSee | None = None) -> list[Activity]:
+        """The live activities ``user_id`` may see (B4), by id.
+
+        A user sees their own activities, and another user's only when they can see every
+        item it is linked to. Without ``can_see`` an item is visible unless it is marked
+        ``visible_to_owner_only`` and owned by someone else (see
+        :mod:`syncd.store.visibility`); with it, ``can_see(kind, item_id)`` decides.
+
+        Raises:
+            NotFound: there is no such user.
+        """
+        with self._read() as session:
+            if session.get(User, user_id) is None:
+                raise NotFound(kind="user", key=user_id)
+            if can_see is None:
+                ids = list(session.scalars(visible_ids_query(user_id)))
+            else:
+                ids = visible_ids_with(session, user_id, can_see)
+            views = load_views(session, ids)
+        return [views[i] for i in ids]
+
+    def get_note(self, activity_id: int) -> str:
+        """The private note of an activity (A5): the only way to read one.
+
+        Raises:
+            NotFound: there is no such activity (deleted ones still have their note).
+        """
+        with self._read() as session:
+            if session.get(ActivityRow, activity_id) is None:
+                raise NotFound(kind="activity", key=activity_id)
+            return session.scalar(
+                select(ActivityNote.text).where(ActivityNote.activity_id == activity_id)) or ""
+
+    # --- change feed --------------------------------------------------------------------
+
+    def changes_after(self, after: int, *, owner_id: int | None = None,
+                      limit: int = 1000) -> ChangePage:
+        """The activities changed after sequence number ``after`` (the sync cursor).
+
+        Args:
+            after: the last seq already processed (0 for everything).
+            owner_id: only changes where this user is the owner after the change, or was
+                the owner before it (a reassigned activity shows in both feeds).
+            limit: how many change rows one page covers.
+
+        Returns:
+            A :class:`ChangePage`: each changed activity once, in its current state
+            (deleted included, purged ones as :class:`Tombstone`); continue with
+            ``after=page.last_seq`` while ``page.more``.
+        """
+        for name, value, low in (("after", after, 0), ("limit", limit, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise InvalidInput(field=name, value=value,
+                                   reason=f"must be a whole number >= {low}")
+        with self._read() as session:
+            page = change_feed.read_page(session, after, owner_id, limit)
+            views = load_views(session, list(page.latest))
+        items: list[Activity | Tombstone] = [
+            views.get(i) or Tombstone(id=i, sync_uid=page.sync_uids[i]) for i in page.latest
+        ]
+        return ChangePage(items=items, last_seq=page.last_seq, more=page.more)
+
+    def last_change_seq(self) -> int:
+        """The highest change number so far (0 when nothing has changed yet)."""
+        with self._read() as session:
+            return change_feed.last_seq(session)
+
+    def activities_due_between(self, owner_id: int, start: date, end: date) -> list[Activity]:
+        """The owner's live activities due on a day in [start, end] (both inclusive).
+
+        The sync engine asks this when time moves its window forward, to find activities
+        that no change touched but that now fall inside the window.
+        """
+        return self.list_activities(ActivityFilter(owner_id=owner_id, due_from=start,
+                                                   due_to=end))
+
+
+__all__ = ["ActivityFilter", "ActivityStore", "ChangePage"]

@@ -1,0 +1,283 @@
+"""Checking and normalising the fields of an activity before anything is written.
+
+Two layers: :func:`clean_fields` checks each given value on its own (types, ranges, text
+hygiene) without a database; :func:`resolve_guests` and the reference checks in
+:mod:`syncd.store.activities` then look things up. Both raise
+:class:`~syncd.errors.InvalidInput` naming the field, so a caller can show the user which
+value to fix. Error values never carry the note (errors end up in logs).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from syncd.errors import InvalidInput
+from syncd.model import Guest, is_valid_email, normalize_email
+from syncd.store.crm_tables import Person
+from syncd.text import clean_text
+
+#: Every field ``edit_activity`` accepts (``add_activity`` also takes ``sync_uid``).
+EDITABLE_FIELDS: frozenset[str] = frozenset({
+    "owner_id", "subject", "type", "due_date", "due_time", "duration_minutes", "busy",
+    "description", "location", "guests", "note", "deal_id", "person_id", "org_id",
+    "lead_id", "project_id", "done",
+})
+
+#: The fields a calendar may change (the projection's, plus done and type). The note,
+#: the owner, the links and the identity are the CRM's alone.
+CALENDAR_FIELDS: frozenset[str] = frozenset({
+    "subject", "type", "due_date", "due_time", "duration_minutes", "busy", "description",
+    "location", "guests", "done",
+})
+
+#: Link fields and the kind of item each one names.
+LINK_FIELDS: dict[str, str] = {
+    "deal_id": "deal", "person_id": "person", "org_id": "org", "lead_id": "lead",
+    "project_id": "project",
+}
+
+# Long enough for a multi-week conference, short enough to catch a unit mistake.
+MAX_DURATION_MINUTES = 366 * 24 * 60
+_SYNC_UID = re.compile(r"^[0-9a-f]{32}$")
+_TEXT_LIMITS = {"subject": 255, "location": 500, "description": 100_000, "note": 100_000}
+
+GuestInput = Guest | str | int
+
+
+@dataclass(frozen=True)
+class GuestSpec:
+    """A guest as given, checked for syntax but not yet looked up."""
+
+    email: str | None
+    name: str | None
+    person_id: int | None
+
+
+def _text_value(value: object) -> object:
+    # Text may be long or private: an error shows its type and length, not its content.
+    return f"<{len(value)} characters>" if isinstance(value, str) else type(value).__name__
+
+
+def _id(name: str, value: object, *, optional: bool = True) -> int | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InvalidInput(field=name, value=value, reason="must be a positive whole number")
+    return value
+
+
+def _flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInput(field=name, value=value, reason="must be true or false")
+    return value
+
+
+def _text(name: str, value: object, *, single_line: bool) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(field=name, value=_text_value(value), reason="must be text")
+    cleaned = clean_text(value, single_line=single_line)
+    if len(cleaned) > _TEXT_LIMITS[name]:
+        raise InvalidInput(field=name, value=_text_value(value),
+                           reason=f"is longer than {_TEXT_LIMITS[name]} characters")
+    return cleaned
+
+
+def _subject(value: object) -> str:
+    subject = _text("subject", value, single_line=True)
+    if not subject:
+        raise InvalidInput(field="subject", value=value, reason="must not be empty (A1)")
+    return subject
+
+
+def _note(value: object) -> str:
+    # The note is kept exactly as written (it never leaves the CRM, so there is nothing
+    # to normalise for); only its type and size are checked.
+    if not isinstance(value, str):
+        raise InvalidInput(field="note", value=type(value).__name__, reason="must be text")
+    if len(value) > _TEXT_LIMITS["note"]:
+        raise InvalidInput(field="note", value=_text_value(value),
+                           reason=f"is longer than {_TEXT_LIMITS['note']} characters")
+    return value
+
+
+def _type_key(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(field="type", value=value, reason="must be a type key, e.g. 'call'")
+    return value.strip()
+
+
+def _due_date(value: object) -> date | None:
+    # datetime is a subclass of date; accepting one would silently drop its time.
+    if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
+        return value
+    raise InvalidInput(field="due_date", value=value, reason="must be a date (YYYY-MM-DD)")
+
+
+def _due_time(value: object) -> time | None:
+    if value is None:
+        return None
+    if not isinstance(value, time):
+        raise InvalidInput(field="due_time", value=value, reason="must be a time of day (HH:MM)")
+    if value.tzinfo is not None:
+        raise InvalidInput(field="due_time", value=value.isoformat(),
+                           reason="must be a wall-clock time in the owner's zone, without offset")
+    return value.replace(fold=0)
+
+
+def _duration(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(field="duration_minutes", value=value, reason="must be whole minutes")
+    if value < 0:
+        raise InvalidInput(field="duration_minutes", value=value, reason="must not be negative")
+    if value > MAX_DURATION_MINUTES:
+        raise InvalidInput(field="duration_minutes", value=value,
+                           reason=f"must be at most {MAX_DURATION_MINUTES} (one year)")
+    return value
+
+
+def _lead_id(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(field="lead_id", value=value, reason="must be a lead id (text)")
+    return value
+
+
+def _sync_uid(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _SYNC_UID.match(value):
+        raise InvalidInput(field="sync_uid", value=value,
+                           reason="must be 32 lower-case hex digits (a uuid4 hex)")
+    return value
+
+
+def _guest(value: object) -> GuestSpec:
+    if isinstance(value, Guest):
+        email = normalize_email(value.email) if value.email else None
+        if email is not None and not is_valid_email(email):
+            raise InvalidInput(field="guests", value=value.email, reason="is not an e-mail address")
+        if value.person_id is not None:
+            _id("guests", value.person_id)
+        if email is None and value.person_id is None:
+            raise InvalidInput(field="guests", value=repr(value),
+                               reason="a guest needs an e-mail address or a person id")
+        name = clean_text(value.name, single_line=True) or None
+        return GuestSpec(email, name, value.person_id)
+    if isinstance(value, str):
+        email = normalize_email(value)
+        if not is_valid_email(email):
+            raise InvalidInput(field="guests", value=value, reason="is not an e-mail address")
+        return GuestSpec(email, None, None)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return GuestSpec(None, None, _id("guests", value))
+    raise InvalidInput(field="guests", value=repr(value),
+                       reason="each guest must be an e-mail address, a person id or a Guest")
+
+
+def _guests(value: object) -> tuple[GuestSpec, ...]:
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise InvalidInput(field="guests", value=repr(value), reason="must be a list of guests")
+    return tuple(_guest(g) for g in value)
+
+
+_CHECKS: dict[str, Any] = {
+    "owner_id": lambda v: _id("owner_id", v, optional=False),
+    "subject": _subject,
+    "type": _type_key,
+    "due_date": _due_date,
+    "due_time": _due_time,
+    "duration_minutes": _duration,
+    "busy": lambda v: _flag("busy", v),
+    "done": lambda v: _flag("done", v),
+    "description": lambda v: _text("description", v, single_line=False),
+    "location": lambda v: _text("location", v, single_line=True),
+    "note": _note,
+    "guests": _guests,
+    "deal_id": lambda v: _id("deal_id", v),
+    "person_id": lambda v: _id("person_id", v),
+    "org_id": lambda v: _id("org_id", v),
+    "project_id": lambda v: _id("project_id", v),
+    "lead_id": _lead_id,
+    "sync_uid": _sync_uid,
+}
+
+
+def clean_fields(fields: Mapping[str, Any], allowed: Iterable[str]) -> dict[str, Any]:
+    """Check each given field on its own and return the normalised values.
+
+    Args:
+        fields: field name -> value, as the caller passed them.
+        allowed: the names accepted here; any other name is an error.
+
+    Returns:
+        The same keys with cleaned values (text trimmed, e-mails lower-cased, guests as
+        :class:`GuestSpec`).
+
+    Raises:
+        InvalidInput: for the first unknown field or unacceptable value.
+    """
+    allowed = frozenset(allowed)
+    out: dict[str, Any] = {}
+    for name, value in fields.items():
+        if name not in allowed:
+            raise InvalidInput(field=name, value=_text_value(value) if name == "note" else value,
+                               reason="is not a field that can be set here")
+        out[name] = _CHECKS[name](value)
+    return out
+
+
+def check_time_needs_date(due_date: date | None, due_time: time | None) -> None:
+    """A3: a date without a time is whole-day; a time without a date is meaningless."""
+    if due_time is not None and due_date is None:
+        raise InvalidInput(field="due_time", value=due_time.isoformat(),
+                           reason="a time needs a due date")
+
+
+def resolve_guests(session: Session, specs: Sequence[GuestSpec]) -> list[GuestSpec]:
+    """Look guests up (A6): person ids must exist, e-mails link their CRM person.
+
+    Every returned guest has an e-mail address (a calendar can only invite addresses);
+    duplicates (same address) are dropped, keeping the first.
+
+    Raises:
+        InvalidInput: a person id that does not exist or has no e-mail address.
+    """
+    ids = {s.person_id for s in specs if s.person_id is not None}
+    emails = {s.email for s in specs if s.email is not None}
+    persons: dict[int, Person] = {}
+    if ids:
+        persons = {p.id: p for p in session.scalars(select(Person).where(Person.id.in_(ids)))}
+    by_email: dict[str, Person] = {}
+    if emails:
+        query = select(Person).where(Person.email.in_(emails)).order_by(Person.id)
+        for found in session.scalars(query):
+            assert found.email is not None
+            by_email.setdefault(found.email, found)  # the lowest id wins
+    out: list[GuestSpec] = []
+    seen: set[str] = set()
+    for spec in specs:
+        person: Person | None = None
+        if spec.person_id is not None:
+            person = persons.get(spec.person_id)
+            if person is None:
+                raise InvalidInput(field="guests", value=spec.person_id, reason="no such person")
+        elif spec.email is not None:
+            person = by_email.get(spec.email)
+        email = spec.email or (person.email if person else None)
+        if email is None:
+            raise InvalidInput(field="guests", value=spec.person_id,
+                               reason="that person has no e-mail address to invite")
+        if email in seen:
+            continue
+        seen.add(email)
+        name = spec.name or (person.name if person else None)
+        out.append(GuestSpec(email, name, person.id if person else None))
+    return out

@@ -1,0 +1,231 @@
+"""The repository over syncd's state tables; the engine's only way to its own state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, update
+
+from syncd.engine.actions import Conflict
+from syncd.engine.plan import Link
+from syncd.model import Projection
+from syncd.store.base import utcnow
+from syncd.store.db import Database
+from syncd.store.state_tables import SyncAccount, SyncConflict, SyncLink, SyncQuarantine
+
+#: A write that fails this many cycles in a row is quarantined (failure mode 16).
+MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """A snapshot of one account's row."""
+
+    name: str
+    status: str
+    status_reason: str | None
+    cooldown_until: datetime | None
+    fingerprint: str | None
+    crm_cursor: int
+    calendar_cursor: str | None
+    window_end: datetime | None
+    initial_done: bool
+    failures: int
+    last_run_at: datetime | None
+    last_outcome: str | None
+    last_counts: Mapping[str, Any] | None
+    last_message: str | None
+    guest_window_start: datetime | None
+    guest_window_count: int
+    lease_owner: str | None
+    lease_until: datetime | None
+    lease_token: int
+
+
+def _snapshot(row: SyncAccount) -> AccountState:
+    return AccountState(**{f: getattr(row, f) for f in AccountState.__dataclass_fields__})
+
+
+def _base(data: Mapping[str, Any] | None) -> Projection | None:
+    return Projection.from_json(data) if data else None
+
+
+def _link(row: SyncLink) -> Link:
+    return Link(row.activity_id, row.sync_uid, row.event_id, row.etag, _base(row.crm_base),
+                _base(row.cal_base), row.generation, row.pending)
+
+
+class StateStore:
+    """Accounts, links, conflicts and quarantine, each call its own transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # --- accounts ----------------------------------------------------------------------
+
+    def account(self, name: str) -> AccountState:
+        """The account's state, created on first use."""
+        with self.db.session() as s:
+            row = s.get(SyncAccount, name)
+            if row is None:
+                row = SyncAccount(name=name, status="ok", crm_cursor=0, initial_done=False,
+                                  failures=0, guest_window_count=0, lease_token=0)
+                s.add(row)
+                s.flush()
+            return _snapshot(row)
+
+    def accounts(self) -> list[AccountState]:
+        with self.db.session() as s:
+            return [_snapshot(r) for r in s.scalars(select(SyncAccount).order_by(SyncAccount.name))]
+
+    def update_account(self, name: str, **values: Any) -> None:
+        with self.db.session() as s:
+            s.execute(update(SyncAccount).where(SyncAccount.name == name).values(**values))
+
+    def acquire_lease(self, name: str, owner: str, ttl: timedelta, now: datetime | None = None
+                      ) -> int | None:
+        """Take the account's lease unless another live holder has it; returns the token.
+
+        One conditional UPDATE, so two replicas racing for it cannot both win, on SQLite
+        and PostgreSQL alike. The token increases on every take and fences a holder
+        whose lease expired while it was still working.
+        """
+        self.account(name)
+        now = now or utcnow()
+        with self.db.session() as s:
+            result = s.execute(
+                update(SyncAccount)
+                .where(SyncAccount.name == name)
+                .where(or_(SyncAccount.lease_until.is_(None), SyncAccount.lease_until < now,
+                           SyncAccount.lease_owner == owner))
+                .values(lease_owner=owner, lease_until=now + ttl,
+                        lease_token=SyncAccount.lease_token + 1)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            return int(s.scalar(select(SyncAccount.lease_token).where(SyncAccount.name == name))
+                       or 0)
+
+    def release_lease(self, name: str, token: int) -> None:
+        with self.db.session() as s:
+            s.execute(update(SyncAccount)
+                      .where(SyncAccount.name == name, SyncAccount.lease_token == token)
+                      .values(lease_owner=None, lease_until=None))
+
+    def commit_cursors(self, name: str, token: int | None, **values: Any) -> bool:
+        """Store cursors only if we still hold the lease (fencing); False if we lost it."""
+        with self.db.session() as s:
+            stmt = update(SyncAccount).where(SyncAccount.name == name)
+            if token is not None:
+                stmt = stmt.where(SyncAccount.lease_token == token)
+            return bool(s.execute(stmt.values(**values)).rowcount)  # type: ignore[attr-defined]
+
+    # --- links -------------------------------------------------------------------------
+
+    def links(self, account: str) -> dict[int, Link]:
+        with self.db.session() as s:
+            rows = s.scalars(select(SyncLink).where(SyncLink.account == account))
+            return {r.activity_id: _link(r) for r in rows}
+
+    def link_count(self, account: str) -> int:
+        with self.db.session() as s:
+            return int(s.scalar(select(func.count()).select_from(SyncLink)
+                                .where(SyncLink.account == account)) or 0)
+
+    def save_link(self, account: str, link: Link) -> None:
+        """Insert or replace the link of ``link.activity_id`` in ``account``."""
+        with self.db.session() as s:
+            row = s.scalar(select(SyncLink).where(SyncLink.account == account,
+                                                  SyncLink.activity_id == link.activity_id))
+            if row is None:
+                row = SyncLink(account=account, activity_id=link.activity_id)
+                s.add(row)
+            row.sync_uid = link.sync_uid
+            row.event_id = link.event_id
+            row.etag = link.etag
+            row.generation = link.generation
+            row.pending = link.pending
+            row.crm_base = link.crm_base.to_json() if link.crm_base else None
+            row.cal_base = link.cal_base.to_json() if link.cal_base else None
+            row.updated_at = utcnow()
+
+    def drop_link(self, account: str, activity_id: int) -> None:
+        with self.db.session() as s:
+            s.execute(delete(SyncLink).where(SyncLink.account == account,
+                                             SyncLink.activity_id == activity_id))
+
+    # --- conflicts ----------------------------------------------------------------------
+
+    def add_conflicts(self, account: str, activity_id: int | None, event_id: str | None,
+                      conflicts: Iterable[Conflict]) -> None:
+        with self.db.session() as s:
+            for c in conflicts:
+                s.add(SyncConflict(account=account, activity_id=activity_id, event_id=event_id,
+                                   field=c.field, crm_value=c.crm_value,
+                                   calendar_value=c.calendar_value, winner=c.winner,
+                                   policy=c.policy, resolved=False))
+
+    def conflicts(self, account: str | None = None, *, open_only: bool = True
+                  ) -> list[dict[str, Any]]:
+        with self.db.session() as s:
+            stmt = select(SyncConflict).order_by(SyncConflict.id)
+            if account:
+                stmt = stmt.where(SyncConflict.account == account)
+            if open_only:
+                stmt = stmt.where(SyncConflict.resolved.is_(False))
+            return [
+                {"id": c.id, "account": c.account, "activity_id": c.activity_id,
+                 "event_id": c.event_id, "field": c.field, "crm_value": c.crm_value,
+                 "calendar_value": c.calendar_value, "winner": c.winner, "policy": c.policy,
+                 "at": c.at}
+                for c in s.scalars(stmt)
+            ]
+
+    # --- quarantine ---------------------------------------------------------------------
+
+    def quarantined(self, account: str) -> dict[str, str | None]:
+        """Keys given up on (state "quarantined"), with the version that failed."""
+        with self.db.session() as s:
+            rows = s.scalars(select(SyncQuarantine).where(SyncQuarantine.account == account,
+                                                          SyncQuarantine.state == "quarantined"))
+            return {r.item_key: r.version for r in rows}
+
+    def record_failure(self, account: str, key: str, version: str | None, reason: str,
+                       *, immediate: bool = False) -> bool:
+        """Count a failure of one item; returns True once it is quarantined.
+
+        ``immediate`` quarantines at once (an unreadable event will not read better on
+        retry); otherwise it takes :data:`MAX_ATTEMPTS` failures in a row.
+        """
+        now = utcnow()
+        with self.db.session() as s:
+            row = s.scalar(select(SyncQuarantine).where(SyncQuarantine.account == account,
+                                                        SyncQuarantine.item_key == key))
+            if row is None:
+                row = SyncQuarantine(account=account, item_key=key, attempts=0, first_at=now)
+                s.add(row)
+            row.attempts = (row.attempts or 0) + 1
+            row.version = version
+            row.reason = reason
+            row.last_at = now
+            row.state = "quarantined" if immediate or row.attempts >= MAX_ATTEMPTS else "retrying"
+            return row.state == "quarantined"
+
+    def clear_failure(self, account: str, key: str) -> None:
+        with self.db.session() as s:
+            s.execute(delete(SyncQuarantine).where(SyncQuarantine.account == account,
+                                                   SyncQuarantine.item_key == key))
+
+    def quarantine_list(self, account: str | None = None) -> list[dict[str, Any]]:
+        with self.db.session() as s:
+            stmt = select(SyncQuarantine).order_by(SyncQuarantine.id)
+            if account:
+                stmt = stmt.where(SyncQuarantine.account == account)
+            return [
+                {"account": q.account, "item": q.item_key, "reason": q.reason,
+                 "attempts": q.attempts, "state": q.state, "last_at": q.last_at}
+                for q in s.scalars(stmt)
+            ]

@@ -1,0 +1,129 @@
+"""syncd's own state: accounts, links with their merge bases, conflicts, quarantine.
+
+These tables sit beside the activity tables in the same database, so that a CRM write
+and the link update that records it can share one transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from syncd.store.base import Base, UTCDateTime, utcnow
+
+
+class SyncAccount(Base):
+    """One configured account's sync status, cursors and lease."""
+
+    __tablename__ = "sync_accounts"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # ok | needs_reauth | cooldown | paused | flagged | failing
+    status: Mapped[str] = mapped_column(String(20), default="ok")
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    cooldown_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    fingerprint: Mapped[str | None] = mapped_column(Text)
+    crm_cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    calendar_cursor: Mapped[str | None] = mapped_column(Text)
+    window_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    initial_done: Mapped[bool] = mapped_column(Boolean, default=False)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_outcome: Mapped[str | None] = mapped_column(String(20))
+    last_counts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    last_message: Mapped[str | None] = mapped_column(Text)
+    # guest-visible writes in the current hour, for the invitation circuit breaker
+    guest_window_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    guest_window_count: Mapped[int] = mapped_column(Integer, default=0)
+    # lease: which replica syncs this account now; the token fences stale holders
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_token: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class SyncLink(Base):
+    """One activity's event in one account's calendar, with each side's merge base.
+
+    There is no foreign key to activities on purpose: a purged activity must still find
+    its link so that its event can be deleted.
+    """
+
+    __tablename__ = "sync_links"
+    __table_args__ = (
+        UniqueConstraint("account", "activity_id", name="uq_sync_links_account_activity"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(ForeignKey("sync_accounts.name", ondelete="CASCADE"),
+                                         index=True)
+    activity_id: Mapped[int] = mapped_column(BigInteger)
+    sync_uid: Mapped[str] = mapped_column(String(64), index=True)
+    event_id: Mapped[str | None] = mapped_column(String(1100), index=True)
+    etag: Mapped[str | None] = mapped_column(Text)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    crm_base: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    cal_base: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SyncConflict(Base):
+    """A field changed on both sides; both values are kept, with the side that won."""
+
+    __tablename__ = "sync_conflicts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(200), index=True)
+    activity_id: Mapped[int | None] = mapped_column(BigInteger)
+    event_id: Mapped[str | None] = mapped_column(String(1100))
+    field: Mapped[str] = mapped_column(String(40))
+    crm_value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    calendar_value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    winner: Mapped[str] = mapped_column(String(20))
+    policy: Mapped[str] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    resolved: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class SyncQuarantine(Base):
+    """An item set aside with its reason, so the rest of the account keeps syncing.
+
+    ``state`` is "retrying" while a write keeps failing (``attempts`` counts) and
+    "quarantined" once it is given up; a new ``version`` of the item releases it.
+    """
+
+    __tablename__ = "sync_quarantine"
+    __table_args__ = (UniqueConstraint("account", "item_key", name="uq_sync_quarantine_item"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(200), index=True)
+    item_key: Mapped[str] = mapped_column(String(1200))
+    version: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    state: Mapped[str] = mapped_column(String(20), default="retrying")
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SyncCredential(Base):
+    """Provider credentials obtained at run time (OAuth tokens), encrypted at rest."""
+
+    __tablename__ = "sync_credentials"
+
+    account: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40), primary_key=True)
+    ciphertext: Mapped[str] = mapped_column(Text)  # a Fernet token
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,67 @@
+"""Shared fixtures: Hypothesis profiles, real CalDAV servers, fresh calendars."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from tests.servers import DavServer, RadicaleServer, XandikosServer
+
+settings.register_profile("dev", max_examples=60, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", max_examples=200, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("deterministic", max_examples=60, deadline=None, derandomize=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never pick up a developer's own config or data directory."""
+    monkeypatch.delenv("SYNCD_CONFIG", raising=False)
+    monkeypatch.delenv("SYNCD_DATA_DIR", raising=False)
+    monkeypatch.delenv("SYNCD_FAILPOINT", raising=False)
+
+
+@pytest.fixture(scope="session")
+def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RadicaleServer]:
+    server = RadicaleServer(tmp_path_factory.mktemp("radicale"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def xandikos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[XandikosServer]:
+    server = XandikosServer(tmp_path_factory.mktemp("xandikos"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["radicale", "xandikos"])
+def dav_server(request: pytest.FixtureRequest) -> DavServer:
+    server: DavServer = request.getfixturevalue(request.param)
+    return server
+
+
+def fresh_calendar(server: DavServer, user: str | None = None) -> tuple[str, str]:
+    """A new, empty calendar on ``server``; returns (user, calendar URL)."""
+    import caldav
+
+    user = user or f"u{uuid.uuid4().hex[:10]}@example.com"
+    client = caldav.DAVClient(url=server.url, username=user, password="x")
+    name = f"c{uuid.uuid4().hex[:10]}"
+    cal = client.principal().make_calendar(name=name, cal_id=name)
+    return user, str(cal.url)
+
+
+@pytest.fixture
+def tmp_data(tmp_path: Path) -> Path:
+    return tmp_path

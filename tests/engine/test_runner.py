@@ -1,0 +1,270 @@
+"""One account's cycles end to end: real store on SQLite, in-memory calendar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from connectors.base import CreateOp, RemoteEvent, WriteResult
+from syncd.errors import AuthFailed, ItemRejected, Transient
+from syncd.model import Projection
+from tests.engine.factories import proj
+from tests.engine.world import World, make_world
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    return make_world(tmp_path)
+
+
+def converge(world: World) -> None:
+    world.sync()
+    world.advance(minutes=1)
+    world.sync()
+
+
+def test_first_cycle_creates_one_event_per_activity(world: World) -> None:
+    a, b = world.add("Call Ada"), world.add("Lunch", day=11)
+    report = world.sync()
+    assert report.outcome == "ok", report.message
+    assert report.counts["events_created"] == 2
+    titles = sorted(e.projection.title for e in world.calendar.live() if e.projection)
+    assert titles == ["Call Ada", "Lunch"]
+    assert {e.marker for e in world.calendar.live()} == {a.sync_uid, b.sync_uid}
+
+
+def test_idle_cycle_after_convergence_writes_nothing(world: World) -> None:
+    world.add("Call Ada")
+    converge(world)
+    world.calendar.forbid_writes = True
+    etags = {e.event_id: e.etag for e in world.calendar.live()}
+    world.advance(minutes=1)
+    report = world.sync()
+    assert report.outcome == "ok"
+    assert report.counts["crm_changes"] == 0 and report.counts["calendar_changes"] == 0
+    assert {e.event_id: e.etag for e in world.calendar.live()} == etags
+
+
+def test_crm_edit_reaches_the_calendar_and_its_echo_is_ignored(world: World) -> None:
+    a = world.add("Call Ada")
+    converge(world)
+    world.store.edit_activity(a.id, subject="Call Ada Lovelace", location="Phone")
+    world.sync()
+    event = world.event_of(a.id)
+    assert (event.projection.title, event.projection.location) == ("Call Ada Lovelace", "Phone")
+    world.calendar.forbid_writes = True
+    assert world.sync().outcome == "ok"
+
+
+def test_calendar_edit_comes_back_and_never_touches_the_note(world: World) -> None:
+    a = world.add("Call Ada", note="PRIVATE: budget is 40k")
+    converge(world)
+    event = world.event_of(a.id)
+    world.calendar.user_edit(event.event_id, title="Call Ada (moved)", busy=True)
+    report = world.sync()
+    assert report.counts["activities_updated"] == 1
+    after = world.store.get(a.id)
+    assert (after.subject, after.busy) == ("Call Ada (moved)", True)
+    assert world.store.get_note(a.id) == "PRIVATE: budget is 40k"
+    world.calendar.forbid_writes = True
+    world.advance(minutes=1)
+    assert world.sync().outcome == "ok"
+
+
+def test_calendar_delete_soft_deletes_the_activity(world: World) -> None:
+    a = world.add("Call Ada")
+    converge(world)
+    world.calendar.user_delete(world.event_of(a.id).event_id)
+    world.sync()
+    assert world.store.get(a.id, include_deleted=True).deleted
+    assert world.state.links(world.account.name) == {}
+
+
+def test_crm_delete_removes_the_event(world: World) -> None:
+    a = world.add("Call Ada")
+    converge(world)
+    world.store.delete_activity(a.id)
+    report = world.sync()
+    assert report.counts["events_deleted"] == 1
+    assert world.calendar.live() == []
+
+
+def test_conflict_keeps_both_values_and_crm_wins_by_default(world: World) -> None:
+    a = world.add("Call Ada")
+    converge(world)
+    world.store.edit_activity(a.id, subject="CRM says")
+    world.calendar.user_edit(world.event_of(a.id).event_id, title="Calendar says")
+    world.sync()
+    assert world.event_of(a.id).projection.title == "CRM says"
+    [conflict] = world.state.conflicts(world.account.name)
+    assert (conflict["crm_value"], conflict["calendar_value"], conflict["winner"]) == (
+        "CRM says", "Calendar says", "crm")
+
+
+def test_mass_deletion_is_refused_and_flags_the_account(world: World) -> None:
+    activities = [world.add(f"A{i}", day=10 + i % 5) for i in range(12)]
+    converge(world)
+    for a in activities[:6]:
+        world.calendar.user_delete(world.event_of(a.id).event_id)
+    report = world.sync()
+    assert report.outcome == "refused"
+    assert all(not world.store.get(a.id).deleted for a in activities)
+    assert world.state.account(world.account.name).status == "flagged"
+    assert world.sync().outcome == "skipped"  # stays flagged until someone looks
+    forced = world.sync(force_delete=True)
+    assert forced.outcome == "ok" and forced.counts["activities_deleted"] == 6
+
+
+def test_expired_cursor_relists_without_writing_or_deleting(world: World) -> None:
+    for i in range(3):
+        world.add(f"A{i}")
+    converge(world)
+    world.calendar.oldest_cursor = world.calendar.head + 1
+    world.calendar.forbid_writes = True
+    report = world.sync()
+    assert report.outcome == "ok" and report.counts["full_resync"] == 1
+    assert len(world.calendar.live()) == 3
+
+
+def test_calendar_listing_nothing_after_expiry_is_refused(world: World) -> None:
+    for i in range(3):
+        world.add(f"A{i}")
+    converge(world)
+    world.calendar.store.clear()  # a wrong calendar or a wiped one, with the token expired
+    world.calendar.oldest_cursor = world.calendar.head + 1
+    report = world.sync()
+    assert report.outcome == "refused" and "empty-calendar" in (report.message or "")
+    assert all(not a.deleted for a in world.store.list_activities(_all(world)))
+
+
+def test_create_applied_but_unanswered_is_found_not_duplicated(world: World) -> None:
+    a = world.add("Call Ada")
+
+    original = world.calendar._write
+
+    def applied_then_lost(op: CreateOp) -> WriteResult:
+        original(op)  # the server stored it...
+        return WriteResult(op.key, error=Transient(reason="read timeout", maybe_applied=True))
+
+    world.calendar._write = lambda op: (applied_then_lost(op) if isinstance(op, CreateOp)
+                                        else original(op))  # type: ignore[method-assign]
+    assert world.sync().outcome == "partial"
+    world.calendar._write = original  # type: ignore[method-assign]
+    report = world.sync()
+    assert report.counts["recovered_creates"] == 1 and report.outcome == "ok"
+    assert len(world.calendar.live()) == 1
+    assert world.state.links(world.account.name)[a.id].event_id == f"{a.sync_uid}-0"
+
+
+def test_stale_etag_is_merged_again_in_the_same_cycle(world: World) -> None:
+    a = world.add("Call Ada")
+    converge(world)
+    event_id = world.event_of(a.id).event_id
+    world.store.edit_activity(a.id, location="Room 1")
+    # The user edits after our read but before our write: the first write meets a 412.
+    original = world.calendar.changes
+
+    def changes_then_edit(cursor: str | None):  # type: ignore[no-untyped-def]
+        result = original(cursor)
+        world.calendar.user_edit(event_id, title="Renamed in the app")
+        world.calendar.changes = original  # type: ignore[method-assign]
+        return result
+
+    world.calendar.changes = changes_then_edit  # type: ignore[method-assign]
+    report = world.sync()
+    assert report.counts["stale_etag"] == 1 and report.outcome == "ok"
+    stored = world.event_of(a.id).projection
+    assert (stored.title, stored.location) == ("Renamed in the app", "Room 1")
+    assert world.store.get(a.id).subject == "Renamed in the app"
+
+
+def test_rejected_item_is_quarantined_while_the_rest_syncs(world: World) -> None:
+    world.add("Bad one")
+    world.add("Good one", day=11)
+    world.calendar.fail_next = [
+        WriteResult("", error=ItemRejected(event_id="x", reason="too large"))]
+    report = world.sync()
+    assert report.counts["quarantined"] == 1 and report.outcome == "ok"
+    assert [e.projection.title for e in world.calendar.live()] == ["Good one"]
+    [item] = world.state.quarantine_list(world.account.name)
+    assert item["state"] == "quarantined" and "too large" in item["reason"]
+
+
+def test_item_failing_five_cycles_is_quarantined_and_the_cursor_moves_on(world: World) -> None:
+    world.add("Flaky")
+    for cycle in range(5):
+        world.calendar.fail_next = [WriteResult("", error=Transient(reason="HTTP 503"))]
+        report = world.sync()
+        assert report.outcome == ("partial" if cycle < 4 else "ok"), report
+    assert world.state.quarantine_list(world.account.name)[0]["state"] == "quarantined"
+    assert world.state.account(world.account.name).crm_cursor > 0
+
+
+def test_revoked_credentials_mark_the_account_for_reauthorisation(world: World) -> None:
+    world.add("Call Ada")
+    world.calendar.fail_next = [AuthFailed(reason="invalid_grant")]
+    report = world.sync()
+    assert report.outcome == "failed"
+    assert world.state.account(world.account.name).status == "needs_reauth"
+    assert world.sync().outcome == "skipped"
+
+
+def test_activity_entering_the_window_is_created_without_invitations(tmp_path: Path) -> None:
+    world = make_world(tmp_path, window_days_ahead=20, invite_guests=True)
+    far = world.store.add_activity(owner_id=world.owner_id, subject="Far", guests=["g@x.org"],
+                                   due_date=world.now.date().replace(day=28), due_time=None)
+    converge(world)
+    assert world.calendar.live() == []
+    world.advance(days=10)
+    report = world.sync()
+    assert report.counts["events_created"] == 1
+    [op] = [o for o in world.calendar.ops if isinstance(o, CreateOp)]
+    assert op.marker == far.sync_uid and not op.notify
+
+
+def test_import_creates_one_activity_even_if_adoption_fails(tmp_path: Path) -> None:
+    world = make_world(tmp_path, import_events=True)
+    base = proj(world.add("template"))
+    world.store.delete_activity(world.store.list_activities(_all(world))[0].id)
+    world.sync()
+    world.calendar.user_create("dentist", base.replace({"title": "Dentist"}))
+    world.calendar.fail_next = [WriteResult("", error=Transient(reason="HTTP 503"))]
+    assert world.sync().outcome == "partial"
+    world.sync()
+    dentists = [a for a in world.store.list_activities(_all(world)) if a.subject == "Dentist"]
+    assert len(dentists) == 1
+    assert world.calendar.store["dentist"].event.marker == dentists[0].sync_uid
+
+
+def test_recurring_series_are_counted_and_left_alone(tmp_path: Path) -> None:
+    world = make_world(tmp_path, import_events=True)
+    world.sync()
+    world.calendar.user_create("weekly", _any_projection(), recurring=True)
+    report = world.sync()
+    assert report.counts["skipped_recurring"] == 1
+    assert world.store.list_activities(_all(world)) == []
+
+
+def test_dry_run_plans_but_writes_nothing(world: World) -> None:
+    world.add("Call Ada")
+    world.calendar.forbid_writes = True
+    report = world.sync(dry_run=True)
+    assert report.outcome == "dry-run" and report.counts["events_created"] == 1
+    assert world.state.links(world.account.name) == {}
+
+
+def _all(world: World):  # type: ignore[no-untyped-def]
+    from syncd.store.crm_views import ActivityFilter
+
+    return ActivityFilter(owner_id=world.owner_id)
+
+
+def _any_projection() -> Projection:
+    from tests.contract import timed
+
+    return timed("Weekly")
+
+
+def test_remote_event_marker_round_trip_type() -> None:
+    assert RemoteEvent("x").marker is None
