@@ -16,7 +16,7 @@ import logging
 import re
 from collections.abc import Sequence
 from typing import Any, cast
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from caldav.davclient import DAVClient
 from caldav.lib import error as dav_error
@@ -78,6 +78,11 @@ class CalDAVCalendar:
     def __init__(self, account: AccountConfig, *, owner_tz: str, timeout: int = 30) -> None:
         auth = account.auth
         password = auth["password"].resolve() if auth.get("password") else None
+        if password is None and auth.get("username"):
+            # A user name alone still has to be sent (as Basic auth with an empty password):
+            # servers without authentication, like the embedded one, find the user's
+            # calendars from it.
+            password = ""
         self.account = account
         self.owner_tz = owner_tz
         self.client = DAVClient(
@@ -118,12 +123,12 @@ class CalDAVCalendar:
         return str(self.calendar.url).rstrip("/") + "/"
 
     def _url(self, event_id: str) -> str:
-        return urljoin(self.base_url, event_id)
+        return urljoin(self.base_url, quote(event_id, safe="/@:+,;=!$&'()*~"))
 
     def href_for(self, marker: str, generation: int) -> str:
         # The href and UID carry the generation: a re-created event never reuses the name
         # of one the server may still hold in a trash bin (failure mode 2).
-        return urlsplit(self._url(f"{marker}-{generation}.ics")).path
+        return _event_id(self._url(f"{marker}-{generation}.ics"))
 
     # --- protocol -----------------------------------------------------------------------
 
@@ -149,10 +154,10 @@ class CalDAVCalendar:
         new_token = str(result.sync_token)
         if new_token.startswith("fake-"):
             raise CursorExpired()
-        deleted = {urlsplit(str(url)).path for url in getattr(result, "deleted_urls", ()) or ()}
+        deleted = {_event_id(url) for url in getattr(result, "deleted_urls", ()) or ()}
         events: list[RemoteEvent] = []
         for obj in result.objects:
-            path = urlsplit(str(obj.url)).path
+            path = _event_id(obj.url)
             if path in deleted:
                 continue  # some servers also list a removed member among the objects
             etag = (obj.props or {}).get("{DAV:}getetag")
@@ -271,6 +276,12 @@ class CalDAVCalendar:
             return WriteResult(op.key)
         return WriteResult(op.key, error=_status_error(response.status, op.event_id,
                                                        response.headers))
+
+
+def _event_id(url: object) -> str:
+    """An event's id: its decoded path. Servers and the library disagree on whether to
+    percent-encode characters such as "@" in hrefs, so ids are compared decoded."""
+    return unquote(urlsplit(str(url)).path)
 
 
 def _bare(etag: str) -> str:

@@ -56,6 +56,7 @@ from connectors.google_http import (
     RetryPolicy,
     Transport,
     error_for,
+    shared_budget,
 )
 from connectors.google_map import event_body, event_id_for, read_event, read_marker
 from syncd.config import AccountConfig
@@ -119,6 +120,8 @@ class GoogleCalendar:
         clock, sleep, rng: injectable time and randomness for pacing and backoff.
         timeout: seconds before a request counts as lost.
         retry: the backoff policy.
+        budget: the request budget (default: a new one from ``requests_per_minute``;
+            :func:`open_calendar` passes the user's process-wide one).
     """
 
     capabilities = Capabilities(provider="google", max_batch=50)
@@ -128,22 +131,37 @@ class GoogleCalendar:
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep,
                  rng: Callable[[], float] = random.random, timeout: float = 30.0,
-                 retry: RetryPolicy | None = None) -> None:
+                 retry: RetryPolicy | None = None, budget: RequestBudget | None = None
+                 ) -> None:
         auth = account.auth
         self.account = account
         self.owner_tz = owner_tz
         self.window = window
         self.owner = auth.get("subject") or account.owner
         self.calendar_id = account.calendar or "primary"
-        creds = load_credentials(account, credentials)
-        self._http = google_auth_httplib2.AuthorizedHttp(
-            creds, http=http or httplib2.Http(timeout=timeout))
+        self._credential_store = credentials
+        self._base_http = http or httplib2.Http(timeout=timeout)
+        self._http: Any = None
+        self._service: Any = None
         endpoint = auth.get("api_endpoint")
-        self.service = build_service(self._http, endpoint)
-        budget = RequestBudget(int(auth.get("requests_per_minute", 500)), clock=clock,
-                               sleep=sleep)
+        budget = budget or RequestBudget(int(auth.get("requests_per_minute", 500)),
+                                         clock=clock, sleep=sleep)
         self.transport = Transport(batch_uri_for(endpoint), budget, policy=retry, sleep=sleep,
                                    rng=rng, batch_size=self.capabilities.max_batch)
+
+    @property
+    def service(self) -> Any:
+        """The Calendar service, built on first use.
+
+        Credentials are loaded here rather than in the constructor, so a missing or
+        refused credential surfaces inside the engine's cycle as
+        :class:`~syncd.errors.AuthFailed` (the account is marked for re-authorisation).
+        """
+        if self._service is None:
+            creds = load_credentials(self.account, self._credential_store)
+            self._http = google_auth_httplib2.AuthorizedHttp(creds, http=self._base_http)
+            self._service = build_service(self._http, self.account.auth.get("api_endpoint"))
+        return self._service
 
     # --- protocol -------------------------------------------------------------------------
 
@@ -158,7 +176,15 @@ class GoogleCalendar:
             raise AuthFailed(reason=f"the calendar is not writable for this account ({role})")
 
     def changes(self, cursor: str | None) -> ChangeSet:
-        """A full listing of the window (``cursor`` None) or the changes since ``cursor``."""
+        """A full listing of the window (``cursor`` None) or the changes since ``cursor``.
+
+        Raises:
+            CursorExpired: Google no longer accepts ``cursor`` (410 fullSyncRequired).
+            AccountCooldown: Calendar usage limits were hit (403 quotaExceeded).
+            AuthFailed: the credentials were refused.
+            RateLimited: throttling outlasted the retries.
+            Transient: the listing failed for now.
+        """
         if cursor is not None:
             items, token = self._pages({"syncToken": cursor})
             return ChangeSet([self._read(item) for item in items], token, full=False)
@@ -194,26 +220,20 @@ class GoogleCalendar:
         """Apply ``ops`` in batches; one result per op, in order (see the module docstring)."""
         ops = list(ops)
         done: dict[int, WriteResult] = {}
-        attendees = self._current_attendees(ops, done)
-        calls = [Call(i, self._request(op, attendees.get(i)), self._safe(op))
-                 for i, op in enumerate(ops) if i not in done]
-        if calls and not self._halted(ops, done):
-            replies = self.transport.run(calls)
-            duplicates = []
-            for call in calls:
-                i, reply = int(call.key), replies[call.key]  # type: ignore[call-overload]
-                if isinstance(ops[i], CreateOp) and reply.action is Action.DUPLICATE:
-                    duplicates.append(i)
-                else:
-                    done[i] = self._result(ops[i], reply)
-            if duplicates and not self._halted(ops, done):
-                self._settle_duplicates(ops, duplicates, done)
+        try:
+            self._write(ops, done)
+        except (AuthFailed, Transient) as exc:  # the token could not be had at all
+            for i, op in enumerate(ops):
+                done.setdefault(i, WriteResult(op.key, error=exc))
         self._halted(ops, done)
         return [done[i] for i in range(len(ops))]
 
     def close(self) -> None:
         """Close the HTTP connections."""
-        self._http.close()
+        if self._http is not None:
+            self._http.close()
+        else:
+            self._base_http.close()
 
     # --- reading --------------------------------------------------------------------------
 
@@ -255,6 +275,23 @@ class GoogleCalendar:
         raise Transient(reason=f"a listing did not end after {MAX_PAGES} pages", status=200)
 
     # --- writing --------------------------------------------------------------------------
+
+    def _write(self, ops: list[WriteOp], done: dict[int, WriteResult]) -> None:
+        attendees = self._current_attendees(ops, done)
+        calls = [Call(i, self._request(op, attendees.get(i)), self._safe(op))
+                 for i, op in enumerate(ops) if i not in done]
+        if not calls or self._halted(ops, done):
+            return
+        replies = self.transport.run(calls)
+        duplicates = []
+        for call in calls:
+            i, reply = int(call.key), replies[call.key]  # type: ignore[call-overload]
+            if isinstance(ops[i], CreateOp) and reply.action is Action.DUPLICATE:
+                duplicates.append(i)
+            else:
+                done[i] = self._result(ops[i], reply)
+        if duplicates and not self._halted(ops, done):
+            self._settle_duplicates(ops, duplicates, done)
 
     @staticmethod
     def _safe(op: WriteOp) -> bool:
@@ -368,5 +405,7 @@ class GoogleCalendar:
 
 def open_calendar(account: AccountConfig, context: Any) -> GoogleCalendar:
     """Registry entry point (see ``connectors.REGISTRY``)."""
+    user = account.auth.get("subject") or account.owner
+    budget = shared_budget(user, int(account.auth.get("requests_per_minute", 500)))
     return GoogleCalendar(account, owner_tz=context.owner_tz, window=context.window,
-                          credentials=context.credentials)
+                          credentials=context.credentials, budget=budget)

@@ -24,7 +24,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.auth.exceptions import GoogleAuthError, RefreshError, TransportError
@@ -58,8 +58,7 @@ def auth_error(exc: GoogleAuthError) -> ConnectorError:
     if not code and isinstance(exc, RefreshError) and exc.args:
         head = str(exc.args[0]).split(":", 1)[0]
         code = head if head.replace("_", "").isalpha() and len(head) < 40 else ""
-    detail = code or type(exc).__name__
-    return AuthFailed(reason=f"Google refused the credentials ({detail})")
+    return AuthFailed(reason=f"token refresh refused: {code or type(exc).__name__}")
 
 
 class StoredUserCredentials(UserCredentials):
@@ -141,6 +140,17 @@ def load_credentials(account: AccountConfig, store: Any = None) -> Credentials:
 
     With neither a key nor OAuth configured but an ``api_endpoint`` set (a local test
     server or an authenticating proxy), requests go out without credentials.
+
+    Args:
+        account: the account; ``auth`` holds the Google options.
+        store: the :class:`~syncd.store.credentials.CredentialStore` (OAuth mode only).
+
+    Returns:
+        google-auth credentials, not yet refreshed.
+
+    Raises:
+        AuthFailed: nothing usable is configured or stored.
+        SecretUnavailable: a secret reference cannot be read.
     """
     auth = account.auth
     if auth.get("mode", "service_account") == "oauth":
@@ -186,11 +196,11 @@ def _relaxed_scope() -> Iterator[None]:
 def code_from_answer(answer: str, state: str | None) -> str:
     """The authorisation code from what the user pasted: the redirected address or the code."""
     answer = answer.strip()
-    if "code=" not in answer and "error=" not in answer:
-        if not answer:
-            raise AuthFailed(reason="nothing was pasted")
-        return answer
-    query = parse_qs(urlsplit(answer).query or answer.split("?", 1)[-1])
+    if not answer:
+        raise AuthFailed(reason="nothing was pasted")
+    if not answer.startswith(("http://", "https://", "?")) and "code=" not in answer:
+        return answer  # the bare code
+    query = parse_qs(answer.split("?", 1)[-1])
     if "error" in query:
         raise AuthFailed(reason=f"the browser reported {query['error'][0][:40]}")
     if state is not None and query.get("state", [state])[0] != state:
@@ -216,8 +226,8 @@ def store_grant(account: AccountConfig, store: Any, token: Mapping[str, Any]) ->
 
 
 def authorize_console(account: AccountConfig, store: Any, *,
-                      prompt: Callable[[str], str] = input,
-                      say: Callable[[str], None] = print,
+                      prompt: Callable[[str], str] | None = None,
+                      say: Callable[[str], None] | None = None,
                       port: int = 8765) -> tuple[str, ...]:
     """Run the consent flow in a terminal (works over SSH): print a URL, read the answer.
 
@@ -225,9 +235,23 @@ def authorize_console(account: AccountConfig, store: Any, *,
     error page whose address holds the code, and the user pastes that address back. Google
     retired the out-of-band copy-the-code page, so this is the console-friendly form of the
     loopback flow. PKCE protects the code.
+
+    Args:
+        account: an account with ``mode = "oauth"`` and a ``client_secrets_file``.
+        store: where the refresh token goes (encrypted at rest).
+        prompt: reads the user's answer (default ``input``).
+        say: shows a line to the user (default ``print``).
+        port: the loopback port named in the redirect address.
+
+    Returns:
+        The scopes granted.
+
+    Raises:
+        AuthFailed: the user refused, pasted something else, or did not grant the scope.
     """
     from google_auth_oauthlib.flow import Flow
 
+    prompt, say = prompt or input, say or print
     config = client_config(account.auth.get("client_secrets_file"))
     kind = "installed" if "installed" in config else "web"
     if account.auth.get("token_uri"):
@@ -253,9 +277,11 @@ def authorize_console(account: AccountConfig, store: Any, *,
 
 
 def authorize_local_server(account: AccountConfig, store: Any, *, port: int = 0,
-                           say: Callable[[str], None] = print) -> tuple[str, ...]:
+                           say: Callable[[str], None] | None = None) -> tuple[str, ...]:
     """The consent flow with a loopback listener (for a desktop with a browser)."""
     from google_auth_oauthlib.flow import InstalledAppFlow
+
+    say = say or print
 
     config = client_config(account.auth.get("client_secrets_file"))
     kind = "installed" if "installed" in config else "web"

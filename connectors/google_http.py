@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -92,7 +93,12 @@ ACCOUNT_WIDE = frozenset({Action.COOLDOWN, Action.REAUTH})
 def classify(status: int, reason: str) -> Action:
     """The action for a non-2xx ``status`` with Google's ``errors[0].reason``.
 
-    Status 0 stands for "no answer" (timeout, reset, refused connection).
+    Args:
+        status: the HTTP status; 0 stands for "no answer" (timeout, reset, refused).
+        reason: ``errors[0].reason`` of Google's error body ("" when there is none).
+
+    Returns:
+        The first matching row's action of :data:`ERROR_TABLE`, else the default.
     """
     for row_status, row_reason, action in ERROR_TABLE:
         if row_status == status and row_reason in (None, reason):
@@ -125,6 +131,13 @@ def error_for(reply: Reply, *, event_id: str = "") -> ConnectorError:
 
     Reasons carry only the status and Google's reason code, never a message: messages
     can echo request content, and errors end up in logs and the status table.
+
+    Args:
+        reply: a failed reply.
+        event_id: the event concerned, for the per-item errors.
+
+    Returns:
+        The :class:`~syncd.errors.ConnectorError` telling the engine what to do next.
     """
     action = reply.action
     what = f"HTTP {reply.status or 'no answer'}" + (f" {reply.reason}" if reply.reason else "")
@@ -185,6 +198,8 @@ class RequestBudget:
         self._clock, self._sleep = clock, sleep
         self._tokens = float(self.capacity)
         self._at = clock()
+        # Accounts run on a worker pool; two of them may act as the same Google user.
+        self._lock = threading.Lock()
 
     def _refill(self) -> None:
         now = self._clock()
@@ -194,11 +209,26 @@ class RequestBudget:
     def take(self, count: int = 1) -> None:
         """Spend ``count`` tokens (at most ``capacity``), sleeping until they are there."""
         count = min(count, self.capacity)
-        self._refill()
-        while self._tokens < count - 1e-9:
-            self._sleep((count - self._tokens) / self.rate)
+        with self._lock:
             self._refill()
-        self._tokens -= count
+            while self._tokens < count - 1e-9:
+                self._sleep((count - self._tokens) / self.rate)
+                self._refill()
+            self._tokens -= count
+
+
+_shared: dict[tuple[str, int], RequestBudget] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_budget(user: str, per_minute: int) -> RequestBudget:
+    """The process-wide budget of one Google user.
+
+    Google counts the quota per user, and a connector lives for one cycle only, so the
+    bucket must outlive it: a new cycle does not start with a fresh burst allowance.
+    """
+    with _shared_lock:
+        return _shared.setdefault((user.lower(), per_minute), RequestBudget(per_minute))
 
 
 @dataclass(frozen=True)
@@ -248,7 +278,19 @@ class Transport:
         return self.run([Call(0, make)])[0]
 
     def run(self, calls: Sequence[Call]) -> dict[Hashable, Reply]:
-        """Send ``calls``; one final reply per key. Raises only for auth-library failures."""
+        """Send ``calls``, batching, pacing and retrying them.
+
+        Args:
+            calls: the requests, each with a unique key.
+
+        Returns:
+            The final reply of every call, by key: a success, or the failure left after
+            the retries it was allowed (none after an account-wide refusal).
+
+        Raises:
+            AuthFailed: the credentials could not be refreshed.
+            Transient: the token endpoint could not be reached.
+        """
         results: dict[Hashable, Reply] = {}
         pending = list(calls)
         for attempt in range(self.policy.attempts):

@@ -50,6 +50,13 @@ def event_id_for(marker: str, generation: int) -> str:
     starts with. The generation follows a ``g``, which hex never contains, so
     ("ab1", 2) and ("ab", 12) cannot collide. The same op therefore always targets the
     same id, which is what makes a retried insert safe (failure mode 1).
+
+    Args:
+        marker: the activity's ``sync_uid`` (any string; 32 hex digits in practice).
+        generation: how many times the event was re-created (0 first).
+
+    Returns:
+        A valid Google event id (``[a-v0-9]{5,1024}``).
     """
     if generation < 0:
         raise ValueError("generation must not be negative")
@@ -116,6 +123,19 @@ def event_body(projection: Projection, fields: Iterable[str] = FIELDS, *,
     With ``patch`` the body is for ``events.patch``: empty texts are sent as "" so that
     they clear, and the unused date form is nulled. Without it, the body is a complete
     new event and empty texts are left out.
+
+    Args:
+        projection: the values to write.
+        fields: the projection fields to write (default: all).
+        marker: our marker, written into ``extendedProperties.private``.
+        patch: build a patch body rather than a new event.
+        current_attendees: the event's attendees now (a guests patch keeps their answers).
+
+    Returns:
+        The JSON body; it names no field outside the allowlist.
+
+    Raises:
+        ValueError: ``fields`` names something that is not a projection field.
     """
     wanted = frozenset(fields)
     unknown = wanted - set(FIELDS)
@@ -225,7 +245,17 @@ def _updated(value: object) -> datetime | None:
 
 
 def read_event(resource: Mapping[str, Any], *, owner: str, default_tz: str) -> RemoteEvent:
-    """Map one Event resource to a RemoteEvent (quarantine reasons included)."""
+    """Map one Event resource to a RemoteEvent; never raises.
+
+    Args:
+        resource: the event as Google returned it.
+        owner: the calendar owner's address (not a guest of their own event).
+        default_tz: the zone for times that carry none.
+
+    Returns:
+        A deleted stub for a cancelled event, a ``recurring`` one for a series or an
+        instance, one with a ``problem`` for what cannot be mapped, else the projection.
+    """
     event_id = str(resource.get("id", ""))
     etag = resource.get("etag") if isinstance(resource.get("etag"), str) else None
     if resource.get("status") == "cancelled":

@@ -28,12 +28,10 @@ def register(sub: Any) -> None:
 def _account(app: App, name: str, provider: str) -> AccountConfig:
     from syncd.cli import require
 
-    try:
-        account = app.config.account(name)
-    except KeyError:
-        known = ", ".join(a.name for a in app.config.accounts) or "none"
-        require(False, f"no account {name!r} in {app.config.source} (accounts: {known})")
-        raise  # unreachable: require raised
+    accounts = {a.name: a for a in app.config.accounts}
+    require(name in accounts, f"no account {name!r} in {app.config.source} "
+                              f"(accounts: {', '.join(accounts) or 'none'})")
+    account = accounts[name]
     require(account.provider == provider,
             f"account {name} is a {account.provider} account, not {provider}")
     return account

@@ -13,7 +13,7 @@ note still never reaches a calendar (seed rule A5).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
@@ -597,4 +597,3 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp.set_defaults(handler=_import)
 
 
-__all__: Sequence[str] = ["register"]

@@ -103,7 +103,8 @@ class Daemon:
         for account in self.service.accounts():
             if account.name == name:
                 report = self.service.sync_one(account)
-                level = logging.INFO if report.outcome in ("ok", "skipped") else logging.WARNING
+                level = {"ok": logging.INFO, "skipped": logging.DEBUG}.get(report.outcome,
+                                                                           logging.WARNING)
                 log.log(level, "%s", report.line())
                 return
 

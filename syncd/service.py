@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -16,7 +14,7 @@ from syncd.engine.runner import CycleReport, account_window, sync_account
 from syncd.report import describe
 from syncd.store.activities import ActivityStore
 from syncd.store.db import Database
-from syncd.store.state import StateStore
+from syncd.store.state import StateStore, lease_owner_id
 
 log = logging.getLogger("syncd.service")
 
@@ -26,10 +24,11 @@ EMBEDDED_CALENDAR = "crm"
 def embedded_accounts(config: Config, store: ActivityStore) -> list[AccountConfig]:
     """With no accounts configured, each CRM user gets a calendar on the embedded server."""
     url = f"http://{config.embedded_host}:{config.embedded_port}/"
+    # A calendar name (not a URL): the connector finds it under the user's principal, or
+    # makes it on first use.
     return [
         AccountConfig(name=f"embedded:{user.email}", provider="caldav", owner=user.email,
-                      calendar=f"{url}{user.email}/{EMBEDDED_CALENDAR}/",
-                      auth={"url": url, "username": user.email})
+                      calendar=EMBEDDED_CALENDAR, auth={"url": url, "username": user.email})
         for user in store.list_users()
     ]
 
@@ -42,7 +41,7 @@ class Service:
         self.db = db or Database(config.database_url)
         self.store = ActivityStore(self.db)
         self.state = StateStore(self.db)
-        self.replica = f"{socket.gethostname()}:{os.getpid()}"
+        self.replica = lease_owner_id()
 
     def accounts(self) -> list[AccountConfig]:
         if self.config.accounts:

@@ -85,9 +85,12 @@ class CycleReport:
     plans: list[PairPlan] = field(default_factory=list)
 
     def line(self) -> str:
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items()) if v) or "no changes"
-        tail = f" ({self.message})" if self.message else ""
-        return f"{self.account}: {self.outcome}: {counts}{tail}"
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items()) if v)
+        if not counts and self.outcome in ("ok", "dry-run"):
+            counts = "no changes"
+        text = f"{self.account}: {self.outcome}"
+        text += f": {counts}" if counts else ""
+        return text + (f" ({self.message})" if self.message else "")
 
 
 def account_window(cfg: AccountConfig, now: datetime) -> Window:

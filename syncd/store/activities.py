@@ -53,6 +53,7 @@ from syncd.store.activity_write import (
     guest_rows,
     insert_activities,
     move_to_zone,
+    prefetch_guests,
     prepare,
 )
 from syncd.store.change_feed import ChangeRow
@@ -153,6 +154,7 @@ class ActivityStore(CrmDirectory):
         stamp = check_now(now)
         with self._write() as session:
             lookups = Lookups(session)
+            prefetch_guests(lookups, items)
             prepared = []
             for n, item in enumerate(items):
                 try:
@@ -175,6 +177,7 @@ class ActivityStore(CrmDirectory):
         uids: dict[str, int] = {}
         with self._read() as session:
             lookups = Lookups(session)
+            prefetch_guests(lookups, items)
             for n, item in enumerate(items):
                 try:
                     values = prepare(lookups, item).values
@@ -266,13 +269,15 @@ class ActivityStore(CrmDirectory):
 
             guests_changed = False
             if "guests" in values:
-                guests = resolve_guests(session, values["guests"])
+                guests = resolve_guests(session, values["guests"], lookups.persons)
                 current = session.execute(
                     select(ActivityGuest.email, ActivityGuest.name, ActivityGuest.person_id)
                     .where(ActivityGuest.activity_id == row.id).order_by(ActivityGuest.position)
                 ).all()
-                guests_changed = [tuple(r) for r in current] != [
-                    (g.email, g.name, g.person_id) for g in guests]
+                # Compared as a set: a calendar listing the same guests in another order
+                # is not an edit (the projection compares guests as a set too).
+                guests_changed = {tuple(r) for r in current} != {
+                    (g.email, g.name, g.person_id) for g in guests}
 
             note_changed = False
             if "note" in values:

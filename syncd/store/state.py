@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,6 +45,25 @@ class AccountState:
     lease_owner: str | None
     lease_until: datetime | None
     lease_token: int
+
+
+def lease_owner_id() -> str:
+    """Who holds a lease: this host and process, so a dead local holder can be recognised."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def holder_is_dead(holder: str) -> bool:
+    """True when ``holder`` names a process on this host that no longer exists."""
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's replica: only its TTL can tell
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _snapshot(row: SyncAccount) -> AccountState:
@@ -93,14 +114,19 @@ class StateStore:
         and PostgreSQL alike. The token increases on every take and fences a holder
         whose lease expired while it was still working.
         """
-        self.account(name)
+        holder = self.account(name).lease_owner
         now = now or utcnow()
+        takeable = or_(SyncAccount.lease_until.is_(None), SyncAccount.lease_until < now,
+                       SyncAccount.lease_owner == owner)
+        if holder is not None and holder_is_dead(holder):
+            # A process on this machine that was killed cannot renew or release its lease;
+            # waiting out the TTL would stall a restarted daemon for minutes.
+            takeable = or_(takeable, SyncAccount.lease_owner == holder)
         with self.db.session() as s:
             result = s.execute(
                 update(SyncAccount)
                 .where(SyncAccount.name == name)
-                .where(or_(SyncAccount.lease_until.is_(None), SyncAccount.lease_until < now,
-                           SyncAccount.lease_owner == owner))
+                .where(takeable)
                 .values(lease_owner=owner, lease_until=now + ttl,
                         lease_token=SyncAccount.lease_token + 1)
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import quote, unquote
 
 import caldav
 import icalendar
@@ -35,10 +36,10 @@ class DavUser:
         for vevent in cal.walk("VEVENT"):
             vevent.pop("X-SYNCD-ID")
         event = self.calendar.add_event(cal.to_ical().decode())
-        return str(event.url.path)
+        return unquote(str(event.url.path))  # ids are decoded paths, as the connector reports
 
     def _load(self, event_id: str) -> Any:
-        return self.calendar.event_by_url(self.calendar.url.join(event_id))
+        return self.calendar.event_by_url(self.calendar.url.join(quote(event_id)))
 
     def edit(self, event_id: str, **values: Any) -> None:
         event = self._load(event_id)

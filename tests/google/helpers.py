@@ -43,13 +43,16 @@ class HookedHttp(httplib2.Http):
     """An httplib2 transport that runs test hooks just before matching requests.
 
     A hook is (predicate on (method, uri, body), action); each fires once. ``sent`` keeps
-    (method, uri) of every request that went out.
+    (method, uri) of every request that went out; with a ``clock``, ``calls_at`` keeps
+    when each went out and how many API calls it carried.
     """
 
-    def __init__(self, timeout: float = 10) -> None:
+    def __init__(self, timeout: float = 10, clock: Callable[[], float] | None = None) -> None:
         super().__init__(timeout=timeout)
         self.hooks: list[tuple[Callable[[str, str, str], bool], Callable[[], None]]] = []
         self.sent: list[tuple[str, str]] = []
+        self.clock = clock
+        self.calls_at: list[tuple[float, int]] = []  # (clock time, API calls carried)
 
     def before(self, predicate: Callable[[str, str, str], bool], action: Callable[[], None]
                ) -> None:
@@ -63,6 +66,10 @@ class HookedHttp(httplib2.Http):
                 self.hooks.remove(hook)
                 hook[1]()
         self.sent.append((method, uri))
+        if self.clock is not None:
+            # A batch carries one API call per part, and each counts against the quota.
+            parts = text.count("Content-ID: <") if "/batch/" in uri else 1
+            self.calls_at.append((self.clock(), parts))
         return super().request(uri, method, body=body, headers=headers, **kwargs)
 
 

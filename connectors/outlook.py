@@ -1,0 +1,423 @@
+"""Outlook / Microsoft 365 calendar connector on Microsoft Graph v1.0.
+
+Structure follows the CalDAV connector: the protocol methods here, the mapping in
+:mod:`connectors.outlook_map`, HTTP, limits and the error taxonomy in
+:mod:`connectors.outlook_http`, tokens in :mod:`connectors.outlook_auth`.
+
+Reading (providers.md B.4, failure modes 11 and 12):
+
+* Changes come from ``calendarView/delta`` over a window fixed per delta chain. The cursor
+  keeps the ``@odata.deltaLink`` verbatim, plus the chain's window. Once the current
+  window has moved more than :data:`ROLL_AFTER` away from the chain's, a new chain starts:
+  a full listing, which the engine reconciles by id and marker (no writes if nothing
+  changed). A 410 or ``syncStateNotFound`` raises :class:`CursorExpired`.
+* Delta cannot ``$expand`` our marker, so every id a round names is read again with
+  ``$expand`` (batched GETs; a ``calendarView`` listing when there are many). That read
+  also classifies ``@removed``, which Graph sends both for deletions and for events that
+  left the window: 404 is a deletion, an event found outside the window has
+  ``left_window`` (untracked, never deleted), and one found inside is simply current.
+* Full listings are ``calendarView`` with ``$expand``, after a fresh delta round whose
+  deltaLink becomes the cursor; anything changed in between arrives with the next delta.
+
+Writing (failure modes 1, 3, 6, 10):
+
+* creates carry ``transactionId`` = uuid5(marker, generation), the marker and the
+  generation as single-value extended properties; ``ErrorDuplicateTransactionId`` (400 or
+  409) reads the event back by marker and adopts it;
+* PATCH writes only ``op.fields`` and the marker; PATCH and DELETE carry ``If-Match``;
+* writes go out as ``$batch`` of up to 20 in four ``dependsOn`` chains.
+
+Event ids are immutable ids, and per-event requests use the calendar-scoped path, so an
+event moved to another calendar reads as gone from this one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from connectors.base import (
+    Capabilities,
+    ChangeSet,
+    CreateOp,
+    DeleteOp,
+    RemoteEvent,
+    UpdateOp,
+    Window,
+    WriteOp,
+    WriteResult,
+)
+from connectors.outlook_auth import mailbox_of, token_source
+from connectors.outlook_http import (
+    MAX_BATCH,
+    BatchItem,
+    GraphResponse,
+    GraphTransport,
+    Reaction,
+    TokenSource,
+    classify,
+    with_query,
+)
+from connectors.outlook_map import (
+    create_payload,
+    expand_properties,
+    generation_of,
+    marker_filter,
+    overlaps,
+    read_event,
+    transaction_id,
+    update_payload,
+)
+from syncd.config import AccountConfig
+from syncd.errors import (
+    AuthFailed,
+    ConnectorError,
+    CursorExpired,
+    ItemRejected,
+    RateLimited,
+    Transient,
+)
+from syncd.model import FIELDS
+
+log = logging.getLogger("syncd.outlook")
+
+DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
+PREFER = 'IdType="ImmutableId", outlook.timezone="{zone}", outlook.body-content-type="text"'
+PAGE_SIZE = 100
+ROLL_AFTER = timedelta(days=7)
+LIST_ABOVE = 40  # more changed ids than this: one calendarView listing beats many GETs
+MAX_PAGES = 10_000
+_GONE = (404, 410)
+
+
+@dataclass(frozen=True)
+class DeltaCursor:
+    """A delta chain: its fixed window and the deltaLink, kept verbatim."""
+
+    start: datetime
+    end: datetime
+    link: str
+
+    def dump(self) -> str:
+        return json.dumps({"v": 1, "start": _iso(self.start), "end": _iso(self.end),
+                           "delta": self.link})
+
+    @classmethod
+    def load(cls, text: str) -> DeltaCursor:
+        """Parse a stored cursor; one we cannot read is as good as expired."""
+        try:
+            data = json.loads(text)
+            if data.get("v") != 1:
+                raise ValueError("unknown cursor version")
+            return cls(_parse_iso(data["start"]), _parse_iso(data["end"]), str(data["delta"]))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise CursorExpired() from None
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_iso(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def chain_window(window: Window) -> tuple[datetime, datetime]:
+    """The window widened to whole UTC days, so a chain's bounds are stable and readable."""
+    start = window.start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    end = window.end.astimezone(UTC)
+    day_end = end.replace(hour=0, minute=0, second=0, microsecond=0)
+    return start, day_end if day_end == end else day_end + timedelta(days=1)
+
+
+def _read_failure(response: GraphResponse, *, in_delta: bool = False) -> ConnectorError:
+    """A failed read: account-wide errors as they are, item-shaped ones as Transient."""
+    error = response.error(in_delta=in_delta)
+    if isinstance(error, AuthFailed | RateLimited | Transient | CursorExpired):
+        return error
+    # A read has no item to blame (a missing calendar, a query Graph refused): back off.
+    return Transient(reason=f"HTTP {response.status} {response.code or ''}".strip(),
+                     status=response.status)
+
+
+class OutlookCalendar:
+    """One calendar of one Microsoft 365 mailbox.
+
+    Args:
+        account: an ``outlook`` account.
+        context: owner's zone, sync window and the credential store.
+        session: the HTTP session for Graph *and* msal (tests inject a routing session).
+        clock: monotonic seconds, for throttling pauses and token expiry.
+        sleep: how to wait out a pause (tests pass a fake that advances ``clock``).
+        max_wait: the longest pause waited inline; longer ones raise RateLimited.
+        timeout: (connect, read) seconds per request.
+        response_zone: the zone Graph is asked to answer in (UTC; tests vary it).
+        tokens: a token source to use instead of msal.
+    """
+
+    def __init__(self, account: AccountConfig, context: Any, *,
+                 session: requests.Session | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep, max_wait: float = 60.0,
+                 timeout: tuple[float, float] = (10.0, 30.0), response_zone: str = "UTC",
+                 tokens: TokenSource | None = None) -> None:
+        self.account = account
+        self.owner_tz: str = context.owner_tz
+        self.window: Window = context.window
+        self.describe_guests = not account.invite_guests
+        carried = FIELDS if account.invite_guests else tuple(f for f in FIELDS if f != "guests")
+        self.capabilities = Capabilities(provider="outlook", max_batch=MAX_BATCH,
+                                         fields=frozenset(carried), client_chosen_ids=False)
+        self._own_session = session is None
+        self.session = session or requests.Session()
+        self.mailbox = mailbox_of(account)
+        base = str(account.auth.get("graph_url") or DEFAULT_GRAPH_URL)
+        self.http = GraphTransport(
+            self.session, base,
+            tokens or token_source(account, context.credentials, self.session, clock=clock),
+            mailbox=self.mailbox, prefer=PREFER.format(zone=response_zone), clock=clock,
+            sleep=sleep, max_wait=max_wait, timeout=timeout)
+        self._user = f"/users/{quote(self.mailbox, safe='@')}"
+        self._calendar_id: str | None = account.calendar
+
+    # --- paths ----------------------------------------------------------------------------
+
+    def _collection(self) -> str:
+        """The calendar, by id, or by the default-calendar alias (no lookup needed)."""
+        if self.account.calendar:
+            return f"{self._user}/calendars/{quote(self.account.calendar, safe='')}"
+        return f"{self._user}/calendar"
+
+    def _calendar(self) -> str:
+        """The calendar's id (the default calendar's is read once)."""
+        if self._calendar_id is None:
+            response = self.http.request("GET", with_query(self._collection(),
+                                                           {"$select": "id"}))
+            if not response.ok or not isinstance(response.body, Mapping):
+                raise _read_failure(response)
+            self._calendar_id = str(response.body["id"])
+        return self._calendar_id
+
+    def _event(self, event_id: str) -> str:
+        return (f"{self._user}/calendars/{quote(self._calendar(), safe='')}"
+                f"/events/{quote(event_id, safe='')}")
+
+    def _read(self, data: Mapping[str, Any], marker: str | None = None) -> RemoteEvent:
+        return read_event(data, fallback_tz=self.owner_tz, mailbox=self.mailbox,
+                          describe_guests=self.describe_guests, marker=marker)
+
+    # --- protocol -------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Reach the calendar (and get a token); raises what stands in the way."""
+        response = self.http.request("GET", with_query(self._collection(), {"$select": "id"}))
+        if not response.ok:
+            raise _read_failure(response)
+
+    def changes(self, cursor: str | None) -> ChangeSet:
+        start, end = chain_window(self.window)
+        chain = DeltaCursor.load(cursor) if cursor else None
+        if chain is None:
+            return self._full(start, end)
+        if abs(chain.start - start) > ROLL_AFTER or abs(chain.end - end) > ROLL_AFTER:
+            log.info("account %s: the delta window is rolled forward", self.account.name)
+            return self._full(start, end)
+        items, link = self._delta_round(chain.link)
+        ids = list(dict.fromkeys(str(item["id"]) for item in items if item.get("id")))
+        events = self._resolve(ids, chain.start, chain.end)
+        return ChangeSet(events, replace(chain, link=link).dump(), full=False)
+
+    def get(self, event_id: str) -> RemoteEvent | None:
+        response = self.http.request(
+            "GET", with_query(self._event(event_id), {"$expand": expand_properties()}))
+        if response.status in _GONE:
+            return None
+        if not response.ok:
+            raise _read_failure(response)
+        return self._read(response.body)
+
+    def find(self, marker: str, generation: int) -> RemoteEvent | None:
+        url = with_query(f"{self._collection()}/events",
+                         {"$filter": marker_filter(marker), "$expand": expand_properties(),
+                          "$top": str(PAGE_SIZE)})
+        tx = transaction_id(marker, generation)
+        for data in self._pages(url):
+            found = generation_of(data)
+            if found == generation or (found is None and data.get("transactionId") == tx):
+                return self._read(data)
+        return None
+
+    def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        results: list[WriteResult] = []
+        for i in range(0, len(ops), MAX_BATCH):  # the engine sends at most max_batch
+            chunk = ops[i:i + MAX_BATCH]
+            try:
+                items = [self._item(op) for op in chunk]
+            except (Transient, RateLimited) as exc:  # the calendar's id could not be read
+                results.extend(WriteResult(op.key, error=exc) for op in chunk)
+                continue
+            answers = self.http.batch(items)
+            results.extend(self._result(op, answer)
+                           for op, answer in zip(chunk, answers, strict=True))
+        return results
+
+    def close(self) -> None:
+        if self._own_session:
+            self.session.close()
+
+    # --- reading --------------------------------------------------------------------------
+
+    def _pages(self, url: str, prefer: str | None = None) -> list[Mapping[str, Any]]:
+        """Every item of a paged collection (nextLinks followed verbatim)."""
+        headers = {"Prefer": prefer} if prefer else None
+        items: list[Mapping[str, Any]] = []
+        for _ in range(MAX_PAGES):
+            response = self.http.request("GET", url, headers=headers)
+            if not response.ok or not isinstance(response.body, Mapping):
+                raise _read_failure(response)
+            items.extend(v for v in response.body.get("value", []) if isinstance(v, Mapping))
+            next_link = response.body.get("@odata.nextLink")
+            if not next_link:
+                return items
+            url = str(next_link)
+        raise Transient(reason="a listing did not end")
+
+    def _delta_round(self, link: str) -> tuple[list[Mapping[str, Any]], str]:
+        """Follow one delta round, empty pages included, to its deltaLink."""
+        prefer = f"{self.http.prefer}, odata.maxpagesize={PAGE_SIZE}"
+        items: list[Mapping[str, Any]] = []
+        url = link
+        for _ in range(MAX_PAGES):
+            response = self.http.request("GET", url, headers={"Prefer": prefer})
+            if not response.ok or not isinstance(response.body, Mapping):
+                raise _read_failure(response, in_delta=True)
+            items.extend(v for v in response.body.get("value", []) if isinstance(v, Mapping))
+            if delta := response.body.get("@odata.deltaLink"):
+                return items, str(delta)
+            if not (next_link := response.body.get("@odata.nextLink")):
+                raise Transient(reason="a delta page had neither a nextLink nor a deltaLink")
+            url = str(next_link)
+        raise Transient(reason="a delta round did not end")
+
+    def _full(self, start: datetime, end: datetime) -> ChangeSet:
+        """A new delta chain plus a listing of the window (``full=True``)."""
+        first = with_query(f"{self._collection()}/calendarView/delta",
+                           {"startDateTime": _iso(start), "endDateTime": _iso(end)})
+        try:
+            items, link = self._delta_round(first)
+        except CursorExpired:
+            items, link = self._delta_round(first)  # our brand-new chain expired: once more
+        live = any("@removed" not in item for item in items)
+        # An empty first round means an empty window: the listing would be empty too.
+        listed = self._list(start, end) if live else []
+        events = [self._read(data) for data in listed]
+        return ChangeSet(events, DeltaCursor(start, end, link).dump(), full=True)
+
+    def _list(self, start: datetime, end: datetime) -> list[Mapping[str, Any]]:
+        url = with_query(f"{self._collection()}/calendarView",
+                         {"startDateTime": _iso(start), "endDateTime": _iso(end),
+                          "$top": str(PAGE_SIZE), "$expand": expand_properties()})
+        return self._pages(url)
+
+    def _resolve(self, ids: Sequence[str], start: datetime, end: datetime) -> list[RemoteEvent]:
+        """The current state of every id a delta round named (see the module docstring)."""
+        found: dict[str, Mapping[str, Any] | None] = {}
+        if len(ids) > LIST_ABOVE:
+            listed = {str(data.get("id")): data for data in self._list(start, end)}
+            found.update({i: listed[i] for i in ids if i in listed})
+        found.update(self._get_many([i for i in ids if i not in found]))
+        events = []
+        for event_id in ids:
+            data = found.get(event_id)
+            if data is None:
+                events.append(RemoteEvent(event_id, deleted=True))
+                continue
+            event = self._read(data)
+            if event.projection is not None and not overlaps(event.projection.when, start, end):
+                event = replace(event, left_window=True)
+            events.append(event)
+        return events
+
+    def _get_many(self, ids: Sequence[str]) -> dict[str, Mapping[str, Any] | None]:
+        """GET each id (batched); None for the ones the calendar no longer holds."""
+        out: dict[str, Mapping[str, Any] | None] = {}
+        query = {"$expand": expand_properties()}
+        for i in range(0, len(ids), MAX_BATCH):
+            chunk = ids[i:i + MAX_BATCH]
+            answers = self.http.batch([BatchItem("GET", with_query(self._event(e), query))
+                                       for e in chunk])
+            for event_id, answer in zip(chunk, answers, strict=True):
+                if answer.failure is None and answer.status in _GONE:
+                    out[event_id] = None
+                elif answer.ok and isinstance(answer.body, Mapping):
+                    out[event_id] = answer.body
+                else:
+                    raise _read_failure(answer)
+        return out
+
+    # --- writing --------------------------------------------------------------------------
+
+    def _item(self, op: WriteOp) -> BatchItem:
+        if isinstance(op, CreateOp):
+            body = create_payload(op.projection, op.marker, op.generation,
+                                  describe_guests=self.describe_guests)
+            return BatchItem("POST", f"{self._collection()}/events", body)
+        headers = {"If-Match": op.etag} if op.etag else {}
+        if isinstance(op, UpdateOp):
+            body = update_payload(op.projection, op.fields, op.marker,
+                                  describe_guests=self.describe_guests)
+            return BatchItem("PATCH", self._event(op.event_id), body, headers)
+        return BatchItem("DELETE", self._event(op.event_id), None, headers)
+
+    def _result(self, op: WriteOp, answer: GraphResponse) -> WriteResult:
+        if answer.ok:
+            if isinstance(op, DeleteOp):
+                return WriteResult(op.key)
+            marker = op.marker if isinstance(op, CreateOp | UpdateOp) else None
+            return WriteResult(op.key, self._read(answer.body, marker=marker))
+        event_id = "" if isinstance(op, CreateOp) else op.event_id
+        error = answer.error(event_id)
+        if isinstance(error, AuthFailed):
+            raise error  # account-wide: the engine marks the account, others carry on
+        if (isinstance(op, CreateOp) and answer.failure is None
+                and classify(answer.status, answer.code) is Reaction.ADOPT):
+            try:
+                return self._adopt(op)
+            except (Transient, RateLimited) as exc:
+                # Unknown whether the event exists: the engine reads before writing again.
+                return WriteResult(op.key, error=Transient(reason=exc.reason,
+                                                           maybe_applied=True))
+        return WriteResult(op.key, error=error)
+
+    def _adopt(self, op: CreateOp) -> WriteResult:
+        """Our transactionId was used already: find that event and make it match ``op``."""
+        found = self.find(op.marker, op.generation)
+        if found is None:
+            return WriteResult(op.key, error=ItemRejected(
+                event_id="", reason="Graph knows the transactionId, but no event of ours"))
+        if found.projection is None:
+            return WriteResult(op.key, found)
+        differs = found.projection.diff(op.projection)
+        if not differs:
+            return WriteResult(op.key, found)
+        # The first attempt carried older content; nothing else remembers it, so bring
+        # the event up to date now rather than link a stale copy.
+        [fixed] = self.write([UpdateOp(op.key, found.event_id, found.etag, op.projection,
+                                       differs, op.marker)])
+        if fixed.error is not None:
+            return WriteResult(op.key, error=Transient(reason="adopting a retried create",
+                                                       maybe_applied=True))
+        return fixed
+
+
+def open_calendar(account: AccountConfig, context: Any) -> OutlookCalendar:
+    """Registry entry point (see ``connectors.REGISTRY``)."""
+    return OutlookCalendar(account, context)

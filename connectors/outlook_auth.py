@@ -1,0 +1,226 @@
+"""Access tokens for Microsoft Graph, with msal.
+
+Two modes (``[account.auth] mode``):
+
+* ``app`` (default): an app registration with a client secret, client-credentials grant,
+  scope ``https://graph.microsoft.com/.default``. The app reaches mailboxes as
+  ``/users/{user}``, never ``/me``; an admin should scope it with an application access
+  policy. msal keeps the token in memory until it expires.
+* ``delegated``: a user signs in once with a device code (``syncd auth outlook NAME``).
+  Microsoft rotates the refresh token on every use (failure mode 13), so each new one is
+  stored with ``CredentialStore.put`` (encrypted, committed) *before* the access token that
+  came with it is used: a crash after the refresh can lose an access token, never the
+  only working refresh token. ``invalid_grant`` and friends raise :class:`AuthFailed`,
+  which marks only that account as needing re-authorisation; it is never retried.
+
+msal talks through the injected ``http_client`` (the connector's session), so tests point
+it at an identity emulator and production needs no second connection pool. Nothing here
+logs a token or a secret; both are registered with the log redactor as they are read.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn
+
+import msal
+import requests
+
+from syncd.config import AccountConfig, SecretRef
+from syncd.errors import AuthFailed, Transient
+from syncd.logs import register_secret
+
+GRAPH_APP_SCOPES = ["https://graph.microsoft.com/.default"]
+#: msal adds offline_access, openid and profile itself (and refuses them if given).
+DELEGATED_SCOPES = ["https://graph.microsoft.com/Calendars.ReadWrite"]
+REFRESH_KIND = "outlook_refresh_token"
+EXPIRY_MARGIN = 300.0  # refresh this many seconds before the token expires
+#: OAuth errors that only a person can fix; everything else is worth a later retry.
+PERMANENT_ERRORS = frozenset({
+    "invalid_grant", "invalid_client", "unauthorized_client", "interaction_required",
+    "consent_required", "invalid_scope", "access_denied", "authorization_declined",
+    "expired_token", "invalid_request",
+})
+
+
+def authority_url(auth: Mapping[str, Any]) -> str:
+    """``auth.authority`` when it names a tenant path, else the public cloud's for the tenant."""
+    configured = str(auth.get("authority") or "").rstrip("/")
+    if configured:
+        scheme, _, rest = configured.partition("://")
+        if scheme != "https":
+            raise AuthFailed(reason="the authority must be an https:// URL")
+        return configured if "/" in rest else f"{configured}/{auth['tenant']}"
+    return f"https://login.microsoftonline.com/{auth['tenant']}"
+
+
+def _msal_options(auth: Mapping[str, Any], session: requests.Session) -> dict[str, Any]:
+    options: dict[str, Any] = {"authority": authority_url(auth), "http_client": session}
+    if auth.get("authority"):
+        # A configured authority (tests, sovereign clouds): skip the instance-discovery call
+        # to login.microsoftonline.com, which would fail or be meaningless there.
+        options["instance_discovery"] = False
+    return options
+
+
+def _secret(value: Any) -> str:
+    secret = value.resolve() if isinstance(value, SecretRef) else str(value)
+    register_secret(secret)
+    return secret
+
+
+def _fail(result: Mapping[str, Any]) -> NoReturn:
+    """Raise what a failed token response means (the description is never kept)."""
+    error = str(result.get("error") or "unknown_error")
+    codes = result.get("error_codes") or []
+    reason = error + (f" (AADSTS{codes[0]})" if codes else "")
+    if error in PERMANENT_ERRORS:
+        raise AuthFailed(reason=reason)
+    raise Transient(reason=f"token endpoint: {reason}")
+
+
+def _build(factory: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Construct an msal application; it fetches the tenant's metadata on the way."""
+    try:
+        return factory(*args, **kwargs)
+    except requests.RequestException as exc:
+        raise Transient(reason=f"identity platform: {type(exc).__name__}") from None
+    except ValueError:
+        # msal says ValueError both for an unreachable and an invalid authority; the
+        # https check above already caught the invalid ones.
+        raise Transient(reason="the identity platform's metadata could not be read") from None
+
+
+class AppTokens:
+    """Client-credentials tokens for an app registration (mode ``app``)."""
+
+    def __init__(self, auth: Mapping[str, Any], session: requests.Session) -> None:
+        self.auth = auth
+        self.session = session
+        self._app: Any = None
+
+    def _client(self) -> Any:
+        if self._app is None:
+            if not self.auth.get("client_secret"):
+                raise AuthFailed(reason="app mode needs [account.auth] client_secret")
+            self._app = _build(msal.ConfidentialClientApplication, self.auth["client_id"],
+                               client_credential=_secret(self.auth["client_secret"]),
+                               **_msal_options(self.auth, self.session))
+        return self._app
+
+    def token(self) -> str:
+        """A valid token, from msal's cache while it lasts."""
+        try:
+            result = self._client().acquire_token_for_client(GRAPH_APP_SCOPES)
+        except requests.RequestException as exc:
+            raise Transient(reason=f"identity platform: {type(exc).__name__}") from None
+        if "access_token" not in result:
+            _fail(result)
+        return str(result["access_token"])
+
+    def invalidate(self) -> None:
+        # A new application object has an empty cache, so the next token is fresh.
+        self._app = None
+
+
+class DelegatedTokens:
+    """A signed-in user's tokens (mode ``delegated``), refresh token rotated and stored."""
+
+    def __init__(self, account: AccountConfig, credentials: Any, session: requests.Session, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.account = account
+        self.credentials = credentials
+        self.session = session
+        self.clock = clock
+        self._app: Any = None
+        self._access: str | None = None
+        self._expires_at = 0.0
+
+    def _client(self) -> Any:
+        if self._app is None:
+            self._app = _build(msal.PublicClientApplication, self.account.auth["client_id"],
+                               **_msal_options(self.account.auth, self.session))
+        return self._app
+
+    def token(self) -> str:
+        """The cached access token, or a new one from the stored refresh token."""
+        if self._access is not None and self.clock() < self._expires_at - EXPIRY_MARGIN:
+            return self._access
+        if self.credentials is None:
+            raise AuthFailed(reason="no credential store for the refresh token")
+        refresh = self.credentials.get(self.account.name, REFRESH_KIND)
+        if not refresh:
+            raise AuthFailed(reason=f"not signed in; run 'syncd auth outlook {self.account.name}'")
+        try:
+            result = self._client().acquire_token_by_refresh_token(refresh, DELEGATED_SCOPES)
+        except requests.RequestException as exc:
+            raise Transient(reason=f"identity platform: {type(exc).__name__}") from None
+        if "access_token" not in result:
+            _fail(result)
+        rotated = result.get("refresh_token")
+        if rotated and rotated != refresh:
+            # Committed before the access token is used: the old refresh token is dead now.
+            self.credentials.put(self.account.name, REFRESH_KIND, str(rotated))
+        self._access = str(result["access_token"])
+        register_secret(self._access)
+        self._expires_at = self.clock() + float(result.get("expires_in") or 3600)
+        return self._access
+
+    def invalidate(self) -> None:
+        self._access = None
+
+
+def token_source(account: AccountConfig, credentials: Any, session: requests.Session, *,
+                 clock: Callable[[], float] = time.monotonic) -> AppTokens | DelegatedTokens:
+    """The token source for the account's ``auth.mode``."""
+    if account.auth.get("mode", "app") == "delegated":
+        return DelegatedTokens(account, credentials, session, clock=clock)
+    return AppTokens(account.auth, session)
+
+
+def mailbox_of(account: AccountConfig) -> str:
+    """The mailbox the account syncs: ``auth.user``, else the owner."""
+    return str(account.auth.get("user") or account.owner)
+
+
+def device_code_login(account: AccountConfig, credentials: Any, *,
+                      session: requests.Session | None = None,
+                      announce: Callable[[str], None] = print) -> str:
+    """Sign the account's user in with a device code and store the refresh token.
+
+    Args:
+        account: an ``outlook`` account in ``delegated`` mode.
+        credentials: the :class:`~syncd.store.credentials.CredentialStore`.
+        session: the HTTP session msal uses (a fresh one by default).
+        announce: shows the user where to go and which code to enter.
+
+    Returns:
+        The signed-in user's name.
+
+    Raises:
+        AuthFailed: the sign-in failed or was declined, signed in as someone other than
+            the account's mailbox, or granted no refresh token.
+        Transient: the identity platform could not be reached.
+    """
+    app = _build(msal.PublicClientApplication, account.auth["client_id"],
+                 **_msal_options(account.auth, session or requests.Session()))
+    try:
+        flow = app.initiate_device_flow(scopes=DELEGATED_SCOPES)
+        if "user_code" not in flow:
+            _fail(flow)
+        announce(str(flow.get("message") or f"Enter the code {flow['user_code']}"))
+        result = app.acquire_token_by_device_flow(flow)
+    except requests.RequestException as exc:
+        raise Transient(reason=f"identity platform: {type(exc).__name__}") from None
+    if "access_token" not in result:
+        _fail(result)
+    claims = result.get("id_token_claims") or {}
+    user = str(claims.get("preferred_username") or "")
+    if user.lower() != mailbox_of(account).lower():
+        raise AuthFailed(reason=f"signed in as {user or 'an unknown user'}, but the account's "
+                                f"mailbox is {mailbox_of(account)}")
+    if not result.get("refresh_token"):
+        raise AuthFailed(reason="no refresh token was granted (offline_access refused)")
+    credentials.put(account.name, REFRESH_KIND, str(result["refresh_token"]))
+    return user

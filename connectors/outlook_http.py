@@ -1,0 +1,467 @@
+"""Microsoft Graph over one keep-alive ``requests.Session``: limits, retries, errors.
+
+Three things live here so that the connector only speaks in events:
+
+* **The error taxonomy** (failure mode 23): :data:`TAXONOMY` maps an HTTP status and a
+  Graph error code to what syncd does next, in one table; :func:`classify` reads it and
+  :func:`connector_error` turns the answer into a :mod:`syncd.errors` type.
+* **Mailbox limits** (failure mode 14): Outlook allows 4 concurrent requests per app and
+  mailbox, inside ``$batch`` too. :class:`MailboxGate` (one per mailbox per process)
+  never lets this process exceed that, and after a 429 lets nothing through to that
+  mailbox before ``Retry-After`` has passed. Clock and sleep are injectable.
+* **Retries** (failure mode 15): 429 is retried for every method, because a throttled
+  request was refused before it ran; 5xx and network errors only for GET and DELETE.
+  A create is never re-sent blindly: it fails as ``Transient(maybe_applied=True)`` and the
+  engine reads before it writes again (its transactionId makes even a re-send harmless).
+
+Every request carries ``Prefer: IdType="ImmutableId"`` (failure mode 9), the body-text and
+UTC preferences, and the bearer token; nothing here logs a body, a header or a token.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from enum import Enum
+from typing import Any, Protocol
+from urllib.parse import quote, urlencode, urlsplit
+
+import requests
+
+from syncd.errors import (
+    AuthFailed,
+    ConnectorError,
+    CursorExpired,
+    EtagMismatch,
+    EventGone,
+    ItemRejected,
+    RateLimited,
+    Transient,
+)
+
+log = logging.getLogger("syncd.outlook")
+
+MAILBOX_CONCURRENCY = 4
+MAX_BATCH = 20
+MAX_ATTEMPTS = 4
+MAX_BATCH_ROUNDS = 12
+DEFAULT_RETRY_AFTER = 5.0
+RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
+
+
+# --- the error taxonomy -------------------------------------------------------------------
+
+
+class Reaction(Enum):
+    """What the engine does about a failed Graph request."""
+
+    REAUTH = "needs re-authorisation"
+    ACCOUNT = "account unusable until an admin acts"
+    ADOPT = "possibly created by us: read, then adopt"
+    STALE = "the event changed: re-read and merge"
+    CURSOR = "the delta token expired: list the window again"
+    GONE = "the event no longer exists"
+    THROTTLED = "throttled: wait for Retry-After"
+    TRANSIENT = "temporary: retry with backoff"
+    REJECT = "this item is refused for good: quarantine it"
+
+
+#: Mailbox conditions no retry can fix (twenty's MICROSOFT_PERMANENT_ACCOUNT_ERROR_CODES).
+PERMANENT_ACCOUNT_CODES = frozenset(code.lower() for code in (
+    "MailboxNotEnabledForRESTAPI", "MailboxNotSupportedForRESTAPI",
+    "RESTAPINotEnabledForComponentSharedMailbox", "ErrorInvalidLicense",
+    "ErrorNonExistentMailbox", "ErrorAccountDisabled", "ErrorOrganizationAccessBlocked",
+    "ErrorInvalidUser",
+))
+CURSOR_CODES = frozenset({"syncstatenotfound", "resyncrequired", "syncstateinvalid"})
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row: matches a status (None = any) and a code set (None = any)."""
+
+    status: frozenset[int] | None
+    codes: frozenset[str] | None
+    reaction: Reaction
+
+
+def _rule(status: int | tuple[int, ...] | None, codes: Sequence[str] | frozenset[str] | None,
+          reaction: Reaction) -> Rule:
+    statuses = None if status is None else frozenset(
+        (status,) if isinstance(status, int) else status)
+    return Rule(statuses, None if codes is None else frozenset(c.lower() for c in codes),
+                reaction)
+
+
+#: First matching row wins. Order matters: a code outranks a generic status.
+TAXONOMY: tuple[Rule, ...] = (
+    _rule(None, PERMANENT_ACCOUNT_CODES, Reaction.ACCOUNT),
+    _rule(401, None, Reaction.REAUTH),
+    _rule(403, ["ErrorAccessDenied"], Reaction.ACCOUNT),
+    _rule(None, ["ErrorDuplicateTransactionId"], Reaction.ADOPT),
+    _rule(409, None, Reaction.ADOPT),
+    _rule(412, None, Reaction.STALE),
+    _rule(None, CURSOR_CODES, Reaction.CURSOR),
+    _rule(410, None, Reaction.CURSOR),
+    _rule(404, None, Reaction.GONE),
+    _rule(429, None, Reaction.THROTTLED),
+    _rule(tuple(RETRYABLE_STATUS), None, Reaction.TRANSIENT),
+    _rule((400, 403, 405, 413, 415, 422), None, Reaction.REJECT),
+)
+
+
+def classify(status: int, code: str | None) -> Reaction:
+    """The reaction to a failed request; unknown answers back off, never delete."""
+    lowered = (code or "").lower()
+    for rule in TAXONOMY:
+        if rule.status is not None and status not in rule.status:
+            continue
+        if rule.codes is not None and lowered not in rule.codes:
+            continue
+        return rule.reaction
+    return Reaction.TRANSIENT
+
+
+def connector_error(reaction: Reaction, *, status: int, code: str | None, event_id: str = "",
+                    retry_after: float | None = None, in_delta: bool = False
+                    ) -> ConnectorError:
+    """The :mod:`syncd.errors` value for a reaction (fields only, never a body)."""
+    reason = f"HTTP {status}" + (f" {code}" if code else "")
+    if reaction in (Reaction.REAUTH, Reaction.ACCOUNT):
+        return AuthFailed(reason=reason)
+    if reaction is Reaction.STALE or (reaction is Reaction.ADOPT and event_id):
+        return EtagMismatch(event_id=event_id)
+    if reaction is Reaction.CURSOR and in_delta:
+        return CursorExpired()
+    if reaction in (Reaction.CURSOR, Reaction.GONE):
+        return EventGone(event_id=event_id)
+    if reaction is Reaction.THROTTLED:
+        return RateLimited(retry_after=retry_after or DEFAULT_RETRY_AFTER, reason=reason)
+    if reaction in (Reaction.REJECT, Reaction.ADOPT):
+        return ItemRejected(event_id=event_id, reason=f"Graph refused it ({reason})")
+    return Transient(reason=reason, status=status, maybe_applied=status >= 500)
+
+
+# --- responses ----------------------------------------------------------------------------
+
+
+@dataclass
+class GraphResponse:
+    """One answer (outer request or ``$batch`` item), or a failure that has no answer."""
+
+    status: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: Any = None
+    failure: ConnectorError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None and 200 <= self.status < 300
+
+    @property
+    def code(self) -> str | None:
+        error = self.body.get("error") if isinstance(self.body, Mapping) else None
+        code = error.get("code") if isinstance(error, Mapping) else None
+        return str(code) if code else None
+
+    def header(self, name: str) -> str | None:
+        lowered = name.lower()
+        return next((v for k, v in self.headers.items() if k.lower() == lowered), None)
+
+    def retry_after(self) -> float | None:
+        return parse_retry_after(self.header("Retry-After"))
+
+    def error(self, event_id: str = "", *, in_delta: bool = False) -> ConnectorError:
+        """What this failed answer means for the engine."""
+        if self.failure is not None:
+            return self.failure
+        return connector_error(classify(self.status, self.code), status=self.status,
+                               code=self.code, event_id=event_id,
+                               retry_after=self.retry_after(), in_delta=in_delta)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+# --- the per-mailbox gate ------------------------------------------------------------------
+
+
+class MailboxGate:
+    """At most :data:`MAILBOX_CONCURRENCY` requests in flight, and nothing before a pause ends.
+
+    Shared by every connector of this process that talks to the same mailbox, so two
+    accounts on one mailbox cannot add up to more than the limit.
+    """
+
+    def __init__(self, limit: int = MAILBOX_CONCURRENCY) -> None:
+        self.limit = limit
+        self.in_flight = 0
+        self.not_before = 0.0  # in the clock of the connector that set it
+        self._cond = threading.Condition()
+
+    def defer(self, until: float) -> None:
+        """Let nothing through before ``until`` (a 429's Retry-After)."""
+        with self._cond:
+            self.not_before = max(self.not_before, until)
+
+    def acquire(self, permits: int, *, clock: Callable[[], float],
+                sleep: Callable[[float], None], max_wait: float) -> int:
+        """Take ``permits`` slots, sleeping out any pause; returns the slots taken.
+
+        Raises:
+            RateLimited: when the pause is longer than ``max_wait``; nothing is sent.
+        """
+        permits = max(1, min(permits, self.limit))
+        while True:
+            with self._cond:
+                wait = self.not_before - clock()
+                if wait <= 0 and self.in_flight + permits <= self.limit:
+                    self.in_flight += permits
+                    return permits
+                if wait <= 0:
+                    # Another thread holds the slots; real time is right here.
+                    self._cond.wait(timeout=0.05)
+                    continue
+            if wait > max_wait:
+                raise RateLimited(retry_after=wait, reason="the mailbox asked for a pause")
+            sleep(wait)
+
+    def release(self, permits: int) -> None:
+        with self._cond:
+            self.in_flight = max(0, self.in_flight - permits)
+            self._cond.notify_all()
+
+
+_gates: dict[str, MailboxGate] = {}
+_gates_lock = threading.Lock()
+
+
+def gate_for(base_url: str, mailbox: str) -> MailboxGate:
+    """The process-wide gate of one mailbox on one Graph endpoint."""
+    key = f"{urlsplit(base_url).netloc.lower()}|{mailbox.lower()}"
+    with _gates_lock:
+        return _gates.setdefault(key, MailboxGate())
+
+
+# --- the transport ------------------------------------------------------------------------
+
+
+class TokenSource(Protocol):
+    """Where bearer tokens come from (see :mod:`connectors.outlook_auth`)."""
+
+    def token(self) -> str:
+        """A valid access token; raises AuthFailed or Transient."""
+
+    def invalidate(self) -> None:
+        """Forget the current token (after a 401)."""
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One request inside a ``$batch``: a URL relative to the version root."""
+
+    method: str
+    url: str
+    body: Mapping[str, Any] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def idempotent(self) -> bool:
+        return self.method in ("GET", "DELETE")
+
+
+def with_query(path: str, params: Mapping[str, str]) -> str:
+    """``path?query`` with OData's ``$`` and punctuation readable, spaces encoded."""
+    if not params:
+        return path
+    query = urlencode(dict(params), safe="$'(),:/@", quote_via=quote)
+    return f"{path}?{query}"
+
+
+class GraphTransport:
+    """Requests to one mailbox through the gate, with retries and token refresh."""
+
+    def __init__(self, session: requests.Session, base_url: str, tokens: TokenSource, *,
+                 mailbox: str, prefer: str, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep, max_wait: float = 60.0,
+                 timeout: tuple[float, float] = (10.0, 30.0),
+                 rng: random.Random | None = None) -> None:
+        self.session = session
+        self.base_url = base_url.rstrip("/")
+        self.tokens = tokens
+        self.prefer = prefer
+        self.clock = clock
+        self.sleep = sleep
+        self.max_wait = max_wait
+        self.timeout = timeout
+        self.gate = gate_for(self.base_url, mailbox)
+        self._rng = rng or random.Random()
+        self._origin = urlsplit(self.base_url)[:2]
+
+    def _url(self, url: str) -> str:
+        full = url if url.startswith(("http://", "https://")) else self.base_url + url
+        # nextLink/deltaLink are followed verbatim, but our token only ever goes to Graph.
+        if urlsplit(full)[:2] != self._origin:
+            raise Transient(reason="Graph sent a link to another host; not followed")
+        return full
+
+    def _backoff(self, attempt: int, hint: float | None = None) -> None:
+        delay = hint if hint is not None else self._rng.uniform(0, min(30.0, 2.0 ** attempt))
+        self.sleep(delay)
+
+    def _throttled(self, response: GraphResponse) -> None:
+        self.gate.defer(self.clock() + (response.retry_after() or DEFAULT_RETRY_AFTER))
+
+    def request(self, method: str, url: str, *, json: Any = None,
+                headers: Mapping[str, str] | None = None, idempotent: bool | None = None,
+                permits: int = 1) -> GraphResponse:
+        """Send one request; retries what is safe to retry, returns the final answer.
+
+        Raises:
+            Transient: network failure (``maybe_applied`` unless it was a GET).
+            RateLimited: the mailbox's pause is longer than ``max_wait``.
+            AuthFailed: the token source refused (revoked, misconfigured).
+        """
+        full = self._url(url)
+        safe = method in ("GET", "DELETE") if idempotent is None else idempotent
+        refreshed = False
+        response = GraphResponse(0)
+        for attempt in range(MAX_ATTEMPTS):
+            token = self.tokens.token()
+            sent = {"Authorization": f"Bearer {token}", "Prefer": self.prefer,
+                    "Accept": "application/json", **(headers or {})}
+            taken = self.gate.acquire(permits, clock=self.clock, sleep=self.sleep,
+                                      max_wait=self.max_wait)
+            started = time.monotonic()
+            try:
+                raw = self.session.request(method, full, json=json, headers=sent,
+                                           timeout=self.timeout)
+            except requests.RequestException as exc:
+                log.debug("%s %s failed: %s", method, _path(full), type(exc).__name__)
+                if safe and attempt + 1 < MAX_ATTEMPTS:
+                    self._backoff(attempt)
+                    continue
+                raise Transient(reason=f"network: {type(exc).__name__}",
+                                maybe_applied=method != "GET") from None
+            finally:
+                self.gate.release(taken)
+            response = _response(raw)
+            log.debug("%s %s -> %s (%.0f ms)", method, _path(full), response.status,
+                      (time.monotonic() - started) * 1000)
+            if response.status == 401 and not refreshed:
+                self.tokens.invalidate()  # an expired token: one fresh try, then AuthFailed
+                refreshed = True
+                continue
+            if response.status == 429 and attempt + 1 < MAX_ATTEMPTS:
+                self._throttled(response)  # refused before it ran: safe for any method
+                continue
+            if response.status in RETRYABLE_STATUS and safe and attempt + 1 < MAX_ATTEMPTS:
+                self._backoff(attempt, response.retry_after())
+                continue
+            return response
+        return response
+
+    def batch(self, items: Sequence[BatchItem]) -> list[GraphResponse]:
+        """Run up to :data:`MAX_BATCH` items as ``$batch``; one answer per item, in order.
+
+        Items run in :data:`MAILBOX_CONCURRENCY` ``dependsOn`` chains, so Exchange never
+        runs more than that at once. Items the server did not run (424 after a failed
+        dependency, 429) go out again in a following round; so do GET/DELETE items that
+        met a 5xx.
+        """
+        answers: list[GraphResponse] = [GraphResponse(0) for _ in items]
+        pending = list(range(len(items)))
+        retried: dict[int, int] = {}
+        for _round in range(MAX_BATCH_ROUNDS):
+            if not pending:
+                break
+            try:
+                answered = self._send_batch([items[i] for i in pending])
+            except (Transient, RateLimited) as exc:
+                for i in pending:
+                    answers[i] = GraphResponse(0, failure=exc)
+                return answers
+            again: list[int] = []
+            pause: float | None = None
+            for i, answer in zip(pending, answered, strict=True):
+                answers[i] = answer
+                if answer.status == 424:
+                    again.append(i)
+                elif answer.status == 429:
+                    self._throttled(answer)
+                    again.append(i)
+                elif (answer.status in RETRYABLE_STATUS and items[i].idempotent
+                      and retried.get(i, 0) < 2):
+                    retried[i] = retried.get(i, 0) + 1
+                    pause = max(pause or 0.0, answer.retry_after() or 1.0)
+                    again.append(i)
+            if pause is not None:
+                self._backoff(0, pause)
+            pending = again
+        return answers
+
+    def _send_batch(self, items: Sequence[BatchItem]) -> list[GraphResponse]:
+        width = min(MAILBOX_CONCURRENCY, len(items))
+        requests_json = []
+        for k, item in enumerate(items):
+            entry: dict[str, Any] = {"id": str(k), "method": item.method, "url": item.url,
+                                     "headers": {"Prefer": self.prefer, **item.headers}}
+            if item.body is not None:
+                entry["body"] = item.body
+                entry["headers"]["Content-Type"] = "application/json"
+            if k >= width:
+                entry["dependsOn"] = [str(k - width)]
+            requests_json.append(entry)
+        outer = self.request("POST", "/$batch", json={"requests": requests_json},
+                             idempotent=all(i.idempotent for i in items), permits=width)
+        if outer.status != 200 or not isinstance(outer.body, Mapping):
+            if outer.status == 401:
+                raise outer.error()
+            failure = outer.error() if outer.status else Transient(reason="no answer")
+            if isinstance(failure, Transient) and not all(i.idempotent for i in items):
+                failure = Transient(reason=failure.reason, status=outer.status,
+                                    maybe_applied=True)
+            return [GraphResponse(outer.status, failure=failure) for _ in items]
+        by_id = {str(r.get("id")): r for r in outer.body.get("responses", [])
+                 if isinstance(r, Mapping)}
+        out = []
+        for k in range(len(items)):
+            raw = by_id.get(str(k))
+            if raw is None:
+                out.append(GraphResponse(0, failure=Transient(
+                    reason="the batch answer left an item out", maybe_applied=True)))
+                continue
+            out.append(GraphResponse(int(raw.get("status", 0)), dict(raw.get("headers") or {}),
+                                     raw.get("body")))
+        return out
+
+
+def _response(raw: requests.Response) -> GraphResponse:
+    body: Any = None
+    if raw.content:
+        try:
+            body = raw.json()
+        except ValueError:
+            body = None
+    return GraphResponse(raw.status_code, dict(raw.headers), body)
+
+
+def _path(url: str) -> str:
+    """A URL without its query, for logs: delta tokens and filters stay out of them."""
+    return urlsplit(url).path

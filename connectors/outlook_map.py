@@ -1,0 +1,363 @@
+"""Projection <-> Microsoft Graph event (v1.0), pure: no I/O, no clock.
+
+Outbound, only the projection's fields are written (an allowlist, so nothing else of an
+activity can leak), plus syncd's ownership marker as a single-value extended property.
+Inbound, every text is untrusted: HTML bodies are reduced to text before comparison
+(failure mode 26), so a server that wraps our plain text in HTML never reads as an edit.
+
+Time (failure modes 17 and 18):
+
+* timed events are written as wall-clock ``dateTime`` (no offset) plus the projection's
+  IANA zone; a wall time that does not map back to the same instant (a DST fold) is
+  written in UTC instead, so the instant always survives;
+* responses come in UTC (the connector asks for it) or in any zone a server chooses;
+  Windows zone names are mapped to IANA with the CLDR ``windowsZones`` table of
+  :mod:`connectors.outlook_zones`, and an unknown name quarantines the item
+  (``RemoteEvent.problem``), never a guess;
+* all-day events are midnight-to-midnight dates with an exclusive end, read as dates
+  straight from the ``dateTime`` text, never through any zone.
+
+Guests follow the account: with ``invite_guests`` they are real attendees (Graph e-mails
+every attendee it is given, there is no switch); otherwise they are *described* in a
+trailing ``Guests:`` paragraph of the body that the reader strips again.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from connectors.base import RemoteEvent
+from connectors.outlook_zones import UnknownZone, iana_zone
+from syncd.model import FIELDS, Projection, When, is_valid_email, normalize_email
+from syncd.text import html_to_text, untrusted_text
+
+#: A GUID of ours: the property set of every extended property syncd writes.
+PROPERTY_SET = "{6b1f3e0c-8a2d-4c57-9e31-5d7a0c2b9f48}"
+MARKER_PROP = f"String {PROPERTY_SET} Name syncdMarker"
+GENERATION_PROP = f"String {PROPERTY_SET} Name syncdGeneration"
+#: transactionId = uuid5(TX_NAMESPACE, "marker/generation"): a retry sends the same one.
+TX_NAMESPACE = uuid.UUID("0d3c5a7e-2b94-4f16-8c0e-71a9d4e3b5f2")
+GUESTS_LABEL = "Guests: "
+BUSY_SHOW_AS = frozenset({"busy", "oof", "tentative", "unknown"})
+
+# --- identities ---------------------------------------------------------------------------
+
+
+def transaction_id(marker: str, generation: int) -> str:
+    """The create's idempotency key, from (marker, generation) and never from content."""
+    return str(uuid.uuid5(TX_NAMESPACE, f"{marker}/{generation}"))
+
+
+def _odata_quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def expand_properties() -> str:
+    """``$expand`` value that returns our two extended properties with an event."""
+    return (f"singleValueExtendedProperties($filter=id eq {_odata_quote(MARKER_PROP)} "
+            f"or id eq {_odata_quote(GENERATION_PROP)})")
+
+
+def marker_filter(marker: str) -> str:
+    """``$filter`` value that finds the events carrying ``marker``."""
+    return (f"singleValueExtendedProperties/Any(ep: ep/id eq {_odata_quote(MARKER_PROP)} "
+            f"and ep/value eq {_odata_quote(marker)})")
+
+
+def _prop_key(prop_id: str) -> str:
+    # Type, GUID and the "Name" keyword are case-insensitive; the name itself is not.
+    parts = prop_id.strip().split(None, 3)
+    if len(parts) == 4:
+        return f"{parts[0].lower()} {parts[1].lower()} {parts[2].lower()} {parts[3]}"
+    return prop_id.strip().lower()
+
+
+def extended_value(data: Mapping[str, Any], prop_id: str) -> str | None:
+    """The value of one single-value extended property in a Graph event, if present."""
+    wanted = _prop_key(prop_id)
+    for prop in data.get("singleValueExtendedProperties") or ():
+        if isinstance(prop, Mapping) and _prop_key(str(prop.get("id", ""))) == wanted:
+            value = prop.get("value")
+            return None if value is None else str(value)
+    return None
+
+
+# --- outbound -----------------------------------------------------------------------------
+
+
+def _graph_time(instant: datetime, tz: str) -> dict[str, str]:
+    local = instant.astimezone(ZoneInfo(tz)).replace(tzinfo=None, fold=0)
+    # A server resolves a wall time in a DST fold to its first occurrence (fold=0); when
+    # that is not our instant, say it in UTC, which has no folds.
+    if local.replace(tzinfo=ZoneInfo(tz)).astimezone(UTC) != instant.astimezone(UTC):
+        tz, local = "UTC", instant.astimezone(UTC).replace(tzinfo=None)
+    spec = "microseconds" if local.microsecond else "seconds"
+    return {"dateTime": local.isoformat(timespec=spec), "timeZone": tz}
+
+
+def when_payload(when: When) -> dict[str, Any]:
+    """``start``, ``end`` and ``isAllDay`` for a time span."""
+    if when.all_day:
+        return {
+            "isAllDay": True,
+            "start": {"dateTime": f"{when.start.isoformat()}T00:00:00", "timeZone": when.tz},
+            "end": {"dateTime": f"{when.end.isoformat()}T00:00:00", "timeZone": when.tz},
+        }
+    assert isinstance(when.start, datetime) and isinstance(when.end, datetime)
+    return {"isAllDay": False, "start": _graph_time(when.start, when.tz),
+            "end": _graph_time(when.end, when.tz)}
+
+
+def _guest_item(email: str, name: str | None) -> str:
+    # Commas and angle brackets would break the list when it is read back.
+    clean = re.sub(r"[,<>]", " ", name or "").strip()
+    return f"{' '.join(clean.split())} <{email}>" if clean else email
+
+
+def guests_block(projection: Projection) -> str:
+    """The ``Guests:`` paragraph that describes guests without inviting them."""
+    items = [_guest_item(e, projection.guest_names.get(e)) for e in sorted(projection.guests)]
+    return GUESTS_LABEL + ", ".join(items)
+
+
+def body_text(projection: Projection, *, describe_guests: bool) -> str:
+    """The event body: the description, plus the guests paragraph when describing them."""
+    if not describe_guests or not projection.guests:
+        return projection.description
+    block = guests_block(projection)
+    return f"{projection.description}\n\n{block}" if projection.description else block
+
+
+def event_payload(projection: Projection, fields: Iterable[str], *,
+                  describe_guests: bool) -> dict[str, Any]:
+    """The Graph properties for the named projection fields (an allowlist)."""
+    names = frozenset(fields)
+    out: dict[str, Any] = {}
+    if "title" in names:
+        out["subject"] = projection.title
+    if "when" in names:
+        out.update(when_payload(projection.when))
+    if "busy" in names:
+        out["showAs"] = "busy" if projection.busy else "free"
+    if "location" in names:
+        out["location"] = {"displayName": projection.location}
+    body_fields = {"description", "guests"} if describe_guests else {"description"}
+    if names & body_fields:
+        out["body"] = {"contentType": "text",
+                       "content": body_text(projection, describe_guests=describe_guests)}
+    if "guests" in names and not describe_guests:
+        out["attendees"] = [
+            {"emailAddress": {"address": email, "name": projection.guest_names.get(email, email)},
+             "type": "required"}
+            for email in sorted(projection.guests)
+        ]
+    return out
+
+
+def create_payload(projection: Projection, marker: str, generation: int, *,
+                   describe_guests: bool) -> dict[str, Any]:
+    """A complete new event: every field, the marker, the generation, the transactionId.
+
+    Deterministic for the same arguments, so a retried create is byte-identical and the
+    server recognises the repeat.
+    """
+    payload = event_payload(projection, FIELDS, describe_guests=describe_guests)
+    payload["transactionId"] = transaction_id(marker, generation)
+    payload["singleValueExtendedProperties"] = [
+        {"id": MARKER_PROP, "value": marker},
+        {"id": GENERATION_PROP, "value": str(generation)},
+    ]
+    return payload
+
+
+def update_payload(projection: Projection, fields: Iterable[str], marker: str, *,
+                   describe_guests: bool) -> dict[str, Any]:
+    """A PATCH body: the named fields and the marker, nothing else."""
+    payload = event_payload(projection, fields, describe_guests=describe_guests)
+    payload["singleValueExtendedProperties"] = [{"id": MARKER_PROP, "value": marker}]
+    return payload
+
+
+# --- inbound ------------------------------------------------------------------------------
+
+
+class _Unreadable(ValueError):
+    """The event cannot be mapped; the message is the quarantine reason."""
+
+
+def _parse_local(value: Any) -> datetime:
+    if not isinstance(value, str) or not value.strip():
+        raise _Unreadable("the event has no dateTime")
+    try:
+        return datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise _Unreadable(f"unreadable dateTime {value[:40]!r}") from None
+
+
+def _instant(part: Any) -> datetime:
+    if not isinstance(part, Mapping):
+        raise _Unreadable("the event has no start or end")
+    parsed = _parse_local(part.get("dateTime"))
+    if parsed.tzinfo is not None:  # an offset given: it is the instant, whatever the zone
+        return parsed.astimezone(UTC)
+    zone = part.get("timeZone")
+    if not isinstance(zone, str) or not zone.strip():
+        raise _Unreadable("the event's time has no time zone")
+    try:
+        tz = iana_zone(zone)
+    except UnknownZone:
+        raise _Unreadable(f"unknown time zone {zone[:60]!r}") from None
+    return parsed.replace(tzinfo=ZoneInfo(tz)).astimezone(UTC)
+
+
+def _render_zone(data: Mapping[str, Any], fallback: str) -> str:
+    original = data.get("originalStartTimeZone")
+    if isinstance(original, str):
+        try:
+            return iana_zone(original)
+        except UnknownZone:
+            pass  # only the display zone: the instant came from start.timeZone
+    return fallback
+
+
+def read_when(data: Mapping[str, Any], fallback_tz: str) -> When:
+    """The event's span; all-day dates are taken as written, never shifted by a zone."""
+    tz = _render_zone(data, fallback_tz)
+    if data.get("isAllDay"):
+        start = _parse_local(_get(data, "start", "dateTime")).date()
+        end = _parse_local(_get(data, "end", "dateTime")).date()
+        return When(start, max(end, start + timedelta(days=1)), tz)
+    start_i, end_i = _instant(data.get("start")), _instant(data.get("end"))
+    if end_i < start_i:
+        raise _Unreadable("the event ends before it starts")
+    return When(start_i, end_i, tz)
+
+
+def _get(data: Mapping[str, Any], key: str, sub: str) -> Any:
+    part = data.get(key)
+    return part.get(sub) if isinstance(part, Mapping) else None
+
+
+def split_guests(text: str) -> tuple[str, frozenset[str], dict[str, str]]:
+    """Strip a trailing ``Guests:`` paragraph; returns (description, guests, names).
+
+    The paragraph counts only if every item in it is an address (``Name <a@b>`` or
+    ``a@b``), so a description that merely mentions guests is left alone.
+    """
+    head, sep, last = text.rpartition("\n\n")
+    candidate = last if sep else text
+    if not candidate.startswith(GUESTS_LABEL) or "\n" in candidate:
+        return text, frozenset(), {}
+    guests: set[str] = set()
+    names: dict[str, str] = {}
+    for item in candidate[len(GUESTS_LABEL):].split(","):
+        match = re.fullmatch(r"\s*(?:(.*?)\s*<([^<>]+)>|([^<>\s]+))\s*", item)
+        email = normalize_email((match.group(2) or match.group(3)) if match else "")
+        if not is_valid_email(email):
+            return text, frozenset(), {}
+        guests.add(email)
+        if match and match.group(1):
+            names[email] = match.group(1)
+    return (head if sep else ""), frozenset(guests), names
+
+
+def _description(data: Mapping[str, Any]) -> str:
+    body = data.get("body")
+    if not isinstance(body, Mapping):
+        return ""
+    content = str(body.get("content") or "")
+    if str(body.get("contentType", "")).lower() == "html":
+        return untrusted_text(html_to_text(content))
+    return untrusted_text(content)
+
+
+def _attendees(data: Mapping[str, Any], mailbox: str) -> tuple[frozenset[str], dict[str, str]]:
+    skip = {normalize_email(mailbox)}
+    organizer = _get(data, "organizer", "emailAddress")
+    if isinstance(organizer, Mapping):
+        skip.add(normalize_email(str(organizer.get("address") or "")))
+    guests: set[str] = set()
+    names: dict[str, str] = {}
+    for attendee in data.get("attendees") or ():
+        address = attendee.get("emailAddress") if isinstance(attendee, Mapping) else None
+        if not isinstance(address, Mapping):
+            continue
+        email = normalize_email(str(address.get("address") or ""))
+        if not email or email in skip:
+            continue
+        guests.add(email)
+        name = untrusted_text(str(address.get("name") or ""), single_line=True)
+        if name and normalize_email(name) != email:
+            names[email] = name
+    return frozenset(guests), names
+
+
+def _updated(data: Mapping[str, Any]) -> datetime | None:
+    value = data.get("lastModifiedDateTime")
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def read_event(data: Mapping[str, Any], *, fallback_tz: str, mailbox: str,
+               describe_guests: bool, marker: str | None = None) -> RemoteEvent:
+    """Map one Graph event to a RemoteEvent; unreadable events carry a ``problem``.
+
+    ``marker`` stands in when the response does not carry the extended property (the
+    answer to our own write, whose marker we know).
+    """
+    event_id = str(data.get("id") or "")
+    etag = data.get("@odata.etag") or data.get("changeKey")
+    etag = str(etag) if etag else None
+    marker = extended_value(data, MARKER_PROP) or marker
+    if str(data.get("type") or "singleInstance") != "singleInstance":
+        return RemoteEvent(event_id, etag, marker, recurring=True)
+    try:
+        when = read_when(data, fallback_tz)
+    except _Unreadable as exc:
+        return RemoteEvent(event_id, etag, marker, problem=str(exc))
+    description = _description(data)
+    if describe_guests:
+        description, guests, names = split_guests(description)
+    else:
+        guests, names = _attendees(data, mailbox)
+    location = data.get("location")
+    projection = Projection(
+        title=untrusted_text(str(data.get("subject") or ""), single_line=True),
+        when=when,
+        busy=str(data.get("showAs") or "busy") in BUSY_SHOW_AS,
+        description=description,
+        location=untrusted_text(str(location.get("displayName") or ""), single_line=True)
+        if isinstance(location, Mapping) else "",
+        guests=guests,
+        guest_names=names,
+    )
+    return RemoteEvent(event_id, etag, marker, projection, updated=_updated(data))
+
+
+def generation_of(data: Mapping[str, Any]) -> int | None:
+    """The generation syncd wrote on create, if the property came back."""
+    value = extended_value(data, GENERATION_PROP)
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def overlaps(when: When, start: datetime, end: datetime) -> bool:
+    """Whether a span overlaps [start, end); all-day dates are taken at UTC midnight."""
+    if when.all_day:
+        assert isinstance(when.start, date) and isinstance(when.end, date)
+        first = datetime.combine(when.start, datetime.min.time(), UTC)
+        last = datetime.combine(when.end, datetime.min.time(), UTC)
+        return last > start and first < end
+    assert isinstance(when.start, datetime) and isinstance(when.end, datetime)
+    if when.start == when.end:
+        return start <= when.start < end
+    return when.end > start and when.start < end

@@ -1,0 +1,66 @@
+"""The per-user request budget: no sliding minute ever carries more than the limit."""
+
+from __future__ import annotations
+
+import pytest
+
+from connectors.base import CreateOp
+from connectors.google_http import RequestBudget
+from tests.contract import timed
+from tests.emulators.google import GoogleEmulator
+from tests.google.helpers import OWNER, TZ, FakeClock, HookedHttp, connector
+
+
+def busiest_minute(calls_at: list[tuple[float, int]]) -> int:
+    """The most API calls sent within any 60-second window [t, t + 60)."""
+    return max(sum(n for u, n in calls_at if t <= u < t + 60) for t, _ in calls_at)
+
+
+@pytest.mark.parametrize(("per_minute", "burst"), [(60, 1), (60, 6), (500, 50), (7, 1)])
+def test_token_bucket_never_exceeds_the_limit_in_any_sliding_minute(per_minute: int,
+                                                                    burst: int) -> None:
+    clock = FakeClock()
+    budget = RequestBudget(per_minute, clock=clock.clock, sleep=clock.sleep)
+    taken: list[tuple[float, int]] = []
+    for _ in range(5 * per_minute // burst + 3):
+        budget.take(burst)
+        taken.append((clock.now, min(burst, budget.capacity)))
+    assert busiest_minute(taken) <= per_minute
+    # ...and it is not needlessly slow: the long-run rate approaches the limit.
+    total = sum(n for _, n in taken)
+    assert total / ((clock.now - 1000.0) / 60) >= 0.8 * per_minute
+
+
+def test_default_budget_stays_under_googles_600_per_user_minute() -> None:
+    budget = RequestBudget(500)
+    assert budget.capacity + 60 * budget.rate <= 500 < 600
+
+
+def test_connector_writes_respect_requests_per_minute(google_emulator: GoogleEmulator) -> None:
+    google_emulator.add_calendar(OWNER, time_zone=TZ)
+    clock = FakeClock()
+    http = HookedHttp(clock=clock.clock)
+    conn = connector(google_emulator, clock=clock, http=http,
+                     auth={"requests_per_minute": 60})
+    ops = [CreateOp(str(i), f"m{i:07d}", 0, timed(f"Call {i}")) for i in range(150)]
+    for start in range(0, len(ops), conn.capabilities.max_batch):
+        results = conn.write(ops[start:start + conn.capabilities.max_batch])
+        assert all(r.error is None for r in results)
+    assert len(google_emulator.events(OWNER)) == 150
+    assert sum(n for _, n in http.calls_at) == 150
+    assert busiest_minute(http.calls_at) <= 60
+    assert max(n for _, n in http.calls_at) <= 6  # batches shrink to what the bucket holds
+    assert clock.now - 1000.0 >= 60 * (150 - 60) / 60  # it really waited (on the fake clock)
+
+
+def test_cycles_of_one_user_share_one_budget(google_emulator: GoogleEmulator) -> None:
+    from connectors import ConnectorContext
+    from connectors.google import open_calendar
+    from tests.google.helpers import WINDOW, account
+
+    context = ConnectorContext(TZ, WINDOW)
+    first = open_calendar(account(google_emulator), context)
+    second = open_calendar(account(google_emulator), context)
+    other = open_calendar(account(google_emulator, name="bob", owner="bob@example.com"), context)
+    assert first.transport.budget is second.transport.budget
+    assert other.transport.budget is not first.transport.budget

@@ -1,0 +1,96 @@
+"""A tiny OAuth 2.0 token endpoint on 127.0.0.1 for the credential tests.
+
+It answers the three grants syncd uses: the service account's JWT bearer assertion, the
+refresh-token grant and the authorisation-code grant (with PKCE). Everything it receives
+is recorded, so tests can check what was asked for.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+from connectors.google_auth import SCOPE
+
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+
+@dataclass
+class TokenStub:
+    """Token endpoint state: which refresh tokens are revoked, what a code grants."""
+
+    revoked: set[str] = field(default_factory=lambda: {"rt-revoked"})
+    rotate_to: str | None = None
+    code_scope: str = SCOPE
+    forms: list[dict[str, str]] = field(default_factory=list)
+    issued: int = 0
+    _server: ThreadingHTTPServer | None = None
+
+    def start(self) -> TokenStub:
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length).decode()
+                form = {k: v[0] for k, v in parse_qs(raw).items()}
+                status, payload = stub.answer(form)
+                body = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}/token"
+
+    def claims(self) -> list[dict[str, Any]]:
+        """The decoded payloads of every JWT assertion received."""
+        out = []
+        for form in self.forms:
+            if form.get("grant_type") == JWT_BEARER:
+                payload = form["assertion"].split(".")[1]
+                padded = payload + "=" * (-len(payload) % 4)
+                out.append(json.loads(base64.urlsafe_b64decode(padded)))
+        return out
+
+    def answer(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        self.forms.append(form)
+        self.issued += 1
+        grant = form.get("grant_type")
+        token = {"access_token": f"access-{self.issued}", "expires_in": 3600,
+                 "token_type": "Bearer"}
+        if grant == JWT_BEARER:
+            return 200, token
+        if grant == "refresh_token":
+            if form.get("refresh_token") in self.revoked:
+                return 400, {"error": "invalid_grant",
+                             "error_description": "Token has been expired or revoked."}
+            extra = {"refresh_token": self.rotate_to} if self.rotate_to else {}
+            return 200, {**token, "scope": SCOPE, **extra}
+        if grant == "authorization_code":
+            if form.get("code") != "good-code":
+                return 400, {"error": "invalid_grant", "error_description": "Bad code."}
+            return 200, {**token, "refresh_token": "rt-from-code", "scope": self.code_scope}
+        return 400, {"error": "unsupported_grant_type"}

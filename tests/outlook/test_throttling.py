@@ -1,0 +1,170 @@
+"""Throttling: Retry-After is honoured, creates are never re-sent blindly, 4 in flight at most.
+
+A fake clock stands in for time: the connector's sleeps advance it, and every request the
+session sends is stamped with it, so "no request before Retry-After" is checked exactly
+and the tests never wait.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from connectors.base import CreateOp
+from connectors.outlook import OutlookCalendar
+from syncd.errors import RateLimited, Transient
+from tests.contract import timed
+from tests.emulators.graph import FaultRule
+from tests.emulators.identity import RoutingSession
+from tests.outlook.conftest import ALICE, WINDOW, Context, Env
+
+
+class FakeClock:
+    """Monotonic seconds that only move when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+class StampingSession(RoutingSession):
+    """Stamps every Graph request with the fake clock's time."""
+
+    clock: FakeClock
+    graph_base: str
+    sent: list[tuple[float, str]]
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any,
+                **kwargs: Any) -> Any:
+        if str(url).startswith(self.graph_base):
+            self.sent.append((self.clock(), str(method)))
+        return super().request(method, url, *args, **kwargs)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def _connector(env: Env, clock: FakeClock, **options: Any) -> tuple[OutlookCalendar, Any]:
+    session = StampingSession(env.identity)
+    session.clock, session.graph_base, session.sent = clock, env.graph.base_url, []
+    conn = OutlookCalendar(env.account(), Context("Europe/Oslo", WINDOW), session=session,
+                           clock=clock, sleep=clock.sleep, **options)
+    return conn, session
+
+
+def _creates(n: int, prefix: str = "m") -> list[CreateOp]:
+    return [CreateOp(f"k{i}", f"{prefix}{i:07d}", 0, timed(f"Call {i}", hour=8 + i % 9))
+            for i in range(n)]
+
+
+def test_no_request_reaches_a_throttled_mailbox_before_retry_after(env: Env,
+                                                                   clock: FakeClock) -> None:
+    env.graph.inject(FaultRule(method="GET", path=r"/delta$", status=429,
+                               code="ApplicationThrottled", retry_after=7, count=1))
+    conn, session = _connector(env, clock)
+    conn.changes(None)
+    statuses = [r.status for r in env.graph.requests]
+    assert statuses[0] == 429 and 429 not in statuses[1:]
+    (throttled_at, _), (next_at, _) = session.sent[0], session.sent[1]
+    assert next_at - throttled_at >= 7
+    assert len(session.sent) == len(env.graph.requests)  # every request was stamped
+
+
+def test_an_inner_429_is_sent_again_after_retry_after_and_its_dependents_too(
+    env: Env, clock: FakeClock
+) -> None:
+    env.graph.inject(FaultRule(method="POST", path=r"/events$", status=429,
+                               code="ApplicationThrottled", retry_after=5, count=1,
+                               in_batch=True))
+    conn, session = _connector(env, clock)
+    results = conn.write(_creates(8))
+    assert [r.error for r in results] == [None] * 8
+    assert len(env.graph.events(ALICE)) == 8
+    inner = [r.status for r in env.graph.requests if r.in_batch]
+    assert inner.count(429) == 1 and inner.count(424) == 1  # the head and its chain
+    batches = [t for t, method in session.sent if method == "POST"]
+    assert len(batches) == 2 and batches[1] - batches[0] >= 5
+
+
+def test_a_pause_longer_than_the_connector_waits_is_reported_and_sends_nothing(
+    env: Env, clock: FakeClock
+) -> None:
+    env.graph.inject(FaultRule(method="GET", path=r"/delta$", status=429,
+                               code="ApplicationThrottled", retry_after=120, count=1))
+    conn, _ = _connector(env, clock, max_wait=30.0)
+    with pytest.raises(RateLimited) as raised:
+        conn.changes(None)
+    assert raised.value.retry_after == pytest.approx(120)
+    assert len(env.graph.requests) == 1
+    # Another connector of this process, same mailbox: refused before any request.
+    other, _ = _connector(env, clock, max_wait=30.0)
+    with pytest.raises(RateLimited):
+        other.changes(None)
+    [result] = other.write(_creates(1))
+    assert isinstance(result.error, RateLimited)
+    assert len(env.graph.requests) == 1
+    clock.now += 120
+    other.changes(None)
+    assert len(env.graph.requests) == 2
+
+
+def test_reads_are_retried_after_503_but_a_create_is_never_resent_blindly(
+    env: Env, clock: FakeClock
+) -> None:
+    env.graph.inject(FaultRule(method="GET", path=r"/delta$", status=503, count=2))
+    conn, _ = _connector(env, clock)
+    conn.changes(None)
+    assert [r.status for r in env.graph.requests][:3] == [503, 503, 200]
+    assert len(clock.sleeps) == 2
+    env.graph.inject(FaultRule(method="POST", path=r"/events$", status=503, count=1,
+                               in_batch=True))
+    [result] = conn.write(_creates(1))
+    assert isinstance(result.error, Transient) and result.error.maybe_applied
+    assert sum(1 for r in env.graph.requests if r.method == "POST" and r.in_batch) == 1
+
+
+def test_two_accounts_on_one_mailbox_share_its_four_slots(env: Env) -> None:
+    env.graph.latency_seconds = 0.02
+    a = env.connector(env.account("one"))
+    b = env.connector(env.account("two"))
+    errors: list[BaseException] = []
+
+    def run(conn: OutlookCalendar, prefix: str) -> None:
+        try:
+            assert all(r.error is None for r in conn.write(_creates(20, prefix)))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(a, "a")),
+               threading.Thread(target=run, args=(b, "b"))]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors, errors
+    assert time.monotonic() - started < 30
+    assert env.graph.max_in_flight_seen[ALICE.lower()] == 4
+    assert all(r.status != 429 for r in env.graph.requests)
+    assert len(env.graph.events(ALICE)) == 40
+
+
+def test_a_write_larger_than_a_batch_is_split_into_batches_of_twenty(env: Env,
+                                                                     clock: FakeClock) -> None:
+    conn, session = _connector(env, clock)
+    results = conn.write(_creates(25))
+    assert [r.error for r in results] == [None] * 25
+    assert [m for _, m in session.sent] == ["POST", "POST"]
+    assert len(env.graph.events(ALICE)) == 25

@@ -1,0 +1,113 @@
+"""End to end, as a user would: ``syncd run`` on its embedded calendar, driven by the CLI.
+
+The daemon runs in a subprocess on a temporary data directory with the embedded Radicale
+on a free loopback port. An activity added with the CLI must appear in the calendar; an
+edit made as a calendar app makes it (a PUT with a changed SUMMARY and DTSTART) must come
+back to the activity; SIGTERM must stop it cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import caldav
+import pytest
+
+from tests.servers import free_port
+
+T = TypeVar("T")
+USER = "alice@example.com"
+
+
+def wait_for(check: Callable[[], T | None], timeout: float = 45.0, what: str = "") -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    port = free_port()
+    config = tmp_path / "syncd.toml"
+    config.write_text(f'[syncd]\ndata_dir = "{tmp_path / "data"}"\ninterval_seconds = 1\n'
+                      f'jitter_seconds = 0\n[embedded]\nport = {port}\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
+    env["SYNCD_CONFIG"] = str(config)
+    log = (tmp_path / "daemon.log").open("w+")
+    process = subprocess.Popen([sys.executable, "-m", "syncd", "run"], env=env, stdout=log,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: "calendar server on" in (tmp_path / "daemon.log").read_text(),
+                 what="the daemon to start")
+        yield {"process": process, "env": env, "port": port, "log": tmp_path / "daemon.log"}
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def cli(env: dict[str, str], *args: str) -> Any:
+    done = subprocess.run([sys.executable, "-m", "syncd", "--json", *args], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout) if done.stdout.strip() else None
+
+
+def test_activity_appears_in_the_embedded_calendar_and_calendar_edits_come_back(
+    daemon: dict[str, Any],
+) -> None:
+    env = daemon["env"]
+    cli(env, "user", "add", USER, "--name", "Alice", "--time-zone", "Europe/Oslo")
+    added = cli(env, "activity", "add", "Call Ada", "--owner", USER, "--due", "2026-12-10",
+                "--time", "10:00", "--duration", "30", "--note", "private: budget 40k")
+    activity_id = added["id"] if isinstance(added, dict) else added[0]["id"]
+
+    url = f"http://127.0.0.1:{daemon['port']}/{USER}/crm/"
+    client = caldav.DAVClient(url=f"http://127.0.0.1:{daemon['port']}/", username=USER,
+                              password="any")
+
+    def the_event() -> Any:
+        try:
+            objects = client.calendar(url=url).get_objects_by_sync_token(load_objects=True)
+        except Exception:
+            return None
+        return objects.objects[0] if objects.objects else None
+
+    event = wait_for(the_event, what="the event in the embedded calendar")
+    vevent = event.icalendar_component
+    assert str(vevent["SUMMARY"]) == "Call Ada"
+    assert b"budget" not in event.data.encode()
+
+    # Edit it as a calendar app would: a PUT with a changed SUMMARY and DTSTART/DTEND.
+    vevent.pop("SUMMARY")
+    vevent.add("SUMMARY", "Call Ada (moved)")
+    start = vevent.decoded("DTSTART").replace(hour=15)
+    vevent.pop("DTSTART")
+    vevent.pop("DTEND")
+    vevent.add("DTSTART", start)
+    vevent.add("DTEND", start.replace(minute=45))
+    event.save(increase_seqno=False)
+
+    def moved() -> Any:
+        shown = cli(env, "activity", "show", str(activity_id))
+        return shown if shown["subject"] == "Call Ada (moved)" else None
+
+    shown = wait_for(moved, what="the calendar edit to reach the activity")
+    assert shown["due_time"].startswith("15:00") and shown["duration_minutes"] == 45
+
+    daemon["process"].send_signal(signal.SIGTERM)
+    assert daemon["process"].wait(timeout=30) == 0
+    log = daemon["log"].read_text()
+    assert "budget" not in log and "Traceback" not in log
