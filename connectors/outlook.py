@@ -107,6 +107,7 @@ class DeltaCursor:
     link: str
 
     def dump(self) -> str:
+        """The cursor string stored by the engine (JSON, versioned)."""
         return json.dumps({"v": 1, "start": _iso(self.start), "end": _iso(self.end),
                            "delta": self.link})
 
@@ -223,6 +224,12 @@ class OutlookCalendar:
             raise _read_failure(response)
 
     def changes(self, cursor: str | None) -> ChangeSet:
+        """Delta since ``cursor``; a full listing without one or when the window rolls.
+
+        Raises:
+            CursorExpired: Graph answered 410 or ``syncStateNotFound``, or the stored
+                cursor is unreadable.
+        """
         start, end = chain_window(self.window)
         chain = DeltaCursor.load(cursor) if cursor else None
         if chain is None:
@@ -236,6 +243,7 @@ class OutlookCalendar:
         return ChangeSet(events, replace(chain, link=link).dump(), full=False)
 
     def get(self, event_id: str) -> RemoteEvent | None:
+        """The event with our marker expanded; None if this calendar no longer holds it."""
         response = self.http.request(
             "GET", with_query(self._event(event_id), {"$expand": expand_properties()}))
         if response.status in _GONE:
@@ -245,6 +253,11 @@ class OutlookCalendar:
         return self._read(response.body)
 
     def find(self, marker: str, generation: int) -> RemoteEvent | None:
+        """Our event for (marker, generation), by extended-property ``$filter``.
+
+        The generation is checked against the ``syncdGeneration`` property (or, failing
+        that, the transactionId), so an older generation's event is never returned.
+        """
         url = with_query(f"{self._collection()}/events",
                          {"$filter": marker_filter(marker), "$expand": expand_properties(),
                           "$top": str(PAGE_SIZE)})
@@ -256,6 +269,11 @@ class OutlookCalendar:
         return None
 
     def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        """Send the ops as ``$batch`` requests; one result per op, in order.
+
+        Raises:
+            AuthFailed: the token was refused or the mailbox is unusable (account-wide).
+        """
         results: list[WriteResult] = []
         for i in range(0, len(ops), MAX_BATCH):  # the engine sends at most max_batch
             chunk = ops[i:i + MAX_BATCH]
@@ -270,6 +288,7 @@ class OutlookCalendar:
         return results
 
     def close(self) -> None:
+        """Close the session, unless it was handed in (then its owner closes it)."""
         if self._own_session:
             self.session.close()
 

@@ -120,6 +120,7 @@ class AppTokens:
         return str(result["access_token"])
 
     def invalidate(self) -> None:
+        """Forget the cached token (after a 401)."""
         # A new application object has an empty cache, so the next token is fresh.
         self._app = None
 
@@ -168,6 +169,7 @@ class DelegatedTokens:
         return self._access
 
     def invalidate(self) -> None:
+        """Forget the access token; the next call refreshes (and rotates) again."""
         self._access = None
 
 

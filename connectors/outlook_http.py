@@ -161,19 +161,23 @@ class GraphResponse:
 
     @property
     def ok(self) -> bool:
+        """A 2xx answer that arrived."""
         return self.failure is None and 200 <= self.status < 300
 
     @property
     def code(self) -> str | None:
+        """Graph's ``error.code``, if the body has one."""
         error = self.body.get("error") if isinstance(self.body, Mapping) else None
         code = error.get("code") if isinstance(error, Mapping) else None
         return str(code) if code else None
 
     def header(self, name: str) -> str | None:
+        """A response header, looked up case-insensitively."""
         lowered = name.lower()
         return next((v for k, v in self.headers.items() if k.lower() == lowered), None)
 
     def retry_after(self) -> float | None:
+        """The ``Retry-After`` pause in seconds, if one was given."""
         return parse_retry_after(self.header("Retry-After"))
 
     def error(self, event_id: str = "", *, in_delta: bool = False) -> ConnectorError:
@@ -243,6 +247,7 @@ class MailboxGate:
             sleep(wait)
 
     def release(self, permits: int) -> None:
+        """Give back slots taken by :meth:`acquire`."""
         with self._cond:
             self.in_flight = max(0, self.in_flight - permits)
             self._cond.notify_all()
@@ -283,6 +288,7 @@ class BatchItem:
 
     @property
     def idempotent(self) -> bool:
+        """Whether sending it twice is harmless (so a 5xx may be retried)."""
         return self.method in ("GET", "DELETE")
 
 

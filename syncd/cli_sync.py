@@ -30,8 +30,11 @@ def _sync(args: argparse.Namespace, app: App) -> int:
     from syncd.service import Service
 
     service = Service(app.config, db=app.db)
-    reports = service.sync_all(names=args.account, dry_run=args.dry_run,
-                               force_delete=args.force_delete)
+    try:
+        reports = service.sync_all(names=args.account, dry_run=args.dry_run,
+                                   force_delete=args.force_delete)
+    finally:
+        service.close()
     data: list[dict[str, Any]] = [
         {"account": r.account, "outcome": r.outcome, "counts": dict(r.counts),
          "message": r.message,

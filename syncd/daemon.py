@@ -154,7 +154,7 @@ class Daemon:
         finally:
             if embedded is not None:
                 embedded.stop()
-            self.service.db.close()
+            self.service.close()
 
     def _install_signals(self) -> None:
         def stop(signum: int, _frame: FrameType | None) -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from connectors import ConnectorContext, open_connector
+from connectors.base import CalendarConnector
 from syncd.config import AccountConfig, Config
 from syncd.engine.runner import CycleReport, account_window, sync_account
 from syncd.report import describe
@@ -42,6 +43,10 @@ class Service:
         self.store = ActivityStore(self.db)
         self.state = StateStore(self.db)
         self.replica = lease_owner_id()
+        # Connectors live across cycles: keep-alive connections, cached tokens and a
+        # resolved calendar make an idle cycle one request, not a handshake and a lookup.
+        # A connector is rebuilt each day, because its sync window is fixed when it is made.
+        self._connectors: dict[str, tuple[AccountConfig, date, CalendarConnector]] = {}
 
     def accounts(self) -> list[AccountConfig]:
         if self.config.accounts:
@@ -53,30 +58,47 @@ class Service:
 
         return CredentialStore(self.db, self.config.state_key)
 
+    def _connector(self, account: AccountConfig, now: datetime) -> CalendarConnector:
+        cached = self._connectors.get(account.name)
+        if cached is not None and cached[0] == account and cached[1] == now.date():
+            return cached[2]
+        self._drop_connector(account.name)
+        owner = self.store.get_user_by_email(account.owner)
+        tz = account.time_zone or (owner.time_zone if owner else self.config.default_time_zone)
+        context = ConnectorContext(tz, account_window(account, now), self.credentials())
+        connector = open_connector(account, context)
+        self._connectors[account.name] = (account, now.date(), connector)
+        return connector
+
+    def _drop_connector(self, name: str) -> None:
+        cached = self._connectors.pop(name, None)
+        if cached is not None:
+            try:
+                cached[2].close()
+            except Exception:  # closing must never mask the cycle's outcome
+                log.debug("closing the connector of %s failed", name, exc_info=True)
+
     def sync_one(self, account: AccountConfig, **options: Any) -> CycleReport:
         """One cycle of one account. Never raises: a failure is that account's report."""
         now = datetime.now(UTC)
-        connector = None
         try:
-            owner = self.store.get_user_by_email(account.owner)
-            tz = account.time_zone or (owner.time_zone if owner else self.config.default_time_zone)
-            context = ConnectorContext(tz, account_window(account, now), self.credentials())
-            connector = open_connector(account, context)
-            return sync_account(account, connector, self.store, self.state, now=now,
-                                lease_owner=self.replica, **options)
+            connector = self._connector(account, now)
+            report = sync_account(account, connector, self.store, self.state, now=now,
+                                  lease_owner=self.replica, **options)
         except Exception as exc:  # isolation: one account's bug must not stop the others
             log.exception("account %s failed", account.name)
             report = CycleReport(account.name, outcome="failed", message=describe(exc))
             self.state.account(account.name)
             self.state.update_account(account.name, last_run_at=now, last_outcome="failed",
                                       last_message=report.message)
-            return report
-        finally:
-            if connector is not None:
-                try:
-                    connector.close()
-                except Exception:  # closing must never mask the cycle's outcome
-                    log.debug("closing the connector of %s failed", account.name, exc_info=True)
+        if report.outcome == "failed":
+            self._drop_connector(account.name)  # start afresh: new session, new lookup
+        return report
+
+    def close(self) -> None:
+        for name in list(self._connectors):
+            self._drop_connector(name)
+        self.db.close()
 
     def sync_all(self, names: Sequence[str] | None = None, **options: Any) -> list[CycleReport]:
         accounts = self.accounts()

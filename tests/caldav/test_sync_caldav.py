@@ -240,3 +240,22 @@ def _owner(world: DavWorld):  # type: ignore[no-untyped-def]
     from syncd.store.crm_views import ActivityFilter
 
     return ActivityFilter(owner_id=world.owner_id)
+
+
+def test_idle_cycle_costs_one_request(tmp_path: Path, radicale: DavServer) -> None:
+    proxy = RecordingProxy(radicale.port).start()
+    try:
+        world = make_dav_world(tmp_path, radicale, url=proxy.url)
+        proxy_calendar = world.calendar_url.replace(f":{radicale.port}/", f":{proxy.port}/")
+        world.account = AccountConfig(**{**world.account.__dict__, "calendar": proxy_calendar})
+        world.connector = GuardedCalendar(world.account, owner_tz="Europe/Oslo")
+        for i in range(20):
+            world.add(f"Meeting {i}", due_date=date(2026, 12, 1 + i))
+        world.sync()
+        world.sync()  # the echo of our creates
+        proxy.requests.clear()
+        world.connector.forbid_writes = True
+        assert world.sync().outcome == "ok"
+        assert [r.method for r in proxy.requests] == ["REPORT"]  # one sync-collection
+    finally:
+        proxy.stop()

@@ -1,0 +1,84 @@
+"""The sync state store: leases, fencing, quarantine, and tokens encrypted at rest."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import text
+
+from syncd.config import SecretRef
+from syncd.errors import SecretUnavailable
+from syncd.store.credentials import CredentialStore
+from syncd.store.db import Database
+from syncd.store.state import StateStore, holder_is_dead
+from tests.engine.world import START
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    return Database(f"sqlite:///{tmp_path / 'state.db'}")
+
+
+def test_a_live_lease_keeps_other_replicas_out_until_it_expires(db: Database) -> None:
+    state = StateStore(db)
+    ttl = timedelta(minutes=10)
+    token = state.acquire_lease("acc", "host-a:1", ttl, START)
+    assert token is not None
+    assert state.acquire_lease("acc", "host-b:2", ttl, START + timedelta(minutes=5)) is None
+    later = state.acquire_lease("acc", "host-b:2", ttl, START + timedelta(minutes=11))
+    assert later is not None and later > token
+
+
+def test_a_stale_holder_cannot_commit_cursors_after_losing_the_lease(db: Database) -> None:
+    state = StateStore(db)
+    ttl = timedelta(minutes=1)
+    old = state.acquire_lease("acc", "host-a:1", ttl, START)
+    new = state.acquire_lease("acc", "host-b:2", ttl, START + timedelta(minutes=2))
+    assert old is not None and new is not None
+    assert not state.commit_cursors("acc", old, crm_cursor=99)
+    assert state.commit_cursors("acc", new, crm_cursor=7)
+    assert state.account("acc").crm_cursor == 7
+
+
+def test_a_killed_local_holder_is_recognised_at_once(db: Database) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    holder = f"{socket.gethostname()}:{dead.pid}"
+    assert holder_is_dead(holder)
+    assert not holder_is_dead(f"{socket.gethostname()}:1")  # init is alive
+    assert not holder_is_dead(f"other-host:{dead.pid}")  # only the TTL can tell
+    state = StateStore(db)
+    assert state.acquire_lease("acc", holder, timedelta(minutes=10), START) is not None
+    assert state.acquire_lease("acc", "me:5", timedelta(minutes=10), START) is not None
+
+
+def test_failures_are_retried_then_quarantined_and_cleared_on_success(db: Database) -> None:
+    state = StateStore(db)
+    for attempt in range(1, 5):
+        assert not state.record_failure("acc", "crm:1", None, f"HTTP 503 #{attempt}")
+    assert state.record_failure("acc", "crm:1", None, "HTTP 503 #5")
+    assert state.quarantined("acc") == {"crm:1": None}
+    state.clear_failure("acc", "crm:1")
+    assert state.quarantined("acc") == {}
+
+
+def test_tokens_are_stored_encrypted_and_need_the_key(db: Database,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNCD_TEST_KEY", Fernet.generate_key().decode())
+    creds = CredentialStore(db, SecretRef("env:SYNCD_TEST_KEY"))
+    creds.put("acc", "refresh_token", "1//refresh-token-value")
+    assert creds.get("acc", "refresh_token") == "1//refresh-token-value"
+    with db.engine.connect() as conn:
+        raw = conn.execute(text("SELECT ciphertext FROM sync_credentials")).scalar_one()
+    assert "refresh-token-value" not in raw
+    monkeypatch.setenv("SYNCD_TEST_KEY", Fernet.generate_key().decode())
+    with pytest.raises(SecretUnavailable):
+        CredentialStore(db, SecretRef("env:SYNCD_TEST_KEY")).get("acc", "refresh_token")
+    with pytest.raises(SecretUnavailable):
+        CredentialStore(db, None).put("acc", "refresh_token", "x")
