@@ -164,14 +164,6 @@ def load_credentials(account: AccountConfig, store: Any = None) -> Credentials:
                                        token_uri=auth.get("token_uri"))
 
 
-def refresh(creds: Credentials, request: Request) -> None:
-    """Refresh ``creds`` now, mapping failures to engine errors."""
-    try:
-        creds.refresh(request)
-    except GoogleAuthError as exc:
-        raise auth_error(exc) from None
-
-
 # --- the consent flow of ``syncd auth google ACCOUNT`` ---------------------------------------
 
 

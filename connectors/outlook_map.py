@@ -199,7 +199,7 @@ def _parse_local(value: Any) -> datetime:
         raise _Unreadable(f"unreadable dateTime {value[:40]!r}") from None
 
 
-def _instant(part: Any) -> datetime:
+def _instant(part: Any, fold: int = 0) -> datetime:
     if not isinstance(part, Mapping):
         raise _Unreadable("the event has no start or end")
     parsed = _parse_local(part.get("dateTime"))
@@ -212,7 +212,7 @@ def _instant(part: Any) -> datetime:
         tz = iana_zone(zone)
     except UnknownZone:
         raise _Unreadable(f"unknown time zone {zone[:60]!r}") from None
-    return parsed.replace(tzinfo=ZoneInfo(tz)).astimezone(UTC)
+    return parsed.replace(tzinfo=ZoneInfo(tz), fold=fold).astimezone(UTC)
 
 
 def _render_zone(data: Mapping[str, Any], fallback: str) -> str:
@@ -233,6 +233,11 @@ def read_when(data: Mapping[str, Any], fallback_tz: str) -> When:
         end = _parse_local(_get(data, "end", "dateTime")).date()
         return When(start, max(end, start + timedelta(days=1)), tz)
     start_i, end_i = _instant(data.get("start")), _instant(data.get("end"))
+    if end_i < start_i:
+        # Wall-clock answers cannot say which of two repeated local times they mean. An
+        # end inside a DST fold that reads as before the start can only be the second
+        # occurrence; anything else is a broken event.
+        end_i = _instant(data.get("end"), fold=1)
     if end_i < start_i:
         raise _Unreadable("the event ends before it starts")
     return When(start_i, end_i, tz)

@@ -3,8 +3,8 @@
 Exit codes: 0 success, 2 usage or configuration errors, 1 runtime errors. No traceback
 reaches the terminal unless ``--debug`` is given; ``syncd.report`` words every error.
 Command groups live in their own modules and register themselves here:
-``syncd.cli_crm`` (activities, types, persons, organizations, deals, import) and
-``syncd.cli_sync`` (sync, run, status, auth).
+``syncd.cli_crm`` (activities, types, persons, organizations, deals, import),
+``syncd.cli_sync`` (sync, run, status) and ``syncd.cli_auth`` (provider sign-in).
 """
 
 from __future__ import annotations
@@ -99,7 +99,10 @@ def _config_check(args: argparse.Namespace, app: App) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="syncd", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="syncd",
+        description="Keeps CRM activities and their owners' calendars in step, both ways.",
+    )
     parser.add_argument("--version", action="version", version=f"syncd {__version__}")
     parser.add_argument("--config", help="TOML config file (default: $SYNCD_CONFIG, else built-in)")
     parser.add_argument("--data-dir", help="data directory (overrides the config)")
@@ -112,10 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = cfg_sub.add_parser("check", help="validate the config without touching any provider")
     check.set_defaults(handler=_config_check)
 
-    from syncd import cli_crm, cli_sync
+    from syncd import cli_auth, cli_crm, cli_sync
 
     cli_crm.register(sub)
     cli_sync.register(sub)
+    cli_auth.register(sub)
     return parser
 
 

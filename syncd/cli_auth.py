@@ -1,8 +1,9 @@
 """``syncd auth PROVIDER ACCOUNT``: authorise syncd at a provider, once per account.
 
-Each provider has its own sub-command, registered by its own function below, so the
-Google and Outlook flows stay independent. A successful authorisation also clears the
-account's ``needs_reauth`` status, so the next cycle syncs it again.
+Each provider has its own sub-command, registered by its own function (Google here,
+Outlook in :mod:`syncd.cli_auth_outlook`), so the two flows stay independent. A
+successful authorisation also clears the account's ``needs_reauth`` status, so the next
+cycle syncs it again.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ def register(sub: Any) -> None:
     auth = sub.add_parser("auth", help="authorise syncd to use an account's calendar")
     providers = auth.add_subparsers(dest="auth_provider", metavar="PROVIDER")
     _register_google(providers)
-    # ---- auth outlook ------------------------------------------------------------------
-    # Added by the Outlook connector's owner: define _register_outlook(providers) in the
-    # Outlook section at the end of this module and call it here.
+    # ---- auth outlook: owned by the Outlook connector (syncd/cli_auth_outlook.py) --------
+    from syncd.cli_auth_outlook import register_outlook
+
+    register_outlook(providers)
 
 
 def _account(app: App, name: str, provider: str) -> AccountConfig:
@@ -83,7 +85,3 @@ def _auth_google(args: argparse.Namespace, app: App) -> int:
     else:
         scopes = authorize_console(account, store, port=args.port)
     return _authorised(app, account, "google", scopes)
-
-
-# ---- Outlook ----------------------------------------------------------------------------
-# (reserved for ``syncd auth outlook ACCOUNT``)

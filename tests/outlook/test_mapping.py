@@ -95,6 +95,18 @@ def test_a_wall_time_in_a_dst_fold_is_written_in_utc_so_the_instant_survives() -
     assert early["start"] == {"dateTime": "2026-10-25T02:30:00", "timeZone": "Europe/Oslo"}
 
 
+def test_an_end_in_a_repeated_hour_is_read_as_the_only_consistent_instant() -> None:
+    eastern = "Eastern Standard Time"
+    data = _event(start={"dateTime": "2025-11-02T01:59:00", "timeZone": eastern},
+                  end={"dateTime": "2025-11-02T01:00:00", "timeZone": eastern})
+    when = _read(data).projection.when
+    assert (when.start, when.end) == (datetime(2025, 11, 2, 5, 59, tzinfo=UTC),
+                                      datetime(2025, 11, 2, 6, 0, tzinfo=UTC))
+    broken = _event(start={"dateTime": "2025-11-03T10:00:00", "timeZone": eastern},
+                    end={"dateTime": "2025-11-03T09:00:00", "timeZone": eastern})
+    assert _read(broken).problem == "the event ends before it starts"
+
+
 def test_all_day_dates_are_taken_as_written_whatever_zone_labels_them() -> None:
     tokyo = "Tokyo Standard Time"
     data = _event(isAllDay=True,

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from connectors.base import CreateOp
@@ -108,6 +108,10 @@ def test_the_matrix_covers_half_hour_dst_and_zones_without_dst() -> None:
 
 
 @given(point=instants(), duration=st.integers(1, 600))
+# Found by the matrix: an end inside the repeated hour, answered in wall-clock time.
+@example(point=("America/New_York", datetime(2025, 11, 2, 5, 59, tzinfo=UTC)), duration=1)
+# Lord Howe repeats half an hour: 01:45 (+11:00) to 01:40 (+10:30) lasts 25 minutes.
+@example(point=("Australia/Lord_Howe", datetime(2025, 4, 5, 14, 45, tzinfo=UTC)), duration=25)
 def test_timed_instants_survive_a_round_trip(graph: GraphEmulator, point: tuple[str, datetime],
                                              duration: int) -> None:
     zone, start = point

@@ -1,7 +1,7 @@
 """Alembic environment: runs on the connection handed over by ``syncd.store.db.migrate``."""
 
 from alembic import context
-from sqlalchemy import engine_from_config, pool
+from sqlalchemy import Connection, engine_from_config, pool
 
 import syncd.store.crm_tables
 import syncd.store.state_tables  # noqa: F401  (registers the tables on Base.metadata)
@@ -25,7 +25,7 @@ def run() -> None:
         _migrate(connection)
 
 
-def _migrate(connection: object) -> None:
+def _migrate(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

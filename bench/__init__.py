@@ -1,0 +1,1 @@
+"""Benchmarks of syncd (see ``bench/README.md``)."""
