@@ -25,6 +25,11 @@ def register(sub: Any) -> None:
     status = sub.add_parser("status", help="each account's last run, conflicts and quarantine")
     status.set_defaults(handler=_status)
 
+    resume = sub.add_parser(
+        "resume", help="let a paused or flagged account sync again (after checking why)")
+    resume.add_argument("account", help="the account name, as in 'syncd status'")
+    resume.set_defaults(handler=_resume)
+
 
 def _sync(args: argparse.Namespace, app: App) -> int:
     from syncd.service import Service
@@ -70,6 +75,22 @@ def _run(args: argparse.Namespace, app: App) -> int:
     from syncd.daemon import run_daemon
 
     return run_daemon(app.config, once=args.once)
+
+
+def _resume(args: argparse.Namespace, app: App) -> int:
+    from syncd.errors import UsageError
+    from syncd.service import Service
+
+    service = Service(app.config, db=app.db)
+    if args.account not in {a.name for a in service.accounts()}:
+        raise UsageError(message=f"unknown account: {args.account}")
+    before = service.state.account(args.account)
+    service.state.update_account(args.account, status="ok", status_reason=None,
+                                 cooldown_until=None, failures=0, guest_window_count=0)
+    app.emit({"account": args.account, "was": before.status},
+             f"{args.account}: {before.status} -> ok. A deletion or scope guard trips again "
+             "unless the cause is fixed or 'syncd sync --force-delete' is run.")
+    return 0
 
 
 def _status(args: argparse.Namespace, app: App) -> int:

@@ -124,9 +124,10 @@ class When:
             assert isinstance(self.end, datetime)
             if self.start.tzinfo is None or self.end.tzinfo is None:
                 raise ValueError("timed start and end must carry a time zone")
-            # Normalise to UTC so that equality and hashing are about the instant.
-            object.__setattr__(self, "start", self.start.astimezone(UTC))
-            object.__setattr__(self, "end", self.end.astimezone(UTC))
+            # Normalise to UTC so that equality and hashing are about the instant, and to
+            # whole seconds, the finest precision every calendar format keeps.
+            object.__setattr__(self, "start", self.start.astimezone(UTC).replace(microsecond=0))
+            object.__setattr__(self, "end", self.end.astimezone(UTC).replace(microsecond=0))
         if self.end < self.start:
             raise ValueError("end is before start")
 

@@ -48,8 +48,18 @@ def check_plan(
     full_listing_empty: bool,
     force_delete: bool = False,
     guest_budget: int | None = None,
+    scope_changed: bool = False,
 ) -> Refusal | None:
-    """The first guard the plan trips, or None when it may run."""
+    """The first guard the plan trips, or None when it may run.
+
+    ``force_delete`` is the operator's override after looking into a refusal; it passes
+    the deletion and scope guards, never the invitation breaker.
+    """
+    if scope_changed and link_count > 0 and not force_delete:
+        # Another calendar or another identity behind the same account name: its
+        # events are not the ones linked, and syncing blindly would duplicate or delete
+        # (failure mode 5).
+        return Refusal("scope-changed", "the account now points at another calendar or user")
     if full_listing_empty and link_count > 0 and not force_delete:
         return Refusal(
             "empty-calendar",

@@ -225,6 +225,7 @@ class AccountCycle:
             plans, link_count=sum(1 for link in links.values() if not link.pending),
             full_listing_empty=changes.full and not changes.events,
             force_delete=self.force_delete, guest_budget=budget,
+            scope_changed=acct.fingerprint not in (None, self.cfg.fingerprint()),
         )
         if refusal is not None:
             status = "paused" if refusal.guard == "guest-updates" else "flagged"

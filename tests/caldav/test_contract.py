@@ -11,7 +11,6 @@ import caldav
 import icalendar
 import pytest
 
-from connectors.base import Window
 from connectors.caldav import SYNC_PREFIX, CalDAVCalendar
 from connectors.ical import build_calendar
 from syncd.config import AccountConfig
@@ -81,8 +80,3 @@ class TestCalDAVContract(ConnectorContract):
         if dav_server.kind == "radicale":
             return lambda cursor: SYNC_PREFIX + "http://radicale.org/ns/sync/" + "0" * 64
         return lambda cursor: SYNC_PREFIX + "0" * 40
-
-
-def test_window_is_not_needed_for_caldav_listing() -> None:
-    # CalDAV lists the whole collection; the engine applies the window.
-    assert Window.__dataclass_fields__.keys() == {"start", "end"}

@@ -70,3 +70,5 @@ def test_status_and_sync_commands_report_per_account(tmp_path: Path, radicale: D
     assert "mine: ok" in out and "1 linked, 0 open conflict(s), 0 quarantined" in out
     assert main([*base, "sync", "--account", "nope"]) == 2
     assert "unknown account(s): nope" in capsys.readouterr().err
+    assert main([*base, "resume", "mine"]) == 0
+    assert "mine: ok -> ok" in capsys.readouterr().out

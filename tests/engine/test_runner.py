@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import CreateOp, RemoteEvent, WriteResult
+from connectors.base import CreateOp, WriteResult
 from syncd.errors import AuthFailed, ItemRejected, Transient
 from syncd.model import Projection
 from tests.engine.factories import proj
@@ -266,5 +266,37 @@ def _any_projection() -> Projection:
     return timed("Weekly")
 
 
-def test_remote_event_marker_round_trip_type() -> None:
-    assert RemoteEvent("x").marker is None
+def test_activity_given_to_another_owner_moves_to_their_calendar(world: World) -> None:
+    from dataclasses import replace as dc_replace
+
+    from syncd.config import AccountConfig
+    from tests.engine.world import RecordingCalendar
+
+    bob_id = world.store.add_user("bob@example.com", "Bob", "Europe/Oslo")
+    bob = dc_replace(world, calendar=RecordingCalendar(),
+                     account=AccountConfig(name="bob", provider="memory",
+                                           owner="bob@example.com"), owner_id=bob_id)
+    a = world.add("Handover call")
+    converge(world)
+    bob.sync()
+    world.store.edit_activity(a.id, owner_id=bob_id)
+    assert bob.sync().counts["events_created"] == 1
+    assert world.sync().counts["events_deleted"] == 1
+    assert world.calendar.live() == []
+    assert [e.marker for e in bob.calendar.live()] == [a.sync_uid]
+
+
+def test_lost_state_is_rebuilt_from_markers_without_creating_anything(world: World) -> None:
+    from sqlalchemy import text
+
+    for i in range(8):
+        world.add(f"A{i}", day=10 + i)
+    converge(world)
+    with world.db.session() as s:  # the state DB is lost; the activities survived
+        s.execute(text("DELETE FROM sync_links"))
+        s.execute(text("DELETE FROM sync_accounts"))
+    world.calendar.forbid_writes = True
+    report = world.sync()
+    assert report.outcome == "ok", report.message
+    assert len(world.state.links(world.account.name)) == 8
+    assert len(world.calendar.live()) == 8 and world.state.conflicts() == []
