@@ -157,7 +157,7 @@ class LatencyProxy:
             def _forward(self, body: bytes) -> tuple[int, str, list[tuple[str, str]], bytes]:
                 headers = {k: v for k, v in self.headers.items()
                            if k.lower() not in _HOP_BY_HOP}
-                headers["Host"] = "%s:%d" % proxy.upstream
+                headers["Host"] = f"{proxy.upstream[0]}:{proxy.upstream[1]}"
                 headers["Content-Length"] = str(len(body))
                 for attempt in (1, 2):
                     if self.upstream_conn is None:

@@ -17,8 +17,11 @@ Two steps, each a separate process started by :mod:`bench.sync`:
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
+import pstats
 import sys
+import threading
 import time
 import tracemalloc
 from collections import Counter
@@ -33,6 +36,8 @@ from bench.control import Control, ServerInfo
 from bench.measure import Phase, SqlCounter, measure, rss_mib
 from bench.providers import account, install
 from bench.workload import (
+    FULL,
+    MEMORY,
     SLOT_CAL_DELETE,
     SLOT_CAL_EDIT,
     SLOT_CRM_DELETE,
@@ -47,11 +52,6 @@ from syncd.store.activities import ActivityStore
 from syncd.store.db import Database
 
 SEED_BATCH = 1000
-#: The phases of a full run; "settle" is the next cycle, which reads back the echo of
-#: the phase's own writes. The memory sweep runs only the first three.
-FULL = ("initial", "initial settle", "idle", "crm edits", "crm edits settle",
-        "calendar edits", "calendar edits settle", "deletes", "deletes settle")
-MEMORY = FULL[:3]
 
 
 def seed(workload: Workload, database: str, control: Control, folder: Path) -> dict[str, Any]:
@@ -81,8 +81,11 @@ class SyncdBench:
     """Phases of syncd against one provider."""
 
     def __init__(self, provider: str, server: ServerInfo, workload: Workload, database: str,
-                 workers: int, folder: Path) -> None:
+                 workers: int, folder: Path, profile: Path | None = None) -> None:
         self.provider = provider
+        self.profile = profile
+        self._profiles: list[cProfile.Profile] = []
+        self._profile_lock = threading.Lock()
         self.workload = workload
         self.control = Control(server.control)
         data = json.loads((folder / "owners.json").read_text())
@@ -104,14 +107,33 @@ class SyncdBench:
     # --- running cycles ---------------------------------------------------------------
 
     def _one(self, acct: AccountConfig) -> tuple[CycleReport, float]:
+        profiler = cProfile.Profile() if self.profile is not None else None
         start = time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
         report = self.service.sync_one(acct)
+        if profiler is not None:
+            profiler.disable()
+            with self._profile_lock:
+                self._profiles.append(profiler)
         return report, time.perf_counter() - start
+
+    def _dump_profile(self, name: str) -> None:
+        """Merge the phase's per-cycle profiles into ``<profile>/<phase>.pstats``."""
+        if self.profile is None or not self._profiles:
+            return
+        stats = pstats.Stats(self._profiles[0])
+        for more in self._profiles[1:]:
+            stats.add(more)
+        self.profile.mkdir(parents=True, exist_ok=True)
+        stats.dump_stats(self.profile / f"{name.replace(' ', '-')}.pstats")
+        self._profiles.clear()
 
     def cycle(self, name: str, changes: int = 0) -> Phase:
         """One cycle of every account on the worker pool, measured as phase ``name``."""
         with measure(name, self.control, self.sql) as phase:
             results = list(self.pool.map(self._one, self.accounts))
+        self._dump_profile(name)
         counts: Counter[str] = Counter()
         outcomes: Counter[str] = Counter()
         for report, seconds in results:
@@ -215,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folder", type=Path, required=True)
     parser.add_argument("--phases", choices=("full", "memory"), default="full")
     parser.add_argument("--tracemalloc", action="store_true")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="write one cProfile file per phase into this folder")
     args = parser.parse_args(argv)
     server = ServerInfo.from_json(args.server)
     workload = Workload(args.n, args.owners, args.percent)
@@ -224,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         control.close()
         return 0
     bench = SyncdBench(args.provider, server, workload, args.database, args.workers,
-                       args.folder)
+                       args.folder, args.profile)
     baseline = rss_mib()
     if args.tracemalloc:
         tracemalloc.start()

@@ -12,10 +12,12 @@ Two modes (``[account.auth] mode``):
   came with it is used: a crash after the refresh can lose an access token, never the
   only working refresh token. ``invalid_grant`` and friends raise :class:`AuthFailed`,
   which marks only that account as needing re-authorisation; it is never retried.
+  The device flow is a public-client flow, so a ``client_secret`` is not used here.
 
 msal talks through the injected ``http_client`` (the connector's session), so tests point
 it at an identity emulator and production needs no second connection pool. Nothing here
-logs a token or a secret; both are registered with the log redactor as they are read.
+logs a token or a secret; the client secret is registered with the log redactor when it
+is read (the credential store does the same for refresh tokens).
 """
 
 from __future__ import annotations
@@ -164,7 +166,6 @@ class DelegatedTokens:
             # Committed before the access token is used: the old refresh token is dead now.
             self.credentials.put(self.account.name, REFRESH_KIND, str(rotated))
         self._access = str(result["access_token"])
-        register_secret(self._access)
         self._expires_at = self.clock() + float(result.get("expires_in") or 3600)
         return self._access
 

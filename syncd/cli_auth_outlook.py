@@ -2,7 +2,7 @@
 
 The command shows Microsoft's "go to this page and enter this code" message, waits while
 the user signs in (in any browser, on any device), checks that the user who signed in
-owns the account's mailbox, and stores the refresh token encrypted with ``state_key``.
+owns the account's mailbox, and stores the refresh token encrypted with the configured state_key.
 An account that was marked as needing re-authorisation is released for syncing again.
 App-only accounts (client credentials) have nobody to sign in and are refused.
 """

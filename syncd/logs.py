@@ -12,9 +12,13 @@ import logging
 import re
 import sys
 import threading
+from collections import OrderedDict
 
 _lock = threading.Lock()
-_secrets: set[str] = set()
+# The most recent secrets, oldest first. Bounded because rotating refresh tokens add a new
+# value on every use; an old rotated token is dead, so forgetting it costs nothing.
+_secrets: OrderedDict[str, None] = OrderedDict()
+MAX_SECRETS = 2000
 _PATTERNS = [
     re.compile(r"(?i)(authorization\s*[:=]\s*)(bearer|basic)?\s*[^\s,'\"}]+"),
     re.compile(r"(?i)((?:access_token|refresh_token|id_token|client_secret|password|"
@@ -28,7 +32,10 @@ def register_secret(value: str) -> None:
     """Mask ``value`` in every log line from now on (short values are too common to mask)."""
     if value and len(value) >= 6:
         with _lock:
-            _secrets.add(value)
+            _secrets[value] = None
+            _secrets.move_to_end(value)
+            while len(_secrets) > MAX_SECRETS:
+                _secrets.popitem(last=False)
 
 
 def redact(text: str) -> str:
