@@ -23,6 +23,7 @@ from typing import Any
 from syncd import __version__, report
 from syncd.config import Config, load_config
 from syncd.errors import UsageError
+from syncd.logs import setup_logging
 
 Handler = Callable[[argparse.Namespace, "App"], int]
 
@@ -134,6 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return report.EXIT_USAGE
     app = App(args)
+    # Every command logs through the redacting handler; `run` reconfigures it from the
+    # config's [logging] section.
+    setup_logging("debug" if args.debug else "warning")
     try:
         return handler(args, app)
     except KeyboardInterrupt:

@@ -203,7 +203,9 @@ class AccountConfig:
 
     def fingerprint(self) -> str:
         """What identifies the synced scope: a change here means a re-check, not deletions."""
-        return f"{self.provider}|{self.owner}|{self.calendar or ''}|{self.auth.get('url', '')}"
+        auth = self.auth
+        identity = [auth.get(k, "") for k in ("url", "username", "subject", "tenant", "user")]
+        return "|".join([self.provider, self.owner, self.calendar or "", *map(str, identity)])
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ Nothing in this module does I/O. Two types matter:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -210,6 +212,14 @@ class Projection:
         )
 
 
+def projection_version(projection: Projection | None) -> str | None:
+    """A short digest of a projection: what "this item changed" means for quarantine."""
+    if projection is None:
+        return None
+    data = json.dumps(projection.to_json(), sort_keys=True).encode()
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
 def field_to_json(name: str, value: Any) -> Any:
     """One projection field as JSON (for the conflicts table)."""
     if isinstance(value, When):
@@ -224,6 +234,7 @@ def field_to_json(name: str, value: Any) -> Any:
 
 
 DoneStyle = Literal["keep", "prefix"]
+UNTITLED = "(no title)"  # an event without a title still needs a subject in the CRM
 DONE_PREFIX = "\u2713 "  # "✓ ": what done_style = "prefix" puts in front of the title
 
 
@@ -280,13 +291,15 @@ def activity_changes(
             if done_style == "prefix":
                 out["done"] = title.startswith(DONE_PREFIX.strip())
                 title = title.removeprefix(DONE_PREFIX.strip()).lstrip()
-            out["subject"] = title
+            out["subject"] = title or UNTITLED
         elif name == "when":
             out.update(when_to_activity_fields(projection.when, owner_tz))
         elif name == "guests":
+            # Calendars accept attendees the CRM cannot hold (rooms without a domain,
+            # urn: addresses); those stay in the calendar rather than block the edit.
             names = projection.guest_names
             out["guests"] = tuple(Guest(email=e, name=names.get(e))
-                                  for e in sorted(projection.guests))
+                                  for e in sorted(projection.guests) if is_valid_email(e))
         else:
             out[name] = projection.get(name)
     return out

@@ -44,6 +44,7 @@ from syncd.model import (
     activity_changes,
     field_to_json,
     project_activity,
+    projection_version,
 )
 
 #: Fields whose change is worth an e-mail to guests when the account invites them.
@@ -221,6 +222,10 @@ def _plan_pair(
     crm_gone = item is not None and crm_now is None
     marker = item.sync_uid if item is not None else (link.sync_uid if link else "")
 
+    if link is not None and not link.pending and link.event_id is None:
+        # Unlinked after its event was deleted (on_calendar_delete = "unlink"): the
+        # activity stays and is no longer synced, until it is deleted itself.
+        return PairPlan(activity_id, None, link="drop") if crm_gone else None
     if link is None or link.pending:
         return _plan_unlinked(item, event, link, crm_now, crm_gone, marker, data)
 
@@ -247,9 +252,11 @@ def _plan_pair(
                          link="save", generation=link.generation + 1, event_id=None)
         if policy.on_calendar_delete == "delete_activity":
             return _with(base, crm_write=DeleteActivity(activity_id), link="drop")
-        return _with(base, link="drop")  # unlink: the activity stays, untracked
+        # unlink: remember the pair without an event, so a later edit does not re-create it
+        return _with(base, link="save", event_id=None, etag_now=None, cal_now=None)
 
-    assert crm_now is not None and cal_now is not None
+    if crm_now is None or cal_now is None:
+        return _with(base, skip="unknown_state")  # a full listing will settle it
     crm_updated = item.updated_at if isinstance(item, Activity) else None
     result = merge(crm_now, cal_now, link.crm_base, link.cal_base,
                    policy=policy.conflict_policy, carried=policy.carried,
@@ -299,6 +306,10 @@ def _plan_unlinked(
         base = PairPlan(activity_id, event.event_id, crm_now=crm_now, cal_now=event.projection,
                         etag_now=event.etag, generation=link.generation if link else 0,
                         marker=marker)
+        if not isinstance(item, Activity) or item.owner_id != policy.owner_id:
+            # Our marker, but not this owner's activity: an invitation copy or an event
+            # copied between calendars. Not ours to change, and never a delete signal.
+            return PairPlan(activity_id, event.event_id, skip="foreign")
         if crm_gone or crm_now is None:
             return _with(base, cal_write=DeleteEvent(event.event_id, event.etag, False),
                          link="drop")
@@ -322,6 +333,9 @@ def _plan_unlinked(
         return PairPlan(activity_id, None, link="drop") if link is not None else None
     if link is None and not in_window(crm_now.when, policy.window):
         return None  # outside the window: picked up when it enters
+    key = crm_key(activity_id)
+    if key in data.quarantined and data.quarantined[key] == projection_version(crm_now):
+        return PairPlan(activity_id, None, skip="quarantined")
     backfill_item = activity_id in data.window_entries
     notify = not backfill_item and _notify(policy, crm_now, MATERIAL)
     generation = link.generation if link is not None else 0

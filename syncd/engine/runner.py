@@ -50,7 +50,6 @@ from syncd.engine.source import ActivitySource
 from syncd.errors import (
     AccountCooldown,
     AuthFailed,
-    ConnectorError,
     CursorExpired,
     EtagMismatch,
     EventGone,
@@ -60,7 +59,7 @@ from syncd.errors import (
     SyncdError,
 )
 from syncd.failpoints import failpoint
-from syncd.model import Activity, DoneStyle, Tombstone, project_activity
+from syncd.model import Activity, DoneStyle, Tombstone, project_activity, projection_version
 from syncd.report import describe
 from syncd.store.state import StateStore
 
@@ -91,6 +90,12 @@ class CycleReport:
         text = f"{self.account}: {self.outcome}"
         text += f": {counts}" if counts else ""
         return text + (f" ({self.message})" if self.message else "")
+
+
+class LeaseLost(SyncdError):
+    """Another replica took the account's lease; this cycle stops (``account``)."""
+
+    account: str
 
 
 def account_window(cfg: AccountConfig, now: datetime) -> Window:
@@ -151,7 +156,8 @@ class AccountCycle:
         except AccountCooldown as exc:
             until = self.now + timedelta(seconds=exc.seconds)
             self._end("failed", describe(exc), status="cooldown", cooldown_until=until)
-        except (ConnectorError, SyncdError, OSError) as exc:
+        except Exception as exc:  # any other failure: this account backs off, others go on
+            log.exception("account %s: cycle failed", self.cfg.name)
             # Back off an account that keeps failing, so it cannot crowd out the others.
             failures = acct.failures + 1
             until = self.now + timedelta(seconds=min(60 * 2 ** (failures - 1), 3600))
@@ -194,7 +200,9 @@ class AccountCycle:
         window = account_window(self.cfg, self.now)
         policy = AccountPolicy(
             owner_id=owner.id,
-            owner_tz=self.cfg.time_zone or owner.time_zone,
+            # Activity times are wall-clock values in the owner's own zone; an account's
+            # time_zone only changes how events are rendered, never how times are stored.
+            owner_tz=owner.time_zone,
             conflict_policy=self.cfg.conflict_policy,
             on_calendar_delete=self.cfg.on_calendar_delete,
             done_style=self.done_style,
@@ -305,22 +313,47 @@ class AccountCycle:
 
     def _load_related(self, events: Sequence[RemoteEvent], links: dict[int, Link],
                       crm: dict[int, Activity | Tombstone]) -> None:
-        """Load the activities the planner needs beyond the CRM feed."""
-        linked_events = {link.event_id for link in links.values()}
-        linked_uids = {link.sync_uid for link in links.values()}
+        """Load the activities the planner needs beyond the CRM feed.
+
+        Every pair the calendar touched is planned against the activity as it is now,
+        never against the stored base: an edit whose cursor already moved on (a pair that
+        was quarantined once, say) must still count as an edit.
+        """
+        by_event = {link.event_id: link for link in links.values() if link.event_id}
+        by_uid = {link.sync_uid: link for link in links.values()}
+        wanted = {link.activity_id for link in links.values() if link.pending}
         for event in events:
-            if event.marker and event.event_id not in linked_events and (
-                event.marker not in linked_uids
-            ):
+            link = by_event.get(event.event_id) or (by_uid.get(event.marker)
+                                                     if event.marker else None)
+            if link is not None:
+                wanted.add(link.activity_id)
+            elif event.marker:
                 activity = self.source.get_by_sync_uid(event.marker)
                 if activity is not None:
                     crm.setdefault(activity.id, activity)
-        for link in links.values():
-            if link.pending and link.activity_id not in crm:
-                try:
-                    crm[link.activity_id] = self.source.get(link.activity_id, include_deleted=True)
-                except NotFound:
-                    crm[link.activity_id] = Tombstone(link.activity_id, link.sync_uid)
+            elif self.cfg.import_events and not event.deleted:
+                self._relink_import(event, links, crm)
+        wanted -= crm.keys()
+        found = self.source.get_many(sorted(wanted)) if wanted else {}
+        for activity_id in wanted:
+            crm[activity_id] = found.get(activity_id) or Tombstone(
+                activity_id, next(lk.sync_uid for lk in links.values()
+                                  if lk.activity_id == activity_id))
+
+    def _relink_import(self, event: RemoteEvent, links: dict[int, Link],
+                       crm: dict[int, Activity | Tombstone]) -> None:
+        """An event imported before a crash cut its link: link it again, never re-import."""
+        activity = self.source.get_by_sync_uid(self._import_uid(event.event_id))
+        if activity is None or self.dry_run:
+            return
+        link = Link(activity.id, activity.sync_uid, event.event_id, None,
+                    project_activity(activity, self.done_style), event.projection)
+        self.state.save_link(self.cfg.name, link)  # no etag: the marker is still to write
+        links[activity.id] = link
+        crm.setdefault(activity.id, activity)
+
+    def _import_uid(self, event_id: str) -> str:
+        return uuid.uuid5(IMPORT_NAMESPACE, f"{self.cfg.name}/{event_id}").hex
 
     # --- guest budget -------------------------------------------------------------------
 
@@ -395,7 +428,9 @@ class AccountCycle:
             try:
                 plan, crm_after = self._crm_write(plan, policy)
             except SyncdError as exc:
-                self._item_failed(crm_key(plan.activity_id or 0), None, exc)
+                key = (crm_key(plan.activity_id) if plan.activity_id is not None
+                       else cal_key(plan.event_id or ""))
+                self._item_failed(key, _version(plan), exc)
                 continue
             if plan.cal_write is None:
                 self._finish(plan, crm_after, None)
@@ -405,6 +440,12 @@ class AccountCycle:
         self._commit_intents(outgoing)
         stale: list[PairPlan] = []
         for chunk in _chunks(outgoing, self.connector.capabilities.max_batch):
+            # Renew the lease before every batch: a long first sync must not let it lapse
+            # and another replica start the same account meanwhile.
+            if self.token is not None and not self.state.renew_lease(
+                self.cfg.name, self.token, LEASE_TTL, max(self.now, datetime.now(UTC))
+            ):
+                raise LeaseLost(account=self.cfg.name)
             results = self.connector.write([op for _, op, _ in chunk])
             failpoint("after_write_request")
             for (plan, op, crm_after), result in zip(chunk, results, strict=True):
@@ -426,7 +467,7 @@ class AccountCycle:
             return plan, None
         if isinstance(write, CreateActivity):
             assert plan.event_id is not None
-            uid = uuid.uuid5(IMPORT_NAMESPACE, f"{self.cfg.name}/{plan.event_id}").hex
+            uid = self._import_uid(plan.event_id)
             activity = self.source.get_by_sync_uid(uid)
             if activity is None:
                 activity = self.source.add_activity(owner_id=write.owner_id, type=write.type,
@@ -475,20 +516,22 @@ class AccountCycle:
             self._finish(plan, crm_after, result.event)
             return False
         key = cal_key(plan.event_id) if plan.event_id else crm_key(plan.activity_id or 0)
+        version = plan.etag_now if plan.event_id else _version(plan)
         if isinstance(op, DeleteOp) and isinstance(error, EventGone):
             self._finish(plan, crm_after, None)  # already gone: the goal is met
             return False
-        if isinstance(error, EtagMismatch | EventGone) and plan.activity_id is not None:
+        if (isinstance(error, EtagMismatch | EventGone) and plan.activity_id is not None
+                and not isinstance(op, CreateOp)):
             self.report.counts["stale_etag"] += 1
             return True
         if isinstance(error, ItemRejected):
-            self.state.record_failure(self.cfg.name, key, plan.etag_now, error.reason,
+            self.state.record_failure(self.cfg.name, key, version, error.reason,
                                       immediate=True)
             self.report.counts["quarantined"] += 1
             return False
         if isinstance(error, AuthFailed | AccountCooldown):
             raise error
-        self._item_failed(key, plan.etag_now, error)
+        self._item_failed(key, version, error)
         return False
 
     def _item_failed(self, key: str, version: str | None, exc: SyncdError) -> None:
@@ -509,7 +552,8 @@ class AccountCycle:
         elif plan.link == "save" and plan.activity_id is not None:
             crm_base = (project_activity(crm_after, self.done_style) if crm_after
                         else plan.crm_now)
-            cal_base = event.projection if event is not None else plan.cal_now
+            cal_base = (event.projection if event is not None and event.projection is not None
+                        else plan.cal_now)
             self.state.save_link(name, Link(
                 plan.activity_id, plan.marker or (crm_after.sync_uid if crm_after else ""),
                 event.event_id if event is not None else plan.event_id,
@@ -519,6 +563,11 @@ class AccountCycle:
             self.state.clear_failure(name, cal_key(plan.event_id))
         if plan.activity_id is not None:
             self.state.clear_failure(name, crm_key(plan.activity_id))
+
+
+def _version(plan: PairPlan) -> str | None:
+    """What identifies the CRM side's state of a pair: a new edit releases its quarantine."""
+    return projection_version(plan.crm_now)
 
 
 def _write_name(write: object) -> str:

@@ -55,6 +55,9 @@ class ActivitySource(Protocol):
     def get(self, activity_id: int, *, include_deleted: bool = False) -> Activity:
         """One activity; raises NotFound when it does not exist (or was purged)."""
 
+    def get_many(self, ids: Sequence[int]) -> Mapping[int, Activity]:
+        """Activities by id, deleted ones included; purged ones are simply absent."""
+
     def get_by_sync_uid(self, sync_uid: str) -> Activity | None:
         """The activity whose ownership marker is ``sync_uid``, deleted ones included."""
 

@@ -549,6 +549,16 @@ class ActivityStore(CrmDirectory):
         with self._read() as session:
             return change_feed.last_seq(session)
 
+    def get_many(self, ids: Sequence[int]) -> dict[int, Activity]:
+        """The activities with these ids, deleted ones included; purged ids are absent."""
+        found: dict[int, Activity] = {}
+        unique = sorted(set(ids))
+        for start in range(0, len(unique), 500):  # well under any backend's parameter cap
+            chunk = unique[start:start + 500]
+            for activity in self.list_activities(ActivityFilter(ids=chunk, include_deleted=True)):
+                found[activity.id] = activity
+        return found
+
     def activities_due_between(self, owner_id: int, start: date, end: date) -> list[Activity]:
         """The owner's live activities due on a day in [start, end] (both inclusive).
 

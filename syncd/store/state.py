@@ -135,6 +135,16 @@ class StateStore:
             return int(s.scalar(select(SyncAccount.lease_token).where(SyncAccount.name == name))
                        or 0)
 
+    def renew_lease(self, name: str, token: int, ttl: timedelta, now: datetime | None = None
+                    ) -> bool:
+        """Extend a lease we hold; False when another holder took it meanwhile."""
+        now = now or utcnow()
+        with self.db.session() as s:
+            result = s.execute(update(SyncAccount)
+                               .where(SyncAccount.name == name, SyncAccount.lease_token == token)
+                               .values(lease_until=now + ttl))
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
     def release_lease(self, name: str, token: int) -> None:
         with self.db.session() as s:
             s.execute(update(SyncAccount)

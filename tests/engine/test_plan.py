@@ -258,7 +258,8 @@ def test_calendar_delete_with_unlink_keeps_the_activity() -> None:
     a = activity()
     plan = one(run(calendar=[event(a, deleted=True, projection=None)], links={1: link(a)},
                    policy=policy(on_calendar_delete="unlink")))
-    assert plan.crm_write is None and plan.cal_write is None and plan.link == "drop"
+    assert plan.crm_write is None and plan.cal_write is None
+    assert plan.link == "save" and plan.event_id is None  # remembered as unlinked
 
 
 def test_calendar_delete_with_recreate_makes_a_new_generation() -> None:

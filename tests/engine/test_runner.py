@@ -300,3 +300,129 @@ def test_lost_state_is_rebuilt_from_markers_without_creating_anything(world: Wor
     assert report.outcome == "ok", report.message
     assert len(world.state.links(world.account.name)) == 8
     assert len(world.calendar.live()) == 8 and world.state.conflicts() == []
+
+
+# --- regressions found in review --------------------------------------------------------
+
+
+def test_crm_edit_survives_a_quarantine_then_a_calendar_edit(world: World) -> None:
+    a = world.add("Original")
+    converge(world)
+    world.store.edit_activity(a.id, subject="CRM title")
+    world.calendar.fail_next = [WriteResult("", error=ItemRejected(event_id="x", reason="403"))]
+    assert world.sync().outcome == "ok"  # quarantined; the CRM cursor moves on
+    world.calendar.user_edit(world.event_of(a.id).event_id, title="Calendar title")
+    world.advance(minutes=1)
+    world.sync()
+    [conflict] = world.state.conflicts(world.account.name)
+    assert (conflict["crm_value"], conflict["calendar_value"]) == ("CRM title", "Calendar title")
+    assert world.store.get(a.id).subject == "CRM title"
+
+
+def test_import_cut_off_before_its_link_is_relinked_not_duplicated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = make_world(tmp_path, import_events=True)
+    world.sync()
+    world.calendar.user_create("dentist", _any_projection().replace({"title": "Dentist"}))
+    real, calls = world.state.save_link, {"n": 0}
+
+    def crash_once(account: str, link: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("simulated crash")
+        real(account, link)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(world.state, "save_link", crash_once)
+    assert world.sync().outcome == "failed"
+    world.state.update_account(world.account.name, status="ok", cooldown_until=None)
+    world.sync()
+    world.sync()
+    assert [a.subject for a in world.store.list_activities(_all(world))] == ["Dentist"]
+    assert [e.event_id for e in world.calendar.live()] == ["dentist"]
+    assert world.calendar.store["dentist"].event.marker is not None
+
+
+def test_imported_times_use_the_owners_zone_even_when_the_account_renders_in_another(
+    tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from syncd.model import activity_when
+
+    world = make_world(tmp_path, import_events=True, time_zone="America/New_York")
+    world.sync()
+    start = datetime(2026, 12, 10, 15, 0, tzinfo=UTC)
+    from tests.contract import timed
+
+    world.calendar.user_create("ev", timed("Imported").replace({
+        "when": type(timed().when)(start, start.replace(hour=16), "America/New_York")}))
+    world.sync()
+    [activity] = world.store.list_activities(_all(world))
+    when = activity_when(activity)
+    assert when is not None and when.start == start
+
+
+def test_a_create_answered_gone_is_an_item_failure_not_an_account_crash(world: World) -> None:
+    from syncd.errors import EventGone
+
+    world.add("A")
+    world.add("B", day=11)
+    world.calendar.fail_next = [WriteResult("", error=EventGone(event_id="x"))]
+    report = world.sync()
+    assert report.outcome == "partial" and report.counts["events_created"] == 2
+    assert world.sync().outcome == "ok"
+    assert len(world.calendar.live()) == 2
+
+
+def test_a_rejected_create_is_not_resent_until_the_activity_changes(world: World) -> None:
+    a = world.add("Rejected")
+    world.calendar.fail_next = [WriteResult("", error=ItemRejected(event_id="x", reason="403"))]
+    world.sync()
+    world.advance(minutes=1)
+    world.calendar.forbid_writes = True
+    assert world.sync().outcome == "ok"
+    world.calendar.forbid_writes = False
+    world.store.edit_activity(a.id, subject="Fixed")
+    assert world.sync().counts["events_created"] == 1
+
+
+def test_unlinked_event_stays_gone_after_later_crm_edits(tmp_path: Path) -> None:
+    world = make_world(tmp_path, on_calendar_delete="unlink")
+    a = world.add("Call")
+    converge(world)
+    world.calendar.user_delete(world.event_of(a.id).event_id)
+    world.sync()
+    world.store.edit_activity(a.id, busy=True)
+    world.sync()
+    assert world.calendar.live() == [] and not world.store.get(a.id).deleted
+
+
+def test_a_copy_of_another_owners_event_is_never_deleted(world: World) -> None:
+    from dataclasses import replace as dc_replace
+
+    from connectors.base import RemoteEvent
+    from syncd.config import AccountConfig
+    from tests.engine.world import RecordingCalendar
+
+    bob_id = world.store.add_user("bob@example.com", "Bob", "Europe/Oslo")
+    bob = dc_replace(world, calendar=RecordingCalendar(), owner_id=bob_id,
+                     account=AccountConfig(name="bob", provider="memory",
+                                           owner="bob@example.com"))
+    a = world.add("Meeting with Bob", guests=["bob@example.com"])
+    world.sync()
+    bob.calendar._put(RemoteEvent("invite-copy", marker=a.sync_uid, projection=proj(a)))
+    bob.sync()
+    assert [e.event_id for e in bob.calendar.live()] == ["invite-copy"]
+
+
+def test_an_attendee_the_crm_cannot_hold_does_not_block_the_pair(world: World) -> None:
+    a = world.add("Call")
+    converge(world)
+    event = world.event_of(a.id)
+    world.store.edit_activity(a.id, location="Room 4")
+    world.calendar.user_edit(event.event_id, guests=frozenset({"room4@corp"}), title="")
+    report = world.sync()
+    assert report.outcome == "ok", report.message
+    assert world.event_of(a.id).projection.location == "Room 4"
+    assert world.store.get(a.id).subject == "(no title)"

@@ -82,3 +82,13 @@ def test_tokens_are_stored_encrypted_and_need_the_key(db: Database,
         CredentialStore(db, SecretRef("env:SYNCD_TEST_KEY")).get("acc", "refresh_token")
     with pytest.raises(SecretUnavailable):
         CredentialStore(db, None).put("acc", "refresh_token", "x")
+
+
+def test_renewing_extends_only_the_current_holders_lease(db: Database) -> None:
+    state = StateStore(db)
+    token = state.acquire_lease("acc", "host-a:1", timedelta(minutes=1), START)
+    assert token is not None
+    assert state.renew_lease("acc", token, timedelta(minutes=10), START)
+    assert state.acquire_lease("acc", "host-b:2", timedelta(minutes=1),
+                               START + timedelta(minutes=5)) is None
+    assert not state.renew_lease("acc", token + 1, timedelta(minutes=10), START)
