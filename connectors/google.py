@@ -15,7 +15,14 @@ Writes go out in batches of up to 50, each part judged on its own status:
 * patch with only the named fields plus the marker, never a full update, and delete, both
   with ``If-Match`` (412 -> :class:`~syncd.errors.EtagMismatch`, failure mode 10);
 * ``sendUpdates`` on every insert, patch and delete: ``all`` only when the op may notify
-  guests, else ``none`` (failure mode 6).
+  guests, else ``none`` (failure mode 6);
+* without ``invite_guests`` no guest address is ever written as an attendee: guests are
+  described in the description instead, and guest edits made in Google are not read
+  (``capabilities.fields`` leaves "guests" out).
+
+A 409 on a retried insert whose event holds older content (the first answer was lost and
+the activity was edited since) is settled by a conditional patch of the differing fields,
+so the edit is not lost to the adopted copy.
 
 Retries, pacing and the status -> error table live in :mod:`connectors.google_http`,
 credentials in :mod:`connectors.google_auth`, the field mapping in
@@ -69,6 +76,7 @@ from syncd.errors import (
     ItemRejected,
     Transient,
 )
+from syncd.model import FIELDS
 
 log = logging.getLogger("syncd.google")
 
@@ -124,7 +132,7 @@ class GoogleCalendar:
             :func:`open_calendar` passes the user's process-wide one).
     """
 
-    capabilities = Capabilities(provider="google", max_batch=50)
+    MAX_BATCH = 50
 
     def __init__(self, account: AccountConfig, *, owner_tz: str, window: Window,
                  credentials: Any = None, http: httplib2.Http | None = None,
@@ -139,6 +147,12 @@ class GoogleCalendar:
         self.window = window
         self.owner = auth.get("subject") or account.owner
         self.calendar_id = account.calendar or "primary"
+        # Without invite_guests, guests live in the description (failure modes 6 and 7),
+        # and guest edits made in Google are not read back.
+        self.describe_guests = not account.invite_guests
+        carried = FIELDS if account.invite_guests else tuple(f for f in FIELDS if f != "guests")
+        self.capabilities = Capabilities(provider="google", max_batch=self.MAX_BATCH,
+                                         fields=frozenset(carried))
         self._credential_store = credentials
         self._base_http = http or httplib2.Http(timeout=timeout)
         self._http: Any = None
@@ -147,7 +161,7 @@ class GoogleCalendar:
         budget = budget or RequestBudget(int(auth.get("requests_per_minute", 500)),
                                          clock=clock, sleep=sleep)
         self.transport = Transport(batch_uri_for(endpoint), budget, policy=retry, sleep=sleep,
-                                   rng=rng, batch_size=self.capabilities.max_batch)
+                                   rng=rng, batch_size=self.MAX_BATCH)
 
     @property
     def service(self) -> Any:
@@ -238,7 +252,8 @@ class GoogleCalendar:
     # --- reading --------------------------------------------------------------------------
 
     def _read(self, resource: JsonDict) -> RemoteEvent:
-        return read_event(resource, owner=self.owner, default_tz=self.owner_tz)
+        return read_event(resource, owner=self.owner, default_tz=self.owner_tz,
+                          describe_guests=self.describe_guests)
 
     def _listing_error(self, reply: Reply) -> Exception:
         if reply.action is Action.GONE:
@@ -307,11 +322,13 @@ class GoogleCalendar:
     def _request(self, op: WriteOp, attendees: list[JsonDict] | None) -> Callable[[], Any]:
         if isinstance(op, CreateOp):
             body = {"id": event_id_for(op.marker, op.generation),
-                    **event_body(op.projection, marker=op.marker)}
+                    **event_body(op.projection, marker=op.marker,
+                                 describe_guests=self.describe_guests)}
             return lambda: self.service.events().insert(
                 calendarId=self.calendar_id, body=body, sendUpdates=_send_updates(op.notify))
         if isinstance(op, UpdateOp):
             body = event_body(op.projection, op.fields, marker=op.marker, patch=True,
+                              describe_guests=self.describe_guests,
                               current_attendees=attendees or ())
             return self._patch_request(op.event_id, body, op.etag, op.notify)
         return lambda: _conditional(self.service.events().delete(
@@ -321,9 +338,9 @@ class GoogleCalendar:
     def _current_attendees(self, ops: list[WriteOp], done: dict[int, WriteResult]
                            ) -> dict[int, list[JsonDict]]:
         """Read the events whose guests change: a patch replaces the whole attendee list,
-        and the answers of guests who stay must survive it."""
-        wanted = {i: op for i, op in enumerate(ops)
-                  if isinstance(op, UpdateOp) and "guests" in op.fields}
+        and the answers of guests who stay must survive it. Described guests need none."""
+        wanted = {i: op for i, op in enumerate(ops) if not self.describe_guests
+                  and isinstance(op, UpdateOp) and "guests" in op.fields}
         calls = [Call(i, self._get_request(op.event_id)) for i, op in wanted.items()]
         replies = self.transport.run(calls) if calls else {}
         out: dict[int, list[JsonDict]] = {}
@@ -362,33 +379,52 @@ class GoogleCalendar:
 
     def _settle_duplicates(self, ops: list[WriteOp], indexes: list[int],
                            done: dict[int, WriteResult]) -> None:
-        """Our id is taken: adopt our live event, restore our cancelled one, refuse others."""
+        """Our id is taken: adopt our live event, restore our cancelled one, refuse others.
+
+        The event an earlier attempt created may hold older content (its answer was lost
+        and the activity was edited since); the differing fields are then patched, on
+        the condition of the etag just read, so the retried create's content wins.
+        """
         ids = {i: event_id_for(ops[i].marker, ops[i].generation)  # type: ignore[union-attr]
                for i in indexes}
         replies = self.transport.run([Call(i, self._get_request(ids[i])) for i in indexes])
-        restores: list[Call] = []
+        patches: list[Call] = []
         for i in indexes:
             op, reply = ops[i], replies[i]
             assert isinstance(op, CreateOp)
             existing = reply.body or {}
             if not reply.ok:
                 done[i] = self._result(op, reply)
-            elif read_marker(existing) != op.marker:
+                continue
+            if read_marker(existing) != op.marker:
                 done[i] = WriteResult(op.key, error=ItemRejected(
                     event_id=ids[i], reason="the chosen id holds an event syncd did not write"))
-            elif existing.get("status") != "cancelled":
-                log.info("google: adopted event %s created by an earlier attempt", ids[i])
-                done[i] = WriteResult(op.key, self._read(existing))
+                continue
+            cancelled = existing.get("status") == "cancelled"
+            current = None if cancelled else self._read(existing)
+            if current is None:
+                fields = frozenset(FIELDS)
+            elif current.projection is None:
+                done[i] = WriteResult(op.key, current)  # unreadable: the engine quarantines
+                continue
             else:
-                body = {**event_body(op.projection, marker=op.marker, patch=True,
-                                     current_attendees=existing.get("attendees") or ()),
-                        "status": "confirmed"}
-                restores.append(Call(i, self._patch_request(ids[i], body, existing.get("etag"),
-                                                            op.notify)))
-        if restores and not self._halted(ops, done):
-            for key, reply in self.transport.run(restores).items():
+                fields = op.projection.diff(current.projection)
+            if not fields:
+                log.info("google: adopted event %s created by an earlier attempt", ids[i])
+                done[i] = WriteResult(op.key, current)
+                continue
+            body = event_body(op.projection, fields, marker=op.marker, patch=True,
+                              describe_guests=self.describe_guests,
+                              current_attendees=existing.get("attendees") or ())
+            if cancelled:
+                body["status"] = "confirmed"
+            log.info("google: %s event %s created by an earlier attempt", "restoring"
+                     if cancelled else "updating the adopted", ids[i])
+            patches.append(Call(i, self._patch_request(ids[i], body, existing.get("etag"),
+                                                       op.notify)))
+        if patches and not self._halted(ops, done):
+            for key, reply in self.transport.run(patches).items():
                 i = int(key)  # type: ignore[call-overload]
-                log.info("google: restored cancelled event %s", ids[i])
                 done[i] = self._result(ops[i], reply)
 
     @staticmethod

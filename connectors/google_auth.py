@@ -10,6 +10,9 @@
 
 Scope: only :data:`SCOPE` (events on the user's calendars, no sharing or ACL rights,
 section 3.2 of the failure catalogue). A test pins it: widening it is a product decision.
+The consent flow also asks for ``openid email`` (:data:`CONSENT_SCOPES`), which only say
+who signed in: the grant is stored only when that is the account's user (``subject`` or
+owner), so a grant of the wrong Google account never writes into the wrong calendar.
 
 A refused refresh (``invalid_grant``: revoked, expired, password change) becomes
 :class:`~syncd.errors.AuthFailed`, so the engine marks that one account as needing
@@ -19,6 +22,8 @@ an error.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -26,22 +31,28 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs
 
+import httplib2
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.auth.exceptions import GoogleAuthError, RefreshError, TransportError
 from google.auth.transport import Request
 from google.oauth2 import service_account
 from google.oauth2.credentials import Credentials as UserCredentials
+from oauthlib.oauth2.rfc6749.errors import OAuth2Error  # type: ignore[import-untyped]
 
 from syncd.config import AccountConfig, SecretRef
 from syncd.errors import AuthFailed, ConnectorError, Transient
+from syncd.model import normalize_email
 
 #: The one scope syncd asks for. Pinned by tests/google/test_auth.py.
 SCOPE = "https://www.googleapis.com/auth/calendar.events"
 SCOPES: tuple[str, ...] = (SCOPE,)
+#: What the consent page asks for: the calendar scope, plus who signed in (no data access).
+CONSENT_SCOPES: tuple[str, ...] = ("openid", "email", SCOPE)
 #: CredentialStore kind under which a user's refresh token is kept.
 REFRESH_TOKEN_KIND = "google_refresh_token"
 DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
 DEFAULT_AUTH_URI = "https://accounts.google.com/o/oauth2/auth"
+DEFAULT_API_ENDPOINT = "https://www.googleapis.com/calendar/v3/"
 
 
 def auth_error(exc: GoogleAuthError) -> ConnectorError:
@@ -195,7 +206,9 @@ def code_from_answer(answer: str, state: str | None) -> str:
     query = parse_qs(answer.split("?", 1)[-1])
     if "error" in query:
         raise AuthFailed(reason=f"the browser reported {query['error'][0][:40]}")
-    if state is not None and query.get("state", [state])[0] != state:
+    if state is not None and "state" not in query:
+        raise AuthFailed(reason="the pasted address has no state; paste the whole address")
+    if state is not None and query["state"][0] != state:
         raise AuthFailed(reason="the pasted address belongs to another sign-in (state mismatch)")
     codes = query.get("code")
     if not codes or not codes[0]:
@@ -203,8 +216,71 @@ def code_from_answer(answer: str, state: str | None) -> str:
     return codes[0]
 
 
-def store_grant(account: AccountConfig, store: Any, token: Mapping[str, Any]) -> tuple[str, ...]:
-    """Check the grant and store its refresh token; returns the granted scopes."""
+def id_token_email(id_token: object) -> str | None:
+    """The ``email`` claim of an OpenID Connect id_token, if it has a verified one.
+
+    The signature is not checked: the token came straight from Google's token endpoint
+    over TLS, which OpenID Connect Core 3.1.3.7 accepts in place of the signature.
+    """
+    if not isinstance(id_token, str) or id_token.count(".") != 2:
+        return None
+    payload = id_token.split(".")[1]
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (ValueError, binascii.Error):
+        return None
+    if not isinstance(claims, dict) or claims.get("email_verified") in (False, "false"):
+        return None
+    email = claims.get("email")
+    return email if isinstance(email, str) and email else None
+
+
+def primary_calendar_id(account: AccountConfig, access_token: object,
+                        http: httplib2.Http | None = None) -> str | None:
+    """The id of the signed-in user's primary calendar (their address), by one request."""
+    if not isinstance(access_token, str) or not access_token:
+        return None
+    root = str(account.auth.get("api_endpoint") or DEFAULT_API_ENDPOINT).rstrip("/")
+    try:
+        response, content = (http or httplib2.Http(timeout=30)).request(
+            f"{root}/users/me/calendarList/primary", "GET",
+            headers={"Authorization": f"Bearer {access_token}"})
+        entry = json.loads(content) if response.status == 200 else None
+    except (OSError, httplib2.HttpLib2Error, ValueError):
+        return None
+    value = entry.get("id") if isinstance(entry, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def check_signed_in_user(account: AccountConfig, token: Mapping[str, Any],
+                         http: httplib2.Http | None = None) -> str:
+    """Make sure the grant is the account's user's (``subject`` or owner); returns it.
+
+    Who signed in is read from the id_token, or, without one, from the primary calendar.
+
+    Raises:
+        AuthFailed: another Google account signed in, or who signed in cannot be told.
+    """
+    expected = normalize_email(account.auth.get("subject") or account.owner)
+    actual = id_token_email(token.get("id_token"))
+    if actual is None:
+        actual = primary_calendar_id(account, token.get("access_token"), http)
+    if actual is None:
+        raise AuthFailed(reason="could not tell which Google account signed in; nothing "
+                                "was stored, try again")
+    if normalize_email(actual) != expected:
+        raise AuthFailed(reason=f"signed in as {actual}, but account {account.name} is "
+                                f"{expected}; nothing was stored. Sign in as {expected} "
+                                "(use another browser profile or sign out first)")
+    return expected
+
+
+def store_grant(account: AccountConfig, store: Any, token: Mapping[str, Any],
+                http: httplib2.Http | None = None) -> tuple[str, ...]:
+    """Check the grant and who gave it, then store its refresh token; returns the scopes.
+
+    ``http`` carries the primary-calendar look-up when the answer has no id_token.
+    """
     raw = token.get("scope", "")
     granted = tuple(raw.split() if isinstance(raw, str) else raw)
     if SCOPE not in granted:
@@ -213,8 +289,16 @@ def store_grant(account: AccountConfig, store: Any, token: Mapping[str, Any]) ->
     if not refresh_token:
         raise AuthFailed(reason="Google returned no refresh token; remove syncd's access in "
                                 "the Google account's security settings and try again")
+    check_signed_in_user(account, token, http)
     store.put(account.name, REFRESH_TOKEN_KIND, str(refresh_token))
     return granted
+
+
+def _refused(exc: Exception) -> AuthFailed:
+    # oauthlib errors may quote the request or Google's description: only the OAuth error
+    # code is kept.
+    code_name = getattr(exc, "error", "") or type(exc).__name__
+    return AuthFailed(reason=f"the code was refused ({str(code_name)[:40]})")
 
 
 def authorize_console(account: AccountConfig, store: Any, *,
@@ -248,7 +332,7 @@ def authorize_console(account: AccountConfig, store: Any, *,
     kind = "installed" if "installed" in config else "web"
     if account.auth.get("token_uri"):
         config[kind]["token_uri"] = account.auth["token_uri"]
-    flow = Flow.from_client_config(config, scopes=list(SCOPES),
+    flow = Flow.from_client_config(config, scopes=list(CONSENT_SCOPES),
                                    redirect_uri=f"http://127.0.0.1:{port}/")
     url, state = flow.authorization_url(access_type="offline", prompt="consent",
                                         login_hint=account.auth.get("subject") or account.owner)
@@ -260,11 +344,8 @@ def authorize_console(account: AccountConfig, store: Any, *,
     try:
         with _relaxed_scope():
             token = flow.fetch_token(code=code)
-    except (ValueError, OSError) as exc:
-        # oauthlib errors are ValueErrors; their text may quote the request, so only the
-        # OAuth error code is kept.
-        code_name = getattr(exc, "error", "") or type(exc).__name__
-        raise AuthFailed(reason=f"the code was refused ({code_name})") from None
+    except (OAuth2Error, ValueError, OSError) as exc:
+        raise _refused(exc) from None
     return store_grant(account, store, token)
 
 
@@ -279,11 +360,15 @@ def authorize_local_server(account: AccountConfig, store: Any, *, port: int = 0,
     kind = "installed" if "installed" in config else "web"
     if account.auth.get("token_uri"):
         config[kind]["token_uri"] = account.auth["token_uri"]
-    flow = InstalledAppFlow.from_client_config(config, scopes=list(SCOPES))
-    with _relaxed_scope():
-        flow.run_local_server(host="127.0.0.1", port=port, open_browser=False,
-                              authorization_prompt_message="Open this address to authorise "
-                                                           "syncd:\n{url}",
-                              access_type="offline", prompt="consent")
+    flow = InstalledAppFlow.from_client_config(config, scopes=list(CONSENT_SCOPES))
+    try:
+        with _relaxed_scope():
+            flow.run_local_server(host="127.0.0.1", port=port, open_browser=False,
+                                  authorization_prompt_message="Open this address to "
+                                                               "authorise syncd:\n{url}",
+                                  access_type="offline", prompt="consent",
+                                  login_hint=account.auth.get("subject") or account.owner)
+    except OAuth2Error as exc:
+        raise _refused(exc) from None
     say("Authorisation received.")
     return store_grant(account, store, flow.oauth2session.token)

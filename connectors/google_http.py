@@ -14,6 +14,10 @@ Three rules from the failure catalogue shape this module:
   retried: it is an account-wide cooldown.
 
 Every batch part counts against the quota on its own, so the budget is charged per part.
+A failed batch envelope is not a per-item answer: only its throttling and account-wide
+refusals are passed on to the parts; any other status (a 404 or 400 of the batch) makes
+each part a server failure, never "gone" or "rejected" (``Reply.envelope``), and a 413
+sends the parts one by one.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
@@ -76,6 +80,14 @@ ERROR_TABLE: tuple[tuple[int, str | None, Action], ...] = (
     (403, "userRateLimitExceeded", Action.THROTTLED),
     (403, "quotaExceeded", Action.COOLDOWN),
     (403, "dailyLimitExceeded", Action.COOLDOWN),
+    # The grant lacks the scope, or the credentials are refused: signing in again fixes it.
+    (403, "insufficientPermissions", Action.REAUTH),
+    (403, "authError", Action.REAUTH),
+    # The Calendar API is off for the project, or a Workspace policy bars the app: the same
+    # for every item, and fixed by an admin, not by signing in again. A cooldown stops the
+    # account and retries it on its own (one request an hour) once the admin has acted.
+    (403, "accessNotConfigured", Action.COOLDOWN),
+    (403, "domainPolicy", Action.COOLDOWN),
     (403, None, Action.REJECTED),  # forbiddenForNonOrganizer, requiredAccessLevel, ...
     (404, None, Action.GONE),
     (409, "duplicate", Action.DUPLICATE),
@@ -88,6 +100,8 @@ ERROR_TABLE: tuple[tuple[int, str | None, Action], ...] = (
 )
 #: Errors that stop every other request of the account at once.
 ACCOUNT_WIDE = frozenset({Action.COOLDOWN, Action.REAUTH})
+#: What a failed batch envelope may say about its parts; anything else is a server failure.
+ENVELOPE_ACTIONS = frozenset({Action.THROTTLED, *ACCOUNT_WIDE})
 
 
 def classify(status: int, reason: str) -> Action:
@@ -116,6 +130,8 @@ class Reply:
     body: JsonDict | None = None
     reason: str = ""
     retry_after: float | None = None
+    #: The batch envelope failed with ``status``; this part got no answer of its own.
+    envelope: bool = False
 
     @property
     def ok(self) -> bool:
@@ -123,7 +139,19 @@ class Reply:
 
     @property
     def action(self) -> Action | None:
-        return None if self.ok else classify(self.status, self.reason)
+        if self.ok:
+            return None
+        action = classify(self.status, self.reason)
+        if self.envelope and action not in ENVELOPE_ACTIONS:
+            # A 404 or 400 of the batch says nothing about the part (failure mode 23):
+            # it is a server failure of the part, never "gone" or "rejected".
+            return Action.SERVER
+        return action
+
+    @property
+    def maybe_applied(self) -> bool:
+        """Whether the request may have been carried out although it failed."""
+        return not (self.envelope and 400 <= self.status < 500)
 
 
 def error_for(reply: Reply, *, event_id: str = "") -> ConnectorError:
@@ -155,8 +183,11 @@ def error_for(reply: Reply, *, event_id: str = "") -> ConnectorError:
         return CursorExpired()
     if action in (Action.REJECTED, Action.DUPLICATE):
         return ItemRejected(event_id=event_id, reason=f"Google answered {what}")
-    # SERVER and CONFLICT: it may have been applied, so the engine reads before rewriting.
-    return Transient(reason=what, status=reply.status, maybe_applied=True)
+    # SERVER and CONFLICT: it may have been applied, so the engine reads before rewriting
+    # (a batch refused with a 4xx was not: none of its parts was carried out).
+    if reply.envelope:
+        what = f"batch {what}"
+    return Transient(reason=what, status=reply.status, maybe_applied=reply.maybe_applied)
 
 
 def _retry_after(value: object) -> float | None:
@@ -370,9 +401,14 @@ class Transport:
         try:
             batch.execute()
         except HttpError as exc:
-            envelope = reply_from_http_error(exc)
+            envelope = replace(reply_from_http_error(exc), envelope=True)
         except GoogleAuthError as exc:
             raise auth_error(exc) from None
         except (OSError, httplib2.HttpLib2Error, BatchError) as exc:
             envelope = Reply(0, reason=f"network {type(exc).__name__}")
+        if envelope.status == 413 and not replies:
+            # The batch as a whole is too large: nothing was carried out, so the parts go
+            # out one by one instead.
+            log.info("google: a batch of %d was too large; sending its parts alone", len(chunk))
+            return {call.key: self._single(call) for call in chunk}
         return {call.key: replies.get(call.key, envelope) for call in chunk}

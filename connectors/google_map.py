@@ -7,6 +7,11 @@ through :func:`syncd.text.untrusted_text` (Google descriptions may hold HTML, fa
 26); times are compared as instants, so Google re-expressing a ``dateTime`` in the event's
 zone is not an edit; an event we cannot map becomes a :class:`RemoteEvent` with a
 ``problem`` (quarantine) instead of breaking the listing.
+
+Guests follow the account (failure modes 6 and 7): with ``invite_guests`` they are real
+attendees; otherwise no address is ever put in ``attendees`` and the guests are
+*described* in a trailing ``Guests:`` paragraph of the description, which the reader
+strips again (the same paragraph as the Outlook connector's, :mod:`connectors.guests`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.base import RemoteEvent
+from connectors.guests import body_text, split_guests
 from syncd.model import FIELDS, Projection, When, normalize_email
 from syncd.text import untrusted_text
 
@@ -116,7 +122,7 @@ def attendees_for(projection: Projection,
 
 
 def event_body(projection: Projection, fields: Iterable[str] = FIELDS, *,
-               marker: str | None = None, patch: bool = False,
+               describe_guests: bool, marker: str | None = None, patch: bool = False,
                current_attendees: Iterable[Mapping[str, Any]] = ()) -> JsonDict:
     """The request body writing ``fields`` of ``projection`` (plus the marker).
 
@@ -127,6 +133,8 @@ def event_body(projection: Projection, fields: Iterable[str] = FIELDS, *,
     Args:
         projection: the values to write.
         fields: the projection fields to write (default: all).
+        describe_guests: write guests as the description's ``Guests:`` paragraph, never
+            as attendees (the account may not invite).
         marker: our marker, written into ``extendedProperties.private``.
         patch: build a patch body rather than a new event.
         current_attendees: the event's attendees now (a guests patch keeps their answers).
@@ -148,10 +156,13 @@ def event_body(projection: Projection, fields: Iterable[str] = FIELDS, *,
         body["start"], body["end"] = _date_time(projection.when, patch=patch)
     if "busy" in wanted:
         body["transparency"] = "opaque" if projection.busy else "transparent"
-    for name in ("description", "location"):
-        if name in wanted and (patch or projection.get(name)):
-            body[name] = projection.get(name)
-    if "guests" in wanted and (patch or projection.guests):
+    if "location" in wanted and (patch or projection.location):
+        body["location"] = projection.location
+    text_fields = {"description", "guests"} if describe_guests else {"description"}
+    description = body_text(projection, describe_guests=describe_guests)
+    if wanted & text_fields and (patch or description):
+        body["description"] = description
+    if "guests" in wanted and not describe_guests and (patch or projection.guests):
         body["attendees"] = attendees_for(projection, current_attendees)
     if marker is not None:
         # A patch merges extendedProperties key by key, so other private keys survive.
@@ -244,13 +255,16 @@ def _updated(value: object) -> datetime | None:
         return None
 
 
-def read_event(resource: Mapping[str, Any], *, owner: str, default_tz: str) -> RemoteEvent:
+def read_event(resource: Mapping[str, Any], *, owner: str, default_tz: str,
+               describe_guests: bool) -> RemoteEvent:
     """Map one Event resource to a RemoteEvent; never raises.
 
     Args:
         resource: the event as Google returned it.
         owner: the calendar owner's address (not a guest of their own event).
         default_tz: the zone for times that carry none.
+        describe_guests: guests are the description's ``Guests:`` paragraph (stripped
+            from the description), not the attendees.
 
     Returns:
         A deleted stub for a cancelled event, a ``recurring`` one for a series or an
@@ -269,12 +283,16 @@ def read_event(resource: Mapping[str, Any], *, owner: str, default_tz: str) -> R
         # mode 19); the engine leaves it alone rather than expanding it.
         return RemoteEvent(event_id, etag, marker, recurring=True, updated=updated)
     try:
-        guests, names = _guests(resource, owner)
+        description = untrusted_text(str(resource.get("description") or ""))
+        if describe_guests:
+            description, guests, names = split_guests(description)
+        else:
+            guests, names = _guests(resource, owner)
         projection = Projection(
             title=untrusted_text(str(resource.get("summary") or ""), single_line=True),
             when=read_when(resource.get("start"), resource.get("end"), default_tz),
             busy=resource.get("transparency", "opaque") != "transparent",
-            description=untrusted_text(str(resource.get("description") or "")),
+            description=description,
             location=untrusted_text(str(resource.get("location") or ""), single_line=True),
             guests=guests,
             guest_names=names,

@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import requests
@@ -58,6 +58,7 @@ from connectors.base import (
 from connectors.outlook_auth import mailbox_of, token_source
 from connectors.outlook_http import (
     MAX_BATCH,
+    PERMANENT_ACCOUNT_CODES,
     BatchItem,
     GraphResponse,
     GraphTransport,
@@ -81,6 +82,7 @@ from syncd.errors import (
     AuthFailed,
     ConnectorError,
     CursorExpired,
+    EventGone,
     ItemRejected,
     RateLimited,
     Transient,
@@ -147,6 +149,23 @@ def _read_failure(response: GraphResponse, *, in_delta: bool = False) -> Connect
     # A read has no item to blame (a missing calendar, a query Graph refused): back off.
     return Transient(reason=f"HTTP {response.status} {response.code or ''}".strip(),
                      status=response.status)
+
+
+def _item_read(event_id: str, answer: GraphResponse) -> Mapping[str, Any] | RemoteEvent | None:
+    """One answer of a batched GET: data, None (gone), or a problem for this id alone."""
+    if answer.ok and isinstance(answer.body, Mapping):
+        return answer.body
+    if answer.failure is not None:
+        raise answer.failure  # the batch failed as a whole
+    reaction = classify(answer.status, answer.code)
+    if reaction is Reaction.REAUTH or (answer.code or "").lower() in PERMANENT_ACCOUNT_CODES:
+        raise answer.error(event_id)  # the token or the mailbox, not this item
+    if reaction in (Reaction.THROTTLED, Reaction.TRANSIENT) or answer.ok:
+        raise _read_failure(answer)
+    if answer.status in _GONE:
+        return None
+    # 400/403/...: Graph will not show us this one event; the rest of the round goes on.
+    return RemoteEvent(event_id, problem=f"HTTP {answer.status} {answer.code or ''}".strip())
 
 
 class OutlookCalendar:
@@ -278,13 +297,18 @@ class OutlookCalendar:
         for i in range(0, len(ops), MAX_BATCH):  # the engine sends at most max_batch
             chunk = ops[i:i + MAX_BATCH]
             try:
-                items = [self._item(op) for op in chunk]
+                before = self._attendees_now(chunk)
+                items = [self._item(op, now) for op, now in zip(chunk, before, strict=True)
+                         if not isinstance(now, ConnectorError)]
             except (Transient, RateLimited) as exc:  # the calendar's id could not be read
                 results.extend(WriteResult(op.key, error=exc) for op in chunk)
                 continue
-            answers = self.http.batch(items)
-            results.extend(self._result(op, answer)
-                           for op, answer in zip(chunk, answers, strict=True))
+            answers = iter(self.http.batch(items) if items else ())
+            for op, now in zip(chunk, before, strict=True):
+                if isinstance(now, ConnectorError):
+                    results.append(WriteResult(op.key, error=now))  # never sent
+                else:
+                    results.append(self._result(op, next(answers)))
         return results
 
     def close(self) -> None:
@@ -348,7 +372,7 @@ class OutlookCalendar:
 
     def _resolve(self, ids: Sequence[str], start: datetime, end: datetime) -> list[RemoteEvent]:
         """The current state of every id a delta round named (see the module docstring)."""
-        found: dict[str, Mapping[str, Any] | None] = {}
+        found: dict[str, Mapping[str, Any] | RemoteEvent | None] = {}
         if len(ids) > LIST_ABOVE:
             listed = {str(data.get("id")): data for data in self._list(start, end)}
             found.update({i: listed[i] for i in ids if i in listed})
@@ -356,8 +380,8 @@ class OutlookCalendar:
         events = []
         for event_id in ids:
             data = found.get(event_id)
-            if data is None:
-                events.append(RemoteEvent(event_id, deleted=True))
+            if data is None or isinstance(data, RemoteEvent):
+                events.append(data or RemoteEvent(event_id, deleted=True))
                 continue
             event = self._read(data)
             if event.projection is not None and not overlaps(event.projection.when, start, end):
@@ -365,26 +389,56 @@ class OutlookCalendar:
             events.append(event)
         return events
 
-    def _get_many(self, ids: Sequence[str]) -> dict[str, Mapping[str, Any] | None]:
-        """GET each id (batched); None for the ones the calendar no longer holds."""
-        out: dict[str, Mapping[str, Any] | None] = {}
+    def _get_many(self, ids: Sequence[str]) -> dict[str, Mapping[str, Any] | RemoteEvent | None]:
+        """GET each id (batched): its data, None if the calendar no longer holds it, or a
+        RemoteEvent with a ``problem`` if Graph refuses that one id (quarantined alone).
+
+        Raises:
+            AuthFailed, RateLimited, Transient: what stands in the way of every id.
+        """
+        out: dict[str, Mapping[str, Any] | RemoteEvent | None] = {}
         query = {"$expand": expand_properties()}
         for i in range(0, len(ids), MAX_BATCH):
             chunk = ids[i:i + MAX_BATCH]
             answers = self.http.batch([BatchItem("GET", with_query(self._event(e), query))
                                        for e in chunk])
             for event_id, answer in zip(chunk, answers, strict=True):
-                if answer.failure is None and answer.status in _GONE:
-                    out[event_id] = None
-                elif answer.ok and isinstance(answer.body, Mapping):
-                    out[event_id] = answer.body
-                else:
-                    raise _read_failure(answer)
+                out[event_id] = _item_read(event_id, answer)
         return out
 
     # --- writing --------------------------------------------------------------------------
 
-    def _item(self, op: WriteOp) -> BatchItem:
+    def _attendees_now(self, ops: Sequence[WriteOp]
+                       ) -> list[Mapping[str, Any] | ConnectorError | None]:
+        """For each update that changes attendees, the event's attendees as they are now.
+
+        A guests change must keep rooms and attendee types (and not touch the list at all
+        when the guests are the same), so it starts from the current list. An op whose
+        event cannot be read gets the error instead and is not sent.
+
+        Raises:
+            AuthFailed: the token or the mailbox is unusable.
+        """
+        wanted = [i for i, op in enumerate(ops) if isinstance(op, UpdateOp)
+                  and "guests" in op.fields and not self.describe_guests]
+        out: list[Mapping[str, Any] | ConnectorError | None] = [None] * len(ops)
+        query = {"$select": "attendees,organizer"}
+        ids = [cast(UpdateOp, ops[i]).event_id for i in wanted]
+        answers = self.http.batch([BatchItem("GET", with_query(self._event(e), query))
+                                   for e in ids]) if ids else []
+        for i, event_id, answer in zip(wanted, ids, answers, strict=True):
+            try:
+                data = _item_read(event_id, answer)
+            except (Transient, RateLimited) as exc:  # a read: nothing was applied
+                out[i] = exc
+                continue
+            if isinstance(data, RemoteEvent):
+                out[i] = ItemRejected(event_id=event_id, reason=str(data.problem))
+            else:
+                out[i] = EventGone(event_id=event_id) if data is None else data
+        return out
+
+    def _item(self, op: WriteOp, now: Mapping[str, Any] | None = None) -> BatchItem:
         if isinstance(op, CreateOp):
             body = create_payload(op.projection, op.marker, op.generation,
                                   describe_guests=self.describe_guests)
@@ -392,7 +446,8 @@ class OutlookCalendar:
         headers = {"If-Match": op.etag} if op.etag else {}
         if isinstance(op, UpdateOp):
             body = update_payload(op.projection, op.fields, op.marker,
-                                  describe_guests=self.describe_guests)
+                                  describe_guests=self.describe_guests, current=now,
+                                  mailbox=self.mailbox)
             return BatchItem("PATCH", self._event(op.event_id), body, headers)
         return BatchItem("DELETE", self._event(op.event_id), None, headers)
 

@@ -434,15 +434,15 @@ class GraphTransport:
             if k >= width:
                 entry["dependsOn"] = [str(k - width)]
             requests_json.append(entry)
+        idempotent = all(i.idempotent for i in items)
         outer = self.request("POST", "/$batch", json={"requests": requests_json},
-                             idempotent=all(i.idempotent for i in items), permits=width)
+                             idempotent=idempotent, permits=width)
+        if outer.status == 413 and len(items) > 1:
+            return [self._send_one(item) for item in items]  # too big together: one by one
         if outer.status != 200 or not isinstance(outer.body, Mapping):
             if outer.status == 401:
                 raise outer.error()
-            failure = outer.error() if outer.status else Transient(reason="no answer")
-            if isinstance(failure, Transient) and not all(i.idempotent for i in items):
-                failure = Transient(reason=failure.reason, status=outer.status,
-                                    maybe_applied=True)
+            failure = envelope_failure(outer, idempotent=idempotent)
             return [GraphResponse(outer.status, failure=failure) for _ in items]
         by_id = {str(r.get("id")): r for r in outer.body.get("responses", [])
                  if isinstance(r, Mapping)}
@@ -456,6 +456,30 @@ class GraphTransport:
             out.append(GraphResponse(int(raw.get("status", 0)), dict(raw.get("headers") or {}),
                                      raw.get("body")))
         return out
+
+
+    def _send_one(self, item: BatchItem) -> GraphResponse:
+        """One batch item as its own request (its answer then speaks for it alone)."""
+        try:
+            return self.request(item.method, item.url, json=item.body,
+                                headers=dict(item.headers), idempotent=item.idempotent)
+        except (Transient, RateLimited) as exc:
+            return GraphResponse(0, failure=exc)
+
+
+def envelope_failure(outer: GraphResponse, *, idempotent: bool) -> ConnectorError:
+    """What a failed ``$batch`` envelope means for each item in it.
+
+    The envelope's status is about the batch, not about any item: a 404 or 400 there must
+    not read as "gone" or "refused" for every item. Only account-wide answers (token,
+    mailbox, throttling) carry over; anything else is a temporary failure of each item.
+    """
+    if outer.status:
+        error = outer.error()
+        if isinstance(error, AuthFailed | RateLimited):
+            return error
+    reason = " ".join(filter(None, ("batch: HTTP", str(outer.status), outer.code)))
+    return Transient(reason=reason, status=outer.status, maybe_applied=not idempotent)
 
 
 def _response(raw: requests.Response) -> GraphResponse:

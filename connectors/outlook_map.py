@@ -24,7 +24,6 @@ trailing ``Guests:`` paragraph of the body that the reader strips again.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -32,8 +31,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from connectors.base import RemoteEvent
+from connectors.guests import body_text, split_guests
 from connectors.outlook_zones import UnknownZone, iana_zone
-from syncd.model import FIELDS, Projection, When, is_valid_email, normalize_email
+from syncd.model import FIELDS, Projection, When, normalize_email
 from syncd.text import html_to_text, untrusted_text
 
 #: A GUID of ours: the property set of every extended property syncd writes.
@@ -42,7 +42,6 @@ MARKER_PROP = f"String {PROPERTY_SET} Name syncdMarker"
 GENERATION_PROP = f"String {PROPERTY_SET} Name syncdGeneration"
 #: transactionId = uuid5(TX_NAMESPACE, "marker/generation"): a retry sends the same one.
 TX_NAMESPACE = uuid.UUID("0d3c5a7e-2b94-4f16-8c0e-71a9d4e3b5f2")
-GUESTS_LABEL = "Guests: "
 BUSY_SHOW_AS = frozenset({"busy", "oof", "tentative", "unknown"})
 
 # --- identities ---------------------------------------------------------------------------
@@ -113,26 +112,6 @@ def when_payload(when: When) -> dict[str, Any]:
             "end": _graph_time(when.end, when.tz)}
 
 
-def _guest_item(email: str, name: str | None) -> str:
-    # Commas and angle brackets would break the list when it is read back.
-    clean = re.sub(r"[,<>]", " ", name or "").strip()
-    return f"{' '.join(clean.split())} <{email}>" if clean else email
-
-
-def guests_block(projection: Projection) -> str:
-    """The ``Guests:`` paragraph that describes guests without inviting them."""
-    items = [_guest_item(e, projection.guest_names.get(e)) for e in sorted(projection.guests)]
-    return GUESTS_LABEL + ", ".join(items)
-
-
-def body_text(projection: Projection, *, describe_guests: bool) -> str:
-    """The event body: the description, plus the guests paragraph when describing them."""
-    if not describe_guests or not projection.guests:
-        return projection.description
-    block = guests_block(projection)
-    return f"{projection.description}\n\n{block}" if projection.description else block
-
-
 def event_payload(projection: Projection, fields: Iterable[str], *,
                   describe_guests: bool) -> dict[str, Any]:
     """The Graph properties for the named projection fields (an allowlist)."""
@@ -176,11 +155,63 @@ def create_payload(projection: Projection, marker: str, generation: int, *,
 
 
 def update_payload(projection: Projection, fields: Iterable[str], marker: str, *,
-                   describe_guests: bool) -> dict[str, Any]:
-    """A PATCH body: the named fields and the marker, nothing else."""
+                   describe_guests: bool, current: Mapping[str, Any] | None = None,
+                   mailbox: str = "") -> dict[str, Any]:
+    """A PATCH body: the named fields and the marker, nothing else.
+
+    ``current`` is the event as it is now (its ``attendees`` and ``organizer``): with it a
+    guests change keeps every attendee it does not add or remove as it is (see
+    :func:`merge_attendees`), and leaves ``attendees`` out when the guests are the same.
+    """
     payload = event_payload(projection, fields, describe_guests=describe_guests)
+    if "attendees" in payload and current is not None:
+        merged = merge_attendees(projection, current, mailbox)
+        if merged is None:
+            del payload["attendees"]
+        else:
+            payload["attendees"] = merged
     payload["singleValueExtendedProperties"] = [{"id": MARKER_PROP, "value": marker}]
     return payload
+
+
+def merge_attendees(projection: Projection, current: Mapping[str, Any],
+                    mailbox: str) -> list[dict[str, Any]] | None:
+    """The attendee list that makes the guests ``projection.guests``; None if they are.
+
+    Graph mails every attendee when the list changes, so it is written only when a guest
+    comes or goes. Attendees that stay keep their entry (an optional one stays optional);
+    rooms and the organizer, which are never guests, stay untouched; new guests are
+    required.
+    """
+    skip = _not_guests(current, mailbox)
+    rooms = {normalize_email(str(_get(a, "emailAddress", "address") or ""))
+             for a in current.get("attendees") or () if isinstance(a, Mapping) and _is_resource(a)}
+    wanted = projection.guests - skip - rooms
+    kept: list[dict[str, Any]] = []
+    present: set[str] = set()
+    leaving = False
+    for attendee in current.get("attendees") or ():
+        address = attendee.get("emailAddress") if isinstance(attendee, Mapping) else None
+        if not isinstance(address, Mapping):
+            continue
+        email = normalize_email(str(address.get("address") or ""))
+        guest = not _is_resource(attendee) and email not in skip
+        if not email or (guest and email not in wanted):
+            leaving = leaving or bool(email)  # a guest who goes
+            continue
+        entry = {"address": str(address.get("address"))}
+        if address.get("name"):
+            entry["name"] = str(address["name"])
+        kept.append({"emailAddress": entry, "type": str(attendee.get("type") or "required")})
+        if guest:
+            present.add(email)
+    if present == wanted and not leaving:
+        return None
+    return kept + [
+        {"emailAddress": {"address": email, "name": projection.guest_names.get(email, email)},
+         "type": "required"}
+        for email in sorted(wanted - present)
+    ]
 
 
 # --- inbound ------------------------------------------------------------------------------
@@ -248,29 +279,6 @@ def _get(data: Mapping[str, Any], key: str, sub: str) -> Any:
     return part.get(sub) if isinstance(part, Mapping) else None
 
 
-def split_guests(text: str) -> tuple[str, frozenset[str], dict[str, str]]:
-    """Strip a trailing ``Guests:`` paragraph; returns (description, guests, names).
-
-    The paragraph counts only if every item in it is an address (``Name <a@b>`` or
-    ``a@b``), so a description that merely mentions guests is left alone.
-    """
-    head, sep, last = text.rpartition("\n\n")
-    candidate = last if sep else text
-    if not candidate.startswith(GUESTS_LABEL) or "\n" in candidate:
-        return text, frozenset(), {}
-    guests: set[str] = set()
-    names: dict[str, str] = {}
-    for item in candidate[len(GUESTS_LABEL):].split(","):
-        match = re.fullmatch(r"\s*(?:(.*?)\s*<([^<>]+)>|([^<>\s]+))\s*", item)
-        email = normalize_email((match.group(2) or match.group(3)) if match else "")
-        if not is_valid_email(email):
-            return text, frozenset(), {}
-        guests.add(email)
-        if match and match.group(1):
-            names[email] = match.group(1)
-    return (head if sep else ""), frozenset(guests), names
-
-
 def _description(data: Mapping[str, Any]) -> str:
     body = data.get("body")
     if not isinstance(body, Mapping):
@@ -281,16 +289,27 @@ def _description(data: Mapping[str, Any]) -> str:
     return untrusted_text(content)
 
 
-def _attendees(data: Mapping[str, Any], mailbox: str) -> tuple[frozenset[str], dict[str, str]]:
+def _not_guests(data: Mapping[str, Any], mailbox: str) -> set[str]:
+    """The mailbox and the organizer: attendees of the event that are never guests."""
     skip = {normalize_email(mailbox)}
     organizer = _get(data, "organizer", "emailAddress")
     if isinstance(organizer, Mapping):
         skip.add(normalize_email(str(organizer.get("address") or "")))
+    return skip
+
+
+def _is_resource(attendee: Mapping[str, Any]) -> bool:
+    """A room or equipment: booked through the attendee list, but never a guest."""
+    return str(attendee.get("type") or "").lower() == "resource"
+
+
+def _attendees(data: Mapping[str, Any], mailbox: str) -> tuple[frozenset[str], dict[str, str]]:
+    skip = _not_guests(data, mailbox)
     guests: set[str] = set()
     names: dict[str, str] = {}
     for attendee in data.get("attendees") or ():
         address = attendee.get("emailAddress") if isinstance(attendee, Mapping) else None
-        if not isinstance(address, Mapping):
+        if not isinstance(address, Mapping) or _is_resource(attendee):
             continue
         email = normalize_email(str(address.get("address") or ""))
         if not email or email in skip:

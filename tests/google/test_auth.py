@@ -17,6 +17,7 @@ from google.auth.exceptions import RefreshError, TransportError
 
 from connectors.base import CreateOp
 from connectors.google_auth import (
+    CONSENT_SCOPES,
     REFRESH_TOKEN_KIND,
     SCOPE,
     SCOPES,
@@ -40,6 +41,9 @@ from tests.google.world import make_world
 def test_the_scope_is_pinned_to_calendar_events() -> None:
     # Widening this is a product decision (failure catalogue 3.2), not a refactoring.
     assert SCOPES == ("https://www.googleapis.com/auth/calendar.events",)
+    # Consent adds only who signed in: calendar access stays calendar.events, nothing broader.
+    assert CONSENT_SCOPES == ("openid", "email", "https://www.googleapis.com/auth/calendar.events")
+    assert [s for s in CONSENT_SCOPES if "calendar" in s] == list(SCOPES)
 
 
 @pytest.fixture
@@ -212,12 +216,12 @@ def insecure_local_token_uri(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_console_flow_stores_the_refresh_token(tmp_path: Path, stub: TokenStub,
                                                creds_store: CredentialStore) -> None:
     def browser(query: dict[str, list[str]]) -> str:
-        assert query["scope"] == [SCOPE] and query["access_type"] == ["offline"]
-        assert query["code_challenge_method"] == ["S256"]
+        assert query["scope"] == [f"openid email {SCOPE}"] and query["access_type"] == ["offline"]
+        assert query["code_challenge_method"] == ["S256"] and query["login_hint"] == [OWNER]
         return f"http://127.0.0.1:8765/?state={query['state'][0]}&code=good-code&scope={SCOPE}"
 
     scopes = run_flow(google_account(tmp_path, stub), creds_store, browser)
-    assert scopes == (SCOPE,)
+    assert SCOPE in scopes and "openid" in scopes
     assert creds_store.get("alice", REFRESH_TOKEN_KIND) == "rt-from-code"
     [form] = stub.forms
     assert form["grant_type"] == "authorization_code" and form.get("code_verifier")
@@ -233,8 +237,64 @@ def test_console_flow_refuses_a_grant_without_the_calendar(tmp_path: Path, stub:
     assert creds_store.get("alice", REFRESH_TOKEN_KIND) is None
 
 
+def good_answer(query: dict[str, list[str]]) -> str:
+    return f"http://127.0.0.1:8765/?state={query['state'][0]}&code=good-code"
+
+
+@pytest.mark.usefixtures("insecure_local_token_uri")
+def test_console_flow_refuses_a_grant_of_another_google_account(
+        tmp_path: Path, stub: TokenStub, creds_store: CredentialStore) -> None:
+    stub.signed_in_as = "mallory@example.com"
+    with pytest.raises(AuthFailed, match=r"signed in as mallory@example\.com") as info:
+        run_flow(google_account(tmp_path, stub), creds_store, good_answer)
+    assert OWNER in str(info.value.fields)  # says whom to sign in as
+    assert creds_store.get("alice", REFRESH_TOKEN_KIND) is None
+
+
+@pytest.mark.usefixtures("insecure_local_token_uri")
+def test_console_flow_compares_the_signed_in_user_with_the_subject(
+        tmp_path: Path, stub: TokenStub, creds_store: CredentialStore) -> None:
+    account = google_account(tmp_path, stub)
+    account.auth["subject"] = "Room.Booking@Example.com"
+    stub.signed_in_as = "room.booking@example.com"
+    run_flow(account, creds_store, good_answer)
+    assert creds_store.get("alice", REFRESH_TOKEN_KIND) == "rt-from-code"
+
+
+@pytest.mark.usefixtures("insecure_local_token_uri")
+@pytest.mark.parametrize(("primary", "stored"), [(OWNER, True), ("bob@example.com", False)])
+def test_without_an_id_token_the_primary_calendar_tells_who_signed_in(
+        tmp_path: Path, stub: TokenStub, creds_store: CredentialStore,
+        google_emulator: GoogleEmulator, primary: str, stored: bool) -> None:
+    stub.signed_in_as = None
+    google_emulator.add_calendar(primary, time_zone=TZ)  # the token's user's calendar
+    account = google_account(tmp_path, stub)
+    account.auth["api_endpoint"] = google_emulator.api_endpoint
+    if stored:
+        run_flow(account, creds_store, good_answer)
+    else:
+        with pytest.raises(AuthFailed, match=r"signed in as bob@example\.com"):
+            run_flow(account, creds_store, good_answer)
+    assert (creds_store.get("alice", REFRESH_TOKEN_KIND) is not None) is stored
+    [lookup] = [r for r in google_emulator.requests if "calendarList" in r.path]
+    assert lookup.path.endswith("/users/me/calendarList/primary")
+    assert lookup.headers.get("authorization") == "Bearer access-1"
+
+
+@pytest.mark.usefixtures("insecure_local_token_uri")
+def test_a_refused_code_is_an_auth_failure_naming_only_the_oauth_error(
+        tmp_path: Path, stub: TokenStub, creds_store: CredentialStore) -> None:
+    with pytest.raises(AuthFailed, match="invalid_grant") as info:
+        run_flow(google_account(tmp_path, stub), creds_store,
+                 lambda q: f"http://127.0.0.1:8765/?state={q['state'][0]}&code=bad-code")
+    assert "Bad code" not in str(info.value.fields)  # Google's description is not echoed
+    assert creds_store.get("alice", REFRESH_TOKEN_KIND) is None
+
+
 @pytest.mark.parametrize(("answer", "message"), [
     ("http://127.0.0.1:8765/?state=other&code=good-code", "state mismatch"),
+    ("http://127.0.0.1:8765/?code=good-code", "no state"),
+    ("?code=good-code", "no state"),
     ("http://127.0.0.1:8765/?error=access_denied", "access_denied"),
     ("http://127.0.0.1:8765/?state=s1", "no code"),
     ("", "nothing"),

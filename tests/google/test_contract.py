@@ -1,4 +1,4 @@
-"""The connector contract on the Google Calendar emulator."""
+"""The connector contract on the Google Calendar emulator, plus the describe-guests round trip."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from connectors.google import GoogleCalendar
-from syncd.model import Projection
-from tests.contract import ConnectorContract
+from syncd.model import FIELDS, Projection
+from tests.contract import ConnectorContract, create, rich
 from tests.emulators.google import GoogleEmulator
 from tests.google.helpers import OWNER, TZ, connector, user_event
 
@@ -34,6 +34,8 @@ class GoogleUser:
 
 
 class TestGoogleContract(ConnectorContract):
+    """Guests are real attendees here, because the contract's rich() projection has guests."""
+
     @pytest.fixture
     def emu(self, google_emulator: GoogleEmulator) -> GoogleEmulator:
         google_emulator.add_calendar(OWNER, time_zone=TZ)
@@ -41,7 +43,7 @@ class TestGoogleContract(ConnectorContract):
 
     @pytest.fixture
     def connector(self, emu: GoogleEmulator) -> Iterator[GoogleCalendar]:
-        conn = connector(emu)
+        conn = connector(emu, invite_guests=True)
         yield conn
         conn.close()
 
@@ -56,3 +58,38 @@ class TestGoogleContract(ConnectorContract):
             return cursor
 
         return expire
+
+
+@pytest.fixture
+def emu(google_emulator: GoogleEmulator) -> GoogleEmulator:
+    google_emulator.add_calendar(OWNER, time_zone=TZ)
+    return google_emulator
+
+
+def test_describe_mode_round_trips_guests_through_the_description_without_attendees(
+        emu: GoogleEmulator) -> None:
+    conn = connector(emu)
+    assert conn.capabilities.fields == frozenset(FIELDS) - {"guests"}
+    event = create(conn, rich())
+    stored = conn.get(event.event_id)
+    assert stored is not None and stored.projection == rich()
+    [raw] = emu.events(OWNER)
+    assert "attendees" not in raw
+    assert raw["description"].endswith("Guests: Ada Lovelace <ada@example.com>, bob@example.org")
+    # A guest added in Google is not read back as a guest (nor as a description edit).
+    raw["attendees"] = [{"email": "carol@example.net"}]
+    emu.put_event(OWNER, raw)
+    again = conn.get(event.event_id)
+    assert again is not None and again.projection == rich()
+    assert emu.emails_sent == 0
+
+
+def test_invite_mode_writes_attendees_and_reads_them_back(emu: GoogleEmulator) -> None:
+    conn = connector(emu, invite_guests=True)
+    assert "guests" in conn.capabilities.fields
+    event = create(conn, rich())
+    [raw] = emu.events(OWNER)
+    assert sorted(a["email"] for a in raw["attendees"]) == ["ada@example.com", "bob@example.org"]
+    assert "Guests:" not in raw.get("description", "")
+    stored = conn.get(event.event_id)
+    assert stored is not None and stored.projection == rich()

@@ -56,15 +56,26 @@ def test_moving_an_invited_activity_mails_each_guest_once(world: GoogleWorld) ->
     assert world.emu.emails_by_recipient == dict.fromkeys(GUESTS, 1)
 
 
-def test_without_invite_guests_a_move_mails_nobody(tmp_path: Path,
-                                                   google_emulator: GoogleEmulator) -> None:
+def test_without_invite_guests_guests_are_described_and_never_invited(
+        tmp_path: Path, google_emulator: GoogleEmulator) -> None:
     world = make_world(tmp_path, google_emulator)
-    activity = world.add("Review", guests=list(GUESTS))
+    activity = world.add("Review", guests=list(GUESTS), description="Agenda")
     world.converge()
-    world.store.edit_activity(activity.id, due_time=time(15))
-    world.sync()
+    world.store.edit_activity(activity.id, due_time=time(15),
+                              guests=[*GUESTS, "carol@example.com"])
+    assert world.sync().outcome == "ok"
+    event = world.event_of(activity.id)
+    assert "attendees" not in event
+    assert event["description"] == (
+        "Agenda\n\nGuests: ada@example.org, bob@example.net, carol@example.com")
     assert world.emu.emails_sent == 0
-    assert world.event_of(activity.id)["attendees"]  # the guests are there, just not mailed
+    # No guest address ever went to Google as an attendee, in any write.
+    assert all(b'"attendees"' not in r.body for r in write_requests(world.emu))
+    # The paragraph is stripped inbound: it is not read as a description edit.
+    world.advance(minutes=1)
+    world.emu.clear_requests()
+    assert world.sync().outcome == "ok" and write_requests(world.emu) == []
+    assert world.store.get(activity.id).description == "Agenda"
 
 
 def test_idle_cycle_after_convergence_writes_and_mails_nothing(world: GoogleWorld) -> None:

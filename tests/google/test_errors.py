@@ -20,7 +20,7 @@ from syncd.errors import (
     RateLimited,
     Transient,
 )
-from tests.contract import timed
+from tests.contract import create, timed
 from tests.emulators.google import FaultRule, GoogleEmulator
 from tests.google.helpers import OWNER, TZ, FakeClock, connector, user_event
 
@@ -33,7 +33,12 @@ ROWS = [
     (403, "userRateLimitExceeded", Action.THROTTLED, RateLimited),
     (403, "quotaExceeded", Action.COOLDOWN, AccountCooldown),
     (403, "dailyLimitExceeded", Action.COOLDOWN, AccountCooldown),
+    (403, "insufficientPermissions", Action.REAUTH, AuthFailed),
+    (403, "authError", Action.REAUTH, AuthFailed),
+    (403, "accessNotConfigured", Action.COOLDOWN, AccountCooldown),
+    (403, "domainPolicy", Action.COOLDOWN, AccountCooldown),
     (403, "forbiddenForNonOrganizer", Action.REJECTED, ItemRejected),
+    (403, "requiredAccessLevel", Action.REJECTED, ItemRejected),
     (404, "notFound", Action.GONE, EventGone),
     (409, "duplicate", Action.DUPLICATE, ItemRejected),
     (409, "conflict", Action.CONFLICT, Transient),
@@ -64,6 +69,29 @@ def test_every_table_row_has_a_test() -> None:
     tested = {(s, r) for s, r, _, _ in ROWS}
     for status, reason, _ in ERROR_TABLE:
         assert any(s == status and (reason is None or r == reason) for s, r in tested)
+
+
+#: A failed batch envelope: (status, reason) -> the error every part without an answer gets.
+ENVELOPES = [
+    (404, "notFound", Transient, False),
+    (400, "badRequest", Transient, False),
+    (412, "conditionNotMet", Transient, False),
+    (410, "deleted", Transient, False),
+    (503, "backendError", Transient, True),
+    (429, "rateLimitExceeded", RateLimited, None),
+    (403, "quotaExceeded", AccountCooldown, None),
+    (401, "authError", AuthFailed, None),
+]
+
+
+@pytest.mark.parametrize(("status", "reason", "error", "maybe_applied"), ENVELOPES,
+                         ids=[f"{s}-{r}" for s, r, _, _ in ENVELOPES])
+def test_a_failed_batch_envelope_is_a_server_failure_of_each_part_unless_account_wide(
+        status: int, reason: str, error: type, maybe_applied: bool | None) -> None:
+    mapped = error_for(Reply(status, reason=reason, envelope=True), event_id="e1")
+    assert type(mapped) is error
+    if maybe_applied is not None:
+        assert mapped.maybe_applied is maybe_applied  # a refused batch applied nothing
 
 
 def test_cooldown_is_an_hour_and_throttling_keeps_retry_after() -> None:
@@ -204,6 +232,33 @@ def test_409_duplicate_adopts_our_live_event(emu: GoogleEmulator, conn: GoogleCa
     assert len(emu.events(OWNER)) == 1
 
 
+def test_a_retried_create_patches_edits_made_since_its_lost_answer(
+        emu: GoogleEmulator, conn: GoogleCalendar) -> None:
+    # The insert reached Google but its answer was lost; the activity was edited since.
+    conn.write([CreateOp("a", "m0000001", 0, timed("Old title"))])
+    [stored] = emu.events(OWNER)
+    emu.clear_requests()
+    wanted = timed("New title", location="Room 2")
+    [result] = conn.write([CreateOp("a", "m0000001", 0, wanted, retry=True)])
+    assert result.error is None and result.event is not None
+    assert result.event.projection == wanted
+    [event] = emu.events(OWNER)
+    assert (event["id"], event["summary"], event["location"]) == (
+        stored["id"], "New title", "Room 2")
+    [patch] = [r for r in emu.requests if r.method == "PATCH"]
+    assert patch.headers.get("if-match") == stored["etag"]
+    assert set(patch.json()) == {"summary", "location", "extendedProperties"}
+
+
+def test_a_retried_create_whose_event_matches_is_adopted_without_a_write(
+        emu: GoogleEmulator, conn: GoogleCalendar) -> None:
+    conn.write([CreateOp("a", "m0000001", 0, timed("Same"))])
+    emu.clear_requests()
+    [result] = conn.write([CreateOp("a", "m0000001", 0, timed("Same"), retry=True)])
+    assert result.error is None and result.event is not None
+    assert [r.method for r in emu.requests if r.method == "PATCH"] == []
+
+
 def test_409_on_our_cancelled_id_restores_it(emu: GoogleEmulator, conn: GoogleCalendar) -> None:
     [first] = conn.write([CreateOp("a", "m0000001", 0, timed("Old", guests=frozenset(
         {"ada@example.org"})))])
@@ -273,3 +328,43 @@ def test_a_listing_of_an_unknown_calendar_needs_an_admin(emu: GoogleEmulator) ->
 
 def test_check_passes_on_a_writable_calendar(conn: GoogleCalendar) -> None:
     conn.check()
+
+
+# --- failures of the batch itself, and account-wide refusals -------------------------------------
+
+
+def test_a_404_on_the_batch_itself_reports_no_delete_as_done(emu: GoogleEmulator,
+                                                             conn: GoogleCalendar) -> None:
+    a = create(conn, timed("A"), marker="a0000001")
+    b = create(conn, timed("B"), marker="b0000001")
+    emu.inject(FaultRule(path=r"^/batch/", inner=False, status=404, reason="notFound",
+                         message="Not Found", count=None))
+    results = conn.write([DeleteOp("1", a.event_id, a.etag), DeleteOp("2", b.event_id, b.etag)])
+    assert {a.event_id, b.event_id} <= {e["id"] for e in emu.events(OWNER)}
+    # EventGone on a delete means "done" to the engine, which would drop the links.
+    assert all(isinstance(r.error, Transient) and not r.error.maybe_applied
+               for r in results), results
+
+
+def test_a_batch_too_large_is_sent_part_by_part_not_quarantined(emu: GoogleEmulator,
+                                                                conn: GoogleCalendar) -> None:
+    emu.inject(FaultRule(path=r"^/batch/", inner=False, status=413, reason="uploadTooLarge",
+                         message="too large", count=1))
+    results = conn.write([CreateOp(str(i), f"c000000{i}", 0, timed(f"T{i}")) for i in range(3)])
+    assert all(r.error is None for r in results), results
+    assert sorted(e["summary"] for e in emu.events(OWNER)) == ["T0", "T1", "T2"]
+    assert len([r for r in emu.requests if r.method == "POST" and not r.inner]) == 4
+
+
+@pytest.mark.parametrize(("reason", "error"), [
+    ("insufficientPermissions", AuthFailed), ("authError", AuthFailed),
+    ("accessNotConfigured", AccountCooldown), ("domainPolicy", AccountCooldown)])
+def test_account_wide_403s_stop_the_account_instead_of_quarantining_the_item(
+        emu: GoogleEmulator, conn: GoogleCalendar, reason: str, error: type) -> None:
+    a = create(conn, timed("A"), marker="a0000001")
+    emu.inject(FaultRule(method="PATCH", status=403, reason=reason, message="forbidden",
+                         count=None))
+    [r] = conn.write([UpdateOp("1", a.event_id, a.etag, timed("A2"), frozenset({"title"}),
+                               "a0000001")])
+    assert isinstance(r.error, error), r
+    assert len([x for x in emu.requests if x.method == "PATCH"]) == 1  # not retried

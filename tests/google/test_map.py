@@ -22,9 +22,9 @@ from tests.contract import all_day, rich, timed
 OWNER = "alice@example.com"
 
 
-def read(resource: dict[str, Any]) -> Any:
+def read(resource: dict[str, Any], *, describe_guests: bool = False) -> Any:
     return read_event({"id": "e1", "etag": '"1"', **resource}, owner=OWNER,
-                      default_tz="Europe/Oslo")
+                      default_tz="Europe/Oslo", describe_guests=describe_guests)
 
 
 # --- identity ------------------------------------------------------------------------------------
@@ -63,7 +63,7 @@ def test_hex_lookalikes_do_not_collide() -> None:
 
 
 def test_timed_event_carries_rfc3339_and_the_iana_zone() -> None:
-    body = event_body(timed(), marker="m1")
+    body = event_body(timed(), marker="m1", describe_guests=False)
     assert body["start"] == {"dateTime": "2026-12-03T10:30:00+01:00", "timeZone": "Europe/Oslo"}
     assert body["end"] == {"dateTime": "2026-12-03T11:15:00+01:00", "timeZone": "Europe/Oslo"}
     assert body["extendedProperties"] == {"private": {MARKER_KEY: "m1"}}
@@ -71,27 +71,54 @@ def test_timed_event_carries_rfc3339_and_the_iana_zone() -> None:
 
 
 def test_all_day_event_uses_dates_with_an_exclusive_end() -> None:
-    body = event_body(all_day())
+    body = event_body(all_day(), describe_guests=False)
     assert (body["start"], body["end"]) == ({"date": "2026-12-07"}, {"date": "2026-12-09"})
     assert body["transparency"] == "opaque"
 
 
 def test_a_patch_names_only_the_fields_asked_for() -> None:
-    assert set(event_body(rich(), {"title"}, marker="m1", patch=True)) == {
-        "summary", "extendedProperties"}
-    assert set(event_body(rich(), set(), marker="m1", patch=True)) == {"extendedProperties"}
+    for describe in (False, True):
+        assert set(event_body(rich(), {"title"}, marker="m1", patch=True,
+                              describe_guests=describe)) == {"summary", "extendedProperties"}
+        assert set(event_body(rich(), set(), marker="m1", patch=True,
+                              describe_guests=describe)) == {"extendedProperties"}
 
 
 def test_a_patch_between_timed_and_all_day_clears_the_other_form() -> None:
-    to_all_day = event_body(all_day(), {"when"}, patch=True)
+    to_all_day = event_body(all_day(), {"when"}, patch=True, describe_guests=False)
     assert to_all_day["start"] == {"date": "2026-12-07", "dateTime": None, "timeZone": None}
-    to_timed = event_body(timed(), {"when"}, patch=True)
+    to_timed = event_body(timed(), {"when"}, patch=True, describe_guests=False)
     assert to_timed["start"]["date"] is None
 
 
 def test_a_patch_clears_emptied_texts_and_guests() -> None:
-    body = event_body(timed(), {"description", "location", "guests"}, patch=True)
+    body = event_body(timed(), {"description", "location", "guests"}, patch=True,
+                      describe_guests=False)
     assert (body["description"], body["location"], body["attendees"]) == ("", "", [])
+
+
+# --- guests without invite_guests: described, never attendees -------------------------------------
+
+GUESTS = frozenset({"ada@example.org", "bob@example.net"})
+
+
+def test_without_invite_guests_no_address_is_written_as_an_attendee() -> None:
+    projection = timed(description="Agenda", guests=GUESTS, guest_names={"ada@example.org": "Ada"})
+    body = event_body(projection, marker="m1", describe_guests=True)
+    assert "attendees" not in body
+    assert body["description"] == "Agenda\n\nGuests: Ada <ada@example.org>, bob@example.net"
+    patch = event_body(projection, {"guests"}, marker="m1", patch=True, describe_guests=True)
+    assert "attendees" not in patch and patch["description"].endswith("bob@example.net")
+
+
+def test_described_guests_are_stripped_from_the_description_and_attendees_ignored() -> None:
+    event = read({"start": {"date": "2026-12-07"}, "end": {"date": "2026-12-08"},
+                  "description": "Agenda\n\nGuests: Ada <ada@example.org>, bob@example.net",
+                  "attendees": [{"email": "added-in-google@example.com"}]},
+                 describe_guests=True)
+    assert event.projection.description == "Agenda"
+    assert event.projection.guests == GUESTS
+    assert event.projection.guest_names == {"ada@example.org": "Ada"}
 
 
 def test_guests_who_stay_keep_their_answers_and_the_organizer_entry_stays() -> None:
@@ -206,11 +233,14 @@ def projections(draw: st.DrawFn) -> Projection:
                       guests=frozenset(draw(st.lists(emails, max_size=3))))
 
 
-@given(projections())
-def test_what_we_write_reads_back_as_the_same_projection(projection: Projection) -> None:
-    body = event_body(projection, marker="m1")
+@given(projections(), st.booleans())
+def test_what_we_write_reads_back_as_the_same_projection(projection: Projection,
+                                                         describe_guests: bool) -> None:
+    body = event_body(projection, marker="m1", describe_guests=describe_guests)
+    if describe_guests:
+        assert "attendees" not in body
     event = read_event({"id": "e1", "organizer": {"email": OWNER}, **body}, owner=OWNER,
-                       default_tz="Europe/Oslo")
+                       default_tz="Europe/Oslo", describe_guests=describe_guests)
     assert event.problem is None
     assert event.projection == projection
     assert event.marker == "m1"

@@ -2,7 +2,8 @@
 
 It answers the three grants syncd uses: the service account's JWT bearer assertion, the
 refresh-token grant and the authorisation-code grant (with PKCE). Everything it receives
-is recorded, so tests can check what was asked for.
+is recorded, so tests can check what was asked for. The code grant answers with an
+unsigned id_token for ``signed_in_as`` (None: no id_token at all).
 """
 
 from __future__ import annotations
@@ -16,8 +17,20 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from connectors.google_auth import SCOPE
+from tests.google.helpers import OWNER
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+
+def _b64(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+def unsigned_id_token(email: str, **claims: Any) -> str:
+    """An OpenID Connect id_token with ``alg: none`` (the connector does not check it)."""
+    payload = {"iss": "https://accounts.google.com", "aud": "cid.apps.googleusercontent.com",
+               "sub": "1234567890", "email": email, "email_verified": True, **claims}
+    return f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(payload)}."
 
 
 @dataclass
@@ -26,7 +39,8 @@ class TokenStub:
 
     revoked: set[str] = field(default_factory=lambda: {"rt-revoked"})
     rotate_to: str | None = None
-    code_scope: str = SCOPE
+    code_scope: str = f"openid https://www.googleapis.com/auth/userinfo.email {SCOPE}"
+    signed_in_as: str | None = OWNER
     forms: list[dict[str, str]] = field(default_factory=list)
     issued: int = 0
     _server: ThreadingHTTPServer | None = None
@@ -92,5 +106,8 @@ class TokenStub:
         if grant == "authorization_code":
             if form.get("code") != "good-code":
                 return 400, {"error": "invalid_grant", "error_description": "Bad code."}
-            return 200, {**token, "refresh_token": "rt-from-code", "scope": self.code_scope}
+            identity = ({"id_token": unsigned_id_token(self.signed_in_as)}
+                        if self.signed_in_as else {})
+            return 200, {**token, "refresh_token": "rt-from-code", "scope": self.code_scope,
+                         **identity}
         return 400, {"error": "unsupported_grant_type"}

@@ -8,12 +8,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from connectors.guests import split_guests
 from connectors.outlook_map import (
     GENERATION_PROP,
     MARKER_PROP,
     create_payload,
     read_event,
-    split_guests,
     transaction_id,
     update_payload,
     when_payload,
