@@ -193,20 +193,23 @@ class LatencyProxy:
                     return
                 calls, batch = inner_calls(self.command, self.path, body)
                 proxy.counts.add(self.command, calls, batch, status, len(body), len(data))
-                content_type = ""
+                content_type = length = ""
                 self.send_response(status, reason)
                 for key, value in headers:
-                    if key.lower() in _HOP_BY_HOP:
-                        continue
                     if key.lower() == "content-type":
                         content_type = value
+                    if key.lower() == "content-length":
+                        length = value
+                    if key.lower() in _HOP_BY_HOP:
+                        continue
                     self.send_header(key, proxy.rewrite(value.encode("latin-1"))
                                      .decode("latin-1"))
                 if any(t in content_type for t in _TEXTUAL):
                     data = proxy.rewrite(data)
-                if self.command == "HEAD":
+                if self.command == "HEAD":  # no body, but the length the GET would have
                     data = b""
-                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Content-Length", (length or "0") if self.command == "HEAD"
+                                 else str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
 

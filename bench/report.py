@@ -228,20 +228,22 @@ def markdown(data: dict[str, Any]) -> str:
             lines += ["Cycle messages: " + "; ".join(sorted(set(notes))[:10]), ""]
     if data.get("sweep"):
         lines += ["## Memory and idle cost against N", "",
-                  "| provider | N | owners | peak RSS MiB | after start-up MiB | heap peak MiB | "
-                  "initial wall | initial CPU | idle wall | idle CPU |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| provider | N | owners | latency ms | peak RSS MiB | after start-up MiB | "
+                  "heap peak MiB | initial wall | initial CPU | settle wall | idle wall | "
+                  "idle CPU |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for s in data["sweep"]:
             if "error" in s:
                 lines.append(f"| {s['provider']} | {s['n']:,} | {s['owners']} | "
-                             f"failed: {s['error']} | | | | | | |")
+                             f"{s.get('latency_ms', '')} | failed: {s['error']} | | | | | | | |")
                 continue
             ph = {p["name"]: p for p in s["phases"]}
             heap = max((p.get("heap_peak_mib") or 0 for p in s["phases"]), default=0)
             lines.append(
-                f"| {s['provider']} | {s['n']:,} | {s['owners']} | {s['peak_rss_mib']} | "
-                f"{s['baseline_rss_mib']} | {heap or 'off'} | {ph['initial']['wall_s']:.1f} | "
-                f"{ph['initial']['cpu_s']:.1f} | {ph['idle']['wall_s']:.2f} | "
+                f"| {s['provider']} | {s['n']:,} | {s['owners']} | {s.get('latency_ms', '')} | "
+                f"{s['peak_rss_mib']} | {s['baseline_rss_mib']} | {heap or 'off'} | "
+                f"{ph['initial']['wall_s']:.1f} | {ph['initial']['cpu_s']:.1f} | "
+                f"{ph['initial settle']['wall_s']:.1f} | {ph['idle']['wall_s']:.2f} | "
                 f"{ph['idle']['cpu_s']:.2f} |")
         lines += [""]
         lines += ["| target | result | value |", "|---|---|---|"]

@@ -77,11 +77,12 @@ def child(module: str, *args: str, timeout: float | None = None) -> dict[str, An
 
 
 def run_provider(provider: str, args: argparse.Namespace, n: int, *, phases: str = "full",
-                 floor: bool = True) -> dict[str, Any]:
+                 floor: bool = True, latency_ms: float | None = None) -> dict[str, Any]:
     """Seed, syncd's phases and (optionally) the floor's, against one fresh server."""
+    latency = args.latency_ms if latency_ms is None else latency_ms
     with tempfile.TemporaryDirectory(prefix=f"syncd-bench-{provider}-") as tmp:
         folder = Path(tmp)
-        server = ServingProcess(provider, args.latency_ms, folder / "server")
+        server = ServingProcess(provider, latency, folder / "server")
         try:
             with database(args.database, folder) as url:
                 common = ["--provider", provider, "--server", server.info.to_json(),
@@ -135,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated N values for the memory sweep (initial, settle, "
                              "idle; no floor), e.g. 10000,100000")
     parser.add_argument("--sweep-providers", default="caldav")
+    parser.add_argument("--sweep-latency-ms", type=float, default=None,
+                        help="latency for the sweep (default: --latency-ms); it does not "
+                             "change memory, only how long the sweep takes")
     parser.add_argument("--no-main", action="store_true", help="only run the sweep")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"))
     args = parser.parse_args(argv)
@@ -165,12 +169,14 @@ def main(argv: list[str] | None = None) -> int:
         result["capacity"] = capacity(phases, args.owners, args.workers)
         result["targets"] = targets(provider, result, args.n, args.owners)
         data["providers"].append(result)
+    sweep_latency = args.latency_ms if args.sweep_latency_ms is None else args.sweep_latency_ms
     for n in [int(x) for x in args.sweep.split(",") if x.strip()]:
         for provider in [p.strip() for p in args.sweep_providers.split(",") if p.strip()]:
             try:
-                result = run_provider(provider, args, n, phases="memory", floor=False)
+                result = run_provider(provider, args, n, phases="memory", floor=False,
+                                      latency_ms=args.sweep_latency_ms)
                 data["sweep"].append({"provider": provider, "n": n, "owners": args.owners,
-                                      **result["syncd"]})
+                                      "latency_ms": sweep_latency, **result["syncd"]})
             except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
                 log(f"sweep {provider} N={n}: failed: {exc}")
                 data["sweep"].append({"provider": provider, "n": n, "owners": args.owners,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, cast
 from urllib.parse import quote, unquote, urljoin, urlsplit
@@ -50,6 +51,8 @@ DEFAULT_CALENDAR = "crm"
 DEFAULT_CALENDAR_NAME = "CRM activities"
 ICS = {"Content-Type": "text/calendar; charset=utf-8"}
 SYNC_PREFIX = "sync:"
+MULTIGET_CHUNK = 100  # objects per calendar-multiget REPORT: bounded replies and memory
+WRITTEN_CACHE = 20_000  # our own recent writes remembered, a few MB at most
 _VALID_TOKEN = "{DAV:}valid-sync-token"
 
 
@@ -90,6 +93,8 @@ class CalDAVCalendar:
             ssl_verify_cert=auth.get("ca_bundle", True), timeout=timeout,
         )
         self._calendar: Any = None
+        # etag -> the event as we wrote it (bounded; the connector lives across cycles)
+        self._written: OrderedDict[str, RemoteEvent] = OrderedDict()
 
     # --- the collection -----------------------------------------------------------------
 
@@ -139,7 +144,7 @@ class CalDAVCalendar:
         token = cursor[len(SYNC_PREFIX):] if cursor and cursor.startswith(SYNC_PREFIX) else None
         try:
             result = self.calendar.get_objects_by_sync_token(
-                sync_token=token, load_objects=True, disable_fallback=True
+                sync_token=token, load_objects=False, disable_fallback=True
             )
         except (dav_error.AuthorizationError, dav_error.ReportError, dav_error.DAVError) as exc:
             preconditions = getattr(exc, "preconditions", None) or []
@@ -156,19 +161,52 @@ class CalDAVCalendar:
             raise CursorExpired()
         deleted = {_event_id(url) for url in getattr(result, "deleted_urls", ()) or ()}
         events: list[RemoteEvent] = []
+        to_load = []
         for obj in result.objects:
             path = _event_id(obj.url)
             if path in deleted:
                 continue  # some servers also list a removed member among the objects
             etag = (obj.props or {}).get("{DAV:}getetag")
-            if obj.data is None:
-                events.append(RemoteEvent(path, etag, problem="the server sent no data"))
-                continue
-            events.append(read_event(path, etag, obj.data, default_tz=self.owner_tz,
-                                     owner=self.account.owner))
+            ours = self._written.get(_bare(etag)) if etag else None
+            if ours is not None and ours.event_id == path:
+                events.append(ours)  # the echo of our own write: nothing to download
+            else:
+                to_load.append(obj.url)
+        events.extend(self._load(to_load))
         if token is not None:
             events.extend(RemoteEvent(path, deleted=True) for path in sorted(deleted))
         return ChangeSet(events, SYNC_PREFIX + new_token, full=token is None)
+
+    def _load(self, urls: Sequence[Any]) -> list[RemoteEvent]:
+        """Download changed objects with calendar-multiget, a bounded number per REPORT."""
+        events = []
+        for start in range(0, len(urls), MULTIGET_CHUNK):
+            chunk = urls[start:start + MULTIGET_CHUNK]
+            try:
+                objects = self.calendar.multiget(chunk)
+            except dav_error.DAVError as exc:
+                raise Transient(reason=f"calendar-multiget failed: {type(exc).__name__}"
+                                ) from None
+            except OSError as exc:
+                raise Transient(reason=f"network: {type(exc).__name__}") from None
+            for obj in objects:
+                path = _event_id(obj.url)
+                etag = (obj.props or {}).get("{DAV:}getetag")
+                if obj.data is None:
+                    events.append(RemoteEvent(path, etag, problem="the server sent no data"))
+                    continue
+                events.append(read_event(path, etag, obj.data, default_tz=self.owner_tz,
+                                         owner=self.account.owner))
+        return events
+
+    def _remember(self, event: RemoteEvent) -> RemoteEvent:
+        """Keep what we just wrote, so its echo in the next listing costs no download."""
+        if event.etag:
+            self._written[_bare(event.etag)] = event
+            self._written.move_to_end(_bare(event.etag))
+            while len(self._written) > WRITTEN_CACHE:
+                self._written.popitem(last=False)
+        return event
 
     def get(self, event_id: str) -> RemoteEvent | None:
         response = self._request(self._url(event_id), "GET")
@@ -223,8 +261,8 @@ class CalDAVCalendar:
             if stored is None:
                 raise EventGone(event_id=event_id)
             return stored
-        return read_event(event_id, etag, body, default_tz=self.owner_tz,
-                          owner=self.account.owner)
+        return self._remember(read_event(event_id, etag, body, default_tz=self.owner_tz,
+                                         owner=self.account.owner))
 
     def _write(self, op: WriteOp) -> WriteResult:
         if isinstance(op, CreateOp):

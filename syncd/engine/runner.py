@@ -36,6 +36,7 @@ from connectors.base import (
 )
 from syncd.config import AccountConfig
 from syncd.engine.actions import (
+    Conflict,
     CreateActivity,
     CreateEvent,
     DeleteActivity,
@@ -92,6 +93,16 @@ class CycleReport:
         return text + (f" ({self.message})" if self.message else "")
 
 
+@dataclass
+class _Done:
+    """Finished pairs waiting to be recorded together (see ``AccountCycle._flush``)."""
+
+    saves: list[Link] = field(default_factory=list)
+    drops: list[int] = field(default_factory=list)
+    conflicts: list[tuple[int | None, str | None, Conflict]] = field(default_factory=list)
+    cleared: list[str] = field(default_factory=list)
+
+
 class LeaseLost(SyncdError):
     """Another replica took the account's lease; this cycle stops (``account``)."""
 
@@ -137,6 +148,8 @@ class AccountCycle:
         self.report = CycleReport(cfg.name)
         self.done_style: DoneStyle = "prefix" if cfg.done_style == "prefix" else "keep"
         self.failed = False  # something must be retried: cursors stay put
+        self._done = _Done()
+        self.failing: set[str] = set()  # items with a failure on record
         self.token: int | None = None
 
     # --- entry point --------------------------------------------------------------------
@@ -214,6 +227,7 @@ class AccountCycle:
             backfill=not acct.initial_done,
         )
         links = self.state.links(self.cfg.name)
+        self.failing = self.state.failing_keys(self.cfg.name)
 
         crm, crm_cursor = self._read_crm(acct.crm_cursor, owner.id)
         entries = self._window_entries(acct.window_end, window, owner.id, crm)
@@ -415,6 +429,12 @@ class AccountCycle:
     def _execute_round(self, plans: Sequence[PairPlan], policy: AccountPolicy
                        ) -> list[PairPlan]:
         """Run plans; returns those that met a stale etag or a vanished event."""
+        try:
+            return self._run_plans(plans, policy)
+        finally:
+            self._flush()  # whatever finished is recorded, even when the account fails
+
+    def _run_plans(self, plans: Sequence[PairPlan], policy: AccountPolicy) -> list[PairPlan]:
         outgoing: list[Outgoing] = []
         for plan in plans:
             self._count_plans([plan])
@@ -437,6 +457,7 @@ class AccountCycle:
                 continue
             outgoing.append((plan, self._op(plan), crm_after))
 
+        self._flush()
         self._commit_intents(outgoing)
         stale: list[PairPlan] = []
         for chunk in _chunks(outgoing, self.connector.capabilities.max_batch):
@@ -451,6 +472,7 @@ class AccountCycle:
             for (plan, op, crm_after), result in zip(chunk, results, strict=True):
                 if self._handle_result(plan, op, crm_after, result):
                     stale.append(plan)
+            self._flush()
             if any(isinstance(r.error, RateLimited) for r in results):
                 # The provider asked us to slow down: leave the rest for the next cycle.
                 self.failed = True
@@ -497,13 +519,14 @@ class AccountCycle:
 
     def _commit_intents(self, outgoing: Sequence[Outgoing]) -> None:
         """Record every create before its request leaves (the outbox of failure mode 1)."""
-        for plan, op, _ in outgoing:
-            if isinstance(op, CreateOp):
-                assert plan.activity_id is not None
-                self.state.save_link(self.cfg.name, Link(
-                    plan.activity_id, op.marker, None, None, op.projection, None,
-                    op.generation, pending=True))
-        if any(isinstance(op, CreateOp) for _, op, _ in outgoing):
+        intents = [
+            Link(plan.activity_id, op.marker, None, None, op.projection, None, op.generation,
+                 pending=True)
+            for plan, op, _ in outgoing
+            if isinstance(op, CreateOp) and plan.activity_id is not None
+        ]
+        if intents:
+            self.state.record(self.cfg.name, saves=intents)
             failpoint("after_intent_commit")
 
     def _handle_result(self, plan: PairPlan, op: WriteOp, crm_after: Activity | None,
@@ -543,26 +566,35 @@ class AccountCycle:
 
     def _finish(self, plan: PairPlan, crm_after: Activity | None, event: RemoteEvent | None
                 ) -> None:
-        """Record the new merge bases once every write of the pair has succeeded."""
-        name = self.cfg.name
-        if plan.conflicts:
-            self.state.add_conflicts(name, plan.activity_id, plan.event_id, plan.conflicts)
+        """Note the new merge bases once every write of the pair has succeeded.
+
+        Recorded in one transaction per batch by :meth:`_flush`. Until then a create
+        stays pending, which a crash turns into a read-before-write, never a duplicate.
+        """
+        done = self._done
+        done.conflicts.extend((plan.activity_id, plan.event_id, c) for c in plan.conflicts)
         if plan.link == "drop" and plan.activity_id is not None:
-            self.state.drop_link(name, plan.activity_id)
+            done.drops.append(plan.activity_id)
         elif plan.link == "save" and plan.activity_id is not None:
             crm_base = (project_activity(crm_after, self.done_style) if crm_after
                         else plan.crm_now)
             cal_base = (event.projection if event is not None and event.projection is not None
                         else plan.cal_now)
-            self.state.save_link(name, Link(
+            done.saves.append(Link(
                 plan.activity_id, plan.marker or (crm_after.sync_uid if crm_after else ""),
                 event.event_id if event is not None else plan.event_id,
                 event.etag if event is not None else plan.etag_now,
                 crm_base, cal_base, plan.generation, pending=False))
-        if plan.event_id:
-            self.state.clear_failure(name, cal_key(plan.event_id))
-        if plan.activity_id is not None:
-            self.state.clear_failure(name, crm_key(plan.activity_id))
+        keys = [cal_key(plan.event_id)] if plan.event_id else []
+        keys += [crm_key(plan.activity_id)] if plan.activity_id is not None else []
+        done.cleared.extend(k for k in keys if k in self.failing)
+
+    def _flush(self) -> None:
+        done, self._done = self._done, _Done()
+        if done.saves or done.drops or done.conflicts or done.cleared:
+            self.state.record(self.cfg.name, saves=done.saves, drops=done.drops,
+                              conflicts=done.conflicts, cleared=done.cleared)
+            self.failing.difference_update(done.cleared)
 
 
 def _version(plan: PairPlan) -> str | None:

@@ -173,36 +173,70 @@ class StateStore:
 
     def save_link(self, account: str, link: Link) -> None:
         """Insert or replace the link of ``link.activity_id`` in ``account``."""
-        with self.db.session() as s:
-            row = s.scalar(select(SyncLink).where(SyncLink.account == account,
-                                                  SyncLink.activity_id == link.activity_id))
-            if row is None:
-                row = SyncLink(account=account, activity_id=link.activity_id)
-                s.add(row)
-            row.sync_uid = link.sync_uid
-            row.event_id = link.event_id
-            row.etag = link.etag
-            row.generation = link.generation
-            row.pending = link.pending
-            row.crm_base = link.crm_base.to_json() if link.crm_base else None
-            row.cal_base = link.cal_base.to_json() if link.cal_base else None
-            row.updated_at = utcnow()
+        self.record(account, saves=[link])
 
     def drop_link(self, account: str, activity_id: int) -> None:
+        self.record(account, drops=[activity_id])
+
+    def record(
+        self,
+        account: str,
+        *,
+        saves: Iterable[Link] = (),
+        drops: Iterable[int] = (),
+        conflicts: Iterable[tuple[int | None, str | None, Conflict]] = (),
+        cleared: Iterable[str] = (),
+    ) -> None:
+        """Links saved and dropped, conflicts kept and failures cleared, in ONE transaction.
+
+        The runner records a whole batch of finished writes at once: with SQLite's
+        synchronous=FULL every commit is an fsync, so one per batch rather than several
+        per event is most of the cost of a first sync.
+        """
+        saves = list(saves)
         with self.db.session() as s:
-            s.execute(delete(SyncLink).where(SyncLink.account == account,
-                                             SyncLink.activity_id == activity_id))
+            existing = {}
+            ids = [link.activity_id for link in saves]
+            for start in range(0, len(ids), 500):
+                rows = s.scalars(select(SyncLink).where(
+                    SyncLink.account == account,
+                    SyncLink.activity_id.in_(ids[start:start + 500])))
+                existing.update({row.activity_id: row for row in rows})
+            now = utcnow()
+            for link in saves:
+                row = existing.get(link.activity_id)
+                if row is None:
+                    row = SyncLink(account=account, activity_id=link.activity_id)
+                    s.add(row)
+                    existing[link.activity_id] = row
+                row.sync_uid = link.sync_uid
+                row.event_id = link.event_id
+                row.etag = link.etag
+                row.generation = link.generation
+                row.pending = link.pending
+                row.crm_base = link.crm_base.to_json() if link.crm_base else None
+                row.cal_base = link.cal_base.to_json() if link.cal_base else None
+                row.updated_at = now
+            drop_ids = list(drops)
+            if drop_ids:
+                s.flush()
+                s.execute(delete(SyncLink).where(SyncLink.account == account,
+                                                 SyncLink.activity_id.in_(drop_ids)))
+            for activity_id, event_id, c in conflicts:
+                s.add(SyncConflict(account=account, activity_id=activity_id, event_id=event_id,
+                                   field=c.field, crm_value=c.crm_value,
+                                   calendar_value=c.calendar_value, winner=c.winner,
+                                   policy=c.policy, resolved=False))
+            keys = list(cleared)
+            if keys:
+                s.execute(delete(SyncQuarantine).where(SyncQuarantine.account == account,
+                                                       SyncQuarantine.item_key.in_(keys)))
 
     # --- conflicts ----------------------------------------------------------------------
 
     def add_conflicts(self, account: str, activity_id: int | None, event_id: str | None,
                       conflicts: Iterable[Conflict]) -> None:
-        with self.db.session() as s:
-            for c in conflicts:
-                s.add(SyncConflict(account=account, activity_id=activity_id, event_id=event_id,
-                                   field=c.field, crm_value=c.crm_value,
-                                   calendar_value=c.calendar_value, winner=c.winner,
-                                   policy=c.policy, resolved=False))
+        self.record(account, conflicts=[(activity_id, event_id, c) for c in conflicts])
 
     def conflicts(self, account: str | None = None, *, open_only: bool = True
                   ) -> list[dict[str, Any]]:
@@ -221,6 +255,12 @@ class StateStore:
             ]
 
     # --- quarantine ---------------------------------------------------------------------
+
+    def failing_keys(self, account: str) -> set[str]:
+        """Every item with a failure on record, retrying or given up."""
+        with self.db.session() as s:
+            return set(s.scalars(select(SyncQuarantine.item_key)
+                                 .where(SyncQuarantine.account == account)))
 
     def quarantined(self, account: str) -> dict[str, str | None]:
         """Keys given up on (state "quarantined"), with the version that failed."""
