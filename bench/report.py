@@ -17,6 +17,20 @@ MEMORY_TARGET = 2.0  # peak memory at N=100,000 at most 2x that at N=10,000
 INTERVAL_S = 60
 
 
+def code_version(root: str) -> dict[str, Any]:
+    """The commit measured, and whether the tree had uncommitted changes (read-only git)."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                                  check=True).stdout.rstrip()
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+
+    changed = [line[3:] for line in git("status", "--porcelain").splitlines()
+               if line[3:] and not line[3:].startswith(("bench/", "'bench/"))]
+    return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted": changed[:20]}
+
+
 def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
     model = ""
@@ -162,6 +176,17 @@ def memory_targets(sweep: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return []
 
 
+def _code_line(code: dict[str, Any]) -> str:
+    start, end = code.get("start", {}), code.get("end", {})
+    text = f"Code: commit {start.get('commit', '?')}"
+    if start.get("uncommitted"):
+        text += f" plus uncommitted changes to {', '.join(start['uncommitted'])}"
+    if end and end != start:
+        text += f"; **the tree changed during the run** (at the end: {end.get('commit')}, " \
+                f"uncommitted {', '.join(end.get('uncommitted', [])) or 'none'})"
+    return text + "."
+
+
 def _mark(ok: bool | None) -> str:
     return {True: "met", False: "**missed**", None: "info"}[ok]
 
@@ -176,7 +201,9 @@ def markdown(data: dict[str, Any]) -> str:
     lines = [
         "# syncd sync benchmark", "",
         f"Machine: {m['nproc']} cores ({m['cpu']}), Python {m['python']}, {m['platform']}; "
-        f"{m['date']}; load average at start {m['loadavg_at_start']}.",
+        f"{m['date']}; load average at start {m['loadavg_at_start']}, at end "
+        f"{m.get('loadavg_at_end')} (the machine is shared: other work ran alongside).",
+        _code_line(data.get("code", {})),
         f"Run: N={cfg['n']:,} activities over U={cfg['owners']} owners, {cfg['latency_ms']} ms "
         f"added per request, {cfg['workers']} workers, {cfg['percent']} % per change phase, "
         f"{cfg['database']} store. Floor: same {cfg['workers']} calendars at a time; CalDAV "

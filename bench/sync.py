@@ -37,7 +37,15 @@ from typing import Any
 
 from bench.control import ROOT, ServingProcess
 from bench.providers import PROVIDERS
-from bench.report import capacity, combine, machine, markdown, memory_targets, targets
+from bench.report import (
+    capacity,
+    code_version,
+    combine,
+    machine,
+    markdown,
+    memory_targets,
+    targets,
+)
 
 
 def log(message: str) -> None:
@@ -154,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                    "database": "postgresql" if args.database else "sqlite",
                    "caldav_concurrency": args.caldav_concurrency,
                    "tracemalloc": args.tracemalloc},
-        "providers": [], "sweep": [],
+        "providers": [], "sweep": [], "code": {"start": code_version(str(ROOT))},
     }
     started = time.perf_counter()
     for provider in [] if args.no_main else providers:
@@ -183,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                                       "error": str(exc)})
     data["memory_targets"] = memory_targets(data["sweep"])
     data["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    data["code"]["end"] = code_version(str(ROOT))
     data["elapsed_s"] = round(time.perf_counter() - started, 1)
 
     out = Path(args.out)

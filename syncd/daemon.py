@@ -12,6 +12,7 @@ embedded Radicale on 127.0.0.1 and prints the address to add in a calendar app.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import signal
 import socket
@@ -59,6 +60,7 @@ class EmbeddedCalendarServer:
              "--storage-filesystem-folder", str(self.folder), "--auth-type", "none",
              "--logging-level", "warning"],
             stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while not _port_open(self.host, self.port):
@@ -73,6 +75,14 @@ class EmbeddedCalendarServer:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+
+
+def _die_with_parent() -> None:
+    """In the child: have Linux end it when the daemon dies, even by SIGKILL, so a
+    crashed daemon never leaves a calendar server holding the port."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _port_open(host: str, port: int) -> bool:

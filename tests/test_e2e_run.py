@@ -54,8 +54,12 @@ def daemon(tmp_path: Path) -> Iterator[dict[str, Any]]:
         yield {"process": process, "env": env, "port": port, "log": tmp_path / "daemon.log"}
     finally:
         if process.poll() is None:
-            process.kill()
-            process.wait()
+            process.terminate()  # lets the daemon stop its embedded calendar server
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def cli(env: dict[str, str], *args: str) -> Any:
@@ -111,3 +115,17 @@ def test_activity_appears_in_the_embedded_calendar_and_calendar_edits_come_back(
     assert daemon["process"].wait(timeout=30) == 0
     log = daemon["log"].read_text()
     assert "budget" not in log and "Traceback" not in log
+
+
+def test_a_killed_daemon_leaves_no_calendar_server_behind(daemon: dict[str, Any]) -> None:
+    import socket
+
+    daemon["process"].kill()
+    daemon["process"].wait()
+
+    def port_closed() -> bool:
+        with socket.socket() as sock:
+            sock.settimeout(0.3)
+            return sock.connect_ex(("127.0.0.1", daemon["port"])) != 0
+
+    wait_for(port_closed, timeout=20, what="the embedded server to stop with the daemon")
