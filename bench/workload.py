@@ -16,10 +16,10 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 #: The phases of a full run; "settle" is the next cycle, which reads back the echo of the
-#: phase's own writes. The memory sweep runs only the first three.
+#: phase's own writes. The N sweep (memory, and cycle cost against N) runs the first five.
 FULL = ("initial", "initial settle", "idle", "crm edits", "crm edits settle",
         "calendar edits", "calendar edits settle", "deletes", "deletes settle")
-MEMORY = FULL[:3]
+MEMORY = FULL[:5]
 #: Which block of the interleaved lists each phase touches.
 SLOT_CRM_EDIT, SLOT_CAL_EDIT, SLOT_CRM_DELETE, SLOT_CAL_DELETE = 1, 2, 3, 4
 TYPES = ("call", "meeting", "task", "email", "lunch", "deadline")
