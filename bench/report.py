@@ -20,8 +20,12 @@ MEMORY_TARGET = 2.0  # peak memory at N=100,000 at most 2x that at N=10,000
 INTERVAL_S = 60
 
 
+#: The code a run measures: changes elsewhere (docs, tests, this folder) do not matter.
+MEASURED = ("syncd", "connectors", "tests/emulators", "tests/servers.py", "pyproject.toml")
+
+
 def code_version(root: str) -> dict[str, Any]:
-    """The commit measured, and whether the tree had uncommitted changes (read-only git)."""
+    """The commit of the measured code, and its uncommitted changes (read-only git)."""
     def git(*args: str) -> str:
         try:
             return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
@@ -29,9 +33,10 @@ def code_version(root: str) -> dict[str, Any]:
         except (OSError, subprocess.CalledProcessError):
             return ""
 
-    changed = [line[3:] for line in git("status", "--porcelain").splitlines()
-               if line[3:] and not line[3:].startswith(("bench/", "'bench/"))]
-    return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted": changed[:20]}
+    changed = [line[3:] for line in git("status", "--porcelain", "--", *MEASURED).splitlines()]
+    return {"head": git("rev-parse", "--short", "HEAD"),
+            "commit": git("log", "-1", "--format=%h", "--", *MEASURED),
+            "uncommitted": changed[:20]}
 
 
 def machine() -> dict[str, Any]:
@@ -200,12 +205,14 @@ def memory_targets(sweep: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _code_line(code: dict[str, Any]) -> str:
     start, end = code.get("start", {}), code.get("end", {})
-    text = f"Code: commit {start.get('commit', '?')}"
+    text = (f"Code measured ({', '.join(MEASURED)}): last changed in commit "
+            f"{start.get('commit', '?')} (HEAD {start.get('head', '?')})")
     if start.get("uncommitted"):
-        text += f" plus uncommitted changes to {', '.join(start['uncommitted'])}"
-    if end and end != start:
-        text += f"; **the tree changed during the run** (at the end: {end.get('commit')}, " \
-                f"uncommitted {', '.join(end.get('uncommitted', [])) or 'none'})"
+        text += f", plus uncommitted changes to {', '.join(start['uncommitted'])}"
+    if end and (end.get("commit"), end.get("uncommitted")) != (start.get("commit"),
+                                                              start.get("uncommitted")):
+        text += (f"; **it changed during the run** (at the end: {end.get('commit')}, "
+                 f"uncommitted: {', '.join(end.get('uncommitted', [])) or 'none'})")
     return text + "."
 
 
@@ -303,16 +310,33 @@ def markdown(data: dict[str, Any]) -> str:
                   for t in data.get("memory_targets", [])] or ["| (needs N=10,000 and "
                                                               "N=100,000) | n/a | |"]
         lines += [""]
+    if data.get("notes"):
+        lines += ["## Notes", ""] + [f"- {note}" for note in data["notes"]] + [""]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Re-render a result file's Markdown: ``python -m bench.report results/latest.json``."""
+    """Re-render a result file's Markdown, optionally adding sweep rows from other runs."""
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("json", type=Path)
+    parser.add_argument("json", type=Path, help="e.g. bench/results/latest.json")
+    parser.add_argument("--add-sweep", type=Path, nargs="*", default=[],
+                        help="result files whose sweep rows are added (their date and "
+                             "code version are kept on each row)")
+    parser.add_argument("--drop-failed-sweeps", action="store_true")
+    parser.add_argument("--note", action="append", default=[], help="a line for Notes")
     args = parser.parse_args(argv)
     data = json.loads(args.json.read_text())
+    if args.drop_failed_sweeps:
+        data["sweep"] = [s for s in data.get("sweep", []) if "error" not in s]
+    for other in args.add_sweep:
+        extra = json.loads(other.read_text())
+        for row in extra.get("sweep", []):
+            row.setdefault("run", {"date": extra["machine"]["date"],
+                                   "code": extra.get("code", {}).get("start")})
+            data.setdefault("sweep", []).append(row)
+    data["notes"] = data.get("notes", []) + args.note
     data["memory_targets"] = memory_targets(data.get("sweep", []))
+    args.json.write_text(json.dumps(data, indent=1, default=str) + "\n")
     args.json.with_suffix(".md").write_text(markdown(data) + "\n")
     print(markdown(data))
     return 0

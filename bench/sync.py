@@ -108,7 +108,7 @@ def run_provider(provider: str, args: argparse.Namespace, n: int, *, phases: str
                 syncd = child("bench.run_syncd", "run", *own, *extra)
                 syncd.update(seeded)
                 result: dict[str, Any] = {"provider": provider, "n": n, "owners": args.owners,
-                                          "syncd": syncd}
+                                          "code": code_version(str(ROOT)), "syncd": syncd}
                 if floor:
                     log(f"{provider}: floor phases")
                     result["floor"] = child(
@@ -184,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
                 result = run_provider(provider, args, n, phases="memory", floor=False,
                                       latency_ms=args.sweep_latency_ms)
                 data["sweep"].append({"provider": provider, "n": n, "owners": args.owners,
-                                      "latency_ms": sweep_latency, **result["syncd"]})
+                                      "latency_ms": sweep_latency, "code": result["code"],
+                                      **result["syncd"]})
             except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
                 log(f"sweep {provider} N={n}: failed: {exc}")
                 data["sweep"].append({"provider": provider, "n": n, "owners": args.owners,
