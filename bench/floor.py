@@ -85,6 +85,14 @@ class FloorBench:
                     cal.events.pop(i)
         return done
 
+    @staticmethod
+    def _writes(method: Callable[[Calendar, Sequence[int]], None],
+                picked: dict[int, list[int]]) -> Callable[[int, Calendar], None]:
+        """The per-calendar work of a phase: ``method`` on that calendar's picked events."""
+        def work(o: int, cal: Calendar) -> None:
+            method(cal, picked.get(o, []))
+        return work
+
     def run(self, phases: Sequence[str]) -> None:
         nothing: Callable[[int, Calendar], None] = lambda o, cal: None  # noqa: E731
         for name in phases:
@@ -98,7 +106,7 @@ class FloorBench:
                 for o, indexes in edits.items():
                     for i in indexes:
                         self.calendars[o].specs[i].title = f"Edited {i}"
-                self.cycle(name, lambda o, cal, e=edits: self.client.update(cal, e.get(o, [])),
+                self.cycle(name, self._writes(self.client.update, edits),
                            sum(map(len, edits.values())))
             elif name == "calendar edits":
                 done = self.as_user("edit", self.workload.pick(self.indexes, SLOT_CAL_EDIT))
@@ -106,7 +114,7 @@ class FloorBench:
             elif name == "deletes":
                 done = self.as_user("delete", self.workload.pick(self.indexes, SLOT_CAL_DELETE))
                 gone = self._by_calendar(self.workload.pick(self.indexes, SLOT_CRM_DELETE))
-                self.cycle(name, lambda o, cal, g=gone: self.client.delete(cal, g.get(o, [])),
+                self.cycle(name, self._writes(self.client.delete, gone),
                            done + sum(map(len, gone.values())))
 
     def close(self) -> None:

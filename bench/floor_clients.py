@@ -334,8 +334,8 @@ class GoogleFloor:
 
     def create(self, cal: Calendar, indexes: Sequence[int]) -> None:
         path = f"{self._events(cal)}?sendUpdates=none"
-        parts = [("POST", path, {}, google_body(f"floor{i:08d}", cal.specs[i]))
-                 for i in indexes]
+        parts: list[tuple[str, str, dict[str, str], Any]] = [
+            ("POST", path, {}, google_body(f"floor{i:08d}", cal.specs[i])) for i in indexes]
         results = self._batch(cal, parts)
         self._check("insert", results)
         for i, (_, body) in zip(indexes, results, strict=True):

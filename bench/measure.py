@@ -112,3 +112,53 @@ def measure(name: str, control: Control, sql: SqlCounter | None = None
     phase.rss_mib = rss_mib()
     if sql is not None:
         phase.sql = sql.take()
+
+
+class HeapWatcher:
+    """With tracemalloc on, keeps a heap snapshot taken near the peak.
+
+    A thread looks at the traced size every ``interval`` seconds and takes a snapshot
+    whenever it is ``step`` times the last one's, so the snapshot kept is within that
+    factor of the peak; :meth:`stop` returns its biggest allocation sites.
+    """
+
+    def __init__(self, interval: float = 0.25, step: float = 1.1) -> None:
+        self.interval, self.step = interval, step
+        self.best: tracemalloc.Snapshot | None = None
+        self.best_size = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="heap-watch")
+
+    def start(self) -> HeapWatcher:
+        self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.interval):
+            size = tracemalloc.get_traced_memory()[0]
+            if size > self.best_size * self.step:
+                self.best = tracemalloc.take_snapshot()
+                self.best_size = size
+
+    def stop(self, top: int = 25) -> list[dict[str, Any]]:
+        self._stop.set()
+        self._thread.join()
+        if self.best is None:
+            return []
+        snapshot = self.best.filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
+        out = []
+        for stat in snapshot.statistics("lineno")[:top]:
+            out.append({"site": _where(stat.traceback[0]), "mib": round(stat.size / 2**20, 2),
+                        "blocks": stat.count})
+        if tracemalloc.get_traceback_limit() > 1:
+            # With deeper tracebacks, say who called the biggest sites.
+            for stat in snapshot.statistics("traceback")[:5]:
+                out.append({"site": " <- ".join(_where(f) for f in stat.traceback),
+                            "mib": round(stat.size / 2**20, 2), "blocks": stat.count})
+        return [{"site": "(total traced at the snapshot)",
+                 "mib": round(self.best_size / 2**20, 1), "blocks": 0}, *out]
+
+
+def _where(frame: tracemalloc.Frame) -> str:
+    name = frame.filename.split("site-packages/")[-1].split("/work/main/")[-1]
+    return f"{name}:{frame.lineno}"

@@ -49,7 +49,7 @@ def account(provider: str, server: ServerInfo, owner: str, calendar: str) -> Acc
 class IdentityRoutingSession(requests.Session):
     """A ``requests.Session`` that sends the identity emulator's https host to its port."""
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any,  # type: ignore[override]
+    def request(self, method: str | bytes, url: str | bytes, *args: Any,
                 **kwargs: Any) -> requests.Response:
         target = url.decode() if isinstance(url, bytes) else url
         host = _identity.get("authority_host", "")

@@ -216,6 +216,17 @@ def _code_line(code: dict[str, Any]) -> str:
     return text + "."
 
 
+def _heap_lines(label: str, result: dict[str, Any], top: int = 10) -> list[str]:
+    """The biggest allocation sites near the heap peak (runs with --tracemalloc)."""
+    sites = result.get("heap_top") or []
+    if not sites:
+        return []
+    lines = [f"Heap near its peak ({label}, tracemalloc): {sites[0]['mib']} MiB traced; "
+             "biggest sites:", "", "| site | MiB | blocks |", "|---|---:|---:|"]
+    lines += [f"| `{x['site']}` | {x['mib']} | {x['blocks']:,} |" for x in sites[1:top + 1]]
+    return [*lines, ""]
+
+
 def _mark(ok: bool | None) -> str:
     return {True: "met", False: "**missed**", None: "info"}[ok]
 
@@ -265,6 +276,7 @@ def markdown(data: dict[str, Any]) -> str:
                       f"{s['baseline_rss_mib']} MiB), floor {_num(floor_rss, 1)} MiB."
                       + (" tracemalloc was on: times are inflated." if s.get("tracemalloc")
                          else ""), ""]
+        lines += _heap_lines(prov["provider"], s)
         cap = prov.get("capacity") or {}
         if cap:
             lines += [
@@ -305,6 +317,8 @@ def markdown(data: dict[str, Any]) -> str:
                 f"{ph['idle']['cpu_s']:.2f} | {_num(edit.get('wall_s'))} | "
                 f"{_num(edit.get('cpu_s'))} |")
         lines += [""]
+        for row in data["sweep"]:
+            lines += _heap_lines(f"{row['provider']} N={row['n']:,} U={row['owners']}", row)
         lines += ["| target | result | value |", "|---|---|---|"]
         lines += [f"| {t['target']} | {_mark(t['ok'])} | {t['value']} |"
                   for t in data.get("memory_targets", [])] or ["| (needs N=10,000 and "

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import os
 import pstats
 import sys
 import threading
@@ -33,7 +34,7 @@ from typing import Any
 
 from bench.backends import TZ
 from bench.control import Control, ServerInfo
-from bench.measure import Phase, SqlCounter, measure, rss_mib
+from bench.measure import HeapWatcher, Phase, SqlCounter, measure, rss_mib
 from bench.providers import account, install
 from bench.workload import (
     FULL,
@@ -252,8 +253,11 @@ def main(argv: list[str] | None = None) -> int:
     bench = SyncdBench(args.provider, server, workload, args.database, args.workers,
                        args.folder, args.profile)
     baseline = rss_mib()
+    watcher = None
     if args.tracemalloc:
-        tracemalloc.start()
+        # BENCH_TRACE_FRAMES=8 also reports who called the biggest allocation sites.
+        tracemalloc.start(int(os.environ.get("BENCH_TRACE_FRAMES", "1")))
+        watcher = HeapWatcher().start()
     try:
         bench.run(FULL if args.phases == "full" else MEMORY)
     finally:
@@ -263,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         "tracemalloc": args.tracemalloc,
         "phases": [p.to_json() for p in bench.phases], "checks": bench.checks,
     }
+    if watcher is not None:
+        result["heap_top"] = watcher.stop()
     print(json.dumps(result))
     return 0
 

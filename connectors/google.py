@@ -157,6 +157,7 @@ class GoogleCalendar:
         self._base_http = http or httplib2.Http(timeout=timeout)
         self._http: Any = None
         self._service: Any = None
+        self._events: Any = None
         endpoint = auth.get("api_endpoint")
         budget = budget or RequestBudget(int(auth.get("requests_per_minute", 500)),
                                          clock=clock, sleep=sleep)
@@ -177,11 +178,23 @@ class GoogleCalendar:
             self._service = build_service(self._http, self.account.auth.get("api_endpoint"))
         return self._service
 
+    @property
+    def events(self) -> Any:
+        """The service's ``events`` resource, made once.
+
+        ``service.events()`` builds a new resource each call, and with it every method and
+        its docstring from the discovery document: about 19 ms of CPU, more than the rest
+        of an insert's work. Made once, an insert costs only its own request.
+        """
+        if self._events is None:
+            self._events = self.service.events()
+        return self._events
+
     # --- protocol -------------------------------------------------------------------------
 
     def check(self) -> None:
         """Reach the calendar and make sure this account may write to it."""
-        reply = self.transport.one(lambda: self.service.events().list(
+        reply = self.transport.one(lambda: self.events.list(
             calendarId=self.calendar_id, maxResults=1, singleEvents=False))
         if not reply.ok:
             raise self._listing_error(reply)
@@ -263,11 +276,11 @@ class GoogleCalendar:
         return error_for(reply, event_id=self.calendar_id)
 
     def _list_request(self, params: JsonDict) -> Callable[[], Any]:
-        return lambda: self.service.events().list(
+        return lambda: self.events.list(
             calendarId=self.calendar_id, singleEvents=False, maxResults=PAGE_SIZE, **params)
 
     def _get_request(self, event_id: str) -> Callable[[], Any]:
-        return lambda: self.service.events().get(calendarId=self.calendar_id, eventId=event_id)
+        return lambda: self.events.get(calendarId=self.calendar_id, eventId=event_id)
 
     def _pages(self, params: JsonDict) -> tuple[list[JsonDict], str]:
         """Every item of a listing and its ``nextSyncToken``; empty pages are followed."""
@@ -315,7 +328,7 @@ class GoogleCalendar:
 
     def _patch_request(self, event_id: str, body: JsonDict, etag: str | None,
                        notify: bool) -> Callable[[], Any]:
-        return lambda: _conditional(self.service.events().patch(
+        return lambda: _conditional(self.events.patch(
             calendarId=self.calendar_id, eventId=event_id, body=body,
             sendUpdates=_send_updates(notify)), etag)
 
@@ -324,14 +337,14 @@ class GoogleCalendar:
             body = {"id": event_id_for(op.marker, op.generation),
                     **event_body(op.projection, marker=op.marker,
                                  describe_guests=self.describe_guests)}
-            return lambda: self.service.events().insert(
+            return lambda: self.events.insert(
                 calendarId=self.calendar_id, body=body, sendUpdates=_send_updates(op.notify))
         if isinstance(op, UpdateOp):
             body = event_body(op.projection, op.fields, marker=op.marker, patch=True,
                               describe_guests=self.describe_guests,
                               current_attendees=attendees or ())
             return self._patch_request(op.event_id, body, op.etag, op.notify)
-        return lambda: _conditional(self.service.events().delete(
+        return lambda: _conditional(self.events.delete(
             calendarId=self.calendar_id, eventId=op.event_id,
             sendUpdates=_send_updates(op.notify)), op.etag)
 

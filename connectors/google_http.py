@@ -27,6 +27,7 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -214,38 +215,50 @@ def reply_from_http_error(exc: HttpError) -> Reply:
 
 
 class RequestBudget:
-    """A token bucket that keeps every sliding minute at or under ``per_minute`` requests.
+    """Keeps every sliding minute at or under ``per_minute`` requests, as Google counts them.
 
-    At most ``capacity + 60 * rate`` requests fit in any 60 seconds, so the rate is set to
-    what the burst capacity leaves of ``per_minute``. ``take`` sleeps until enough tokens
-    are there; the clock and sleep are injectable so tests never wait.
+    Google's per-user quota is a sliding one-minute window, so the budget keeps a log of
+    what it let out in the last ``window`` seconds and lets a request go as soon as the
+    window has room for it. A burst up to the whole budget goes out at once (a first sync
+    of a few hundred events is not paced at all); past that, requests wait for the oldest
+    ones to leave the window. The default of 500 a minute leaves 100 of Google's 600 for
+    the difference between when we send and when Google counts. The clock and sleep are
+    injectable so tests never wait.
     """
 
-    def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, per_minute: int, *, window: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.per_minute = max(1, per_minute)
-        self.capacity = max(1, min(50, self.per_minute // 10))
-        self.rate = max(self.per_minute - self.capacity, 1) / 60.0  # tokens per second
+        self.window = window
         self._clock, self._sleep = clock, sleep
-        self._tokens = float(self.capacity)
-        self._at = clock()
+        self._log: deque[tuple[float, int]] = deque()  # (sent at, requests), oldest first
+        self._in_window = 0
         # Accounts run on a worker pool; two of them may act as the same Google user.
         self._lock = threading.Lock()
 
-    def _refill(self) -> None:
-        now = self._clock()
-        self._tokens = min(self.capacity, self._tokens + (now - self._at) * self.rate)
-        self._at = now
+    @property
+    def capacity(self) -> int:
+        """The most requests one :meth:`take` can spend: a batch is never bigger."""
+        return self.per_minute
+
+    def _expire(self, now: float) -> None:
+        while self._log and self._log[0][0] + self.window <= now:
+            self._in_window -= self._log.popleft()[1]
 
     def take(self, count: int = 1) -> None:
-        """Spend ``count`` tokens (at most ``capacity``), sleeping until they are there."""
-        count = min(count, self.capacity)
+        """Spend ``count`` requests (at most ``capacity``), sleeping until the window has room."""
+        count = min(max(count, 1), self.per_minute)
         with self._lock:
-            self._refill()
-            while self._tokens < count - 1e-9:
-                self._sleep((count - self._tokens) / self.rate)
-                self._refill()
-            self._tokens -= count
+            now = self._clock()
+            self._expire(now)
+            while self._in_window + count > self.per_minute:
+                # Sleep until the oldest entry leaves the window, then look again.
+                self._sleep(max(self._log[0][0] + self.window - now, 0.0))
+                now = self._clock()
+                self._expire(now)
+            self._log.append((now, count))
+            self._in_window += count
 
 
 _shared: dict[tuple[str, int], RequestBudget] = {}
