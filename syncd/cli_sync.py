@@ -37,7 +37,8 @@ def _sync(args: argparse.Namespace, app: App) -> int:
     service = Service(app.config, db=app.db)
     try:
         reports = service.sync_all(names=args.account, dry_run=args.dry_run,
-                                   force_delete=args.force_delete)
+                                   force_delete=args.force_delete,
+                                   keep_plans=args.verbose or args.dry_run)
     finally:
         service.close()
     data: list[dict[str, Any]] = [

@@ -82,7 +82,7 @@ class CycleReport:
     outcome: str = "ok"  # ok | partial | failed | refused | skipped | dry-run
     counts: Counter[str] = field(default_factory=Counter)
     message: str | None = None
-    plans: list[PairPlan] = field(default_factory=list)
+    plans: list[PairPlan] = field(default_factory=list)  # only when the cycle keeps them
 
     def line(self) -> str:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items()) if v)
@@ -136,7 +136,13 @@ class AccountCycle:
         dry_run: bool = False,
         force_delete: bool = False,
         lease_owner: str = "syncd",
+        keep_plans: bool = False,
     ) -> None:
+        """``keep_plans`` puts the cycle's plans in its report (``syncd sync --verbose``).
+
+        Off by default: a report outlives its cycle, and a plan per pair kept for every
+        account of a run would make memory grow with all the accounts' items together.
+        """
         self.cfg = cfg
         self.connector = connector
         self.source = source
@@ -145,6 +151,7 @@ class AccountCycle:
         self.dry_run = dry_run
         self.force_delete = force_delete
         self.lease_owner = lease_owner
+        self.keep_plans = keep_plans
         self.report = CycleReport(cfg.name)
         self.done_style: DoneStyle = "prefix" if cfg.done_style == "prefix" else "keep"
         self.failed = False  # something must be retried: cursors stay put
@@ -226,25 +233,31 @@ class AccountCycle:
             window=window,
             backfill=not acct.initial_done,
         )
-        links = self.state.links(self.cfg.name)
         self.failing = self.state.failing_keys(self.cfg.name)
 
         crm, crm_cursor = self._read_crm(acct.crm_cursor, owner.id)
         entries = self._window_entries(acct.window_end, window, owner.id, crm)
         changes = self._read_calendar(acct.calendar_cursor)
+        # Only the links of what changed (and pending creates): a full listing never
+        # reads a missing event as a deletion, so untouched pairs need no link loaded.
+        links = self.state.links_touching(
+            self.cfg.name, activity_ids=crm,
+            event_ids=[e.event_id for e in changes.events],
+            markers=[e.marker for e in changes.events if e.marker])
         events = list(changes.events) + self._settle_pending(links)
         self._load_related(events, links, crm)
 
         plan_input = PlanInput(policy, links, crm, events,
                                self.state.quarantined(self.cfg.name), frozenset(entries))
         plans = plan_account(plan_input)
-        self.report.plans = plans
+        if self.keep_plans:
+            self.report.plans = plans
         self.report.counts["crm_changes"] = len(crm)
         self.report.counts["calendar_changes"] = len(changes.events)
 
         budget = self._guest_budget(acct.guest_window_start, acct.guest_window_count)
         refusal = check_plan(
-            plans, link_count=sum(1 for link in links.values() if not link.pending),
+            plans, link_count=self.state.link_count(self.cfg.name, settled=True),
             full_listing_empty=changes.full and not changes.events,
             force_delete=self.force_delete, guest_budget=budget,
             scope_changed=acct.fingerprint not in (None, self.cfg.fingerprint()),
@@ -262,7 +275,7 @@ class AccountCycle:
             self._end("dry-run")
             return
 
-        self._execute(plans, policy, links)
+        self._execute(plans, policy)
         self._record_guest_writes(acct.guest_window_start, acct.guest_window_count)
         if self.failed:
             self._end("partial", "some changes will be retried next cycle", failures=0)
@@ -400,8 +413,7 @@ class AccountCycle:
                     self.report.counts[_write_name(write)] += 1
             self.report.counts["conflicts"] += len(plan.conflicts)
 
-    def _execute(self, plans: Sequence[PairPlan], policy: AccountPolicy,
-                 links: dict[int, Link]) -> None:
+    def _execute(self, plans: Sequence[PairPlan], policy: AccountPolicy) -> None:
         for round_ in range(REPLAN_ROUNDS + 1):
             stale = self._execute_round(plans, policy)
             if not stale:
@@ -410,7 +422,6 @@ class AccountCycle:
                 self.failed = True
                 return
             # The events changed under us: read them again and plan those pairs anew.
-            links = self.state.links(self.cfg.name)
             fresh: list[RemoteEvent] = []
             crm: dict[int, Activity | Tombstone] = {}
             for plan in stale:
@@ -421,6 +432,7 @@ class AccountCycle:
                     crm[plan.activity_id] = self.source.get(plan.activity_id, include_deleted=True)
                 except NotFound:
                     crm[plan.activity_id] = Tombstone(plan.activity_id, plan.marker or "")
+            links = self.state.links_touching(self.cfg.name, activity_ids=crm)
             subset = {a: links[a] for a in crm if a in links}
             plans = plan_account(PlanInput(policy, subset, crm, fresh,
                                            self.state.quarantined(self.cfg.name)))

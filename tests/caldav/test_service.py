@@ -62,7 +62,9 @@ def test_status_and_sync_commands_report_per_account(tmp_path: Path, radicale: D
                  "--time", "10:00", "--duration", "60"]) == 0
     capsys.readouterr()
     assert main([*base, "sync", "--dry-run"]) == 0
-    assert "mine: dry-run: crm_changes 1, events_created 1" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "mine: dry-run: crm_changes 1, events_created 1" in out
+    assert "CreateEvent" in out  # a dry run lists what it would do
     assert main([*base, "sync"]) == 0
     assert "events_created 1" in capsys.readouterr().out
     assert main([*base, "status"]) == 0

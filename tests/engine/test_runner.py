@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -252,6 +253,36 @@ def test_dry_run_plans_but_writes_nothing(world: World) -> None:
     report = world.sync(dry_run=True)
     assert report.outcome == "dry-run" and report.counts["events_created"] == 1
     assert world.state.links(world.account.name) == {}
+
+
+def test_cycles_load_the_links_of_what_changed_not_of_the_whole_calendar(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    activities = [world.add(f"Call {i}") for i in range(30)]
+    converge(world)
+    loaded: list[int] = []
+    real = world.state.links_touching
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        found = real(*args, **kwargs)
+        loaded.append(len(found))
+        return found
+
+    monkeypatch.setattr(world.state, "links_touching", spy)
+    world.advance(minutes=1)
+    assert world.sync().outcome == "ok"
+    assert loaded == [0]  # idle: no link read
+    world.store.edit_activity(activities[3].id, subject="Call 3, moved")
+    world.advance(minutes=1)
+    report = world.sync()
+    assert report.counts["events_updated"] == 1
+    assert loaded[1:] == [1]
+
+
+def test_a_report_keeps_its_plans_only_when_asked(world: World) -> None:
+    world.add("Call Ada")
+    assert world.sync(dry_run=True).plans == []  # reports of a run outlive their cycles
+    kept = world.sync(dry_run=True, keep_plans=True).plans
+    assert [p.cal_write is not None for p in kept] == [True]
 
 
 def _all(world: World):  # type: ignore[no-untyped-def]

@@ -92,3 +92,24 @@ def test_renewing_extends_only_the_current_holders_lease(db: Database) -> None:
     assert state.acquire_lease("acc", "host-b:2", timedelta(minutes=1),
                                START + timedelta(minutes=5)) is None
     assert not state.renew_lease("acc", token + 1, timedelta(minutes=10), START)
+
+
+def test_a_cycle_loads_only_the_links_it_touches_and_every_pending_create(
+        db: Database) -> None:
+    from syncd.engine.plan import Link
+
+    state = StateStore(db)
+    state.account("acc")
+    state.account("other")
+    links = [Link(i, f"uid-{i}", f"ev-{i}", f'"{i}"', None, None) for i in range(1, 1201)]
+    links.append(Link(2000, "uid-2000", None, None, None, None, pending=True))
+    state.record("acc", saves=links)
+    state.record("other", saves=[Link(1, "uid-x", "ev-x", None, None, None, pending=True)])
+
+    found = state.links_touching("acc", activity_ids=[1, 700, 1100, 99999],
+                                 event_ids=["ev-5", "ev-gone"], markers=["uid-9"])
+    # Activity ids beyond the first IN slice of 500 are found too; "other" stays out.
+    assert sorted(found) == [1, 5, 9, 700, 1100, 2000]
+    assert found[700].event_id == "ev-700" and found[2000].pending
+    assert sorted(state.links_touching("acc")) == [2000]  # an idle cycle: pending only
+    assert state.link_count("acc") == 1201 and state.link_count("acc", settled=True) == 1200
