@@ -213,17 +213,16 @@ class GoogleCalendar:
             Transient: the listing failed for now.
         """
         if cursor is not None:
-            items, token = self._pages({"syncToken": cursor})
-            return ChangeSet([self._read(item) for item in items], token, full=False)
+            events, token = self._pages({"syncToken": cursor})
+            return ChangeSet(events, token, full=False)
         params = {"timeMin": self.window.start.astimezone(UTC).isoformat(timespec="seconds"),
                   "timeMax": self.window.end.astimezone(UTC).isoformat(timespec="seconds"),
                   "showDeleted": False}
         for _ in range(FULL_LISTING_TRIES):
             try:
-                items, token = self._pages(params)
+                events, token = self._pages(params)
             except CursorExpired:
                 continue  # the calendar's tokens were reset while we paged: start over
-            events = [self._read(item) for item in items]
             # A full listing never reports deletions: absence is not a delete signal.
             return ChangeSet([e for e in events if not e.deleted], token, full=True)
         raise Transient(reason="the full listing kept being invalidated", status=410)
@@ -282,9 +281,13 @@ class GoogleCalendar:
     def _get_request(self, event_id: str) -> Callable[[], Any]:
         return lambda: self.events.get(calendarId=self.calendar_id, eventId=event_id)
 
-    def _pages(self, params: JsonDict) -> tuple[list[JsonDict], str]:
-        """Every item of a listing and its ``nextSyncToken``; empty pages are followed."""
-        items: list[JsonDict] = []
+    def _pages(self, params: JsonDict) -> tuple[list[RemoteEvent], str]:
+        """Every item of a listing, read, and its ``nextSyncToken``; empty pages are followed.
+
+        Each page is read into events as it arrives, so only one page of Google's JSON is
+        held at a time, not the whole calendar's.
+        """
+        events: list[RemoteEvent] = []
         page_token: str | None = None
         for _ in range(MAX_PAGES):
             page = {**params, "pageToken": page_token} if page_token else params
@@ -292,14 +295,14 @@ class GoogleCalendar:
             if not reply.ok:
                 raise self._listing_error(reply)
             body = reply.body or {}
-            items.extend(i for i in body.get("items") or [] if isinstance(i, dict))
+            events.extend(self._read(i) for i in body.get("items") or [] if isinstance(i, dict))
             page_token = body.get("nextPageToken")
             if page_token:
                 continue
             token = body.get("nextSyncToken")
             if not token:
                 raise Transient(reason="a listing ended without a sync token", status=200)
-            return items, str(token)
+            return events, str(token)
         raise Transient(reason=f"a listing did not end after {MAX_PAGES} pages", status=200)
 
     # --- writing --------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -257,7 +257,7 @@ class OutlookCalendar:
             log.info("account %s: the delta window is rolled forward", self.account.name)
             return self._full(start, end)
         items, link = self._delta_round(chain.link)
-        ids = list(dict.fromkeys(str(item["id"]) for item in items if item.get("id")))
+        ids = list(dict.fromkeys(event_id for event_id, _ in items))
         events = self._resolve(ids, chain.start, chain.end)
         return ChangeSet(events, replace(chain, link=link).dump(), full=False)
 
@@ -318,31 +318,39 @@ class OutlookCalendar:
 
     # --- reading --------------------------------------------------------------------------
 
-    def _pages(self, url: str, prefer: str | None = None) -> list[Mapping[str, Any]]:
-        """Every item of a paged collection (nextLinks followed verbatim)."""
+    def _pages(self, url: str, prefer: str | None = None) -> Iterator[Mapping[str, Any]]:
+        """Every item of a paged collection (nextLinks followed verbatim), page by page.
+
+        A generator, so that callers keep what they need of a page and Graph's JSON is
+        dropped with it: a listing costs one page of raw JSON, not the whole calendar's.
+        """
         headers = {"Prefer": prefer} if prefer else None
-        items: list[Mapping[str, Any]] = []
         for _ in range(MAX_PAGES):
             response = self.http.request("GET", url, headers=headers)
             if not response.ok or not isinstance(response.body, Mapping):
                 raise _read_failure(response)
-            items.extend(v for v in response.body.get("value", []) if isinstance(v, Mapping))
+            yield from (v for v in response.body.get("value", []) if isinstance(v, Mapping))
             next_link = response.body.get("@odata.nextLink")
             if not next_link:
-                return items
+                return
             url = str(next_link)
         raise Transient(reason="a listing did not end")
 
-    def _delta_round(self, link: str) -> tuple[list[Mapping[str, Any]], str]:
-        """Follow one delta round, empty pages included, to its deltaLink."""
+    def _delta_round(self, link: str) -> tuple[list[tuple[str, bool]], str]:
+        """Follow one delta round, empty pages included, to its deltaLink.
+
+        Returns (id, removed) of every item named, in order, and the new deltaLink. Only
+        that is kept of each page: the events themselves are read afterwards.
+        """
         prefer = f"{self.http.prefer}, odata.maxpagesize={PAGE_SIZE}"
-        items: list[Mapping[str, Any]] = []
+        items: list[tuple[str, bool]] = []
         url = link
         for _ in range(MAX_PAGES):
             response = self.http.request("GET", url, headers={"Prefer": prefer})
             if not response.ok or not isinstance(response.body, Mapping):
                 raise _read_failure(response, in_delta=True)
-            items.extend(v for v in response.body.get("value", []) if isinstance(v, Mapping))
+            items.extend((str(v["id"]), "@removed" in v) for v in response.body.get("value", [])
+                         if isinstance(v, Mapping) and v.get("id"))
             if delta := response.body.get("@odata.deltaLink"):
                 return items, str(delta)
             if not (next_link := response.body.get("@odata.nextLink")):
@@ -358,13 +366,12 @@ class OutlookCalendar:
             items, link = self._delta_round(first)
         except CursorExpired:
             items, link = self._delta_round(first)  # our brand-new chain expired: once more
-        live = any("@removed" not in item for item in items)
+        live = any(not removed for _, removed in items)
         # An empty first round means an empty window: the listing would be empty too.
-        listed = self._list(start, end) if live else []
-        events = [self._read(data) for data in listed]
+        events = [self._read(data) for data in self._list(start, end)] if live else []
         return ChangeSet(events, DeltaCursor(start, end, link).dump(), full=True)
 
-    def _list(self, start: datetime, end: datetime) -> list[Mapping[str, Any]]:
+    def _list(self, start: datetime, end: datetime) -> Iterator[Mapping[str, Any]]:
         url = with_query(f"{self._collection()}/calendarView",
                          {"startDateTime": _iso(start), "endDateTime": _iso(end),
                           "$top": str(PAGE_SIZE), "$expand": expand_properties()})
@@ -372,39 +379,43 @@ class OutlookCalendar:
 
     def _resolve(self, ids: Sequence[str], start: datetime, end: datetime) -> list[RemoteEvent]:
         """The current state of every id a delta round named (see the module docstring)."""
-        found: dict[str, Mapping[str, Any] | RemoteEvent | None] = {}
+        found: dict[str, RemoteEvent] = {}
         if len(ids) > LIST_ABOVE:
-            listed = {str(data.get("id")): data for data in self._list(start, end)}
-            found.update({i: listed[i] for i in ids if i in listed})
-        found.update(self._get_many([i for i in ids if i not in found]))
-        events = []
-        for event_id in ids:
-            data = found.get(event_id)
-            if data is None or isinstance(data, RemoteEvent):
-                events.append(data or RemoteEvent(event_id, deleted=True))
-                continue
-            event = self._read(data)
-            if event.projection is not None and not overlaps(event.projection.when, start, end):
-                event = replace(event, left_window=True)
-            events.append(event)
-        return events
+            wanted = set(ids)
+            for data in self._list(start, end):
+                if (event_id := str(data.get("id"))) in wanted:
+                    found[event_id] = self._windowed(data, start, end)
+        for event_id, got in self._get_many([i for i in ids if i not in found]):
+            if got is None:
+                found[event_id] = RemoteEvent(event_id, deleted=True)
+            elif isinstance(got, RemoteEvent):
+                found[event_id] = got
+            else:
+                found[event_id] = self._windowed(got, start, end)
+        return [found[event_id] for event_id in ids]
 
-    def _get_many(self, ids: Sequence[str]) -> dict[str, Mapping[str, Any] | RemoteEvent | None]:
+    def _windowed(self, data: Mapping[str, Any], start: datetime, end: datetime) -> RemoteEvent:
+        """The event read from ``data``, marked ``left_window`` if it is now outside."""
+        event = self._read(data)
+        if event.projection is not None and not overlaps(event.projection.when, start, end):
+            event = replace(event, left_window=True)
+        return event
+
+    def _get_many(self, ids: Sequence[str]
+                  ) -> Iterator[tuple[str, Mapping[str, Any] | RemoteEvent | None]]:
         """GET each id (batched): its data, None if the calendar no longer holds it, or a
         RemoteEvent with a ``problem`` if Graph refuses that one id (quarantined alone).
 
         Raises:
             AuthFailed, RateLimited, Transient: what stands in the way of every id.
         """
-        out: dict[str, Mapping[str, Any] | RemoteEvent | None] = {}
         query = {"$expand": expand_properties()}
         for i in range(0, len(ids), MAX_BATCH):
             chunk = ids[i:i + MAX_BATCH]
             answers = self.http.batch([BatchItem("GET", with_query(self._event(e), query))
                                        for e in chunk])
             for event_id, answer in zip(chunk, answers, strict=True):
-                out[event_id] = _item_read(event_id, answer)
-        return out
+                yield event_id, _item_read(event_id, answer)
 
     # --- writing --------------------------------------------------------------------------
 
