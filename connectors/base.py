@@ -46,6 +46,8 @@ class RemoteEvent:
     case ``problem`` says why and the engine quarantines it while the rest syncs.
     ``left_window`` means the provider stopped tracking it because it moved out of the
     sync window (Graph ``@removed``): that is never read as a deletion.
+    ``ical_uid`` is the meeting's iCalendar UID, which every attendee's copy shares: it is
+    how an imported meeting is recognised in another owner's calendar (failure mode 20).
     """
 
     event_id: str
@@ -57,6 +59,7 @@ class RemoteEvent:
     problem: str | None = None
     updated: datetime | None = None
     left_window: bool = False
+    ical_uid: str | None = None
 
 
 @dataclass(frozen=True)

@@ -302,4 +302,6 @@ def read_event(resource: Mapping[str, Any], *, owner: str, default_tz: str,
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         return RemoteEvent(event_id, etag, marker, updated=updated,
                            problem=f"unreadable event: {type(exc).__name__}")
-    return RemoteEvent(event_id, etag, marker, projection, updated=updated)
+    ical_uid = resource.get("iCalUID")
+    return RemoteEvent(event_id, etag, marker, projection, updated=updated,
+                       ical_uid=str(ical_uid) if ical_uid else None)

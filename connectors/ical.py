@@ -237,7 +237,8 @@ def read_event(event_id: str, etag: str | None, data: bytes | str, *, default_tz
         )
         updated = vevent.decoded("LAST-MODIFIED") if "LAST-MODIFIED" in vevent else None
         return RemoteEvent(event_id, etag, marker, projection,
-                           updated=updated if isinstance(updated, datetime) else None)
+                           updated=updated if isinstance(updated, datetime) else None,
+                           ical_uid=str(vevent["UID"]) if "UID" in vevent else None)
     except UnreadableEvent as exc:
         return RemoteEvent(event_id, etag, problem=str(exc))
     except (ValueError, TypeError, KeyError, AttributeError) as exc:

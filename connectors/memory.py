@@ -79,8 +79,9 @@ class MemoryCalendar:
             existing = self.get(event_id)
             if existing is not None:  # an earlier attempt got through: adopt it
                 return WriteResult(op.key, existing)
-            return WriteResult(op.key, self._put(RemoteEvent(event_id, marker=op.marker,
-                                                             projection=op.projection)))
+            return WriteResult(op.key, self._put(RemoteEvent(
+                event_id, marker=op.marker, projection=op.projection,
+                ical_uid=f"{event_id}@memory")))
         current = self.get(op.event_id)
         if current is None:
             return WriteResult(op.key, error=EventGone(event_id=op.event_id))
@@ -97,9 +98,11 @@ class MemoryCalendar:
 
     # --- acting as the person using the calendar app ------------------------------------
 
-    def user_create(self, event_id: str, projection: Projection, *, recurring: bool = False
-                    ) -> RemoteEvent:
-        return self._put(RemoteEvent(event_id, projection=projection, recurring=recurring))
+    def user_create(self, event_id: str, projection: Projection, *, recurring: bool = False,
+                    ical_uid: str | None = None) -> RemoteEvent:
+        """An event made in the calendar app (``ical_uid``: a copy of someone's meeting)."""
+        return self._put(RemoteEvent(event_id, projection=projection, recurring=recurring,
+                                     ical_uid=ical_uid or f"{event_id}@memory"))
 
     def user_edit(self, event_id: str, **values: object) -> RemoteEvent:
         current = self.store[event_id].event

@@ -365,7 +365,9 @@ def read_event(data: Mapping[str, Any], *, fallback_tz: str, mailbox: str,
         guests=guests,
         guest_names=names,
     )
-    return RemoteEvent(event_id, etag, marker, projection, updated=_updated(data))
+    ical_uid = data.get("iCalUId")
+    return RemoteEvent(event_id, etag, marker, projection, updated=_updated(data),
+                       ical_uid=str(ical_uid) if ical_uid else None)
 
 
 def generation_of(data: Mapping[str, Any]) -> int | None:

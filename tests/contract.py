@@ -203,6 +203,15 @@ class ConnectorContract:
         assert listed[event_id].projection is not None
         assert listed[event_id].projection.title == "Dentist"
 
+    def test_events_carry_their_meetings_uid(self, connector: CalendarConnector,
+                                             calendar_user: CalendarUser) -> None:
+        ours = create(connector, timed("Ours"), marker="mu000001")
+        theirs = calendar_user.create(timed("Theirs"))
+        listed = {e.event_id: e for e in connector.changes(None).events}
+        # The UID of what we create is known at once: attendees' copies will carry it.
+        assert ours.ical_uid and listed[ours.event_id].ical_uid == ours.ical_uid
+        assert listed[theirs].ical_uid and listed[theirs].ical_uid != ours.ical_uid
+
     def test_an_expired_cursor_is_reported(self, connector: CalendarConnector,
                                            expired_cursor: Callable[[str], str]) -> None:
         create(connector, timed())

@@ -27,6 +27,7 @@ class CreateActivity:
     owner_id: int
     type: str
     changes: Mapping[str, Any]
+    ical_uid: str | None = None  # the meeting's UID, claimed for this account on import
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,8 @@ class PlanInput:
     calendar: Sequence[RemoteEvent] = ()
     quarantined: Mapping[str, str | None] = field(default_factory=dict)  # key -> version
     window_entries: frozenset[int] = frozenset()  # activities that just entered the window
+    # iCalendar UIDs of meetings another account already holds (failure mode 20)
+    meetings_elsewhere: frozenset[str] = frozenset()
 
 
 def cal_key(event_id: str) -> str:
@@ -179,11 +181,14 @@ def _plan_foreign(event: RemoteEvent, data: PlanInput) -> PairPlan:
         return _quarantine(event, data)
     if not in_window(event.projection.when, policy.window):
         return PairPlan(None, event.event_id, skip="outside_window")
+    if event.ical_uid is not None and event.ical_uid in data.meetings_elsewhere:
+        # Another owner's copy of a meeting already in the CRM: one activity, not two.
+        return PairPlan(None, event.event_id, skip="meeting_elsewhere")
     changes = activity_changes(event.projection, FIELDS, policy.owner_tz, policy.done_style)
     return PairPlan(
         None,
         event.event_id,
-        crm_write=CreateActivity(policy.owner_id, policy.import_type, changes),
+        crm_write=CreateActivity(policy.owner_id, policy.import_type, changes, event.ical_uid),
         # Writing our marker adopts the event, so later CRM edits may update it.
         cal_write=UpdateEvent(event.event_id, event.etag, event.projection, frozenset(), None,
                               notify=False),

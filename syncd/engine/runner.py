@@ -101,6 +101,7 @@ class _Done:
     drops: list[int] = field(default_factory=list)
     conflicts: list[tuple[int | None, str | None, Conflict]] = field(default_factory=list)
     cleared: list[str] = field(default_factory=list)
+    meetings: list[tuple[str, int]] = field(default_factory=list)  # (ical_uid, activity)
 
 
 class LeaseLost(SyncdError):
@@ -248,7 +249,8 @@ class AccountCycle:
         self._load_related(events, links, crm)
 
         plan_input = PlanInput(policy, links, crm, events,
-                               self.state.quarantined(self.cfg.name), frozenset(entries))
+                               self.state.quarantined(self.cfg.name), frozenset(entries),
+                               self._meetings_elsewhere(events, links))
         plans = plan_account(plan_input)
         if self.keep_plans:
             self.report.plans = plans
@@ -379,6 +381,32 @@ class AccountCycle:
         links[activity.id] = link
         crm.setdefault(activity.id, activity)
 
+    def _meetings_elsewhere(self, events: Sequence[RemoteEvent], links: dict[int, Link]
+                            ) -> frozenset[str]:
+        """UIDs of the foreign events here whose meeting another account already holds."""
+        if not self.cfg.import_events:
+            return frozenset()
+        linked = {link.event_id for link in links.values() if link.event_id}
+        uids = {e.ical_uid for e in events
+                if e.ical_uid and not e.marker and not e.deleted and e.event_id not in linked}
+        if not uids:
+            return frozenset()
+        holders = self.state.meeting_holders(uids)
+        return frozenset(uid for uid, account in holders.items() if account != self.cfg.name)
+
+    def _claim_import(self, plan: PairPlan) -> PairPlan:
+        """Claim the meeting an import is made from; skip it if another account has it.
+
+        The planner already skips meetings held elsewhere; this closes the race of two
+        accounts importing copies of one meeting in the same moment.
+        """
+        write = plan.crm_write
+        if not isinstance(write, CreateActivity) or write.ical_uid is None:
+            return plan
+        if self.state.claim_meeting(self.cfg.name, write.ical_uid) == self.cfg.name:
+            return plan
+        return PairPlan(None, plan.event_id, skip="meeting_elsewhere")
+
     def _import_uid(self, event_id: str) -> str:
         return uuid.uuid5(IMPORT_NAMESPACE, f"{self.cfg.name}/{event_id}").hex
 
@@ -449,6 +477,7 @@ class AccountCycle:
     def _run_plans(self, plans: Sequence[PairPlan], policy: AccountPolicy) -> list[PairPlan]:
         outgoing: list[Outgoing] = []
         for plan in plans:
+            plan = self._claim_import(plan)
             self._count_plans([plan])
             if plan.skip:
                 continue
@@ -509,6 +538,8 @@ class AccountCycle:
             # Link at once, before the marker write: if that fails the event is still
             # known as this activity's and is never imported a second time. No etag yet:
             # that tells the next cycle the marker still has to be written.
+            if write.ical_uid is not None:
+                self.state.claim_meeting(self.cfg.name, write.ical_uid, activity.id)
             plan = replace(plan, activity_id=activity.id, marker=uid)
             crm_now = project_activity(activity, policy.done_style)
             self.state.save_link(self.cfg.name, Link(activity.id, uid, plan.event_id,
@@ -597,15 +628,20 @@ class AccountCycle:
                 event.event_id if event is not None else plan.event_id,
                 event.etag if event is not None else plan.etag_now,
                 crm_base, cal_base, plan.generation, pending=False))
+        if (isinstance(plan.cal_write, CreateEvent) and event is not None and event.ical_uid
+                and plan.activity_id is not None):
+            # Our event's meeting: attendees' copies of it are never imported elsewhere.
+            done.meetings.append((event.ical_uid, plan.activity_id))
         keys = [cal_key(plan.event_id)] if plan.event_id else []
         keys += [crm_key(plan.activity_id)] if plan.activity_id is not None else []
         done.cleared.extend(k for k in keys if k in self.failing)
 
     def _flush(self) -> None:
         done, self._done = self._done, _Done()
-        if done.saves or done.drops or done.conflicts or done.cleared:
+        if done.saves or done.drops or done.conflicts or done.cleared or done.meetings:
             self.state.record(self.cfg.name, saves=done.saves, drops=done.drops,
-                              conflicts=done.conflicts, cleared=done.cleared)
+                              conflicts=done.conflicts, cleared=done.cleared,
+                              meetings=done.meetings)
             self.failing.difference_update(done.cleared)
 
 

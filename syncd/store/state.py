@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 from collections.abc import Iterable, Mapping
@@ -10,13 +11,22 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
 from syncd.engine.actions import Conflict
 from syncd.engine.plan import Link
 from syncd.model import Projection
 from syncd.store.base import utcnow
 from syncd.store.db import Database
-from syncd.store.state_tables import SyncAccount, SyncConflict, SyncLink, SyncQuarantine
+from syncd.store.state_tables import (
+    SyncAccount,
+    SyncConflict,
+    SyncLink,
+    SyncMeeting,
+    SyncQuarantine,
+)
 
 #: A write that fails this many cycles in a row is quarantined (failure mode 16).
 MAX_ATTEMPTS = 5
@@ -80,6 +90,21 @@ def _link(row: SyncLink) -> Link:
 
 
 _IN_SLICE = 500  # values per IN (...) list
+
+
+def _uid_hash(ical_uid: str) -> str:
+    return hashlib.sha256(ical_uid.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _claim(session: Session, claims: Iterable[tuple[str, str, int | None]]) -> None:
+    """Insert (ical_uid, account, activity_id) claims; a UID already held stays as it is."""
+    rows = list({_uid_hash(uid): {"uid_hash": _uid_hash(uid), "ical_uid": uid, "account": account,
+                                  "activity_id": activity_id, "at": utcnow()}
+                 for uid, account, activity_id in claims}.values())
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    for i in range(0, len(rows), 100):  # 5 parameters a row, well under any cap
+        session.execute(insert(SyncMeeting).values(rows[i:i + 100])
+                        .on_conflict_do_nothing(index_elements=["uid_hash"]))
 
 
 class StateStore:
@@ -162,6 +187,36 @@ class StateStore:
                 stmt = stmt.where(SyncAccount.lease_token == token)
             return bool(s.execute(stmt.values(**values)).rowcount)  # type: ignore[attr-defined]
 
+    # --- meetings ----------------------------------------------------------------------
+
+    def meeting_holders(self, ical_uids: Iterable[str]) -> dict[str, str]:
+        """The account holding each of these meetings (UIDs nobody holds are absent)."""
+        by_hash = {_uid_hash(uid): uid for uid in set(ical_uids)}
+        hashes = sorted(by_hash)
+        found: dict[str, str] = {}
+        with self.db.session() as s:
+            for i in range(0, len(hashes), _IN_SLICE):
+                rows = s.execute(select(SyncMeeting.uid_hash, SyncMeeting.account).where(
+                    SyncMeeting.uid_hash.in_(hashes[i:i + _IN_SLICE])))
+                found.update({by_hash[h]: account for h, account in rows})
+        return found
+
+    def claim_meeting(self, account: str, ical_uid: str, activity_id: int | None = None
+                      ) -> str:
+        """Claim a meeting for ``account``; returns the account that holds it now.
+
+        The first claim wins, atomically: two accounts importing copies of one meeting
+        at the same moment cannot both get it. A holder's later claim records the
+        activity made from it.
+        """
+        with self.db.session() as s:
+            _claim(s, [(ical_uid, account, activity_id)])
+            row = s.get(SyncMeeting, _uid_hash(ical_uid))
+            assert row is not None
+            if row.account == account and activity_id is not None:
+                row.activity_id = activity_id
+            return row.account
+
     # --- links -------------------------------------------------------------------------
 
     def links(self, account: str) -> dict[int, Link]:
@@ -219,8 +274,10 @@ class StateStore:
         drops: Iterable[int] = (),
         conflicts: Iterable[tuple[int | None, str | None, Conflict]] = (),
         cleared: Iterable[str] = (),
+        meetings: Iterable[tuple[str, int]] = (),
     ) -> None:
-        """Links saved and dropped, conflicts kept and failures cleared, in ONE transaction.
+        """Links saved and dropped, conflicts kept, failures cleared and meetings claimed
+        (``(ical_uid, activity_id)`` of events syncd created), in ONE transaction.
 
         The runner records a whole batch of finished writes at once: with SQLite's
         synchronous=FULL every commit is an fsync, so one per batch rather than several
@@ -264,6 +321,7 @@ class StateStore:
             if keys:
                 s.execute(delete(SyncQuarantine).where(SyncQuarantine.account == account,
                                                        SyncQuarantine.item_key.in_(keys)))
+            _claim(s, [(uid, account, activity_id) for uid, activity_id in meetings])
 
     # --- conflicts ----------------------------------------------------------------------
 

@@ -79,6 +79,24 @@ class SyncLink(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class SyncMeeting(Base):
+    """Which account a meeting belongs to, by its iCalendar UID (failure mode 20).
+
+    Every attendee's copy of a meeting carries the same UID. The first account to import
+    it (or the account whose event syncd created) holds it; other owners' copies are
+    then left alone instead of becoming one activity each.
+    """
+
+    __tablename__ = "sync_meetings"
+
+    # UIDs have no length limit, so the key is their SHA-256.
+    uid_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ical_uid: Mapped[str] = mapped_column(Text)
+    account: Mapped[str] = mapped_column(String(200), index=True)
+    activity_id: Mapped[int | None] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class SyncConflict(Base):
     """A field changed on both sides; both values are kept, with the side that won."""
 

@@ -10,6 +10,7 @@ import pytest
 from connectors.base import CreateOp, WriteResult
 from syncd.errors import AuthFailed, ItemRejected, Transient
 from syncd.model import Projection
+from syncd.store.crm_views import ActivityFilter
 from tests.engine.factories import proj
 from tests.engine.world import World, make_world
 
@@ -457,3 +458,67 @@ def test_an_attendee_the_crm_cannot_hold_does_not_block_the_pair(world: World) -
     assert report.outcome == "ok", report.message
     assert world.event_of(a.id).projection.location == "Room 4"
     assert world.store.get(a.id).subject == "(no title)"
+
+
+def _two_owners(tmp_path: Path) -> tuple[World, World]:
+    """Alice and Bob, each with their own calendar importing events into one CRM, synced."""
+    from dataclasses import replace as dc_replace
+
+    from tests.engine.world import RecordingCalendar
+
+    alice = make_world(tmp_path, import_events=True)
+    bob_id = alice.store.add_user("bob@example.com", "Bob", "Europe/Oslo")
+    bob = dc_replace(alice, calendar=RecordingCalendar(), reports=[],
+                     account=dc_replace(alice.account, name="bob", owner="bob@example.com"),
+                     owner_id=bob_id)
+    alice.sync()
+    bob.sync()
+    return alice, bob
+
+
+def test_one_meeting_in_two_owners_calendars_is_imported_once(tmp_path: Path) -> None:
+    alice, bob = _two_owners(tmp_path)
+    meeting = _any_projection().replace({"title": "Client kick-off"})
+    alice.calendar.user_create("a-copy", meeting, ical_uid="kickoff@client.example")
+    bob.calendar.user_create("b-copy", meeting, ical_uid="kickoff@client.example")
+    assert alice.sync().counts["activities_imported"] == 1
+    report = bob.sync()
+    assert report.counts["activities_imported"] == 0
+    assert report.counts["skipped_meeting_elsewhere"] == 1
+    imported = [a for a in alice.store.list_activities(ActivityFilter())
+                if a.subject == "Client kick-off"]
+    assert [a.owner_id for a in imported] == [alice.owner_id]
+    assert bob.calendar.store["b-copy"].event.marker is None  # Bob's copy is left alone
+
+
+def test_the_first_of_two_racing_imports_keeps_the_meeting(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    alice, bob = _two_owners(tmp_path)
+    meeting = _any_projection().replace({"title": "Board call"})
+    bob.calendar.user_create("b-copy", meeting, ical_uid="board@example.org")
+
+    def nobody_yet(uids: Any) -> dict[str, str]:
+        # Bob's cycle plans the import as nobody's; Alice's claim lands just after.
+        alice.state.claim_meeting("alice", "board@example.org")
+        return {}
+
+    monkeypatch.setattr(bob.state, "meeting_holders", nobody_yet)
+    report = bob.sync()
+    assert report.counts["skipped_meeting_elsewhere"] == 1
+    assert report.counts["activities_imported"] == 0
+    assert not [a for a in bob.store.list_activities(ActivityFilter()) if a.subject == "Board call"]
+
+
+def test_a_meeting_syncd_created_is_not_imported_from_an_attendees_copy(
+        tmp_path: Path) -> None:
+    alice, bob = _two_owners(tmp_path)
+    a = alice.add("Demo with Bob", guests=["bob@example.com"])
+    alice.sync()
+    ours = alice.calendar.live()[0]
+    assert ours.marker == a.sync_uid and ours.ical_uid
+    # Bob's calendar holds the invitation: same UID, no marker (it is not his copy).
+    assert ours.projection is not None
+    bob.calendar.user_create("invite", ours.projection, ical_uid=ours.ical_uid)
+    assert bob.sync().counts["skipped_meeting_elsewhere"] == 1
+    assert len([x for x in bob.store.list_activities(ActivityFilter())
+                if x.subject == "Demo with Bob"]) == 1
