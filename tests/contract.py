@@ -138,6 +138,23 @@ class ConnectorContract:
         assert stored is not None and stored.projection is not None
         assert stored.projection.title == "Edited in the app"
 
+    def test_a_batch_of_updates_is_judged_item_by_item(self, connector: CalendarConnector,
+                                                      calendar_user: CalendarUser) -> None:
+        fine, stale, gone = (create(connector, timed(f"Ours {i}"), marker=f"mb{i:06d}")
+                             for i in range(3))
+        calendar_user.edit(stale.event_id, title="Edited in the app")
+        calendar_user.delete(gone.event_id)
+        ops = [UpdateOp(f"k{i}", e.event_id, e.etag, timed("Renamed"), frozenset({"title"}),
+                        f"mb{i:06d}") for i, e in enumerate((fine, stale, gone))]
+        first, second, third = connector.write(ops)
+        assert first.error is None and first.event is not None
+        assert first.event.projection is not None and first.event.projection.title == "Renamed"
+        assert isinstance(second.error, EtagMismatch)
+        assert isinstance(third.error, EventGone | EtagMismatch)
+        stored = connector.get(stale.event_id)
+        assert stored is not None and stored.projection is not None
+        assert stored.projection.title == "Edited in the app"
+
     def test_delete_with_a_stale_etag_is_refused(self, connector: CalendarConnector,
                                                  calendar_user: CalendarUser) -> None:
         event = create(connector, timed())

@@ -264,3 +264,27 @@ def test_idle_cycle_and_the_echo_of_our_writes_cost_one_request_each(
         assert [r.method for r in proxy.requests] == ["REPORT"]  # one sync-collection
     finally:
         proxy.stop()
+
+
+def test_crm_edits_fetch_their_objects_in_one_multiget_then_put_each(
+    tmp_path: Path, radicale: DavServer
+) -> None:
+    proxy = RecordingProxy(radicale.port).start()
+    try:
+        world = make_dav_world(tmp_path, radicale, url=proxy.url)
+        proxy_calendar = world.calendar_url.replace(f":{radicale.port}/", f":{proxy.port}/")
+        world.account = AccountConfig(**{**world.account.__dict__, "calendar": proxy_calendar})
+        world.connector = GuardedCalendar(world.account, owner_tz="Europe/Oslo")
+        activities = [world.add(f"Meeting {i}", due_date=date(2026, 12, 1 + i))
+                      for i in range(5)]
+        world.sync()
+        world.sync()
+        for a in activities:
+            world.store.edit_activity(a.id, location="Room 4")
+        proxy.requests.clear()
+        assert world.sync().counts["events_updated"] == 5
+        # sync-collection, one calendar-multiget for the five objects, five PUTs
+        assert sorted(r.method for r in proxy.requests) == ["PUT"] * 5 + ["REPORT"] * 2
+        assert all(e.get("LOCATION") == "Room 4" for _, e in world.objects().values())
+    finally:
+        proxy.stop()
