@@ -62,7 +62,7 @@ from syncd.errors import (
 from syncd.failpoints import failpoint
 from syncd.model import Activity, DoneStyle, Tombstone, project_activity, projection_version
 from syncd.report import describe
-from syncd.store.state import StateStore
+from syncd.store.state import AccountState, StateStore
 
 log = logging.getLogger("syncd.engine")
 
@@ -71,7 +71,8 @@ log = logging.getLogger("syncd.engine")
 IMPORT_NAMESPACE = uuid.UUID("8f0c7e52-5a43-4a47-9d8e-2f3c1b7a6e10")
 LEASE_TTL = timedelta(minutes=10)
 REPLAN_ROUNDS = 2
-CRM_PAGE = 1000
+CRM_PAGE = 1000  # change rows per read of the CRM feed
+BACKFILL_SLICE = 500  # activities planned, written and committed together in a first sync
 
 
 @dataclass
@@ -235,10 +236,58 @@ class AccountCycle:
             backfill=not acct.initial_done,
         )
         self.failing = self.state.failing_keys(self.cfg.name)
+        budget = self._guest_budget(acct.guest_window_start, acct.guest_window_count)
 
-        crm, crm_cursor = self._read_crm(acct.crm_cursor, owner.id)
-        entries = self._window_entries(acct.window_end, window, owner.id, crm)
-        changes = self._read_calendar(acct.calendar_cursor)
+        # A first sync takes the CRM feed a slice at a time, each slice planned, written
+        # and its cursor committed before the next is read: memory stays bounded by the
+        # slice, and an interrupted backfill resumes where it stopped. A first sync
+        # deletes nothing and e-mails nobody, so no guard needs to see it whole. Later
+        # cycles take all their changes at once: the guards judge the whole cycle before
+        # anything is written.
+        slice_size = BACKFILL_SLICE if policy.backfill else None
+        crm_cursor, first = acct.crm_cursor, True
+        changes = ChangeSet((), acct.calendar_cursor, full=False)
+        while True:
+            crm, crm_cursor, more = self._read_crm(crm_cursor, owner.id, slice_size)
+            entries: set[int] = set()
+            if first:
+                entries = self._window_entries(acct.window_end, window, owner.id, crm)
+                changes = self._read_calendar(acct.calendar_cursor)
+            round_ = self._round(acct, policy, budget, crm, entries, changes if first else
+                                 ChangeSet((), changes.cursor, full=False))
+            if round_ == "ended":
+                return
+            if round_ == "failed":
+                self._record_guest_writes(acct.guest_window_start, acct.guest_window_count)
+                self._end("partial", "some changes will be retried next cycle", failures=0)
+                return
+            first = False
+            if not more:
+                break
+            if not self.dry_run and not self.state.commit_cursors(
+                    self.cfg.name, self.token, crm_cursor=crm_cursor,
+                    calendar_cursor=changes.cursor, fingerprint=self.cfg.fingerprint()):
+                self._end("partial", "the lease was lost; another replica continues")
+                return
+        if self.dry_run:
+            self._end("dry-run")
+            return
+        self._record_guest_writes(acct.guest_window_start, acct.guest_window_count)
+        failpoint("before_cursor_commit")
+        committed = self.state.commit_cursors(
+            self.cfg.name, self.token, crm_cursor=crm_cursor, calendar_cursor=changes.cursor,
+            window_end=window.end, initial_done=True, fingerprint=self.cfg.fingerprint(),
+        )
+        if not committed:
+            self._end("partial", "the lease was lost; another replica continues")
+            return
+        self._end("ok", None, status="ok", status_reason=None, failures=0, cooldown_until=None)
+
+    def _round(self, acct: AccountState, policy: AccountPolicy, budget: int | None,
+               crm: dict[int, Activity | Tombstone], entries: set[int], changes: ChangeSet
+               ) -> str:
+        """Plan, guard and run one set of changes: "ok", "failed" (retry next cycle) or
+        "ended" (refused; the report is final)."""
         # Only the links of what changed (and pending creates): a full listing never
         # reads a missing event as a deletion, so untouched pairs need no link loaded.
         links = self.state.links_touching(
@@ -253,11 +302,10 @@ class AccountCycle:
                                self._meetings_elsewhere(events, links))
         plans = plan_account(plan_input)
         if self.keep_plans:
-            self.report.plans = plans
-        self.report.counts["crm_changes"] = len(crm)
-        self.report.counts["calendar_changes"] = len(changes.events)
+            self.report.plans.extend(plans)
+        self.report.counts["crm_changes"] += len(crm)
+        self.report.counts["calendar_changes"] += len(changes.events)
 
-        budget = self._guest_budget(acct.guest_window_start, acct.guest_window_count)
         refusal = check_plan(
             plans, link_count=self.state.link_count(self.cfg.name, settled=True),
             full_listing_empty=changes.full and not changes.events,
@@ -271,38 +319,28 @@ class AccountCycle:
                       status=status, status_reason=f"{refusal.guard}: {refusal.detail}")
             log.warning("account %s refused by the %s guard: %s", self.cfg.name,
                         refusal.guard, refusal.detail)
-            return
+            return "ended"
         if self.dry_run:
             self._count_plans(plans)
-            self._end("dry-run")
-            return
-
+            return "ok"
         self._execute(plans, policy)
-        self._record_guest_writes(acct.guest_window_start, acct.guest_window_count)
-        if self.failed:
-            self._end("partial", "some changes will be retried next cycle", failures=0)
-            return
-        failpoint("before_cursor_commit")
-        committed = self.state.commit_cursors(
-            self.cfg.name, self.token, crm_cursor=crm_cursor, calendar_cursor=changes.cursor,
-            window_end=window.end, initial_done=True, fingerprint=self.cfg.fingerprint(),
-        )
-        if not committed:
-            self._end("partial", "the lease was lost; another replica continues")
-            return
-        self._end("ok", None, status="ok", status_reason=None, failures=0, cooldown_until=None)
+        return "failed" if self.failed else "ok"
 
     # --- reading ------------------------------------------------------------------------
 
-    def _read_crm(self, cursor: int, owner_id: int) -> tuple[dict[int, Activity | Tombstone], int]:
+    def _read_crm(self, cursor: int, owner_id: int, limit: int | None = None
+                  ) -> tuple[dict[int, Activity | Tombstone], int, bool]:
+        """The CRM changes after ``cursor``: all of them, or whole pages up to ``limit``
+        items; with the cursor after them and whether more are left."""
         items: dict[int, Activity | Tombstone] = {}
+        page_size = CRM_PAGE if limit is None else min(CRM_PAGE, limit)
         while True:
-            page = self.source.changes_after(cursor, owner_id=owner_id, limit=CRM_PAGE)
+            page = self.source.changes_after(cursor, owner_id=owner_id, limit=page_size)
             for item in page.items:
                 items[item.id] = item
             cursor = page.last_seq
-            if not page.more:
-                return items, cursor
+            if not page.more or (limit is not None and len(items) >= limit):
+                return items, cursor, page.more
 
     def _window_entries(self, window_end: datetime | None, window: Window, owner_id: int,
                         crm: dict[int, Activity | Tombstone]) -> set[int]:

@@ -522,3 +522,61 @@ def test_a_meeting_syncd_created_is_not_imported_from_an_attendees_copy(
     assert bob.sync().counts["skipped_meeting_elsewhere"] == 1
     assert len([x for x in bob.store.list_activities(ActivityFilter())
                 if x.subject == "Demo with Bob"]) == 1
+
+
+def test_a_first_sync_is_planned_and_committed_a_slice_at_a_time(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from syncd.engine import runner
+
+    monkeypatch.setattr(runner, "BACKFILL_SLICE", 5)
+    planned: list[int] = []
+    real_plan = runner.plan_account
+
+    def counting_plan(data: Any) -> Any:
+        planned.append(len(data.crm))
+        return real_plan(data)
+
+    monkeypatch.setattr(runner, "plan_account", counting_plan)
+    for i in range(12):
+        world.add(f"Call {i}", day=1 + i)
+    # The second slice's first create fails: the first slice stays done and committed.
+    real_write = world.calendar.write
+    calls = {"n": 0}
+
+    def failing_second_slice(ops: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            return [WriteResult(op.key, error=Transient(reason="HTTP 503")) for op in ops]
+        return real_write(ops)
+
+    monkeypatch.setattr(world.calendar, "write", failing_second_slice)
+    first = world.sync()
+    assert first.outcome == "partial"
+    assert planned == [5, 5]  # never more than a slice in memory; the third never read
+    assert len(world.calendar.live()) == 5
+    assert world.state.account(world.account.name).crm_cursor > 0
+    assert not world.state.account(world.account.name).initial_done
+
+    planned.clear()
+    second = world.sync()
+    assert second.outcome == "ok", second.message
+    # Resumed after the committed slice: the failed five again, with the calendar's echo
+    # of the first five (written after the calendar cursor was read), then the last two.
+    assert planned == [10, 2]
+    assert second.counts["events_created"] == 7
+    assert sorted(e.projection.title for e in world.calendar.live() if e.projection) == sorted(
+        f"Call {i}" for i in range(12))
+    assert world.state.account(world.account.name).initial_done
+
+
+def test_a_dry_run_of_a_first_sync_counts_every_slice_and_commits_none(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from syncd.engine import runner
+
+    monkeypatch.setattr(runner, "BACKFILL_SLICE", 5)
+    for i in range(12):
+        world.add(f"Call {i}", day=1 + i)
+    world.calendar.forbid_writes = True
+    report = world.sync(dry_run=True)
+    assert report.outcome == "dry-run" and report.counts["events_created"] == 12
+    assert world.state.account(world.account.name).crm_cursor == 0

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from connectors.base import WriteResult
+from syncd.engine import runner
 from syncd.errors import Transient
 from syncd.store.crm_views import ActivityFilter
 from tests.engine.world import World, make_world
@@ -37,8 +38,11 @@ class SyncMachine(RuleBasedStateMachine):
         self.deleted_in_calendar: set[str] = set()  # sync_uids whose event a user deleted
         self.title_edits: dict[int, set[str]] = {}  # every title a user set, per activity
         self.settled = True
+        # Tiny first-sync slices, so that slicing meets failures and edits here too.
+        self.slice, runner.BACKFILL_SLICE = runner.BACKFILL_SLICE, 2
 
     def teardown(self) -> None:
+        runner.BACKFILL_SLICE = self.slice
         self.world.db.close()
         self.tmp.cleanup()
 
