@@ -33,7 +33,7 @@ from connectors.base import (
     WriteOp,
     WriteResult,
 )
-from connectors.ical import build_calendar, read_event, update_calendar
+from connectors.ical import build_calendar, read_event, update_calendar, without_timezones
 from syncd.config import AccountConfig
 from syncd.errors import (
     AuthFailed,
@@ -263,8 +263,9 @@ class CalDAVCalendar:
             if stored is None:
                 raise EventGone(event_id=event_id)
             return stored
-        return self._remember(read_event(event_id, etag, body, default_tz=self.owner_tz,
-                                         owner=self.account.owner))
+        # A strong ETag: the server holds our bytes as sent (RFC 4791 5.3.4).
+        return self._remember(read_event(event_id, etag, without_timezones(body),
+                                         default_tz=self.owner_tz, owner=self.account.owner))
 
     def _stored_objects(self, updates: Sequence[UpdateOp]) -> dict[str, tuple[str | None, str]]:
         """The stored objects of several updates, by event id, with one calendar-multiget.

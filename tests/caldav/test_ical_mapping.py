@@ -8,7 +8,7 @@ import icalendar
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connectors.ical import build_calendar, read_event, update_calendar
+from connectors.ical import build_calendar, read_event, update_calendar, without_timezones
 from syncd.model import Projection, When
 
 ZONES = ["Europe/Oslo", "America/New_York", "Australia/Sydney", "Australia/Lord_Howe",
@@ -75,3 +75,20 @@ def test_update_touches_only_named_fields_and_bumps_sequence_for_time_only() -> 
     moved = update_calendar(renamed, original.replace({"when": later}), frozenset({"when"}),
                             marker="m", organizer="o@example.com", invite=False)
     assert int(icalendar.Calendar.from_ical(moved).walk("VEVENT")[0]["SEQUENCE"]) == 1
+
+
+tricky = st.lists(st.sampled_from(["BEGIN:VTIMEZONE", "END:VTIMEZONE", "\r\n", "a" * 30,
+                                   " ", "é", "\n"]), max_size=10).map("".join)
+
+
+@given(start=instants, zone=st.sampled_from(ZONES), title=tricky, description=tricky)
+def test_our_own_object_reads_the_same_without_its_timezones(
+        start: datetime, zone: str, title: str, description: str) -> None:
+    when = When(start, start + timedelta(minutes=45), zone)
+    body = build_calendar(Projection(title, when, description=description), uid="u@syncd",
+                          marker="m", organizer="o@example.com", invite=False)
+    stripped = without_timezones(body)
+    assert b"\r\nBEGIN:VTIMEZONE\r\n" not in stripped
+    whole = read_event("/c/u.ics", '"e"', body, default_tz=zone, owner="o@example.com")
+    assert read_event("/c/u.ics", '"e"', stripped, default_tz=zone,
+                      owner="o@example.com") == whole
