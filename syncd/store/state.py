@@ -101,10 +101,13 @@ def _claim(session: Session, claims: Iterable[tuple[str, str, int | None]]) -> N
     rows = list({_uid_hash(uid): {"uid_hash": _uid_hash(uid), "ical_uid": uid, "account": account,
                                   "activity_id": activity_id, "at": utcnow()}
                  for uid, account, activity_id in claims}.values())
+    if not rows:
+        return
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    for i in range(0, len(rows), 100):  # 5 parameters a row, well under any cap
-        session.execute(insert(SyncMeeting).values(rows[i:i + 100])
-                        .on_conflict_do_nothing(index_elements=["uid_hash"]))
+    # One statement with a parameter list: compiled once and cached, unlike a VALUES list
+    # whose length changes from batch to batch.
+    session.execute(insert(SyncMeeting).on_conflict_do_nothing(index_elements=["uid_hash"]),
+                    rows)
 
 
 class StateStore:
