@@ -94,7 +94,8 @@ class CalDAVCalendar:
             ssl_verify_cert=auth.get("ca_bundle", True), timeout=timeout,
         )
         self._calendar: Any = None
-        # etag -> the event as we wrote it (bounded; the connector lives across cycles)
+        # etag -> the event as we wrote it, until its echo is listed (bounded: the
+        # connector lives across cycles)
         self._written: OrderedDict[str, RemoteEvent] = OrderedDict()
 
     # --- the collection -----------------------------------------------------------------
@@ -168,7 +169,9 @@ class CalDAVCalendar:
             if path in deleted:
                 continue  # some servers also list a removed member among the objects
             etag = (obj.props or {}).get("{DAV:}getetag")
-            ours = self._written.get(_bare(etag)) if etag else None
+            # An echo is seen once, in the listing after our write: then it is forgotten,
+            # so the cache holds what is in flight, not everything written today.
+            ours = self._written.pop(_bare(etag), None) if etag else None
             if ours is not None and ours.event_id == path:
                 events.append(ours)  # the echo of our own write: nothing to download
             else:

@@ -259,6 +259,7 @@ def test_idle_cycle_and_the_echo_of_our_writes_cost_one_request_each(
         # The echo of our own 20 creates is recognised by etag: nothing is downloaded.
         assert world.sync().outcome == "ok"
         assert [r.method for r in proxy.requests] == ["REPORT"]
+        assert not world.connector._written  # an echo seen is forgotten: memory is freed
         proxy.requests.clear()
         assert world.sync().outcome == "ok"
         assert [r.method for r in proxy.requests] == ["REPORT"]  # one sync-collection
