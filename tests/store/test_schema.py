@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -15,3 +17,31 @@ def test_a_migrated_database_matches_the_table_classes(store: ActivityStore) -> 
     with store.db.engine.connect() as conn:
         differences = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert differences == [], "a table class changed without a migration (alembic revision)"
+
+
+def test_a_database_made_by_an_earlier_release_is_upgraded_on_open(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from syncd.engine.plan import Link
+    from syncd.store.db import MIGRATIONS, Database, make_engine
+    from syncd.store.state import StateStore
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")  # the first release's schema
+    engine.dispose()
+    old = Database(url, run_migrations=False)
+    StateStore(old).account("alice")
+    StateStore(old).save_link("alice", Link(1, "uid-1", "ev-1", '"e1"', None, None))
+    old.close()
+
+    db = Database(url)  # what `syncd run` does on start
+    state = StateStore(db)
+    assert state.links("alice")[1].event_id == "ev-1"
+    assert state.claim_meeting("alice", "m@example.org") == "alice"  # the new table is there
+    db.close()
