@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from connectors.base import (
     CalendarConnector,
@@ -285,7 +286,7 @@ class AccountCycle:
 
     def _round(self, acct: AccountState, policy: AccountPolicy, budget: int | None,
                crm: dict[int, Activity | Tombstone], entries: set[int], changes: ChangeSet
-               ) -> str:
+               ) -> Literal["ok", "failed", "ended"]:
         """Plan, guard and run one set of changes: "ok", "failed" (retry next cycle) or
         "ended" (refused; the report is final)."""
         # Only the links of what changed (and pending creates): a full listing never
