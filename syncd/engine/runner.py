@@ -295,7 +295,9 @@ class AccountCycle:
             self.cfg.name, activity_ids=crm,
             event_ids=[e.event_id for e in changes.events],
             markers=[e.marker for e in changes.events if e.marker])
-        events = list(changes.events) + self._settle_pending(links)
+        linked = {link.event_id: link for link in links.values() if link.event_id}
+        events = [e for e in changes.events if not _echo(e, linked.get(e.event_id))]
+        events += self._settle_pending(links)
         self._load_related(events, links, crm)
 
         plan_input = PlanInput(policy, links, crm, events,
@@ -682,6 +684,16 @@ class AccountCycle:
                               conflicts=done.conflicts, cleared=done.cleared,
                               meetings=done.meetings)
             self.failing.difference_update(done.cleared)
+
+
+def _echo(event: RemoteEvent, link: Link | None) -> bool:
+    """The event is as we last wrote or read it: same etag as its link (typically the
+    echo of our own write, listed in the next cycle). Nothing on that side to plan, so
+    neither the event nor its activity need be looked at; a CRM change of the pair is
+    still planned, against the link's base."""
+    return (link is not None and not link.pending and event.etag is not None
+            and event.etag == link.etag and not event.deleted and not event.left_window
+            and event.problem is None and event.projection is not None)
 
 
 def _version(plan: PairPlan) -> str | None:
