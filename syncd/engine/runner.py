@@ -46,7 +46,7 @@ from syncd.engine.actions import (
     UpdateActivity,
     UpdateEvent,
 )
-from syncd.engine.guards import check_plan
+from syncd.engine.guards import check_plan, count_notifications
 from syncd.engine.plan import AccountPolicy, Link, PlanInput, cal_key, crm_key, plan_account
 from syncd.engine.source import ActivitySource
 from syncd.errors import (
@@ -326,7 +326,7 @@ class AccountCycle:
         if self.dry_run:
             self._count_plans(plans)
             return "ok"
-        self._execute(plans, policy)
+        self._execute(plans, policy, budget)
         return "failed" if self.failed else "ok"
 
     # --- reading ------------------------------------------------------------------------
@@ -482,7 +482,10 @@ class AccountCycle:
                     self.report.counts[_write_name(write)] += 1
             self.report.counts["conflicts"] += len(plan.conflicts)
 
-    def _execute(self, plans: Sequence[PairPlan], policy: AccountPolicy) -> None:
+    def _execute(self, plans: Sequence[PairPlan], policy: AccountPolicy,
+                 guest_budget: int | None = None) -> None:
+        """Run the plans; pairs that met a stale etag are read and planned again, twice at
+        most. ``guest_budget`` is what the invitation breaker allowed this cycle."""
         for round_ in range(REPLAN_ROUNDS + 1):
             stale = self._execute_round(plans, policy)
             if not stale:
@@ -506,6 +509,17 @@ class AccountCycle:
             plans = plan_account(PlanInput(policy, subset, crm, fresh,
                                            self.state.quarantined(self.cfg.name)))
             self.report.counts["replanned"] += len(plans)
+            if guest_budget is not None:
+                left = guest_budget - self.report.counts["notifying_writes"]
+                if count_notifications(plans) > max(0, left):
+                    # A merge after a 412 can turn a silent write into one that e-mails
+                    # guests: over the hour's cap it waits for the next cycle, whose
+                    # guard pauses the account if the cap still holds.
+                    log.warning("account %s: %d replanned pair(s) held back by the guest "
+                                "update cap", self.cfg.name, len(plans))
+                    self.report.counts["held_by_guest_cap"] += len(plans)
+                    self.failed = True
+                    return
 
     def _execute_round(self, plans: Sequence[PairPlan], policy: AccountPolicy
                        ) -> list[PairPlan]:

@@ -602,3 +602,29 @@ def test_the_echo_of_our_writes_is_not_planned_or_read_again(
     assert sum(read) == 0  # ...and none of their activities was read again
     assert report.counts["events_updated"] == 1
     assert world.event_of(activities[7].id).projection.title == "Call 7, moved"
+
+
+def test_a_replan_that_would_email_guests_past_the_hourly_cap_waits(tmp_path: Path) -> None:
+    world = make_world(tmp_path, invite_guests=True, max_guest_updates_per_hour=1)
+    quiet = world.add("Internal prep")  # no guests: its edits e-mail nobody
+    loud = world.add("Client demo", day=11, guests=["client@example.org"])
+    converge(world)
+    quiet_event = world.event_of(quiet.id).event_id
+    world.store.edit_activity(loud.id, location="Room 2")  # e-mails the client: the cap
+    world.store.edit_activity(quiet.id, location="Room 3")  # silent
+    original = world.calendar.changes
+
+    def changes_then_invite(cursor: str | None):  # type: ignore[no-untyped-def]
+        result = original(cursor)
+        # Meanwhile someone invites a guest to the quiet event in the calendar app: the
+        # merge after the 412 would now e-mail that guest about the new room.
+        world.calendar.user_edit(quiet_event, guests=frozenset({"guest@example.org"}))
+        world.calendar.changes = original  # type: ignore[method-assign]
+        return result
+
+    world.calendar.changes = changes_then_invite  # type: ignore[method-assign]
+    world.advance(minutes=1)
+    report = world.sync()
+    assert report.counts["notifying_writes"] == 1 and report.counts["stale_etag"] == 1
+    assert report.counts["held_by_guest_cap"] == 1 and report.outcome == "partial"
+    assert world.calendar.store[quiet_event].event.projection.location == ""
