@@ -98,9 +98,12 @@ def _uid_hash(ical_uid: str) -> str:
 
 def _claim(session: Session, claims: Iterable[tuple[str, str, int | None]]) -> None:
     """Insert (ical_uid, account, activity_id) claims; a UID already held stays as it is."""
-    rows = list({_uid_hash(uid): {"uid_hash": _uid_hash(uid), "ical_uid": uid, "account": account,
-                                  "activity_id": activity_id, "at": utcnow()}
-                 for uid, account, activity_id in claims}.values())
+    now = utcnow()
+    by_hash = {_uid_hash(uid): (uid, account, activity_id)
+               for uid, account, activity_id in claims}
+    rows = [{"uid_hash": key, "ical_uid": uid, "account": account,
+             "activity_id": activity_id, "at": now}
+            for key, (uid, account, activity_id) in by_hash.items()]
     if not rows:
         return
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
