@@ -242,50 +242,50 @@ def _owner(world: DavWorld):  # type: ignore[no-untyped-def]
     return ActivityFilter(owner_id=world.owner_id)
 
 
-def test_idle_cycle_and_the_echo_of_our_writes_cost_one_request_each(
-    tmp_path: Path, radicale: DavServer
-) -> None:
+@pytest.fixture
+def proxied(tmp_path: Path, radicale: DavServer) -> Iterator[tuple[DavWorld, RecordingProxy]]:
+    """A world whose connector reaches Radicale through a proxy that records requests."""
     proxy = RecordingProxy(radicale.port).start()
     try:
         world = make_dav_world(tmp_path, radicale, url=proxy.url)
         proxy_calendar = world.calendar_url.replace(f":{radicale.port}/", f":{proxy.port}/")
         world.account = AccountConfig(**{**world.account.__dict__, "calendar": proxy_calendar})
         world.connector = GuardedCalendar(world.account, owner_tz="Europe/Oslo")
-        for i in range(20):
-            world.add(f"Meeting {i}", due_date=date(2026, 12, 1 + i))
-        world.sync()
-        proxy.requests.clear()
-        world.connector.forbid_writes = True
-        # The echo of our own 20 creates is recognised by etag: nothing is downloaded.
-        assert world.sync().outcome == "ok"
-        assert [r.method for r in proxy.requests] == ["REPORT"]
-        assert not world.connector._written  # an echo seen is forgotten: memory is freed
-        proxy.requests.clear()
-        assert world.sync().outcome == "ok"
-        assert [r.method for r in proxy.requests] == ["REPORT"]  # one sync-collection
+        yield world, proxy
+        world.connector.close()
     finally:
         proxy.stop()
+
+
+def test_idle_cycle_and_the_echo_of_our_writes_cost_one_request_each(
+    proxied: tuple[DavWorld, RecordingProxy]
+) -> None:
+    world, proxy = proxied
+    for i in range(20):
+        world.add(f"Meeting {i}", due_date=date(2026, 12, 1 + i))
+    world.sync()
+    proxy.requests.clear()
+    world.connector.forbid_writes = True
+    # The echo of our own 20 creates is recognised by etag: nothing is downloaded.
+    assert world.sync().outcome == "ok"
+    assert [r.method for r in proxy.requests] == ["REPORT"]
+    assert not world.connector._written  # an echo seen is forgotten: memory is freed
+    proxy.requests.clear()
+    assert world.sync().outcome == "ok"
+    assert [r.method for r in proxy.requests] == ["REPORT"]  # one sync-collection
 
 
 def test_crm_edits_fetch_their_objects_in_one_multiget_then_put_each(
-    tmp_path: Path, radicale: DavServer
+    proxied: tuple[DavWorld, RecordingProxy]
 ) -> None:
-    proxy = RecordingProxy(radicale.port).start()
-    try:
-        world = make_dav_world(tmp_path, radicale, url=proxy.url)
-        proxy_calendar = world.calendar_url.replace(f":{radicale.port}/", f":{proxy.port}/")
-        world.account = AccountConfig(**{**world.account.__dict__, "calendar": proxy_calendar})
-        world.connector = GuardedCalendar(world.account, owner_tz="Europe/Oslo")
-        activities = [world.add(f"Meeting {i}", due_date=date(2026, 12, 1 + i))
-                      for i in range(5)]
-        world.sync()
-        world.sync()
-        for a in activities:
-            world.store.edit_activity(a.id, location="Room 4")
-        proxy.requests.clear()
-        assert world.sync().counts["events_updated"] == 5
-        # sync-collection, one calendar-multiget for the five objects, five PUTs
-        assert sorted(r.method for r in proxy.requests) == ["PUT"] * 5 + ["REPORT"] * 2
-        assert all(e.get("LOCATION") == "Room 4" for _, e in world.objects().values())
-    finally:
-        proxy.stop()
+    world, proxy = proxied
+    activities = [world.add(f"Meeting {i}", due_date=date(2026, 12, 1 + i)) for i in range(5)]
+    world.sync()
+    world.sync()
+    for a in activities:
+        world.store.edit_activity(a.id, location="Room 4")
+    proxy.requests.clear()
+    assert world.sync().counts["events_updated"] == 5
+    # sync-collection, one calendar-multiget for the five objects, five PUTs
+    assert sorted(r.method for r in proxy.requests) == ["PUT"] * 5 + ["REPORT"] * 2
+    assert all(e.get("LOCATION") == "Room 4" for _, e in world.objects().values())
