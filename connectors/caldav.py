@@ -181,25 +181,30 @@ class CalDAVCalendar:
             events.extend(RemoteEvent(path, deleted=True) for path in sorted(deleted))
         return ChangeSet(events, SYNC_PREFIX + new_token, full=token is None)
 
+    def _multiget(self, urls: Sequence[Any]) -> list[tuple[str, str | None, str | None]]:
+        """(event id, etag, data or None) of each object, from one calendar-multiget.
+
+        Raises:
+            Transient: the REPORT failed.
+        """
+        try:
+            objects = self.calendar.multiget(urls)
+        except dav_error.DAVError as exc:
+            raise Transient(reason=f"calendar-multiget failed: {type(exc).__name__}") from None
+        except OSError as exc:
+            raise Transient(reason=f"network: {type(exc).__name__}") from None
+        return [(_event_id(obj.url), (obj.props or {}).get("{DAV:}getetag"),
+                 None if obj.data is None else str(obj.data)) for obj in objects]
+
     def _load(self, urls: Sequence[Any]) -> list[RemoteEvent]:
         """Download changed objects with calendar-multiget, a bounded number per REPORT."""
         events = []
         for start in range(0, len(urls), MULTIGET_CHUNK):
-            chunk = urls[start:start + MULTIGET_CHUNK]
-            try:
-                objects = self.calendar.multiget(chunk)
-            except dav_error.DAVError as exc:
-                raise Transient(reason=f"calendar-multiget failed: {type(exc).__name__}"
-                                ) from None
-            except OSError as exc:
-                raise Transient(reason=f"network: {type(exc).__name__}") from None
-            for obj in objects:
-                path = _event_id(obj.url)
-                etag = (obj.props or {}).get("{DAV:}getetag")
-                if obj.data is None:
+            for path, etag, data in self._multiget(urls[start:start + MULTIGET_CHUNK]):
+                if data is None:
                     events.append(RemoteEvent(path, etag, problem="the server sent no data"))
                     continue
-                events.append(read_event(path, etag, obj.data, default_tz=self.owner_tz,
+                events.append(read_event(path, etag, data, default_tz=self.owner_tz,
                                          owner=self.account.owner))
         return events
 
@@ -281,12 +286,10 @@ class CalDAVCalendar:
         if len(updates) < 2:
             return {}
         try:
-            objects = self.calendar.multiget(
-                [URL.objectify(self._url(op.event_id)) for op in updates])
-        except (dav_error.DAVError, OSError):
+            found = self._multiget([URL.objectify(self._url(op.event_id)) for op in updates])
+        except Transient:
             return {}
-        return {_event_id(obj.url): ((obj.props or {}).get("{DAV:}getetag"), str(obj.data))
-                for obj in objects if obj.data}
+        return {path: (etag, data) for path, etag, data in found if data}
 
     def _write(self, op: WriteOp, stored: dict[str, tuple[str | None, str]]) -> WriteResult:
         if isinstance(op, CreateOp):
