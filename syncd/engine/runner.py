@@ -254,15 +254,15 @@ class AccountCycle:
             if first:
                 entries = self._window_entries(acct.window_end, window, owner.id, crm)
                 changes = self._read_calendar(acct.calendar_cursor)
-            round_ = self._round(acct, policy, budget, crm, entries, changes if first else
-                                 ChangeSet((), changes.cursor, full=False))
+            round_ = self._round(acct, policy, budget, crm, entries, changes)
             if round_ == "ended":
                 return
             if round_ == "failed":
                 self._record_guest_writes(acct.guest_window_start, acct.guest_window_count)
                 self._end("partial", "some changes will be retried next cycle", failures=0)
                 return
-            first = False
+            # Later slices: the calendar's changes went with the first one.
+            first, changes = False, ChangeSet((), changes.cursor, full=False)
             if not more:
                 break
             if not self.dry_run and not self.state.commit_cursors(
