@@ -293,10 +293,10 @@ class StateStore:
         with self.db.session() as s:
             existing = {}
             ids = [link.activity_id for link in saves]
-            for start in range(0, len(ids), 500):
+            for start in range(0, len(ids), _IN_SLICE):
                 rows = s.scalars(select(SyncLink).where(
                     SyncLink.account == account,
-                    SyncLink.activity_id.in_(ids[start:start + 500])))
+                    SyncLink.activity_id.in_(ids[start:start + _IN_SLICE])))
                 existing.update({row.activity_id: row for row in rows})
             now = utcnow()
             for link in saves:
