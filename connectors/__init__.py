@@ -27,11 +27,14 @@ class ConnectorContext:
 
     ``credentials`` is a :class:`syncd.store.credentials.CredentialStore` for providers
     whose tokens are obtained at run time (OAuth); it encrypts them at rest.
+    ``read_only`` is set for a dry run: the connector may send only reads, even where it
+    would otherwise set something up (a CalDAV calendar with ``create_calendar``).
     """
 
     owner_tz: str
     window: Window
     credentials: Any = None
+    read_only: bool = False
 
 
 def open_connector(account: AccountConfig, context: ConnectorContext) -> CalendarConnector:

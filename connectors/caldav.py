@@ -20,6 +20,7 @@ from typing import Any, cast
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from caldav.davclient import DAVClient
+from caldav.elements import dav
 from caldav.lib import error as dav_error
 from caldav.lib.url import URL
 
@@ -37,6 +38,7 @@ from connectors.ical import build_calendar, read_event, update_calendar, without
 from syncd.config import AccountConfig
 from syncd.errors import (
     AuthFailed,
+    CalendarMissing,
     ConnectorError,
     CursorExpired,
     EtagMismatch,
@@ -79,7 +81,9 @@ class CalDAVCalendar:
 
     capabilities = Capabilities(provider="caldav", max_batch=25)
 
-    def __init__(self, account: AccountConfig, *, owner_tz: str, timeout: int = 30) -> None:
+    def __init__(self, account: AccountConfig, *, owner_tz: str, timeout: int = 30,
+                 read_only: bool = False) -> None:
+        """``read_only`` (a dry run): a missing calendar is never made, only described."""
         auth = account.auth
         password = auth["password"].resolve() if auth.get("password") else None
         if password is None and auth.get("username"):
@@ -94,6 +98,8 @@ class CalDAVCalendar:
             ssl_verify_cert=auth.get("ca_bundle", True), timeout=timeout,
         )
         self._calendar: Any = None
+        self.read_only = read_only
+        self._absent = False  # read-only, and the calendar a real sync would make is not there
         # etag -> the event as we wrote it, until its echo is listed (bounded: the
         # connector lives across cycles)
         self._written: OrderedDict[str, RemoteEvent] = OrderedDict()
@@ -102,21 +108,43 @@ class CalDAVCalendar:
 
     @property
     def calendar(self) -> Any:
-        """The collection, found (or, for our own default calendar, made) on first use."""
+        """The collection, found on first use (and made only when the account says so)."""
         if self._calendar is None:
             self._calendar = self._resolve_calendar()
         return self._calendar
 
     def _resolve_calendar(self) -> Any:
+        """Find the configured calendar; only reads, unless ``create_calendar`` is set.
+
+        A calendar that is not there is an error naming it: a typo in ``calendar`` must not
+        silently make a new, empty calendar. ``create_calendar`` (the embedded server's
+        accounts carry it) makes a missing one, except in a dry run, which sends only
+        reads and treats the calendar it would make as empty.
+
+        Raises:
+            CalendarMissing: the calendar does not exist and may not be made.
+            AuthFailed: the server refused the credentials.
+            Transient: the server could not be asked.
+        """
         wanted = self.account.calendar
         try:
             if wanted and wanted.startswith(("http://", "https://")):
-                return self.client.calendar(url=wanted)
+                cal = self.client.calendar(url=wanted)
+                if not _is_calendar(cal):
+                    raise CalendarMissing(calendar=wanted, found=())
+                return cal
             principal = self.client.principal()
             name = wanted or DEFAULT_CALENDAR
-            for cal in principal.calendars():
-                if name in (cal.get_display_name(), str(cal.url).rstrip("/").rsplit("/", 1)[-1]):
+            found = principal.calendars()
+            for cal in found:
+                if name in (cal.get_display_name(), _collection_name(cal)):
                     return cal
+            if not self.account.auth.get("create_calendar"):
+                raise CalendarMissing(calendar=name,
+                                      found=tuple(sorted(_collection_name(c) for c in found)))
+            if self.read_only:
+                self._absent = True
+                return principal.calendar_home_set.calendar(cal_id=name)  # no request
             return principal.make_calendar(
                 name=DEFAULT_CALENDAR_NAME if wanted is None else name, cal_id=name
             )
@@ -124,6 +152,8 @@ class CalDAVCalendar:
             raise AuthFailed(reason=f"the server refused the credentials ({exc.reason})") from None
         except dav_error.DAVError as exc:
             raise Transient(reason=f"cannot open the calendar: {type(exc).__name__}") from None
+        except OSError as exc:
+            raise Transient(reason=f"network: {type(exc).__name__}") from None
 
     @property
     def base_url(self) -> str:
@@ -143,6 +173,8 @@ class CalDAVCalendar:
         _ = self.calendar
 
     def changes(self, cursor: str | None) -> ChangeSet:
+        if self.calendar is not None and self._absent:
+            return ChangeSet([], None, full=True)  # a dry run: the calendar is yet to be made
         token = cursor[len(SYNC_PREFIX):] if cursor and cursor.startswith(SYNC_PREFIX) else None
         try:
             result = self.calendar.get_objects_by_sync_token(
@@ -348,6 +380,22 @@ class CalDAVCalendar:
                                                        response.headers))
 
 
+def _collection_name(cal: Any) -> str:
+    """The last path segment of a collection's URL (its id on the server)."""
+    return unquote(str(cal.url).rstrip("/").rsplit("/", 1)[-1])
+
+
+def _is_calendar(cal: Any) -> bool:
+    """Whether ``cal``'s URL is a calendar collection on the server (one PROPFIND)."""
+    try:
+        props = cal.get_properties([dav.ResourceType()])
+    except dav_error.NotFoundError:
+        return False
+    kinds = props.get("{DAV:}resourcetype") or []
+    kinds = [kinds] if isinstance(kinds, str) else kinds
+    return "{urn:ietf:params:xml:ns:caldav}calendar" in kinds
+
+
 def _event_id(url: object) -> str:
     """An event's id: its decoded path. Servers and the library disagree on whether to
     percent-encode characters such as "@" in hrefs, so ids are compared decoded."""
@@ -360,4 +408,5 @@ def _bare(etag: str) -> str:
 
 def open_calendar(account: AccountConfig, context: Any) -> CalDAVCalendar:
     """Registry entry point (see ``connectors.REGISTRY``)."""
-    return CalDAVCalendar(account, owner_tz=context.owner_tz)
+    return CalDAVCalendar(account, owner_tz=context.owner_tz,
+                          read_only=getattr(context, "read_only", False))

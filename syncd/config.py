@@ -147,6 +147,7 @@ PROVIDER_AUTH: dict[str, dict[str, Option]] = {
         "username": Option(str),
         "password": Option(str, secret=True, expected="env:NAME or file:PATH"),
         "ca_bundle": Option(str, expected="a CA bundle path for a private certificate authority"),
+        "create_calendar": Option(bool, False),
     },
     "google": {
         "mode": Option(str, "service_account", choices=("service_account", "oauth")),

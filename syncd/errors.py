@@ -81,6 +81,14 @@ class ConnectorError(SyncdError):
     """Base of everything a calendar connector reports."""
 
 
+class CalendarMissing(ConnectorError):
+    """The configured calendar does not exist and syncd may not make it (``calendar``: the
+    name or URL configured; ``found``: the names of the calendars that do exist)."""
+
+    calendar: str
+    found: tuple[str, ...]
+
+
 class EtagMismatch(ConnectorError):
     """The event changed since we read it (412): re-read and merge (fields: ``event_id``)."""
 

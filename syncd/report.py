@@ -6,6 +6,7 @@ from syncd.errors import (
     AccountCooldown,
     AccountUnavailable,
     AuthFailed,
+    CalendarMissing,
     ConfigError,
     EtagMismatch,
     EventGone,
@@ -65,6 +66,11 @@ def describe(error: BaseException) -> str:
                     f"retrying after {error.retry_after:g} s.")
         case Transient():
             return f"A temporary provider failure ({error.reason}); it will be retried."
+        case CalendarMissing():
+            found = f" (it has: {', '.join(error.found)})" if error.found else ""
+            return (f"The calendar {error.calendar!r} does not exist on the server{found}. "
+                    "Nothing was created: correct 'calendar' in the account's config, or "
+                    "set create_calendar = true in its [account.auth] to have syncd make it.")
         case EtagMismatch():
             return f"Event {error.event_id} changed meanwhile; it will be merged again."
         case EventGone():

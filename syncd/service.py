@@ -26,10 +26,11 @@ def embedded_accounts(config: Config, store: ActivityStore) -> list[AccountConfi
     """With no accounts configured, each CRM user gets a calendar on the embedded server."""
     url = f"http://{config.embedded_host}:{config.embedded_port}/"
     # A calendar name (not a URL): the connector finds it under the user's principal, or
-    # makes it on first use.
+    # makes it on first use (create_calendar; never in a dry run).
     return [
         AccountConfig(name=f"embedded:{user.email}", provider="caldav", owner=user.email,
-                      calendar=EMBEDDED_CALENDAR, auth={"url": url, "username": user.email})
+                      calendar=EMBEDDED_CALENDAR,
+                      auth={"url": url, "username": user.email, "create_calendar": True})
         for user in store.list_users()
     ]
 
@@ -63,12 +64,17 @@ class Service:
         if cached is not None and cached[0] == account and cached[1] == now.date():
             return cached[2]
         self._drop_connector(account.name)
-        owner = self.store.get_user_by_email(account.owner)
-        tz = account.time_zone or (owner.time_zone if owner else self.config.default_time_zone)
-        context = ConnectorContext(tz, account_window(account, now), self.credentials())
-        connector = open_connector(account, context)
+        connector = self._open(account, now)
         self._connectors[account.name] = (account, now.date(), connector)
         return connector
+
+    def _open(self, account: AccountConfig, now: datetime, read_only: bool = False
+              ) -> CalendarConnector:
+        owner = self.store.get_user_by_email(account.owner)
+        tz = account.time_zone or (owner.time_zone if owner else self.config.default_time_zone)
+        context = ConnectorContext(tz, account_window(account, now), self.credentials(),
+                                   read_only=read_only)
+        return open_connector(account, context)
 
     def _drop_connector(self, name: str) -> None:
         cached = self._connectors.pop(name, None)
@@ -81,8 +87,13 @@ class Service:
     def sync_one(self, account: AccountConfig, **options: Any) -> CycleReport:
         """One cycle of one account. Never raises: a failure is that account's report."""
         now = datetime.now(UTC)
+        # A dry run gets a read-only connector of its own, closed after its cycle, so the
+        # cached one never carries (or loses) that mode.
+        dry_run = bool(options.get("dry_run"))
+        connector: CalendarConnector | None = None
         try:
-            connector = self._connector(account, now)
+            connector = self._open(account, now, read_only=True) if dry_run else \
+                self._connector(account, now)
             report = sync_account(account, connector, self.store, self.state, now=now,
                                   lease_owner=self.replica, **options)
         except Exception as exc:  # isolation: one account's bug must not stop the others
@@ -91,7 +102,9 @@ class Service:
             self.state.account(account.name)
             self.state.update_account(account.name, last_run_at=now, last_outcome="failed",
                                       last_message=report.message)
-        if report.outcome == "failed":
+        if dry_run and connector is not None:
+            connector.close()
+        elif report.outcome == "failed":
             self._drop_connector(account.name)  # start afresh: new session, new lookup
         return report
 

@@ -110,9 +110,14 @@ class Recorded:
 
 
 class RecordingProxy:
-    """A loopback reverse proxy that keeps every request before passing it on."""
+    """A loopback reverse proxy that keeps every request before passing it on.
 
-    def __init__(self, upstream_port: int) -> None:
+    ``rewrite_bodies``: absolute links to the upstream in a reply's body (Graph's
+    nextLink/deltaLink, say) are rewritten to the proxy, so the client keeps coming back
+    through it.
+    """
+
+    def __init__(self, upstream_port: int, rewrite_bodies: bool = False) -> None:
         self.upstream_port = upstream_port
         self.requests: list[Recorded] = []
         proxy = self
@@ -134,6 +139,9 @@ class RecordingProxy:
                 conn.request(self.command, self.path, body=body, headers=headers)
                 response = conn.getresponse()
                 data = response.read()
+                if rewrite_bodies:
+                    data = data.replace(f"127.0.0.1:{proxy.upstream_port}".encode(),
+                                        f"127.0.0.1:{proxy.port}".encode())
                 self.send_response(response.status, response.reason)
                 for key, value in response.getheaders():
                     if key.lower() not in ("transfer-encoding", "connection", "content-length"):
@@ -145,7 +153,7 @@ class RecordingProxy:
                 conn.close()
 
             do_GET = do_PUT = do_DELETE = do_PROPFIND = do_REPORT = _relay
-            do_OPTIONS = do_MKCALENDAR = do_PROPPATCH = do_POST = do_MKCOL = _relay
+            do_OPTIONS = do_MKCALENDAR = do_PROPPATCH = do_POST = do_MKCOL = do_PATCH = _relay
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = int(self.server.server_address[1])
