@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import icalendar
 
 from connectors.base import RemoteEvent
+from connectors.ical_zones import ZoneError, zoned, zones_of
 from syncd.model import Projection, When, normalize_email
 from syncd.text import untrusted_text
 
@@ -180,26 +181,15 @@ def _main_event(cal: icalendar.Calendar) -> icalendar.Event:
     return cast(icalendar.Event, events[0])
 
 
-def _zone_of(value: Any, fallback: str) -> str:
-    tz = getattr(value, "tzinfo", None)
-    key = getattr(tz, "key", None)
-    if key:
-        return str(key)
-    return fallback
-
-
-def _aware(value: datetime, tz: str) -> datetime:
-    if value.tzinfo is None:  # floating time: the owner's wall clock
-        return value.replace(tzinfo=ZoneInfo(tz))
-    return value
-
-
-def read_when(vevent: icalendar.Event, default_tz: str) -> When:
+def read_when(vevent: icalendar.Event, default_tz: str,
+              zones: Mapping[str, Any] | None = None) -> When:
+    """The event's time; ``zones`` are the object's VTIMEZONEs by TZID (see ical_zones)."""
     if "DTSTART" not in vevent:
         raise UnreadableEvent("event has no DTSTART")
-    start = vevent.decoded("DTSTART")
+    zones = zones or {}
+    start, zone = zoned(vevent["DTSTART"], zones, default_tz)
     if "DTEND" in vevent:
-        end = vevent.decoded("DTEND")
+        end, _ = zoned(vevent["DTEND"], zones, default_tz)
     elif "DURATION" in vevent:
         end = start + vevent.decoded("DURATION")
     else:
@@ -209,15 +199,10 @@ def read_when(vevent: icalendar.Event, default_tz: str) -> When:
     if not isinstance(start, datetime):
         assert isinstance(start, date) and isinstance(end, date)
         return When(start, max(end, start + timedelta(days=1)), default_tz)
-    tz = _zone_of(start, default_tz)
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        tz = default_tz
-    start_a, end_a = _aware(start, default_tz), _aware(end, default_tz)
-    if end_a < start_a:
+    assert isinstance(end, datetime)
+    if end < start:
         raise UnreadableEvent("DTEND is before DTSTART")
-    return When(start_a, end_a, tz)
+    return When(start, end, zone or default_tz)
 
 
 def read_event(event_id: str, etag: str | None, data: bytes | str, *, default_tz: str,
@@ -245,7 +230,7 @@ def read_event(event_id: str, etag: str | None, data: bytes | str, *, default_tz
                 names[email] = untrusted_text(str(cn), single_line=True)
         projection = Projection(
             title=untrusted_text(str(vevent.get("SUMMARY", "")), single_line=True),
-            when=read_when(vevent, default_tz),
+            when=read_when(vevent, default_tz, zones_of(cal)),
             busy=str(vevent.get("TRANSP", "OPAQUE")).upper() != "TRANSPARENT",
             description=untrusted_text(str(vevent.get("DESCRIPTION", ""))),
             location=untrusted_text(str(vevent.get("LOCATION", "")), single_line=True),
@@ -256,7 +241,7 @@ def read_event(event_id: str, etag: str | None, data: bytes | str, *, default_tz
         return RemoteEvent(event_id, etag, marker, projection,
                            updated=updated if isinstance(updated, datetime) else None,
                            ical_uid=str(vevent["UID"]) if "UID" in vevent else None)
-    except UnreadableEvent as exc:
+    except (UnreadableEvent, ZoneError) as exc:
         return RemoteEvent(event_id, etag, problem=str(exc))
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+    except Exception as exc:  # whatever one object raises (overflow, recursion) is its own
         return RemoteEvent(event_id, etag, problem=f"unreadable event: {type(exc).__name__}")
