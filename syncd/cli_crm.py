@@ -169,7 +169,7 @@ def _show_text(a: Activity, note: str, emails: dict[int, str]) -> str:
         ("Note (private)", note.replace("\n", "\n" + " " * 18) or "-"),
     ]
     if a.deleted:
-        rows.append(("Deleted", "yes (purged 30 days after deletion)"))
+        rows.append(("Deleted", "yes (restorable with 'syncd activity restore' until purged)"))
     head = f"Activity #{a.id}  (sync uid {a.sync_uid})"
     return "\n".join([head, *(f"  {k + ':':<16}{v}" for k, v in rows)])
 
@@ -354,6 +354,14 @@ def _activity_delete(args: argparse.Namespace, app: App) -> int:
     return 0
 
 
+def _activity_restore(args: argparse.Namespace, app: App) -> int:
+    for activity_id in args.ids:  # every id known before any is restored
+        app.store.get(activity_id, include_deleted=True)
+    results = [app.store.restore_activity(activity_id) for activity_id in args.ids]
+    app.emit(results, "\n".join(f"Activity {a.id} is restored: {a.subject}." for a in results))
+    return 0
+
+
 def _import(args: argparse.Namespace, app: App) -> int:
     from syncd.cli import read_file_arg
 
@@ -515,7 +523,8 @@ def _register_activity(sub: Any) -> None:
         "delete", help="delete activities by id or by filter", formatter_class=_RAW,
         description="Delete activities: by id (all of them or none, if one id is unknown), "
                     "or every activity matching the filters (needs --yes). Deleted "
-                    "activities leave the calendars and are purged after 30 days.",
+                    "activities leave the calendars; 'syncd activity restore' brings them "
+                    "back until they are purged (after 30 days by default).",
         epilog="examples:\n"
                "  syncd activity delete 4 7 9\n"
                "  syncd activity delete --owner ann@example.com --done --before 2026-01-01 --yes")
@@ -527,6 +536,14 @@ def _register_activity(sub: Any) -> None:
                         help="only those due before this day")
     delete.add_argument("--yes", action="store_true", help="confirm a delete by filter")
     delete.set_defaults(handler=_activity_delete)
+
+    restore = act.add_parser(
+        "restore", help="bring back deleted activities (until they are purged)",
+        description="Restore deleted activities: they sync again like any change, and "
+                    "their calendar events are made anew. Deleted activities can be "
+                    "restored until they are purged ([syncd] retention_days, 30 by default).")
+    restore.add_argument("ids", type=int, nargs="+", metavar="ID", help="activity ids")
+    restore.set_defaults(handler=_activity_restore)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -418,21 +418,72 @@ class ActivityStore(CrmDirectory):
         derived.refresh_items(session, refs, now)
         return len(live)
 
+    def restore_activity(self, activity_id: int, *, now: datetime | None = None) -> Activity:
+        """Bring back a soft-deleted activity (E1/E2: restorable until it is purged).
+
+        The activity, its note, guests and links are as they were; the feed gets an
+        ``update`` row, so every sync sees it live again as an ordinary change. Restoring
+        a live activity changes nothing.
+
+        Raises:
+            NotFound: there is no such activity (or it has been purged).
+        """
+        stamp = check_now(now)
+        with self._write() as session:
+            row = session.get(ActivityRow, activity_id) if isinstance(activity_id, int) \
+                and not isinstance(activity_id, bool) else None
+            if row is None:
+                raise NotFound(kind="activity", key=activity_id)
+            if row.deleted_at is not None:
+                row.deleted_at = None
+                row.updated_at = stamp
+                session.flush()
+                change_feed.append(session, [ChangeRow(row.id, row.sync_uid, "update",
+                                                       row.owner_id)], stamp)
+                refs = set().union(*linked_items(session, [row.id]).values())
+                derived.refresh_items(session, refs, stamp)
+            return load_views(session, [row.id])[row.id]
+
+    def purgeable(self, *, older_than_days: int = 30, now: datetime | None = None
+                  ) -> list[Activity]:
+        """The deleted activities :meth:`purge_deleted` would remove now, by id."""
+        cutoff = self._purge_cutoff(older_than_days, now)
+        with self._read() as session:
+            ids = list(session.scalars(select(ActivityRow.id).where(
+                ActivityRow.deleted_at.is_not(None), ActivityRow.deleted_at <= cutoff)
+                .order_by(ActivityRow.id)))
+            views = load_views(session, ids)
+        return [views[i] for i in ids]
+
+    @staticmethod
+    def _purge_cutoff(older_than_days: int, now: datetime | None) -> datetime:
+        if isinstance(older_than_days, bool) or not isinstance(older_than_days, int) \
+                or older_than_days < 0:
+            raise InvalidInput(field="older_than_days", value=older_than_days,
+                               reason="must be a whole number of days, 0 or more")
+        return check_now(now) - timedelta(days=older_than_days)
+
     def purge_deleted(self, *, older_than_days: int = 30, now: datetime | None = None) -> int:
         """Remove for good the activities deleted at least ``older_than_days`` ago.
+
+        Returns:
+            How many activities were purged (see :meth:`purge_deleted_ids`).
+        """
+        return len(self.purge_deleted_ids(older_than_days=older_than_days, now=now))
+
+    def purge_deleted_ids(self, *, older_than_days: int = 30, now: datetime | None = None
+                          ) -> list[int]:
+        """Remove for good the activities deleted at least ``older_than_days`` ago, with
+        their notes, guests and links.
 
         Each purged activity gets a ``purge`` row in the feed, which then reports it as a
         :class:`Tombstone`.
 
         Returns:
-            How many activities were purged.
+            The ids purged, in order.
         """
-        if isinstance(older_than_days, bool) or not isinstance(older_than_days, int) \
-                or older_than_days < 0:
-            raise InvalidInput(field="older_than_days", value=older_than_days,
-                               reason="must be a whole number of days, 0 or more")
         stamp = check_now(now)
-        cutoff = stamp - timedelta(days=older_than_days)
+        cutoff = self._purge_cutoff(older_than_days, stamp)
         with self._write() as session:
             rows = session.execute(
                 select(ActivityRow.id, ActivityRow.sync_uid, ActivityRow.owner_id)
@@ -450,7 +501,7 @@ class ActivityStore(CrmDirectory):
             change_feed.append(session, [ChangeRow(r.id, r.sync_uid, "purge", r.owner_id)
                                          for r in rows], stamp)
             derived.refresh_items(session, refs, stamp)
-            return len(rows)
+            return ids
 
     # --- reading ------------------------------------------------------------------------
 
