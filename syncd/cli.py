@@ -4,7 +4,8 @@ Exit codes: 0 success, 2 usage or configuration errors, 1 runtime errors. No tra
 reaches the terminal unless ``--debug`` is given; ``syncd.report`` words every error.
 Command groups live in their own modules and register themselves here:
 ``syncd.cli_crm`` (activities, types, persons, organizations, deals, import),
-``syncd.cli_sync`` (sync, run, status) and ``syncd.cli_auth`` (provider sign-in).
+``syncd.cli_sync`` (sync, run, status), ``syncd.cli_admin`` (conflicts, quarantine,
+purge) and ``syncd.cli_auth`` (provider sign-in).
 """
 
 from __future__ import annotations
@@ -116,10 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = cfg_sub.add_parser("check", help="validate the config without touching any provider")
     check.set_defaults(handler=_config_check)
 
-    from syncd import cli_auth, cli_crm, cli_sync
+    from syncd import cli_admin, cli_auth, cli_crm, cli_sync
 
     cli_crm.register(sub)
     cli_sync.register(sub)
+    cli_admin.register(sub)
     cli_auth.register(sub)
     return parser
 

@@ -94,6 +94,19 @@ def _resume(args: argparse.Namespace, app: App) -> int:
     return 0
 
 
+def _failed_items(row: dict[str, Any]) -> list[str]:
+    """The account's failed items with their reasons, and where to see them all."""
+    from syncd.cli_admin import shorten
+
+    items = row["failed_items"]
+    if not items:
+        return []
+    lines = [f"  {q['state']} {shorten(q['item'])} (attempt {q['attempts']}): "
+             f"{shorten(q['reason'], 160)}" for q in items]
+    lines.append(f"  details and retry: syncd quarantine --account {row['account']}")
+    return lines
+
+
 def _status(args: argparse.Namespace, app: App) -> int:
     from syncd.service import Service
 
@@ -109,5 +122,6 @@ def _status(args: argparse.Namespace, app: App) -> int:
             + f"; {row['links']} linked, {row['open_conflicts']} open conflict(s), "
             f"{row['quarantined']} quarantined"
         )
+        lines.extend(_failed_items(row))
     app.emit(rows, "\n".join(lines) or "No accounts configured.")
     return 0

@@ -113,6 +113,8 @@ GENERAL: dict[str, Option] = {
     "workers": Option(int, 4, check=_positive, expected="accounts synced at once"),
     "state_key": Option(str, secret=True, expected="env:NAME or file:PATH of a Fernet key"),
     "default_time_zone": Option(str, "UTC", check=_zone, expected="an IANA zone, e.g. Europe/Oslo"),
+    "retention_days": Option(int, 30, check=_not_negative,
+                             expected="days a deleted activity stays restorable"),
 }
 LOGGING: dict[str, Option] = {
     "level": Option(str, "info", choices=("debug", "info", "warning", "error")),
@@ -221,6 +223,7 @@ class Config:
     workers: int = 4
     state_key: SecretRef | None = None
     default_time_zone: str = "UTC"
+    retention_days: int = 30  # deleted activities are purged this many days later
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     embedded_host: str = "127.0.0.1"
     embedded_port: int = 5232

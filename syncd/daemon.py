@@ -31,6 +31,7 @@ from syncd.logs import setup_logging
 from syncd.service import EMBEDDED_CALENDAR, Service
 
 log = logging.getLogger("syncd.daemon")
+PURGE_INTERVAL = 24 * 3600  # seconds between purges of expired deletions
 
 
 class EmbeddedCalendarServer:
@@ -118,6 +119,20 @@ class Daemon:
                 log.log(level, "%s", report.line())
                 return
 
+    def purge(self) -> None:
+        """Purge the activities deleted longer ago than ``retention_days`` (daily job)."""
+        from syncd.admin import purge_expired
+
+        try:
+            ids = purge_expired(self.service.store, self.service.state,
+                                self.config.retention_days)
+        except Exception:  # a failed purge is retried tomorrow; syncing goes on
+            log.exception("purging deleted activities failed")
+            return
+        if ids:
+            log.info("purged %d activities deleted over %d days ago", len(ids),
+                     self.config.retention_days)
+
     def refresh_jobs(self) -> None:
         """One job per account; in embedded mode new CRM users get theirs within a cycle."""
         wanted = {a.name: a for a in self.service.accounts()}
@@ -155,6 +170,8 @@ class Daemon:
             self.refresh_jobs()
             self.scheduler.add_job(self.refresh_jobs, "interval",
                                    seconds=self.config.interval_seconds, id="refresh")
+            self.scheduler.add_job(self.purge, "interval", seconds=PURGE_INTERVAL,
+                                   id="purge", next_run_time=_now())
             print(f"syncd: running; data in {self.config.data_path}", flush=True)
             while not self.stopping.wait(1.0):
                 pass

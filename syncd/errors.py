@@ -153,6 +153,22 @@ class SyncRefused(SyncdError):
     detail: str
 
 
+class ConflictUnresolvable(SyncdError):
+    """``syncd conflicts resolve`` cannot apply the value asked for (``conflict_id``,
+    ``activity_id``, ``field``, ``cause``).
+
+    ``cause`` is "changed" (the field was edited since the conflict, so applying the
+    old value would lose that edit), "deleted" (restore the activity first), "purged"
+    (nothing is left to apply it to) or "undated" (the activity has no date, so it is on
+    no calendar). Nothing was changed.
+    """
+
+    conflict_id: int
+    activity_id: int | None
+    field: str
+    cause: str
+
+
 class AccountUnavailable(SyncdError):
     """The account is paused, cooling down or needs re-auth (``account``, ``status``)."""
 

@@ -8,6 +8,7 @@ from syncd.errors import (
     AuthFailed,
     CalendarMissing,
     ConfigError,
+    ConflictUnresolvable,
     EtagMismatch,
     EventGone,
     InvalidInput,
@@ -53,6 +54,8 @@ def describe(error: BaseException) -> str:
             return (f"Account {error.account}: the {error.guard} guard refused this cycle "
                     f"({error.detail}). Nothing was changed. Check the calendar, then run "
                     f"'syncd sync --account {error.account} --force-delete' to proceed.")
+        case ConflictUnresolvable():
+            return _unresolvable(error)
         case AccountUnavailable():
             return f"Account {error.account} is {error.status}; see 'syncd status'."
         case AuthFailed():
@@ -81,3 +84,21 @@ def describe(error: BaseException) -> str:
             return f"{type(error).__name__}: {error}"
         case _:
             return f"Unexpected error: {type(error).__name__}. Run with --debug for details."
+
+
+def _unresolvable(error: ConflictUnresolvable) -> str:
+    head = f"Conflict {error.conflict_id} cannot be resolved"
+    activity = error.activity_id
+    match error.cause:
+        case "changed":
+            return (f"{head}: the activity's {error.field} changed since the conflict, and "
+                    "taking the old value would undo that edit. Nothing was changed; edit "
+                    f"the activity instead ('syncd activity edit {activity}').")
+        case "deleted":
+            return (f"{head}: activity {activity} is deleted. Nothing was changed; restore "
+                    f"it first with 'syncd activity restore {activity}'.")
+        case "undated":
+            return (f"{head}: activity {activity} has no date, so it is on no calendar. "
+                    "Nothing was changed; give it a date first.")
+        case _:
+            return f"{head}: activity {activity} was purged. There is nothing to apply."

@@ -20,6 +20,7 @@ from syncd.store.state import StateStore, lease_owner_id
 log = logging.getLogger("syncd.service")
 
 EMBEDDED_CALENDAR = "crm"
+STATUS_ITEMS = 10  # failed items listed per account by `syncd status`
 
 
 def embedded_accounts(config: Config, store: ActivityStore) -> list[AccountConfig]:
@@ -136,9 +137,11 @@ class Service:
                 "last_run_at": st.last_run_at, "last_outcome": st.last_outcome,
                 "last_counts": st.last_counts, "last_message": st.last_message,
                 "links": self.state.link_count(account.name),
-                "open_conflicts": len(self.state.conflicts(account.name)),
-                "quarantined": sum(1 for q in self.state.quarantine_list(account.name)
-                                   if q["state"] == "quarantined"),
+                "open_conflicts": self.state.open_conflict_count(account.name),
+                "quarantined": self.state.quarantine_count(account.name),
+                # The first few failed items with their reasons; `syncd quarantine` has all.
+                "failed_items": self.state.quarantine_list(account.name,
+                                                           limit=STATUS_ITEMS),
             })
         return rows
 

@@ -160,6 +160,7 @@ class AccountCycle:
         self.failed = False  # something must be retried: cursors stay put
         self._done = _Done()
         self.failing: set[str] = set()  # items with a failure on record
+        self.retried: list[str] = []  # items an admin released, tried again this cycle
         self.token: int | None = None
 
     # --- entry point --------------------------------------------------------------------
@@ -253,7 +254,7 @@ class AccountCycle:
             entries: set[int] = set()
             if first:
                 entries = self._window_entries(acct.window_end, window, owner.id, crm)
-                changes = self._read_calendar(acct.calendar_cursor)
+                changes = self._with_retries(self._read_calendar(acct.calendar_cursor), crm)
             round_ = self._round(acct, policy, budget, crm, entries, changes)
             if round_ == "ended":
                 return
@@ -282,6 +283,7 @@ class AccountCycle:
         if not committed:
             self._end("partial", "the lease was lost; another replica continues")
             return
+        self.state.clear_retries(self.cfg.name, self.retried)
         self._end("ok", None, status="ok", status_reason=None, failures=0, cooldown_until=None)
 
     def _round(self, acct: AccountState, policy: AccountPolicy, budget: int | None,
@@ -369,6 +371,30 @@ class AccountCycle:
             log.info("account %s: calendar cursor expired; listing the window", self.cfg.name)
             self.report.counts["full_resync"] += 1
             return self.connector.changes(None)
+
+    def _with_retries(self, changes: ChangeSet, crm: dict[int, Activity | Tombstone]
+                      ) -> ChangeSet:
+        """Add the items released by ``syncd quarantine retry`` to this cycle's changes.
+
+        Their cursors moved on long ago, so they are read again: the event by id, and the
+        activity of the pair (or the one whose create failed). Purged activities and
+        events that are gone have nothing left to retry.
+        """
+        keys = self.state.retry_keys(self.cfg.name)
+        if not keys:
+            return changes
+        self.retried = keys
+        self.report.counts["retried"] += len(keys)
+        event_ids = {k.removeprefix("calendar:") for k in keys if k.startswith("calendar:")}
+        activity_ids = {int(k[4:]) for k in keys if k.startswith("crm:") and k[4:].isdigit()}
+        links = self.state.links_touching(self.cfg.name, event_ids=event_ids)
+        activity_ids |= {link.activity_id for link in links.values()
+                         if link.event_id in event_ids}
+        crm.update(self.source.get_many(sorted(activity_ids - crm.keys())))
+        listed = {e.event_id for e in changes.events}
+        fresh = [event for event_id in sorted(event_ids - listed)
+                 if (event := self.connector.get(event_id)) is not None]
+        return replace(changes, events=[*changes.events, *fresh]) if fresh else changes
 
     def _settle_pending(self, links: dict[int, Link]) -> list[RemoteEvent]:
         """Creates whose outcome is unknown: find what reached the server."""

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from syncd.engine.actions import Conflict
 from syncd.engine.plan import Link
+from syncd.errors import NotFound
 from syncd.model import Projection
 from syncd.store.base import utcnow
 from syncd.store.db import Database
@@ -30,6 +31,8 @@ from syncd.store.state_tables import (
 
 #: A write that fails this many cycles in a row is quarantined (failure mode 16).
 MAX_ATTEMPTS = 5
+#: The quarantine state of an item an admin released with ``syncd quarantine retry``.
+RETRY = "retry"
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,13 @@ def _link(row: SyncLink) -> Link:
 
 
 _IN_SLICE = 500  # values per IN (...) list
+
+
+def _conflict(c: SyncConflict) -> dict[str, Any]:
+    return {"id": c.id, "account": c.account, "activity_id": c.activity_id,
+            "event_id": c.event_id, "field": c.field, "crm_value": c.crm_value,
+            "calendar_value": c.calendar_value, "winner": c.winner, "policy": c.policy,
+            "at": c.at, "resolved": c.resolved}
 
 
 def _uid_hash(ical_uid: str) -> str:
@@ -343,13 +353,44 @@ class StateStore:
                 stmt = stmt.where(SyncConflict.account == account)
             if open_only:
                 stmt = stmt.where(SyncConflict.resolved.is_(False))
-            return [
-                {"id": c.id, "account": c.account, "activity_id": c.activity_id,
-                 "event_id": c.event_id, "field": c.field, "crm_value": c.crm_value,
-                 "calendar_value": c.calendar_value, "winner": c.winner, "policy": c.policy,
-                 "at": c.at}
-                for c in s.scalars(stmt)
-            ]
+            return [_conflict(c) for c in s.scalars(stmt)]
+
+    def open_conflict_count(self, account: str) -> int:
+        with self.db.session() as s:
+            return int(s.scalar(select(func.count()).select_from(SyncConflict).where(
+                SyncConflict.account == account, SyncConflict.resolved.is_(False))) or 0)
+
+    def conflict(self, conflict_id: int) -> dict[str, Any]:
+        """One conflict, open or resolved.
+
+        Raises:
+            NotFound: there is no conflict with this id.
+        """
+        with self.db.session() as s:
+            row = s.get(SyncConflict, conflict_id)
+            if row is None:
+                raise NotFound(kind="conflict", key=conflict_id)
+            return _conflict(row)
+
+    def close_conflict(self, conflict_id: int) -> None:
+        """Mark a conflict resolved: it no longer counts as open."""
+        with self.db.session() as s:
+            s.execute(update(SyncConflict).where(SyncConflict.id == conflict_id)
+                      .values(resolved=True))
+
+    def forget_activities(self, activity_ids: Iterable[int]) -> None:
+        """Drop the conflicts and CRM-side quarantine entries of purged activities.
+
+        Links stay: a purged activity's tombstone still reaches each account's next
+        cycle, which deletes any event left and drops the link then.
+        """
+        ids = sorted(set(activity_ids))
+        with self.db.session() as s:
+            for i in range(0, len(ids), _IN_SLICE):
+                chunk = ids[i:i + _IN_SLICE]
+                s.execute(delete(SyncConflict).where(SyncConflict.activity_id.in_(chunk)))
+                s.execute(delete(SyncQuarantine).where(
+                    SyncQuarantine.item_key.in_([f"crm:{a}" for a in chunk])))
 
     # --- quarantine ---------------------------------------------------------------------
 
@@ -392,13 +433,57 @@ class StateStore:
             s.execute(delete(SyncQuarantine).where(SyncQuarantine.account == account,
                                                    SyncQuarantine.item_key == key))
 
-    def quarantine_list(self, account: str | None = None) -> list[dict[str, Any]]:
+    def quarantine_list(self, account: str | None = None, *, state: str | None = None,
+                        limit: int | None = None) -> list[dict[str, Any]]:
+        """Items with a failure on record, oldest first (``state``: only that state)."""
         with self.db.session() as s:
             stmt = select(SyncQuarantine).order_by(SyncQuarantine.id)
             if account:
                 stmt = stmt.where(SyncQuarantine.account == account)
+            if state:
+                stmt = stmt.where(SyncQuarantine.state == state)
+            if limit is not None:
+                stmt = stmt.limit(limit)
             return [
-                {"account": q.account, "item": q.item_key, "reason": q.reason,
-                 "attempts": q.attempts, "state": q.state, "last_at": q.last_at}
+                {"id": q.id, "account": q.account, "item": q.item_key, "reason": q.reason,
+                 "version": q.version, "attempts": q.attempts, "state": q.state,
+                 "first_at": q.first_at, "last_at": q.last_at}
                 for q in s.scalars(stmt)
             ]
+
+    def quarantine_count(self, account: str, state: str = "quarantined") -> int:
+        with self.db.session() as s:
+            return int(s.scalar(select(func.count()).select_from(SyncQuarantine).where(
+                SyncQuarantine.account == account, SyncQuarantine.state == state)) or 0)
+
+    def retry_item(self, item_id: int) -> dict[str, Any]:
+        """Let the next cycle of its account try a failed item again (state "retry").
+
+        Its record stays until that cycle: success clears it, a new failure counts on.
+
+        Raises:
+            NotFound: no item with this id is on record.
+        """
+        with self.db.session() as s:
+            row = s.get(SyncQuarantine, item_id)
+            if row is None:
+                raise NotFound(kind="quarantined item", key=item_id)
+            before = row.state
+            row.state = RETRY
+            return {"id": row.id, "account": row.account, "item": row.item_key,
+                    "was": before}
+
+    def retry_keys(self, account: str) -> list[str]:
+        """The items of ``account`` an admin asked to try again."""
+        with self.db.session() as s:
+            return list(s.scalars(select(SyncQuarantine.item_key).where(
+                SyncQuarantine.account == account, SyncQuarantine.state == RETRY)))
+
+    def clear_retries(self, account: str, keys: Iterable[str]) -> None:
+        """Forget retried items that a cycle went through without a new failure."""
+        wanted = list(keys)
+        with self.db.session() as s:
+            for i in range(0, len(wanted), _IN_SLICE):
+                s.execute(delete(SyncQuarantine).where(
+                    SyncQuarantine.account == account, SyncQuarantine.state == RETRY,
+                    SyncQuarantine.item_key.in_(wanted[i:i + _IN_SLICE])))
