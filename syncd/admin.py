@@ -9,6 +9,8 @@ same conditional writes, guards and merge bases as any other edit.
   activity; the next cycle sees a CRM edit and copies it to the calendar. It refuses
   (:class:`~syncd.errors.ConflictUnresolvable`, nothing changed) when the field was
   edited since the conflict, since applying the old value would undo that newer edit.
+* :func:`restore_activity` brings a deleted activity back, with a fresh identity for
+  its events where the old ones were deleted.
 * :func:`purge_expired` removes for good the activities deleted more than the retention
   period ago (notes, guests and links with them), and their conflicts and CRM-side
   quarantine entries. Links to calendar events stay: each account's next cycle gets the
@@ -24,7 +26,7 @@ from typing import Any, Literal
 
 from syncd.config import AccountConfig
 from syncd.errors import ConflictUnresolvable, NotFound
-from syncd.model import DoneStyle, When, activity_changes, project_activity
+from syncd.model import Activity, DoneStyle, When, activity_changes, project_activity
 from syncd.store.activities import ActivityStore
 from syncd.store.state import StateStore
 
@@ -111,6 +113,23 @@ def _apply(store: ActivityStore, row: Mapping[str, Any], take: Side,
     changes = activity_changes(current.replace({name: wanted}), [name], activity.owner_tz,
                                done_style)
     store.edit_activity(activity_id, **changes)
+
+
+def restore_activity(store: ActivityStore, state: StateStore, activity_id: int) -> Activity:
+    """Restore a deleted activity so that it syncs again.
+
+    Where a cycle already deleted its events (no account holds an event for it), it gets
+    a fresh sync uid: the events made for it anew then carry ids, hrefs and UIDs that
+    no calendar has seen, where one that keeps deleted events (Google's cancelled events,
+    a CalDAV trash bin, Graph's memory of a transactionId) could refuse the old ones
+    (failure mode 2). Where an event is still linked (no cycle has seen the delete
+    yet), the uid stays and the pair simply carries on.
+
+    Raises:
+        NotFound: there is no such activity (or it was purged).
+    """
+    linked = bool(state.linked_accounts(activity_id))
+    return store.restore_activity(activity_id, new_sync_uid=not linked)
 
 
 def purge_expired(store: ActivityStore, state: StateStore, retention_days: int, *,

@@ -355,9 +355,13 @@ def _activity_delete(args: argparse.Namespace, app: App) -> int:
 
 
 def _activity_restore(args: argparse.Namespace, app: App) -> int:
+    from syncd.admin import restore_activity
+    from syncd.store.state import StateStore
+
     for activity_id in args.ids:  # every id known before any is restored
         app.store.get(activity_id, include_deleted=True)
-    results = [app.store.restore_activity(activity_id) for activity_id in args.ids]
+    state = StateStore(app.db)
+    results = [restore_activity(app.store, state, activity_id) for activity_id in args.ids]
     app.emit(results, "\n".join(f"Activity {a.id} is restored: {a.subject}." for a in results))
     return 0
 

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from syncd.cli import main
 from syncd.store.crm_tables import ActivityNote
+from syncd.store.crm_views import ActivityFilter
 from syncd.store.db import Database
 from syncd.store.state_tables import SyncConflict, SyncLink
 from tests.conftest import fresh_calendar
@@ -104,9 +105,17 @@ def _add(admin: Admin, subject: str, *extra: str) -> int:
 # --- restore ------------------------------------------------------------------------------
 
 
+def _identity(admin: Admin) -> tuple[str, str, str]:
+    """(href, UID, marker) of the calendar's only event."""
+    [event] = admin.events()
+    component = event.icalendar_component
+    return str(event.url), str(component["UID"]), str(component["X-SYNCD-ID"])
+
+
 def test_a_restored_activity_syncs_back_as_one_event_after_a_crm_delete(admin: Admin) -> None:
     activity = _add(admin, "Call Ada")
     assert admin.sync() == {"events_created": 1}
+    first = _identity(admin)
     admin.ok("activity", "delete", str(activity))
     assert admin.sync() == {"events_deleted": 1}
     assert admin.events() == []
@@ -116,6 +125,11 @@ def test_a_restored_activity_syncs_back_as_one_event_after_a_crm_delete(admin: A
     assert admin.json("activity", "show", str(activity))["deleted"] is False
     assert admin.sync() == {"events_created": 1}
     assert admin.summaries() == ["Call Ada"]
+    # A new identity throughout: a server keeping the deleted event in a trash bin
+    # cannot refuse the new one (failure mode 2).
+    second = _identity(admin)
+    assert all(new != old for new, old in zip(second, first, strict=True))
+    assert admin.json("activity", "show", str(activity))["sync_uid"] == second[2]
     # Converged: the next cycle reads the echo of its write and writes nothing.
     assert admin.sync() == {}
     assert admin.summaries() == ["Call Ada"]
@@ -137,6 +151,17 @@ def test_a_restored_activity_whose_event_was_deleted_in_the_calendar_gets_one_ne
     assert admin.summaries() == ["Lunch"]
     assert admin.db_count(SyncLink) == 1
     assert admin.sync() == {}
+
+
+def test_restoring_before_any_cycle_saw_the_delete_keeps_the_event_as_it_is(
+        admin: Admin) -> None:
+    activity = _add(admin, "Call")
+    admin.sync()
+    before = _identity(admin)
+    admin.ok("activity", "delete", str(activity))
+    admin.ok("activity", "restore", str(activity))
+    assert admin.sync() == {}  # the pair carries on: nothing deleted, nothing made
+    assert _identity(admin) == before
 
 
 def test_restoring_a_live_activity_changes_nothing_and_an_unknown_one_is_an_error(
@@ -341,3 +366,23 @@ def test_quarantine_lists_reasons_and_retry_makes_the_next_cycle_try_again(
     assert admin.sync() == {}  # our marker's echo; nothing retried
     code, _, err = admin("quarantine", "retry", "999")
     assert (code, err) == (1, "syncd: No quarantined item 999 exists.\n")
+
+
+def test_the_daemon_purges_expired_deletions_and_survives_a_failing_purge(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from syncd.config import Config
+    from syncd.daemon import Daemon
+
+    daemon = Daemon(Config(data_dir=str(tmp_path), retention_days=0))
+    store = daemon.service.store
+    owner = store.add_user("ann@example.com", "Ann", "UTC")
+    gone = store.add_activity(owner_id=owner, subject="Old", note="private")
+    kept = store.add_activity(owner_id=owner, subject="Live")
+    store.delete_activity(gone.id)
+    daemon.purge()
+    assert [a.id for a in store.list_activities(ActivityFilter(include_deleted=True))] == [
+        kept.id]
+    daemon.service.db.close()  # the next purge cannot reach the database
+    daemon.service.store = None  # type: ignore[assignment]
+    daemon.purge()  # logged, not raised: the scheduler and the syncs go on
+    assert "purging deleted activities failed" in caplog.text

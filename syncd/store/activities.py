@@ -25,6 +25,7 @@ owner's zone.
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -418,12 +419,20 @@ class ActivityStore(CrmDirectory):
         derived.refresh_items(session, refs, now)
         return len(live)
 
-    def restore_activity(self, activity_id: int, *, now: datetime | None = None) -> Activity:
+    def restore_activity(self, activity_id: int, *, new_sync_uid: bool = False,
+                         now: datetime | None = None) -> Activity:
         """Bring back a soft-deleted activity (E1/E2: restorable until it is purged).
 
         The activity, its note, guests and links are as they were; the feed gets an
         ``update`` row, so every sync sees it live again as an ordinary change. Restoring
         a live activity changes nothing.
+
+        Args:
+            activity_id: the activity.
+            new_sync_uid: give it a fresh random sync uid, so the events made for it from
+                now on carry identities no server has seen (a calendar may keep the
+                deleted event's id or UID in a trash bin and refuse it; failure mode 2).
+            now: the time of the change.
 
         Raises:
             NotFound: there is no such activity (or it has been purged).
@@ -437,6 +446,8 @@ class ActivityStore(CrmDirectory):
             if row.deleted_at is not None:
                 row.deleted_at = None
                 row.updated_at = stamp
+                if new_sync_uid:
+                    row.sync_uid = uuid.uuid4().hex  # random, like a new activity's
                 session.flush()
                 change_feed.append(session, [ChangeRow(row.id, row.sync_uid, "update",
                                                        row.owner_id)], stamp)

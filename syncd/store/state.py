@@ -267,6 +267,13 @@ class StateStore:
                     found.setdefault(row.activity_id, _link(row))
         return found
 
+    def linked_accounts(self, activity_id: int) -> list[str]:
+        """The accounts where the activity has an event, or a create in flight."""
+        with self.db.session() as s:
+            return list(s.scalars(select(SyncLink.account).where(
+                SyncLink.activity_id == activity_id,
+                or_(SyncLink.event_id.is_not(None), SyncLink.pending.is_(True)))))
+
     def link_count(self, account: str, *, settled: bool = False) -> int:
         """How many links ``account`` has (``settled``: leaving out pending creates)."""
         stmt = select(func.count()).select_from(SyncLink).where(SyncLink.account == account)

@@ -370,6 +370,31 @@ def test_e1_delete_one_activity_soft_then_purged_after_30_days(store: ActivitySt
     assert row_counts(store)["activity_notes"] == 0
 
 
+def test_e1_a_deleted_activity_is_restored_whole_until_it_is_purged(store: ActivityStore
+                                                                    ) -> None:
+    w = make_world(store)
+    a = store.add_activity(owner_id=w.ann, subject="Call", deal_id=w.deal, note="n",
+                           due_date=date(2026, 3, 20), guests=["x@example.org"])
+    store.delete_activity(a.id, now=NOW)
+    assert store.get_deal(w.deal).dates.next_activity_date is None
+    seq = store.last_change_seq()
+    back = store.restore_activity(a.id, now=NOW + timedelta(days=29))
+    assert back == dataclasses.replace(a, updated_at=NOW + timedelta(days=29))
+    assert store.get_note(a.id) == "n"
+    assert store.get_deal(w.deal).dates.next_activity_date == date(2026, 3, 20)  # A10
+    assert _feed_ids(store, seq) == [a.id]  # an ordinary change for every sync
+    store.restore_activity(a.id)  # restoring a live activity changes nothing
+    assert store.last_change_seq() == seq + 1
+
+    store.delete_activity(a.id, now=NOW)
+    renewed = store.restore_activity(a.id, new_sync_uid=True, now=NOW)
+    assert renewed.sync_uid != a.sync_uid and len(renewed.sync_uid) == 32
+    store.delete_activity(a.id, now=NOW)
+    assert store.purge_deleted(now=NOW + timedelta(days=30)) == 1
+    with pytest.raises(NotFound):
+        store.restore_activity(a.id)
+
+
 def test_e2_bulk_delete_is_all_or_nothing(store: ActivityStore) -> None:
     w = make_world(store)
     ids = [store.add_activity(owner_id=w.ann, subject=f"#{n}", type="call" if n % 2 else "task",
