@@ -1,0 +1,143 @@
+"""Undo through the engine on the memory calendar: conflicts resolved either way, items
+released from quarantine, purged activities; each followed by real cycles."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from connectors.base import WriteResult
+from syncd.admin import purge_expired, resolve_conflict
+from syncd.errors import ConflictUnresolvable, Transient
+from syncd.model import When
+from syncd.store.state import MAX_ATTEMPTS
+from tests.engine.world import World, make_world
+
+
+def converge(world: World) -> None:
+    world.sync()
+    world.advance(minutes=1)
+    world.sync()
+
+
+def _quiet(world: World) -> None:
+    """The next cycle writes nothing at all."""
+    world.calendar.forbid_writes = True
+    report = world.sync()
+    world.calendar.forbid_writes = False
+    assert report.outcome == "ok" and not report.counts["conflicts"]
+
+
+def test_taking_the_crm_side_of_a_time_conflict_won_by_the_calendar(tmp_path: Path) -> None:
+    world = make_world(tmp_path, conflict_policy="calendar_wins")
+    a = world.add("Review", hour=9)
+    converge(world)
+    crm_when = world.event_of(a.id).projection.when
+    world.store.edit_activity(a.id, due_time=datetime(2026, 1, 1, 11).time())
+    moved = When(datetime(2026, 12, 10, 14, tzinfo=UTC), datetime(2026, 12, 10, 15, tzinfo=UTC),
+                 "Europe/Oslo")
+    world.calendar.user_edit(world.event_of(a.id).event_id, when=moved)
+    world.advance(minutes=1)
+    assert world.sync().counts["conflicts"] == 1
+    [conflict] = world.state.conflicts(world.account.name)
+    assert (conflict["field"], conflict["winner"]) == ("when", "calendar")
+    assert world.store.get(a.id).due_time == datetime(2026, 1, 1, 15).time()  # Oslo, +1
+
+    done = resolve_conflict(world.store, world.state, conflict["id"], "crm",
+                            {world.account.name: world.account})
+    assert done.applied and world.state.conflicts(world.account.name) == []
+    assert world.store.get(a.id).due_time == datetime(2026, 1, 1, 11).time()
+    assert world.event_of(a.id).projection.when == moved  # not written directly
+    world.advance(minutes=1)
+    assert world.sync().counts["events_updated"] == 1
+    assert world.event_of(a.id).projection.when != crm_when  # 11:00, not the old 09:00
+    assert world.event_of(a.id).projection.when.local_start().hour == 11
+    world.advance(minutes=1)
+    _quiet(world)
+
+
+def test_guests_conflict_resolved_for_the_calendar_reaches_the_crm(tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    a = world.add("Meeting", guests=["ann@example.com"])
+    converge(world)
+    world.store.edit_activity(a.id, guests=["bob@example.com"])
+    world.calendar.user_edit(world.event_of(a.id).event_id,
+                             guests=frozenset({"cy@example.com", "ann@example.com"}))
+    world.advance(minutes=1)
+    world.sync()
+    [conflict] = world.state.conflicts(world.account.name)
+    assert conflict["calendar_value"] == ["ann@example.com", "cy@example.com"]
+    resolve_conflict(world.store, world.state, conflict["id"], "calendar", {})
+    assert {g.email for g in world.store.get(a.id).guests} == {"ann@example.com",
+                                                               "cy@example.com"}
+    world.advance(minutes=1)
+    world.sync()
+    assert world.event_of(a.id).projection.guests == {"ann@example.com", "cy@example.com"}
+    world.advance(minutes=1)
+    _quiet(world)
+
+
+def test_a_conflict_lost_to_a_crm_delete_is_applied_once_the_activity_is_restored(
+        tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    a = world.add("Call")
+    converge(world)
+    world.calendar.user_edit(world.event_of(a.id).event_id, location="Room 2")
+    world.store.delete_activity(a.id)
+    world.advance(minutes=1)
+    assert world.sync().counts["events_deleted"] == 1
+    [conflict] = world.state.conflicts(world.account.name)
+    assert (conflict["field"], conflict["crm_value"], conflict["policy"]) == (
+        "location", None, "crm_delete")
+    with pytest.raises(ConflictUnresolvable) as refused:
+        resolve_conflict(world.store, world.state, conflict["id"], "calendar", {})
+    assert refused.value.cause == "deleted"
+    world.store.restore_activity(a.id, new_sync_uid=True)
+    resolve_conflict(world.store, world.state, conflict["id"], "calendar", {})
+    world.advance(minutes=1)
+    assert world.sync().counts["events_created"] == 1
+    [event] = world.calendar.live()
+    assert event.projection is not None and event.projection.location == "Room 2"
+
+
+def test_a_create_quarantined_after_failing_is_made_by_the_cycle_after_retry(
+        tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    a = world.add("Flaky")
+    world.calendar.fail_next = [WriteResult("", error=Transient(reason="server said no"))
+                                for _ in range(MAX_ATTEMPTS)]
+    for _ in range(MAX_ATTEMPTS):
+        world.sync()
+        world.advance(minutes=1)
+    [item] = world.state.quarantine_list(world.account.name)
+    assert (item["item"], item["state"], item["attempts"]) == (
+        f"crm:{a.id}", "quarantined", MAX_ATTEMPTS)
+    assert "server said no" in item["reason"]
+    assert world.sync().counts["skipped_quarantined"] == 1  # set aside: no create sent
+    assert world.calendar.live() == []
+
+    world.state.retry_item(item["id"])
+    report = world.sync()
+    assert (report.counts["retried"], report.counts["events_created"]) == (1, 1)
+    assert world.state.quarantine_list(world.account.name) == []
+    assert [e.projection.title for e in world.calendar.live() if e.projection] == ["Flaky"]
+    world.advance(minutes=1)
+    _quiet(world)
+
+
+def test_retrying_an_item_whose_activity_was_purged_just_clears_it(tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    a = world.add("Doomed")
+    world.calendar.fail_next = [WriteResult("", error=Transient(reason="no"))
+                                for _ in range(MAX_ATTEMPTS)]
+    for _ in range(MAX_ATTEMPTS):
+        world.sync()
+    world.store.delete_activity(a.id)
+    [item] = world.state.quarantine_list(world.account.name)
+    world.state.retry_item(item["id"])
+    assert purge_expired(world.store, world.state, 0) == [a.id]
+    assert world.state.quarantine_list(world.account.name) == []  # went with the purge
+    report = world.sync()
+    assert report.outcome == "ok" and world.calendar.live() == []
