@@ -68,12 +68,14 @@ class ChangeSet:
 
     ``full`` is True when this is a complete listing of the window (the first sync, or
     after an expired cursor) rather than the changes since a cursor. A full listing never
-    reports deletions: absence from a listing is not a delete signal.
+    reports deletions: absence from a listing is not a delete signal. ``outside`` counts
+    what the provider named outside the calendar (CalDAV hrefs elsewhere), ignored.
     """
 
     events: Sequence[RemoteEvent]
     cursor: str | None
     full: bool
+    outside: int = 0
 
 
 @dataclass(frozen=True)

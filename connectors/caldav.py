@@ -1,13 +1,18 @@
 """CalDAV connector (RFC 4791, RFC 6578, RFC 6638) on the ``caldav`` library.
 
-Reads use the library (sync-collection, multiget). Writes are sent as raw requests
-through the library's client so that every header is ours: creates are a PUT to a
-chosen href with ``If-None-Match: *`` and updates and deletes carry ``If-Match``. The
-library's own ``no_overwrite`` checks before it writes, which is not atomic.
+The library finds the calendar. Every request after that is ours, sent through
+:mod:`connectors.caldav_http` with the library's session and credentials, because what a
+server answers is untrusted (failure mode 24): replies are capped and streamed, XML is
+parsed safely, only hrefs inside the collection are read, objects the listing says are
+over the size cap are never downloaded, a reply that spoils a whole calendar-multiget is
+asked for again in halves until the one object is found, and every object from the
+server is read in the sandbox (:mod:`connectors.sandbox`) under a CPU and memory budget.
+A status that concerns one event (403 on a read-only event, 413, 415, 507) is that
+event's failure; only a 401 is the account's.
 
-Server differences handled here (providers.md C.2): an invalid sync token is a 403 on
-Radicale and a 412 on Xandikos; both, and the library's ``fake-`` fallback token, mean a
-full listing.
+Creates are a PUT to a chosen href with ``If-None-Match: *``; updates and deletes carry
+``If-Match``. Server differences (providers.md C.2): an invalid sync token is a 403 on
+Radicale and a 412 on Xandikos, both with DAV:valid-sync-token, and mean a full listing.
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 from caldav.davclient import DAVClient
 from caldav.elements import dav
 from caldav.lib import error as dav_error
-from caldav.lib.url import URL
 
 from connectors.base import (
     Capabilities,
@@ -34,13 +38,25 @@ from connectors.base import (
     WriteOp,
     WriteResult,
 )
-from connectors.ical import build_calendar, read_event, update_calendar, without_timezones
+from connectors.caldav_http import (
+    HREF_SAFE,
+    BadReply,
+    DavTransport,
+    Fetched,
+    Member,
+    Reply,
+    ReplyTooLarge,
+    chunks_by_size,
+    multiget,
+    sync_collection,
+)
+from connectors.ical import MAX_OBJECT_BYTES, build_calendar, read_event, without_timezones
+from connectors.sandbox import POOL, Overrun
 from syncd.config import AccountConfig
 from syncd.errors import (
     AuthFailed,
     CalendarMissing,
     ConnectorError,
-    CursorExpired,
     EtagMismatch,
     EventGone,
     ItemRejected,
@@ -55,8 +71,19 @@ DEFAULT_CALENDAR_NAME = "CRM activities"
 ICS = {"Content-Type": "text/calendar; charset=utf-8"}
 SYNC_PREFIX = "sync:"
 MULTIGET_CHUNK = 100  # objects per calendar-multiget REPORT: bounded replies and memory
+MULTIGET_BYTES = 8 * 1024 * 1024  # bytes the listing announced, per calendar-multiget
+MAX_REPLY_BYTES = 32 * 1024 * 1024  # one REPORT's reply; XML escaping can grow the data 4x
+SINGLE_REPLY_BYTES = 4 * MAX_OBJECT_BYTES + 64 * 1024  # the reply for one object
 WRITTEN_CACHE = 20_000  # our own recent writes remembered, a few MB at most
-_VALID_TOKEN = "{DAV:}valid-sync-token"
+
+
+#: Statuses that concern the one event written, whatever a generic reading would say.
+_ITEM_STATUSES = {
+    403: "the server does not let syncd change this event (HTTP 403): it may be read-only",
+    413: "the server refused it as too large (HTTP 413)",
+    415: "the server does not take it as iCalendar (HTTP 415)",
+    507: "the server has no room to store it (HTTP 507)",
+}
 
 
 def _status_error(status: int, event_id: str, headers: Any = None) -> ConnectorError:
@@ -67,6 +94,8 @@ def _status_error(status: int, event_id: str, headers: Any = None) -> ConnectorE
         return EventGone(event_id=event_id)
     if status == 401:
         return AuthFailed(reason=f"HTTP {status}")
+    if status in _ITEM_STATUSES:
+        return ItemRejected(event_id=event_id, reason=_ITEM_STATUSES[status])
     if status == 429 or (status == 503 and headers and headers.get("Retry-After")):
         retry = headers.get("Retry-After") if headers else None
         return RateLimited(retry_after=float(retry) if retry and retry.isdigit() else 30.0,
@@ -97,6 +126,7 @@ class CalDAVCalendar:
             url=auth["url"], username=auth.get("username"), password=password,
             ssl_verify_cert=auth.get("ca_bundle", True), timeout=timeout,
         )
+        self.transport = DavTransport(self.client)
         self._calendar: Any = None
         self.read_only = read_only
         self._absent = False  # read-only, and the calendar a real sync would make is not there
@@ -160,7 +190,7 @@ class CalDAVCalendar:
         return str(self.calendar.url).rstrip("/") + "/"
 
     def _url(self, event_id: str) -> str:
-        return urljoin(self.base_url, quote(event_id, safe="/@:+,;=!$&'()*~"))
+        return urljoin(self.base_url, quote(event_id, safe=HREF_SAFE))
 
     def href_for(self, marker: str, generation: int) -> str:
         # The href and UID carry the generation: a re-created event never reuses the name
@@ -176,69 +206,70 @@ class CalDAVCalendar:
         if self.calendar is not None and self._absent:
             return ChangeSet([], None, full=True)  # a dry run: the calendar is yet to be made
         token = cursor[len(SYNC_PREFIX):] if cursor and cursor.startswith(SYNC_PREFIX) else None
-        try:
-            result = self.calendar.get_objects_by_sync_token(
-                sync_token=token, load_objects=False, disable_fallback=True
-            )
-        except (dav_error.AuthorizationError, dav_error.ReportError, dav_error.DAVError) as exc:
-            preconditions = getattr(exc, "preconditions", None) or []
-            if token is not None and (_VALID_TOKEN in preconditions or
-                                      isinstance(exc, dav_error.AuthorizationError)):
-                raise CursorExpired() from None
-            if isinstance(exc, dav_error.AuthorizationError):
-                raise AuthFailed(reason="the server refused the credentials") from None
-            raise Transient(reason=f"sync-collection failed: {type(exc).__name__}") from None
-        except OSError as exc:
-            raise Transient(reason=f"network: {type(exc).__name__}") from None
-        new_token = str(result.sync_token)
-        if new_token.startswith("fake-"):
-            raise CursorExpired()
-        deleted = {_event_id(url) for url in getattr(result, "deleted_urls", ()) or ()}
+        listing = sync_collection(self.transport, self.base_url, token)
+        if listing.outside:
+            log.warning("%s: ignored %d href(s) outside the calendar", self.account.name,
+                        listing.outside)
+        deleted = set(listing.removed)
         events: list[RemoteEvent] = []
-        to_load = []
-        for obj in result.objects:
-            path = _event_id(obj.url)
-            if path in deleted:
-                continue  # some servers also list a removed member among the objects
-            etag = (obj.props or {}).get("{DAV:}getetag")
+        to_load: list[Member] = []
+        for member in listing.members:
+            if member.path in deleted:
+                continue  # some servers also list a removed member among the changed ones
             # An echo is seen once, in the listing after our write: then it is forgotten,
             # so the cache holds what is in flight, not everything written today.
-            ours = self._written.pop(_bare(etag), None) if etag else None
-            if ours is not None and ours.event_id == path:
+            ours = self._written.pop(_bare(member.etag), None) if member.etag else None
+            if ours is not None and ours.event_id == member.path:
                 events.append(ours)  # the echo of our own write: nothing to download
+            elif member.size is not None and member.size > MAX_OBJECT_BYTES:
+                events.append(RemoteEvent(member.path, member.etag, problem=(
+                    f"object is {member.size} bytes, over the {MAX_OBJECT_BYTES} byte cap")))
             else:
-                to_load.append(obj.url)
-        events.extend(self._load(to_load))
+                to_load.append(member)
+        events.extend(_one_event_per_uid(self._load(to_load)))
         if token is not None:
             events.extend(RemoteEvent(path, deleted=True) for path in sorted(deleted))
-        return ChangeSet(events, SYNC_PREFIX + new_token, full=token is None)
+        return ChangeSet(events, SYNC_PREFIX + listing.token, full=token is None,
+                         outside=listing.outside)
 
-    def _multiget(self, urls: Sequence[Any]) -> list[tuple[str, str | None, str | None]]:
-        """(event id, etag, data or None) of each object, from one calendar-multiget.
+    def _fetch(self, paths: Sequence[str]) -> list[Fetched]:
+        """The objects at ``paths`` by calendar-multiget. A reply that cannot be used as a
+        whole (too large, not XML) is asked for again in halves, down to single objects,
+        so one poisoned object is set aside and the rest are read.
 
         Raises:
             Transient: the REPORT failed.
         """
         try:
-            objects = self.calendar.multiget(urls)
-        except dav_error.DAVError as exc:
-            raise Transient(reason=f"calendar-multiget failed: {type(exc).__name__}") from None
-        except OSError as exc:
-            raise Transient(reason=f"network: {type(exc).__name__}") from None
-        return [(_event_id(obj.url), (obj.props or {}).get("{DAV:}getetag"),
-                 None if obj.data is None else str(obj.data)) for obj in objects]
+            return multiget(self.transport, self.base_url, paths,
+                            max_bytes=MAX_REPLY_BYTES if len(paths) > 1 else SINGLE_REPLY_BYTES)
+        except (BadReply, ReplyTooLarge) as exc:
+            if len(paths) == 1:
+                return [Fetched(paths[0], None, None, status=0, problem=_reply_problem(exc))]
+            middle = len(paths) // 2
+            return self._fetch(paths[:middle]) + self._fetch(paths[middle:])
 
-    def _load(self, urls: Sequence[Any]) -> list[RemoteEvent]:
-        """Download changed objects with calendar-multiget, a bounded number per REPORT."""
-        events = []
-        for start in range(0, len(urls), MULTIGET_CHUNK):
-            for path, etag, data in self._multiget(urls[start:start + MULTIGET_CHUNK]):
-                if data is None:
-                    events.append(RemoteEvent(path, etag, problem="the server sent no data"))
-                    continue
-                events.append(read_event(path, etag, data, default_tz=self.owner_tz,
-                                         owner=self.account.owner))
-        return events
+    def _load(self, members: Sequence[Member]) -> list[RemoteEvent]:
+        """Download changed objects with calendar-multiget, in chunks bounded in number and
+        in the bytes the listing announced, and read them in the sandbox."""
+        fetched: list[Fetched] = []
+        for chunk in chunks_by_size(members, count=MULTIGET_CHUNK, total=MULTIGET_BYTES):
+            fetched.extend(self._fetch([m.path for m in chunk]))
+        return self._read([f for f in fetched if f.data is not None]) + [
+            RemoteEvent(f.path, f.etag, problem=f.problem or (
+                "the server sent no data" if f.status == 200 else
+                f"the server could not send it (HTTP {f.status})"))
+            for f in fetched if f.data is None]
+
+    def _read(self, objects: Sequence[Fetched]) -> list[RemoteEvent]:
+        """Map objects from the server to events, each within the per-item budget."""
+        if not objects:
+            return []
+        results = POOL.map("ical.read_event", [(o.path, o.etag, o.data) for o in objects],
+                           default_tz=self.owner_tz, owner=self.account.owner)
+        return [r if isinstance(r, RemoteEvent) else
+                RemoteEvent(o.path, o.etag, problem=cast(Overrun, r).reason)
+                for o, r in zip(objects, results, strict=True)]
 
     def _remember(self, event: RemoteEvent) -> RemoteEvent:
         """Keep what we just wrote, so its echo in the next listing costs no download."""
@@ -250,13 +281,16 @@ class CalDAVCalendar:
         return event
 
     def get(self, event_id: str) -> RemoteEvent | None:
-        response = self._request(self._url(event_id), "GET")
+        try:
+            response = self._request(self._url(event_id), "GET",
+                                     max_bytes=SINGLE_REPLY_BYTES)
+        except ReplyTooLarge:
+            return RemoteEvent(event_id, problem=_reply_problem(ReplyTooLarge()))
         if response.status in (404, 410):
             return None
         if response.status >= 400:
             raise _status_error(response.status, event_id, response.headers)
-        return read_event(event_id, response.headers.get("ETag"), response.raw,
-                          default_tz=self.owner_tz, owner=self.account.owner)
+        return self._read([Fetched(event_id, response.headers.get("ETag"), response.body)])[0]
 
     def find(self, marker: str, generation: int) -> RemoteEvent | None:
         event = self.get(self.href_for(marker, generation))
@@ -279,22 +313,31 @@ class CalDAVCalendar:
 
     # --- writes -------------------------------------------------------------------------
 
-    def _request(self, url: str, method: str, body: bytes | str = "",
-                 headers: dict[str, str] | None = None) -> Any:
-        try:
-            # The library annotates the body as str but passes it to the HTTP layer as is;
-            # bytes keep our UTF-8 encoding exactly as the serializer produced it.
-            return self.client.request(url, method, cast(str, body), headers or {})
-        except dav_error.AuthorizationError as exc:
-            raise AuthFailed(reason=f"HTTP {getattr(exc, 'reason', '401')}") from None
-        except OSError as exc:
-            # The request may have reached the server: the caller reads before rewriting.
-            raise Transient(reason=f"network: {type(exc).__name__}", maybe_applied=True) from None
-        except dav_error.DAVError as exc:
-            raise Transient(reason=f"{type(exc).__name__}", maybe_applied=True) from None
+    def _request(self, url: str, method: str, body: bytes = b"",
+                 headers: dict[str, str] | None = None, *,
+                 max_bytes: int = SINGLE_REPLY_BYTES) -> Reply:
+        """One request through the bounded transport; a 401 is the account's, any other
+        status is the caller's to judge (a 403 on one event is that event's problem).
 
-    def _stored(self, event_id: str, response: Any, body: bytes) -> RemoteEvent:
-        """The event as stored after a write; re-read when the server gave no strong ETag."""
+        Raises:
+            AuthFailed: the server refused the credentials.
+            Transient: the network failed (``maybe_applied`` for writes: the caller reads
+                before writing again).
+            ReplyTooLarge: the reply passed ``max_bytes``.
+        """
+        reply = self.transport.send(method, url, body, headers, max_bytes=max_bytes)
+        if reply.status == 401:
+            raise AuthFailed(reason="the server refused the credentials (HTTP 401)")
+        return reply
+
+    def _stored(self, event_id: str, response: Reply, body: bytes, *, ours: bool
+                ) -> RemoteEvent:
+        """The event as stored after a write; re-read when the server gave no strong ETag.
+
+        ``ours``: every byte of ``body`` is syncd's (a create), so it is read here, without
+        its VTIMEZONE blocks; an update carries the server's object and is read in the
+        sandbox like anything else from the server.
+        """
         etag = response.headers.get("ETag")
         if not etag or etag.startswith("W/"):
             # A server that rewrites what we sent must not return a strong ETag
@@ -304,10 +347,14 @@ class CalDAVCalendar:
                 raise EventGone(event_id=event_id)
             return stored
         # A strong ETag: the server holds our bytes as sent (RFC 4791 5.3.4).
-        return self._remember(read_event(event_id, etag, without_timezones(body),
-                                         default_tz=self.owner_tz, owner=self.account.owner))
+        if ours:
+            event = read_event(event_id, etag, without_timezones(body),
+                               default_tz=self.owner_tz, owner=self.account.owner)
+        else:
+            event = self._read([Fetched(event_id, etag, body)])[0]
+        return self._remember(event)
 
-    def _stored_objects(self, updates: Sequence[UpdateOp]) -> dict[str, tuple[str | None, str]]:
+    def _stored_objects(self, updates: Sequence[UpdateOp]) -> dict[str, tuple[str | None, bytes]]:
         """The stored objects of several updates, by event id, with one calendar-multiget.
 
         An update rewrites only its fields in the object as stored, so it needs the object
@@ -318,12 +365,12 @@ class CalDAVCalendar:
         if len(updates) < 2:
             return {}
         try:
-            found = self._multiget([URL.objectify(self._url(op.event_id)) for op in updates])
+            found = self._fetch([op.event_id for op in updates])
         except Transient:
             return {}
-        return {path: (etag, data) for path, etag, data in found if data}
+        return {f.path: (f.etag, f.data) for f in found if f.data}
 
-    def _write(self, op: WriteOp, stored: dict[str, tuple[str | None, str]]) -> WriteResult:
+    def _write(self, op: WriteOp, stored: dict[str, tuple[str | None, bytes]]) -> WriteResult:
         if isinstance(op, CreateOp):
             return self._create(op)
         if isinstance(op, UpdateOp):
@@ -338,7 +385,7 @@ class CalDAVCalendar:
         response = self._request(self._url(event_id), "PUT", body,
                                  {**ICS, "If-None-Match": "*"})
         if response.status in (200, 201, 204):
-            return WriteResult(op.key, self._stored(event_id, response, body))
+            return WriteResult(op.key, self._stored(event_id, response, body, ours=True))
         if response.status == 412:
             # The href exists: an earlier attempt of this very create got through.
             existing = self.get(event_id)
@@ -349,31 +396,39 @@ class CalDAVCalendar:
         return WriteResult(op.key, error=_status_error(response.status, event_id,
                                                        response.headers))
 
-    def _update(self, op: UpdateOp, stored: tuple[str | None, str] | None = None
+    def _update(self, op: UpdateOp, stored: tuple[str | None, bytes] | None = None
                 ) -> WriteResult:
         """Rewrite the named fields of the stored object (``stored``: etag and data, when
         already fetched), conditional on the etag the engine planned against."""
         if stored is None:
-            current = self._request(self._url(op.event_id), "GET")
+            try:
+                current = self._request(self._url(op.event_id), "GET")
+            except ReplyTooLarge as exc:
+                return WriteResult(op.key, error=ItemRejected(
+                    event_id=op.event_id, reason=_reply_problem(exc)))
             if current.status >= 400:
                 return WriteResult(op.key, error=_status_error(current.status, op.event_id,
                                                                current.headers))
-            stored = current.headers.get("ETag"), current.raw
+            stored = current.headers.get("ETag"), current.body
         etag, data = stored
         if op.etag is not None and etag is not None and _bare(etag) != _bare(op.etag):
             return WriteResult(op.key, error=EtagMismatch(event_id=op.event_id))
-        body = update_calendar(data, op.projection, op.fields, marker=op.marker,
-                               organizer=self.account.owner, invite=op.notify)
+        # The stored object is the server's: it is rewritten in the sandbox too.
+        [body] = POOL.map("ical.update_calendar", [(data, op.projection, op.fields)],
+                          marker=op.marker, organizer=self.account.owner, invite=op.notify)
+        if isinstance(body, Overrun):
+            return WriteResult(op.key, error=ItemRejected(event_id=op.event_id,
+                                                          reason=body.reason))
         response = self._request(self._url(op.event_id), "PUT", body,
                                  {**ICS, "If-Match": op.etag or etag or "*"})
         if response.status in (200, 201, 204):
-            return WriteResult(op.key, self._stored(op.event_id, response, body))
+            return WriteResult(op.key, self._stored(op.event_id, response, body, ours=False))
         return WriteResult(op.key, error=_status_error(response.status, op.event_id,
                                                        response.headers))
 
     def _delete(self, op: DeleteOp) -> WriteResult:
         headers = {"If-Match": op.etag} if op.etag else {}
-        response = self._request(self._url(op.event_id), "DELETE", "", headers)
+        response = self._request(self._url(op.event_id), "DELETE", b"", headers)
         if response.status in (200, 204):
             return WriteResult(op.key)
         return WriteResult(op.key, error=_status_error(response.status, op.event_id,
@@ -394,6 +449,31 @@ def _is_calendar(cal: Any) -> bool:
     kinds = props.get("{DAV:}resourcetype") or []
     kinds = [kinds] if isinstance(kinds, str) else kinds
     return "{urn:ietf:params:xml:ns:caldav}calendar" in kinds
+
+
+def _reply_problem(exc: BadReply | ReplyTooLarge) -> str:
+    """The quarantine reason of an object whose own reply could not be used."""
+    if isinstance(exc, ReplyTooLarge):
+        return f"the server's reply for it is over {SINGLE_REPLY_BYTES} bytes"
+    return f"the server's reply for it is unusable: {exc.args[0] if exc.args else 'bad XML'}"
+
+
+def _one_event_per_uid(events: Sequence[RemoteEvent]) -> list[RemoteEvent]:
+    """Set aside every event that repeats the UID of an earlier one in the listing.
+
+    A calendar holds one object per UID (RFC 4791 5.3.2.1); a server that lets a second
+    href carry the same UID would otherwise have it imported twice.
+    """
+    first: dict[str, str] = {}
+    kept = []
+    for event in sorted(events, key=lambda e: e.event_id):
+        holder = (first.setdefault(event.ical_uid, event.event_id)
+                  if event.ical_uid and event.projection is not None else event.event_id)
+        if holder != event.event_id:
+            event = RemoteEvent(event.event_id, event.etag, problem=(
+                f"the same UID as {holder}: one calendar holds one event per UID"))
+        kept.append(event)
+    return kept
 
 
 def _event_id(url: object) -> str:

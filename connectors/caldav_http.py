@@ -1,0 +1,345 @@
+"""The CalDAV requests syncd sends itself: bounded, and read as untrusted.
+
+The ``caldav`` library finds the calendar (principal, home set, PROPFIND); every request
+after that goes through :class:`DavTransport`, because a server's replies are untrusted
+input (failure mode 24) and the library reads every reply whole and raises for statuses
+that concern one item (a 403 on one read-only event is not a refused login):
+
+* replies are streamed and abandoned past a byte cap (:class:`ReplyTooLarge`), and a
+  request has a deadline on its whole exchange, not only per read;
+* XML is parsed without entities, DTDs, network access or huge text nodes
+  (:class:`BadReply` when it cannot be parsed);
+* redirects are never followed, and only hrefs inside the collection are read
+  (:func:`member_path`): anything else a reply names is counted and ignored.
+
+``sync_collection`` (RFC 6578) lists the collection with each member's size, so objects
+over the cap are set aside before they are downloaded; ``multiget`` (RFC 4791 7.9)
+fetches a chunk of objects.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, unquote, urljoin, urlsplit
+from xml.sax.saxutils import escape
+
+from lxml import etree
+
+from syncd.errors import AuthFailed, CursorExpired, Transient
+
+DAV = "{DAV:}"
+CALDAV = "{urn:ietf:params:xml:ns:caldav}"
+#: A REPORT reply larger than this is abandoned (and its request split).
+MAX_REPLY_BYTES = 32 * 1024 * 1024
+#: Seconds one request may take in all, however slowly the server drips its reply.
+REQUEST_DEADLINE = 120.0
+#: Pages of a truncated sync-collection followed before giving up (RFC 6578 3.6).
+MAX_SYNC_PAGES = 1000
+SAFE_METHODS = frozenset({"GET", "HEAD", "PROPFIND", "REPORT", "OPTIONS"})
+_CHUNK = 64 * 1024
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False,
+                          load_dtd=False, dtd_validation=False, remove_comments=True)
+#: Characters left as they are when an event id (a decoded path) is put in a URL.
+HREF_SAFE = "/@:+,;=!$&'()*~"
+
+
+class ReplyTooLarge(Exception):
+    """The reply passed its byte cap; nothing of it is used."""
+
+
+class BadReply(Exception):
+    """The reply is not the XML it should be; ``args[0]`` says why."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Member:
+    """A member of the collection, as a sync-collection reply lists it."""
+
+    path: str  # decoded path, the connector's event id
+    etag: str | None
+    size: int | None
+
+
+@dataclass
+class Listing:
+    """What a sync-collection found: changed members, removed ones, the new token."""
+
+    members: list[Member] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    token: str = ""
+    outside: int = 0  # hrefs outside the collection, ignored
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One object of a calendar-multiget reply: its data, or the status the server gave
+    (``problem``: why it could not be fetched at all)."""
+
+    path: str
+    etag: str | None
+    data: bytes | None
+    status: int = 200
+    problem: str | None = None
+
+
+class DavTransport:
+    """Requests through the library's session and credentials, under syncd's limits."""
+
+    def __init__(self, client: Any, *, deadline: float = REQUEST_DEADLINE) -> None:
+        self.client = client
+        self.deadline = deadline
+
+    def send(self, method: str, url: str, body: bytes = b"",
+             headers: Mapping[str, str] | None = None, *,
+             max_bytes: int = MAX_REPLY_BYTES) -> Reply:
+        """One request; the reply's body read up to ``max_bytes``.
+
+        Raises:
+            ReplyTooLarge: the body passed ``max_bytes``.
+            Transient: the network failed or the deadline passed (``maybe_applied`` for
+                methods that change something).
+        """
+        reply = self._send(method, url, body, headers, max_bytes)
+        if reply.status == 401 and getattr(self.client, "auth", None) is None:
+            # The library sends credentials once a server asked for them; do the same.
+            challenge = reply.headers.get("WWW-Authenticate", "")
+            schemes = [part.strip().split(" ", 1)[0].lower()
+                       for part in challenge.split(",") if part.strip()]
+            if schemes and getattr(self.client, "username", None) is not None:
+                self.client.build_auth_object(schemes)
+                reply = self._send(method, url, body, headers, max_bytes)
+        return reply
+
+    def _send(self, method: str, url: str, body: bytes, headers: Mapping[str, str] | None,
+              max_bytes: int) -> Reply:
+        started = time.monotonic()
+        all_headers = {**getattr(self.client, "headers", {}), **(headers or {})}
+        if not body:
+            all_headers.pop("Content-Type", None)
+        try:
+            response = self.client.session.request(
+                method, url, data=body or None, headers=all_headers, auth=self.client.auth,
+                timeout=self.client.timeout, verify=self.client.ssl_verify_cert,
+                cert=getattr(self.client, "ssl_cert", None), stream=True,
+                allow_redirects=False,
+            )
+        except Exception as exc:  # the HTTP library's own error types vary by backend
+            raise Transient(reason=f"network: {type(exc).__name__}",
+                            maybe_applied=method not in SAFE_METHODS) from None
+        try:
+            declared = response.headers.get("Content-Length")
+            if declared and declared.isdigit() and int(declared) > max_bytes:
+                raise ReplyTooLarge(int(declared))
+            parts: list[bytes] = []
+            size = 0
+            for chunk in response.iter_content(_CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise ReplyTooLarge(size)
+                if time.monotonic() - started > self.deadline:
+                    raise Transient(reason=f"the server took over {self.deadline:g} s to answer",
+                                    maybe_applied=method not in SAFE_METHODS)
+                parts.append(chunk)
+            return Reply(response.status_code, dict(response.headers), b"".join(parts))
+        except (ReplyTooLarge, Transient):
+            raise
+        except Exception as exc:  # a reset or decoding failure in the middle of the body
+            raise Transient(reason=f"network: {type(exc).__name__}",
+                            maybe_applied=method not in SAFE_METHODS) from None
+        finally:
+            response.close()
+
+    def report(self, url: str, body: str, *, max_bytes: int = MAX_REPLY_BYTES,
+               depth: str | None = None) -> tuple[int, Any]:
+        """A REPORT and its parsed multistatus (or None when the status is not 207)."""
+        headers = {"Content-Type": "application/xml; charset=utf-8"}
+        if depth is not None:
+            headers["Depth"] = depth
+        reply = self.send("REPORT", url, body.encode(), headers, max_bytes=max_bytes)
+        if reply.status != 207:
+            return reply.status, _parse(reply.body) if reply.body.strip() else None
+        root = _parse(reply.body)
+        if root.tag != DAV + "multistatus":
+            raise BadReply(f"the reply is a {etree.QName(root).localname}, not a multistatus")
+        return reply.status, root
+
+
+def _parse(body: bytes) -> Any:
+    try:
+        return etree.fromstring(body, parser=_PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise BadReply(f"the reply is not valid XML ({str(exc)[:80]})") from None
+
+
+# --- hrefs -----------------------------------------------------------------------------
+
+
+def member_path(collection: str, href: str) -> str | None:
+    """The decoded path of a member named by ``href``; None when the href is outside the
+    collection (another host, a parent, a nested or the collection itself)."""
+    target = urlsplit(urljoin(collection, href.strip()))
+    base = urlsplit(collection)
+    if (target.scheme, target.netloc) != (base.scheme, base.netloc) or target.query:
+        return None
+    path = unquote(target.path)
+    folder = unquote(base.path).rstrip("/") + "/"
+    name = path[len(folder):] if path.startswith(folder) else ""
+    if (not name or "/" in name or name in (".", "..") or "\x00" in name
+            or posixpath.normpath(path) != path):
+        return None
+    return path
+
+
+def href_of(collection: str, path: str) -> str:
+    return urljoin(collection, quote(path, safe=HREF_SAFE))
+
+
+# --- sync-collection (RFC 6578) ---------------------------------------------------------
+
+
+def sync_collection(transport: DavTransport, collection: str, token: str | None) -> Listing:
+    """The members changed since ``token`` (all members with None), following truncated
+    replies.
+
+    Raises:
+        CursorExpired: the server no longer knows ``token`` (Radicale 403, Xandikos 412,
+            both with DAV:valid-sync-token).
+        AuthFailed: the server refused to list the collection.
+        Transient: anything else went wrong; nothing is read as a deletion.
+    """
+    listing = Listing()
+    for _page in range(MAX_SYNC_PAGES):
+        body = ('<?xml version="1.0" encoding="utf-8"?>'
+                '<D:sync-collection xmlns:D="DAV:">'
+                f'<D:sync-token>{escape(token or "")}</D:sync-token>'
+                "<D:sync-level>1</D:sync-level>"
+                "<D:prop><D:getetag/><D:getcontentlength/></D:prop></D:sync-collection>")
+        try:
+            status, root = transport.report(collection, body, depth="1")
+        except (BadReply, ReplyTooLarge) as exc:
+            raise Transient(reason=f"sync-collection: {_why(exc)}") from None
+        if status != 207:
+            if token is not None and root is not None and root.find(
+                    f".//{DAV}valid-sync-token") is not None:
+                raise CursorExpired()
+            if status in (401, 403):
+                raise AuthFailed(reason=f"the server refused to list the calendar (HTTP {status})")
+            raise Transient(reason=f"sync-collection failed (HTTP {status})", status=status)
+        truncated = _absorb(collection, root, listing)
+        new_token = root.findtext(f"{DAV}sync-token")
+        if not new_token:
+            raise Transient(reason="sync-collection reply without a sync-token")
+        listing.token = new_token.strip()
+        if not truncated:
+            return listing
+        token = listing.token
+    raise Transient(reason=f"sync-collection still truncated after {MAX_SYNC_PAGES} pages")
+
+
+def _absorb(collection: str, root: Any, listing: Listing) -> bool:
+    """Add one page's members to ``listing``; True when the page says it is truncated."""
+    truncated = False
+    base_path = unquote(urlsplit(collection).path).rstrip("/")
+    for response in root.iterfind(f"{DAV}response"):
+        href = response.findtext(f"{DAV}href") or ""
+        status = _status(response.findtext(f"{DAV}status"))
+        path = member_path(collection, href)
+        if path is None:
+            target = unquote(urlsplit(urljoin(collection, href.strip())).path).rstrip("/")
+            if target == base_path:
+                truncated = truncated or status == 507
+            else:
+                listing.outside += 1
+            continue
+        if status == 404:
+            listing.removed.append(path)
+            continue
+        etag = size = None
+        for propstat in response.iterfind(f"{DAV}propstat"):
+            if _status(propstat.findtext(f"{DAV}status")) != 200:
+                continue
+            etag = propstat.findtext(f"{DAV}prop/{DAV}getetag") or etag
+            length = (propstat.findtext(f"{DAV}prop/{DAV}getcontentlength") or "").strip()
+            size = int(length) if length.isdigit() else size
+        listing.members.append(Member(path, etag, size))
+    return truncated
+
+
+# --- calendar-multiget (RFC 4791 7.9) -----------------------------------------------------
+
+
+def multiget(transport: DavTransport, collection: str, paths: Sequence[str], *,
+             max_bytes: int = MAX_REPLY_BYTES) -> list[Fetched]:
+    """The objects at ``paths``, in one REPORT; objects the reply does not name come back
+    with status 404.
+
+    Raises:
+        BadReply, ReplyTooLarge: the reply as a whole cannot be used; the caller splits
+            the request to find the object that spoils it.
+        Transient: the request failed.
+    """
+    hrefs = "".join(f"<D:href>{escape(href_of(collection, p))}</D:href>" for p in paths)
+    body = ('<?xml version="1.0" encoding="utf-8"?>'
+            '<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+            f"<D:prop><D:getetag/><C:calendar-data/></D:prop>{hrefs}</C:calendar-multiget>")
+    status, root = transport.report(collection, body, max_bytes=max_bytes)
+    if status != 207:
+        if status in (401, 403):
+            raise AuthFailed(reason=f"the server refused to read the calendar (HTTP {status})")
+        raise Transient(reason=f"calendar-multiget failed (HTTP {status})", status=status)
+    wanted = set(paths)
+    found: dict[str, Fetched] = {}
+    for response in root.iterfind(f"{DAV}response"):
+        path = member_path(collection, response.findtext(f"{DAV}href") or "")
+        if path is None or path not in wanted or path in found:
+            continue  # never read what was not asked for, nor the same object twice
+        status = _status(response.findtext(f"{DAV}status"))
+        etag = data = None
+        for propstat in response.iterfind(f"{DAV}propstat"):
+            status = _status(propstat.findtext(f"{DAV}status"))
+            if status == 200:
+                etag = propstat.findtext(f"{DAV}prop/{DAV}getetag")
+                text = propstat.findtext(f"{DAV}prop/{CALDAV}calendar-data")
+                data = text.encode() if text is not None else None
+                break
+        found[path] = Fetched(path, etag, data, status)
+    return [found.get(p) or Fetched(p, None, None, 404) for p in paths]
+
+
+def _status(line: str | None) -> int:
+    """200 from "HTTP/1.1 200 OK"; 200 when absent (a propstat-only response)."""
+    if not line:
+        return 200
+    parts = line.split()
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, ReplyTooLarge):
+        return "the reply is too large"
+    return str(exc.args[0]) if exc.args else type(exc).__name__
+
+
+def chunks_by_size(members: Iterable[Member], *, count: int, total: int
+                   ) -> list[list[Member]]:
+    """Consecutive groups of at most ``count`` members and ``total`` known bytes."""
+    groups: list[list[Member]] = []
+    size = 0
+    for member in members:
+        if not groups or len(groups[-1]) >= count or size + (member.size or 0) > total:
+            groups.append([])
+            size = 0
+        groups[-1].append(member)
+        size += member.size or 0
+    return groups
