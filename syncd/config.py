@@ -115,6 +115,10 @@ GENERAL: dict[str, Option] = {
     "default_time_zone": Option(str, "UTC", check=_zone, expected="an IANA zone, e.g. Europe/Oslo"),
     "retention_days": Option(int, 30, check=_not_negative,
                              expected="days a deleted activity stays restorable"),
+    "cycle_deadline_seconds": Option(int, 900, check=_positive,
+                                     expected="seconds after which a cycle stops writing"),
+    "shutdown_grace_seconds": Option(int, 30, check=_positive,
+                                     expected="seconds SIGTERM waits for cycles in flight"),
 }
 LOGGING: dict[str, Option] = {
     "level": Option(str, "info", choices=("debug", "info", "warning", "error")),
@@ -224,6 +228,8 @@ class Config:
     state_key: SecretRef | None = None
     default_time_zone: str = "UTC"
     retention_days: int = 30  # deleted activities are purged this many days later
+    cycle_deadline_seconds: int = 900  # a cycle past it writes no more batches
+    shutdown_grace_seconds: int = 30  # how long SIGTERM waits for cycles in flight
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     embedded_host: str = "127.0.0.1"
     embedded_port: int = 5232

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -99,6 +100,9 @@ class Daemon:
         self.config = config
         self.service = Service(config)
         self.stopping = threading.Event()
+        # Cycles in flight, so that shutdown can wait for them, but not for ever.
+        self._in_flight = 0
+        self._settled = threading.Condition()
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(config.workers)},
             job_defaults={"max_instances": 1, "coalesce": True},
@@ -113,7 +117,14 @@ class Daemon:
             return
         for account in self.service.accounts():
             if account.name == name:
-                report = self.service.sync_one(account)
+                with self._settled:
+                    self._in_flight += 1
+                try:
+                    report = self.service.sync_one(account)
+                finally:
+                    with self._settled:
+                        self._in_flight -= 1
+                        self._settled.notify_all()
                 level = {"ok": logging.INFO, "skipped": logging.DEBUG}.get(report.outcome,
                                                                            logging.WARNING)
                 log.log(level, "%s", report.line())
@@ -176,12 +187,34 @@ class Daemon:
             while not self.stopping.wait(1.0):
                 pass
             log.info("stopping: waiting for cycles in flight")
-            self.scheduler.shutdown(wait=True)
+            self.scheduler.shutdown(wait=False)
+            if not self._wait_for_cycles(self.config.shutdown_grace_seconds):
+                self._abandon()
             return 0
         finally:
             if embedded is not None:
                 embedded.stop()
             self.service.close()
+
+    def _wait_for_cycles(self, seconds: float) -> bool:
+        """Wait until no cycle is in flight; False when ``seconds`` pass first."""
+        with self._settled:
+            return self._settled.wait_for(lambda: self._in_flight == 0, timeout=seconds)
+
+    def _abandon(self) -> None:
+        """Exit now, leaving cycles that did not finish within the grace period.
+
+        A cycle stuck past the grace period must not hold the process: the state store is
+        crash-safe (intents before requests, cursors after the writes they cover), so the
+        next start resumes such a cycle the way it resumes after a SIGKILL. The embedded
+        calendar server and the reader processes end with this process.
+        """
+        log.warning("stopping: %d cycle(s) still running after %d s; exiting without them "
+                    "(the next start resumes them)", self._in_flight,
+                    self.config.shutdown_grace_seconds)
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(0)
 
     def _install_signals(self) -> None:
         def stop(signum: int, _frame: FrameType | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
@@ -91,6 +92,7 @@ class Service:
         # A dry run gets a read-only connector of its own, closed after its cycle, so the
         # cached one never carries (or loses) that mode.
         dry_run = bool(options.get("dry_run"))
+        options.setdefault("deadline", time.monotonic() + self.config.cycle_deadline_seconds)
         connector: CalendarConnector | None = None
         try:
             connector = self._open(account, now, read_only=True) if dry_run else \

@@ -17,6 +17,7 @@ Order of a cycle (DESIGN section 2):
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -140,11 +141,14 @@ class AccountCycle:
         force_delete: bool = False,
         lease_owner: str = "syncd",
         keep_plans: bool = False,
+        deadline: float | None = None,
     ) -> None:
         """``keep_plans`` puts the cycle's plans in its report (``syncd sync --verbose``).
 
         Off by default: a report outlives its cycle, and a plan per pair kept for every
         account of a run would make memory grow with all the accounts' items together.
+        ``deadline`` (``time.monotonic()`` seconds): past it no further batch is written,
+        and what is left waits for the next cycle, as after a rate limit.
         """
         self.cfg = cfg
         self.connector = connector
@@ -155,6 +159,7 @@ class AccountCycle:
         self.force_delete = force_delete
         self.lease_owner = lease_owner
         self.keep_plans = keep_plans
+        self.deadline = deadline
         self.report = CycleReport(cfg.name)
         self.done_style: DoneStyle = "prefix" if cfg.done_style == "prefix" else "keep"
         self.failed = False  # something must be retried: cursors stay put
@@ -266,6 +271,9 @@ class AccountCycle:
             first, changes = False, ChangeSet((), changes.cursor, full=False)
             if not more:
                 break
+            if self._past_deadline():
+                self._end("partial", "the cycle reached its deadline; the next one goes on")
+                return
             if not self.dry_run and not self.state.commit_cursors(
                     self.cfg.name, self.token, crm_cursor=crm_cursor,
                     calendar_cursor=changes.cursor, fingerprint=self.cfg.fingerprint()):
@@ -310,6 +318,8 @@ class AccountCycle:
             self.report.plans.extend(plans)
         self.report.counts["crm_changes"] += len(crm)
         self.report.counts["calendar_changes"] += len(changes.events)
+        if changes.outside:
+            self.report.counts["outside_calendar"] += changes.outside
 
         refusal = check_plan(
             plans, link_count=self.state.link_count(self.cfg.name, settled=True),
@@ -583,6 +593,9 @@ class AccountCycle:
         self._commit_intents(outgoing)
         stale: list[PairPlan] = []
         for chunk in _chunks(outgoing, self.connector.capabilities.max_batch):
+            if self._past_deadline():
+                self.failed = True  # the rest is planned again next cycle
+                break
             # Renew the lease before every batch: a long first sync must not let it lapse
             # and another replica start the same account meanwhile.
             if self.token is not None and not self.state.renew_lease(
@@ -600,6 +613,14 @@ class AccountCycle:
                 self.failed = True
                 break
         return stale
+
+    def _past_deadline(self) -> bool:
+        if self.deadline is None or time.monotonic() < self.deadline:
+            return False
+        if not self.report.counts["deadline_reached"]:
+            log.warning("account %s: the cycle reached its deadline", self.cfg.name)
+        self.report.counts["deadline_reached"] = 1
+        return True
 
     def _crm_write(self, plan: PairPlan, policy: AccountPolicy
                    ) -> tuple[PairPlan, Activity | None]:
