@@ -178,9 +178,18 @@ def _show_text(a: Activity, note: str, emails: dict[int, str]) -> str:
 
 
 def _user_add(args: argparse.Namespace, app: App) -> int:
+    from syncd.cli import to_jsonable
+    from syncd.cli_embedded import login_text, new_login
+
     user_id = app.store.add_user(args.email, args.name, args.time_zone)
     user = app.store.get_user(user_id)
-    app.emit(user, f"Added user {user.id}: {user.email} ({user.time_zone}).")
+    text = f"Added user {user.id}: {user.email} ({user.time_zone})."
+    # With the embedded calendar server, the user's password is made and shown now, once.
+    login = new_login(app, user.email)
+    if login is None:
+        app.emit(user, text)
+    else:
+        app.emit({**to_jsonable(user), "calendar_login": login}, f"{text}\n{login_text(login)}")
     return 0
 
 
@@ -563,6 +572,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                           "Europe/Oslo (default UTC)")
     add.set_defaults(handler=_user_add)
     users.add_parser("list", help="list users").set_defaults(handler=_user_list)
+    from syncd import cli_embedded
+
+    cli_embedded.register(users)
 
     typ = sub.add_parser("type", help="activity types",
                          description="Activity types: the six defaults and your own.")

@@ -21,46 +21,60 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from types import FrameType
+from urllib.parse import quote
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
+from caldav.davclient import DAVClient
 
+from connectors.caldav import DEFAULT_CALENDAR_NAME
 from syncd.config import AccountConfig, Config
+from syncd.embedded_auth import SERVICE_USER, EmbeddedCredentials, can_log_in, login_name
 from syncd.logs import setup_logging
-from syncd.service import EMBEDDED_CALENDAR, Service
+from syncd.service import EMBEDDED_CALENDAR, Service, embedded_calendar_url, embedded_url
+from syncd.store.crm_views import UserView
 
 log = logging.getLogger("syncd.daemon")
 PURGE_INTERVAL = 24 * 3600  # seconds between purges of expired deletions
 
 
 class EmbeddedCalendarServer:
-    """A Radicale child process serving ``data_dir/calendars`` on a loopback port.
+    """The embedded calendar server: a child process (:mod:`syncd.embedded_server`) serving
+    ``data_dir/calendars`` on a loopback port, with a password per user.
 
-    Radicale runs without authentication, which is only acceptable because it listens on
-    loopback alone; the host option refuses anything else.
+    Each CRM user logs in with their e-mail and a generated password and sees only their
+    own calendars; syncd syncs every user's calendar as its own service user
+    (:mod:`syncd.embedded_auth`). The host option refuses anything but loopback, and the
+    child refuses requests whose Host header names another host (DNS rebinding).
     """
 
-    def __init__(self, host: str, port: int, folder: Path) -> None:
+    def __init__(self, host: str, port: int, data_path: Path) -> None:
         if not host.startswith("127.") and host not in ("localhost", "::1"):
             raise ValueError(f"the embedded calendar server only listens on loopback, not {host}")
-        self.host, self.port, self.folder = host, port, folder
+        self.host, self.port, self.data_path = host, port, data_path
+        self.credentials = EmbeddedCredentials(data_path)
         self.process: subprocess.Popen[bytes] | None = None
+        self._ready: set[str] = set()  # users whose calendar exists, as far as we know
+        self._client: DAVClient | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/"
+        return embedded_url(self.host, self.port)
 
     def start(self, timeout: float = 20.0) -> None:
         if _port_open(self.host, self.port):
             raise OSError(f"port {self.port} on {self.host} is already in use; "
                           "set [embedded] port in the config")
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.credentials.prepare()
+        # Radicale's storage root, made here so its first start does not warn about it.
+        (self.data_path / "calendars" / "collection-root").mkdir(mode=0o700, parents=True,
+                                                                 exist_ok=True)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "radicale", "--server-hosts", f"{self.host}:{self.port}",
-             "--storage-filesystem-folder", str(self.folder), "--auth-type", "none",
-             "--logging-level", "warning"],
+            [sys.executable, "-m", "syncd.embedded_server", "--host", self.host,
+             "--port", str(self.port), "--data-dir", str(self.data_path)],
             stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
         )
@@ -70,13 +84,80 @@ class EmbeddedCalendarServer:
                 raise OSError("the embedded calendar server did not start")
             time.sleep(0.1)
 
+    def welcome(self, users: Iterable[UserView], *, show_passwords: bool) -> None:
+        """Give each new user a password and a calendar, and tell the terminal how to connect.
+
+        A password is generated and printed (never logged) only when ``show_passwords``
+        (standard output is a terminal); otherwise the line says how to set one, since a
+        password in a service's captured output would be a password in its logs.
+        """
+        for user in users:
+            if user.email in self._ready:
+                continue
+            if not can_log_in(user.email):
+                print(f"syncd: {user.email} cannot log in to the embedded calendar server "
+                      "(a '/' in the address); its calendar is not served", flush=True)
+                self._ready.add(user.email)
+                continue
+            calendar = embedded_calendar_url(self.host, self.port, user.email, readable=True)
+            if not self.credentials.has_password(user.email):
+                if show_passwords:
+                    password = self.credentials.new_password(user.email)
+                    print(f"syncd: {user.email}: add {calendar} (user name {login_name(user.email)}"
+                          f", password {password}; shown once, 'syncd user password "
+                          f"{user.email}' sets a new one)", flush=True)
+                else:
+                    print(f"syncd: {user.email}: calendar {calendar}; run 'syncd user password "
+                          f"{user.email}' to give them a password", flush=True)
+            try:
+                self.ensure_calendar(user.email)
+            except Exception as exc:  # the account's cycle reports it; try again next time
+                log.warning("could not make the embedded calendar of %s: %s", user.email,
+                            type(exc).__name__)
+                continue
+            self._ready.add(user.email)
+
+    def ensure_calendar(self, email: str) -> None:
+        """Make the user's principal and calendar, as the service user, unless they exist."""
+        if self._client is None:  # one keep-alive session for every user's check
+            self._client = DAVClient(url=self.url, username=SERVICE_USER,
+                                     password=self.credentials.service_secret.resolve(),
+                                     timeout=30)
+        client = self._client
+        principal = self.url + quote(login_name(email), safe="") + "/"
+        calendar = embedded_calendar_url(self.host, self.port, email)
+
+        def missing(url: str) -> bool:
+            return bool(client.request(url, "PROPFIND", "", {"Depth": "0"}).status == 404)
+
+        if not missing(calendar):
+            return
+        if missing(principal):
+            client.mkcol(principal, "")
+        done = client.mkcalendar(calendar, _MKCALENDAR.format(name=DEFAULT_CALENDAR_NAME))
+        # Anything but 201 is fine if the calendar is there now (the user's own client may
+        # have made it meanwhile).
+        if done.status != 201 and missing(calendar):
+            raise OSError(f"the embedded calendar server answered HTTP {done.status} "
+                          f"when making {email}'s calendar")
+
     def stop(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+
+
+_MKCALENDAR = (
+    '<?xml version="1.0" encoding="utf-8"?>\n'
+    '<C:mkcalendar xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:set><D:prop>'
+    "<D:displayname>{name}</D:displayname></D:prop></D:set></C:mkcalendar>"
+)
 
 
 def _die_with_parent() -> None:
@@ -88,9 +169,11 @@ def _die_with_parent() -> None:
 
 
 def _port_open(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
+    try:  # by name, so that ::1 is tried over IPv6
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 class Daemon:
@@ -103,6 +186,7 @@ class Daemon:
         # Cycles in flight, so that shutdown can wait for them, but not for ever.
         self._in_flight = 0
         self._settled = threading.Condition()
+        self.embedded: EmbeddedCalendarServer | None = None
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(config.workers)},
             job_defaults={"max_instances": 1, "coalesce": True},
@@ -144,8 +228,14 @@ class Daemon:
             log.info("purged %d activities deleted over %d days ago", len(ids),
                      self.config.retention_days)
 
+    def _welcome_users(self) -> None:
+        if self.embedded is not None:
+            self.embedded.welcome(self.service.store.list_users(),
+                                  show_passwords=sys.stdout.isatty())
+
     def refresh_jobs(self) -> None:
         """One job per account; in embedded mode new CRM users get theirs within a cycle."""
+        self._welcome_users()
         wanted = {a.name: a for a in self.service.accounts()}
         for job in self.scheduler.get_jobs():
             if job.id.startswith("account:") and job.id[8:] not in wanted:
@@ -165,11 +255,15 @@ class Daemon:
         embedded = None
         if not self.config.accounts:
             embedded = EmbeddedCalendarServer(self.config.embedded_host, self.config.embedded_port,
-                                              self.config.data_path / "calendars")
+                                              self.config.data_path)
             embedded.start()
+            self.embedded = embedded
             print(f"syncd: calendar server on {embedded.url}", flush=True)
-            print(f"syncd: add {embedded.url}<your e-mail>/{EMBEDDED_CALENDAR}/ in Thunderbird, "
-                  "Apple Calendar or DAVx5 (user name: your e-mail; any password)", flush=True)
+            print(f"syncd: in Thunderbird, Apple Calendar or DAVx5 add {embedded.url}<your e-mail>"
+                  f"/{EMBEDDED_CALENDAR}/ with your e-mail as user name and the password syncd "
+                  "showed when it added you ('syncd user password EMAIL' sets a new one)",
+                  flush=True)
+            self._welcome_users()
         try:
             if once:
                 reports = self.service.sync_all()

@@ -8,10 +8,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
+from urllib.parse import quote
 
 from connectors import ConnectorContext, open_connector
 from connectors.base import CalendarConnector
 from syncd.config import AccountConfig, Config
+from syncd.embedded_auth import SERVICE_USER, EmbeddedCredentials, can_log_in, login_name
 from syncd.engine.runner import CycleReport, account_window, sync_account
 from syncd.report import describe
 from syncd.store.activities import ActivityStore
@@ -24,16 +26,34 @@ EMBEDDED_CALENDAR = "crm"
 STATUS_ITEMS = 10  # failed items listed per account by `syncd status`
 
 
+def embedded_url(host: str, port: int) -> str:
+    """The embedded calendar server's root URL."""
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def embedded_calendar_url(host: str, port: int, email: str, *, readable: bool = False) -> str:
+    """A user's calendar on the embedded server; ``readable`` keeps the ``@`` for people."""
+    login = login_name(email)
+    return f"{embedded_url(host, port)}{login if readable else quote(login, safe='')}/" \
+           f"{EMBEDDED_CALENDAR}/"
+
+
 def embedded_accounts(config: Config, store: ActivityStore) -> list[AccountConfig]:
-    """With no accounts configured, each CRM user gets a calendar on the embedded server."""
-    url = f"http://{config.embedded_host}:{config.embedded_port}/"
-    # A calendar name (not a URL): the connector finds it under the user's principal, or
-    # makes it on first use (create_calendar; never in a dry run).
+    """With no accounts configured, each CRM user gets a calendar on the embedded server.
+
+    syncd reaches every user's calendar as its own service user, whose password is in a
+    private file of the data directory (:mod:`syncd.embedded_auth`); the calendar is named
+    by URL because it is not under the service user's own principal. The daemon makes it
+    before the account's first cycle.
+    """
+    host, port = config.embedded_host, config.embedded_port
+    secret = EmbeddedCredentials(config.data_path).service_secret
     return [
         AccountConfig(name=f"embedded:{user.email}", provider="caldav", owner=user.email,
-                      calendar=EMBEDDED_CALENDAR,
-                      auth={"url": url, "username": user.email, "create_calendar": True})
-        for user in store.list_users()
+                      calendar=embedded_calendar_url(host, port, user.email),
+                      auth={"url": embedded_url(host, port), "username": SERVICE_USER,
+                            "password": secret})
+        for user in store.list_users() if can_log_in(user.email)
     ]
 
 

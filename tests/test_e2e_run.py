@@ -73,14 +73,15 @@ def test_activity_appears_in_the_embedded_calendar_and_calendar_edits_come_back(
     daemon: dict[str, Any],
 ) -> None:
     env = daemon["env"]
-    cli(env, "user", "add", USER, "--name", "Alice", "--time-zone", "Europe/Oslo")
+    user = cli(env, "user", "add", USER, "--name", "Alice", "--time-zone", "Europe/Oslo")
+    password = user["calendar_login"]["password"]  # shown once, by `syncd user add`
     added = cli(env, "activity", "add", "Call Ada", "--owner", USER, "--due", "2026-12-10",
                 "--time", "10:00", "--duration", "30", "--note", "private: budget 40k")
     activity_id = added["id"] if isinstance(added, dict) else added[0]["id"]
 
     url = f"http://127.0.0.1:{daemon['port']}/{USER}/crm/"
     client = caldav.DAVClient(url=f"http://127.0.0.1:{daemon['port']}/", username=USER,
-                              password="any")
+                              password=password)
 
     def the_event() -> Any:
         try:
@@ -114,7 +115,7 @@ def test_activity_appears_in_the_embedded_calendar_and_calendar_edits_come_back(
     daemon["process"].send_signal(signal.SIGTERM)
     assert daemon["process"].wait(timeout=30) == 0
     log = daemon["log"].read_text()
-    assert "budget" not in log and "Traceback" not in log
+    assert "budget" not in log and "Traceback" not in log and password not in log
 
 
 def test_a_killed_daemon_leaves_no_calendar_server_behind(daemon: dict[str, Any]) -> None:

@@ -1,0 +1,161 @@
+"""The embedded calendar server asks for each user's password, shows each user only their
+own calendars and answers only to its own address.
+
+The server is the real child process ``syncd run`` starts (:class:`EmbeddedCalendarServer`)
+on a free loopback port; requests are real HTTP, and the owner's side is the ``caldav``
+library, as a calendar app would use it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import caldav
+import pytest
+import requests
+
+from syncd.daemon import EmbeddedCalendarServer
+from syncd.embedded_auth import SERVICE_USER, EmbeddedCredentials
+from syncd.embedded_server import allowed_hosts
+from syncd.report import EXIT_USAGE
+from tests.servers import free_port
+
+ALICE, BOB = "alice@example.com", "bob@example.com"
+PROPFIND = '<?xml version="1.0"?><propfind xmlns="DAV:"><prop><displayname/></prop></propfind>'
+
+
+@dataclass
+class Embedded:
+    server: EmbeddedCalendarServer
+    passwords: dict[str, str]
+
+    def calendar(self, email: str) -> str:
+        return f"{self.server.url}{email}/crm/"
+
+    def propfind(self, url: str, auth: tuple[str, str] | None = None,
+                 host: str | None = None) -> int:
+        headers = {"Depth": "0", "Content-Type": "application/xml"}
+        if host is not None:
+            headers["Host"] = host
+        return requests.request("PROPFIND", url, data=PROPFIND, headers=headers, auth=auth,
+                                timeout=30).status_code
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded]:
+    data = tmp_path_factory.mktemp("embedded") / "data"
+    server = EmbeddedCalendarServer("127.0.0.1", free_port(), data)
+    server.start()
+    try:
+        credentials = EmbeddedCredentials(data)
+        passwords = {email: credentials.new_password(email) for email in (ALICE, BOB)}
+        for email in passwords:
+            server.ensure_calendar(email)
+        yield Embedded(server, passwords)
+    finally:
+        server.stop()
+
+
+def test_the_owner_reads_and_writes_their_calendar_with_the_generated_password(
+    embedded: Embedded,
+) -> None:
+    client = caldav.DAVClient(url=embedded.server.url, username=ALICE,
+                              password=embedded.passwords[ALICE])
+    calendars = client.principal().calendars()
+    assert [str(c.url).rstrip("/").rsplit("/", 1)[-1] for c in calendars] == ["crm"]
+    assert calendars[0].get_display_name() == "CRM activities"
+    calendars[0].save_event(dtstart=datetime(2026, 12, 10, 10),
+                            dtend=datetime(2026, 12, 10, 11),
+                            uid="owner-check", summary="Call Ada")
+    read_back = client.calendar(url=embedded.calendar(ALICE)).event_by_uid("owner-check")
+    assert str(read_back.icalendar_component["SUMMARY"]) == "Call Ada"
+
+
+@pytest.mark.parametrize(
+    ("who", "auth", "status"),
+    [
+        ("nobody", None, 401),
+        ("a wrong password", (ALICE, "not-the-password"), 401),
+        ("another user's password under the owner's name", (ALICE, "<bob>"), 401),
+        ("another user, logged in as themselves", (BOB, "<bob>"), 403),
+        ("an empty password", (ALICE, ""), 401),
+    ],
+)
+def test_anyone_but_the_owner_is_refused(embedded: Embedded, who: str,
+                                         auth: tuple[str, str] | None, status: int) -> None:
+    if auth is not None and auth[1] == "<bob>":
+        auth = (auth[0], embedded.passwords[BOB])
+    assert embedded.propfind(embedded.calendar(ALICE), auth) == status, who
+
+
+@pytest.mark.parametrize("host", ["evil.example:{port}", "127.0.0.1.evil.example:{port}",
+                                  "127.0.0.1:1", "localhost", ""])
+def test_a_request_for_another_host_is_refused_even_with_the_right_password(
+    embedded: Embedded, host: str,
+) -> None:
+    auth = (ALICE, embedded.passwords[ALICE])
+    assert embedded.propfind(embedded.calendar(ALICE), auth,
+                             host=host.format(port=embedded.server.port)) == 403
+    # the same request under the server's own names is answered
+    for name in ("127.0.0.1", "localhost"):
+        assert embedded.propfind(embedded.calendar(ALICE), auth,
+                                 host=f"{name}:{embedded.server.port}") == 207
+
+
+def test_syncd_reaches_every_users_calendar_with_its_own_secret(embedded: Embedded) -> None:
+    secret = EmbeddedCredentials(embedded.server.data_path).service_secret.resolve()
+    for email in (ALICE, BOB):
+        assert embedded.propfind(embedded.calendar(email), (SERVICE_USER, secret)) == 207
+    assert embedded.propfind(embedded.calendar(ALICE), (SERVICE_USER, "guess")) == 401
+
+
+def test_allowed_hosts_are_the_configured_address_and_localhost_with_the_port() -> None:
+    assert allowed_hosts("127.0.0.1", 5232) == {"127.0.0.1:5232", "localhost:5232"}
+    assert allowed_hosts("::1", 5232) == {"[::1]:5232", "localhost:5232"}
+
+
+# --- `syncd user add` and `syncd user password` ----------------------------------------------
+
+
+def syncd(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
+    return subprocess.run([sys.executable, "-m", "syncd", "--data-dir", str(data), *args],
+                          env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_user_add_shows_a_password_once_and_user_password_replaces_it(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    added = syncd(data, "--json", "user", "add", ALICE, "--name", "Alice")
+    assert added.returncode == 0, added.stderr
+    first = json.loads(added.stdout)["calendar_login"]
+    assert first["username"] == ALICE and first["calendar_url"].endswith(f"/{ALICE}/crm/")
+    assert len(first["password"]) >= 24
+
+    reset = syncd(data, "user", "password", ALICE)
+    assert reset.returncode == 0, reset.stderr
+    second = reset.stdout.split("password: ", 1)[1].split()[0]
+    assert second != first["password"]
+    users = (data / "embedded" / "users").read_text()
+    assert first["password"] not in users and second not in users  # only hashes are kept
+
+    server = EmbeddedCalendarServer("127.0.0.1", free_port(), data)
+    server.start()
+    try:
+        server.ensure_calendar(ALICE)
+        calendar = f"{server.url}{ALICE}/crm/"
+        probe = Embedded(server, {})
+        assert probe.propfind(calendar, (ALICE, first["password"])) == 401
+        assert probe.propfind(calendar, (ALICE, second)) == 207
+    finally:
+        server.stop()
+
+    unknown = syncd(data, "user", "password", BOB)
+    assert unknown.returncode == EXIT_USAGE and "Traceback" not in unknown.stderr
+    assert "no user has the address" in unknown.stderr
