@@ -25,6 +25,7 @@ from syncd import __version__, report
 from syncd.config import Config, load_config
 from syncd.errors import UsageError
 from syncd.logs import setup_logging
+from syncd.private import private_by_default
 
 Handler = Callable[[argparse.Namespace, "App"], int]
 
@@ -127,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    private_by_default()  # the database, logs, calendars and secrets are the owner's alone
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

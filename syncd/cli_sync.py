@@ -32,8 +32,10 @@ def register(sub: Any) -> None:
 
 
 def _sync(args: argparse.Namespace, app: App) -> int:
+    from syncd.private import check_private
     from syncd.service import Service
 
+    check_private(app.config)
     service = Service(app.config, db=app.db)
     try:
         reports = service.sync_all(names=args.account, dry_run=args.dry_run,

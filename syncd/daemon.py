@@ -34,6 +34,7 @@ from connectors.caldav import DEFAULT_CALENDAR_NAME
 from syncd.config import AccountConfig, Config
 from syncd.embedded_auth import SERVICE_USER, EmbeddedCredentials, can_log_in, login_name
 from syncd.logs import setup_logging
+from syncd.private import check_private, private_by_default
 from syncd.service import EMBEDDED_CALENDAR, Service, embedded_calendar_url, embedded_url
 from syncd.store.crm_views import UserView
 
@@ -69,9 +70,10 @@ class EmbeddedCalendarServer:
             raise OSError(f"port {self.port} on {self.host} is already in use; "
                           "set [embedded] port in the config")
         self.credentials.prepare()
-        # Radicale's storage root, made here so its first start does not warn about it.
-        (self.data_path / "calendars" / "collection-root").mkdir(mode=0o700, parents=True,
-                                                                 exist_ok=True)
+        # Radicale's storage root, made here (private, whatever the umask) so its first start
+        # does not warn about it.
+        for folder in (self.data_path / "calendars", self.data_path / "calendars/collection-root"):
+            folder.mkdir(mode=0o700, exist_ok=True)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "syncd.embedded_server", "--host", self.host,
              "--port", str(self.port), "--data-dir", str(self.data_path)],
@@ -326,6 +328,8 @@ def _now() -> object:
 
 
 def run_daemon(config: Config, *, once: bool = False) -> int:
+    private_by_default()
     setup_logging(config.logging.level, config.logging.format, config.logging.file)
-    config.data_path.mkdir(parents=True, exist_ok=True)
+    config.data_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    check_private(config)
     return Daemon(config).run(once=once)

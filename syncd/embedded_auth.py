@@ -101,7 +101,7 @@ class EmbeddedCredentials:
 
     def prepare(self) -> None:
         """Make the folder, the rights file and the service user (once); idempotent."""
-        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _private_folder(self.folder)
         _write_private(self.rights_file, RIGHTS)
         with self._locked() as lines:
             if SERVICE_USER in lines and self.secret_file.exists():
@@ -121,7 +121,7 @@ class EmbeddedCredentials:
         if not can_log_in(email):
             raise ValueError(f"{email!r} cannot be a login name on the calendar server")
         password = _new_password()
-        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _private_folder(self.folder)
         with self._locked() as lines:
             lines[login_name(email)] = _hash(password)
         return password
@@ -153,6 +153,12 @@ class EmbeddedCredentials:
                                "".join(f"{login}:{digest}\n" for login, digest in lines.items()))
         finally:
             os.close(fd)
+
+
+def _private_folder(folder: Path) -> None:
+    """``folder`` and its parent (the data directory), made 0700 if missing."""
+    folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, exist_ok=True)
 
 
 def _new_password() -> str:

@@ -57,6 +57,13 @@ class InvalidInput(SyncdError):
     reason: str
 
 
+class FilesNotPrivate(SyncdError):
+    """Files syncd keeps can be read or entered by other users (fields: ``paths``, a list of
+    (path, octal mode) pairs). Refused at start: they hold private notes and passwords."""
+
+    paths: list[tuple[str, str]]
+
+
 # --- runtime problems (exit code 1) -----------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from syncd.errors import (
     ConflictUnresolvable,
     EtagMismatch,
     EventGone,
+    FilesNotPrivate,
     InvalidInput,
     ItemRejected,
     NotFound,
@@ -28,7 +29,7 @@ EXIT_RUNTIME = 1
 
 
 def exit_code(error: BaseException) -> int:
-    fixable = isinstance(error, ConfigError | UsageError | InvalidInput)
+    fixable = isinstance(error, ConfigError | UsageError | InvalidInput | FilesNotPrivate)
     return EXIT_USAGE if fixable else EXIT_RUNTIME
 
 
@@ -45,6 +46,12 @@ def describe(error: BaseException) -> str:
             return f"{error.message}. See 'syncd --help'."
         case InvalidInput():
             return f"Invalid {error.field} {error.value!r}: {error.reason}. Nothing was saved."
+        case FilesNotPrivate():
+            listed = ", ".join(f"{path} (mode {mode})" for path, mode in error.paths)
+            paths = " ".join(path for path, _ in error.paths)
+            return (f"Other users of this machine can read {listed}, which hold private notes "
+                    f"and passwords; syncd will not start until they are private: "
+                    f"chmod -R go= {paths}")
         case NotFound():
             return f"No {error.kind} {error.key!r} exists."
         case SecretUnavailable():

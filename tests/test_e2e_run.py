@@ -116,6 +116,10 @@ def test_activity_appears_in_the_embedded_calendar_and_calendar_edits_come_back(
     assert daemon["process"].wait(timeout=30) == 0
     log = daemon["log"].read_text()
     assert "budget" not in log and "Traceback" not in log and password not in log
+    # The fresh data directory, its database and the calendar files are the owner's alone.
+    data = daemon["log"].parent / "data"
+    assert any(p.suffix == ".ics" for p in data.rglob("*"))
+    assert [p for p in [data, *data.rglob("*")] if p.stat().st_mode & 0o077] == []
 
 
 def test_a_killed_daemon_leaves_no_calendar_server_behind(daemon: dict[str, Any]) -> None:

@@ -1,0 +1,74 @@
+"""Files private by default (failure mode: a world-readable database of private notes).
+
+Every syncd process runs under umask 077 (:func:`private_by_default`), so the data
+directory, the SQLite database and its journal files, the embedded server's calendars and
+passwords, and the log file are made readable by their owner alone. What already exists
+is checked at the start of ``syncd run`` and ``syncd sync`` (:func:`check_private`): any
+group or other permission bit on one of them refuses the start, with the ``chmod`` that
+fixes it. A data directory others cannot enter keeps everything inside it private, so the
+check looks at the directory and the files syncd names, not at every calendar file.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from syncd.config import Config
+from syncd.errors import FilesNotPrivate
+
+PRIVATE_UMASK = 0o077
+
+
+def private_by_default() -> None:
+    """New files and directories of this process (and its children) are the owner's alone."""
+    os.umask(PRIVATE_UMASK)
+
+
+def sqlite_file(database_url: str) -> Path | None:
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database).expanduser()
+
+
+def kept_paths(config: Config) -> list[Path]:
+    """What syncd keeps on disk for this config, as far as it exists.
+
+    Entries of the data directory are not listed one by one: while the directory itself
+    is private nobody else can reach them. The database and the log file may live
+    elsewhere; the embedded server's password files are listed for their own sake.
+    """
+    data = config.data_path
+    embedded = data / "embedded"
+    paths = [data, data / "calendars", embedded, embedded / "users", embedded / "syncd.secret"]
+    database = sqlite_file(config.database_url)
+    if database is not None:
+        paths.extend(database.with_name(database.name + suffix) for suffix in ("", "-wal", "-shm"))
+    if config.logging.file:
+        paths.append(Path(config.logging.file).expanduser())
+    return [p for p in dict.fromkeys(paths) if p.exists()]
+
+
+def exposed(config: Config) -> list[tuple[str, str]]:
+    """(path, octal mode) of each kept path with a group or other permission bit."""
+    found = []
+    for path in kept_paths(config):
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            found.append((str(path), f"{mode:04o}"))
+    return found
+
+
+def check_private(config: Config) -> None:
+    """Refuse to go on when others can read what syncd keeps.
+
+    Raises:
+        FilesNotPrivate: naming each such path and its mode.
+    """
+    found = exposed(config)
+    if found:
+        raise FilesNotPrivate(paths=found)
