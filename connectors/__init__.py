@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors.base import CalendarConnector, Window
-from syncd.config import AccountConfig
+from syncd.config import AccountConfig, ProviderOptions
 
 #: provider name -> "module:factory"; each factory takes (AccountConfig, ConnectorContext).
 REGISTRY: dict[str, str] = {
@@ -19,6 +19,21 @@ REGISTRY: dict[str, str] = {
     "google": "connectors.google:open_calendar",
     "outlook": "connectors.outlook:open_calendar",
 }
+#: provider name -> the module declaring its options as ``PROVIDER`` (a ProviderOptions).
+#: These modules import no client library: validating a config loads none.
+OPTIONS: dict[str, str] = {
+    "caldav": "connectors.caldav_options",
+    "google": "connectors.google_options",
+    "outlook": "connectors.outlook_options",
+}
+
+
+def provider_options() -> dict[str, ProviderOptions]:
+    """Every provider's option declarations, for :func:`syncd.config.load_config`."""
+    found: dict[str, ProviderOptions] = {}
+    for name, module in OPTIONS.items():
+        found[name] = importlib.import_module(module).PROVIDER
+    return found
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from connectors.caldav_http import (
     multiget,
     sync_collection,
 )
+from connectors.caldav_options import DEFAULT_CALENDAR
 from connectors.ical import MAX_OBJECT_BYTES, build_calendar, read_event, without_timezones
 from connectors.sandbox import POOL, Overrun
 from syncd.config import AccountConfig
@@ -66,7 +67,6 @@ from syncd.errors import (
 
 log = logging.getLogger("syncd.caldav")
 
-DEFAULT_CALENDAR = "crm"
 DEFAULT_CALENDAR_NAME = "CRM activities"
 ICS = {"Content-Type": "text/calendar; charset=utf-8"}
 SYNC_PREFIX = "sync:"

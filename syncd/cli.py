@@ -21,6 +21,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from connectors import provider_options
 from syncd import __version__, report
 from syncd.config import Config, load_config
 from syncd.errors import UsageError
@@ -43,8 +44,13 @@ class App:
 
     @cached_property
     def config(self) -> Config:
+        return self.load_config()
+
+    def load_config(self, resolve: bool = False) -> Config:
+        """The config from ``--config`` (or $SYNCD_CONFIG), checked against every
+        connector's declared options; ``resolve`` also reads each secret (config check)."""
         path = self.args.config or os.environ.get("SYNCD_CONFIG") or None
-        config = load_config(path)
+        config = load_config(path, provider_options(), resolve=resolve)
         data_dir = self.args.data_dir or os.environ.get("SYNCD_DATA_DIR")
         if data_dir:
             config = dataclasses.replace(config, data_dir=data_dir)
@@ -92,7 +98,8 @@ def render_plain(value: Any) -> str:
 
 
 def _config_check(args: argparse.Namespace, app: App) -> int:
-    config = app.config
+    # Everything the runtime would refuse, at once: secrets are read (never shown).
+    config = app.load_config(resolve=True)
     names = ", ".join(a.name for a in config.accounts) or "none (embedded default)"
     app.emit(
         {"file": config.source, "accounts": [a.name for a in config.accounts], "ok": True},
@@ -115,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     cfg = sub.add_parser("config", help="configuration commands")
     cfg_sub = cfg.add_subparsers(dest="config_command", metavar="ACTION")
-    check = cfg_sub.add_parser("check", help="validate the config without touching any provider")
+    check = cfg_sub.add_parser(
+        "check", help="validate the config and read its secrets, without touching any provider")
     check.set_defaults(handler=_config_check)
 
     from syncd import cli_admin, cli_auth, cli_crm, cli_sync

@@ -6,7 +6,14 @@ a default, allowed values and whether it is a secret. Unknown keys are errors, b
 misspelt option that is silently ignored is how a sync ends up doing the wrong thing.
 
 Secrets are never written in the file: a secret option takes ``env:NAME`` or
-``file:PATH`` and is resolved only when a connector needs it (:class:`SecretRef`).
+``file:PATH`` and is resolved only when a connector needs it (:class:`SecretRef`), or by
+``syncd config check``, which reads every one to judge it and never shows it.
+
+This module knows no provider by name: each connector declares its ``[account.auth]``
+options and the rules between them (:class:`ProviderOptions`, in
+``connectors/<provider>_options.py``) and the caller hands them in. The value checks
+(URLs, TLS where credentials travel, secret files, database URLs) are in
+:mod:`syncd.config_checks`.
 """
 
 from __future__ import annotations
@@ -19,11 +26,22 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from syncd.config_checks import (
+    INSECURE_HTTP_KEY,
+    REFERENCE_FIX,
+    Finding,
+    database_url_problem,
+    fernet_key_problem,
+    is_loopback,
+    readable_file_problem,
+    secret_problem,
+    transport_problem,
+    url_problem,
+)
 from syncd.errors import ConfigError, ConfigProblem, SecretUnavailable
 from syncd.logs import register_secret
 from syncd.model import is_valid_email
 
-PROVIDERS = ("caldav", "google", "outlook")
 POLICIES = ("crm_wins", "calendar_wins", "newest_wins")
 DONE_STYLES = ("keep", "prefix")
 ON_CALENDAR_DELETE = ("delete_activity", "unlink", "recreate")
@@ -70,7 +88,14 @@ class SecretRef:
 
 @dataclass(frozen=True)
 class Option:
-    """One key of the schema."""
+    """One key of the schema.
+
+    ``secret``: the value must be a reference (``env:NAME`` or ``file:PATH``);
+    ``reference``: it may be one (``database``); ``url``: "plain" (parsed only), "tls"
+    (https where credentials travel, see :mod:`syncd.config_checks`) or "https" (always);
+    ``path``: a file that must be readable; ``secret_check`` judges a resolved secret
+    (``syncd config check`` only) and never quotes it; ``help`` says what the option is for.
+    """
 
     type: type | tuple[type, ...]
     default: Any = None
@@ -79,14 +104,54 @@ class Option:
     secret: bool = False
     check: Callable[[Any], str | None] | None = None  # returns a problem, or None
     expected: str = ""
+    help: str = ""
+    reference: bool = False
+    url: str = ""
+    path: bool = False
+    secret_check: Callable[[str], str | None] | None = None
 
 
-def _positive(value: Any) -> str | None:
+@dataclass(frozen=True)
+class AccountView:
+    """What a connector's rules see of one account: typed values, already validated."""
+
+    account: Mapping[str, Any]
+    auth: Mapping[str, Any]
+    general: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ProviderOptions:
+    """What a connector declares about its ``[account.auth]`` table.
+
+    Declared next to each connector (``connectors/<provider>_options.py``, which import no
+    client library) and handed to :func:`parse_config` by the caller, so this module knows
+    no provider by name. ``rules`` finds problems between options (keys relative to the
+    account, e.g. ``auth.client_secret``); ``sends_credentials`` says whether a password or
+    token travels to the URL options marked "tls"; ``calendar_id`` names the calendar an
+    account syncs, so two accounts on one calendar are caught.
+    """
+
+    options: Mapping[str, Option]
+    rules: Callable[[AccountView], list[Finding]] = lambda view: []
+    sends_credentials: Callable[[Mapping[str, Any]], bool] = lambda auth: True
+    calendar_id: Callable[[AccountView], str | None] = lambda view: None
+
+
+def positive_check(value: Any) -> str | None:
     return None if value > 0 else "must be greater than zero"
 
 
 def _not_negative(value: Any) -> str | None:
     return None if value >= 0 else "must not be negative"
+
+
+def _port(value: Any) -> str | None:
+    return None if 1 <= value <= 65535 else "is not a port number (1-65535)"
+
+
+def _loopback(value: Any) -> str | None:
+    return None if is_loopback(value) else "is not a loopback address"
 
 
 def _zone(value: Any) -> str | None:
@@ -97,27 +162,31 @@ def _zone(value: Any) -> str | None:
     return None
 
 
-def _email(value: Any) -> str | None:
+def email_check(value: Any) -> str | None:
     return None if is_valid_email(value) else "is not an e-mail address"
 
 
-def _url(value: Any) -> str | None:
-    return None if value.startswith(("http://", "https://")) else "must start with http:// or https://"
-
+#: Declared by every connector whose URLs may carry credentials (see config_checks).
+ALLOW_INSECURE_HTTP = Option(
+    bool, False, expected="true only for a test server on loopback",
+    help="accept plain http:// to a loopback test server even though credentials travel")
 
 GENERAL: dict[str, Option] = {
-    "database": Option(str, expected="an SQLAlchemy URL, e.g. postgresql+psycopg://host/db"),
+    "database": Option(str, reference=True,
+                       expected="an SQLAlchemy URL, e.g. postgresql+psycopg://host/db, or "
+                                "env:NAME / file:PATH holding one that has a password"),
     "data_dir": Option(str, DEFAULT_DATA_DIR, expected="a directory path"),
-    "interval_seconds": Option(int, 60, check=_positive, expected="seconds between cycles"),
+    "interval_seconds": Option(int, 60, check=positive_check, expected="seconds between cycles"),
     "jitter_seconds": Option(int, 5, check=_not_negative, expected="seconds of random delay"),
-    "workers": Option(int, 4, check=_positive, expected="accounts synced at once"),
-    "state_key": Option(str, secret=True, expected="env:NAME or file:PATH of a Fernet key"),
+    "workers": Option(int, 4, check=positive_check, expected="accounts synced at once"),
+    "state_key": Option(str, secret=True, secret_check=fernet_key_problem,
+                        expected="env:NAME or file:PATH of a Fernet key"),
     "default_time_zone": Option(str, "UTC", check=_zone, expected="an IANA zone, e.g. Europe/Oslo"),
     "retention_days": Option(int, 30, check=_not_negative,
                              expected="days a deleted activity stays restorable"),
-    "cycle_deadline_seconds": Option(int, 900, check=_positive,
+    "cycle_deadline_seconds": Option(int, 900, check=positive_check,
                                      expected="seconds after which a cycle stops writing"),
-    "shutdown_grace_seconds": Option(int, 30, check=_positive,
+    "shutdown_grace_seconds": Option(int, 30, check=positive_check,
                                      expected="seconds SIGTERM waits for cycles in flight"),
 }
 LOGGING: dict[str, Option] = {
@@ -126,13 +195,15 @@ LOGGING: dict[str, Option] = {
     "file": Option(str, expected="a log file path (default: standard error)"),
 }
 EMBEDDED: dict[str, Option] = {
-    "host": Option(str, "127.0.0.1", expected="a loopback address"),
-    "port": Option(int, 5232, check=_positive),
+    "host": Option(str, "127.0.0.1", check=_loopback,
+                   expected="a loopback address such as 127.0.0.1 or ::1 (the embedded server "
+                            "is for this machine; serve others through a TLS reverse proxy)"),
+    "port": Option(int, 5232, check=_port, expected="a free port within 1-65535"),
 }
 ACCOUNT: dict[str, Option] = {
     "name": Option(str, required=True, expected="a unique account name"),
-    "provider": Option(str, required=True, choices=PROVIDERS),
-    "owner": Option(str, required=True, check=_email, expected="the CRM user's e-mail"),
+    "provider": Option(str, required=True),
+    "owner": Option(str, required=True, check=email_check, expected="the CRM user's e-mail"),
     "calendar": Option(str, expected="the calendar to sync (provider specific)"),
     "time_zone": Option(str, check=_zone, expected="an IANA zone (default: the owner's)"),
     "conflict_policy": Option(str, "crm_wins", choices=POLICIES),
@@ -142,37 +213,10 @@ ACCOUNT: dict[str, Option] = {
     "import_events": Option(bool, False),
     "import_type": Option(str, "meeting", expected="an activity type key"),
     "window_days_back": Option(int, 30, check=_not_negative),
-    "window_days_ahead": Option(int, 365, check=_positive),
-    "max_guest_updates_per_hour": Option(int, 20, check=_positive),
-    "interval_seconds": Option(int, check=_positive),
+    "window_days_ahead": Option(int, 365, check=positive_check),
+    "max_guest_updates_per_hour": Option(int, 20, check=positive_check),
+    "interval_seconds": Option(int, check=positive_check),
     "enabled": Option(bool, True),
-}
-PROVIDER_AUTH: dict[str, dict[str, Option]] = {
-    "caldav": {
-        "url": Option(str, required=True, check=_url, expected="the CalDAV server or calendar URL"),
-        "username": Option(str),
-        "password": Option(str, secret=True, expected="env:NAME or file:PATH"),
-        "ca_bundle": Option(str, expected="a CA bundle path for a private certificate authority"),
-        "create_calendar": Option(bool, False),
-    },
-    "google": {
-        "mode": Option(str, "service_account", choices=("service_account", "oauth")),
-        "service_account_file": Option(str, secret=True, expected="file:PATH of the key JSON"),
-        "subject": Option(str, check=_email, expected="the user to act as (default: owner)"),
-        "client_secrets_file": Option(str, secret=True, expected="file:PATH of the OAuth client"),
-        "api_endpoint": Option(str, check=_url, expected="only for tests and proxies"),
-        "token_uri": Option(str, check=_url, expected="only for tests and proxies"),
-        "requests_per_minute": Option(int, 500, check=_positive),
-    },
-    "outlook": {
-        "mode": Option(str, "app", choices=("app", "delegated")),
-        "tenant": Option(str, required=True, expected="the Entra tenant id or domain"),
-        "client_id": Option(str, required=True),
-        "client_secret": Option(str, secret=True, expected="env:NAME or file:PATH"),
-        "user": Option(str, check=_email, expected="the mailbox (default: owner)"),
-        "authority": Option(str, check=_url, expected="only for tests and sovereign clouds"),
-        "graph_url": Option(str, check=_url, expected="only for tests and sovereign clouds"),
-    },
 }
 
 
@@ -220,7 +264,7 @@ class Config:
     """The whole configuration, validated."""
 
     source: str = "<defaults>"
-    database: str | None = None
+    database: str | SecretRef | None = None
     data_dir: str = DEFAULT_DATA_DIR
     interval_seconds: int = 60
     jitter_seconds: int = 5
@@ -241,6 +285,13 @@ class Config:
 
     @property
     def database_url(self) -> str:
+        """The database URL; a reference is resolved (and redacted from logs) each time.
+
+        Raises:
+            SecretUnavailable: ``database`` is a reference that cannot be read.
+        """
+        if isinstance(self.database, SecretRef):
+            return self.database.resolve()
         return self.database or f"sqlite:///{self.data_path / 'syncd.db'}"
 
     def account(self, name: str) -> AccountConfig:
@@ -260,12 +311,18 @@ def _type_name(t: type | tuple[type, ...]) -> str:
 
 
 class _Validator:
-    def __init__(self, file: str) -> None:
+    """Collects every problem of one file; ``resolve``: also read each secret (config check)."""
+
+    def __init__(self, file: str, resolve: bool = False) -> None:
         self.file = file
+        self.resolve = resolve
         self.problems: list[ConfigProblem] = []
 
     def problem(self, key: str, problem: str, expected: str = "") -> None:
         self.problems.append(ConfigProblem(self.file, key, problem, expected))
+
+    def finding(self, key: str, found: Finding) -> None:
+        self.problem(f"{key}.{found.key}" if found.key else key, found.problem, found.fix)
 
     def table(self, data: Any, schema: Mapping[str, Option], prefix: str) -> dict[str, Any]:
         """Validate one TOML table against ``schema``; returns the typed values."""
@@ -285,35 +342,77 @@ class _Validator:
                 elif opt.default is not None:
                     out[key] = opt.default
                 continue
-            value = data[key]
-            # bool is an int in Python; a TOML "true" must not pass as a number.
-            if not isinstance(value, opt.type) or (opt.type is int and isinstance(value, bool)):
-                self.problem(path, f"has the wrong type ({type(value).__name__})",
-                             _type_name(opt.type))
-                continue
-            if opt.choices and value not in opt.choices:
-                self.problem(path, f"has the value {value!r}",
-                             "one of: " + ", ".join(map(str, opt.choices)))
-                continue
-            if opt.secret:
-                value = str(value)
-                if not value.startswith(("env:", "file:")) or len(value.split(":", 1)[1]) == 0:
-                    self.problem(path, "holds a secret inline",
-                                 "a reference: env:NAME or file:PATH "
-                                 "(secrets never go in the file)")
-                    continue
-                out[key] = SecretRef(value)
-                continue
-            if opt.check is not None and (message := opt.check(value)) is not None:
-                self.problem(path, message, opt.expected)
-                continue
-            out[key] = value
+            value = self.value(path, opt, data[key])
+            if value is not None:
+                out[key] = value
         return out
 
+    def value(self, path: str, opt: Option, value: Any) -> Any:
+        """One value, typed and checked; None (with the problem recorded) if unusable."""
+        # bool is an int in Python; a TOML "true" must not pass as a number.
+        if not isinstance(value, opt.type) or (opt.type is int and isinstance(value, bool)):
+            self.problem(path, f"has the wrong type ({type(value).__name__})",
+                         _type_name(opt.type))
+            return None
+        if opt.choices and value not in opt.choices:
+            self.problem(path, f"has the value {value!r}",
+                         "one of: " + ", ".join(map(str, opt.choices)))
+            return None
+        if opt.secret or (opt.reference and str(value).startswith(("env:", "file:"))):
+            return self.secret(path, opt, str(value))
+        if opt.url and (found := url_problem(str(value))) is not None:
+            self.finding(path, found)
+            return None
+        if opt.check is not None and (message := opt.check(value)) is not None:
+            self.problem(path, message, opt.expected)
+            return None
+        if opt.reference and (found := database_url_problem(str(value))) is not None:
+            self.finding(path, found)
+            return None
+        if opt.path and self.resolve and (found := readable_file_problem(str(value))) is not None:
+            self.finding(path, found)
+            return None
+        return value
 
-def parse_config(data: Mapping[str, Any], source: str = "<string>") -> Config:
-    """Validate parsed TOML; raises :class:`ConfigError` with every problem found."""
-    v = _Validator(source)
+    def secret(self, path: str, opt: Option, value: str) -> SecretRef | None:
+        """A secret reference; with ``resolve``, read and judged (its value never shown)."""
+        if not value.startswith(("env:", "file:")) or not value.split(":", 1)[1]:
+            self.problem(path, "holds a secret inline", REFERENCE_FIX)
+            return None
+        ref = SecretRef(value)
+        if not self.resolve:
+            return ref
+        if (found := secret_problem(value)) is not None:
+            self.finding(path, found)
+            return ref
+        resolved = ref.resolve()
+        if opt.reference and (found := database_url_problem(resolved, inline=False)):
+            self.problem(path, f"names a value that {found.problem}", found.fix)
+        elif opt.secret_check is not None and (message := opt.secret_check(resolved)):
+            self.problem(path, f"names a secret that {message}", opt.expected)
+        return ref
+
+    def transport(self, prefix: str, schema: ProviderOptions, auth: Mapping[str, Any]) -> None:
+        """TLS where credentials travel, for the URL options the connector marked."""
+        credentials = schema.sends_credentials(auth)
+        for key, opt in schema.options.items():
+            if opt.url in ("tls", "https") and isinstance(auth.get(key), str):
+                found = transport_problem(auth[key], credentials=credentials,
+                                          allow_insecure=bool(auth.get(INSECURE_HTTP_KEY)),
+                                          https_only=opt.url == "https")
+                if found is not None:
+                    self.finding(f"{prefix}.auth.{key}", found)
+
+
+def parse_config(data: Mapping[str, Any], source: str,
+                 providers: Mapping[str, ProviderOptions], *, resolve: bool = False) -> Config:
+    """Validate parsed TOML; raises :class:`ConfigError` with every problem found.
+
+    ``providers`` are the connectors' declarations (``connectors.provider_options()``);
+    ``resolve`` also reads every secret reference and file, as ``syncd config check``
+    does, so a missing or exposed secret is caught before a sync needs it.
+    """
+    v = _Validator(source, resolve)
     known_sections = {"syncd", "logging", "embedded", "account"}
     for key in data:
         if key not in known_sections:
@@ -322,23 +421,38 @@ def parse_config(data: Mapping[str, Any], source: str = "<string>") -> Config:
     general = v.table(data.get("syncd", {}), GENERAL, "syncd")
     logging_ = v.table(data.get("logging", {}), LOGGING, "logging")
     embedded = v.table(data.get("embedded", {}), EMBEDDED, "embedded")
+    account_schema = {**ACCOUNT, "provider": Option(str, required=True,
+                                                    choices=tuple(sorted(providers)))}
     accounts: list[AccountConfig] = []
     raw_accounts = data.get("account", [])
     if not isinstance(raw_accounts, list):
         v.problem("account", "is not a list of tables", "[[account]] entries")
         raw_accounts = []
     seen: set[str] = set()
+    calendars: dict[str, str] = {}
     for i, raw in enumerate(raw_accounts):
         prefix = f"account[{i}]"
         if isinstance(raw, dict) and isinstance(raw.get("name"), str):
             prefix = f"account[{i}] ({raw['name']})"
         raw = dict(raw) if isinstance(raw, dict) else {}
         auth_raw = raw.pop("auth", {})
-        values = v.table(raw, ACCOUNT, prefix)
-        provider = values.get("provider")
+        values = v.table(raw, account_schema, prefix)
+        schema = providers.get(values.get("provider", ""))
         auth: dict[str, Any] = {}
-        if provider in PROVIDER_AUTH:
-            auth = v.table(auth_raw, PROVIDER_AUTH[provider], f"{prefix}.auth")
+        if schema is not None:
+            auth = v.table(auth_raw, schema.options, f"{prefix}.auth")
+            v.transport(prefix, schema, auth)
+            view = AccountView(values, auth, general)
+            for found in schema.rules(view):
+                v.finding(prefix, found)
+            calendar = schema.calendar_id(view)
+            if calendar is not None and values.get("enabled", True):
+                key = f"{values['provider']}:{calendar}"
+                if key in calendars:
+                    v.problem(f"{prefix}.calendar", f"is the calendar {calendars[key]} syncs too",
+                              "one account per calendar (two would each take the other's "
+                              "events for their own)")
+                calendars.setdefault(key, prefix)
         name = values.get("name")
         if name is not None:
             if name in seen:
@@ -358,8 +472,12 @@ def parse_config(data: Mapping[str, Any], source: str = "<string>") -> Config:
     )
 
 
-def load_config(path: str | os.PathLike[str] | None) -> Config:
-    """Read and validate a TOML file; ``None`` gives the embedded defaults."""
+def load_config(path: str | os.PathLike[str] | None,
+                providers: Mapping[str, ProviderOptions], *, resolve: bool = False) -> Config:
+    """Read and validate a TOML file; ``None`` gives the embedded defaults.
+
+    See :func:`parse_config` for ``providers`` and ``resolve``.
+    """
     if path is None:
         return Config()
     file = str(path)
@@ -373,4 +491,4 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(problems=[ConfigProblem(file, "-", f"is not valid TOML: {exc}",
                                                   "TOML syntax (https://toml.io)")]) from None
-    return parse_config(data, file)
+    return parse_config(data, file, providers, resolve=resolve)

@@ -208,7 +208,7 @@ def test_an_outlook_dry_run_sends_only_reads(
             f'tenant = "{TENANT}"\nclient_id = "{CLIENT_ID}"\n'
             'client_secret = "env:SYNCD_TEST_DRY_RUN_SECRET"\n'
             f'authority = "{identity_emulator.authority(TENANT)}"\n'
-            f'graph_url = "{proxy.url}v1.0"')
+            f'graph_url = "{proxy.url}v1.0"\nallow_insecure_http = true')
         sync_then_change_then_dry_run(tmp_path, owner, proxy, base, capsys)
     finally:
         proxy.stop()

@@ -341,6 +341,8 @@ owner = "{OWNER}"
 mode = "{mode}"
 client_secrets_file = "{secrets}"
 token_uri = "{stub.url}"
+allow_insecure_http = true
+{'service_account_file = "file:' + str(tmp_path / 'key.json') + '"' if mode != "oauth" else ""}
 """)
     return path
 

@@ -18,7 +18,16 @@ from syncd.errors import AuthFailed
 from syncd.store.credentials import CredentialStore
 from syncd.store.db import Database
 from tests.emulators.identity import RoutingSession
-from tests.outlook.conftest import ALICE, BOB, STATE_KEY_ENV, WINDOW, Context, Env, make_world
+from tests.outlook.conftest import (
+    ALICE,
+    BOB,
+    SECRET_ENV,
+    STATE_KEY_ENV,
+    WINDOW,
+    Context,
+    Env,
+    make_world,
+)
 
 
 class Journal:
@@ -187,6 +196,8 @@ tenant = "tenant1"
 client_id = "syncd-outlook-test"
 authority = "{env.identity.authority('tenant1')}"
 graph_url = "{env.graph.base_url}"
+allow_insecure_http = true
+{'client_secret = "env:' + SECRET_ENV + '"' if mode == "app" else ""}
 """, encoding="utf-8")
     parser = argparse.ArgumentParser(prog="syncd")
     for flag in ("--config", "--data-dir"):
