@@ -23,7 +23,7 @@ from typing import Any
 
 from connectors import provider_options
 from syncd import __version__, report
-from syncd.config import Config, load_config
+from syncd.config import Config, load_config, type_name
 from syncd.errors import UsageError
 from syncd.logs import setup_logging
 from syncd.private import private_by_default
@@ -108,6 +108,27 @@ def _config_check(args: argparse.Namespace, app: App) -> int:
     return 0
 
 
+def _config_options(args: argparse.Namespace, app: App) -> int:
+    """Each provider's ``[account.auth]`` options, as its connector declares them."""
+    declared = provider_options()
+    require(args.provider in (None, *declared),
+            f"unknown provider {args.provider!r} (one of: {', '.join(sorted(declared))})")
+    rows, lines = [], []
+    for provider, schema in sorted(declared.items()):
+        if args.provider not in (None, provider):
+            continue
+        lines.append(f"[account.auth] of provider = \"{provider}\":")
+        for key, opt in schema.options.items():
+            kind = "env:NAME or file:PATH" if opt.secret else type_name(opt.type)
+            extra = "required" if opt.required else (
+                f"default {opt.default!r}" if opt.default is not None else "optional")
+            rows.append({"provider": provider, "option": key, "type": kind, "required":
+                         opt.required, "default": opt.default, "help": opt.help})
+            lines.append(f"  {key} ({kind}; {extra}): {opt.help or opt.expected}")
+    app.emit(rows, "\n".join(lines))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="syncd",
@@ -125,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = cfg_sub.add_parser(
         "check", help="validate the config and read its secrets, without touching any provider")
     check.set_defaults(handler=_config_check)
+    options = cfg_sub.add_parser("options", help="each provider's [account.auth] options")
+    options.add_argument("provider", nargs="?", help="only this provider")
+    options.set_defaults(handler=_config_options)
 
     from syncd import cli_admin, cli_auth, cli_crm, cli_sync
 

@@ -304,7 +304,8 @@ class Config:
 # --- validation -----------------------------------------------------------------------------
 
 
-def _type_name(t: type | tuple[type, ...]) -> str:
+def type_name(t: type | tuple[type, ...]) -> str:
+    """How a value of type ``t`` is described to admins ("a whole number")."""
     names = {bool: "true or false", int: "a whole number", str: "a string"}
     types = t if isinstance(t, tuple) else (t,)
     return " or ".join(names.get(x, x.__name__) for x in types)
@@ -338,7 +339,7 @@ class _Validator:
             path = f"{prefix}.{key}"
             if key not in data:
                 if opt.required:
-                    self.problem(path, "is missing", opt.expected or _type_name(opt.type))
+                    self.problem(path, "is missing", opt.expected or type_name(opt.type))
                 elif opt.default is not None:
                     out[key] = opt.default
                 continue
@@ -352,7 +353,7 @@ class _Validator:
         # bool is an int in Python; a TOML "true" must not pass as a number.
         if not isinstance(value, opt.type) or (opt.type is int and isinstance(value, bool)):
             self.problem(path, f"has the wrong type ({type(value).__name__})",
-                         _type_name(opt.type))
+                         type_name(opt.type))
             return None
         if opt.choices and value not in opt.choices:
             self.problem(path, f"has the value {value!r}",

@@ -255,3 +255,49 @@ def test_the_example_config_passes_once_its_secrets_exist(
     monkeypatch.setenv("SYNCD_GRAPH_CLIENT_SECRET", SECRET)
     assert main(base) == 0, capsys.readouterr().err
     assert "OK" in capsys.readouterr().out
+
+
+def test_the_database_url_can_come_from_the_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    database = tmp_path / "elsewhere" / "crm.db"
+    monkeypatch.setenv("SYNCD_CHECK_DB", f"sqlite:///{database}")
+    path = tmp_path / "syncd.toml"
+    path.write_text(f'[syncd]\ndata_dir = "{tmp_path}"\ndatabase = "env:SYNCD_CHECK_DB"\n')
+    base = ["--config", str(path)]
+    assert main([*base, "config", "check"]) == 0
+    assert main([*base, "user", "add", "ann@example.com"]) == 0
+    assert database.is_file() and not (tmp_path / "syncd.db").exists()
+    monkeypatch.delenv("SYNCD_CHECK_DB")
+    capsys.readouterr()
+    assert main([*base, "user", "list"]) == 1  # the runtime cannot resolve it either
+    err = capsys.readouterr().err
+    assert "The secret env:SYNCD_CHECK_DB cannot be read" in err and "Traceback" not in err
+
+
+def test_each_connector_declares_its_options_with_help_and_config_options_lists_them(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import subprocess
+    import sys
+
+    from connectors import provider_options
+
+    declared = provider_options()
+    assert set(declared) == {"caldav", "google", "outlook"}
+    for provider, schema in declared.items():
+        assert all(opt.help for opt in schema.options.values()), provider
+        assert "allow_insecure_http" in schema.options, provider
+    # Declarations are cheap: validating a config loads no client library.
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, connectors; connectors.provider_options(); "
+         "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"],
+        cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    assert "connectors" in loaded
+    assert not {"caldav", "googleapiclient", "msal", "requests", "sqlalchemy"} & set(loaded)
+    assert main(["config", "options", "outlook"]) == 0
+    out = capsys.readouterr().out
+    assert "client_secret (env:NAME or file:PATH; optional): the app's client secret" in out
+    assert "\n  url (" not in out and "\n  graph_url (" in out  # CalDAV's options are not Outlook's
+    assert main(["--json", "config", "options"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["provider"] for r in rows} == {"caldav", "google", "outlook"}
