@@ -342,6 +342,9 @@ def test_quarantine_lists_reasons_and_retry_makes_the_next_cycle_try_again(
     assert "visit" in visit["reason"] and visit["version"] is None
     assert (backwards["state"], backwards["attempts"]) == ("quarantined", 1)
     assert "DTEND is before DTSTART" in backwards["reason"] and backwards["version"]
+    # --json also works after the command, where scripts tend to put it.
+    trailing = json.loads(admin.ok("quarantine", "--account", "dav", "--json"))
+    assert sorted(q["id"] for q in trailing) == sorted(q["id"] for q in items.values())
     text = admin.ok("quarantine", "--account", "dav")
     assert f"#{backwards['id']} dav " in text and "DTEND is before DTSTART" in text
 

@@ -102,15 +102,20 @@ def test_a_conflict_lost_to_a_crm_delete_is_applied_once_the_activity_is_restore
     assert event.projection is not None and event.projection.location == "Room 2"
 
 
-def test_a_create_quarantined_after_failing_is_made_by_the_cycle_after_retry(
-        tmp_path: Path) -> None:
-    world = make_world(tmp_path)
-    a = world.add("Flaky")
-    world.calendar.fail_next = [WriteResult("", error=Transient(reason="server said no"))
+def _fail_until_quarantined(world: World, reason: str) -> None:
+    """Every write fails until the item is given up (MAX_ATTEMPTS cycles)."""
+    world.calendar.fail_next = [WriteResult("", error=Transient(reason=reason))
                                 for _ in range(MAX_ATTEMPTS)]
     for _ in range(MAX_ATTEMPTS):
         world.sync()
         world.advance(minutes=1)
+
+
+def test_a_create_quarantined_after_failing_is_made_by_the_cycle_after_retry(
+        tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    a = world.add("Flaky")
+    _fail_until_quarantined(world, "server said no")
     [item] = world.state.quarantine_list(world.account.name)
     assert (item["item"], item["state"], item["attempts"]) == (
         f"crm:{a.id}", "quarantined", MAX_ATTEMPTS)
@@ -130,10 +135,7 @@ def test_a_create_quarantined_after_failing_is_made_by_the_cycle_after_retry(
 def test_retrying_an_item_whose_activity_was_purged_just_clears_it(tmp_path: Path) -> None:
     world = make_world(tmp_path)
     a = world.add("Doomed")
-    world.calendar.fail_next = [WriteResult("", error=Transient(reason="no"))
-                                for _ in range(MAX_ATTEMPTS)]
-    for _ in range(MAX_ATTEMPTS):
-        world.sync()
+    _fail_until_quarantined(world, "no")
     world.store.delete_activity(a.id)
     [item] = world.state.quarantine_list(world.account.name)
     world.state.retry_item(item["id"])
