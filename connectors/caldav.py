@@ -244,10 +244,25 @@ class CalDAVCalendar:
             return multiget(self.transport, self.base_url, paths,
                             max_bytes=MAX_REPLY_BYTES if len(paths) > 1 else SINGLE_REPLY_BYTES)
         except (BadReply, ReplyTooLarge) as exc:
-            if len(paths) == 1:
+            if len(paths) > 1:
+                middle = len(paths) // 2
+                return self._fetch(paths[:middle]) + self._fetch(paths[middle:])
+            if isinstance(exc, ReplyTooLarge):
                 return [Fetched(paths[0], None, None, status=0, problem=_reply_problem(exc))]
-            middle = len(paths) // 2
-            return self._fetch(paths[:middle]) + self._fetch(paths[middle:])
+            return [self._fetch_alone(paths[0], exc)]
+
+    def _fetch_alone(self, path: str, why: BadReply) -> Fetched:
+        """One object whose multiget reply is not XML: a GET's body is not XML, so an
+        object that only spoils XML (a control byte a server copied into its reply) is
+        still read, and only an object that cannot be had either way is set aside."""
+        try:
+            reply = self._request(self._url(path), "GET")
+        except ReplyTooLarge as exc:
+            return Fetched(path, None, None, status=0, problem=_reply_problem(exc))
+        if reply.status == 200:
+            return Fetched(path, reply.headers.get("ETag"), reply.body)
+        return Fetched(path, None, None, reply.status, problem=(
+            f"{_reply_problem(why)}, and a GET answered HTTP {reply.status}"))
 
     def _load(self, members: Sequence[Member]) -> list[RemoteEvent]:
         """Download changed objects with calendar-multiget, in chunks bounded in number and
@@ -454,7 +469,7 @@ def _is_calendar(cal: Any) -> bool:
 def _reply_problem(exc: BadReply | ReplyTooLarge) -> str:
     """The quarantine reason of an object whose own reply could not be used."""
     if isinstance(exc, ReplyTooLarge):
-        return f"the server's reply for it is over {SINGLE_REPLY_BYTES} bytes"
+        return f"the server's reply for it is over the {SINGLE_REPLY_BYTES} byte cap"
     return f"the server's reply for it is unusable: {exc.args[0] if exc.args else 'bad XML'}"
 
 
