@@ -34,6 +34,30 @@ def shorten(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "\u2026"
 
 
+def value_text(field: str, value: Any) -> str:
+    """A conflict value as an admin reads it: times in their zone, guests as a list."""
+    from syncd.model import When
+
+    if value is None:
+        return "(deleted)"
+    if field == "when":
+        try:
+            when = When.from_json(value)
+        except (KeyError, TypeError, ValueError):
+            return shorten(value)
+        if when.all_day:
+            days = (when.end - when.start).days  # type: ignore[operator]
+            return f"{when.start} (all day{f', {days} days' if days > 1 else ''})"
+        start, end = when.local_start(), when.local_end()
+        until = f"{end:%H:%M}" if end.date() == start.date() else f"{end:%Y-%m-%d %H:%M}"
+        return f"{start:%Y-%m-%d %H:%M}-{until} {when.tz}"
+    if field == "busy":
+        return "busy" if value else "free"
+    if field == "guests":
+        return shorten(", ".join(value)) if value else "(none)"
+    return shorten(value) if value != "" else "(empty)"
+
+
 def _json_flag(parser: argparse.ArgumentParser) -> None:
     # SUPPRESS: absent here, the global --json (given before the command) stands.
     parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
@@ -121,8 +145,8 @@ def _conflicts(args: argparse.Namespace, app: App) -> int:
         who = f"activity {c['activity_id']}" if c["activity_id"] is not None else "-"
         lines.append(
             f"#{c['id']} {c['account']} {who} {c['field']}: "
-            f"crm {shorten(c['crm_value']) if c['crm_value'] is not None else '(deleted)'} | "
-            f"calendar {shorten(c['calendar_value'])} -> {c['winner']} won "
+            f"crm {value_text(c['field'], c['crm_value'])} | "
+            f"calendar {value_text(c['field'], c['calendar_value'])} -> {c['winner']} won "
             f"({c['policy']}, {c['at']:%Y-%m-%d %H:%M} UTC)"
             + ("  [resolved]" if c["resolved"] else ""))
     app.emit(rows, "\n".join(lines) or "No conflicts.")

@@ -10,6 +10,7 @@ import pytest
 
 from connectors.base import WriteResult
 from syncd.admin import purge_expired, resolve_conflict
+from syncd.cli_admin import value_text
 from syncd.errors import ConflictUnresolvable, Transient
 from syncd.model import When
 from syncd.store.state import MAX_ATTEMPTS
@@ -43,6 +44,9 @@ def test_taking_the_crm_side_of_a_time_conflict_won_by_the_calendar(tmp_path: Pa
     assert world.sync().counts["conflicts"] == 1
     [conflict] = world.state.conflicts(world.account.name)
     assert (conflict["field"], conflict["winner"]) == ("when", "calendar")
+    assert value_text("when", conflict["crm_value"]) == "2026-12-10 11:00-11:30 Europe/Oslo"
+    assert value_text("when", conflict["calendar_value"]) == (
+        "2026-12-10 15:00-16:00 Europe/Oslo")
     assert world.store.get(a.id).due_time == datetime(2026, 1, 1, 15).time()  # Oslo, +1
 
     done = resolve_conflict(world.store, world.state, conflict["id"], "crm",
@@ -69,6 +73,7 @@ def test_guests_conflict_resolved_for_the_calendar_reaches_the_crm(tmp_path: Pat
     world.sync()
     [conflict] = world.state.conflicts(world.account.name)
     assert conflict["calendar_value"] == ["ann@example.com", "cy@example.com"]
+    assert value_text("guests", conflict["crm_value"]) == "bob@example.com"
     resolve_conflict(world.store, world.state, conflict["id"], "calendar", {})
     assert {g.email for g in world.store.get(a.id).guests} == {"ann@example.com",
                                                                "cy@example.com"}
