@@ -19,7 +19,7 @@ from syncd.store.crm_views import ActivityFilter
 from syncd.store.db import Database
 from syncd.store.state_tables import SyncConflict, SyncLink
 from tests.conftest import fresh_calendar
-from tests.servers import DavServer
+from tests.servers import DavServer, RecordingProxy
 
 DUE = (date.today() + timedelta(days=10)).isoformat()
 
@@ -79,13 +79,17 @@ class Admin:
 
 
 def make_admin(tmp_path: Path, server: DavServer, capsys: pytest.CaptureFixture[str],
-               **account: str | bool) -> Admin:
+               via: RecordingProxy | None = None, **account: str | bool) -> Admin:
+    """``via``: syncd reaches the server through this proxy (the test goes direct)."""
     user, calendar_url = fresh_calendar(server)
     extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in account.items())
+    url, synced = server.url, calendar_url
+    if via is not None:
+        url, synced = via.url, calendar_url.replace(server.url, via.url)
     config = tmp_path / "syncd.toml"
     config.write_text(f'[syncd]\ndata_dir = "{tmp_path}"\n[[account]]\nname = "dav"\n'
-                      f'provider = "caldav"\nowner = "{user}"\ncalendar = "{calendar_url}"\n'
-                      f'{extra}[account.auth]\nurl = "{server.url}"\nusername = "{user}"\n')
+                      f'provider = "caldav"\nowner = "{user}"\ncalendar = "{synced}"\n'
+                      f'{extra}[account.auth]\nurl = "{url}"\nusername = "{user}"\n')
     admin = Admin(config, tmp_path, server, user, calendar_url, capsys)
     admin.ok("user", "add", user, "--time-zone", "Europe/Oslo")
     return admin
@@ -369,6 +373,29 @@ def test_quarantine_lists_reasons_and_retry_makes_the_next_cycle_try_again(
     assert admin.sync() == {}  # our marker's echo; nothing retried
     code, _, err = admin("quarantine", "retry", "999")
     assert (code, err) == (1, "syncd: No quarantined item 999 exists.\n")
+
+
+def test_a_retry_costs_one_read_of_the_released_event_and_writes_nothing(
+        tmp_path: Path, radicale: DavServer, capsys: pytest.CaptureFixture[str]) -> None:
+    proxy = RecordingProxy(radicale.port).start()
+    try:
+        admin = make_admin(tmp_path, radicale, capsys, via=proxy, import_events=True)
+        day = date.today() + timedelta(days=5)
+        admin.calendar().save_event(BACKWARDS.format(
+            day=day.strftime("%Y%m%d"), prev=(day - timedelta(days=1)).strftime("%Y%m%d")))
+        assert admin.sync() == {"quarantined": 1}
+        proxy.requests.clear()
+        assert admin.sync() == {}
+        idle = sorted(r.method for r in proxy.requests)
+        [item] = admin.json("quarantine")
+        admin.ok("quarantine", "retry", str(item["id"]))
+        proxy.requests.clear()
+        assert admin.sync() == {"retried": 1, "quarantined": 1}
+        retry = sorted(r.method for r in proxy.requests)
+        assert len(retry) == len(idle) + 1
+        assert not {"PUT", "DELETE", "PROPPATCH", "MKCALENDAR"} & set(retry)
+    finally:
+        proxy.stop()
 
 
 def test_the_daemon_purges_expired_deletions_and_survives_a_failing_purge(
