@@ -508,6 +508,7 @@ class AccountCycle:
     # --- running ------------------------------------------------------------------------
 
     def _count_plans(self, plans: Sequence[PairPlan]) -> None:
+        """What a dry run would do (a real run counts each write as it succeeds)."""
         for plan in plans:
             if plan.skip:
                 self.report.counts[f"skipped_{plan.skip}"] += 1
@@ -569,10 +570,11 @@ class AccountCycle:
         outgoing: list[Outgoing] = []
         for plan in plans:
             plan = self._claim_import(plan)
-            self._count_plans([plan])
             if plan.skip:
+                self.report.counts[f"skipped_{plan.skip}"] += 1
                 continue
             if plan.quarantine:
+                self.report.counts["quarantined"] += 1
                 assert plan.event_id is not None
                 self.state.record_failure(self.cfg.name, cal_key(plan.event_id),
                                           plan.item_version, plan.quarantine, immediate=True)
@@ -584,6 +586,8 @@ class AccountCycle:
                        else cal_key(plan.event_id or ""))
                 self._item_failed(key, _version(plan), exc)
                 continue
+            if plan.crm_write is not None:  # counts say what was done, not what was planned
+                self.report.counts[_write_name(plan.crm_write)] += 1
             if plan.cal_write is None:
                 self._finish(plan, crm_after, None)
                 continue
@@ -717,6 +721,9 @@ class AccountCycle:
         stays pending, which a crash turns into a read-before-write, never a duplicate.
         """
         done = self._done
+        if plan.cal_write is not None:
+            self.report.counts[_write_name(plan.cal_write)] += 1
+        self.report.counts["conflicts"] += len(plan.conflicts)
         done.conflicts.extend((plan.activity_id, plan.event_id, c) for c in plan.conflicts)
         if plan.link == "drop" and plan.activity_id is not None:
             done.drops.append(plan.activity_id)

@@ -402,7 +402,8 @@ def test_a_create_answered_gone_is_an_item_failure_not_an_account_crash(world: W
     world.add("B", day=11)
     world.calendar.fail_next = [WriteResult("", error=EventGone(event_id="x"))]
     report = world.sync()
-    assert report.outcome == "partial" and report.counts["events_created"] == 2
+    assert report.outcome == "partial" and report.counts["events_created"] == 1
+    assert report.counts["failed"] == 1
     assert world.sync().outcome == "ok"
     assert len(world.calendar.live()) == 2
 
@@ -628,3 +629,20 @@ def test_a_replan_that_would_email_guests_past_the_hourly_cap_waits(tmp_path: Pa
     assert report.counts["notifying_writes"] == 1 and report.counts["stale_etag"] == 1
     assert report.counts["held_by_guest_cap"] == 1 and report.outcome == "partial"
     assert world.calendar.store[quiet_event].event.projection.location == ""
+
+
+def test_counts_are_what_succeeded_not_what_was_planned(world: World) -> None:
+    for day in (10, 11, 12, 13):
+        world.add(f"Call {day}", day=day)
+    world.calendar.fail_next = [
+        WriteResult("", error=Transient(reason="HTTP 503")),
+        WriteResult("", error=ItemRejected(event_id="x", reason="too large")),
+    ]
+    report = world.sync()
+    assert report.outcome == "partial"
+    assert report.counts["events_created"] == 2 == len(world.calendar.live())
+    assert report.counts["failed"] == 1 and report.counts["quarantined"] == 1
+    assert world.state.account("alice").last_counts == dict(report.counts)
+    # Dry runs still say what would be done: nothing was done.
+    world.add("Later", day=14)
+    assert world.sync(dry_run=True).counts["events_created"] == 2  # the retry and the new one
