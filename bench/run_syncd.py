@@ -143,7 +143,7 @@ class SyncdBench:
             counts.update(report.counts)
             outcomes[report.outcome] += 1
             phase.per_account_s.append(seconds)
-            if report.outcome not in ("ok", "skipped"):
+            if report.outcome not in ("ok", "skipped", "busy"):
                 phase.notes.append(report.line())
         phase.counts = {k: v for k, v in sorted(counts.items()) if v}
         phase.outcomes = dict(outcomes)

@@ -52,6 +52,7 @@ from connectors.caldav_http import (
 )
 from connectors.caldav_options import DEFAULT_CALENDAR
 from connectors.ical import MAX_OBJECT_BYTES, build_calendar, read_event, without_timezones
+from connectors.network import network_reason
 from connectors.sandbox import POOL, Overrun
 from syncd.config import AccountConfig
 from syncd.errors import (
@@ -63,6 +64,7 @@ from syncd.errors import (
     ItemRejected,
     RateLimited,
     Transient,
+    Unreachable,
 )
 
 log = logging.getLogger("syncd.caldav")
@@ -103,6 +105,19 @@ def _status_error(status: int, event_id: str, headers: Any = None) -> ConnectorE
     if status >= 500:
         return Transient(reason=f"HTTP {status}", status=status)
     return ItemRejected(event_id=event_id, reason=f"the server answered HTTP {status}")
+
+
+def _read_error(exc: dav_error.DAVError, url: str) -> ConnectorError:
+    """A failed read of the collection: a 4xx means nothing calendar-like is there (a
+    removed calendar, a typo, or another server on that port); the rest may pass."""
+    # The library fills ``status`` for some errors only; its message starts with it.
+    said = re.match(r"\s*(\d{3})\b", f"{exc.reason} {exc.url}".replace("no reason", ""))
+    status = exc.status or (int(said.group(1)) if said else None) or (
+        404 if isinstance(exc, dav_error.NotFoundError) else None)
+    # 501: the method is unknown there, so that is no WebDAV server at all.
+    if status is not None and ((400 <= status < 500 and status != 429) or status == 501):
+        return CalendarMissing(calendar=url, found=())
+    return Transient(reason=f"reading the calendar failed: {type(exc).__name__}", status=status)
 
 
 class CalDAVCalendar:
@@ -179,11 +194,11 @@ class CalDAVCalendar:
                 name=DEFAULT_CALENDAR_NAME if wanted is None else name, cal_id=name
             )
         except dav_error.AuthorizationError as exc:
-            raise AuthFailed(reason=f"the server refused the credentials ({exc.reason})") from None
+            raise AuthFailed(reason=f"HTTP {exc.status or 401} {exc.reason}") from None
         except dav_error.DAVError as exc:
-            raise Transient(reason=f"cannot open the calendar: {type(exc).__name__}") from None
+            raise _read_error(exc, self.account.calendar or self.account.auth["url"]) from None
         except OSError as exc:
-            raise Transient(reason=f"network: {type(exc).__name__}") from None
+            raise Unreachable(url=self.account.auth["url"], reason=network_reason(exc)) from None
 
     @property
     def base_url(self) -> str:

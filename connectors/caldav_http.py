@@ -29,7 +29,8 @@ from xml.sax.saxutils import escape
 
 from lxml import etree
 
-from syncd.errors import AuthFailed, CursorExpired, Transient
+from connectors.network import network_reason
+from syncd.errors import AuthFailed, CursorExpired, Transient, Unreachable
 
 DAV = "{DAV:}"
 CALDAV = "{urn:ietf:params:xml:ns:caldav}"
@@ -135,8 +136,8 @@ class DavTransport:
                 allow_redirects=False,
             )
         except Exception as exc:  # the HTTP library's own error types vary by backend
-            raise Transient(reason=f"network: {type(exc).__name__}",
-                            maybe_applied=method not in SAFE_METHODS) from None
+            raise Unreachable(url=url, reason=network_reason(exc),
+                              maybe_applied=method not in SAFE_METHODS) from None
         try:
             declared = response.headers.get("Content-Length")
             if declared and declared.isdigit() and int(declared) > max_bytes:

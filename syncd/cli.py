@@ -1,6 +1,7 @@
 """The ``syncd`` command.
 
-Exit codes: 0 success, 2 usage or configuration errors, 1 runtime errors. No traceback
+Exit codes: 0 success, 1 runtime errors, 2 usage or configuration errors, 3 a sync that
+skipped an account needing attention (see the README). No traceback
 reaches the terminal unless ``--debug`` is given; ``syncd.report`` words every error.
 Command groups live in their own modules and register themselves here:
 ``syncd.cli_crm`` (activities, types, persons, organizations, deals, import),

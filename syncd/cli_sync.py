@@ -33,6 +33,7 @@ def register(sub: Any) -> None:
 
 def _sync(args: argparse.Namespace, app: App) -> int:
     from syncd.private import check_private
+    from syncd.report import sync_exit_code
     from syncd.service import Service
 
     check_private(app.config)
@@ -54,7 +55,7 @@ def _sync(args: argparse.Namespace, app: App) -> int:
         lines.append(r.line())
         lines.extend(f"  {p}" for p in d["plans"])
     app.emit(data, "\n".join(lines) or "No accounts to sync.")
-    return 0 if all(r.outcome in ("ok", "dry-run", "skipped") for r in reports) else 1
+    return sync_exit_code(reports)
 
 
 def _describe_plan(plan: Any) -> str:
@@ -125,5 +126,7 @@ def _status(args: argparse.Namespace, app: App) -> int:
             f"{row['quarantined']} quarantined"
         )
         lines.extend(_failed_items(row))
+        if row["last_outcome"] not in (None, "ok", "dry-run") and row["last_message"]:
+            lines.append(f"  {row['last_message']}")
     app.emit(rows, "\n".join(lines) or "No accounts configured.")
     return 0

@@ -33,8 +33,10 @@ from caldav.davclient import DAVClient
 from connectors.caldav import DEFAULT_CALENDAR_NAME
 from syncd.config import AccountConfig, Config
 from syncd.embedded_auth import SERVICE_USER, EmbeddedCredentials, can_log_in, login_name
+from syncd.errors import PortInUse
 from syncd.logs import setup_logging
 from syncd.private import check_private, private_by_default
+from syncd.report import sync_exit_code
 from syncd.service import EMBEDDED_CALENDAR, Service, embedded_calendar_url, embedded_url
 from syncd.store.crm_views import UserView
 
@@ -67,8 +69,8 @@ class EmbeddedCalendarServer:
 
     def start(self, timeout: float = 20.0) -> None:
         if _port_open(self.host, self.port):
-            raise OSError(f"port {self.port} on {self.host} is already in use; "
-                          "set [embedded] port in the config")
+            raise PortInUse(what="embedded calendar server", host=self.host, port=self.port,
+                            setting="[embedded] port")
         self.credentials.prepare()
         # Radicale's storage root, made here (private, whatever the umask) so its first start
         # does not warn about it.
@@ -211,8 +213,8 @@ class Daemon:
                     with self._settled:
                         self._in_flight -= 1
                         self._settled.notify_all()
-                level = {"ok": logging.INFO, "skipped": logging.DEBUG}.get(report.outcome,
-                                                                           logging.WARNING)
+                levels = {"ok": logging.INFO, "skipped": logging.INFO, "busy": logging.DEBUG}
+                level = levels.get(report.outcome, logging.WARNING)
                 log.log(level, "%s", report.line())
                 return
 
@@ -271,7 +273,7 @@ class Daemon:
                 reports = self.service.sync_all()
                 for r in reports:
                     print(r.line(), flush=True)
-                return 0 if all(r.outcome in ("ok", "skipped") for r in reports) else 1
+                return sync_exit_code(reports)
             self._install_signals()
             self.scheduler.start()
             self.refresh_jobs()

@@ -81,6 +81,30 @@ class SecretUnavailable(SyncdError):
     reason: str
 
 
+class StorageFull(SyncdError):
+    """The disk holding ``path`` has no space left (ENOSPC, SQLite's "disk is full")."""
+
+    path: str
+
+
+class DatabaseUnavailable(SyncdError):
+    """The database cannot be opened or reached (``database``: its URL without the
+    password, ``reason``)."""
+
+    database: str
+    reason: str
+
+
+class PortInUse(SyncdError):
+    """Something else listens on the port syncd wants (``what``, ``host``, ``port``, and
+    ``setting``: the config key that moves it)."""
+
+    what: str
+    host: str
+    port: int
+    setting: str
+
+
 # --- connector outcomes: what the engine does next ----------------------------------------
 
 
@@ -123,6 +147,16 @@ class Transient(ConnectorError):
     """
 
     reason: str
+
+
+class Unreachable(Transient):
+    """Nothing answered at ``url`` (``reason``: refused, timed out, unknown host, TLS).
+
+    A :class:`Transient`, so the engine backs off and retries; it gets its own sentence
+    because the usual cause is a server that is down or a wrong host or port.
+    """
+
+    url: str
 
 
 class RateLimited(ConnectorError):
@@ -177,7 +211,8 @@ class ConflictUnresolvable(SyncdError):
 
 
 class AccountUnavailable(SyncdError):
-    """The account is paused, cooling down or needs re-auth (``account``, ``status``)."""
+    """The account is paused, flagged, cooling down or needs re-auth (``account``,
+    ``status``; optionally ``reason`` and ``until``, the end of a cool-down)."""
 
     account: str
     status: str

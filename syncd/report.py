@@ -1,6 +1,17 @@
-"""The one place where errors become sentences for admins, each with a next step."""
+"""The one place where errors become sentences for admins, each with a next step.
+
+Every runtime sentence is one sentence: what happened, then (after a semicolon) what to
+do. The next step must exist for the provider at hand, so :func:`describe` takes the
+account the error belongs to when there is one. Foreign exceptions that reach the top
+(a full disk, a port taken) are worded here too, so no admin ever sees a bare class
+name for a problem they can fix.
+"""
 
 from __future__ import annotations
+
+import errno
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from syncd.errors import (
     AccountCooldown,
@@ -9,23 +20,34 @@ from syncd.errors import (
     CalendarMissing,
     ConfigError,
     ConflictUnresolvable,
+    DatabaseUnavailable,
     EtagMismatch,
     EventGone,
     FilesNotPrivate,
     InvalidInput,
     ItemRejected,
     NotFound,
+    PortInUse,
     RateLimited,
     SecretUnavailable,
+    StorageFull,
     SyncdError,
     SyncRefused,
     Transient,
+    Unreachable,
     UsageError,
 )
 
-#: Exit codes: 2 for what the caller must fix in the command or config, 1 for the rest.
-EXIT_USAGE = 2
+if TYPE_CHECKING:
+    from syncd.config import AccountConfig
+
+#: Exit codes (the README lists them): 2 for what the caller must fix in the command or
+#: config, 1 for a failure at run time, 3 when ``sync`` skipped an account that needs
+#: someone (re-authorisation, paused, flagged) or rests after failures.
+EXIT_OK = 0
 EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+EXIT_SKIPPED = 3
 
 
 def exit_code(error: BaseException) -> int:
@@ -33,8 +55,24 @@ def exit_code(error: BaseException) -> int:
     return EXIT_USAGE if fixable else EXIT_RUNTIME
 
 
-def describe(error: BaseException) -> str:
-    """A sentence (or a few lines) saying what went wrong and what to do."""
+def sync_exit_code(reports: Iterable[Any]) -> int:
+    """The exit code of a sync: the worst of its accounts' outcomes.
+
+    A skipped account is never success: cron and monitoring must see that it did not
+    sync. An account another replica is syncing ("busy") is.
+    """
+    outcomes = {r.outcome for r in reports}
+    if outcomes - {"ok", "dry-run", "busy", "skipped"}:
+        return EXIT_RUNTIME
+    return EXIT_SKIPPED if "skipped" in outcomes else EXIT_OK
+
+
+def describe(error: BaseException, account: AccountConfig | None = None) -> str:
+    """A sentence (or, for a config, a few lines) saying what went wrong and what to do.
+
+    ``account`` is the account the error happened in, when there is one: it picks the
+    next step that exists for its provider and names it in the commands to run.
+    """
     match error:
         case ConfigError():
             lines = [f"The configuration has {len(error.problems)} problem(s):"]
@@ -52,25 +90,38 @@ def describe(error: BaseException) -> str:
             return (f"Other users of this machine can read {listed}, which hold private notes "
                     f"and passwords; syncd will not start until they are private: "
                     f"chmod -R go= {paths}")
+        case NotFound() if error.kind == "CRM user":
+            return (f"No CRM user {error.key!r} exists; add it with 'syncd user add {error.key}' "
+                    "or correct the account's owner in the config.")
         case NotFound():
             return f"No {error.kind} {error.key!r} exists."
         case SecretUnavailable():
-            return (f"The secret {error.ref} cannot be read: {error.reason}. "
-                    "Set it, or point the config at the right place.")
+            return (f"The secret {error.ref} cannot be read ({error.reason}); set it, or point "
+                    "the config at the right place.")
+        case StorageFull():
+            return (f"The disk holding {error.path} is full; free some space there (or move "
+                    "[syncd] data_dir), then run again: nothing half-done was kept.")
+        case DatabaseUnavailable():
+            return (f"The database {error.database} cannot be used ({error.reason}); start it "
+                    "or correct [syncd] database in the config, then run again.")
+        case PortInUse():
+            return (f"Port {error.port} on {error.host} is already in use, so the {error.what} "
+                    f"cannot start; stop what holds it or set {error.setting} in the config.")
         case SyncRefused():
-            return (f"Account {error.account}: the {error.guard} guard refused this cycle "
-                    f"({error.detail}). Nothing was changed. Check the calendar, then run "
-                    f"'syncd sync --account {error.account} --force-delete' to proceed.")
+            return _refused(error)
         case ConflictUnresolvable():
             return _unresolvable(error)
         case AccountUnavailable():
-            return f"Account {error.account} is {error.status}; see 'syncd status'."
+            return _unavailable(error, account)
         case AuthFailed():
-            return (f"The provider refused the credentials ({error.reason}). "
-                    "Re-authorise the account with 'syncd auth'.")
+            return _auth_failed(error, account)
+        case Unreachable():
+            return (f"Nothing answers at {error.url} ({error.reason}); check that the server "
+                    "runs and that url in the config has the right host and port (syncd "
+                    "retries every cycle).")
         case AccountCooldown():
             return (f"The provider's usage limit was hit ({error.reason}); the account rests "
-                    f"for {int(error.seconds)} s.")
+                    f"for {int(error.seconds)} s, then syncs again by itself.")
         case RateLimited():
             return (f"Throttled by the provider ({error.reason}); "
                     f"retrying after {error.retry_after:g} s.")
@@ -78,9 +129,12 @@ def describe(error: BaseException) -> str:
             return f"A temporary provider failure ({error.reason}); it will be retried."
         case CalendarMissing():
             found = f" (it has: {', '.join(error.found)})" if error.found else ""
-            return (f"The calendar {error.calendar!r} does not exist on the server{found}. "
-                    "Nothing was created: correct 'calendar' in the account's config, or "
-                    "set create_calendar = true in its [account.auth] to have syncd make it.")
+            which = f" of account {account.name}" if account else ""
+            port = ", the port included" if "://" in error.calendar else ""
+            return (f"The calendar {error.calendar!r} does not exist on the server{found} and "
+                    f"nothing was created; correct calendar and url{which} in the config"
+                    f"{port}, or set create_calendar = true in its [account.auth] to have "
+                    "syncd make it.")
         case EtagMismatch():
             return f"Event {error.event_id} changed meanwhile; it will be merged again."
         case EventGone():
@@ -88,10 +142,15 @@ def describe(error: BaseException) -> str:
         case ItemRejected():
             return f"The server refused event {error.event_id}: {error.reason}."
         case SyncdError():
-            return f"{type(error).__name__}: {error}"
+            return f"{type(error).__name__}: {error}."
+        case OSError() if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return describe(StorageFull(path=error.filename or "the data directory"))
+        case OSError() if error.filename:
+            return (f"Cannot use {error.filename} ({error.strerror or type(error).__name__}); "
+                    "check that it exists and that syncd may write there.")
         case _:
-            return f"Unexpected error: {type(error).__name__}. Run with --debug for details."
-
+            return (f"Unexpected error: {type(error).__name__}; run again with --debug for "
+                    "details.")
 
 def _unresolvable(error: ConflictUnresolvable) -> str:
     head = f"Conflict {error.conflict_id} cannot be resolved"
@@ -109,3 +168,76 @@ def _unresolvable(error: ConflictUnresolvable) -> str:
                     "Nothing was changed; give it a date first.")
         case _:
             return f"{head}: activity {activity} was purged. There is nothing to apply."
+
+
+
+def _refused(error: SyncRefused) -> str:
+    if error.guard == "guest-updates":
+        step = (f"the account is paused; check why so many guests would be e-mailed, then "
+                f"run 'syncd resume {error.account}'")
+    else:
+        step = (f"nothing was changed; check the calendar, then run 'syncd sync --account "
+                f"{error.account} --force-delete' to proceed")
+    return f"The {error.guard} guard refused this cycle ({error.detail}); {step}."
+
+
+def _auth_failed(error: AuthFailed, account: AccountConfig | None) -> str:
+    """The refusal, with the one step that fixes it for this provider and sign-in mode."""
+    if account is None:
+        return (f"The provider refused the credentials ({error.reason}); fix the account's "
+                "credentials (see 'syncd status'), then run 'syncd sync' again.")
+    return f"{_refuser(account)} refused the credentials ({error.reason}); {_reauth(account)}."
+
+
+def _refuser(account: AccountConfig) -> str:
+    who = {"caldav": "The CalDAV server", "google": "Google", "outlook": "Microsoft"}
+    return f"{who.get(account.provider, 'The provider')} of account {account.name}"
+
+
+def _reauth(account: AccountConfig) -> str:
+    """What makes ``account``'s credentials work again: a command or a secret to replace."""
+    name, auth, mode = account.name, account.auth, account.auth.get("mode")
+    if account.provider == "caldav":
+        secret = _ref(auth.get("password"))
+        if secret is None:
+            return f"set password = \"env:NAME\" or \"file:PATH\" under [account.auth] of {name}"
+        return (f"put the right password in {secret} (user {auth.get('username', '?')}); the "
+                "next cycle notices the change and tries again")
+    if account.provider in ("google", "outlook") and mode in ("oauth", "delegated"):
+        return f"run 'syncd auth {account.provider} {name}' to sign in again"
+    if account.provider == "google":
+        key = _ref(auth.get("service_account_file")) or "service_account_file"
+        subject = auth.get("subject") or account.owner
+        return (f"a new key in {key} is tried on the next cycle; after fixing the key's "
+                f"domain-wide delegation for {subject} instead, run 'syncd resume {name}'")
+    if account.provider == "outlook":
+        secret = _ref(auth.get("client_secret")) or "client_secret"
+        return (f"a new client secret in {secret} is tried on the next cycle; after granting "
+                f"the app its calendar permission instead, run 'syncd resume {name}'")
+    return f"fix the credentials, then run 'syncd resume {name}'"
+
+
+def _unavailable(error: AccountUnavailable, account: AccountConfig | None) -> str:
+    """Why an account was skipped this cycle, and what brings it back."""
+    name, status = error.account, error.status
+    given = getattr(error, "reason", None)
+    reason = f" ({given})" if given else ""
+    until = getattr(error, "until", None)
+    if status == "needs_reauth" and account is not None:
+        return f"Skipped: the credentials were refused{reason}; {_reauth(account)}."
+    if status == "paused":
+        return f"Skipped: the account is paused{reason}; check why, then run 'syncd resume {name}'."
+    if status == "flagged":
+        return (f"Skipped: the account is flagged{reason}; check the calendar, then run "
+                f"'syncd sync --account {name} --force-delete'.")
+    if until is not None:
+        return (f"Skipped: the account rests until {until:%Y-%m-%d %H:%M} UTC after "
+                f"{'a usage limit' if status == 'cooldown' else 'failing'}{reason}; it syncs "
+                f"again by itself then, or run 'syncd resume {name}' once the cause is fixed.")
+    return f"Skipped: account {name} is {status}{reason}; see 'syncd status'."
+
+
+def _ref(value: Any) -> str | None:
+    """The reference (never the value) of a configured secret."""
+    ref = getattr(value, "ref", None)
+    return str(ref) if ref else None

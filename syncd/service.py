@@ -15,6 +15,7 @@ from connectors.base import CalendarConnector
 from syncd.config import AccountConfig, Config
 from syncd.embedded_auth import SERVICE_USER, EmbeddedCredentials, can_log_in, login_name
 from syncd.engine.runner import CycleReport, account_window, sync_account
+from syncd.errors import AuthFailed
 from syncd.report import describe
 from syncd.store.activities import ActivityStore
 from syncd.store.db import Database
@@ -120,16 +121,32 @@ class Service:
             report = sync_account(account, connector, self.store, self.state, now=now,
                                   lease_owner=self.replica, **options)
         except Exception as exc:  # isolation: one account's bug must not stop the others
-            log.exception("account %s failed", account.name)
-            report = CycleReport(account.name, outcome="failed", message=describe(exc))
-            self.state.account(account.name)
-            self.state.update_account(account.name, last_run_at=now, last_outcome="failed",
-                                      last_message=report.message)
+            # The report carries the sentence; the traceback is for --debug only.
+            log.debug("account %s failed before its cycle", account.name, exc_info=True)
+            report = CycleReport(account.name, outcome="failed", message=describe(exc, account))
+            if not options.get("dry_run"):
+                self._failed_before_cycle(account, now, exc, report.message)
         if dry_run and connector is not None:
             connector.close()
         elif report.outcome == "failed":
             self._drop_connector(account.name)  # start afresh: new session, new lookup
         return report
+
+    def _failed_before_cycle(self, account: AccountConfig, now: datetime, exc: Exception,
+                             message: str | None) -> None:
+        """Record a failure that came before the cycle could start (a missing secret, a
+        refused sign-in), so ``status`` shows it instead of the last good state.
+
+        No back-off: nothing reached the provider, so retrying costs it nothing, and the
+        fix (setting the secret) takes effect on the next cycle.
+        """
+        before = self.state.account(account.name)
+        status = "needs_reauth" if isinstance(exc, AuthFailed) else "failing"
+        self.state.update_account(
+            account.name, status=status,
+            status_reason=exc.reason if isinstance(exc, AuthFailed) else None,
+            failures=before.failures + 1, last_run_at=now, last_outcome="failed",
+            last_counts={}, last_message=message)
 
     def close(self) -> None:
         for name in list(self._connectors):

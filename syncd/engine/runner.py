@@ -52,6 +52,7 @@ from syncd.engine.plan import AccountPolicy, Link, PlanInput, cal_key, crm_key, 
 from syncd.engine.source import ActivitySource
 from syncd.errors import (
     AccountCooldown,
+    AccountUnavailable,
     AuthFailed,
     CursorExpired,
     EtagMismatch,
@@ -60,6 +61,7 @@ from syncd.errors import (
     NotFound,
     RateLimited,
     SyncdError,
+    SyncRefused,
 )
 from syncd.failpoints import failpoint
 from syncd.model import Activity, DoneStyle, Tombstone, project_activity, projection_version
@@ -82,7 +84,7 @@ class CycleReport:
     """What one cycle did, for the CLI, the status table and the tests."""
 
     account: str
-    outcome: str = "ok"  # ok | partial | failed | refused | skipped | dry-run
+    outcome: str = "ok"  # ok | partial | failed | refused | skipped | busy | dry-run
     counts: Counter[str] = field(default_factory=Counter)
     message: str | None = None
     plans: list[PairPlan] = field(default_factory=list)  # only when the cycle keeps them
@@ -176,34 +178,37 @@ class AccountCycle:
             return self.report
         self.token = self.state.acquire_lease(self.cfg.name, self.lease_owner, LEASE_TTL, self.now)
         if self.token is None:
-            self.report.outcome, self.report.message = "skipped", "another replica holds the lease"
+            # Not a problem: another replica is syncing the account right now.
+            self.report.outcome, self.report.message = "busy", "another replica holds the lease"
             return self.report
         try:
             self._cycle()
         except AuthFailed as exc:
-            self._end("failed", describe(exc), status="needs_reauth")
+            self._end("failed", describe(exc, self.cfg), status="needs_reauth",
+                      status_reason=exc.reason)
         except AccountCooldown as exc:
             until = self.now + timedelta(seconds=exc.seconds)
-            self._end("failed", describe(exc), status="cooldown", cooldown_until=until)
+            self._end("failed", describe(exc, self.cfg), status="cooldown", cooldown_until=until)
         except Exception as exc:  # any other failure: this account backs off, others go on
-            log.exception("account %s: cycle failed", self.cfg.name)
+            # The report carries the sentence; the traceback is for --debug only.
+            log.debug("account %s: cycle failed", self.cfg.name, exc_info=True)
             # Back off an account that keeps failing, so it cannot crowd out the others.
             failures = acct.failures + 1
             until = self.now + timedelta(seconds=min(60 * 2 ** (failures - 1), 3600))
-            self._end("failed", describe(exc), status="failing", failures=failures,
+            self._end("failed", describe(exc, self.cfg), status="failing", failures=failures,
                       cooldown_until=until)
         finally:
             self.state.release_lease(self.cfg.name, self.token)
         return self.report
 
     def _available(self, status: str, cooldown_until: datetime | None, reason: str | None) -> bool:
-        if status in ("cooldown", "failing") and cooldown_until and cooldown_until > self.now:
+        resting = status in ("cooldown", "failing") and cooldown_until and cooldown_until > self.now
+        if resting or status in ("needs_reauth", "paused") or (
+                status == "flagged" and not self.force_delete):
             self.report.outcome = "skipped"
-            self.report.message = f"cooling down until {cooldown_until:%Y-%m-%d %H:%M} UTC"
-            return False
-        if status in ("needs_reauth", "paused") or (status == "flagged" and not self.force_delete):
-            self.report.outcome = "skipped"
-            self.report.message = f"account is {status}" + (f": {reason}" if reason else "")
+            self.report.message = describe(AccountUnavailable(
+                account=self.cfg.name, status=status, reason=reason,
+                until=cooldown_until if resting else None), self.cfg)
             return False
         return True
 
@@ -330,7 +335,9 @@ class AccountCycle:
         if refusal is not None:
             status = "paused" if refusal.guard == "guest-updates" else "flagged"
             self.report.counts["refused_actions"] = sum(p.writes for p in plans)
-            self._end("refused", f"{refusal.guard}: {refusal.detail}",
+            refused = SyncRefused(guard=refusal.guard, account=self.cfg.name,
+                                  detail=refusal.detail)
+            self._end("refused", describe(refused, self.cfg),
                       status=status, status_reason=f"{refusal.guard}: {refusal.detail}")
             log.warning("account %s refused by the %s guard: %s", self.cfg.name,
                         refusal.guard, refusal.detail)
@@ -707,11 +714,12 @@ class AccountCycle:
         return False
 
     def _item_failed(self, key: str, version: str | None, exc: SyncdError) -> None:
-        given_up = self.state.record_failure(self.cfg.name, key, version, describe(exc))
+        reason = describe(exc, self.cfg)
+        given_up = self.state.record_failure(self.cfg.name, key, version, reason)
         self.report.counts["quarantined" if given_up else "failed"] += 1
         if not given_up:
             self.failed = True
-        log.warning("account %s: %s failed: %s", self.cfg.name, key, describe(exc))
+        log.warning("account %s: %s failed: %s", self.cfg.name, key, reason)
 
     def _finish(self, plan: PairPlan, crm_after: Activity | None, event: RemoteEvent | None
                 ) -> None:

@@ -19,6 +19,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from syncd.store.db_errors import translate_error
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -51,8 +53,10 @@ def make_engine(url: str) -> Engine:
             _private_file(Path(parsed.database).expanduser())
         engine = create_engine(url, connect_args={"timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_pre_ping=True)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    event.listen(engine, "handle_error", translate_error)
+    return engine
 
 
 def migrate(engine: Engine) -> None:

@@ -1,0 +1,77 @@
+"""Database failures an admin can fix, turned into syncd errors where they happen.
+
+Registered as the engine's ``handle_error`` hook, so every statement and every new
+connection gets the same treatment: a full disk, a database file that cannot be opened
+or a server that does not answer become :class:`StorageFull` or
+:class:`DatabaseUnavailable` with the database named (password hidden). Everything
+else (constraint violations, serialisation failures) passes through untouched, because
+callers handle those themselves.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import URL
+
+from syncd.errors import DatabaseUnavailable, StorageFull, SyncdError
+
+#: Below this much free space, SQLite's "disk I/O error" is a full disk (it says so only
+#: when the database file itself cannot grow, not when its WAL or journal cannot).
+_NEARLY_FULL = 256 * 1024
+
+
+def translate_error(context: Any) -> SyncdError | None:
+    """``handle_error`` hook: the syncd error for ``context``, or None to leave it be."""
+    if getattr(context, "is_pre_ping", False):
+        return None  # the pool reconnects by itself
+    url: URL = context.engine.url
+    original = context.original_exception
+    if isinstance(original, sqlite3.Error):
+        return _sqlite_error(url, original)
+    unreachable = context.connection is None or context.is_disconnect
+    if unreachable and type(original).__name__ in ("OperationalError", "InterfaceError"):
+        return DatabaseUnavailable(database=_shown(url), reason=_server_reason(original))
+    return None
+
+
+def _sqlite_error(url: URL, error: sqlite3.Error) -> SyncdError | None:
+    code = getattr(error, "sqlite_errorcode", 0) & 0xFF
+    path = str(Path(url.database or "").expanduser())
+    if code == sqlite3.SQLITE_FULL or (code == sqlite3.SQLITE_IOERR and _nearly_full(path)):
+        return StorageFull(path=path)
+    reasons = {sqlite3.SQLITE_IOERR: "disk I/O error",
+               sqlite3.SQLITE_CANTOPEN: "the file cannot be opened",
+               sqlite3.SQLITE_READONLY: "the file is read-only",
+               sqlite3.SQLITE_NOTADB: "the file is not an SQLite database",
+               sqlite3.SQLITE_CORRUPT: "the file is damaged"}
+    if code in reasons:
+        return DatabaseUnavailable(database=_shown(url), reason=reasons[code])
+    return None
+
+
+def _nearly_full(path: str) -> bool:
+    folder = Path(path).parent
+    try:
+        return shutil.disk_usage(folder).free < _NEARLY_FULL
+    except OSError:
+        return False
+
+
+def _server_reason(error: BaseException) -> str:
+    """The server's complaint in a few words (psycopg's messages run to several lines)."""
+    text = str(error)
+    for known in ("Connection refused", "password authentication failed", "does not exist",
+                  "timeout expired", "could not translate host name", "Name or service"):
+        if known.lower() in text.lower():
+            return {"Name or service": "unknown host",
+                    "could not translate host name": "unknown host"}.get(known, known.lower())
+    first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    return first[:200]
+
+
+def _shown(url: URL) -> str:
+    return url.render_as_string(hide_password=True)

@@ -1,0 +1,318 @@
+"""Every documented runtime failure, through the CLI: its exit code, one sentence with a
+next step, and never a traceback (issue 11 item 5).
+
+The peers are real: Radicale with htpasswd authentication, a closed port, a web server
+that is not CalDAV, PostgreSQL's port with nothing behind it, and a tiny tmpfs for the
+full disk.
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import caldav
+import pytest
+
+from syncd.cli import main
+from tests.servers import RadicaleServer, free_port
+
+GOOD_PASSWORD = "good-password-canary"
+BAD_PASSWORD = "stale-password-canary"
+
+
+class LockedRadicale(RadicaleServer):
+    """Radicale asking for a password (htpasswd, plain: fine for a test)."""
+
+    def __init__(self, folder: Path, users: dict[str, str]) -> None:
+        super().__init__(folder)
+        self.users = users
+
+    def command(self) -> list[str]:
+        htpasswd = self.folder / "users"
+        htpasswd.write_text("".join(f"{u}:{p}\n" for u, p in self.users.items()))
+        command = super().command()
+        auth = command.index("--auth-type")
+        return [*command[:auth], "--auth-type", "htpasswd",
+                "--auth-htpasswd-filename", str(htpasswd),
+                "--auth-htpasswd-encryption", "plain", *command[auth + 2:]]
+
+
+class NotCalDAV(http.server.BaseHTTPRequestHandler):
+    """What answers on a wrong port: a web server that knows no WebDAV."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"hi")
+
+
+USER = "owner@example.com"
+
+
+@pytest.fixture(scope="module")
+def locked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LockedRadicale]:
+    server = LockedRadicale(tmp_path_factory.mktemp("locked"), {USER: GOOD_PASSWORD})
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def web() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotCalDAV)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def make_calendar(server: LockedRadicale) -> str:
+    client = caldav.DAVClient(url=server.url, username=USER, password=GOOD_PASSWORD)
+    name = f"c{uuid.uuid4().hex[:10]}"
+    return str(client.principal().make_calendar(name=name, cal_id=name).url)
+
+
+@dataclass
+class Setup:
+    """A config with one account, its owner and one activity to sync."""
+
+    folder: Path
+    url: str
+    calendar: str
+    password: str | None = "env:SYNCD_TEST_PW"
+    database: str | None = None
+    data: Path | None = None  # default: the folder itself
+
+    @property
+    def base(self) -> list[str]:
+        config = self.folder / "syncd.toml"
+        database = f'database = "{self.database}"\n' if self.database else ""
+        password = f'password = "{self.password}"\n' if self.password else ""
+        config.write_text(
+            f'[syncd]\ndata_dir = "{self.data or self.folder}"\n{database}'
+            f'[[account]]\nname = "work"\nprovider = "caldav"\nowner = "{USER}"\n'
+            f'calendar = "{self.calendar}"\n[account.auth]\nurl = "{self.url}"\n'
+            f'username = "{USER}"\n{password}')
+        return ["--config", str(config)]
+
+    def seed(self) -> list[str]:
+        base = self.base
+        assert main([*base, "user", "add", USER, "--time-zone", "Europe/Oslo"]) == 0
+        assert main([*base, "activity", "add", "Demo", "--owner", USER, "--due",
+                     "2026-12-10", "--time", "10:00", "--duration", "60"]) == 0
+        return base
+
+
+def one_sentence(text: str) -> str:
+    """``text`` is one line holding one sentence; returns it."""
+    assert "Traceback" not in text and "File \"" not in text, text
+    assert text.count("\n") == 0, text
+    assert text.endswith("."), text
+    assert not re.search(r"[.!?] [A-Z]", text), f"more than one sentence: {text}"
+    return text
+
+
+def failed_line(out: str) -> str:
+    """The sentence of ``work: failed (<sentence>)``, the only line of the output."""
+    match = re.fullmatch(r"work: failed \((.*)\)\n", out)
+    assert match, out
+    return one_sentence(match.group(1))
+
+
+def test_a_server_that_is_down_is_named_with_its_address(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNCD_TEST_PW", GOOD_PASSWORD)
+    dead = f"http://127.0.0.1:{free_port()}/"
+    base = Setup(tmp_path, dead, dead + "owner/cal/").seed()
+    capsys.readouterr()
+    assert main([*base, "sync"]) == 1
+    captured = capsys.readouterr()
+    sentence = failed_line(captured.out)
+    assert f"Nothing answers at {dead} (connection refused)" in sentence
+    assert "host and port" in sentence and captured.err == ""
+
+
+def test_a_wrong_port_with_another_web_server_behind_it_says_no_calendar_is_there(
+        tmp_path: Path, web: str, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNCD_TEST_PW", GOOD_PASSWORD)
+    base = Setup(tmp_path, web, web + "owner/cal/").seed()
+    capsys.readouterr()
+    assert main([*base, "sync"]) == 1
+    captured = capsys.readouterr()
+    sentence = failed_line(captured.out)
+    assert sentence.startswith(f"The calendar '{web}owner/cal/' does not exist on the server "
+                               "and nothing was created; correct calendar and url of account "
+                               "work in the config, the port included")
+    assert captured.err == ""
+
+
+def test_an_unknown_collection_names_the_url_and_the_key_to_correct(
+        tmp_path: Path, locked: LockedRadicale, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNCD_TEST_PW", GOOD_PASSWORD)
+    missing = f"{locked.url}{USER}/no-such-calendar/"
+    base = Setup(tmp_path, locked.url, missing).seed()
+    capsys.readouterr()
+    assert main([*base, "sync"]) == 1
+    captured = capsys.readouterr()
+    sentence = failed_line(captured.out)
+    assert sentence.startswith(f"The calendar '{missing}' does not exist on the server")
+    assert "correct calendar and url of account work" in sentence and captured.err == ""
+
+
+def test_a_wrong_caldav_password_points_at_the_secret_not_at_syncd_auth(
+        tmp_path: Path, locked: LockedRadicale, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNCD_TEST_PW", BAD_PASSWORD)
+    base = Setup(tmp_path, locked.url, make_calendar(locked)).seed()
+    capsys.readouterr()
+    assert main([*base, "sync"]) == 1
+    captured = capsys.readouterr()
+    sentence = failed_line(captured.out)
+    assert "refused the credentials (HTTP 401" in sentence
+    assert "put the right password in env:SYNCD_TEST_PW" in sentence
+    assert "syncd auth" not in sentence and BAD_PASSWORD not in captured.out + captured.err
+    assert captured.err == ""
+
+
+def test_a_missing_secret_is_named_by_its_reference(
+        tmp_path: Path, locked: LockedRadicale, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SYNCD_TEST_PW", raising=False)
+    base = Setup(tmp_path, locked.url, make_calendar(locked)).seed()
+    capsys.readouterr()
+    assert main([*base, "sync"]) == 1
+    captured = capsys.readouterr()
+    sentence = failed_line(captured.out)
+    assert sentence == ("The secret env:SYNCD_TEST_PW cannot be read (the environment "
+                        "variable is not set); set it, or point the config at the right place.")
+    assert captured.err == ""
+
+
+def test_a_database_server_that_is_down_is_one_sentence_without_its_password(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port()
+    setup = Setup(tmp_path, "http://127.0.0.1:1/", "http://127.0.0.1:1/c/",
+                  database=f"postgresql+psycopg://syncd:db-password-canary@127.0.0.1:{port}/x")
+    assert main([*setup.base, "sync"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    sentence = one_sentence(captured.err.removeprefix("syncd: ").rstrip("\n"))
+    assert sentence.startswith(f"The database postgresql+psycopg://syncd:***@127.0.0.1:{port}/x "
+                               "cannot be used (connection refused)")
+    assert "db-password-canary" not in captured.err
+
+
+def test_a_port_in_use_gets_its_own_sentence(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        config = tmp_path / "syncd.toml"
+        # The daemon logs at the config's level (info: migrations); warnings are kept.
+        config.write_text(f'[syncd]\ndata_dir = "{tmp_path}"\n[logging]\nlevel = "warning"\n'
+                          f'[embedded]\nport = {port}\n')
+        assert main(["--config", str(config), "run", "--once"]) == 1
+    captured = capsys.readouterr()
+    sentence = one_sentence(captured.err.removeprefix("syncd: ").rstrip("\n"))
+    assert sentence == (f"Port {port} on 127.0.0.1 is already in use, so the embedded calendar "
+                        "server cannot start; stop what holds it or set [embedded] port in the "
+                        "config.")
+
+
+def _can_mount_tmpfs() -> bool:
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        return False
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs none /mnt"],
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _can_mount_tmpfs(), reason="needs a private mount namespace (root)")
+def test_a_full_disk_under_sqlite_is_one_sentence_naming_the_database(
+        tmp_path: Path, locked: LockedRadicale) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    setup = Setup(tmp_path, locked.url, make_calendar(locked), data=data)
+    base = " ".join(setup.base)
+    syncd = f"{sys.executable} -m syncd {base}"
+    # A 1 MiB tmpfs over the data directory, in a mount namespace of its own, so nothing
+    # outside this script ever sees it: the database is made, the disk is filled, then
+    # the sync has nowhere to write.
+    script = f"""
+        set -e
+        mount -t tmpfs -o size=1m tmpfs {data}
+        {syncd} user add {USER} --time-zone Europe/Oslo >/dev/null
+        {syncd} activity add Demo --owner {USER} --due 2026-12-10 >/dev/null
+        dd if=/dev/zero of={data}/filler bs=4k 2>/dev/null || true
+        set +e
+        {syncd} sync
+        echo "exit=$?"
+    """
+    env = dict(os.environ, SYNCD_TEST_PW=GOOD_PASSWORD)
+    done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True,
+                          text=True, env=env, cwd=Path(__file__).parent.parent, timeout=300)
+    assert done.stdout.endswith("exit=1\n"), done.stdout + done.stderr
+    sentence = one_sentence(done.stderr.removeprefix("syncd: ").rstrip("\n"))
+    assert sentence.startswith(f"The disk holding {data}/syncd.db is full; free some space")
+
+
+def test_status_shows_an_account_that_failed_before_its_cycle(
+        tmp_path: Path, locked: LockedRadicale, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNCD_TEST_PW", GOOD_PASSWORD)
+    base = Setup(tmp_path, locked.url, make_calendar(locked)).seed()
+    assert main([*base, "sync"]) == 0
+    monkeypatch.delenv("SYNCD_TEST_PW")  # the secret disappears: no request can be made
+    assert main([*base, "sync"]) == 1
+    capsys.readouterr()
+    assert main([*base, "status"]) == 0
+    first, second = capsys.readouterr().out.splitlines()
+    assert first.startswith("work: failing; last run ") and ": failed;" in first
+    assert one_sentence(second.strip()).startswith("The secret env:SYNCD_TEST_PW cannot be read")
+
+
+def test_a_skipped_account_makes_sync_exit_3_with_its_next_step(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNCD_TEST_PW", GOOD_PASSWORD)
+    dead = f"http://127.0.0.1:{free_port()}/"
+    base = Setup(tmp_path, dead, dead + "owner/cal/").seed()
+    assert main([*base, "sync"]) == 1  # the failure itself
+    capsys.readouterr()
+    assert main([*base, "sync"]) == 3  # the next run skips the account while it rests
+    out = capsys.readouterr().out
+    assert re.fullmatch(r"work: skipped \(Skipped: the account rests until .* UTC after "
+                        r"failing; it syncs again by itself then, or run 'syncd resume work' "
+                        r"once the cause is fixed\.\)\n", out), out
+    assert main([*base, "resume", "work"]) == 0
+    from syncd.config import load_config
+    from syncd.store.db import Database
+    from syncd.store.state import StateStore
+
+    state = StateStore(Database(load_config(base[1]).database_url))
+    state.update_account("work", status="paused", status_reason="guest-updates: 9 planned")
+    capsys.readouterr()
+    assert main([*base, "sync"]) == 3
+    assert ("Skipped: the account is paused (guest-updates: 9 planned); check why, then run "
+            "'syncd resume work'.") in capsys.readouterr().out
+    state.db.close()
+
