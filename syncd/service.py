@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from connectors import ConnectorContext, open_connector
 from connectors.base import CalendarConnector
+from syncd.auth_fingerprint import changed_since, fingerprint
 from syncd.config import AccountConfig, Config
 from syncd.embedded_auth import SERVICE_USER, EmbeddedCredentials, can_log_in, login_name
 from syncd.engine.runner import CycleReport, account_window, sync_account
@@ -115,6 +116,8 @@ class Service:
         dry_run = bool(options.get("dry_run"))
         options.setdefault("deadline", time.monotonic() + self.config.cycle_deadline_seconds)
         connector: CalendarConnector | None = None
+        if not dry_run:
+            self._retry_changed_credentials(account)
         try:
             connector = self._open(account, now, read_only=True) if dry_run else \
                 self._connector(account, now)
@@ -124,13 +127,28 @@ class Service:
             # The report carries the sentence; the traceback is for --debug only.
             log.debug("account %s failed before its cycle", account.name, exc_info=True)
             report = CycleReport(account.name, outcome="failed", message=describe(exc, account))
-            if not options.get("dry_run"):
+            if not dry_run:
                 self._failed_before_cycle(account, now, exc, report.message)
         if dry_run and connector is not None:
             connector.close()
         elif report.outcome == "failed":
             self._drop_connector(account.name)  # start afresh: new session, new lookup
+            self._remember_refused_credentials(account)
         return report
+
+    def _retry_changed_credentials(self, account: AccountConfig) -> None:
+        """An account waiting for re-authorisation tries again once its credentials
+        changed (a fixed password secret): fixing the secret is the whole fix."""
+        st = self.state.account(account.name)
+        if st.status == "needs_reauth" and changed_since(st.auth_fingerprint, account):
+            log.info("account %s: its credentials changed since they were refused; "
+                     "trying again", account.name)
+            self.state.update_account(account.name, status="ok", status_reason=None,
+                                      auth_fingerprint=None)
+
+    def _remember_refused_credentials(self, account: AccountConfig) -> None:
+        if self.state.account(account.name).status == "needs_reauth":
+            self.state.update_account(account.name, auth_fingerprint=fingerprint(account))
 
     def _failed_before_cycle(self, account: AccountConfig, now: datetime, exc: Exception,
                              message: str | None) -> None:

@@ -316,3 +316,31 @@ def test_a_skipped_account_makes_sync_exit_3_with_its_next_step(
             "'syncd resume work'.") in capsys.readouterr().out
     state.db.close()
 
+
+def test_fixing_a_refused_caldav_password_is_enough_for_the_next_cycle(
+        tmp_path: Path, locked: LockedRadicale, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNCD_TEST_PW", BAD_PASSWORD)
+    calendar = make_calendar(locked)
+    base = Setup(tmp_path, locked.url, calendar).seed()
+    assert main([*base, "sync"]) == 1  # 401: the account waits for new credentials
+    capsys.readouterr()
+    assert main([*base, "sync"]) == 3  # the same password is not tried again
+    assert "Skipped: the credentials were refused (HTTP 401" in capsys.readouterr().out
+    main([*base, "status"])
+    assert capsys.readouterr().out.startswith("work: needs_reauth (HTTP 401")
+    assert BAD_PASSWORD.encode() not in _database_bytes(tmp_path)
+
+    monkeypatch.setenv("SYNCD_TEST_PW", GOOD_PASSWORD)  # the admin fixes the secret
+    assert main([*base, "sync"]) == 0  # no 'syncd resume' in between
+    assert capsys.readouterr().out == "work: ok: crm_changes 1, events_created 1\n"
+    client = caldav.DAVClient(url=locked.url, username=USER, password=GOOD_PASSWORD)
+    assert len(client.calendar(url=calendar).events()) == 1
+    main([*base, "status"])
+    assert capsys.readouterr().out.startswith("work: ok; last run")
+    assert GOOD_PASSWORD.encode() not in _database_bytes(tmp_path)
+
+
+def _database_bytes(folder: Path) -> bytes:
+    """The SQLite database with its write-ahead log."""
+    return b"".join(p.read_bytes() for p in sorted(folder.glob("syncd.db*")))

@@ -58,6 +58,7 @@ class AccountState:
     lease_owner: str | None
     lease_until: datetime | None
     lease_token: int
+    auth_fingerprint: str | None = None
 
 
 def lease_owner_id() -> str:

@@ -35,6 +35,8 @@ class SyncAccount(Base):
     status_reason: Mapped[str | None] = mapped_column(Text)
     cooldown_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     fingerprint: Mapped[str | None] = mapped_column(Text)
+    # a salted hash of the credentials last refused (syncd.auth_fingerprint), never them
+    auth_fingerprint: Mapped[str | None] = mapped_column(Text)
     crm_cursor: Mapped[int] = mapped_column(BigInteger, default=0)
     calendar_cursor: Mapped[str | None] = mapped_column(Text)
     window_end: Mapped[datetime | None] = mapped_column(UTCDateTime)

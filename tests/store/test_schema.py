@@ -22,6 +22,7 @@ def test_a_migrated_database_matches_the_table_classes(store: ActivityStore) -> 
 def test_a_database_made_by_an_earlier_release_is_upgraded_on_open(tmp_path: Path) -> None:
     from alembic import command
     from alembic.config import Config
+    from sqlalchemy import text
 
     from syncd.engine.plan import Link
     from syncd.store.db import MIGRATIONS, Database, make_engine
@@ -36,12 +37,16 @@ def test_a_database_made_by_an_earlier_release_is_upgraded_on_open(tmp_path: Pat
         command.upgrade(cfg, "0001")  # the first release's schema
     engine.dispose()
     old = Database(url, run_migrations=False)
-    StateStore(old).account("alice")
+    with old.engine.begin() as conn:  # the account row as the first release wrote it
+        conn.execute(text("INSERT INTO sync_accounts (name, status, crm_cursor, initial_done, "
+                          "failures, guest_window_count, lease_token) "
+                          "VALUES ('alice', 'ok', 7, 1, 0, 0, 0)"))
     StateStore(old).save_link("alice", Link(1, "uid-1", "ev-1", '"e1"', None, None))
     old.close()
 
     db = Database(url)  # what `syncd run` does on start
     state = StateStore(db)
     assert state.links("alice")[1].event_id == "ev-1"
+    assert state.account("alice").crm_cursor == 7  # columns added since are there too
     assert state.claim_meeting("alice", "m@example.org") == "alice"  # the new table is there
     db.close()
