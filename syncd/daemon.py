@@ -36,7 +36,7 @@ from syncd.embedded_auth import SERVICE_USER, EmbeddedCredentials, can_log_in, l
 from syncd.errors import PortInUse
 from syncd.logs import setup_logging
 from syncd.private import check_private, private_by_default
-from syncd.report import sync_exit_code
+from syncd.report import describe, sync_exit_code
 from syncd.service import EMBEDDED_CALENDAR, Service, embedded_calendar_url, embedded_url
 from syncd.store.crm_views import UserView
 
@@ -225,8 +225,9 @@ class Daemon:
         try:
             ids = purge_expired(self.service.store, self.service.state,
                                 self.config.retention_days)
-        except Exception:  # a failed purge is retried tomorrow; syncing goes on
-            log.exception("purging deleted activities failed")
+        except Exception as exc:  # a failed purge is retried tomorrow; syncing goes on
+            log.warning("purging deleted activities failed: %s", describe(exc))
+            log.debug("purge failure", exc_info=True)  # the traceback, for --debug only
             return
         if ids:
             log.info("purged %d activities deleted over %d days ago", len(ids),
