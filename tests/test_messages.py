@@ -102,7 +102,8 @@ class Setup:
     def base(self) -> list[str]:
         config = self.folder / "syncd.toml"
         database = f'database = "{self.database}"\n' if self.database else ""
-        password = f'password = "{self.password}"\n' if self.password else ""
+        password = (f'password = "{self.password}"\nallow_insecure_http = true\n'
+                    if self.password else "")
         config.write_text(
             f'[syncd]\ndata_dir = "{self.data or self.folder}"\n{database}'
             f'[[account]]\nname = "work"\nprovider = "caldav"\nowner = "{USER}"\n'
@@ -207,10 +208,14 @@ def test_a_missing_secret_is_named_by_its_reference(
 
 
 def test_a_database_server_that_is_down_is_one_sentence_without_its_password(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     port = free_port()
+    monkeypatch.setenv("SYNCD_TEST_PW", GOOD_PASSWORD)
+    monkeypatch.setenv("SYNCD_TEST_DB",
+                       f"postgresql+psycopg://syncd:db-password-canary@127.0.0.1:{port}/x")
     setup = Setup(tmp_path, "http://127.0.0.1:1/", "http://127.0.0.1:1/c/",
-                  database=f"postgresql+psycopg://syncd:db-password-canary@127.0.0.1:{port}/x")
+                  database="env:SYNCD_TEST_DB")
     assert main([*setup.base, "sync"]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
@@ -259,7 +264,7 @@ def test_a_full_disk_under_sqlite_is_one_sentence_naming_the_database(
     # the sync has nowhere to write.
     script = f"""
         set -e
-        mount -t tmpfs -o size=1m tmpfs {data}
+        mount -t tmpfs -o size=1m,mode=0700 tmpfs {data}
         {syncd} user add {USER} --time-zone Europe/Oslo >/dev/null
         {syncd} activity add Demo --owner {USER} --due 2026-12-10 >/dev/null
         dd if=/dev/zero of={data}/filler bs=4k 2>/dev/null || true
@@ -304,11 +309,10 @@ def test_a_skipped_account_makes_sync_exit_3_with_its_next_step(
                         r"failing; it syncs again by itself then, or run 'syncd resume work' "
                         r"once the cause is fixed\.\)\n", out), out
     assert main([*base, "resume", "work"]) == 0
-    from syncd.config import load_config
     from syncd.store.db import Database
     from syncd.store.state import StateStore
 
-    state = StateStore(Database(load_config(base[1]).database_url))
+    state = StateStore(Database(f"sqlite:///{tmp_path / 'syncd.db'}"))
     state.update_account("work", status="paused", status_reason="guest-updates: 9 planned")
     capsys.readouterr()
     assert main([*base, "sync"]) == 3
