@@ -25,7 +25,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.base import RemoteEvent
 from connectors.guests import body_text, split_guests
-from syncd.model import FIELDS, Projection, When, normalize_email
+from syncd.model import (
+    FIELDS,
+    OutOfRange,
+    Projection,
+    When,
+    check_start,
+    checked_span,
+    normalize_email,
+)
 from syncd.text import untrusted_text
 
 JsonDict = dict[str, Any]
@@ -195,23 +203,41 @@ def _instant(edt: Mapping[str, Any], fallback_tz: str) -> datetime:
 
 
 def read_when(start: object, end: object, default_tz: str) -> When:
-    """The time span of ``start``/``end`` (EventDateTime objects)."""
+    """The time span of ``start``/``end`` (EventDateTime objects).
+
+    A ``dateTime`` with an offset is that instant. One without is a wall time in its
+    ``timeZone``, read as Google and RFC 5545 do: a repeated time is the first
+    occurrence, a skipped one is moved forward by the gap. Dates outside the range syncd
+    accepts (syncd.model) are an UnreadableEvent with the reason, never an overflow.
+    """
     if not isinstance(start, Mapping) or not isinstance(end, Mapping):
         raise UnreadableEvent("the event has no start or end")
+    try:
+        return _span(start, end, default_tz)
+    except OutOfRange as exc:
+        raise UnreadableEvent(str(exc)) from None
+    except OverflowError:  # past Python's own limits, wherever it happened
+        raise UnreadableEvent("a date is outside the range syncd accepts") from None
+
+
+def _span(start: Mapping[str, Any], end: Mapping[str, Any], default_tz: str) -> When:
     if "date" in start and "date" in end and not start.get("dateTime"):
         try:
             first, last = date.fromisoformat(str(start["date"])), date.fromisoformat(
                 str(end["date"]))
         except ValueError:
             raise UnreadableEvent("a date is not yyyy-mm-dd") from None
+        checked_span(first, max(first, last), default_tz)
         tz = _zone(start.get("timeZone"), default_tz)
         return When(first, max(last, first + timedelta(days=1)), tz)
     if not start.get("dateTime") or not end.get("dateTime"):
         raise UnreadableEvent("start and end mix a date and a dateTime")
     tz = _zone(start.get("timeZone"), default_tz)
     first_i, last_i = _instant(start, tz), _instant(end, tz)
+    check_start(first_i, default_tz)
     if last_i < first_i:
         raise UnreadableEvent("the end is before the start")
+    checked_span(first_i, last_i, default_tz)
     return When(first_i, last_i, tz)
 
 

@@ -19,7 +19,16 @@ import icalendar
 
 from connectors.base import RemoteEvent
 from connectors.ical_zones import ZoneError, zoned, zones_of
-from syncd.model import Projection, When, normalize_email
+from syncd.model import (
+    OutOfRange,
+    Projection,
+    When,
+    check_start,
+    checked_span,
+    end_after,
+    normalize_email,
+    unambiguous_local,
+)
 from syncd.text import untrusted_text
 
 PRODID = "-//syncd//syncd calendar sync//EN"
@@ -40,8 +49,13 @@ def _set_when(vevent: icalendar.Event, when: When) -> None:
         vevent.add("DTSTART", when.start)
         vevent.add("DTEND", when.end)
     else:
-        vevent.add("DTSTART", when.local_start())
-        vevent.add("DTEND", when.local_end())
+        assert isinstance(when.start, datetime) and isinstance(when.end, datetime)
+        for prop, instant in (("DTSTART", when.start), ("DTEND", when.end)):
+            # RFC 5545 reads a TZID time that happens twice as its first occurrence, so
+            # the second one (an end in the hour repeated when clocks go back) is written
+            # in UTC, which has no folds; anything else keeps the zone for other clients.
+            local = unambiguous_local(instant, when.tz)
+            vevent.add(prop, local if local is not None else instant.astimezone(UTC))
 
 
 def _set_people(vevent: icalendar.Event, projection: Projection, organizer: str,
@@ -183,25 +197,43 @@ def _main_event(cal: icalendar.Calendar) -> icalendar.Event:
 
 def read_when(vevent: icalendar.Event, default_tz: str,
               zones: Mapping[str, Any] | None = None) -> When:
-    """The event's time; ``zones`` are the object's VTIMEZONEs by TZID (see ical_zones)."""
+    """The event's time; ``zones`` are the object's VTIMEZONEs by TZID (see ical_zones).
+
+    Dates outside the range syncd accepts (syncd.model.FIRST_DAY to LAST_DAY, at most
+    MAX_SPAN long) are an UnreadableEvent with the reason, checked before any arithmetic,
+    so a hostile DTSTART or DURATION cannot overflow. A TZID time is read as RFC 5545
+    (3.3.5) says: a repeated wall time is its first occurrence, a skipped one is read
+    with the offset from before the gap.
+    """
     if "DTSTART" not in vevent:
         raise UnreadableEvent("event has no DTSTART")
-    zones = zones or {}
+    try:
+        return _span(vevent, default_tz, zones or {})
+    except OutOfRange as exc:
+        raise UnreadableEvent(str(exc)) from None
+    except OverflowError:  # past Python's own limits, wherever it happened
+        raise UnreadableEvent("a date is outside the range syncd accepts") from None
+
+
+def _span(vevent: icalendar.Event, default_tz: str, zones: Mapping[str, Any]) -> When:
     start, zone = zoned(vevent["DTSTART"], zones, default_tz)
+    check_start(start, default_tz)
     if "DTEND" in vevent:
         end, _ = zoned(vevent["DTEND"], zones, default_tz)
     elif "DURATION" in vevent:
-        end = start + vevent.decoded("DURATION")
+        end = end_after(start, vevent.decoded("DURATION"), default_tz)
     else:
         end = start + timedelta(days=1) if not isinstance(start, datetime) else start
     if isinstance(start, datetime) != isinstance(end, datetime):
         raise UnreadableEvent("DTSTART and DTEND mix a date and a date-time")
     if not isinstance(start, datetime):
         assert isinstance(start, date) and isinstance(end, date)
+        checked_span(start, max(end, start), default_tz)
         return When(start, max(end, start + timedelta(days=1)), default_tz)
     assert isinstance(end, datetime)
     if end < start:
         raise UnreadableEvent("DTEND is before DTSTART")
+    checked_span(start, end, default_tz)
     return When(start, end, zone or default_tz)
 
 

@@ -33,7 +33,15 @@ from zoneinfo import ZoneInfo
 from connectors.base import RemoteEvent
 from connectors.guests import body_text, split_guests
 from connectors.outlook_zones import UnknownZone, iana_zone
-from syncd.model import FIELDS, Projection, When, normalize_email
+from syncd.model import (
+    FIELDS,
+    OutOfRange,
+    Projection,
+    When,
+    checked_span,
+    normalize_email,
+    unambiguous_local,
+)
 from syncd.text import html_to_text, untrusted_text
 
 #: A GUID of ours: the property set of every extended property syncd writes.
@@ -90,11 +98,12 @@ def extended_value(data: Mapping[str, Any], prop_id: str) -> str | None:
 
 
 def _graph_time(instant: datetime, tz: str) -> dict[str, str]:
-    local = instant.astimezone(ZoneInfo(tz)).replace(tzinfo=None, fold=0)
-    # A server resolves a wall time in a DST fold to its first occurrence (fold=0); when
-    # that is not our instant, say it in UTC, which has no folds.
-    if local.replace(tzinfo=ZoneInfo(tz)).astimezone(UTC) != instant.astimezone(UTC):
-        tz, local = "UTC", instant.astimezone(UTC).replace(tzinfo=None)
+    # A server resolves a wall time in a DST fold to its first occurrence; when that is
+    # not our instant, say it in UTC, which has no folds.
+    aware = unambiguous_local(instant, tz)
+    if aware is None:
+        tz, aware = "UTC", instant.astimezone(UTC)
+    local = aware.replace(tzinfo=None)
     spec = "microseconds" if local.microsecond else "seconds"
     return {"dateTime": local.isoformat(timespec=spec), "timeZone": tz}
 
@@ -257,11 +266,25 @@ def _render_zone(data: Mapping[str, Any], fallback: str) -> str:
 
 
 def read_when(data: Mapping[str, Any], fallback_tz: str) -> When:
-    """The event's span; all-day dates are taken as written, never shifted by a zone."""
+    """The event's span; all-day dates are taken as written, never shifted by a zone.
+
+    Dates outside the range syncd accepts (syncd.model) are unreadable with the reason,
+    never an overflow.
+    """
+    try:
+        return _span(data, fallback_tz)
+    except OutOfRange as exc:
+        raise _Unreadable(str(exc)) from None
+    except OverflowError:  # past Python's own limits, wherever it happened
+        raise _Unreadable("a date is outside the range syncd accepts") from None
+
+
+def _span(data: Mapping[str, Any], fallback_tz: str) -> When:
     tz = _render_zone(data, fallback_tz)
     if data.get("isAllDay"):
         start = _parse_local(_get(data, "start", "dateTime")).date()
         end = _parse_local(_get(data, "end", "dateTime")).date()
+        checked_span(start, max(start, end), fallback_tz)
         return When(start, max(end, start + timedelta(days=1)), tz)
     start_i, end_i = _instant(data.get("start")), _instant(data.get("end"))
     if end_i < start_i:
@@ -271,6 +294,7 @@ def read_when(data: Mapping[str, Any], fallback_tz: str) -> When:
         end_i = _instant(data.get("end"), fold=1)
     if end_i < start_i:
         raise _Unreadable("the event ends before it starts")
+    checked_span(start_i, end_i, fallback_tz)
     return When(start_i, end_i, tz)
 
 

@@ -71,7 +71,10 @@ class Activity:
     type: str
     subject: str
     due_date: date | None
-    due_time: time | None  # None: a whole-day activity (A3)
+    # None: a whole-day activity (A3). ``fold=1`` is the second of two repeated wall times
+    # on the night clocks go back (see :func:`wall_time`); naive times compare equal
+    # whatever their fold, so code that needs the instant goes through activity_when.
+    due_time: time | None
     duration_minutes: int
     busy: bool
     description: str  # public, shown to guests (A8)
@@ -94,6 +97,122 @@ class Tombstone:
 
     id: int
     sync_uid: str
+
+
+# ---------------------------------------------------------------------------------------
+# Ranges and wall-clock times
+#
+# The one place that says which dates syncd accepts. Both sides check against it: the
+# activity store refuses a due date outside it (InvalidInput, so the CLI, the import and
+# every other writer are covered), and every connector's reader quarantines an event that
+# starts outside it or lasts longer than MAX_SPAN, before any arithmetic on its dates can
+# overflow. An event is judged by its start's day in the owner's zone, which is the day
+# the activity would get, so whatever a reader accepts the store accepts too.
+
+#: The first and last due date syncd accepts: far wider than any CRM's history or plans,
+#: far enough from Python's year 1 and 9999 that no zone or span arithmetic overflows.
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(2199, 12, 31)
+#: The longest an activity or event may last: a year-long all-day span fits, a unit
+#: mistake (minutes given as seconds) does not.
+MAX_SPAN = timedelta(days=366)
+MAX_DURATION_MINUTES = MAX_SPAN // timedelta(minutes=1)
+
+
+class OutOfRange(ValueError):
+    """A date or span outside what syncd accepts; the message is the reason, for a user."""
+
+
+def day_in_range(day: date) -> bool:
+    """True when ``day`` is between :data:`FIRST_DAY` and :data:`LAST_DAY`."""
+    return FIRST_DAY <= day <= LAST_DAY
+
+
+def check_start(start: date | datetime, zone: str) -> None:
+    """Refuse a start whose day, in ``zone`` (the owner's), is outside the range.
+
+    A floating (naive) datetime is a wall-clock time in ``zone`` already.
+
+    Raises:
+        OutOfRange: with the reason; never OverflowError.
+    """
+    day: date = start
+    if isinstance(start, datetime):
+        try:
+            day = (start.astimezone(ZoneInfo(zone)) if start.tzinfo else start).date()
+        except OverflowError:
+            day = start.date()  # at Python's own limits: out of range anyway
+    if not day_in_range(day):
+        raise OutOfRange(f"the date {day.isoformat()} is outside the range syncd accepts "
+                         f"({FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()})")
+
+
+def check_length(length: timedelta) -> None:
+    """Refuse a span longer than :data:`MAX_SPAN` (negative spans are the caller's error).
+
+    Raises:
+        OutOfRange: with the reason.
+    """
+    if length > MAX_SPAN:
+        raise OutOfRange(f"the event lasts longer than the {MAX_SPAN.days} days "
+                         "syncd accepts")
+
+
+def checked_span(start: date | datetime, end: date | datetime, zone: str) -> None:
+    """Both checks for a start and an end already known (no arithmetic can overflow).
+
+    Raises:
+        OutOfRange: with the reason.
+    """
+    check_start(start, zone)
+    try:
+        length = end - start  # type: ignore[operator]  # same kind: readers check
+    except OverflowError:
+        length = timedelta.max
+    check_length(length)
+
+
+def end_after(start: date | datetime, length: timedelta, zone: str) -> date | datetime:
+    """``start + length`` for a start and a duration from outside (DURATION, say).
+
+    Checked first, so a huge duration is a reason, not an OverflowError.
+
+    Raises:
+        OutOfRange: with the reason.
+    """
+    check_start(start, zone)
+    check_length(length)
+    return start + length
+
+
+def wall_time(day: date, clock: time, zone: str) -> time:
+    """``clock`` with the fold that is meaningful on ``day`` in ``zone``.
+
+    Only a wall time that happens twice (the hour repeated when clocks go back) keeps
+    ``fold=1``, its second occurrence. A wall time that does not exist (the hour skipped
+    when clocks go forward) always gets ``fold=0``, which zoneinfo (PEP 495) reads with
+    the offset from before the gap: 02:30 on a night that jumps from 02:00 to 03:00 is
+    03:30. That is the rule of RFC 5545 (3.3.5) and what Google Calendar does with such a
+    time, so the CRM, CalDAV and Google agree on it.
+    """
+    tz = ZoneInfo(zone)
+    first = datetime.combine(day, clock.replace(fold=0), tzinfo=tz)
+    second = first.replace(fold=1)
+    first_offset, second_offset = first.utcoffset(), second.utcoffset()
+    assert first_offset is not None and second_offset is not None
+    repeated = first_offset > second_offset
+    return clock.replace(fold=clock.fold if repeated else 0)
+
+
+def unambiguous_local(instant: datetime, zone: str) -> datetime | None:
+    """The instant as a wall-clock time in ``zone``, or None when a wall time cannot say it.
+
+    Every calendar format reads a wall time that happens twice as its first occurrence
+    (RFC 5545 3.3.5; Graph and Google alike), so the second occurrence has to be written
+    another way (in UTC, or with an offset).
+    """
+    local = instant.astimezone(ZoneInfo(zone))
+    return None if local.fold else local
 
 
 # ---------------------------------------------------------------------------------------
@@ -239,16 +358,21 @@ DONE_PREFIX = "\u2713 "  # "✓ ": what done_style = "prefix" puts in front of t
 
 
 def activity_when(activity: Activity) -> When | None:
-    """The activity's time span in its owner's zone, or None when it has no due date."""
-    if activity.due_date is None:
+    """The activity's time span in its owner's zone, or None when it has no due date.
+
+    A due date outside the range (a row written before the store checked it) cannot be on
+    a calendar either: None, rather than an overflow that would fail the owner's cycles.
+    """
+    if activity.due_date is None or not day_in_range(activity.due_date):
         return None
     tz = ZoneInfo(activity.owner_tz)
     if activity.due_time is None:
         days = max(1, activity.duration_minutes // 1440)
         return When(activity.due_date, activity.due_date + timedelta(days=days), activity.owner_tz)
-    start = datetime.combine(activity.due_date, activity.due_time, tzinfo=tz)
-    # zoneinfo resolves a wall time inside a DST gap or overlap with fold=0; doing the
-    # arithmetic in UTC keeps the duration exact across the transition.
+    # The time's fold picks the occurrence of a repeated wall time; a skipped one is read
+    # forward (wall_time). The arithmetic is in UTC, so the duration is elapsed time.
+    clock = wall_time(activity.due_date, activity.due_time, activity.owner_tz)
+    start = datetime.combine(activity.due_date, clock, tzinfo=tz)
     start_utc = start.astimezone(UTC)
     end_utc = start_utc + timedelta(minutes=activity.duration_minutes)
     return When(start_utc, end_utc, activity.owner_tz)
@@ -306,7 +430,11 @@ def activity_changes(
 
 
 def when_to_activity_fields(when: When, owner_tz: str) -> dict[str, Any]:
-    """due_date, due_time and duration_minutes for a time span, in the owner's zone."""
+    """due_date, due_time and duration_minutes for a time span, in the owner's zone.
+
+    The instant survives: a start in the second occurrence of a repeated hour comes out
+    with ``due_time.fold == 1``, which the store keeps.
+    """
     if when.all_day:
         assert isinstance(when.start, date) and isinstance(when.end, date)
         days = (when.end - when.start).days
@@ -320,6 +448,6 @@ def when_to_activity_fields(when: When, owner_tz: str) -> dict[str, Any]:
     minutes = int((when.end - when.start).total_seconds() // 60)
     return {
         "due_date": local.date(),
-        "due_time": local.time().replace(tzinfo=None, fold=0),
+        "due_time": local.time(),  # keeps the fold; tzinfo is dropped by time()
         "duration_minutes": minutes,
     }

@@ -204,3 +204,20 @@ def test_help_texts_explain_the_commands(cli: Cli) -> None:
     assert "private note: stays in the CRM" in out
     assert "needs --yes" in out
     assert "every problem is listed with its row number" in out
+
+
+def test_a_due_date_outside_the_range_is_refused_by_add_edit_and_import(
+        crm: Cli, tmp_path: Path) -> None:
+    code, out, err = crm("activity", "add", "Far", "--due", "9999-12-31")
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert "--due" in err and "9999-12-31" in err and "1900-01-01 and 2199-12-31" in err
+    crm.ok("activity", "add", "Near", "--due", "2027-01-04")
+    code, _, err = crm("activity", "edit", "1", "--due", "9999-12-31")
+    assert code == 2 and "1900-01-01 and 2199-12-31" in err
+    path = tmp_path / "far.csv"
+    path.write_text("subject,type,due\nFine,call,2027-01-05\nFar,call,9999-12-31\n",
+                    encoding="utf-8")
+    code, out, err = crm("import", str(path))
+    assert code == 2 and "row 2 (line 3), due:" in err and "2199-12-31" in err
+    assert [a["subject"] for a in crm.json("activity", "list")] == ["Near"]
+    assert crm.json("activity", "show", "1")["due_date"] == "2027-01-04"

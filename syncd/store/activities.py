@@ -56,6 +56,7 @@ from syncd.store.activity_write import (
     move_to_zone,
     prefetch_guests,
     prepare,
+    time_columns,
 )
 from syncd.store.change_feed import ChangeRow
 from syncd.store.crm_items import CrmDirectory, check_now
@@ -332,12 +333,20 @@ class ActivityStore(CrmDirectory):
                 # Keep the moment, not the wall-clock reading (see the module docstring).
                 old_zone = lookups.owner_zone(row.owner_id)
                 target["due_date"], target["due_time"] = move_to_zone(
-                    row.due_date, row.due_time, old_zone, new_zone)
+                    row.due_date, row.due_time.replace(fold=int(row.due_fold)), old_zone,
+                    new_zone)
         for name in SCALARS:
             if name in values:
                 target[name] = values[name]
         if "type" in target and target["type"] != row.type:
             lookups.check_type(target["type"])
+        if target.keys() & {"owner_id", "due_date", "due_time"}:
+            # The fold is settled against the final day and zone (a new date may not
+            # repeat the hour the old one did).
+            stored = row.due_time.replace(fold=1) if row.due_time and row.due_fold else row.due_time
+            target.update(time_columns(target.get("due_date", row.due_date),
+                                       target.get("due_time", stored),
+                                       lookups.owner_zone(target.get("owner_id", row.owner_id))))
         check_time_needs_date(target.get("due_date", row.due_date),
                               target.get("due_time", row.due_time))
         if "done" in values and values["done"] != row.done:

@@ -19,7 +19,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from syncd.errors import InvalidInput
-from syncd.model import Guest, is_valid_email, normalize_email
+from syncd.model import (
+    FIRST_DAY,
+    LAST_DAY,
+    MAX_DURATION_MINUTES,
+    Guest,
+    day_in_range,
+    is_valid_email,
+    normalize_email,
+)
 from syncd.store.crm_tables import Person
 from syncd.text import clean_text
 
@@ -43,8 +51,6 @@ LINK_FIELDS: dict[str, str] = {
     "project_id": "project",
 }
 
-# Long enough for a multi-week conference, short enough to catch a unit mistake.
-MAX_DURATION_MINUTES = 366 * 24 * 60
 _SYNC_UID = re.compile(r"^[0-9a-f]{32}$")
 _TEXT_LIMITS = {"subject": 255, "location": 500, "description": 100_000, "note": 100_000}
 
@@ -115,9 +121,13 @@ def _type_key(value: object) -> str:
 
 def _due_date(value: object) -> date | None:
     # datetime is a subclass of date; accepting one would silently drop its time.
-    if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
-        return value
-    raise InvalidInput(field="due_date", value=value, reason="must be a date (YYYY-MM-DD)")
+    if value is not None and (not isinstance(value, date) or isinstance(value, datetime)):
+        raise InvalidInput(field="due_date", value=value, reason="must be a date (YYYY-MM-DD)")
+    if value is not None and not day_in_range(value):
+        raise InvalidInput(field="due_date", value=value.isoformat(),
+                           reason=f"must be between {FIRST_DAY.isoformat()} and "
+                                  f"{LAST_DAY.isoformat()}")
+    return value
 
 
 def _due_time(value: object) -> time | None:
@@ -128,7 +138,9 @@ def _due_time(value: object) -> time | None:
     if value.tzinfo is not None:
         raise InvalidInput(field="due_time", value=value.isoformat(),
                            reason="must be a wall-clock time in the owner's zone, without offset")
-    return value.replace(fold=0)
+    # The fold (which of two repeated wall times) is kept; the store settles it against
+    # the date and the owner's zone (syncd.model.wall_time).
+    return value
 
 
 def _duration(value: object) -> int:
@@ -138,7 +150,7 @@ def _duration(value: object) -> int:
         raise InvalidInput(field="duration_minutes", value=value, reason="must not be negative")
     if value > MAX_DURATION_MINUTES:
         raise InvalidInput(field="duration_minutes", value=value,
-                           reason=f"must be at most {MAX_DURATION_MINUTES} (one year)")
+                           reason=f"must be at most {MAX_DURATION_MINUTES} (366 days)")
     return value
 
 

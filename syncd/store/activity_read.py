@@ -30,7 +30,8 @@ def to_view(row: ActivityRow, owner_tz: str, guests: Sequence[Guest]) -> Activit
         type=row.type,
         subject=row.subject,
         due_date=row.due_date,
-        due_time=row.due_time,
+        # A TIME column has no fold: due_fold carries it (the second of a repeated hour).
+        due_time=row.due_time.replace(fold=1) if row.due_time and row.due_fold else row.due_time,
         duration_minutes=row.duration_minutes,
         busy=row.busy,
         description=row.description,
@@ -114,6 +115,7 @@ def filter_query(flt: ActivityFilter) -> Select[int]:
         ActivityRow.due_date,
         ActivityRow.due_time.is_not(None),  # whole-day before timed on the same day
         ActivityRow.due_time,
+        ActivityRow.due_fold,  # the first 02:30 of the night clocks go back, then the second
         ActivityRow.id,
     )
     if flt.limit is not None:

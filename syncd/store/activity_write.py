@@ -19,7 +19,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from syncd.errors import InvalidInput
-from syncd.model import Guest, normalize_email
+from syncd.model import Guest, normalize_email, wall_time
 from syncd.store import change_feed, derived
 from syncd.store.activity_fields import (
     EDITABLE_FIELDS,
@@ -103,10 +103,18 @@ class Lookups:
 
 
 def move_to_zone(due_date: date, due_time: time, old_tz: str, new_tz: str) -> tuple[date, time]:
-    """The same moment as a wall-clock date and time in another zone."""
+    """The same moment as a wall-clock date and time in another zone (fold included)."""
     moment = datetime.combine(due_date, due_time, tzinfo=ZoneInfo(old_tz))
     local = moment.astimezone(ZoneInfo(new_tz))
-    return local.date(), local.time().replace(fold=0)
+    return local.date(), local.time()
+
+
+def time_columns(due_date: date | None, due_time: time | None, zone: str) -> dict[str, Any]:
+    """``due_time`` and ``due_fold`` as stored: the fold settled for that day and zone."""
+    if due_date is None or due_time is None:
+        return {"due_time": due_time, "due_fold": False}
+    clock = wall_time(due_date, due_time, zone)
+    return {"due_time": clock, "due_fold": bool(clock.fold)}
 
 
 def guest_rows(activity_id: int, guests: Sequence[GuestSpec]) -> list[dict[str, Any]]:
@@ -147,7 +155,8 @@ def prepare(lookups: Lookups, fields: Mapping[str, Any]) -> Prepared:
             raise InvalidInput(field=required, value=None, reason="is required")
     values = clean_fields({**NEW_DEFAULTS, **fields}, EDITABLE_FIELDS | {"sync_uid"})
     check_time_needs_date(values["due_date"], values["due_time"])
-    lookups.owner_zone(values["owner_id"])
+    zone = lookups.owner_zone(values["owner_id"])
+    values.update(time_columns(values["due_date"], values["due_time"], zone))
     lookups.check_type(values["type"])
     guests = resolve_guests(lookups.session, values["guests"], lookups.persons)
     links = lookups.links.resolve({f: values[f] for f in LINK_FIELDS})
@@ -178,6 +187,7 @@ def insert_activities(session: Session, prepared: Sequence[Prepared], now: datet
         v = p.values
         rows.append({
             **{name: v[name] for name in SCALARS},
+            "due_fold": v["due_fold"],
             **p.links.columns(),
             "sync_uid": v["sync_uid"] or uuid.uuid4().hex,  # random: reveals nothing
             "owner_id": v["owner_id"],

@@ -14,6 +14,11 @@ Design notes (the why behind the columns):
   owner's zone** (``users.time_zone``, an IANA name), as a CRM user types them. A UTC
   instant would turn a whole-day activity into a time and would move "09:00 every day"
   across DST; the instant is derived when needed (``syncd.model.activity_when``).
+  ``due_fold`` completes the wall time on the one night a year it is ambiguous: true
+  for the second of two repeated readings (clocks going back), as Python's ``fold``.
+  A flag rather than a UTC column because every other row reads the same as before,
+  agenda order and day filters stay wall-clock, and a future meeting at 10:00 stays at
+  10:00 if its country's DST rules change before it happens.
 * The private note (seed rule A5) is in ``activity_notes`` and nowhere else, so no query
   that builds an :class:`syncd.model.Activity` can pick it up by accident.
 * ``activities.id`` and ``activity_changes.seq`` never reuse numbers (AUTOINCREMENT on
@@ -41,6 +46,7 @@ from sqlalchemy import (
     String,
     Text,
     Time,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -170,6 +176,9 @@ class ActivityRow(Base):
     subject: Mapped[str] = mapped_column(String(255))
     due_date: Mapped[date | None] = mapped_column(Date)
     due_time: Mapped[time | None] = mapped_column(Time)  # wall clock, owner's zone
+    # True for the second of two repeated wall times (clocks going back): a TIME column
+    # has no fold, and without it the instant, and so the duration, would be lost.
+    due_fold: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     duration_minutes: Mapped[int] = mapped_column(Integer, default=0)
     busy: Mapped[bool] = mapped_column(Boolean, default=False)  # A4
     description: Mapped[str] = mapped_column(Text, default="")  # public (A8)
