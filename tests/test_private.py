@@ -4,7 +4,11 @@ is refused while others can read the data (with the chmod that fixes it)."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import stat
+import subprocess
+import tempfile
 from datetime import datetime
 from pathlib import Path
 
@@ -13,6 +17,7 @@ import pytest
 
 from syncd.config import Config, LoggingConfig
 from syncd.daemon import EmbeddedCalendarServer
+from syncd.embedded_auth import EmbeddedCredentials
 from syncd.errors import FilesNotPrivate
 from syncd.private import check_private
 from syncd.report import EXIT_USAGE, describe, exit_code
@@ -44,6 +49,37 @@ def test_a_fresh_data_directory_database_and_calendar_files_are_private(tmp_path
     assert "syncd.db" in files and "users" in files and "syncd.secret" in files
     assert any(name.endswith(".ics") for name in files)
     assert group_or_other_bits(data) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="acting as another OS user needs root")
+def test_another_os_user_cannot_read_the_database_or_the_passwords() -> None:
+    # A folder anyone may pass through (pytest's own tmp folders are closed to others), so
+    # only syncd's own modes stand between the other user and the files.
+    base = Path(tempfile.mkdtemp(prefix="syncd-private-"))
+    try:
+        base.chmod(0o711)
+        data = base / "data"
+        assert syncd(data, "user", "add", ALICE).returncode == 0
+        EmbeddedCredentials(data).prepare()  # as `syncd run` does: the service user's secret
+        control = base / "control.txt"
+        control.write_text("anyone may read this")
+        control.chmod(0o644)
+
+        def read_as_nobody(path: Path) -> int:
+            return subprocess.run(["cat", str(path)], user="nobody", capture_output=True,
+                                  timeout=30).returncode
+
+        assert read_as_nobody(control) == 0  # the other user can read what is open to them
+        secrets = (data / "syncd.db", data / "embedded" / "users",
+                   data / "embedded" / "syncd.secret")
+        for path in secrets:
+            assert read_as_nobody(path) != 0, path
+        for path in secrets:
+            path.chmod(0o644)  # even a file opened up by mistake stays behind its folder
+            assert read_as_nobody(path) != 0, path
+    finally:
+        shutil.rmtree(base)
 
 
 def test_a_start_is_refused_while_others_can_read_the_data(tmp_path: Path) -> None:
