@@ -25,6 +25,7 @@ from syncd.daemon import EmbeddedCalendarServer
 from syncd.embedded_auth import SERVICE_USER, EmbeddedCredentials
 from syncd.embedded_server import allowed_hosts
 from syncd.report import EXIT_USAGE
+from syncd.store.crm_views import UserView
 from tests.servers import free_port
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
@@ -159,3 +160,35 @@ def test_user_add_shows_a_password_once_and_user_password_replaces_it(tmp_path: 
     unknown = syncd(data, "user", "password", BOB)
     assert unknown.returncode == EXIT_USAGE and "Traceback" not in unknown.stderr
     assert "no user has the address" in unknown.stderr
+
+
+# --- `syncd run` welcoming a user who has no password yet ---------------------------------------
+
+
+def test_the_daemon_shows_a_new_users_password_once_and_only_on_a_terminal(
+    embedded: Embedded, capsys: pytest.CaptureFixture[str],
+) -> None:
+    carol = UserView(id=3, email="Carol@Example.com", name="Carol", time_zone="UTC")
+    dave = UserView(id=4, email="dave@example.com", name="Dave", time_zone="UTC")
+    credentials = EmbeddedCredentials(embedded.server.data_path)
+    capsys.readouterr()
+
+    embedded.server.welcome([dave], show_passwords=False)  # e.g. under systemd or Docker
+    hint = capsys.readouterr().out
+    assert "syncd user password dave@example.com" in hint and "password " not in \
+        hint.replace("user password", "")
+    assert not credentials.has_password("dave@example.com")
+
+    embedded.server.welcome([carol], show_passwords=True)
+    shown = capsys.readouterr().out
+    password = shown.split("password ", 1)[1].split(";", 1)[0]
+    assert "http://127.0.0.1:" in shown and "/carol@example.com/crm/" in shown
+    embedded.server.welcome([carol, dave], show_passwords=True)  # the next refresh
+    assert capsys.readouterr().out == ""
+
+    # The password works for the lower-cased login, on the calendar the daemon made.
+    client = caldav.DAVClient(url=embedded.server.url, username="carol@example.com",
+                              password=password)
+    assert [c.get_display_name() for c in client.principal().calendars()] == ["CRM activities"]
+    assert embedded.propfind(embedded.calendar("carol@example.com"),
+                             ("carol@example.com", password)) == 207
