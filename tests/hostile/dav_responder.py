@@ -12,7 +12,9 @@ invalid XML, as a careless server's would. Knobs:
   streamed cap can stop a large one;
 * ``get_status`` / ``put_status``: names whose GET / PUT fails with the given status;
 * ``multiget_extra``: raw ``<response>`` XML added to every multiget reply (objects that
-  were not asked for).
+  were not asked for);
+* ``stall``: every REPORT waits until :meth:`stop` (a server that accepts and never
+  answers); ``reports_seen`` is set when one arrives.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ class MisbehavingDav:
         self.put_status: dict[str, int] = {}
         self.multiget_extra = b""
         self.requests: list[tuple[str, str]] = []
+        self.stall = False
+        self.reports_seen = threading.Event()
+        self._stopped = threading.Event()
         self.version = 0
         self._lock = threading.Lock()
         responder = self
@@ -92,6 +97,10 @@ class MisbehavingDav:
             def do_REPORT(self) -> None:
                 body = self._body()
                 responder.requests.append(("REPORT", self.path))
+                responder.reports_seen.set()
+                if responder.stall:
+                    responder._stopped.wait()
+                    return
                 if b"sync-collection" in body:
                     self._send(207, responder.listing(body))
                 else:
@@ -148,6 +157,7 @@ class MisbehavingDav:
         return self
 
     def stop(self) -> None:
+        self._stopped.set()
         self.server.shutdown()
         self.server.server_close()
 
