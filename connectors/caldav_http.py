@@ -30,7 +30,7 @@ from xml.sax.saxutils import escape
 from lxml import etree
 
 from connectors.network import network_reason
-from syncd.errors import AuthFailed, CursorExpired, Transient, Unreachable
+from syncd.errors import AuthFailed, CalendarMissing, CursorExpired, Transient, Unreachable
 
 DAV = "{DAV:}"
 CALDAV = "{urn:ietf:params:xml:ns:caldav}"
@@ -168,8 +168,11 @@ class DavTransport:
         if depth is not None:
             headers["Depth"] = depth
         reply = self.send("REPORT", url, body.encode(), headers, max_bytes=max_bytes)
-        if reply.status != 207:
-            return reply.status, _parse(reply.body) if reply.body.strip() else None
+        if reply.status != 207:  # an error's body may carry a precondition, or be a page
+            try:
+                return reply.status, _parse(reply.body) if reply.body.strip() else None
+            except BadReply:
+                return reply.status, None
         root = _parse(reply.body)
         if root.tag != DAV + "multistatus":
             raise BadReply(f"the reply is a {etree.QName(root).localname}, not a multistatus")
@@ -217,6 +220,7 @@ def sync_collection(transport: DavTransport, collection: str, token: str | None)
         CursorExpired: the server no longer knows ``token`` (Radicale 403, Xandikos 412,
             both with DAV:valid-sync-token).
         AuthFailed: the server refused to list the collection.
+        CalendarMissing: the collection is gone (404, 410).
         Transient: anything else went wrong; nothing is read as a deletion.
     """
     listing = Listing()
@@ -236,6 +240,8 @@ def sync_collection(transport: DavTransport, collection: str, token: str | None)
                 raise CursorExpired()
             if status in (401, 403):
                 raise AuthFailed(reason=f"the server refused to list the calendar (HTTP {status})")
+            if status in (404, 410):
+                raise CalendarMissing(calendar=collection, found=())
             raise Transient(reason=f"sync-collection failed (HTTP {status})", status=status)
         truncated = _absorb(collection, root, listing)
         new_token = root.findtext(f"{DAV}sync-token")

@@ -253,3 +253,14 @@ def test_a_write_refused_for_one_event_is_that_events_failure_not_the_accounts(
     assert report.outcome in ("ok", "partial"), report.message
     assert world.state.account("dav").status == "ok"
     assert sum(b"Room 2" in data for data in responder.objects.values()) == 2
+
+
+def test_a_calendar_deleted_on_the_server_stops_only_its_account_with_its_name(
+        tmp_path: Path, radicale: DavServer) -> None:
+    user, url = fresh_calendar(radicale)
+    world = make_world(tmp_path, url, user)
+    assert world.sync().outcome == "ok"
+    requests.delete(url, auth=(user, "x"), timeout=30).raise_for_status()
+    report = world.sync()
+    assert report.outcome == "failed"
+    assert url.rstrip("/") in (report.message or "")
