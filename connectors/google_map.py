@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -86,6 +86,17 @@ def event_id_for(marker: str, generation: int) -> str:
 # --- outbound --------------------------------------------------------------------------------
 
 
+def _rfc3339(instant: datetime, tz: str) -> str:
+    """The instant as wall time in ``tz`` with its offset, which fixes the instant even in
+    the hour repeated when clocks go back. A local mean time offset (seconds, before a
+    zone's first standard time) is not RFC 3339, so that instant is written in UTC."""
+    local = instant.astimezone(ZoneInfo(tz))
+    offset = local.utcoffset()
+    if offset is None or offset % timedelta(minutes=1):
+        local = instant.astimezone(UTC)
+    return local.isoformat(timespec="seconds")
+
+
 def _date_time(when: When, *, patch: bool) -> tuple[JsonDict, JsonDict]:
     """``start``/``end`` objects. In a patch the other form is nulled: objects merge."""
     if when.all_day:
@@ -93,9 +104,9 @@ def _date_time(when: When, *, patch: bool) -> tuple[JsonDict, JsonDict]:
         end: JsonDict = {"date": when.end.isoformat()}
         clear = {"dateTime": None, "timeZone": None}
     else:
-        start = {"dateTime": when.local_start().isoformat(timespec="seconds"),
-                 "timeZone": when.tz}
-        end = {"dateTime": when.local_end().isoformat(timespec="seconds"), "timeZone": when.tz}
+        assert isinstance(when.start, datetime) and isinstance(when.end, datetime)
+        start = {"dateTime": _rfc3339(when.start, when.tz), "timeZone": when.tz}
+        end = {"dateTime": _rfc3339(when.end, when.tz), "timeZone": when.tz}
         clear = {"date": None}
     if patch:
         start, end = {**clear, **start}, {**clear, **end}

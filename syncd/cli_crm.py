@@ -126,7 +126,10 @@ def _when(a: Activity) -> str:
     if a.due_time is None:
         days = a.duration_minutes // 1440
         return f"{a.due_date} (all day{f', {days} days' if days > 1 else ''})"
-    return f"{a.due_date} {a.due_time.strftime('%H:%M')} ({_duration_text(a.duration_minutes)})"
+    # The night clocks go back has two 02:30s; the store keeps which one (fold).
+    second = " (second occurrence)" if a.due_time.fold else ""
+    return (f"{a.due_date} {a.due_time.strftime('%H:%M')}{second} "
+            f"({_duration_text(a.duration_minutes)})")
 
 
 def _line(a: Activity, emails: dict[int, str]) -> str:

@@ -221,3 +221,12 @@ def test_a_due_date_outside_the_range_is_refused_by_add_edit_and_import(
     assert code == 2 and "row 2 (line 3), due:" in err and "2199-12-31" in err
     assert [a["subject"] for a in crm.json("activity", "list")] == ["Near"]
     assert crm.json("activity", "show", "1")["due_date"] == "2027-01-04"
+
+
+def test_a_call_moved_into_the_repeated_hour_shows_which_0230_it_is(crm: Cli) -> None:
+    crm.ok("user", "add", "utc@example.com", "--name", "Uma", "--time-zone", "UTC")
+    crm.ok("activity", "add", "Night call", "--owner", "utc@example.com", "--due", "2027-10-31",
+           "--time", "01:30", "--duration", "60")
+    # 01:30 UTC is the second 02:30 in Oslo (after 03:00 CEST became 02:00 CET).
+    out = crm.ok("activity", "edit", "1", "--owner", "ann@example.com")
+    assert "2027-10-31 02:30 (second occurrence) (1h)" in out

@@ -26,6 +26,9 @@ from hypothesis import strategies as st
 
 from connectors import google_map, ical, outlook_map
 from syncd.model import (
+    FIRST_DAY,
+    LAST_DAY,
+    MAX_DURATION_MINUTES,
     Activity,
     Projection,
     When,
@@ -207,6 +210,20 @@ def test_the_0230_call_on_the_night_clocks_go_back_keeps_its_hour_in_icalendar()
     assert "DTSTART;TZID=Europe/Oslo:20271031T023000" in data
     assert "DTEND:20271031T013000Z" in data  # the second 02:30, which a TZID cannot say
     assert through_ical(when, "Europe/Oslo").end - when.start == timedelta(hours=1)  # type: ignore[operator]
+
+
+# --- the range: its edges sync, what is outside is quarantined with the reason -----------
+
+
+@pytest.mark.parametrize("zone", ["Europe/Oslo", "Pacific/Kiritimati", "Pacific/Pago_Pago"])
+@pytest.mark.parametrize("day", [FIRST_DAY, LAST_DAY])
+@pytest.mark.parametrize("clock", [None, time(0, 0), time(23, 59)])
+def test_an_activity_at_either_edge_of_the_range_syncs_everywhere(
+        zone: str, day: date, clock: time | None) -> None:
+    """The longest activity on the first or last day, in the zones furthest from UTC."""
+    when = activity_when(activity(zone, day, clock, MAX_DURATION_MINUTES))
+    assert when is not None
+    assert_round_trips(when, zone)
 
 
 # --- dates outside the range: quarantined with the reason by every reader ---------------
