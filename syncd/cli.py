@@ -25,7 +25,7 @@ from typing import Any
 from connectors import provider_options
 from syncd import __version__, report
 from syncd.config import Config, load_config, type_name
-from syncd.errors import UsageError
+from syncd.errors import ConfigError, ConfigProblem, UsageError
 from syncd.logs import setup_logging
 from syncd.private import private_by_default
 
@@ -99,8 +99,14 @@ def render_plain(value: Any) -> str:
 
 
 def _config_check(args: argparse.Namespace, app: App) -> int:
-    # Everything the runtime would refuse, at once: secrets are read (never shown).
+    # Everything the runtime would refuse, at once: secrets are read (never shown), and
+    # files that 'syncd run' would find open to others are named with their chmod.
+    from syncd.private import exposed
+
     config = app.load_config(resolve=True)
+    found = exposed(config)
+    if found:
+        raise ConfigError(problems=[_exposed(config, path, mode) for path, mode in found])
     names = ", ".join(a.name for a in config.accounts) or "none (embedded default)"
     app.emit(
         {"file": config.source, "accounts": [a.name for a in config.accounts], "ok": True},
@@ -128,6 +134,17 @@ def _config_options(args: argparse.Namespace, app: App) -> int:
             lines.append(f"  {key} ({kind}; {extra}): {opt.help or opt.expected}")
     app.emit(rows, "\n".join(lines))
     return 0
+
+
+def _exposed(config: Config, path: str, mode: str) -> ConfigProblem:
+    """A kept file or folder others may open, under the option that places it."""
+    where = Path(path)
+    log = config.logging.file
+    key = ("logging.file" if log and Path(log).expanduser() == where
+           else "syncd.data_dir" if where.is_relative_to(config.data_path) else "syncd.database")
+    fix = f"chmod {'700' if where.is_dir() else '600'} {path}"
+    return ConfigProblem(config.source, key, f"places {path} where other users can open it "
+                         f"(mode {mode})", f"{fix} (syncd refuses to start until then)")
 
 
 def build_parser() -> argparse.ArgumentParser:

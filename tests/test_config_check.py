@@ -187,7 +187,7 @@ def test_config_check_catches_each_bad_config_with_file_key_and_fix(
         secrets_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "syncd.toml"
     path.write_text(config.replace("{dir}", str(secrets_dir)))
-    assert main(["--config", str(path), "config", "check"]) == 2
+    assert main(["--config", str(path), "--data-dir", str(tmp_path), "config", "check"]) == 2
     out, err = capsys.readouterr()
     assert "Traceback" not in err and SECRET not in out + err
     lines = [line for line in err.splitlines() if f"{path}: {key} " in line]
@@ -208,7 +208,7 @@ def test_every_problem_of_a_file_is_reported_at_once(
                     + dav('url = "http://dav.example.com/"\nusername = "a"\n'
                           f'password = "file:{secrets_dir}/open"')
                     + outlook('authority = "http://127.0.0.1/t"'))
-    assert main(["--config", str(path), "config", "check"]) == 2
+    assert main(["--config", str(path), "--data-dir", str(tmp_path), "config", "check"]) == 2
     err = capsys.readouterr().err
     for key in ("embedded.port", "embedded.host", "account[0] (a).auth.url",
                 "account[0] (a).auth.password", "account[1] (o).auth.authority"):
@@ -234,7 +234,8 @@ def test_a_good_config_passes_with_loopback_http_only_when_allowed(
     fernet.write_text(Fernet.generate_key().decode())
     fernet.chmod(0o600)
     monkeypatch.setenv("SYNCD_CHECK_DB", "postgresql+psycopg://syncd:pw@db.example.com/syncd")
-    assert main(["--config", str(path), "config", "check"]) == 0, capsys.readouterr().err
+    check = ["--config", str(path), "--data-dir", str(tmp_path), "config", "check"]
+    assert main(check) == 0, capsys.readouterr().err
     assert "OK" in capsys.readouterr().out
 
 
@@ -245,7 +246,7 @@ def test_the_example_config_passes_once_its_secrets_exist(
     path = tmp_path / "syncd.toml"
     path.write_text(example.replace("/run/secrets/google-service-account.json",
                                     str(secrets_dir / "key.json")))
-    base = ["--config", str(path), "config", "check"]
+    base = ["--config", str(path), "--data-dir", str(tmp_path), "config", "check"]
     assert main(base) == 2  # the referenced environment is not there yet
     err = capsys.readouterr().err
     for variable in ("SYNCD_STATE_KEY", "ALICE_CALDAV_PASSWORD", "SYNCD_GRAPH_CLIENT_SECRET"):
@@ -301,3 +302,25 @@ def test_each_connector_declares_its_options_with_help_and_config_options_lists_
     assert main(["--json", "config", "options"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {r["provider"] for r in rows} == {"caldav", "google", "outlook"}
+
+
+def test_files_the_runtime_would_find_open_to_others_are_named_with_their_chmod(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data, elsewhere = tmp_path / "data", tmp_path / "db"
+    data.mkdir()
+    elsewhere.mkdir()
+    database = elsewhere / "syncd.db"
+    database.write_text("")
+    data.chmod(0o755)
+    database.chmod(0o644)
+    path = tmp_path / "syncd.toml"
+    path.write_text(f'[syncd]\ndata_dir = "{data}"\ndatabase = "sqlite:///{database}"\n')
+    assert main(["--config", str(path), "config", "check"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: syncd.data_dir places {data} where other users can open it (mode 0755); " \
+           f"expected chmod 700 {data}" in err
+    assert f"{path}: syncd.database places {database} where other users can open it " \
+           f"(mode 0644); expected chmod 600 {database}" in err
+    data.chmod(0o700)
+    database.chmod(0o600)
+    assert main(["--config", str(path), "config", "check"]) == 0
