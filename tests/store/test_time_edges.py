@@ -9,14 +9,24 @@ A due time in the hour repeated when clocks go back keeps which occurrence it is
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from syncd.errors import InvalidInput
-from syncd.model import FIRST_DAY, LAST_DAY, MAX_DURATION_MINUTES, activity_when
+from syncd.model import (
+    FIRST_DAY,
+    LAST_DAY,
+    MAX_DURATION_MINUTES,
+    When,
+    activity_when,
+    when_to_activity_fields,
+)
 from syncd.store.activities import ActivityStore
 from syncd.store.crm_views import ActivityFilter
-from tests.test_time_edges import activity
+from tests.test_time_edges import ALL_TRANSITIONS, ZONES, activity
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 FALL_BACK = date(2027, 10, 31)  # Europe/Oslo: 03:00 CEST -> 02:00 CET
@@ -122,3 +132,30 @@ def test_reassigning_keeps_the_instant_of_a_second_occurrence(store: ActivitySto
 def test_a_row_from_before_the_range_check_cannot_reach_a_calendar() -> None:
     assert activity_when(activity("Europe/Oslo", date(9999, 12, 31), None, 0)) is None
     assert activity_when(activity("Europe/Oslo", date(9999, 12, 31), time(23, 0), 60)) is None
+
+
+def test_the_store_keeps_the_instant_of_any_wall_time_near_a_transition(
+        store: ActivityStore) -> None:
+    """What a user types and what a calendar sends, through the store's columns."""
+    owners = {zone: store.add_user(f"u{n}@example.com", zone, zone)
+              for n, zone in enumerate(ZONES)}
+
+    @given(st.sampled_from(ALL_TRANSITIONS), st.integers(-180, 180), st.sampled_from((0, 1)),
+           st.integers(0, 600))
+    def check(transition: tuple[str, datetime], offset: int, fold: int, minutes: int) -> None:
+        zone, moment = transition
+        wall = (moment.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+                + timedelta(minutes=offset)).replace(fold=fold)
+        typed = activity_when(activity(zone, wall.date(), wall.time(), minutes))
+        added = store.add_activity(owner_id=owners[zone], subject="x", due_date=wall.date(),
+                                   due_time=wall.time(), duration_minutes=minutes, now=NOW)
+        assert activity_when(store.get(added.id)) == typed
+        # The same instant, as a calendar reports it, an hour later, then back.
+        assert typed is not None
+        for when in (When(typed.start + timedelta(hours=1),  # type: ignore[operator]
+                          typed.end + timedelta(hours=1), zone), typed):  # type: ignore[operator]
+            edited = store.edit_activity(added.id, **when_to_activity_fields(when, zone),
+                                         now=NOW)
+            assert activity_when(edited) == when
+
+    check()
