@@ -85,6 +85,7 @@ class EmbeddedCalendarServer:
         deadline = time.monotonic() + timeout
         while not _port_open(self.host, self.port):
             if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()  # a child that is still starting must not outlive the failure
                 raise OSError("the embedded calendar server did not start")
             time.sleep(0.1)
 

@@ -16,13 +16,11 @@ import caldav
 import pytest
 
 from syncd.config import Config, LoggingConfig
-from syncd.daemon import EmbeddedCalendarServer
 from syncd.embedded_auth import EmbeddedCredentials
 from syncd.errors import FilesNotPrivate
 from syncd.private import check_private
 from syncd.report import EXIT_USAGE, describe, exit_code
-from tests.servers import free_port
-from tests.test_embedded import ALICE, syncd
+from tests.test_embedded import ALICE, start_server, syncd
 
 
 def group_or_other_bits(root: Path) -> list[str]:
@@ -35,8 +33,7 @@ def test_a_fresh_data_directory_database_and_calendar_files_are_private(tmp_path
     added = syncd(data, "--json", "user", "add", ALICE)
     assert added.returncode == 0, added.stderr
     password = json.loads(added.stdout)["calendar_login"]["password"]
-    server = EmbeddedCalendarServer("127.0.0.1", free_port(), data)
-    server.start()
+    server = start_server(data)
     try:
         server.ensure_calendar(ALICE)
         client = caldav.DAVClient(url=server.url, username=ALICE, password=password)
