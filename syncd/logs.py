@@ -49,14 +49,28 @@ def redact(text: str) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """Renders the message (and any traceback) once, redacted, before handlers see it."""
+    """Renders the message (and any traceback) once, redacted, before handlers see it.
+
+    A traceback is kept only while the root logger is at DEBUG (``--debug``, or
+    ``[logging] level = "debug"``); otherwise the error's sentence takes its place, so a
+    library's own ``log.exception`` (the scheduler's, say) never puts one in a log.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = redact(record.getMessage())
-        record.msg, record.args = message, None
         if record.exc_info:
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            if logging.getLogger().isEnabledFor(logging.DEBUG):
+                record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            else:
+                from syncd.report import describe
+
+                error = record.exc_info[1]
+                message += f": {redact(describe(error))}" if error is not None else ""
+                record.exc_text = None
             record.exc_info = None
+        elif record.exc_text and not logging.getLogger().isEnabledFor(logging.DEBUG):
+            record.exc_text = None
+        record.msg, record.args = message, None
         return True
 
 

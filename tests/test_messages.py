@@ -147,6 +147,30 @@ def test_a_server_that_is_down_is_named_with_its_address(
     sentence = failed_line(captured.out)
     assert f"Nothing answers at {dead} (connection refused)" in sentence
     assert "host and port" in sentence and captured.err == ""
+    # The traceback is there for whoever asks for it.
+    main([*base, "--debug", "resume", "work"])
+    main([*base, "--debug", "sync"])
+    assert "Traceback (most recent call last)" in capsys.readouterr().err
+
+
+def test_a_library_logging_an_exception_leaves_a_sentence_not_a_traceback(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from syncd.errors import Unreachable
+    from syncd.logs import setup_logging
+
+    for level in ("warning", "debug"):
+        setup_logging(level)
+        try:
+            raise Unreachable(url="http://127.0.0.1:9/", reason="connection refused")
+        except Unreachable:
+            logging.getLogger("apscheduler.executors.default").exception("Job raised")
+        err = capsys.readouterr().err
+        assert "Job raised: Nothing answers at http://127.0.0.1:9/ (connection refused)" in err \
+            or level == "debug"
+        assert ("Traceback" in err) == (level == "debug"), err
+    setup_logging("warning")
 
 
 def test_a_wrong_port_with_another_web_server_behind_it_says_no_calendar_is_there(
