@@ -39,6 +39,7 @@ from googleapiclient.errors import BatchError, HttpError
 from googleapiclient.http import BatchHttpRequest
 
 from connectors.google_auth import auth_error
+from connectors.network import network_reason
 from syncd.errors import (
     AccountCooldown,
     AuthFailed,
@@ -389,7 +390,7 @@ class Transport:
         except GoogleAuthError as exc:
             raise auth_error(exc) from None
         except (OSError, httplib2.HttpLib2Error) as exc:
-            return Reply(0, reason=f"network {type(exc).__name__}")
+            return Reply(0, reason=f"network: {network_reason(exc)}")
         return Reply(200, body if isinstance(body, dict) else None)
 
     def _batch(self, chunk: Sequence[Call]) -> dict[Hashable, Reply]:
@@ -418,7 +419,7 @@ class Transport:
         except GoogleAuthError as exc:
             raise auth_error(exc) from None
         except (OSError, httplib2.HttpLib2Error, BatchError) as exc:
-            envelope = Reply(0, reason=f"network {type(exc).__name__}")
+            envelope = Reply(0, reason=f"network: {network_reason(exc)}")
         if envelope.status == 413 and not replies:
             # The batch as a whole is too large: nothing was carried out, so the parts go
             # out one by one instead.

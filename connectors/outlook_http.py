@@ -33,6 +33,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
+from connectors.network import network_reason
 from syncd.errors import (
     AuthFailed,
     ConnectorError,
@@ -42,6 +43,7 @@ from syncd.errors import (
     ItemRejected,
     RateLimited,
     Transient,
+    Unreachable,
 )
 
 log = logging.getLogger("syncd.outlook")
@@ -363,8 +365,10 @@ class GraphTransport:
                 if safe and attempt + 1 < MAX_ATTEMPTS:
                     self._backoff(attempt)
                     continue
-                raise Transient(reason=f"network: {type(exc).__name__}",
-                                maybe_applied=method != "GET") from None
+                where = urlsplit(full)
+                raise Unreachable(url=f"{where.scheme}://{where.netloc}/",
+                                  reason=network_reason(exc),
+                                  maybe_applied=method != "GET") from None
             finally:
                 self.gate.release(taken)
             response = _response(raw)
