@@ -224,17 +224,17 @@ def _unavailable(error: AccountUnavailable, account: AccountConfig | None) -> st
     reason = f" ({given})" if given else ""
     until = getattr(error, "until", None)
     if status == "needs_reauth" and account is not None:
-        return f"Skipped: the credentials were refused{reason}; {_reauth(account)}."
+        return f"The credentials were refused{reason}; {_reauth(account)}."
     if status == "paused":
-        return f"Skipped: the account is paused{reason}; check why, then run 'syncd resume {name}'."
+        return f"The account is paused{reason}; check why, then run 'syncd resume {name}'."
     if status == "flagged":
-        return (f"Skipped: the account is flagged{reason}; check the calendar, then run "
+        return (f"The account is flagged{reason}; check the calendar, then run "
                 f"'syncd sync --account {name} --force-delete'.")
     if until is not None:
-        return (f"Skipped: the account rests until {until:%Y-%m-%d %H:%M} UTC after "
+        return (f"The account rests until {until:%Y-%m-%d %H:%M} UTC after "
                 f"{'a usage limit' if status == 'cooldown' else 'failing'}{reason}; it syncs "
                 f"again by itself then, or run 'syncd resume {name}' once the cause is fixed.")
-    return f"Skipped: account {name} is {status}{reason}; see 'syncd status'."
+    return f"Account {name} is {status}{reason}; see 'syncd status'."
 
 
 def _ref(value: Any) -> str | None:

@@ -329,7 +329,7 @@ def test_a_skipped_account_makes_sync_exit_3_with_its_next_step(
     capsys.readouterr()
     assert main([*base, "sync"]) == 3  # the next run skips the account while it rests
     out = capsys.readouterr().out
-    assert re.fullmatch(r"work: skipped \(Skipped: the account rests until .* UTC after "
+    assert re.fullmatch(r"work: skipped \(The account rests until .* UTC after "
                         r"failing; it syncs again by itself then, or run 'syncd resume work' "
                         r"once the cause is fixed\.\)\n", out), out
     assert main([*base, "resume", "work"]) == 0
@@ -340,7 +340,7 @@ def test_a_skipped_account_makes_sync_exit_3_with_its_next_step(
     state.update_account("work", status="paused", status_reason="guest-updates: 9 planned")
     capsys.readouterr()
     assert main([*base, "sync"]) == 3
-    assert ("Skipped: the account is paused (guest-updates: 9 planned); check why, then run "
+    assert ("The account is paused (guest-updates: 9 planned); check why, then run "
             "'syncd resume work'.") in capsys.readouterr().out
     state.db.close()
 
@@ -354,7 +354,7 @@ def test_fixing_a_refused_caldav_password_is_enough_for_the_next_cycle(
     assert main([*base, "sync"]) == 1  # 401: the account waits for new credentials
     capsys.readouterr()
     assert main([*base, "sync"]) == 3  # the same password is not tried again
-    assert "Skipped: the credentials were refused (HTTP 401" in capsys.readouterr().out
+    assert "work: skipped (The credentials were refused (HTTP 401" in capsys.readouterr().out
     main([*base, "status"])
     assert capsys.readouterr().out.startswith("work: needs_reauth (HTTP 401")
     assert BAD_PASSWORD.encode() not in _database_bytes(tmp_path)
