@@ -199,6 +199,11 @@ def _reauth(account: AccountConfig) -> str:
     name, auth, mode = account.name, account.auth, account.auth.get("mode")
     if account.provider == "caldav":
         secret = _ref(auth.get("password"))
+        if account.name.startswith("embedded:") and secret:
+            # The embedded server's service password (syncd.embedded_auth): made anew
+            # at start when its file is gone.
+            return (f"delete {secret.removeprefix('file:')} and restart 'syncd run', which "
+                    "makes a new service password that the next cycle uses")
         if secret is None:
             return f"set password = \"env:NAME\" or \"file:PATH\" under [account.auth] of {name}"
         return (f"put the right password in {secret} (user {auth.get('username', '?')}); the "

@@ -83,6 +83,10 @@ def test_every_runtime_error_is_one_sentence(error: BaseException,
 @pytest.mark.parametrize(("account", "step"), [
     (CALDAV, "put the right password in env:DAV_PW (user a@example.com); the next cycle "
              "notices the change and tries again"),
+    (AccountConfig(name="embedded:a@example.com", provider="caldav", owner="a@example.com",
+                   auth={"url": "http://127.0.0.1:5232/", "username": "syncd",
+                         "password": SecretRef("file:/data/embedded/syncd.secret")}),
+     "delete /data/embedded/syncd.secret and restart 'syncd run'"),
     (GOOGLE_USER, "run 'syncd auth google g' to sign in again"),
     (GOOGLE_DOMAIN, "a new key in file:/run/key.json is tried on the next cycle"),
     (OUTLOOK_USER, "run 'syncd auth outlook o' to sign in again"),
