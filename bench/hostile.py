@@ -12,12 +12,21 @@ VTIMEZONE, walking its rule second by second) and an allocation past the memory 
 Both must be stopped, by the CPU budget and the memory limit, while the items after them
 are read.
 
+Then the memory of a whole sync against a server holding 20 objects of 8 MB among 100
+small ones (the case that used to cost 860 MB): once with the sizes listed honestly
+(the large objects are never downloaded) and once with the listing lying about them
+(the streamed cap stops each reply), in a child process whose peak RSS is measured.
+
     .venv/bin/python -m bench.hostile [--out bench/results/hostile.md]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
+import tempfile
 import time
 from typing import Any
 
@@ -95,13 +104,56 @@ def run() -> list[tuple[str, ...]]:
     return rows
 
 
+_SYNC_CHILD = """
+import json, resource, sys
+from pathlib import Path
+from tests.hostile.test_caldav_hostile import make_world
+world = make_world(Path(sys.argv[2]), sys.argv[1])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+report = world.sync()
+print(json.dumps({"outcome": report.outcome, "imported": len(world.subjects()),
+                  "quarantined": len(world.reasons()), "rss_before": before,
+                  "rss_peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+def sync_memory(lie: bool, count: int = 20, megabytes: int = 8, goods: int = 100
+                ) -> tuple[str, ...]:
+    """Peak RSS of one sync (in a child process) against ``count`` large objects."""
+    server = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from tests.hostile.dav_responder import "
+         "serve_oversized as s; s(*map(int, sys.argv[1:4]), sys.argv[4] == '1')",
+         str(count), str(megabytes), str(goods), "1" if lie else "0"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip()
+        with tempfile.TemporaryDirectory() as folder:
+            started = time.monotonic()
+            done = subprocess.run([sys.executable, "-c", _SYNC_CHILD, url, folder],
+                                  capture_output=True, text=True, check=True)
+            wall = time.monotonic() - started
+        found = json.loads(done.stdout.strip().splitlines()[-1])
+    finally:
+        server.communicate("", timeout=30)
+    peak = found["rss_peak"] * 1024
+    ok = (found["outcome"] == "ok" and found["imported"] == goods
+          and found["quarantined"] == count and peak < 300 * MIB)
+    name = f"sync: {count} x {megabytes} MB, sizes {'lying' if lie else 'listed'}"
+    outcome = (f"{found['imported']} imported, {found['quarantined']} quarantined; "
+               f"{found['rss_before'] // 1024} MiB before the sync")
+    return (name, f"{count * megabytes * 1024 * 1024:,}", outcome, "-", f"{peak / MIB:.0f}",
+            f"{wall:.2f}", "pass" if ok else "FAIL")
+
+
 def render(rows: list[tuple[str, ...]]) -> str:
     head = ("item", "bytes", "outcome", "CPU s", "peak RSS MiB", "wall s", "result")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     passed = sum(row[-1] == "pass" for row in rows)
     lines.append(f"\n{passed} of {len(rows)} pass (CPU budget {sandbox.CPU_BUDGET} s, memory "
-                 f"limit {sandbox.MEMORY_LIMIT // MIB} MiB per reader process).")
+                 f"limit {sandbox.MEMORY_LIMIT // MIB} MiB per reader process; a sync's "
+                 "peak RSS under 300 MiB).")
     return "\n".join(lines) + "\n"
 
 
@@ -109,7 +161,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", help="also write the Markdown table here")
     args = parser.parse_args()
-    rows = run()
+    rows = [*run(), sync_memory(lie=False), sync_memory(lie=True)]
     text = render(rows)
     print(text)
     if args.out:

@@ -74,7 +74,7 @@ ICS = {"Content-Type": "text/calendar; charset=utf-8"}
 SYNC_PREFIX = "sync:"
 MULTIGET_CHUNK = 100  # objects per calendar-multiget REPORT: bounded replies and memory
 MULTIGET_BYTES = 8 * 1024 * 1024  # bytes the listing announced, per calendar-multiget
-MAX_REPLY_BYTES = 32 * 1024 * 1024  # one REPORT's reply; XML escaping can grow the data 4x
+MAX_REPLY_BYTES = 16 * 1024 * 1024  # one REPORT's reply: 8 MiB of objects, escaped
 SINGLE_REPLY_BYTES = 4 * MAX_OBJECT_BYTES + 64 * 1024  # the reply for one object
 WRITTEN_CACHE = 20_000  # our own recent writes remembered, a few MB at most
 
@@ -256,7 +256,7 @@ class CalDAVCalendar:
             Transient: the REPORT failed.
         """
         try:
-            return multiget(self.transport, self.base_url, paths,
+            return multiget(self.transport, self.base_url, paths, max_object=MAX_OBJECT_BYTES,
                             max_bytes=MAX_REPLY_BYTES if len(paths) > 1 else SINGLE_REPLY_BYTES)
         except (BadReply, ReplyTooLarge) as exc:
             if len(paths) > 1:
@@ -281,15 +281,17 @@ class CalDAVCalendar:
 
     def _load(self, members: Sequence[Member]) -> list[RemoteEvent]:
         """Download changed objects with calendar-multiget, in chunks bounded in number and
-        in the bytes the listing announced, and read them in the sandbox."""
-        fetched: list[Fetched] = []
+        in the bytes the listing announced, and read each chunk in the sandbox before the
+        next is fetched, so memory holds one chunk's objects at a time."""
+        events: list[RemoteEvent] = []
         for chunk in chunks_by_size(members, count=MULTIGET_CHUNK, total=MULTIGET_BYTES):
-            fetched.extend(self._fetch([m.path for m in chunk]))
-        return self._read([f for f in fetched if f.data is not None]) + [
-            RemoteEvent(f.path, f.etag, problem=f.problem or (
+            fetched = self._fetch([m.path for m in chunk])
+            events += self._read([f for f in fetched if f.data is not None])
+            events += [RemoteEvent(f.path, f.etag, problem=f.problem or (
                 "the server sent no data" if f.status == 200 else
                 f"the server could not send it (HTTP {f.status})"))
-            for f in fetched if f.data is None]
+                for f in fetched if f.data is None]
+        return events
 
     def _read(self, objects: Sequence[Fetched]) -> list[RemoteEvent]:
         """Map objects from the server to events, each within the per-item budget."""

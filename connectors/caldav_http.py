@@ -35,7 +35,7 @@ from syncd.errors import AuthFailed, CalendarMissing, CursorExpired, Transient, 
 DAV = "{DAV:}"
 CALDAV = "{urn:ietf:params:xml:ns:caldav}"
 #: A REPORT reply larger than this is abandoned (and its request split).
-MAX_REPLY_BYTES = 32 * 1024 * 1024
+MAX_REPLY_BYTES = 16 * 1024 * 1024
 #: Seconds one request may take in all, however slowly the server drips its reply.
 REQUEST_DEADLINE = 120.0
 #: Pages of a truncated sync-collection followed before giving up (RFC 6578 3.6).
@@ -287,9 +287,11 @@ def _absorb(collection: str, root: Any, listing: Listing) -> bool:
 
 
 def multiget(transport: DavTransport, collection: str, paths: Sequence[str], *,
-             max_bytes: int = MAX_REPLY_BYTES) -> list[Fetched]:
+             max_bytes: int = MAX_REPLY_BYTES, max_object: int | None = None
+             ) -> list[Fetched]:
     """The objects at ``paths``, in one REPORT; objects the reply does not name come back
-    with status 404.
+    with status 404, objects over ``max_object`` bytes with a problem and no data (the
+    listing may have understated their size).
 
     Raises:
         BadReply, ReplyTooLarge: the reply as a whole cannot be used; the caller splits
@@ -320,6 +322,10 @@ def multiget(transport: DavTransport, collection: str, paths: Sequence[str], *,
                 text = propstat.findtext(f"{DAV}prop/{CALDAV}calendar-data")
                 data = text.encode() if text is not None else None
                 break
+        if data is not None and max_object is not None and len(data) > max_object:
+            found[path] = Fetched(path, etag, None, status, problem=(
+                f"object is {len(data)} bytes, over the {max_object} byte cap"))
+            continue
         found[path] = Fetched(path, etag, data, status)
     return [found.get(p) or Fetched(p, None, None, 404) for p in paths]
 

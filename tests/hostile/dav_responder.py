@@ -203,3 +203,27 @@ class MisbehavingDav:
         out.append(self.multiget_extra)
         out.append(b"</D:multistatus>")
         return b"".join(out)
+
+
+def serve_oversized(count: int, megabytes: int, goods: int, lie: bool) -> None:
+    """Serve ``goods`` small events and ``count`` objects of ``megabytes`` each until
+    stdin closes; prints the calendar's URL first (for bench/hostile.py's memory rows,
+    which must not count the responder's own memory)."""
+    import sys
+
+    from tests.hostile.ics_corpus import oversized
+
+    server = MisbehavingDav()
+    for n in range(goods):
+        server.put(f"good-{n}.ics", (
+            f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//good//EN\r\nBEGIN:VEVENT\r\n"
+            f"UID:good-{n}\r\nDTSTAMP:20261201T000000Z\r\nDTSTART:20261211T100000Z\r\n"
+            f"DTEND:20261211T110000Z\r\nSUMMARY:Good {n}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        ).encode())
+    for n in range(count):
+        server.put(f"big-{n}.ics", oversized(f"big-{n}", megabytes).data)
+    server.lie_about_sizes = lie
+    server.start()
+    print(server.url, flush=True)
+    sys.stdin.read()
+    server.stop()
