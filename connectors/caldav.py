@@ -287,10 +287,12 @@ class CalDAVCalendar:
         for chunk in chunks_by_size(members, count=MULTIGET_CHUNK, total=MULTIGET_BYTES):
             fetched = self._fetch([m.path for m in chunk])
             events += self._read([f for f in fetched if f.data is not None])
+            # An object gone since the listing (404) is left out: the next listing
+            # reports its removal. Any other failure is that object's problem.
             events += [RemoteEvent(f.path, f.etag, problem=f.problem or (
                 "the server sent no data" if f.status == 200 else
                 f"the server could not send it (HTTP {f.status})"))
-                for f in fetched if f.data is None]
+                for f in fetched if f.data is None and (f.problem or f.status != 404)]
         return events
 
     def _read(self, objects: Sequence[Fetched]) -> list[RemoteEvent]:

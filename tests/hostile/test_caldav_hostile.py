@@ -264,3 +264,19 @@ def test_a_calendar_deleted_on_the_server_stops_only_its_account_with_its_name(
     report = world.sync()
     assert report.outcome == "failed"
     assert url.rstrip("/") in (report.message or "")
+
+
+def test_an_object_gone_between_the_listing_and_its_download_is_not_quarantined(
+        tmp_path: Path, responder: MisbehavingDav) -> None:
+    responder.put("good-1.ics", good_event(1))
+    responder.put("gone.ics", good_event(2))
+    original = responder.multiget
+
+    def vanishing(hrefs: list[str]) -> bytes:
+        responder.objects.pop("gone.ics", None)
+        return original(hrefs)
+
+    responder.multiget = vanishing  # type: ignore[method-assign]
+    world = make_world(tmp_path, responder.url)
+    assert world.sync().outcome == "ok"
+    assert world.subjects() == ["Good 1"] and world.reasons() == {}
