@@ -33,7 +33,7 @@ from caldav.davclient import DAVClient
 from connectors.caldav import DEFAULT_CALENDAR_NAME
 from syncd.config import AccountConfig, Config
 from syncd.embedded_auth import SERVICE_USER, EmbeddedCredentials, can_log_in, login_name
-from syncd.errors import PortInUse
+from syncd.errors import PortInUse, ServerFailed
 from syncd.logs import setup_logging
 from syncd.private import check_private, private_by_default
 from syncd.report import describe, sync_exit_code
@@ -86,7 +86,7 @@ class EmbeddedCalendarServer:
         while not _port_open(self.host, self.port):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()  # a child that is still starting must not outlive the failure
-                raise OSError("the embedded calendar server did not start")
+                raise ServerFailed(what="embedded calendar server", reason="did not start")
             time.sleep(0.1)
 
     def welcome(self, users: Iterable[UserView], *, show_passwords: bool) -> None:
@@ -118,7 +118,7 @@ class EmbeddedCalendarServer:
                 self.ensure_calendar(user.email)
             except Exception as exc:  # the account's cycle reports it; try again next time
                 log.warning("could not make the embedded calendar of %s: %s", user.email,
-                            type(exc).__name__)
+                            describe(exc))
                 continue
             self._ready.add(user.email)
 
@@ -143,8 +143,9 @@ class EmbeddedCalendarServer:
         # Anything but 201 is fine if the calendar is there now (the user's own client may
         # have made it meanwhile).
         if done.status != 201 and missing(calendar):
-            raise OSError(f"the embedded calendar server answered HTTP {done.status} "
-                          f"when making {email}'s calendar")
+            raise ServerFailed(what="embedded calendar server",
+                               reason=f"answered HTTP {done.status} when making {email}'s "
+                                      "calendar")
 
     def stop(self) -> None:
         if self._client is not None:

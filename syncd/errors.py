@@ -95,6 +95,14 @@ class DatabaseUnavailable(SyncdError):
     reason: str
 
 
+class ServerFailed(SyncdError):
+    """A server syncd runs itself (``what``) did not start or answered wrongly
+    (``reason``)."""
+
+    what: str
+    reason: str
+
+
 class PortInUse(SyncdError):
     """Something else listens on the port syncd wants (``what``, ``host``, ``port``, and
     ``setting``: the config key that moves it)."""

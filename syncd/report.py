@@ -30,6 +30,7 @@ from syncd.errors import (
     PortInUse,
     RateLimited,
     SecretUnavailable,
+    ServerFailed,
     StorageFull,
     SyncdError,
     SyncRefused,
@@ -107,6 +108,9 @@ def describe(error: BaseException, account: AccountConfig | None = None) -> str:
         case PortInUse():
             return (f"Port {error.port} on {error.host} is already in use, so the {error.what} "
                     f"cannot start; stop what holds it or set {error.setting} in the config.")
+        case ServerFailed():
+            return (f"The {error.what} {error.reason}; its own messages are above (or in the "
+                    "log), and 'syncd --debug run' shows more.")
         case SyncRefused():
             return _refused(error)
         case ConflictUnresolvable():

@@ -24,6 +24,7 @@ import requests
 from syncd.daemon import EmbeddedCalendarServer
 from syncd.embedded_auth import SERVICE_USER, EmbeddedCredentials
 from syncd.embedded_server import allowed_hosts
+from syncd.errors import PortInUse, ServerFailed
 from syncd.report import EXIT_USAGE
 from syncd.store.crm_views import UserView
 from tests.servers import free_port
@@ -57,7 +58,7 @@ def start_server(data: Path) -> EmbeddedCalendarServer:
         try:
             server.start()
             return server
-        except OSError:
+        except (OSError, PortInUse, ServerFailed):  # the port was taken meanwhile
             server.stop()
             if attempt == 2:
                 raise
