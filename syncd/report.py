@@ -103,8 +103,9 @@ def describe(error: BaseException, account: AccountConfig | None = None) -> str:
             return (f"The disk holding {error.path} is full; free some space there (or move "
                     "[syncd] data_dir), then run again: nothing half-done was kept.")
         case DatabaseUnavailable():
-            return (f"The database {error.database} cannot be used ({error.reason}); start it "
-                    "or correct [syncd] database in the config, then run again.")
+            return (f"The database {error.database} cannot be used ({error.reason}); start it, "
+                    "or correct the URL in [syncd] database (or in the secret it names), then "
+                    "run again.")
         case PortInUse():
             return (f"Port {error.port} on {error.host} is already in use, so the {error.what} "
                     f"cannot start; stop what holds it or set {error.setting} in the config.")

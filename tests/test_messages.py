@@ -249,6 +249,25 @@ def test_a_database_server_that_is_down_is_one_sentence_without_its_password(
     assert "db-password-canary" not in captured.err
 
 
+def test_a_database_that_does_not_exist_is_named_in_the_servers_words(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.store.conftest import PG_HOST, PG_PORT, PG_USER
+
+    try:
+        socket.create_connection((PG_HOST, int(PG_PORT)), timeout=2).close()
+    except OSError:
+        pytest.skip(f"no PostgreSQL at {PG_HOST}:{PG_PORT}")
+    missing = f"syncd_missing_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("SYNCD_TEST_DB", f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/"
+                                        f"{missing}")
+    setup = Setup(tmp_path, "http://127.0.0.1:1/", "http://127.0.0.1:1/c/", password=None,
+                  database="env:SYNCD_TEST_DB")
+    assert main([*setup.base, "status"]) == 1
+    sentence = one_sentence(capsys.readouterr().err.removeprefix("syncd: ").rstrip("\n"))
+    assert f'cannot be used (database "{missing}" does not exist); start it' in sentence
+
+
 def test_a_port_in_use_gets_its_own_sentence(tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     with socket.socket() as holder:

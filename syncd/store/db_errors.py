@@ -64,11 +64,15 @@ def _nearly_full(path: str) -> bool:
 def _server_reason(error: BaseException) -> str:
     """The server's complaint in a few words (psycopg's messages run to several lines)."""
     text = str(error)
-    for known in ("Connection refused", "password authentication failed", "does not exist",
-                  "timeout expired", "could not translate host name", "Name or service"):
-        if known.lower() in text.lower():
-            return {"Name or service": "unknown host",
-                    "could not translate host name": "unknown host"}.get(known, known.lower())
+    if "FATAL:" in text:  # the server's own words: no such database, a refused password
+        return text.rsplit("FATAL:", 1)[1].strip().splitlines()[0][:200]
+    lowered = text.lower()
+    for known, reason in (("connection refused", "connection refused"),
+                          ("timeout expired", "timed out"),
+                          ("could not translate host name", "unknown host"),
+                          ("name or service not known", "unknown host")):
+        if known in lowered:
+            return reason
     first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
     return first[:200]
 
