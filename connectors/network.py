@@ -41,7 +41,7 @@ def network_reason(exc: BaseException) -> str:
         if isinstance(cause, socket.gaierror):
             return "unknown host"
         if isinstance(cause, ssl.SSLError):
-            return f"TLS failed: {cause.reason or type(cause).__name__}"
+            return f"TLS failed: {getattr(cause, 'reason', None) or type(cause).__name__}"
         if isinstance(cause, ConnectionResetError):
             return "connection reset"
     if any(isinstance(c, TimeoutError) or type(c).__name__ in _TIMEOUTS for c in causes):

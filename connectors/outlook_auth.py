@@ -29,6 +29,7 @@ from typing import Any, NoReturn
 import msal
 import requests
 
+from connectors.network import network_reason
 from syncd.config import AccountConfig, SecretRef
 from syncd.errors import AuthFailed, Transient
 from syncd.logs import register_secret
@@ -87,7 +88,7 @@ def _build(factory: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     try:
         return factory(*args, **kwargs)
     except requests.RequestException as exc:
-        raise Transient(reason=f"identity platform: {type(exc).__name__}") from None
+        raise Transient(reason=f"identity platform: {network_reason(exc)}") from None
     except ValueError:
         # msal says ValueError both for an unreachable and an invalid authority; the
         # https check above already caught the invalid ones.
@@ -116,7 +117,7 @@ class AppTokens:
         try:
             result = self._client().acquire_token_for_client(GRAPH_APP_SCOPES)
         except requests.RequestException as exc:
-            raise Transient(reason=f"identity platform: {type(exc).__name__}") from None
+            raise Transient(reason=f"identity platform: {network_reason(exc)}") from None
         if "access_token" not in result:
             _fail(result)
         return str(result["access_token"])
@@ -158,7 +159,7 @@ class DelegatedTokens:
         try:
             result = self._client().acquire_token_by_refresh_token(refresh, DELEGATED_SCOPES)
         except requests.RequestException as exc:
-            raise Transient(reason=f"identity platform: {type(exc).__name__}") from None
+            raise Transient(reason=f"identity platform: {network_reason(exc)}") from None
         if "access_token" not in result:
             _fail(result)
         rotated = result.get("refresh_token")
@@ -215,7 +216,7 @@ def device_code_login(account: AccountConfig, credentials: Any, *,
         announce(str(flow.get("message") or f"Enter the code {flow['user_code']}"))
         result = app.acquire_token_by_device_flow(flow)
     except requests.RequestException as exc:
-        raise Transient(reason=f"identity platform: {type(exc).__name__}") from None
+        raise Transient(reason=f"identity platform: {network_reason(exc)}") from None
     if "access_token" not in result:
         _fail(result)
     claims = result.get("id_token_claims") or {}
