@@ -283,6 +283,9 @@ def test_delete_marks_the_activity_deleted_and_the_switch_decides_if_lists_show_
     company.emu.list_deleted = True
     listed = _list(company, company.alice, updated_since="2026-03-02T09:00:02Z").json()["data"]
     assert [(x["id"], x["is_deleted"]) for x in listed] == [(gone["id"], True)]
+    by_id = _list(company, company.alice, ids=f"{gone['id']},{keep['id']}").json()["data"]
+    assert [(x["id"], x["is_deleted"]) for x in by_id] == [(keep["id"], False),
+                                                          (gone["id"], True)]
     one = company.session(company.alice).get(company.url(f"{ACTIVITIES}/{gone['id']}"))
     assert one.json()["data"]["is_deleted"] is True
     again = company.session(company.alice).patch(company.url(f"{ACTIVITIES}/{gone['id']}"),
@@ -448,6 +451,14 @@ def receiver() -> Iterator[Receiver]:
             rec.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
             status = rec.statuses.pop(0) if rec.statuses else 200
             self.send_response(status)
+            if 300 <= status < 400:
+                self.send_header("Location", rec.url)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_GET(self) -> None:  # what a followed redirect would turn into
+            rec.received.append(({k.lower(): v for k, v in self.headers.items()}, {}))
+            self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
@@ -622,6 +633,38 @@ def test_webhook_registration_is_validated(company: Company, receiver: Receiver)
     hook_id = session.get(company.url("/v1/webhooks")).json()["data"][0]["id"]
     assert session.delete(company.url(f"/v1/webhooks/{hook_id}")).json()["success"] is True
     assert session.delete(company.url(f"/v1/webhooks/{hook_id}")).status_code == 404
+
+
+def test_a_delayed_delivery_goes_out_when_the_clock_reaches_it(company: Company,
+                                                              receiver: Receiver) -> None:
+    _hook(company, receiver)
+    company.emu.webhooks.faults.delay = 60
+    _create(company, company.alice)
+    company.emu.clock.advance(59)
+    _settle(company)
+    assert receiver.received == []
+    company.emu.clock.advance(1)
+    _settle(company)
+    assert [p["meta"]["attempt"] for p in receiver.payloads()] == [1]
+
+
+def test_a_redirect_is_a_failed_delivery_not_followed(company: Company,
+                                                     receiver: Receiver) -> None:
+    _hook(company, receiver)
+    receiver.statuses = [302]
+    _create(company, company.alice)
+    _settle(company)
+    company.emu.clock.advance(3)
+    _settle(company)
+    assert [p["meta"]["attempt"] for p in receiver.payloads()] == [1, 2]
+    assert [d.status for d in company.emu.webhooks.deliveries] == [302, 200]
+
+
+def test_an_api_delay_outlasts_a_client_timeout(company: Company) -> None:
+    company.emu.inject(FaultRule(method="GET", path=ACTIVITIES, delay_seconds=1.0))
+    with pytest.raises(requests.Timeout):
+        company.session(company.alice).get(company.url(ACTIVITIES), timeout=0.2)
+    assert company.session(company.alice).get(company.url(ACTIVITIES)).status_code == 200
 
 
 def test_webhook_deliveries_cost_no_tokens(company: Company, receiver: Receiver) -> None:
