@@ -11,7 +11,8 @@ It serves on a free port of 127.0.0.1 from a background thread::
 Behaviour follows ``/work/shared/reference/providers.md`` section D and
 ``pipedrive-push-scale.md`` section 1. ``pipedrive_model`` holds the clock, errors and
 formats, ``pipedrive_store`` the data and listing rules, ``pipedrive_budget`` the token
-budget and burst window, ``pipedrive_webhooks`` webhooks v2, ``pipedrive_faults`` fault rules.
+budget and burst window, ``pipedrive_webhooks`` webhooks v2, ``pipedrive_oauth`` the OAuth
+token endpoint (at :attr:`PipedriveEmulator.token_url`), ``pipedrive_faults`` fault rules.
 
 A request goes: recorded -> fault rule -> authentication (401) -> budget (429, or the CDN's
 403 HTML page) -> route. Authentication takes an API token from the ``x-api-token`` header or
@@ -45,6 +46,7 @@ from .pipedrive_model import (
     forbidden,
     unauthorized,
 )
+from .pipedrive_oauth import OAuthServer
 from .pipedrive_store import PipedriveStore
 from .pipedrive_webhooks import Webhooks
 
@@ -58,6 +60,7 @@ class _Credential:
     user_id: int
     oauth: bool
     scopes: frozenset[str] = frozenset()
+    expires_at: float | None = None
 
 
 @dataclass
@@ -102,6 +105,8 @@ class PipedriveEmulator:
                              block_seconds=block_seconds)
         self.webhooks = Webhooks(self.store, self.clock, timeout=webhook_timeout,
                                  host=f"{self.store.company_domain}.pipedrive.com")
+        self.oauth = OAuthServer(self._issue)
+        """The token endpoint at :attr:`token_url`; register apps and grants on it."""
         self._faults = FaultInjector()
         self._credentials: dict[str, _Credential] = {}
         self._api_tokens: dict[int, str] = {}
@@ -121,6 +126,7 @@ class PipedriveEmulator:
                                             name="pipedrive-emulator", daemon=True)
             self._thread.start()
             self.webhooks.start()
+            self.oauth.api_domain = self.base_url
         return self
 
     def stop(self) -> None:
@@ -148,6 +154,11 @@ class PipedriveEmulator:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
+    @property
+    def token_url(self) -> str:
+        """Where ``https://oauth.pipedrive.com/oauth/token`` is served."""
+        return self.base_url + "/oauth/token"
+
     # ---- state open to tests ------------------------------------------------------------------
 
     def add_user(self, name: str, email: str, *, timezone_name: str = "Europe/Berlin",
@@ -172,11 +183,18 @@ class PipedriveEmulator:
                                                        scopes=frozenset(ALL_SCOPES))
             return token
 
-    def oauth_token(self, user: User, scopes: tuple[str, ...] = ALL_SCOPES) -> str:
-        """A new OAuth access token for ``user`` with ``scopes``."""
+    def oauth_token(self, user: User, scopes: tuple[str, ...] = ALL_SCOPES,
+                    expires_in: float = 3599) -> str:
+        """A new OAuth access token for ``user`` with ``scopes``; it answers 401 once the
+        emulator clock passes ``expires_in`` seconds from now."""
+        return self._issue(user.id, scopes, expires_in)
+
+    def _issue(self, user_id: int, scopes: tuple[str, ...], ttl: float) -> str:
         token = "v1u:" + secrets.token_urlsafe(24)
         with self.store.lock:
-            self._credentials[token] = _Credential(user.id, oauth=True, scopes=frozenset(scopes))
+            self._credentials[token] = _Credential(user_id, oauth=True,
+                                                   scopes=frozenset(scopes),
+                                                   expires_at=self.clock.now() + ttl)
         return token
 
     def revoke(self, token: str) -> None:
@@ -262,6 +280,9 @@ class PipedriveEmulator:
         return result
 
     def _serve(self, record: RecordedRequest) -> _Response:
+        if record.path.rstrip("/") == "/oauth/token" and record.method == "POST":
+            status, payload = self.oauth.token(record.headers, record.body)
+            return _Response.of_json(status, payload)
         credential = self._authenticate(record)
         if credential is None:
             return _Response.of_error(unauthorized())
@@ -296,6 +317,8 @@ class PipedriveEmulator:
         with self.store.lock:
             credential = self._credentials.get(token) if token else None
             if credential is None:
+                return None
+            if credential.expires_at is not None and credential.expires_at <= self.clock.now():
                 return None
             if not self.store.users[credential.user_id].active_flag:
                 return None

@@ -336,6 +336,44 @@ def test_an_oauth_token_with_read_scope_cannot_write(company: Company) -> None:
     assert write.status_code == 403 and write.json()["success"] is False
 
 
+def test_oauth_refresh_gives_an_hour_long_token_and_the_api_domain(company: Company) -> None:
+    emu = company.emu
+    emu.oauth.register_app("app-id", "app-secret")
+    refresh = emu.oauth.refresh_token("app-id", company.alice.id, ("activities:full",))
+    form = {"grant_type": "refresh_token", "refresh_token": refresh}
+    answer = requests.post(emu.token_url, data=form, auth=("app-id", "app-secret"))
+    assert answer.status_code == 200
+    token = answer.json()
+    assert token["token_type"] == "Bearer" and token["expires_in"] == 3599
+    assert token["api_domain"] == emu.base_url and token["refresh_token"] == refresh
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    assert requests.get(emu.base_url + ACTIVITIES, headers=headers).status_code == 200
+    emu.clock.advance(3599)
+    assert requests.get(emu.base_url + ACTIVITIES, headers=headers).status_code == 401
+    again = requests.post(emu.token_url, data=form, auth=("app-id", "app-secret")).json()
+    headers = {"Authorization": f"Bearer {again['access_token']}"}
+    assert requests.get(emu.base_url + ACTIVITIES, headers=headers).status_code == 200
+    assert requests.post(emu.token_url, data=form,
+                         auth=("app-id", "wrong")).status_code == 401
+    emu.oauth.revoke_refresh(refresh)
+    refused = requests.post(emu.token_url, data=form, auth=("app-id", "app-secret"))
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+
+
+def test_an_authorization_code_is_exchanged_once(company: Company) -> None:
+    emu = company.emu
+    emu.oauth.register_app("app-id", "app-secret")
+    code = emu.oauth.authorize("app-id", company.bob.id, ("activities:read",))
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": "https://x/cb"}
+    first = requests.post(emu.token_url, data=form, auth=("app-id", "app-secret"))
+    assert first.status_code == 200 and first.json()["scope"] == "activities:read"
+    me = requests.get(emu.base_url + "/v1/users/me",
+                      headers={"Authorization": f"Bearer {first.json()['access_token']}"})
+    assert me.json()["data"]["id"] == company.bob.id
+    assert requests.post(emu.token_url, data=form,
+                         auth=("app-id", "app-secret")).status_code == 400
+
+
 # ---- budgets ---------------------------------------------------------------------------------
 
 def test_each_call_costs_its_documented_tokens(company: Company) -> None:
