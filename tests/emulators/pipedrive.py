@@ -17,8 +17,11 @@ token endpoint (at :attr:`PipedriveEmulator.token_url`), ``pipedrive_faults`` fa
 A request goes: recorded -> fault rule -> authentication (401) -> budget (429, or the CDN's
 403 HTML page) -> route. Authentication takes an API token from the ``x-api-token`` header or
 the ``api_token`` query parameter, or an OAuth access token from ``Authorization: Bearer``;
-OAuth tokens carry scopes (``activities:read``/``activities:full``, ``users:read``, ``admin``
-for webhooks) [emulator choice: scope names beyond the activities ones].
+OAuth tokens carry scopes (``activities:read``/``activities:full``, ``contacts:read``,
+``deals:read``, ``users:read``, ``admin`` for webhooks) [emulator choice: scope names beyond
+the activities ones]. Persons, deals and organizations are served read-only and minimal
+(``GET /api/v2/persons?ids=``, ``GET /api/v2/{persons,deals,organizations}/{id}``) so a source
+can turn participants into guests and links into pages.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from .pipedrive_webhooks import Webhooks
 
 __all__ = ["FaultRule", "PipedriveClock", "PipedriveEmulator", "RecordedRequest"]
 
-ALL_SCOPES = ("activities:full", "users:read", "admin")
+ALL_SCOPES = ("activities:full", "contacts:read", "deals:read", "users:read", "admin")
 
 
 @dataclass(frozen=True)
@@ -338,6 +341,15 @@ class PipedriveEmulator:
                 return _ok({"success": True, "data": store.create(user, _body(record))})
             case ["api", "v2", "activities", aid] if aid.isdigit():
                 return self._activity(record, user, cred, int(aid))
+            case ["api", "v2", "persons"] if method == "GET":
+                _need(cred, "contacts:read")
+                data, cursor = store.persons_by_ids(record.query)
+                return _ok({"success": True, "data": data,
+                            "additional_data": {"next_cursor": cursor}})
+            case ["api", "v2", ("persons" | "deals" | "organizations") as kind, item_id] if (
+                    method == "GET" and item_id.isdigit()):
+                _need(cred, "deals:read" if kind == "deals" else "contacts:read")
+                return _ok({"success": True, "data": store.linked(kind, int(item_id))})
             case ["v1", "users"] if method == "GET":
                 _need(cred, "users:read")
                 return _ok({"success": True, "data": store.users_v1(user)})

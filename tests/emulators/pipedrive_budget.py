@@ -41,6 +41,8 @@ COSTS: tuple[tuple[str, str, int], ...] = (
     ("POST", r"^/api/v2/activities$", 10),
     ("PATCH", r"^/api/v2/activities/\d+$", 10),
     ("DELETE", r"^/api/v2/activities/\d+$", 6),
+    ("GET", r"^/api/v2/(persons|deals|organizations)/\d+$", 1),
+    ("GET", r"^/api/v2/persons$", 10),
     ("GET", r"^/v1/users/me$", 2),
     ("GET", r"^/v1/users/\d+$", 2),
     ("GET", r"^/v1/users$", 20),

@@ -102,24 +102,66 @@ class PipedriveStore:
             self.types[key] = kind
             return kind
 
-    def add_person(self, name: str, email: str | None = None, owner_id: int | None = None
-                   ) -> int:
+    def add_person(self, name: str, email: str | None = None, owner_id: int | None = None,
+                   org_id: int | None = None) -> int:
+        """A contact person (v2 shape); ``email`` becomes the primary work address."""
         with self.lock:
             pid = self._new_id()
-            self.persons[pid] = {"id": pid, "name": name, "email": email, "owner_id": owner_id}
+            first, _, last = name.partition(" ")
+            self.persons[pid] = {
+                **self._linked_base(pid, owner_id), "name": name, "first_name": first,
+                "last_name": last or None, "org_id": org_id, "phones": [],
+                "emails": ([{"value": email, "primary": True, "label": "work"}]
+                           if email else []),
+            }
             return pid
 
-    def add_deal(self, title: str, owner_id: int | None = None) -> int:
+    def add_deal(self, title: str, owner_id: int | None = None, person_id: int | None = None,
+                 org_id: int | None = None) -> int:
+        """A deal (v2 shape, open)."""
         with self.lock:
             did = self._new_id()
-            self.deals[did] = {"id": did, "title": title, "owner_id": owner_id}
+            self.deals[did] = {**self._linked_base(did, owner_id), "title": title,
+                               "person_id": person_id, "org_id": org_id, "status": "open",
+                               "value": 0, "currency": "EUR"}
             return did
 
-    def add_org(self, name: str) -> int:
+    def add_org(self, name: str, owner_id: int | None = None) -> int:
+        """An organization (v2 shape)."""
         with self.lock:
             oid = self._new_id()
-            self.orgs[oid] = {"id": oid, "name": name}
+            self.orgs[oid] = {**self._linked_base(oid, owner_id), "name": name,
+                              "address": None}
             return oid
+
+    def _linked_base(self, item_id: int, owner_id: int | None) -> JsonDict:
+        stamp = v2_time(self.clock.now())
+        return {"id": item_id, "owner_id": owner_id, "add_time": stamp, "update_time": stamp,
+                "is_deleted": False, "visible_to": 3}
+
+    def linked(self, kind: str, item_id: int) -> JsonDict:
+        """``GET /api/v2/{persons,deals,organizations}/{id}`` [emulator choice: visible to the
+        whole company, as ``visible_to: 3`` says]."""
+        table = {"persons": self.persons, "deals": self.deals, "organizations": self.orgs}[kind]
+        with self.lock:
+            item = table.get(item_id)
+            if item is None:
+                raise not_found({"persons": "Person", "deals": "Deal"}.get(kind, "Organization"))
+            return copy.deepcopy(item)
+
+    def persons_by_ids(self, params: Params) -> tuple[list[JsonDict], str | None]:
+        """``GET /api/v2/persons`` with ``ids``, ``limit`` and ``cursor`` (id order)."""
+        query = _ListQuery.parse({k: v for k, v in params.items()
+                                  if k in ("ids", "limit", "cursor")})
+        with self.lock:
+            rows = sorted((p for p in self.persons.values()
+                           if query.ids is None or p["id"] in query.ids), key=lambda p: p["id"])
+        if query.cursor is not None:
+            rows = [r for r in rows if r["id"] > query.cursor.last_id]
+        page, rest = rows[:query.limit], rows[query.limit:]
+        cursor = (Cursor("id", "asc", page[-1]["id"], page[-1]["id"]).encode()
+                  if rest and page else None)
+        return copy.deepcopy(page), cursor
 
     def user(self, user_id: int) -> User:
         with self.lock:

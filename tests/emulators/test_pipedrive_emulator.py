@@ -140,6 +140,27 @@ def test_activity_fields_have_the_documented_types(company: Company) -> None:
     assert one.json()["data"]["subject"] == "Call" and "attendees" not in one.json()["data"]
 
 
+def test_participants_deals_and_organizations_can_be_read_for_guests_and_links(
+        company: Company) -> None:
+    store = company.emu.store
+    org = store.add_org("Client GmbH")
+    pat = store.add_person("Pat Person", "pat@client.test", org_id=org)
+    sam = store.add_person("Sam Second", None)
+    deal = store.add_deal("Big deal", person_id=pat, org_id=org)
+    session = company.session(company.alice)
+    people = session.get(company.url("/api/v2/persons"),
+                         params={"ids": f"{pat},{sam},999999"}).json()
+    assert [(p["id"], p["emails"]) for p in people["data"]] == [
+        (pat, [{"value": "pat@client.test", "primary": True, "label": "work"}]), (sam, [])]
+    assert people["additional_data"]["next_cursor"] is None
+    got = session.get(company.url(f"/api/v2/deals/{deal}")).json()["data"]
+    assert (got["title"], got["person_id"], got["org_id"]) == ("Big deal", pat, org)
+    assert session.get(company.url(f"/api/v2/organizations/{org}")).json()["data"]["name"] == (
+        "Client GmbH")
+    assert session.get(company.url("/api/v2/persons/999999")).status_code == 404
+    assert [r.cost for r in company.emu.requests] == [10, 1, 1, 1]
+
+
 @pytest.mark.parametrize("field,value", [
     ("due_time", "9:00"), ("due_time", "24:00"), ("due_date", "2026-02-30"),
     ("duration", "1h"), ("busy", "yes"), ("type", "no_such_type"), ("user_id", 1),
