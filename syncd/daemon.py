@@ -189,6 +189,7 @@ class Daemon:
         self.config = config
         self.service = Service(config)
         self.stopping = threading.Event()
+        self._signal: int | None = None  # set by the signal handler, read by run()
         # Cycles in flight, so that shutdown can wait for them, but not for ever.
         self._in_flight = 0
         self._settled = threading.Condition()
@@ -285,9 +286,10 @@ class Daemon:
             self.scheduler.add_job(self.purge, "interval", seconds=PURGE_INTERVAL,
                                    id="purge", next_run_time=_now())
             print(f"syncd: running; data in {self.config.data_path}", flush=True)
-            while not self.stopping.wait(1.0):
-                pass
-            log.info("stopping: waiting for cycles in flight")
+            while self._signal is None:
+                time.sleep(0.5)
+            log.info("received signal %d; stopping: waiting for cycles in flight", self._signal)
+            self.stopping.set()
             self.scheduler.shutdown(wait=False)
             if not self._wait_for_cycles(self.config.shutdown_grace_seconds):
                 self._abandon()
@@ -318,9 +320,11 @@ class Daemon:
         os._exit(0)
 
     def _install_signals(self) -> None:
+        # The handler only stores the signal: it runs in the main thread between any two
+        # bytecodes, and taking a lock there (an Event's, a log handler's) can deadlock
+        # against the same thread holding it.
         def stop(signum: int, _frame: FrameType | None) -> None:
-            log.info("received signal %d", signum)
-            self.stopping.set()
+            self._signal = signum
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
