@@ -48,6 +48,8 @@ class RemoteEvent:
     sync window (Graph ``@removed``): that is never read as a deletion.
     ``ical_uid`` is the meeting's iCalendar UID, which every attendee's copy shares: it is
     how an imported meeting is recognised in another owner's calendar (failure mode 20).
+    ``organizer`` is set when someone other than the calendar's owner organises the
+    meeting (an invitation the owner received): syncd never rewrites its people.
     """
 
     event_id: str
@@ -60,6 +62,7 @@ class RemoteEvent:
     updated: datetime | None = None
     left_window: bool = False
     ical_uid: str | None = None
+    organizer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,13 +88,17 @@ class Capabilities:
     ``fields`` are the projection fields the calendar carries back faithfully; edits of
     other fields in the calendar app are not read (for example guests written into the
     description when the account may not invite). ``max_batch`` is how many writes one
-    :meth:`CalendarConnector.write` call should carry.
+    :meth:`CalendarConnector.write` call should carry. ``silent_writes`` says whether a
+    write to an event with invited attendees can be made without e-mailing them (Google's
+    ``sendUpdates=none``); where it cannot (Graph always mails, CalDAV attendees stay
+    server-scheduled), the planner withholds such writes (docs/guest-mail.md).
     """
 
     provider: str
     max_batch: int = 1
     fields: frozenset[str] = frozenset(FIELDS)
     client_chosen_ids: bool = True
+    silent_writes: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,11 @@ class CreateOp:
     CalDAV href + ``If-None-Match: *``) and, when the provider says the identity exists,
     returns that event instead. ``retry`` is set when an earlier attempt may have reached
     the server.
+
+    Guests (docs/guest-mail.md): those in ``invited`` are written as real attendees
+    (scheduled by the provider); the other guests of the projection are only described
+    (Google, Graph: the ``Guests:`` paragraph) or client-scheduled (CalDAV
+    ``SCHEDULE-AGENT=CLIENT``). ``notify`` asks the provider to e-mail the attendees.
     """
 
     key: str
@@ -111,6 +123,7 @@ class CreateOp:
     projection: Projection
     notify: bool = False
     retry: bool = False
+    invited: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -119,7 +132,9 @@ class UpdateOp:
 
     Only the named fields (and the marker) are written; anything else on the event, such
     as reminders or attendees' answers, is left alone. An empty ``fields`` only writes the
-    marker (adopting an imported event).
+    marker (adopting an imported event). ``invited`` and ``notify`` as for
+    :class:`CreateOp`; with ``theirs`` the meeting is organised by someone else, and its
+    organizer, attendees and their scheduling parameters are left exactly as they are.
     """
 
     key: str
@@ -129,6 +144,8 @@ class UpdateOp:
     fields: frozenset[str]
     marker: str
     notify: bool = False
+    invited: frozenset[str] = frozenset()
+    theirs: bool = False
 
 
 @dataclass(frozen=True)

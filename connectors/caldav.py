@@ -415,7 +415,7 @@ class CalDAVCalendar:
         event_id = self.href_for(op.marker, op.generation)
         uid = f"{op.marker}-{op.generation}@syncd"
         body = build_calendar(op.projection, uid=uid, marker=op.marker,
-                              organizer=self.account.owner, invite=op.notify)
+                              organizer=self.account.owner, invited=op.invited)
         response = self._request(self._url(event_id), "PUT", body,
                                  {**ICS, "If-None-Match": "*"})
         if response.status in (200, 201, 204):
@@ -449,7 +449,8 @@ class CalDAVCalendar:
             return WriteResult(op.key, error=EtagMismatch(event_id=op.event_id))
         # The stored object is the server's: it is rewritten in the sandbox too.
         [body] = POOL.map("ical.update_calendar", [(data, op.projection, op.fields)],
-                          marker=op.marker, organizer=self.account.owner, invite=op.notify)
+                          marker=op.marker, organizer=self.account.owner,
+                          invited=op.invited, theirs=op.theirs)
         if isinstance(body, Overrun):
             return WriteResult(op.key, error=ItemRejected(event_id=op.event_id,
                                                           reason=body.reason))

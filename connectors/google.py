@@ -14,10 +14,11 @@ Writes go out in batches of up to 50, each part judged on its own status:
   modes 1 and 2);
 * patch with only the named fields plus the marker, never a full update, and delete, both
   with ``If-Match`` (412 -> :class:`~syncd.errors.EtagMismatch`, failure mode 10);
-* ``sendUpdates`` on every insert, patch and delete: ``all`` only when the op may notify
-  guests, else ``none`` (failure mode 6);
-* without ``invite_guests`` no guest address is ever written as an attendee: guests are
-  described in the description instead, and guest edits made in Google are not read
+* ``sendUpdates`` on every insert, patch and delete: ``all`` only when the op notifies
+  guests, else ``none`` (failure mode 6; docs/guest-mail.md);
+* only guests holding an invitation (the op's ``invited``) are attendees, the others are
+  described in the description; without ``invite_guests`` no guest address is ever
+  written as an attendee, and guest edits made in Google are not read
   (``capabilities.fields`` leaves "guests" out).
 
 A 409 on a retried insert whose event holds older content (the first answer was lost and
@@ -151,8 +152,9 @@ class GoogleCalendar:
         # and guest edits made in Google are not read back.
         self.describe_guests = not account.invite_guests
         carried = FIELDS if account.invite_guests else tuple(f for f in FIELDS if f != "guests")
+        # sendUpdates=none lets a write reach invited attendees without e-mail.
         self.capabilities = Capabilities(provider="google", max_batch=self.MAX_BATCH,
-                                         fields=frozenset(carried))
+                                         fields=frozenset(carried), silent_writes=True)
         self._credential_store = credentials
         self._base_http = http or httplib2.Http(timeout=timeout)
         self._http: Any = None
@@ -324,6 +326,10 @@ class GoogleCalendar:
         if duplicates and not self._halted(ops, done):
             self._settle_duplicates(ops, duplicates, done)
 
+    def _invited(self, invited: frozenset[str]) -> frozenset[str] | None:
+        """The attendees to write; None when the account invites nobody (never any)."""
+        return None if self.describe_guests else invited
+
     @staticmethod
     def _safe(op: WriteOp) -> bool:
         # Safe to send twice: an insert under our id, or a write conditional on an etag.
@@ -339,12 +345,12 @@ class GoogleCalendar:
         if isinstance(op, CreateOp):
             body = {"id": event_id_for(op.marker, op.generation),
                     **event_body(op.projection, marker=op.marker,
-                                 describe_guests=self.describe_guests)}
+                                 invited=self._invited(op.invited))}
             return lambda: self.events.insert(
                 calendarId=self.calendar_id, body=body, sendUpdates=_send_updates(op.notify))
         if isinstance(op, UpdateOp):
             body = event_body(op.projection, op.fields, marker=op.marker, patch=True,
-                              describe_guests=self.describe_guests,
+                              invited=self._invited(op.invited), theirs=op.theirs,
                               current_attendees=attendees or ())
             return self._patch_request(op.event_id, body, op.etag, op.notify)
         return lambda: _conditional(self.events.delete(
@@ -356,7 +362,7 @@ class GoogleCalendar:
         """Read the events whose guests change: a patch replaces the whole attendee list,
         and the answers of guests who stay must survive it. Described guests need none."""
         wanted = {i: op for i, op in enumerate(ops) if not self.describe_guests
-                  and isinstance(op, UpdateOp) and "guests" in op.fields}
+                  and isinstance(op, UpdateOp) and "guests" in op.fields and not op.theirs}
         calls = [Call(i, self._get_request(op.event_id)) for i, op in wanted.items()]
         replies = self.transport.run(calls) if calls else {}
         out: dict[int, list[JsonDict]] = {}
@@ -430,7 +436,7 @@ class GoogleCalendar:
                 done[i] = WriteResult(op.key, current)
                 continue
             body = event_body(op.projection, fields, marker=op.marker, patch=True,
-                              describe_guests=self.describe_guests,
+                              invited=self._invited(op.invited),
                               current_attendees=existing.get("attendees") or ())
             if cancelled:
                 body["status"] = "confirmed"

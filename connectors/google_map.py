@@ -8,10 +8,12 @@ through :func:`syncd.text.untrusted_text` (Google descriptions may hold HTML, fa
 zone is not an edit; an event we cannot map becomes a :class:`RemoteEvent` with a
 ``problem`` (quarantine) instead of breaking the listing.
 
-Guests follow the account (failure modes 6 and 7): with ``invite_guests`` they are real
-attendees; otherwise no address is ever put in ``attendees`` and the guests are
-*described* in a trailing ``Guests:`` paragraph of the description, which the reader
-strips again (the same paragraph as the Outlook connector's, :mod:`connectors.guests`).
+Guests follow docs/guest-mail.md (failure modes 6 and 7): only guests holding an
+invitation are real attendees; the others, and every guest of an account that invites
+nobody, are *described* in a trailing ``Guests:`` paragraph of the description, which the
+reader strips again (the same paragraph as the Outlook connector's,
+:mod:`connectors.guests`). An account that invites nobody never writes ``attendees``, and
+a meeting someone else organises never has its people written.
 """
 
 from __future__ import annotations
@@ -141,7 +143,8 @@ def attendees_for(projection: Projection,
 
 
 def event_body(projection: Projection, fields: Iterable[str] = FIELDS, *,
-               describe_guests: bool, marker: str | None = None, patch: bool = False,
+               invited: frozenset[str] | None = None, theirs: bool = False,
+               marker: str | None = None, patch: bool = False,
                current_attendees: Iterable[Mapping[str, Any]] = ()) -> JsonDict:
     """The request body writing ``fields`` of ``projection`` (plus the marker).
 
@@ -152,8 +155,10 @@ def event_body(projection: Projection, fields: Iterable[str] = FIELDS, *,
     Args:
         projection: the values to write.
         fields: the projection fields to write (default: all).
-        describe_guests: write guests as the description's ``Guests:`` paragraph, never
-            as attendees (the account may not invite).
+        invited: the guests written as attendees, the others being described; None when
+            the account invites nobody (``attendees`` is then never written).
+        theirs: someone else organises the meeting: neither attendees nor a guests
+            paragraph are written.
         marker: our marker, written into ``extendedProperties.private``.
         patch: build a patch body rather than a new event.
         current_attendees: the event's attendees now (a guests patch keeps their answers).
@@ -177,12 +182,15 @@ def event_body(projection: Projection, fields: Iterable[str] = FIELDS, *,
         body["transparency"] = "opaque" if projection.busy else "transparent"
     if "location" in wanted and (patch or projection.location):
         body["location"] = projection.location
-    text_fields = {"description", "guests"} if describe_guests else {"description"}
-    description = body_text(projection, describe_guests=describe_guests)
+    text_fields = {"description"} if theirs else {"description", "guests"}
+    description = (projection.description if theirs
+                   else body_text(projection, invited=invited or frozenset()))
     if wanted & text_fields and (patch or description):
         body["description"] = description
-    if "guests" in wanted and not describe_guests and (patch or projection.guests):
-        body["attendees"] = attendees_for(projection, current_attendees)
+    attending = projection.guests & (invited or frozenset())
+    if "guests" in wanted and invited is not None and not theirs and (patch or attending):
+        body["attendees"] = attendees_for(projection.replace({"guests": attending}),
+                                          current_attendees)
     if marker is not None:
         # A patch merges extendedProperties key by key, so other private keys survive.
         body["extendedProperties"] = {"private": {MARKER_KEY: marker}}
@@ -300,8 +308,8 @@ def read_event(resource: Mapping[str, Any], *, owner: str, default_tz: str,
         resource: the event as Google returned it.
         owner: the calendar owner's address (not a guest of their own event).
         default_tz: the zone for times that carry none.
-        describe_guests: guests are the description's ``Guests:`` paragraph (stripped
-            from the description), not the attendees.
+        describe_guests: the account invites nobody: guests are only the description's
+            ``Guests:`` paragraph (stripped from it); otherwise the attendees count too.
 
     Returns:
         A deleted stub for a cancelled event, a ``recurring`` one for a series or an
@@ -321,10 +329,12 @@ def read_event(resource: Mapping[str, Any], *, owner: str, default_tz: str,
         return RemoteEvent(event_id, etag, marker, recurring=True, updated=updated)
     try:
         description = untrusted_text(str(resource.get("description") or ""))
-        if describe_guests:
-            description, guests, names = split_guests(description)
-        else:
-            guests, names = _guests(resource, owner)
+        # Guests without an invitation are described; with invite_guests, those holding
+        # one are the attendees.
+        description, guests, names = split_guests(description)
+        if not describe_guests:
+            attendees, attendee_names = _guests(resource, owner)
+            guests, names = guests | attendees, {**names, **attendee_names}
         projection = Projection(
             title=untrusted_text(str(resource.get("summary") or ""), single_line=True),
             when=read_when(resource.get("start"), resource.get("end"), default_tz),
@@ -341,4 +351,14 @@ def read_event(resource: Mapping[str, Any], *, owner: str, default_tz: str,
                            problem=f"unreadable event: {type(exc).__name__}")
     ical_uid = resource.get("iCalUID")
     return RemoteEvent(event_id, etag, marker, projection, updated=updated,
-                       ical_uid=str(ical_uid) if ical_uid else None)
+                       ical_uid=str(ical_uid) if ical_uid else None,
+                       organizer=foreign_organizer(resource, owner))
+
+
+def foreign_organizer(resource: Mapping[str, Any], owner: str) -> str | None:
+    """The organizer's address when it is not this calendar (an invitation received)."""
+    organizer = resource.get("organizer")
+    if not isinstance(organizer, Mapping) or organizer.get("self"):
+        return None
+    email = normalize_email(str(organizer.get("email") or ""))
+    return email if email and email != normalize_email(owner) else None

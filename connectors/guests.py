@@ -1,10 +1,11 @@
-"""Guests described in the event text, for accounts that may not invite anyone.
+"""Guests described in the event text, for guests who hold no invitation.
 
 Writing real attendees makes Google and Graph e-mail them (Graph always, Google despite
-``sendUpdates=none`` at times; failure modes 6 and 7). Unless an account invites guests,
-connectors write them as a trailing ``Guests:`` paragraph of the description instead and
-strip it again on the way in, so it never reads as a description edit. One format for
-every provider.
+``sendUpdates=none`` at times; failure modes 6 and 7). Only guests who hold an invitation
+are attendees (docs/guest-mail.md): the others, and every guest of an account that
+invites nobody, are written as a trailing ``Guests:`` paragraph of the description
+instead and stripped again on the way in, so it never reads as a description edit. One
+format for every provider.
 """
 
 from __future__ import annotations
@@ -22,17 +23,21 @@ def _guest_item(email: str, name: str | None) -> str:
     return f"{' '.join(clean.split())} <{email}>" if clean else email
 
 
-def guests_block(projection: Projection) -> str:
-    """The ``Guests:`` paragraph that describes guests without inviting them."""
-    items = [_guest_item(e, projection.guest_names.get(e)) for e in sorted(projection.guests)]
+def guests_block(projection: Projection, described: frozenset[str] | None = None) -> str:
+    """The ``Guests:`` paragraph that describes guests (all, or ``described``) without
+    inviting them."""
+    emails = projection.guests if described is None else projection.guests & described
+    items = [_guest_item(e, projection.guest_names.get(e)) for e in sorted(emails)]
     return GUESTS_LABEL + ", ".join(items)
 
 
-def body_text(projection: Projection, *, describe_guests: bool) -> str:
-    """The event body: the description, plus the guests paragraph when describing them."""
-    if not describe_guests or not projection.guests:
+def body_text(projection: Projection, *, invited: frozenset[str] = frozenset()) -> str:
+    """The event body: the description, plus a paragraph describing the guests who are
+    not ``invited`` (the attendees)."""
+    described = projection.guests - invited
+    if not described:
         return projection.description
-    block = guests_block(projection)
+    block = guests_block(projection, described)
     return f"{projection.description}\n\n{block}" if projection.description else block
 
 

@@ -58,26 +58,50 @@ def _set_when(vevent: icalendar.Event, when: When) -> None:
             vevent.add(prop, local if local is not None else instant.astimezone(UTC))
 
 
+def _address(prop: Any) -> str:
+    return normalize_email(str(prop).split(":", 1)[-1])
+
+
 def _set_people(vevent: icalendar.Event, projection: Projection, organizer: str,
-                invite: bool) -> None:
+                invited: frozenset[str]) -> None:
+    """ORGANIZER and ATTENDEEs of our own meeting (docs/guest-mail.md).
+
+    ``SCHEDULE-AGENT=CLIENT`` tells an RFC 6638 server not to e-mail that attendee
+    (failure mode 6): every guest without an invitation carries it. Guests holding one
+    are left to the server, so its messages reach exactly them. An attendee who stays
+    keeps their property as it was (PARTSTAT and all); only the scheduling agent follows
+    the invitation.
+    """
+    current = vevent.get("ATTENDEE", [])
+    kept = {_address(p): p for p in (current if isinstance(current, list) else [current])}
     for prop in ("ATTENDEE", "ORGANIZER"):
         vevent.pop(prop, None)
     if not projection.guests:
         return
-    # SCHEDULE-AGENT=CLIENT tells an RFC 6638 server not to e-mail anyone (failure mode 6).
-    agent = {} if invite else {"SCHEDULE-AGENT": "CLIENT"}
-    vevent.add("ORGANIZER", f"mailto:{organizer}", parameters=dict(agent))
+    scheduled = projection.guests & invited
+    vevent.add("ORGANIZER", f"mailto:{organizer}",
+               parameters={} if scheduled else {"SCHEDULE-AGENT": "CLIENT"})
     for email in sorted(projection.guests):
-        params = {"CUTYPE": "INDIVIDUAL", "ROLE": "REQ-PARTICIPANT", "PARTSTAT": "NEEDS-ACTION",
-                  **agent}
+        old = kept.get(email)
+        params: dict[str, Any] = dict(getattr(old, "params", None) or {
+            "CUTYPE": "INDIVIDUAL", "ROLE": "REQ-PARTICIPANT", "PARTSTAT": "NEEDS-ACTION"})
+        params.pop("SCHEDULE-AGENT", None)
+        if email not in scheduled:
+            params["SCHEDULE-AGENT"] = "CLIENT"
         if name := projection.guest_names.get(email):
             params["CN"] = name
         vevent.add("ATTENDEE", f"mailto:{email}", parameters=params)
 
 
 def apply_fields(vevent: icalendar.Event, projection: Projection, fields: frozenset[str],
-                 *, organizer: str, invite: bool) -> None:
-    """Write the named projection fields into an existing VEVENT, leaving the rest alone."""
+                 *, organizer: str, invited: frozenset[str] = frozenset(),
+                 theirs: bool = False) -> None:
+    """Write the named projection fields into an existing VEVENT, leaving the rest alone.
+
+    ``invited`` guests are server-scheduled attendees, the others client-scheduled. With
+    ``theirs`` (someone else organises the meeting) ORGANIZER and every ATTENDEE are
+    never touched, whatever ``fields`` says.
+    """
     if "title" in fields:
         vevent.pop("SUMMARY", None)
         vevent.add("SUMMARY", projection.title)
@@ -91,12 +115,12 @@ def apply_fields(vevent: icalendar.Event, projection: Projection, fields: frozen
             vevent.pop(prop, None)
             if projection.get(name):
                 vevent.add(prop, projection.get(name))
-    if "guests" in fields:
-        _set_people(vevent, projection, organizer, invite)
+    if "guests" in fields and not theirs:
+        _set_people(vevent, projection, organizer, invited)
 
 
 def build_calendar(projection: Projection, *, uid: str, marker: str, organizer: str,
-                   invite: bool, now: datetime | None = None) -> bytes:
+                   invited: frozenset[str] = frozenset(), now: datetime | None = None) -> bytes:
     """A complete VCALENDAR with one VEVENT for a new event."""
     cal = icalendar.Calendar()
     cal.add("PRODID", PRODID)
@@ -108,26 +132,29 @@ def build_calendar(projection: Projection, *, uid: str, marker: str, organizer: 
     vevent.add(MARKER_PROP, marker)
     apply_fields(vevent, projection, frozenset(("title", "when", "busy", "description",
                                                 "location", "guests")),
-                 organizer=organizer, invite=invite)
+                 organizer=organizer, invited=invited)
     cal.add_component(vevent)
     _add_timezones(cal)
     return bytes(cal.to_ical())
 
 
 def update_calendar(data: bytes | str, projection: Projection, fields: frozenset[str], *,
-                    marker: str, organizer: str, invite: bool) -> bytes:
+                    marker: str, organizer: str, invited: frozenset[str] = frozenset(),
+                    theirs: bool = False) -> bytes:
     """The stored object with ``fields`` rewritten and the marker set.
 
     SEQUENCE is raised only when the time or the guests change: it tells attendees'
     clients that a meaningful revision arrived, and bumping it on every save is how
-    update storms start (failure mode 8).
+    update storms start (failure mode 8). It is the organizer's to raise: never on a
+    meeting someone else organises (``theirs``).
     """
     cal = parse_calendar(data)
     vevent = _main_event(cal)
-    apply_fields(vevent, projection, fields, organizer=organizer, invite=invite)
+    apply_fields(vevent, projection, fields, organizer=organizer, invited=invited,
+                 theirs=theirs)
     vevent.pop(MARKER_PROP, None)
     vevent.add(MARKER_PROP, marker)
-    if fields & {"when", "guests"}:
+    if fields & {"when", "guests"} and not theirs:
         sequence = int(vevent.get("SEQUENCE", 0)) + 1
         vevent.pop("SEQUENCE", None)
         vevent.add("SEQUENCE", sequence)
@@ -272,7 +299,9 @@ def read_event(event_id: str, etag: str | None, data: bytes | str, *, default_tz
         updated = vevent.decoded("LAST-MODIFIED") if "LAST-MODIFIED" in vevent else None
         return RemoteEvent(event_id, etag, marker, projection,
                            updated=updated if isinstance(updated, datetime) else None,
-                           ical_uid=str(vevent["UID"]) if "UID" in vevent else None)
+                           ical_uid=str(vevent["UID"]) if "UID" in vevent else None,
+                           organizer=organizer if organizer not in ("", normalize_email(owner))
+                           else None)
     except (UnreadableEvent, ZoneError) as exc:
         return RemoteEvent(event_id, etag, problem=str(exc))
     except Exception as exc:  # whatever one object raises (overflow, recursion) is its own

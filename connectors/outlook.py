@@ -194,8 +194,10 @@ class OutlookCalendar:
         self.window: Window = context.window
         self.describe_guests = not account.invite_guests
         carried = FIELDS if account.invite_guests else tuple(f for f in FIELDS if f != "guests")
+        # Graph e-mails every attendee of a changed meeting: no silent writes to them.
         self.capabilities = Capabilities(provider="outlook", max_batch=MAX_BATCH,
-                                         fields=frozenset(carried), client_chosen_ids=False)
+                                         fields=frozenset(carried), client_chosen_ids=False,
+                                         silent_writes=False)
         self._own_session = session is None
         self.session = session or requests.Session()
         self.mailbox = mailbox_of(account)
@@ -431,7 +433,7 @@ class OutlookCalendar:
             AuthFailed: the token or the mailbox is unusable.
         """
         wanted = [i for i, op in enumerate(ops) if isinstance(op, UpdateOp)
-                  and "guests" in op.fields and not self.describe_guests]
+                  and "guests" in op.fields and not self.describe_guests and not op.theirs]
         out: list[Mapping[str, Any] | ConnectorError | None] = [None] * len(ops)
         query = {"$select": "attendees,organizer"}
         ids = [cast(UpdateOp, ops[i]).event_id for i in wanted]
@@ -449,16 +451,20 @@ class OutlookCalendar:
                 out[i] = EventGone(event_id=event_id) if data is None else data
         return out
 
+    def _invited(self, invited: frozenset[str]) -> frozenset[str] | None:
+        """The attendees to write; None when the account invites nobody (never any)."""
+        return None if self.describe_guests else invited
+
     def _item(self, op: WriteOp, now: Mapping[str, Any] | None = None) -> BatchItem:
         if isinstance(op, CreateOp):
             body = create_payload(op.projection, op.marker, op.generation,
-                                  describe_guests=self.describe_guests)
+                                  invited=self._invited(op.invited))
             return BatchItem("POST", f"{self._collection()}/events", body)
         headers = {"If-Match": op.etag} if op.etag else {}
         if isinstance(op, UpdateOp):
             body = update_payload(op.projection, op.fields, op.marker,
-                                  describe_guests=self.describe_guests, current=now,
-                                  mailbox=self.mailbox)
+                                  invited=self._invited(op.invited), theirs=op.theirs,
+                                  current=now, mailbox=self.mailbox)
             return BatchItem("PATCH", self._event(op.event_id), body, headers)
         return BatchItem("DELETE", self._event(op.event_id), None, headers)
 
@@ -496,7 +502,7 @@ class OutlookCalendar:
         # The first attempt carried older content; nothing else remembers it, so bring
         # the event up to date now rather than link a stale copy.
         [fixed] = self.write([UpdateOp(op.key, found.event_id, found.etag, op.projection,
-                                       differs, op.marker)])
+                                       differs, op.marker, op.notify, op.invited)])
         if fixed.error is not None:
             return WriteResult(op.key, error=Transient(reason="adopting a retried create",
                                                        maybe_applied=True))

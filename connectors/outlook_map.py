@@ -17,9 +17,11 @@ Time (failure modes 17 and 18):
 * all-day events are midnight-to-midnight dates with an exclusive end, read as dates
   straight from the ``dateTime`` text, never through any zone.
 
-Guests follow the account: with ``invite_guests`` they are real attendees (Graph e-mails
-every attendee it is given, there is no switch); otherwise they are *described* in a
-trailing ``Guests:`` paragraph of the body that the reader strips again.
+Guests follow docs/guest-mail.md: only guests holding an invitation are real attendees
+(Graph e-mails every attendee it is given, there is no switch); the others, and every
+guest of an account that invites nobody, are *described* in a trailing ``Guests:``
+paragraph of the body that the reader strips again. A meeting someone else organises
+never has its people written.
 """
 
 from __future__ import annotations
@@ -122,8 +124,13 @@ def when_payload(when: When) -> dict[str, Any]:
 
 
 def event_payload(projection: Projection, fields: Iterable[str], *,
-                  describe_guests: bool) -> dict[str, Any]:
-    """The Graph properties for the named projection fields (an allowlist)."""
+                  invited: frozenset[str] | None, theirs: bool = False) -> dict[str, Any]:
+    """The Graph properties for the named projection fields (an allowlist).
+
+    ``invited`` guests are written as attendees and the others described in the body;
+    None when the account invites nobody (``attendees`` is then never written). With
+    ``theirs`` (someone else's meeting) neither attendees nor a guests paragraph are.
+    """
     names = frozenset(fields)
     out: dict[str, Any] = {}
     if "title" in names:
@@ -134,27 +141,28 @@ def event_payload(projection: Projection, fields: Iterable[str], *,
         out["showAs"] = "busy" if projection.busy else "free"
     if "location" in names:
         out["location"] = {"displayName": projection.location}
-    body_fields = {"description", "guests"} if describe_guests else {"description"}
+    body_fields = {"description"} if theirs else {"description", "guests"}
     if names & body_fields:
-        out["body"] = {"contentType": "text",
-                       "content": body_text(projection, describe_guests=describe_guests)}
-    if "guests" in names and not describe_guests:
+        content = (projection.description if theirs
+                   else body_text(projection, invited=invited or frozenset()))
+        out["body"] = {"contentType": "text", "content": content}
+    if "guests" in names and invited is not None and not theirs:
         out["attendees"] = [
             {"emailAddress": {"address": email, "name": projection.guest_names.get(email, email)},
              "type": "required"}
-            for email in sorted(projection.guests)
+            for email in sorted(projection.guests & invited)
         ]
     return out
 
 
 def create_payload(projection: Projection, marker: str, generation: int, *,
-                   describe_guests: bool) -> dict[str, Any]:
+                   invited: frozenset[str] | None) -> dict[str, Any]:
     """A complete new event: every field, the marker, the generation, the transactionId.
 
     Deterministic for the same arguments, so a retried create is byte-identical and the
     server recognises the repeat.
     """
-    payload = event_payload(projection, FIELDS, describe_guests=describe_guests)
+    payload = event_payload(projection, FIELDS, invited=invited)
     payload["transactionId"] = transaction_id(marker, generation)
     payload["singleValueExtendedProperties"] = [
         {"id": MARKER_PROP, "value": marker},
@@ -164,7 +172,8 @@ def create_payload(projection: Projection, marker: str, generation: int, *,
 
 
 def update_payload(projection: Projection, fields: Iterable[str], marker: str, *,
-                   describe_guests: bool, current: Mapping[str, Any] | None = None,
+                   invited: frozenset[str] | None, theirs: bool = False,
+                   current: Mapping[str, Any] | None = None,
                    mailbox: str = "") -> dict[str, Any]:
     """A PATCH body: the named fields and the marker, nothing else.
 
@@ -172,9 +181,10 @@ def update_payload(projection: Projection, fields: Iterable[str], marker: str, *
     guests change keeps every attendee it does not add or remove as it is (see
     :func:`merge_attendees`), and leaves ``attendees`` out when the guests are the same.
     """
-    payload = event_payload(projection, fields, describe_guests=describe_guests)
+    payload = event_payload(projection, fields, invited=invited, theirs=theirs)
     if "attendees" in payload and current is not None:
-        merged = merge_attendees(projection, current, mailbox)
+        attending = projection.guests & (invited or frozenset())
+        merged = merge_attendees(projection.replace({"guests": attending}), current, mailbox)
         if merged is None:
             del payload["attendees"]
         else:
@@ -373,11 +383,12 @@ def read_event(data: Mapping[str, Any], *, fallback_tz: str, mailbox: str,
         when = read_when(data, fallback_tz)
     except _Unreadable as exc:
         return RemoteEvent(event_id, etag, marker, problem=str(exc))
-    description = _description(data)
-    if describe_guests:
-        description, guests, names = split_guests(description)
-    else:
-        guests, names = _attendees(data, mailbox)
+    # Guests without an invitation are described; with invite_guests, those holding one
+    # are the attendees.
+    description, guests, names = split_guests(_description(data))
+    if not describe_guests:
+        attendees, attendee_names = _attendees(data, mailbox)
+        guests, names = guests | attendees, {**names, **attendee_names}
     location = data.get("location")
     projection = Projection(
         title=untrusted_text(str(data.get("subject") or ""), single_line=True),
@@ -391,7 +402,18 @@ def read_event(data: Mapping[str, Any], *, fallback_tz: str, mailbox: str,
     )
     ical_uid = data.get("iCalUId")
     return RemoteEvent(event_id, etag, marker, projection, updated=_updated(data),
-                       ical_uid=str(ical_uid) if ical_uid else None)
+                       ical_uid=str(ical_uid) if ical_uid else None,
+                       organizer=foreign_organizer(data, mailbox))
+
+
+def foreign_organizer(data: Mapping[str, Any], mailbox: str) -> str | None:
+    """The organizer's address when it is not the mailbox (an invitation received)."""
+    if data.get("isOrganizer") is True:
+        return None
+    address = _get(data, "organizer", "emailAddress")
+    email = normalize_email(str(address.get("address") or "")) if isinstance(
+        address, Mapping) else ""
+    return email if email and email != normalize_email(mailbox) else None
 
 
 def generation_of(data: Mapping[str, Any]) -> int | None:

@@ -54,8 +54,10 @@ def rich() -> Projection:
 
 
 def create(connector: CalendarConnector, projection: Projection, marker: str = "m0000001",
-           generation: int = 0) -> RemoteEvent:
-    [result] = connector.write([CreateOp("k", marker, generation, projection)])
+           generation: int = 0, invited: frozenset[str] = frozenset()) -> RemoteEvent:
+    """Create ``projection``; ``invited`` guests as real attendees (the others described)."""
+    [result] = connector.write([CreateOp("k", marker, generation, projection,
+                                         notify=bool(invited), invited=invited)])
     assert result.error is None, result.error
     assert result.event is not None
     return result.event

@@ -44,11 +44,16 @@ CrmWrite = UpdateActivity | CreateActivity | DeleteActivity
 
 @dataclass(frozen=True)
 class CreateEvent:
+    """Create the event; ``invited`` guests become real attendees, ``recipients`` is how
+    many e-mails the write sends (0 unless ``notify``; docs/guest-mail.md)."""
+
     marker: str
     generation: int
     projection: Projection
     notify: bool
     retry: bool = False
+    invited: frozenset[str] = frozenset()
+    recipients: int = 0
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,9 @@ class UpdateEvent:
     fields: frozenset[str]
     marker: str | None
     notify: bool
+    invited: frozenset[str] = frozenset()
+    recipients: int = 0
+    theirs: bool = False  # someone else organises the meeting: people are never written
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,7 @@ class DeleteEvent:
     event_id: str
     etag: str | None
     notify: bool
+    recipients: int = 0
 
 
 CalWrite = CreateEvent | UpdateEvent | DeleteEvent
@@ -114,6 +123,9 @@ class PairPlan:
     skip: str | None = None  # why nothing is done (counted in the report)
     quarantine: str | None = None  # why the item is set aside
     item_version: str | None = None  # etag of a quarantined event
+    # guests holding an invitation to the event once the writes are done (None: unknown)
+    invited: frozenset[str] | None = None
+    organizer: str | None = None  # someone else organises the meeting (an invitation)
     notes: tuple[str, ...] = field(default=())
 
     @property

@@ -34,9 +34,11 @@ def count_deletions(plans: Sequence[PairPlan]) -> int:
     )
 
 
-def count_notifications(plans: Sequence[PairPlan]) -> int:
+def count_guest_emails(plans: Sequence[PairPlan]) -> int:
+    """E-mails the plans send: one per recipient of every notifying write (an event with
+    10,000 attendees counts 10,000)."""
     return sum(
-        1 for p in plans
+        p.cal_write.recipients for p in plans
         if isinstance(p.cal_write, CreateEvent | UpdateEvent | DeleteEvent) and p.cal_write.notify
     )
 
@@ -47,13 +49,16 @@ def check_plan(
     link_count: int,
     full_listing_empty: bool,
     force_delete: bool = False,
-    guest_budget: int | None = None,
+    guest_cap: int | None = None,
     scope_changed: bool = False,
 ) -> Refusal | None:
     """The first guard the plan trips, or None when it may run.
 
     ``force_delete`` is the operator's override after looking into a refusal; it passes
-    the deletion and scope guards, never the invitation breaker.
+    the deletion and scope guards, never the invitation breaker. ``guest_cap`` is the
+    account's hourly cap on guest e-mails: a cycle that plans more than a whole hour's
+    worth is a storm and pauses the account (within the cap, the runner makes a pair
+    that would pass what is left of the hour wait instead).
     """
     if scope_changed and link_count > 0 and not force_delete:
         # Another calendar or another identity behind the same account name: its
@@ -72,12 +77,11 @@ def check_plan(
             "mass-deletion",
             f"{deletions} deletions planned, more than the {allowance} allowed per cycle",
         )
-    if guest_budget is not None:
-        notifications = count_notifications(plans)
-        if notifications > guest_budget:
+    if guest_cap is not None:
+        emails = count_guest_emails(plans)
+        if emails > guest_cap:
             return Refusal(
                 "guest-updates",
-                f"{notifications} guest-visible changes planned, over the hourly cap "
-                f"({guest_budget} left)",
+                f"{emails} guest e-mails planned, over the hourly cap of {guest_cap}",
             )
     return None

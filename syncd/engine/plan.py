@@ -12,7 +12,10 @@ cases. The rules, per pair:
   instead, because an acknowledged CRM edit must not vanish;
 * absence from a listing is never a deletion; an event that left the window is untracked;
 * events syncd did not create are imported only with ``import_events``, never recurring
-  series, and never outside the window.
+  series, and never outside the window;
+* who each calendar write e-mails, and which guests hold an invitation afterwards, is
+  decided by :mod:`syncd.engine.guestmail` (docs/guest-mail.md); a meeting someone else
+  organises never has its guests written.
 """
 
 from __future__ import annotations
@@ -33,6 +36,14 @@ from syncd.engine.actions import (
     UpdateActivity,
     UpdateEvent,
 )
+from syncd.engine.guestmail import (
+    DELETE,
+    MATERIAL,
+    GuestRules,
+    Mail,
+    delete_mail,
+    write_mail,
+)
 from syncd.engine.merge import merge
 from syncd.model import (
     FIELDS,
@@ -47,9 +58,6 @@ from syncd.model import (
     projection_version,
 )
 
-#: Fields whose change is worth an e-mail to guests when the account invites them.
-MATERIAL = frozenset({"title", "when", "location", "guests", "description"})
-
 
 @dataclass(frozen=True)
 class Link:
@@ -57,7 +65,9 @@ class Link:
 
     ``crm_base``/``cal_base`` are each side's projection when the pair was last in step;
     None only for a link being rebuilt. ``pending`` marks a create whose outcome is not
-    known yet (the intent was committed before the request).
+    known yet (the intent was committed before the request). ``invited`` are the guests
+    holding an invitation to the event (None: not recorded, from before syncd tracked
+    it); ``organizer`` is set when someone else organises the meeting.
     """
 
     activity_id: int
@@ -68,6 +78,8 @@ class Link:
     cal_base: Projection | None
     generation: int = 0
     pending: bool = False
+    invited: frozenset[str] | None = None
+    organizer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +97,8 @@ class AccountPolicy:
     carried: frozenset[str] = frozenset(FIELDS)
     window: Window | None = None
     backfill: bool = False  # the first cycle of an account: existing activities, no e-mails
+    now: datetime | None = None  # what "past" means for guest mail (None: nothing is past)
+    silent_writes: bool = True  # the provider can write to invited attendees without mail
 
 
 @dataclass(frozen=True)
@@ -99,6 +113,7 @@ class PlanInput:
     window_entries: frozenset[int] = frozenset()  # activities that just entered the window
     # iCalendar UIDs of meetings another account already holds (failure mode 20)
     meetings_elsewhere: frozenset[str] = frozenset()
+    moved_in: frozenset[int] = frozenset()  # activities just handed to this owner
 
 
 def cal_key(event_id: str) -> str:
@@ -163,11 +178,35 @@ def _crm_projection(item: Activity | Tombstone | None, policy: AccountPolicy) ->
     return project_activity(item, policy.done_style)
 
 
-def _notify(policy: AccountPolicy, projection: Projection | None, fields: frozenset[str]) -> bool:
-    return bool(
-        policy.invite_guests and not policy.backfill and projection is not None
-        and projection.guests and fields & MATERIAL
-    )
+def _rules(policy: AccountPolicy) -> GuestRules:
+    return GuestRules(invite=policy.invite_guests, now=policy.now,
+                      silent_writes=policy.silent_writes,
+                      done_prefix=policy.done_style == "prefix")
+
+
+def _invited(policy: AccountPolicy, link: Link | None, cal_now: Projection | None
+             ) -> frozenset[str]:
+    """Who holds an invitation to the event now.
+
+    Guests added in the calendar app count as invited by that app, and guests removed
+    there hold none any more. A link from before syncd recorded invitations counts every
+    attendee as invited: that never sends anyone a cancellation they were not due.
+    """
+    if not policy.invite_guests or cal_now is None:
+        return frozenset()
+    if link is None or link.invited is None:
+        return cal_now.guests
+    known = link.cal_base.guests if link.cal_base is not None else frozenset()
+    return (link.invited | (cal_now.guests - known)) & cal_now.guests
+
+
+def _kept_conflict(mail: Mail) -> tuple[Conflict, ...]:
+    """What a withheld delete leaves behind, said where a person will look."""
+    if DELETE not in mail.withheld:
+        return ()
+    return (Conflict("event", None, f"kept in the calendar: deleting it would e-mail "
+                     f"{len(mail.invited)} invited guest(s) a cancellation", "calendar",
+                     "guest_mail"),)
 
 
 def _plan_foreign(event: RemoteEvent, data: PlanInput) -> PairPlan:
@@ -185,16 +224,20 @@ def _plan_foreign(event: RemoteEvent, data: PlanInput) -> PairPlan:
         # Another owner's copy of a meeting already in the CRM: one activity, not two.
         return PairPlan(None, event.event_id, skip="meeting_elsewhere")
     changes = activity_changes(event.projection, FIELDS, policy.owner_tz, policy.done_style)
+    theirs = event.organizer is not None
+    invited = frozenset() if theirs else _invited(policy, None, event.projection)
     return PairPlan(
         None,
         event.event_id,
         crm_write=CreateActivity(policy.owner_id, policy.import_type, changes, event.ical_uid),
         # Writing our marker adopts the event, so later CRM edits may update it.
         cal_write=UpdateEvent(event.event_id, event.etag, event.projection, frozenset(), None,
-                              notify=False),
+                              notify=False, invited=invited, theirs=theirs),
         link="save",
         cal_now=event.projection,
         etag_now=event.etag,
+        invited=invited,
+        organizer=event.organizer,
     )
 
 
@@ -237,24 +280,41 @@ def _plan_pair(
     cal_now = event.projection if event is not None and not event.deleted else link.cal_base
     cal_gone = event is not None and event.deleted
     etag_now = event.etag if event is not None else link.etag
+    organizer = event.organizer if event is not None and not event.deleted else link.organizer
+    theirs = organizer is not None
+    rules = _rules(policy)
+    invited = frozenset() if theirs else _invited(policy, link, cal_now)
     base = PairPlan(activity_id, link.event_id, crm_now=crm_now, cal_now=cal_now,
-                    etag_now=etag_now, generation=link.generation, marker=marker)
+                    etag_now=etag_now, generation=link.generation, marker=marker,
+                    invited=invited, organizer=organizer)
 
     if crm_gone and cal_gone:
         return _with(base, link="drop")
     if crm_gone:
         assert link.event_id is not None
         lost = _calendar_edits_lost(cal_now, link.cal_base)
-        notify = bool(policy.invite_guests and cal_now is not None and cal_now.guests)
-        return _with(base, cal_write=DeleteEvent(link.event_id, etag_now, notify), link="drop",
-                     conflicts=lost)
+        # Handing the activity to another owner is bookkeeping: the guests keep the
+        # invitation they hold, and the new owner's calendar gets the meeting silently.
+        moved = isinstance(item, Activity) and not item.deleted and (
+            item.owner_id != policy.owner_id)
+        mail = delete_mail(rules, invited=invited, last=cal_now, bookkeeping=moved,
+                           theirs=theirs)
+        if DELETE in mail.withheld:
+            return _with(base, link="drop", conflicts=lost + _kept_conflict(mail))
+        return _with(base, cal_write=DeleteEvent(link.event_id, etag_now, mail.notify,
+                                                 mail.recipients),
+                     link="drop", conflicts=lost)
     if cal_gone:
         assert crm_now is not None
         crm_edited = link.crm_base is None or crm_now != link.crm_base
         if policy.on_calendar_delete == "recreate" or crm_edited:
-            notify = _notify(policy, crm_now, MATERIAL)
-            return _with(base, cal_write=CreateEvent(marker, link.generation + 1, crm_now, notify),
-                         link="save", generation=link.generation + 1, event_id=None)
+            # A new event: nobody holds an invitation to it, and re-creating is ours.
+            mail = write_mail(rules, invited=frozenset(), before=None, after=crm_now,
+                              fields=MATERIAL, bookkeeping=True, theirs=theirs)
+            return _with(base, cal_write=CreateEvent(marker, link.generation + 1, crm_now,
+                                                     mail.notify, invited=mail.invited),
+                         link="save", generation=link.generation + 1, event_id=None,
+                         invited=mail.invited, organizer=None)
         if policy.on_calendar_delete == "delete_activity":
             return _with(base, crm_write=DeleteActivity(activity_id), link="drop")
         # unlink: remember the pair without an event, so a later edit does not re-create it
@@ -271,24 +331,31 @@ def _plan_pair(
         changes = activity_changes(result.merged, result.to_crm, policy.owner_tz,
                                    policy.done_style)
         crm_write = UpdateActivity(activity_id, changes, result.to_crm)
-    cal_write = None
-    if result.to_calendar:
+    cal_write: UpdateEvent | None = None
+    # Someone else's meeting: guest edits stay in the CRM (docs/guest-mail.md).
+    to_calendar = result.to_calendar - {"guests"} if theirs else result.to_calendar
+    mail = write_mail(rules, invited=invited, before=cal_now, after=result.merged,
+                      fields=to_calendar, bookkeeping=policy.backfill, theirs=theirs)
+    fields = to_calendar - mail.withheld
+    if fields and mail.invited != invited:
+        fields |= {"guests"}  # who is an attendee and who is only described changes
+    if fields:
         assert link.event_id is not None
-        notify = _notify(policy, result.merged, result.to_calendar) or (
-            "guests" in result.to_calendar and policy.invite_guests and not policy.backfill
-        )
-        cal_write = UpdateEvent(link.event_id, etag_now, result.merged, result.to_calendar,
-                                marker, notify)
+        cal_write = UpdateEvent(link.event_id, etag_now, result.merged, fields, marker,
+                                mail.notify, mail.invited, mail.recipients, theirs)
     elif event is not None and event.marker != link.sync_uid and event.etag != link.etag:
         # Our marker is missing (an import whose adoption failed, or an app that dropped
         # it): write it back. Never for the echo of our own write, whose etag we stored,
         # so a server that strips unknown properties cannot start a write loop.
         assert link.event_id is not None
-        cal_write = UpdateEvent(link.event_id, etag_now, cal_now, frozenset(), marker, False)
-    moved = crm_now != link.crm_base or cal_now != link.cal_base or etag_now != link.etag
+        cal_write = UpdateEvent(link.event_id, etag_now, cal_now, frozenset(), marker, False,
+                                invited, theirs=theirs)
+    moved = (crm_now != link.crm_base or cal_now != link.cal_base or etag_now != link.etag
+             or mail.invited != (link.invited or frozenset()) or organizer != link.organizer)
     return _with(base, crm_write=crm_write, cal_write=cal_write,
                  link="save" if (crm_write or cal_write or moved) else "keep",
-                 conflicts=result.conflicts)
+                 conflicts=result.conflicts,
+                 invited=mail.invited if cal_write is not None else invited)
 
 
 def _plan_unlinked(
@@ -318,6 +385,8 @@ def _plan_unlinked(
         if crm_gone or crm_now is None:
             return _with(base, cal_write=DeleteEvent(event.event_id, event.etag, False),
                          link="drop")
+        theirs = event.organizer is not None
+        invited = frozenset() if theirs else _invited(policy, link, event.projection)
         # A create that reached the server: what we sent is the CRM base and what the
         # server holds is the calendar base, so only later CRM edits flow.
         intended = link.crm_base if link is not None and link.pending else None
@@ -329,11 +398,18 @@ def _plan_unlinked(
             changes = activity_changes(result.merged, result.to_crm, policy.owner_tz,
                                        policy.done_style)
             crm_write = UpdateActivity(activity_id, changes, result.to_crm)
-        if result.to_calendar:
+        to_calendar = result.to_calendar - {"guests"} if theirs else result.to_calendar
+        # Adopting what a lost answer or a lost database left behind is ours: silent.
+        mail = write_mail(_rules(policy), invited=invited, before=event.projection,
+                          after=result.merged, fields=to_calendar, bookkeeping=True,
+                          theirs=theirs)
+        if to_calendar - mail.withheld:
             cal_write = UpdateEvent(event.event_id, event.etag, result.merged,
-                                    result.to_calendar, marker, notify=False)
+                                    to_calendar - mail.withheld, marker, notify=False,
+                                    invited=mail.invited, theirs=theirs)
         return _with(base, crm_write=crm_write, cal_write=cal_write, link="save",
-                     conflicts=result.conflicts)
+                     conflicts=result.conflicts, invited=mail.invited,
+                     organizer=event.organizer)
     if crm_gone or crm_now is None:
         return PairPlan(activity_id, None, link="drop") if link is not None else None
     if link is None and not in_window(crm_now.when, policy.window):
@@ -341,13 +417,19 @@ def _plan_unlinked(
     key = crm_key(activity_id)
     if key in data.quarantined and data.quarantined[key] == projection_version(crm_now):
         return PairPlan(activity_id, None, skip="quarantined")
-    backfill_item = activity_id in data.window_entries
-    notify = not backfill_item and _notify(policy, crm_now, MATERIAL)
+    # The first sync, an activity time carried into the window and one handed over by
+    # another owner are not news to anyone: created without e-mail.
+    bookkeeping = (policy.backfill or activity_id in data.window_entries
+                   or activity_id in data.moved_in)
+    mail = write_mail(_rules(policy), invited=frozenset(), before=None, after=crm_now,
+                      fields=MATERIAL, bookkeeping=bookkeeping)
     generation = link.generation if link is not None else 0
     return PairPlan(
         activity_id, None,
-        cal_write=CreateEvent(marker, generation, crm_now, notify, retry=link is not None),
+        cal_write=CreateEvent(marker, generation, crm_now, mail.notify, retry=link is not None,
+                              invited=mail.invited, recipients=mail.recipients),
         link="save", crm_now=crm_now, generation=generation, marker=marker,
+        invited=mail.invited,
     )
 
 

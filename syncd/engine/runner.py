@@ -47,7 +47,7 @@ from syncd.engine.actions import (
     UpdateActivity,
     UpdateEvent,
 )
-from syncd.engine.guards import check_plan, count_notifications
+from syncd.engine.guards import check_plan, count_guest_emails
 from syncd.engine.plan import AccountPolicy, Link, PlanInput, cal_key, crm_key, plan_account
 from syncd.engine.source import ActivitySource
 from syncd.errors import (
@@ -169,6 +169,9 @@ class AccountCycle:
         self.failing: set[str] = set()  # items with a failure on record
         self.retried: list[str] = []  # items an admin released, tried again this cycle
         self.token: int | None = None
+        self.handed_over: set[int] = set()  # activities another owner handed to this one
+        # guest e-mails this cycle may still send (None: the account invites nobody)
+        self.guest_left: int | None = None
 
     # --- entry point --------------------------------------------------------------------
 
@@ -246,9 +249,12 @@ class AccountCycle:
             carried=self.connector.capabilities.fields,
             window=window,
             backfill=not acct.initial_done,
+            now=self.now,
+            silent_writes=self.connector.capabilities.silent_writes,
         )
         self.failing = self.state.failing_keys(self.cfg.name)
         budget = self._guest_budget(acct.guest_window_start, acct.guest_window_count)
+        self.guest_left = budget
 
         # A first sync takes the CRM feed a slice at a time, each slice planned, written
         # and its cursor committed before the next is read: memory stays bounded by the
@@ -317,7 +323,8 @@ class AccountCycle:
 
         plan_input = PlanInput(policy, links, crm, events,
                                self.state.quarantined(self.cfg.name), frozenset(entries),
-                               self._meetings_elsewhere(events, links))
+                               self._meetings_elsewhere(events, links),
+                               frozenset(self.handed_over))
         plans = plan_account(plan_input)
         if self.keep_plans:
             self.report.plans.extend(plans)
@@ -329,7 +336,8 @@ class AccountCycle:
         refusal = check_plan(
             plans, link_count=self.state.link_count(self.cfg.name, settled=True),
             full_listing_empty=changes.full and not changes.events,
-            force_delete=self.force_delete, guest_budget=budget,
+            force_delete=self.force_delete,
+            guest_cap=self.cfg.max_guest_updates_per_hour if budget is not None else None,
             scope_changed=acct.fingerprint not in (None, self.cfg.fingerprint()),
         )
         if refusal is not None:
@@ -345,7 +353,7 @@ class AccountCycle:
         if self.dry_run:
             self._count_plans(plans)
             return "ok"
-        self._execute(plans, policy, budget)
+        self._execute(plans, policy)
         return "failed" if self.failed else "ok"
 
     # --- reading ------------------------------------------------------------------------
@@ -360,6 +368,7 @@ class AccountCycle:
             page = self.source.changes_after(cursor, owner_id=owner_id, limit=page_size)
             for item in page.items:
                 items[item.id] = item
+            self.handed_over.update(page.handed_over)
             cursor = page.last_seq
             if not page.more or (limit is not None and len(items) >= limit):
                 return items, cursor, page.more
@@ -504,7 +513,7 @@ class AccountCycle:
         return max(0, self.cfg.max_guest_updates_per_hour - count)
 
     def _record_guest_writes(self, start: datetime | None, count: int) -> None:
-        sent = self.report.counts.get("notifying_writes", 0)
+        sent = self.report.counts.get("guest_emails", 0)
         if not sent:
             return
         if start is None or self.now - start >= timedelta(hours=1):
@@ -526,10 +535,9 @@ class AccountCycle:
                     self.report.counts[_write_name(write)] += 1
             self.report.counts["conflicts"] += len(plan.conflicts)
 
-    def _execute(self, plans: Sequence[PairPlan], policy: AccountPolicy,
-                 guest_budget: int | None = None) -> None:
+    def _execute(self, plans: Sequence[PairPlan], policy: AccountPolicy) -> None:
         """Run the plans; pairs that met a stale etag are read and planned again, twice at
-        most. ``guest_budget`` is what the invitation breaker allowed this cycle."""
+        most."""
         for round_ in range(REPLAN_ROUNDS + 1):
             stale = self._execute_round(plans, policy)
             if not stale:
@@ -553,17 +561,6 @@ class AccountCycle:
             plans = plan_account(PlanInput(policy, subset, crm, fresh,
                                            self.state.quarantined(self.cfg.name)))
             self.report.counts["replanned"] += len(plans)
-            if guest_budget is not None:
-                left = guest_budget - self.report.counts["notifying_writes"]
-                if count_notifications(plans) > max(0, left):
-                    # A merge after a 412 can turn a silent write into one that e-mails
-                    # guests: over the hour's cap it waits for the next cycle, whose
-                    # guard pauses the account if the cap still holds.
-                    log.warning("account %s: %d replanned pair(s) held back by the guest "
-                                "update cap", self.cfg.name, len(plans))
-                    self.report.counts["held_by_guest_cap"] += len(plans)
-                    self.failed = True
-                    return
 
     def _execute_round(self, plans: Sequence[PairPlan], policy: AccountPolicy
                        ) -> list[PairPlan]:
@@ -576,6 +573,8 @@ class AccountCycle:
     def _run_plans(self, plans: Sequence[PairPlan], policy: AccountPolicy) -> list[PairPlan]:
         outgoing: list[Outgoing] = []
         for plan in plans:
+            if self._held_by_guest_cap(plan):
+                continue
             plan = self._claim_import(plan)
             if plan.skip:
                 self.report.counts[f"skipped_{plan.skip}"] += 1
@@ -633,6 +632,23 @@ class AccountCycle:
         self.report.counts["deadline_reached"] = 1
         return True
 
+    def _held_by_guest_cap(self, plan: PairPlan) -> bool:
+        """A pair whose write would send more guest e-mails than the hour has left waits
+        for a later cycle (its cursor stays, so it is planned again); the others go on.
+        This also covers a merge after a 412 that turned a silent write into a loud one.
+        """
+        emails = count_guest_emails([plan])
+        if self.guest_left is None or not emails:
+            return False
+        if emails > self.guest_left:
+            log.warning("account %s: a write to %d guest(s) waits for the hourly cap",
+                        self.cfg.name, emails)
+            self.report.counts["held_by_guest_cap"] += 1
+            self.failed = True
+            return True
+        self.guest_left -= emails
+        return False
+
     def _crm_write(self, plan: PairPlan, policy: AccountPolicy
                    ) -> tuple[PairPlan, Activity | None]:
         write = plan.crm_write
@@ -656,7 +672,9 @@ class AccountCycle:
             plan = replace(plan, activity_id=activity.id, marker=uid)
             crm_now = project_activity(activity, policy.done_style)
             self.state.save_link(self.cfg.name, Link(activity.id, uid, plan.event_id,
-                                                     None, crm_now, plan.cal_now))
+                                                     None, crm_now, plan.cal_now,
+                                                     invited=plan.invited,
+                                                     organizer=plan.organizer))
             return replace(plan, crm_now=crm_now), activity
         return plan, None
 
@@ -665,11 +683,11 @@ class AccountCycle:
         write = plan.cal_write
         if isinstance(write, CreateEvent):
             return CreateOp(key, write.marker, write.generation, write.projection, write.notify,
-                            write.retry)
+                            write.retry, write.invited)
         if isinstance(write, UpdateEvent):
             marker = write.marker or plan.marker or ""
             return UpdateOp(key, write.event_id, write.etag, write.projection, write.fields,
-                            marker, write.notify)
+                            marker, write.notify, write.invited, write.theirs)
         assert isinstance(write, DeleteEvent)
         return DeleteOp(key, write.event_id, write.etag, write.notify)
 
@@ -677,7 +695,7 @@ class AccountCycle:
         """Record every create before its request leaves (the outbox of failure mode 1)."""
         intents = [
             Link(plan.activity_id, op.marker, None, None, op.projection, None, op.generation,
-                 pending=True)
+                 pending=True, invited=op.invited)
             for plan, op, _ in outgoing
             if isinstance(op, CreateOp) and plan.activity_id is not None
         ]
@@ -691,6 +709,7 @@ class AccountCycle:
         error = result.error
         if op.notify and error is None:
             self.report.counts["notifying_writes"] += 1
+            self.report.counts["guest_emails"] += count_guest_emails([plan])
         if error is None:
             self._finish(plan, crm_after, result.event)
             return False
@@ -744,7 +763,8 @@ class AccountCycle:
                 plan.activity_id, plan.marker or (crm_after.sync_uid if crm_after else ""),
                 event.event_id if event is not None else plan.event_id,
                 event.etag if event is not None else plan.etag_now,
-                crm_base, cal_base, plan.generation, pending=False))
+                crm_base, cal_base, plan.generation, pending=False, invited=plan.invited,
+                organizer=plan.organizer))
         if (isinstance(plan.cal_write, CreateEvent) and event is not None and event.ical_uid
                 and plan.activity_id is not None):
             # Our event's meeting: attendees' copies of it are never imported elsewhere.

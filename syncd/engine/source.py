@@ -25,6 +25,9 @@ class ChangePageLike(Protocol):
     @property
     def more(self) -> bool: ...
 
+    @property
+    def handed_over(self) -> frozenset[int]: ...
+
 
 class UserLike(Protocol):
     @property

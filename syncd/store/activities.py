@@ -613,7 +613,8 @@ class ActivityStore(CrmDirectory):
         items: list[Activity | Tombstone] = [
             views.get(i) or Tombstone(id=i, sync_uid=page.sync_uids[i]) for i in page.latest
         ]
-        return ChangePage(items=items, last_seq=page.last_seq, more=page.more)
+        return ChangePage(items=items, last_seq=page.last_seq, more=page.more,
+                          handed_over=page.handed_over)
 
     def last_change_seq(self) -> int:
         """The highest change number so far (0 when nothing has changed yet)."""

@@ -76,11 +76,13 @@ class RawPage:
     sync_uids: dict[int, str]
     last_seq: int
     more: bool
+    handed_over: frozenset[int] = frozenset()  # reassigned to the reader's owner
 
 
 def read_page(session: Session, after: int, owner_id: int | None, limit: int) -> RawPage:
     """Read up to ``limit`` change rows with ``seq > after`` (one more, to know ``more``)."""
-    query = select(ActivityChange.seq, ActivityChange.activity_id, ActivityChange.sync_uid)
+    query = select(ActivityChange.seq, ActivityChange.activity_id, ActivityChange.sync_uid,
+                   ActivityChange.owner_id, ActivityChange.previous_owner_id)
     query = query.where(ActivityChange.seq > after)
     if owner_id is not None:
         # Both owners of a reassigned activity see it: the new one gains it and the old
@@ -92,8 +94,11 @@ def read_page(session: Session, after: int, owner_id: int | None, limit: int) ->
     rows = fetched[:limit]
     latest: dict[int, int] = {}
     uids: dict[int, str] = {}
-    for seq, activity_id, sync_uid in rows:
+    handed: set[int] = set()
+    for seq, activity_id, sync_uid, owner, previous in rows:
         latest.pop(activity_id, None)  # re-insert so dict order follows the latest seq
         latest[activity_id] = seq
         uids[activity_id] = sync_uid
-    return RawPage(latest, uids, rows[-1][0] if rows else after, more)
+        if previous is not None and previous != owner and owner == owner_id:
+            handed.add(activity_id)
+    return RawPage(latest, uids, rows[-1][0] if rows else after, more, frozenset(handed))

@@ -150,8 +150,11 @@ class ChangePage:
         last_seq: the highest seq this page covers; pass it as ``after`` for the next page
             (equal to ``after`` when nothing changed).
         more: whether further change rows exist after ``last_seq``.
+        handed_over: activities this page hands to the owner read (an owner change to
+            them), which syncd moves without e-mailing anyone (docs/guest-mail.md).
     """
 
     items: list[Activity | Tombstone]
     last_seq: int
     more: bool
+    handed_over: frozenset[int] = frozenset()

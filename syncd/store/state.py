@@ -90,7 +90,8 @@ def _base(data: Mapping[str, Any] | None) -> Projection | None:
 
 def _link(row: SyncLink) -> Link:
     return Link(row.activity_id, row.sync_uid, row.event_id, row.etag, _base(row.crm_base),
-                _base(row.cal_base), row.generation, row.pending)
+                _base(row.cal_base), row.generation, row.pending,
+                frozenset(row.invited) if row.invited is not None else None, row.organizer)
 
 
 _IN_SLICE = 500  # values per IN (...) list
@@ -330,6 +331,8 @@ class StateStore:
                 row.pending = link.pending
                 row.crm_base = link.crm_base.to_json() if link.crm_base else None
                 row.cal_base = link.cal_base.to_json() if link.cal_base else None
+                row.invited = sorted(link.invited) if link.invited is not None else None
+                row.organizer = link.organizer
                 row.updated_at = now
             drop_ids = list(drops)
             if drop_ids:

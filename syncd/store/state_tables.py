@@ -78,6 +78,10 @@ class SyncLink(Base):
     pending: Mapped[bool] = mapped_column(Boolean, default=False)
     crm_base: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     cal_base: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # the guests holding an invitation to the event (docs/guest-mail.md); NULL: unknown
+    invited: Mapped[list[str] | None] = mapped_column(JSON)
+    # set when someone else organises the meeting: its people are never written
+    organizer: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -29,8 +29,7 @@ class DavUser:
 
     def create(self, projection: Projection) -> str:
         uid = uuid.uuid4().hex
-        body = build_calendar(projection, uid=uid, marker="-", organizer="me@example.com",
-                              invite=False)
+        body = build_calendar(projection, uid=uid, marker="-", organizer="me@example.com")
         cal = icalendar.Calendar.from_ical(body)
         for vevent in cal.walk("VEVENT"):
             vevent.pop("X-SYNCD-ID")

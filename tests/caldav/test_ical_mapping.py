@@ -21,8 +21,7 @@ hostile = st.text(alphabet=st.sampled_from([*"ab ;,:\\\"\r\n\t<>&é🍣", "\x00"
 
 
 def round_trip(projection: Projection, tz: str = "UTC") -> Projection:
-    body = build_calendar(projection, uid="u@syncd", marker="m", organizer="o@example.com",
-                          invite=False)
+    body = build_calendar(projection, uid="u@syncd", marker="m", organizer="o@example.com")
     event = read_event("/c/u.ics", '"e"', body, default_tz=tz, owner="o@example.com")
     assert event.problem is None, event.problem
     assert event.projection is not None
@@ -51,8 +50,7 @@ def test_hostile_text_cannot_inject_properties_or_components(title: str, descrip
                                                              location: str) -> None:
     when = When(datetime(2026, 12, 3, 9, tzinfo=UTC), datetime(2026, 12, 3, 10, tzinfo=UTC))
     projection = Projection(title, when, description=description, location=location)
-    body = build_calendar(projection, uid="u@syncd", marker="m", organizer="o@example.com",
-                          invite=False)
+    body = build_calendar(projection, uid="u@syncd", marker="m", organizer="o@example.com")
     cal = icalendar.Calendar.from_ical(body)
     [vevent] = cal.walk("VEVENT")
     assert not vevent.subcomponents and "ATTENDEE" not in vevent
@@ -63,17 +61,15 @@ def test_hostile_text_cannot_inject_properties_or_components(title: str, descrip
 def test_update_touches_only_named_fields_and_bumps_sequence_for_time_only() -> None:
     when = When(datetime(2026, 12, 3, 9, tzinfo=UTC), datetime(2026, 12, 3, 10, tzinfo=UTC))
     original = Projection("Call", when, location="Room 1")
-    body = build_calendar(original, uid="u@syncd", marker="m", organizer="o@example.com",
-                          invite=False)
+    body = build_calendar(original, uid="u@syncd", marker="m", organizer="o@example.com")
     renamed = update_calendar(body, original.replace({"title": "Call 2", "location": "X"}),
-                              frozenset({"title"}), marker="m", organizer="o@example.com",
-                              invite=False)
+                              frozenset({"title"}), marker="m", organizer="o@example.com")
     vevent = icalendar.Calendar.from_ical(renamed).walk("VEVENT")[0]
     assert (str(vevent["SUMMARY"]), str(vevent["LOCATION"])) == ("Call 2", "Room 1")
     assert int(vevent["SEQUENCE"]) == 0
     later = When(when.start + timedelta(hours=1), when.end + timedelta(hours=1))
     moved = update_calendar(renamed, original.replace({"when": later}), frozenset({"when"}),
-                            marker="m", organizer="o@example.com", invite=False)
+                            marker="m", organizer="o@example.com")
     assert int(icalendar.Calendar.from_ical(moved).walk("VEVENT")[0]["SEQUENCE"]) == 1
 
 
@@ -86,7 +82,7 @@ def test_our_own_object_reads_the_same_without_its_timezones(
         start: datetime, zone: str, title: str, description: str) -> None:
     when = When(start, start + timedelta(minutes=45), zone)
     body = build_calendar(Projection(title, when, description=description), uid="u@syncd",
-                          marker="m", organizer="o@example.com", invite=False)
+                          marker="m", organizer="o@example.com")
     stripped = without_timezones(body)
     assert b"\r\nBEGIN:VTIMEZONE\r\n" not in stripped
     whole = read_event("/c/u.ics", '"e"', body, default_tz=zone, owner="o@example.com")

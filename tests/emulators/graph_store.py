@@ -278,7 +278,9 @@ class GraphStore:
             draft.seq = self.next_seq()
             # Mutate in place so references held elsewhere (indexes) stay valid.
             ev.__dict__.update(draft.__dict__)
-            if via_api and changed & MEETING_FIELDS:
+            # Only the organizer's changes go out as meeting mail: an attendee editing
+            # their own copy changes nothing for the others.
+            if via_api and changed & MEETING_FIELDS and self._organizes(mbx, ev):
                 after = ev.attendee_addresses()
                 self._mail(ev, "update", after)
                 self._mail(ev, "cancel", [a for a in before if a not in after])
@@ -298,7 +300,7 @@ class GraphStore:
             self._remove(mbx, ev)
             if ev.transaction_id is not None:
                 mbx.transactions.pop(ev.transaction_id, None)
-            if via_api:
+            if via_api and self._organizes(mbx, ev):
                 self._mail(ev, "cancel", ev.attendee_addresses())
 
     def move_event(self, mbx: Mailbox, ev: StoredEvent, dest_calendar_id: str) -> StoredEvent:
@@ -340,6 +342,10 @@ class GraphStore:
         mbx.regular_index.pop(ev.regular_id, None)
         cal = mbx.calendars[ev.calendar_id]
         cal.tombstones[ev.immutable_id] = Tombstone(ev.regular_id, ev.immutable_id, self.next_seq())
+
+    @staticmethod
+    def _organizes(mbx: Mailbox, ev: StoredEvent) -> bool:
+        return str(ev.organizer.get("address", "")).lower() == mbx.upn.lower()
 
     def _mail(self, ev: StoredEvent, kind: str, recipients: list[str]) -> None:
         organizer = ev.organizer["address"].lower()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from syncd.engine.actions import CreateEvent, DeleteActivity, DeleteEvent, PairPlan
-from syncd.engine.guards import check_plan, deletion_allowance
+from syncd.engine.guards import check_plan, count_guest_emails, deletion_allowance
 from tests.engine.factories import activity, proj
 from tests.engine.world import make_world
 
@@ -38,13 +38,16 @@ def test_a_calendar_that_suddenly_lists_nothing_is_refused() -> None:
     assert check_plan([], link_count=0, full_listing_empty=True) is None
 
 
-def test_invitation_breaker_counts_only_notifying_writes() -> None:
-    a = activity(guests=["g@example.com"])
-    plans = [PairPlan(i, None, cal_write=CreateEvent(f"m{i}", 0, proj(a), notify=i < 3))
+def test_invitation_breaker_counts_the_recipients_of_notifying_writes() -> None:
+    a = activity(guests=["g@example.com", "h@example.com"])
+    plans = [PairPlan(i, None, cal_write=CreateEvent(f"m{i}", 0, proj(a), notify=i < 3,
+                                                     recipients=2))
              for i in range(10)]
-    assert check_plan(plans, link_count=0, full_listing_empty=False, guest_budget=3) is None
-    refusal = check_plan(plans, link_count=0, full_listing_empty=False, guest_budget=2)
+    assert count_guest_emails(plans) == 6  # the silent ones count nothing
+    assert check_plan(plans, link_count=0, full_listing_empty=False, guest_cap=6) is None
+    refusal = check_plan(plans, link_count=0, full_listing_empty=False, guest_cap=5)
     assert refusal is not None and refusal.guard == "guest-updates"
+    assert refusal.detail == "6 guest e-mails planned, over the hourly cap of 5"
 
 
 def test_pointing_an_account_at_another_calendar_is_refused(tmp_path: Path) -> None:

@@ -87,7 +87,7 @@ def test_describe_mode_round_trips_guests_through_the_description_without_attend
 def test_invite_mode_writes_attendees_and_reads_them_back(emu: GoogleEmulator) -> None:
     conn = connector(emu, invite_guests=True)
     assert "guests" in conn.capabilities.fields
-    event = create(conn, rich())
+    event = create(conn, rich(), invited=rich().guests)
     [raw] = emu.events(OWNER)
     assert sorted(a["email"] for a in raw["attendees"]) == ["ada@example.com", "bob@example.org"]
     assert "Guests:" not in raw.get("description", "")

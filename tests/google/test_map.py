@@ -63,7 +63,7 @@ def test_hex_lookalikes_do_not_collide() -> None:
 
 
 def test_timed_event_carries_rfc3339_and_the_iana_zone() -> None:
-    body = event_body(timed(), marker="m1", describe_guests=False)
+    body = event_body(timed(), marker="m1", invited=frozenset())
     assert body["start"] == {"dateTime": "2026-12-03T10:30:00+01:00", "timeZone": "Europe/Oslo"}
     assert body["end"] == {"dateTime": "2026-12-03T11:15:00+01:00", "timeZone": "Europe/Oslo"}
     assert body["extendedProperties"] == {"private": {MARKER_KEY: "m1"}}
@@ -71,29 +71,29 @@ def test_timed_event_carries_rfc3339_and_the_iana_zone() -> None:
 
 
 def test_all_day_event_uses_dates_with_an_exclusive_end() -> None:
-    body = event_body(all_day(), describe_guests=False)
+    body = event_body(all_day(), invited=frozenset())
     assert (body["start"], body["end"]) == ({"date": "2026-12-07"}, {"date": "2026-12-09"})
     assert body["transparency"] == "opaque"
 
 
 def test_a_patch_names_only_the_fields_asked_for() -> None:
-    for describe in (False, True):
+    for invited in (rich().guests, None):
         assert set(event_body(rich(), {"title"}, marker="m1", patch=True,
-                              describe_guests=describe)) == {"summary", "extendedProperties"}
+                              invited=invited)) == {"summary", "extendedProperties"}
         assert set(event_body(rich(), set(), marker="m1", patch=True,
-                              describe_guests=describe)) == {"extendedProperties"}
+                              invited=invited)) == {"extendedProperties"}
 
 
 def test_a_patch_between_timed_and_all_day_clears_the_other_form() -> None:
-    to_all_day = event_body(all_day(), {"when"}, patch=True, describe_guests=False)
+    to_all_day = event_body(all_day(), {"when"}, patch=True, invited=frozenset())
     assert to_all_day["start"] == {"date": "2026-12-07", "dateTime": None, "timeZone": None}
-    to_timed = event_body(timed(), {"when"}, patch=True, describe_guests=False)
+    to_timed = event_body(timed(), {"when"}, patch=True, invited=frozenset())
     assert to_timed["start"]["date"] is None
 
 
 def test_a_patch_clears_emptied_texts_and_guests() -> None:
     body = event_body(timed(), {"description", "location", "guests"}, patch=True,
-                      describe_guests=False)
+                      invited=frozenset())
     assert (body["description"], body["location"], body["attendees"]) == ("", "", [])
 
 
@@ -104,10 +104,10 @@ GUESTS = frozenset({"ada@example.org", "bob@example.net"})
 
 def test_without_invite_guests_no_address_is_written_as_an_attendee() -> None:
     projection = timed(description="Agenda", guests=GUESTS, guest_names={"ada@example.org": "Ada"})
-    body = event_body(projection, marker="m1", describe_guests=True)
+    body = event_body(projection, marker="m1")
     assert "attendees" not in body
     assert body["description"] == "Agenda\n\nGuests: Ada <ada@example.org>, bob@example.net"
-    patch = event_body(projection, {"guests"}, marker="m1", patch=True, describe_guests=True)
+    patch = event_body(projection, {"guests"}, marker="m1", patch=True)
     assert "attendees" not in patch and patch["description"].endswith("bob@example.net")
 
 
@@ -236,7 +236,8 @@ def projections(draw: st.DrawFn) -> Projection:
 @given(projections(), st.booleans())
 def test_what_we_write_reads_back_as_the_same_projection(projection: Projection,
                                                          describe_guests: bool) -> None:
-    body = event_body(projection, marker="m1", describe_guests=describe_guests)
+    body = event_body(projection, marker="m1",
+                      invited=None if describe_guests else projection.guests)
     if describe_guests:
         assert "attendees" not in body
     event = read_event({"id": "e1", "organizer": {"email": OWNER}, **body}, owner=OWNER,

@@ -54,7 +54,7 @@ def test_a_guests_patch_keeps_rooms_and_attendee_types() -> None:
     assert event.projection is not None
     wanted = event.projection.guests | {"new@x.test"}
     projection = timed(guests=wanted)
-    body = update_payload(projection, {"guests"}, "m", describe_guests=False, current=data,
+    body = update_payload(projection, {"guests"}, "m", invited=wanted, current=data,
                           mailbox=ALICE)
     assert body["attendees"] == [
         {"emailAddress": {"address": ROOM, "name": "Room 1"}, "type": "resource"},
@@ -76,7 +76,7 @@ def test_a_guests_patch_removes_only_the_guest_who_left() -> None:
 def test_a_guests_patch_leaves_attendees_alone_when_the_guests_are_the_same() -> None:
     data = _event(_attendee(ROOM, "resource"), _attendee("OPT@x.test", "optional"))
     body = update_payload(timed(guests=frozenset({"opt@x.test"})), {"guests", "busy"}, "m",
-                          describe_guests=False, current=data, mailbox=ALICE)
+                          invited=frozenset({"opt@x.test"}), current=data, mailbox=ALICE)
     assert "attendees" not in body
     assert "showAs" in body
 
@@ -92,10 +92,12 @@ def test_a_room_is_never_invited_as_a_guest_even_if_the_projection_names_it() ->
 def _meeting_with_room(env: Env) -> tuple[Any, RemoteEvent]:
     connector = env.connector(env.account(invite_guests=True))
     created = create(connector, timed("Review", guests=frozenset({"ada@example.com"})))
-    # In Outlook, the organiser books a room and adds an optional attendee.
+    # In Outlook, the organiser books a room and adds an optional attendee (Ada, an
+    # attendee now, is no longer described in the body).
     env.graph.put_event(ALICE, created.event_id, {"attendees": [
         _attendee("ada@example.com"), _attendee(ROOM, "resource"),
-        _attendee("opt@example.com", "optional")]})
+        _attendee("opt@example.com", "optional")], "body": {"contentType": "text",
+                                                           "content": ""}})
     event = connector.get(created.event_id)
     assert event is not None and event.projection is not None
     assert event.projection.guests == frozenset({"ada@example.com", "opt@example.com"})
@@ -113,7 +115,7 @@ def test_adding_a_guest_keeps_the_room_and_the_optional_attendee(env: Env) -> No
     guests = event.projection.guests | {"new@example.com"}
     [result] = connector.write([UpdateOp("k", event.event_id, event.etag,
                                          timed("Review", guests=guests),
-                                         frozenset({"guests"}), "m0000001")])
+                                         frozenset({"guests"}), "m0000001", invited=guests)])
     assert result.error is None, result.error
     assert _attendees(env, event.event_id) == [
         ("ada@example.com", "required"), (ROOM, "resource"),
@@ -128,7 +130,8 @@ def test_an_unchanged_guest_list_sends_no_meeting_mail(env: Env) -> None:
     before = len(env.graph.mail_log)
     projection = timed("Review", busy=False, guests=event.projection.guests)
     [result] = connector.write([UpdateOp("k", event.event_id, event.etag, projection,
-                                         frozenset({"guests", "busy"}), "m0000001")])
+                                         frozenset({"guests", "busy"}), "m0000001",
+                                         invited=projection.guests)])
     assert result.error is None, result.error
     assert len(env.graph.mail_log) == before
     assert (ROOM, "resource") in _attendees(env, event.event_id)

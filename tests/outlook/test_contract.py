@@ -52,7 +52,7 @@ def test_describe_mode_round_trips_guests_through_the_body_without_attendees(env
 def test_invite_mode_writes_attendees_and_reads_them_back(env: Env) -> None:
     connector = env.connector(env.account(invite_guests=True))
     assert "guests" in connector.capabilities.fields
-    event = create(connector, rich())
+    event = create(connector, rich(), invited=rich().guests)
     raw = env.graph.get_event(ALICE, event.event_id)
     assert sorted(a["emailAddress"]["address"] for a in raw["attendees"]) == [
         "ada@example.com", "bob@example.org"]

@@ -161,21 +161,25 @@ def test_attendees_exclude_the_mailbox_and_the_organizer() -> None:
 
 
 def test_a_patch_carries_only_the_named_fields_and_the_marker() -> None:
-    assert update_payload(rich(), frozenset({"title"}), "m1", describe_guests=True) == {
+    assert update_payload(rich(), frozenset({"title"}), "m1", invited=None) == {
         "subject": rich().title,
         "singleValueExtendedProperties": [{"id": MARKER_PROP, "value": "m1"}],
     }
-    assert set(update_payload(rich(), frozenset(), "m1", describe_guests=True)) == {
+    assert set(update_payload(rich(), frozenset(), "m1", invited=None)) == {
         "singleValueExtendedProperties"}
-    described = update_payload(rich(), frozenset({"guests"}), "m1", describe_guests=True)
+    described = update_payload(rich(), frozenset({"guests"}), "m1", invited=None)
     assert "attendees" not in described and "Guests: " in described["body"]["content"]
-    invited = update_payload(rich(), frozenset({"guests"}), "m1", describe_guests=False)
-    assert "body" not in invited and len(invited["attendees"]) == 2
+    invited = update_payload(rich(), frozenset({"guests"}), "m1", invited=rich().guests)
+    assert "Guests: " not in invited["body"]["content"] and len(invited["attendees"]) == 2
+    one = update_payload(rich(), frozenset({"guests"}), "m1",
+                         invited=frozenset({"ada@example.com"}))
+    assert [a["emailAddress"]["address"] for a in one["attendees"]] == ["ada@example.com"]
+    assert one["body"]["content"].endswith("Guests: bob@example.org")
 
 
 def test_a_create_is_deterministic_and_its_transaction_id_depends_on_the_generation() -> None:
-    one = create_payload(rich(), "m1", 0, describe_guests=True)
-    assert one == create_payload(rich(), "m1", 0, describe_guests=True)
+    one = create_payload(rich(), "m1", 0, invited=None)
+    assert one == create_payload(rich(), "m1", 0, invited=None)
     assert one["transactionId"] == transaction_id("m1", 0) != transaction_id("m1", 1)
     assert {p["id"] for p in one["singleValueExtendedProperties"]} == {MARKER_PROP,
                                                                        GENERATION_PROP}
@@ -201,6 +205,6 @@ def test_show_as_maps_to_busy(show_as: str, busy: bool) -> None:
 
 def test_every_projection_field_is_written_on_create() -> None:
     payload = create_payload(timed("x", location="Here", description="d"), "m", 0,
-                             describe_guests=False)
+                             invited=frozenset())
     assert set(FIELDS) == {"title", "when", "busy", "description", "location", "guests"}
     assert {"subject", "start", "end", "showAs", "body", "location", "attendees"} <= set(payload)

@@ -22,7 +22,6 @@ def test_a_migrated_database_matches_the_table_classes(store: ActivityStore) -> 
 def test_a_database_made_by_an_earlier_release_is_upgraded_on_open(tmp_path: Path) -> None:
     from alembic import command
     from alembic.config import Config
-    from sqlalchemy import text
 
     from syncd.engine.plan import Link
     from syncd.store.db import MIGRATIONS, Database, make_engine
@@ -36,17 +35,23 @@ def test_a_database_made_by_an_earlier_release_is_upgraded_on_open(tmp_path: Pat
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0001")  # the first release's schema
     engine.dispose()
-    old = Database(url, run_migrations=False)
-    with old.engine.begin() as conn:  # the account row as the first release wrote it
-        conn.execute(text("INSERT INTO sync_accounts (name, status, crm_cursor, initial_done, "
-                          "failures, guest_window_count, lease_token) "
-                          "VALUES ('alice', 'ok', 7, 1, 0, 0, 0)"))
-    StateStore(old).save_link("alice", Link(1, "uid-1", "ev-1", '"e1"', None, None))
-    old.close()
+    with engine.begin() as conn:  # written as the first release did, in its own schema
+        conn.exec_driver_sql(
+            "INSERT INTO sync_accounts (name, status, crm_cursor, initial_done, failures, "
+            "guest_window_count, lease_token) VALUES ('alice', 'ok', 7, 1, 0, 0, 0)")
+        conn.exec_driver_sql(
+            "INSERT INTO sync_links (account, activity_id, sync_uid, event_id, etag, "
+            "generation, pending, updated_at) VALUES ('alice', 1, 'uid-1', 'ev-1', '\"e1\"', "
+            "0, 0, '2026-12-01 00:00:00')")
+    engine.dispose()
 
     db = Database(url)  # what `syncd run` does on start
     state = StateStore(db)
     assert state.links("alice")[1].event_id == "ev-1"
     assert state.account("alice").crm_cursor == 7  # columns added since are there too
     assert state.claim_meeting("alice", "m@example.org") == "alice"  # the new table is there
+    assert state.links("alice")[1].invited is None  # not recorded before 0005: unknown
+    state.save_link("alice", Link(1, "uid-1", "ev-1", '"e2"', None, None,
+                                  invited=frozenset({"ada@example.org"})))
+    assert state.links("alice")[1].invited == {"ada@example.org"}
     db.close()
