@@ -52,14 +52,6 @@ def invited(w: GuestWorld) -> Activity:
     return a
 
 
-def edited(**fields: Any) -> Callable[[GuestWorld], Counter[str]]:
-    def scenario(w: GuestWorld) -> Counter[str]:
-        a = invited(w)
-        w.store.edit_activity(a.id, **fields)
-        return w.cycle()
-    return scenario
-
-
 def new(w: GuestWorld) -> Counter[str]:
     settle(w)
     w.add(guests=GUESTS)
@@ -84,22 +76,22 @@ def backfill_of_the_past(w: GuestWorld) -> Counter[str]:
     return w.cycle()
 
 
-def done(w: GuestWorld) -> Counter[str]:
-    a = invited(w)
-    w.store.mark_done(a.id)
-    return w.cycle()
+def invited_then(action: Callable[[GuestWorld, Activity], object]
+                 ) -> Callable[[GuestWorld], Counter[str]]:
+    def scenario(w: GuestWorld) -> Counter[str]:
+        a = invited(w)
+        action(w, a)
+        return w.cycle()
+    return scenario
 
 
-def owner_moved(w: GuestWorld) -> Counter[str]:
-    a = invited(w)
-    w.store.edit_activity(a.id, owner_id=w.owners["bob"])
-    return w.cycle()
+def edited(**fields: Any) -> Callable[[GuestWorld], Counter[str]]:
+    return invited_then(lambda w, a: w.store.edit_activity(a.id, **fields))
 
 
-def deleted(w: GuestWorld) -> Counter[str]:
-    a = invited(w)
-    w.store.delete_activity(a.id)
-    return w.cycle()
+done = invited_then(lambda w, a: w.store.mark_done(a.id))
+owner_moved = invited_then(lambda w, a: w.store.edit_activity(a.id, owner_id=w.owners["bob"]))
+deleted = invited_then(lambda w, a: w.store.delete_activity(a.id))
 
 
 def edited_after_it_ended(w: GuestWorld) -> Counter[str]:

@@ -123,18 +123,16 @@ class SchedulingCalDAV(CalDAVCalendar):
         super().__init__(*args, **kwargs)
         self.outbox = outbox
 
-    def _request(self, url: str, method: str, body: bytes | str = "",
-                 headers: dict[str, str] | None = None) -> Any:
+    def _request(self, url: str, method: str, body: bytes = b"",
+                 headers: dict[str, str] | None = None, **options: Any) -> Any:
         if method not in ("PUT", "DELETE"):
-            return super()._request(url, method, body, headers)
+            return super()._request(url, method, body, headers, **options)
         current = super()._request(url, "GET")
-        old = bytes(current.raw.encode() if isinstance(current.raw, str) else current.raw) \
-            if current.status == 200 else None
-        response = super()._request(url, method, body, headers)
-        if response.status < 300:
-            new = (body.encode() if isinstance(body, str) else body) if method == "PUT" else None
-            self.outbox.update(messages(old, new))
-        return response
+        old = current.body if current.status == 200 else None
+        reply = super()._request(url, method, body, headers, **options)
+        if reply.status < 300:
+            self.outbox.update(messages(old, body if method == "PUT" else None))
+        return reply
 
 
 def caldav_world(tmp_path: Path, server: DavServer, **options: Any) -> GuestWorld:
