@@ -17,6 +17,8 @@ import pytest
 
 from syncd.store.crm_views import ActivityFilter
 from tests.caldav.test_sync_caldav import DavWorld, make_dav_world
+from tests.emulators.google import GoogleEmulator
+from tests.google.world import make_world
 from tests.guests.itip import messages
 from tests.servers import DavServer
 
@@ -82,3 +84,32 @@ def test_an_imported_invitation_keeps_its_people_byte_for_byte_through_crm_edits
     # The guest edit stays in the CRM.
     guests = {g.email for g in world.store.get(activity.id).guests}
     assert guests == {"carl@other.example", "new@example.com"}
+
+
+def test_a_google_invitation_keeps_its_organizer_and_answers_and_nobody_is_mailed(
+        tmp_path: Path, google_emulator: GoogleEmulator) -> None:
+    world = make_world(tmp_path, google_emulator, import_events=True, invite_guests=True)
+    owner = world.account.owner
+    # events.import: how an invitation from another organizer lands in a calendar
+    world.emu.store.import_event(world.calendar_id(), None, {
+        "iCalUID": "board-2026@other.example", "summary": "Board review",
+        "start": {"dateTime": "2026-12-10T13:00:00Z"}, "end": {"dateTime": "2026-12-10T14:00:00Z"},
+        "organizer": {"email": BOSS, "displayName": "The Boss"},
+        "attendees": [{"email": owner, "responseStatus": "accepted"},
+                      {"email": "carl@other.example", "responseStatus": "tentative",
+                       "optional": True},
+                      {"email": BOSS, "organizer": True, "responseStatus": "accepted"}]})
+    original = world.emu.events(world.calendar_id())[0]
+    world.converge()
+    [activity] = world.store.list_activities(ActivityFilter(owner_id=world.owner_id))
+    assert {g.email for g in activity.guests} == {"carl@other.example"}
+
+    world.store.edit_activity(activity.id, guests=["carl@other.example", "new@example.com"])
+    world.converge()
+    world.store.edit_activity(activity.id, due_time=time(16))
+    world.converge()
+    [event] = world.emu.events(world.calendar_id())
+    assert event["organizer"] == original["organizer"]
+    assert event["attendees"] == original["attendees"]
+    assert event["start"] != original["start"]
+    assert world.emu.emails_sent == 0
