@@ -43,8 +43,7 @@ def test_an_event_with_more_attendees_than_the_hourly_cap_pauses_the_account(
     world.add("All hands", guests=[f"guest{i:05}@example.org" for i in range(10_000)])
     report = world.sync()
     assert report.outcome == "refused"
-    assert report.message == ("guest-updates: 10000 guest e-mails planned, over the hourly "
-                              "cap of 20")
+    assert "10000 guest e-mails planned, over the hourly cap of 20" in (report.message or "")
     assert world.state.account("alice").status == "paused"
     assert world.calendar.live() == []
 
