@@ -82,7 +82,7 @@ class GuestWorld:
             conn.close()
 
 
-def _crm(tmp_path: Path, emails: dict[str, str]) -> tuple[ActivityStore, StateStore,
+def new_crm(tmp_path: Path, emails: dict[str, str]) -> tuple[ActivityStore, StateStore,
                                                            dict[str, int]]:
     db = Database(f"sqlite:///{tmp_path / f'{uuid.uuid4().hex}.db'}")
     store = ActivityStore(db)
@@ -92,7 +92,7 @@ def _crm(tmp_path: Path, emails: dict[str, str]) -> tuple[ActivityStore, StateSt
 
 def google_world(tmp_path: Path, emu: GoogleEmulator, **options: Any) -> GuestWorld:
     emails = {name: f"{name}@example.com" for name in OWNERS}
-    store, state, owners = _crm(tmp_path, emails)
+    store, state, owners = new_crm(tmp_path, emails)
     accounts, connectors = {}, {}
     for name, email in emails.items():
         emu.add_calendar(email, time_zone=TZ)
@@ -105,7 +105,7 @@ def google_world(tmp_path: Path, emu: GoogleEmulator, **options: Any) -> GuestWo
 
 def outlook_world(tmp_path: Path, env: Env, **options: Any) -> GuestWorld:
     emails = {name: f"{name}@contoso.test" for name in OWNERS}
-    store, state, owners = _crm(tmp_path, emails)
+    store, state, owners = new_crm(tmp_path, emails)
     accounts, connectors = {}, {}
     for name, email in emails.items():
         if email != "alice@contoso.test":  # the env fixture made Alice's mailbox
@@ -137,7 +137,7 @@ class SchedulingCalDAV(CalDAVCalendar):
 
 def caldav_world(tmp_path: Path, server: DavServer, **options: Any) -> GuestWorld:
     calendars = {name: fresh_calendar(server) for name in OWNERS}
-    store, state, owners = _crm(tmp_path, {n: user for n, (user, _) in calendars.items()})
+    store, state, owners = new_crm(tmp_path, {n: user for n, (user, _) in calendars.items()})
     outbox: Counter[str] = Counter()
     accounts, connectors = {}, {}
     for name, (user, url) in calendars.items():
