@@ -90,14 +90,14 @@ def activity(zone: str, due_date: date, due_time: time | None, minutes: int) -> 
 
 def through_ical(when: When, zone: str) -> When:
     data = ical.build_calendar(Projection("Call", when), uid="u1", marker="m", organizer=OWNER,
-                               invite=False, now=NOW)
+                               now=NOW)
     event = ical.read_event("e1", None, data, default_tz=zone, owner=OWNER)
     assert event.problem is None and event.projection is not None
     return event.projection.when
 
 
 def through_google(when: When, zone: str, *, echoed: bool) -> When:
-    body = google_map.event_body(Projection("Call", when), describe_guests=True)
+    body = google_map.event_body(Projection("Call", when))
     if echoed:  # Google answers with every dateTime rewritten in the event's zone
         for key in ("start", "end"):
             if "dateTime" in body[key]:
@@ -206,7 +206,7 @@ def test_the_0230_call_on_the_night_clocks_go_back_keeps_its_hour_in_icalendar()
     when = activity_when(call)
     assert when is not None
     data = ical.build_calendar(Projection("Call", when), uid="u1", marker="m", organizer=OWNER,
-                               invite=False, now=NOW).decode()
+                               now=NOW).decode()
     assert "DTSTART;TZID=Europe/Oslo:20271031T023000" in data
     assert "DTEND:20271031T013000Z" in data  # the second 02:30, which a TZID cannot say
     assert through_ical(when, "Europe/Oslo").end - when.start == timedelta(hours=1)  # type: ignore[operator]
