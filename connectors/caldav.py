@@ -361,7 +361,7 @@ class CalDAVCalendar:
         """
         reply = self.transport.send(method, url, body, headers, max_bytes=max_bytes)
         if reply.status == 401:
-            raise AuthFailed(reason="the server refused the credentials (HTTP 401)")
+            raise AuthFailed(reason="HTTP 401")
         return reply
 
     def _stored(self, event_id: str, response: Reply, body: bytes, *, ours: bool

@@ -239,7 +239,7 @@ def sync_collection(transport: DavTransport, collection: str, token: str | None)
                     f".//{DAV}valid-sync-token") is not None:
                 raise CursorExpired()
             if status in (401, 403):
-                raise AuthFailed(reason=f"the server refused to list the calendar (HTTP {status})")
+                raise AuthFailed(reason=f"HTTP {status} to sync-collection")
             if status in (404, 410):
                 raise CalendarMissing(calendar=collection, found=())
             raise Transient(reason=f"sync-collection failed (HTTP {status})", status=status)
@@ -305,7 +305,7 @@ def multiget(transport: DavTransport, collection: str, paths: Sequence[str], *,
     status, root = transport.report(collection, body, max_bytes=max_bytes)
     if status != 207:
         if status in (401, 403):
-            raise AuthFailed(reason=f"the server refused to read the calendar (HTTP {status})")
+            raise AuthFailed(reason=f"HTTP {status} to calendar-multiget")
         raise Transient(reason=f"calendar-multiget failed (HTTP {status})", status=status)
     wanted = set(paths)
     found: dict[str, Fetched] = {}
