@@ -268,9 +268,11 @@ class PipedriveStore:
             if fields.get("person_id") is None and fields.get("participants"):
                 primary = [p for p in fields["participants"] if p["primary"]]
                 fields["person_id"] = primary[0]["person_id"]
-            item = new_activity(self._new_id(), fields, me.id, self.clock.now())
+            now = self.clock.now()
+            item = new_activity(self._new_id(), fields, me.id, now)
             item["creator_user_id"] = me.id
             item["_deleted_at"] = 0.0
+            item["_updated"] = int(now)  # update_time as a number, for the filters
             self.activities[item["id"]] = item
             result = present(item, True)
             self._announce(Change("create", item["id"], owner, result, None, me.id, source))
@@ -297,7 +299,7 @@ class PipedriveStore:
                 if "done" in previous:
                     previous["marked_as_done_time"] = item["marked_as_done_time"]
                     item["marked_as_done_time"] = v2_time(now) if item["done"] else None
-                item["update_time"] = v2_time(now)
+                item["update_time"], item["_updated"] = v2_time(now), int(now)
                 result = present(item, True)
                 self._announce(Change("change", aid, item["owner_id"], result, previous,
                                       me.id, source))
@@ -313,7 +315,7 @@ class PipedriveStore:
             now = self.clock.now()
             item["is_deleted"] = True
             item["_deleted_at"] = now
-            item["update_time"] = v2_time(now)
+            item["update_time"], item["_updated"] = v2_time(now), int(now)
             self._announce(Change("delete", aid, item["owner_id"], None, before, me.id,
                                   source))
             return aid
@@ -414,7 +416,7 @@ class _ListQuery:
                 return False
         if self.ids is not None and item["id"] not in self.ids:
             return False
-        updated = parse_rfc3339(item["update_time"], "update_time")
+        updated = item["_updated"]
         if self.since is not None and updated < self.since:
             return False
         return self.until is None or updated < self.until

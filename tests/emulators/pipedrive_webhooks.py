@@ -18,7 +18,9 @@ the old ``update_time``); a ``delete`` has ``data: null`` and the whole item in 
 ``meta.entity_id``, ``user_id``, ``company_id``, ``webhook_id`` are strings and ``timestamp``
 is ISO 8601 with milliseconds, as in the guide's v2 example; messages queued for a webhook
 when it is banned are dropped with it; "no success for 3 days" counts from the first
-failure after the last success (a quiet webhook is never deleted); ``name`` is optional.
+failure after the last success (a quiet webhook is never deleted); ``name`` is optional;
+visibility is judged on the activity's owner after the change (before it, for a delete), so a
+user whose activity is handed to an owner they cannot see gets no ``change`` for it.
 """
 
 from __future__ import annotations
