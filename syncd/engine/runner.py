@@ -282,13 +282,15 @@ class AccountCycle:
             first, changes = False, ChangeSet((), changes.cursor, full=False)
             if not more:
                 break
-            if self._past_deadline():
-                self._end("partial", "the cycle reached its deadline; the next one goes on")
-                return
+            # The slice is written: its cursors are committed before the deadline is
+            # checked, so a cycle stopped by it resumes after the slice, not before it.
             if not self.dry_run and not self.state.commit_cursors(
                     self.cfg.name, self.token, crm_cursor=crm_cursor,
                     calendar_cursor=changes.cursor, fingerprint=self.cfg.fingerprint()):
                 self._end("partial", "the lease was lost; another replica continues")
+                return
+            if self._past_deadline():
+                self._end("partial", "the cycle reached its deadline; the next one goes on")
                 return
         if self.dry_run:
             self._end("dry-run")

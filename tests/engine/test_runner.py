@@ -646,3 +646,44 @@ def test_counts_are_what_succeeded_not_what_was_planned(world: World) -> None:
     # Dry runs still say what would be done: nothing was done.
     world.add("Later", day=14)
     assert world.sync(dry_run=True).counts["events_created"] == 2  # the retry and the new one
+
+
+def test_a_backfill_slice_written_before_the_deadline_keeps_its_cursor(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from syncd.engine import runner
+
+    monkeypatch.setattr(runner, "BACKFILL_SLICE", 5)
+    clock = SimpleNamespace(now=0.0)
+    monkeypatch.setattr(runner, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    planned: list[int] = []
+    real_plan = runner.plan_account
+
+    def counting_plan(data: Any) -> Any:
+        planned.append(len(data.crm))
+        return real_plan(data)
+
+    monkeypatch.setattr(runner, "plan_account", counting_plan)
+    for i in range(12):
+        world.add(f"Call {i}", day=1 + i)
+    real_write = world.calendar.write
+
+    def write_then_pass_the_deadline(ops: Any) -> Any:
+        results = real_write(ops)
+        clock.now = 100.0  # the first slice's writes took the cycle past its deadline
+        return results
+
+    monkeypatch.setattr(world.calendar, "write", write_then_pass_the_deadline)
+    first = world.sync(deadline=10.0)
+    assert first.outcome == "partial" and first.counts["deadline_reached"] == 1
+    assert len(world.calendar.live()) == 5
+    # The slice that was written is done: its cursor is kept, so it is not read again.
+    assert world.state.account(world.account.name).crm_cursor > 0
+
+    planned.clear()
+    monkeypatch.setattr(world.calendar, "write", real_write)
+    second = world.sync()
+    assert second.outcome == "ok", second.message
+    assert planned == [5, 2]
+    assert second.counts["events_created"] == 7
