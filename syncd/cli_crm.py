@@ -190,6 +190,11 @@ def _user_add(args: argparse.Namespace, app: App) -> int:
     # With the embedded calendar server, the user's password is made and shown now, once.
     login = new_login(app, user.email)
     if login is None:
+        if not app.config.accounts:  # the embedded server is in use but refuses this login
+            from syncd.embedded_auth import refused_because
+
+            text += (f"\nThe embedded calendar server cannot serve this address "
+                     f"({refused_because(user.email)}).")
         app.emit(user, text)
     else:
         app.emit({**to_jsonable(user), "calendar_login": login}, f"{text}\n{login_text(login)}")

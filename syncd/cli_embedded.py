@@ -59,7 +59,9 @@ def _user_password(args: argparse.Namespace, app: App) -> int:
                                  "(see 'syncd user list')")
     login = new_login(app, user.email)
     if login is None:
+        from syncd.embedded_auth import refused_because
+
         raise UsageError(message=f"{user.email} cannot log in to the embedded calendar server "
-                                 "(an address with '/' is not a valid login there)")
+                                 f"({refused_because(user.email)})")
     app.emit({"email": user.email, **login}, login_text(login))
     return 0

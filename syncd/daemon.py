@@ -32,7 +32,13 @@ from caldav.davclient import DAVClient
 
 from connectors.caldav import DEFAULT_CALENDAR_NAME
 from syncd.config import AccountConfig, Config
-from syncd.embedded_auth import SERVICE_USER, EmbeddedCredentials, can_log_in, login_name
+from syncd.embedded_auth import (
+    SERVICE_USER,
+    EmbeddedCredentials,
+    can_log_in,
+    login_name,
+    refused_because,
+)
 from syncd.errors import PortInUse, ServerFailed
 from syncd.logs import setup_logging
 from syncd.private import check_private, private_by_default
@@ -101,7 +107,8 @@ class EmbeddedCalendarServer:
                 continue
             if not can_log_in(user.email):
                 print(f"syncd: {user.email} cannot log in to the embedded calendar server "
-                      "(a '/' in the address); its calendar is not served", flush=True)
+                      f"({refused_because(user.email)}); its calendar is not served",
+                      flush=True)
                 self._ready.add(user.email)
                 continue
             calendar = embedded_calendar_url(self.host, self.port, user.email, readable=True)
@@ -133,7 +140,12 @@ class EmbeddedCalendarServer:
         calendar = embedded_calendar_url(self.host, self.port, email)
 
         def missing(url: str) -> bool:
-            return bool(client.request(url, "PROPFIND", "", {"Depth": "0"}).status == 404)
+            status = client.request(url, "PROPFIND", "", {"Depth": "0"}).status
+            if status not in (207, 404):  # a refusal is not a calendar that exists
+                raise ServerFailed(what="embedded calendar server",
+                                   reason=f"answered HTTP {status} when looking for "
+                                          f"{email}'s calendar")
+            return bool(status == 404)
 
         if not missing(calendar):
             return

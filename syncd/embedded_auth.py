@@ -79,10 +79,26 @@ def login_name(email: str) -> str:
     return email.strip().lower()
 
 
+#: Characters the server refuses in a login or a path: ``/`` would make the login a path,
+#: and Radicale's own check ("minimal") answers 400 to a name or path holding the others.
+#: E-mail addresses may hold ``'``, ``*`` and ``?`` (o'brien@example.com).
+REFUSED_CHARACTERS = "/:'\"*?,"
+
+
 def can_log_in(email: str) -> bool:
-    """Whether the server can have this login: a ``/`` would make it a path, not a name."""
+    """Whether the server can have this login (see :data:`REFUSED_CHARACTERS`)."""
     name = login_name(email)
-    return bool(name) and "/" not in name and name != SERVICE_USER
+    return bool(name) and not any(c in name for c in REFUSED_CHARACTERS) \
+        and name != SERVICE_USER
+
+
+def refused_because(email: str) -> str:
+    """Why :func:`can_log_in` is false for ``email``, as a phrase."""
+    name = login_name(email)
+    found = "".join(dict.fromkeys(c for c in name if c in REFUSED_CHARACTERS))
+    if found:
+        return f"the calendar server refuses {' and '.join(repr(c) for c in found)} in a login"
+    return "the name is syncd's own login" if name == SERVICE_USER else "the address is empty"
 
 
 class EmbeddedCredentials:

@@ -206,3 +206,37 @@ def test_the_daemon_shows_a_new_users_password_once_and_only_on_a_terminal(
     assert [c.get_display_name() for c in client.principal().calendars()] == ["CRM activities"]
     assert embedded.propfind(embedded.calendar("carol@example.com"),
                              ("carol@example.com", password)) == 207
+
+
+# --- addresses the calendar server refuses as logins ---------------------------------------------
+
+
+@pytest.mark.parametrize("email", ["o'brien@example.com", "what?now@example.com",
+                                   "star*@example.com", "a,b@example.com"])
+def test_an_address_the_server_refuses_gets_no_password_and_says_why(
+    embedded: Embedded, email: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Valid e-mail addresses that Radicale refuses (400) in a login and a path: a password
+    # and calendar address shown for one would never work.
+    credentials = EmbeddedCredentials(embedded.server.data_path)
+    with pytest.raises(ValueError):
+        credentials.new_password(email)
+    capsys.readouterr()
+    embedded.server.welcome([UserView(id=9, email=email, name="", time_zone="UTC")],
+                            show_passwords=True)
+    said = capsys.readouterr().out
+    assert "cannot log in" in said and "refuses" in said and "password " not in said
+    assert not credentials.has_password(email)
+
+
+def test_a_calendar_the_server_refuses_to_look_up_is_not_taken_for_an_existing_one(
+    embedded: Embedded,
+) -> None:
+    with pytest.raises(ServerFailed, match="HTTP 400"):
+        embedded.server.ensure_calendar("o'brien@example.com")
+
+
+def test_user_add_says_when_the_embedded_server_cannot_serve_the_address(tmp_path: Path) -> None:
+    added = syncd(tmp_path / "data", "user", "add", "o'brien@example.com")
+    assert added.returncode == 0, added.stderr
+    assert "cannot serve this address" in added.stdout and "password" not in added.stdout
