@@ -26,7 +26,14 @@ from typing import Any, Literal
 
 from syncd.config import AccountConfig
 from syncd.errors import ConflictUnresolvable, NotFound
-from syncd.model import Activity, DoneStyle, When, activity_changes, project_activity
+from syncd.model import (
+    FIELDS,
+    Activity,
+    DoneStyle,
+    When,
+    activity_changes,
+    project_activity,
+)
 from syncd.store.activities import ActivityStore
 from syncd.store.state import StateStore
 
@@ -89,6 +96,8 @@ def _apply(store: ActivityStore, row: Mapping[str, Any], take: Side,
         return ConflictUnresolvable(conflict_id=row["id"], activity_id=activity_id,
                                     field=name, cause=cause)
 
+    if name not in FIELDS:  # the event itself (a delete withheld): no value to write
+        raise refuse("event")
     if activity_id is None:
         raise refuse("purged")
     try:

@@ -208,8 +208,9 @@ class ConflictUnresolvable(SyncdError):
 
     ``cause`` is "changed" (the field was edited since the conflict, so applying the
     old value would lose that edit), "deleted" (restore the activity first), "purged"
-    (nothing is left to apply it to) or "undated" (the activity has no date, so it is on
-    no calendar). Nothing was changed.
+    (nothing is left to apply it to), "undated" (the activity has no date, so it is on
+    no calendar) or "event" (the conflict is about the event itself, such as a delete
+    withheld so that guests are not e-mailed, and has no CRM value). Nothing was changed.
     """
 
     conflict_id: int

@@ -171,6 +171,12 @@ def _unresolvable(error: ConflictUnresolvable) -> str:
         case "undated":
             return (f"{head}: activity {activity} has no date, so it is on no calendar. "
                     "Nothing was changed; give it a date first.")
+        case "event":
+            return (f"{head} by taking the CRM side: it is about the event itself, which "
+                    "was kept in the calendar, and the CRM has no value to write. Nothing "
+                    "was changed; delete the event in the calendar if it should go, and close "
+                    f"the conflict with 'syncd conflicts resolve {error.conflict_id} --take "
+                    "calendar'.")
         case _:
             return f"{head}: activity {activity} was purged. There is nothing to apply."
 

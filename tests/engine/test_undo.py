@@ -11,8 +11,10 @@ import pytest
 from connectors.base import WriteResult
 from syncd.admin import purge_expired, resolve_conflict
 from syncd.cli_admin import value_text
+from syncd.engine.actions import Conflict
 from syncd.errors import ConflictUnresolvable, Transient
 from syncd.model import When
+from syncd.report import describe
 from syncd.store.state import MAX_ATTEMPTS
 from tests.engine.world import World, make_world
 
@@ -148,3 +150,31 @@ def test_retrying_an_item_whose_activity_was_purged_just_clears_it(tmp_path: Pat
     assert world.state.quarantine_list(world.account.name) == []  # went with the purge
     report = world.sync()
     assert report.outcome == "ok" and world.calendar.live() == []
+
+
+@pytest.mark.parametrize("deleted", [True, False])
+def test_taking_the_crm_side_of_a_kept_event_is_refused_with_a_sentence(
+        tmp_path: Path, deleted: bool) -> None:
+    # A delete withheld so that guests get no cancellation is a conflict about the event
+    # itself, not a field: there is no CRM value to write, whether or not the activity
+    # was restored as the "deleted" refusal suggests.
+    world = make_world(tmp_path)
+    a = world.add("Board meeting", guests=["ann@example.com"])
+    converge(world)
+    world.state.add_conflicts(world.account.name, a.id, world.event_of(a.id).event_id, [
+        Conflict("event", None, "kept in the calendar: deleting it would e-mail 1 invited "
+                 "guest(s) a cancellation", "calendar", "guest_mail")])
+    if deleted:
+        world.store.delete_activity(a.id)
+    [conflict] = world.state.conflicts(world.account.name)
+    before = world.store.get(a.id, include_deleted=True)
+    with pytest.raises(ConflictUnresolvable) as refused:
+        resolve_conflict(world.store, world.state, conflict["id"], "crm", {})
+    assert refused.value.cause == "event"
+    sentence = describe(refused.value)
+    assert "Nothing was changed" in sentence and "restore" not in sentence
+    assert world.store.get(a.id, include_deleted=True) == before
+    assert world.state.conflicts(world.account.name) != []  # still open
+    assert resolve_conflict(world.store, world.state, conflict["id"], "calendar", {}).applied \
+        is False
+    assert world.state.conflicts(world.account.name) == []
