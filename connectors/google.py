@@ -297,7 +297,11 @@ class GoogleCalendar:
             if not reply.ok:
                 raise self._listing_error(reply)
             body = reply.body or {}
-            events.extend(self._read(i) for i in body.get("items") or [] if isinstance(i, dict))
+            items = body.get("items") or []
+            if not isinstance(items, list):
+                raise Transient(reason="a listing page's items are not a list", status=200)
+            # Every item is read, whatever it is: one that is not an event is quarantined.
+            events.extend(self._read(item) for item in items)
             page_token = body.get("nextPageToken")
             if page_token:
                 continue

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.base import RemoteEvent
 from connectors.guests import body_text, split_guests
+from connectors.json_limits import read_guarded, text_field
 from syncd.model import (
     FIELDS,
     OutOfRange,
@@ -34,6 +35,7 @@ from syncd.model import (
     When,
     check_start,
     checked_span,
+    is_valid_email,
     normalize_email,
 )
 from syncd.text import untrusted_text
@@ -283,8 +285,8 @@ def _guests(resource: Mapping[str, Any], owner: str) -> tuple[frozenset[str], di
         if not isinstance(entry, Mapping):
             continue
         email = normalize_email(str(entry.get("email", "")))
-        if (not email or email in skip or entry.get("self") or entry.get("organizer")
-                or entry.get("resource")):
+        if (not is_valid_email(email) or email in skip or entry.get("self")
+                or entry.get("organizer") or entry.get("resource")):
             continue
         guests.add(email)
         name = untrusted_text(str(entry.get("displayName") or ""), single_line=True)
@@ -295,14 +297,29 @@ def _guests(resource: Mapping[str, Any], owner: str) -> tuple[frozenset[str], di
 
 def _updated(value: object) -> datetime | None:
     try:
-        return datetime.fromisoformat(str(value)) if value else None
+        parsed = datetime.fromisoformat(str(value)) if value else None
     except ValueError:
         return None
+    # Google always says UTC; a stamp without an offset must not meet aware ones naive.
+    return parsed.replace(tzinfo=UTC) if parsed and parsed.tzinfo is None else parsed
 
 
 def read_event(resource: Mapping[str, Any], *, owner: str, default_tz: str,
                describe_guests: bool) -> RemoteEvent:
     """Map one Event resource to a RemoteEvent; never raises.
+
+    Whatever the resource holds (any JSON value, of any size or depth), the answer is a
+    RemoteEvent: a hostile or broken event carries a ``problem`` (see
+    :func:`connectors.json_limits.read_guarded`).
+    """
+    return read_guarded(resource, lambda r: _read_event(
+        r, owner=owner, default_tz=default_tz, describe_guests=describe_guests),
+        etag_keys=("etag",), marker_of=read_marker)
+
+
+def _read_event(resource: Mapping[str, Any], *, owner: str, default_tz: str,
+                describe_guests: bool) -> RemoteEvent:
+    """Map one Event resource within the limits to a RemoteEvent.
 
     Args:
         resource: the event as Google returned it.
@@ -328,7 +345,7 @@ def read_event(resource: Mapping[str, Any], *, owner: str, default_tz: str,
         # mode 19); the engine leaves it alone rather than expanding it.
         return RemoteEvent(event_id, etag, marker, recurring=True, updated=updated)
     try:
-        description = untrusted_text(str(resource.get("description") or ""))
+        description = untrusted_text(text_field(resource, "description"))
         # Guests without an invitation are described; with invite_guests, those holding
         # one are the attendees.
         description, guests, names = split_guests(description)
@@ -336,11 +353,11 @@ def read_event(resource: Mapping[str, Any], *, owner: str, default_tz: str,
             attendees, attendee_names = _guests(resource, owner)
             guests, names = guests | attendees, {**names, **attendee_names}
         projection = Projection(
-            title=untrusted_text(str(resource.get("summary") or ""), single_line=True),
+            title=untrusted_text(text_field(resource, "summary"), single_line=True),
             when=read_when(resource.get("start"), resource.get("end"), default_tz),
             busy=resource.get("transparency", "opaque") != "transparent",
             description=description,
-            location=untrusted_text(str(resource.get("location") or ""), single_line=True),
+            location=untrusted_text(text_field(resource, "location"), single_line=True),
             guests=guests,
             guest_names=names,
         )

@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 
 from connectors.base import RemoteEvent
 from connectors.guests import body_text, split_guests
+from connectors.json_limits import read_guarded, text_field
 from connectors.outlook_zones import UnknownZone, iana_zone
 from syncd.model import (
     FIELDS,
@@ -41,6 +42,7 @@ from syncd.model import (
     Projection,
     When,
     checked_span,
+    is_valid_email,
     normalize_email,
     unambiguous_local,
 )
@@ -317,7 +319,7 @@ def _description(data: Mapping[str, Any]) -> str:
     body = data.get("body")
     if not isinstance(body, Mapping):
         return ""
-    content = str(body.get("content") or "")
+    content = text_field(body, "content")
     if str(body.get("contentType", "")).lower() == "html":
         return untrusted_text(html_to_text(content))
     return untrusted_text(content)
@@ -346,7 +348,7 @@ def _attendees(data: Mapping[str, Any], mailbox: str) -> tuple[frozenset[str], d
         if not isinstance(address, Mapping) or _is_resource(attendee):
             continue
         email = normalize_email(str(address.get("address") or ""))
-        if not email or email in skip:
+        if not is_valid_email(email) or email in skip:
             continue
         guests.add(email)
         name = untrusted_text(str(address.get("name") or ""), single_line=True)
@@ -371,8 +373,19 @@ def read_event(data: Mapping[str, Any], *, fallback_tz: str, mailbox: str,
     """Map one Graph event to a RemoteEvent; unreadable events carry a ``problem``.
 
     ``marker`` stands in when the response does not carry the extended property (the
-    answer to our own write, whose marker we know).
+    answer to our own write, whose marker we know). Never raises: whatever the event
+    holds (any JSON value, of any size or depth), a hostile or broken one carries a
+    ``problem`` (see :func:`connectors.json_limits.read_guarded`).
     """
+    return read_guarded(data, lambda d: _read_event(
+        d, fallback_tz=fallback_tz, mailbox=mailbox, describe_guests=describe_guests,
+        marker=marker), etag_keys=("@odata.etag", "changeKey"),
+        marker_of=lambda d: extended_value(d, MARKER_PROP) or marker)
+
+
+def _read_event(data: Mapping[str, Any], *, fallback_tz: str, mailbox: str,
+                describe_guests: bool, marker: str | None = None) -> RemoteEvent:
+    """Map one Graph event within the limits (see :func:`read_event`)."""
     event_id = str(data.get("id") or "")
     etag = data.get("@odata.etag") or data.get("changeKey")
     etag = str(etag) if etag else None
@@ -391,11 +404,11 @@ def read_event(data: Mapping[str, Any], *, fallback_tz: str, mailbox: str,
         guests, names = guests | attendees, {**names, **attendee_names}
     location = data.get("location")
     projection = Projection(
-        title=untrusted_text(str(data.get("subject") or ""), single_line=True),
+        title=untrusted_text(text_field(data, "subject"), single_line=True),
         when=when,
         busy=str(data.get("showAs") or "busy") in BUSY_SHOW_AS,
         description=description,
-        location=untrusted_text(str(location.get("displayName") or ""), single_line=True)
+        location=untrusted_text(text_field(location, "displayName"), single_line=True)
         if isinstance(location, Mapping) else "",
         guests=guests,
         guest_names=names,

@@ -12,9 +12,10 @@ import html
 import re
 from html.parser import HTMLParser
 
-# C0 controls except TAB and LF, DEL, C1 controls, and the Unicode line/paragraph
-# separators, which some parsers treat as line breaks.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+# C0 controls except TAB and LF, DEL, C1 controls, the Unicode line/paragraph separators,
+# which some parsers treat as line breaks, and lone surrogates (a JSON "\ud800" escape),
+# which no UTF-8 encoder (SQLite's, PostgreSQL's) accepts.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 # Only document and line-structure tags count as "this is HTML": calendar apps that send
 # HTML always use them, while a plain text that merely mentions <b> must stay as typed.
 _LOOKS_LIKE_HTML = re.compile(r"<\s*(!doctype|html|body|div|p|br)\b[^>]*>", re.IGNORECASE)

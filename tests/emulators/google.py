@@ -54,6 +54,7 @@ from .google_model import (
 )
 from .google_push import PushChannels
 from .google_store import GoogleStore, Params, first
+from .raw_json import PlantedEvents, splice
 
 __all__ = ["FaultRule", "GoogleEmulator", "RecordedRequest"]
 
@@ -103,7 +104,7 @@ class _Response:
     @classmethod
     def of_json(cls, status: int, payload: Any, headers: dict[str, str] | None = None
                 ) -> _Response:
-        body = json.dumps(payload, ensure_ascii=False, indent=1).encode("utf-8")
+        body = splice(json.dumps(payload, ensure_ascii=False, indent=1)).encode("utf-8")
         all_headers = {"Content-Type": "application/json; charset=UTF-8", **(headers or {})}
         return cls(status, body, all_headers)
 
@@ -142,6 +143,8 @@ class GoogleEmulator:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.push = PushChannels(self.store)
+        self.planted = PlantedEvents()
+        """Events served as planted JSON text (see :mod:`tests.emulators.raw_json`)."""
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -408,13 +411,21 @@ class GoogleEmulator:
             return _Response(204)
         raise not_found()
 
-    @staticmethod
-    def _json(req: _Request, payload: JsonDict) -> _Response:
+    def _json(self, req: _Request, payload: JsonDict) -> _Response:
         selector = first(req.query, "fields")
         if selector:
             payload = apply_fields(payload, parse_fields(selector))
         headers = {"ETag": payload["etag"]} if isinstance(payload.get("etag"), str) else {}
-        return _Response.of_json(200, payload, headers)
+        return _Response.of_json(200, self._planted(payload), headers)
+
+    def _planted(self, payload: JsonDict) -> Any:
+        """An event resource, or a listing's items, as planted (if any is)."""
+        if payload.get("kind") == "calendar#event":
+            return self.planted.placeholder(payload.get("id")) or payload
+        if payload.get("kind") == "calendar#events":
+            items = [self.planted.placeholder(i.get("id")) or i for i in payload["items"]]
+            return {**payload, "items": items}
+        return payload
 
     # ---- batch --------------------------------------------------------------------------------
 

@@ -77,6 +77,7 @@ from tests.emulators.graph_routes import Route, parse_route
 from tests.emulators.graph_store import GraphStore, Mailbox, MailRecord
 from tests.emulators.graph_tz import UnknownTimeZone, resolve_zone
 from tests.emulators.graph_wire import JSON_CONTENT_TYPE, ApiRequest, ApiResponse, error_response
+from tests.emulators.raw_json import PlantedEvents
 
 if TYPE_CHECKING:
     from tests.emulators.identity import IdentityEmulator
@@ -129,6 +130,8 @@ class GraphEmulator:
         self.concurrency_retry_after: int = 1
         self.clock: Callable[[], float] = time.monotonic
         self.store = GraphStore()
+        self.planted = PlantedEvents()
+        """Events served as planted JSON text, by immutable id (:mod:`.raw_json`)."""
         self.requests: list[RecordedRequest] = []
         self.internal_errors: list[Exception] = []
         self.base_url: str = ""

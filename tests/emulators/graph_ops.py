@@ -138,7 +138,14 @@ def _payload(req: ApiRequest) -> dict[str, Any]:
     return payload
 
 
-def _entity(emu: GraphEmulator, ev: StoredEvent, ctx: RequestContext) -> dict[str, Any]:
+def _rendered(emu: GraphEmulator, ev: StoredEvent, ctx: RequestContext) -> Any:
+    """The event as JSON, or the placeholder of its planted text (``raw_json``)."""
+    return emu.planted.placeholder(ev.immutable_id) or render_event(ev, ctx.opts)
+
+
+def _entity(emu: GraphEmulator, ev: StoredEvent, ctx: RequestContext) -> Any:
+    if planted := emu.planted.placeholder(ev.immutable_id):
+        return planted
     body = render_event(ev, ctx.opts)
     context = f"{emu.base_url}/$metadata#users('{ctx.mailbox.upn}')/events/$entity"
     return {"@odata.context": context, **body}
@@ -202,7 +209,7 @@ def _paged(
     page = events[skip : skip + size]
     body: dict[str, Any] = {
         "@odata.context": f"{emu.base_url}/$metadata#Collection(event)",
-        "value": [render_event(e, ctx.opts) for e in page],
+        "value": [_rendered(emu, e, ctx) for e in page],
     }
     if skip + size < len(events):
         query = {k: v for k, v in req.query.items() if k.lower() != "$skip"}
@@ -292,7 +299,7 @@ def _delta(emu: GraphEmulator, req: ApiRequest, ctx: RequestContext) -> ApiRespo
         empty_pages=emu.empty_pages,
     )
     values = [
-        render_event(obj, ctx.opts)
+        _rendered(emu, obj, ctx)
         if kind == "event" and isinstance(obj, StoredEvent)
         else removed_entry(obj, ctx.opts.immutable_ids)
         for kind, obj in page.entries

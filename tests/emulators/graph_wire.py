@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from tests.emulators.graph_model import GraphError
+from tests.emulators.raw_json import splice
 
 __all__ = ["JSON_CONTENT_TYPE", "ApiRequest", "ApiResponse", "error_response"]
 
@@ -109,7 +110,7 @@ class ApiResponse:
 
     def encoded(self) -> bytes:
         """The body bytes as they go on the wire."""
-        return b"" if self.body is None else json.dumps(self.body).encode("utf-8")
+        return b"" if self.body is None else splice(json.dumps(self.body)).encode("utf-8")
 
 
 def error_response(

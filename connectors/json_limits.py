@@ -1,0 +1,173 @@
+"""Limits on one event of a provider's JSON before it is mapped (Google, Graph).
+
+The client libraries parse a listing page by page; every event of a page is then screened
+here before any mapping code touches it, so that one hostile or broken event is set aside
+(quarantined with the reason returned) while the rest of the page syncs:
+
+* an event bigger than :data:`MAX_EVENT_CHARS` (a description of many megabytes) is not
+  mapped: the same 1 MiB cap as an iCalendar object's (``connectors.ical``);
+* nesting deeper than :data:`MAX_DEPTH` is refused before any recursive code (``str()``,
+  ``repr()``, comparisons) can meet it; no event resource nests more than about six levels;
+* identifiers (event id, etag, marker, iCalendar UID) become database keys, so they must be
+  text without control characters or lone surrogates, which PostgreSQL and SQLite's UTF-8
+  encoder refuse: an event whose id cannot be a key is quarantined under a stand-in id.
+
+The walk is iterative and stops as soon as a limit is passed, so screening costs at most
+the cap, whatever the size of the event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from connectors.base import RemoteEvent
+
+#: Characters of JSON text one event may take (strings, keys and punctuation counted).
+MAX_EVENT_CHARS = 1024 * 1024
+#: Containers inside containers; an event resource needs about six.
+MAX_DEPTH = 32
+#: Longest identifier kept as a key (Google ids are at most 1024 characters).
+MAX_ID_CHARS = 2048
+#: Prefix of the stand-in id of an event whose own id is unusable.
+STAND_IN_PREFIX = "unusable-id-"
+
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+class WrongType(Exception):
+    """A field holds a JSON value of the wrong type; the message is the quarantine reason."""
+
+
+def text_field(data: Mapping[str, Any], key: str) -> str:
+    """The text of field ``key``: "" when absent or null.
+
+    Raises:
+        WrongType: the field holds a number, a list, an object, ... A title read from
+            ``str()`` of a list would be imported as if someone had typed it.
+    """
+    value = data.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise WrongType(f"{key} is {type(value).__name__}, not text")
+    return value
+
+
+def oversize(value: object, *, max_chars: int = MAX_EVENT_CHARS,
+             max_depth: int = MAX_DEPTH) -> str | None:
+    """Why ``value`` (one event as parsed JSON) is too big or too deep to map; None if not.
+
+    Args:
+        value: the event: dicts, lists, strings, numbers, booleans and None.
+        max_chars: the most characters of JSON text the event may take.
+        max_depth: the most containers nested in one another.
+
+    Returns:
+        The quarantine reason, or None when the event is within both limits.
+    """
+    total = 0
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            total += len(item) + 2
+        elif isinstance(item, dict | list):
+            if depth >= max_depth:
+                return f"the event nests more than {max_depth} levels deep"
+            # Each member costs at least a separator; counted before the members are
+            # queued, so a list of millions is refused without queueing it.
+            total += 2 + len(item)
+            if total > max_chars:
+                break
+            if isinstance(item, dict):
+                for key, member in item.items():
+                    total += len(key) + 3 if isinstance(key, str) else 8
+                    stack.append((member, depth + 1))
+            else:
+                stack.extend((member, depth + 1) for member in item)
+        else:
+            total += 8  # a number, true/false or null
+        if total > max_chars:
+            break
+    if total > max_chars:
+        return f"the event is larger than {max_chars} characters of JSON"
+    return None
+
+
+def usable_id(value: object) -> bool:
+    """Whether ``value`` can be stored as an identifier: short text, no control characters."""
+    return (isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS
+            and _UNSAFE.search(value) is None)
+
+
+def stand_in_id(value: object) -> str:
+    """A stable, storable id for an event whose own id is unusable (never a real id).
+
+    Text ids are digested whole (the same hostile id always gets the same stand-in); any
+    other value is named by its type only, so events without a text id share one key.
+    """
+    if isinstance(value, str):
+        raw = value.encode("utf-8", "surrogatepass")
+    else:
+        raw = f"<{type(value).__name__}>".encode()
+    return STAND_IN_PREFIX + hashlib.sha256(raw).hexdigest()[:32]
+
+
+def event_key(value: object) -> tuple[str, str | None]:
+    """The event id to use for ``value`` and, if it is a stand-in, the problem to report."""
+    if usable_id(value):
+        assert isinstance(value, str)
+        return value, None
+    return stand_in_id(value), "the event id is not a usable identifier"
+
+
+def read_guarded(resource: object, read: Callable[[Mapping[str, Any]], RemoteEvent], *,
+                 etag_keys: tuple[str, ...],
+                 marker_of: Callable[[Mapping[str, Any]], str | None]) -> RemoteEvent:
+    """``read(resource)`` for an event within the limits; never raises.
+
+    An event over a limit, one whose mapping raises anything at all (OverflowError from a
+    date at the end of time, RecursionError, TypeError on a field of the wrong type, ...),
+    and one whose identifiers cannot be stored, all become a :class:`RemoteEvent` with a
+    ``problem``: the engine quarantines it and the rest of the listing syncs. The etag and
+    marker are kept when they are usable, so the quarantine lifts once the event changes.
+
+    Args:
+        resource: one event as the provider sent it (any JSON value).
+        read: the provider's mapper for one event.
+        etag_keys: where the provider puts the version, first present wins.
+        marker_of: the provider's reader of syncd's marker.
+    """
+    if not isinstance(resource, Mapping):
+        return RemoteEvent(stand_in_id(resource), problem="the event is not a JSON object")
+    event_id, problem = event_key(resource.get("id"))
+    problem = problem or oversize(resource)
+    if problem is None:
+        try:
+            event = read(resource)
+        except WrongType as exc:
+            problem = str(exc)
+        except Exception as exc:  # whatever one event raises stays with it
+            problem = f"unreadable event: {type(exc).__name__}"
+        else:
+            problem = _identifier_problem(event)
+            if problem is None:
+                return event
+    etag = next((resource[k] for k in etag_keys if resource.get(k)), None)
+    try:
+        marker = marker_of(resource)
+    except Exception:  # a marker we cannot read is no marker
+        marker = None
+    return RemoteEvent(event_id, etag if usable_id(etag) else None,
+                       marker if usable_id(marker) else None, problem=problem)
+
+
+def _identifier_problem(event: RemoteEvent) -> str | None:
+    for name, value in (("etag", event.etag), ("syncd marker", event.marker),
+                        ("iCalendar UID", event.ical_uid)):
+        if value is not None and not usable_id(value):
+            return f"the event's {name} is not a usable identifier"
+    return None
