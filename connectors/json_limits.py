@@ -29,8 +29,9 @@ from connectors.base import RemoteEvent
 MAX_EVENT_CHARS = 1024 * 1024
 #: Containers inside containers; an event resource needs about six.
 MAX_DEPTH = 32
-#: Longest identifier kept as a key (Google ids are at most 1024 characters).
-MAX_ID_CHARS = 2048
+#: Longest identifier kept as a key: Google ids are at most 1024 characters, and the
+#: state tables key events in columns of 1100 (links) and 1200 (quarantine, with a prefix).
+MAX_ID_CHARS = 1024
 #: Prefix of the stand-in id of an event whose own id is unusable.
 STAND_IN_PREFIX = "unusable-id-"
 
@@ -103,16 +104,17 @@ def usable_id(value: object) -> bool:
             and _UNSAFE.search(value) is None)
 
 
-def stand_in_id(value: object) -> str:
+def stand_in_id(value: object, what: str = "id") -> str:
     """A stable, storable id for an event whose own id is unusable (never a real id).
 
     Text ids are digested whole (the same hostile id always gets the same stand-in); any
-    other value is named by its type only, so events without a text id share one key.
+    other value is named by ``what`` it is and its type only, so the events whose id is a
+    number share one key, and the items of a listing that are not objects another.
     """
     if isinstance(value, str):
         raw = value.encode("utf-8", "surrogatepass")
     else:
-        raw = f"<{type(value).__name__}>".encode()
+        raw = f"{what}<{type(value).__name__}>".encode()
     return STAND_IN_PREFIX + hashlib.sha256(raw).hexdigest()[:32]
 
 
@@ -142,7 +144,8 @@ def read_guarded(resource: object, read: Callable[[Mapping[str, Any]], RemoteEve
         marker_of: the provider's reader of syncd's marker.
     """
     if not isinstance(resource, Mapping):
-        return RemoteEvent(stand_in_id(resource), problem="the event is not a JSON object")
+        return RemoteEvent(stand_in_id(resource, "item"),
+                           problem="the event is not a JSON object")
     event_id, problem = event_key(resource.get("id"))
     problem = problem or oversize(resource)
     if problem is None:
