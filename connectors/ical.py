@@ -26,6 +26,7 @@ from syncd.model import (
     check_start,
     checked_span,
     end_after,
+    is_valid_email,
     normalize_email,
     unambiguous_local,
 )
@@ -282,7 +283,7 @@ def read_event(event_id: str, etag: str | None, data: bytes | str, *, default_tz
         names: dict[str, str] = {}
         for att in attendees:
             email = normalize_email(str(att).split(":", 1)[-1])
-            if not email or email in (organizer, normalize_email(owner)):
+            if not is_valid_email(email) or email in (organizer, normalize_email(owner)):
                 continue
             guests.add(email)
             if cn := getattr(att, "params", {}).get("CN"):
