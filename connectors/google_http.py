@@ -99,6 +99,7 @@ ERROR_TABLE: tuple[tuple[int, str | None, Action], ...] = (
     (410, None, Action.GONE),  # "deleted"
     (412, None, Action.STALE),
     (429, None, Action.THROTTLED),
+    (507, None, Action.REJECTED),  # the store would not take this item
 )
 #: Errors that stop every other request of the account at once.
 ACCOUNT_WIDE = frozenset({Action.COOLDOWN, Action.REAUTH})
@@ -199,6 +200,17 @@ def _retry_after(value: object) -> float | None:
         return None  # an HTTP-date; the backoff schedule applies instead
 
 
+def _success(body: Any) -> Reply:
+    """A 2xx answer: its JSON object, or nothing (a delete); anything else is unreadable.
+
+    The client library hands over the raw text when a body is not JSON; a write read back
+    from it would be an event without an id.
+    """
+    if isinstance(body, dict) or body is None or body == "":
+        return Reply(200, body or None)
+    return Reply(0, reason="unreadable reply (not a JSON object)")
+
+
 def reply_from_http_error(exc: HttpError) -> Reply:
     """A :class:`Reply` from the client library's error (top-level or a batch part)."""
     reason = ""
@@ -207,8 +219,10 @@ def reply_from_http_error(exc: HttpError) -> Reply:
         errors = data.get("error", {}).get("errors") or []
         reason = str(errors[0].get("reason", "")) if errors else ""
         reason = reason or str(data.get("error", {}).get("status", ""))
-    except (ValueError, TypeError, AttributeError, IndexError):
-        pass
+    except (ValueError, TypeError, AttributeError, IndexError, KeyError, RecursionError):
+        pass  # an error body that is not Google's shape (a proxy's page): the status decides
+    if len(reason) > 100:
+        reason = reason[:100]  # reasons are short words; this one will only be logged
     return Reply(int(exc.resp.status), None, reason, _retry_after(exc.resp.get("retry-after")))
 
 
@@ -391,7 +405,11 @@ class Transport:
             raise auth_error(exc) from None
         except (OSError, httplib2.HttpLib2Error) as exc:
             return Reply(0, reason=f"network: {network_reason(exc)}")
-        return Reply(200, body if isinstance(body, dict) else None)
+        except (ValueError, RecursionError) as exc:
+            # A 2xx whose body the client could not parse (not JSON, nested past the
+            # parser's stack, an integer of more digits than Python converts).
+            return Reply(0, reason=f"unreadable reply ({type(exc).__name__})")
+        return _success(body)
 
     def _batch(self, chunk: Sequence[Call]) -> dict[Hashable, Reply]:
         # Built by hand: service.new_batch_http_request() would aim at the discovery
@@ -402,7 +420,7 @@ class Transport:
         def done(request_id: str, response: Any, exception: Exception | None) -> None:
             call = by_id[request_id]
             if exception is None:
-                replies[call.key] = Reply(200, response if isinstance(response, dict) else None)
+                replies[call.key] = _success(response)
             elif isinstance(exception, HttpError):
                 replies[call.key] = reply_from_http_error(exception)
             else:
@@ -420,6 +438,14 @@ class Transport:
             raise auth_error(exc) from None
         except (OSError, httplib2.HttpLib2Error, BatchError) as exc:
             envelope = Reply(0, reason=f"network: {network_reason(exc)}")
+        except (ValueError, RecursionError):
+            # The client reads the parts in order and stops at the first body it cannot
+            # parse: the parts after it got no answer. Those safe to send twice go again
+            # alone, so the one unreadable part is the only failure.
+            log.info("google: a batch part could not be parsed; sending the rest alone")
+            return {call.key: replies[call.key] if call.key in replies else
+                    self._single(call) if call.safe else
+                    Reply(0, reason="unreadable batch reply") for call in chunk}
         if envelope.status == 413 and not replies:
             # The batch as a whole is too large: nothing was carried out, so the parts go
             # out one by one instead.

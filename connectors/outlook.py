@@ -55,6 +55,7 @@ from connectors.base import (
     WriteOp,
     WriteResult,
 )
+from connectors.json_limits import STAND_IN_PREFIX, event_key
 from connectors.outlook_auth import mailbox_of, token_source
 from connectors.outlook_http import (
     MAX_BATCH,
@@ -160,11 +161,14 @@ def _item_read(event_id: str, answer: GraphResponse) -> Mapping[str, Any] | Remo
     reaction = classify(answer.status, answer.code)
     if reaction is Reaction.REAUTH or (answer.code or "").lower() in PERMANENT_ACCOUNT_CODES:
         raise answer.error(event_id)  # the token or the mailbox, not this item
-    if reaction in (Reaction.THROTTLED, Reaction.TRANSIENT) or answer.ok:
+    if answer.ok:  # a 2xx whose body is not an object: this event's answer, no other's
+        return RemoteEvent(event_id, problem="Graph's answer for the event is not readable")
+    if reaction is Reaction.THROTTLED or (
+            reaction is Reaction.TRANSIENT and not 400 <= answer.status < 500):
         raise _read_failure(answer)
     if answer.status in _GONE:
         return None
-    # 400/403/...: Graph will not show us this one event; the rest of the round goes on.
+    # 400/403/418/...: Graph will not show us this one event; the rest of the round goes on.
     return RemoteEvent(event_id, problem=f"HTTP {answer.status} {answer.code or ''}".strip())
 
 
@@ -209,6 +213,7 @@ class OutlookCalendar:
             sleep=sleep, max_wait=max_wait, timeout=timeout)
         self._user = f"/users/{quote(self.mailbox, safe='@')}"
         self._calendar_id: str | None = account.calendar
+        self._writable: bool | None = None  # the calendar's canEdit, read on a 403
 
     # --- paths ----------------------------------------------------------------------------
 
@@ -351,7 +356,8 @@ class OutlookCalendar:
             response = self.http.request("GET", url, headers={"Prefer": prefer})
             if not response.ok or not isinstance(response.body, Mapping):
                 raise _read_failure(response, in_delta=True)
-            items.extend((str(v["id"]), "@removed" in v) for v in response.body.get("value", [])
+            items.extend((event_key(v["id"])[0], "@removed" in v)
+                         for v in response.body.get("value", [])
                          if isinstance(v, Mapping) and v.get("id"))
             if delta := response.body.get("@odata.deltaLink"):
                 return items, str(delta)
@@ -381,7 +387,9 @@ class OutlookCalendar:
 
     def _resolve(self, ids: Sequence[str], start: datetime, end: datetime) -> list[RemoteEvent]:
         """The current state of every id a delta round named (see the module docstring)."""
-        found: dict[str, RemoteEvent] = {}
+        # An id no key can hold was named by a stand-in: it cannot be fetched, only set aside.
+        found = {i: RemoteEvent(i, problem="the event id is not a usable identifier")
+                 for i in ids if i.startswith(STAND_IN_PREFIX)}
         if len(ids) > LIST_ABOVE:
             wanted = set(ids)
             for data in self._list(start, end):
@@ -476,6 +484,10 @@ class OutlookCalendar:
             return WriteResult(op.key, self._read(answer.body, marker=marker))
         event_id = "" if isinstance(op, CreateOp) else op.event_id
         error = answer.error(event_id)
+        if isinstance(error, AuthFailed) and self._denied_item(answer):
+            # A read-only event in a writable calendar (an attendee's copy, a locked item).
+            error = ItemRejected(event_id=event_id, reason=f"Graph refused it (HTTP "
+                                 f"{answer.status} {answer.code}); the calendar is writable")
         if isinstance(error, AuthFailed):
             raise error  # account-wide: the engine marks the account, others carry on
         if (isinstance(op, CreateOp) and answer.failure is None
@@ -487,6 +499,27 @@ class OutlookCalendar:
                 return WriteResult(op.key, error=Transient(reason=exc.reason,
                                                            maybe_applied=True))
         return WriteResult(op.key, error=error)
+
+    def _denied_item(self, answer: GraphResponse) -> bool:
+        """Whether a 403 ``ErrorAccessDenied`` on a write refuses that item, not the account.
+
+        Graph answers the same code for a read-only calendar (every write fails: the account
+        needs an admin) and for one event this mailbox may not change. The calendar's
+        ``canEdit`` tells them apart; it is read once per connector, and an answer that
+        cannot be had counts as account-wide, as before.
+        """
+        if answer.failure is not None or answer.status != 403 or (
+                (answer.code or "").lower() != "erroraccessdenied"):
+            return False
+        if self._writable is None:
+            try:
+                response = self.http.request("GET", with_query(self._collection(),
+                                                               {"$select": "canEdit"}))
+            except (Transient, RateLimited):
+                return False
+            body = response.body if response.ok else None
+            self._writable = isinstance(body, Mapping) and body.get("canEdit") is True
+        return self._writable
 
     def _adopt(self, op: CreateOp) -> WriteResult:
         """Our transactionId was used already: find that event and make it match ``op``."""

@@ -113,7 +113,8 @@ TAXONOMY: tuple[Rule, ...] = (
     _rule(404, None, Reaction.GONE),
     _rule(429, None, Reaction.THROTTLED),
     _rule(tuple(RETRYABLE_STATUS), None, Reaction.TRANSIENT),
-    _rule((400, 403, 405, 413, 415, 422), None, Reaction.REJECT),
+    # 507: the store would not take this item (its size, the folder's item limit).
+    _rule((400, 403, 405, 413, 415, 422, 507), None, Reaction.REJECT),
 )
 
 
@@ -443,6 +444,10 @@ class GraphTransport:
                              idempotent=idempotent, permits=width)
         if outer.status == 413 and len(items) > 1:
             return [self._send_one(item) for item in items]  # too big together: one by one
+        if outer.ok and outer.body is None and idempotent and len(items) > 1:
+            # One item's body made the whole answer unreadable (nested past the parser's
+            # stack): alone, only that item's answer is lost.
+            return [self._send_one(item) for item in items]
         if outer.status != 200 or not isinstance(outer.body, Mapping):
             if outer.status == 401:
                 raise outer.error()
@@ -491,7 +496,7 @@ def _response(raw: requests.Response) -> GraphResponse:
     if raw.content:
         try:
             body = raw.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's stack
             body = None
     return GraphResponse(raw.status_code, dict(raw.headers), body)
 

@@ -349,6 +349,9 @@ class GoogleEmulator:
             return response
         if rule.delay_seconds:
             time.sleep(rule.delay_seconds)
+        if rule.status is not None and rule.body is not None:
+            return _Response(rule.status, rule.body.encode("utf-8"),
+                             {"Content-Type": "text/html; charset=UTF-8"})
         if rule.status is not None:
             return _Response.of_error(rule.error())
         return run()

@@ -62,6 +62,8 @@ class FaultRule:
     retry_after: int | None = None
     apply_then_fail: ApplyThenFail | None = None
     delay_seconds: float = 0.0
+    #: Verbatim text instead of Google's error shape (a proxy's HTML page, cut-off JSON).
+    body: str | None = None
     fired: int = field(default=0, init=False)
 
     def matches(self, method: str, path: str, inner: bool) -> bool:

@@ -77,7 +77,7 @@ from tests.emulators.graph_routes import Route, parse_route
 from tests.emulators.graph_store import GraphStore, Mailbox, MailRecord
 from tests.emulators.graph_tz import UnknownTimeZone, resolve_zone
 from tests.emulators.graph_wire import JSON_CONTENT_TYPE, ApiRequest, ApiResponse, error_response
-from tests.emulators.raw_json import PlantedEvents
+from tests.emulators.raw_json import PlantedEvents, verbatim
 
 if TYPE_CHECKING:
     from tests.emulators.identity import IdentityEmulator
@@ -239,6 +239,12 @@ class GraphEmulator:
         with self.store.lock:
             ev, _ = self.store.create_event(self._mailbox(user), calendar_id, event, via_api=False)
             return render_event(ev, RenderOptions(immutable_ids=True, expand_ext_ids=()))
+
+    def set_calendar_writable(self, user: str, writable: bool, *,
+                              calendar_id: str | None = None) -> None:
+        """Share a calendar read-only (``canEdit`` false, writes 403) or writable again."""
+        with self.store.lock:
+            self._mailbox(user).calendar(calendar_id).can_edit = writable
 
     def delete_event_as_user(self, user: str, event_id: str) -> None:
         """Delete an event as the user would in Outlook (tombstone for delta, no mail counted)."""
@@ -446,6 +452,10 @@ class GraphEmulator:
         if rule.drop_connection:
             return ApiResponse(0, drop_connection=True)
         headers = {} if rule.retry_after is None else {"Retry-After": str(rule.retry_after)}
+        if rule.body is not None:
+            # Alone, the text is the reply's bytes; in a $batch it can only be a JSON string.
+            body = rule.body if req.in_batch else verbatim(rule.body)
+            return ApiResponse(rule.status or 503, body, {"Content-Type": "text/html", **headers})
         return error_response(req, rule.status or 503, rule.code, rule.message, headers)
 
     def _take_fault(self, req: ApiRequest, mailbox: str) -> FaultRule | None:

@@ -83,6 +83,7 @@ class FaultRule:
     skip: int = 0
     mailbox: str | None = None
     in_batch: bool | None = None
+    body: str | None = None  # verbatim text instead of Graph's error shape (a proxy's page)
     fired: int = 0
 
     def matches(self, method: str, path: str, mailbox: str | None, in_batch: bool) -> bool:

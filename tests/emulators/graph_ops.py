@@ -105,7 +105,7 @@ def _calendar_json(emu: GraphEmulator, mbx: Mailbox, cal_id: str) -> dict[str, A
         "isDefaultCalendar": cal.id == mbx.default_calendar_id,
         "canShare": True,
         "canViewPrivateItems": True,
-        "canEdit": True,
+        "canEdit": cal.can_edit,
         "isRemovable": cal.id != mbx.default_calendar_id,
         "owner": {"name": mbx.display_name, "address": mbx.upn},
     }
@@ -151,7 +151,14 @@ def _entity(emu: GraphEmulator, ev: StoredEvent, ctx: RequestContext) -> Any:
     return {"@odata.context": context, **body}
 
 
+def _check_writable(mbx: Mailbox, calendar_id: str | None) -> None:
+    if not mbx.calendar(calendar_id).can_edit:
+        raise GraphError(403, "ErrorAccessDenied",
+                         "Access is denied. Check credentials and try again.")
+
+
 def _create(emu: GraphEmulator, req: ApiRequest, ctx: RequestContext) -> ApiResponse:
+    _check_writable(ctx.mailbox, ctx.route.calendar_id)
     ev, _created = emu.store.create_event(
         ctx.mailbox, ctx.route.calendar_id, _payload(req), via_api=True
     )
@@ -173,6 +180,7 @@ def _one_event(emu: GraphEmulator, req: ApiRequest, ctx: RequestContext) -> ApiR
         )
     if req.method == "GET":
         return _json(200, _entity(emu, ev, ctx), ctx)
+    _check_writable(mbx, ev.calendar_id)
     if_match = req.headers.get("if-match")
     if req.method == "PATCH":
         store.update_event(mbx, ev, _payload(req), via_api=True, if_match=if_match)

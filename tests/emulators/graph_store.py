@@ -53,6 +53,7 @@ class Calendar:
     id: str
     name: str
     tombstones: dict[str, Tombstone] = field(default_factory=dict)  # by immutable id
+    can_edit: bool = True  # False: shared read-only, every write is 403 ErrorAccessDenied
 
 
 @dataclass

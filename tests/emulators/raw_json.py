@@ -30,10 +30,7 @@ class PlantedEvents:
 
     def plant(self, event_id: str, text: str) -> None:
         """Serve ``text`` (any text; JSON in every faithful case) for event ``event_id``."""
-        token = f"{_PREFIX}{uuid.uuid4().hex}@@"
-        with _lock:
-            _texts[token] = text
-        self._by_id[event_id] = token
+        self._by_id[event_id] = verbatim(text)
 
     def clear(self) -> None:
         """Serve every event as the emulator renders it again."""
@@ -42,6 +39,14 @@ class PlantedEvents:
     def placeholder(self, event_id: object) -> str | None:
         """The placeholder to render instead of event ``event_id``, if one is planted."""
         return self._by_id.get(event_id) if isinstance(event_id, str) else None
+
+
+def verbatim(text: str) -> str:
+    """A placeholder that :func:`splice` replaces by ``text``, byte for byte."""
+    token = f"{_PREFIX}{uuid.uuid4().hex}@@"
+    with _lock:
+        _texts[token] = text
+    return token
 
 
 def splice(encoded: str) -> str:

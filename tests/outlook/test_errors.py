@@ -57,6 +57,7 @@ ROWS: list[tuple[int, str | None, Reaction, type, type]] = [
     (504, "GatewayTimeout", Reaction.TRANSIENT, Transient, Transient),
     (400, "ErrorInvalidRequest", Reaction.REJECT, ItemRejected, ItemRejected),
     (403, "ErrorItemNotEditable", Reaction.REJECT, ItemRejected, ItemRejected),
+    (507, "ErrorQuotaExceeded", Reaction.REJECT, ItemRejected, ItemRejected),
     (418, "SomethingNew", Reaction.TRANSIENT, Transient, Transient),
 ]
 
@@ -119,10 +120,10 @@ def test_an_adopted_event_with_older_content_is_brought_up_to_date(env: Env) -> 
     assert len(env.graph.events(ALICE)) == 1
 
 
-def test_access_denied_fails_the_whole_account(env: Env) -> None:
+def test_access_denied_in_a_read_only_calendar_fails_the_whole_account(env: Env) -> None:
     connector = env.connector(env.account())
     event = create(connector, timed())
-    env.graph.inject(FaultRule(method="PATCH", status=403, code="ErrorAccessDenied"))
+    env.graph.set_calendar_writable(ALICE, False)
     with pytest.raises(AuthFailed):
         connector.write([UpdateOp("k", event.event_id, event.etag, timed("x"),
                                   frozenset({"title"}), "m0000001")])
