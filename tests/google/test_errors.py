@@ -47,6 +47,7 @@ ROWS = [
     (410, "deleted", Action.GONE, EventGone),
     (412, "conditionNotMet", Action.STALE, EtagMismatch),
     (429, "rateLimitExceeded", Action.THROTTLED, RateLimited),
+    (507, "insufficientStorage", Action.REJECTED, ItemRejected),
     # not in the table: the defaults
     (400, "timeRangeEmpty", Action.REJECTED, ItemRejected),
     (500, "backendError", Action.SERVER, Transient),
