@@ -43,6 +43,7 @@ from urllib.parse import urlsplit
 import google_auth_httplib2  # type: ignore[import-untyped]
 import httplib2
 from googleapiclient import discovery
+from googleapiclient.model import JsonModel
 
 from connectors.base import (
     Capabilities,
@@ -67,6 +68,7 @@ from connectors.google_http import (
     shared_budget,
 )
 from connectors.google_map import event_body, event_id_for, read_event, read_marker
+from connectors.json_limits import loads
 from syncd.config import AccountConfig
 from syncd.errors import (
     AccountCooldown,
@@ -99,11 +101,26 @@ def batch_uri_for(api_endpoint: str | None) -> str:
     return f"{parts.scheme}://{parts.netloc}{prefix}/batch/calendar/v3"
 
 
+class _DeepJsonModel(JsonModel):
+    """The client's JSON model, reading nesting past the parser's stack too.
+
+    Otherwise one event nested a few hundred levels deep fails the listing page (or the
+    batch) that carries it; read, it is quarantined alone (``connectors.json_limits``).
+    """
+
+    def deserialize(self, content: Any) -> Any:
+        try:
+            return super().deserialize(content)
+        except RecursionError:
+            return loads(content)
+
+
 def build_service(http: Any, api_endpoint: str | None = None) -> Any:
     """A Calendar v3 service from the discovery document bundled with the client."""
     options = {"api_endpoint": api_endpoint} if api_endpoint else None
     return discovery.build("calendar", "v3", http=http, static_discovery=True,
-                           cache_discovery=False, client_options=options)
+                           cache_discovery=False, client_options=options,
+                           model=_DeepJsonModel())
 
 
 def _send_updates(notify: bool) -> str:

@@ -19,6 +19,7 @@ the cap, whatever the size of the event.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -174,3 +175,121 @@ def _identifier_problem(event: RemoteEvent) -> str | None:
         if value is not None and not usable_id(value):
             return f"the event's {name} is not a usable identifier"
     return None
+
+
+# --- JSON nested past the parser's stack -----------------------------------------------------
+
+_STRING = r'"[^"\\]*(?:\\.[^"\\]*)*"'
+_TOKEN = re.compile(r'\s*(?:(?P<str>' + _STRING + r')|(?P<num>-?(?:0|[1-9][0-9]*)'
+                    r'(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)|(?P<lit>true|false|null|NaN|-?Infinity)'
+                    r'|(?P<punct>[\[\]{}:,]))', re.DOTALL)
+_BRACKETS = re.compile(_STRING + r'|[\[\]{}]', re.DOTALL)
+#: A container this many levels tall is opened by hand; shorter ones go to json's parser.
+_TALL = 200
+_DECODER = json.JSONDecoder()
+
+
+def loads(text: str | bytes) -> Any:
+    """``json.loads``, except that nesting deeper than the interpreter's stack is parsed too.
+
+    Python's parser recurses once per level and raises RecursionError a few hundred levels
+    down, which would make one hostile event fail the whole page that carries it. The
+    document is then parsed again: the containers on the way down to the deep part are
+    opened by a loop, everything else by json's own parser, so the page's other events,
+    links and tokens are read at C speed, and the deep event is refused by :func:`oversize`.
+
+    Raises:
+        ValueError: the text is not JSON.
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        return _loads_flat(text.decode("utf-8") if isinstance(text, bytes) else text)
+
+
+def _tall_containers(text: str) -> set[int]:
+    """Where the containers at least :data:`_TALL` levels tall open (strings skipped)."""
+    tall: set[int] = set()
+    stack: list[list[int]] = []  # [open position, height of the tallest child so far]
+    for match in _BRACKETS.finditer(text):
+        char = match.group()
+        if char in "[{":
+            stack.append([match.start(), 0])
+        elif char in "]}":
+            if not stack:
+                raise ValueError(f"unexpected {char!r} at character {match.start()}")
+            position, height = stack.pop()
+            if height + 1 >= _TALL:
+                tall.add(position)
+            if stack:
+                stack[-1][1] = max(stack[-1][1], height + 1)
+    return tall
+
+
+def _loads_flat(text: str) -> Any:
+    """A strict JSON parser with its own stack for the tall containers (see :func:`loads`)."""
+    tall = _tall_containers(text)
+    stack: list[Any] = []  # open containers, innermost last
+    keys: list[Any] = []  # per open object: the key waiting for its value
+    root: list[Any] = []
+    want = "value"  # value | key | colon | next (a comma or the container's end) | done
+    pos = 0
+    while True:
+        match = _TOKEN.match(text, pos)
+        if match is None:
+            if text[pos:].strip() or want != "done":
+                raise ValueError(f"not JSON at character {pos}")
+            return root[0]
+        kind = match.lastgroup or ""
+        start, pos, token = match.start(kind), match.end(), match.group(kind)
+        if want == "done":
+            raise ValueError(f"extra data at character {start}")
+        if kind == "punct" and token in "]}":
+            # Only a container opened just now may close without a value in it.
+            closes_empty = bool(stack) and not stack[-1] and want == (
+                "key" if isinstance(stack[-1], dict) else "value")
+            if not stack or (want != "next" and not closes_empty) or (
+                    (token == "]") != isinstance(stack[-1], list)):
+                raise ValueError(f"unexpected {token!r} at character {start}")
+            stack.pop()
+            keys.pop()
+            want = "next" if stack else "done"
+            continue
+        if want == "colon":
+            if token != ":":
+                raise ValueError(f"expected ':' at character {start}")
+            want = "value"
+            continue
+        if want == "next":
+            if token != ",":
+                raise ValueError(f"expected ',' at character {start}")
+            want = "key" if isinstance(stack[-1], dict) else "value"
+            continue
+        if want == "key":
+            if kind != "str":
+                raise ValueError(f"expected a key at character {start}")
+            keys[-1] = json.loads(token)
+            want = "colon"
+            continue
+        opened = kind == "punct" and token in "[{"
+        if opened and start in tall:
+            value: Any = [] if token == "[" else {}
+        elif opened:
+            value, pos = _DECODER.raw_decode(text, start)
+            opened = False
+        elif kind in ("str", "num", "lit"):
+            value = json.loads(token)
+        else:
+            raise ValueError(f"unexpected {token!r} at character {start}")
+        if not stack:
+            root.append(value)
+        elif isinstance(stack[-1], list):
+            stack[-1].append(value)
+        else:
+            stack[-1][keys[-1]] = value
+        if opened:
+            stack.append(value)
+            keys.append(None)
+            want = "key" if isinstance(value, dict) else "value"
+        else:
+            want = "next" if stack else "done"

@@ -33,6 +33,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
+from connectors.json_limits import loads
 from connectors.network import network_reason
 from syncd.errors import (
     AuthFailed,
@@ -495,8 +496,8 @@ def _response(raw: requests.Response) -> GraphResponse:
     body: Any = None
     if raw.content:
         try:
-            body = raw.json()
-        except (ValueError, RecursionError):  # not JSON, or nested past the parser's stack
+            body = loads(raw.content)  # nesting past the parser's stack is read too
+        except ValueError:
             body = None
     return GraphResponse(raw.status_code, dict(raw.headers), body)
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.json_limits import event_key, stand_in_id
+from connectors.json_limits import event_key, loads, stand_in_id
 
 JsonDict = dict[str, Any]
 Path = tuple[str, ...]
@@ -104,7 +104,7 @@ class Hostile:
     def key_id(self, event: JsonDict) -> str:
         """The id the quarantine is recorded under."""
         out = self.mutate(copy.deepcopy(event))
-        value = json.loads(out) if isinstance(out, str) else out
+        value = loads(out) if isinstance(out, str) else out
         if not isinstance(value, dict):
             return stand_in_id(value, "item")
         return event_key(value.get("id"))[0]
@@ -148,6 +148,10 @@ def common(f: Fields) -> list[Hostile]:
                 lambda e: set_(e, f.start, nested(100, kind="object")), "nests more than"),
         Hostile("unknown_field_nested_500", lambda e: {**e, "x-extra": nested(500)},
                 "nests more than"),
+        # Past the stack of Python's own JSON parser: the page must still be read.
+        Hostile("description_nested_20_000_lists_deep",
+                lambda e: json.dumps(set_(e, f.description, "@deep@")).replace(
+                    '"@deep@"', "[" * 20_000 + "]" * 20_000), "nests more than"),
         # Wrong JSON types in the text fields.
         Hostile("title_is_a_list", lambda e: set_(e, f.title, ["Call"]), "not text"),
         Hostile("title_is_an_object", lambda e: set_(e, f.title, {"text": "Call"}), "not text"),
