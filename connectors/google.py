@@ -411,6 +411,11 @@ class GoogleCalendar:
             event = self._read(reply.body or {})
             if event.deleted:  # an unconditional patch of an event deleted meanwhile
                 return WriteResult(op.key, error=EventGone(event_id=event_id))
+            if event.event_id != event_id:
+                # The answer is not the event written (a broken reply): read it back later.
+                return WriteResult(op.key, error=Transient(
+                    reason="Google's answer to a write is not the event", status=reply.status,
+                    maybe_applied=True))
             return WriteResult(op.key, event)
         error = error_for(reply, event_id=event_id)
         if isinstance(op, CreateOp) and isinstance(error, EtagMismatch | EventGone):

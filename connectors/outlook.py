@@ -481,7 +481,13 @@ class OutlookCalendar:
             if isinstance(op, DeleteOp):
                 return WriteResult(op.key)
             marker = op.marker if isinstance(op, CreateOp | UpdateOp) else None
-            return WriteResult(op.key, self._read(answer.body, marker=marker))
+            event = self._read(answer.body, marker=marker)
+            if event.event_id.startswith(STAND_IN_PREFIX) or (
+                    isinstance(op, UpdateOp) and event.event_id != op.event_id):
+                # The answer is not the event written (a broken reply): read it back later.
+                return WriteResult(op.key, error=Transient(
+                    reason="Graph's answer to a write is not the event", maybe_applied=True))
+            return WriteResult(op.key, event)
         event_id = "" if isinstance(op, CreateOp) else op.event_id
         error = answer.error(event_id)
         if isinstance(error, AuthFailed) and self._denied_item(answer):
