@@ -20,7 +20,7 @@ settings.register_profile("deterministic", max_examples=60, deadline=None, deran
                           suppress_health_check=[HealthCheck.too_slow])
 # A long fuzzing run of the readers (tests/hostile/jsonread_fuzz.py):
 #   HYPOTHESIS_PROFILE=fuzz .venv/bin/pytest -q tests/hostile -k fuzz
-settings.register_profile("fuzz", max_examples=int(os.environ.get("SYNCD_FUZZ_EXAMPLES", "20000")),
+settings.register_profile("fuzz", max_examples=int(os.environ.get("SYNCD_FUZZ_EXAMPLES", "2000")),
                           deadline=None, suppress_health_check=list(HealthCheck))
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 

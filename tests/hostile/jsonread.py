@@ -23,7 +23,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
+
 from connectors.json_limits import event_key, loads, stand_in_id
+from syncd.model import Activity
+from syncd.store.db import Database
+from syncd.store.state_tables import SyncQuarantine
 
 JsonDict = dict[str, Any]
 Path = tuple[str, ...]
@@ -217,3 +222,29 @@ def clean(values: Iterable[str]) -> bool:
                     or 0xD800 <= code <= 0xDFFF:
                 return False
     return True
+
+
+def quarantine_reasons(db: Database, account: str) -> dict[str, str]:
+    """Every item key of ``account`` on the quarantine table, with its recorded reason."""
+    with db.session() as s:
+        rows = s.scalars(select(SyncQuarantine).where(SyncQuarantine.account == account))
+        return {r.item_key: r.reason for r in rows}
+
+
+def check_quarantined(reasons: dict[str, str], expected: dict[str, Hostile]) -> None:
+    """Each expected key is on the table with its reason fragment, and nothing else is."""
+    for key, item in expected.items():
+        assert key in reasons, f"{item.name} was not quarantined"
+        assert item.reason in reasons[key], (item.name, reasons[key])
+    assert set(reasons) == set(expected)
+
+
+def check_imported(activities: Iterable[Activity], titles: Iterable[str]) -> None:
+    """The activities are exactly ``titles`` (no hostile event among them), all clean."""
+    activities = list(activities)
+    got = sorted(a.subject for a in activities)
+    assert not any(t.startswith("Hostile") for t in got), got
+    assert got == sorted(titles)
+    assert clean(a.subject for a in activities)
+    assert clean(a.description for a in activities)
+    assert clean(a.location for a in activities)

@@ -13,7 +13,7 @@ on the paths past the first checks (a cheap stand-in for coverage guidance).
 
 Runs: the ``ci`` profile (200 examples a test) in CI; a longer run with the ``fuzz``
 profile, ``HYPOTHESIS_PROFILE=fuzz .venv/bin/pytest -q tests/hostile -k fuzz``
-(``SYNCD_FUZZ_EXAMPLES`` sets how many examples, 20,000 by default).
+(``SYNCD_FUZZ_EXAMPLES`` sets how many examples, 2,000 by default).
 """
 
 from __future__ import annotations

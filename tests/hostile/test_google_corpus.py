@@ -12,16 +12,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from connectors.json_limits import STAND_IN_PREFIX
 from syncd.engine.plan import cal_key
+from syncd.model import Activity
 from syncd.store.db import Database
-from syncd.store.state_tables import SyncQuarantine
 from tests.emulators.google import GoogleEmulator
 from tests.emulators.google_fixtures import google_emulator  # noqa: F401 - pytest fixture
 from tests.google.world import GoogleWorld, make_world
-from tests.hostile.jsonread import GOOGLE, Dirty, Hostile, clean, common, dirty, raw
+from tests.hostile.jsonread import (
+    GOOGLE,
+    Dirty,
+    Hostile,
+    check_imported,
+    check_quarantined,
+    common,
+    dirty,
+    quarantine_reasons,
+    raw,
+)
 
 CORPUS: list[Hostile] = [
     *common(GOOGLE),
@@ -57,15 +66,13 @@ def _event(emu: GoogleEmulator, world: GoogleWorld, title: str, day: int) -> dic
         "end": {"dateTime": (start + timedelta(hours=1)).isoformat().replace("+00:00", "Z")}})
 
 
+def _activities(world: GoogleWorld) -> list[Activity]:
+    return world.store.activities_due_between(world.owner_id, date(2026, 1, 1),
+                                              date(2027, 12, 31))
+
+
 def _titles(world: GoogleWorld) -> list[str]:
-    return sorted(a.subject for a in world.store.activities_due_between(
-        world.owner_id, date(2026, 1, 1), date(2027, 12, 31)))
-
-
-def _quarantine(db: Database, account: str) -> dict[str, str]:
-    with db.session() as s:
-        rows = s.scalars(select(SyncQuarantine).where(SyncQuarantine.account == account))
-        return {r.item_key: r.reason for r in rows}
+    return sorted(a.subject for a in _activities(world))
 
 
 @pytest.fixture
@@ -100,33 +107,22 @@ def test_every_hostile_event_is_quarantined_with_its_reason_and_the_rest_syncs(
     report = alice.sync()
     assert report.outcome in ("ok", "partial"), report.message
 
-    quarantined = _quarantine(alice.state.db, alice.account.name)
-    for key, item in expected.items():
-        assert key in quarantined, f"{item.name} was not quarantined"
-        assert item.reason in quarantined[key], (item.name, quarantined[key])
-    assert set(quarantined) == set(expected)
-    titles = _titles(alice)
+    check_quarantined(quarantine_reasons(alice.state.db, alice.account.name), expected)
     fillers = [f"Filler {i}" for i in range(GOOD, len(CORPUS))]
-    assert sorted(good + fillers + [d.title for d in DIRTY]) == sorted(
-        t for t in titles if not t.startswith("Hostile"))
-    assert not any(t.startswith("Hostile") for t in titles)
-    activities = alice.store.activities_due_between(alice.owner_id, date(2026, 1, 1),
-                                                    date(2027, 12, 31))
-    assert clean(a.subject for a in activities)
-    assert clean(a.description for a in activities)
-    assert clean(a.location for a in activities)
+    check_imported(_activities(alice), good + fillers + [d.title for d in DIRTY])
+    titles = _titles(alice)
 
     # The other account of the same daemon is untouched by any of it.
     other = bob.sync()
     assert other.outcome == "ok", other.message
     assert _titles(bob) == ["Bob 0", "Bob 1", "Bob 2"]
-    assert _quarantine(bob.state.db, bob.account.name) == {}
+    assert quarantine_reasons(bob.state.db, bob.account.name) == {}
 
     # A second cycle reads the same listing again: nothing new, nothing lost.
     alice.advance(minutes=5)
     again = alice.sync()
     assert again.outcome in ("ok", "partial"), again.message
-    assert set(_quarantine(alice.state.db, alice.account.name)) == set(expected)
+    assert set(quarantine_reasons(alice.state.db, alice.account.name)) == set(expected)
     assert _titles(alice) == titles
 
 

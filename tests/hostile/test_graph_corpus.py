@@ -13,16 +13,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from syncd.engine.plan import cal_key
+from syncd.model import Activity
 from syncd.store.db import Database
-from syncd.store.state_tables import SyncQuarantine
 from tests.emulators.graph_fixtures import (  # noqa: F401 - pytest fixtures
     graph_emulator_with_identity,
     identity_emulator,
 )
-from tests.hostile.jsonread import GRAPH, Dirty, Hostile, clean, common, dirty
+from tests.hostile.jsonread import (
+    GRAPH,
+    Dirty,
+    Hostile,
+    check_imported,
+    check_quarantined,
+    common,
+    dirty,
+    quarantine_reasons,
+)
 from tests.outlook.conftest import (  # noqa: F401 - pytest fixtures
     ALICE,
     BOB,
@@ -69,15 +77,13 @@ def _event(world: OutlookWorld, title: str, day: int) -> dict[str, Any]:
         "end": {"dateTime": f"2026-12-{day:02d}T10:00:00", "timeZone": "UTC"}})
 
 
+def _activities(world: OutlookWorld) -> list[Activity]:
+    return world.store.activities_due_between(world.owner_id, date(2026, 1, 1),
+                                              date(2027, 12, 31))
+
+
 def _titles(world: OutlookWorld) -> list[str]:
-    return sorted(a.subject for a in world.store.activities_due_between(
-        world.owner_id, date(2026, 1, 1), date(2027, 12, 31)))
-
-
-def _quarantine(db: Database, account: str) -> dict[str, str]:
-    with db.session() as s:
-        rows = s.scalars(select(SyncQuarantine).where(SyncQuarantine.account == account))
-        return {r.item_key: r.reason for r in rows}
+    return sorted(a.subject for a in _activities(world))
 
 
 @pytest.fixture
@@ -109,32 +115,21 @@ def test_every_hostile_event_is_quarantined_with_its_reason_and_the_rest_syncs(
     report = alice.sync()
     assert report.outcome in ("ok", "partial"), report.message
 
-    quarantined = _quarantine(alice.db, alice.account.name)
-    for key, item in expected.items():
-        assert key in quarantined, f"{item.name} was not quarantined"
-        assert item.reason in quarantined[key], (item.name, quarantined[key])
-    assert set(quarantined) == set(expected)
-    titles = _titles(alice)
+    check_quarantined(quarantine_reasons(alice.db, alice.account.name), expected)
     fillers = [f"Filler {i}" for i in range(GOOD, len(CORPUS))]
-    assert sorted(good + fillers + [d.title for d in DIRTY]) == sorted(
-        t for t in titles if not t.startswith("Hostile"))
-    assert not any(t.startswith("Hostile") for t in titles)
-    activities = alice.store.activities_due_between(alice.owner_id, date(2026, 1, 1),
-                                                    date(2027, 12, 31))
-    assert clean(a.subject for a in activities)
-    assert clean(a.description for a in activities)
-    assert clean(a.location for a in activities)
+    check_imported(_activities(alice), good + fillers + [d.title for d in DIRTY])
+    titles = _titles(alice)
 
     other = bob.sync()
     assert other.outcome == "ok", other.message
     assert _titles(bob) == ["Bob 0", "Bob 1", "Bob 2"]
-    assert _quarantine(alice.db, bob.account.name) == {}
+    assert quarantine_reasons(alice.db, bob.account.name) == {}
 
     # A second cycle reads the same mailbox again: nothing new, nothing lost.
     alice.advance(minutes=5)
     again = alice.sync()
     assert again.outcome in ("ok", "partial"), again.message
-    assert set(_quarantine(alice.db, alice.account.name)) == set(expected)
+    assert set(quarantine_reasons(alice.db, alice.account.name)) == set(expected)
     assert _titles(alice) == titles
 
 
@@ -156,8 +151,5 @@ def test_hostile_events_met_in_an_incremental_delta_are_quarantined(
     _event(alice, "After", 7)
     report = alice.sync()
     assert report.outcome in ("ok", "partial"), report.message
-    quarantined = _quarantine(alice.db, alice.account.name)
-    for key, item in expected.items():
-        assert key in quarantined, f"{item.name} was not quarantined"
-        assert item.reason in quarantined[key], (item.name, quarantined[key])
+    check_quarantined(quarantine_reasons(alice.db, alice.account.name), expected)
     assert _titles(alice) == ["After", "Before"]
