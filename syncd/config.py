@@ -32,7 +32,7 @@ from syncd.config_checks import (
     Finding,
     database_url_problem,
     fernet_key_problem,
-    is_loopback,
+    is_loopback_address,
     readable_file_problem,
     secret_problem,
     transport_problem,
@@ -151,7 +151,7 @@ def _port(value: Any) -> str | None:
 
 
 def _loopback(value: Any) -> str | None:
-    return None if is_loopback(value) else "is not a loopback address"
+    return None if is_loopback_address(value) else "is not a loopback address"
 
 
 def _zone(value: Any) -> str | None:

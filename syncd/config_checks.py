@@ -52,6 +52,18 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def is_loopback_address(host: str) -> bool:
+    """Whether a server may listen on ``host``: ``localhost`` or a loopback address written
+    out. Not a bracketed address (URL syntax) nor any other name, which the resolver may
+    answer from DNS with an address that is not loopback."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _split(value: str) -> tuple[SplitResult | None, Finding | None]:
     if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
         return None, Finding("contains a space or a control character",

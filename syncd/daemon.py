@@ -32,6 +32,7 @@ from caldav.davclient import DAVClient
 
 from connectors.caldav import DEFAULT_CALENDAR_NAME
 from syncd.config import AccountConfig, Config
+from syncd.config_checks import is_loopback_address
 from syncd.embedded_auth import (
     SERVICE_USER,
     EmbeddedCredentials,
@@ -61,7 +62,7 @@ class EmbeddedCalendarServer:
     """
 
     def __init__(self, host: str, port: int, data_path: Path) -> None:
-        if not host.startswith("127.") and host not in ("localhost", "::1"):
+        if not is_loopback_address(host):
             raise ValueError(f"the embedded calendar server only listens on loopback, not {host}")
         self.host, self.port, self.data_path = host, port, data_path
         self.credentials = EmbeddedCredentials(data_path)

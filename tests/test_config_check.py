@@ -85,6 +85,12 @@ CASES: list[tuple[str, str, str, str, str]] = [
      "embedded.host", "is not a loopback address", "127.0.0.1 or ::1"),
     ("embedded on a LAN address", '[embedded]\nhost = "192.168.1.10"\n',
      "embedded.host", "is not a loopback address", "reverse proxy"),
+    # The daemon accepts only a loopback address written out or "localhost": a name is
+    # resolved by whatever DNS says, and brackets are URL syntax, not an address to bind.
+    ("embedded on a name under .localhost", '[embedded]\nhost = "dav.localhost"\n',
+     "embedded.host", "is not a loopback address", "127.0.0.1 or ::1"),
+    ("embedded on a bracketed IPv6 address", '[embedded]\nhost = "[::1]"\n',
+     "embedded.host", "is not a loopback address", "127.0.0.1 or ::1"),
     ("basic auth over http", dav(f'url = "http://dav.example.com/"\nusername = "a"\n'
                                  f'password = "{PW}"'),
      "account[0] (a).auth.url", "password or token over plain http://",
