@@ -177,12 +177,14 @@ def database_url_problem(value: str, *, inline: bool = True) -> Finding | None:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
+    from syncd.store.db_errors import secret_parameters
+
     try:
         url = make_url(value)
     except (ArgumentError, ValueError):
         return Finding("is not a database URL",
                        "an SQLAlchemy URL such as postgresql+psycopg://syncd@host/syncd")
-    if inline and url.password:
+    if inline and (url.password or secret_parameters(url)):
         return Finding("holds a database password in the file",
                        "database = \"env:NAME\" (or file:PATH) naming the whole URL, so the "
                        "password stays out of the config")

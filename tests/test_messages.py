@@ -249,6 +249,23 @@ def test_a_database_server_that_is_down_is_one_sentence_without_its_password(
     assert "db-password-canary" not in captured.err
 
 
+def test_a_database_password_given_as_a_url_parameter_is_hidden_too(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # libpq takes the password as ?password=..., beside the user:password@ form.
+    port = free_port()
+    monkeypatch.setenv("SYNCD_TEST_PW", GOOD_PASSWORD)
+    monkeypatch.setenv("SYNCD_TEST_DB", f"postgresql+psycopg://syncd@127.0.0.1:{port}/x"
+                                        "?connect_timeout=5&password=db-password-canary")
+    setup = Setup(tmp_path, "http://127.0.0.1:1/", "http://127.0.0.1:1/c/",
+                  database="env:SYNCD_TEST_DB")
+    assert main([*setup.base, "sync"]) == 1
+    captured = capsys.readouterr()
+    assert "cannot be used (connection refused)" in captured.err
+    assert "db-password-canary" not in captured.out + captured.err
+    assert "password=***" in captured.err
+
+
 def test_a_database_that_does_not_exist_is_named_in_the_servers_words(
         tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:

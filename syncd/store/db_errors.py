@@ -77,5 +77,13 @@ def _server_reason(error: BaseException) -> str:
     return first[:200]
 
 
+def secret_parameters(url: URL) -> list[str]:
+    """The query parameters of ``url`` that hold a password (libpq takes ``?password=``
+    and ``?sslpassword=`` beside ``user:password@``)."""
+    return [key for key in url.query if "password" in key.lower()]
+
+
 def _shown(url: URL) -> str:
-    return url.render_as_string(hide_password=True)
+    hidden = {key: "HIDDEN" for key in secret_parameters(url)}
+    shown = url.update_query_dict(hidden).render_as_string(hide_password=True)
+    return shown.replace("=HIDDEN", "=***") if hidden else shown
