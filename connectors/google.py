@@ -102,7 +102,7 @@ def batch_uri_for(api_endpoint: str | None) -> str:
 
 
 class _DeepJsonModel(JsonModel):
-    """The client's JSON model, reading nesting past the parser's stack too.
+    """The client's JSON model, reading nesting past the parser's stack and huge numbers too.
 
     Otherwise one event nested a few hundred levels deep fails the listing page (or the
     batch) that carries it; read, it is quarantined alone (``connectors.json_limits``).
@@ -110,9 +110,11 @@ class _DeepJsonModel(JsonModel):
 
     def deserialize(self, content: Any) -> Any:
         try:
-            return super().deserialize(content)
-        except RecursionError:
             return loads(content)
+        except ValueError:
+            # As the client does: a body that is not JSON is handed over as it is.
+            return content.decode("utf-8", "replace") if isinstance(content, bytes) \
+                else content
 
 
 def build_service(http: Any, api_endpoint: str | None = None) -> Any:

@@ -186,7 +186,17 @@ _TOKEN = re.compile(r'\s*(?:(?P<str>' + _STRING + r')|(?P<num>-?(?:0|[1-9][0-9]*
 _BRACKETS = re.compile(_STRING + r'|[\[\]{}]', re.DOTALL)
 #: A container this many levels tall is opened by hand; shorter ones go to json's parser.
 _TALL = 200
-_DECODER = json.JSONDecoder()
+#: Python refuses to make an int of more digits than this (sys.int_info); json would then
+#: fail the whole page for one such number.
+_MAX_DIGITS = 4300
+
+
+def _number(text: str) -> int | float:
+    """An integer as JSON writes it; one too long for an int is read as a float (inf)."""
+    return int(text) if len(text.lstrip("-")) <= _MAX_DIGITS else float(text)
+
+
+_DECODER = json.JSONDecoder(parse_int=_number)
 
 
 def loads(text: str | bytes) -> Any:
@@ -198,11 +208,14 @@ def loads(text: str | bytes) -> Any:
     opened by a loop, everything else by json's own parser, so the page's other events,
     links and tokens are read at C speed, and the deep event is refused by :func:`oversize`.
 
+    An integer of more digits than Python converts (which fails ``json.loads`` outright)
+    is read as a float, infinite if need be.
+
     Raises:
         ValueError: the text is not JSON.
     """
     try:
-        return json.loads(text)
+        return json.loads(text, parse_int=_number)
     except RecursionError:
         return _loads_flat(text.decode("utf-8") if isinstance(text, bytes) else text)
 
@@ -278,7 +291,7 @@ def _loads_flat(text: str) -> Any:
             value, pos = _DECODER.raw_decode(text, start)
             opened = False
         elif kind in ("str", "num", "lit"):
-            value = json.loads(token)
+            value = _DECODER.decode(token)
         else:
             raise ValueError(f"unexpected {token!r} at character {start}")
         if not stack:

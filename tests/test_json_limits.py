@@ -65,3 +65,12 @@ def test_unusable_ids_get_a_stable_stand_in(value: Any) -> None:
     assert usable_id(event_id) and problem
     assert event_id == stand_in_id(value)
     assert event_key(value)[0] == event_id  # the same every time, so one quarantine row
+
+
+def test_a_number_too_long_for_an_int_does_not_fail_the_page() -> None:
+    page = '{"items": [{"id": "a", "n": ' + "9" * 5000 + '}, {"id": "b"}], "t": -' \
+        + "1" * 5000 + "}"
+    data = loads(page)
+    assert [i["id"] for i in data["items"]] == ["a", "b"]
+    assert data["items"][0]["n"] == float("inf") and data["t"] == float("-inf")
+    assert loads("[" * 30_000 + "9" * 5000 + "]" * 30_000) is not None

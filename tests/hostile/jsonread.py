@@ -204,6 +204,9 @@ def dirty(f: Fields) -> list[Dirty]:
         Dirty("lone_surrogates_in_the_title_and_description",
               lambda e: with_value(with_value(e, f.title, "Lunch \ud83d"), f.description,
                                    "menu \udc00 here"), "Lunch"),
+        Dirty("a_number_of_5000_digits",
+              lambda e: json.dumps({**with_value(e, f.title, "Big number"), "x-n": "@n@"})
+              .replace('"@n@"', "9" * 5000), "Big number"),
         Dirty("sql_in_the_title",
               lambda e: with_value(e, f.title, "x'); DROP TABLE activities;--"),
               "x'); DROP TABLE activities;--"),
