@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -40,6 +41,7 @@ from syncd.embedded_auth import (
     login_name,
     refused_because,
 )
+from syncd.embedded_server import READY_LINE
 from syncd.errors import PortInUse, ServerFailed
 from syncd.logs import setup_logging
 from syncd.private import check_private, private_by_default
@@ -83,18 +85,28 @@ class EmbeddedCalendarServer:
         # does not warn about it.
         for folder in (self.data_path / "calendars", self.data_path / "calendars/collection-root"):
             folder.mkdir(mode=0o700, exist_ok=True)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "syncd.embedded_server", "--host", self.host,
-             "--port", str(self.port), "--data-dir", str(self.data_path)],
-            stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
-        )
-        deadline = time.monotonic() + timeout
-        while not _port_open(self.host, self.port):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()  # a child that is still starting must not outlive the failure
-                raise ServerFailed(what="embedded calendar server", reason="did not start")
-            time.sleep(0.1)
+        # The child says on a pipe that it listens. An open port alone is no proof: another
+        # local program may have taken it since the check above, and it would be sent
+        # syncd's service password.
+        ready_read, ready_write = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "syncd.embedded_server", "--host", self.host,
+                 "--port", str(self.port), "--data-dir", str(self.data_path),
+                 "--ready-fd", str(ready_write)],
+                stdin=subprocess.DEVNULL,
+                pass_fds=(ready_write,),
+                preexec_fn=_die_with_parent,
+            )
+        finally:
+            os.close(ready_write)
+        try:
+            started = _wait_ready(ready_read, time.monotonic() + timeout)
+        finally:
+            os.close(ready_read)
+        if not started:
+            self.stop()  # a child that is still starting must not outlive the failure
+            raise ServerFailed(what="embedded calendar server", reason="did not start")
 
     def welcome(self, users: Iterable[UserView], *, show_passwords: bool) -> None:
         """Give each new user a password and a calendar, and tell the terminal how to connect.
@@ -185,6 +197,23 @@ def _die_with_parent() -> None:
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _wait_ready(fd: int, deadline: float) -> bool:
+    """Whether the child wrote its ready line on ``fd`` before ``deadline`` (end of file:
+    it exited without listening)."""
+    received = b""
+    while (left := deadline - time.monotonic()) > 0:
+        readable, _, _ = select.select([fd], [], [], left)
+        if not readable:
+            break
+        chunk = os.read(fd, 64)
+        if not chunk:
+            return False
+        received += chunk
+        if b"\n" in received:
+            return received.startswith(READY_LINE)
+    return False
 
 
 def _port_open(host: str, port: int) -> bool:

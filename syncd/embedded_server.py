@@ -37,6 +37,9 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
 REQUEST_TIMEOUT = 30.0  # seconds a client may take to send a request
+#: Written on ``--ready-fd`` once the server listens: the daemon's proof that the port it
+#: sends passwords to is this server's, not another program's.
+READY_LINE = b"listening\n"
 
 
 def allowed_hosts(host: str, port: int) -> frozenset[str]:
@@ -102,7 +105,7 @@ def build_app(data_path: Path, host: str, port: int) -> WSGIApp:
     return HostCheck(Application(configuration), allowed_hosts(host, port))
 
 
-def serve(data_path: Path, host: str, port: int) -> None:
+def serve(data_path: Path, host: str, port: int, ready_fd: int | None = None) -> None:
     """Serve until SIGTERM or SIGINT, then let requests in flight finish."""
     from radicale.server import RequestHandler
 
@@ -119,6 +122,9 @@ def serve(data_path: Path, host: str, port: int) -> None:
     _Server.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
     server = _Server((host, port), RequestHandler)
     server.set_app(build_app(data_path, host, port))
+    if ready_fd is not None:
+        os.write(ready_fd, READY_LINE)
+        os.close(ready_fd)
     worker = threading.Thread(target=server.serve_forever, name="embedded-calendar")
     worker.start()
     signal.sigwait(stop_signals)
@@ -132,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--ready-fd", type=int, help="a pipe to write the ready line on")
     args = parser.parse_args(argv)
-    serve(Path(args.data_dir), args.host, args.port)
+    serve(Path(args.data_dir), args.host, args.port, args.ready_fd)
     return 0
 
 

@@ -240,3 +240,36 @@ def test_user_add_says_when_the_embedded_server_cannot_serve_the_address(tmp_pat
     added = syncd(tmp_path / "data", "user", "add", "o'brien@example.com")
     assert added.returncode == 0, added.stderr
     assert "cannot serve this address" in added.stdout and "password" not in added.stdout
+
+
+def test_a_port_taken_by_another_process_while_the_server_starts_is_not_taken_for_it(
+    tmp_path: Path,
+) -> None:
+    # Another local user's program binds the port after syncd found it free and listens
+    # there while the server is still starting. Taking its answer for the server's would
+    # send syncd's service password (and users' passwords) to that program.
+    import socket
+    import threading
+    import time
+
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))  # bound, not listening: the port looks free
+    port = squatter.getsockname()[1]
+    server = EmbeddedCalendarServer("127.0.0.1", port, tmp_path / "data")
+
+    def listen_once_the_server_runs() -> None:
+        deadline = time.monotonic() + 30
+        while server.process is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        squatter.listen()
+
+    thread = threading.Thread(target=listen_once_the_server_runs)
+    thread.start()
+    try:
+        with pytest.raises(ServerFailed):
+            server.start()
+        assert server.process is not None and server.process.poll() is not None
+    finally:
+        thread.join()
+        server.stop()
+        squatter.close()
