@@ -172,6 +172,10 @@ class EmbeddedCalendarServer:
                                reason=f"answered HTTP {done.status} when making {email}'s "
                                       "calendar")
 
+    def running(self) -> bool:
+        """Whether the child process still runs (once it is gone, its port is anyone's)."""
+        return self.process is not None and self.process.poll() is None
+
     def stop(self) -> None:
         if self._client is not None:
             self._client.close()
@@ -248,6 +252,8 @@ class Daemon:
     def _run_account(self, name: str) -> None:
         if self.stopping.is_set():
             return
+        if self.embedded is not None and not self.embedded.running():
+            return  # its port may be another program's now; the main loop stops the daemon
         for account in self.service.accounts():
             if account.name == name:
                 with self._settled:
@@ -328,14 +334,26 @@ class Daemon:
             self.scheduler.add_job(self.purge, "interval", seconds=PURGE_INTERVAL,
                                    id="purge", next_run_time=_now())
             print(f"syncd: running; data in {self.config.data_path}", flush=True)
+            server_died = False
             while self._signal is None:
+                if embedded is not None and not embedded.running():
+                    server_died = True
+                    break
                 time.sleep(0.5)
-            log.info("received signal %d; stopping: waiting for cycles in flight", self._signal)
+            if server_died:
+                assert embedded is not None and embedded.process is not None
+                log.error("the embedded calendar server stopped (exit code %s); syncd stops "
+                          "too, so that no cycle sends its password to whatever listens on "
+                          "port %d now. Start syncd again (its messages above say why the "
+                          "server ended).", embedded.process.returncode, embedded.port)
+            else:
+                log.info("received signal %d; stopping: waiting for cycles in flight",
+                         self._signal)
             self.stopping.set()
             self.scheduler.shutdown(wait=False)
             if not self._wait_for_cycles(self.config.shutdown_grace_seconds):
-                self._abandon()
-            return 0
+                self._abandon(1 if server_died else 0)
+            return 1 if server_died else 0
         finally:
             if embedded is not None:
                 embedded.stop()
@@ -346,7 +364,7 @@ class Daemon:
         with self._settled:
             return self._settled.wait_for(lambda: self._in_flight == 0, timeout=seconds)
 
-    def _abandon(self) -> None:
+    def _abandon(self, code: int = 0) -> None:
         """Exit now, leaving cycles that did not finish within the grace period.
 
         A cycle stuck past the grace period must not hold the process: the state store is
@@ -359,7 +377,7 @@ class Daemon:
                     self.config.shutdown_grace_seconds)
         logging.shutdown()
         sys.stdout.flush()
-        os._exit(0)
+        os._exit(code)
 
     def _install_signals(self) -> None:
         # The handler only stores the signal: it runs in the main thread between any two

@@ -134,3 +134,56 @@ def test_a_killed_daemon_leaves_no_calendar_server_behind(daemon: dict[str, Any]
             return sock.connect_ex(("127.0.0.1", daemon["port"])) != 0
 
     wait_for(port_closed, timeout=20, what="the embedded server to stop with the daemon")
+
+
+def test_a_calendar_server_that_dies_stops_the_daemon_before_its_port_gets_a_password(
+    daemon: dict[str, Any],
+) -> None:
+    # Once the embedded server is gone, any local program may listen on its port; a cycle
+    # would then send it syncd's service password. The daemon stops instead (exit 1, a
+    # sentence), so its supervisor restarts it and the start refuses a taken port.
+    import socket
+    import threading
+
+    cli(daemon["env"], "user", "add", USER)
+    pid = daemon["process"].pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    [child] = [int(c) for c in children
+               if b"syncd.embedded_server" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    heard: list[bytes] = []
+
+    def listen() -> None:
+        squatter.settimeout(20)
+        try:
+            while True:
+                conn, _ = squatter.accept()
+                with conn:
+                    conn.settimeout(5)
+                    heard.append(conn.recv(65536))
+                    conn.sendall(b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic "
+                                 b"realm=\"x\"\r\nContent-Length: 0\r\n\r\n")
+        except OSError:
+            return
+
+    os.kill(child, signal.SIGKILL)
+    wait_for(lambda: _bound(squatter, daemon["port"]), what="the port to be free")
+    squatter.listen()
+    thread = threading.Thread(target=listen)
+    thread.start()
+    try:
+        assert daemon["process"].wait(timeout=30) == 1
+    finally:
+        squatter.close()
+        thread.join()
+    assert not any(b"authorization:" in h.lower() for h in heard), heard
+    assert "embedded calendar server stopped" in daemon["log"].read_text()
+
+
+def _bound(sock: Any, port: int) -> bool:
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    return True
