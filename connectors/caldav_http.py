@@ -191,12 +191,16 @@ def _parse(body: bytes) -> Any:
 
 def member_path(collection: str, href: str) -> str | None:
     """The decoded path of a member named by ``href``; None when the href is outside the
-    collection (another host, a parent, a nested or the collection itself)."""
+    collection (another host, a parent, a nested or the collection itself) or is no
+    UTF-8 once decoded."""
     target = urlsplit(urljoin(collection, href.strip()))
     base = urlsplit(collection)
     if (target.scheme, target.netloc) != (base.scheme, base.netloc) or target.query:
         return None
-    path = unquote(target.path)
+    try:  # with replacement, two hrefs would share an id that names neither of them
+        path = unquote(target.path, errors="strict")
+    except UnicodeDecodeError:
+        return None
     folder = unquote(base.path).rstrip("/") + "/"
     name = path[len(folder):] if path.startswith(folder) else ""
     if (not name or "/" in name or name in (".", "..") or "\x00" in name
