@@ -257,6 +257,10 @@ class Daemon:
         for account in self.service.accounts():
             if account.name == name:
                 with self._settled:
+                    # Checked again under the lock shutdown waits with: a cycle either
+                    # counts as in flight before shutdown looks, or does not start.
+                    if self.stopping.is_set():
+                        return
                     self._in_flight += 1
                 try:
                     report = self.service.sync_one(account)

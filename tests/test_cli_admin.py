@@ -416,3 +416,33 @@ def test_the_daemon_purges_expired_deletions_and_survives_a_failing_purge(
     daemon.service.store = None  # type: ignore[assignment]
     daemon.purge()  # logged, not raised: the scheduler and the syncs go on
     assert "purging deleted activities failed" in caplog.text
+
+
+def test_a_cycle_whose_job_started_as_the_daemon_stopped_is_not_run_after_shutdown(
+        tmp_path: Path) -> None:
+    from syncd.config import AccountConfig, Config
+    from syncd.daemon import Daemon
+
+    account = AccountConfig(name="a", provider="memory", owner="ann@example.com")
+    daemon = Daemon(Config(data_dir=str(tmp_path), accounts=(account,)))
+    ran: list[str] = []
+
+    def accounts_as_the_signal_arrives() -> list[AccountConfig]:
+        # The job passed its first look at the flag; shutdown begins while it finds
+        # its account, and finds no cycle in flight to wait for.
+        daemon.stopping.set()
+        assert daemon._wait_for_cycles(0)
+        return [account]
+
+    daemon.service.accounts = accounts_as_the_signal_arrives  # type: ignore[method-assign]
+
+    def sync_one(acct: AccountConfig, **_: object) -> object:
+        ran.append(acct.name)
+        raise AssertionError("a cycle started after shutdown found none in flight")
+
+    daemon.service.sync_one = sync_one  # type: ignore[method-assign,assignment]
+    try:
+        daemon._run_account("a")
+    finally:
+        daemon.service.close()
+    assert ran == []  # shutdown has already said that nothing was running
