@@ -320,6 +320,7 @@ class AccountCycle:
             markers=[e.marker for e in changes.events if e.marker])
         linked = {link.event_id: link for link in links.values() if link.event_id}
         events = [e for e in changes.events if not _echo(e, linked.get(e.event_id))]
+        events = self._uid_copies_set_aside(events, linked)
         events += self._settle_pending(links)
         self._load_related(events, links, crm)
 
@@ -488,6 +489,36 @@ class AccountCycle:
             return frozenset()
         holders = self.state.meeting_holders(uids)
         return frozenset(uid for uid, account in holders.items() if account != self.cfg.name)
+
+    def _uid_copies_set_aside(self, events: list[RemoteEvent], linked: dict[str, Link]
+                              ) -> list[RemoteEvent]:
+        """Quarantine a new foreign event whose UID this account already holds for an
+        activity linked to another event that is still there.
+
+        One calendar holds one event per UID (RFC 4791 5.3.2.1); a connector sets aside a
+        repeat within one listing, but a copy at a second href that appears in a later
+        cycle would otherwise be imported as a second activity.
+        """
+        fresh = [e for e in events if e.ical_uid and not e.marker and not e.deleted
+                 and not e.recurring and e.projection is not None and e.event_id not in linked]
+        if not fresh:
+            return events
+        held = self.state.meeting_activities(self.cfg.name, {e.ical_uid for e in fresh
+                                                             if e.ical_uid})
+        if not held:
+            return events
+        holders = self.state.links_touching(self.cfg.name, activity_ids=held.values())
+        gone = {e.event_id for e in events if e.deleted}
+        holder_of: dict[str, str] = {}
+        for uid, activity_id in held.items():
+            link = holders.get(activity_id)
+            if link is not None and link.event_id and link.event_id not in gone:
+                holder_of[uid] = link.event_id
+        copies = {e.event_id: holder_of[e.ical_uid] for e in fresh
+                  if e.ical_uid in holder_of and holder_of[e.ical_uid] != e.event_id}
+        return [RemoteEvent(e.event_id, e.etag, problem=(
+                    f"the same UID as {copies[e.event_id]}: one calendar holds one event "
+                    "per UID")) if e.event_id in copies else e for e in events]
 
     def _claim_import(self, plan: PairPlan) -> PairPlan:
         """Claim the meeting an import is made from; skip it if another account has it.

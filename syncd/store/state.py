@@ -209,14 +209,25 @@ class StateStore:
 
     def meeting_holders(self, ical_uids: Iterable[str]) -> dict[str, str]:
         """The account holding each of these meetings (UIDs nobody holds are absent)."""
+        return {uid: account for uid, account, _activity in self._meetings(ical_uids)}
+
+    def meeting_activities(self, account: str, ical_uids: Iterable[str]) -> dict[str, int]:
+        """The activity each of these meetings became in ``account`` (UIDs that account
+        does not hold, or holds without an activity, are absent)."""
+        return {uid: activity for uid, holder, activity in self._meetings(ical_uids)
+                if holder == account and activity is not None}
+
+    def _meetings(self, ical_uids: Iterable[str]) -> list[tuple[str, str, int | None]]:
+        """(UID, holding account, activity) of each of these meetings that is held."""
         by_hash = {_uid_hash(uid): uid for uid in set(ical_uids)}
         hashes = sorted(by_hash)
-        found: dict[str, str] = {}
+        found: list[tuple[str, str, int | None]] = []
         with self.db.session() as s:
             for i in range(0, len(hashes), _IN_SLICE):
-                rows = s.execute(select(SyncMeeting.uid_hash, SyncMeeting.account).where(
+                rows = s.execute(select(SyncMeeting.uid_hash, SyncMeeting.account,
+                                        SyncMeeting.activity_id).where(
                     SyncMeeting.uid_hash.in_(hashes[i:i + _IN_SLICE])))
-                found.update({by_hash[h]: account for h, account in rows})
+                found += [(by_hash[h], account, activity) for h, account, activity in rows]
         return found
 
     def claim_meeting(self, account: str, ical_uid: str, activity_id: int | None = None

@@ -280,3 +280,17 @@ def test_an_object_gone_between_the_listing_and_its_download_is_not_quarantined(
     world = make_world(tmp_path, responder.url)
     assert world.sync().outcome == "ok"
     assert world.subjects() == ["Good 1"] and world.reasons() == {}
+
+
+def test_a_second_href_with_a_uid_synced_in_an_earlier_cycle_is_not_imported_again(
+        tmp_path: Path, responder: MisbehavingDav) -> None:
+    responder.put("a.ics", good_event(7))
+    world = make_world(tmp_path, responder.url)
+    assert world.sync().outcome == "ok"
+    assert world.subjects() == ["Good 7"]
+    responder.put("b.ics", good_event(7))  # a copy of the same event at another href
+    report = world.sync()
+    assert report.outcome == "ok", report.message
+    assert world.subjects() == ["Good 7"]
+    assert world.reasons() == {"/cal/b.ics": "the same UID as /cal/a.ics: one calendar "
+                                             "holds one event per UID"}
