@@ -41,6 +41,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import IO, Any, cast
 
+from syncd.errors import Transient
+
 #: Seconds of CPU one item may take (failure mode 24). Enforced in whole seconds, so an
 #: item is stopped after between CPU_BUDGET and CPU_BUDGET + 1 seconds.
 CPU_BUDGET = 2
@@ -48,6 +50,8 @@ CPU_BUDGET = 2
 MEMORY_LIMIT = 768 * 1024 * 1024
 #: Seconds of wall time the parent waits for one item before it kills the worker.
 WALL_LIMIT = 30.0
+#: Seconds a new worker may take to start (a Python start-up and the imports) and say so.
+START_LIMIT = 30.0
 #: Items one worker reads before it is replaced, so that what libraries keep per object
 #: (icalendar caches every VTIMEZONE it parses, by TZID) stays bounded.
 ITEMS_PER_WORKER = 5000
@@ -61,6 +65,7 @@ ALLOWED: dict[str, str] = {
 _HEADER = struct.Struct("!I")
 _TIMED_OUT = object()
 _DIED = object()
+_READY = "ready"  # a worker's first message: it started and imported what it runs
 
 
 @dataclass(frozen=True)
@@ -78,8 +83,10 @@ class Usage:
     peak_rss: int
 
 
-class SandboxUnavailable(RuntimeError):
-    """A worker could not be started or stopped answering outside any item."""
+class SandboxUnavailable(Transient):
+    """A worker could not be started, or stopped before it said it was ready: no item is
+    to blame, so none is set aside; the account's cycle fails and is retried
+    (``reason``)."""
 
 
 # --- the parent's side --------------------------------------------------------------------
@@ -102,12 +109,13 @@ class _Worker:
                 close_fds=True, start_new_session=True,
             )
         except OSError as exc:
-            raise SandboxUnavailable(f"cannot start a reader process: {exc}") from None
+            raise SandboxUnavailable(reason=f"cannot start a reader process: {exc}") from None
         assert self.process.stdin is not None and self.process.stdout is not None
         self.stdin: IO[bytes] = self.process.stdin
         self.stdout: IO[bytes] = self.process.stdout
         self._buffer = b""
         self.served = 0
+        self.ready = False
 
     def send(self, message: object) -> None:
         data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
@@ -132,6 +140,22 @@ class _Worker:
             if not chunk:
                 return _DIED
             self._buffer += chunk
+
+    def wait_ready(self) -> None:
+        """Wait for the worker's first message, which says it started.
+
+        Raises:
+            SandboxUnavailable: it ended or stayed silent instead (it is killed).
+        """
+        message = self.receive(time.monotonic() + START_LIMIT)
+        if message == _READY:
+            self.ready = True
+            return
+        status = self.kill()
+        why = (f"it did not answer within {START_LIMIT:g} s" if message is _TIMED_OUT
+               else f"exit status {status}" if status is not None and status >= 0
+               else _death_reason(status))
+        raise SandboxUnavailable(reason=f"a reader process did not start ({why})")
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -203,6 +227,10 @@ class ReaderPool:
             while len(results) < len(items):
                 worker = holder[0]
                 start = len(results)
+                if not worker.ready:
+                    # A worker that cannot start is no item's fault: without this, every
+                    # item would be set aside as the one that "stopped the reader".
+                    worker.wait_ready()
                 try:
                     worker.send((ALLOWED[function], list(items[start:]), common))
                 except OSError:  # died while idle: replace it and send again
@@ -300,6 +328,9 @@ def worker_main() -> None:
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     for target in ALLOWED.values():  # import before the first budget: no item pays for it
         _resolve(target)
+    ready = pickle.dumps(_READY, protocol=pickle.HIGHEST_PROTOCOL)
+    stdout.write(_HEADER.pack(len(ready)) + ready)
+    stdout.flush()
     while True:
         header = _read_exactly(stdin, _HEADER.size)
         if header is None:

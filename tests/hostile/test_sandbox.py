@@ -61,3 +61,26 @@ def test_a_worker_is_reused_between_calls(pool: ReaderPool) -> None:
 def test_only_allowed_functions_can_be_called(pool: ReaderPool) -> None:
     with pytest.raises(ValueError, match="not a sandboxed function"):
         pool.map("os:system", [("true",)])
+
+
+def test_a_reader_that_cannot_start_fails_the_call_and_blames_no_item(
+        pool: ReaderPool, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from connectors.sandbox import SandboxUnavailable
+
+    starts = {"n": 0}
+    real_init = sandbox._Worker.__init__
+
+    def counted_init(self: sandbox._Worker) -> None:
+        starts["n"] += 1
+        if starts["n"] > 20:
+            raise RuntimeError("the pool keeps starting readers that cannot start")
+        real_init(self)
+
+    monkeypatch.setattr(sandbox._Worker, "__init__", counted_init)
+    # A broken installation: the reader exits before it reads anything.
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    with pytest.raises(SandboxUnavailable, match="did not start"):
+        pool.map("spin", [("ok",), ("ok",), ("ok",)])
+    assert starts["n"] == 1
