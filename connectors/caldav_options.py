@@ -8,6 +8,7 @@ principal; without it the calendar is :data:`DEFAULT_CALENDAR`.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from syncd.config import ALLOW_INSECURE_HTTP, AccountView, Option, ProviderOptions
 from syncd.config_checks import Finding, transport_problem, url_problem
@@ -51,11 +52,26 @@ def _rules(view: AccountView) -> list[Finding]:
     return found
 
 
+def _same_place(url: str) -> str:
+    """``url`` written one way: host in lower case, no default port, path decoded (a
+    calendar at ``/a%40x.com/crm/`` is the one at ``/a@x.com/crm``)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # reported by the URL checks
+        return url.rstrip("/").lower()
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if port is not None and port != {"http": 80, "https": 443}.get(scheme):
+        host = f"{host}:{port}"
+    return f"{scheme}://{host}{unquote(parts.path).rstrip('/').lower()}"
+
+
 def _calendar_id(view: AccountView) -> str | None:
     calendar = view.account.get("calendar") or DEFAULT_CALENDAR
     if "://" in calendar:
-        return calendar.rstrip("/").lower()
-    server = str(view.auth.get("url", "")).rstrip("/").lower()
+        return _same_place(calendar)
+    server = _same_place(str(view.auth.get("url", "")))
     return f"{server}|{view.auth.get('username')}|{calendar}"
 
 

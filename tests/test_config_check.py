@@ -138,6 +138,11 @@ CASES: list[tuple[str, str, str, str, str]] = [
      + dav(name="b", calendar="https://dav.example.com/a/crm/"),
      "account[1] (b).calendar", "is the calendar account[0] (a) syncs too",
      "one account per calendar"),
+    ("two accounts on one calendar written two ways",
+     dav(calendar="https://dav.example.com/a%40example.com/crm/")
+     + dav(name="b", calendar="https://DAV.example.com:443/a@example.com/crm"),
+     "account[1] (b).calendar", "is the calendar account[0] (a) syncs too",
+     "one account per calendar"),
     ("two google accounts on one primary calendar",
      google('service_account_file = "file:{dir}/key.json"')
      + google('service_account_file = "file:{dir}/key.json"', name="h",
