@@ -28,6 +28,7 @@ from syncd.config import Config, load_config, type_name
 from syncd.errors import ConfigError, ConfigProblem, UsageError
 from syncd.logs import setup_logging
 from syncd.private import private_by_default
+from syncd.text import printable
 
 Handler = Callable[[argparse.Namespace, "App"], int]
 
@@ -74,7 +75,7 @@ class App:
         if self.json:
             print(json.dumps(to_jsonable(data), indent=2, sort_keys=True))
         else:
-            print(text if text is not None else render_plain(data))
+            print(printable(text if text is not None else render_plain(data)))
 
 
 def to_jsonable(value: Any) -> Any:
@@ -199,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        print(f"syncd: {report.describe(exc)}", file=sys.stderr)
+        print(f"syncd: {printable(report.describe(exc))}", file=sys.stderr)
         return report.exit_code(exc)
 
 

@@ -48,6 +48,7 @@ from syncd.private import check_private, private_by_default
 from syncd.report import describe, sync_exit_code
 from syncd.service import EMBEDDED_CALENDAR, Service, embedded_calendar_url, embedded_url
 from syncd.store.crm_views import UserView
+from syncd.text import printable
 
 log = logging.getLogger("syncd.daemon")
 PURGE_INTERVAL = 24 * 3600  # seconds between purges of expired deletions
@@ -328,7 +329,7 @@ class Daemon:
             if once:
                 reports = self.service.sync_all()
                 for r in reports:
-                    print(r.line(), flush=True)
+                    print(printable(r.line()), flush=True)
                 return sync_exit_code(reports)
             self._install_signals()
             self.scheduler.start()

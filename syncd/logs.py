@@ -14,6 +14,8 @@ import sys
 import threading
 from collections import OrderedDict
 
+from syncd.text import printable
+
 _lock = threading.Lock()
 # The most recent secrets, oldest first. Bounded because rotating refresh tokens add a new
 # value on every use; an old rotated token is dead, so forgetting it costs nothing.
@@ -70,7 +72,7 @@ class RedactingFilter(logging.Filter):
             record.exc_info = None
         elif record.exc_text and not logging.getLogger().isEnabledFor(logging.DEBUG):
             record.exc_text = None
-        record.msg, record.args = message, None
+        record.msg, record.args = printable(message), None
         return True
 
 

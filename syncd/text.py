@@ -23,6 +23,13 @@ _BLOCK_TAGS = frozenset({"p", "div", "li", "tr", "ul", "ol", "table", "h1", "h2"
 _SKIP_TAGS = frozenset({"script", "style", "head", "title"})
 
 
+def printable(text: str) -> str:
+    """``text`` without the control characters a terminal would act on (escape sequences
+    that retitle, clear or rewrite it); line breaks and tabs stay. For whatever syncd
+    prints or logs, since errors and reasons may carry a server's words."""
+    return _CONTROL.sub("", text)
+
+
 def clean_text(value: str | None, *, single_line: bool = False) -> str:
     """Plain, safe text: unified line endings, no control characters, trimmed.
 

@@ -408,3 +408,52 @@ def test_fixing_a_refused_caldav_password_is_enough_for_the_next_cycle(
 def _database_bytes(folder: Path) -> bytes:
     """The SQLite database with its write-ahead log."""
     return b"".join(p.read_bytes() for p in sorted(folder.glob("syncd.db*")))
+
+
+def test_a_providers_words_reach_the_terminal_and_the_log_without_control_characters(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A provider's reason code is its own JSON; printed raw, an escape sequence in it
+    # would retitle, clear or rewrite the admin's terminal (status, sync, the log).
+    import json
+    import logging
+
+    import httplib2
+    from googleapiclient.errors import HttpError
+
+    from connectors.google_http import error_for, reply_from_http_error
+    from syncd.logs import setup_logging
+    from syncd.report import describe
+    from syncd.store.db import Database
+    from syncd.store.state import StateStore
+
+    body = json.dumps({"error": {"code": 401, "errors": [
+        {"reason": "authError\u001b]0;owned\u0007\u001b[2J\u009b1m"}]}}).encode()
+    error = error_for(reply_from_http_error(HttpError(httplib2.Response({"status": 401}),
+                                                      body)))
+    assert "\x1b" in describe(error)  # the provider's words, as they came
+
+    monkeypatch.setenv("SYNCD_TEST_PW", GOOD_PASSWORD)
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    base = Setup(tmp_path, "https://dav.example.com/", "https://dav.example.com/c/",
+                 database=url).seed()
+    db = Database(url)
+    state = StateStore(db)
+    state.account("work")  # made on first sight
+    state.update_account("work", status="needs_reauth", status_reason=str(error.reason),
+                         last_outcome="failed", last_message=describe(error))
+    db.close()
+    capsys.readouterr()
+    main([*base, "status"])
+    out = capsys.readouterr().out
+    assert "authError" in out and not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", out), out
+
+    log = tmp_path / "syncd.log"
+    setup_logging("warning", file=str(log))
+    try:
+        logging.getLogger("syncd.test").warning("work: failed (%s)", describe(error))
+    finally:
+        setup_logging("warning")
+    written = log.read_text()
+    assert "authError" in written and not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]",
+                                                    written.rstrip("\n")), written
