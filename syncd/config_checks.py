@@ -42,9 +42,11 @@ class Finding:
 
 
 def is_loopback(host: str) -> bool:
-    """Whether ``host`` (a name or an address, IPv6 with or without brackets) is loopback."""
+    """Whether ``host`` (``localhost`` or an address, IPv6 with or without brackets) is
+    loopback. Not a name under ``.localhost``: where the resolver does not answer those
+    itself, they go to DNS, and its answer would get the password."""
     host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

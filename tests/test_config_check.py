@@ -99,6 +99,12 @@ CASES: list[tuple[str, str, str, str, str]] = [
      dav(f'url = "http://dav.example.com/"\nusername = "a"\npassword = "{PW}"\n'
          'allow_insecure_http = true'),
      "account[0] (a).auth.url", "to a host that is not loopback", "https:// URL"),
+    # A name under .localhost is loopback only where the resolver says so; elsewhere the
+    # query goes to DNS, whose answer (an ISP's page for unknown names) gets the password.
+    ("insecure flag to a name under .localhost",
+     dav(f'url = "http://dav.localhost:5232/"\nusername = "a"\npassword = "{PW}"\n'
+         'allow_insecure_http = true'),
+     "account[0] (a).auth.url", "to a host that is not loopback", "https:// URL"),
     ("loopback http needs the flag", dav(f'url = "http://127.0.0.1:5232/"\nusername = "a"\n'
                                          f'password = "{PW}"'),
      "account[0] (a).auth.url", "over plain http://", "loopback test server only"),
