@@ -45,13 +45,7 @@ def is_loopback(host: str) -> bool:
     """Whether ``host`` (``localhost`` or an address, IPv6 with or without brackets) is
     loopback. Not a name under ``.localhost``: where the resolver does not answer those
     itself, they go to DNS, and its answer would get the password."""
-    host = host.strip("[]").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_address(host.strip("[]").lower())
 
 
 def is_loopback_address(host: str) -> bool:
