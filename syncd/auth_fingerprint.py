@@ -58,11 +58,13 @@ def fingerprint(account: AccountConfig) -> str | None:
 def changed_since(stored: str | None, account: AccountConfig) -> bool:
     """True when ``account``'s credentials are not the ones ``stored`` was made from.
 
-    Unknown or unreadable either way means "not changed": only a real new value is worth
-    another try.
+    No fingerprint at all (an account waiting since before they were kept, or refused
+    while a secret could not be read) is one more try: its failure stores one, so the
+    same credentials are not tried again. Credentials that cannot be read now, or a
+    fingerprint of an unknown scheme, mean "not changed".
     """
     if not stored:
-        return False
+        return _credentials(account) is not None
     scheme, _, rest = stored.partition("$")
     salt_hex, _, digest_hex = rest.partition("$")
     secret = _credentials(account)

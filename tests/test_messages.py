@@ -405,6 +405,30 @@ def test_fixing_a_refused_caldav_password_is_enough_for_the_next_cycle(
     assert GOOD_PASSWORD.encode() not in _database_bytes(tmp_path)
 
 
+def test_an_account_refused_without_a_fingerprint_tries_once_more_after_the_fix(
+        tmp_path: Path, locked: LockedRadicale, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Waiting since before fingerprints were kept (migration 0003), or refused while its
+    # secret could not be read: nothing says which credentials were refused. The sentence
+    # still promises that fixing the secret is enough, so one more try is due.
+    from syncd.store.db import Database
+    from syncd.store.state import StateStore
+
+    monkeypatch.setenv("SYNCD_TEST_PW", BAD_PASSWORD)
+    calendar = make_calendar(locked)
+    base = Setup(tmp_path, locked.url, calendar).seed()
+    assert main([*base, "sync"]) == 1
+    db = Database(f"sqlite:///{tmp_path / 'syncd.db'}")
+    StateStore(db).update_account("work", auth_fingerprint=None)
+    db.close()
+    capsys.readouterr()
+    assert main([*base, "sync"]) == 1  # tried once more: refused, and now remembered
+    assert main([*base, "sync"]) == 3  # not again with the same password
+    monkeypatch.setenv("SYNCD_TEST_PW", GOOD_PASSWORD)
+    capsys.readouterr()
+    assert main([*base, "sync"]) == 0, capsys.readouterr().out
+
+
 def _database_bytes(folder: Path) -> bytes:
     """The SQLite database with its write-ahead log."""
     return b"".join(p.read_bytes() for p in sorted(folder.glob("syncd.db*")))
