@@ -497,12 +497,17 @@ def _one_event_per_uid(events: Sequence[RemoteEvent]) -> list[RemoteEvent]:
     """Set aside every event that repeats the UID of an earlier one in the listing.
 
     A calendar holds one object per UID (RFC 4791 5.3.2.1); a server that lets a second
-    href carry the same UID would otherwise have it imported twice.
+    href carry the same UID would otherwise have it imported twice. An event carrying
+    syncd's marker comes first: it is the one already synced, and a copy whose href
+    happens to sort before it must not displace it in a full listing.
     """
     first: dict[str, str] = {}
+    for event in sorted(events, key=lambda e: (e.marker is None, e.event_id)):
+        if event.ical_uid and event.projection is not None:
+            first.setdefault(event.ical_uid, event.event_id)
     kept = []
     for event in sorted(events, key=lambda e: e.event_id):
-        holder = (first.setdefault(event.ical_uid, event.event_id)
+        holder = (first[event.ical_uid]
                   if event.ical_uid and event.projection is not None else event.event_id)
         if holder != event.event_id:
             event = RemoteEvent(event.event_id, event.etag, problem=(

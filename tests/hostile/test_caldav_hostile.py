@@ -294,3 +294,19 @@ def test_a_second_href_with_a_uid_synced_in_an_earlier_cycle_is_not_imported_aga
     assert world.subjects() == ["Good 7"]
     assert world.reasons() == {"/cal/b.ics": "the same UID as /cal/a.ics: one calendar "
                                              "holds one event per UID"}
+
+
+def test_a_copy_that_sorts_first_never_displaces_the_event_already_synced(
+        tmp_path: Path, responder: MisbehavingDav) -> None:
+    responder.put("m.ics", good_event(7))
+    world = make_world(tmp_path, responder.url)
+    assert world.sync().outcome == "ok"
+    responder.put("0.ics", good_event(7))  # the same UID at an href that sorts first
+    assert world.sync().outcome == "ok"
+    # The sync token expires: a full listing holds both objects again.
+    world.state.commit_cursors(world.account.name, None, calendar_cursor=None)
+    report = world.sync()
+    assert report.outcome == "ok", report.message
+    assert world.subjects() == ["Good 7"]
+    assert world.reasons() == {"/cal/0.ics": "the same UID as /cal/m.ics: one calendar "
+                                             "holds one event per UID"}
