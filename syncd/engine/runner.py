@@ -633,7 +633,6 @@ class AccountCycle:
             outgoing.append((plan, self._op(plan), crm_after))
 
         self._flush()
-        self._commit_intents(outgoing)
         stale: list[PairPlan] = []
         for chunk in _chunks(outgoing, self.connector.capabilities.max_batch):
             if self._past_deadline():
@@ -645,6 +644,9 @@ class AccountCycle:
                 self.cfg.name, self.token, LEASE_TTL, max(self.now, datetime.now(UTC))
             ):
                 raise LeaseLost(account=self.cfg.name)
+            # A batch's intents just before its request: creates a deadline or a rate
+            # limit leaves unsent are planned again, not looked up one GET each.
+            self._commit_intents(chunk)
             results = self.connector.write([op for _, op, _ in chunk])
             failpoint("after_write_request")
             for (plan, op, crm_after), result in zip(chunk, results, strict=True):

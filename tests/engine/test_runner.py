@@ -687,3 +687,40 @@ def test_a_backfill_slice_written_before_the_deadline_keeps_its_cursor(
     assert second.outcome == "ok", second.message
     assert planned == [5, 2]
     assert second.counts["events_created"] == 7
+
+
+def test_creates_left_unsent_at_the_deadline_leave_no_intent_to_look_up_next_cycle(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from syncd.engine import runner
+
+    clock = SimpleNamespace(now=0.0)
+    monkeypatch.setattr(runner, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    for i in range(25):
+        world.add(f"Call {i}", day=1 + i % 20)
+    real_write, real_find = world.calendar.write, world.calendar.find
+    finds: list[str] = []
+
+    def write_then_pass_the_deadline(ops: Any) -> Any:
+        results = real_write(ops)
+        clock.now = 100.0  # the first batch took the cycle past its deadline
+        return results
+
+    def counting_find(marker: str, generation: int) -> Any:
+        finds.append(marker)
+        return real_find(marker, generation)
+
+    monkeypatch.setattr(world.calendar, "write", write_then_pass_the_deadline)
+    monkeypatch.setattr(world.calendar, "find", counting_find)
+    first = world.sync(deadline=10.0)
+    assert first.outcome == "partial" and first.counts["deadline_reached"] == 1
+    assert len(world.calendar.live()) == 10  # one batch
+    # The 15 creates never sent are planned again; none is an unknown outcome to look up
+    # (a backlog's lookups could otherwise fill every later cycle up to its deadline).
+    monkeypatch.setattr(world.calendar, "write", real_write)
+    second = world.sync()
+    assert second.outcome == "ok", second.message
+    assert finds == []
+    assert second.counts["events_created"] == 15
+    assert len(world.calendar.live()) == 25
