@@ -68,7 +68,7 @@ from connectors.google_http import (
     shared_budget,
 )
 from connectors.google_map import event_body, event_id_for, read_event, read_marker
-from connectors.json_limits import loads
+from connectors.json_limits import as_asked, loads
 from syncd.config import AccountConfig
 from syncd.errors import (
     AccountCooldown,
@@ -255,7 +255,7 @@ class GoogleCalendar:
             return None
         if not reply.ok:
             raise error_for(reply, event_id=event_id)
-        event = self._read(reply.body or {})
+        event = as_asked(self._read(reply.body or {}), event_id)
         return None if event.deleted else event
 
     def find(self, marker: str, generation: int) -> RemoteEvent | None:

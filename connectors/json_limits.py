@@ -169,6 +169,17 @@ def read_guarded(resource: object, read: Callable[[Mapping[str, Any]], RemoteEve
                        marker if usable_id(marker) else None, problem=problem)
 
 
+def as_asked(event: RemoteEvent, event_id: str) -> RemoteEvent:
+    """``event`` if it is the event asked for by ``event_id``; else that id, set aside.
+
+    A server that answers a GET with another event (or with something that has no usable
+    id) must not make the engine link, update or quarantine a different event.
+    """
+    if event.event_id == event_id:
+        return event
+    return RemoteEvent(event_id, problem="the answer for this event id is another event")
+
+
 def _identifier_problem(event: RemoteEvent) -> str | None:
     for name, value in (("etag", event.etag), ("syncd marker", event.marker),
                         ("iCalendar UID", event.ical_uid)):

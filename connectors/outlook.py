@@ -55,7 +55,7 @@ from connectors.base import (
     WriteOp,
     WriteResult,
 )
-from connectors.json_limits import STAND_IN_PREFIX, event_key
+from connectors.json_limits import STAND_IN_PREFIX, as_asked, event_key
 from connectors.outlook_auth import mailbox_of, token_source
 from connectors.outlook_http import (
     MAX_BATCH,
@@ -276,7 +276,7 @@ class OutlookCalendar:
             return None
         if not response.ok:
             raise _read_failure(response)
-        return self._read(response.body)
+        return as_asked(self._read(response.body), event_id)
 
     def find(self, marker: str, generation: int) -> RemoteEvent | None:
         """Our event for (marker, generation), by extended-property ``$filter``.
