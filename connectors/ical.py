@@ -252,17 +252,15 @@ def _span(vevent: icalendar.Event, default_tz: str, zones: Mapping[str, Any]) ->
         end = end_after(start, vevent.decoded("DURATION"), default_tz)
     else:
         end = start + timedelta(days=1) if not isinstance(start, datetime) else start
-    if isinstance(start, datetime) != isinstance(end, datetime):
+    if isinstance(start, datetime) and isinstance(end, datetime):
+        if end < start:
+            raise UnreadableEvent("DTEND is before DTSTART")
+        checked_span(start, end, default_tz)
+        return When(start, end, zone or default_tz)
+    if isinstance(start, datetime) or isinstance(end, datetime):
         raise UnreadableEvent("DTSTART and DTEND mix a date and a date-time")
-    if not isinstance(start, datetime):
-        assert isinstance(start, date) and isinstance(end, date)
-        checked_span(start, max(end, start), default_tz)
-        return When(start, max(end, start + timedelta(days=1)), default_tz)
-    assert isinstance(end, datetime)
-    if end < start:
-        raise UnreadableEvent("DTEND is before DTSTART")
-    checked_span(start, end, default_tz)
-    return When(start, end, zone or default_tz)
+    checked_span(start, max(end, start), default_tz)
+    return When(start, max(end, start + timedelta(days=1)), default_tz)
 
 
 def read_event(event_id: str, etag: str | None, data: bytes | str, *, default_tz: str,
