@@ -115,3 +115,92 @@ def test_a_zone_one_object_defines_is_not_used_for_another_that_only_names_it() 
     named_only = _object("Shared Name", "20261210T100000", "20261210T110000")
     event = read_event("/b.ics", "e", named_only, default_tz=OWNER_TZ, owner="o@x.org")
     assert event.problem == "unknown time zone 'Shared Name'"
+
+
+# --- the closed-form evaluator against the IANA database ---------------------------------
+
+#: Zones whose current rules are yearly "nth/last weekday of a month" rules: both
+#: hemispheres, a half-hour shift (Lord Howe), a negative one (Dublin), midnight onsets.
+RULE_ZONES = ("Europe/Berlin", "America/New_York", "Australia/Sydney", "Pacific/Auckland",
+              "Australia/Lord_Howe", "Europe/Dublin", "America/Havana", "Pacific/Chatham")
+
+
+def _posix_rule(name: str) -> str:
+    """The POSIX TZ string at the end of the zone's TZif file: its rules from now on."""
+    import zoneinfo
+    from importlib import resources
+    from pathlib import Path
+
+    for folder in zoneinfo.TZPATH:
+        if (path := Path(folder) / name).is_file():
+            data = path.read_bytes()
+            break
+    else:
+        data = resources.files("tzdata.zoneinfo").joinpath(*name.split("/")).read_bytes()
+    return data.rstrip(b"\n").rsplit(b"\n", 1)[-1].decode()
+
+
+def _iana_vtimezone(name: str) -> str:
+    """A VTIMEZONE spelling the zone's current rules as exporters do (RRULE per onset)."""
+    import re
+
+    offset, name_re = r"[+-]?\d+(?::\d+){0,2}", r"(?:<[^>]+>|[A-Za-z]+)"
+    rule = rf"M(\d+)\.(\d)\.(\d)(?:/({offset}))?"
+    found = re.fullmatch(rf"{name_re}({offset}){name_re}({offset})?,{rule},{rule}",
+                         _posix_rule(name))
+    assert found is not None, _posix_rule(name)
+
+    def seconds(text: str | None, default: int) -> int:
+        if text is None:
+            return default
+        sign = -1 if text.startswith("-") else 1
+        parts = [int(p) for p in text.lstrip("+-").split(":")] + [0, 0]
+        return sign * (parts[0] * 3600 + parts[1] * 60 + parts[2])
+
+    def ical_offset(value: int) -> str:
+        sign, value = ("-" if value < 0 else "+"), abs(value)
+        return f"{sign}{value // 3600:02d}{value % 3600 // 60:02d}"
+
+    standard = -seconds(found.group(1), 0)  # POSIX offsets count west of Greenwich
+    summer = -seconds(found.group(2), -(standard + 3600))
+    days = ("SU", "MO", "TU", "WE", "TH", "FR", "SA")
+    blocks = []
+    for kind, first, before, after in (("DAYLIGHT", 3, standard, summer),
+                                       ("STANDARD", 7, summer, standard)):
+        month, week, day, at = found.group(first, first + 1, first + 2, first + 3)
+        onset = seconds(at, 7200)
+        ordinal = -1 if week == "5" else int(week)
+        blocks += [f"BEGIN:{kind}",
+                   f"DTSTART:19700101T{onset // 3600:02d}{onset % 3600 // 60:02d}00",
+                   f"TZOFFSETFROM:{ical_offset(before)}", f"TZOFFSETTO:{ical_offset(after)}",
+                   f"RRULE:FREQ=YEARLY;BYMONTH={month};BYDAY={ordinal}{days[int(day)]}",
+                   f"END:{kind}"]
+    return "\n".join(["BEGIN:VTIMEZONE", f"TZID:Copy of {name}", *blocks, "END:VTIMEZONE"])
+
+
+@pytest.mark.parametrize("name", RULE_ZONES)
+def test_a_custom_copy_of_a_real_zone_gives_the_offsets_the_iana_database_gives(
+        name: str) -> None:
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    vtimezone = _iana_vtimezone(name)
+    zone = ZoneInfo(name)
+
+    @given(st.datetimes(min_value=datetime(2030, 1, 1), max_value=datetime(2090, 12, 31)))
+    def same_instant(wall: datetime) -> None:
+        wall = wall.replace(microsecond=0, second=0)
+        first, second = wall.replace(tzinfo=zone), wall.replace(tzinfo=zone, fold=1)
+        if first.utcoffset() != second.utcoffset():
+            return  # the hour a transition skips or repeats: compared elsewhere
+        stamp = wall.strftime("%Y%m%dT%H%M%S")
+        end = (wall + timedelta(minutes=1)).strftime("%Y%m%dT%H%M%S")
+        event = read_event("/cal/x.ics", "e", _object(f"Copy of {name}", stamp, end, vtimezone),
+                           default_tz=OWNER_TZ, owner="owner@example.com")
+        assert event.problem is None and event.projection is not None
+        assert event.projection.when.start == first.astimezone(UTC)
+
+    same_instant()
