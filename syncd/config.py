@@ -200,6 +200,11 @@ EMBEDDED: dict[str, Option] = {
                             "is for this machine; serve others through a TLS reverse proxy)"),
     "port": Option(int, 5232, check=_port, expected="a free port within 1-65535"),
 }
+CRM: dict[str, Option] = {
+    # The CRM source the engine syncs with (syncd.crm); Pipedrive comes next.
+    "kind": Option(str, "builtin", choices=("builtin",),
+                   help="the CRM syncd syncs activities with: builtin (its own store)"),
+}
 ACCOUNT: dict[str, Option] = {
     "name": Option(str, required=True, expected="a unique account name"),
     "provider": Option(str, required=True),
@@ -277,6 +282,7 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     embedded_host: str = "127.0.0.1"
     embedded_port: int = 5232
+    crm_kind: str = "builtin"  # which CRM source ([crm] kind)
     accounts: tuple[AccountConfig, ...] = ()
 
     @property
@@ -414,14 +420,15 @@ def parse_config(data: Mapping[str, Any], source: str,
     does, so a missing or exposed secret is caught before a sync needs it.
     """
     v = _Validator(source, resolve)
-    known_sections = {"syncd", "logging", "embedded", "account"}
+    known_sections = {"syncd", "logging", "embedded", "crm", "account"}
     for key in data:
         if key not in known_sections:
             v.problem(key, "is not a known section",
-                      "one of: [syncd], [logging], [embedded], [[account]]")
+                      "one of: [syncd], [logging], [embedded], [crm], [[account]]")
     general = v.table(data.get("syncd", {}), GENERAL, "syncd")
     logging_ = v.table(data.get("logging", {}), LOGGING, "logging")
     embedded = v.table(data.get("embedded", {}), EMBEDDED, "embedded")
+    crm = v.table(data.get("crm", {}), CRM, "crm")
     account_schema = {**ACCOUNT, "provider": Option(str, required=True,
                                                     choices=tuple(sorted(providers)))}
     accounts: list[AccountConfig] = []
@@ -468,6 +475,7 @@ def parse_config(data: Mapping[str, Any], source: str,
         logging=LoggingConfig(**logging_),
         embedded_host=embedded.get("host", "127.0.0.1"),
         embedded_port=embedded.get("port", 5232),
+        crm_kind=crm.get("kind", "builtin"),
         accounts=tuple(accounts),
         **general,
     )

@@ -14,6 +14,7 @@ from connectors import ConnectorContext, open_connector
 from connectors.base import CalendarConnector
 from syncd.auth_fingerprint import changed_since, fingerprint
 from syncd.config import AccountConfig, Config
+from syncd.crm import open_source
 from syncd.embedded_auth import SERVICE_USER, EmbeddedCredentials, can_log_in, login_name
 from syncd.engine.runner import CycleReport, account_window, sync_account
 from syncd.errors import AuthFailed
@@ -65,7 +66,8 @@ class Service:
     def __init__(self, config: Config, db: Database | None = None) -> None:
         self.config = config
         self.db = db or Database(config.database_url)
-        self.store = ActivityStore(self.db)
+        self.store = ActivityStore(self.db)  # users of the embedded calendar server
+        self.source = open_source(config.crm_kind, self.db)
         self.state = StateStore(self.db)
         self.replica = lease_owner_id()
         # Connectors live across cycles: keep-alive connections, cached tokens and a
@@ -94,7 +96,7 @@ class Service:
 
     def _open(self, account: AccountConfig, now: datetime, read_only: bool = False
               ) -> CalendarConnector:
-        owner = self.store.get_user_by_email(account.owner)
+        owner = self.source.user(account.owner)
         tz = account.time_zone or (owner.time_zone if owner else self.config.default_time_zone)
         context = ConnectorContext(tz, account_window(account, now), self.credentials(),
                                    read_only=read_only)
@@ -121,7 +123,7 @@ class Service:
         try:
             connector = self._open(account, now, read_only=True) if dry_run else \
                 self._connector(account, now)
-            report = sync_account(account, connector, self.store, self.state, now=now,
+            report = sync_account(account, connector, self.source, self.state, now=now,
                                   lease_owner=self.replica, **options)
         except Exception as exc:  # isolation: one account's bug must not stop the others
             # The report carries the sentence; the traceback is for --debug only.

@@ -37,6 +37,13 @@ from connectors.base import (
     WriteResult,
 )
 from syncd.config import AccountConfig
+from syncd.crm.source import (
+    ApplyChanges,
+    CrmSource,
+    ImportActivity,
+    RemoveActivity,
+    SourceOp,
+)
 from syncd.engine.actions import (
     Conflict,
     CreateActivity,
@@ -49,7 +56,6 @@ from syncd.engine.actions import (
 )
 from syncd.engine.guards import check_plan, count_guest_emails
 from syncd.engine.plan import AccountPolicy, Link, PlanInput, cal_key, crm_key, plan_account
-from syncd.engine.source import ActivitySource
 from syncd.errors import (
     AccountCooldown,
     AccountUnavailable,
@@ -135,7 +141,7 @@ class AccountCycle:
         self,
         cfg: AccountConfig,
         connector: CalendarConnector,
-        source: ActivitySource,
+        source: CrmSource,
         state: StateStore,
         *,
         now: datetime | None = None,
@@ -231,7 +237,7 @@ class AccountCycle:
 
     def _cycle(self) -> None:
         acct = self.state.account(self.cfg.name)
-        owner = self.source.get_user_by_email(self.cfg.owner)
+        owner = self.source.user(self.cfg.owner)
         if owner is None:
             raise NotFound(kind="CRM user", key=self.cfg.owner)
         window = account_window(self.cfg, self.now)
@@ -361,18 +367,18 @@ class AccountCycle:
 
     # --- reading ------------------------------------------------------------------------
 
-    def _read_crm(self, cursor: int, owner_id: int, limit: int | None = None
-                  ) -> tuple[dict[int, Activity | Tombstone], int, bool]:
+    def _read_crm(self, cursor: str | None, owner_id: int, limit: int | None = None
+                  ) -> tuple[dict[int, Activity | Tombstone], str | None, bool]:
         """The CRM changes after ``cursor``: all of them, or whole pages up to ``limit``
         items; with the cursor after them and whether more are left."""
         items: dict[int, Activity | Tombstone] = {}
         page_size = CRM_PAGE if limit is None else min(CRM_PAGE, limit)
         while True:
-            page = self.source.changes_after(cursor, owner_id=owner_id, limit=page_size)
+            page = self.source.changes(cursor, owner_id=owner_id, limit=page_size)
             for item in page.items:
                 items[item.id] = item
             self.handed_over.update(page.handed_over)
-            cursor = page.last_seq
+            cursor = page.cursor
             if not page.more or (limit is not None and len(items) >= limit):
                 return items, cursor, page.more
 
@@ -385,9 +391,7 @@ class AccountCycle:
         if window_end is None or window_end.date() >= window.end.date():
             return set()
         entered = set()
-        for activity in self.source.activities_due_between(
-            owner_id, window_end.date(), window.end.date()
-        ):
+        for activity in self.source.due_between(owner_id, window_end.date(), window.end.date()):
             if activity.id not in crm:
                 crm[activity.id] = activity
                 entered.add(activity.id)
@@ -453,7 +457,7 @@ class AccountCycle:
             if link is not None:
                 wanted.add(link.activity_id)
             elif event.marker:
-                activity = self.source.get_by_sync_uid(event.marker)
+                activity = self.source.find(event.marker)
                 if activity is not None:
                     crm.setdefault(activity.id, activity)
             elif self.cfg.import_events and not event.deleted:
@@ -468,7 +472,7 @@ class AccountCycle:
     def _relink_import(self, event: RemoteEvent, links: dict[int, Link],
                        crm: dict[int, Activity | Tombstone]) -> None:
         """An event imported before a crash cut its link: link it again, never re-import."""
-        activity = self.source.get_by_sync_uid(self._import_uid(event.event_id))
+        activity = self.source.find(self._import_uid(event.event_id))
         if activity is None or self.dry_run:
             return
         link = Link(activity.id, activity.sync_uid, event.event_id, None,
@@ -585,10 +589,8 @@ class AccountCycle:
                 assert plan.event_id is not None and plan.activity_id is not None
                 event = self.connector.get(plan.event_id)
                 fresh.append(event or RemoteEvent(plan.event_id, deleted=True))
-                try:
-                    crm[plan.activity_id] = self.source.get(plan.activity_id, include_deleted=True)
-                except NotFound:
-                    crm[plan.activity_id] = Tombstone(plan.activity_id, plan.marker or "")
+                crm[plan.activity_id] = (self.source.get(plan.activity_id)
+                                         or Tombstone(plan.activity_id, plan.marker or ""))
             links = self.state.links_touching(self.cfg.name, activity_ids=crm)
             subset = {a: links[a] for a in crm if a in links}
             plans = plan_account(PlanInput(policy, subset, crm, fresh,
@@ -688,17 +690,16 @@ class AccountCycle:
                    ) -> tuple[PairPlan, Activity | None]:
         write = plan.crm_write
         if isinstance(write, UpdateActivity):
-            return plan, self.source.apply_calendar_changes(write.activity_id, write.changes)
+            return plan, self._source_write(ApplyChanges(write.activity_id, write.changes))
         if isinstance(write, DeleteActivity):
-            self.source.delete_activity(write.activity_id)
+            self._source_write(RemoveActivity(write.activity_id))
             return plan, None
         if isinstance(write, CreateActivity):
             assert plan.event_id is not None
             uid = self._import_uid(plan.event_id)
-            activity = self.source.get_by_sync_uid(uid)
-            if activity is None:
-                activity = self.source.add_activity(owner_id=write.owner_id, type=write.type,
-                                                    sync_uid=uid, **write.changes)
+            activity = self._source_write(
+                ImportActivity(uid, write.owner_id, write.type, write.changes))
+            assert activity is not None
             # Link at once, before the marker write: if that fails the event is still
             # known as this activity's and is never imported a second time. No etag yet:
             # that tells the next cycle the marker still has to be written.
@@ -712,6 +713,13 @@ class AccountCycle:
                                                      organizer=plan.organizer))
             return replace(plan, crm_now=crm_now), activity
         return plan, None
+
+    def _source_write(self, op: SourceOp) -> Activity | None:
+        """One CRM write; its error is raised, so the pair fails as an item."""
+        result = self.source.write([op])[0]
+        if result.error is not None:
+            raise result.error
+        return result.activity
 
     def _op(self, plan: PairPlan) -> WriteOp:
         key = str(plan.activity_id)
@@ -843,7 +851,7 @@ def _write_name(write: object) -> str:
 def sync_account(
     cfg: AccountConfig,
     connector: CalendarConnector,
-    source: ActivitySource,
+    source: CrmSource,
     state: StateStore,
     **options: object,
 ) -> CycleReport:

@@ -44,7 +44,7 @@ class AccountState:
     status_reason: str | None
     cooldown_until: datetime | None
     fingerprint: str | None
-    crm_cursor: int
+    crm_cursor: str | None
     calendar_cursor: str | None
     window_end: datetime | None
     initial_done: bool
@@ -138,7 +138,7 @@ class StateStore:
         with self.db.session() as s:
             row = s.get(SyncAccount, name)
             if row is None:
-                row = SyncAccount(name=name, status="ok", crm_cursor=0, initial_done=False,
+                row = SyncAccount(name=name, status="ok", crm_cursor=None, initial_done=False,
                                   failures=0, guest_window_count=0, lease_token=0)
                 s.add(row)
                 s.flush()

@@ -37,7 +37,8 @@ class SyncAccount(Base):
     fingerprint: Mapped[str | None] = mapped_column(Text)
     # a salted hash of the credentials last refused (syncd.auth_fingerprint), never them
     auth_fingerprint: Mapped[str | None] = mapped_column(Text)
-    crm_cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    # the CRM source's opaque cursor (syncd.crm.source); None: from the beginning
+    crm_cursor: Mapped[str | None] = mapped_column(Text)
     calendar_cursor: Mapped[str | None] = mapped_column(Text)
     window_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
     initial_done: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -17,6 +17,7 @@ import pytest
 from connectors.base import WriteOp, WriteResult
 from connectors.caldav import CalDAVCalendar
 from syncd.config import AccountConfig
+from syncd.crm.builtin import BuiltinSource
 from syncd.engine.runner import CycleReport, sync_account
 from syncd.store.activities import ActivityStore
 from syncd.store.db import Database
@@ -50,8 +51,8 @@ class DavWorld:
     connector: GuardedCalendar
 
     def sync(self, **options: Any) -> CycleReport:
-        return sync_account(self.account, self.connector, self.store, self.state, now=START,
-                            **options)
+        return sync_account(self.account, self.connector, BuiltinSource(self.store), self.state,
+                            now=START, **options)
 
     def dav(self) -> Any:
         client = caldav.DAVClient(url=self.server.url, username=self.user, password="x")

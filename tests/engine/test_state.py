@@ -41,9 +41,9 @@ def test_a_stale_holder_cannot_commit_cursors_after_losing_the_lease(db: Databas
     old = state.acquire_lease("acc", "host-a:1", ttl, START)
     new = state.acquire_lease("acc", "host-b:2", ttl, START + timedelta(minutes=2))
     assert old is not None and new is not None
-    assert not state.commit_cursors("acc", old, crm_cursor=99)
-    assert state.commit_cursors("acc", new, crm_cursor=7)
-    assert state.account("acc").crm_cursor == 7
+    assert not state.commit_cursors("acc", old, crm_cursor="99")
+    assert state.commit_cursors("acc", new, crm_cursor="7")
+    assert state.account("acc").crm_cursor == "7"
 
 
 def test_a_killed_local_holder_is_recognised_at_once(db: Database) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from connectors.base import WriteOp, WriteResult
 from connectors.memory import MemoryCalendar
 from syncd.config import AccountConfig
+from syncd.crm.builtin import BuiltinSource
 from syncd.engine.runner import CycleReport, sync_account
 from syncd.model import Activity
 from syncd.store.activities import ActivityStore
@@ -66,7 +67,7 @@ class World:
         )
 
     def sync(self, **options: Any) -> CycleReport:
-        report = sync_account(self.account, self.calendar, self.store, self.state,
+        report = sync_account(self.account, self.calendar, BuiltinSource(self.store), self.state,
                               now=self.now, **options)
         self.reports.append(report)
         return report

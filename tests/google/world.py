@@ -11,6 +11,7 @@ import httplib2
 
 from connectors.google import GoogleCalendar
 from syncd.config import AccountConfig
+from syncd.crm.builtin import BuiltinSource
 from syncd.engine.runner import CycleReport, sync_account
 from syncd.model import Activity
 from syncd.store.activities import ActivityStore
@@ -43,7 +44,7 @@ class GoogleWorld:
             **values)
 
     def sync(self, **options: Any) -> CycleReport:
-        report = sync_account(self.account, self.calendar, self.store, self.state,
+        report = sync_account(self.account, self.calendar, BuiltinSource(self.store), self.state,
                               now=self.now, **options)
         self.reports.append(report)
         return report

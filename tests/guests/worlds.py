@@ -18,6 +18,7 @@ from typing import Any
 from connectors.base import CalendarConnector
 from connectors.caldav import CalDAVCalendar
 from syncd.config import AccountConfig
+from syncd.crm.builtin import BuiltinSource
 from syncd.engine.runner import CycleReport, sync_account
 from syncd.model import Activity
 from syncd.store.activities import ActivityStore
@@ -58,7 +59,8 @@ class GuestWorld:
     def sync(self) -> dict[str, CycleReport]:
         reports = {}
         for name, cfg in self.accounts.items():
-            reports[name] = sync_account(cfg, self.connectors[name], self.store, self.state,
+            reports[name] = sync_account(cfg, self.connectors[name],
+                                         BuiltinSource(self.store), self.state,
                                          now=self.now)
         return reports
 

@@ -20,6 +20,7 @@ import requests
 
 from connectors.caldav import CalDAVCalendar
 from syncd.config import AccountConfig
+from syncd.crm.builtin import BuiltinSource
 from syncd.engine.runner import CycleReport, sync_account
 from syncd.store.activities import ActivityStore
 from syncd.store.crm_views import ActivityFilter
@@ -56,8 +57,8 @@ class World:
     owner_id: int
 
     def sync(self, **options: Any) -> CycleReport:
-        return sync_account(self.account, self.connector, self.store, self.state, now=START,
-                            **options)
+        return sync_account(self.account, self.connector, BuiltinSource(self.store), self.state,
+                            now=START, **options)
 
     def subjects(self) -> list[str]:
         return sorted(a.subject for a in self.store.list_activities(ActivityFilter(

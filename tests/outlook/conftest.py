@@ -21,6 +21,7 @@ from connectors.base import Window, WriteOp, WriteResult
 from connectors.outlook import OutlookCalendar
 from connectors.outlook_auth import device_code_login
 from syncd.config import AccountConfig, SecretRef
+from syncd.crm.builtin import BuiltinSource
 from syncd.engine.runner import CycleReport, account_window, sync_account
 from syncd.model import Activity, Projection
 from syncd.store.activities import ActivityStore
@@ -199,7 +200,7 @@ class OutlookWorld:
     def sync(self, **options: Any) -> CycleReport:
         self.last = self.connector()
         try:
-            report = sync_account(self.account, self.last, self.store, self.state,
+            report = sync_account(self.account, self.last, BuiltinSource(self.store), self.state,
                                   now=self.now, **options)
         finally:
             self.last.close()

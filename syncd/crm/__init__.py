@@ -1,0 +1,25 @@
+"""CRM sources: the protocol (:mod:`syncd.crm.source`) and the sources that implement it.
+
+:func:`open_source` builds the one a config names; ``builtin`` is the only kind so far.
+"""
+
+from __future__ import annotations
+
+from syncd.crm.builtin import BuiltinSource
+from syncd.crm.source import CrmSource
+from syncd.errors import InvalidInput
+from syncd.store.activities import ActivityStore
+from syncd.store.db import Database
+
+KINDS = ("builtin",)
+
+
+def open_source(kind: str, db: Database) -> CrmSource:
+    """The CRM source of kind ``kind`` over the database ``db``."""
+    if kind == "builtin":
+        return BuiltinSource(ActivityStore(db))
+    raise InvalidInput(field="crm.kind", value=kind,
+                       reason=f"must be one of: {', '.join(KINDS)}")
+
+
+__all__ = ["KINDS", "CrmSource", "open_source"]
