@@ -109,3 +109,11 @@ def test_parse_config_rejects_unknown_sections() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config({"acount": []}, "x.toml", PROVIDERS)
     assert info.value.problems[0].key == "acount"
+
+
+def test_the_crm_source_is_builtin_by_default_and_an_unknown_kind_is_refused() -> None:
+    assert parse_config({}, "x.toml", PROVIDERS).crm_kind == "builtin"
+    assert parse_config({"crm": {"kind": "builtin"}}, "x.toml", PROVIDERS).crm_kind == "builtin"
+    with pytest.raises(ConfigError) as info:
+        parse_config({"crm": {"kind": "pipedrive"}}, "x.toml", PROVIDERS)
+    assert info.value.problems[0].key == "crm.kind"
