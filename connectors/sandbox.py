@@ -175,8 +175,10 @@ class _Worker:
 
 
 def _death_reason(status: int | None) -> str:
-    if status in (-signal.SIGXCPU, -signal.SIGKILL):
+    if status == -signal.SIGXCPU:
         return f"reading it took more than {CPU_BUDGET} s of CPU"
+    if status == -signal.SIGKILL:  # the hard CPU limit is never set: someone else killed it
+        return "the reader was killed (SIGKILL: the system may be out of memory)"
     if status is None:
         return "the reader did not stop"
     if status < 0:

@@ -84,3 +84,10 @@ def test_a_reader_that_cannot_start_fails_the_call_and_blames_no_item(
     with pytest.raises(SandboxUnavailable, match="did not start"):
         pool.map("spin", [("ok",), ("ok",), ("ok",)])
     assert starts["n"] == 1
+
+
+
+def test_a_reader_killed_from_outside_is_not_blamed_on_the_cpu_budget(
+        pool: ReaderPool) -> None:
+    assert pool.map("crash", [("ok",), ("SIGKILL",), ("ok",)]) == [
+        "ok", Overrun("the reader was killed (SIGKILL: the system may be out of memory)"), "ok"]
