@@ -55,3 +55,35 @@ def test_a_database_made_by_an_earlier_release_is_upgraded_on_open(tmp_path: Pat
                                   invited=frozenset({"ada@example.org"})))
     assert state.links("alice")[1].invited == {"ada@example.org"}
     db.close()
+
+
+def test_a_downgrade_keeps_builtin_cursors_and_starts_other_cursors_afresh(
+        tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from syncd.store.db import MIGRATIONS, Database, make_engine
+
+    url = f"sqlite:///{tmp_path / 'down.db'}"
+    Database(url).close()
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO sync_accounts (name, status, crm_cursor, initial_done, failures, "
+            "guest_window_count, lease_token) VALUES ('a', 'ok', '42', 1, 0, 0, 0), "
+            "('b', 'ok', 'opaque:cursor', 1, 0, 0, 0), ('c', 'ok', NULL, 0, 0, 0, 0)")
+        conn.exec_driver_sql(
+            "INSERT INTO sync_links (account, activity_id, sync_uid, event_id, etag, "
+            "generation, pending, updated_at) VALUES ('a', 1, 'uid-1', 'ev-1', NULL, "
+            "0, 0, '2026-12-01 00:00:00')")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0005")
+    with engine.begin() as conn:
+        cursors = dict(conn.exec_driver_sql(
+            "SELECT name, crm_cursor FROM sync_accounts").fetchall())
+        links = conn.exec_driver_sql("SELECT count(*) FROM sync_links").scalar()
+    engine.dispose()
+    assert cursors == {"a": 42, "b": 0, "c": 0} and links == 1  # no pair lost either way
