@@ -1,6 +1,13 @@
 """CRM sources: the protocol (:mod:`syncd.crm.source`) and the sources that implement it.
 
 :func:`open_source` builds the one a config names; ``builtin`` is the only kind so far.
+
+Adding a CRM (Pipedrive is next): its modules here, split like the calendar connectors
+(``X.py`` the source, ``X_http.py``, ``X_map.py``, ``X_auth.py``); one branch in
+:func:`open_source` and its name in :data:`KINDS`; its name in the choices of ``[crm] kind``
+in :mod:`syncd.config` (with its options, until sources declare their own); and a test
+module that subclasses ``tests.crm.contract.SourceContract``. The engine does not change.
+A remote CRM keeps the markers (``sync_uid``) in syncd's state, not in its records.
 """
 
 from __future__ import annotations
