@@ -22,7 +22,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, cast
-from urllib.parse import quote, unquote, urljoin, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from caldav.davclient import DAVClient
 from caldav.elements import dav
@@ -39,7 +39,6 @@ from connectors.base import (
     WriteResult,
 )
 from connectors.caldav_http import (
-    HREF_SAFE,
     BadReply,
     DavTransport,
     Fetched,
@@ -47,6 +46,7 @@ from connectors.caldav_http import (
     Reply,
     ReplyTooLarge,
     chunks_by_size,
+    href_of,
     multiget,
     sync_collection,
 )
@@ -205,7 +205,7 @@ class CalDAVCalendar:
         return str(self.calendar.url).rstrip("/") + "/"
 
     def _url(self, event_id: str) -> str:
-        return urljoin(self.base_url, quote(event_id, safe=HREF_SAFE))
+        return href_of(self.base_url, event_id)
 
     def href_for(self, marker: str, generation: int) -> str:
         # The href and UID carry the generation: a re-created event never reuses the name

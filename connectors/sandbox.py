@@ -186,6 +186,12 @@ def _death_reason(status: int | None) -> str:
     return f"the reader stopped (exit status {status})"
 
 
+def _replace(holder: list[_Worker]) -> None:
+    """End the held worker (if it still runs) and hold a new one in its place."""
+    holder[0].kill()
+    holder[0] = _Worker()
+
+
 class ReaderPool:
     """Idle workers, handed to one call at a time."""
 
@@ -236,8 +242,7 @@ class ReaderPool:
                 try:
                     worker.send((ALLOWED[function], list(items[start:]), common))
                 except OSError:  # died while idle: replace it and send again
-                    worker.kill()
-                    holder[0] = _Worker()
+                    _replace(holder)
                     continue
                 while len(results) < len(items):
                     message = worker.receive(time.monotonic() + wall_limit)
@@ -246,15 +251,14 @@ class ReaderPool:
                         reason = (f"reading it took more than {wall_limit:g} s"
                                   if message is _TIMED_OUT else _death_reason(status))
                         results.append((Overrun(reason), None))
-                        holder[0] = _Worker()
+                        _replace(holder)
                         break
                     index, ok, value, usage, spent = message
                     assert index == len(results) - start
                     worker.served += 1
                     results.append((value if ok else Overrun(value), usage))
                     if spent:  # its heap is suspect after a MemoryError: start afresh
-                        worker.kill()
-                        holder[0] = _Worker()
+                        _replace(holder)
                         break
         return results
 
