@@ -525,8 +525,9 @@ def test_a_meeting_syncd_created_is_not_imported_from_an_attendees_copy(
                 if x.subject == "Demo with Bob"]) == 1
 
 
-def test_a_first_sync_is_planned_and_committed_a_slice_at_a_time(
-        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def planned_slices(world: World, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Twelve activities to back-fill in slices of 5; the list gets each plan's size."""
     from syncd.engine import runner
 
     monkeypatch.setattr(runner, "BACKFILL_SLICE", 5)
@@ -540,6 +541,12 @@ def test_a_first_sync_is_planned_and_committed_a_slice_at_a_time(
     monkeypatch.setattr(runner, "plan_account", counting_plan)
     for i in range(12):
         world.add(f"Call {i}", day=1 + i)
+    return planned
+
+
+def test_a_first_sync_is_planned_and_committed_a_slice_at_a_time(
+        world: World, monkeypatch: pytest.MonkeyPatch, planned_slices: list[int]) -> None:
+    planned = planned_slices
     # The second slice's first create fails: the first slice stays done and committed.
     real_write = world.calendar.write
     calls = {"n": 0}
@@ -649,24 +656,14 @@ def test_counts_are_what_succeeded_not_what_was_planned(world: World) -> None:
 
 
 def test_a_backfill_slice_written_before_the_deadline_keeps_its_cursor(
-        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+        world: World, monkeypatch: pytest.MonkeyPatch, planned_slices: list[int]) -> None:
     from types import SimpleNamespace
 
     from syncd.engine import runner
 
-    monkeypatch.setattr(runner, "BACKFILL_SLICE", 5)
+    planned = planned_slices
     clock = SimpleNamespace(now=0.0)
     monkeypatch.setattr(runner, "time", SimpleNamespace(monotonic=lambda: clock.now))
-    planned: list[int] = []
-    real_plan = runner.plan_account
-
-    def counting_plan(data: Any) -> Any:
-        planned.append(len(data.crm))
-        return real_plan(data)
-
-    monkeypatch.setattr(runner, "plan_account", counting_plan)
-    for i in range(12):
-        world.add(f"Call {i}", day=1 + i)
     real_write = world.calendar.write
 
     def write_then_pass_the_deadline(ops: Any) -> Any:
