@@ -21,7 +21,7 @@ run: $(STAMP)
 test: lint types unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check syncd connectors tests bench
+	$(BIN)/ruff check syncd connectors syncd_testkit tests bench
 
 types: $(STAMP)
 	$(BIN)/mypy

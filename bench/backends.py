@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from tests.servers import RadicaleServer
+from syncd_testkit.servers import RadicaleServer
 
 TZ = "Europe/Oslo"
 CALENDAR_NAME = "crm"
@@ -139,7 +139,7 @@ class GoogleBackend:
     """The Google Calendar v3 emulator, one calendar per owner (id = the owner's address)."""
 
     def __init__(self) -> None:
-        from tests.emulators.google import GoogleEmulator
+        from syncd_testkit.emulators.google import GoogleEmulator
 
         self.emu = GoogleEmulator()
 
@@ -184,8 +184,8 @@ class GraphBackend:
     """The Microsoft Graph emulator behind the identity emulator; one mailbox per owner."""
 
     def __init__(self) -> None:
-        from tests.emulators.graph import GraphEmulator
-        from tests.emulators.identity import IdentityEmulator
+        from syncd_testkit.emulators.graph import GraphEmulator
+        from syncd_testkit.emulators.identity import IdentityEmulator
 
         self.identity = IdentityEmulator()
         self.graph = GraphEmulator(identity=self.identity)

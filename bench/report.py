@@ -21,7 +21,7 @@ INTERVAL_S = 60
 
 
 #: The code a run measures: changes elsewhere (docs, tests, this folder) do not matter.
-MEASURED = ("syncd", "connectors", "tests/emulators", "tests/servers.py", "pyproject.toml")
+MEASURED = ("syncd", "connectors", "syncd_testkit", "pyproject.toml")
 
 
 def code_version(root: str) -> dict[str, Any]:

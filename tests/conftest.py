@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.servers import DavServer, RadicaleServer, XandikosServer
+from syncd_testkit.servers import DavServer, RadicaleServer, XandikosServer
 
 settings.register_profile("dev", max_examples=60, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])

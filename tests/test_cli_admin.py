@@ -18,8 +18,8 @@ from syncd.store.crm_tables import ActivityNote
 from syncd.store.crm_views import ActivityFilter
 from syncd.store.db import Database
 from syncd.store.state_tables import SyncConflict, SyncLink
+from syncd_testkit.servers import DavServer, RecordingProxy
 from tests.conftest import fresh_calendar
-from tests.servers import DavServer, RecordingProxy
 
 DUE = (date.today() + timedelta(days=10)).isoformat()
 

@@ -24,14 +24,14 @@ from syncd.cli import main
 from syncd.config import AccountConfig
 from syncd.store.activities import ActivityStore
 from syncd.store.db import Database
-from tests.emulators.google import GoogleEmulator
-from tests.emulators.graph import GraphEmulator
-from tests.emulators.graph_fixtures import (  # noqa: F401 - pytest fixtures
+from syncd_testkit.emulators.google import GoogleEmulator
+from syncd_testkit.emulators.graph import GraphEmulator
+from syncd_testkit.emulators.graph_fixtures import (  # noqa: F401 - pytest fixtures
     graph_emulator_with_identity,
     identity_emulator,
 )
-from tests.emulators.identity import IdentityEmulator, RoutingSession
-from tests.servers import DavServer, Recorded, RecordingProxy
+from syncd_testkit.emulators.identity import IdentityEmulator, RoutingSession
+from syncd_testkit.servers import DavServer, Recorded, RecordingProxy
 
 WRITES = ("PUT", "DELETE", "MKCALENDAR", "PROPPATCH", "POST", "PATCH", "MKCOL")
 TENANT, CLIENT_ID, SECRET = "tenant1", "syncd-dry-run-test", "dry-run-secret-7c2e"

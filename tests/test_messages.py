@@ -25,7 +25,7 @@ import caldav
 import pytest
 
 from syncd.cli import main
-from tests.servers import RadicaleServer, free_port
+from syncd_testkit.servers import RadicaleServer, free_port
 
 GOOD_PASSWORD = "good-password-canary"
 BAD_PASSWORD = "stale-password-canary"

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from connectors.network import network_reason
-from tests.servers import free_port
+from syncd_testkit.servers import free_port
 
 
 def _failure(url: str, **options: object) -> BaseException:

@@ -36,8 +36,8 @@ from syncd.model import (
     wall_time,
     when_to_activity_fields,
 )
-from tests.emulators.google_model import edt_instant, format_local
-from tests.emulators.graph_tz import format_graph_datetime, parse_graph_datetime
+from syncd_testkit.emulators.google_model import edt_instant, format_local
+from syncd_testkit.emulators.graph_tz import format_graph_datetime, parse_graph_datetime
 
 ZONES = ("Europe/Oslo", "America/New_York", "Australia/Lord_Howe", "Pacific/Apia",
          "America/St_Johns")

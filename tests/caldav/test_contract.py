@@ -15,9 +15,9 @@ from connectors.caldav import SYNC_PREFIX, CalDAVCalendar
 from connectors.ical import build_calendar
 from syncd.config import AccountConfig
 from syncd.model import Projection
+from syncd_testkit.servers import DavServer
 from tests.conftest import fresh_calendar
 from tests.contract import ConnectorContract
-from tests.servers import DavServer
 
 
 class DavUser:

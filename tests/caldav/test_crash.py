@@ -23,8 +23,8 @@ import pytest
 from syncd.store.activities import ActivityStore
 from syncd.store.db import Database
 from syncd.store.state import StateStore
+from syncd_testkit.servers import DavServer
 from tests.conftest import fresh_calendar
-from tests.servers import DavServer
 
 FAILPOINTS = ["after_intent_commit", "after_write_request", "before_cursor_commit"]
 

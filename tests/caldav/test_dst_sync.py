@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from syncd_testkit.servers import DavServer
 from tests.caldav.test_sync_caldav import DavWorld, make_dav_world
-from tests.servers import DavServer
 
 FALL_BACK = date(2027, 10, 31)  # Europe/Oslo, the world's owner zone: 03:00 -> 02:00
 

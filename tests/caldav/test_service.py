@@ -11,8 +11,8 @@ import pytest
 from syncd.cli import main
 from syncd.config import AccountConfig, Config, SecretRef
 from syncd.service import Service
+from syncd_testkit.servers import DavServer, free_port
 from tests.conftest import fresh_calendar
-from tests.servers import DavServer, free_port
 
 
 def test_a_failing_account_never_stops_the_others(tmp_path: Path, radicale: DavServer,

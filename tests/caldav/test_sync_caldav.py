@@ -22,9 +22,9 @@ from syncd.engine.runner import CycleReport, sync_account
 from syncd.store.activities import ActivityStore
 from syncd.store.db import Database
 from syncd.store.state import StateStore
+from syncd_testkit.servers import DavServer, RecordingProxy
 from tests.conftest import fresh_calendar
 from tests.engine.world import START
-from tests.servers import DavServer, RecordingProxy
 
 
 class GuardedCalendar(CalDAVCalendar):

@@ -19,9 +19,9 @@ import httplib2
 import pytest
 from googleapiclient.errors import HttpError
 
-from tests.emulators import google_fixtures
-from tests.emulators.google import FaultRule, GoogleEmulator
-from tests.emulators.google_fixtures import build_service, new_batch
+from syncd_testkit.emulators import google_fixtures
+from syncd_testkit.emulators.google import FaultRule, GoogleEmulator
+from syncd_testkit.emulators.google_fixtures import build_service, new_batch
 
 google_emulator = google_fixtures.google_emulator
 google_service = google_fixtures.google_service

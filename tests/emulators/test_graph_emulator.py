@@ -15,14 +15,14 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.emulators.graph import FaultRule, GraphEmulator
-from tests.emulators.graph_fixtures import (  # noqa: F401 - pytest fixtures
+from syncd_testkit.emulators.graph import FaultRule, GraphEmulator
+from syncd_testkit.emulators.graph_fixtures import (  # noqa: F401 - pytest fixtures
     graph_emulator,
     graph_emulator_with_identity,
     identity_emulator,
 )
-from tests.emulators.graph_tz import WINDOWS_TO_IANA
-from tests.emulators.identity import IdentityEmulator, RoutingSession
+from syncd_testkit.emulators.graph_tz import WINDOWS_TO_IANA
+from syncd_testkit.emulators.identity import IdentityEmulator, RoutingSession
 
 ALICE = "alice@contoso.test"
 BOB = "bob@contoso.test"

@@ -9,8 +9,8 @@ from typing import Any
 import msal
 import requests
 
-from tests.emulators.graph_fixtures import identity_emulator  # noqa: F401 - pytest fixture
-from tests.emulators.identity import IdentityEmulator, RoutingSession
+from syncd_testkit.emulators.graph_fixtures import identity_emulator  # noqa: F401 - pytest fixture
+from syncd_testkit.emulators.identity import IdentityEmulator, RoutingSession
 
 CLIENT_ID = "syncd-test-app"
 SECRET = "s3cret-value"

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 import requests
 
-from tests.emulators.pipedrive import FaultRule, PipedriveClock, PipedriveEmulator
-from tests.emulators.pipedrive_fixtures import START, pipedrive_emulator  # noqa: F401
-from tests.emulators.pipedrive_model import User
-from tests.emulators.pipedrive_webhooks import basic_auth
+from syncd_testkit.emulators.pipedrive import FaultRule, PipedriveClock, PipedriveEmulator
+from syncd_testkit.emulators.pipedrive_fixtures import START, pipedrive_emulator  # noqa: F401
+from syncd_testkit.emulators.pipedrive_model import User
+from syncd_testkit.emulators.pipedrive_webhooks import basic_auth
 
 ACTIVITIES = "/api/v2/activities"
 

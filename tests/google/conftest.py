@@ -1,11 +1,11 @@
-"""Fixtures of the Google connector tests: the emulator from tests/emulators.
+"""Fixtures of the Google connector tests: the emulator from syncd_testkit/emulators.
 
-The emulator is imported as ``tests.emulators.google`` (never with tests/emulators on
+The emulator is imported as ``syncd_testkit.emulators.google`` (never with that folder on
 sys.path, where its google.py would shadow the ``google`` package).
 """
 
 from __future__ import annotations
 
-from tests.emulators import google_fixtures
+from syncd_testkit.emulators import google_fixtures
 
 google_emulator = google_fixtures.google_emulator

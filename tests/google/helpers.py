@@ -15,7 +15,7 @@ from connectors.google import GoogleCalendar
 from connectors.google_http import RetryPolicy
 from syncd.config import AccountConfig
 from syncd.model import Projection
-from tests.emulators.google import GoogleEmulator
+from syncd_testkit.emulators.google import GoogleEmulator
 
 OWNER = "alice@example.com"
 TZ = "Europe/Oslo"

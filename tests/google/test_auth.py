@@ -31,8 +31,8 @@ from syncd.config import AccountConfig, SecretRef
 from syncd.errors import AuthFailed, Transient, UsageError
 from syncd.store.credentials import CredentialStore
 from syncd.store.db import Database
+from syncd_testkit.emulators.google import GoogleEmulator
 from tests.contract import timed
-from tests.emulators.google import GoogleEmulator
 from tests.google.helpers import OWNER, TZ, connector
 from tests.google.token_stub import TokenStub
 from tests.google.world import make_world

@@ -6,8 +6,8 @@ import pytest
 
 from connectors.base import CreateOp
 from connectors.google_http import RequestBudget
+from syncd_testkit.emulators.google import GoogleEmulator
 from tests.contract import timed
-from tests.emulators.google import GoogleEmulator
 from tests.google.helpers import OWNER, TZ, FakeClock, HookedHttp, connector
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from connectors.google import GoogleCalendar
 from syncd.model import FIELDS, Projection
+from syncd_testkit.emulators.google import GoogleEmulator
 from tests.contract import ConnectorContract, create, rich
-from tests.emulators.google import GoogleEmulator
 from tests.google.helpers import OWNER, TZ, connector, user_event
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
-from tests.emulators.google import GoogleEmulator
+from syncd_testkit.emulators.google import GoogleEmulator
 from tests.google.helpers import TZ
 from tests.google.world import make_world
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from syncd.store.db import Database
-from tests.emulators.google import FaultRule, GoogleEmulator
+from syncd_testkit.emulators.google import FaultRule, GoogleEmulator
 from tests.google.helpers import HookedHttp, write_requests
 from tests.google.world import GoogleWorld, make_world
 

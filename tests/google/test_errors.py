@@ -20,8 +20,8 @@ from syncd.errors import (
     RateLimited,
     Transient,
 )
+from syncd_testkit.emulators.google import FaultRule, GoogleEmulator
 from tests.contract import create, timed
-from tests.emulators.google import FaultRule, GoogleEmulator
 from tests.google.helpers import OWNER, TZ, FakeClock, connector, user_event
 
 # --- the table, one test per row -----------------------------------------------------------------

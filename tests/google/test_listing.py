@@ -9,8 +9,8 @@ import pytest
 
 from connectors.google import GoogleCalendar
 from connectors.google_map import MARKER_KEY
+from syncd_testkit.emulators.google import FaultRule, GoogleEmulator
 from tests.contract import timed
-from tests.emulators.google import FaultRule, GoogleEmulator
 from tests.google.helpers import OWNER, TZ, WINDOW, connector, user_event
 
 

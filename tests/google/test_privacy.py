@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from syncd.model import Guest
-from tests.emulators.google import FaultRule, GoogleEmulator
+from syncd_testkit.emulators.google import FaultRule, GoogleEmulator
 from tests.google.world import make_world
 
 

@@ -20,8 +20,8 @@ import pytest
 
 from connectors.base import CreateOp
 from syncd.model import Guest
+from syncd_testkit.emulators.google import GoogleEmulator, RecordedRequest
 from tests.contract import timed
-from tests.emulators.google import GoogleEmulator, RecordedRequest
 from tests.google.helpers import WRITE_METHODS
 from tests.google.world import GoogleWorld, make_world
 

@@ -17,7 +17,7 @@ from syncd.model import Activity
 from syncd.store.activities import ActivityStore
 from syncd.store.db import Database
 from syncd.store.state import StateStore
-from tests.emulators.google import GoogleEmulator
+from syncd_testkit.emulators.google import GoogleEmulator
 from tests.google.helpers import START, TZ, FakeClock, account, connector
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.emulators.google_fixtures import google_emulator  # noqa: F401
-from tests.emulators.graph_fixtures import (  # noqa: F401
+from syncd_testkit.emulators.google_fixtures import google_emulator  # noqa: F401
+from syncd_testkit.emulators.graph_fixtures import (  # noqa: F401
     graph_emulator_with_identity,
     identity_emulator,
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from tests.emulators.google import GoogleEmulator
+from syncd_testkit.emulators.google import GoogleEmulator
 from tests.google import helpers as google
 from tests.guests.worlds import TZ, GuestWorld, new_crm
 from tests.outlook.conftest import Env

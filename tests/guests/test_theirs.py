@@ -16,11 +16,11 @@ import caldav
 import pytest
 
 from syncd.store.crm_views import ActivityFilter
+from syncd_testkit.emulators.google import GoogleEmulator
+from syncd_testkit.servers import DavServer
 from tests.caldav.test_sync_caldav import DavWorld, make_dav_world
-from tests.emulators.google import GoogleEmulator
 from tests.google.world import make_world
 from tests.guests.itip import messages
-from tests.servers import DavServer
 
 BOSS = "boss@other.example"
 

@@ -24,12 +24,12 @@ from syncd.model import Activity
 from syncd.store.activities import ActivityStore
 from syncd.store.db import Database
 from syncd.store.state import StateStore
+from syncd_testkit.emulators.google import GoogleEmulator
+from syncd_testkit.servers import DavServer
 from tests.conftest import fresh_calendar
-from tests.emulators.google import GoogleEmulator
 from tests.google import helpers as google
 from tests.guests.itip import messages
 from tests.outlook.conftest import Env
-from tests.servers import DavServer
 
 TZ = "Europe/Oslo"
 START = google.START  # 2026-12-01 08:00 UTC, the meetings are on the 10th

@@ -3,7 +3,7 @@
 Every item starts from a real event as the emulator renders it and changes one thing: a
 field of many megabytes, nesting hundreds deep, a value of the wrong JSON type, a date at
 the end of time, an identifier no database accepts, text carrying injection or lone
-surrogates. The result is planted as JSON *text* (``tests.emulators.raw_json``), so the
+surrogates. The result is planted as JSON *text* (``syncd_testkit.emulators.raw_json``), so the
 connector meets it exactly as a broken or malicious server would send it.
 
 Two kinds of item:

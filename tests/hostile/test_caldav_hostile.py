@@ -26,11 +26,11 @@ from syncd.store.activities import ActivityStore
 from syncd.store.crm_views import ActivityFilter
 from syncd.store.db import Database
 from syncd.store.state import StateStore
+from syncd_testkit.servers import DavServer
 from tests.conftest import fresh_calendar
 from tests.engine.world import START
 from tests.hostile.dav_responder import MisbehavingDav
 from tests.hostile.ics_corpus import CORPUS, SKIPPED_RECURRING, SYNCED, Hostile, oversized
-from tests.servers import DavServer
 
 #: Objects that make Radicale 3.9 itself spin (it expands rules while it stores them:
 #: Kozea/Radicale#2188); they are served by Xandikos and the responder instead.

@@ -17,8 +17,8 @@ from connectors.json_limits import STAND_IN_PREFIX
 from syncd.engine.plan import cal_key
 from syncd.model import Activity
 from syncd.store.db import Database
-from tests.emulators.google import GoogleEmulator
-from tests.emulators.google_fixtures import google_emulator  # noqa: F401 - pytest fixture
+from syncd_testkit.emulators.google import GoogleEmulator
+from syncd_testkit.emulators.google_fixtures import google_emulator  # noqa: F401 - pytest fixture
 from tests.google.world import GoogleWorld, make_world
 from tests.hostile.jsonread import (
     GOOGLE,

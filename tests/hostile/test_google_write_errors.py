@@ -16,9 +16,9 @@ import pytest
 from connectors.base import RemoteEvent, UpdateOp
 from connectors.google import GoogleCalendar
 from syncd.errors import EtagMismatch, EventGone, ItemRejected, Transient
+from syncd_testkit.emulators.google import FaultRule, GoogleEmulator
+from syncd_testkit.emulators.google_fixtures import google_emulator  # noqa: F401 - pytest fixture
 from tests.contract import create, timed
-from tests.emulators.google import FaultRule, GoogleEmulator
-from tests.emulators.google_fixtures import google_emulator  # noqa: F401 - pytest fixture
 from tests.google.helpers import OWNER, TZ, FakeClock, connector
 
 # (status, reason, verbatim body or None, the item's error)

@@ -17,7 +17,7 @@ import pytest
 from syncd.engine.plan import cal_key
 from syncd.model import Activity
 from syncd.store.db import Database
-from tests.emulators.graph_fixtures import (  # noqa: F401 - pytest fixtures
+from syncd_testkit.emulators.graph_fixtures import (  # noqa: F401 - pytest fixtures
     graph_emulator_with_identity,
     identity_emulator,
 )

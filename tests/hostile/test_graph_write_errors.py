@@ -16,12 +16,12 @@ import pytest
 from connectors.base import RemoteEvent, UpdateOp
 from connectors.outlook import OutlookCalendar
 from syncd.errors import AuthFailed, EventGone, ItemRejected
-from tests.contract import create, timed
-from tests.emulators.graph import FaultRule
-from tests.emulators.graph_fixtures import (  # noqa: F401 - pytest fixtures
+from syncd_testkit.emulators.graph import FaultRule
+from syncd_testkit.emulators.graph_fixtures import (  # noqa: F401 - pytest fixtures
     graph_emulator_with_identity,
     identity_emulator,
 )
+from tests.contract import create, timed
 from tests.outlook.conftest import (  # noqa: F401 - pytest fixtures
     ALICE,
     Env,

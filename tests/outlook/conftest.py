@@ -28,13 +28,13 @@ from syncd.store.activities import ActivityStore
 from syncd.store.credentials import CredentialStore
 from syncd.store.db import Database
 from syncd.store.state import StateStore
-from tests.emulators.graph import GraphEmulator
-from tests.emulators.graph_fixtures import (  # noqa: F401 - pytest fixtures
+from syncd_testkit.emulators.graph import GraphEmulator
+from syncd_testkit.emulators.graph_fixtures import (  # noqa: F401 - pytest fixtures
     graph_emulator,
     graph_emulator_with_identity,
     identity_emulator,
 )
-from tests.emulators.identity import IdentityEmulator, RoutingSession
+from syncd_testkit.emulators.identity import IdentityEmulator, RoutingSession
 from tests.engine.world import START
 
 ALICE = "alice@contoso.test"

@@ -13,8 +13,8 @@ from typing import Any
 from connectors.base import RemoteEvent, UpdateOp
 from connectors.outlook_map import merge_attendees, read_event, update_payload
 from syncd.errors import EventGone, ItemRejected
+from syncd_testkit.emulators.graph import FaultRule
 from tests.contract import create, timed
-from tests.emulators.graph import FaultRule
 from tests.outlook.conftest import ALICE, Env
 
 ROOM = "room1@contoso.test"

@@ -17,7 +17,7 @@ from syncd.config import SecretRef
 from syncd.errors import AuthFailed
 from syncd.store.credentials import CredentialStore
 from syncd.store.db import Database
-from tests.emulators.identity import RoutingSession
+from syncd_testkit.emulators.identity import RoutingSession
 from tests.outlook.conftest import (
     ALICE,
     BOB,

@@ -18,8 +18,8 @@ from connectors.base import CreateOp, DeleteOp, UpdateOp
 from connectors.outlook import OutlookCalendar
 from connectors.outlook_http import GraphResponse, envelope_failure
 from syncd.errors import AuthFailed, EventGone, ItemRejected, RateLimited, Transient
+from syncd_testkit.emulators.graph import FaultRule
 from tests.contract import create, timed
-from tests.emulators.graph import FaultRule
 from tests.outlook.conftest import ALICE, Env, GraphUser
 
 

@@ -23,8 +23,8 @@ from syncd.errors import (
     RateLimited,
     Transient,
 )
+from syncd_testkit.emulators.graph import FaultRule
 from tests.contract import create, timed
-from tests.emulators.graph import FaultRule
 from tests.outlook.conftest import ALICE, Env
 
 

@@ -20,9 +20,9 @@ from connectors.outlook_map import (
 )
 from connectors.outlook_zones import WINDOWS_TO_IANA, UnknownZone, iana_zone
 from syncd.model import FIELDS, When
+from syncd_testkit.emulators.graph_model import wrap_text_as_html
+from syncd_testkit.emulators.graph_tz import WINDOWS_TO_IANA as EMULATOR_TABLE
 from tests.contract import all_day, rich, timed
-from tests.emulators.graph_model import wrap_text_as_html
-from tests.emulators.graph_tz import WINDOWS_TO_IANA as EMULATOR_TABLE
 
 
 def _event(**values: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from connectors.outlook import OutlookCalendar
-from tests.emulators.graph import FaultRule
+from syncd_testkit.emulators.graph import FaultRule
 from tests.outlook.conftest import (
     ALICE,
     SECRET,

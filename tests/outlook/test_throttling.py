@@ -16,9 +16,9 @@ import pytest
 from connectors.base import CreateOp
 from connectors.outlook import OutlookCalendar
 from syncd.errors import RateLimited, Transient
+from syncd_testkit.emulators.graph import FaultRule
+from syncd_testkit.emulators.identity import RoutingSession
 from tests.contract import timed
-from tests.emulators.graph import FaultRule
-from tests.emulators.identity import RoutingSession
 from tests.outlook.conftest import ALICE, WINDOW, Context, Env
 
 

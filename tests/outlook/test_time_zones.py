@@ -22,7 +22,7 @@ from connectors.base import CreateOp
 from connectors.outlook import OutlookCalendar
 from syncd.config import AccountConfig
 from syncd.model import Projection, When
-from tests.emulators.graph import GraphEmulator
+from syncd_testkit.emulators.graph import GraphEmulator
 from tests.outlook.conftest import ALICE, WINDOW, Context
 
 ZONES = {

@@ -20,10 +20,10 @@ import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from tests.emulators.graph_faults import MailboxGate, ThrottleDecision
-from tests.emulators.graph_model import GraphError
-from tests.emulators.graph_ops import RequestContext
-from tests.emulators.graph_wire import ApiRequest, ApiResponse, error_response
+from .graph_faults import MailboxGate, ThrottleDecision
+from .graph_model import GraphError
+from .graph_ops import RequestContext
+from .graph_wire import ApiRequest, ApiResponse, error_response
 
 __all__ = ["MAX_BATCH_ITEMS", "BatchHost", "run_batch"]
 

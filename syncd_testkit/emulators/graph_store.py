@@ -6,7 +6,7 @@ transactionId lookup) is atomic with respect to concurrent HTTP requests.
 Change tracking: every write gives the event a new, globally increasing sequence number
 ``seq``; a delete or a move out of a calendar leaves a :class:`Tombstone` with its own ``seq``.
 Delta tokens record the last ``seq`` a client has seen, so nothing written while a client is
-paging can be missed (see :mod:`tests.emulators.graph_delta`).
+paging can be missed (see :mod:`syncd_testkit.emulators.graph_delta`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.emulators.graph_model import (
+from .graph_model import (
     MEETING_FIELDS,
     EventTime,
     GraphError,

@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from tests.emulators.graph_model import GraphError, StoredEvent
-from tests.emulators.graph_store import Calendar, GraphStore, Mailbox, Tombstone
+from .graph_model import GraphError, StoredEvent
+from .graph_store import Calendar, GraphStore, Mailbox, Tombstone
 
 __all__ = ["DeltaPage", "DeltaState", "decode_token", "delta_page", "encode_token", "in_window"]
 

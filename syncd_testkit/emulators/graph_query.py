@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tests.emulators.graph_model import GraphError, StoredEvent, ext_prop_key
+from .graph_model import GraphError, StoredEvent, ext_prop_key
 
 __all__ = ["EventPredicate", "parse_expand", "parse_filter", "parse_prefer"]
 

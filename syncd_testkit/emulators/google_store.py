@@ -1,7 +1,7 @@
 """State of the Google Calendar v3 emulator: calendars, events, writes, e-mails.
 
 Every public method takes the store lock, so HTTP handler threads and test hooks can call
-them concurrently. Methods raise :class:`~tests.emulators.google_model.ApiError`; the HTTP
+them concurrently. Methods raise :class:`~syncd_testkit.emulators.google_model.ApiError`; the HTTP
 layer (``google``) turns those into responses. Reading (``events.list``, calendarList,
 freeBusy) lives in ``google_listing``.
 

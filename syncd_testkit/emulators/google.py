@@ -144,7 +144,7 @@ class GoogleEmulator:
         self._thread: threading.Thread | None = None
         self.push = PushChannels(self.store)
         self.planted = PlantedEvents()
-        """Events served as planted JSON text (see :mod:`tests.emulators.raw_json`)."""
+        """Events served as planted JSON text (see :mod:`syncd_testkit.emulators.raw_json`)."""
 
     # ---- lifecycle ----------------------------------------------------------------------------
 

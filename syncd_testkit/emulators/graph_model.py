@@ -1,6 +1,6 @@
 """The Graph emulator's event model: validation of request bodies and rendering of responses.
 
-Everything here is pure (no locks, no HTTP); :mod:`tests.emulators.graph_store` owns the state.
+Everything here is pure (no locks, no HTTP); :mod:`.graph_store` owns the state.
 Rules follow providers.md B.2/B.3: server-owned attendee status, ``location`` replacing
 ``locations``, HTML-wrapped text bodies, all-day validation, weak ``@odata.etag`` built from the
 ``changeKey``, ``originalStartTimeZone`` kept from create time.
@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from tests.emulators.graph_tz import (
+from .graph_tz import (
     UnknownTimeZone,
     format_graph_datetime,
     format_utc_timestamp,

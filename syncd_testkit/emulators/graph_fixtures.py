@@ -1,6 +1,7 @@
 """pytest fixtures for the Graph and identity emulators.
 
-Import them into a test module (``from tests.emulators.graph_fixtures import graph_emulator``)
+Import them into a test module
+(``from syncd_testkit.emulators.graph_fixtures import graph_emulator``)
 or list this module in a conftest's ``pytest_plugins``. Every fixture starts a fresh server on a
 free loopback port and stops it after the test.
 """
@@ -11,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.emulators.graph import GraphEmulator
-from tests.emulators.identity import IdentityEmulator
+from .graph import GraphEmulator
+from .identity import IdentityEmulator
 
 __all__ = ["graph_emulator", "graph_emulator_with_identity", "identity_emulator"]
 

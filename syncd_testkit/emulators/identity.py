@@ -618,5 +618,6 @@ class RoutingSession(requests.Session):
         self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
     ) -> requests.Response:
         """Send the request after rewriting the emulator's https host to its local address."""
+        verb = method.decode() if isinstance(method, bytes) else method
         target = url.decode() if isinstance(url, bytes) else url
-        return super().request(method, self.rewrite(target), *args, **kwargs)
+        return super().request(verb, self.rewrite(target), *args, **kwargs)

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from tests.emulators.graph_model import GraphError
-from tests.emulators.raw_json import splice
+from .graph_model import GraphError
+from .raw_json import splice
 
 __all__ = ["JSON_CONTENT_TYPE", "ApiRequest", "ApiResponse", "error_response"]
 

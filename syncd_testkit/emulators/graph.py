@@ -68,19 +68,29 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from tests.emulators.graph_batch import run_batch
-from tests.emulators.graph_faults import FaultRule, MailboxGate, RecordedRequest, ThrottleDecision
-from tests.emulators.graph_model import GraphError, RenderOptions, render_event
-from tests.emulators.graph_ops import RequestContext, perform
-from tests.emulators.graph_query import parse_expand, parse_prefer
-from tests.emulators.graph_routes import Route, parse_route
-from tests.emulators.graph_store import GraphStore, Mailbox, MailRecord
-from tests.emulators.graph_tz import UnknownTimeZone, resolve_zone
-from tests.emulators.graph_wire import JSON_CONTENT_TYPE, ApiRequest, ApiResponse, error_response
-from tests.emulators.raw_json import PlantedEvents, verbatim
+from .graph_batch import run_batch
+from .graph_faults import (
+    FaultRule,
+    MailboxGate,
+    RecordedRequest,
+    ThrottleDecision,
+)
+from .graph_model import GraphError, RenderOptions, render_event
+from .graph_ops import RequestContext, perform
+from .graph_query import parse_expand, parse_prefer
+from .graph_routes import Route, parse_route
+from .graph_store import GraphStore, Mailbox, MailRecord
+from .graph_tz import UnknownTimeZone, resolve_zone
+from .graph_wire import (
+    JSON_CONTENT_TYPE,
+    ApiRequest,
+    ApiResponse,
+    error_response,
+)
+from .raw_json import PlantedEvents, verbatim
 
 if TYPE_CHECKING:
-    from tests.emulators.identity import IdentityEmulator
+    from syncd_testkit.emulators.identity import IdentityEmulator
 
 __all__ = ["FaultRule", "GraphEmulator", "MailRecord", "RecordedRequest"]
 

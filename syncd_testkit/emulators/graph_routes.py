@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from tests.emulators.graph_model import GraphError
+from .graph_model import GraphError
 
 __all__ = ["Route", "parse_route"]
 

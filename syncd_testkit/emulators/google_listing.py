@@ -1,5 +1,5 @@
 """Reading calendars: ``events.list`` (full, ``syncToken``, ``updatedMin``), calendarList,
-calendars.get and freeBusy, over a :class:`~tests.emulators.google_store.GoogleStore`.
+calendars.get and freeBusy, over a :class:`~syncd_testkit.emulators.google_store.GoogleStore`.
 
 Sync tokens are change-sequence numbers: a token says "every change after N" of one
 calendar. A listing fixes its high-water mark on the first page and hands it out as

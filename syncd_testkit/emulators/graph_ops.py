@@ -1,7 +1,7 @@
 """The Graph emulator's operations: what each routed request does to the store.
 
 Called with the store lock held, after authentication, routing, throttling and fault
-injection have been dealt with by :mod:`tests.emulators.graph`.
+injection have been dealt with by :mod:`syncd_testkit.emulators.graph`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-from tests.emulators.graph_delta import (
+from .graph_delta import (
     DeltaState,
     decode_token,
     delta_page,
@@ -20,15 +20,15 @@ from tests.emulators.graph_delta import (
     removed_entry,
     replay_floor,
 )
-from tests.emulators.graph_model import GraphError, RenderOptions, StoredEvent, render_event
-from tests.emulators.graph_query import parse_filter
-from tests.emulators.graph_routes import Route
-from tests.emulators.graph_store import Mailbox
-from tests.emulators.graph_tz import parse_query_datetime
-from tests.emulators.graph_wire import JSON_CONTENT_TYPE, ApiRequest, ApiResponse
+from .graph_model import GraphError, RenderOptions, StoredEvent, render_event
+from .graph_query import parse_filter
+from .graph_routes import Route
+from .graph_store import Mailbox
+from .graph_tz import parse_query_datetime
+from .graph_wire import JSON_CONTENT_TYPE, ApiRequest, ApiResponse
 
 if TYPE_CHECKING:
-    from tests.emulators.graph import GraphEmulator
+    from syncd_testkit.emulators.graph import GraphEmulator
 
 __all__ = ["RequestContext", "perform"]
 
