@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from syncd.model import Projection
+from syncd.pairs import Conflict
 
 # --- writes to the CRM ---------------------------------------------------------------------
 
@@ -82,17 +83,6 @@ class DeleteEvent:
 CalWrite = CreateEvent | UpdateEvent | DeleteEvent
 
 # --- bookkeeping ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Conflict:
-    """A field changed on both sides to different values; ``winner`` is the side kept."""
-
-    field: str
-    crm_value: Any
-    calendar_value: Any
-    winner: Literal["crm", "calendar"]
-    policy: str
 
 
 LinkOp = Literal["keep", "save", "drop"]

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from syncd.engine.actions import Conflict
 from syncd.model import FIELDS, Projection, field_to_json
+from syncd.pairs import Conflict
 
 Policy = Literal["crm_wins", "calendar_wins", "newest_wins"]
 

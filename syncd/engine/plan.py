@@ -27,7 +27,6 @@ from zoneinfo import ZoneInfo
 
 from connectors.base import RemoteEvent, Window
 from syncd.engine.actions import (
-    Conflict,
     CreateActivity,
     CreateEvent,
     DeleteActivity,
@@ -57,29 +56,7 @@ from syncd.model import (
     project_activity,
     projection_version,
 )
-
-
-@dataclass(frozen=True)
-class Link:
-    """The stored state of one (activity, calendar) pair.
-
-    ``crm_base``/``cal_base`` are each side's projection when the pair was last in step;
-    None only for a link being rebuilt. ``pending`` marks a create whose outcome is not
-    known yet (the intent was committed before the request). ``invited`` are the guests
-    holding an invitation to the event (None: not recorded, from before syncd tracked
-    it); ``organizer`` is set when someone else organises the meeting.
-    """
-
-    activity_id: int
-    sync_uid: str
-    event_id: str | None
-    etag: str | None
-    crm_base: Projection | None
-    cal_base: Projection | None
-    generation: int = 0
-    pending: bool = False
-    invited: frozenset[str] | None = None
-    organizer: str | None = None
+from syncd.pairs import Conflict, SyncPair
 
 
 @dataclass(frozen=True)
@@ -106,7 +83,7 @@ class PlanInput:
     """Everything one cycle of one account knows."""
 
     policy: AccountPolicy
-    links: Mapping[int, Link]
+    links: Mapping[int, SyncPair]
     crm: Mapping[int, Activity | Tombstone] = field(default_factory=dict)
     calendar: Sequence[RemoteEvent] = ()
     quarantined: Mapping[str, str | None] = field(default_factory=dict)  # key -> version
@@ -184,7 +161,7 @@ def _rules(policy: AccountPolicy) -> GuestRules:
                       done_prefix=policy.done_style == "prefix")
 
 
-def _invited(policy: AccountPolicy, link: Link | None, cal_now: Projection | None
+def _invited(policy: AccountPolicy, link: SyncPair | None, cal_now: Projection | None
              ) -> frozenset[str]:
     """Who holds an invitation to the event now.
 
@@ -252,7 +229,7 @@ def _quarantine(event: RemoteEvent, data: PlanInput, activity_id: int | None = N
 def _plan_pair(
     item: Activity | Tombstone | None,
     event: RemoteEvent | None,
-    link: Link | None,
+    link: SyncPair | None,
     data: PlanInput,
 ) -> PairPlan | None:
     policy = data.policy
@@ -361,7 +338,7 @@ def _plan_pair(
 def _plan_unlinked(
     item: Activity | Tombstone | None,
     event: RemoteEvent | None,
-    link: Link | None,
+    link: SyncPair | None,
     crm_now: Projection | None,
     crm_gone: bool,
     marker: str,

@@ -45,7 +45,6 @@ from syncd.crm.source import (
     SourceOp,
 )
 from syncd.engine.actions import (
-    Conflict,
     CreateActivity,
     CreateEvent,
     DeleteActivity,
@@ -55,7 +54,7 @@ from syncd.engine.actions import (
     UpdateEvent,
 )
 from syncd.engine.guards import check_plan, count_guest_emails
-from syncd.engine.plan import AccountPolicy, Link, PlanInput, cal_key, crm_key, plan_account
+from syncd.engine.plan import AccountPolicy, PlanInput, cal_key, crm_key, plan_account
 from syncd.errors import (
     AccountCooldown,
     AccountUnavailable,
@@ -71,6 +70,7 @@ from syncd.errors import (
 )
 from syncd.failpoints import failpoint
 from syncd.model import Activity, DoneStyle, Tombstone, project_activity, projection_version
+from syncd.pairs import Conflict, SyncPair
 from syncd.report import describe
 from syncd.store.state import AccountState, StateStore
 
@@ -108,7 +108,7 @@ class CycleReport:
 class _Done:
     """Finished pairs waiting to be recorded together (see ``AccountCycle._flush``)."""
 
-    saves: list[Link] = field(default_factory=list)
+    saves: list[SyncPair] = field(default_factory=list)
     drops: list[int] = field(default_factory=list)
     conflicts: list[tuple[int | None, str | None, Conflict]] = field(default_factory=list)
     cleared: list[str] = field(default_factory=list)
@@ -429,7 +429,7 @@ class AccountCycle:
                  if (event := self.connector.get(event_id)) is not None]
         return replace(changes, events=[*changes.events, *fresh]) if fresh else changes
 
-    def _settle_pending(self, links: dict[int, Link]) -> list[RemoteEvent]:
+    def _settle_pending(self, links: dict[int, SyncPair]) -> list[RemoteEvent]:
         """Creates whose outcome is unknown: find what reached the server."""
         found = []
         for link in links.values():
@@ -440,7 +440,7 @@ class AccountCycle:
                     self.report.counts["recovered_creates"] += 1
         return found
 
-    def _load_related(self, events: Sequence[RemoteEvent], links: dict[int, Link],
+    def _load_related(self, events: Sequence[RemoteEvent], links: dict[int, SyncPair],
                       crm: dict[int, Activity | Tombstone]) -> None:
         """Load the activities the planner needs beyond the CRM feed.
 
@@ -469,19 +469,19 @@ class AccountCycle:
                 activity_id, next(lk.sync_uid for lk in links.values()
                                   if lk.activity_id == activity_id))
 
-    def _relink_import(self, event: RemoteEvent, links: dict[int, Link],
+    def _relink_import(self, event: RemoteEvent, links: dict[int, SyncPair],
                        crm: dict[int, Activity | Tombstone]) -> None:
         """An event imported before a crash cut its link: link it again, never re-import."""
         activity = self.source.find(self._import_uid(event.event_id))
         if activity is None or self.dry_run:
             return
-        link = Link(activity.id, activity.sync_uid, event.event_id, None,
+        link = SyncPair(activity.id, activity.sync_uid, event.event_id, None,
                     project_activity(activity, self.done_style), event.projection)
         self.state.save_link(self.cfg.name, link)  # no etag: the marker is still to write
         links[activity.id] = link
         crm.setdefault(activity.id, activity)
 
-    def _meetings_elsewhere(self, events: Sequence[RemoteEvent], links: dict[int, Link]
+    def _meetings_elsewhere(self, events: Sequence[RemoteEvent], links: dict[int, SyncPair]
                             ) -> frozenset[str]:
         """UIDs of the foreign events here whose meeting another account already holds."""
         if not self.cfg.import_events:
@@ -494,7 +494,7 @@ class AccountCycle:
         holders = self.state.meeting_holders(uids)
         return frozenset(uid for uid, account in holders.items() if account != self.cfg.name)
 
-    def _uid_copies_set_aside(self, events: list[RemoteEvent], linked: dict[str, Link]
+    def _uid_copies_set_aside(self, events: list[RemoteEvent], linked: dict[str, SyncPair]
                               ) -> list[RemoteEvent]:
         """Quarantine a new foreign event whose UID this account already holds for an
         activity linked to another event that is still there.
@@ -700,14 +700,14 @@ class AccountCycle:
             activity = self._source_write(
                 ImportActivity(uid, write.owner_id, write.type, write.changes))
             assert activity is not None
-            # Link at once, before the marker write: if that fails the event is still
+            # Pair at once, before the marker write: if that fails the event is still
             # known as this activity's and is never imported a second time. No etag yet:
             # that tells the next cycle the marker still has to be written.
             if write.ical_uid is not None:
                 self.state.claim_meeting(self.cfg.name, write.ical_uid, activity.id)
             plan = replace(plan, activity_id=activity.id, marker=uid)
             crm_now = project_activity(activity, policy.done_style)
-            self.state.save_link(self.cfg.name, Link(activity.id, uid, plan.event_id,
+            self.state.save_link(self.cfg.name, SyncPair(activity.id, uid, plan.event_id,
                                                      None, crm_now, plan.cal_now,
                                                      invited=plan.invited,
                                                      organizer=plan.organizer))
@@ -737,7 +737,7 @@ class AccountCycle:
     def _commit_intents(self, outgoing: Sequence[Outgoing]) -> None:
         """Record every create before its request leaves (the outbox of failure mode 1)."""
         intents = [
-            Link(plan.activity_id, op.marker, None, None, op.projection, None, op.generation,
+            SyncPair(plan.activity_id, op.marker, None, None, op.projection, None, op.generation,
                  pending=True, invited=op.invited)
             for plan, op, _ in outgoing
             if isinstance(op, CreateOp) and plan.activity_id is not None
@@ -802,7 +802,7 @@ class AccountCycle:
                         else plan.crm_now)
             cal_base = (event.projection if event is not None and event.projection is not None
                         else plan.cal_now)
-            done.saves.append(Link(
+            done.saves.append(SyncPair(
                 plan.activity_id, plan.marker or (crm_after.sync_uid if crm_after else ""),
                 event.event_id if event is not None else plan.event_id,
                 event.etag if event is not None else plan.etag_now,
@@ -825,7 +825,7 @@ class AccountCycle:
             self.failing.difference_update(done.cleared)
 
 
-def _echo(event: RemoteEvent, link: Link | None) -> bool:
+def _echo(event: RemoteEvent, link: SyncPair | None) -> bool:
     """The event is as we last wrote or read it: same etag as its link (typically the
     echo of our own write, listed in the next cycle). Nothing on that side to plan, so
     neither the event nor its activity need be looked at; a CRM change of the pair is

@@ -15,10 +15,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from syncd.engine.actions import Conflict
-from syncd.engine.plan import Link
 from syncd.errors import NotFound
 from syncd.model import Projection
+from syncd.pairs import Conflict, SyncPair
 from syncd.store.base import utcnow
 from syncd.store.db import Database
 from syncd.store.state_tables import (
@@ -88,8 +87,8 @@ def _base(data: Mapping[str, Any] | None) -> Projection | None:
     return Projection.from_json(data) if data else None
 
 
-def _link(row: SyncLink) -> Link:
-    return Link(row.activity_id, row.sync_uid, row.event_id, row.etag, _base(row.crm_base),
+def _link(row: SyncLink) -> SyncPair:
+    return SyncPair(row.activity_id, row.sync_uid, row.event_id, row.etag, _base(row.crm_base),
                 _base(row.cal_base), row.generation, row.pending,
                 frozenset(row.invited) if row.invited is not None else None, row.organizer)
 
@@ -248,7 +247,7 @@ class StateStore:
 
     # --- links -------------------------------------------------------------------------
 
-    def links(self, account: str) -> dict[int, Link]:
+    def links(self, account: str) -> dict[int, SyncPair]:
         """Every link of ``account`` (for tools and tests; a cycle loads only what it needs)."""
         with self.db.session() as s:
             rows = s.scalars(select(SyncLink).where(SyncLink.account == account))
@@ -256,7 +255,7 @@ class StateStore:
 
     def links_touching(self, account: str, *, activity_ids: Iterable[int] = (),
                        event_ids: Iterable[str] = (), markers: Iterable[str] = ()
-                       ) -> dict[int, Link]:
+                       ) -> dict[int, SyncPair]:
         """The links a cycle needs: those of these activities, events and markers, and
         every pending create, by activity id.
 
@@ -272,7 +271,7 @@ class StateStore:
             # In slices: SQLite caps the parameters of one statement.
             wanted += [column.in_(ordered[i:i + _IN_SLICE])
                        for i in range(0, len(ordered), _IN_SLICE)]
-        found: dict[int, Link] = {}
+        found: dict[int, SyncPair] = {}
         with self.db.session() as s:
             for condition in wanted:
                 for row in s.scalars(select(SyncLink).where(SyncLink.account == account,
@@ -295,7 +294,7 @@ class StateStore:
         with self.db.session() as s:
             return int(s.scalar(stmt) or 0)
 
-    def save_link(self, account: str, link: Link) -> None:
+    def save_link(self, account: str, link: SyncPair) -> None:
         """Insert or replace the link of ``link.activity_id`` in ``account``."""
         self.record(account, saves=[link])
 
@@ -306,7 +305,7 @@ class StateStore:
         self,
         account: str,
         *,
-        saves: Iterable[Link] = (),
+        saves: Iterable[SyncPair] = (),
         drops: Iterable[int] = (),
         conflicts: Iterable[tuple[int | None, str | None, Conflict]] = (),
         cleared: Iterable[str] = (),

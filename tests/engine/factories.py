@@ -7,8 +7,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from connectors.base import RemoteEvent, Window
-from syncd.engine.plan import AccountPolicy, Link
+from syncd.engine.plan import AccountPolicy
 from syncd.model import Activity, Guest, Projection, project_activity
+from syncd.pairs import SyncPair
 
 OWNER = 1
 TZ = "Europe/Oslo"
@@ -37,9 +38,9 @@ def proj(a: Activity, done_style: str = "keep") -> Projection:
 
 def link(a: Activity, *, event_id: str | None = None, etag: str = "e1",
          crm_base: Projection | None = None, cal_base: Projection | None = None,
-         generation: int = 0, pending: bool = False) -> Link:
+         generation: int = 0, pending: bool = False) -> SyncPair:
     base = proj(a)
-    return Link(a.id, a.sync_uid, event_id or f"ev{a.id}", etag,
+    return SyncPair(a.id, a.sync_uid, event_id or f"ev{a.id}", etag,
                 crm_base if crm_base is not None else base,
                 cal_base if cal_base is not None else base, generation, pending)
 

@@ -96,15 +96,15 @@ def test_renewing_extends_only_the_current_holders_lease(db: Database) -> None:
 
 def test_a_cycle_loads_only_the_links_it_touches_and_every_pending_create(
         db: Database) -> None:
-    from syncd.engine.plan import Link
+    from syncd.pairs import SyncPair
 
     state = StateStore(db)
     state.account("acc")
     state.account("other")
-    links = [Link(i, f"uid-{i}", f"ev-{i}", f'"{i}"', None, None) for i in range(1, 1201)]
-    links.append(Link(2000, "uid-2000", None, None, None, None, pending=True))
+    links = [SyncPair(i, f"uid-{i}", f"ev-{i}", f'"{i}"', None, None) for i in range(1, 1201)]
+    links.append(SyncPair(2000, "uid-2000", None, None, None, None, pending=True))
     state.record("acc", saves=links)
-    state.record("other", saves=[Link(1, "uid-x", "ev-x", None, None, None, pending=True)])
+    state.record("other", saves=[SyncPair(1, "uid-x", "ev-x", None, None, None, pending=True)])
 
     found = state.links_touching("acc", activity_ids=[1, 700, 1100, 99999],
                                  event_ids=["ev-5", "ev-gone"], markers=["uid-9"])

@@ -11,9 +11,9 @@ import pytest
 from connectors.base import WriteResult
 from syncd.admin import purge_expired, resolve_conflict
 from syncd.cli_admin import value_text
-from syncd.engine.actions import Conflict
 from syncd.errors import ConflictUnresolvable, Transient
 from syncd.model import When
+from syncd.pairs import Conflict
 from syncd.report import describe
 from syncd.store.state import MAX_ATTEMPTS
 from tests.engine.world import World, make_world

@@ -6,7 +6,7 @@ import uuid
 
 from sqlalchemy import select
 
-from syncd.engine.plan import Link
+from syncd.pairs import SyncPair
 from syncd.store.activities import ActivityStore
 from syncd.store.state import StateStore
 from syncd.store.state_tables import SyncMeeting
@@ -37,6 +37,6 @@ def test_recording_created_events_claims_their_meetings_without_taking_any(
     state.account(bob)
     held, fresh = f"held-{run}", "x" * 3000 + run  # a UID of any length
     state.claim_meeting(alice, held)
-    state.record(bob, saves=[Link(1, "uid-1", "ev-1", None, None, None)],
+    state.record(bob, saves=[SyncPair(1, "uid-1", "ev-1", None, None, None)],
                  meetings=[(held, 1), (fresh, 1), (fresh, 1)])
     assert state.meeting_holders([held, fresh]) == {held: alice, fresh: bob}

@@ -23,7 +23,7 @@ def test_a_database_made_by_an_earlier_release_is_upgraded_on_open(tmp_path: Pat
     from alembic import command
     from alembic.config import Config
 
-    from syncd.engine.plan import Link
+    from syncd.pairs import SyncPair
     from syncd.store.db import MIGRATIONS, Database, make_engine
     from syncd.store.state import StateStore
 
@@ -51,7 +51,7 @@ def test_a_database_made_by_an_earlier_release_is_upgraded_on_open(tmp_path: Pat
     assert state.account("alice").crm_cursor == "7"  # the old cursor, as text since 0006
     assert state.claim_meeting("alice", "m@example.org") == "alice"  # the new table is there
     assert state.links("alice")[1].invited is None  # not recorded before 0005: unknown
-    state.save_link("alice", Link(1, "uid-1", "ev-1", '"e2"', None, None,
+    state.save_link("alice", SyncPair(1, "uid-1", "ev-1", '"e2"', None, None,
                                   invited=frozenset({"ada@example.org"})))
     assert state.links("alice")[1].invited == {"ada@example.org"}
     db.close()

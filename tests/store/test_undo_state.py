@@ -9,9 +9,8 @@ import pytest
 from sqlalchemy import delete
 
 from syncd.admin import purge_expired, restore_activity
-from syncd.engine.actions import Conflict
-from syncd.engine.plan import Link
 from syncd.errors import NotFound
+from syncd.pairs import Conflict, SyncPair
 from syncd.store.activities import ActivityStore
 from syncd.store.state import StateStore
 from syncd.store.state_tables import SyncLink
@@ -31,7 +30,7 @@ def test_a_purge_takes_the_conflicts_and_crm_quarantine_of_purged_activities_onl
                             [Conflict("title", "crm", "cal", "crm", "crm_wins")])
         state.record_failure(account, f"crm:{a.id}", "v1", "refused", immediate=True)
     state.record_failure(account, "calendar:ev-x", "etag", "unreadable", immediate=True)
-    state.save_link(account, Link(old.id, old.sync_uid, f"ev-{old.id}", "e1", None, None))
+    state.save_link(account, SyncPair(old.id, old.sync_uid, f"ev-{old.id}", "e1", None, None))
     store.delete_activity(old.id, now=NOW - timedelta(days=31))
     store.delete_activity(recent.id, now=NOW - timedelta(days=29))
 
@@ -88,9 +87,9 @@ def test_restore_renews_the_sync_uid_only_when_no_event_is_linked(store: Activit
     with store.db.session() as s:  # links other tests left for these (reset) ids
         s.execute(delete(SyncLink).where(SyncLink.activity_id.in_(
             [linked.id, bare.id, unlinked.id])))
-    state.save_link(account, Link(linked.id, linked.sync_uid, "ev-1", "e1", None, None))
+    state.save_link(account, SyncPair(linked.id, linked.sync_uid, "ev-1", "e1", None, None))
     # on_calendar_delete = "unlink": a pair remembered without its event
-    state.save_link(account, Link(unlinked.id, unlinked.sync_uid, None, None, None, None))
+    state.save_link(account, SyncPair(unlinked.id, unlinked.sync_uid, None, None, None, None))
     for a in (linked, bare, unlinked):
         store.delete_activity(a.id)
     assert restore_activity(store, state, linked.id).sync_uid == linked.sync_uid
