@@ -1,6 +1,6 @@
 """What reading each hostile object costs: CPU and peak memory per item, as a pass/fail table.
 
-Every object of the CalDAV corpus (``tests/hostile/ics_corpus.py``), plus oversized ones,
+Every object of the CalDAV corpus (``syncd_testkit/ics_corpus.py``), plus oversized ones,
 is read the way the connector reads what a server sends: in the reader sandbox
 (``connectors/sandbox.py``), one item at a time. A row passes when the outcome is the one
 the corpus expects, the item took less CPU than the budget and the reader's peak RSS
@@ -33,7 +33,7 @@ from typing import Any
 from connectors import sandbox
 from connectors.base import RemoteEvent
 from connectors.sandbox import Overrun, ReaderPool, Usage
-from tests.hostile.ics_corpus import CORPUS, SKIPPED_RECURRING, SYNCED, Hostile, oversized
+from syncd_testkit.ics_corpus import CORPUS, SKIPPED_RECURRING, SYNCED, Hostile, oversized
 
 MIB = 1024 * 1024
 
@@ -107,8 +107,8 @@ def run() -> list[tuple[str, ...]]:
 _SYNC_CHILD = """
 import json, resource, sys
 from pathlib import Path
-from tests.hostile.test_caldav_hostile import make_world
-world = make_world(Path(sys.argv[2]), sys.argv[1])
+from syncd_testkit.world import make_caldav_world
+world = make_caldav_world(Path(sys.argv[2]), sys.argv[1])
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 report = world.sync()
 print(json.dumps({"outcome": report.outcome, "imported": len(world.subjects()),
@@ -121,7 +121,7 @@ def sync_memory(lie: bool, count: int = 20, megabytes: int = 8, goods: int = 100
                 ) -> tuple[str, ...]:
     """Peak RSS of one sync (in a child process) against ``count`` large objects."""
     server = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from tests.hostile.dav_responder import "
+        [sys.executable, "-c", "import sys; from syncd_testkit.dav_responder import "
          "serve_oversized as s; s(*map(int, sys.argv[1:4]), sys.argv[4] == '1')",
          str(count), str(megabytes), str(goods), "1" if lie else "0"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)

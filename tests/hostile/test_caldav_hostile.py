@@ -8,29 +8,21 @@ at two hrefs, replies that lie about sizes or add objects nobody asked for.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 
-from connectors.caldav import CalDAVCalendar
-from syncd.config import AccountConfig
-from syncd.crm.builtin import BuiltinSource
-from syncd.engine.runner import CycleReport, sync_account
-from syncd.store.activities import ActivityStore
+from syncd.engine.runner import CycleReport
 from syncd.store.crm_views import ActivityFilter
-from syncd.store.db import Database
-from syncd.store.state import StateStore
+from syncd_testkit.dav_responder import MisbehavingDav
+from syncd_testkit.ics_corpus import CORPUS, SKIPPED_RECURRING, SYNCED, Hostile, oversized
 from syncd_testkit.servers import DavServer
+from syncd_testkit.world import CalDAVWorld, make_caldav_world
 from tests.conftest import fresh_calendar
-from tests.engine.world import START
-from tests.hostile.dav_responder import MisbehavingDav
-from tests.hostile.ics_corpus import CORPUS, SKIPPED_RECURRING, SYNCED, Hostile, oversized
 
 #: Objects that make Radicale 3.9 itself spin (it expands rules while it stores them:
 #: Kozea/Radicale#2188); they are served by Xandikos and the responder instead.
@@ -48,38 +40,6 @@ def good_event(n: int) -> bytes:
             "END:VCALENDAR\r\n").encode()
 
 
-@dataclass
-class World:
-    store: ActivityStore
-    state: StateStore
-    account: AccountConfig
-    connector: CalDAVCalendar
-    owner_id: int
-
-    def sync(self, **options: Any) -> CycleReport:
-        return sync_account(self.account, self.connector, BuiltinSource(self.store), self.state,
-                            now=START, **options)
-
-    def subjects(self) -> list[str]:
-        return sorted(a.subject for a in self.store.list_activities(ActivityFilter(
-            owner_id=self.owner_id)))
-
-    def reasons(self) -> dict[str, str]:
-        """event id -> quarantine reason."""
-        return {q["item"].removeprefix("calendar:"): q["reason"]
-                for q in self.state.quarantine_list(self.account.name)}
-
-
-def make_world(tmp_path: Path, calendar_url: str, user: str = OWNER) -> World:
-    db = Database(f"sqlite:///{tmp_path / f'{uuid.uuid4().hex}.db'}")
-    store = ActivityStore(db)
-    owner_id = store.add_user(user, "Owner", "Europe/Oslo")
-    account = AccountConfig(name="dav", provider="caldav", owner=user, calendar=calendar_url,
-                            auth={"url": calendar_url, "username": user}, import_events=True)
-    connector = CalDAVCalendar(account, owner_tz="Europe/Oslo")
-    return World(store, StateStore(db), account, connector, owner_id)
-
-
 @pytest.fixture
 def responder() -> Iterator[MisbehavingDav]:
     server = MisbehavingDav().start()
@@ -87,7 +47,7 @@ def responder() -> Iterator[MisbehavingDav]:
     server.stop()
 
 
-def check_corpus(world: World, report: CycleReport, served: dict[str, Hostile],
+def check_corpus(world: CalDAVWorld, report: CycleReport, served: dict[str, Hostile],
                  goods: int) -> None:
     """Every served corpus object met its expectation, and every good event was imported."""
     assert report.outcome == "ok", report.message
@@ -112,7 +72,7 @@ def test_the_whole_corpus_served_by_the_responder_is_set_aside_item_by_item(
         responder.put(f"{item.name}.ics", item.data)
     for n in range(5):
         responder.put(f"good-{n}.ics", good_event(n))
-    world = make_world(tmp_path, responder.url)
+    world = make_caldav_world(tmp_path, responder.url)
     check_corpus(world, world.sync(), {h.name: h for h in CORPUS}, goods=5)
     again = world.sync()
     assert again.outcome == "ok" and again.counts["quarantined"] == 0
@@ -137,7 +97,7 @@ def test_the_corpus_a_real_server_accepts_is_set_aside_item_by_item(
                      headers={"Content-Type": "text/calendar"}, auth=(user, "x")
                      ).raise_for_status()
     assert len(served) >= 8  # most of the corpus is served by the real server
-    world = make_world(tmp_path, url, user)
+    world = make_caldav_world(tmp_path, url, user)
     check_corpus(world, world.sync(), served, goods=5)
 
 
@@ -154,7 +114,7 @@ def test_a_12_mb_object_and_an_invalid_xml_byte_among_300_good_objects(
     responder.put("bell.ics", good_event(999).replace(b"SUMMARY:Good 999",
                                                       b"SUMMARY:Bell \x07 999"))
     responder.lie_about_sizes = lie_about_sizes
-    world = make_world(tmp_path, responder.url)
+    world = make_caldav_world(tmp_path, responder.url)
     report = world.sync()
     assert report.outcome == "ok", report.message
     assert len(world.subjects()) == 301 and "Bell 999" in world.subjects()
@@ -172,7 +132,7 @@ def test_hrefs_outside_the_collection_are_ignored_counted_and_never_fetched(
     responder.outside = ["/other/stolen.ics", "/cal/../other/stolen2.ics",
                          "http://127.0.0.2:1/cal/far.ics", "/cal/nested/deep.ics", "/cal/",
                          "/cal/%2e%2e/secret.ics"]
-    world = make_world(tmp_path, responder.url)
+    world = make_caldav_world(tmp_path, responder.url)
     report = world.sync()
     assert report.outcome == "ok", report.message
     assert world.subjects() == ["Good 1"]
@@ -185,7 +145,7 @@ def test_one_uid_at_two_hrefs_is_imported_once(tmp_path: Path,
                                                responder: MisbehavingDav) -> None:
     responder.put("a.ics", good_event(7))
     responder.put("b.ics", good_event(7))
-    world = make_world(tmp_path, responder.url)
+    world = make_caldav_world(tmp_path, responder.url)
     assert world.sync().outcome == "ok"
     assert world.subjects() == ["Good 7"]
     assert world.reasons() == {"/cal/b.ics": "the same UID as /cal/a.ics: one calendar "
@@ -200,7 +160,7 @@ def test_objects_a_multiget_reply_adds_unasked_are_not_read(
                                 b'<D:prop><D:getetag>"p"</D:getetag><C:calendar-data>' + extra
                                 + b"</C:calendar-data></D:prop><D:status>HTTP/1.1 200 OK"
                                 b"</D:status></D:propstat></D:response>")
-    world = make_world(tmp_path, responder.url)
+    world = make_caldav_world(tmp_path, responder.url)
     assert world.sync().outcome == "ok"
     assert world.subjects() == ["Good 1"]
 
@@ -220,7 +180,7 @@ def test_an_entity_bomb_in_a_reply_is_not_expanded(tmp_path: Path,
                             1).replace(b"<D:getetag>", b"<D:getetag>&l9;", 1)
 
     responder.multiget = bombed  # type: ignore[method-assign]
-    world = make_world(tmp_path, responder.url)
+    world = make_caldav_world(tmp_path, responder.url)
     report = world.sync()
     assert report.outcome == "ok", report.message
     assert world.subjects() == ["Good 1", "Good 2"]
@@ -231,7 +191,7 @@ def test_an_object_neither_multiget_nor_get_can_deliver_is_set_aside(
     responder.put("good-1.ics", good_event(1))
     responder.put("bell.ics", good_event(2).replace(b"SUMMARY:Good 2", b"SUMMARY:\x01"))
     responder.get_status["bell.ics"] = 500
-    world = make_world(tmp_path, responder.url)
+    world = make_caldav_world(tmp_path, responder.url)
     assert world.sync().outcome == "ok"
     assert world.subjects() == ["Good 1"]
     assert "a GET answered HTTP 500" in world.reasons()["/cal/bell.ics"]
@@ -240,7 +200,7 @@ def test_an_object_neither_multiget_nor_get_can_deliver_is_set_aside(
 @pytest.mark.parametrize("status", [403, 413, 415, 507])
 def test_a_write_refused_for_one_event_is_that_events_failure_not_the_accounts(
         tmp_path: Path, responder: MisbehavingDav, status: int) -> None:
-    world = make_world(tmp_path, responder.url)
+    world = make_caldav_world(tmp_path, responder.url)
     for n in range(3):
         world.store.add_activity(owner_id=world.owner_id, subject=f"Call {n}",
                                  due_date=date(2026, 12, 10), due_time=time(9 + n),
@@ -259,7 +219,7 @@ def test_a_write_refused_for_one_event_is_that_events_failure_not_the_accounts(
 def test_a_calendar_deleted_on_the_server_stops_only_its_account_with_its_name(
         tmp_path: Path, radicale: DavServer) -> None:
     user, url = fresh_calendar(radicale)
-    world = make_world(tmp_path, url, user)
+    world = make_caldav_world(tmp_path, url, user)
     assert world.sync().outcome == "ok"
     requests.delete(url, auth=(user, "x"), timeout=30).raise_for_status()
     report = world.sync()
@@ -278,7 +238,7 @@ def test_an_object_gone_between_the_listing_and_its_download_is_not_quarantined(
         return original(hrefs)
 
     responder.multiget = vanishing  # type: ignore[method-assign]
-    world = make_world(tmp_path, responder.url)
+    world = make_caldav_world(tmp_path, responder.url)
     assert world.sync().outcome == "ok"
     assert world.subjects() == ["Good 1"] and world.reasons() == {}
 
@@ -286,7 +246,7 @@ def test_an_object_gone_between_the_listing_and_its_download_is_not_quarantined(
 def test_a_second_href_with_a_uid_synced_in_an_earlier_cycle_is_not_imported_again(
         tmp_path: Path, responder: MisbehavingDav) -> None:
     responder.put("a.ics", good_event(7))
-    world = make_world(tmp_path, responder.url)
+    world = make_caldav_world(tmp_path, responder.url)
     assert world.sync().outcome == "ok"
     assert world.subjects() == ["Good 7"]
     responder.put("b.ics", good_event(7))  # a copy of the same event at another href
@@ -300,7 +260,7 @@ def test_a_second_href_with_a_uid_synced_in_an_earlier_cycle_is_not_imported_aga
 def test_a_copy_that_sorts_first_never_displaces_the_event_already_synced(
         tmp_path: Path, responder: MisbehavingDav) -> None:
     responder.put("m.ics", good_event(7))
-    world = make_world(tmp_path, responder.url)
+    world = make_caldav_world(tmp_path, responder.url)
     assert world.sync().outcome == "ok"
     responder.put("0.ics", good_event(7))  # the same UID at an href that sorts first
     assert world.sync().outcome == "ok"

@@ -22,10 +22,10 @@ import caldav
 import pytest
 import requests
 
+from syncd_testkit.dav_responder import MisbehavingDav
+from syncd_testkit.ics_corpus import CORPUS
 from syncd_testkit.servers import DavServer
 from tests.conftest import fresh_calendar
-from tests.hostile.dav_responder import MisbehavingDav
-from tests.hostile.ics_corpus import CORPUS
 from tests.test_e2e_run import wait_for
 
 BOMB = next(item for item in CORPUS if item.name == "tz-secondly")

@@ -211,7 +211,7 @@ def serve_oversized(count: int, megabytes: int, goods: int, lie: bool) -> None:
     which must not count the responder's own memory)."""
     import sys
 
-    from tests.hostile.ics_corpus import oversized
+    from syncd_testkit.ics_corpus import oversized
 
     server = MisbehavingDav()
     for n in range(goods):
