@@ -25,6 +25,7 @@ from typing import Any
 from connectors import provider_options
 from syncd import __version__, report
 from syncd.config import Config, load_config, type_name
+from syncd.crm import source_options
 from syncd.errors import ConfigError, ConfigProblem, UsageError
 from syncd.logs import setup_logging
 from syncd.private import private_by_default
@@ -52,7 +53,8 @@ class App:
         """The config from ``--config`` (or $SYNCD_CONFIG), checked against every
         connector's declared options; ``resolve`` also reads each secret (config check)."""
         path = self.args.config or os.environ.get("SYNCD_CONFIG") or None
-        config = load_config(path, provider_options(), resolve=resolve)
+        config = load_config(path, provider_options(), resolve=resolve,
+                             crm_sources=source_options())
         data_dir = self.args.data_dir or os.environ.get("SYNCD_DATA_DIR")
         if data_dir:
             config = dataclasses.replace(config, data_dir=data_dir)

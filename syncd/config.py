@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -201,7 +201,8 @@ EMBEDDED: dict[str, Option] = {
     "port": Option(int, 5232, check=_port, expected="a free port within 1-65535"),
 }
 CRM: dict[str, Option] = {
-    # The CRM source the engine syncs with (syncd.crm); Pipedrive comes next.
+    # The CRM source the engine syncs with (syncd.crm); the other kinds and their options
+    # are declared by the sources (syncd.crm.source_options()) and handed in.
     "kind": Option(str, "builtin", choices=("builtin",),
                    help="the CRM syncd syncs activities with: builtin (its own store)"),
 }
@@ -283,6 +284,7 @@ class Config:
     embedded_host: str = "127.0.0.1"
     embedded_port: int = 5232
     crm_kind: str = "builtin"  # which CRM source ([crm] kind)
+    crm_options: Mapping[str, Any] = field(default_factory=dict)  # the rest of [crm]
     accounts: tuple[AccountConfig, ...] = ()
 
     @property
@@ -412,10 +414,12 @@ class _Validator:
 
 
 def parse_config(data: Mapping[str, Any], source: str,
-                 providers: Mapping[str, ProviderOptions], *, resolve: bool = False) -> Config:
+                 providers: Mapping[str, ProviderOptions], *, resolve: bool = False,
+                 crm_sources: Mapping[str, ProviderOptions] | None = None) -> Config:
     """Validate parsed TOML; raises :class:`ConfigError` with every problem found.
 
     ``providers`` are the connectors' declarations (``connectors.provider_options()``);
+    ``crm_sources`` the remote CRM sources' ``[crm]`` options (``syncd.crm.source_options()``);
     ``resolve`` also reads every secret reference and file, as ``syncd config check``
     does, so a missing or exposed secret is caught before a sync needs it.
     """
@@ -428,7 +432,7 @@ def parse_config(data: Mapping[str, Any], source: str,
     general = v.table(data.get("syncd", {}), GENERAL, "syncd")
     logging_ = v.table(data.get("logging", {}), LOGGING, "logging")
     embedded = v.table(data.get("embedded", {}), EMBEDDED, "embedded")
-    crm = v.table(data.get("crm", {}), CRM, "crm")
+    crm = _crm_table(v, data.get("crm", {}), crm_sources or {}, general)
     account_schema = {**ACCOUNT, "provider": Option(str, required=True,
                                                     choices=tuple(sorted(providers)))}
     accounts: list[AccountConfig] = []
@@ -475,17 +479,40 @@ def parse_config(data: Mapping[str, Any], source: str,
         logging=LoggingConfig(**logging_),
         embedded_host=embedded.get("host", "127.0.0.1"),
         embedded_port=embedded.get("port", 5232),
-        crm_kind=crm.get("kind", "builtin"),
+        crm_kind=crm.pop("kind", "builtin"),
+        crm_options=crm,
         accounts=tuple(accounts),
         **general,
     )
 
 
+def _crm_table(v: _Validator, raw: Any, sources: Mapping[str, ProviderOptions],
+               general: Mapping[str, Any]) -> dict[str, Any]:
+    """``[crm]``: its kind, and the options the kind's source declares."""
+    kind_option = replace(CRM["kind"], choices=("builtin", *sorted(sources)))
+    kind = raw.get("kind", "builtin") if isinstance(raw, dict) else "builtin"
+    declared = sources.get(kind) if isinstance(kind, str) else None
+    crm = v.table(raw, {**CRM, "kind": kind_option, **(declared.options if declared else {})},
+                  "crm")
+    if declared is not None and crm.get("kind") == kind:
+        for key, opt in declared.options.items():
+            if opt.url in ("tls", "https") and isinstance(crm.get(key), str):
+                found = transport_problem(crm[key], credentials=declared.sends_credentials(crm),
+                                          allow_insecure=bool(crm.get(INSECURE_HTTP_KEY)),
+                                          https_only=opt.url == "https")
+                if found is not None:
+                    v.finding(f"crm.{key}", found)
+        for found in declared.rules(AccountView(crm, crm, general)):
+            v.finding("crm", found)
+    return crm
+
+
 def load_config(path: str | os.PathLike[str] | None,
-                providers: Mapping[str, ProviderOptions], *, resolve: bool = False) -> Config:
+                providers: Mapping[str, ProviderOptions], *, resolve: bool = False,
+                crm_sources: Mapping[str, ProviderOptions] | None = None) -> Config:
     """Read and validate a TOML file; ``None`` gives the embedded defaults.
 
-    See :func:`parse_config` for ``providers`` and ``resolve``.
+    See :func:`parse_config` for ``providers``, ``resolve`` and ``crm_sources``.
     """
     if path is None:
         return Config()
@@ -500,4 +527,4 @@ def load_config(path: str | os.PathLike[str] | None,
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(problems=[ConfigProblem(file, "-", f"is not valid TOML: {exc}",
                                                   "TOML syntax (https://toml.io)")]) from None
-    return parse_config(data, file, providers, resolve=resolve)
+    return parse_config(data, file, providers, resolve=resolve, crm_sources=crm_sources)

@@ -140,6 +140,14 @@ class EventGone(ConnectorError):
     event_id: str
 
 
+class ActivityChanged(SyncdError):
+    """The activity changed in the CRM after the plan read it (a read-check-write source
+    re-read it just before writing): nothing was written; read and plan the pair again
+    (fields: ``activity_id``)."""
+
+    activity_id: int
+
+
 class ItemRejected(ConnectorError):
     """The server refused this one item for good; quarantine it (``event_id``, ``reason``)."""
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from syncd.errors import (
     AccountCooldown,
     AccountUnavailable,
+    ActivityChanged,
     AuthFailed,
     CalendarMissing,
     ConfigError,
@@ -142,6 +143,9 @@ def describe(error: BaseException, account: AccountConfig | None = None) -> str:
                     "syncd make it.")
         case EtagMismatch():
             return f"Event {error.event_id} changed meanwhile; it will be merged again."
+        case ActivityChanged():
+            return (f"Activity {error.activity_id} changed in the CRM meanwhile; it will be "
+                    "merged again.")
         case EventGone():
             return f"Event {error.event_id} no longer exists."
         case ItemRejected():

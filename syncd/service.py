@@ -67,7 +67,7 @@ class Service:
         self.config = config
         self.db = db or Database(config.database_url)
         self.store = ActivityStore(self.db)  # users of the embedded calendar server
-        self.source = open_source(config.crm_kind, self.db)
+        self.source = open_source(config.crm_kind, self.db, config.crm_options)
         self.state = StateStore(self.db)
         self.replica = lease_owner_id()
         # Connectors live across cycles: keep-alive connections, cached tokens and a

@@ -115,5 +115,42 @@ def test_the_crm_source_is_builtin_by_default_and_an_unknown_kind_is_refused() -
     assert parse_config({}, "x.toml", PROVIDERS).crm_kind == "builtin"
     assert parse_config({"crm": {"kind": "builtin"}}, "x.toml", PROVIDERS).crm_kind == "builtin"
     with pytest.raises(ConfigError) as info:
-        parse_config({"crm": {"kind": "pipedrive"}}, "x.toml", PROVIDERS)
+        parse_config({"crm": {"kind": "salesforce"}}, "x.toml", PROVIDERS)
     assert info.value.problems[0].key == "crm.kind"
+
+
+def test_crm_pipedrive_takes_its_declared_options_and_needs_credentials() -> None:
+    from syncd.crm import source_options
+
+    sources = source_options()
+    config = parse_config({"crm": {"kind": "pipedrive", "company_domain": "acme",
+                                   "api_token": "env:PD_TOKEN"}}, "x.toml", PROVIDERS,
+                          crm_sources=sources)
+    assert config.crm_kind == "pipedrive" and config.crm_options["company_domain"] == "acme"
+    assert config.crm_options["api_token"] == SecretRef("env:PD_TOKEN")
+    with pytest.raises(ConfigError) as info:
+        parse_config({"crm": {"kind": "pipedrive", "company_domain": "acme",
+                              "api_token": "inline-token", "oauth_client_id": "x",
+                              "api_url": "http://pipedrive.example.com"}},
+                     "x.toml", PROVIDERS, crm_sources=sources)
+    keys = {p.key for p in info.value.problems}
+    assert {"crm.api_token", "crm.api_url"} <= keys  # inline secret; a token over http
+    with pytest.raises(ConfigError) as info:
+        parse_config({"crm": {"kind": "pipedrive", "oauth_client_id": "x"}}, "x.toml",
+                     PROVIDERS, crm_sources=sources)
+    keys = {p.key for p in info.value.problems}
+    assert {"crm.company_domain", "crm.oauth_client_secret"} <= keys
+    with pytest.raises(ConfigError) as info:  # builtin has no such option
+        parse_config({"crm": {"company_domain": "acme"}}, "x.toml", PROVIDERS,
+                     crm_sources=sources)
+    assert info.value.problems[0].key == "crm.company_domain"
+
+
+def test_crm_pipedrive_may_use_http_to_a_loopback_test_server() -> None:
+    from syncd.crm import source_options
+
+    config = parse_config({"crm": {"kind": "pipedrive", "company_domain": "acme",
+                                   "api_token": "file:/run/pd", "allow_insecure_http": True,
+                                   "api_url": "http://127.0.0.1:8080"}},
+                          "x.toml", PROVIDERS, crm_sources=source_options())
+    assert config.crm_options["api_url"] == "http://127.0.0.1:8080"

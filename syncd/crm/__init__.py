@@ -1,32 +1,52 @@
 """CRM sources: the protocol (:mod:`syncd.crm.source`) and the sources that implement it.
 
-:func:`open_source` builds the one a config names; ``builtin`` is the only kind so far.
+:func:`open_source` builds the one a config names: ``builtin`` (syncd's own store) or
+``pipedrive`` (:mod:`syncd.crm.pipedrive`).
 
 Adding a CRM (Pipedrive is next): its modules here, split like the calendar connectors
-(``X.py`` the source, ``X_http.py``, ``X_map.py``, ``X_auth.py``); one branch in
-:func:`open_source` and its name in :data:`KINDS`; its name in the choices of ``[crm] kind``
-in :mod:`syncd.config` (with its options, until sources declare their own); and a test
-module that subclasses ``tests.crm.contract.SourceContract``. The engine does not change.
+(``X.py`` the source, ``X_http.py``, ``X_map.py``, ``X_auth.py``); its ``[crm]`` options in
+``X_options.py`` (a ``PROVIDER``, named in :data:`OPTIONS`); one branch in :func:`open_source`
+and its name in :data:`KINDS`; and a test module that subclasses
+``tests.crm.contract.SourceContract``. The engine does not change.
 A remote CRM keeps the markers (``sync_uid``) in syncd's state, not in its records.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+from syncd.config import ProviderOptions
 from syncd.crm.builtin import BuiltinSource
 from syncd.crm.source import CrmSource
 from syncd.errors import InvalidInput
 from syncd.store.activities import ActivityStore
 from syncd.store.db import Database
 
-KINDS = ("builtin",)
+KINDS = ("builtin", "pipedrive")
+#: kind -> the module declaring its ``[crm]`` options as ``PROVIDER``; importing it loads
+#: no HTTP library, so validating a config stays cheap.
+OPTIONS: dict[str, str] = {"pipedrive": "syncd.crm.pipedrive_options"}
 
 
-def open_source(kind: str, db: Database) -> CrmSource:
-    """The CRM source of kind ``kind`` over the database ``db``."""
+def source_options() -> dict[str, ProviderOptions]:
+    """Every remote source's ``[crm]`` options, for :func:`syncd.config.load_config`."""
+    return {kind: importlib.import_module(module).PROVIDER for kind, module in OPTIONS.items()}
+
+
+def open_source(kind: str, db: Database, options: Mapping[str, Any] | None = None
+                ) -> CrmSource:
+    """The CRM source of kind ``kind`` over the database ``db``, with the rest of its
+    ``[crm]`` table (``options``, as validated)."""
     if kind == "builtin":
         return BuiltinSource(ActivityStore(db))
+    if kind == "pipedrive":
+        from syncd.crm.pipedrive import open_pipedrive  # loads requests only when used
+
+        return open_pipedrive(options or {}, db)
     raise InvalidInput(field="crm.kind", value=kind,
                        reason=f"must be one of: {', '.join(KINDS)}")
 
 
-__all__ = ["KINDS", "CrmSource", "open_source"]
+__all__ = ["KINDS", "CrmSource", "open_source", "source_options"]

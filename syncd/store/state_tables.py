@@ -152,3 +152,30 @@ class SyncCredential(Base):
     kind: Mapped[str] = mapped_column(String(40), primary_key=True)
     ciphertext: Mapped[str] = mapped_column(Text)  # a Fernet token
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PipedriveMarker(Base):
+    """A Pipedrive activity's marker (``sync_uid``) and what the source remembers of it.
+
+    A remote CRM keeps syncd's markers here, not in its records (syncd.crm.pipedrive). A
+    row with ``pending_since`` set and no ``activity_id`` is an import whose POST may have
+    gone out: its ``fingerprint`` and ``floor`` find the activity again after a crash.
+    """
+
+    __tablename__ = "pipedrive_markers"
+    __table_args__ = (
+        UniqueConstraint("company", "activity_id", name="uq_pipedrive_markers_activity"),
+    )
+
+    company: Mapped[str] = mapped_column(String(200), primary_key=True)
+    sync_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    activity_id: Mapped[int | None] = mapped_column(BigInteger)
+    # the owner as last read, and an owner whose feed has yet to show that it moved away
+    owner_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    moved_from: Mapped[int | None] = mapped_column(BigInteger)
+    # when a read last showed it alive; the deletion reconciliation asks for the oldest
+    seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    gone: Mapped[bool] = mapped_column(Boolean, default=False)
+    pending_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    floor: Mapped[str | None] = mapped_column(String(40))  # an update_time (server clock)

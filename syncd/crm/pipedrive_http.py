@@ -1,0 +1,269 @@
+"""How the Pipedrive source talks HTTP: one session, size limits, the cost hook, errors.
+
+* **One cost hook**: every request is charged to a :class:`Budget` before it leaves
+  (``spend(cost)`` may refuse it) and every answer is shown to it (``answered``), so the
+  company's daily token budget and the 2-second burst window are counted in one place.
+  :class:`NoBudget` counts nothing; the budget ledger plugs in here. Costs per endpoint
+  are :func:`cost_of` (the documented figures; see ``pipedrive-push-scale.md`` 1).
+* **Limits**: an answer is read up to :data:`MAX_RESPONSE_BYTES` and parsed by
+  :func:`connectors.json_limits.loads` (nesting past the parser's stack is no crash);
+  activities over the per-item limit are left out of a page by the source.
+* **The note stops here**: every activity parsed from an ``/api/v2/activities`` answer
+  loses its ``note`` before this module returns it (:func:`~syncd.crm.pipedrive_map.without_note`).
+  Nothing here logs a body, a header, a query or a token.
+* **Errors**: :func:`error_for` is the one place that turns an answer into a
+  :mod:`syncd.errors` type; reads are retried after a 5xx or a lost connection, writes are
+  not (a create is found again by the source's import scheme instead).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import requests
+
+from connectors.json_limits import loads
+from connectors.network import network_reason
+from syncd.crm.pipedrive_map import without_note
+from syncd.errors import (
+    AccountCooldown,
+    AuthFailed,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    SyncdError,
+    Transient,
+    Unreachable,
+)
+from syncd.text import clean_text
+
+log = logging.getLogger("syncd.pipedrive")
+
+#: Bytes one answer may take: 500 activities of a list page with generous descriptions.
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+#: Attempts for a read after a 5xx or a lost connection.
+READ_ATTEMPTS = 3
+#: Seconds a 403 rate-limit page (Pipedrive's CDN) makes the company wait [inf].
+BLOCK_COOLDOWN_SECONDS = 600.0
+DEFAULT_TIMEOUT = 30.0
+
+#: (method, path pattern, tokens) from Pipedrive's documentation: v2 reads as the spec's
+#: ``x-token-cost`` reads (list 10, one 1); writes and v1 endpoints at v1's costs.
+COSTS: tuple[tuple[str, re.Pattern[str], int], ...] = tuple(
+    (method, re.compile(pattern), cost) for method, pattern, cost in (
+        ("GET", r"^/api/v2/activities/\d+$", 1),
+        ("GET", r"^/api/v2/activities$", 10),
+        ("POST", r"^/api/v2/activities$", 10),
+        ("PATCH", r"^/api/v2/activities/\d+$", 10),
+        ("DELETE", r"^/api/v2/activities/\d+$", 6),
+        ("GET", r"^/api/v2/(persons|deals|organizations)/\d+$", 1),
+        ("GET", r"^/api/v2/persons$", 10),
+        ("GET", r"^/v1/users/(me|\d+)$", 2),
+        ("GET", r"^/v1/users$", 20),
+        ("GET", r"^/v1/activityTypes$", 20),
+    ))
+DEFAULT_COST = 10
+
+
+def cost_of(method: str, path: str) -> int:
+    """Tokens one request costs (:data:`COSTS`, else :data:`DEFAULT_COST`)."""
+    for row_method, pattern, cost in COSTS:
+        if row_method == method and pattern.match(path):
+            return cost
+    return DEFAULT_COST
+
+
+class Budget(Protocol):
+    """Where every request's cost is charged and every answer reported (the one hook)."""
+
+    def spend(self, cost: int) -> None:
+        """Charge ``cost`` tokens before a request is sent.
+
+        Raises:
+            RateLimited: the burst window or the daily budget has no room now.
+            AccountCooldown: calls must stop until a reset (the daily budget is spent).
+        """
+
+    def answered(self, status: int, headers: Mapping[str, str]) -> None:
+        """What the request got: its status (0: no answer) and the answer's headers."""
+
+
+class NoBudget:
+    """A budget that never refuses (until the ledger is configured)."""
+
+    def spend(self, cost: int) -> None:
+        return None
+
+    def answered(self, status: int, headers: Mapping[str, str]) -> None:
+        return None
+
+
+class Auth(Protocol):
+    """How requests are signed (:mod:`syncd.crm.pipedrive_auth`)."""
+
+    def headers(self) -> dict[str, str]:
+        """The headers carrying the credentials."""
+
+    def refresh(self) -> bool:
+        """After a 401: get a new credential; True when a retry can succeed."""
+
+
+@dataclass
+class Answer:
+    """A successful answer: ``data`` and ``additional_data`` of Pipedrive's envelope."""
+
+    data: Any
+    additional: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _message(body: Any) -> str:
+    """Pipedrive's own error text, short and without control characters."""
+    text = body.get("error") if isinstance(body, Mapping) else None
+    return clean_text(str(text), single_line=True)[:200] if text else ""
+
+
+def error_for(method: str, status: int, body: Any, *, html: bool = False,
+              retry_after: float | None = None, key: Any = None) -> SyncdError:
+    """The error for a failed answer (the one status table of this source).
+
+    Args:
+        method: the request's method (a failed write may have been applied).
+        status: the HTTP status; 0 for no answer.
+        body: the parsed JSON body, if any.
+        html: the answer was an HTML page (the CDN's 403 after repeated 429s).
+        retry_after: seconds Pipedrive asked to wait, if it said.
+        key: the activity concerned, for ``NotFound``.
+    """
+    what = f"HTTP {status}" if status else "no answer"
+    message = _message(body)
+    if status == 401:
+        return AuthFailed(reason=f"Pipedrive answered {what}: the API token or OAuth "
+                                 "grant was refused")
+    if status == 403 and html:
+        return AccountCooldown(seconds=BLOCK_COOLDOWN_SECONDS,
+                               reason="Pipedrive answered HTTP 403 (rate-limit page)")
+    if status == 403:
+        return AuthFailed(reason=f"Pipedrive answered {what}: {message or 'no permission'}")
+    if status in (404, 410):
+        return NotFound(kind="activity", key=key)
+    if status == 429:
+        return RateLimited(retry_after=retry_after if retry_after is not None else 2.0,
+                           reason=f"Pipedrive answered {what}")
+    if status in (400, 422):
+        return InvalidInput(field="activity", value=key,
+                            reason=f"Pipedrive refused it ({what}: {message})")
+    return Transient(reason=f"Pipedrive answered {what}", status=status,
+                     maybe_applied=method != "GET")
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    for name in ("retry-after", "x-ratelimit-reset"):
+        value = headers.get(name)
+        if value is not None:
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                continue
+    return None
+
+
+class PipedriveHttp:
+    """Requests to one company's API (``base_url``: its ``api_domain``)."""
+
+    def __init__(self, base_url: str, auth: Auth, *, budget: Budget | None = None,
+                 session: requests.Session | None = None, timeout: float = DEFAULT_TIMEOUT,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.auth = auth
+        self.budget: Budget = budget or NoBudget()
+        self.session = session or requests.Session()
+        self.timeout = timeout
+        self.sleep = sleep
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None, *, key: Any = None
+            ) -> Answer:
+        """A read; retried after a server failure or a lost connection."""
+        return self.request("GET", path, params=params, key=key)
+
+    def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+                json: Any = None, key: Any = None) -> Answer:
+        """One call; raises the :func:`error_for` error when it fails.
+
+        Only reads are sent again after an ambiguous failure; a 401 is retried once after
+        the credentials are refreshed (the request was not carried out).
+        """
+        attempts = READ_ATTEMPTS if method == "GET" else 1
+        refreshed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._once(method, path, params, json, key)
+            except AuthFailed:
+                if refreshed or not self.auth.refresh():
+                    raise
+                refreshed = True
+            except Transient:
+                if attempt >= attempts:
+                    raise
+                self.sleep(0.25 * 2 ** attempt)
+
+    def _once(self, method: str, path: str, params: Mapping[str, Any] | None, body: Any,
+              key: Any) -> Answer:
+        self.budget.spend(cost_of(method, path))
+        url = self.base_url + path
+        try:
+            response = self.session.request(method, url, params=params, json=body,
+                                            headers=self.auth.headers(), stream=True,
+                                            timeout=self.timeout, allow_redirects=False)
+        except requests.RequestException as exc:
+            self.budget.answered(0, {})
+            raise Unreachable(reason=network_reason(exc), url=_origin(url), status=0,
+                              maybe_applied=method != "GET") from None
+        with response:
+            headers = {k.lower(): v for k, v in response.headers.items()}
+            self.budget.answered(response.status_code, headers)
+            raw = _read_capped(response)
+        log.debug("pipedrive %s %s -> %s", method, path, response.status_code)
+        html = "html" in headers.get("content-type", "")
+        parsed: Any = None
+        if raw is not None and not html and raw.strip():
+            try:
+                parsed = loads(raw)
+            except ValueError:
+                parsed = None
+        ok = 200 <= response.status_code < 300
+        if not ok or raw is None or not isinstance(parsed, Mapping) or (
+                parsed.get("success") is False):
+            status = response.status_code if not ok else 502
+            raise error_for(method, status, parsed, html=html, key=key,
+                            retry_after=_retry_after(headers))
+        data = parsed.get("data")
+        if path.startswith("/api/v2/activities"):
+            data = [without_note(item) for item in data] if isinstance(data, list) \
+                else without_note(data)
+        additional = parsed.get("additional_data")
+        return Answer(data, additional if isinstance(additional, Mapping) else {})
+
+
+def _read_capped(response: requests.Response) -> bytes | None:
+    """The body, or None when it is larger than :data:`MAX_RESPONSE_BYTES`."""
+    chunks: list[bytes] = []
+    total = 0
+    for chunk in response.iter_content(1 << 16):
+        total += len(chunk)
+        if total > MAX_RESPONSE_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
