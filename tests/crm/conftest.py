@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from syncd.store.db import Database
-from tests.emulators.pipedrive import PipedriveClock, PipedriveEmulator
-from tests.emulators.pipedrive_fixtures import START
+from syncd_testkit.emulators.pipedrive import PipedriveClock, PipedriveEmulator
+from syncd_testkit.emulators.pipedrive_fixtures import START
 
 
 @pytest.fixture(scope="session")

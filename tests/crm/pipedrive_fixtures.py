@@ -16,8 +16,8 @@ from syncd.crm.pipedrive_auth import ApiToken
 from syncd.crm.pipedrive_http import PipedriveHttp
 from syncd.crm.pipedrive_markers import MarkerStore
 from syncd.store.db import Database
-from tests.emulators.pipedrive import PipedriveEmulator
-from tests.emulators.pipedrive_model import User
+from syncd_testkit.emulators.pipedrive import PipedriveEmulator
+from syncd_testkit.emulators.pipedrive_model import User
 
 COMPANY = "acme"
 WEB = "https://acme.pipedrive.com"

@@ -7,9 +7,9 @@ import pytest
 
 from syncd.crm.source import Consistency
 from syncd.store.db import Database
+from syncd_testkit.emulators.pipedrive import PipedriveEmulator
 from tests.crm.contract import SourceContract
 from tests.crm.pipedrive_fixtures import PipedriveCrm
-from tests.emulators.pipedrive import PipedriveEmulator
 
 
 class TestPipedriveSource(SourceContract):
