@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from syncd.config_checks import Finding
-from syncd.config_types import (
+from syncd.config import (
     ALLOW_INSECURE_HTTP,
     AccountView,
     Option,
@@ -18,6 +17,7 @@ from syncd.config_types import (
     email_check,
     positive_check,
 )
+from syncd.config_checks import Finding
 
 
 def _json_object(text: str) -> dict[str, Any] | None:

@@ -30,9 +30,9 @@ import msal
 import requests
 
 from connectors.network import network_reason
-from syncd.config_types import AccountConfig, SecretRef
+from syncd.config import AccountConfig, SecretRef
 from syncd.errors import AuthFailed, Transient
-from syncd.redact import register_secret
+from syncd.logs import register_secret
 
 GRAPH_APP_SCOPES = ["https://graph.microsoft.com/.default"]
 #: msal adds offline_access, openid and profile itself (and refuses them if given).

@@ -110,11 +110,27 @@ def _failed_items(row: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _budget_line(budget: dict[str, Any]) -> str:
+    """A shared provider budget's day: tokens used and left, a warning from 75 %."""
+    provider, _, company = budget["scope"].partition(":")
+    resets = budget["resets_at"].strftime("%Y-%m-%d %H:%M UTC")
+    line = (f"{provider.capitalize()} company {company}: {budget['used']:,} of "
+            f"{budget['allowance']:,} tokens used today ({budget['share']:.0%}), "
+            f"{budget['left']:,} left until {resets}")
+    if budget["halted_until"] is not None:
+        until = budget["halted_until"].strftime("%Y-%m-%d %H:%M UTC")
+        line += f"\n  calls stopped until {until}: {budget['halt_reason']}"
+    elif budget["warning"]:
+        line += ("\n  warning: over 75 % of the daily budget is used; syncd stops calling "
+                 "when it is spent and resumes after the reset")
+    return line
+
+
 def _status(args: argparse.Namespace, app: App) -> int:
     from syncd.service import Service
 
     rows = Service(app.config, db=app.db).status()
-    lines = []
+    lines = [_budget_line(b) for b in rows[0]["crm_budgets"]] if rows else []
     for row in rows:
         counts = ", ".join(f"{k} {v}" for k, v in sorted((row["last_counts"] or {}).items()) if v)
         lines.append(

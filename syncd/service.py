@@ -185,8 +185,23 @@ class Service:
             accounts = [a for a in accounts if a.name in names]
         return [self.sync_one(a, **options) for a in accounts]
 
+    def budgets(self, now: datetime | None = None) -> list[dict[str, Any]]:
+        """Each provider budget's current day (a Pipedrive company's tokens), as counted
+        by every replica; ``warning`` from 75 % used."""
+        from syncd.crm.pipedrive_budget import WARN_SHARE
+        from syncd.store.budgets import BudgetLedger
+
+        now = now or datetime.now(UTC)
+        return [{"scope": c.scope, "day": c.day, "used": c.used, "allowance": c.allowance,
+                 "left": c.left, "share": round(c.share, 4), "resets_at": c.resets_at,
+                 "warning": c.share >= WARN_SHARE,
+                 "halted_until": c.halted_until if c.halted_until and c.halted_until > now
+                 else None, "halt_reason": c.halt_reason}
+                for c in BudgetLedger(self.db).current(now)]
+
     def status(self) -> list[dict[str, Any]]:
         states = {s.name: s for s in self.state.accounts()}
+        budgets = self.budgets()
         rows = []
         for account in self.accounts():
             st = states.get(account.name) or self.state.account(account.name)
@@ -201,6 +216,8 @@ class Service:
                 # The first few failed items with their reasons; `syncd quarantine` has all.
                 "failed_items": self.state.quarantine_list(account.name,
                                                            limit=STATUS_ITEMS),
+                # the CRM's shared budgets (one Pipedrive company), the same on every row
+                "crm_budgets": budgets,
             })
         return rows
 

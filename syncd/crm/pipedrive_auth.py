@@ -24,7 +24,7 @@ import requests
 from connectors.json_limits import loads
 from connectors.network import network_reason
 from syncd.errors import AuthFailed, Unreachable
-from syncd.redact import register_secret
+from syncd.logs import register_secret
 
 TOKEN_URL = "https://oauth.pipedrive.com/oauth/token"
 #: Refresh this many seconds before the access token's end.

@@ -7,7 +7,7 @@ from pathlib import Path
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from syncd.store import crm_tables, state_tables  # noqa: F401  (they register the tables)
+from syncd.store import budget_tables, crm_tables, state_tables  # noqa: F401  (they register the tables)
 from syncd.store.activities import ActivityStore
 from syncd.store.base import Base
 

@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import Connection, engine_from_config, pool
 
+import syncd.store.budget_tables
 import syncd.store.crm_tables
 import syncd.store.state_tables  # noqa: F401  (registers the tables on Base.metadata)
 from syncd.store.base import Base
