@@ -14,9 +14,12 @@
   Pipedrive's records.
 * **Writes** are read-check-write: v2 has no If-Match, so the activity is read just before
   a PATCH or DELETE and the write is refused (:class:`~syncd.errors.ActivityChanged`) when
-  its ``update_time`` moved since the source last handed it to the engine. A change made
-  in Pipedrive between that read and the write (one round trip) is the window left; it is
-  overwritten only in the fields syncd sends, which a PATCH limits to the managed ones.
+  it changed since the source last handed it to the engine (compared by a digest of the
+  whole item, not ``update_time``, whose whole seconds would hide an edit made in the same
+  second). A change made in Pipedrive between that read and the write (one round trip) is
+  the window left; it is overwritten only in the fields syncd sends, which a PATCH limits
+  to the managed ones. An activity the source never handed out (a write after a restart)
+  is checked against nothing: the read just before the write is the base.
 * **Imports** are idempotent across a crash between the POST and recording its id: the
   intent (marker, owner, a fingerprint of the fields sent and the newest ``update_time``
   seen) is committed before the POST, and an activity first read later that matches it
@@ -125,10 +128,12 @@ class PipedriveSource:
         self._users_at: float | None = None
         self._person_emails: dict[int, str | None] = {}
         self._type_keys: frozenset[str] | None = None
-        # update_time of each activity as last handed to the engine: the base a
-        # read-check-write compares with (what the engine planned against)
-        self._handed: dict[int, datetime] = {}
+        # the digest of each activity as last handed to the engine: the base a
+        # read-check-write compares with (what the engine planned against). A digest,
+        # not update_time, so an edit within the same second is caught too.
+        self._handed: dict[int, str] = {}
         self._newest: datetime | None = None  # the newest update_time seen (server clock)
+        self._digests: dict[int, str] = {}  # of the versions read last (any read)
 
     @property
     def consistency(self) -> Consistency:
@@ -255,9 +260,10 @@ class PipedriveSource:
                             exc if isinstance(exc, WrongType) else type(exc).__name__)
                 continue
             out.append(activity)
+            self._digests[activity.id] = digest(item)
             with self._lock:
                 if hand:
-                    self._handed[activity.id] = activity.updated_at
+                    self._handed[activity.id] = self._digests[activity.id]
                 if self._newest is None or activity.updated_at > self._newest:
                     self._newest = activity.updated_at
         self.markers.gone(a.id for a in out if a.deleted)
@@ -353,7 +359,8 @@ class PipedriveSource:
             out.extend(a for a in now if a.owner_id != owner_id or a.deleted)
         self.markers.told_moved([*moved, *(i.id for i in out)])
         with self._lock:
-            self._handed.update({a.id: a.updated_at for a in out if isinstance(a, Activity)})
+            self._handed.update({a.id: self._digests[a.id] for a in out
+                                 if isinstance(a, Activity) and a.id in self._digests})
         return out
 
     def due_between(self, owner_id: int, start: date, end: date) -> Sequence[Activity]:
@@ -458,7 +465,7 @@ class PipedriveSource:
         if not activities or activities[0].deleted:
             raise NotFound(kind="activity", key=activity_id)
         current = activities[0]
-        if base is not None and current.updated_at != base:
+        if base is not None and self._digests.get(activity_id) != base:
             raise ActivityChanged(activity_id=activity_id)
         return current
 
@@ -488,6 +495,7 @@ class PipedriveSource:
                 floor = (self._newest - FLOOR_MARGIN).isoformat() if self._newest else None
             if not self.markers.intend(op.import_uid, op.owner_id, fingerprint, floor):
                 return self._import(op)  # another writer recorded it first: look again
+        failpoint("pipedrive_before_post")
         try:
             answer = self.http.request("POST", ACTIVITIES, json=body)
         except InvalidInput:

@@ -20,7 +20,7 @@ Nothing here holds activity content, let alone a note.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -79,13 +79,10 @@ class MarkerStore:
     """The markers of one company (``company``: its domain)."""
 
     def __init__(self, db: Database, company: str,
-                 clock: type[datetime] = datetime) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.db = db
         self.company = company
-        self._clock = clock
-
-    def now(self) -> datetime:
-        return self._clock.now(UTC)
+        self.now = clock
 
     # --- markers of activities read -------------------------------------------------------
 

@@ -11,6 +11,7 @@ import pytest
 from syncd.store.db import Database
 from syncd_testkit.emulators.pipedrive import PipedriveClock, PipedriveEmulator
 from syncd_testkit.emulators.pipedrive_fixtures import START
+from tests.crm.pipedrive_fixtures import PipedriveCrm
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +38,9 @@ def emulator() -> Iterator[PipedriveEmulator]:
         yield emu
     finally:
         emu.stop()
+
+
+@pytest.fixture
+def crm(emulator: PipedriveEmulator, state_db: Database) -> PipedriveCrm:
+    """Ada's company, reconciling every feed (deleted items unlisted unless switched)."""
+    return PipedriveCrm(emulator, state_db)

@@ -1,0 +1,324 @@
+"""The Pipedrive source against the emulator: equal-second cursors, deletions either way,
+read-check-write, handovers, the note canary, the cost hook and OAuth."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from syncd.crm.pipedrive import PipedriveSource, Settings
+from syncd.crm.pipedrive_auth import OAuthTokens
+from syncd.crm.pipedrive_cursor import Cursor, Row, advance
+from syncd.crm.pipedrive_http import PipedriveHttp
+from syncd.crm.pipedrive_markers import MarkerStore
+from syncd.crm.source import ApplyChanges, ImportActivity, RemoveActivity
+from syncd.errors import ActivityChanged
+from syncd.model import Activity, Tombstone
+from syncd.store.base import Base
+from syncd.store.db import Database
+from syncd_testkit.emulators.pipedrive import PipedriveEmulator
+from tests.crm.contract import CANARY
+from tests.crm.pipedrive_fixtures import COMPANY, WEB, PipedriveCrm
+
+
+def read_all(crm: PipedriveCrm, cursor: str | None, owner: int | None = None, limit: int = 500
+             ) -> tuple[list[Activity | Tombstone], str]:
+    items: list[Activity | Tombstone] = []
+    while True:
+        page = crm.source.changes(cursor, owner_id=owner or crm.owner_id, limit=limit)
+        items.extend(page.items)
+        cursor = page.cursor
+        if not page.more:
+            return items, cursor
+
+
+def requests_named(emulator: PipedriveEmulator, method: str, path: str) -> int:
+    return sum(1 for r in emulator.requests if r.method == method and r.path == path)
+
+
+# --- the cursor ---------------------------------------------------------------------------
+
+S1, S2 = "2026-03-02T09:00:00Z", "2026-03-02T09:00:01Z"
+
+
+def test_a_version_delivered_at_the_high_water_second_is_not_delivered_again() -> None:
+    fresh, after = advance(Cursor(), [Row(1, S1, "a"), Row(2, S1, "b")], None)
+    assert fresh == [1, 2] and after.since == S1 and dict(after.seen) == {"1": "a", "2": "b"}
+    again, same = advance(after, [Row(1, S1, "a"), Row(2, S1, "b")], None)
+    assert again == [] and same.encode() == after.encode()
+
+
+def test_a_change_later_in_the_same_second_is_delivered() -> None:
+    _, after = advance(Cursor(), [Row(1, S1, "a")], None)
+    fresh, later = advance(after, [Row(1, S1, "a2"), Row(3, S1, "c")], None)
+    assert fresh == [1, 3] and dict(later.seen) == {"1": "a2", "3": "c"}
+
+
+def test_a_newer_second_replaces_the_ids_remembered() -> None:
+    _, after = advance(Cursor(), [Row(1, S1, "a"), Row(2, S1, "b")], None)
+    fresh, later = advance(after, [Row(2, S1, "b"), Row(1, S2, "a2")], None)
+    assert fresh == [1] and later.since == S2 and dict(later.seen) == {"1": "a2"}
+
+
+def test_a_cursor_mid_listing_keeps_the_query_its_page_belongs_to() -> None:
+    _, first = advance(Cursor(S1, {"1": "a"}), [Row(2, S1, "b")], "page-2")
+    assert first.page == "page-2" and first.updated_since() == S1
+    _, last = advance(first, [Row(3, S2, "c")], None)
+    assert last.page is None and last.updated_since() == S2
+
+
+def test_equal_seconds_on_pipedrive_neither_miss_nor_repeat(crm: PipedriveCrm) -> None:
+    # the emulator's clock stands still: every change below is in one second
+    first = crm.add("First")
+    items, cursor = read_all(crm, None)
+    assert [a.id for a in items] == [first]
+    second = crm.add("Second")
+    items, cursor = read_all(crm, cursor)
+    assert [a.id for a in items] == [second]
+    crm.edit(first, "First, edited in the same second")
+    items, cursor = read_all(crm, cursor)
+    assert [(a.id, getattr(a, "subject", None)) for a in items] == [
+        (first, "First, edited in the same second")]
+    items, again = read_all(crm, cursor)
+    assert items == [] and again == cursor
+    crm.emulator.clock.advance(1)
+    crm.edit(second, "Second, a second later")
+    items, later = read_all(crm, cursor)
+    assert [a.id for a in items] == [second]
+    assert Cursor.decode(later).since == "2026-03-02T09:00:01Z"
+
+
+def test_a_second_holding_more_changes_than_a_page_is_paged_through(
+        crm: PipedriveCrm) -> None:
+    made = [crm.add(f"Call {i}") for i in range(7)]
+    items, cursor = read_all(crm, None, limit=3)
+    assert sorted(a.id for a in items) == made
+    assert read_all(crm, cursor, limit=3)[0] == []
+
+
+# --- deletions ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def slow_crm(emulator: PipedriveEmulator, state_db: Database) -> PipedriveCrm:
+    """Ada's company with the reconciliation due after an hour, as configured by default."""
+    return PipedriveCrm(emulator, state_db, reconcile_after=timedelta(hours=1))
+
+
+def test_a_deletion_pipedrive_lists_needs_no_reconciliation(slow_crm: PipedriveCrm) -> None:
+    crm = slow_crm
+    crm.emulator.list_deleted = True
+    gone = crm.add("Soon gone")
+    _, cursor = read_all(crm, None)
+    crm.delete(gone)
+    crm.emulator.clear_requests()
+    items, cursor = read_all(crm, cursor)
+    [item] = items
+    assert isinstance(item, Activity) and item.id == gone and item.deleted
+    assert [(r.method, r.path, r.param("ids")) for r in crm.emulator.requests] == [
+        ("GET", "/api/v2/activities", None)]
+    assert read_all(crm, cursor)[0] == []
+
+
+def test_a_deletion_pipedrive_does_not_list_is_found_by_the_reconciliation(
+        slow_crm: PipedriveCrm) -> None:
+    crm = slow_crm
+    kept, gone = crm.add("Kept"), crm.add("Soon gone")
+    _, cursor = read_all(crm, None)
+    crm.delete(gone)
+    items, cursor = read_all(crm, cursor)
+    assert items == []  # not seen for an hour yet: not asked about
+    clock = datetime.now(UTC) + timedelta(hours=2)
+    crm.source.markers.now = lambda: clock
+    crm.emulator.clear_requests()
+    items, cursor = read_all(crm, cursor)
+    [item] = items
+    assert isinstance(item, Activity) and item.id == gone and item.deleted and item.sync_uid
+    asked = [r.param("ids") for r in crm.emulator.requests if r.param("ids")]
+    assert asked == [f"{kept},{gone}"]  # both, in one request
+    assert read_all(crm, cursor)[0] == []  # reported once
+
+
+def test_a_webhook_hint_has_the_next_feed_ask_at_once(slow_crm: PipedriveCrm) -> None:
+    crm = slow_crm
+    gone = crm.add("Soon gone")
+    _, cursor = read_all(crm, None)
+    crm.delete(gone)
+    crm.source.markers.check_soon([gone])
+    items, _ = read_all(crm, cursor)
+    assert [(a.id, isinstance(a, Activity) and a.deleted) for a in items] == [(gone, True)]
+
+
+@pytest.mark.parametrize("listed", [False, True], ids=["deleted-unlisted", "deleted-listed"])
+def test_a_purged_activity_comes_back_as_a_tombstone_with_its_marker(
+        crm: PipedriveCrm, listed: bool) -> None:
+    crm.emulator.list_deleted = listed
+    gone = crm.add("Purged soon")
+    [read], cursor = read_all(crm, None)
+    crm.delete(gone)
+    crm.emulator.clock.advance(31 * 86400)  # Pipedrive purges after 30 days
+    items, _ = read_all(crm, cursor)
+    assert items == [Tombstone(gone, read.sync_uid)]
+    assert crm.source.get(gone) is None and crm.source.find(read.sync_uid) is None
+
+
+# --- writes -------------------------------------------------------------------------------
+
+
+def test_a_write_over_an_edit_made_in_pipedrive_meanwhile_is_refused(
+        crm: PipedriveCrm) -> None:
+    activity_id = crm.add("Call")
+    read_all(crm, None)
+    crm.edit(activity_id, "Renamed in Pipedrive")  # within the same second
+    [result] = crm.source.write([ApplyChanges(activity_id, {"location": "Room 4"})])
+    assert isinstance(result.error, ActivityChanged) and result.error.activity_id == activity_id
+    assert crm.emulator.activity(activity_id)["location"] is None  # nothing written
+    assert requests_named(crm.emulator, "PATCH", f"/api/v2/activities/{activity_id}") == 0
+    fresh = crm.source.get(activity_id)  # the engine reads again and plans again
+    assert fresh is not None and fresh.subject == "Renamed in Pipedrive"
+    [result] = crm.source.write([ApplyChanges(activity_id, {"location": "Room 4"})])
+    assert result.ok and result.activity is not None and result.activity.location == "Room 4"
+    stored = crm.emulator.activity(activity_id)
+    assert stored["subject"] == "Renamed in Pipedrive" and stored["location"]["value"] == "Room 4"
+
+
+def test_a_patch_sends_only_the_managed_fields_that_changed(crm: PipedriveCrm) -> None:
+    activity_id = crm.add("Call", public_description="Agenda", deal_id=None)
+    [activity], _ = read_all(crm, None)
+    assert isinstance(activity, Activity)
+    crm.emulator.clear_requests()
+    [result] = crm.source.write([ApplyChanges(activity_id, {
+        "due_date": date(2026, 12, 3), "due_time": activity.due_time,
+        "duration_minutes": 45, "busy": False})])
+    assert result.ok
+    [patch] = [r for r in crm.emulator.requests if r.method == "PATCH"]
+    assert patch.json() == {"due_date": "2026-12-03", "due_time": "09:00",
+                            "duration": "00:45", "busy": False}
+
+
+def test_a_removal_over_an_edit_made_in_pipedrive_meanwhile_is_refused(
+        crm: PipedriveCrm) -> None:
+    activity_id = crm.add("Call")
+    read_all(crm, None)
+    crm.edit(activity_id, "Still wanted")
+    [result] = crm.source.write([RemoveActivity(activity_id)])
+    assert isinstance(result.error, ActivityChanged)
+    assert not crm.emulator.activity(activity_id)["is_deleted"]
+
+
+def test_an_import_with_an_unknown_type_is_refused_and_leaves_no_intent(
+        crm: PipedriveCrm) -> None:
+    [result] = crm.source.write([ImportActivity("cd" * 16, crm.owner_id, "séance",
+                                                {"subject": "X"})])
+    assert result.error is not None and getattr(result.error, "field", None) == "type"
+    assert crm.source.markers.by_uid("cd" * 16) is None
+
+
+def test_an_import_pipedrive_refuses_leaves_no_intent(crm: PipedriveCrm) -> None:
+    from syncd_testkit.emulators.pipedrive import FaultRule
+
+    crm.emulator.inject(FaultRule(method="POST", path="/api/v2/activities", status=400,
+                                  message="bad"))
+    [result] = crm.source.write([ImportActivity("cd" * 16, crm.owner_id, "call",
+                                                {"subject": "X"})])
+    assert result.error is not None and crm.source.markers.by_uid("cd" * 16) is None
+
+
+# --- handovers ----------------------------------------------------------------------------
+
+
+def test_an_activity_handed_to_another_owner_shows_in_both_feeds(crm: PipedriveCrm) -> None:
+    bob = crm.emulator.add_user("Bob", "bob@acme.test", timezone_name="America/New_York")
+    activity_id = crm.add("Call")
+    _, ada_cursor = read_all(crm, None)
+    _, bob_cursor = read_all(crm, None, owner=bob.id)
+    crm.emulator.edit_as_user(crm.ada, activity_id, owner_id=bob.id)
+    page = crm.source.changes(bob_cursor, owner_id=bob.id)
+    [mine] = page.items
+    assert isinstance(mine, Activity) and mine.owner_id == bob.id
+    assert mine.owner_tz == "America/New_York" and page.handed_over == {activity_id}
+    items, ada_cursor = read_all(crm, ada_cursor)
+    assert [(a.id, getattr(a, "owner_id", None)) for a in items] == [(activity_id, bob.id)]
+    assert read_all(crm, ada_cursor)[0] == []
+
+
+# --- the note -----------------------------------------------------------------------------
+
+
+def test_the_note_canary_is_in_no_request_no_log_and_no_state(
+        crm: PipedriveCrm, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    activity_id = crm.add("Secret call", note=CANARY, public_description="Public")
+    source = crm.source
+    items, cursor = read_all(crm, None)
+    marker = items[0].sync_uid
+    source.get(activity_id)
+    source.get_many([activity_id])
+    source.find(marker)
+    source.due_between(crm.owner_id, date(2026, 12, 1), date(2026, 12, 31))
+    source.write([ApplyChanges(activity_id, {"subject": "Call", "description": "Changed"}),
+                  ImportActivity("ef" * 16, crm.owner_id, "call", {"subject": "New"})])
+    crm.edit(activity_id, "Edited in Pipedrive")
+    read_all(crm, cursor)
+    assert crm.emulator.activity(activity_id)["note"] == CANARY  # kept by Pipedrive
+    sent = [(r.path, repr(r.query), r.body, repr(r.headers)) for r in crm.emulator.requests]
+    assert sent and not [s for s in sent if CANARY in repr(s)]
+    assert CANARY not in caplog.text and CANARY not in cursor
+    with crm.db.session() as session:
+        for table in Base.metadata.sorted_tables:
+            for row in session.execute(select(table)).all():
+                assert CANARY not in repr(row), table.name
+
+
+# --- the cost hook and OAuth --------------------------------------------------------------
+
+
+class Counting:
+    """A budget that only counts, to compare with what Pipedrive charged."""
+
+    def __init__(self) -> None:
+        self.spent = 0
+        self.statuses: list[int] = []
+
+    def spend(self, cost: int) -> None:
+        self.spent += cost
+
+    def answered(self, status: int, headers: Mapping[str, str]) -> None:
+        self.statuses.append(status)
+
+
+def test_every_request_is_charged_to_the_budget_at_pipedrives_cost(
+        crm: PipedriveCrm) -> None:
+    budget = Counting()
+    crm.source.http.budget = budget
+    crm.emulator.clear_requests()
+    activity_id = crm.add("Call")
+    read_all(crm, None)
+    crm.source.get_many([activity_id, 999_999])
+    crm.source.write([ApplyChanges(activity_id, {"subject": "Moved"}),
+                      ImportActivity("ab" * 16, crm.owner_id, "call", {"subject": "New"})])
+    crm.source.user(crm.email)
+    assert budget.spent == crm.emulator.tokens_spent() > 0
+    assert len(budget.statuses) == len(crm.emulator.requests)
+
+
+def test_oauth_tokens_come_from_the_refresh_token_and_are_renewed_after_a_401(
+        emulator: PipedriveEmulator, state_db: Database) -> None:
+    ada = emulator.add_user("Ada", "ada@acme.test", is_admin=True)
+    emulator.oauth.register_app("app-id", "app-secret")
+    refresh = emulator.oauth.refresh_token("app-id", ada.id, ("activities:full", "users:read",
+                                                             "contacts:read"))
+    tokens = OAuthTokens("app-id", "app-secret", refresh, token_url=emulator.token_url)
+    source = PipedriveSource(PipedriveHttp(emulator.base_url, tokens),
+                             MarkerStore(state_db, COMPANY), Settings(COMPANY, WEB))
+    assert source.user("ada@acme.test") is not None
+    assert tokens.api_domain == emulator.base_url
+    first = tokens.headers()["Authorization"]
+    emulator.revoke(first.removeprefix("Bearer "))
+    emulator.create_as_user(ada, subject="Call", due_date="2026-12-03")
+    page = source.changes(None, owner_id=ada.id)
+    assert len(page.items) == 1 and tokens.headers()["Authorization"] != first
