@@ -45,6 +45,7 @@ import requests
 
 from connectors.json_limits import WrongType, oversize
 from syncd.crm.pipedrive_auth import TOKEN_URL, ApiToken, OAuthTokens
+from syncd.crm.pipedrive_budget import Limits, PipedriveBudget, token_key_of
 from syncd.crm.pipedrive_cursor import Cursor, Row, advance
 from syncd.crm.pipedrive_http import Budget, PipedriveHttp
 from syncd.crm.pipedrive_map import (
@@ -73,6 +74,7 @@ from syncd.crm.source import (
 from syncd.errors import ActivityChanged, InvalidInput, NotFound, SyncdError
 from syncd.failpoints import failpoint
 from syncd.model import Activity, Tombstone, normalize_email
+from syncd.store.budgets import BudgetLedger
 from syncd.store.db import Database
 
 log = logging.getLogger("syncd.pipedrive")
@@ -525,8 +527,10 @@ def open_pipedrive(options: Mapping[str, Any], db: Database, *,
     session = session or requests.Session()
     auth: ApiToken | OAuthTokens
     if options.get("api_token") is not None:
-        auth = ApiToken(_secret(options["api_token"]))
+        token = _secret(options["api_token"])
+        auth, token_key = ApiToken(token), token_key_of(token)
     else:
+        token_key = f"oauth:{options['oauth_client_id']}"  # the app's grant, not a secret
         auth = OAuthTokens(str(options["oauth_client_id"]),
                            _secret(options["oauth_client_secret"]),
                            _secret(options["oauth_refresh_token"]),
@@ -536,6 +540,12 @@ def open_pipedrive(options: Mapping[str, Any], db: Database, *,
     if base is None and isinstance(auth, OAuthTokens):
         auth.headers()  # the token answer names the company's api_domain
         base = auth.api_domain
+    if budget is None:
+        # One count per company, shared with every account and replica (through db).
+        limits = Limits.for_plan(str(options.get("plan", "lite")), int(options.get("seats", 1)),
+                                 oauth=isinstance(auth, OAuthTokens),
+                                 daily_tokens=options.get("daily_tokens"))
+        budget = PipedriveBudget(BudgetLedger(db), company, limits, token_key)
     http = PipedriveHttp(str(base or web_url), auth, budget=budget, session=session)
     settings = Settings(company=company, web_url=web_url,
                         reconcile_after=timedelta(hours=int(options.get("reconcile_hours", 6))))

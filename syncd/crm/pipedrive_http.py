@@ -3,8 +3,11 @@
 * **One cost hook**: every request is charged to a :class:`Budget` before it leaves
   (``spend(cost)`` may refuse it) and every answer is shown to it (``answered``), so the
   company's daily token budget and the 2-second burst window are counted in one place.
-  :class:`NoBudget` counts nothing; the budget ledger plugs in here. Costs per endpoint
-  are :func:`cost_of` (the documented figures; see ``pipedrive-push-scale.md`` 1).
+  :class:`NoBudget` counts nothing; :class:`syncd.crm.pipedrive_budget.PipedriveBudget`
+  (the shared ledger) plugs in here. Costs per endpoint are
+  :func:`~syncd.crm.pipedrive_budget.cost_of` (the documented figures). A 429 is sent again
+  after the wait it asks for, up to :data:`RATE_ATTEMPTS` times (the budget stops sooner
+  when the company keeps being refused).
 * **Limits**: an answer is read up to :data:`MAX_RESPONSE_BYTES` and parsed by
   :func:`connectors.json_limits.loads` (nesting past the parser's stack is no crash);
   activities over the per-item limit are left out of a page by the source.
@@ -19,7 +22,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ import requests
 
 from connectors.json_limits import loads
 from connectors.network import network_reason
+from syncd.crm.pipedrive_budget import cost_of
 from syncd.crm.pipedrive_map import without_note
 from syncd.errors import (
     AccountCooldown,
@@ -49,35 +52,11 @@ log = logging.getLogger("syncd.pipedrive")
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 #: Attempts for a read after a 5xx or a lost connection.
 READ_ATTEMPTS = 3
+#: Attempts for any call refused with a 429 (it was not carried out, so a write may go again).
+RATE_ATTEMPTS = 4
 #: Seconds a 403 rate-limit page (Pipedrive's CDN) makes the company wait [inf].
 BLOCK_COOLDOWN_SECONDS = 600.0
 DEFAULT_TIMEOUT = 30.0
-
-#: (method, path pattern, tokens) from Pipedrive's documentation: v2 reads as the spec's
-#: ``x-token-cost`` reads (list 10, one 1); writes and v1 endpoints at v1's costs.
-COSTS: tuple[tuple[str, re.Pattern[str], int], ...] = tuple(
-    (method, re.compile(pattern), cost) for method, pattern, cost in (
-        ("GET", r"^/api/v2/activities/\d+$", 1),
-        ("GET", r"^/api/v2/activities$", 10),
-        ("POST", r"^/api/v2/activities$", 10),
-        ("PATCH", r"^/api/v2/activities/\d+$", 10),
-        ("DELETE", r"^/api/v2/activities/\d+$", 6),
-        ("GET", r"^/api/v2/(persons|deals|organizations)/\d+$", 1),
-        ("GET", r"^/api/v2/persons$", 10),
-        ("GET", r"^/v1/users/(me|\d+)$", 2),
-        ("GET", r"^/v1/users$", 20),
-        ("GET", r"^/v1/activityTypes$", 20),
-    ))
-DEFAULT_COST = 10
-
-
-def cost_of(method: str, path: str) -> int:
-    """Tokens one request costs (:data:`COSTS`, else :data:`DEFAULT_COST`)."""
-    for row_method, pattern, cost in COSTS:
-        if row_method == method and pattern.match(path):
-            return cost
-    return DEFAULT_COST
-
 
 class Budget(Protocol):
     """Where every request's cost is charged and every answer reported (the one hook)."""
@@ -200,11 +179,16 @@ class PipedriveHttp:
         """
         attempts = READ_ATTEMPTS if method == "GET" else 1
         refreshed = False
-        attempt = 0
+        attempt = throttled = 0
         while True:
             attempt += 1
             try:
                 return self._once(method, path, params, json, key)
+            except RateLimited as exc:
+                throttled += 1
+                if throttled >= RATE_ATTEMPTS:
+                    raise
+                self.sleep(exc.retry_after)
             except AuthFailed:
                 if refreshed or not self.auth.refresh():
                     raise

@@ -42,6 +42,15 @@ OPTIONS: dict[str, Option] = {
     "reconcile_hours": Option(int, 6, check=positive_check,
                               expected="hours before an unchanged activity is checked for "
                                        "deletion again"),
+    "plan": Option(str, "lite", choices=("lite", "growth", "premium", "ultimate"),
+                   help="the company's Pipedrive plan: with seats it sizes the daily token "
+                        "budget (30,000 x 1/2/5/7 x seats) and the burst limit syncd keeps to"),
+    "seats": Option(int, 1, check=positive_check, expected="the company's paid seats",
+                    help="seats in the company's daily token budget"),
+    "daily_tokens": Option(int, check=positive_check,
+                           expected="tokens per day, at most the plan's budget",
+                           help="the part of the daily budget syncd may spend, when other "
+                                "integrations spend from it too (default: all of it)"),
     "allow_insecure_http": ALLOW_INSECURE_HTTP,
 }
 
