@@ -94,10 +94,8 @@ class Capabilities:
     server-scheduled), the planner withholds such writes (docs/guest-mail.md).
     """
 
-    provider: str
     max_batch: int = 1
     fields: frozenset[str] = frozenset(FIELDS)
-    client_chosen_ids: bool = True
     silent_writes: bool = False
 
 
@@ -179,9 +177,6 @@ class CalendarConnector(Protocol):
     """One owner's calendar on one provider."""
 
     capabilities: Capabilities
-
-    def check(self) -> None:
-        """Verify that the calendar can be reached and written; raise a ConnectorError if not."""
 
     def changes(self, cursor: str | None) -> ChangeSet:
         """Events changed since ``cursor``; with None, a full listing of the sync window.

@@ -123,7 +123,7 @@ def _read_error(exc: dav_error.DAVError, url: str) -> ConnectorError:
 class CalDAVCalendar:
     """One calendar collection on a CalDAV server."""
 
-    capabilities = Capabilities(provider="caldav", max_batch=25)
+    capabilities = Capabilities(max_batch=25)
 
     def __init__(self, account: AccountConfig, *, owner_tz: str, timeout: int = 30,
                  read_only: bool = False) -> None:
@@ -213,9 +213,6 @@ class CalDAVCalendar:
         return _event_id(self._url(f"{marker}-{generation}.ics"))
 
     # --- protocol -----------------------------------------------------------------------
-
-    def check(self) -> None:
-        _ = self.calendar
 
     def changes(self, cursor: str | None) -> ChangeSet:
         if self.calendar is not None and self._absent:
@@ -355,8 +352,7 @@ class CalDAVCalendar:
 
         Raises:
             AuthFailed: the server refused the credentials.
-            Transient: the network failed (``maybe_applied`` for writes: the caller reads
-                before writing again).
+            Transient: the network failed.
             ReplyTooLarge: the reply passed ``max_bytes``.
         """
         reply = self.transport.send(method, url, body, headers, max_bytes=max_bytes)

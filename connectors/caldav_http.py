@@ -111,8 +111,7 @@ class DavTransport:
 
         Raises:
             ReplyTooLarge: the body passed ``max_bytes``.
-            Transient: the network failed or the deadline passed (``maybe_applied`` for
-                methods that change something).
+            Transient: the network failed or the deadline passed.
         """
         reply = self._send(method, url, body, headers, max_bytes)
         if reply.status == 401 and getattr(self.client, "auth", None) is None:
@@ -139,8 +138,7 @@ class DavTransport:
                 allow_redirects=False,
             )
         except Exception as exc:  # the HTTP library's own error types vary by backend
-            raise Unreachable(url=url, reason=network_reason(exc),
-                              maybe_applied=method not in SAFE_METHODS) from None
+            raise Unreachable(url=url, reason=network_reason(exc)) from None
         try:
             declared = response.headers.get("Content-Length")
             if declared and declared.isdigit() and int(declared) > max_bytes:
@@ -152,15 +150,13 @@ class DavTransport:
                 if size > max_bytes:
                     raise ReplyTooLarge(size)
                 if time.monotonic() - started > self.deadline:
-                    raise Transient(reason=f"the server took over {self.deadline:g} s to answer",
-                                    maybe_applied=method not in SAFE_METHODS)
+                    raise Transient(reason=f"the server took over {self.deadline:g} s to answer")
                 parts.append(chunk)
             return Reply(response.status_code, dict(response.headers), b"".join(parts))
         except (ReplyTooLarge, Transient):
             raise
         except Exception as exc:  # a reset or decoding failure in the middle of the body
-            raise Transient(reason=f"network: {type(exc).__name__}",
-                            maybe_applied=method not in SAFE_METHODS) from None
+            raise Transient(reason=f"network: {type(exc).__name__}") from None
         finally:
             response.close()
 

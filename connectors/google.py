@@ -71,12 +71,13 @@ from connectors.google_map import event_body, event_id_for, read_event, read_mar
 from connectors.json_limits import as_asked, loads
 from syncd.config import AccountConfig
 from syncd.errors import (
-    AccountCooldown,
+    AccountWide,
     AuthFailed,
     CursorExpired,
     EtagMismatch,
     EventGone,
     ItemRejected,
+    Retriable,
     Transient,
 )
 from syncd.model import FIELDS
@@ -88,7 +89,6 @@ DEFAULT_BATCH_URI = "https://www.googleapis.com/batch/calendar/v3"
 PAGE_SIZE = 2500  # Google's maximum for events.list
 MAX_PAGES = 1000  # a listing longer than 2.5 million events is a server bug, not a calendar
 FULL_LISTING_TRIES = 3
-WRITABLE_ROLES = ("owner", "writer")
 
 
 def batch_uri_for(api_endpoint: str | None) -> str:
@@ -172,7 +172,7 @@ class GoogleCalendar:
         self.describe_guests = not account.invite_guests
         carried = FIELDS if account.invite_guests else tuple(f for f in FIELDS if f != "guests")
         # sendUpdates=none lets a write reach invited attendees without e-mail.
-        self.capabilities = Capabilities(provider="google", max_batch=self.MAX_BATCH,
+        self.capabilities = Capabilities(max_batch=self.MAX_BATCH,
                                          fields=frozenset(carried), silent_writes=True)
         self._credential_store = credentials
         self._base_http = http or httplib2.Http(timeout=timeout)
@@ -212,16 +212,6 @@ class GoogleCalendar:
         return self._events
 
     # --- protocol -------------------------------------------------------------------------
-
-    def check(self) -> None:
-        """Reach the calendar and make sure this account may write to it."""
-        reply = self.transport.one(lambda: self.events.list(
-            calendarId=self.calendar_id, maxResults=1, singleEvents=False))
-        if not reply.ok:
-            raise self._listing_error(reply)
-        role = (reply.body or {}).get("accessRole")
-        if role not in WRITABLE_ROLES:
-            raise AuthFailed(reason=f"the calendar is not writable for this account ({role})")
 
     def changes(self, cursor: str | None) -> ChangeSet:
         """A full listing of the window (``cursor`` None) or the changes since ``cursor``.
@@ -269,7 +259,7 @@ class GoogleCalendar:
         done: dict[int, WriteResult] = {}
         try:
             self._write(ops, done)
-        except (AuthFailed, Transient) as exc:  # the token could not be had at all
+        except (AccountWide, Retriable) as exc:  # the token could not be had at all
             for i, op in enumerate(ops):
                 done.setdefault(i, WriteResult(op.key, error=exc))
         self._halted(ops, done)
@@ -416,15 +406,13 @@ class GoogleCalendar:
             if event.event_id != event_id:
                 # The answer is not the event written (a broken reply): read it back later.
                 return WriteResult(op.key, error=Transient(
-                    reason="Google's answer to a write is not the event", status=reply.status,
-                    maybe_applied=True))
+                    reason="Google's answer to a write is not the event", status=reply.status))
             return WriteResult(op.key, event)
         error = error_for(reply, event_id=event_id)
         if isinstance(op, CreateOp) and isinstance(error, EtagMismatch | EventGone):
             # A create has no event to re-read yet; the pending intent is settled by
             # find() next cycle instead.
-            error = Transient(reason=f"a create met HTTP {reply.status}", status=reply.status,
-                              maybe_applied=True)
+            error = Transient(reason=f"a create met HTTP {reply.status}", status=reply.status)
         return WriteResult(op.key, error=error)
 
     def _settle_duplicates(self, ops: list[WriteOp], indexes: list[int],
@@ -481,7 +469,7 @@ class GoogleCalendar:
     def _halted(ops: list[WriteOp], done: dict[int, WriteResult]) -> bool:
         """After an account-wide refusal nothing else is sent; open ops share its error."""
         stop = next((r.error for r in done.values()
-                     if isinstance(r.error, AccountCooldown | AuthFailed)), None)
+                     if isinstance(r.error, AccountWide)), None)
         if stop is None:
             return False
         for i, op in enumerate(ops):

@@ -151,11 +151,6 @@ class Reply:
             return Action.SERVER
         return action
 
-    @property
-    def maybe_applied(self) -> bool:
-        """Whether the request may have been carried out although it failed."""
-        return not (self.envelope and 400 <= self.status < 500)
-
 
 def error_for(reply: Reply, *, event_id: str = "") -> ConnectorError:
     """The engine-facing error of a failed reply (the one mapping, see :data:`ERROR_TABLE`).
@@ -186,11 +181,10 @@ def error_for(reply: Reply, *, event_id: str = "") -> ConnectorError:
         return CursorExpired()
     if action in (Action.REJECTED, Action.DUPLICATE):
         return ItemRejected(event_id=event_id, reason=f"Google answered {what}")
-    # SERVER and CONFLICT: it may have been applied, so the engine reads before rewriting
-    # (a batch refused with a 4xx was not: none of its parts was carried out).
+    # SERVER and CONFLICT: the engine tries again next cycle, from what it reads then.
     if reply.envelope:
         what = f"batch {what}"
-    return Transient(reason=what, status=reply.status, maybe_applied=reply.maybe_applied)
+    return Transient(reason=what, status=reply.status)
 
 
 def _retry_after(value: object) -> float | None:

@@ -29,7 +29,7 @@ class _Stored:
 class MemoryCalendar:
     """Events in a dict; the cursor is a change number. ``user_*`` methods act as a person."""
 
-    capabilities = Capabilities(provider="memory", max_batch=10, silent_writes=True)
+    capabilities = Capabilities(max_batch=10, silent_writes=True)
 
     def __init__(self) -> None:
         self.store: dict[str, _Stored] = {}
@@ -45,9 +45,6 @@ class MemoryCalendar:
         return event
 
     # --- protocol -------------------------------------------------------------------------
-
-    def check(self) -> None:
-        return None
 
     def changes(self, cursor: str | None) -> ChangeSet:
         if cursor is None:

@@ -80,12 +80,13 @@ from connectors.outlook_map import (
 )
 from syncd.config import AccountConfig
 from syncd.errors import (
+    AccountWide,
     AuthFailed,
     ConnectorError,
     CursorExpired,
     EventGone,
     ItemRejected,
-    RateLimited,
+    Retriable,
     Transient,
 )
 from syncd.model import FIELDS
@@ -145,7 +146,7 @@ def chain_window(window: Window) -> tuple[datetime, datetime]:
 def _read_failure(response: GraphResponse, *, in_delta: bool = False) -> ConnectorError:
     """A failed read: account-wide errors as they are, item-shaped ones as Transient."""
     error = response.error(in_delta=in_delta)
-    if isinstance(error, AuthFailed | RateLimited | Transient | CursorExpired):
+    if isinstance(error, AccountWide | Retriable | CursorExpired):
         return error
     # A read has no item to blame (a missing calendar, a query Graph refused): back off.
     return Transient(reason=f"HTTP {response.status} {response.code or ''}".strip(),
@@ -199,8 +200,7 @@ class OutlookCalendar:
         self.describe_guests = not account.invite_guests
         carried = FIELDS if account.invite_guests else tuple(f for f in FIELDS if f != "guests")
         # Graph e-mails every attendee of a changed meeting: no silent writes to them.
-        self.capabilities = Capabilities(provider="outlook", max_batch=MAX_BATCH,
-                                         fields=frozenset(carried), client_chosen_ids=False,
+        self.capabilities = Capabilities(max_batch=MAX_BATCH, fields=frozenset(carried),
                                          silent_writes=False)
         self._own_session = session is None
         self.session = session or requests.Session()
@@ -242,12 +242,6 @@ class OutlookCalendar:
                           describe_guests=self.describe_guests, marker=marker)
 
     # --- protocol -------------------------------------------------------------------------
-
-    def check(self) -> None:
-        """Reach the calendar (and get a token); raises what stands in the way."""
-        response = self.http.request("GET", with_query(self._collection(), {"$select": "id"}))
-        if not response.ok:
-            raise _read_failure(response)
 
     def changes(self, cursor: str | None) -> ChangeSet:
         """Delta since ``cursor``; a full listing without one or when the window rolls.
@@ -307,7 +301,7 @@ class OutlookCalendar:
                 before = self._attendees_now(chunk)
                 items = [self._item(op, now) for op, now in zip(chunk, before, strict=True)
                          if not isinstance(now, ConnectorError)]
-            except (Transient, RateLimited) as exc:  # the calendar's id could not be read
+            except Retriable as exc:  # the calendar's id could not be read
                 results.extend(WriteResult(op.key, error=exc) for op in chunk)
                 continue
             answers = iter(self.http.batch(items) if items else ())
@@ -450,7 +444,7 @@ class OutlookCalendar:
         for i, event_id, answer in zip(wanted, ids, answers, strict=True):
             try:
                 data = _item_read(event_id, answer)
-            except (Transient, RateLimited) as exc:  # a read: nothing was applied
+            except Retriable as exc:  # a read: nothing was applied
                 out[i] = exc
                 continue
             if isinstance(data, RemoteEvent):
@@ -486,7 +480,7 @@ class OutlookCalendar:
                     isinstance(op, UpdateOp) and event.event_id != op.event_id):
                 # The answer is not the event written (a broken reply): read it back later.
                 return WriteResult(op.key, error=Transient(
-                    reason="Graph's answer to a write is not the event", maybe_applied=True))
+                    reason="Graph's answer to a write is not the event"))
             return WriteResult(op.key, event)
         event_id = "" if isinstance(op, CreateOp) else op.event_id
         error = answer.error(event_id)
@@ -500,10 +494,10 @@ class OutlookCalendar:
                 and classify(answer.status, answer.code) is Reaction.ADOPT):
             try:
                 return self._adopt(op)
-            except (Transient, RateLimited) as exc:
-                # Unknown whether the event exists: the engine reads before writing again.
-                return WriteResult(op.key, error=Transient(reason=exc.reason,
-                                                           maybe_applied=True))
+            except Retriable as exc:
+                # Unknown whether the event exists: the pending create is looked for
+                # (find) before it is sent again.
+                return WriteResult(op.key, error=Transient(reason=exc.reason))
         return WriteResult(op.key, error=error)
 
     def _denied_item(self, answer: GraphResponse) -> bool:
@@ -521,7 +515,7 @@ class OutlookCalendar:
             try:
                 response = self.http.request("GET", with_query(self._collection(),
                                                                {"$select": "canEdit"}))
-            except (Transient, RateLimited):
+            except Retriable:
                 return False
             body = response.body if response.ok else None
             self._writable = isinstance(body, Mapping) and body.get("canEdit") is True
@@ -543,8 +537,7 @@ class OutlookCalendar:
         [fixed] = self.write([UpdateOp(op.key, found.event_id, found.etag, op.projection,
                                        differs, op.marker, op.notify, op.invited)])
         if fixed.error is not None:
-            return WriteResult(op.key, error=Transient(reason="adopting a retried create",
-                                                       maybe_applied=True))
+            return WriteResult(op.key, error=Transient(reason="adopting a retried create"))
         return fixed
 
 

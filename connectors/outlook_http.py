@@ -11,8 +11,9 @@ Three things live here so that the connector only speaks in events:
   mailbox before ``Retry-After`` has passed. Clock and sleep are injectable.
 * **Retries** (failure mode 15): 429 is retried for every method, because a throttled
   request was refused before it ran; 5xx and network errors only for GET and DELETE.
-  A create is never re-sent blindly: it fails as ``Transient(maybe_applied=True)`` and the
-  engine reads before it writes again (its transactionId makes even a re-send harmless).
+  A create is never re-sent blindly: it fails as :class:`~syncd.errors.Transient`, and the
+  engine looks for it (``find``) before it sends it again (its transactionId makes even a
+  re-send harmless).
 
 Every request carries ``Prefer: IdType="ImmutableId"`` (failure mode 9), the body-text and
 UTC preferences, and the bearer token; nothing here logs a body, a header or a token.
@@ -43,6 +44,7 @@ from syncd.errors import (
     EventGone,
     ItemRejected,
     RateLimited,
+    Retriable,
     Transient,
     Unreachable,
 )
@@ -148,7 +150,7 @@ def connector_error(reaction: Reaction, *, status: int, code: str | None, event_
         return RateLimited(retry_after=retry_after or DEFAULT_RETRY_AFTER, reason=reason)
     if reaction in (Reaction.REJECT, Reaction.ADOPT):
         return ItemRejected(event_id=event_id, reason=f"Graph refused it ({reason})")
-    return Transient(reason=reason, status=status, maybe_applied=status >= 500)
+    return Transient(reason=reason, status=status)
 
 
 # --- responses ----------------------------------------------------------------------------
@@ -344,7 +346,7 @@ class GraphTransport:
         """Send one request; retries what is safe to retry, returns the final answer.
 
         Raises:
-            Transient: network failure (``maybe_applied`` unless it was a GET).
+            Transient: network failure.
             RateLimited: the mailbox's pause is longer than ``max_wait``.
             AuthFailed: the token source refused (revoked, misconfigured).
         """
@@ -369,8 +371,7 @@ class GraphTransport:
                     continue
                 where = urlsplit(full)
                 raise Unreachable(url=f"{where.scheme}://{where.netloc}/",
-                                  reason=network_reason(exc),
-                                  maybe_applied=method != "GET") from None
+                                  reason=network_reason(exc)) from None
             finally:
                 self.gate.release(taken)
             response = _response(raw)
@@ -405,7 +406,7 @@ class GraphTransport:
                 break
             try:
                 answered = self._send_batch([items[i] for i in pending])
-            except (Transient, RateLimited) as exc:
+            except Retriable as exc:
                 for i in pending:
                     answers[i] = GraphResponse(0, failure=exc)
                 return answers
@@ -461,7 +462,7 @@ class GraphTransport:
             raw = by_id.get(str(k))
             if raw is None:
                 out.append(GraphResponse(0, failure=Transient(
-                    reason="the batch answer left an item out", maybe_applied=True)))
+                    reason="the batch answer left an item out")))
                 continue
             out.append(GraphResponse(int(raw.get("status", 0)), dict(raw.get("headers") or {}),
                                      raw.get("body")))
@@ -473,7 +474,7 @@ class GraphTransport:
         try:
             return self.request(item.method, item.url, json=item.body,
                                 headers=dict(item.headers), idempotent=item.idempotent)
-        except (Transient, RateLimited) as exc:
+        except Retriable as exc:
             return GraphResponse(0, failure=exc)
 
 
@@ -489,7 +490,7 @@ def envelope_failure(outer: GraphResponse, *, idempotent: bool) -> ConnectorErro
         if isinstance(error, AuthFailed | RateLimited):
             return error
     reason = " ".join(filter(None, ("batch: HTTP", str(outer.status), outer.code)))
-    return Transient(reason=reason, status=outer.status, maybe_applied=not idempotent)
+    return Transient(reason=reason, status=outer.status)
 
 
 def _response(raw: requests.Response) -> GraphResponse:

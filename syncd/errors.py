@@ -3,25 +3,63 @@
 Errors carry fields, never prose: ``syncd.report`` is the one place that turns them into
 sentences for admins. Nothing here may hold a note, a secret or event content beyond
 identifiers, because errors end up in logs and in the status table.
+
+Each error is a keyword-only dataclass, so its constructor is explicit and a type checker
+holds every raise site to it. The class tree says what happens next, so a caller catches a
+group, never a tuple of members:
+
+* :class:`Fixable`: the command or the config is wrong; nothing was done (exit code 2).
+* :class:`ConnectorError`, what a calendar connector (or a remote CRM) reports:
+
+  * :class:`AccountWide`: stop this account for this cycle (:class:`AuthFailed`,
+    :class:`AccountCooldown`, :class:`CalendarMissing`);
+  * :class:`Stale`: what was read is out of date; read again and plan again
+    (:class:`EtagMismatch`, :class:`EventGone`, :class:`CursorExpired`,
+    :class:`ActivityChanged`);
+  * :class:`Retriable`: nothing is wrong with the item or the account; try again later
+    (:class:`Transient`, :class:`Unreachable`, :class:`RateLimited`);
+  * :class:`ItemLevel`: this one item is refused for good; quarantine it
+    (:class:`ItemRejected`).
+
+:func:`error_for_status` turns an HTTP answer into one of these through one table that
+every HTTP transport shares; a provider's own rows are data handed to it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 
+@dataclass(eq=False, kw_only=True)
 class SyncdError(Exception):
-    """Base class. Keyword arguments become attributes (and ``fields``)."""
+    """Base class. Subclasses are keyword-only dataclasses: their fields are the error."""
 
-    def __init__(self, **fields: Any) -> None:
-        self.fields = fields
-        for key, value in fields.items():
-            setattr(self, key, value)
-        super().__init__(", ".join(f"{k}={v!r}" for k, v in fields.items()))
+    @property
+    def fields(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def __str__(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self.fields.items())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only fields: rebuilt from them, not from ``args`` (copy, pickle).
+        return _rebuild, (type(self), self.fields)
+
+
+def _rebuild(cls: type[SyncdError], fields: dict[str, Any]) -> SyncdError:
+    return cls(**fields)
 
 
 # --- problems the person at the keyboard can fix (exit code 2) ---------------------------
+
+
+@dataclass(eq=False, kw_only=True)
+class Fixable(SyncdError):
+    """The command or the config is wrong; nothing was done (exit code 2)."""
 
 
 @dataclass(frozen=True)
@@ -34,20 +72,23 @@ class ConfigProblem:
     expected: str = ""
 
 
-class ConfigError(SyncdError):
+@dataclass(eq=False, kw_only=True)
+class ConfigError(Fixable):
     """The configuration is unusable; ``problems`` lists every issue found at once."""
 
     problems: list[ConfigProblem]
 
 
-class UsageError(SyncdError):
-    """A command was called wrongly (fields: ``message``)."""
+@dataclass(eq=False, kw_only=True)
+class UsageError(Fixable):
+    """A command was called wrongly (``message``)."""
 
     message: str
 
 
-class InvalidInput(SyncdError):
-    """A value given for a field is not acceptable (fields: ``field``, ``value``, ``reason``).
+@dataclass(eq=False, kw_only=True)
+class InvalidInput(Fixable):
+    """A value given for a field is not acceptable (``field``, ``value``, ``reason``).
 
     Raised before anything is written, so bad input never half-applies.
     """
@@ -57,8 +98,9 @@ class InvalidInput(SyncdError):
     reason: str
 
 
-class FilesNotPrivate(SyncdError):
-    """Files syncd keeps can be read or entered by other users (fields: ``paths``, a list of
+@dataclass(eq=False, kw_only=True)
+class FilesNotPrivate(Fixable):
+    """Files syncd keeps can be read or entered by other users (``paths``, a list of
     (path, octal mode) pairs). Refused at start: they hold private notes and passwords."""
 
     paths: list[tuple[str, str]]
@@ -67,26 +109,30 @@ class FilesNotPrivate(SyncdError):
 # --- runtime problems (exit code 1) -----------------------------------------------------
 
 
+@dataclass(eq=False, kw_only=True)
 class NotFound(SyncdError):
-    """A record the caller named does not exist (fields: ``kind``, ``key``)."""
+    """A record the caller named does not exist (``kind``, ``key``)."""
 
     kind: str
     key: Any
 
 
+@dataclass(eq=False, kw_only=True)
 class SecretUnavailable(SyncdError):
-    """A secret reference could not be resolved (fields: ``ref``, ``reason``)."""
+    """A secret reference could not be resolved (``ref``, ``reason``)."""
 
     ref: str
     reason: str
 
 
+@dataclass(eq=False, kw_only=True)
 class StorageFull(SyncdError):
     """The disk holding ``path`` has no space left (ENOSPC, SQLite's "disk is full")."""
 
     path: str
 
 
+@dataclass(eq=False, kw_only=True)
 class DatabaseUnavailable(SyncdError):
     """The database cannot be opened or reached (``database``: its URL without the
     password, ``reason``)."""
@@ -95,6 +141,7 @@ class DatabaseUnavailable(SyncdError):
     reason: str
 
 
+@dataclass(eq=False, kw_only=True)
 class ServerFailed(SyncdError):
     """A server syncd runs itself (``what``) did not start or answered wrongly
     (``reason``)."""
@@ -103,6 +150,7 @@ class ServerFailed(SyncdError):
     reason: str
 
 
+@dataclass(eq=False, kw_only=True)
 class PortInUse(SyncdError):
     """Something else listens on the port syncd wants (``what``, ``host``, ``port``, and
     ``setting``: the config key that moves it)."""
@@ -116,55 +164,105 @@ class PortInUse(SyncdError):
 # --- connector outcomes: what the engine does next ----------------------------------------
 
 
+@dataclass(eq=False, kw_only=True)
 class ConnectorError(SyncdError):
-    """Base of everything a calendar connector reports."""
+    """Base of everything a calendar connector (or a remote CRM) reports. Raise one of the
+    four groups' members, never this class itself."""
 
 
-class CalendarMissing(ConnectorError):
+@dataclass(eq=False, kw_only=True)
+class AccountWide(ConnectorError):
+    """Nothing more can be done for this account this cycle: it stops, and its status
+    says why (others go on)."""
+
+
+@dataclass(eq=False, kw_only=True)
+class Stale(ConnectorError):
+    """What the plan was made from is out of date: read it again and plan again."""
+
+
+@dataclass(eq=False, kw_only=True)
+class Retriable(ConnectorError):
+    """Neither the item nor the account is at fault: try again later (within the cycle
+    where that is safe, else the next cycle). ``reason``: what went wrong, in a few words
+    (an HTTP status and code, or the network's failure)."""
+
+    reason: str
+
+
+@dataclass(eq=False, kw_only=True)
+class ItemLevel(ConnectorError):
+    """This one item cannot be written: quarantine it, and the others go on."""
+
+
+@dataclass(eq=False, kw_only=True)
+class AuthFailed(AccountWide):
+    """Credentials were refused or revoked; the account needs re-authorisation
+    (``reason``: the provider's status and code, never its message)."""
+
+    reason: str
+
+
+@dataclass(eq=False, kw_only=True)
+class AccountCooldown(AccountWide):
+    """A long, account-wide limit (Google quotaExceeded): the account rests ``seconds``."""
+
+    seconds: float
+    reason: str
+
+
+@dataclass(eq=False, kw_only=True)
+class CalendarMissing(AccountWide):
     """The configured calendar does not exist and syncd may not make it (``calendar``: the
     name or URL configured; ``found``: the names of the calendars that do exist)."""
 
     calendar: str
-    found: tuple[str, ...]
+    found: tuple[str, ...] = ()
 
 
-class EtagMismatch(ConnectorError):
-    """The event changed since we read it (412): re-read and merge (fields: ``event_id``)."""
-
-    event_id: str
-
-
-class EventGone(ConnectorError):
-    """The event no longer exists (404/410) (fields: ``event_id``)."""
+@dataclass(eq=False, kw_only=True)
+class EtagMismatch(Stale):
+    """The event changed since we read it (412), or a create's id is taken already:
+    re-read (or find) it and merge (``event_id``; "" for a create)."""
 
     event_id: str
 
 
-class ActivityChanged(SyncdError):
+@dataclass(eq=False, kw_only=True)
+class EventGone(Stale):
+    """The event no longer exists (404/410) (``event_id``)."""
+
+    event_id: str
+
+
+@dataclass(eq=False, kw_only=True)
+class CursorExpired(Stale):
+    """The stored sync token is no longer valid; a full listing is needed."""
+
+
+@dataclass(eq=False, kw_only=True)
+class ActivityChanged(Stale):
     """The activity changed in the CRM after the plan read it (a read-check-write source
     re-read it just before writing): nothing was written; read and plan the pair again
-    (fields: ``activity_id``)."""
+    (``activity_id``)."""
 
     activity_id: int
 
 
-class ItemRejected(ConnectorError):
-    """The server refused this one item for good; quarantine it (``event_id``, ``reason``)."""
+@dataclass(eq=False, kw_only=True)
+class Transient(Retriable):
+    """Temporary failure (5xx, timeout, reset); retry later (``reason``, and ``status``:
+    the HTTP status when there was an answer).
 
-    event_id: str
-    reason: str
-
-
-class Transient(ConnectorError):
-    """Temporary failure (5xx, timeout, reset); retry later (``reason``, ``status``).
-
-    ``maybe_applied`` is true when the request may have reached the server, so the caller
-    must read before writing again.
+    Whether the request may have reached the server does not matter to the engine: every
+    update and delete is conditional on the etag read, and every create is recorded as
+    pending before it is sent and looked for (``find``) before it is sent again.
     """
 
-    reason: str
+    status: int | None = None
 
 
+@dataclass(eq=False, kw_only=True)
 class Unreachable(Transient):
     """Nothing answered at ``url`` (``reason``: refused, timed out, unknown host, TLS).
 
@@ -175,41 +273,42 @@ class Unreachable(Transient):
     url: str
 
 
-class RateLimited(ConnectorError):
-    """Throttled; retry no sooner than ``retry_after`` seconds (``retry_after``, ``reason``)."""
+@dataclass(eq=False, kw_only=True)
+class RateLimited(Retriable):
+    """Throttled; retry no sooner than ``retry_after`` seconds (and ``reason``)."""
 
     retry_after: float
+
+
+@dataclass(eq=False, kw_only=True)
+class ItemRejected(ItemLevel):
+    """The server refused this one item for good; quarantine it (``event_id``, ``reason``;
+    ``status``: the HTTP status, when the refusal was one)."""
+
+    event_id: str
     reason: str
-
-
-class AccountCooldown(ConnectorError):
-    """A long, account-wide limit (Google quotaExceeded): pause the account (``seconds``)."""
-
-    seconds: float
-    reason: str
-
-
-class AuthFailed(ConnectorError):
-    """Credentials were refused or revoked; the account needs re-authorisation (``reason``)."""
-
-    reason: str
-
-
-class CursorExpired(ConnectorError):
-    """The stored sync token is no longer valid; a full listing is needed."""
+    status: int | None = None
 
 
 # --- engine outcomes --------------------------------------------------------------------
 
 
+@dataclass(eq=False, kw_only=True)
 class SyncRefused(SyncdError):
-    """A guard refused the plan (fields: ``guard``, ``account``, ``detail``)."""
+    """A guard refused the whole plan; nothing was written (``guard``, ``account``).
+
+    ``count`` and ``limit`` are the guard's numbers: deletions planned and allowed
+    ("mass-deletion"), guest e-mails planned and the hourly cap ("guest-updates"), pairs
+    in sync before ("empty-calendar"); "scope-changed" has none.
+    """
 
     guard: str
     account: str
-    detail: str
+    count: int = 0
+    limit: int = 0
 
 
+@dataclass(eq=False, kw_only=True)
 class ConflictUnresolvable(SyncdError):
     """``syncd conflicts resolve`` cannot apply the value asked for (``conflict_id``,
     ``activity_id``, ``field``, ``cause``).
@@ -227,9 +326,111 @@ class ConflictUnresolvable(SyncdError):
     cause: str
 
 
+@dataclass(eq=False, kw_only=True)
 class AccountUnavailable(SyncdError):
-    """The account is paused, flagged, cooling down or needs re-auth (``account``,
-    ``status``; optionally ``reason`` and ``until``, the end of a cool-down)."""
+    """The account is paused, flagged, cooling down or needs re-auth, so its cycle was
+    skipped (``account``, ``status``; ``reason``, and ``until``: the end of a rest)."""
 
     account: str
     status: str
+    reason: str | None = None
+    until: datetime | None = None
+
+
+# --- HTTP answers: the one status table ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatusRule:
+    """One row: the answers it matches and the error they mean.
+
+    ``statuses`` None matches any status, ``codes`` None any provider error code (codes
+    are compared in lower case); ``with_retry_after`` matches only answers that carry a
+    Retry-After header.
+    """
+
+    statuses: frozenset[int] | None
+    error: type[ConnectorError]
+    codes: frozenset[str] | None = None
+    with_retry_after: bool = False
+
+    def matches(self, status: int, code: str, retry_after: float | None) -> bool:
+        return ((self.statuses is None or status in self.statuses)
+                and (self.codes is None or code in self.codes)
+                and (not self.with_retry_after or retry_after is not None))
+
+
+def rule(status: int | Iterable[int] | None, error: type[ConnectorError], *codes: str,
+         with_retry_after: bool = False) -> StatusRule:
+    """A :class:`StatusRule` from one status or several (None: any) and any codes."""
+    statuses = (None if status is None else
+                frozenset((status,) if isinstance(status, int) else status))
+    return StatusRule(statuses, error, frozenset(c.lower() for c in codes) or None,
+                      with_retry_after)
+
+
+#: What an HTTP status means for every provider, after the provider's own rows.
+COMMON_RULES: tuple[StatusRule, ...] = (
+    rule(401, AuthFailed),
+    rule(412, EtagMismatch),
+    rule((404, 410), EventGone),
+    rule(429, RateLimited),
+    # The item itself: too large (413), in a form the server does not take (415), or
+    # more than the store has room for (507).
+    rule((413, 415, 507), ItemRejected),
+)
+
+
+@dataclass(frozen=True)
+class StatusTable:
+    """How one provider's HTTP answers map onto the error tree: its own ``rules`` first,
+    then :data:`COMMON_RULES`; an answer no row matches is ``other_4xx`` for a 4xx and
+    :class:`Transient` otherwise (a 5xx, or 0 for no answer at all).
+
+    ``retry_after`` is the pause when a throttling answer names none; ``cooldown`` the
+    rest an :class:`AccountCooldown` imposes.
+    """
+
+    rules: tuple[StatusRule, ...] = ()
+    other_4xx: type[ConnectorError] = ItemRejected
+    retry_after: float = 30.0
+    cooldown: float = 3600.0
+
+    def error_class(self, status: int, code: str | None = None,
+                    retry_after: float | None = None) -> type[ConnectorError]:
+        """The class of the error an answer means (the first matching row's)."""
+        lowered = (code or "").lower()
+        for row in (*self.rules, *COMMON_RULES):
+            if row.matches(status, lowered, retry_after):
+                return row.error
+        return self.other_4xx if 400 <= status < 500 else Transient
+
+    def error(self, status: int, *, code: str | None = None, retry_after: float | None = None,
+              event_id: str = "") -> ConnectorError:
+        """The error an answer means, with its fields (``status`` 0: no answer).
+
+        Args:
+            status: the HTTP status.
+            code: the provider's error code from the body (Google's ``errors[0].reason``,
+                Graph's ``error.code``); never its message, which can echo content.
+            retry_after: the Retry-After pause in seconds, when one was given.
+            event_id: the event the request was about ("" for a create or a listing).
+        """
+        cls = self.error_class(status, code, retry_after)
+        reason = f"HTTP {status or 'no answer'}" + (f" {code}" if code else "")
+        if cls is RateLimited:
+            return RateLimited(retry_after=self.retry_after if retry_after is None
+                               else retry_after, reason=reason)
+        if cls is AccountCooldown:
+            return AccountCooldown(seconds=self.cooldown, reason=reason)
+        if cls is AuthFailed:
+            return AuthFailed(reason=reason)
+        if cls is EtagMismatch:
+            return EtagMismatch(event_id=event_id)
+        if cls is EventGone:
+            return EventGone(event_id=event_id)
+        if cls is CursorExpired:
+            return CursorExpired()
+        if cls is ItemRejected:
+            return ItemRejected(event_id=event_id, reason=reason, status=status)
+        return Transient(reason=reason, status=status)

@@ -221,7 +221,6 @@ def unambiguous_local(instant: datetime, zone: str) -> datetime | None:
 
 #: The projection fields, in a fixed order (used for merging, storage and reports).
 FIELDS: tuple[str, ...] = ("title", "when", "busy", "description", "location", "guests")
-Field = Literal["title", "when", "busy", "description", "location", "guests"]
 
 
 @dataclass(frozen=True, order=True)

@@ -25,6 +25,7 @@ from syncd.errors import (
     EtagMismatch,
     EventGone,
     FilesNotPrivate,
+    Fixable,
     InvalidInput,
     ItemRejected,
     NotFound,
@@ -53,8 +54,7 @@ EXIT_SKIPPED = 3
 
 
 def exit_code(error: BaseException) -> int:
-    fixable = isinstance(error, ConfigError | UsageError | InvalidInput | FilesNotPrivate)
-    return EXIT_USAGE if fixable else EXIT_RUNTIME
+    return EXIT_USAGE if isinstance(error, Fixable) else EXIT_RUNTIME
 
 
 def sync_exit_code(reports: Iterable[Any]) -> int:
@@ -149,7 +149,7 @@ def describe(error: BaseException, account: AccountConfig | None = None) -> str:
         case EventGone():
             return f"Event {error.event_id} no longer exists."
         case ItemRejected():
-            return f"The server refused event {error.event_id}: {error.reason}."
+            return _rejected(error)
         case SyncdError():
             return f"{type(error).__name__}: {error}."
         case OSError() if error.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -193,7 +193,46 @@ def _refused(error: SyncRefused) -> str:
     else:
         step = (f"nothing was changed; check the calendar, then run 'syncd sync --account "
                 f"{error.account} --force-delete' to proceed")
-    return f"The {error.guard} guard refused this cycle ({error.detail}); {step}."
+    return f"The {error.guard} guard refused this cycle ({_refusal_detail(error)}); {step}."
+
+
+def refusal_reason(error: SyncRefused) -> str:
+    """The short reason kept in the account's status ("guard: what it saw"), which
+    ``syncd status`` and the sentence of a skipped account show."""
+    return f"{error.guard}: {_refusal_detail(error)}"
+
+
+def _refusal_detail(error: SyncRefused) -> str:
+    match error.guard:
+        case "scope-changed":
+            return "the account now points at another calendar or user"
+        case "empty-calendar":
+            return f"the calendar lists no events, but {error.count} were in sync before"
+        case "mass-deletion":
+            return (f"{error.count} deletions planned, more than the {error.limit} allowed "
+                    "per cycle")
+        case "guest-updates":
+            return (f"{error.count} guest e-mails planned, over the hourly cap of "
+                    f"{error.limit}")
+    return f"{error.count} planned, {error.limit} allowed"
+
+
+#: What a refusal of one item by its HTTP status says about that item.
+_ITEM_STATUS_WORDS = {
+    403: "syncd may not change it; it may be read-only",
+    413: "it is too large",
+    415: "the server does not take it in this form",
+    507: "the server has no room to store it",
+}
+
+
+def _rejected(error: ItemRejected) -> str:
+    """An item set aside: what the server answered and, for a status, what it means."""
+    event = f"event {error.event_id}" if error.event_id else "a new event"
+    if error.status is None:
+        return f"The server refused {event}: {error.reason}."
+    words = _ITEM_STATUS_WORDS.get(error.status)
+    return f"The server refused {event} ({error.reason})" + (f": {words}." if words else ".")
 
 
 def _auth_failed(error: AuthFailed, account: AccountConfig | None) -> str:
@@ -240,9 +279,8 @@ def _reauth(account: AccountConfig) -> str:
 def _unavailable(error: AccountUnavailable, account: AccountConfig | None) -> str:
     """Why an account was skipped this cycle, and what brings it back."""
     name, status = error.account, error.status
-    given = getattr(error, "reason", None)
-    reason = f" ({given})" if given else ""
-    until = getattr(error, "until", None)
+    reason = f" ({error.reason})" if error.reason else ""
+    until = error.until
     if status == "needs_reauth" and account is not None:
         return f"The credentials were refused{reason}; {_reauth(account)}."
     if status == "paused":

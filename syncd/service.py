@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import quote
@@ -220,6 +219,3 @@ class Service:
                 "crm_budgets": budgets,
             })
         return rows
-
-    def with_accounts(self, accounts: Sequence[AccountConfig]) -> Service:
-        return Service(replace(self.config, accounts=tuple(accounts)), self.db)

@@ -481,3 +481,34 @@ def test_a_providers_words_reach_the_terminal_and_the_log_without_control_charac
     written = log.read_text()
     assert "authError" in written and not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]",
                                                     written.rstrip("\n")), written
+
+
+def test_a_guard_refusal_reaches_sync_with_the_force_delete_step(
+        tmp_path: Path, locked: LockedRadicale, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNCD_TEST_PW", GOOD_PASSWORD)
+    calendar = make_calendar(locked)
+    base = Setup(tmp_path, locked.url, calendar).seed()
+    for day in range(11, 17):
+        assert main([*base, "activity", "add", f"Call {day}", "--owner", USER, "--due",
+                     f"2026-12-{day}", "--time", "09:00", "--duration", "30"]) == 0
+    assert main([*base, "sync"]) == 0
+    client = caldav.DAVClient(url=locked.url, username=USER, password=GOOD_PASSWORD)
+    for event in client.calendar(url=calendar).events()[:6]:
+        event.delete()  # six of seven: more than the five deletions one cycle may make
+    capsys.readouterr()
+
+    assert main([*base, "sync"]) == 1
+    out = capsys.readouterr().out
+    match = re.fullmatch(r"work: refused: [^(]*\((.*)\)\n", out)
+    assert match, out
+    assert one_sentence(match.group(1)) == (
+        "The mass-deletion guard refused this cycle (6 deletions planned, more than the 5 "
+        "allowed per cycle); nothing was changed; check the calendar, then run 'syncd sync "
+        "--account work --force-delete' to proceed.")
+    assert main([*base, "sync"]) == 3  # flagged: skipped until someone looks
+    assert ("The account is flagged (mass-deletion: 6 deletions planned, more than the 5 "
+            "allowed per cycle); check the calendar, then run 'syncd sync --account work "
+            "--force-delete'.") in capsys.readouterr().out
+    assert main([*base, "sync", "--force-delete"]) == 0
+    assert "activities_deleted 6" in capsys.readouterr().out

@@ -83,8 +83,7 @@ class OAuthTokens:
                 self.token_url, auth=self._client, timeout=30,
                 data={"grant_type": "refresh_token", "refresh_token": self._refresh_token})
         except requests.RequestException as exc:
-            raise Unreachable(reason=network_reason(exc), url=self.token_url, status=0,
-                              maybe_applied=False) from None
+            raise Unreachable(reason=network_reason(exc), url=self.token_url, status=0) from None
         body: Any = None
         try:
             body = loads(response.content)

@@ -137,8 +137,7 @@ def error_for(method: str, status: int, body: Any, *, html: bool = False,
     if status in (400, 422):
         return InvalidInput(field="activity", value=key,
                             reason=f"Pipedrive refused it ({what}: {message})")
-    return Transient(reason=f"Pipedrive answered {what}", status=status,
-                     maybe_applied=method != "GET")
+    return Transient(reason=f"Pipedrive answered {what}", status=status)
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
@@ -208,8 +207,7 @@ class PipedriveHttp:
                                             timeout=self.timeout, allow_redirects=False)
         except requests.RequestException as exc:
             self.budget.answered(0, {})
-            raise Unreachable(reason=network_reason(exc), url=_origin(url), status=0,
-                              maybe_applied=method != "GET") from None
+            raise Unreachable(reason=network_reason(exc), url=_origin(url), status=0) from None
         with response:
             headers = {k.lower(): v for k, v in response.headers.items()}
             self.budget.answered(response.status_code, headers)

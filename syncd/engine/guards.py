@@ -8,18 +8,12 @@ at. Each guard answers a real failure (failure modes 4, 5 and 6).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from syncd.engine.actions import CreateEvent, DeleteActivity, DeleteEvent, PairPlan, UpdateEvent
+from syncd.errors import SyncRefused
 
 MIN_DELETE_ALLOWANCE = 5
 MAX_DELETE_FRACTION = 0.10
-
-
-@dataclass(frozen=True)
-class Refusal:
-    guard: str
-    detail: str
 
 
 def deletion_allowance(link_count: int) -> int:
@@ -46,13 +40,15 @@ def count_guest_emails(plans: Sequence[PairPlan]) -> int:
 def check_plan(
     plans: Sequence[PairPlan],
     *,
+    account: str,
     link_count: int,
     full_listing_empty: bool,
     force_delete: bool = False,
     guest_cap: int | None = None,
     scope_changed: bool = False,
-) -> Refusal | None:
-    """The first guard the plan trips, or None when it may run.
+) -> SyncRefused | None:
+    """The refusal of the first guard the plan trips (for ``account``), or None when it
+    may run.
 
     ``force_delete`` is the operator's override after looking into a refusal; it passes
     the deletion and scope guards, never the invitation breaker. ``guest_cap`` is the
@@ -64,24 +60,17 @@ def check_plan(
         # Another calendar or another identity behind the same account name: its
         # events are not the ones linked, and syncing blindly would duplicate or delete
         # (failure mode 5).
-        return Refusal("scope-changed", "the account now points at another calendar or user")
+        return SyncRefused(guard="scope-changed", account=account)
     if full_listing_empty and link_count > 0 and not force_delete:
-        return Refusal(
-            "empty-calendar",
-            f"the calendar lists no events, but {link_count} were in sync before",
-        )
+        return SyncRefused(guard="empty-calendar", account=account, count=link_count)
     deletions = count_deletions(plans)
     allowance = deletion_allowance(link_count)
     if deletions > allowance and not force_delete:
-        return Refusal(
-            "mass-deletion",
-            f"{deletions} deletions planned, more than the {allowance} allowed per cycle",
-        )
+        return SyncRefused(guard="mass-deletion", account=account, count=deletions,
+                           limit=allowance)
     if guest_cap is not None:
         emails = count_guest_emails(plans)
         if emails > guest_cap:
-            return Refusal(
-                "guest-updates",
-                f"{emails} guest e-mails planned, over the hourly cap of {guest_cap}",
-            )
+            return SyncRefused(guard="guest-updates", account=account, count=emails,
+                               limit=guest_cap)
     return None

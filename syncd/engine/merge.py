@@ -14,12 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
 
 from syncd.model import FIELDS, Projection, field_to_json
 from syncd.pairs import Conflict
-
-Policy = Literal["crm_wins", "calendar_wins", "newest_wins"]
 
 
 @dataclass(frozen=True)

@@ -58,20 +58,20 @@ from syncd.engine.plan import AccountPolicy, PlanInput, cal_key, crm_key, plan_a
 from syncd.errors import (
     AccountCooldown,
     AccountUnavailable,
+    AccountWide,
     AuthFailed,
     CursorExpired,
-    EtagMismatch,
     EventGone,
-    ItemRejected,
+    ItemLevel,
     NotFound,
     RateLimited,
+    Stale,
     SyncdError,
-    SyncRefused,
 )
 from syncd.failpoints import failpoint
 from syncd.model import Activity, DoneStyle, Tombstone, project_activity, projection_version
 from syncd.pairs import Conflict, SyncPair
-from syncd.report import describe
+from syncd.report import describe, refusal_reason
 from syncd.store.state import AccountState, StateStore
 
 log = logging.getLogger("syncd.engine")
@@ -115,6 +115,7 @@ class _Done:
     meetings: list[tuple[str, int]] = field(default_factory=list)  # (ical_uid, activity)
 
 
+@dataclass(eq=False, kw_only=True)
 class LeaseLost(SyncdError):
     """Another replica took the account's lease; this cycle stops (``account``)."""
 
@@ -343,7 +344,8 @@ class AccountCycle:
             self.report.counts["outside_calendar"] += changes.outside
 
         refusal = check_plan(
-            plans, link_count=self.state.link_count(self.cfg.name, settled=True),
+            plans, account=self.cfg.name,
+            link_count=self.state.link_count(self.cfg.name, settled=True),
             full_listing_empty=changes.full and not changes.events,
             force_delete=self.force_delete,
             guest_cap=self.cfg.max_guest_updates_per_hour if budget is not None else None,
@@ -352,12 +354,10 @@ class AccountCycle:
         if refusal is not None:
             status = "paused" if refusal.guard == "guest-updates" else "flagged"
             self.report.counts["refused_actions"] = sum(p.writes for p in plans)
-            refused = SyncRefused(guard=refusal.guard, account=self.cfg.name,
-                                  detail=refusal.detail)
-            self._end("refused", describe(refused, self.cfg),
-                      status=status, status_reason=f"{refusal.guard}: {refusal.detail}")
+            self._end("refused", describe(refusal, self.cfg),
+                      status=status, status_reason=refusal_reason(refusal))
             log.warning("account %s refused by the %s guard: %s", self.cfg.name,
-                        refusal.guard, refusal.detail)
+                        refusal.guard, refusal_reason(refusal))
             return "ended"
         if self.dry_run:
             self._count_plans(plans)
@@ -761,16 +761,16 @@ class AccountCycle:
         if isinstance(op, DeleteOp) and isinstance(error, EventGone):
             self._finish(plan, crm_after, None)  # already gone: the goal is met
             return False
-        if (isinstance(error, EtagMismatch | EventGone) and plan.activity_id is not None
-                and not isinstance(op, CreateOp)):
+        if isinstance(error, Stale) and plan.activity_id is not None and not isinstance(
+                op, CreateOp):
             self.report.counts["stale_etag"] += 1
             return True
-        if isinstance(error, ItemRejected):
-            self.state.record_failure(self.cfg.name, key, version, error.reason,
+        if isinstance(error, ItemLevel):
+            self.state.record_failure(self.cfg.name, key, version, describe(error, self.cfg),
                                       immediate=True)
             self.report.counts["quarantined"] += 1
             return False
-        if isinstance(error, AuthFailed | AccountCooldown):
+        if isinstance(error, AccountWide):
             raise error
         self._item_failed(key, version, error)
         return False

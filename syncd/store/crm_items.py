@@ -8,7 +8,6 @@ store handle, as the sync engine and the CLI expect.
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -312,37 +311,6 @@ class CrmDirectory:
             session.add(deal)
             session.flush()
             return deal.id
-
-    def add_lead(self, title: str, person_id: int | None = None, org_id: int | None = None, *,
-                 owner_id: int | None = None, visible_to_owner_only: bool = False,
-                 now: datetime | None = None) -> str:
-        """Add a lead; returns its id (a UUID string)."""
-        clean = _name("title", title)
-        stamp = check_now(now)
-        with self._write() as session:
-            if person_id is not None:
-                self._require(session, Person, person_id, "person_id", "person")
-            if org_id is not None:
-                self._require(session, Organization, org_id, "org_id", "organization")
-            owner = self._owner(session, owner_id, visible_to_owner_only)
-            lead = Lead(id=str(uuid.uuid4()), title=clean, person_id=person_id, org_id=org_id,
-                        owner_id=owner, visible_to_owner_only=visible_to_owner_only,
-                        update_time=stamp)
-            session.add(lead)
-            return lead.id
-
-    def add_project(self, title: str, *, owner_id: int | None = None,
-                    visible_to_owner_only: bool = False, now: datetime | None = None) -> int:
-        """Add a project; returns its id."""
-        clean = _name("title", title)
-        stamp = check_now(now)
-        with self._write() as session:
-            owner = self._owner(session, owner_id, visible_to_owner_only)
-            project = Project(title=clean, owner_id=owner,
-                              visible_to_owner_only=visible_to_owner_only, update_time=stamp)
-            session.add(project)
-            session.flush()
-            return project.id
 
     def find_person_by_email(self, email: str) -> int | None:
         """The id of the (lowest-numbered) person with this address, or None."""

@@ -298,9 +298,6 @@ class StateStore:
         """Insert or replace the link of ``link.activity_id`` in ``account``."""
         self.record(account, saves=[link])
 
-    def drop_link(self, account: str, activity_id: int) -> None:
-        self.record(account, drops=[activity_id])
-
     def record(
         self,
         account: str,
@@ -361,10 +358,6 @@ class StateStore:
             _claim(s, [(uid, account, activity_id) for uid, activity_id in meetings])
 
     # --- conflicts ----------------------------------------------------------------------
-
-    def add_conflicts(self, account: str, activity_id: int | None, event_id: str | None,
-                      conflicts: Iterable[Conflict]) -> None:
-        self.record(account, conflicts=[(activity_id, event_id, c) for c in conflicts])
 
     def conflicts(self, account: str | None = None, *, open_only: bool = True
                   ) -> list[dict[str, Any]]:

@@ -147,7 +147,7 @@ def test_create_applied_but_unanswered_is_found_not_duplicated(world: World) -> 
 
     def applied_then_lost(op: CreateOp) -> WriteResult:
         original(op)  # the server stored it...
-        return WriteResult(op.key, error=Transient(reason="read timeout", maybe_applied=True))
+        return WriteResult(op.key, error=Transient(reason="read timeout"))
 
     world.calendar._write = lambda op: (applied_then_lost(op) if isinstance(op, CreateOp)
                                         else original(op))  # type: ignore[method-assign]

@@ -161,9 +161,9 @@ def test_taking_the_crm_side_of_a_kept_event_is_refused_with_a_sentence(
     world = make_world(tmp_path)
     a = world.add("Board meeting", guests=["ann@example.com"])
     converge(world)
-    world.state.add_conflicts(world.account.name, a.id, world.event_of(a.id).event_id, [
+    world.state.record(world.account.name, conflicts=[(a.id, world.event_of(a.id).event_id,
         Conflict("event", None, "kept in the calendar: deleting it would e-mail 1 invited "
-                 "guest(s) a cancellation", "calendar", "guest_mail")])
+                 "guest(s) a cancellation", "calendar", "guest_mail"))])
     if deleted:
         world.store.delete_activity(a.id)
     [conflict] = world.state.conflicts(world.account.name)

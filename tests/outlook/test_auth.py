@@ -122,7 +122,6 @@ def test_a_revoked_account_needs_reauth_while_the_other_keeps_syncing(
 
 def test_app_only_tokens_come_from_client_credentials_for_the_users_path(env: Env) -> None:
     connector = env.connector(env.account())
-    connector.check()
     connector.changes(None)
     grants = {r["grant_type"] for r in env.identity.token_requests}
     assert grants == {"client_credentials"}

@@ -79,12 +79,12 @@ def test_every_table_row_and_every_permanent_code_has_a_test() -> None:
     assert tested >= PERMANENT_ACCOUNT_CODES
 
 
-def test_throttling_keeps_retry_after_and_5xx_may_have_been_applied() -> None:
+def test_throttling_keeps_retry_after_and_a_5xx_is_transient() -> None:
     limited = _answer(429, "ApplicationThrottled", **{"Retry-After": "17"}).error()
     assert isinstance(limited, RateLimited) and limited.retry_after == 17
     assert _answer(429, None).error().retry_after > 0  # no header: a default pause
     transient = _answer(504, "GatewayTimeout").error()
-    assert isinstance(transient, Transient) and transient.maybe_applied
+    assert isinstance(transient, Transient) and transient.status == 504
 
 
 def test_errors_carry_no_message_text() -> None:
@@ -165,10 +165,10 @@ def test_an_expired_access_token_is_refreshed_once(env: Env) -> None:
     assert [r.status for r in env.graph.requests].count(401) == 1
 
 
-def test_an_adoption_that_cannot_read_back_is_reported_as_maybe_applied(env: Env) -> None:
+def test_an_adoption_that_cannot_read_back_is_a_transient_failure(env: Env) -> None:
     connector = env.connector(env.account(), sleep=lambda _s: None)
     env.graph.inject(FaultRule(method="POST", path=r"/events$", status=409,
                                code="ErrorDuplicateTransactionId", apply_then_fail=True))
     env.graph.inject(FaultRule(method="GET", path=r"/events$", status=503, count=None))
     [result] = connector.write([CreateOp("k", "m0000001", 0, timed())])
-    assert isinstance(result.error, Transient) and result.error.maybe_applied
+    assert isinstance(result.error, Transient)

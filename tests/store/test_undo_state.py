@@ -26,8 +26,8 @@ def test_a_purge_takes_the_conflicts_and_crm_quarantine_of_purged_activities_onl
     old, recent, live = (store.add_activity(owner_id=w.ann, subject=s, note="n")
                          for s in ("old", "recent", "live"))
     for a in (old, recent, live):
-        state.add_conflicts(account, a.id, f"ev-{a.id}",
-                            [Conflict("title", "crm", "cal", "crm", "crm_wins")])
+        state.record(account, conflicts=[
+            (a.id, f"ev-{a.id}", Conflict("title", "crm", "cal", "crm", "crm_wins"))])
         state.record_failure(account, f"crm:{a.id}", "v1", "refused", immediate=True)
     state.record_failure(account, "calendar:ev-x", "etag", "unreadable", immediate=True)
     state.save_link(account, SyncPair(old.id, old.sync_uid, f"ev-{old.id}", "e1", None, None))
@@ -51,8 +51,8 @@ def test_conflicts_close_one_by_one_and_failed_items_are_released_for_one_retry(
         store: ActivityStore) -> None:
     state = StateStore(store.db)
     account = f"acc-{uuid.uuid4().hex}"
-    state.add_conflicts(account, 1, "ev", [Conflict("title", "a", "b", "crm", "crm_wins"),
-                                           Conflict("busy", True, False, "crm", "crm_wins")])
+    state.record(account, conflicts=[(1, "ev", Conflict("title", "a", "b", "crm", "crm_wins")),
+                                     (1, "ev", Conflict("busy", True, False, "crm", "crm_wins"))])
     first, second = state.conflicts(account)
     state.close_conflict(first["id"])
     assert state.open_conflict_count(account) == 1
