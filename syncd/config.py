@@ -33,6 +33,8 @@ from syncd.config_checks import (
     database_url_problem,
     fernet_key_problem,
     is_loopback_address,
+    listen_problem,
+    public_url_problem,
     readable_file_problem,
     secret_problem,
     transport_problem,
@@ -200,6 +202,21 @@ EMBEDDED: dict[str, Option] = {
                             "is for this machine; serve others through a TLS reverse proxy)"),
     "port": Option(int, 5232, check=_port, expected="a free port within 1-65535"),
 }
+HTTP: dict[str, Option] = {
+    # Off unless listen is set: a listener is an open door, and an intranet install that
+    # providers cannot reach gains nothing from it (polling does the work).
+    "listen": Option(str, expected="host:port, e.g. 127.0.0.1:8765 behind a TLS reverse proxy",
+                     help="where syncd run serves webhooks (/hooks/...); off when unset"),
+    "public_url": Option(str, expected="https://syncd.example.com, the reverse proxy's address",
+                         help="the base URL providers call; /hooks/<provider> is appended"),
+    "certificate": Option(str, path=True, expected="a PEM certificate (chain) file",
+                          help="TLS served by syncd itself (with private_key)"),
+    "private_key": Option(str, path=True, expected="a PEM private key file (chmod 600)",
+                          help="the key of certificate"),
+    "max_body_bytes": Option(int, 1024 * 1024, check=positive_check,
+                             expected="the largest request body accepted, in bytes"),
+    INSECURE_HTTP_KEY: ALLOW_INSECURE_HTTP,
+}
 CRM: dict[str, Option] = {
     # The CRM source the engine syncs with (syncd.crm); the other kinds and their options
     # are declared by the sources (syncd.crm.source_options()) and handed in.
@@ -234,6 +251,24 @@ class LoggingConfig:
     level: str = "info"
     format: str = "text"
     file: str | None = None
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    """The daemon's HTTP listener (``[http]``); ``listen`` None: no listener."""
+
+    listen: str | None = None
+    public_url: str | None = None
+    certificate: str | None = None
+    private_key: str | None = None
+    max_body_bytes: int = 1024 * 1024
+    allow_insecure_http: bool = False
+
+    def hook_url(self, provider: str) -> str | None:
+        """Where ``provider`` must deliver its notifications, if a public URL is set."""
+        if self.public_url is None:
+            return None
+        return f"{self.public_url.rstrip('/')}/hooks/{provider}"
 
 
 @dataclass(frozen=True)
@@ -285,6 +320,7 @@ class Config:
     embedded_port: int = 5232
     crm_kind: str = "builtin"  # which CRM source ([crm] kind)
     crm_options: Mapping[str, Any] = field(default_factory=dict)  # the rest of [crm]
+    http: HttpConfig = field(default_factory=HttpConfig)
     accounts: tuple[AccountConfig, ...] = ()
 
     @property
@@ -413,6 +449,27 @@ class _Validator:
                     self.finding(f"{prefix}.auth.{key}", found)
 
 
+    def http(self, values: Mapping[str, Any]) -> None:
+        """[http]: where the listener may listen, and what providers may be told to call."""
+        tls = [key for key in ("certificate", "private_key") if key in values]
+        if len(tls) == 1:
+            other = "private_key" if tls == ["certificate"] else "certificate"
+            self.problem(f"http.{tls[0]}", f"is set without {other}", "both, or neither")
+        if isinstance(values.get("listen"), str):
+            found = listen_problem(values["listen"], tls=len(tls) == 2)
+            if found is not None:
+                self.finding("http.listen", found)
+        if isinstance(values.get("public_url"), str):
+            found = public_url_problem(values["public_url"],
+                                       allow_insecure=bool(values.get(INSECURE_HTTP_KEY)))
+            if found is not None:
+                self.finding("http.public_url", found)
+        if self.resolve and "private_key" in values:
+            found = secret_problem(f"file:{values['private_key']}")
+            if found is not None:
+                self.finding("http.private_key", found)
+
+
 def parse_config(data: Mapping[str, Any], source: str,
                  providers: Mapping[str, ProviderOptions], *, resolve: bool = False,
                  crm_sources: Mapping[str, ProviderOptions] | None = None) -> Config:
@@ -424,14 +481,16 @@ def parse_config(data: Mapping[str, Any], source: str,
     does, so a missing or exposed secret is caught before a sync needs it.
     """
     v = _Validator(source, resolve)
-    known_sections = {"syncd", "logging", "embedded", "crm", "account"}
+    known_sections = {"syncd", "logging", "embedded", "http", "crm", "account"}
     for key in data:
         if key not in known_sections:
             v.problem(key, "is not a known section",
-                      "one of: [syncd], [logging], [embedded], [crm], [[account]]")
+                      "one of: [syncd], [logging], [embedded], [http], [crm], [[account]]")
     general = v.table(data.get("syncd", {}), GENERAL, "syncd")
     logging_ = v.table(data.get("logging", {}), LOGGING, "logging")
     embedded = v.table(data.get("embedded", {}), EMBEDDED, "embedded")
+    http = v.table(data.get("http", {}), HTTP, "http")
+    v.http(http)
     crm = _crm_table(v, data.get("crm", {}), crm_sources or {}, general)
     account_schema = {**ACCOUNT, "provider": Option(str, required=True,
                                                     choices=tuple(sorted(providers)))}
@@ -481,6 +540,7 @@ def parse_config(data: Mapping[str, Any], source: str,
         embedded_port=embedded.get("port", 5232),
         crm_kind=crm.pop("kind", "builtin"),
         crm_options=crm,
+        http=HttpConfig(**http),
         accounts=tuple(accounts),
         **general,
     )

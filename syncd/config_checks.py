@@ -194,3 +194,54 @@ def fernet_key_problem(value: str) -> str | None:
     except (binascii.Error, ValueError, UnicodeEncodeError):
         return "is not a Fernet key (URL-safe base64)"
     return None if len(raw) == 32 else "is not a Fernet key (32 bytes in URL-safe base64)"
+
+
+def parse_listen(value: str) -> tuple[str, int] | None:
+    """``host:port`` (``[::1]:8765`` for IPv6) as (host, port), or None when it is not one.
+
+    The host must be an address written out or ``localhost``: a name would be resolved, and
+    the resolver may answer from DNS with an address that is not the one meant.
+    """
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+        return None
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        return None  # an IPv6 address needs its brackets, or the port is ambiguous
+    if host != "localhost":
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return None
+    return host, int(port)
+
+
+def listen_problem(value: str, *, tls: bool) -> Finding | None:
+    """Whether the HTTP receiver may listen on ``value``: loopback as it is (the admin's
+    TLS reverse proxy in front), any other address only with TLS of its own, because
+    webhook passwords and provider tokens would otherwise cross the network in clear."""
+    parsed = parse_listen(value)
+    if parsed is None:
+        return Finding("is not host:port with an address or localhost",
+                       "e.g. 127.0.0.1:8765 or [::1]:8765")
+    if not tls and not is_loopback_address(parsed[0]):
+        return Finding("listens beyond this machine without TLS",
+                       "a loopback address behind a TLS reverse proxy (127.0.0.1:8765), or "
+                       "certificate and private_key in [http]")
+    return None
+
+
+def public_url_problem(value: str, *, allow_insecure: bool) -> Finding | None:
+    """Whether providers may be told to call ``value``: they send their webhook passwords
+    and channel tokens there, so it must be https://, except a loopback test receiver
+    with ``allow_insecure_http``."""
+    found = url_problem(value)
+    if found is not None:
+        return found
+    host = urlsplit(value).hostname or ""
+    if value.startswith("https://") or (allow_insecure and is_loopback(host)):
+        return None
+    return Finding("is plain http://; providers would send their webhook passwords and "
+                   "tokens in clear", "the https:// address of your TLS reverse proxy "
+                   f"({INSECURE_HTTP_KEY} = true admits http:// to a loopback test receiver)")

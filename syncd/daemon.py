@@ -23,8 +23,10 @@ import sys
 import threading
 import time
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -45,10 +47,15 @@ from syncd.embedded_server import READY_LINE
 from syncd.errors import PortInUse, ServerFailed
 from syncd.logs import setup_logging
 from syncd.private import check_private, private_by_default
+from syncd.push import AccountDirectory, PushGate
 from syncd.report import describe, sync_exit_code
 from syncd.service import EMBEDDED_CALENDAR, Service, embedded_calendar_url, embedded_url
 from syncd.store.crm_views import UserView
+from syncd.store.dirty import DirtyFlags
 from syncd.text import printable
+
+if TYPE_CHECKING:
+    from syncd.http.receiver import Receiver
 
 log = logging.getLogger("syncd.daemon")
 PURGE_INTERVAL = 24 * 3600  # seconds between purges of expired deletions
@@ -241,6 +248,9 @@ class Daemon:
         self._in_flight = 0
         self._settled = threading.Condition()
         self.embedded: EmbeddedCalendarServer | None = None
+        self.receiver: Receiver | None = None
+        self.push = PushGate(DirtyFlags(self.service.db), self._run_soon)
+        self._pushed: dict[str, datetime] = {}  # the run time a push gave each account's job
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(config.workers)},
             job_defaults={"max_instances": 1, "coalesce": True},
@@ -263,9 +273,11 @@ class Daemon:
                     if self.stopping.is_set():
                         return
                     self._in_flight += 1
+                self.push.begin(name)
                 try:
                     report = self.service.sync_one(account)
                 finally:
+                    self.push.end(name)
                     with self._settled:
                         self._in_flight -= 1
                         self._settled.notify_all()
@@ -273,6 +285,36 @@ class Daemon:
                 level = levels.get(report.outcome, logging.WARNING)
                 log.log(level, "%s", report.line())
                 return
+
+    def _run_soon(self, name: str, when: float) -> None:
+        """Run the account's next cycle at ``when`` (epoch seconds): earlier than its
+        regular run, or moved again while a burst goes on (PushGate)."""
+        job = self.scheduler.get_job(f"account:{name}")
+        if job is None:  # not scheduled yet: its first cycle runs as soon as it is
+            return
+        at = datetime.fromtimestamp(when, UTC)
+        current = job.next_run_time
+        if current is None or current > at or self._pushed.get(name) == current:
+            job.modify(next_run_time=at)
+            self._pushed[name] = at
+
+    def start_receiver(self) -> None:
+        """The HTTP receiver, when ``[http] listen`` is set (raises PortInUse if taken)."""
+        if self.config.http.listen is None:
+            return
+        from syncd.http.receiver import Receiver
+
+        def user_id(email: str) -> int | None:
+            user = self.service.source.user(email)
+            return user.id if user is not None else None
+
+        directory = AccountDirectory(self.service.accounts, user_id)
+        receiver = Receiver(self.config, directory, self.push.dirty, self.push.nudge)
+        receiver.start()
+        self.receiver = receiver
+        public = self.config.http.public_url
+        print(f"syncd: HTTP receiver on {receiver.url}"
+              + (f" (providers call {public})" if public else ""), flush=True)
 
     def purge(self) -> None:
         """Purge the activities deleted longer ago than ``retention_days`` (daily job)."""
@@ -332,6 +374,7 @@ class Daemon:
                     print(printable(r.line()), flush=True)
                 return sync_exit_code(reports)
             self._install_signals()
+            self.start_receiver()
             self.scheduler.start()
             self.refresh_jobs()
             self.scheduler.add_job(self.refresh_jobs, "interval",
@@ -354,12 +397,16 @@ class Daemon:
             else:
                 log.info("received signal %d; stopping: waiting for cycles in flight",
                          self._signal)
+            if self.receiver is not None:  # no new hints while the cycles settle
+                self.receiver.stop()
             self.stopping.set()
             self.scheduler.shutdown(wait=False)
             if not self._wait_for_cycles(self.config.shutdown_grace_seconds):
                 self._abandon(1 if server_died else 0)
             return 1 if server_died else 0
         finally:
+            if self.receiver is not None:
+                self.receiver.stop()
             if embedded is not None:
                 embedded.stop()
             self.service.close()
@@ -395,9 +442,7 @@ class Daemon:
         signal.signal(signal.SIGINT, stop)
 
 
-def _now() -> object:
-    from datetime import UTC, datetime
-
+def _now() -> datetime:
     return datetime.now(UTC)
 
 

@@ -44,7 +44,9 @@ def kept_paths(config: Config) -> list[Path]:
     """
     data = config.data_path
     embedded = data / "embedded"
-    paths = [data, data / "calendars", embedded, embedded / "users", embedded / "syncd.secret"]
+    hooks = data / "webhooks"  # syncd.http.basic_auth
+    paths = [data, data / "calendars", embedded, embedded / "users", embedded / "syncd.secret",
+             hooks, hooks / "pipedrive.secret"]
     database = sqlite_file(config.database_url)
     if database is not None:
         paths.extend(database.with_name(database.name + suffix) for suffix in ("", "-wal", "-shm"))

@@ -54,6 +54,9 @@ class SyncAccount(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lease_token: Mapped[int] = mapped_column(BigInteger, default=0)
+    # set by a push (webhook) when the account has changes to read; the earliest one is
+    # kept until a cycle takes it (syncd.store.dirty)
+    dirty_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class SyncLink(Base):

@@ -1,0 +1,14 @@
+"""The daemon's HTTP listener (``[http] listen``): providers' notifications, later metrics.
+
+* :mod:`syncd.http.router` -- requests, responses and the routing table (a WSGI app);
+* :mod:`syncd.http.server` -- the listener itself (cheroot, threaded), started and stopped
+  with ``syncd run``;
+* :mod:`syncd.http.basic_auth` -- a generated Basic-auth secret in a private file;
+* one module per endpoint, each giving the router its :class:`~syncd.http.router.Route`:
+  :mod:`syncd.http.pipedrive_hook` serves ``/hooks/pipedrive``. ``/hooks/google``,
+  ``/hooks/graph``, ``/metrics`` and ``/healthz`` are added the same way, one module each.
+
+No endpoint does sync work on the request thread: a hook checks who is calling, reads
+the body within its cap and hands a hint to :class:`syncd.push.Hints`; cycles run on the
+scheduler's workers.
+"""

@@ -1,0 +1,53 @@
+"""The receiver as ``syncd run`` starts it: the listener, its endpoints and the hint queue.
+
+Endpoints are mounted here, one line each; ``/hooks/pipedrive`` is always mounted when
+the listener is on and answers 401 until ``syncd pipedrive webhooks install`` made its
+secret.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from syncd.config import Config
+from syncd.http.basic_auth import BasicAuthSecret
+from syncd.http.pipedrive_hook import PipedriveHook
+from syncd.http.router import Router
+from syncd.http.server import HttpServer
+from syncd.push import AccountDirectory, Hints
+from syncd.store.dirty import DirtyFlags
+
+log = logging.getLogger("syncd.http")
+
+
+class Receiver:
+    """Everything ``[http]`` turns on, started and stopped as one."""
+
+    def __init__(self, config: Config, directory: AccountDirectory, dirty: DirtyFlags,
+                 wake: Callable[[set[str]], None], *, port: int | None = None) -> None:
+        http = config.http
+        assert http.listen is not None
+        self.hints = Hints(directory, dirty, wake)
+        self.pipedrive = PipedriveHook(BasicAuthSecret(config.data_path, "pipedrive"),
+                                       self.hints)
+        router = Router(http.max_body_bytes)
+        router.add(self.pipedrive.route())
+        self.server = HttpServer.from_config(http, router)
+        if port is not None:  # tests: 0 for any free port
+            self.server = HttpServer(self.server.host, port, router,
+                                     certificate=http.certificate, private_key=http.private_key)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def start(self) -> None:
+        """Listen (raises PortInUse or ServerFailed), then handle hints."""
+        self.server.start()
+        self.hints.start()
+
+    def stop(self) -> None:
+        """No new requests, the ones in flight answered, then the hint thread ends."""
+        self.server.stop()
+        self.hints.stop()

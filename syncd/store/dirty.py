@@ -1,0 +1,64 @@
+"""The push dirty flag: "this account has changes to read", set by webhooks, taken by cycles.
+
+A notification is a hint, never the truth (the cycle reads what changed through its
+cursor), so the flag carries no detail: only when the first unread hint came
+(``sync_accounts.dirty_at``). Marking keeps the earliest time, so a burst of hints is one
+flag. A cycle takes the flag *before* it reads: a hint that arrives while the cycle runs
+sets it again and earns one more cycle, and a hint that came before the take is covered by
+the reading that follows it. That is why a burst makes at most two cycles.
+
+The flag lives in the database, not in memory, so any replica holding the account sees it
+and a restart does not lose it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import select, update
+
+from syncd.store.base import utcnow
+from syncd.store.db import Database
+from syncd.store.state_tables import SyncAccount
+
+
+class DirtyFlags:
+    """Mark, take and list the accounts a push said have changes."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def mark(self, names: Iterable[str], now: datetime | None = None) -> None:
+        """Flag ``names`` (an account never synced yet gets its row); an account already
+        flagged keeps its earlier time."""
+        wanted = set(names)
+        if not wanted:
+            return
+        at = now or utcnow()
+        with self.db.session() as s:
+            known = set(s.scalars(select(SyncAccount.name).where(SyncAccount.name.in_(wanted))))
+            for name in sorted(wanted - known):
+                s.add(SyncAccount(name=name, status="ok", crm_cursor=None, initial_done=False,
+                                  failures=0, guest_window_count=0, lease_token=0,
+                                  dirty_at=at))
+            s.execute(update(SyncAccount)
+                      .where(SyncAccount.name.in_(known), SyncAccount.dirty_at.is_(None))
+                      .values(dirty_at=at))
+
+    def take(self, name: str) -> datetime | None:
+        """Clear the account's flag; returns when it was set, or None if it was not."""
+        with self.db.session() as s:
+            at = s.scalar(select(SyncAccount.dirty_at).where(SyncAccount.name == name))
+            if at is not None:
+                s.execute(update(SyncAccount).where(SyncAccount.name == name)
+                          .values(dirty_at=None))
+            return at
+
+    def flagged(self, names: Iterable[str] | None = None) -> set[str]:
+        """The accounts flagged now (of ``names``, if given)."""
+        query = select(SyncAccount.name).where(SyncAccount.dirty_at.is_not(None))
+        if names is not None:
+            query = query.where(SyncAccount.name.in_(set(names)))
+        with self.db.session() as s:
+            return set(s.scalars(query))

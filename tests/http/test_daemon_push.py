@@ -1,0 +1,119 @@
+"""``syncd run`` with ``[http] listen``: a webhook makes one cycle soon, a burst at most two.
+
+The daemon runs in a subprocess with one CalDAV account on a real Radicale and a backstop
+interval of an hour, so every cycle after the first one is a push's doing. Cycles are
+counted from the daemon's log (one line per cycle). A burst is a thousand deliveries from
+eight threads: one cycle after it, plus at most one for the deliveries its cycle overlapped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from syncd.http.basic_auth import BasicAuthSecret
+from syncd.store.activities import ActivityStore
+from syncd.store.db import Database
+from tests.conftest import fresh_calendar
+from tests.http.conftest import delivery
+from tests.servers import DavServer, free_port
+
+CYCLE = re.compile(r"\bdav: (ok|failed|skipped|busy|flagged)\b")
+
+
+class Daemon:
+    def __init__(self, log: Path, port: int, owner_id: int, auth: tuple[str, str]) -> None:
+        self.log, self.port, self.owner_id, self.auth = log, port, owner_id, auth
+
+    @property
+    def hook(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks/pipedrive"
+
+    def cycles(self) -> int:
+        return len(CYCLE.findall(self.log.read_text()))
+
+    def settled_cycles(self, quiet: float = 4.0, timeout: float = 60.0) -> int:
+        """The cycle count once no new cycle came for ``quiet`` seconds."""
+        deadline = time.monotonic() + timeout
+        count, since = self.cycles(), time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            now = self.cycles()
+            if now != count:
+                count, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return count
+        raise AssertionError("the daemon kept starting cycles")
+
+    def deliver(self, *, auth: tuple[str, str] | None = None) -> int:
+        body = json.dumps(delivery(self.owner_id, str(uuid.uuid4())))
+        return requests.post(self.hook, data=body, auth=auth or self.auth,
+                             timeout=10).status_code
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, radicale: DavServer) -> Iterator[Daemon]:
+    user, calendar = fresh_calendar(radicale)
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    owner_id = ActivityStore(Database(f"sqlite:///{data / 'syncd.db'}")).add_user(user, "U")
+    secret = BasicAuthSecret(data, "pipedrive")
+    auth = secret.create()
+    port = free_port()
+    config = tmp_path / "syncd.toml"
+    config.write_text(f'[syncd]\ndata_dir = "{data}"\ninterval_seconds = 3600\n'
+                      f'jitter_seconds = 0\n[http]\nlisten = "127.0.0.1:{port}"\n'
+                      f'[[account]]\nname = "dav"\nprovider = "caldav"\nowner = "{user}"\n'
+                      f'calendar = "{calendar}"\n[account.auth]\nurl = "{radicale.url}"\n'
+                      f'username = "{user}"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
+    log = tmp_path / "daemon.log"
+    with log.open("w") as out:
+        process = subprocess.Popen([sys.executable, "-m", "syncd", "--config", str(config),
+                                    "run"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    running = Daemon(log, port, owner_id, auth)
+    try:
+        deadline = time.monotonic() + 60
+        while running.cycles() < 1:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        assert "HTTP receiver on http://127.0.0.1:" in log.read_text()
+        yield running
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_a_webhook_makes_one_cycle_a_burst_at_most_two_and_forgeries_none(
+        daemon: Daemon) -> None:
+    assert daemon.settled_cycles() == 1  # the first cycle; the next poll is an hour away
+
+    forged = [daemon.deliver(auth=("syncd", "guess")) for _ in range(20)]
+    assert forged == [401] * 20
+    assert daemon.settled_cycles() == 1
+
+    assert daemon.deliver() == 200
+    assert daemon.settled_cycles() == 2
+
+    with ThreadPoolExecutor(8) as pool:  # Pipedrive delivers in parallel
+        burst = list(pool.map(lambda _: daemon.deliver(), range(1000)))
+    assert burst == [200] * 1000
+    after = daemon.settled_cycles()
+    assert 3 <= after <= 4, daemon.log.read_text()
+    assert "maximum number of running instances" not in daemon.log.read_text()
