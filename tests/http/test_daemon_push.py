@@ -26,9 +26,9 @@ import requests
 from syncd.http.basic_auth import BasicAuthSecret
 from syncd.store.activities import ActivityStore
 from syncd.store.db import Database
+from syncd_testkit.servers import DavServer, free_port
 from tests.conftest import fresh_calendar
 from tests.http.conftest import delivery
-from tests.servers import DavServer, free_port
 
 CYCLE = re.compile(r"\bdav: (ok|failed|skipped|busy|flagged)\b")
 
