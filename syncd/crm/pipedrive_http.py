@@ -54,6 +54,9 @@ MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 READ_ATTEMPTS = 3
 #: Attempts for any call refused with a 429 (it was not carried out, so a write may go again).
 RATE_ATTEMPTS = 4
+#: The longest pause a 429 may ask for and still be waited out here (seconds); a longer one
+#: is the caller's (the account rests instead of a worker sleeping).
+MAX_THROTTLE_PAUSE = 10.0
 #: Seconds a 403 rate-limit page (Pipedrive's CDN) makes the company wait [inf].
 BLOCK_COOLDOWN_SECONDS = 600.0
 DEFAULT_TIMEOUT = 30.0
@@ -185,7 +188,7 @@ class PipedriveHttp:
                 return self._once(method, path, params, json, key)
             except RateLimited as exc:
                 throttled += 1
-                if throttled >= RATE_ATTEMPTS:
+                if throttled >= RATE_ATTEMPTS or exc.retry_after > MAX_THROTTLE_PAUSE:
                     raise
                 self.sleep(exc.retry_after)
             except AuthFailed:

@@ -322,3 +322,37 @@ def test_oauth_tokens_come_from_the_refresh_token_and_are_renewed_after_a_401(
     emulator.create_as_user(ada, subject="Call", due_date="2026-12-03")
     page = source.changes(None, owner_id=ada.id)
     assert len(page.items) == 1 and tokens.headers()["Authorization"] != first
+
+
+# --- answers that are not data ------------------------------------------------------------
+
+
+def test_a_throttled_read_is_sent_again_and_a_failed_read_retried(crm: PipedriveCrm) -> None:
+    from syncd_testkit.emulators.pipedrive import FaultRule
+
+    crm.add("Call")
+    crm.emulator.inject(FaultRule(method="GET", path="/api/v2/activities", status=429))
+    crm.emulator.inject(FaultRule(method="GET", path="/api/v2/activities", status=502))
+    crm.emulator.clear_requests()
+    page = crm.source.changes(None, owner_id=crm.owner_id)
+    assert len(page.items) == 1
+    assert [r.status for r in crm.emulator.requests
+            if r.path == "/api/v2/activities"][:3] == [429, 502, 200]
+
+
+def test_a_post_that_failed_after_pipedrive_applied_it_is_found_not_repeated(
+        crm: PipedriveCrm) -> None:
+    from syncd.errors import Transient
+    from syncd_testkit.emulators.pipedrive import FaultRule
+
+    crm.emulator.inject(FaultRule(method="POST", path="/api/v2/activities", status=503,
+                                  after=True))
+    op = ImportActivity("ab" * 16, crm.owner_id, "call", {"subject": "New",
+                                                          "due_date": date(2026, 12, 3)})
+    [failed] = crm.source.write([op])
+    assert isinstance(failed.error, Transient)
+    [created] = crm.emulator.store.activities  # applied although the answer was an error
+    [again] = crm.source.write([op])
+    assert again.ok and not again.created and again.activity is not None
+    assert again.activity.id == created and list(crm.emulator.store.activities) == [created]
+    assert requests_named(crm.emulator, "POST", "/api/v2/activities") == 1
