@@ -52,7 +52,6 @@ from connectors.caldav_http import (
 )
 from connectors.caldav_options import DEFAULT_CALENDAR
 from connectors.ical import MAX_OBJECT_BYTES, build_calendar, read_event, without_timezones
-from connectors.network import network_reason
 from connectors.sandbox import POOL, Overrun
 from syncd.config import AccountConfig
 from syncd.errors import (
@@ -66,6 +65,7 @@ from syncd.errors import (
     Transient,
     Unreachable,
 )
+from syncd.network import network_reason
 
 log = logging.getLogger("syncd.caldav")
 

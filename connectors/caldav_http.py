@@ -29,8 +29,8 @@ from xml.sax.saxutils import escape
 
 from lxml import etree
 
-from connectors.network import network_reason
 from syncd.errors import AuthFailed, CalendarMissing, CursorExpired, Transient, Unreachable
+from syncd.network import network_reason
 
 DAV = "{DAV:}"
 CALDAV = "{urn:ietf:params:xml:ns:caldav}"

@@ -68,7 +68,7 @@ from connectors.google_http import (
     shared_budget,
 )
 from connectors.google_map import event_body, event_id_for, read_event, read_marker
-from connectors.json_limits import as_asked, loads
+from connectors.json_limits import as_asked
 from syncd.config import AccountConfig
 from syncd.errors import (
     AccountWide,
@@ -81,6 +81,7 @@ from syncd.errors import (
     Transient,
 )
 from syncd.model import FIELDS
+from syncd.safe_json import loads
 
 log = logging.getLogger("syncd.google")
 

@@ -39,7 +39,6 @@ from googleapiclient.errors import BatchError, HttpError
 from googleapiclient.http import BatchHttpRequest
 
 from connectors.google_auth import auth_error
-from connectors.network import network_reason
 from syncd.errors import (
     AccountCooldown,
     AuthFailed,
@@ -51,6 +50,7 @@ from syncd.errors import (
     RateLimited,
     Transient,
 )
+from syncd.network import network_reason
 
 log = logging.getLogger("syncd.google")
 

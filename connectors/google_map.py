@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.base import RemoteEvent
 from connectors.guests import body_text, split_guests
-from connectors.json_limits import read_guarded, text_field
+from connectors.json_limits import read_guarded
 from syncd.model import (
     FIELDS,
     OutOfRange,
@@ -38,6 +38,7 @@ from syncd.model import (
     is_valid_email,
     normalize_email,
 )
+from syncd.safe_json import text_field
 from syncd.text import untrusted_text
 
 JsonDict = dict[str, Any]

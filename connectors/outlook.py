@@ -55,7 +55,7 @@ from connectors.base import (
     WriteOp,
     WriteResult,
 )
-from connectors.json_limits import STAND_IN_PREFIX, as_asked, event_key
+from connectors.json_limits import as_asked, event_key
 from connectors.outlook_auth import mailbox_of, token_source
 from connectors.outlook_http import (
     MAX_BATCH,
@@ -90,6 +90,7 @@ from syncd.errors import (
     Transient,
 )
 from syncd.model import FIELDS
+from syncd.safe_json import STAND_IN_PREFIX
 
 log = logging.getLogger("syncd.outlook")
 

@@ -29,10 +29,10 @@ from typing import Any, NoReturn
 import msal
 import requests
 
-from connectors.network import network_reason
 from syncd.config import AccountConfig, SecretRef
 from syncd.errors import AuthFailed, Transient
 from syncd.logs import register_secret
+from syncd.network import network_reason
 
 GRAPH_APP_SCOPES = ["https://graph.microsoft.com/.default"]
 #: msal adds offline_access, openid and profile itself (and refuses them if given).

@@ -34,8 +34,6 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
-from connectors.json_limits import loads
-from connectors.network import network_reason
 from syncd.errors import (
     AuthFailed,
     ConnectorError,
@@ -48,6 +46,8 @@ from syncd.errors import (
     Transient,
     Unreachable,
 )
+from syncd.network import network_reason
+from syncd.safe_json import loads
 
 log = logging.getLogger("syncd.outlook")
 

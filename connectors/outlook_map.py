@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 
 from connectors.base import RemoteEvent
 from connectors.guests import body_text, split_guests
-from connectors.json_limits import read_guarded, text_field
+from connectors.json_limits import read_guarded
 from connectors.outlook_zones import UnknownZone, iana_zone
 from syncd.model import (
     FIELDS,
@@ -46,6 +46,7 @@ from syncd.model import (
     normalize_email,
     unambiguous_local,
 )
+from syncd.safe_json import text_field
 from syncd.text import html_to_text, untrusted_text
 
 #: A GUID of ours: the property set of every extended property syncd writes.

@@ -1,4 +1,4 @@
-"""connectors.json_limits: the screen of one provider event and the stack-free JSON parser."""
+"""The screen of one provider event and the stack-free JSON parser (syncd.safe_json)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connectors.json_limits import (
-    MAX_DEPTH,
-    _loads_flat,
-    event_key,
-    loads,
-    oversize,
-    stand_in_id,
-    usable_id,
-)
+from connectors.json_limits import event_key
+from syncd.safe_json import MAX_DEPTH, _loads_flat, loads, oversize, stand_in_id, usable_id
 
 JSON: st.SearchStrategy[Any] = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text()

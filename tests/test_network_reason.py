@@ -9,7 +9,7 @@ import threading
 import pytest
 import requests
 
-from connectors.network import network_reason
+from syncd.network import network_reason
 from syncd_testkit.servers import free_port
 
 

@@ -43,7 +43,6 @@ from typing import Any
 
 import requests
 
-from connectors.json_limits import WrongType, oversize
 from syncd.crm.pipedrive_auth import TOKEN_URL, ApiToken, OAuthTokens
 from syncd.crm.pipedrive_budget import Limits, PipedriveBudget, token_key_of
 from syncd.crm.pipedrive_cursor import Cursor, Row, advance
@@ -74,6 +73,7 @@ from syncd.crm.source import (
 from syncd.errors import ActivityChanged, InvalidInput, NotFound, SyncdError
 from syncd.failpoints import failpoint
 from syncd.model import Activity, Tombstone, normalize_email
+from syncd.safe_json import WrongType, oversize
 from syncd.store.budgets import BudgetLedger
 from syncd.store.db import Database
 

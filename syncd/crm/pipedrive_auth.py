@@ -21,10 +21,10 @@ from typing import Any
 
 import requests
 
-from connectors.json_limits import loads
-from connectors.network import network_reason
 from syncd.errors import AuthFailed, Unreachable
 from syncd.logs import register_secret
+from syncd.network import network_reason
+from syncd.safe_json import loads
 
 TOKEN_URL = "https://oauth.pipedrive.com/oauth/token"
 #: Refresh this many seconds before the access token's end.

@@ -9,7 +9,7 @@
   after the wait it asks for, up to :data:`RATE_ATTEMPTS` times (the budget stops sooner
   when the company keeps being refused).
 * **Limits**: an answer is read up to :data:`MAX_RESPONSE_BYTES` and parsed by
-  :func:`connectors.json_limits.loads` (nesting past the parser's stack is no crash);
+  :func:`syncd.safe_json.loads` (nesting past the parser's stack is no crash);
   activities over the per-item limit are left out of a page by the source.
 * **The note stops here**: every activity parsed from an ``/api/v2/activities`` answer
   loses its ``note`` before this module returns it (:func:`~syncd.crm.pipedrive_map.without_note`).
@@ -30,8 +30,6 @@ from urllib.parse import urlsplit
 
 import requests
 
-from connectors.json_limits import loads
-from connectors.network import network_reason
 from syncd.crm.pipedrive_budget import cost_of
 from syncd.crm.pipedrive_map import without_note
 from syncd.errors import (
@@ -44,6 +42,8 @@ from syncd.errors import (
     Transient,
     Unreachable,
 )
+from syncd.network import network_reason
+from syncd.safe_json import loads
 from syncd.text import clean_text
 
 log = logging.getLogger("syncd.pipedrive")

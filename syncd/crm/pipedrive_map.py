@@ -31,9 +31,9 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from connectors.json_limits import WrongType, text_field
 from syncd.errors import InvalidInput
 from syncd.model import Activity, Guest, day_in_range, is_valid_email, normalize_email, wall_time
+from syncd.safe_json import WrongType, text_field
 from syncd.text import clean_text
 
 JsonDict = dict[str, Any]

@@ -20,10 +20,10 @@ import threading
 from collections import Counter, OrderedDict
 from typing import Any
 
-from connectors.json_limits import loads
 from syncd.http.basic_auth import BasicAuthSecret
 from syncd.http.router import Request, Response, Route
 from syncd.push import Hints
+from syncd.safe_json import loads
 
 log = logging.getLogger("syncd.http")
 

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from connectors.json_limits import WrongType
 from syncd.crm.pipedrive_map import (
     Lookups,
     local_due,
@@ -19,6 +18,7 @@ from syncd.crm.pipedrive_map import (
 )
 from syncd.errors import InvalidInput
 from syncd.model import Guest, activity_when
+from syncd.safe_json import WrongType
 
 WEB = "https://acme.pipedrive.com"
 ZONES = {1: "Europe/Berlin", 2: "America/New_York"}

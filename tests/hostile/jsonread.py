@@ -25,8 +25,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from connectors.json_limits import event_key, loads, stand_in_id
+from connectors.json_limits import event_key
 from syncd.model import Activity
+from syncd.safe_json import loads, stand_in_id
 from syncd.store.db import Database
 from syncd.store.state_tables import SyncQuarantine
 

@@ -25,8 +25,8 @@ from zoneinfo import available_timezones
 from hypothesis import strategies as st
 
 from connectors.base import RemoteEvent
-from connectors.json_limits import usable_id
 from connectors.outlook_zones import WINDOWS_TO_IANA
+from syncd.safe_json import usable_id
 from tests.hostile.jsonread import clean
 
 # --- building blocks ------------------------------------------------------------------------

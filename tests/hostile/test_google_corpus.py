@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from connectors.json_limits import STAND_IN_PREFIX
 from syncd.engine.plan import cal_key
 from syncd.model import Activity
+from syncd.safe_json import STAND_IN_PREFIX
 from syncd.store.db import Database
 from syncd_testkit.emulators.google import GoogleEmulator
 from syncd_testkit.emulators.google_fixtures import google_emulator  # noqa: F401 - pytest fixture
