@@ -6,7 +6,7 @@ reaches the terminal unless ``--debug`` is given; ``syncd.report`` words every e
 Command groups live in their own modules and register themselves here:
 ``syncd.cli_crm`` (activities, types, persons, organizations, deals, import),
 ``syncd.cli_sync`` (sync, run, status), ``syncd.cli_admin`` (conflicts, quarantine,
-purge) and ``syncd.cli_auth`` (provider sign-in).
+purge), ``syncd.cli_auth`` (provider sign-in) and ``syncd.cli_pipedrive`` (its webhooks).
 """
 
 from __future__ import annotations
@@ -171,12 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_argument("provider", nargs="?", help="only this provider")
     options.set_defaults(handler=_config_options)
 
-    from syncd import cli_admin, cli_auth, cli_crm, cli_sync
+    from syncd import cli_admin, cli_auth, cli_crm, cli_pipedrive, cli_sync
 
     cli_crm.register(sub)
     cli_sync.register(sub)
     cli_admin.register(sub)
     cli_auth.register(sub)
+    cli_pipedrive.register(sub)
     return parser
 
 

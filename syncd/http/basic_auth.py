@@ -37,8 +37,23 @@ class BasicAuthSecret:
 
     def create(self) -> tuple[str, str]:
         """A new password, written atomically (0600); returns (user, password)."""
+        user, password = self.new()
+        self.write(password)
+        return user, password
+
+    @staticmethod
+    def new() -> tuple[str, str]:
+        """A new (user, password), not written yet (see :meth:`write`)."""
         password = secrets.token_urlsafe(PASSWORD_BYTES)
         register_secret(password)
+        return USER, password
+
+    def delete(self) -> None:
+        """Forget the secret: every delivery is refused from then on."""
+        self.path.unlink(missing_ok=True)
+
+    def write(self, password: str) -> None:
+        """Make ``password`` the one deliveries must carry (atomically, 0600)."""
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         temporary = self.path.with_name(self.path.name + ".new")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -47,7 +62,6 @@ class BasicAuthSecret:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, self.path)
-        return USER, password
 
     def read(self) -> tuple[str, str] | None:
         """(user, password), or None when no secret was created yet."""
