@@ -536,17 +536,16 @@ def open_pipedrive(options: Mapping[str, Any], db: Database, *,
                            _secret(options["oauth_refresh_token"]),
                            token_url=str(options.get("token_url") or TOKEN_URL),
                            session=session)
-    base = options.get("api_url")
-    if base is None and isinstance(auth, OAuthTokens):
-        auth.headers()  # the token answer names the company's api_domain
-        base = auth.api_domain
+    # With OAuth the token answer names the company's api_domain (learnt on first use);
+    # an API token goes to the company's own address.
+    base = options.get("api_url") or (None if isinstance(auth, OAuthTokens) else web_url)
     if budget is None:
         # One count per company, shared with every account and replica (through db).
         limits = Limits.for_plan(str(options.get("plan", "lite")), int(options.get("seats", 1)),
                                  oauth=isinstance(auth, OAuthTokens),
                                  daily_tokens=options.get("daily_tokens"))
         budget = PipedriveBudget(BudgetLedger(db), company, limits, token_key)
-    http = PipedriveHttp(str(base or web_url), auth, budget=budget, session=session)
+    http = PipedriveHttp(base, auth, budget=budget, session=session)
     settings = Settings(company=company, web_url=web_url,
                         reconcile_after=timedelta(hours=int(options.get("reconcile_hours", 6))))
     return PipedriveSource(http, MarkerStore(db, company), settings)

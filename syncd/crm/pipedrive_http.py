@@ -157,10 +157,12 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
 class PipedriveHttp:
     """Requests to one company's API (``base_url``: its ``api_domain``)."""
 
-    def __init__(self, base_url: str, auth: Auth, *, budget: Budget | None = None,
+    def __init__(self, base_url: str | None, auth: Auth, *, budget: Budget | None = None,
                  session: requests.Session | None = None, timeout: float = DEFAULT_TIMEOUT,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        self.base_url = base_url.rstrip("/")
+        """``base_url`` None: the ``api_domain`` the OAuth token answer names, learnt with
+        the first request (so building the source sends nothing)."""
+        self.base_url = base_url.rstrip("/") if base_url else None
         self.auth = auth
         self.budget: Budget = budget or NoBudget()
         self.session = session or requests.Session()
@@ -202,21 +204,25 @@ class PipedriveHttp:
 
     def _once(self, method: str, path: str, params: Mapping[str, Any] | None, body: Any,
               key: Any) -> Answer:
+        headers = self.auth.headers()
+        base = self.base_url or getattr(self.auth, "api_domain", None)
+        if not base:
+            raise AuthFailed(reason="Pipedrive's token answer named no api_domain")
+        url = base + path
         self.budget.spend(cost_of(method, path))
-        url = self.base_url + path
         try:
             response = self.session.request(method, url, params=params, json=body,
-                                            headers=self.auth.headers(), stream=True,
+                                            headers=headers, stream=True,
                                             timeout=self.timeout, allow_redirects=False)
         except requests.RequestException as exc:
             self.budget.answered(0, {})
             raise Unreachable(reason=network_reason(exc), url=_origin(url), status=0) from None
         with response:
-            headers = {k.lower(): v for k, v in response.headers.items()}
-            self.budget.answered(response.status_code, headers)
+            answer_headers = {k.lower(): v for k, v in response.headers.items()}
+            self.budget.answered(response.status_code, answer_headers)
             raw = _read_capped(response)
         log.debug("pipedrive %s %s -> %s", method, path, response.status_code)
-        html = "html" in headers.get("content-type", "")
+        html = "html" in answer_headers.get("content-type", "")
         parsed: Any = None
         if raw is not None and not html and raw.strip():
             try:
@@ -228,7 +234,7 @@ class PipedriveHttp:
                 parsed.get("success") is False):
             status = response.status_code if not ok else 502
             raise error_for(method, status, parsed, html=html, key=key,
-                            retry_after=_retry_after(headers))
+                            retry_after=_retry_after(answer_headers))
         data = parsed.get("data")
         if path.startswith("/api/v2/activities"):
             data = [without_note(item) for item in data] if isinstance(data, list) \

@@ -316,7 +316,6 @@ def test_oauth_tokens_come_from_the_refresh_token_and_are_renewed_after_a_401(
     source = PipedriveSource(PipedriveHttp(emulator.base_url, tokens),
                              MarkerStore(state_db, COMPANY), Settings(COMPANY, WEB))
     assert source.user("ada@acme.test") is not None
-    assert tokens.api_domain == emulator.base_url
     first = tokens.headers()["Authorization"]
     emulator.revoke(first.removeprefix("Bearer "))
     emulator.create_as_user(ada, subject="Call", due_date="2026-12-03")
@@ -356,3 +355,39 @@ def test_a_post_that_failed_after_pipedrive_applied_it_is_found_not_repeated(
     assert again.ok and not again.created and again.activity is not None
     assert again.activity.id == created and list(crm.emulator.store.activities) == [created]
     assert requests_named(crm.emulator, "POST", "/api/v2/activities") == 1
+
+
+def test_the_config_builds_a_source_that_talks_to_the_company(
+        emulator: PipedriveEmulator, state_db: Database, monkeypatch: pytest.MonkeyPatch
+        ) -> None:
+    from connectors import provider_options
+    from syncd.config import parse_config
+    from syncd.crm import open_source, source_options
+
+    ada = emulator.add_user("Ada", "ada@acme.test", is_admin=True)
+    emulator.create_as_user(ada, subject="Call", due_date="2026-12-03", due_time="09:00")
+    monkeypatch.setenv("SYNCD_TEST_PD_TOKEN", emulator.api_token(ada))
+    config = parse_config({"crm": {
+        "kind": "pipedrive", "company_domain": COMPANY, "api_token": "env:SYNCD_TEST_PD_TOKEN",
+        "api_url": emulator.base_url, "allow_insecure_http": True, "plan": "growth",
+        "seats": 5}}, "x.toml", provider_options(), crm_sources=source_options())
+    emulator.clear_requests()
+    source = open_source(config.crm_kind, state_db, config.crm_options)
+    assert emulator.requests == []  # building it sends nothing
+    user = source.user("ADA@acme.test")
+    assert user is not None and user.id == ada.id and user.time_zone == "Europe/Berlin"
+    [activity] = source.changes(None, owner_id=ada.id).items
+    assert isinstance(activity, Activity) and activity.subject == "Call"
+
+
+def test_with_oauth_the_api_domain_comes_from_the_token_answer(
+        emulator: PipedriveEmulator, state_db: Database) -> None:
+    ada = emulator.add_user("Ada", "ada@acme.test", is_admin=True)
+    emulator.oauth.register_app("app-id", "app-secret")
+    refresh = emulator.oauth.refresh_token("app-id", ada.id, ("activities:full", "users:read",
+                                                             "contacts:read"))
+    tokens = OAuthTokens("app-id", "app-secret", refresh, token_url=emulator.token_url)
+    source = PipedriveSource(PipedriveHttp(None, tokens), MarkerStore(state_db, COMPANY),
+                             Settings(COMPANY, WEB))
+    assert source.user("ada@acme.test") is not None
+    assert tokens.api_domain == emulator.base_url
