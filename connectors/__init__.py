@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors.base import CalendarConnector, Window
-from syncd.config import AccountConfig, ProviderOptions
+from syncd.config_types import AccountConfig, ProviderOptions
 
 #: provider name -> "module:factory"; each factory takes (AccountConfig, ConnectorContext).
 REGISTRY: dict[str, str] = {

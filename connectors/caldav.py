@@ -53,7 +53,7 @@ from connectors.caldav_http import (
 from connectors.caldav_options import DEFAULT_CALENDAR
 from connectors.ical import MAX_OBJECT_BYTES, build_calendar, read_event, without_timezones
 from connectors.sandbox import POOL, Overrun
-from syncd.config import AccountConfig
+from syncd.config_types import AccountConfig
 from syncd.errors import (
     AuthFailed,
     CalendarMissing,

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from syncd.config import ALLOW_INSECURE_HTTP, AccountView, Option, ProviderOptions
 from syncd.config_checks import Finding, transport_problem, url_problem
+from syncd.config_types import ALLOW_INSECURE_HTTP, AccountView, Option, ProviderOptions
 
 DEFAULT_CALENDAR = "crm"
 

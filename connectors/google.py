@@ -69,7 +69,7 @@ from connectors.google_http import (
 )
 from connectors.google_map import event_body, event_id_for, read_event, read_marker
 from connectors.json_limits import as_asked
-from syncd.config import AccountConfig
+from syncd.config_types import AccountConfig
 from syncd.errors import (
     AccountWide,
     AuthFailed,

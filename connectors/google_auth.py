@@ -39,7 +39,7 @@ from google.oauth2 import service_account
 from google.oauth2.credentials import Credentials as UserCredentials
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error  # type: ignore[import-untyped]
 
-from syncd.config import AccountConfig, SecretRef
+from syncd.config_types import AccountConfig, SecretRef
 from syncd.errors import AuthFailed, ConnectorError, Transient
 from syncd.model import normalize_email
 

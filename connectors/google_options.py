@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from syncd.config import (
+from syncd.config_checks import Finding
+from syncd.config_types import (
     ALLOW_INSECURE_HTTP,
     AccountView,
     Option,
@@ -17,7 +18,6 @@ from syncd.config import (
     email_check,
     positive_check,
 )
-from syncd.config_checks import Finding
 
 
 def _json_object(text: str) -> dict[str, Any] | None:

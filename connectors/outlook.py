@@ -78,7 +78,7 @@ from connectors.outlook_map import (
     transaction_id,
     update_payload,
 )
-from syncd.config import AccountConfig
+from syncd.config_types import AccountConfig
 from syncd.errors import (
     AccountWide,
     AuthFailed,

@@ -29,10 +29,10 @@ from typing import Any, NoReturn
 import msal
 import requests
 
-from syncd.config import AccountConfig, SecretRef
+from syncd.config_types import AccountConfig, SecretRef
 from syncd.errors import AuthFailed, Transient
-from syncd.logs import register_secret
 from syncd.network import network_reason
+from syncd.redact import register_secret
 
 GRAPH_APP_SCOPES = ["https://graph.microsoft.com/.default"]
 #: msal adds offline_access, openid and profile itself (and refuses them if given).

@@ -11,8 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from syncd.config import ALLOW_INSECURE_HTTP, AccountView, Option, ProviderOptions, email_check
 from syncd.config_checks import Finding
+from syncd.config_types import (
+    ALLOW_INSECURE_HTTP,
+    AccountView,
+    Option,
+    ProviderOptions,
+    email_check,
+)
 
 OPTIONS: dict[str, Option] = {
     "mode": Option(str, "app", choices=("app", "delegated"),

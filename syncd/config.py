@@ -11,16 +11,19 @@ Secrets are never written in the file: a secret option takes ``env:NAME`` or
 
 This module knows no provider by name: each connector declares its ``[account.auth]``
 options and the rules between them (:class:`ProviderOptions`, in
-``connectors/<provider>_options.py``) and the caller hands them in. The value checks
-(URLs, TLS where credentials travel, secret files, database URLs) are in
-:mod:`syncd.config_checks`.
+``connectors/<provider>_options.py``) and the caller hands them in. The types those
+declarations and the typed result are made of (:class:`~syncd.config_types.Option`,
+:class:`~syncd.config_types.AccountConfig`, :class:`~syncd.config_types.SecretRef`, ...)
+live in :mod:`syncd.config_types`, below the connectors; this module is the loader above
+them. The value checks (URLs, TLS where credentials travel, secret files, database URLs)
+are in :mod:`syncd.config_checks`.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -40,9 +43,17 @@ from syncd.config_checks import (
     transport_problem,
     url_problem,
 )
-from syncd.errors import ConfigError, ConfigProblem, SecretUnavailable
-from syncd.logs import register_secret
-from syncd.model import is_valid_email
+from syncd.config_types import (
+    ALLOW_INSECURE_HTTP,
+    AccountConfig,
+    AccountView,
+    Option,
+    ProviderOptions,
+    SecretRef,
+    email_check,
+    positive_check,
+)
+from syncd.errors import ConfigError, ConfigProblem
 
 POLICIES = ("crm_wins", "calendar_wins", "newest_wins")
 DONE_STYLES = ("keep", "prefix")
@@ -50,98 +61,7 @@ ON_CALENDAR_DELETE = ("delete_activity", "unlink", "recreate")
 DEFAULT_DATA_DIR = "~/.local/share/syncd"
 
 
-class SecretRef:
-    """A reference to a secret (``env:NAME`` or ``file:PATH``), resolved on demand.
-
-    Its ``repr`` shows only the reference, so a config dump or a log line never carries
-    the value.
-    """
-
-    def __init__(self, ref: str) -> None:
-        self.ref = ref
-
-    def __repr__(self) -> str:
-        return f"SecretRef({self.ref!r})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, SecretRef) and other.ref == self.ref
-
-    def __hash__(self) -> int:
-        return hash(self.ref)
-
-    def resolve(self) -> str:
-        """The secret's value; it is registered with the log redactor before it is returned."""
-        kind, _, name = self.ref.partition(":")
-        if kind == "env":
-            value = os.environ.get(name)
-            if value is None:
-                raise SecretUnavailable(ref=self.ref, reason="the environment variable is not set")
-        else:
-            try:
-                value = Path(name).expanduser().read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise SecretUnavailable(ref=self.ref, reason=exc.strerror or str(exc)) from None
-        register_secret(value)
-        return value
-
-
 # --- schema -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Option:
-    """One key of the schema.
-
-    ``secret``: the value must be a reference (``env:NAME`` or ``file:PATH``);
-    ``reference``: it may be one (``database``); ``url``: "plain" (parsed only), "tls"
-    (https where credentials travel, see :mod:`syncd.config_checks`) or "https" (always);
-    ``path``: a file that must be readable; ``secret_check`` judges a resolved secret
-    (``syncd config check`` only) and never quotes it; ``help`` says what the option is for.
-    """
-
-    type: type | tuple[type, ...]
-    default: Any = None
-    required: bool = False
-    choices: tuple[Any, ...] = ()
-    secret: bool = False
-    check: Callable[[Any], str | None] | None = None  # returns a problem, or None
-    expected: str = ""
-    help: str = ""
-    reference: bool = False
-    url: str = ""
-    path: bool = False
-    secret_check: Callable[[str], str | None] | None = None
-
-
-@dataclass(frozen=True)
-class AccountView:
-    """What a connector's rules see of one account: typed values, already validated."""
-
-    account: Mapping[str, Any]
-    auth: Mapping[str, Any]
-    general: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class ProviderOptions:
-    """What a connector declares about its ``[account.auth]`` table.
-
-    Declared next to each connector (``connectors/<provider>_options.py``, which import no
-    client library) and handed to :func:`parse_config` by the caller, so this module knows
-    no provider by name. ``rules`` finds problems between options (keys relative to the
-    account, e.g. ``auth.client_secret``); ``sends_credentials`` says whether a password or
-    token travels to the URL options marked "tls"; ``calendar_id`` names the calendar an
-    account syncs, so two accounts on one calendar are caught.
-    """
-
-    options: Mapping[str, Option]
-    rules: Callable[[AccountView], list[Finding]] = lambda view: []
-    sends_credentials: Callable[[Mapping[str, Any]], bool] = lambda auth: True
-    calendar_id: Callable[[AccountView], str | None] = lambda view: None
-
-
-def positive_check(value: Any) -> str | None:
-    return None if value > 0 else "must be greater than zero"
 
 
 def _not_negative(value: Any) -> str | None:
@@ -163,15 +83,6 @@ def _zone(value: Any) -> str | None:
         return "is not an IANA time zone name"
     return None
 
-
-def email_check(value: Any) -> str | None:
-    return None if is_valid_email(value) else "is not an e-mail address"
-
-
-#: Declared by every connector whose URLs may carry credentials (see config_checks).
-ALLOW_INSECURE_HTTP = Option(
-    bool, False, expected="true only for a test server on loopback",
-    help="accept plain http:// to a loopback test server even though credentials travel")
 
 GENERAL: dict[str, Option] = {
     "database": Option(str, reference=True,
@@ -269,35 +180,6 @@ class HttpConfig:
         if self.public_url is None:
             return None
         return f"{self.public_url.rstrip('/')}/hooks/{provider}"
-
-
-@dataclass(frozen=True)
-class AccountConfig:
-    """One owner's calendar on one provider."""
-
-    name: str
-    provider: str
-    owner: str
-    calendar: str | None = None
-    time_zone: str | None = None
-    conflict_policy: str = "crm_wins"
-    done_style: str = "keep"
-    on_calendar_delete: str = "delete_activity"
-    invite_guests: bool = False
-    import_events: bool = False
-    import_type: str = "meeting"
-    window_days_back: int = 30
-    window_days_ahead: int = 365
-    max_guest_updates_per_hour: int = 20
-    interval_seconds: int | None = None
-    enabled: bool = True
-    auth: Mapping[str, Any] = field(default_factory=dict)
-
-    def fingerprint(self) -> str:
-        """What identifies the synced scope: a change here means a re-check, not deletions."""
-        auth = self.auth
-        identity = [auth.get(k, "") for k in ("url", "username", "subject", "tenant", "user")]
-        return "|".join([self.provider, self.owner, self.calendar or "", *map(str, identity)])
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,11 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, urlsplit
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 INSECURE_HTTP_KEY = "allow_insecure_http"
 REFERENCE_FIX = "a reference: env:NAME or file:PATH (secrets never go in the file)"
@@ -173,8 +177,6 @@ def database_url_problem(value: str, *, inline: bool = True) -> Finding | None:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
-    from syncd.store.db_errors import secret_parameters
-
     try:
         url = make_url(value)
     except (ArgumentError, ValueError):
@@ -185,6 +187,12 @@ def database_url_problem(value: str, *, inline: bool = True) -> Finding | None:
                        "database = \"env:NAME\" (or file:PATH) naming the whole URL, so the "
                        "password stays out of the config")
     return None
+
+
+def secret_parameters(url: URL) -> list[str]:
+    """The query parameters of ``url`` that hold a password (libpq takes ``?password=``
+    and ``?sslpassword=`` beside ``user:password@``)."""
+    return [key for key in url.query if "password" in key.lower()]
 
 
 def fernet_key_problem(value: str) -> str | None:

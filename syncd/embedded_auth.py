@@ -28,7 +28,7 @@ from pathlib import Path
 
 import bcrypt
 
-from syncd.config import SecretRef
+from syncd.config_types import SecretRef
 
 #: syncd's own login on the embedded server; not an e-mail, so never a CRM user's.
 SERVICE_USER = "syncd"

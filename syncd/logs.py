@@ -1,53 +1,17 @@
 """Logging set-up, with a redaction filter in front of every handler.
 
-Secrets never reach a log (failure mode 28): every secret syncd resolves is registered
-here and replaced by ``[redacted]`` wherever it appears, and well-known credential
-shapes (Authorization headers, OAuth fields in bodies and URLs) are masked too.
+Secrets never reach a log (failure mode 28): the filter masks every secret registered with
+:mod:`syncd.redact` and the credential shapes it knows.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
-import threading
-from collections import OrderedDict
 
+from syncd.redact import redact
 from syncd.text import printable
-
-_lock = threading.Lock()
-# The most recent secrets, oldest first. Bounded because rotating refresh tokens add a new
-# value on every use; an old rotated token is dead, so forgetting it costs nothing.
-_secrets: OrderedDict[str, None] = OrderedDict()
-MAX_SECRETS = 2000
-_PATTERNS = [
-    re.compile(r"(?i)(authorization\s*[:=]\s*)(bearer|basic)?\s*[^\s,'\"}]+"),
-    re.compile(r"(?i)((?:access_token|refresh_token|id_token|client_secret|password|"
-               r"device_code|assertion|api_token)[\"']?\s*[:=]\s*[\"']?)[^\s&,'\"}]+"),
-    re.compile(r"(?i)([?&]code=)[^&\s]+"),  # an OAuth authorisation code in a URL or form
-]
-REDACTED = "[redacted]"
-
-
-def register_secret(value: str) -> None:
-    """Mask ``value`` in every log line from now on (short values are too common to mask)."""
-    if value and len(value) >= 6:
-        with _lock:
-            _secrets[value] = None
-            _secrets.move_to_end(value)
-            while len(_secrets) > MAX_SECRETS:
-                _secrets.popitem(last=False)
-
-
-def redact(text: str) -> str:
-    for pattern in _PATTERNS:
-        text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
-    with _lock:
-        secrets = sorted(_secrets, key=len, reverse=True)
-    for secret in secrets:
-        text = text.replace(secret, REDACTED)
-    return text
 
 
 class RedactingFilter(logging.Filter):

@@ -97,7 +97,7 @@ def test_secrets_resolve_from_env_or_file_and_never_show_in_repr(
 
 
 def test_resolved_secrets_are_redacted_from_logs(monkeypatch: pytest.MonkeyPatch) -> None:
-    from syncd.logs import redact
+    from syncd.redact import redact
 
     monkeypatch.setenv("SYNCD_TEST_SECRET2", "very-secret-token-123")
     SecretRef("env:SYNCD_TEST_SECRET2").resolve()

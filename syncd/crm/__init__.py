@@ -17,7 +17,7 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
-from syncd.config import ProviderOptions
+from syncd.config_types import ProviderOptions
 from syncd.crm.builtin import BuiltinSource
 from syncd.crm.source import CrmSource
 from syncd.errors import InvalidInput

@@ -22,8 +22,8 @@ from typing import Any
 import requests
 
 from syncd.errors import AuthFailed, Unreachable
-from syncd.logs import register_secret
 from syncd.network import network_reason
+from syncd.redact import register_secret
 from syncd.safe_json import loads
 
 TOKEN_URL = "https://oauth.pipedrive.com/oauth/token"

@@ -12,8 +12,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from syncd.config import ALLOW_INSECURE_HTTP, AccountView, Option, ProviderOptions, positive_check
 from syncd.config_checks import Finding
+from syncd.config_types import (
+    ALLOW_INSECURE_HTTP,
+    AccountView,
+    Option,
+    ProviderOptions,
+    positive_check,
+)
 
 _DOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 OAUTH = ("oauth_client_id", "oauth_client_secret", "oauth_refresh_token")

@@ -20,7 +20,7 @@ import secrets
 import threading
 from pathlib import Path
 
-from syncd.logs import register_secret
+from syncd.redact import register_secret
 
 USER = "syncd"  # the user name providers send; the password is the secret
 PASSWORD_BYTES = 32

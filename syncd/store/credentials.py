@@ -10,9 +10,9 @@ from __future__ import annotations
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import select
 
-from syncd.config import SecretRef
+from syncd.config_types import SecretRef
 from syncd.errors import SecretUnavailable
-from syncd.logs import register_secret
+from syncd.redact import register_secret
 from syncd.store.base import utcnow
 from syncd.store.db import Database
 from syncd.store.state_tables import SyncCredential

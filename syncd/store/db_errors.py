@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.engine import URL
 
+from syncd.config_checks import secret_parameters
 from syncd.errors import DatabaseUnavailable, StorageFull, SyncdError
 
 #: Below this much free space, SQLite's "disk I/O error" is a full disk (it says so only
@@ -75,12 +76,6 @@ def _server_reason(error: BaseException) -> str:
             return reason
     first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
     return first[:200]
-
-
-def secret_parameters(url: URL) -> list[str]:
-    """The query parameters of ``url`` that hold a password (libpq takes ``?password=``
-    and ``?sslpassword=`` beside ``user:password@``)."""
-    return [key for key in url.query if "password" in key.lower()]
 
 
 def _shown(url: URL) -> str:
