@@ -48,6 +48,7 @@ from connectors.caldav_http import (
     chunks_by_size,
     href_of,
     multiget,
+    status_error,
     sync_collection,
 )
 from connectors.caldav_options import DEFAULT_CALENDAR
@@ -61,7 +62,6 @@ from syncd.errors import (
     EtagMismatch,
     EventGone,
     ItemRejected,
-    RateLimited,
     Transient,
     Unreachable,
 )
@@ -77,34 +77,6 @@ MULTIGET_BYTES = 8 * 1024 * 1024  # bytes the listing announced, per calendar-mu
 MAX_REPLY_BYTES = 16 * 1024 * 1024  # one REPORT's reply: 8 MiB of objects, escaped
 SINGLE_REPLY_BYTES = 4 * MAX_OBJECT_BYTES + 64 * 1024  # the reply for one object
 WRITTEN_CACHE = 20_000  # our own recent writes remembered, a few MB at most
-
-
-#: Statuses that concern the one event written, whatever a generic reading would say.
-_ITEM_STATUSES = {
-    403: "the server does not let syncd change this event (HTTP 403): it may be read-only",
-    413: "the server refused it as too large (HTTP 413)",
-    415: "the server does not take it as iCalendar (HTTP 415)",
-    507: "the server has no room to store it (HTTP 507)",
-}
-
-
-def _status_error(status: int, event_id: str, headers: Any = None) -> ConnectorError:
-    """Map a failed write's HTTP status to what the engine does next."""
-    if status == 412:
-        return EtagMismatch(event_id=event_id)
-    if status in (404, 410):
-        return EventGone(event_id=event_id)
-    if status == 401:
-        return AuthFailed(reason=f"HTTP {status}")
-    if status in _ITEM_STATUSES:
-        return ItemRejected(event_id=event_id, reason=_ITEM_STATUSES[status])
-    if status == 429 or (status == 503 and headers and headers.get("Retry-After")):
-        retry = headers.get("Retry-After") if headers else None
-        return RateLimited(retry_after=float(retry) if retry and retry.isdigit() else 30.0,
-                           reason=f"HTTP {status}")
-    if status >= 500:
-        return Transient(reason=f"HTTP {status}", status=status)
-    return ItemRejected(event_id=event_id, reason=f"the server answered HTTP {status}")
 
 
 def _read_error(exc: dav_error.DAVError, url: str) -> ConnectorError:
@@ -320,7 +292,7 @@ class CalDAVCalendar:
         if response.status in (404, 410):
             return None
         if response.status >= 400:
-            raise _status_error(response.status, event_id, response.headers)
+            raise status_error(response.status, event_id, response.headers)
         return self._read([Fetched(event_id, response.headers.get("ETag"), response.body)])[0]
 
     def find(self, marker: str, generation: int) -> RemoteEvent | None:
@@ -423,8 +395,8 @@ class CalDAVCalendar:
                 return WriteResult(op.key, existing)
             return WriteResult(op.key, error=ItemRejected(
                 event_id=event_id, reason="the chosen href holds an event syncd did not write"))
-        return WriteResult(op.key, error=_status_error(response.status, event_id,
-                                                       response.headers))
+        return WriteResult(op.key, error=status_error(response.status, event_id,
+                                                      response.headers))
 
     def _update(self, op: UpdateOp, stored: tuple[str | None, bytes] | None = None
                 ) -> WriteResult:
@@ -437,8 +409,8 @@ class CalDAVCalendar:
                 return WriteResult(op.key, error=ItemRejected(
                     event_id=op.event_id, reason=_reply_problem(exc)))
             if current.status >= 400:
-                return WriteResult(op.key, error=_status_error(current.status, op.event_id,
-                                                               current.headers))
+                return WriteResult(op.key, error=status_error(current.status, op.event_id,
+                                                              current.headers))
             stored = current.headers.get("ETag"), current.body
         etag, data = stored
         if op.etag is not None and etag is not None and _bare(etag) != _bare(op.etag):
@@ -454,16 +426,16 @@ class CalDAVCalendar:
                                  {**ICS, "If-Match": op.etag or etag or "*"})
         if response.status in (200, 201, 204):
             return WriteResult(op.key, self._stored(op.event_id, response, body, ours=False))
-        return WriteResult(op.key, error=_status_error(response.status, op.event_id,
-                                                       response.headers))
+        return WriteResult(op.key, error=status_error(response.status, op.event_id,
+                                                      response.headers))
 
     def _delete(self, op: DeleteOp) -> WriteResult:
         headers = {"If-Match": op.etag} if op.etag else {}
         response = self._request(self._url(op.event_id), "DELETE", b"", headers)
         if response.status in (200, 204):
             return WriteResult(op.key)
-        return WriteResult(op.key, error=_status_error(response.status, op.event_id,
-                                                       response.headers))
+        return WriteResult(op.key, error=status_error(response.status, op.event_id,
+                                                      response.headers))
 
 
 def _collection_name(cal: Any) -> str:

@@ -29,7 +29,18 @@ from xml.sax.saxutils import escape
 
 from lxml import etree
 
-from syncd.errors import AuthFailed, CalendarMissing, CursorExpired, Transient, Unreachable
+from syncd.errors import (
+    AuthFailed,
+    CalendarMissing,
+    ConnectorError,
+    CursorExpired,
+    ItemRejected,
+    RateLimited,
+    StatusTable,
+    Transient,
+    Unreachable,
+    rule,
+)
 from syncd.network import network_reason
 
 DAV = "{DAV:}"
@@ -49,6 +60,24 @@ _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=Fal
                           load_dtd=False, dtd_validation=False, remove_comments=True)
 #: Characters left as they are when an event id (a decoded path) is put in a URL.
 HREF_SAFE = "/@:+,;=!$&'()*~"
+
+
+#: CalDAV's own rows of the status table, checked before the rows every provider shares
+#: (:data:`syncd.errors.COMMON_RULES`: 401, 404/410, 412, 429, 413/415/507). A status
+#: that concerns one event is that event's failure, and an unknown 4xx too; only a 401 is
+#: the account's.
+CALDAV_STATUS = StatusTable(rules=(
+    rule(403, ItemRejected),  # a read-only event (or calendar): never the whole account
+    rule(503, RateLimited, with_retry_after=True),  # the server names when to come back
+))
+
+
+def status_error(status: int, event_id: str, headers: Mapping[str, str] | None = None
+                 ) -> ConnectorError:
+    """What a failed request about one event (``event_id``) means for the engine."""
+    retry = (headers or {}).get("Retry-After", "").strip()
+    return CALDAV_STATUS.error(status, retry_after=float(retry) if retry.isdigit() else None,
+                               event_id=event_id)
 
 
 class ReplyTooLarge(Exception):

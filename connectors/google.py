@@ -58,7 +58,6 @@ from connectors.base import (
 )
 from connectors.google_auth import load_credentials
 from connectors.google_http import (
-    Action,
     Call,
     Reply,
     RequestBudget,
@@ -242,7 +241,7 @@ class GoogleCalendar:
     def get(self, event_id: str) -> RemoteEvent | None:
         """The event, or None when it does not exist or was deleted."""
         reply = self.transport.one(self._get_request(event_id))
-        if reply.action is Action.GONE:
+        if reply.error_class is EventGone:
             return None
         if not reply.ok:
             raise error_for(reply, event_id=event_id)
@@ -280,7 +279,7 @@ class GoogleCalendar:
                           describe_guests=self.describe_guests)
 
     def _listing_error(self, reply: Reply) -> Exception:
-        if reply.action is Action.GONE:
+        if reply.error_class is EventGone:
             # The calendar itself is unknown or not shared with this account: only an
             # admin can fix that, so the account waits for one.
             return AuthFailed(reason=f"calendar {self.calendar_id} is not found or not shared")
@@ -333,7 +332,7 @@ class GoogleCalendar:
         duplicates = []
         for call in calls:
             i, reply = int(call.key), replies[call.key]  # type: ignore[call-overload]
-            if isinstance(ops[i], CreateOp) and reply.action is Action.DUPLICATE:
+            if isinstance(ops[i], CreateOp) and reply.duplicate:
                 duplicates.append(i)
             else:
                 done[i] = self._result(ops[i], reply)

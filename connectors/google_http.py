@@ -2,8 +2,9 @@
 
 Three rules from the failure catalogue shape this module:
 
-* One table (:data:`ERROR_TABLE`) decides what every (status, reason) means for the engine
-  (failure mode 23); :func:`error_for` is the only place that turns a reply into an error.
+* One table (:data:`GOOGLE_STATUS`, Google's rows of :class:`syncd.errors.StatusTable`)
+  decides what every (status, reason) means for the engine (failure mode 23);
+  :func:`error_for` is the only place that turns a reply into an error.
 * Only requests that are safe to send twice are sent again after an ambiguous failure
   (a 5xx or a lost connection may have been applied): reads, inserts with our client id,
   and conditional patches and deletes (failure mode 15). Throttling answers (403
@@ -30,7 +31,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
-from enum import Enum
 from typing import Any
 
 import httplib2
@@ -41,14 +41,15 @@ from googleapiclient.http import BatchHttpRequest
 from connectors.google_auth import auth_error
 from syncd.errors import (
     AccountCooldown,
+    AccountWide,
     AuthFailed,
     ConnectorError,
     CursorExpired,
-    EtagMismatch,
-    EventGone,
     ItemRejected,
     RateLimited,
+    StatusTable,
     Transient,
+    rule,
 )
 from syncd.network import network_reason
 
@@ -59,70 +60,30 @@ JsonDict = dict[str, Any]
 QUOTA_COOLDOWN_SECONDS = 3600.0
 
 
-class Action(Enum):
-    """What a failed request means, i.e. what happens next."""
-
-    THROTTLED = "throttled"  # refused before any work: retry after a pause
-    CONFLICT = "conflict"  # another part of the batch wrote the same event: retry
-    SERVER = "server"  # 5xx or no answer: may have been applied; retry only if safe
-    COOLDOWN = "cooldown"  # Calendar usage limits: the whole account rests
-    REAUTH = "reauth"  # credentials refused: the account needs re-authorisation
-    STALE = "stale"  # If-Match failed: re-read and merge
-    GONE = "gone"  # the event does not exist (any more)
-    EXPIRED = "expired"  # the sync token is no longer valid: list the window again
-    DUPLICATE = "duplicate"  # the client-chosen id is taken: read it, adopt or restore
-    REJECTED = "rejected"  # this item is refused for good: quarantine it
-
-
-#: (status, reason or None for any, action), first match wins. Unknown 4xx are rejected
-#: (quarantined, never deleted) and anything else is treated as a server failure.
-ERROR_TABLE: tuple[tuple[int, str | None, Action], ...] = (
-    (401, None, Action.REAUTH),
-    (403, "rateLimitExceeded", Action.THROTTLED),
-    (403, "userRateLimitExceeded", Action.THROTTLED),
-    (403, "quotaExceeded", Action.COOLDOWN),
-    (403, "dailyLimitExceeded", Action.COOLDOWN),
+#: Google's own rows of the status table, checked before the rows every provider shares
+#: (:data:`syncd.errors.COMMON_RULES`: 401, 404/410, 412, 429, 413/415/507). An unknown
+#: 4xx is this item's refusal (quarantined, never deleted); anything else is a server
+#: failure.
+GOOGLE_STATUS = StatusTable(rules=(
+    # Throttling answers were refused before any work: always retried.
+    rule(403, RateLimited, "rateLimitExceeded", "userRateLimitExceeded"),
+    # Calendar usage limits: the whole account rests.
+    rule(403, AccountCooldown, "quotaExceeded", "dailyLimitExceeded"),
     # The grant lacks the scope, or the credentials are refused: signing in again fixes it.
-    (403, "insufficientPermissions", Action.REAUTH),
-    (403, "authError", Action.REAUTH),
+    rule(403, AuthFailed, "insufficientPermissions", "authError"),
     # The Calendar API is off for the project, or a Workspace policy bars the app: the same
     # for every item, and fixed by an admin, not by signing in again. A cooldown stops the
     # account and retries it on its own (one request an hour) once the admin has acted.
-    (403, "accessNotConfigured", Action.COOLDOWN),
-    (403, "domainPolicy", Action.COOLDOWN),
-    (403, None, Action.REJECTED),  # forbiddenForNonOrganizer, requiredAccessLevel, ...
-    (404, None, Action.GONE),
-    (409, "duplicate", Action.DUPLICATE),
-    (409, None, Action.CONFLICT),
-    (410, "fullSyncRequired", Action.EXPIRED),
-    (410, "updatedMinTooLongAgo", Action.EXPIRED),
-    (410, None, Action.GONE),  # "deleted"
-    (412, None, Action.STALE),
-    (429, None, Action.THROTTLED),
-    (507, None, Action.REJECTED),  # the store would not take this item
-)
-#: Errors that stop every other request of the account at once.
-ACCOUNT_WIDE = frozenset({Action.COOLDOWN, Action.REAUTH})
+    rule(403, AccountCooldown, "accessNotConfigured", "domainPolicy"),
+    rule(403, ItemRejected),  # forbiddenForNonOrganizer, requiredAccessLevel, ...
+    # The client-chosen id is taken: the connector reads it, then adopts or restores.
+    rule(409, ItemRejected, "duplicate"),
+    # Another part of the batch wrote the same event: refused before any work, retried.
+    rule(409, Transient),
+    rule(410, CursorExpired, "fullSyncRequired", "updatedMinTooLongAgo"),
+), retry_after=60.0, cooldown=QUOTA_COOLDOWN_SECONDS)
 #: What a failed batch envelope may say about its parts; anything else is a server failure.
-ENVELOPE_ACTIONS = frozenset({Action.THROTTLED, *ACCOUNT_WIDE})
-
-
-def classify(status: int, reason: str) -> Action:
-    """The action for a non-2xx ``status`` with Google's ``errors[0].reason``.
-
-    Args:
-        status: the HTTP status; 0 stands for "no answer" (timeout, reset, refused).
-        reason: ``errors[0].reason`` of Google's error body ("" when there is none).
-
-    Returns:
-        The first matching row's action of :data:`ERROR_TABLE`, else the default.
-    """
-    for row_status, row_reason, action in ERROR_TABLE:
-        if row_status == status and row_reason in (None, reason):
-            return action
-    if 400 <= status < 500:
-        return Action.REJECTED
-    return Action.SERVER
+ENVELOPE_ERRORS = (AccountWide, RateLimited)
 
 
 @dataclass(frozen=True)
@@ -141,19 +102,32 @@ class Reply:
         return 200 <= self.status < 300
 
     @property
-    def action(self) -> Action | None:
+    def error_class(self) -> type[ConnectorError] | None:
+        """What the failure means (:data:`GOOGLE_STATUS`); None for a success."""
         if self.ok:
             return None
-        action = classify(self.status, self.reason)
-        if self.envelope and action not in ENVELOPE_ACTIONS:
+        cls = GOOGLE_STATUS.error_class(self.status, self.reason, self.retry_after)
+        if self.envelope and not issubclass(cls, ENVELOPE_ERRORS):
             # A 404 or 400 of the batch says nothing about the part (failure mode 23):
             # it is a server failure of the part, never "gone" or "rejected".
-            return Action.SERVER
-        return action
+            return Transient
+        return cls
+
+    @property
+    def duplicate(self) -> bool:
+        """A create's client-chosen id is taken (409 duplicate)."""
+        return self.status == 409 and self.reason == "duplicate"
+
+    @property
+    def refused_before_work(self) -> bool:
+        """Throttled, or in conflict with another part of the batch: safe to send again."""
+        cls = self.error_class
+        return cls is RateLimited or (cls is Transient and self.status == 409
+                                      and not self.envelope)
 
 
 def error_for(reply: Reply, *, event_id: str = "") -> ConnectorError:
-    """The engine-facing error of a failed reply (the one mapping, see :data:`ERROR_TABLE`).
+    """The engine-facing error of a failed reply (see :data:`GOOGLE_STATUS`).
 
     Reasons carry only the status and Google's reason code, never a message: messages
     can echo request content, and errors end up in logs and the status table.
@@ -161,30 +135,12 @@ def error_for(reply: Reply, *, event_id: str = "") -> ConnectorError:
     Args:
         reply: a failed reply.
         event_id: the event concerned, for the per-item errors.
-
-    Returns:
-        The :class:`~syncd.errors.ConnectorError` telling the engine what to do next.
     """
-    action = reply.action
-    what = f"HTTP {reply.status or 'no answer'}" + (f" {reply.reason}" if reply.reason else "")
-    if action is Action.THROTTLED:
-        return RateLimited(retry_after=reply.retry_after or 60.0, reason=what)
-    if action is Action.COOLDOWN:
-        return AccountCooldown(seconds=QUOTA_COOLDOWN_SECONDS, reason=what)
-    if action is Action.REAUTH:
-        return AuthFailed(reason=what)
-    if action is Action.STALE:
-        return EtagMismatch(event_id=event_id)
-    if action is Action.GONE:
-        return EventGone(event_id=event_id)
-    if action is Action.EXPIRED:
-        return CursorExpired()
-    if action in (Action.REJECTED, Action.DUPLICATE):
-        return ItemRejected(event_id=event_id, reason=f"Google answered {what}")
-    # SERVER and CONFLICT: the engine tries again next cycle, from what it reads then.
-    if reply.envelope:
-        what = f"batch {what}"
-    return Transient(reason=what, status=reply.status)
+    if reply.envelope and reply.error_class is Transient:
+        what = f"batch HTTP {reply.status}" + (f" {reply.reason}" if reply.reason else "")
+        return Transient(reason=what, status=reply.status)
+    return GOOGLE_STATUS.error(reply.status, code=reply.reason or None,
+                               retry_after=reply.retry_after, event_id=event_id)
 
 
 def _retry_after(value: object) -> float | None:
@@ -348,7 +304,8 @@ class Transport:
         pending = list(calls)
         for attempt in range(self.policy.attempts):
             replies = self._round(pending)
-            stop = any(r.action in ACCOUNT_WIDE for r in replies.values())
+            stop = any(r.error_class is not None and issubclass(r.error_class, AccountWide)
+                       for r in replies.values())
             again: list[Call] = []
             wait = 0.0
             for call in pending:
@@ -373,10 +330,9 @@ class Transport:
 
     @staticmethod
     def _retry(call: Call, reply: Reply) -> bool:
-        action = reply.action
-        if action in (Action.THROTTLED, Action.CONFLICT):
-            return True  # refused before any work was done
-        return action is Action.SERVER and call.safe
+        if reply.refused_before_work:
+            return True
+        return reply.error_class is Transient and call.safe
 
     def _round(self, calls: Sequence[Call]) -> dict[Hashable, Reply]:
         replies: dict[Hashable, Reply] = {}

@@ -58,14 +58,12 @@ from connectors.base import (
 from connectors.json_limits import as_asked, event_key
 from connectors.outlook_auth import mailbox_of, token_source
 from connectors.outlook_http import (
+    ACCESS_DENIED,
     MAX_BATCH,
-    PERMANENT_ACCOUNT_CODES,
     BatchItem,
     GraphResponse,
     GraphTransport,
-    Reaction,
     TokenSource,
-    classify,
     with_query,
 )
 from connectors.outlook_map import (
@@ -84,8 +82,10 @@ from syncd.errors import (
     AuthFailed,
     ConnectorError,
     CursorExpired,
+    EtagMismatch,
     EventGone,
     ItemRejected,
+    RateLimited,
     Retriable,
     Transient,
 )
@@ -160,13 +160,12 @@ def _item_read(event_id: str, answer: GraphResponse) -> Mapping[str, Any] | Remo
         return answer.body
     if answer.failure is not None:
         raise answer.failure  # the batch failed as a whole
-    reaction = classify(answer.status, answer.code)
-    if reaction is Reaction.REAUTH or (answer.code or "").lower() in PERMANENT_ACCOUNT_CODES:
+    cls = answer.error_class
+    if cls is AuthFailed and (answer.code or "").lower() != ACCESS_DENIED:
         raise answer.error(event_id)  # the token or the mailbox, not this item
     if answer.ok:  # a 2xx whose body is not an object: this event's answer, no other's
         return RemoteEvent(event_id, problem="Graph's answer for the event is not readable")
-    if reaction is Reaction.THROTTLED or (
-            reaction is Reaction.TRANSIENT and not 400 <= answer.status < 500):
+    if cls is RateLimited or (cls is Transient and not 400 <= answer.status < 500):
         raise _read_failure(answer)
     if answer.status in _GONE:
         return None
@@ -492,7 +491,8 @@ class OutlookCalendar:
         if isinstance(error, AuthFailed):
             raise error  # account-wide: the engine marks the account, others carry on
         if (isinstance(op, CreateOp) and answer.failure is None
-                and classify(answer.status, answer.code) is Reaction.ADOPT):
+                and isinstance(error, EtagMismatch) and answer.status != 412):
+            # Our transactionId was used already (409, ErrorDuplicateTransactionId).
             try:
                 return self._adopt(op)
             except Retriable as exc:
@@ -510,7 +510,7 @@ class OutlookCalendar:
         cannot be had counts as account-wide, as before.
         """
         if answer.failure is not None or answer.status != 403 or (
-                (answer.code or "").lower() != "erroraccessdenied"):
+                (answer.code or "").lower() != ACCESS_DENIED):
             return False
         if self._writable is None:
             try:

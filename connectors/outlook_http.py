@@ -2,9 +2,9 @@
 
 Three things live here so that the connector only speaks in events:
 
-* **The error taxonomy** (failure mode 23): :data:`TAXONOMY` maps an HTTP status and a
-  Graph error code to what syncd does next, in one table; :func:`classify` reads it and
-  :func:`connector_error` turns the answer into a :mod:`syncd.errors` type.
+* **The error table** (failure mode 23): :data:`GRAPH_STATUS`, Graph's rows of the status
+  table every transport shares (:class:`syncd.errors.StatusTable`), maps an HTTP status and
+  a Graph error code to what syncd does next; :meth:`GraphResponse.error` reads it.
 * **Mailbox limits** (failure mode 14): Outlook allows 4 concurrent requests per app and
   mailbox, inside ``$batch`` too. :class:`MailboxGate` (one per mailbox per process)
   never lets this process exceed that, and after a 429 lets nothing through to that
@@ -28,13 +28,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from enum import Enum
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
 from syncd.errors import (
+    AccountWide,
     AuthFailed,
     ConnectorError,
     CursorExpired,
@@ -43,8 +43,10 @@ from syncd.errors import (
     ItemRejected,
     RateLimited,
     Retriable,
+    StatusTable,
     Transient,
     Unreachable,
+    rule,
 )
 from syncd.network import network_reason
 from syncd.safe_json import loads
@@ -62,20 +64,6 @@ RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
 # --- the error taxonomy -------------------------------------------------------------------
 
 
-class Reaction(Enum):
-    """What the engine does about a failed Graph request."""
-
-    REAUTH = "needs re-authorisation"
-    ACCOUNT = "account unusable until an admin acts"
-    ADOPT = "possibly created by us: read, then adopt"
-    STALE = "the event changed: re-read and merge"
-    CURSOR = "the delta token expired: list the window again"
-    GONE = "the event no longer exists"
-    THROTTLED = "throttled: wait for Retry-After"
-    TRANSIENT = "temporary: retry with backoff"
-    REJECT = "this item is refused for good: quarantine it"
-
-
 #: Mailbox conditions no retry can fix (twenty's MICROSOFT_PERMANENT_ACCOUNT_ERROR_CODES).
 PERMANENT_ACCOUNT_CODES = frozenset(code.lower() for code in (
     "MailboxNotEnabledForRESTAPI", "MailboxNotSupportedForRESTAPI",
@@ -84,73 +72,27 @@ PERMANENT_ACCOUNT_CODES = frozenset(code.lower() for code in (
     "ErrorInvalidUser",
 ))
 CURSOR_CODES = frozenset({"syncstatenotfound", "resyncrequired", "syncstateinvalid"})
+#: The one code that may refuse a single item rather than the account (see
+#: ``OutlookCalendar._denied_item``).
+ACCESS_DENIED = "erroraccessdenied"
 
-
-@dataclass(frozen=True)
-class Rule:
-    """One row: matches a status (None = any) and a code set (None = any)."""
-
-    status: frozenset[int] | None
-    codes: frozenset[str] | None
-    reaction: Reaction
-
-
-def _rule(status: int | tuple[int, ...] | None, codes: Sequence[str] | frozenset[str] | None,
-          reaction: Reaction) -> Rule:
-    statuses = None if status is None else frozenset(
-        (status,) if isinstance(status, int) else status)
-    return Rule(statuses, None if codes is None else frozenset(c.lower() for c in codes),
-                reaction)
-
-
-#: First matching row wins. Order matters: a code outranks a generic status.
-TAXONOMY: tuple[Rule, ...] = (
-    _rule(None, PERMANENT_ACCOUNT_CODES, Reaction.ACCOUNT),
-    _rule(401, None, Reaction.REAUTH),
-    _rule(403, ["ErrorAccessDenied"], Reaction.ACCOUNT),
-    _rule(None, ["ErrorDuplicateTransactionId"], Reaction.ADOPT),
-    _rule(409, None, Reaction.ADOPT),
-    _rule(412, None, Reaction.STALE),
-    _rule(None, CURSOR_CODES, Reaction.CURSOR),
-    _rule(410, None, Reaction.CURSOR),
-    _rule(404, None, Reaction.GONE),
-    _rule(429, None, Reaction.THROTTLED),
-    _rule(tuple(RETRYABLE_STATUS), None, Reaction.TRANSIENT),
-    # 507: the store would not take this item (its size, the folder's item limit).
-    _rule((400, 403, 405, 413, 415, 422, 507), None, Reaction.REJECT),
-)
-
-
-def classify(status: int, code: str | None) -> Reaction:
-    """The reaction to a failed request; unknown answers back off, never delete."""
-    lowered = (code or "").lower()
-    for rule in TAXONOMY:
-        if rule.status is not None and status not in rule.status:
-            continue
-        if rule.codes is not None and lowered not in rule.codes:
-            continue
-        return rule.reaction
-    return Reaction.TRANSIENT
-
-
-def connector_error(reaction: Reaction, *, status: int, code: str | None, event_id: str = "",
-                    retry_after: float | None = None, in_delta: bool = False
-                    ) -> ConnectorError:
-    """The :mod:`syncd.errors` value for a reaction (fields only, never a body)."""
-    reason = f"HTTP {status}" + (f" {code}" if code else "")
-    if reaction in (Reaction.REAUTH, Reaction.ACCOUNT):
-        return AuthFailed(reason=reason)
-    if reaction is Reaction.STALE or (reaction is Reaction.ADOPT and event_id):
-        return EtagMismatch(event_id=event_id)
-    if reaction is Reaction.CURSOR and in_delta:
-        return CursorExpired()
-    if reaction in (Reaction.CURSOR, Reaction.GONE):
-        return EventGone(event_id=event_id)
-    if reaction is Reaction.THROTTLED:
-        return RateLimited(retry_after=retry_after or DEFAULT_RETRY_AFTER, reason=reason)
-    if reaction in (Reaction.REJECT, Reaction.ADOPT):
-        return ItemRejected(event_id=event_id, reason=f"Graph refused it ({reason})")
-    return Transient(reason=reason, status=status)
+#: Graph's own rows of the status table, checked before the rows every provider shares
+#: (:data:`syncd.errors.COMMON_RULES`: 401, 404/410, 412, 429, 413/415/507). First match
+#: wins, so a code outranks a generic status. An unknown answer backs off, never deletes.
+GRAPH_STATUS = StatusTable(rules=(
+    # The mailbox is unusable until an admin acts, whatever the status.
+    rule(None, AuthFailed, *PERMANENT_ACCOUNT_CODES),
+    rule(401, AuthFailed),  # a token refused outranks any code that comes with it
+    rule(403, AuthFailed, ACCESS_DENIED),
+    # Our transactionId was used already: possibly created by us, so read, then adopt.
+    rule(None, EtagMismatch, "ErrorDuplicateTransactionId"),
+    rule(409, EtagMismatch),
+    rule(412, EtagMismatch),
+    # The delta token expired: list the window again (a single read: the event is gone).
+    rule(None, CursorExpired, *CURSOR_CODES),
+    rule(410, CursorExpired),
+    rule((400, 403, 405, 422), ItemRejected),
+), other_4xx=Transient, retry_after=DEFAULT_RETRY_AFTER)
 
 
 # --- responses ----------------------------------------------------------------------------
@@ -186,13 +128,24 @@ class GraphResponse:
         """The ``Retry-After`` pause in seconds, if one was given."""
         return parse_retry_after(self.header("Retry-After"))
 
+    @property
+    def error_class(self) -> type[ConnectorError]:
+        """What this failed answer means (:data:`GRAPH_STATUS`)."""
+        if self.failure is not None:
+            return type(self.failure)
+        return GRAPH_STATUS.error_class(self.status, self.code, self.retry_after())
+
     def error(self, event_id: str = "", *, in_delta: bool = False) -> ConnectorError:
-        """What this failed answer means for the engine."""
+        """What this failed answer means for the engine (``in_delta``: it answered a
+        delta listing, where an expired token means listing again; elsewhere the event
+        is gone)."""
         if self.failure is not None:
             return self.failure
-        return connector_error(classify(self.status, self.code), status=self.status,
-                               code=self.code, event_id=event_id,
-                               retry_after=self.retry_after(), in_delta=in_delta)
+        error = GRAPH_STATUS.error(self.status, code=self.code, retry_after=self.retry_after(),
+                                   event_id=event_id)
+        if isinstance(error, CursorExpired) and not in_delta:
+            return EventGone(event_id=event_id)
+        return error
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -487,7 +440,7 @@ def envelope_failure(outer: GraphResponse, *, idempotent: bool) -> ConnectorErro
     """
     if outer.status:
         error = outer.error()
-        if isinstance(error, AuthFailed | RateLimited):
+        if isinstance(error, AccountWide | RateLimited):
             return error
     reason = " ".join(filter(None, ("batch: HTTP", str(outer.status), outer.code)))
     return Transient(reason=reason, status=outer.status)

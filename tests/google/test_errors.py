@@ -8,9 +8,10 @@ import pytest
 
 from connectors.base import CreateOp, DeleteOp, UpdateOp
 from connectors.google import GoogleCalendar
-from connectors.google_http import ERROR_TABLE, Action, Reply, classify, error_for
+from connectors.google_http import GOOGLE_STATUS, Reply, error_for
 from connectors.google_map import MARKER_KEY, event_id_for
 from syncd.errors import (
+    COMMON_RULES,
     AccountCooldown,
     AuthFailed,
     CursorExpired,
@@ -26,50 +27,58 @@ from tests.google.helpers import OWNER, TZ, FakeClock, connector, user_event
 
 # --- the table, one test per row -----------------------------------------------------------------
 
-#: (status, reason) -> (action, error type the engine sees)
+#: (status, reason) -> the error type the engine sees
 ROWS = [
-    (401, "authError", Action.REAUTH, AuthFailed),
-    (403, "rateLimitExceeded", Action.THROTTLED, RateLimited),
-    (403, "userRateLimitExceeded", Action.THROTTLED, RateLimited),
-    (403, "quotaExceeded", Action.COOLDOWN, AccountCooldown),
-    (403, "dailyLimitExceeded", Action.COOLDOWN, AccountCooldown),
-    (403, "insufficientPermissions", Action.REAUTH, AuthFailed),
-    (403, "authError", Action.REAUTH, AuthFailed),
-    (403, "accessNotConfigured", Action.COOLDOWN, AccountCooldown),
-    (403, "domainPolicy", Action.COOLDOWN, AccountCooldown),
-    (403, "forbiddenForNonOrganizer", Action.REJECTED, ItemRejected),
-    (403, "requiredAccessLevel", Action.REJECTED, ItemRejected),
-    (404, "notFound", Action.GONE, EventGone),
-    (409, "duplicate", Action.DUPLICATE, ItemRejected),
-    (409, "conflict", Action.CONFLICT, Transient),
-    (410, "fullSyncRequired", Action.EXPIRED, CursorExpired),
-    (410, "updatedMinTooLongAgo", Action.EXPIRED, CursorExpired),
-    (410, "deleted", Action.GONE, EventGone),
-    (412, "conditionNotMet", Action.STALE, EtagMismatch),
-    (429, "rateLimitExceeded", Action.THROTTLED, RateLimited),
-    (507, "insufficientStorage", Action.REJECTED, ItemRejected),
-    # not in the table: the defaults
-    (400, "timeRangeEmpty", Action.REJECTED, ItemRejected),
-    (500, "backendError", Action.SERVER, Transient),
-    (503, "backendError", Action.SERVER, Transient),
-    (0, "network TimeoutError", Action.SERVER, Transient),
+    (401, "authError", AuthFailed),
+    (403, "rateLimitExceeded", RateLimited),
+    (403, "userRateLimitExceeded", RateLimited),
+    (403, "quotaExceeded", AccountCooldown),
+    (403, "dailyLimitExceeded", AccountCooldown),
+    (403, "insufficientPermissions", AuthFailed),
+    (403, "authError", AuthFailed),
+    (403, "accessNotConfigured", AccountCooldown),
+    (403, "domainPolicy", AccountCooldown),
+    (403, "forbiddenForNonOrganizer", ItemRejected),
+    (403, "requiredAccessLevel", ItemRejected),
+    (404, "notFound", EventGone),
+    (409, "duplicate", ItemRejected),
+    (409, "conflict", Transient),
+    (410, "fullSyncRequired", CursorExpired),
+    (410, "updatedMinTooLongAgo", CursorExpired),
+    (410, "deleted", EventGone),
+    (412, "conditionNotMet", EtagMismatch),
+    (429, "rateLimitExceeded", RateLimited),
+    (413, "tooLarge", ItemRejected),
+    (507, "insufficientStorage", ItemRejected),
+    # in no row: the defaults
+    (400, "timeRangeEmpty", ItemRejected),
+    (500, "backendError", Transient),
+    (503, "backendError", Transient),
+    (0, "network TimeoutError", Transient),
 ]
 
 
-@pytest.mark.parametrize(("status", "reason", "action", "error"), ROWS,
-                         ids=[f"{s}-{r}" for s, r, _, _ in ROWS])
-def test_status_and_reason_map_to_one_action_and_error(status: int, reason: str, action: Action,
-                                                       error: type) -> None:
-    assert classify(status, reason) is action
+@pytest.mark.parametrize(("status", "reason", "error"), ROWS,
+                         ids=[f"{s}-{r}" for s, r, _ in ROWS])
+def test_status_and_reason_map_to_one_error(status: int, reason: str, error: type) -> None:
     mapped = error_for(Reply(status, reason=reason, retry_after=7.0), event_id="e1")
     assert type(mapped) is error
+    assert Reply(status, reason=reason).error_class is error
     assert "message" not in str(mapped.fields)  # reasons only, never Google's prose
 
 
 def test_every_table_row_has_a_test() -> None:
-    tested = {(s, r) for s, r, _, _ in ROWS}
-    for status, reason, _ in ERROR_TABLE:
-        assert any(s == status and (reason is None or r == reason) for s, r in tested)
+    for row in (*GOOGLE_STATUS.rules, *COMMON_RULES):
+        assert any(row.matches(status, reason.lower(), 7.0) and error is row.error
+                   for status, reason, error in ROWS), row
+
+
+def test_only_a_conflict_or_throttling_is_sent_again_whatever_the_method() -> None:
+    assert Reply(409, reason="conflict").refused_before_work
+    assert Reply(429, reason="rateLimitExceeded").refused_before_work
+    assert not Reply(409, reason="duplicate").refused_before_work
+    assert not Reply(409, reason="conflict", envelope=True).refused_before_work
+    assert not Reply(503, reason="backendError").refused_before_work
 
 
 #: A failed batch envelope: (status, reason) -> the error every part without an answer gets.

@@ -7,14 +7,9 @@ from typing import Any
 import pytest
 
 from connectors.base import CreateOp, DeleteOp, UpdateOp
-from connectors.outlook_http import (
-    PERMANENT_ACCOUNT_CODES,
-    TAXONOMY,
-    GraphResponse,
-    Reaction,
-    classify,
-)
+from connectors.outlook_http import GRAPH_STATUS, PERMANENT_ACCOUNT_CODES, GraphResponse
 from syncd.errors import (
+    COMMON_RULES,
     AuthFailed,
     CursorExpired,
     EtagMismatch,
@@ -33,49 +28,56 @@ def _answer(status: int, code: str | None, **headers: str) -> GraphResponse:
     return GraphResponse(status, headers, body)
 
 
-# (status, code, reaction, error for an item, error for a delta read)
-ROWS: list[tuple[int, str | None, Reaction, type, type]] = [
-    (401, "InvalidAuthenticationToken", Reaction.REAUTH, AuthFailed, AuthFailed),
-    (403, "ErrorAccessDenied", Reaction.ACCOUNT, AuthFailed, AuthFailed),
-    *[(404, code, Reaction.ACCOUNT, AuthFailed, AuthFailed) for code in (
+# (status, code, error for an item, error for a delta read)
+ROWS: list[tuple[int, str | None, type, type]] = [
+    (401, "InvalidAuthenticationToken", AuthFailed, AuthFailed),
+    (401, "SyncStateNotFound", AuthFailed, AuthFailed),  # the token outranks the code
+    (403, "ErrorAccessDenied", AuthFailed, AuthFailed),
+    *[(404, code, AuthFailed, AuthFailed) for code in (
         "MailboxNotEnabledForRESTAPI", "MailboxNotSupportedForRESTAPI",
         "RESTAPINotEnabledForComponentSharedMailbox", "ErrorInvalidLicense",
         "ErrorNonExistentMailbox", "ErrorAccountDisabled", "ErrorOrganizationAccessBlocked",
         "ErrorInvalidUser")],
-    (400, "ErrorDuplicateTransactionId", Reaction.ADOPT, EtagMismatch, EtagMismatch),
-    (409, "ErrorDuplicateTransactionId", Reaction.ADOPT, EtagMismatch, EtagMismatch),
-    (409, "ErrorIrresolvableConflict", Reaction.ADOPT, EtagMismatch, EtagMismatch),
-    (412, "ErrorIrresolvableConflict", Reaction.STALE, EtagMismatch, EtagMismatch),
-    (410, "resyncRequired", Reaction.CURSOR, EventGone, CursorExpired),
-    (410, "SyncStateNotFound", Reaction.CURSOR, EventGone, CursorExpired),
-    (400, "syncStateNotFound", Reaction.CURSOR, EventGone, CursorExpired),
-    (404, "ErrorItemNotFound", Reaction.GONE, EventGone, EventGone),
-    (429, "ApplicationThrottled", Reaction.THROTTLED, RateLimited, RateLimited),
-    (500, "UnknownError", Reaction.TRANSIENT, Transient, Transient),
-    (502, None, Reaction.TRANSIENT, Transient, Transient),
-    (503, "ServiceUnavailable", Reaction.TRANSIENT, Transient, Transient),
-    (504, "GatewayTimeout", Reaction.TRANSIENT, Transient, Transient),
-    (400, "ErrorInvalidRequest", Reaction.REJECT, ItemRejected, ItemRejected),
-    (403, "ErrorItemNotEditable", Reaction.REJECT, ItemRejected, ItemRejected),
-    (507, "ErrorQuotaExceeded", Reaction.REJECT, ItemRejected, ItemRejected),
-    (418, "SomethingNew", Reaction.TRANSIENT, Transient, Transient),
+    (400, "ErrorDuplicateTransactionId", EtagMismatch, EtagMismatch),
+    (409, "ErrorDuplicateTransactionId", EtagMismatch, EtagMismatch),
+    (409, "ErrorIrresolvableConflict", EtagMismatch, EtagMismatch),
+    (412, "ErrorIrresolvableConflict", EtagMismatch, EtagMismatch),
+    (410, "resyncRequired", EventGone, CursorExpired),
+    (410, "SyncStateNotFound", EventGone, CursorExpired),
+    (400, "syncStateNotFound", EventGone, CursorExpired),
+    (410, None, EventGone, CursorExpired),
+    (404, "ErrorItemNotFound", EventGone, EventGone),
+    (429, "ApplicationThrottled", RateLimited, RateLimited),
+    (500, "UnknownError", Transient, Transient),
+    (502, None, Transient, Transient),
+    (503, "ServiceUnavailable", Transient, Transient),
+    (504, "GatewayTimeout", Transient, Transient),
+    (400, "ErrorInvalidRequest", ItemRejected, ItemRejected),
+    (403, "ErrorItemNotEditable", ItemRejected, ItemRejected),
+    (405, None, ItemRejected, ItemRejected),
+    (413, None, ItemRejected, ItemRejected),
+    (415, None, ItemRejected, ItemRejected),
+    (422, None, ItemRejected, ItemRejected),
+    (507, "ErrorQuotaExceeded", ItemRejected, ItemRejected),
+    (418, "SomethingNew", Transient, Transient),  # unknown: back off, never delete
 ]
 
 
-@pytest.mark.parametrize(("status", "code", "reaction", "item_error", "delta_error"), ROWS,
+@pytest.mark.parametrize(("status", "code", "item_error", "delta_error"), ROWS,
                          ids=[f"{r[0]}-{r[1]}" for r in ROWS])
-def test_taxonomy_row(status: int, code: str | None, reaction: Reaction, item_error: type,
-                      delta_error: type) -> None:
-    assert classify(status, code) is reaction
+def test_status_table_row(status: int, code: str | None, item_error: type,
+                          delta_error: type) -> None:
     answer = _answer(status, code, **{"Retry-After": "17"})
     assert type(answer.error("ev1")) is item_error
     assert type(answer.error("ev1", in_delta=True)) is delta_error
 
 
 def test_every_table_row_and_every_permanent_code_has_a_test() -> None:
-    reactions = {r.reaction for r in TAXONOMY}
-    assert reactions <= {row[2] for row in ROWS}
-    tested = {str(row[1]).lower() for row in ROWS if row[2] is Reaction.ACCOUNT}
+    for row in (*GRAPH_STATUS.rules, *COMMON_RULES):
+        assert any(row.matches(status, (code or "").lower(), 17.0)
+                   and issubclass(row.error, (item, delta))
+                   for status, code, item, delta in ROWS), row
+    tested = {str(row[1]).lower() for row in ROWS if row[0] == 404 and row[2] is AuthFailed}
     assert tested >= PERMANENT_ACCOUNT_CODES
 
 
