@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint types unit bench clean
+.PHONY: run test lint types imports unit bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,13 +18,17 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/syncd run
 
-test: lint types unit
+test: lint types imports unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check syncd connectors syncd_testkit tests bench
 
 types: $(STAMP)
 	$(BIN)/mypy
+
+# The layer contracts in pyproject.toml [tool.importlinter] (ARCHITECTURE.md).
+imports: $(STAMP)
+	$(BIN)/lint-imports
 
 unit: $(STAMP)
 	$(BIN)/pytest -q
@@ -33,4 +37,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.sync --help
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
