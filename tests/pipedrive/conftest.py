@@ -11,10 +11,22 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from syncd.config import SecretRef
 from syncd.store.budgets import BudgetLedger
+from syncd.store.credentials import CredentialStore
 from syncd.store.db import Database
+from syncd_testkit.emulators.google_fixtures import google_emulator  # noqa: F401
+from syncd_testkit.emulators.graph_fixtures import (  # noqa: F401
+    graph_emulator,
+    graph_emulator_with_identity,
+    identity_emulator,
+)
 from syncd_testkit.emulators.pipedrive import PipedriveClock, PipedriveEmulator
 from syncd_testkit.emulators.pipedrive_fixtures import START
+from syncd_testkit.servers import RecordingProxy
+from tests.outlook.conftest import STATE_KEY_ENV, _fresh_mailbox_gates, env  # noqa: F401
+from tests.pipedrive.sides import GoogleSide, GraphSide, RadicaleSide
+from tests.pipedrive.world import CalendarSide
 from tests.store.conftest import BACKENDS, pg_url  # noqa: F401  (a fixture)
 
 EmulatorFactory = Callable[..., PipedriveEmulator]
@@ -65,3 +77,28 @@ def replicas(ledger_url: str) -> Iterator[Replicas]:
     yield open_replica
     for db in opened:
         db.close()
+
+
+# --- end-to-end: the calendar on the other side ------------------------------------------------
+
+
+@pytest.fixture
+def e2e_db(tmp_path: Path) -> Iterator[Database]:
+    """syncd's database for an end-to-end test (SQLite)."""
+    db = Database(f"sqlite:///{tmp_path / 'syncd.db'}")
+    yield db
+    db.close()
+
+
+@pytest.fixture(params=["radicale", "google", "graph"])
+def side(request: pytest.FixtureRequest, e2e_db: Database) -> Iterator[CalendarSide]:
+    """The calendar provider on the other side of Pipedrive."""
+    if request.param == "radicale":
+        proxy = RecordingProxy(request.getfixturevalue("radicale").port).start()
+        yield RadicaleSide(request.getfixturevalue("radicale"), proxy)
+        proxy.stop()
+    elif request.param == "google":
+        yield GoogleSide(request.getfixturevalue("google_emulator"))
+    else:
+        yield GraphSide(request.getfixturevalue("env"),
+                        CredentialStore(e2e_db, SecretRef(f"env:{STATE_KEY_ENV}")))
