@@ -47,9 +47,9 @@ from bench.workload import (
     first_day,
 )
 from syncd.config import AccountConfig, Config
+from syncd.crm.builtin.activities import ActivityStore
 from syncd.engine.runner import CycleReport
 from syncd.service import Service
-from syncd.store.activities import ActivityStore
 from syncd.store.db import Database
 
 SEED_BATCH = 1000

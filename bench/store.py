@@ -39,7 +39,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from syncd.store.activities import ActivityStore  # noqa: E402
+from syncd.crm.builtin.activities import ActivityStore  # noqa: E402
 from syncd.store.db import Database  # noqa: E402
 
 PG_ADMIN = os.environ.get("SYNCD_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")

@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from syncd.config import AccountConfig
+from syncd.crm.builtin.activities import ActivityStore
 from syncd.errors import ConflictUnresolvable, NotFound
 from syncd.model import (
     FIELDS,
@@ -34,7 +35,6 @@ from syncd.model import (
     activity_changes,
     project_activity,
 )
-from syncd.store.activities import ActivityStore
 from syncd.store.state import StateStore
 
 Side = Literal["crm", "calendar"]

@@ -4,7 +4,7 @@ Exit codes: 0 success, 1 runtime errors, 2 usage or configuration errors, 3 a sy
 skipped an account needing attention (see the README). No traceback
 reaches the terminal unless ``--debug`` is given; ``syncd.report`` words every error.
 Command groups live in their own modules and register themselves here:
-``syncd.cli_crm`` (activities, types, persons, organizations, deals, import),
+``syncd.crm.builtin.cli`` (activities, types, persons, organizations, deals, import),
 ``syncd.cli_sync`` (sync, run, status), ``syncd.cli_admin`` (conflicts, quarantine,
 purge), ``syncd.cli_auth`` (provider sign-in) and ``syncd.cli_pipedrive`` (its webhooks).
 """
@@ -68,7 +68,7 @@ class App:
 
     @cached_property
     def store(self) -> Any:
-        from syncd.store.activities import ActivityStore
+        from syncd.crm.builtin.activities import ActivityStore
 
         return ActivityStore(self.db)
 
@@ -171,9 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_argument("provider", nargs="?", help="only this provider")
     options.set_defaults(handler=_config_options)
 
-    from syncd import cli_admin, cli_auth, cli_crm, cli_pipedrive, cli_sync
+    from syncd import cli_admin, cli_auth, cli_pipedrive, cli_sync
+    from syncd.crm.builtin import cli as builtin_crm_cli
 
-    cli_crm.register(sub)
+    builtin_crm_cli.register(sub)
     cli_sync.register(sub)
     cli_admin.register(sub)
     cli_auth.register(sub)

@@ -9,7 +9,7 @@
 * ``syncd purge [--dry-run]``: removes for good the activities deleted more than
   ``[syncd] retention_days`` ago (the daemon does this once a day).
 
-``syncd activity restore ID`` lives with the other activity commands (``syncd.cli_crm``).
+``syncd activity restore ID`` lives with the other activity commands (``syncd.crm.builtin.cli``).
 Every command takes ``--json`` (before or after the command name) for scripts. Values
 and reasons come from calendars, so they are printed as single clean lines.
 """

@@ -36,6 +36,7 @@ from caldav.davclient import DAVClient
 from connectors.caldav import DEFAULT_CALENDAR_NAME
 from syncd.config import AccountConfig, Config
 from syncd.config_checks import is_loopback_address
+from syncd.crm.builtin.views import UserView
 from syncd.embedded_auth import (
     SERVICE_USER,
     EmbeddedCredentials,
@@ -50,7 +51,6 @@ from syncd.private import check_private, private_by_default
 from syncd.push import AccountDirectory, PushGate
 from syncd.report import describe, sync_exit_code
 from syncd.service import EMBEDDED_CALENDAR, Service, embedded_calendar_url, embedded_url
-from syncd.store.crm_views import UserView
 from syncd.store.dirty import DirtyFlags
 from syncd.text import printable
 

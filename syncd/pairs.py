@@ -3,7 +3,7 @@
 Plain, frozen data shared by the engine (which plans with it) and the state store (which
 keeps it); it sits below both so the store never imports the engine. "Pair" here always
 means a sync pair; a deal/person/lead attached to an activity is an activity *link*
-(:mod:`syncd.store.links`).
+(:mod:`syncd.crm.builtin.item_links`).
 """
 
 from __future__ import annotations

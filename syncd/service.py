@@ -14,11 +14,11 @@ from connectors.base import CalendarConnector
 from syncd.auth_fingerprint import changed_since, fingerprint
 from syncd.config import AccountConfig, Config
 from syncd.crm import open_source
+from syncd.crm.builtin.activities import ActivityStore
 from syncd.embedded_auth import SERVICE_USER, EmbeddedCredentials, can_log_in, login_name
 from syncd.engine.runner import CycleReport, account_window, sync_account
 from syncd.errors import AuthFailed
 from syncd.report import describe
-from syncd.store.activities import ActivityStore
 from syncd.store.db import Database
 from syncd.store.state import StateStore, lease_owner_id
 

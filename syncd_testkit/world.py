@@ -19,10 +19,10 @@ from connectors.base import CalendarConnector
 from connectors.caldav import CalDAVCalendar
 from syncd.config import AccountConfig
 from syncd.crm.builtin import BuiltinSource
+from syncd.crm.builtin.activities import ActivityStore
+from syncd.crm.builtin.views import ActivityFilter
 from syncd.engine.runner import CycleReport, sync_account
 from syncd.model import Activity
-from syncd.store.activities import ActivityStore
-from syncd.store.crm_views import ActivityFilter
 from syncd.store.db import Database
 from syncd.store.state import StateStore
 

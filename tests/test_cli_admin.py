@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import func, select
 
 from syncd.cli import main
-from syncd.store.crm_tables import ActivityNote
-from syncd.store.crm_views import ActivityFilter
+from syncd.crm.builtin.tables import ActivityNote
+from syncd.crm.builtin.views import ActivityFilter
 from syncd.store.db import Database
 from syncd.store.state_tables import SyncConflict, SyncLink
 from syncd_testkit.servers import DavServer, RecordingProxy

@@ -22,7 +22,7 @@ import pytest
 import connectors
 from syncd.cli import main
 from syncd.config import AccountConfig
-from syncd.store.activities import ActivityStore
+from syncd.crm.builtin.activities import ActivityStore
 from syncd.store.db import Database
 from syncd_testkit.emulators.google import GoogleEmulator
 from syncd_testkit.emulators.graph import GraphEmulator

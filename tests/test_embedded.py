@@ -21,12 +21,12 @@ import caldav
 import pytest
 import requests
 
+from syncd.crm.builtin.views import UserView
 from syncd.daemon import EmbeddedCalendarServer
 from syncd.embedded_auth import SERVICE_USER, EmbeddedCredentials
 from syncd.embedded_server import allowed_hosts
 from syncd.errors import PortInUse, ServerFailed
 from syncd.report import EXIT_USAGE
-from syncd.store.crm_views import UserView
 from syncd_testkit.servers import free_port
 
 ALICE, BOB = "alice@example.com", "bob@example.com"

@@ -18,10 +18,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from syncd.config_types import ProviderOptions
-from syncd.crm.builtin import BuiltinSource
+from syncd.crm.builtin.activities import ActivityStore
+from syncd.crm.builtin.source import BuiltinSource
 from syncd.crm.source import CrmSource
 from syncd.errors import InvalidInput
-from syncd.store.activities import ActivityStore
 from syncd.store.db import Database
 
 KINDS = ("builtin", "pipedrive")

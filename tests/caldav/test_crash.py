@@ -20,7 +20,7 @@ import caldav
 import icalendar
 import pytest
 
-from syncd.store.activities import ActivityStore
+from syncd.crm.builtin.activities import ActivityStore
 from syncd.store.db import Database
 from syncd.store.state import StateStore
 from syncd_testkit.servers import DavServer

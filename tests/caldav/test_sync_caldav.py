@@ -17,9 +17,9 @@ import pytest
 from connectors.base import WriteOp, WriteResult
 from connectors.caldav import CalDAVCalendar
 from syncd.config import AccountConfig
-from syncd.crm.builtin import BuiltinSource
+from syncd.crm.builtin.activities import ActivityStore
+from syncd.crm.builtin.source import BuiltinSource
 from syncd.engine.runner import CycleReport, sync_account
-from syncd.store.activities import ActivityStore
 from syncd.store.db import Database
 from syncd.store.state import StateStore
 from syncd_testkit.servers import DavServer, RecordingProxy
@@ -238,7 +238,7 @@ def test_hostile_objects_are_quarantined_while_the_rest_syncs(tmp_path: Path,
 
 
 def _owner(world: DavWorld):  # type: ignore[no-untyped-def]
-    from syncd.store.crm_views import ActivityFilter
+    from syncd.crm.builtin.views import ActivityFilter
 
     return ActivityFilter(owner_id=world.owner_id)
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from connectors.base import CreateOp, WriteResult
+from syncd.crm.builtin.views import ActivityFilter
 from syncd.errors import AuthFailed, ItemRejected, Transient
 from syncd.model import Projection
-from syncd.store.crm_views import ActivityFilter
 from tests.engine.factories import proj
 from tests.engine.world import World, make_world
 
@@ -287,7 +287,7 @@ def test_a_report_keeps_its_plans_only_when_asked(world: World) -> None:
 
 
 def _all(world: World):  # type: ignore[no-untyped-def]
-    from syncd.store.crm_views import ActivityFilter
+    from syncd.crm.builtin.views import ActivityFilter
 
     return ActivityFilter(owner_id=world.owner_id)
 

@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from connectors.base import WriteResult
+from syncd.crm.builtin.views import ActivityFilter
 from syncd.engine import runner
 from syncd.errors import Transient
-from syncd.store.crm_views import ActivityFilter
 from tests.engine.world import World, make_world
 
 TITLES = st.sampled_from(["Call", "Demo", "Lunch", "Review", "Kick-off", "Wrap-up"])

@@ -11,10 +11,10 @@ import httplib2
 
 from connectors.google import GoogleCalendar
 from syncd.config import AccountConfig
-from syncd.crm.builtin import BuiltinSource
+from syncd.crm.builtin.activities import ActivityStore
+from syncd.crm.builtin.source import BuiltinSource
 from syncd.engine.runner import CycleReport, sync_account
 from syncd.model import Activity
-from syncd.store.activities import ActivityStore
 from syncd.store.db import Database
 from syncd.store.state import StateStore
 from syncd_testkit.emulators.google import GoogleEmulator

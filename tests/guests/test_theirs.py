@@ -15,7 +15,7 @@ from pathlib import Path
 import caldav
 import pytest
 
-from syncd.store.crm_views import ActivityFilter
+from syncd.crm.builtin.views import ActivityFilter
 from syncd_testkit.emulators.google import GoogleEmulator
 from syncd_testkit.servers import DavServer
 from tests.caldav.test_sync_caldav import DavWorld, make_dav_world

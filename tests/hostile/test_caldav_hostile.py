@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from syncd.crm.builtin.views import ActivityFilter
 from syncd.engine.runner import CycleReport
-from syncd.store.crm_views import ActivityFilter
 from syncd_testkit.dav_responder import MisbehavingDav
 from syncd_testkit.ics_corpus import CORPUS, SKIPPED_RECURRING, SYNCED, Hostile, oversized
 from syncd_testkit.servers import DavServer

@@ -14,10 +14,10 @@ import requests
 
 from syncd.config import AccountConfig, Config, HttpConfig
 from syncd.crm.builtin import BuiltinSource
+from syncd.crm.builtin.activities import ActivityStore
 from syncd.http.basic_auth import BasicAuthSecret
 from syncd.http.receiver import Receiver
 from syncd.push import AccountDirectory
-from syncd.store.activities import ActivityStore
 from syncd.store.db import Database
 from syncd.store.dirty import DirtyFlags
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from syncd.crm.builtin.activities import ActivityStore
 from syncd.http.basic_auth import BasicAuthSecret
-from syncd.store.activities import ActivityStore
 from syncd.store.db import Database
 from syncd_testkit.servers import DavServer, free_port
 from tests.conftest import fresh_calendar

@@ -21,10 +21,10 @@ from connectors.base import Window, WriteOp, WriteResult
 from connectors.outlook import OutlookCalendar
 from connectors.outlook_auth import device_code_login
 from syncd.config import AccountConfig, SecretRef
-from syncd.crm.builtin import BuiltinSource
+from syncd.crm.builtin.activities import ActivityStore
+from syncd.crm.builtin.source import BuiltinSource
 from syncd.engine.runner import CycleReport, account_window, sync_account
 from syncd.model import Activity, Projection
-from syncd.store.activities import ActivityStore
 from syncd.store.credentials import CredentialStore
 from syncd.store.db import Database
 from syncd.store.state import StateStore

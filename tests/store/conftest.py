@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-from syncd.store.activities import ActivityStore
+from syncd.crm.builtin.activities import ActivityStore
 from syncd.store.db import Database
 from tests.store.helpers import CRM_TABLES
 

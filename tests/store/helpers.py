@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
-from syncd.store.activities import ActivityStore
+from syncd.crm.builtin.activities import ActivityStore
 from syncd.store.base import Base
 
 #: A fixed "now" so that derived dates and done times are exact.

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from syncd.crm.builtin.activities import ActivityStore
 from syncd.errors import InvalidInput, NotFound
 from syncd.model import Guest
-from syncd.store.activities import ActivityStore
 from tests.store.helpers import make_world, row_counts
 
 

@@ -7,10 +7,10 @@ from datetime import date, time
 import pytest
 
 from syncd.crm import open_source
-from syncd.crm.builtin import BuiltinSource
+from syncd.crm.builtin.activities import ActivityStore
+from syncd.crm.builtin.source import BuiltinSource
 from syncd.crm.source import Consistency
 from syncd.errors import InvalidInput
-from syncd.store.activities import ActivityStore
 from tests.crm.contract import SourceContract
 from tests.store.conftest import StoreFactory
 

@@ -26,8 +26,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from syncd.crm.builtin.activities import ActivityStore
 from syncd.model import Activity, Tombstone
-from syncd.store.activities import ActivityStore
 from tests.store.conftest import StoreFactory
 from tests.store.helpers import NOW
 

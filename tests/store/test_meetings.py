@@ -6,8 +6,8 @@ import uuid
 
 from sqlalchemy import select
 
+from syncd.crm.builtin.activities import ActivityStore
 from syncd.pairs import SyncPair
-from syncd.store.activities import ActivityStore
 from syncd.store.state import StateStore
 from syncd.store.state_tables import SyncMeeting
 

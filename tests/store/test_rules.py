@@ -10,10 +10,10 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
+from syncd.crm.builtin.activities import ActivityStore
+from syncd.crm.builtin.views import ActivityFilter
 from syncd.errors import InvalidInput, NotFound
 from syncd.model import DEFAULT_TYPES, Activity, Guest, Tombstone, activity_when, project_activity
-from syncd.store.activities import ActivityStore
-from syncd.store.crm_views import ActivityFilter
 from tests.store.helpers import NOW, make_world, row_counts
 
 LATER = NOW + timedelta(hours=3)

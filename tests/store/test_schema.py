@@ -7,8 +7,9 @@ from pathlib import Path
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from syncd.store import budget_tables, crm_tables, state_tables  # noqa: F401  (they register the tables)
-from syncd.store.activities import ActivityStore
+from syncd.crm.builtin import tables  # noqa: F401  (registers the CRM tables)
+from syncd.crm.builtin.activities import ActivityStore
+from syncd.store import budget_tables, state_tables  # noqa: F401  (sync state, budgets)
 from syncd.store.base import Base
 
 

@@ -15,6 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from syncd.crm.builtin.activities import ActivityStore
+from syncd.crm.builtin.views import ActivityFilter
 from syncd.errors import InvalidInput
 from syncd.model import (
     FIRST_DAY,
@@ -24,8 +26,6 @@ from syncd.model import (
     activity_when,
     when_to_activity_fields,
 )
-from syncd.store.activities import ActivityStore
-from syncd.store.crm_views import ActivityFilter
 from tests.test_time_edges import ALL_TRANSITIONS, ZONES, activity
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

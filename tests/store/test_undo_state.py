@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import delete
 
 from syncd.admin import purge_expired, restore_activity
+from syncd.crm.builtin.activities import ActivityStore
 from syncd.errors import NotFound
 from syncd.pairs import Conflict, SyncPair
-from syncd.store.activities import ActivityStore
 from syncd.store.state import StateStore
 from syncd.store.state_tables import SyncLink
 from tests.store.helpers import NOW, make_world

@@ -1,11 +1,20 @@
-"""Alembic environment: runs on the connection handed over by ``syncd.store.db.migrate``."""
+"""Alembic environment: runs on the connection handed over by ``syncd.store.db.migrate``.
+
+One database, one metadata, one migration history: the built-in CRM's tables
+(``syncd.crm.builtin.tables``) and syncd's own state (``syncd.store.state_tables``,
+``syncd.store.budget_tables``) all sit on :class:`syncd.store.base.Base`, so a revision
+may touch either half and ``alembic upgrade`` brings both to the same head. A remote CRM
+(Pipedrive) keeps what syncd must remember about it (markers, cursors, budgets) in
+syncd's own tables, never in the built-in CRM's.
+"""
 
 from alembic import context
 from sqlalchemy import Connection, engine_from_config, pool
 
+# These imports register their tables on Base.metadata.
+import syncd.crm.builtin.tables
 import syncd.store.budget_tables
-import syncd.store.crm_tables
-import syncd.store.state_tables  # noqa: F401  (registers the tables on Base.metadata)
+import syncd.store.state_tables  # noqa: F401
 from syncd.store.base import Base
 
 config = context.config

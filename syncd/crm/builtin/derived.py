@@ -23,8 +23,8 @@ from typing import Any
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
-from syncd.store.crm_tables import ActivityLink, ActivityRow
-from syncd.store.links import ITEM_TABLES, ItemRef
+from syncd.crm.builtin.item_links import ITEM_TABLES, ItemRef
+from syncd.crm.builtin.tables import ActivityLink, ActivityRow
 
 _CHUNK = 500  # item ids per IN (...) list; far below every backend's parameter limit
 

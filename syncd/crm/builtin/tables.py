@@ -2,7 +2,7 @@
 
 These are the SQLAlchemy 2 typed ORM classes on :class:`syncd.store.base.Base`; the
 schema itself is owned by Alembic (revision ``0001_initial``). Only
-:mod:`syncd.store.activities` and its helper modules write these tables.
+:mod:`syncd.crm.builtin.activities` and its helper modules write these tables.
 
 There are no server-side defaults: SQLite and PostgreSQL spell boolean literals
 differently, so one generated migration could not carry them, and every insert names
@@ -93,7 +93,7 @@ class LinkedItem:
     """Columns shared by everything an activity can be linked to.
 
     ``last_activity_date``, ``next_activity_date`` and ``update_time`` are derived (A10)
-    and maintained by :mod:`syncd.store.derived`; nothing else writes them.
+    and maintained by :mod:`syncd.crm.builtin.derived`; nothing else writes them.
     """
 
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

@@ -2,7 +2,7 @@
 
 Two layers: :func:`clean_fields` checks each given value on its own (types, ranges, text
 hygiene) without a database; :func:`resolve_guests` and the reference checks in
-:mod:`syncd.store.activities` then look things up. Both raise
+:mod:`syncd.crm.builtin.activities` then look things up. Both raise
 :class:`~syncd.errors.InvalidInput` naming the field, so a caller can show the user which
 value to fix. Error values never carry the note (errors end up in logs).
 """
@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from syncd.crm.builtin.tables import Person
 from syncd.errors import InvalidInput
 from syncd.model import (
     FIRST_DAY,
@@ -28,7 +29,6 @@ from syncd.model import (
     is_valid_email,
     normalize_email,
 )
-from syncd.store.crm_tables import Person
 from syncd.text import clean_text
 
 #: Every field ``edit_activity`` accepts (``add_activity`` also takes ``sync_uid``).

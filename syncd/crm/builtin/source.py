@@ -1,6 +1,6 @@
 """The built-in activity store as a CRM source (``[crm] kind = "builtin"``).
 
-An adapter over :class:`syncd.store.activities.ActivityStore`: the cursor is the store's
+An adapter over :class:`syncd.crm.builtin.activities.ActivityStore`: the cursor is the store's
 change number written in decimal, the marker is the activity row's ``sync_uid``, and every
 write is the store's own transaction, so the consistency is ``transactional``.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import date
 
+from syncd.crm.builtin.activities import ActivityStore
 from syncd.crm.source import (
     ApplyChanges,
     Consistency,
@@ -22,7 +23,6 @@ from syncd.crm.source import (
 )
 from syncd.errors import InvalidInput, NotFound, SyncdError
 from syncd.model import Activity
-from syncd.store.activities import ActivityStore
 
 
 def parse_cursor(cursor: str | None) -> int:

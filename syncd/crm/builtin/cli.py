@@ -20,7 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from syncd.crm_import import (
+from syncd.crm.builtin.file_import import (
     STORE_TO_COLUMN,
     Problem,
     ValueProblem,
@@ -317,7 +317,7 @@ def _activity_edit(args: argparse.Namespace, app: App) -> int:
 
 
 def _filter(app: App, args: argparse.Namespace, **extra: Any) -> Any:
-    from syncd.store.crm_views import ActivityFilter
+    from syncd.crm.builtin.views import ActivityFilter
 
     return ActivityFilter(
         owner_id=_owner_id(app, args.owner) if args.owner else None,

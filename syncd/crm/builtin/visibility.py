@@ -18,9 +18,9 @@ from __future__ import annotations
 from sqlalchemy import Select, and_, exists, not_, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from syncd.store.crm_tables import ActivityLink, ActivityRow
-from syncd.store.crm_views import CanSee
-from syncd.store.links import ITEM_TABLES, linked_items
+from syncd.crm.builtin.item_links import ITEM_TABLES, linked_items
+from syncd.crm.builtin.tables import ActivityLink, ActivityRow
+from syncd.crm.builtin.views import CanSee
 
 
 def visible_ids_query(user_id: int) -> Select[int]:

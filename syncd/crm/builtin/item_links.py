@@ -23,8 +23,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from syncd.errors import InvalidInput
-from syncd.store.crm_tables import (
+from syncd.crm.builtin.tables import (
     ActivityLink,
     Deal,
     Lead,
@@ -33,8 +32,9 @@ from syncd.store.crm_tables import (
     Person,
     Project,
 )
+from syncd.errors import InvalidInput
 
-#: A linked item: (kind, id), kind being one of ``crm_tables.LINK_KINDS``.
+#: A linked item: (kind, id), kind being one of ``tables.LINK_KINDS``.
 ItemRef = tuple[str, int | str]
 
 #: kind -> (table class, field name on activities and activity_links).

@@ -18,10 +18,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from syncd.errors import InvalidInput
-from syncd.model import Guest, normalize_email, wall_time
-from syncd.store import change_feed, derived
-from syncd.store.activity_fields import (
+from syncd.crm.builtin import change_feed, derived
+from syncd.crm.builtin.change_feed import ChangeRow
+from syncd.crm.builtin.fields import (
     EDITABLE_FIELDS,
     LINK_FIELDS,
     GuestSpec,
@@ -30,8 +29,8 @@ from syncd.store.activity_fields import (
     clean_fields,
     resolve_guests,
 )
-from syncd.store.change_feed import ChangeRow
-from syncd.store.crm_tables import (
+from syncd.crm.builtin.item_links import ItemRef, LinkResolver, LinkSet, link_rows
+from syncd.crm.builtin.tables import (
     ActivityGuest,
     ActivityLink,
     ActivityNote,
@@ -39,7 +38,8 @@ from syncd.store.crm_tables import (
     ActivityType,
     User,
 )
-from syncd.store.links import ItemRef, LinkResolver, LinkSet, link_rows
+from syncd.errors import InvalidInput
+from syncd.model import Guest, normalize_email, wall_time
 
 
 def core_table(model: type[Any]) -> Table:

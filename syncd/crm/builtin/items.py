@@ -17,11 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from syncd.errors import InvalidInput, NotFound
-from syncd.model import is_valid_email, normalize_email
-from syncd.store.base import utcnow
-from syncd.store.change_feed import lock_writers
-from syncd.store.crm_tables import (
+from syncd.crm.builtin.change_feed import lock_writers
+from syncd.crm.builtin.tables import (
     ActivityType,
     Deal,
     Lead,
@@ -31,7 +28,7 @@ from syncd.store.crm_tables import (
     Project,
     User,
 )
-from syncd.store.crm_views import (
+from syncd.crm.builtin.views import (
     DealView,
     ItemDates,
     LeadView,
@@ -41,6 +38,9 @@ from syncd.store.crm_views import (
     TypeView,
     UserView,
 )
+from syncd.errors import InvalidInput, NotFound
+from syncd.model import is_valid_email, normalize_email
+from syncd.store.base import utcnow
 from syncd.store.db import Database
 from syncd.text import clean_text
 

@@ -33,10 +33,9 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from syncd.errors import InvalidInput, NotFound
-from syncd.model import Activity, Tombstone
-from syncd.store import change_feed, derived
-from syncd.store.activity_fields import (
+from syncd.crm.builtin import change_feed, derived
+from syncd.crm.builtin.change_feed import ChangeRow
+from syncd.crm.builtin.fields import (
     CALENDAR_FIELDS,
     EDITABLE_FIELDS,
     LINK_FIELDS,
@@ -45,8 +44,25 @@ from syncd.store.activity_fields import (
     clean_fields,
     resolve_guests,
 )
-from syncd.store.activity_read import filter_query, load_views
-from syncd.store.activity_write import (
+from syncd.crm.builtin.item_links import (
+    ITEM_TABLES,
+    LinkSet,
+    explicit_links,
+    linked_items,
+    replace_links,
+)
+from syncd.crm.builtin.items import CrmDirectory, check_now
+from syncd.crm.builtin.read import filter_query, load_views
+from syncd.crm.builtin.tables import (
+    ActivityGuest,
+    ActivityLink,
+    ActivityNote,
+    ActivityRow,
+    User,
+)
+from syncd.crm.builtin.views import ActivityFilter, CanSee, ChangePage
+from syncd.crm.builtin.visibility import visible_ids_query, visible_ids_with
+from syncd.crm.builtin.write import (
     CHUNK,
     SCALARS,
     Lookups,
@@ -58,24 +74,8 @@ from syncd.store.activity_write import (
     prepare,
     time_columns,
 )
-from syncd.store.change_feed import ChangeRow
-from syncd.store.crm_items import CrmDirectory, check_now
-from syncd.store.crm_tables import (
-    ActivityGuest,
-    ActivityLink,
-    ActivityNote,
-    ActivityRow,
-    User,
-)
-from syncd.store.crm_views import ActivityFilter, CanSee, ChangePage
-from syncd.store.links import (
-    ITEM_TABLES,
-    LinkSet,
-    explicit_links,
-    linked_items,
-    replace_links,
-)
-from syncd.store.visibility import visible_ids_query, visible_ids_with
+from syncd.errors import InvalidInput, NotFound
+from syncd.model import Activity, Tombstone
 
 
 class ActivityStore(CrmDirectory):
@@ -559,7 +559,7 @@ class ActivityStore(CrmDirectory):
         A user sees their own activities, and another user's only when they can see every
         item it is linked to. Without ``can_see`` an item is visible unless it is marked
         ``visible_to_owner_only`` and owned by someone else (see
-        :mod:`syncd.store.visibility`); with it, ``can_see(kind, item_id)`` decides.
+        :mod:`syncd.crm.builtin.visibility`); with it, ``can_see(kind, item_id)`` decides.
 
         Raises:
             NotFound: there is no such user.

@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy import func, insert, or_, select, text
 from sqlalchemy.orm import Session
 
-from syncd.store.crm_tables import ActivityChange
+from syncd.crm.builtin.tables import ActivityChange
 
 # An arbitrary constant naming "the activity store's write lock" among advisory locks.
 _WRITER_LOCK_KEY = 0x5943_4443  # "SYCD"

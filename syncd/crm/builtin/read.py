@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import Select, exists, select
 from sqlalchemy.orm import Session
 
+from syncd.crm.builtin.tables import ActivityGuest, ActivityLink, ActivityRow, User
+from syncd.crm.builtin.views import ActivityFilter
 from syncd.model import Activity, Guest
-from syncd.store.crm_tables import ActivityGuest, ActivityLink, ActivityRow, User
-from syncd.store.crm_views import ActivityFilter
 
 _CHUNK = 500
 
