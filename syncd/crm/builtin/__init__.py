@@ -20,3 +20,8 @@ Everything here is CRM data and CRM behaviour, none of it sync state:
 syncd's own state -- sync pairs, cursors, conflicts, credentials, leases -- stays in
 :mod:`syncd.store`, which imports nothing from here.
 """
+
+from syncd.crm.builtin.activities import ActivityStore
+from syncd.crm.builtin.source import BuiltinSource
+
+__all__ = ["ActivityStore", "BuiltinSource"]
