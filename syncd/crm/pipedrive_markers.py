@@ -161,14 +161,17 @@ class MarkerStore:
             row = session.get(PipedriveMarker, (self.company, sync_uid))
             return _marker(row) if row is not None else None
 
-    def gone(self, ids: Iterable[int]) -> None:
-        """The deletions of ``ids`` were reported: the reconciliation skips them now."""
+    def _set(self, ids: Iterable[int], **values: object) -> None:
         wanted = list(ids)
         if wanted:
             with self.db.session() as session:
                 session.execute(update(PipedriveMarker).where(
                     PipedriveMarker.company == self.company,
-                    PipedriveMarker.activity_id.in_(wanted)).values(gone=True))
+                    PipedriveMarker.activity_id.in_(wanted)).values(**values))
+
+    def gone(self, ids: Iterable[int]) -> None:
+        """The deletions of ``ids`` were reported: the reconciliation skips them now."""
+        self._set(ids, gone=True)
 
     # --- the deletion reconciliation and handovers ------------------------------------------
 
@@ -184,7 +187,8 @@ class MarkerStore:
                     PipedriveMarker.activity_id.is_not(None),
                     PipedriveMarker.gone.is_(False),
                     or_(PipedriveMarker.seen_at.is_(None), PipedriveMarker.seen_at <= cutoff))
-                .order_by(PipedriveMarker.seen_at, PipedriveMarker.activity_id)
+                .order_by(PipedriveMarker.seen_at.asc().nulls_first(),
+                          PipedriveMarker.activity_id)
                 .limit(limit)).all()
         return [int(i) for i in ids if i is not None]
 
@@ -197,21 +201,14 @@ class MarkerStore:
                 PipedriveMarker.activity_id.is_not(None)).limit(limit)).all()
         return [int(i) for i in ids if i is not None]
 
-    def told_moved(self, ids: Sequence[int]) -> None:
-        if ids:
-            with self.db.session() as session:
-                session.execute(update(PipedriveMarker).where(
-                    PipedriveMarker.company == self.company,
-                    PipedriveMarker.activity_id.in_(list(ids))).values(moved_from=None))
+    def told_moved(self, ids: Iterable[int]) -> None:
+        """The previous owners' feeds have shown that ``ids`` moved away."""
+        self._set(ids, moved_from=None)
 
     def check_soon(self, ids: Iterable[int]) -> None:
-        """Have the next reconciliation ask about ``ids`` (a webhook said they were deleted)."""
-        wanted = list(ids)
-        if wanted:
-            with self.db.session() as session:
-                session.execute(update(PipedriveMarker).where(
-                    PipedriveMarker.company == self.company,
-                    PipedriveMarker.activity_id.in_(wanted)).values(seen_at=None))
+        """Have the next reconciliation ask about ``ids`` first (a webhook said they were
+        deleted)."""
+        self._set(ids, seen_at=None)
 
     # --- import intents -----------------------------------------------------------------------
 

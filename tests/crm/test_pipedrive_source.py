@@ -21,6 +21,7 @@ from syncd.model import Activity, Tombstone
 from syncd.store.base import Base
 from syncd.store.db import Database
 from syncd_testkit.emulators.pipedrive import PipedriveEmulator
+from syncd_testkit.emulators.pipedrive_model import User
 from tests.crm.contract import CANARY
 from tests.crm.pipedrive_fixtures import COMPANY, WEB, PipedriveCrm
 
@@ -306,13 +307,18 @@ def test_every_request_is_charged_to_the_budget_at_pipedrives_cost(
     assert len(budget.statuses) == len(crm.emulator.requests)
 
 
-def test_oauth_tokens_come_from_the_refresh_token_and_are_renewed_after_a_401(
-        emulator: PipedriveEmulator, state_db: Database) -> None:
+def installed_app(emulator: PipedriveEmulator) -> tuple[User, OAuthTokens]:
+    """Ada, an admin who installed syncd's OAuth app, and the app's tokens."""
     ada = emulator.add_user("Ada", "ada@acme.test", is_admin=True)
     emulator.oauth.register_app("app-id", "app-secret")
     refresh = emulator.oauth.refresh_token("app-id", ada.id, ("activities:full", "users:read",
                                                              "contacts:read"))
-    tokens = OAuthTokens("app-id", "app-secret", refresh, token_url=emulator.token_url)
+    return ada, OAuthTokens("app-id", "app-secret", refresh, token_url=emulator.token_url)
+
+
+def test_oauth_tokens_come_from_the_refresh_token_and_are_renewed_after_a_401(
+        emulator: PipedriveEmulator, state_db: Database) -> None:
+    ada, tokens = installed_app(emulator)
     source = PipedriveSource(PipedriveHttp(emulator.base_url, tokens),
                              MarkerStore(state_db, COMPANY), Settings(COMPANY, WEB))
     assert source.user("ada@acme.test") is not None
@@ -382,11 +388,7 @@ def test_the_config_builds_a_source_that_talks_to_the_company(
 
 def test_with_oauth_the_api_domain_comes_from_the_token_answer(
         emulator: PipedriveEmulator, state_db: Database) -> None:
-    ada = emulator.add_user("Ada", "ada@acme.test", is_admin=True)
-    emulator.oauth.register_app("app-id", "app-secret")
-    refresh = emulator.oauth.refresh_token("app-id", ada.id, ("activities:full", "users:read",
-                                                             "contacts:read"))
-    tokens = OAuthTokens("app-id", "app-secret", refresh, token_url=emulator.token_url)
+    _, tokens = installed_app(emulator)
     source = PipedriveSource(PipedriveHttp(None, tokens), MarkerStore(state_db, COMPANY),
                              Settings(COMPANY, WEB))
     assert source.user("ada@acme.test") is not None
