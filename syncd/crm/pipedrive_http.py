@@ -35,12 +35,16 @@ from syncd.crm.pipedrive_map import without_note
 from syncd.errors import (
     AccountCooldown,
     AuthFailed,
+    EventGone,
     InvalidInput,
+    ItemRejected,
     NotFound,
     RateLimited,
+    StatusTable,
     SyncdError,
     Transient,
     Unreachable,
+    rule,
 )
 from syncd.network import network_reason
 from syncd.safe_json import loads
@@ -110,37 +114,38 @@ def _message(body: Any) -> str:
     return clean_text(str(text), single_line=True)[:200] if text else ""
 
 
-def error_for(method: str, status: int, body: Any, *, html: bool = False,
+#: Pipedrive's rows of the status table every HTTP transport shares. The CDN's rate-limit
+#: page after repeated 429s is told apart by being HTML (``"html"`` stands as its code);
+#: a JSON 403 is a permission the token's user lacks, which an admin must grant.
+PIPEDRIVE_STATUS = StatusTable(rules=(
+    rule(403, AccountCooldown, "html"),
+    rule(403, AuthFailed),
+    rule((400, 422), ItemRejected),
+), retry_after=2.0, cooldown=BLOCK_COOLDOWN_SECONDS)
+
+
+def error_for(status: int, body: Any, *, html: bool = False,
               retry_after: float | None = None, key: Any = None) -> SyncdError:
-    """The error for a failed answer (the one status table of this source).
+    """The error for a failed answer: :data:`PIPEDRIVE_STATUS`, in the CRM source's words
+    for one activity (``NotFound`` for gone, ``InvalidInput`` for refused).
 
     Args:
-        method: the request's method (a failed write may have been applied).
         status: the HTTP status; 0 for no answer.
-        body: the parsed JSON body, if any.
+        body: the parsed JSON body, if any (its error text explains a refusal).
         html: the answer was an HTML page (the CDN's 403 after repeated 429s).
         retry_after: seconds Pipedrive asked to wait, if it said.
-        key: the activity concerned, for ``NotFound``.
+        key: the activity concerned, for ``NotFound`` and ``InvalidInput``.
     """
-    what = f"HTTP {status}" if status else "no answer"
-    message = _message(body)
-    if status == 401:
-        return AuthFailed(reason=f"Pipedrive answered {what}: the API token or OAuth "
-                                 "grant was refused")
-    if status == 403 and html:
-        return AccountCooldown(seconds=BLOCK_COOLDOWN_SECONDS,
-                               reason="Pipedrive answered HTTP 403 (rate-limit page)")
-    if status == 403:
-        return AuthFailed(reason=f"Pipedrive answered {what}: {message or 'no permission'}")
-    if status in (404, 410):
+    error = PIPEDRIVE_STATUS.error(status, code="html" if html else None,
+                                   retry_after=retry_after)
+    if isinstance(error, EventGone):
         return NotFound(kind="activity", key=key)
-    if status == 429:
-        return RateLimited(retry_after=retry_after if retry_after is not None else 2.0,
-                           reason=f"Pipedrive answered {what}")
-    if status in (400, 422):
+    if isinstance(error, ItemRejected):
+        message = _message(body)
         return InvalidInput(field="activity", value=key,
-                            reason=f"Pipedrive refused it ({what}: {message})")
-    return Transient(reason=f"Pipedrive answered {what}", status=status)
+                            reason=f"Pipedrive refused it (HTTP {status}"
+                                   + (f": {message})" if message else ")"))
+    return error
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
@@ -233,7 +238,7 @@ class PipedriveHttp:
         if not ok or raw is None or not isinstance(parsed, Mapping) or (
                 parsed.get("success") is False):
             status = response.status_code if not ok else 502
-            raise error_for(method, status, parsed, html=html, key=key,
+            raise error_for(status, parsed, html=html, key=key,
                             retry_after=_retry_after(answer_headers))
         data = parsed.get("data")
         if path.startswith("/api/v2/activities"):

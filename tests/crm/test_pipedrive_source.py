@@ -393,3 +393,24 @@ def test_with_oauth_the_api_domain_comes_from_the_token_answer(
                              Settings(COMPANY, WEB))
     assert source.user("ada@acme.test") is not None
     assert tokens.api_domain == emulator.base_url
+
+
+@pytest.mark.parametrize(("status", "html", "expected"), [
+    (401, False, "AuthFailed"),
+    (403, True, "AccountCooldown"),  # the CDN's page after repeated 429s
+    (403, False, "AuthFailed"),  # a permission an admin must grant
+    (404, False, "NotFound"),
+    (410, False, "NotFound"),
+    (400, False, "InvalidInput"),
+    (429, False, "RateLimited"),
+    (500, False, "Transient"),
+    (0, False, "Transient"),
+])
+def test_each_answer_means_one_error(status: int, html: bool, expected: str) -> None:
+    from syncd.crm.pipedrive_http import error_for
+
+    error = error_for(status, {"success": False, "error": "Activity type is not active"},
+                      html=html, key=7)
+    assert type(error).__name__ == expected
+    if expected == "InvalidInput":
+        assert "Activity type is not active" in str(error)
