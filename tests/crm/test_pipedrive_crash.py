@@ -32,20 +32,23 @@ from syncd.crm.pipedrive_markers import MarkerStore
 from syncd.crm.source import ImportActivity
 from syncd.store.db import Database
 
-base, token, url, owner, company, web = sys.argv[1:7]
+base, token, url, owner, company, web, read_first = sys.argv[1:8]
 source = PipedriveSource(PipedriveHttp(base, ApiToken(token)),
                          MarkerStore(Database(url), company), Settings(company, web))
+if read_first == "yes":  # the owner's feed first, as in a cycle: the intent gets a floor
+    source.changes(None, owner_id=int(owner))
 fields = {"subject": "Imported", "due_date": date(2026, 12, 3), "due_time": time(10),
           "duration_minutes": 30}
 source.write([ImportActivity("ab" * 16, int(owner), "meeting", fields)])
 """
 
 
-def import_and_die(crm: PipedriveCrm, failpoint: str) -> None:
+def import_and_die(crm: PipedriveCrm, failpoint: str, *, read_first: bool = False) -> None:
     env = {**os.environ, "SYNCD_FAILPOINT": failpoint}
     child = subprocess.run(
         [sys.executable, "-c", CHILD, crm.emulator.base_url, crm.emulator.api_token(crm.ada),
-         crm.db.url, str(crm.owner_id), COMPANY, WEB], env=env, timeout=120,
+         crm.db.url, str(crm.owner_id), COMPANY, WEB, "yes" if read_first else "no"],
+        env=env, timeout=120,
         capture_output=True, text=True)
     assert child.returncode == -signal.SIGKILL, child.stderr
 
@@ -54,20 +57,26 @@ def activities_in_pipedrive(crm: PipedriveCrm) -> list[int]:
     return sorted(crm.emulator.store.activities)
 
 
-@pytest.mark.parametrize("listed", [False, True], ids=["deleted-unlisted", "deleted-listed"])
-def test_killed_after_the_post_the_import_again_finds_it(crm: PipedriveCrm,
-                                                         listed: bool) -> None:
+@pytest.mark.parametrize(("listed", "read_first"), [(False, False), (True, False), (False, True)],
+                         ids=["deleted-unlisted", "deleted-listed", "with-a-floor"])
+def test_killed_after_the_post_the_import_again_finds_it(
+        crm: PipedriveCrm, listed: bool, read_first: bool) -> None:
     crm.emulator.list_deleted = listed
-    import_and_die(crm, "pipedrive_after_post")
-    [created] = activities_in_pipedrive(crm)
+    older = crm.add("Older call") if read_first else None
+    import_and_die(crm, "pipedrive_after_post", read_first=read_first)
+    [created] = [a for a in activities_in_pipedrive(crm) if a != older]
+    intent = crm.source.markers.by_uid(UID)
+    assert intent is not None and (intent.floor is not None) == read_first
     source = crm.new_source()
     [result] = source.write([ImportActivity(UID, crm.owner_id, "meeting", FIELDS)])
     assert result.ok and not result.created
     assert result.activity is not None and result.activity.id == created
     assert result.activity.sync_uid == UID
-    assert activities_in_pipedrive(crm) == [created]
+    assert [a for a in activities_in_pipedrive(crm) if a != older] == [created]
     posts = [r for r in crm.emulator.requests if r.method == "POST"]
     assert len(posts) == 1
+    if read_first:  # looked for from the floor on, not through the whole history
+        assert any(r.param("updated_since") for r in crm.emulator.requests)
 
 
 def test_killed_after_the_post_the_feed_gives_it_the_imports_marker(
