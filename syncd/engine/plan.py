@@ -13,6 +13,8 @@ cases. The rules, per pair:
 * absence from a listing is never a deletion; an event that left the window is untracked;
 * events syncd did not create are imported only with ``import_events``, never recurring
   series, and never outside the window;
+* copies made by another two-way sync of the same calendar (Pipedrive's own) are echoes,
+  neither imported nor sent back (:mod:`syncd.engine.echo`);
 * who each calendar write e-mails, and which guests hold an invitation afterwards, is
   decided by :mod:`syncd.engine.guestmail` (docs/guest-mail.md); a meeting someone else
   organises never has its guests written.
@@ -23,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from connectors.base import RemoteEvent, Window
@@ -35,6 +38,7 @@ from syncd.engine.actions import (
     UpdateActivity,
     UpdateEvent,
 )
+from syncd.engine.echo import Echoes
 from syncd.engine.guestmail import (
     DELETE,
     MATERIAL,
@@ -91,6 +95,11 @@ class PlanInput:
     # iCalendar UIDs of meetings another account already holds (failure mode 20)
     meetings_elsewhere: frozenset[str] = frozenset()
     moved_in: frozenset[int] = frozenset()  # activities just handed to this owner
+
+    @cached_property
+    def echoes(self) -> Echoes:
+        """The paired items by title and time, built once per plan (syncd.engine.echo)."""
+        return Echoes(self.links)
 
 
 def cal_key(event_id: str) -> str:
@@ -197,6 +206,8 @@ def _plan_foreign(event: RemoteEvent, data: PlanInput) -> PairPlan:
         return _quarantine(event, data)
     if not in_window(event.projection.when, policy.window):
         return PairPlan(None, event.event_id, skip="outside_window")
+    if data.echoes.of_event(event.projection) is not None:
+        return PairPlan(None, event.event_id, skip="echo")
     if event.ical_uid is not None and event.ical_uid in data.meetings_elsewhere:
         # Another owner's copy of a meeting already in the CRM: one activity, not two.
         return PairPlan(None, event.event_id, skip="meeting_elsewhere")
@@ -394,6 +405,9 @@ def _plan_unlinked(
     key = crm_key(activity_id)
     if key in data.quarantined and data.quarantined[key] == projection_version(crm_now):
         return PairPlan(activity_id, None, skip="quarantined")
+    if link is None and isinstance(item, Activity) and (
+            data.echoes.of_activity(item, crm_now) is not None):
+        return PairPlan(activity_id, None, skip="echo")
     # The first sync, an activity time carried into the window and one handed over by
     # another owner are not news to anyone: created without e-mail.
     bookkeeping = (policy.backfill or activity_id in data.window_entries
