@@ -59,6 +59,7 @@ from syncd.errors import (
     AccountCooldown,
     AccountUnavailable,
     AccountWide,
+    ActivityChanged,
     AuthFailed,
     CursorExpired,
     EventGone,
@@ -607,6 +608,7 @@ class AccountCycle:
 
     def _run_plans(self, plans: Sequence[PairPlan], policy: AccountPolicy) -> list[PairPlan]:
         outgoing: list[Outgoing] = []
+        stale: list[PairPlan] = []
         for plan in plans:
             if self._held_by_guest_cap(plan):
                 continue
@@ -623,6 +625,13 @@ class AccountCycle:
             try:
                 plan, crm_after = self._crm_write(plan, policy)
             except SyncdError as exc:
+                if (isinstance(exc, ActivityChanged) and plan.event_id is not None
+                        and plan.activity_id is not None):
+                    # A read-check-write source saw the activity move since it was read:
+                    # nothing was written; read both sides and plan again, as after a 412.
+                    self.report.counts["stale_activity"] += 1
+                    stale.append(plan)
+                    continue
                 key = (crm_key(plan.activity_id) if plan.activity_id is not None
                        else cal_key(plan.event_id or ""))
                 self._item_failed(key, _version(plan), exc)
@@ -635,7 +644,6 @@ class AccountCycle:
             outgoing.append((plan, self._op(plan), crm_after))
 
         self._flush()
-        stale: list[PairPlan] = []
         for chunk in _chunks(outgoing, self.connector.capabilities.max_batch):
             if self._past_deadline():
                 self.failed = True  # the rest is planned again next cycle
