@@ -414,3 +414,14 @@ def test_each_answer_means_one_error(status: int, html: bool, expected: str) -> 
     assert type(error).__name__ == expected
     if expected == "InvalidInput":
         assert "Activity type is not active" in str(error)
+
+
+def test_a_pipedrive_cursor_no_longer_taken_falls_back_to_the_high_water_mark(
+        crm: PipedriveCrm) -> None:
+    made = [crm.add(f"Call {i}") for i in range(5)]
+    page = crm.source.changes(None, owner_id=crm.owner_id, limit=2)
+    assert page.more
+    position = Cursor.decode(page.cursor)
+    expired = Cursor(position.since, position.seen, "not-a-pipedrive-cursor", position.query)
+    items, _ = read_all(crm, expired.encode(), limit=2)
+    assert {a.id for a in page.items} | {a.id for a in items} == set(made)
