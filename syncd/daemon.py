@@ -37,6 +37,7 @@ from connectors.caldav import DEFAULT_CALENDAR_NAME
 from syncd.config import AccountConfig, Config
 from syncd.config_checks import is_loopback_address
 from syncd.crm.builtin.views import UserView
+from syncd.crm.source import DeletionHints
 from syncd.embedded_auth import (
     SERVICE_USER,
     EmbeddedCredentials,
@@ -309,7 +310,10 @@ class Daemon:
             return user.id if user is not None else None
 
         directory = AccountDirectory(self.service.accounts, user_id)
-        receiver = Receiver(self.config, directory, self.push.dirty, self.push.nudge)
+        source = self.service.source
+        receiver = Receiver(self.config, directory, self.push.dirty, self.push.nudge,
+                            deleted=source.deletions_hinted
+                            if isinstance(source, DeletionHints) else None)
         receiver.start()
         self.receiver = receiver
         public = self.config.http.public_url

@@ -1,8 +1,8 @@
 """Push hints: from a provider's notification to "this account has changes", off the
 request thread.
 
-A hook (:mod:`syncd.http`) only says which CRM users' activities changed
-(:meth:`Hints.crm_users_changed`) and answers. One background thread then finds the
+A hook (:mod:`syncd.http`) only says which CRM users' activities changed, and which
+were deleted (:meth:`Hints.crm_users_changed`), and answers. One background thread then finds the
 accounts of those users (:class:`AccountDirectory`), sets their dirty flag in the database
 (:class:`syncd.store.dirty.DirtyFlags`) and wakes the scheduler, which runs one incremental
 cycle soon (the debounce is the daemon's). Hints that pile up while the thread works are
@@ -82,19 +82,26 @@ class Hints:
     """
 
     def __init__(self, directory: AccountDirectory, dirty: DirtyFlags,
-                 wake: Callable[[set[str]], None]) -> None:
+                 wake: Callable[[set[str]], None], *,
+                 deleted: Callable[[Sequence[int]], None] | None = None) -> None:
         self.directory, self.dirty, self.wake = directory, dirty, wake
+        self.deleted = deleted
         self.counts: Counter[str] = Counter()
         self._pending: set[int] = set()
+        self._deleted: set[int] = set()
         self._cond = threading.Condition()
         self._busy = False
         self._stop = False
         self._thread: threading.Thread | None = None
 
-    def crm_users_changed(self, user_ids: Iterable[int]) -> None:
-        """Called by a hook on its request thread: returns at once."""
+    def crm_users_changed(self, user_ids: Iterable[int], *, deleted: Iterable[int] = ()
+                          ) -> None:
+        """Called by a hook on its request thread: returns at once. ``deleted``: the
+        activities the notification says were deleted (handed to ``deleted`` first, so
+        the cycle that follows checks them)."""
         with self._cond:
             self._pending.update(user_ids)
+            self._deleted.update(deleted)
             self._cond.notify_all()
 
     def start(self) -> None:
@@ -124,16 +131,19 @@ class Hints:
                 if self._stop:
                     return
                 batch, self._pending = self._pending, set()
+                gone, self._deleted = self._deleted, set()
                 self._busy = True
             try:
-                self._handle(batch)
+                self._handle(batch, sorted(gone))
             finally:
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
 
-    def _handle(self, user_ids: set[int]) -> None:
+    def _handle(self, user_ids: set[int], deleted: Sequence[int]) -> None:
         try:
+            if deleted and self.deleted is not None:
+                self.deleted(deleted)
             names, unknown = self.directory.accounts_of(user_ids)
             self.dirty.mark(names)
         except Exception as exc:  # a hint is never worth more than the backstop poll

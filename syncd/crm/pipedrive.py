@@ -407,6 +407,10 @@ class PipedriveSource:
             return None
         return self.get(row.activity_id)
 
+    def deletions_hinted(self, activity_ids: Sequence[int]) -> None:
+        """A webhook said these were deleted: the next reconciliation asks about them first."""
+        self.markers.check_soon(activity_ids)
+
     def _recover(self, marker: str) -> None:
         """Read the owner's activities changed since a pending import's floor: if its POST
         went out, the first read of that activity takes the import's marker."""

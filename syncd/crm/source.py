@@ -40,7 +40,7 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from syncd.errors import SyncdError
 from syncd.model import Activity, Tombstone
@@ -176,3 +176,15 @@ class CrmSource(Protocol):
     def write(self, ops: Sequence[SourceOp]) -> list[SourceResult]:
         """Run ``ops`` in order; exactly one result per op, in the same order. A failed
         op does not stop the others."""
+
+
+@runtime_checkable
+class DeletionHints(Protocol):
+    """A source that can use a push's word that activities were deleted (optional).
+
+    The hint only moves those activities to the front of the source's own deletion check;
+    it is never taken as the deletion itself.
+    """
+
+    def deletions_hinted(self, activity_ids: Sequence[int]) -> None:
+        """A notification said ``activity_ids`` were deleted."""

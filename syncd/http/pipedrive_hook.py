@@ -6,8 +6,9 @@ a forged notification makes no cycle. The body (``{meta, data, previous}``, read
 the listener's cap) is parsed without trusting its depth; a ``meta.id`` already seen is a
 retry or a duplicate and is answered 200 without a second hint (Pipedrive retries with
 the same id after 3, 30 and 150 s). Otherwise the activity's owner before and after the
-change (``previous.owner_id``, ``data.owner_id``) is handed to :class:`syncd.push.Hints`
-and the answer is 200 at once: no sync work on the request thread.
+change (``previous.owner_id``, ``data.owner_id``), and for a ``delete`` the activity's id,
+are handed to :class:`syncd.push.Hints` and the answer is 200 at once: no sync work on
+the request thread.
 
 The ids seen are kept in memory (the last :data:`SEEN` of them): after a restart a
 retried delivery makes at most one extra incremental cycle, which reads nothing new.
@@ -56,7 +57,7 @@ class PipedriveHook:
                     "refused a %s delivery without the webhook secret (from %s)", PATH,
                     request.remote or "?")
             return Response.text(401, WWW_Authenticate='Basic realm="syncd"')
-        meta, owners = _read(request.body)
+        meta, owners, deleted = _read(request.body)
         if meta is None:
             return self._count("malformed", Response.text(400, "not a Pipedrive v2 webhook"))
         event_id = meta["id"]
@@ -70,7 +71,7 @@ class PipedriveHook:
                 self._seen.popitem(last=False)
         if meta.get("entity") != "activity" or not owners:
             return self._count("ignored", Response.text(200))
-        self.hints.crm_users_changed(owners)
+        self.hints.crm_users_changed(owners, deleted=deleted)
         return self._count("accepted", Response.text(200))
 
     def _count(self, what: str, response: Response) -> Response:
@@ -79,23 +80,31 @@ class PipedriveHook:
         return response
 
 
-def _read(body: bytes) -> tuple[dict[str, Any] | None, set[int]]:
-    """(meta, owner ids) of a v2 delivery; meta None when the body is not one."""
+def _read(body: bytes) -> tuple[dict[str, Any] | None, set[int], set[int]]:
+    """(meta, owner ids, deleted activity ids) of a v2 delivery; meta None when the body
+    is not one."""
     try:
         payload = loads(body)
     except (ValueError, UnicodeDecodeError):
-        return None, set()
+        return None, set(), set()
     meta = payload.get("meta") if isinstance(payload, dict) else None
     if not isinstance(meta, dict):
-        return None, set()
+        return None, set(), set()
     event_id = meta.get("id")
     if not isinstance(event_id, str) or not 0 < len(event_id) <= MAX_ID_CHARS:
-        return None, set()
-    owners = set()
-    for part in (payload.get("data"), payload.get("previous")):
-        owner = part.get("owner_id") if isinstance(part, dict) else None
-        if isinstance(owner, int) and not isinstance(owner, bool):
-            owners.add(owner)
-        elif isinstance(owner, str) and owner.isdigit():
-            owners.add(int(owner))
-    return meta, owners
+        return None, set(), set()
+    owners = {owner for part in (payload.get("data"), payload.get("previous"))
+              if isinstance(part, dict) and (owner := _id(part.get("owner_id"))) is not None}
+    deleted = set()
+    if meta.get("action") == "delete" and (entity := _id(meta.get("entity_id"))) is not None:
+        deleted.add(entity)
+    return meta, owners, deleted
+
+
+def _id(value: Any) -> int | None:
+    """A Pipedrive id, given as a number or (v2 meta) as a string of digits."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str) and value.isdigit() and len(value) <= 18:
+        return int(value)
+    return None

@@ -8,7 +8,7 @@ secret.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from syncd.config import Config
 from syncd.http.basic_auth import BasicAuthSecret
@@ -25,10 +25,11 @@ class Receiver:
     """Everything ``[http]`` turns on, started and stopped as one."""
 
     def __init__(self, config: Config, directory: AccountDirectory, dirty: DirtyFlags,
-                 wake: Callable[[set[str]], None], *, port: int | None = None) -> None:
+                 wake: Callable[[set[str]], None], *, port: int | None = None,
+                 deleted: Callable[[Sequence[int]], None] | None = None) -> None:
         http = config.http
         assert http.listen is not None
-        self.hints = Hints(directory, dirty, wake)
+        self.hints = Hints(directory, dirty, wake, deleted=deleted)
         self.pipedrive = PipedriveHook(BasicAuthSecret(config.data_path, "pipedrive"),
                                        self.hints)
         router = Router(http.max_body_bytes)

@@ -10,15 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from syncd.cli import main
 from syncd.config import Config
 from syncd.crm import open_source, source_options
+from syncd.crm.pipedrive import PipedriveSource
 from syncd.http.basic_auth import BasicAuthSecret
 from syncd.http.receiver import Receiver
 from syncd.push import AccountDirectory
 from syncd.store.db import Database
 from syncd.store.dirty import DirtyFlags
+from syncd.store.state_tables import PipedriveMarker
 from syncd_testkit.emulators.pipedrive import PipedriveClock, PipedriveEmulator
 from syncd_testkit.emulators.pipedrive_fixtures import START
 from syncd_testkit.emulators.pipedrive_model import User
@@ -52,6 +55,12 @@ class Company:
         from syncd.config import load_config
 
         return load_config(self.config, provider_options(), crm_sources=source_options())
+
+
+def seen_at(db: Database, activity_id: int) -> object:
+    with db.session() as session:
+        return session.scalar(select(PipedriveMarker.seen_at).where(
+            PipedriveMarker.activity_id == activity_id))
 
 
 @pytest.fixture
@@ -131,9 +140,10 @@ def test_the_emulators_deliveries_flag_the_owners_account_and_forged_ones_do_not
         user = source.user(email)
         return user.id if user is not None else None
 
+    assert isinstance(source, PipedriveSource)
     dirty, woken = DirtyFlags(db), []
     receiver = Receiver(config, AccountDirectory(lambda: config.accounts, user_id), dirty,
-                        woken.append)
+                        woken.append, deleted=source.deletions_hinted)
     receiver.start()
     emulator = company.emulator
     try:
@@ -142,12 +152,17 @@ def test_the_emulators_deliveries_flag_the_owners_account_and_forged_ones_do_not
         assert emulator.webhooks.wait_idle() and receiver.hints.settle()
         assert dirty.flagged() == {"alice-cal"}
         assert dirty.take("alice-cal") is not None
+        # As if syncd had paired it: its marker was seen alive just now.
+        assert source.markers.intend("uid-1", company.alice.id, "f", None)
+        assert source.markers.created("uid-1", created["id"])
+        assert seen_at(db, created["id"]) is not None
 
         emulator.edit_as_user(company.ada, created["id"], subject="Call Ada back")
         emulator.delete_as_user(company.ada, created["id"])
         emulator.create_as_user(company.ada, subject="Ada's own")  # no account of Ada's
         assert emulator.webhooks.wait_idle() and receiver.hints.settle()
         assert dirty.flagged() == {"alice-cal"}
+        assert seen_at(db, created["id"]) is None  # the next reconciliation asks first
         assert {d.status for d in emulator.webhooks.deliveries} == {200}
         assert receiver.pipedrive.counts["accepted"] == 4
         assert receiver.hints.counts["unknown_user"] == 1
