@@ -23,8 +23,9 @@ import re
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
+
+from syncd_testkit.loopback import QuietHandler, ThreadedHTTPServer
 
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding",
                          "te", "trailer", "upgrade", "content-length", "host"})
@@ -88,11 +89,15 @@ def inner_calls(method: str, path: str, body: bytes) -> tuple[Counter[str], bool
     return Counter({method: 1}), False
 
 
-class LatencyProxy:
+class LatencyProxy(ThreadedHTTPServer):
     """Forward everything to ``upstream`` (``host``, ``port``) after ``latency`` seconds.
 
     Use :meth:`start`, then clients talk to :attr:`url`; :attr:`counts` holds the tallies.
     """
+
+    name = "latency-proxy"
+    poll_interval = 0.1
+    backlog = 128
 
     def __init__(self, upstream_host: str, upstream_port: int, latency: float,
                  timeout: float = 120.0) -> None:
@@ -100,45 +105,32 @@ class LatencyProxy:
         self.latency = latency
         self.timeout = timeout
         self.counts = RequestCounts()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self.server.daemon_threads = True
-        self.server.request_queue_size = 128
-        self.port = int(self.server.server_address[1])
-        self._thread = threading.Thread(target=self.server.serve_forever,
-                                        kwargs={"poll_interval": 0.1}, daemon=True,
-                                        name="latency-proxy")
-        up = f"{upstream_host}:{upstream_port}".encode()
-        self._rewrites = [(up, f"127.0.0.1:{self.port}".encode())]
-        if upstream_host == "127.0.0.1":
-            self._rewrites.append((f"localhost:{upstream_port}".encode(),
-                                   f"127.0.0.1:{self.port}".encode()))
+        self._rewrites: list[tuple[bytes, bytes]] = []
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.origin
 
-    def start(self) -> LatencyProxy:
-        self._thread.start()
+    def start(self) -> Self:
+        super().start()
+        host, port = self.upstream
+        here = f"127.0.0.1:{self.port}".encode()
+        self._rewrites = [(f"{host}:{port}".encode(), here)]
+        if host == "127.0.0.1":
+            self._rewrites.append((f"localhost:{port}".encode(), here))
         return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
     def rewrite(self, data: bytes) -> bytes:
         for old, new in self._rewrites:
             data = data.replace(old, new)
         return data
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+    def handler(self) -> type[QuietHandler]:
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+        class Handler(QuietHandler):
+            disable_nagle_algorithm = False  # as measured so far: the latency is the proxy's
             upstream_conn: http.client.HTTPConnection | None = None
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
 
             def _body(self) -> bytes:
                 if self.headers.get("Transfer-Encoding", "").lower() == "chunked":

@@ -16,12 +16,12 @@ import argparse
 import json
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from bench.backends import BACKENDS, Backend, cpu_seconds
 from bench.latency_proxy import LatencyProxy
+from syncd_testkit.loopback import HandlerServer, QuietHandler
 
 
 class Controller:
@@ -51,30 +51,17 @@ class Controller:
         raise KeyError(method)
 
 
-def control_server(controller: Controller) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
+def control_server(controller: Controller) -> HandlerServer:
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            params = json.loads(self.rfile.read(length) or b"{}")
+            params = json.loads(self.read_body() or b"{}")
             try:
                 status, result = 200, {"result": controller.call(self.path.strip("/"), params)}
             except Exception as exc:  # reported to the caller, which fails loudly
                 status, result = 500, {"error": f"{type(exc).__name__}: {exc}"}
-            data = json.dumps(result).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.reply(status, json.dumps(result).encode(), content_type="application/json")
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    return server
+    return HandlerServer(Handler, name="control")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,16 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     backend: Backend = BACKENDS[args.provider]()
     host, port = backend.start(args.folder)
     proxy = LatencyProxy(host, port, args.latency_ms / 1000.0).start()
-    control = control_server(Controller(backend, proxy))
-    threading.Thread(target=control.serve_forever, daemon=True, name="control").start()
+    control = control_server(Controller(backend, proxy)).start()
     print(json.dumps({
         "api": proxy.url, "direct": f"http://{host}:{port}",
-        "control": f"http://127.0.0.1:{control.server_address[1]}", "info": backend.info(),
+        "control": control.origin, "info": backend.info(),
     }), flush=True)
     try:
         sys.stdin.read()  # until the parent closes our stdin (or dies)
     finally:
-        control.shutdown()
+        control.stop()
         proxy.stop()
         backend.stop()
     return 0

@@ -22,16 +22,12 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
+
+from syncd_testkit.loopback import QuietHandler, ThreadedHTTPServer
 
 PATH = "/cal/"
 _HREF = re.compile(rb"<(?:\w+:)?href>([^<]*)</(?:\w+:)?href>")
-
-
-class _QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request: object, client_address: object) -> None:
-        """A client that hangs up on a reply it will not read is what the tests want."""
 
 
 def _etag(data: bytes) -> str:
@@ -43,7 +39,11 @@ def _text(data: bytes) -> bytes:
     return data.replace(b"&", b"&amp;").replace(b"<", b"&lt;").replace(b">", b"&gt;")
 
 
-class MisbehavingDav:
+class MisbehavingDav(ThreadedHTTPServer):
+    name = "misbehaving-dav"
+    #: A client that hangs up on a reply it will not read is what the tests want.
+    quiet_errors = (Exception,)
+
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
         self.outside: list[str] = []
@@ -57,34 +57,21 @@ class MisbehavingDav:
         self._stopped = threading.Event()
         self.version = 0
         self._lock = threading.Lock()
+
+    def handler(self) -> type[QuietHandler]:
         responder = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _body(self) -> bytes:
-                length = int(self.headers.get("Content-Length") or 0)
-                return self.rfile.read(length) if length else b""
-
+        class Handler(QuietHandler):
             def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
                       content_type: str = 'application/xml; charset="utf-8"') -> None:
-                self.send_response(status)
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                if body:
-                    self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                """A reply that is XML unless said otherwise."""
+                self.reply(status, body, headers, content_type)
 
             def _name(self) -> str:
                 return unquote(urlsplit(self.path).path)[len(PATH):]
 
             def do_PROPFIND(self) -> None:
-                self._body()
+                self.read_body()
                 responder.requests.append(("PROPFIND", self.path))
                 self._send(207, (
                     '<?xml version="1.0"?><D:multistatus xmlns:D="DAV:" '
@@ -95,7 +82,7 @@ class MisbehavingDav:
                     "</D:propstat></D:response></D:multistatus>").encode())
 
             def do_REPORT(self) -> None:
-                body = self._body()
+                body = self.read_body()
                 responder.requests.append(("REPORT", self.path))
                 responder.reports_seen.set()
                 if responder.stall:
@@ -119,7 +106,7 @@ class MisbehavingDav:
                     self._send(404)
 
             def do_PUT(self) -> None:
-                data = self._body()
+                data = self.read_body()
                 responder.requests.append(("PUT", self.path))
                 name = self._name()
                 if name in responder.put_status:
@@ -144,22 +131,15 @@ class MisbehavingDav:
                     responder.version += 1
                 self._send(204)
 
-        self.server = _QuietServer(("127.0.0.1", 0), Handler)
-        self.port = int(self.server.server_address[1])
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        return Handler
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{PATH}"
-
-    def start(self) -> MisbehavingDav:
-        self.thread.start()
-        return self
+        return f"{self.origin}{PATH}"
 
     def stop(self) -> None:
         self._stopped.set()
-        self.server.shutdown()
-        self.server.server_close()
+        super().stop()
 
     def put(self, name: str, data: bytes) -> None:
         with self._lock:

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import caldav
 import pytest
 
-from syncd_testkit.servers import free_port
+from syncd_testkit.loopback import free_port
 
 T = TypeVar("T")
 USER = "alice@example.com"

@@ -27,7 +27,7 @@ from syncd.embedded_auth import SERVICE_USER, EmbeddedCredentials
 from syncd.embedded_server import allowed_hosts
 from syncd.errors import PortInUse, ServerFailed
 from syncd.report import EXIT_USAGE
-from syncd_testkit.servers import free_port
+from syncd_testkit.loopback import free_port
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
 PROPFIND = '<?xml version="1.0"?><propfind xmlns="DAV:"><prop><displayname/></prop></propfind>'

@@ -8,14 +8,12 @@ full disk.
 
 from __future__ import annotations
 
-import http.server
 import os
 import re
 import shutil
 import socket
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +23,8 @@ import caldav
 import pytest
 
 from syncd.cli import main
-from syncd_testkit.servers import RadicaleServer, free_port
+from syncd_testkit.loopback import HandlerServer, QuietHandler, free_port
+from syncd_testkit.servers import RadicaleServer
 
 GOOD_PASSWORD = "good-password-canary"
 BAD_PASSWORD = "stale-password-canary"
@@ -48,17 +47,11 @@ class LockedRadicale(RadicaleServer):
                 "--auth-htpasswd-encryption", "plain", *command[auth + 2:]]
 
 
-class NotCalDAV(http.server.BaseHTTPRequestHandler):
+class NotCalDAV(QuietHandler):
     """What answers on a wrong port: a web server that knows no WebDAV."""
 
-    def log_message(self, *args: object) -> None:
-        pass
-
     def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"hi")
+        self.reply(200, b"hi")
 
 
 USER = "owner@example.com"
@@ -74,11 +67,8 @@ def locked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LockedRadicale]
 
 @pytest.fixture(scope="module")
 def web() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotCalDAV)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+    with HandlerServer(NotCalDAV) as server:
+        yield f"{server.origin}/"
 
 
 def make_calendar(server: LockedRadicale) -> str:

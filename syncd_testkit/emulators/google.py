@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import sys
 import threading
 import time
 import traceback
@@ -35,11 +34,10 @@ from datetime import timedelta
 from email import policy
 from email.message import Message
 from email.parser import BytesParser
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from ..loopback import QuietHandler, ThreadedHTTPServer
 from . import google_listing as listing
 from .google_faults import FaultInjector, FaultRule, SlidingWindowCounter, quota_error
 from .google_model import (
@@ -113,7 +111,7 @@ class _Response:
         return cls.of_json(error.status, error.body(), error.headers)
 
 
-class GoogleEmulator:
+class GoogleEmulator(ThreadedHTTPServer):
     """A faithful local Google Calendar v3 server (see the module docstring).
 
     :param per_user_quota_per_minute: requests per user per sliding minute before 403
@@ -125,6 +123,8 @@ class GoogleEmulator:
         did not raise it itself. Google does not document when it bumps it.
     :param clock: seconds since the epoch; ``created``/``updated`` and ``updatedMin`` use it.
     """
+
+    name = "google-emulator"
 
     def __init__(self, *, per_user_quota_per_minute: int | None = None,
                  per_project_quota_per_minute: int | None = None,
@@ -140,51 +140,30 @@ class GoogleEmulator:
                             if per_user_quota_per_minute is not None else None)
         self._project_quota = (SlidingWindowCounter(per_project_quota_per_minute)
                                if per_project_quota_per_minute is not None else None)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self.push = PushChannels(self.store)
         self.planted = PlantedEvents()
         """Events served as planted JSON text (see :mod:`syncd_testkit.emulators.raw_json`)."""
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
-    def start(self) -> GoogleEmulator:
+    def handler(self) -> type[_Handler]:
+        return type("_BoundHandler", (_Handler,), {"emulator": self})
+
+    def start(self) -> Self:
         """Start serving on a free port of 127.0.0.1; returns ``self``."""
-        if self._server is not None:
-            return self
-        self._server = _Server(self)
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05},
-                                        name="google-emulator", daemon=True)
-        self._thread.start()
+        super().start()
         self.push.start()
         return self
 
     def stop(self) -> None:
         """Stop serving and release the port (idempotent)."""
         self.push.stop()
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> GoogleEmulator:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
+        super().stop()
 
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT`` (only while started)."""
-        if self._server is None:
-            raise RuntimeError("GoogleEmulator is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self.origin
 
     @property
     def api_endpoint(self) -> str:
@@ -566,11 +545,10 @@ def _render_part(content_id: str, response: _Response) -> bytes:
     return outer.encode("utf-8") + inner
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     """Turns HTTP/1.1 requests into :class:`_Request` and writes the answers back."""
 
-    protocol_version = "HTTP/1.1"  # keep-alive, as httplib2 expects
-    server: _Server
+    emulator: GoogleEmulator  # set on the per-server subclass
 
     def do_GET(self) -> None:
         self._serve()
@@ -578,8 +556,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
 
     def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = self.read_body()
         raw_path, _, raw_query = self.path.partition("?")
         query = parse_qs(raw_query, keep_blank_values=True)
         headers = {k.lower(): v for k, v in self.headers.items()}
@@ -594,7 +571,7 @@ class _Handler(BaseHTTPRequestHandler):
                 body = b""
         req = _Request(method, raw_path, query, headers, body)
         try:
-            response = self.server.emulator.handle(req)
+            response = self.emulator.handle(req)
         except Exception as exc:  # a bug in the emulator must still produce an answer
             traceback.print_exc()
             response = _Response.of_error(ApiError(500, "backendError", f"Emulator bug: {exc!r}"))
@@ -609,20 +586,3 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if response.status not in (204, 304):
             self.wfile.write(response.body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silence the per-request log lines on stderr."""
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # httplib2 keeps connections open; don't wait for them on stop
-
-    def __init__(self, emulator: GoogleEmulator) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.emulator = emulator
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that gave up (timeout faults) leaves a broken pipe; that is expected.
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)

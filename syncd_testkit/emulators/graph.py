@@ -64,10 +64,9 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
+from ..loopback import QuietHandler, ThreadedHTTPServer
 from .graph_batch import run_batch
 from .graph_faults import (
     FaultRule,
@@ -100,7 +99,7 @@ _WWW_AUTHENTICATE = (
 )
 
 
-class GraphEmulator:
+class GraphEmulator(ThreadedHTTPServer):
     """Microsoft Graph calendar emulator. Start it with :meth:`start` or ``with``.
 
     Constructor arguments become attributes of the same name and may be changed while the
@@ -119,6 +118,8 @@ class GraphEmulator:
     Without an identity emulator any ``Authorization: Bearer <anything>`` is accepted and
     ``/me`` means the first mailbox added.
     """
+
+    name = "graph-emulator"
 
     def __init__(
         self,
@@ -153,47 +154,17 @@ class GraphEmulator:
             clock=lambda: self.clock(),
             concurrency_retry_after=lambda: self.concurrency_retry_after,
         )
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> GraphEmulator:
-        """Serve on a free port of 127.0.0.1; sets :attr:`base_url` (``.../v1.0``)."""
-        handler = type("_BoundGraphHandler", (_GraphHandler,), {"emulator": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}/v1.0"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            # A short poll interval makes stop() fast; each test starts and stops a server.
-            kwargs={"poll_interval": 0.05},
-            name="graph-emulator",
-            daemon=True,
-        )
-        self._thread.start()
+    def handler(self) -> type[_GraphHandler]:
+        return type("_BoundGraphHandler", (_GraphHandler,), {"emulator": self})
+
+    def start(self) -> Self:
+        """Serve on a free port of 127.0.0.1; sets :attr:`base_url`."""
+        super().start()
+        self.base_url = f"{self.origin}/v1.0"
         return self
-
-    def stop(self) -> None:
-        """Stop serving and wait for the server thread."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> GraphEmulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- test hooks: data --------------------------------------------------------------------
 
@@ -568,16 +539,9 @@ class GraphEmulator:
         return RequestContext(route, mbx, opts, page_size, tuple(applied))
 
 
-class _GraphHandler(BaseHTTPRequestHandler):
+class _GraphHandler(QuietHandler):
     emulator: GraphEmulator  # set on the per-server subclass
-    protocol_version = "HTTP/1.1"
     timeout = 60
-    # Headers and body go out in separate writes; without TCP_NODELAY, Nagle's algorithm plus
-    # delayed ACKs add ~40 ms to every keep-alive response.
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep test output quiet."""
 
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)

@@ -50,12 +50,12 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 import requests
+
+from ..loopback import QuietHandler, ThreadedHTTPServer
 
 __all__ = ["IdentityEmulator", "RoutingSession"]
 
@@ -119,7 +119,7 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-class IdentityEmulator:
+class IdentityEmulator(ThreadedHTTPServer):
     """Local token service that real msal clients can talk to.
 
     Use as a context manager or call :meth:`start`/:meth:`stop`. Attributes that tests may
@@ -136,6 +136,8 @@ class IdentityEmulator:
 
     authority_host: str = "https://login.emulator.test"
 
+    name = "identity-emulator"
+
     def __init__(self) -> None:
         """Create a stopped emulator with no registered apps."""
         self.rotate_refresh_tokens: bool = True
@@ -148,49 +150,18 @@ class IdentityEmulator:
         self._access_tokens: dict[str, _AccessToken] = {}
         self._refresh_tokens: dict[str, _RefreshToken] = {}
         self._device_flows: dict[str, _DeviceFlow] = {}  # keyed by device_code
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self.base_url: str = ""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> IdentityEmulator:
-        """Start serving on a free port of 127.0.0.1 and set :attr:`base_url`."""
-        handler = type("_BoundIdentityHandler", (_IdentityHandler,), {"emulator": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        port = self._server.server_address[1]
-        self.base_url = f"http://127.0.0.1:{port}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            # A short poll interval makes stop() fast; each test starts and stops a server.
-            kwargs={"poll_interval": 0.05},
-            name="identity-emulator",
-            daemon=True,
-        )
-        self._thread.start()
+    def handler(self) -> type[_IdentityHandler]:
+        return type("_BoundIdentityHandler", (_IdentityHandler,), {"emulator": self})
+
+    def start(self) -> Self:
+        """Serve on a free port of 127.0.0.1; sets :attr:`base_url`."""
+        super().start()
+        self.base_url = f"{self.origin}"
         return self
-
-    def stop(self) -> None:
-        """Stop the server and wait for its thread."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> IdentityEmulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- test-facing API ---------------------------------------------------------------------
 
@@ -517,16 +488,9 @@ class IdentityEmulator:
         }
 
 
-class _IdentityHandler(BaseHTTPRequestHandler):
+class _IdentityHandler(QuietHandler):
     emulator: IdentityEmulator  # set on the per-server subclass
-    protocol_version = "HTTP/1.1"
     timeout = 60
-    # Headers and body go out in separate writes; without TCP_NODELAY, Nagle's algorithm plus
-    # delayed ACKs add ~40 ms to every keep-alive response.
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep test output quiet."""
 
     def _send_json(self, status: int, payload: dict[str, Any]) -> None:
         data = json.dumps(payload).encode("utf-8")

@@ -28,16 +28,14 @@ from __future__ import annotations
 
 import json
 import secrets
-import sys
 import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs
 
+from ..loopback import QuietHandler, ThreadedHTTPServer
 from .pipedrive_budget import Budget, cost_of
 from .pipedrive_faults import FaultInjector, FaultRule, RecordedRequest
 from .pipedrive_model import (
@@ -84,7 +82,7 @@ class _Response:
         return cls.of_json(error.status, error.body(), error.headers)
 
 
-class PipedriveEmulator:
+class PipedriveEmulator(ThreadedHTTPServer):
     """A faithful local Pipedrive company (see the module docstring).
 
     :param clock: the emulator's clock (``PipedriveClock(frozen=True)`` for deterministic
@@ -96,6 +94,8 @@ class PipedriveEmulator:
     :param block_after: 429s in a row before the 403 HTML page [emulator choice: 10].
     :param webhook_timeout: real seconds a receiver has to answer (Pipedrive: 10).
     """
+
+    name = "pipedrive-emulator"
 
     def __init__(self, *, clock: PipedriveClock | None = None, plan: str = "growth",
                  seats: int = 5, daily_tokens: int | None = None,
@@ -115,19 +115,16 @@ class PipedriveEmulator:
         self._api_tokens: dict[int, str] = {}
         self._recorded: list[RecordedRequest] = []
         self._recorded_lock = threading.Lock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
-    def start(self) -> PipedriveEmulator:
+    def handler(self) -> type[_Handler]:
+        return type("_BoundHandler", (_Handler,), {"emulator": self})
+
+    def start(self) -> Self:
         """Start serving on a free port of 127.0.0.1; returns ``self``."""
-        if self._server is None:
-            self._server = _Server(self)
-            self._thread = threading.Thread(target=self._server.serve_forever,
-                                            kwargs={"poll_interval": 0.05},
-                                            name="pipedrive-emulator", daemon=True)
-            self._thread.start()
+        if not self.running:
+            super().start()
             self.webhooks.start()
             self.oauth.api_domain = self.base_url
         return self
@@ -135,27 +132,12 @@ class PipedriveEmulator:
     def stop(self) -> None:
         """Stop serving and delivering (idempotent)."""
         self.webhooks.stop()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            if self._thread is not None:
-                self._thread.join(timeout=5)
-            self._server = self._thread = None
-
-    def __enter__(self) -> PipedriveEmulator:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
+        super().stop()
 
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT``: the company's ``api_domain`` (v2 under ``/api/v2``)."""
-        if self._server is None:
-            raise RuntimeError("PipedriveEmulator is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self.origin
 
     @property
     def token_url(self) -> str:
@@ -416,46 +398,23 @@ def _body(record: RecordedRequest) -> JsonDict:
     return payload
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out in two writes; don't stall 40 ms
-    server: _Server
+class _Handler(QuietHandler):
+    emulator: PipedriveEmulator  # set on the per-server subclass
 
     def do_GET(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = self.read_body()
         raw_path, _, raw_query = self.path.partition("?")
         query = parse_qs(raw_query, keep_blank_values=True)
         headers = {k.lower(): v for k, v in self.headers.items()}
         try:
-            response = self.server.emulator.handle(self.command, raw_path, query, headers, body)
+            response = self.emulator.handle(self.command, raw_path, query, headers, body)
         except Exception as exc:  # a bug in the emulator must still produce an answer
             traceback.print_exc()
             response = _Response.of_error(PipedriveError(500, f"Emulator bug: {exc!r}"))
         if response.drop:
             self.close_connection = True
             return
-        self.send_response(response.status)
-        for key, value in response.headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        self.wfile.write(response.body)
+        self.reply(response.status, response.body, response.headers)
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(self, emulator: PipedriveEmulator) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.emulator = emulator
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)

@@ -11,7 +11,8 @@ import pytest
 from syncd.cli import main
 from syncd.config import AccountConfig, Config, SecretRef
 from syncd.service import Service
-from syncd_testkit.servers import DavServer, free_port
+from syncd_testkit.loopback import free_port
+from syncd_testkit.servers import DavServer
 from tests.conftest import fresh_calendar
 
 

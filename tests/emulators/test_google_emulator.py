@@ -7,12 +7,10 @@ these fails, either the emulator drifted from Google or the client library chang
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httplib2
@@ -22,6 +20,7 @@ from googleapiclient.errors import HttpError
 from syncd_testkit.emulators import google_fixtures
 from syncd_testkit.emulators.google import FaultRule, GoogleEmulator
 from syncd_testkit.emulators.google_fixtures import build_service, new_batch
+from syncd_testkit.loopback import HandlerServer, QuietHandler
 
 google_emulator = google_fixtures.google_emulator
 google_service = google_fixtures.google_service
@@ -789,22 +788,13 @@ def receiver() -> Iterator[tuple[str, list[dict[str, str]]]]:
     """A local webhook that records the headers of every notification."""
     received: list[dict[str, str]] = []
 
-    class Hook(BaseHTTPRequestHandler):
+    class Hook(QuietHandler):
         def do_POST(self) -> None:
             received.append({k.lower(): v for k, v in self.headers.items()})
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            self.reply(200)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    server.shutdown()
-    server.server_close()
+    with HandlerServer(Hook) as server:
+        yield f"{server.origin}/hook", received
 
 
 def test_watch_sends_sync_then_exists_until_stopped(

@@ -7,10 +7,8 @@ how fast the machine is.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -20,6 +18,7 @@ from syncd_testkit.emulators.pipedrive import FaultRule, PipedriveClock, Pipedri
 from syncd_testkit.emulators.pipedrive_fixtures import START, pipedrive_emulator  # noqa: F401
 from syncd_testkit.emulators.pipedrive_model import User
 from syncd_testkit.emulators.pipedrive_webhooks import basic_auth
+from syncd_testkit.loopback import HandlerServer, QuietHandler
 
 ACTIVITIES = "/api/v2/activities"
 
@@ -489,12 +488,12 @@ class Receiver:
 
     statuses: list[int] = field(default_factory=list)
     received: list[tuple[dict[str, str], dict[str, Any]]] = field(default_factory=list)
-    server: ThreadingHTTPServer | None = None
+    server: HandlerServer | None = None
 
     @property
     def url(self) -> str:
         assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}/pipedrive"
+        return f"{self.server.origin}/pipedrive"
 
     def payloads(self) -> list[dict[str, Any]]:
         return [body for _, body in self.received]
@@ -504,35 +503,19 @@ class Receiver:
 def receiver() -> Iterator[Receiver]:
     rec = Receiver()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            body = json.loads(self.read_body())
             rec.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
             status = rec.statuses.pop(0) if rec.statuses else 200
-            self.send_response(status)
-            if 300 <= status < 400:
-                self.send_header("Location", rec.url)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            self.reply(status, headers={"Location": rec.url} if 300 <= status < 400 else None)
 
         def do_GET(self) -> None:  # what a followed redirect would turn into
             rec.received.append(({k.lower(): v for k, v in self.headers.items()}, {}))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            self.reply(200)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    rec.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=rec.server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    try:
+    with HandlerServer(Handler) as rec.server:
         yield rec
-    finally:
-        rec.server.shutdown()
-        rec.server.server_close()
 
 
 def _hook(c: Company, rec: Receiver, user: User | None = None, **extra: Any

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
 from connectors.google_auth import SCOPE
+from syncd_testkit.loopback import QuietHandler, ThreadedHTTPServer
 from tests.google.helpers import OWNER
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -34,7 +33,7 @@ def unsigned_id_token(email: str, **claims: Any) -> str:
 
 
 @dataclass
-class TokenStub:
+class TokenStub(ThreadedHTTPServer):
     """Token endpoint state: which refresh tokens are revoked, what a code grants."""
 
     revoked: set[str] = field(default_factory=lambda: {"rt-revoked"})
@@ -43,41 +42,21 @@ class TokenStub:
     signed_in_as: str | None = OWNER
     forms: list[dict[str, str]] = field(default_factory=list)
     issued: int = 0
-    _server: ThreadingHTTPServer | None = None
 
-    def start(self) -> TokenStub:
+    def handler(self) -> type[QuietHandler]:
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length).decode()
-                form = {k: v[0] for k, v in parse_qs(raw).items()}
+                form = {k: v[0] for k, v in parse_qs(self.read_body().decode()).items()}
                 status, payload = stub.answer(form)
-                body = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.reply(status, json.dumps(payload).encode(), content_type="application/json")
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        return Handler
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}/token"
+        return f"{self.origin}/token"
 
     def claims(self) -> list[dict[str, Any]]:
         """The decoded payloads of every JWT assertion received."""
