@@ -2,20 +2,27 @@
 
 :class:`World` holds what every provider's world shares (the store, the sync state, the
 account, the clock, the reports) and runs one real engine cycle per :meth:`World.sync`.
-A provider's world says only how it reaches its calendar: :meth:`World.cycle_connector`
+A provider's world says how it reaches its calendar: :meth:`World.cycle_connector`
 returns the connector a cycle uses (the same one each time, or a new one per cycle), and
 :meth:`World.release` closes it after the cycle when it was made for that cycle alone.
+
+For the engine-level contract (``tests/sync_contract.py``) a world also tells what its
+provider received (:meth:`World.sent`, as :class:`Sent`) and plays the calendar's owner
+(:meth:`World.user_edit`, :meth:`World.event_title`, :meth:`World.markers`).
 """
 
 from __future__ import annotations
 
+import os
 import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from connectors.base import CalendarConnector
+from connectors.base import CalendarConnector, WriteOp, WriteResult
 from connectors.caldav import CalDAVCalendar
 from syncd.config import AccountConfig
 from syncd.crm.builtin import BuiltinSource
@@ -31,6 +38,17 @@ START = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 OWNER_TZ = "Europe/Oslo"
 
 
+@dataclass(frozen=True)
+class Sent:
+    """One request the provider received: its method, everything it carried (target,
+    headers, body) as text, and whether it asked for a change. For the in-memory calendar
+    a request is one call of the connector."""
+
+    method: str
+    text: str
+    write: bool
+
+
 @dataclass(kw_only=True)
 class World:
     """One CRM owner with one calendar account; ``sync`` runs one engine cycle."""
@@ -42,6 +60,12 @@ class World:
     owner_id: int
     now: datetime = START
     reports: list[CycleReport] = field(default_factory=list)
+    #: Run, in order, just before the next cycle's first write reaches the connector (a
+    #: user's edit that lands between the engine's read and its write).
+    before_write: list[Callable[[], None]] = field(default_factory=list)
+
+    #: The methods of the requests an idle cycle sends (one listing of changes).
+    idle_requests: ClassVar[tuple[str, ...]] = ()
 
     def cycle_connector(self) -> CalendarConnector:
         """The connector the next cycle uses."""
@@ -53,13 +77,54 @@ class World:
 
     def sync(self, **options: Any) -> CycleReport:
         connector = self.cycle_connector()
+        unhook = self._hook_writes(connector) if self.before_write else None
         try:
             report = sync_account(self.account, connector, BuiltinSource(self.store),
                                   self.state, now=self.now, **options)
         finally:
+            if unhook:
+                unhook()
             self.release(connector)
         self.reports.append(report)
         return report
+
+    def _hook_writes(self, connector: CalendarConnector) -> Callable[[], None]:
+        """Run :attr:`before_write` ahead of the connector's next write; returns the undo."""
+        write = connector.write
+        shadowed = vars(connector).get("write")  # a test's own patch stays in place
+
+        def hooked(ops: Sequence[WriteOp]) -> list[WriteResult]:
+            while self.before_write:
+                self.before_write.pop(0)()
+            return write(ops)
+
+        def unhook() -> None:
+            if shadowed is None:
+                delattr(connector, "write")
+            else:
+                setattr(connector, "write", shadowed)  # noqa: B010 - an instance attribute
+
+        setattr(connector, "write", hooked)  # noqa: B010 - an instance attribute
+        return unhook
+
+    def sync_killed_at(self, failpoint: str) -> int:
+        """Run one cycle in a child process that kills itself (SIGKILL) at ``failpoint``.
+
+        Returns the child's exit status, ``-SIGKILL`` when it died there. The calendar
+        must outlive the child (a server, or an emulator served by this process); the
+        database is shared through its file.
+        """
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into the test
+            status = 3
+            try:
+                os.environ["SYNCD_FAILPOINT"] = failpoint
+                self.db.engine.dispose(close=False)  # the parent's pooled connections
+                status = 0 if self.sync().outcome == "ok" else 1
+            finally:
+                os._exit(status)
+        _, status = os.waitpid(pid, 0)
+        return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
     def converge(self) -> None:
         """Two cycles: the first writes, the second reads its own echo back."""
@@ -73,12 +138,13 @@ class World:
 
     def add(self, subject: str = "Call", day: int = 10, hour: int | None = 9, **values: Any
             ) -> Activity:
-        """A CRM activity on December ``day`` at ``hour`` (all day when ``hour`` is None)."""
+        """A CRM activity on December ``day`` at ``hour`` (all day when ``hour`` is None),
+        unless ``due_date``/``due_time`` say otherwise."""
         values.setdefault("duration_minutes", 30)
-        return self.store.add_activity(
-            owner_id=values.pop("owner_id", self.owner_id), subject=subject,
-            due_date=date(2026, 12, day), due_time=time(hour) if hour is not None else None,
-            **values)
+        values.setdefault("due_date", date(2026, 12, day))
+        values.setdefault("due_time", time(hour) if hour is not None else None)
+        values.setdefault("owner_id", self.owner_id)
+        return self.store.add_activity(subject=subject, **values)
 
     def subjects(self) -> list[str]:
         """The owner's live activities' subjects, sorted."""
@@ -89,6 +155,36 @@ class World:
         """event id -> why the item is quarantined."""
         return {q["item"].removeprefix("calendar:"): q["reason"]
                 for q in self.state.quarantine_list(self.account.name)}
+
+    def event_id_of(self, activity_id: int) -> str:
+        link = self.state.links(self.account.name)[activity_id]
+        assert link.event_id is not None
+        return link.event_id
+
+    # ---- what the contract asks of each provider's world ------------------------------------
+
+    def sent(self) -> list[Sent]:
+        """Every request the provider received since :meth:`forget_sent`."""
+        raise NotImplementedError
+
+    def forget_sent(self) -> None:
+        raise NotImplementedError
+
+    def user_edit(self, activity_id: int, title: str) -> None:
+        """Retitle the activity's event in the calendar, as its owner would in their app."""
+        raise NotImplementedError
+
+    def event_title(self, activity_id: int) -> str:
+        """The title of the activity's event as the calendar holds it."""
+        raise NotImplementedError
+
+    def event_location(self, activity_id: int) -> str:
+        """The location of the activity's event as the calendar holds it."""
+        raise NotImplementedError
+
+    def markers(self) -> Counter[str]:
+        """How many live events in the calendar carry each syncd marker."""
+        raise NotImplementedError
 
 
 def open_store(tmp_path: Path, owner: str, db: Database | None = None,

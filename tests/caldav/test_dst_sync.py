@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from syncd_testkit.servers import DavServer
-from tests.caldav.test_sync_caldav import DavWorld, make_dav_world
+from tests.caldav.world import DavWorld, make_dav_world
 
 FALL_BACK = date(2027, 10, 31)  # Europe/Oslo, the world's owner zone: 03:00 -> 02:00
 

@@ -2,95 +2,22 @@
 
 from __future__ import annotations
 
-import logging
-import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import date, time
 from pathlib import Path
-from typing import Any
 
-import caldav
 import icalendar
 import pytest
 
-from connectors.base import WriteOp, WriteResult
-from connectors.caldav import CalDAVCalendar
-from syncd.config import AccountConfig
-from syncd.crm.builtin.activities import ActivityStore
-from syncd.crm.builtin.source import BuiltinSource
-from syncd.engine.runner import CycleReport, sync_account
-from syncd.store.db import Database
-from syncd.store.state import StateStore
 from syncd_testkit.servers import DavServer, RecordingProxy
-from tests.conftest import fresh_calendar
-from tests.engine.world import START
-
-
-class GuardedCalendar(CalDAVCalendar):
-    """Counts writes, and fails the test if one happens while ``forbid_writes`` is set."""
-
-    forbid_writes = False
-    writes = 0
-
-    def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
-        assert not self.forbid_writes, f"unexpected writes: {ops}"
-        self.writes += len(ops)
-        return super().write(ops)
-
-
-@dataclass
-class DavWorld:
-    server: DavServer
-    calendar_url: str
-    user: str
-    store: ActivityStore
-    state: StateStore
-    account: AccountConfig
-    owner_id: int
-    connector: GuardedCalendar
-
-    def sync(self, **options: Any) -> CycleReport:
-        return sync_account(self.account, self.connector, BuiltinSource(self.store), self.state,
-                            now=START, **options)
-
-    def dav(self) -> Any:
-        client = caldav.DAVClient(url=self.server.url, username=self.user, password="x")
-        return client.calendar(url=self.calendar_url)
-
-    def objects(self) -> dict[str, tuple[str, icalendar.Event]]:
-        """href -> (etag, VEVENT) as the server holds them."""
-        out = {}
-        for obj in self.dav().get_objects_by_sync_token(load_objects=True).objects:
-            cal = icalendar.Calendar.from_ical(obj.data)
-            out[str(obj.url.path)] = ((obj.props or {}).get("{DAV:}getetag"),
-                                      next(iter(cal.walk("VEVENT"))))
-        return out
-
-    def add(self, subject: str, **values: Any) -> Any:
-        values.setdefault("due_date", date(2026, 12, 10))
-        values.setdefault("due_time", time(9, 0))
-        values.setdefault("duration_minutes", 45)
-        return self.store.add_activity(owner_id=self.owner_id, subject=subject, **values)
-
-
-def make_dav_world(tmp_path: Path, server: DavServer, url: str | None = None,
-                   **account: Any) -> DavWorld:
-    user, calendar_url = fresh_calendar(server)
-    db = Database(f"sqlite:///{tmp_path / f'{uuid.uuid4().hex}.db'}")
-    store = ActivityStore(db)
-    owner_id = store.add_user(user, "Owner", "Europe/Oslo")
-    cfg = AccountConfig(name="dav", provider="caldav", owner=user, calendar=calendar_url,
-                        auth={"url": url or server.url, "username": user}, **account)
-    connector = GuardedCalendar(cfg, owner_tz="Europe/Oslo")
-    return DavWorld(server, calendar_url, user, store, StateStore(db), cfg, owner_id, connector)
+from tests.caldav.world import DavWorld, close_world, make_dav_world
 
 
 @pytest.fixture
 def world(tmp_path: Path, dav_server: DavServer) -> Iterator[DavWorld]:
     w = make_dav_world(tmp_path, dav_server)
     yield w
-    w.connector.close()
+    close_world(w)
 
 
 def test_activities_appear_on_the_server_and_an_idle_cycle_changes_nothing(world: DavWorld
@@ -165,31 +92,6 @@ def test_crm_edit_updates_the_event_without_touching_other_properties(world: Dav
     assert int(vevent.get("SEQUENCE", 0)) == int(before.get("SEQUENCE", 0))
 
 
-def test_notes_never_reach_the_server_or_the_logs(tmp_path: Path, radicale: DavServer,
-                                                  caplog: pytest.LogCaptureFixture) -> None:
-    proxy = RecordingProxy(radicale.port).start()
-    try:
-        world = make_dav_world(tmp_path, radicale, url=proxy.url)
-        world.account = world.account  # calendar URL stays direct; the proxy sees the traffic
-        proxy_calendar = world.calendar_url.replace(f":{radicale.port}/", f":{proxy.port}/")
-        world.account = AccountConfig(**{**world.account.__dict__, "calendar": proxy_calendar})
-        world.connector = GuardedCalendar(world.account, owner_tz="Europe/Oslo")
-        canaries = [f"CANARY-{uuid.uuid4().hex}" for _ in range(5)]
-        caplog.set_level(logging.DEBUG)
-        activities = [world.add(f"Meeting {i}", note=f"secret {c}", description="public text")
-                      for i, c in enumerate(canaries)]
-        world.sync()
-        world.store.edit_activity(activities[0].id, subject="Renamed", note=f"v2 {canaries[0]}")
-        world.sync()
-        sent = proxy.everything_sent()
-        assert b"public text" in sent and b"Renamed" in sent  # the proxy really saw the traffic
-        for canary in canaries:
-            assert canary.encode() not in sent
-            assert canary not in caplog.text
-    finally:
-        proxy.stop()
-
-
 def test_expired_sync_token_relists_and_writes_nothing(world: DavWorld) -> None:
     for i in range(3):
         world.add(f"A{i}")
@@ -246,16 +148,10 @@ def _owner(world: DavWorld):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def proxied(tmp_path: Path, radicale: DavServer) -> Iterator[tuple[DavWorld, RecordingProxy]]:
     """A world whose connector reaches Radicale through a proxy that records requests."""
-    proxy = RecordingProxy(radicale.port).start()
-    try:
-        world = make_dav_world(tmp_path, radicale, url=proxy.url)
-        proxy_calendar = world.calendar_url.replace(f":{radicale.port}/", f":{proxy.port}/")
-        world.account = AccountConfig(**{**world.account.__dict__, "calendar": proxy_calendar})
-        world.connector = GuardedCalendar(world.account, owner_tz="Europe/Oslo")
-        yield world, proxy
-        world.connector.close()
-    finally:
-        proxy.stop()
+    world = make_dav_world(tmp_path, radicale, proxied=True)
+    assert world.proxy is not None
+    yield world, world.proxy
+    close_world(world)
 
 
 def test_idle_cycle_and_the_echo_of_our_writes_cost_one_request_each(

@@ -36,29 +36,6 @@ def test_first_cycle_creates_one_event_per_activity(world: World) -> None:
     assert {e.marker for e in world.calendar.live()} == {a.sync_uid, b.sync_uid}
 
 
-def test_idle_cycle_after_convergence_writes_nothing(world: World) -> None:
-    world.add("Call Ada")
-    converge(world)
-    world.calendar.forbid_writes = True
-    etags = {e.event_id: e.etag for e in world.calendar.live()}
-    world.advance(minutes=1)
-    report = world.sync()
-    assert report.outcome == "ok"
-    assert report.counts["crm_changes"] == 0 and report.counts["calendar_changes"] == 0
-    assert {e.event_id: e.etag for e in world.calendar.live()} == etags
-
-
-def test_crm_edit_reaches_the_calendar_and_its_echo_is_ignored(world: World) -> None:
-    a = world.add("Call Ada")
-    converge(world)
-    world.store.edit_activity(a.id, subject="Call Ada Lovelace", location="Phone")
-    world.sync()
-    event = world.event_of(a.id)
-    assert (event.projection.title, event.projection.location) == ("Call Ada Lovelace", "Phone")
-    world.calendar.forbid_writes = True
-    assert world.sync().outcome == "ok"
-
-
 def test_calendar_edit_comes_back_and_never_touches_the_note(world: World) -> None:
     a = world.add("Call Ada", note="PRIVATE: budget is 40k")
     converge(world)
@@ -157,28 +134,6 @@ def test_create_applied_but_unanswered_is_found_not_duplicated(world: World) -> 
     assert report.counts["recovered_creates"] == 1 and report.outcome == "ok"
     assert len(world.calendar.live()) == 1
     assert world.state.links(world.account.name)[a.id].event_id == f"{a.sync_uid}-0"
-
-
-def test_stale_etag_is_merged_again_in_the_same_cycle(world: World) -> None:
-    a = world.add("Call Ada")
-    converge(world)
-    event_id = world.event_of(a.id).event_id
-    world.store.edit_activity(a.id, location="Room 1")
-    # The user edits after our read but before our write: the first write meets a 412.
-    original = world.calendar.changes
-
-    def changes_then_edit(cursor: str | None):  # type: ignore[no-untyped-def]
-        result = original(cursor)
-        world.calendar.user_edit(event_id, title="Renamed in the app")
-        world.calendar.changes = original  # type: ignore[method-assign]
-        return result
-
-    world.calendar.changes = changes_then_edit  # type: ignore[method-assign]
-    report = world.sync()
-    assert report.counts["stale_etag"] == 1 and report.outcome == "ok"
-    stored = world.event_of(a.id).projection
-    assert (stored.title, stored.location) == ("Renamed in the app", "Room 1")
-    assert world.store.get(a.id).subject == "Renamed in the app"
 
 
 def test_rejected_item_is_quarantined_while_the_rest_syncs(world: World) -> None:

@@ -18,7 +18,7 @@ import pytest
 from syncd.crm.builtin.views import ActivityFilter
 from syncd_testkit.emulators.google import GoogleEmulator
 from syncd_testkit.servers import DavServer
-from tests.caldav.test_sync_caldav import DavWorld, make_dav_world
+from tests.caldav.world import DavWorld, make_dav_world
 from tests.google.world import make_world
 from tests.guests.itip import messages
 

@@ -1,0 +1,124 @@
+"""The engine-level contract every calendar provider keeps, through the real engine.
+
+``tests/contract.py`` checks a connector on its own; this checks what a whole cycle does
+with it. A provider's test module subclasses :class:`SyncContract` and gives a ``world``
+fixture: a :class:`~syncd_testkit.world.World` that can tell what its provider received
+and can edit the calendar as its owner would. The memory calendar, CalDAV on Radicale and
+Xandikos, and the Google and Graph emulators all run it.
+
+What it holds each provider to:
+
+* an idle cycle after convergence sends only its listing of changes, and writes nothing;
+* our own writes read back (their echo) are recognised: nothing is updated or written;
+* private notes (canaries) appear in no request and in no log line, whatever the cycle did;
+* an edit that lands between our read and our write meets a precondition failure (412),
+  and the cycle merges both edits instead of losing one;
+* a process killed (SIGKILL) at any failpoint and run again loses no edit and leaves no
+  duplicate event.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import uuid
+
+import pytest
+
+from syncd_testkit.world import World
+
+FAILPOINTS = ["after_intent_commit", "after_write_request", "before_cursor_commit"]
+
+
+class SyncContract:
+    """Subclass it in a provider's test module and give a ``world`` fixture."""
+
+    def test_an_idle_cycle_after_convergence_only_lists_changes(self, world: World) -> None:
+        for i in range(3):
+            world.add(f"Call {i}", day=3 + i, location="Room 1")
+        world.converge()
+        world.forget_sent()
+        report = world.sync()
+        assert report.outcome == "ok", report.message
+        assert report.counts["crm_changes"] == 0 and report.counts["calendar_changes"] == 0
+        sent = world.sent()
+        assert [s for s in sent if s.write] == []
+        assert [s.method for s in sent] == list(world.idle_requests)
+
+    def test_the_echo_of_our_own_edit_is_ignored(self, world: World) -> None:
+        a = world.add("Call Ada")
+        world.converge()
+        world.store.edit_activity(a.id, subject="Call Ada Lovelace", location="Phone")
+        report = world.sync()
+        assert report.outcome == "ok", report.message
+        assert (world.event_title(a.id), world.event_location(a.id)) == (
+            "Call Ada Lovelace", "Phone")
+        world.advance(minutes=1)
+        world.forget_sent()
+        echo = world.sync()  # reads back what we wrote
+        assert echo.outcome == "ok", echo.message
+        assert echo.counts["activities_updated"] == 0
+        assert [s for s in world.sent() if s.write] == []
+        assert world.store.get(a.id).subject == "Call Ada Lovelace"
+
+    def test_private_notes_reach_no_request_and_no_log(
+            self, world: World, caplog: pytest.LogCaptureFixture) -> None:
+        caplog.set_level(logging.DEBUG)  # the client libraries' own debug output included
+        canaries = [f"CANARY-{uuid.uuid4().hex}" for _ in range(4)]
+        activities = [world.add(f"Meeting {i}", day=3 + i, note=f"private: {canary}",
+                                description="Public agenda", location="Room 4")
+                      for i, canary in enumerate(canaries)]
+        world.forget_sent()
+        world.converge()
+        # Every kind of change: an edit with a new note, a note-only edit, a delete, and an
+        # edit in the calendar that comes back to the CRM.
+        world.store.edit_activity(activities[0].id, subject="Moved",
+                                  note=f"v2 {canaries[0]}")
+        world.store.edit_activity(activities[1].id, note=f"v2 {canaries[1]}")
+        world.store.delete_activity(activities[2].id)
+        world.user_edit(activities[3].id, "Renamed in the calendar")
+        for _ in range(2):
+            assert world.sync().outcome == "ok"
+            world.advance(minutes=1)
+        sent = world.sent()
+        # The public text did travel: the check below is not vacuous.
+        assert any("Public agenda" in s.text for s in sent if s.write)
+        assert any("Moved" in s.text for s in sent if s.write)
+        logged = caplog.text + " ".join(str(r.args) for r in caplog.records)
+        for canary in canaries:
+            assert not [s.method for s in sent if canary in s.text], canary
+            assert canary not in logged
+        assert world.store.get_note(activities[3].id) == f"private: {canaries[3]}"
+
+    def test_an_edit_between_our_read_and_write_is_merged_after_the_412(
+            self, world: World) -> None:
+        a = world.add("Plan")
+        world.converge()
+        world.store.edit_activity(a.id, location="Room 7")
+        world.before_write.append(lambda: world.user_edit(a.id, "Renamed in the calendar"))
+        report = world.sync()
+        assert report.outcome == "ok", report.message
+        assert report.counts["stale_etag"] == 1
+        assert (world.event_title(a.id), world.event_location(a.id)) == (
+            "Renamed in the calendar", "Room 7")
+        after = world.store.get(a.id)
+        assert (after.subject, after.location) == ("Renamed in the calendar", "Room 7")
+
+    @pytest.mark.parametrize("failpoint", FAILPOINTS)
+    def test_a_kill_at_a_failpoint_loses_nothing_and_duplicates_nothing(
+            self, world: World, failpoint: str) -> None:
+        activities = [world.add(f"Visit {i}", day=10 + i) for i in range(4)]
+        assert world.sync_killed_at(failpoint) == -signal.SIGKILL
+        world.converge()
+        assert world.markers() == {a.sync_uid: 1 for a in activities}
+        links = world.state.links(world.account.name)
+        assert len(links) == 4 and not any(link.pending for link in links.values())
+
+        # An edit whose cycle dies (where an edit passes that point) is neither lost nor
+        # applied twice.
+        world.store.edit_activity(activities[0].id, subject="Visit 0 (moved)")
+        assert world.sync_killed_at(failpoint) in (0, -signal.SIGKILL)
+        world.converge()
+        assert world.markers() == {a.sync_uid: 1 for a in activities}
+        assert [world.event_title(a.id) for a in activities] == [
+            "Visit 0 (moved)", "Visit 1", "Visit 2", "Visit 3"]
