@@ -15,6 +15,7 @@ Nothing in this module does I/O. Two types matter:
 from __future__ import annotations
 
 import dataclasses
+import enum
 import hashlib
 import json
 import re
@@ -89,6 +90,144 @@ class Activity:
     org_id: int | None = None
     lead_id: str | None = None
     project_id: int | None = None
+
+
+# ---------------------------------------------------------------------------------------
+# The activity's fields, declared once
+#
+# ACTIVITY_FIELDS is the one list of what a CRM user can set on an activity. The built-in
+# store's checks, defaults, reader and writer, the ``syncd activity add/edit/show``
+# options, ``syncd import`` and the projection's plain fields (FIELDS, MATERIAL, to_json,
+# from_json, project_activity, activity_changes) all derive from it. A plain projection
+# field (text or a flag a calendar shows as it is, like ``location``) takes:
+#   1. the model (this file): an attribute on Activity and on Projection, one row below;
+#   2. the three calendar mappers: connectors/google_map.py, outlook_map.py, ical.py;
+#   3. each CRM source: the built-in store's column (crm/builtin/tables.py) with its
+#      Alembic revision (store/migrations/versions/); Pipedrive's mapping
+#      (crm/pipedrive_map.py).
+# tests/store/test_field_table.py fails while the built-in store, the CLI or the import
+# does not handle a declared field.
+
+
+class Kind(enum.StrEnum):
+    """What kind of value a field holds: how it is checked, parsed and shown."""
+
+    LINE = "line"  # single-line text, trimmed
+    TEXT = "text"  # multi-line public text
+    NOTE = "note"  # the private note (A5): kept exactly as written, never on a view
+    FLAG = "flag"  # true or false
+    DATE = "date"  # a wall-clock day in the owner's zone
+    TIME = "time"  # a wall-clock time in the owner's zone
+    MINUTES = "minutes"  # a length in whole minutes
+    GUESTS = "guests"  # e-mail addresses or person ids (A6)
+    TYPE = "type"  # an activity type key (A2)
+    USER = "user"  # a CRM user id (the owner)
+    ITEM = "item"  # the id of a linked deal, person, organization or project
+    LEAD = "lead"  # the id of a linked lead (text, as in Pipedrive)
+
+
+#: The kinds stored as one plain column of the activity row and copied as they are.
+PLAIN_KINDS = frozenset({Kind.LINE, Kind.TEXT, Kind.FLAG, Kind.DATE, Kind.TIME,
+                         Kind.MINUTES, Kind.TYPE})
+
+
+@dataclass(frozen=True)
+class ActivityField:
+    """One field a CRM user (or a calendar) can set on an activity.
+
+    Attributes:
+        name: the Activity attribute, the store's column and keyword argument.
+        kind: how the value is checked, parsed and shown.
+        default: what a new activity gets when the field is not given.
+        label: the word ``syncd activity show`` prints before it.
+        help: the ``syncd activity add/edit`` option's help text.
+        flag: that option (None: no option); for a FLAG, the option that sets it true.
+        off_flag: for a FLAG, the option that sets it false (None: the field can only be
+            set when adding).
+        off_help: that option's help text.
+        words: for a FLAG, how ``syncd activity show`` says true and false.
+        column: the CSV column / JSON key of ``syncd import`` (None: not importable).
+        limit: for text, the most characters the store keeps.
+        projection: the projection field it syncs as, value for value (None: the field
+            is not synced, or through custom code: title, when, guests, done).
+        calendar: whether a calendar edit may change it.
+        on_view: whether it is an attribute of :class:`Activity` (the note is not, A5).
+        required: whether a new activity must name it (text must then not be empty).
+        material: for a projected field, whether guests see it, so that a change to it
+            is worth an e-mail to them (docs/guest-mail.md, rule 2).
+    """
+
+    name: str
+    kind: Kind
+    default: Any = None
+    label: str = ""
+    help: str = ""
+    flag: str | None = None
+    off_flag: str | None = None
+    off_help: str = ""
+    words: tuple[str, str] = ("yes", "no")
+    column: str | None = None
+    limit: int | None = None
+    projection: str | None = None
+    calendar: bool = False
+    on_view: bool = True
+    required: bool = False
+    material: bool = False
+
+    @property
+    def plain(self) -> bool:
+        """Stored as one column and copied as it is by the store's reader and writer."""
+        return self.kind in PLAIN_KINDS
+
+
+ACTIVITY_FIELDS: tuple[ActivityField, ...] = (
+    ActivityField("owner_id", Kind.USER, flag="--owner", column="owner", required=True,
+                  help="the user it is assigned to (default: the only user)"),
+    ActivityField("subject", Kind.LINE, flag="--subject", column="subject", limit=255,
+                  calendar=True, required=True, label="Subject", help="a new title"),
+    ActivityField("type", Kind.TYPE, "task", flag="--type", column="type", calendar=True,
+                  label="Type", help="activity type key: call, meeting, task (default), "
+                                     "deadline, email, lunch, or a custom one"),
+    ActivityField("due_date", Kind.DATE, flag="--due", column="due", calendar=True,
+                  help="due date; without --time the activity takes the whole day"),
+    ActivityField("due_time", Kind.TIME, flag="--time", column="time", calendar=True,
+                  help="start time, in the owner's time zone; needs --due"),
+    ActivityField("duration_minutes", Kind.MINUTES, 0, flag="--duration", column="duration",
+                  calendar=True, help="length in minutes, or like 1h30m, 45m, 2h, 1d"),
+    ActivityField("busy", Kind.FLAG, False, flag="--busy", off_flag="--free", column="busy",
+                  projection="busy", calendar=True, label="Busy",
+                  help="block the time slot in the calendar",
+                  off_help="leave the slot free (the default for new activities)",
+                  words=("yes (blocks the slot)", "no (free)")),
+    ActivityField("description", Kind.TEXT, "", flag="--description", column="description",
+                  limit=100_000, projection="description", calendar=True, material=True,
+                  label="Description",
+                  help="public text: synced to the calendar and visible to every guest"),
+    ActivityField("location", Kind.LINE, "", flag="--location", column="location",
+                  limit=500, projection="location", calendar=True, material=True,
+                  label="Location",
+                  help="the address"),
+    ActivityField("guests", Kind.GUESTS, (), flag="--guest", column="guests", calendar=True,
+                  help="invite a guest (repeat for several)"),
+    ActivityField("note", Kind.NOTE, "", flag="--note", column="note", limit=100_000,
+                  on_view=False,
+                  help="private note: stays in the CRM, never sent to a calendar or a guest"),
+    ActivityField("deal_id", Kind.ITEM, flag="--deal", column="deal",
+                  help="link to a deal (also links its person and organization)"),
+    ActivityField("person_id", Kind.ITEM, flag="--person", column="person",
+                  help="link to a person (also links their organization)"),
+    ActivityField("org_id", Kind.ITEM, flag="--org", column="org",
+                  help="link to an organization"),
+    ActivityField("lead_id", Kind.LEAD),
+    ActivityField("project_id", Kind.ITEM),
+    ActivityField("done", Kind.FLAG, False, flag="--done", column="done", calendar=True,
+                  help="record it as already done"),
+)
+FIELD_BY_NAME: Mapping[str, ActivityField] = {f.name: f for f in ACTIVITY_FIELDS}
+
+#: Activity attributes that are not fields anyone sets: identity and bookkeeping.
+VIEW_ONLY: frozenset[str] = frozenset({"id", "sync_uid", "owner_tz", "marked_done_at",
+                                       "deleted", "updated_at"})
 
 
 @dataclass(frozen=True)
@@ -219,8 +358,17 @@ def unambiguous_local(instant: datetime, zone: str) -> datetime | None:
 # Projection
 
 
-#: The projection fields, in a fixed order (used for merging, storage and reports).
-FIELDS: tuple[str, ...] = ("title", "when", "busy", "description", "location", "guests")
+#: Activity field -> the projection field it syncs as, value for value (busy,
+#: description, location, ...), from ACTIVITY_FIELDS.
+PROJECTED: Mapping[str, str] = {f.name: f.projection for f in ACTIVITY_FIELDS
+                                if f.projection is not None}
+_PROJECTED_FROM: Mapping[str, str] = {proj: name for name, proj in PROJECTED.items()}
+#: The projection fields, in a fixed order (used for merging, storage and reports): the
+#: three with code of their own, and the plain ones before the guests.
+FIELDS: tuple[str, ...] = ("title", "when", *PROJECTED.values(), "guests")
+#: The projection fields guests see: a change to one is worth an e-mail to them.
+MATERIAL: frozenset[str] = frozenset({"title", "when", "guests", *(
+    f.projection for f in ACTIVITY_FIELDS if f.projection and f.material)})
 
 
 @dataclass(frozen=True, order=True)
@@ -312,21 +460,19 @@ class Projection:
         return {
             "title": self.title,
             "when": self.when.to_json(),
-            "busy": self.busy,
-            "description": self.description,
-            "location": self.location,
+            **{name: self.get(name) for name in PROJECTED.values()},
             "guests": sorted(self.guests),
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Projection:
+        # A base stored before a field existed reads as that field's default.
         return cls(
             title=data["title"],
             when=When.from_json(data["when"]),
-            busy=bool(data["busy"]),
-            description=data.get("description", ""),
-            location=data.get("location", ""),
             guests=frozenset(data.get("guests", ())),
+            **{proj: data.get(proj, FIELD_BY_NAME[name].default)
+               for name, proj in PROJECTED.items()},
         )
 
 
@@ -390,9 +536,7 @@ def project_activity(
     return Projection(
         title=title,
         when=when,
-        busy=activity.busy,
-        description=activity.description,
-        location=activity.location,
+        **{proj: getattr(activity, name) for name, proj in PROJECTED.items()},
         guests=frozenset(g.email for g in activity.guests),
         guest_names={normalize_email(g.email): g.name for g in activity.guests if g.name},
     )
@@ -424,7 +568,7 @@ def activity_changes(
             out["guests"] = tuple(Guest(email=e, name=names.get(e))
                                   for e in sorted(projection.guests) if is_valid_email(e))
         else:
-            out[name] = projection.get(name)
+            out[_PROJECTED_FROM[name]] = projection.get(name)
     return out
 
 

@@ -34,10 +34,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
-from syncd.model import DONE_PREFIX, Projection, When
+from syncd.model import DONE_PREFIX, MATERIAL, Projection, When
 
-#: Fields guests see: a change to one of them is worth an e-mail (rule 2).
-MATERIAL = frozenset({"title", "when", "location", "guests", "description"})
+# MATERIAL (from the field declaration in syncd.model): the fields guests see; a change
+# to one of them is worth an e-mail (rule 2).
 #: A withheld delete (rule 5).
 DELETE = "delete"
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
@@ -39,7 +39,6 @@ from syncd.crm.builtin.fields import (
     CALENDAR_FIELDS,
     EDITABLE_FIELDS,
     LINK_FIELDS,
-    GuestInput,
     check_time_needs_date,
     clean_fields,
     resolve_guests,
@@ -87,53 +86,33 @@ class ActivityStore(CrmDirectory):
 
     # --- adding -------------------------------------------------------------------------
 
-    def add_activity(
-        self, *, owner_id: int, subject: str, type: str = "task", due_date: date | None = None,
-        due_time: time | None = None, duration_minutes: int = 0, busy: bool = False,
-        description: str = "", location: str = "", guests: Sequence[GuestInput] = (),
-        note: str = "", deal_id: int | None = None, person_id: int | None = None,
-        org_id: int | None = None, lead_id: str | None = None, project_id: int | None = None,
-        done: bool = False, sync_uid: str | None = None, now: datetime | None = None,
-    ) -> Activity:
+    def add_activity(self, *, owner_id: int, subject: str, now: datetime | None = None,
+                     **fields: Any) -> Activity:
         """Add one activity.
 
         Args:
             owner_id: the user it is assigned to (A9).
             subject: its title (A1).
-            type: a type key (A2).
-            due_date: the day (A3); None for an unscheduled activity.
-            due_time: the wall-clock time in the owner's zone; None for a whole day.
-            duration_minutes: how long it lasts (>= 0).
-            busy: whether it blocks the slot (A4; free by default).
-            description: public text, shown to guests (A8).
-            location: an address (A7).
-            guests: person ids, e-mail addresses or :class:`Guest` objects (A6).
-            note: private text that never leaves the CRM (A5).
-            deal_id: a deal to link (B1 adds its person and organization).
-            person_id: a person to link (B2 adds their organization).
-            org_id: an organization to link (B3: nothing more).
-            lead_id: a lead to link.
-            project_id: a project to link.
-            done: create it already done (its done time is ``now``).
-            sync_uid: an opaque id to reuse (32 hex digits); a fresh one by default.
             now: the time of the change (default: the current time).
+            **fields: any other field of :data:`syncd.model.ACTIVITY_FIELDS` (``type``,
+                ``due_date``, ``due_time``, ``duration_minutes``, ``busy``, ``description``,
+                ``location``, ``guests`` as person ids, e-mail addresses or
+                :class:`Guest` objects, ``note``, the link ids, ``done``), each defaulting
+                to its declared default; and ``sync_uid``, an opaque id to reuse (32 hex
+                digits; a fresh one by default). ``done`` creates it already done, at
+                ``now``; ``deal_id`` also links the deal's person and organization (B1),
+                ``person_id`` the person's organization (B2).
 
         Returns:
             The new activity.
 
         Raises:
-            InvalidInput: any unacceptable value; nothing is written.
+            InvalidInput: an unknown field or any unacceptable value; nothing is written.
         """
-        fields = {
-            "owner_id": owner_id, "subject": subject, "type": type, "due_date": due_date,
-            "due_time": due_time, "duration_minutes": duration_minutes, "busy": busy,
-            "description": description, "location": location, "guests": guests,
-            "note": note, "deal_id": deal_id, "person_id": person_id, "org_id": org_id,
-            "lead_id": lead_id, "project_id": project_id, "done": done, "sync_uid": sync_uid,
-        }
         stamp = check_now(now)
         with self._write() as session:
-            ids = insert_activities(session, [prepare(Lookups(session), fields)], stamp)
+            item = {"owner_id": owner_id, "subject": subject, **fields}
+            ids = insert_activities(session, [prepare(Lookups(session), item)], stamp)
             return load_views(session, ids)[ids[0]]
 
     def add_activities(self, items: Sequence[Mapping[str, Any]], *,

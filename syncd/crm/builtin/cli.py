@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from syncd.crm.builtin.file_import import (
+    COLUMNS,
     STORE_TO_COLUMN,
     Problem,
     ValueProblem,
-    parse_bool,
     parse_date,
     parse_duration,
     parse_guest,
@@ -34,7 +34,7 @@ from syncd.crm.builtin.file_import import (
     read_records,
 )
 from syncd.errors import InvalidInput, UsageError
-from syncd.model import Activity
+from syncd.model import ACTIVITY_FIELDS, FIELD_BY_NAME, Activity, ActivityField, Kind
 
 if TYPE_CHECKING:
     from syncd.cli import App
@@ -69,21 +69,22 @@ def _argtype(parse: Callable[[str], Any], name: str, clearable: bool = False
 
 
 DATE = _argtype(parse_date, "date")
-TIME = _argtype(parse_time, "time")
-DURATION = _argtype(parse_duration, "duration")
 ITEM = _argtype(parse_item_id, "id")
 GUEST = _argtype(parse_guest, "guest")
-BOOL = _argtype(parse_bool, "boolean")
 
 # --- helpers ----------------------------------------------------------------------------
 
-#: Store field -> the flag a user typed, so an error names what to fix on the command line.
-_FLAGS = {
-    "subject": "subject", "type": "--type", "due_date": "--due", "due_time": "--time",
-    "duration_minutes": "--duration", "busy": "--busy", "description": "--description",
-    "location": "--location", "guests": "--guest", "note": "--note", "deal_id": "--deal",
-    "person_id": "--person", "org_id": "--org", "owner_id": "--owner",
-}
+#: Store field -> the flag a user typed, so an error names what to fix on the command line
+#: (the subject is a positional argument of ``add``, hence its plain name).
+_FLAGS = {**{f.name: f.flag for f in ACTIVITY_FIELDS if f.flag}, "subject": "subject"}
+#: The fields ``add``/``edit`` take from options of their own, in the order of the help.
+_OPTIONS = tuple(f for f in ACTIVITY_FIELDS if f.flag and f.kind is not Kind.USER)
+
+
+def _dest(spec: ActivityField) -> str:
+    """The argparse attribute of a field's option."""
+    assert spec.flag is not None
+    return spec.flag.lstrip("-").replace("-", "_")
 
 
 @contextmanager
@@ -148,14 +149,21 @@ def _emails(app: App) -> dict[int, str]:
     return {u.id: u.email for u in app.store.list_users()}
 
 
+def _shown(spec: ActivityField, value: Any) -> str:
+    """One field's value as ``activity show`` prints it."""
+    if spec.kind is Kind.FLAG:
+        return spec.words[0] if value else spec.words[1]
+    return str(value).replace("\n", "\n" + " " * 18) or "-"
+
+
 def _show_text(a: Activity, note: str, emails: dict[int, str]) -> str:
     guests = ", ".join(
         g.email + (f" ({g.name}" + (f", person {g.person_id}" if g.person_id else "") + ")"
                    if g.name or g.person_id else "")
         for g in a.guests) or "-"
-    links = ", ".join(f"{k} {v}" for k, v in (
-        ("deal", a.deal_id), ("person", a.person_id), ("org", a.org_id),
-        ("lead", a.lead_id), ("project", a.project_id)) if v is not None) or "-"
+    links = ", ".join(f"{f.name.removesuffix('_id')} {getattr(a, f.name)}"
+                      for f in ACTIVITY_FIELDS if f.kind in (Kind.ITEM, Kind.LEAD)
+                      and getattr(a, f.name) is not None) or "-"
     done = f"yes, marked {a.marked_done_at:%Y-%m-%d %H:%M} UTC" if a.done and a.marked_done_at \
         else ("yes" if a.done else "no")
     rows = [
@@ -163,13 +171,16 @@ def _show_text(a: Activity, note: str, emails: dict[int, str]) -> str:
         ("Type", a.type),
         ("Owner", f"{emails.get(a.owner_id, a.owner_id)} ({a.owner_tz})"),
         ("When", _when(a)),
-        ("Busy", "yes (blocks the slot)" if a.busy else "no (free)"),
+        *((f.label, _shown(f, getattr(a, f.name))) for f in ACTIVITY_FIELDS
+          if f.projection and f.kind is Kind.FLAG),
         ("Done", done),
-        ("Location", a.location or "-"),
+        *((f.label, _shown(f, getattr(a, f.name))) for f in ACTIVITY_FIELDS
+          if f.projection and f.kind is Kind.LINE),
         ("Guests", guests),
         ("Links", links),
-        ("Description", a.description.replace("\n", "\n" + " " * 18) or "-"),
-        ("Note (private)", note.replace("\n", "\n" + " " * 18) or "-"),
+        *((f.label, _shown(f, getattr(a, f.name))) for f in ACTIVITY_FIELDS
+          if f.projection and f.kind is Kind.TEXT),
+        ("Note (private)", _shown(FIELD_BY_NAME["note"], note)),
     ]
     if a.deleted:
         rows.append(("Deleted", "yes (restorable with 'syncd activity restore' until purged)"))
@@ -279,24 +290,26 @@ def _deal_list(args: argparse.Namespace, app: App) -> int:
 
 def _activity_fields(args: argparse.Namespace) -> dict[str, Any]:
     """The store fields named by the add/edit flags that were given (CLEAR -> None)."""
-    pairs = {
-        "subject": getattr(args, "subject", None), "type": args.type,
-        "due_date": args.due, "due_time": args.time, "duration_minutes": args.duration,
-        "busy": args.busy, "description": args.description, "location": args.location,
-        "note": args.note, "deal_id": args.deal, "person_id": args.person, "org_id": args.org,
-    }
-    fields = {k: (None if v is CLEAR else v) for k, v in pairs.items() if v is not None}
-    if args.guest is not None:
-        fields["guests"] = list(args.guest)
-    elif getattr(args, "no_guests", False):
-        fields["guests"] = []
+    fields: dict[str, Any] = {}
+    for spec in _OPTIONS:
+        value = getattr(args, _dest(spec), None)
+        if spec.kind is Kind.FLAG and spec.off_flag is None:
+            continue  # set when adding only (done): see _activity_add
+        if spec.kind is Kind.GUESTS:
+            if value is not None:
+                fields[spec.name] = list(value)
+            elif getattr(args, "no_guests", False):
+                fields[spec.name] = []
+        elif value is not None:
+            fields[spec.name] = None if value is CLEAR else value
     return fields
 
 
 def _activity_add(args: argparse.Namespace, app: App) -> int:
     fields = _activity_fields(args)
     fields["owner_id"] = _owner_id(app, args.owner)
-    fields["done"] = args.done
+    fields.update({f.name: getattr(args, _dest(f)) for f in _OPTIONS
+                   if f.kind is Kind.FLAG and f.off_flag is None})
     with _as_flags():
         activity = app.store.add_activity(**fields)
     app.emit(activity, f"Added activity {activity.id}: {_when(activity)} {activity.subject}")
@@ -433,37 +446,50 @@ def _visibility_flags(parser: argparse.ArgumentParser) -> None:
                              "activities linked to it either (seed rule B4)")
 
 
+#: How each kind of field is typed on the command line: (argparse type, metavar); the
+#: kinds in _CLEARABLE also take 'none' on edit.
+_TYPED: dict[Kind, tuple[Callable[[str], Any], str, str]] = {
+    Kind.DATE: (parse_date, "date", "YYYY-MM-DD"),
+    Kind.TIME: (parse_time, "time", "HH:MM"),
+    Kind.MINUTES: (parse_duration, "duration", "MINUTES"),
+    Kind.ITEM: (parse_item_id, "id", "ID"),
+}
+_CLEARABLE = frozenset({Kind.DATE, Kind.TIME, Kind.ITEM})
+
+
 def _field_flags(parser: argparse.ArgumentParser, *, edit: bool) -> None:
+    """The options of ``activity add`` or ``edit``, one per declared field that has one
+    (the owner, and the subject of ``add``, are arguments of their own)."""
     none = " ('none' clears it)" if edit else ""
-    parser.add_argument("--type", help="activity type key: call, meeting, task (default), "
-                                       "deadline, email, lunch, or a custom one")
-    parser.add_argument("--due", type=_argtype(parse_date, "date", edit), metavar="YYYY-MM-DD",
-                        help="due date; without --time the activity takes the whole day" + none)
-    parser.add_argument("--time", type=_argtype(parse_time, "time", edit), metavar="HH:MM",
-                        help="start time, in the owner's time zone; needs --due" + none)
-    parser.add_argument("--duration", type=DURATION, metavar="MINUTES",
-                        help="length in minutes, or like 1h30m, 45m, 2h, 1d")
-    busy = parser.add_mutually_exclusive_group()
-    busy.add_argument("--busy", dest="busy", action="store_const", const=True,
-                      help="block the time slot in the calendar")
-    busy.add_argument("--free", dest="busy", action="store_const", const=False,
-                      help="leave the slot free (the default for new activities)")
-    parser.add_argument("--description", help="public text: synced to the calendar and "
-                                              "visible to every guest")
-    parser.add_argument("--location", help="the address")
-    parser.add_argument("--guest", action="append", type=GUEST, metavar="EMAIL|PERSON_ID",
-                        help="invite a guest (repeat for several)"
-                             + ("; replaces the guest list" if edit else ""))
-    if edit:
-        parser.add_argument("--no-guests", action="store_true", help="remove every guest")
-    parser.add_argument("--note", help="private note: stays in the CRM, never sent to a "
-                                       "calendar or a guest")
-    item = _argtype(parse_item_id, "id", edit)
-    parser.add_argument("--deal", type=item, metavar="ID",
-                        help="link to a deal (also links its person and organization)" + none)
-    parser.add_argument("--person", type=item, metavar="ID",
-                        help="link to a person (also links their organization)" + none)
-    parser.add_argument("--org", type=item, metavar="ID", help="link to an organization" + none)
+    for spec in _OPTIONS:
+        assert spec.flag is not None
+        if spec.required and not edit:
+            continue
+        if spec.kind is Kind.FLAG:
+            if spec.off_flag is None:
+                if not edit:
+                    parser.add_argument(spec.flag, action="store_true", help=spec.help)
+                continue
+            pair = parser.add_mutually_exclusive_group()
+            pair.add_argument(spec.flag, dest=_dest(spec), action="store_const", const=True,
+                              help=spec.help)
+            pair.add_argument(spec.off_flag, dest=_dest(spec), action="store_const",
+                              const=False, help=spec.off_help)
+        elif spec.kind is Kind.GUESTS:
+            parser.add_argument(spec.flag, action="append", type=GUEST,
+                                metavar="EMAIL|PERSON_ID",
+                                help=spec.help + ("; replaces the guest list" if edit else ""))
+            if edit:
+                parser.add_argument("--no-guests", action="store_true",
+                                    help="remove every guest")
+        elif spec.kind in _TYPED:
+            parse, name, metavar = _TYPED[spec.kind]
+            clearable = edit and spec.kind in _CLEARABLE
+            parser.add_argument(spec.flag, metavar=metavar,
+                                type=_argtype(parse, name, clearable),
+                                help=spec.help + (none if spec.kind in _CLEARABLE else ""))
+        else:
+            parser.add_argument(spec.flag, help=spec.help)
 
 
 def _done_filter(parser: argparse.ArgumentParser) -> None:
@@ -492,7 +518,6 @@ def _register_activity(sub: Any) -> None:
     add.add_argument("--owner", metavar="EMAIL",
                      help="the user it is assigned to (default: the only user)")
     _field_flags(add, edit=False)
-    add.add_argument("--done", action="store_true", help="record it as already done")
     add.set_defaults(handler=_activity_add)
 
     lst = act.add_parser("list", help="list activities, by due date",
@@ -527,7 +552,6 @@ def _register_activity(sub: Any) -> None:
                "  syncd activity edit 12 --time none        # make it a whole-day activity\n"
                "  syncd activity edit 12 --owner bob@example.com   # keeps the same moment")
     edit.add_argument("id", type=int, help="activity id")
-    edit.add_argument("--subject", help="a new title")
     edit.add_argument("--owner", metavar="EMAIL",
                       help="reassign to this user; a timed activity keeps its moment, "
                            "shown in the new owner's time zone")
@@ -625,10 +649,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Import activities. Every row is checked first and every problem is "
                     "listed with its row number; the file is imported only when it has none, "
                     "all rows in one transaction.",
-        epilog="fields (JSON keys or CSV header): subject (required), owner (e-mail; default "
-               "the only user),\n  type, due (YYYY-MM-DD), time (HH:MM), duration (minutes or "
-               "1h30m), busy, done,\n  description, location, guests (list; in CSV separated "
-               "by ;), note, deal, person, org\n"
+        epilog="fields (JSON keys or CSV header): " + ", ".join(COLUMNS) + "\n"
+               "  subject is required; owner is an e-mail (default: the only user); due is "
+               "YYYY-MM-DD,\n  time HH:MM, duration minutes or 1h30m; guests a list (in CSV "
+               "separated by ;)\n"
                "example CSV:\n"
                "  subject,owner,type,due,time,duration,guests\n"
                "  Call Pia,ann@example.com,call,2026-03-02,14:30,30,pia@acme.example")

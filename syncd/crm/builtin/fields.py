@@ -21,10 +21,13 @@ from sqlalchemy.orm import Session
 from syncd.crm.builtin.tables import Person
 from syncd.errors import InvalidInput
 from syncd.model import (
+    ACTIVITY_FIELDS,
     FIRST_DAY,
     LAST_DAY,
     MAX_DURATION_MINUTES,
+    ActivityField,
     Guest,
+    Kind,
     day_in_range,
     is_valid_email,
     normalize_email,
@@ -32,27 +35,18 @@ from syncd.model import (
 from syncd.text import clean_text
 
 #: Every field ``edit_activity`` accepts (``add_activity`` also takes ``sync_uid``).
-EDITABLE_FIELDS: frozenset[str] = frozenset({
-    "owner_id", "subject", "type", "due_date", "due_time", "duration_minutes", "busy",
-    "description", "location", "guests", "note", "deal_id", "person_id", "org_id",
-    "lead_id", "project_id", "done",
-})
+EDITABLE_FIELDS: frozenset[str] = frozenset(f.name for f in ACTIVITY_FIELDS)
 
 #: The fields a calendar may change (the projection's, plus done and type). The note,
 #: the owner, the links and the identity are the CRM's alone.
-CALENDAR_FIELDS: frozenset[str] = frozenset({
-    "subject", "type", "due_date", "due_time", "duration_minutes", "busy", "description",
-    "location", "guests", "done",
-})
+CALENDAR_FIELDS: frozenset[str] = frozenset(f.name for f in ACTIVITY_FIELDS if f.calendar)
 
-#: Link fields and the kind of item each one names.
-LINK_FIELDS: dict[str, str] = {
-    "deal_id": "deal", "person_id": "person", "org_id": "org", "lead_id": "lead",
-    "project_id": "project",
-}
+#: Link fields and the kind of item each one names (``deal_id`` -> ``deal``).
+LINK_FIELDS: dict[str, str] = {f.name: f.name.removesuffix("_id") for f in ACTIVITY_FIELDS
+                               if f.kind in (Kind.ITEM, Kind.LEAD)}
 
 _SYNC_UID = re.compile(r"^[0-9a-f]{32}$")
-_TEXT_LIMITS = {"subject": 255, "location": 500, "description": 100_000, "note": 100_000}
+_TEXT_LIMITS = {f.name: f.limit for f in ACTIVITY_FIELDS if f.limit is not None}
 
 GuestInput = Guest | str | int
 
@@ -95,11 +89,12 @@ def _text(name: str, value: object, *, single_line: bool) -> str:
     return cleaned
 
 
-def _subject(value: object) -> str:
-    subject = _text("subject", value, single_line=True)
-    if not subject:
-        raise InvalidInput(field="subject", value=value, reason="must not be empty (A1)")
-    return subject
+def _line(name: str, value: object, *, required: bool) -> str:
+    text = _text(name, value, single_line=True)
+    if required and not text:
+        reason = "must not be empty (A1)" if name == "subject" else "must not be empty"
+        raise InvalidInput(field=name, value=value, reason=reason)
+    return text
 
 
 def _note(value: object) -> str:
@@ -119,37 +114,37 @@ def _type_key(value: object) -> str:
     return value.strip()
 
 
-def _due_date(value: object) -> date | None:
+def _date(name: str, value: object) -> date | None:
     # datetime is a subclass of date; accepting one would silently drop its time.
     if value is not None and (not isinstance(value, date) or isinstance(value, datetime)):
-        raise InvalidInput(field="due_date", value=value, reason="must be a date (YYYY-MM-DD)")
+        raise InvalidInput(field=name, value=value, reason="must be a date (YYYY-MM-DD)")
     if value is not None and not day_in_range(value):
-        raise InvalidInput(field="due_date", value=value.isoformat(),
+        raise InvalidInput(field=name, value=value.isoformat(),
                            reason=f"must be between {FIRST_DAY.isoformat()} and "
                                   f"{LAST_DAY.isoformat()}")
     return value
 
 
-def _due_time(value: object) -> time | None:
+def _time(name: str, value: object) -> time | None:
     if value is None:
         return None
     if not isinstance(value, time):
-        raise InvalidInput(field="due_time", value=value, reason="must be a time of day (HH:MM)")
+        raise InvalidInput(field=name, value=value, reason="must be a time of day (HH:MM)")
     if value.tzinfo is not None:
-        raise InvalidInput(field="due_time", value=value.isoformat(),
+        raise InvalidInput(field=name, value=value.isoformat(),
                            reason="must be a wall-clock time in the owner's zone, without offset")
     # The fold (which of two repeated wall times) is kept; the store settles it against
     # the date and the owner's zone (syncd.model.wall_time).
     return value
 
 
-def _duration(value: object) -> int:
+def _minutes(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(field="duration_minutes", value=value, reason="must be whole minutes")
+        raise InvalidInput(field=name, value=value, reason="must be whole minutes")
     if value < 0:
-        raise InvalidInput(field="duration_minutes", value=value, reason="must not be negative")
+        raise InvalidInput(field=name, value=value, reason="must not be negative")
     if value > MAX_DURATION_MINUTES:
-        raise InvalidInput(field="duration_minutes", value=value,
+        raise InvalidInput(field=name, value=value,
                            reason=f"must be at most {MAX_DURATION_MINUTES} (366 days)")
     return value
 
@@ -200,26 +195,28 @@ def _guests(value: object) -> tuple[GuestSpec, ...]:
     return tuple(_guest(g) for g in value)
 
 
-_CHECKS: dict[str, Any] = {
-    "owner_id": lambda v: _id("owner_id", v, optional=False),
-    "subject": _subject,
-    "type": _type_key,
-    "due_date": _due_date,
-    "due_time": _due_time,
-    "duration_minutes": _duration,
-    "busy": lambda v: _flag("busy", v),
-    "done": lambda v: _flag("done", v),
-    "description": lambda v: _text("description", v, single_line=False),
-    "location": lambda v: _text("location", v, single_line=True),
-    "note": _note,
-    "guests": _guests,
-    "deal_id": lambda v: _id("deal_id", v),
-    "person_id": lambda v: _id("person_id", v),
-    "org_id": lambda v: _id("org_id", v),
-    "project_id": lambda v: _id("project_id", v),
-    "lead_id": _lead_id,
-    "sync_uid": _sync_uid,
-}
+def _check(spec: ActivityField) -> Any:
+    """The check of one declared field: value -> cleaned value, or InvalidInput."""
+    name = spec.name
+    checks: dict[Kind, Any] = {
+        Kind.USER: lambda v: _id(name, v, optional=False),
+        Kind.LINE: lambda v: _line(name, v, required=spec.required),
+        Kind.TEXT: lambda v: _text(name, v, single_line=False),
+        Kind.NOTE: _note,
+        Kind.FLAG: lambda v: _flag(name, v),
+        Kind.DATE: lambda v: _date(name, v),
+        Kind.TIME: lambda v: _time(name, v),
+        Kind.MINUTES: lambda v: _minutes(name, v),
+        Kind.GUESTS: _guests,
+        Kind.TYPE: _type_key,
+        Kind.ITEM: lambda v: _id(name, v),
+        Kind.LEAD: _lead_id,
+    }
+    return checks[spec.kind]
+
+
+_CHECKS: dict[str, Any] = {**{f.name: _check(f) for f in ACTIVITY_FIELDS},
+                           "sync_uid": _sync_uid}
 
 
 def clean_fields(fields: Mapping[str, Any], allowed: Iterable[str]) -> dict[str, Any]:

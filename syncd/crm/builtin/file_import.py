@@ -5,23 +5,11 @@ then checked by the store (``ActivityStore.check_activities``), and all problems
 reported together with their row numbers. Only a file without problems is imported, in
 one transaction.
 
-Columns (CSV header) or keys (JSON objects), all optional except ``subject``:
-
-======================  ===============================================================
-``subject``             the title
-``owner``               the owner's e-mail (default: the only user)
-``type``                a type key (default ``task``)
-``due``                 ``YYYY-MM-DD``
-``time``                ``HH:MM`` (needs ``due``)
-``duration``            minutes, or ``1h30m`` / ``45m`` / ``2h`` / ``1d``
-``busy``                true/false (default false: free)
-``done``                true/false
-``description``         public text, sent to the calendar
-``location``            an address
-``guests``              e-mails or person ids; a JSON list, or separated by ``;`` in CSV
-``note``                private text, never sent anywhere
-``deal``/``person``/``org``  ids of items to link
-======================  ===============================================================
+Columns (CSV header) or keys (JSON objects): the ``column`` of every field in
+:data:`syncd.model.ACTIVITY_FIELDS` (``syncd import --help`` lists them); all optional
+except ``subject``. ``owner`` is the owner's e-mail (default: the only user); ``guests``
+are e-mails or person ids, a JSON list or separated by ``;`` in CSV; empty CSV cells are
+"not given".
 """
 
 from __future__ import annotations
@@ -35,14 +23,15 @@ from dataclasses import dataclass
 from datetime import date, time
 from typing import Any
 
-COLUMNS = ("subject", "owner", "type", "due", "time", "duration", "busy", "done",
-           "description", "location", "guests", "note", "deal", "person", "org")
+from syncd.model import ACTIVITY_FIELDS, ActivityField, Kind
+
+#: Column -> the field it sets, from the declaration.
+BY_COLUMN: dict[str, ActivityField] = {f.column: f for f in ACTIVITY_FIELDS if f.column}
+COLUMNS = tuple(BY_COLUMN)
 
 #: Store field -> the column a user wrote, for messages in the user's own words.
-STORE_TO_COLUMN = {
-    "owner_id": "owner", "due_date": "due", "due_time": "time", "duration_minutes": "duration",
-    "deal_id": "deal", "person_id": "person", "org_id": "org",
-}
+STORE_TO_COLUMN = {f.name: f.column for f in ACTIVITY_FIELDS
+                   if f.column and f.column != f.name}
 
 _DURATION = re.compile(r"^(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m(?:in)?)?$")
 _TRUE = {"true", "yes", "y", "1"}
@@ -176,39 +165,39 @@ def read_records(text: str, fmt: str) -> tuple[list[Mapping[str, Any]], list[Pro
     return rows, []
 
 
-_CSV_PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "due": ("due_date", parse_date),
-    "time": ("due_time", parse_time),
-    "duration": ("duration_minutes", parse_duration),
-    "busy": ("busy", parse_bool),
-    "done": ("done", parse_bool),
-    "deal": ("deal_id", parse_item_id),
-    "person": ("person_id", parse_item_id),
-    "org": ("org_id", parse_item_id),
+_PARSERS: dict[Kind, Callable[[str], Any]] = {
+    Kind.DATE: parse_date,
+    Kind.TIME: parse_time,
+    Kind.MINUTES: parse_duration,
+    Kind.FLAG: parse_bool,
+    Kind.ITEM: parse_item_id,
 }
 
 
-def _convert(column: str, value: Any) -> tuple[str, Any]:
-    """(store field, value) for one column; raises ValueProblem."""
-    if column in _CSV_PARSERS:
-        field, parse = _CSV_PARSERS[column]
-        if isinstance(value, bool) and column in ("busy", "done"):
-            return field, value
-        if isinstance(value, int) and not isinstance(value, bool) and column in (
-                "duration", "deal", "person", "org"):
-            return field, value
+def _convert(spec: ActivityField, value: Any) -> Any:
+    """The value of one column, as the store takes it; raises ValueProblem."""
+    if spec.kind in _PARSERS:
+        if spec.kind is Kind.FLAG and isinstance(value, bool):
+            return value  # JSON may give flags and numbers typed
+        if spec.kind in (Kind.MINUTES, Kind.ITEM) and isinstance(value, int) \
+                and not isinstance(value, bool):
+            return value
         if not isinstance(value, str):
-            raise ValueProblem(f"{value!r} is not a valid {column}")
-        return field, parse(value)
-    if column == "guests":
+            raise ValueProblem(f"{value!r} is not a valid {spec.column}")
+        return _PARSERS[spec.kind](value)
+    if spec.kind is Kind.GUESTS:
         if isinstance(value, str):
-            return "guests", [parse_guest(g) for g in value.split(";") if g.strip()]
+            return [parse_guest(g) for g in value.split(";") if g.strip()]
         if isinstance(value, list):
-            return "guests", [g if isinstance(g, int) else parse_guest(str(g)) for g in value]
+            return [g if isinstance(g, int) else parse_guest(str(g)) for g in value]
         raise ValueProblem("must be a list of e-mails or person ids")
     if not isinstance(value, str):
         raise ValueProblem(f"{value!r} must be text")
-    return column, value
+    return value
+
+
+_OWNER = next(f.column for f in ACTIVITY_FIELDS if f.kind is Kind.USER and f.column)
+_REQUIRED = tuple(f for f in ACTIVITY_FIELDS if f.required and f.kind is not Kind.USER)
 
 
 def parse_rows(records: list[Mapping[str, Any]],
@@ -226,24 +215,24 @@ def parse_rows(records: list[Mapping[str, Any]],
         item: dict[str, Any] = {}
         row_problems: list[Problem] = []
         for column, value in record.items():
-            if column not in COLUMNS:
+            spec = BY_COLUMN.get(column)
+            if spec is None:
                 row_problems.append(Problem(n, column, "is not a known field"))
                 continue
-            if column == "owner" or (value == "" and column != "subject"):
+            if spec.kind is Kind.USER or (value == "" and not spec.required):
                 continue  # an empty CSV cell means "not given"
             try:
-                field, converted = _convert(column, value)
+                item[spec.name] = _convert(spec, value)
             except ValueProblem as exc:
                 row_problems.append(Problem(n, column, str(exc)))
-                continue
-            item[field] = converted
-        owner = record.get("owner") or None
+        owner = record.get(_OWNER) or None
         try:
             item["owner_id"] = owner_id_for(owner if isinstance(owner, str) else None)
         except ValueProblem as exc:
-            row_problems.append(Problem(n, "owner", str(exc)))
-        if "subject" not in record:
-            row_problems.append(Problem(n, "subject", "is required"))
+            row_problems.append(Problem(n, _OWNER, str(exc)))
+        for spec in _REQUIRED:
+            if spec.column not in record:
+                row_problems.append(Problem(n, spec.column or spec.name, "is required"))
         problems.extend(row_problems)
         if "owner_id" in item:
             rows.append(ParsedRow(n, item, complete=not row_problems))

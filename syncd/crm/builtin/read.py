@@ -15,9 +15,14 @@ from sqlalchemy.orm import Session
 
 from syncd.crm.builtin.tables import ActivityGuest, ActivityLink, ActivityRow, User
 from syncd.crm.builtin.views import ActivityFilter
-from syncd.model import Activity, Guest
+from syncd.model import ACTIVITY_FIELDS, Activity, Guest, Kind
 
 _CHUNK = 500
+
+
+#: The declared fields a view copies from the row as they are.
+_COPIED = tuple(f.name for f in ACTIVITY_FIELDS
+                if f.on_view and f.kind is not Kind.GUESTS and f.name != "due_time")
 
 
 def to_view(row: ActivityRow, owner_tz: str, guests: Sequence[Guest]) -> Activity:
@@ -25,27 +30,14 @@ def to_view(row: ActivityRow, owner_tz: str, guests: Sequence[Guest]) -> Activit
     return Activity(
         id=row.id,
         sync_uid=row.sync_uid,
-        owner_id=row.owner_id,
         owner_tz=owner_tz,
-        type=row.type,
-        subject=row.subject,
-        due_date=row.due_date,
         # A TIME column has no fold: due_fold carries it (the second of a repeated hour).
         due_time=row.due_time.replace(fold=1) if row.due_time and row.due_fold else row.due_time,
-        duration_minutes=row.duration_minutes,
-        busy=row.busy,
-        description=row.description,
-        location=row.location,
         guests=tuple(guests),
-        done=row.done,
         marked_done_at=row.marked_done_at,
         deleted=row.deleted_at is not None,
         updated_at=row.updated_at,
-        deal_id=row.deal_id,
-        person_id=row.person_id,
-        org_id=row.org_id,
-        lead_id=row.lead_id,
-        project_id=row.project_id,
+        **{name: getattr(row, name) for name in _COPIED},
     )
 
 

@@ -39,7 +39,7 @@ from syncd.crm.builtin.tables import (
     User,
 )
 from syncd.errors import InvalidInput
-from syncd.model import Guest, normalize_email, wall_time
+from syncd.model import ACTIVITY_FIELDS, Guest, normalize_email, wall_time
 
 
 def core_table(model: type[Any]) -> Table:
@@ -50,15 +50,14 @@ def core_table(model: type[Any]) -> Table:
 
 
 #: What an omitted field of a new activity is (A4: free by default).
-NEW_DEFAULTS: dict[str, Any] = {
-    "type": "task", "due_date": None, "due_time": None, "duration_minutes": 0, "busy": False,
-    "description": "", "location": "", "guests": (), "note": "", "deal_id": None,
-    "person_id": None, "org_id": None, "lead_id": None, "project_id": None, "done": False,
-    "sync_uid": None,
-}
-#: The plain columns an add or an edit copies from the checked values.
-SCALARS = ("subject", "type", "due_date", "due_time", "duration_minutes", "busy",
-           "description", "location")
+NEW_DEFAULTS: dict[str, Any] = {**{f.name: f.default for f in ACTIVITY_FIELDS
+                                   if not f.required}, "sync_uid": None}
+#: The fields a new activity must name.
+REQUIRED: tuple[str, ...] = tuple(f.name for f in ACTIVITY_FIELDS if f.required)
+#: The plain columns an add or an edit copies from the checked values (``done`` also
+#: stamps ``marked_done_at``, D2, so it has code of its own).
+SCALARS: tuple[str, ...] = tuple(f.name for f in ACTIVITY_FIELDS
+                                 if f.plain and f.name != "done")
 CHUNK = 500  # ids per IN (...) list
 _INSERT_BATCH = 1000  # rows per INSERT ... RETURNING
 
@@ -150,7 +149,7 @@ def prepare(lookups: Lookups, fields: Mapping[str, Any]) -> Prepared:
     Raises:
         InvalidInput: a missing ``owner_id``/``subject`` or any unacceptable value.
     """
-    for required in ("owner_id", "subject"):
+    for required in REQUIRED:
         if required not in fields:
             raise InvalidInput(field=required, value=None, reason="is required")
     values = clean_fields({**NEW_DEFAULTS, **fields}, EDITABLE_FIELDS | {"sync_uid"})
