@@ -6,9 +6,13 @@ same conditional writes, guards and merge bases as any other edit.
 
 * :func:`resolve_conflict` closes a conflict. Taking the winning side only closes it (its
   value is already on both sides). Taking the losing side writes that value to the
-  activity; the next cycle sees a CRM edit and copies it to the calendar. It refuses
+  activity through the account's CRM source (the built-in store or a remote CRM alike);
+  the next cycle sees a CRM edit and copies it to the calendar. It refuses
   (:class:`~syncd.errors.ConflictUnresolvable`, nothing changed) when the field was
   edited since the conflict, since applying the old value would undo that newer edit.
+The other two are the built-in store's own (a remote CRM keeps and restores its deleted
+activities itself):
+
 * :func:`restore_activity` brings a deleted activity back, with a fresh identity for
   its events where the old ones were deleted.
 * :func:`purge_expired` removes for good the activities deleted more than the retention
@@ -26,7 +30,8 @@ from typing import Any, Literal
 
 from syncd.config import AccountConfig
 from syncd.crm.builtin.activities import ActivityStore
-from syncd.errors import ConflictUnresolvable, NotFound
+from syncd.crm.source import ApplyChanges, CrmSource
+from syncd.errors import ConflictUnresolvable
 from syncd.model import (
     FIELDS,
     Activity,
@@ -64,7 +69,7 @@ def _field_value(name: str, data: Any) -> Any:
     return data
 
 
-def resolve_conflict(store: ActivityStore, state: StateStore, conflict_id: int, take: Side,
+def resolve_conflict(source: CrmSource, state: StateStore, conflict_id: int, take: Side,
                      accounts: Mapping[str, AccountConfig]) -> Resolution:
     """Close conflict ``conflict_id`` keeping the ``take`` side's value.
 
@@ -81,13 +86,13 @@ def resolve_conflict(store: ActivityStore, state: StateStore, conflict_id: int, 
     if row["resolved"]:
         return Resolution(**{**result.__dict__, "already_closed": True})
     if take != row["winner"]:
-        _apply(store, row, take, accounts)
+        _apply(source, row, take, accounts)
         result = Resolution(**{**result.__dict__, "applied": True})
     state.close_conflict(conflict_id)
     return result
 
 
-def _apply(store: ActivityStore, row: Mapping[str, Any], take: Side,
+def _apply(source: CrmSource, row: Mapping[str, Any], take: Side,
            accounts: Mapping[str, AccountConfig]) -> None:
     """Write the ``take`` side's value of the conflict's field to its activity."""
     name, activity_id = row["field"], row["activity_id"]
@@ -100,10 +105,9 @@ def _apply(store: ActivityStore, row: Mapping[str, Any], take: Side,
         raise refuse("event")
     if activity_id is None:
         raise refuse("purged")
-    try:
-        activity = store.get(activity_id, include_deleted=True)
-    except NotFound:
-        raise refuse("purged") from None
+    activity = source.get(activity_id)
+    if activity is None:
+        raise refuse("purged")
     if activity.deleted:
         raise refuse("deleted")
     cfg = accounts.get(row["account"])
@@ -121,7 +125,9 @@ def _apply(store: ActivityStore, row: Mapping[str, Any], take: Side,
         raise refuse("changed")
     changes = activity_changes(current.replace({name: wanted}), [name], activity.owner_tz,
                                done_style)
-    store.edit_activity(activity_id, **changes)
+    result = source.write([ApplyChanges(activity_id, changes)])[0]
+    if result.error is not None:
+        raise result.error
 
 
 def restore_activity(store: ActivityStore, state: StateStore, activity_id: int) -> Activity:

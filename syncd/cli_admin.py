@@ -159,7 +159,7 @@ def _resolve(args: argparse.Namespace, app: App) -> int:
 
     service = Service(app.config, db=app.db)
     accounts = {a.name: a for a in service.accounts()}
-    done = resolve_conflict(service.store, service.state, args.id, args.take, accounts)
+    done = resolve_conflict(service.source, service.state, args.id, args.take, accounts)
     if done.already_closed:
         text = f"Conflict {done.conflict_id} was already resolved; nothing changed."
     elif done.applied:

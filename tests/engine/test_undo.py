@@ -3,20 +3,29 @@ released from quarantine, purged activities; each followed by real cycles."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from connectors.base import WriteResult
-from syncd.admin import purge_expired, resolve_conflict
+from syncd.admin import Resolution, Side, purge_expired, resolve_conflict
 from syncd.cli_admin import value_text
+from syncd.config_types import AccountConfig
+from syncd.crm.builtin import BuiltinSource
 from syncd.errors import ConflictUnresolvable, Transient
 from syncd.model import When
 from syncd.pairs import Conflict
 from syncd.report import describe
 from syncd.store.state import MAX_ATTEMPTS
 from tests.engine.world import World, make_world
+
+
+def _resolve(world: World, conflict_id: int, take: Side,
+             accounts: Mapping[str, AccountConfig] | None = None) -> Resolution:
+    return resolve_conflict(BuiltinSource(world.store), world.state, conflict_id, take,
+                            accounts or {})
 
 
 def converge(world: World) -> None:
@@ -51,7 +60,7 @@ def test_taking_the_crm_side_of_a_time_conflict_won_by_the_calendar(tmp_path: Pa
         "2026-12-10 15:00-16:00 Europe/Oslo")
     assert world.store.get(a.id).due_time == datetime(2026, 1, 1, 15).time()  # Oslo, +1
 
-    done = resolve_conflict(world.store, world.state, conflict["id"], "crm",
+    done = _resolve(world, conflict["id"], "crm",
                             {world.account.name: world.account})
     assert done.applied and world.state.conflicts(world.account.name) == []
     assert world.store.get(a.id).due_time == datetime(2026, 1, 1, 11).time()
@@ -76,7 +85,7 @@ def test_guests_conflict_resolved_for_the_calendar_reaches_the_crm(tmp_path: Pat
     [conflict] = world.state.conflicts(world.account.name)
     assert conflict["calendar_value"] == ["ann@example.com", "cy@example.com"]
     assert value_text("guests", conflict["crm_value"]) == "bob@example.com"
-    resolve_conflict(world.store, world.state, conflict["id"], "calendar", {})
+    _resolve(world, conflict["id"], "calendar", {})
     assert {g.email for g in world.store.get(a.id).guests} == {"ann@example.com",
                                                                "cy@example.com"}
     world.advance(minutes=1)
@@ -99,10 +108,10 @@ def test_a_conflict_lost_to_a_crm_delete_is_applied_once_the_activity_is_restore
     assert (conflict["field"], conflict["crm_value"], conflict["policy"]) == (
         "location", None, "crm_delete")
     with pytest.raises(ConflictUnresolvable) as refused:
-        resolve_conflict(world.store, world.state, conflict["id"], "calendar", {})
+        _resolve(world, conflict["id"], "calendar", {})
     assert refused.value.cause == "deleted"
     world.store.restore_activity(a.id, new_sync_uid=True)
-    resolve_conflict(world.store, world.state, conflict["id"], "calendar", {})
+    _resolve(world, conflict["id"], "calendar", {})
     world.advance(minutes=1)
     assert world.sync().counts["events_created"] == 1
     [event] = world.calendar.live()
@@ -169,12 +178,12 @@ def test_taking_the_crm_side_of_a_kept_event_is_refused_with_a_sentence(
     [conflict] = world.state.conflicts(world.account.name)
     before = world.store.get(a.id, include_deleted=True)
     with pytest.raises(ConflictUnresolvable) as refused:
-        resolve_conflict(world.store, world.state, conflict["id"], "crm", {})
+        _resolve(world, conflict["id"], "crm", {})
     assert refused.value.cause == "event"
     sentence = describe(refused.value)
     assert "Nothing was changed" in sentence and "restore" not in sentence
     assert world.store.get(a.id, include_deleted=True) == before
     assert world.state.conflicts(world.account.name) != []  # still open
-    assert resolve_conflict(world.store, world.state, conflict["id"], "calendar", {}).applied \
+    assert _resolve(world, conflict["id"], "calendar", {}).applied \
         is False
     assert world.state.conflicts(world.account.name) == []
