@@ -624,6 +624,11 @@ class AccountCycle:
                 continue
             try:
                 plan, crm_after = self._crm_write(plan, policy)
+            except (AuthFailed, AccountCooldown):
+                # Account-wide (the CRM's credentials, or a company budget spent until its
+                # reset): no other item can be written either. The cycle stops with its
+                # cursors where they were; the runner rests the account.
+                raise
             except SyncdError as exc:
                 if (isinstance(exc, ActivityChanged) and plan.event_id is not None
                         and plan.activity_id is not None):

@@ -70,12 +70,23 @@ class PipedriveWorld:
     now: datetime = START
     reports: list[CycleReport] = field(default_factory=list)
     make_source: Callable[[], PipedriveSource] | None = None
+    running: PipedriveSource | None = None
 
     @property
     def state(self) -> StateStore:
         return StateStore(self.db)
 
     def source(self) -> PipedriveSource:
+        """The source the daemon keeps across cycles (built on first use)."""
+        if self.running is None:
+            self.running = self.new_source()
+        return self.running
+
+    def restart(self) -> None:
+        """As if syncd restarted: the next cycle builds its source afresh."""
+        self.running = None
+
+    def new_source(self) -> PipedriveSource:
         """The source as a freshly started syncd builds it (nothing kept in memory)."""
         if self.make_source is not None:
             return self.make_source()
