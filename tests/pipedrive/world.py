@@ -71,15 +71,17 @@ class PipedriveWorld:
     reports: list[CycleReport] = field(default_factory=list)
     make_source: Callable[[], PipedriveSource] | None = None
     running: PipedriveSource | None = None
+    built_by: Callable[[], PipedriveSource] | None = None
 
     @property
     def state(self) -> StateStore:
         return StateStore(self.db)
 
     def source(self) -> PipedriveSource:
-        """The source the daemon keeps across cycles (built on first use)."""
-        if self.running is None:
-            self.running = self.new_source()
+        """The source the daemon keeps across cycles (built on first use, and again when a
+        test sets another :attr:`make_source`)."""
+        if self.running is None or self.built_by is not self.make_source:
+            self.running, self.built_by = self.new_source(), self.make_source
         return self.running
 
     def restart(self) -> None:
