@@ -141,7 +141,7 @@ def test_the_emulators_deliveries_flag_the_owners_account_and_forged_ones_do_not
         return user.id if user is not None else None
 
     assert isinstance(source, PipedriveSource)
-    dirty, woken = DirtyFlags(db), []
+    dirty, woken = DirtyFlags(db), list[set[str]]()
     receiver = Receiver(config, AccountDirectory(lambda: config.accounts, user_id), dirty,
                         woken.append, deleted=source.deletions_hinted)
     receiver.start()
