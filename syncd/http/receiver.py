@@ -52,3 +52,8 @@ class Receiver:
         """No new requests, the ones in flight answered, then the hint thread ends."""
         self.server.stop()
         self.hints.stop()
+        counts = {**{f"pipedrive {k}": v for k, v in self.pipedrive.counts.items()},
+                  **{f"hints {k}": v for k, v in self.hints.counts.items()}}
+        if counts:  # until /metrics serves them, the log keeps them
+            log.info("HTTP receiver stopped: %s",
+                     ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))

@@ -1,4 +1,5 @@
-"""A receiver on a free loopback port over a fresh SQLite state, with two CRM users."""
+"""A receiver on a free loopback port over a fresh SQLite state, with three CRM users;
+the Pipedrive emulator's fixture (``pipedrive_emulator``)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from syncd.http.receiver import Receiver
 from syncd.push import AccountDirectory
 from syncd.store.db import Database
 from syncd.store.dirty import DirtyFlags
+from syncd_testkit.emulators.pipedrive_fixtures import pipedrive_emulator  # noqa: F401
 
 
 @dataclass

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,8 +21,7 @@ import caldav
 import pytest
 
 from syncd.cli import main
-from syncd_testkit.emulators.pipedrive import PipedriveClock, PipedriveEmulator
-from syncd_testkit.emulators.pipedrive_fixtures import START
+from syncd_testkit.emulators.pipedrive import PipedriveEmulator
 from syncd_testkit.servers import DavServer, free_port
 from tests.conftest import fresh_calendar
 
@@ -36,18 +35,10 @@ def wait(check: Callable[[], bool], what: str, log: Path, timeout: float = 60.0)
         time.sleep(0.2)
 
 
-@pytest.fixture
-def emulator() -> Iterator[PipedriveEmulator]:
-    emulator = PipedriveEmulator(clock=PipedriveClock(START, frozen=True)).start()
-    try:
-        yield emulator
-    finally:
-        emulator.stop()
-
-
 def test_an_activity_made_in_pipedrive_reaches_the_calendar_by_webhook_not_by_poll(
-        tmp_path: Path, radicale: DavServer, emulator: PipedriveEmulator,
+        tmp_path: Path, radicale: DavServer, pipedrive_emulator: PipedriveEmulator,
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    emulator = pipedrive_emulator
     ada = emulator.add_user("Ada", "ada@acme.test", is_admin=True)
     alice = emulator.add_user("Alice", "alice@acme.test")
     token = emulator.api_token(ada)

@@ -34,12 +34,27 @@ CYCLE = re.compile(r"\bdav: (ok|failed|skipped|busy|flagged)\b")
 
 
 class Daemon:
-    def __init__(self, log: Path, port: int, owner_id: int, auth: tuple[str, str]) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], log: Path, port: int, owner_id: int,
+                 auth: tuple[str, str]) -> None:
+        self.process = process
         self.log, self.port, self.owner_id, self.auth = log, port, owner_id, auth
+
+    def stop(self) -> None:
+        """SIGTERM; the daemon must stop cleanly (exit 0)."""
+        self.process.send_signal(signal.SIGTERM)
+        assert self.process.wait(timeout=30) == 0, self.log.read_text()
 
     @property
     def hook(self) -> str:
         return f"http://127.0.0.1:{self.port}/hooks/pipedrive"
+
+    def counted(self) -> dict[str, int]:
+        """What the daemon logged of its receiver's counts when it stopped."""
+        found = re.search(r"HTTP receiver stopped: (.*)", self.log.read_text())
+        assert found is not None
+        return {key.split(" ", 1)[1]: int(value) for key, value in (
+            part.rsplit(" ", 1) for part in found.group(1).split(", "))
+            if key.startswith("pipedrive ")}
 
     def cycles(self) -> int:
         return len(CYCLE.findall(self.log.read_text()))
@@ -83,7 +98,7 @@ def daemon(tmp_path: Path, radicale: DavServer) -> Iterator[Daemon]:
     with log.open("w") as out:
         process = subprocess.Popen([sys.executable, "-m", "syncd", "--config", str(config),
                                     "run"], env=env, stdout=out, stderr=subprocess.STDOUT)
-    running = Daemon(log, port, owner_id, auth)
+    running = Daemon(process, log, port, owner_id, auth)
     try:
         deadline = time.monotonic() + 60
         while running.cycles() < 1:
@@ -92,8 +107,6 @@ def daemon(tmp_path: Path, radicale: DavServer) -> Iterator[Daemon]:
             time.sleep(0.2)
         assert "HTTP receiver on http://127.0.0.1:" in log.read_text()
         yield running
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0, log.read_text()
     finally:
         if process.poll() is None:
             process.kill()
@@ -117,3 +130,5 @@ def test_a_webhook_makes_one_cycle_a_burst_at_most_two_and_forgeries_none(
     after = daemon.settled_cycles()
     assert 3 <= after <= 4, daemon.log.read_text()
     assert "maximum number of running instances" not in daemon.log.read_text()
+    daemon.stop()
+    assert daemon.counted() == {"accepted": 1001, "refused": 20}

@@ -4,7 +4,6 @@ emulator's deliveries reaching the receiver end to end."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,7 @@ from syncd.push import AccountDirectory
 from syncd.store.db import Database
 from syncd.store.dirty import DirtyFlags
 from syncd.store.state_tables import PipedriveMarker
-from syncd_testkit.emulators.pipedrive import PipedriveClock, PipedriveEmulator
-from syncd_testkit.emulators.pipedrive_fixtures import START
+from syncd_testkit.emulators.pipedrive import PipedriveEmulator
 from syncd_testkit.emulators.pipedrive_model import User
 from syncd_testkit.servers import free_port
 
@@ -64,8 +62,9 @@ def seen_at(db: Database, activity_id: int) -> object:
 
 
 @pytest.fixture
-def company(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Company]:
-    emulator = PipedriveEmulator(clock=PipedriveClock(START, frozen=True)).start()
+def company(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+            pipedrive_emulator: PipedriveEmulator) -> Company:
+    emulator = pipedrive_emulator
     ada = emulator.add_user("Ada", "ada@acme.test", is_admin=True)
     alice = emulator.add_user("Alice", "alice@acme.test")
     monkeypatch.setenv(TOKEN_ENV, emulator.api_token(ada))
@@ -79,10 +78,7 @@ def company(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Company
         f'api_url = "{emulator.base_url}"\nallow_insecure_http = true\n'
         '[[account]]\nname = "alice-cal"\nprovider = "caldav"\nowner = "alice@acme.test"\n'
         '[account.auth]\nurl = "https://dav.example.com/"\nusername = "alice"\n')
-    try:
-        yield Company(emulator, ada, alice, config, data, port)
-    finally:
-        emulator.stop()
+    return Company(emulator, ada, alice, config, data, port)
 
 
 def test_install_list_and_remove_manage_three_activity_webhooks_with_a_hidden_password(
