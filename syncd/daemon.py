@@ -274,11 +274,13 @@ class Daemon:
                     if self.stopping.is_set():
                         return
                     self._in_flight += 1
-                self.push.begin(name)
+                flagged = self.push.begin(name)
+                held = False  # another replica holds the account: this cycle read nothing
                 try:
                     report = self.service.sync_one(account)
+                    held = report.outcome == "busy"
                 finally:
-                    self.push.end(name)
+                    self.push.end(name, unread=flagged if held else None)
                     with self._settled:
                         self._in_flight -= 1
                         self._settled.notify_all()

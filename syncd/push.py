@@ -16,6 +16,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 
 from syncd.config import AccountConfig
 from syncd.report import describe
@@ -192,21 +193,31 @@ class PushGate:
         first, latest = self._bursts[name]
         return max(self._clock(), min(latest + self.delay, first + self.max_wait))
 
-    def begin(self, name: str) -> None:
-        """A cycle of ``name`` starts: take its flag before it reads anything."""
+    def begin(self, name: str) -> datetime | None:
+        """A cycle of ``name`` starts: take its flag before it reads anything; returns
+        when the flag was set (None: it was not, or the database is away)."""
         with self._lock:
             self._running.add(name)
             self._bursts.pop(name, None)
         try:
-            self.dirty.take(name)
+            return self.dirty.take(name)
         except Exception:  # the cycle itself reports a database that is away
             log.debug("could not take the push flag of %s", name, exc_info=True)
+            return None
 
-    def end(self, name: str) -> None:
-        """The cycle ended: another one after the burst if a hint came while it ran."""
+    def end(self, name: str, *, unread: datetime | None = None) -> None:
+        """The cycle ended: another one after the burst if a hint came while it ran.
+
+        ``unread``: the cycle did not read (another replica holds the account); its flag
+        goes back as it was, for the holder's next cycle, and nothing is asked here (a
+        cycle of ours would find the account held again).
+        """
         with self._lock:
             self._running.discard(name)
             try:
+                if unread is not None:
+                    self.dirty.mark([name], now=unread)
+                    return
                 again = bool(self.dirty.flagged([name]))
             except Exception:  # the flag stays; the next cycle takes it
                 log.debug("could not read the push flag of %s", name, exc_info=True)

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from syncd.network import network_reason
-from syncd_testkit.servers import free_port
+from syncd_testkit.loopback import free_port
 
 
 def _failure(url: str, **options: object) -> BaseException:

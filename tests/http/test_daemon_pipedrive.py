@@ -22,7 +22,8 @@ import pytest
 
 from syncd.cli import main
 from syncd_testkit.emulators.pipedrive import PipedriveEmulator
-from syncd_testkit.servers import DavServer, free_port
+from syncd_testkit.loopback import free_port
+from syncd_testkit.servers import DavServer
 from tests.conftest import fresh_calendar
 
 TOKEN_ENV = "SYNCD_TEST_PIPEDRIVE_TOKEN"

@@ -26,7 +26,8 @@ import requests
 from syncd.crm.builtin.activities import ActivityStore
 from syncd.http.basic_auth import BasicAuthSecret
 from syncd.store.db import Database
-from syncd_testkit.servers import DavServer, free_port
+from syncd_testkit.loopback import free_port
+from syncd_testkit.servers import DavServer
 from tests.conftest import fresh_calendar
 from tests.http.conftest import delivery
 

@@ -23,7 +23,7 @@ from syncd.store.dirty import DirtyFlags
 from syncd.store.state_tables import PipedriveMarker
 from syncd_testkit.emulators.pipedrive import PipedriveEmulator
 from syncd_testkit.emulators.pipedrive_model import User
-from syncd_testkit.servers import free_port
+from syncd_testkit.loopback import free_port
 
 TOKEN_ENV = "SYNCD_TEST_PIPEDRIVE_TOKEN"
 

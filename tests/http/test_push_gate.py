@@ -69,3 +69,16 @@ def test_hints_during_a_cycle_ask_for_exactly_one_more_when_it_ends(dirty: Dirty
     gate.begin("a")
     gate.end("a")
     assert len(asked) == 2  # nothing came during the second cycle
+
+
+def test_a_cycle_that_found_the_account_held_elsewhere_puts_the_flag_back(
+        dirty: DirtyFlags) -> None:
+    asked: list[tuple[str, float]] = []
+    gate = PushGate(dirty, lambda name, when: asked.append((name, when)), clock=Clock())
+    at = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    dirty.mark(["a"], now=at)
+    taken = gate.begin("a")
+    assert taken == at and dirty.flagged() == set()
+    gate.end("a", unread=taken)  # another replica holds "a": its cycle must read the change
+    assert dirty.take("a") == at
+    assert asked == []  # not asked again here, where the account is held elsewhere
