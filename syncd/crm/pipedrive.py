@@ -82,7 +82,10 @@ log = logging.getLogger("syncd.pipedrive")
 ACTIVITIES = "/api/v2/activities"
 MAX_LIMIT = 500
 MAX_IDS = 100
-USERS_TTL = 300.0
+#: Seconds the users (and activity types) are kept before they are read again, and the
+#: soonest they are read again when an e-mail or a type is not among them (20 tokens each).
+USERS_TTL = 3600.0
+MISS_TTL = 300.0
 #: How far back from the newest update_time seen an import's floor is put, for a server
 #: whose clocks disagree by a little.
 FLOOR_MARGIN = timedelta(minutes=10)
@@ -129,7 +132,8 @@ class PipedriveSource:
         self._users: dict[int, PipedriveUser] = {}
         self._users_at: float | None = None
         self._person_emails: dict[int, str | None] = {}
-        self._type_keys: frozenset[str] | None = None
+        self._type_keys: frozenset[str] = frozenset()
+        self._types_at: float | None = None
         # the digest of each activity as last handed to the engine: the base a
         # read-check-write compares with (what the engine planned against). A digest,
         # not update_time, so an edit within the same second is caught too.
@@ -145,9 +149,8 @@ class PipedriveSource:
 
     def _load_users(self, *, force: bool = False) -> dict[int, PipedriveUser]:
         with self._lock:
-            fresh = self._users_at is not None and (
-                time.monotonic() - self._users_at < USERS_TTL)
-            if self._users_at is not None and (fresh or not force):
+            age = None if self._users_at is None else time.monotonic() - self._users_at
+            if age is not None and age < (MISS_TTL if force else USERS_TTL):
                 return self._users
         answer = self.http.get("/v1/users")
         users: dict[int, PipedriveUser] = {}
@@ -177,17 +180,18 @@ class PipedriveSource:
         user = self._load_users().get(owner_id)
         return user.time_zone if user is not None else self.settings.default_zone
 
-    def _types(self) -> frozenset[str]:
-        """The keys of the active activity types (``GET /v1/activityTypes``, read once)."""
+    def _types(self, *, force: bool = False) -> frozenset[str]:
+        """The keys of the active activity types (``GET /v1/activityTypes``)."""
         with self._lock:
-            if self._type_keys is not None:
+            age = None if self._types_at is None else time.monotonic() - self._types_at
+            if age is not None and age < (MISS_TTL if force else USERS_TTL):
                 return self._type_keys
         answer = self.http.get("/v1/activityTypes")
         keys = frozenset(t["key_string"] for t in answer.data or []
                          if isinstance(t, Mapping) and isinstance(t.get("key_string"), str)
                          and t.get("active_flag", True))
         with self._lock:
-            self._type_keys = keys
+            self._type_keys, self._types_at = keys, time.monotonic()
         return keys
 
     def _me(self) -> int | None:
@@ -483,7 +487,7 @@ class PipedriveSource:
                 return SourceResult(found)
             if existing.activity_id is not None:  # imported once, purged since
                 raise NotFound(kind="activity", key=existing.activity_id)
-        if op.type not in self._types():
+        if op.type not in self._types() and op.type not in self._types(force=True):
             raise InvalidInput(field="type", value=op.type,
                                reason="is not an active activity type in Pipedrive")
         users = self._load_users()
