@@ -66,6 +66,9 @@ class World:
 
     #: The methods of the requests an idle cycle sends (one listing of changes).
     idle_requests: ClassVar[tuple[str, ...]] = ()
+    #: The methods of the requests the cycle that reads back the echo of one edit sends;
+    #: None: the listing alone shows it is ours, so it costs what an idle cycle costs.
+    echo_requests: ClassVar[tuple[str, ...] | None] = None
 
     def cycle_connector(self) -> CalendarConnector:
         """The connector the next cycle uses."""

@@ -12,6 +12,9 @@ from hypothesis import HealthCheck, settings
 
 from syncd_testkit.servers import DavServer, RadicaleServer, XandikosServer
 
+# The shared suites are not test_ modules: have pytest explain their failed asserts too.
+pytest.register_assert_rewrite("tests.contract", "tests.sync_contract", "tests.crm.contract")
+
 settings.register_profile("dev", max_examples=60, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("ci", max_examples=200, deadline=None, print_blob=True,

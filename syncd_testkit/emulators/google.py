@@ -53,6 +53,7 @@ from .google_model import (
 from .google_push import PushChannels
 from .google_store import GoogleStore, Params, first
 from .raw_json import PlantedEvents, splice
+from .recording import RecordedRequest as BaseRecord
 
 __all__ = ["FaultRule", "GoogleEmulator", "RecordedRequest"]
 
@@ -65,31 +66,13 @@ _NOT_INHERITED = frozenset({"host", "content-length", "content-type", "connectio
 
 
 @dataclass
-class RecordedRequest:
-    """One request the emulator received.
+class RecordedRequest(BaseRecord):
+    """One request the emulator received (see :class:`.recording.RecordedRequest`).
 
-    ``headers`` has lower-cased names; ``query`` maps each parameter to all its values.
     Parts of a batch are recorded individually with ``inner=True`` (after the envelope).
-    ``status`` is the status answered (``None`` while running or when the connection was
-    dropped).
     """
 
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: bytes
     inner: bool = False
-    status: int | None = None
-
-    def param(self, name: str) -> str | None:
-        """The first value of query parameter ``name``."""
-        values = self.query.get(name)
-        return values[0] if values else None
-
-    def json(self) -> Any:
-        """The body parsed as JSON (``None`` when empty)."""
-        return json.loads(self.body) if self.body else None
 
 
 @dataclass
@@ -288,7 +271,7 @@ class GoogleEmulator(ThreadedHTTPServer):
 
     def _record(self, req: _Request) -> RecordedRequest:
         record = RecordedRequest(req.method, req.path, copy.deepcopy(req.query),
-                                 dict(req.headers), req.body, req.inner)
+                                 dict(req.headers), req.body, inner=req.inner)
         with self._recorded_lock:
             self._recorded.append(record)
         return record

@@ -10,21 +10,21 @@ in production: it retries 5xx, 429 and a 403 whose first reason is ``rateLimitEx
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from .google_model import ApiError
+from .recording import FaultBook, MatchRule
 
 ApplyThenFail = Literal["503", "drop", "timeout"]
 
 
 @dataclass
-class FaultRule:
+class FaultRule(MatchRule):
     """One injected fault.
 
     Matching (every given criterion must hold):
@@ -33,9 +33,9 @@ class FaultRule:
     :param path: regex searched in the request path, e.g. ``r"/events$"`` (``None`` = any).
         The path is the raw one, without the query string; for batch parts it is the inner
         request's path, for the batch envelope ``/batch/calendar/v3``.
+    :param count: how many times the rule fires (``None`` = forever).
     :param inner: ``True`` = only parts inside a batch, ``False`` = only top-level requests,
         ``None`` = both.
-    :param count: how many times the rule fires (``None`` = forever).
 
     Action (checked in this order):
 
@@ -49,10 +49,7 @@ class FaultRule:
     :param delay_seconds: on its own: sleep, then handle the request normally.
     """
 
-    method: str | None = None
-    path: str | None = None
     inner: bool | None = None
-    count: int | None = 1
     status: int | None = None
     reason: str = "backendError"
     message: str = "Backend Error"
@@ -64,20 +61,12 @@ class FaultRule:
     delay_seconds: float = 0.0
     #: Verbatim text instead of Google's error shape (a proxy's HTML page, cut-off JSON).
     body: str | None = None
-    fired: int = field(default=0, init=False)
 
-    def matches(self, method: str, path: str, inner: bool) -> bool:
+    def matches(self, method: str, path: str, inner: bool = False) -> bool:
         """Return whether this rule applies to the request (ignores the remaining count)."""
-        if self.method is not None and self.method.upper() != method.upper():
-            return False
         if self.inner is not None and self.inner != inner:
             return False
-        return self.path is None or re.search(self.path, path) is not None
-
-    @property
-    def exhausted(self) -> bool:
-        """True once the rule has fired ``count`` times."""
-        return self.count is not None and self.fired >= self.count
+        return super().matches(method, path)
 
     def error(self) -> ApiError:
         """The error this rule answers with (``status`` must be set)."""
@@ -137,29 +126,7 @@ class FaultRule:
         return rule
 
 
-class FaultInjector:
-    """The emulator's list of rules; thread-safe."""
-
-    def __init__(self) -> None:
-        self._rules: list[FaultRule] = []
-        self._lock = threading.Lock()
-
-    def add(self, rule: FaultRule) -> None:
-        with self._lock:
-            self._rules.append(rule)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._rules.clear()
-
-    def take(self, method: str, path: str, inner: bool) -> FaultRule | None:
-        """Return the first live rule matching the request and count it as fired."""
-        with self._lock:
-            for rule in self._rules:
-                if not rule.exhausted and rule.matches(method, path, inner):
-                    rule.fired += 1
-                    return rule
-        return None
+FaultInjector = FaultBook[FaultRule]
 
 
 class SlidingWindowCounter:

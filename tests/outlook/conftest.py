@@ -7,24 +7,23 @@ the Graph emulator; one :class:`RoutingSession` serves both, as in production on
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from cryptography.fernet import Fernet
 
 from connectors import outlook_http
-from connectors.base import Window, WriteOp, WriteResult
+from connectors.base import CalendarConnector, Window, WriteOp, WriteResult
 from connectors.outlook import OutlookCalendar
 from connectors.outlook_auth import device_code_login
+from connectors.outlook_map import MARKER_PROP
 from syncd.config import AccountConfig, SecretRef
-from syncd.crm.builtin.activities import ActivityStore
-from syncd.crm.builtin.source import BuiltinSource
-from syncd.engine.runner import CycleReport, account_window, sync_account
-from syncd.model import Activity, Projection
+from syncd.engine.runner import account_window
+from syncd.model import Projection
 from syncd.store.credentials import CredentialStore
 from syncd.store.db import Database
 from syncd.store.state import StateStore
@@ -34,8 +33,9 @@ from syncd_testkit.emulators.graph_fixtures import (  # noqa: F401 - pytest fixt
     graph_emulator_with_identity,
     identity_emulator,
 )
+from syncd_testkit.emulators.graph_model import ext_prop_key
 from syncd_testkit.emulators.identity import IdentityEmulator, RoutingSession
-from tests.engine.world import START
+from syncd_testkit.world import START, Sent, World, open_store
 
 ALICE = "alice@contoso.test"
 BOB = "bob@contoso.test"
@@ -167,23 +167,21 @@ class GraphUser:
         self.graph.delete_event_as_user(self.user, event_id)
 
 
-@dataclass
-class OutlookWorld:
+@dataclass(kw_only=True)
+class OutlookWorld(World):
     """The engine on SQLite against the Graph emulator; a new connector every cycle."""
 
     env: Env
-    db: Database
-    store: ActivityStore
-    state: StateStore
     credentials: CredentialStore
-    account: AccountConfig
-    owner_id: int
-    now: Any = START
-    reports: list[CycleReport] = field(default_factory=list)
     forbid_writes: bool = False
     options: dict[str, Any] = field(default_factory=dict)
     cls: type[GuardedOutlook] = GuardedOutlook
     last: GuardedOutlook | None = None
+
+    idle_requests: ClassVar[tuple[str, ...]] = ("GET",)  # one delta page
+    #: Delta cannot carry our marker, so the echo's event is read again: the delta page, the
+    #: calendar's id, then one $batch (its envelope, then the GET inside it).
+    echo_requests: ClassVar[tuple[str, ...] | None] = ("GET", "GET", "POST", "GET")
 
     @property
     def upn(self) -> str:
@@ -197,45 +195,54 @@ class OutlookWorld:
         conn.forbid_writes = self.forbid_writes
         return conn
 
-    def sync(self, **options: Any) -> CycleReport:
+    def cycle_connector(self) -> GuardedOutlook:
         self.last = self.connector()
-        try:
-            report = sync_account(self.account, self.last, BuiltinSource(self.store), self.state,
-                                  now=self.now, **options)
-        finally:
-            self.last.close()
-        self.reports.append(report)
-        return report
+        return self.last
 
-    def add(self, subject: str = "Call", day: int = 10, hour: int | None = 9,
-            **values: Any) -> Activity:
-        values.setdefault("duration_minutes", 30)
-        return self.store.add_activity(
-            owner_id=self.owner_id, subject=subject, due_date=date(2026, 12, day),
-            due_time=time(hour) if hour is not None else None, **values)
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
+    def release(self, connector: CalendarConnector) -> None:
+        connector.close()
 
     def events(self) -> list[dict[str, Any]]:
         return self.env.graph.events(self.upn)
 
-    def event_id_of(self, activity_id: int) -> str:
-        link = self.state.links(self.account.name)[activity_id]
-        assert link.event_id is not None
-        return link.event_id
+    # ---- the contract's view ----------------------------------------------------------------
+
+    def sent(self) -> list[Sent]:
+        return [Sent(r.method, f"{r.method} {r.url} {r.headers} "
+                     + r.body.decode("utf-8", "replace"),
+                     r.method in ("POST", "PATCH", "PUT", "DELETE")
+                     and not r.path.endswith("/$batch"))
+                for r in self.env.graph.requests]
+
+    def forget_sent(self) -> None:
+        self.env.graph.requests.clear()
+
+    def user_edit(self, activity_id: int, title: str) -> None:
+        self.env.graph.put_event(self.upn, self.event_id_of(activity_id), {"subject": title})
+
+    def _event(self, activity_id: int) -> dict[str, Any]:
+        return self.env.graph.get_event(self.upn, self.event_id_of(activity_id))
+
+    def event_title(self, activity_id: int) -> str:
+        return str(self._event(activity_id)["subject"])
+
+    def event_location(self, activity_id: int) -> str:
+        return str((self._event(activity_id).get("location") or {}).get("displayName", ""))
+
+    def markers(self) -> Counter[str]:
+        marker = ext_prop_key(MARKER_PROP)
+        return Counter(str(prop["value"]) for event in self.events()
+                       for prop in event.get("singleValueExtendedProperties", [])
+                       if ext_prop_key(prop["id"]) == marker)
 
 
 def make_world(tmp_path: Path, env: Env, account: AccountConfig,
                db: Database | None = None) -> OutlookWorld:
     """A world for ``account`` (its mailbox must exist); pass ``db`` to share one."""
-    db = db or Database(f"sqlite:///{tmp_path / 'syncd.db'}")
-    store = ActivityStore(db)
-    owner = store.get_user_by_email(account.owner)
-    owner_id = owner.id if owner else store.add_user(account.owner, account.name.title(),
-                                                     "Europe/Oslo")
+    db, store, owner_id = open_store(tmp_path, account.owner, db, name=account.name.title())
     credentials = CredentialStore(db, SecretRef(f"env:{STATE_KEY_ENV}"))
-    return OutlookWorld(env, db, store, StateStore(db), credentials, account, owner_id)
+    return OutlookWorld(db=db, store=store, state=StateStore(db), account=account,
+                        owner_id=owner_id, env=env, credentials=credentials)
 
 
 @pytest.fixture
