@@ -49,7 +49,7 @@ from syncd.crm.pipedrive_auth import ApiToken
 from syncd.crm.pipedrive_budget import Limits, PipedriveBudget, token_key_of
 from syncd.crm.pipedrive_http import PipedriveHttp
 from syncd.crm.pipedrive_markers import MarkerStore
-from syncd.engine.runner import account_window, sync_account
+from syncd.service import account_policy, sync_account
 from syncd.store.budgets import BudgetLedger
 from syncd.store.db import Database
 from syncd.store.state import StateStore
@@ -128,7 +128,7 @@ class Bench:
         outcomes: Counter[str] = Counter()
         for account in accounts:
             connector = GoogleCalendar(account, owner_tz=ZONE,
-                                       window=account_window(account, self.now),
+                                       window=account_policy(account).window(self.now),
                                        http=httplib2.Http(timeout=30),
                                        retry=RetryPolicy(attempts=3))
             try:

@@ -48,7 +48,7 @@ from bench.workload import (
 )
 from syncd.config import AccountConfig, Config
 from syncd.crm.builtin.activities import ActivityStore
-from syncd.engine.runner import CycleReport
+from syncd.engine.outcome import CycleReport
 from syncd.service import Service
 from syncd.store.db import Database
 

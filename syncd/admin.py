@@ -111,8 +111,7 @@ def _apply(source: CrmSource, row: Mapping[str, Any], take: Side,
     if activity.deleted:
         raise refuse("deleted")
     cfg = accounts.get(row["account"])
-    done_style: DoneStyle = "prefix" if cfg is not None and cfg.done_style == "prefix" \
-        else "keep"
+    done_style = DoneStyle(cfg.done_style) if cfg is not None else DoneStyle.KEEP
     current = project_activity(activity, done_style)
     if current is None:
         raise refuse("undated")

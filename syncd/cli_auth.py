@@ -43,9 +43,7 @@ def _authorised(app: App, account: AccountConfig, provider: str, scopes: tuple[s
                 ) -> int:
     from syncd.store.state import StateStore
 
-    state = StateStore(app.db)
-    state.account(account.name)
-    state.update_account(account.name, status="ok", status_reason=None, failures=0)
+    StateStore(app.db).signed_in(account.name)
     app.emit({"account": account.name, "provider": provider, "scopes": list(scopes)},
              f"Account {account.name} is authorised ({', '.join(scopes)}). "
              "The next sync cycle uses it.")

@@ -66,9 +66,7 @@ def auth_outlook(args: argparse.Namespace, app: App) -> int:
     credentials = CredentialStore(app.db, app.config.state_key)
     with _session() as session:
         user = device_code_login(account, credentials, session=session, announce=_announce)
-    state = StateStore(app.db)
-    if state.account(account.name).status == "needs_reauth":
-        state.update_account(account.name, status="ok", status_reason=None, failures=0)
+    StateStore(app.db).signed_in(account.name)
     result: dict[str, Any] = {"account": account.name, "user": user, "signed_in": True}
     app.emit(result, f"{account.name}: signed in as {user}; the refresh token is stored "
                      "encrypted.")

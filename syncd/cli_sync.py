@@ -88,11 +88,9 @@ def _resume(args: argparse.Namespace, app: App) -> int:
     service = Service(app.config, db=app.db)
     if args.account not in {a.name for a in service.accounts()}:
         raise UsageError(message=f"unknown account: {args.account}")
-    before = service.state.account(args.account)
-    service.state.update_account(args.account, status="ok", status_reason=None,
-                                 cooldown_until=None, failures=0, guest_window_count=0)
-    app.emit({"account": args.account, "was": before.status},
-             f"{args.account}: {before.status} -> ok. A deletion or scope guard trips again "
+    before = service.state.resume(args.account)
+    app.emit({"account": args.account, "was": before},
+             f"{args.account}: {before} -> ok. A deletion or scope guard trips again "
              "unless the cause is fixed or 'syncd sync --force-delete' is run.")
     return 0
 

@@ -22,7 +22,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from syncd.text import clean_text
@@ -497,7 +498,13 @@ def field_to_json(name: str, value: Any) -> Any:
 # Activity <-> projection
 
 
-DoneStyle = Literal["keep", "prefix"]
+class DoneStyle(StrEnum):
+    """How an event shows that its activity is done (``done_style``)."""
+
+    KEEP = "keep"  # the title stays as it is; the done flag does not sync
+    PREFIX = "prefix"  # a check mark in front of the title carries the done flag
+
+
 UNTITLED = "(no title)"  # an event without a title still needs a subject in the CRM
 DONE_PREFIX = "\u2713 "  # "✓ ": what done_style = "prefix" puts in front of the title
 
@@ -524,14 +531,14 @@ def activity_when(activity: Activity) -> When | None:
 
 
 def project_activity(
-    activity: Activity, done_style: DoneStyle = "keep"
+    activity: Activity, done_style: DoneStyle = DoneStyle.KEEP
 ) -> Projection | None:
     """Reduce an activity to its projection; None when it cannot be on a calendar."""
     when = activity_when(activity)
     if when is None:
         return None
     title = activity.subject
-    if done_style == "prefix" and activity.done:
+    if done_style == DoneStyle.PREFIX and activity.done:
         title = DONE_PREFIX + title
     return Projection(
         title=title,
@@ -555,7 +562,7 @@ def activity_changes(
     for name in fields:
         if name == "title":
             title = projection.title
-            if done_style == "prefix":
+            if done_style == DoneStyle.PREFIX:
                 out["done"] = title.startswith(DONE_PREFIX.strip())
                 title = title.removeprefix(DONE_PREFIX.strip()).lstrip()
             out["subject"] = title or UNTITLED

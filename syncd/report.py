@@ -69,6 +69,20 @@ def sync_exit_code(reports: Iterable[Any]) -> int:
     return EXIT_SKIPPED if "skipped" in outcomes else EXIT_OK
 
 
+#: Why a cycle that did not fail stopped short (``syncd.store.status.Note`` values).
+_NOTES = {
+    "retry-next": "some changes will be retried next cycle",
+    "lease-lost": "the lease was lost; another replica continues",
+    "deadline": "the cycle reached its deadline; the next one goes on",
+    "lease-busy": "another replica holds the lease",
+}
+
+
+def describe_note(note: str) -> str:
+    """The words for a cycle's note (why it stopped short without failing)."""
+    return _NOTES[note]
+
+
 def describe(error: BaseException, account: AccountConfig | None = None) -> str:
     """A sentence (or, for a config, a few lines) saying what went wrong and what to do.
 

@@ -15,12 +15,18 @@ from syncd.auth_fingerprint import changed_since, fingerprint
 from syncd.config import AccountConfig, Config
 from syncd.crm import open_source
 from syncd.crm.builtin.activities import ActivityStore
+from syncd.crm.source import CrmSource
 from syncd.embedded_auth import SERVICE_USER, EmbeddedCredentials, can_log_in, login_name
-from syncd.engine.runner import CycleReport, account_window, sync_account
-from syncd.errors import AuthFailed
-from syncd.report import describe
+from syncd.engine.execute import LEASE_TTL
+from syncd.engine.outcome import CycleReport, Note, Outcome
+from syncd.engine.policy import AccountPolicy, ConflictPolicy, OnCalendarDelete
+from syncd.engine.runner import run_cycle
+from syncd.errors import SyncRefused
+from syncd.model import DoneStyle
+from syncd.report import describe, describe_note, refusal_reason
 from syncd.store.db import Database
 from syncd.store.state import StateStore, lease_owner_id
+from syncd.store.status import AccountStatus, CycleEnd
 
 log = logging.getLogger("syncd.service")
 
@@ -59,6 +65,66 @@ def embedded_accounts(config: Config, store: ActivityStore) -> list[AccountConfi
     ]
 
 
+def account_policy(account: AccountConfig) -> AccountPolicy:
+    """The engine's typed view of an ``[[account]]`` block (the config checked every
+    choice, so the enums cannot fail here)."""
+    return AccountPolicy(
+        name=account.name, owner=account.owner, fingerprint=account.fingerprint(),
+        conflict_policy=ConflictPolicy(account.conflict_policy),
+        on_calendar_delete=OnCalendarDelete(account.on_calendar_delete),
+        done_style=DoneStyle(account.done_style), import_events=account.import_events,
+        import_type=account.import_type, invite_guests=account.invite_guests,
+        max_guest_updates_per_hour=account.max_guest_updates_per_hour,
+        window_days_back=account.window_days_back,
+        window_days_ahead=account.window_days_ahead)
+
+
+def word(report: CycleReport, account: AccountConfig) -> str | None:
+    """The sentence for a cycle's report: its error's, or why it stopped short."""
+    if report.error is not None:
+        return describe(report.error, account)
+    return describe_note(report.note) if report.note is not None else None
+
+
+def sync_account(account: AccountConfig, connector: CalendarConnector, source: CrmSource,
+                 state: StateStore, *, now: datetime | None = None,
+                 lease_owner: str = "syncd", dry_run: bool = False,
+                 force_delete: bool = False, policy: AccountPolicy | None = None,
+                 **options: Any) -> CycleReport:
+    """One cycle of one account, begun and finished in the state store's status machine.
+
+    The engine runs between ``begin_cycle`` (the status check and the lease) and
+    ``finish_cycle`` (the status move and the lease released, in one transaction); its
+    report is worded here, through :mod:`syncd.report`.
+    """
+    now = now or datetime.now(UTC)
+    policy = policy or account_policy(account)
+    start = state.begin_cycle(account.name, lease_owner, LEASE_TTL, now, force=force_delete)
+    if start.unavailable is not None:
+        report = CycleReport(account.name)
+        report.end(Outcome.SKIPPED, error=start.unavailable)
+    elif start.token is None:  # not a problem: another replica is syncing the account
+        report = CycleReport(account.name)
+        report.end(Outcome.BUSY, Note.LEASE_BUSY)
+    else:
+        try:
+            report = run_cycle(policy, connector, source, state, token=start.token, now=now,
+                               wording=lambda exc: describe(exc, account), dry_run=dry_run,
+                               force_delete=force_delete, **options)
+            report.message = word(report, account)
+        except BaseException:
+            state.release_lease(account.name, start.token)
+            raise
+        reason = refusal_reason(report.error) if isinstance(report.error, SyncRefused) \
+            else None
+        end = CycleEnd(Outcome.DRY_RUN if dry_run else report.outcome, report.counts,
+                       report.error, report.note, report.message, reason)
+        state.finish_cycle(account.name, start.token, end, now, start.state)
+        return report
+    report.message = word(report, account)
+    return report
+
+
 class Service:
     """What ``syncd sync``, ``syncd run`` and ``syncd status`` share."""
 
@@ -73,6 +139,14 @@ class Service:
         # resolved calendar make an idle cycle one request, not a handshake and a lookup.
         # A connector is rebuilt each day, because its sync window is fixed when it is made.
         self._connectors: dict[str, tuple[AccountConfig, date, CalendarConnector]] = {}
+        self._policies: dict[str, tuple[AccountConfig, AccountPolicy]] = {}
+
+    def _policy(self, account: AccountConfig) -> AccountPolicy:
+        """The account's policy, built once per configured account."""
+        cached = self._policies.get(account.name)
+        if cached is None or cached[0] != account:
+            cached = self._policies[account.name] = (account, account_policy(account))
+        return cached[1]
 
     def accounts(self) -> list[AccountConfig]:
         if self.config.accounts:
@@ -97,7 +171,7 @@ class Service:
               ) -> CalendarConnector:
         owner = self.source.user(account.owner)
         tz = account.time_zone or (owner.time_zone if owner else self.config.default_time_zone)
-        context = ConnectorContext(tz, account_window(account, now), self.credentials(),
+        context = ConnectorContext(tz, self._policy(account).window(now), self.credentials(),
                                    read_only=read_only)
         return open_connector(account, context)
 
@@ -123,16 +197,24 @@ class Service:
             connector = self._open(account, now, read_only=True) if dry_run else \
                 self._connector(account, now)
             report = sync_account(account, connector, self.source, self.state, now=now,
-                                  lease_owner=self.replica, **options)
+                                  lease_owner=self.replica, policy=self._policy(account),
+                                  **options)
         except Exception as exc:  # isolation: one account's bug must not stop the others
             # The report carries the sentence; the traceback is for --debug only.
             log.debug("account %s failed before its cycle", account.name, exc_info=True)
-            report = CycleReport(account.name, outcome="failed", message=describe(exc, account))
+            report = CycleReport(account.name)
+            report.end(Outcome.FAILED, error=exc)
+            report.message = word(report, account)
             if not dry_run:
-                self._failed_before_cycle(account, now, exc, report.message)
+                # Recorded so that ``status`` shows it instead of the last good state. No
+                # back-off: nothing reached the provider, so retrying costs it nothing,
+                # and the fix (setting the secret) takes effect on the next cycle.
+                self.state.finish_cycle(account.name, None, CycleEnd(
+                    Outcome.FAILED, error=exc, message=report.message, started=False), now,
+                    self.state.account(account.name))
         if dry_run and connector is not None:
             connector.close()
-        elif report.outcome == "failed":
+        elif report.outcome == Outcome.FAILED:
             self._drop_connector(account.name)  # start afresh: new session, new lookup
             self._remember_refused_credentials(account)
         return report
@@ -141,31 +223,15 @@ class Service:
         """An account waiting for re-authorisation tries again once its credentials
         changed (a fixed password secret): fixing the secret is the whole fix."""
         st = self.state.account(account.name)
-        if st.status == "needs_reauth" and changed_since(st.auth_fingerprint, account):
+        if st.status == AccountStatus.NEEDS_REAUTH and changed_since(st.auth_fingerprint,
+                                                                     account):
             log.info("account %s: its credentials changed since they were refused; "
                      "trying again", account.name)
-            self.state.update_account(account.name, status="ok", status_reason=None,
-                                      auth_fingerprint=None)
+            self.state.credentials_changed(account.name)
 
     def _remember_refused_credentials(self, account: AccountConfig) -> None:
-        if self.state.account(account.name).status == "needs_reauth":
-            self.state.update_account(account.name, auth_fingerprint=fingerprint(account))
-
-    def _failed_before_cycle(self, account: AccountConfig, now: datetime, exc: Exception,
-                             message: str | None) -> None:
-        """Record a failure that came before the cycle could start (a missing secret, a
-        refused sign-in), so ``status`` shows it instead of the last good state.
-
-        No back-off: nothing reached the provider, so retrying costs it nothing, and the
-        fix (setting the secret) takes effect on the next cycle.
-        """
-        before = self.state.account(account.name)
-        status = "needs_reauth" if isinstance(exc, AuthFailed) else "failing"
-        self.state.update_account(
-            account.name, status=status,
-            status_reason=exc.reason if isinstance(exc, AuthFailed) else None,
-            failures=before.failures + 1, last_run_at=now, last_outcome="failed",
-            last_counts={}, last_message=message)
+        if self.state.account(account.name).status == AccountStatus.NEEDS_REAUTH:
+            self.state.credentials_refused(account.name, fingerprint(account))
 
     def close(self) -> None:
         for name in list(self._connectors):

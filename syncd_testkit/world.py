@@ -28,8 +28,9 @@ from syncd.config import AccountConfig
 from syncd.crm.builtin import BuiltinSource
 from syncd.crm.builtin.activities import ActivityStore
 from syncd.crm.builtin.views import ActivityFilter
-from syncd.engine.runner import CycleReport, sync_account
+from syncd.engine.outcome import CycleReport
 from syncd.model import Activity
+from syncd.service import sync_account
 from syncd.store.db import Database
 from syncd.store.state import StateStore
 

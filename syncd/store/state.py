@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from syncd.errors import NotFound
+from syncd.errors import AccountUnavailable, NotFound
 from syncd.model import Projection
 from syncd.pairs import Conflict, SyncPair
 from syncd.store.base import utcnow
@@ -27,6 +27,7 @@ from syncd.store.state_tables import (
     SyncMeeting,
     SyncQuarantine,
 )
+from syncd.store.status import AccountStatus, CycleEnd, after_cycle, unavailable
 
 #: A write that fails this many cycles in a row is quarantined (failure mode 16).
 MAX_ATTEMPTS = 5
@@ -58,6 +59,17 @@ class AccountState:
     lease_until: datetime | None
     lease_token: int
     auth_fingerprint: str | None = None
+
+@dataclass(frozen=True)
+class CycleStart:
+    """What :meth:`StateStore.begin_cycle` found: the account's state, and the lease's
+    fencing token, or why there is none (``unavailable``; neither: another replica
+    holds the lease)."""
+
+    state: AccountState
+    token: int | None
+    unavailable: AccountUnavailable | None
+
 
 
 def lease_owner_id() -> str:
@@ -148,8 +160,73 @@ class StateStore:
             return [_snapshot(r) for r in s.scalars(select(SyncAccount).order_by(SyncAccount.name))]
 
     def update_account(self, name: str, **values: Any) -> None:
+        """Write columns of the account's row as given (tools and tests; the status
+        columns move through the status machine's methods below)."""
         with self.db.session() as s:
             s.execute(update(SyncAccount).where(SyncAccount.name == name).values(**values))
+
+    # --- the status machine (syncd.store.status) ------------------------------------------
+
+    def begin_cycle(self, name: str, owner: str, ttl: timedelta, now: datetime, *,
+                    force: bool = False) -> CycleStart:
+        """Start a cycle: the account's state, and the lease unless the account may not
+        sync now (``unavailable``) or another replica holds it (no ``token``)."""
+        before = self.account(name)
+        refused = unavailable(name, before, now, force=force)
+        if refused is not None:
+            return CycleStart(before, None, refused)
+        return CycleStart(before, self.acquire_lease(name, owner, ttl, now), None)
+
+    def finish_cycle(self, name: str, token: int | None, end: CycleEnd, now: datetime,
+                     before: AccountState) -> None:
+        """Record how a cycle ended (the status machine's move from ``before``, the
+        state the cycle began with) and release its lease, in one transaction.
+        ``token`` None: no lease was taken."""
+        values = after_cycle(before, end, now)
+        with self.db.session() as s:
+            if values:
+                s.execute(update(SyncAccount).where(SyncAccount.name == name).values(**values))
+            if token is not None:
+                s.execute(update(SyncAccount)
+                          .where(SyncAccount.name == name, SyncAccount.lease_token == token)
+                          .values(lease_owner=None, lease_until=None))
+
+    def credentials_changed(self, name: str) -> None:
+        """An account waiting for re-authorisation whose credentials changed tries
+        again: fixing the secret is the whole fix."""
+        self._move(name, [AccountStatus.NEEDS_REAUTH], status=AccountStatus.OK,
+                   status_reason=None, auth_fingerprint=None)
+
+    def credentials_refused(self, name: str, fingerprint: str | None) -> None:
+        """Remember which credentials an account waiting for re-authorisation was
+        refused with (a salted hash, never the secret)."""
+        self._move(name, [AccountStatus.NEEDS_REAUTH], auth_fingerprint=fingerprint)
+
+    def signed_in(self, name: str) -> None:
+        """A person signed the account in again (``syncd auth``): an account waiting
+        for that, or failing, syncs on its next cycle. Paused and flagged accounts stay
+        so: their cause is not the credentials."""
+        self.account(name)
+        self._move(name, [AccountStatus.NEEDS_REAUTH, AccountStatus.FAILING],
+                   status=AccountStatus.OK, status_reason=None, failures=0)
+
+    def resume(self, name: str) -> AccountStatus:
+        """An admin lets the account sync again, whatever held it; returns the status
+        it had. A guard trips again unless its cause was fixed."""
+        before = AccountStatus(self.account(name).status)
+        self.update_account(name, status=AccountStatus.OK, status_reason=None,
+                            cooldown_until=None, failures=0, guest_window_count=0)
+        return before
+
+    def _move(self, name: str, when: list[AccountStatus], **values: Any) -> None:
+        """Write ``values`` if the account is in one of the ``when`` states."""
+        with self.db.session() as s:
+            s.execute(update(SyncAccount).where(SyncAccount.name == name,
+                                                SyncAccount.status.in_(when)).values(**values))
+
+    def record_guest_emails(self, name: str, start: datetime, count: int) -> None:
+        """The hour's guest e-mail window: when it started and how many were sent."""
+        self.update_account(name, guest_window_start=start, guest_window_count=count)
 
     def acquire_lease(self, name: str, owner: str, ttl: timedelta, now: datetime | None = None
                       ) -> int | None:

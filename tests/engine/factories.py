@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from connectors.base import RemoteEvent, Window
-from syncd.engine.plan import AccountPolicy
+from syncd.engine.plan import PlanPolicy
 from syncd.model import Activity, Guest, Projection, project_activity
 from syncd.pairs import SyncPair
 
@@ -56,5 +56,5 @@ def event(a: Activity | None = None, *, event_id: str | None = None, etag: str =
                        marker if isinstance(marker, str) else None, projection, **flags)
 
 
-def policy(**values: Any) -> AccountPolicy:
-    return replace(AccountPolicy(owner_id=OWNER, owner_tz=TZ, window=WINDOW), **values)
+def policy(**values: Any) -> PlanPolicy:
+    return replace(PlanPolicy(owner_id=OWNER, owner_tz=TZ, window=WINDOW), **values)

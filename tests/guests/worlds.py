@@ -20,8 +20,9 @@ from connectors.caldav import CalDAVCalendar
 from syncd.config import AccountConfig
 from syncd.crm.builtin.activities import ActivityStore
 from syncd.crm.builtin.source import BuiltinSource
-from syncd.engine.runner import CycleReport, sync_account
+from syncd.engine.outcome import CycleReport
 from syncd.model import Activity
+from syncd.service import sync_account
 from syncd.store.db import Database
 from syncd.store.state import StateStore
 from syncd_testkit.emulators.google import GoogleEmulator

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from syncd.crm.builtin.views import ActivityFilter
-from syncd.engine.runner import CycleReport
+from syncd.engine.outcome import CycleReport
 from syncd_testkit.dav_responder import MisbehavingDav
 from syncd_testkit.ics_corpus import CORPUS, SKIPPED_RECURRING, SYNCED, Hostile, oversized
 from syncd_testkit.servers import DavServer

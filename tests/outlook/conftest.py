@@ -22,8 +22,8 @@ from connectors.outlook import OutlookCalendar
 from connectors.outlook_auth import device_code_login
 from connectors.outlook_map import MARKER_PROP
 from syncd.config import AccountConfig, SecretRef
-from syncd.engine.runner import account_window
 from syncd.model import Projection
+from syncd.service import account_policy
 from syncd.store.credentials import CredentialStore
 from syncd.store.db import Database
 from syncd.store.state import StateStore
@@ -44,7 +44,7 @@ CLIENT_ID = "syncd-outlook-test"
 SECRET = "client-secret-0f3a9c1d-never-logged"
 SECRET_ENV = "SYNCD_TEST_OUTLOOK_SECRET"
 STATE_KEY_ENV = "SYNCD_TEST_STATE_KEY"
-WINDOW = account_window(AccountConfig(name="w", provider="outlook", owner=ALICE), START)
+WINDOW = account_policy(AccountConfig(name="w", provider="outlook", owner=ALICE)).window(START)
 
 
 @dataclass
@@ -189,7 +189,7 @@ class OutlookWorld(World):
 
     def connector(self) -> GuardedOutlook:
         conn = self.env.connector(self.account, credentials=self.credentials,
-                                  window=account_window(self.account, self.now),
+                                  window=account_policy(self.account).window(self.now),
                                   cls=self.cls, **self.options)
         assert isinstance(conn, GuardedOutlook)
         conn.forbid_writes = self.forbid_writes

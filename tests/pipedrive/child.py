@@ -16,7 +16,7 @@ from syncd.crm.pipedrive_auth import ApiToken
 from syncd.crm.pipedrive_budget import Limits, PipedriveBudget, token_key_of
 from syncd.crm.pipedrive_http import PipedriveHttp
 from syncd.crm.pipedrive_markers import MarkerStore
-from syncd.engine.runner import sync_account
+from syncd.service import sync_account
 from syncd.store.budgets import BudgetLedger
 from syncd.store.db import Database
 from syncd.store.state import StateStore

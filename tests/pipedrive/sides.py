@@ -16,7 +16,7 @@ from connectors.caldav import CalDAVCalendar
 from connectors.google import GoogleCalendar
 from connectors.google_http import RetryPolicy
 from syncd.config import AccountConfig
-from syncd.engine.runner import account_window
+from syncd.service import account_policy
 from syncd.store.credentials import CredentialStore
 from syncd_testkit.emulators.google import GoogleEmulator
 from syncd_testkit.servers import DavServer, RecordingProxy
@@ -83,7 +83,7 @@ class GoogleSide:
                              auth={"api_endpoint": self.emulator.api_endpoint}, **options)
 
     def connector(self, account: AccountConfig, zone: str, now: datetime) -> CalendarConnector:
-        return GoogleCalendar(account, owner_tz=zone, window=account_window(account, now),
+        return GoogleCalendar(account, owner_tz=zone, window=account_policy(account).window(now),
                               http=httplib2.Http(timeout=10), clock=self.clock.clock,
                               sleep=self.clock.sleep, rng=lambda: 0.5,
                               retry=RetryPolicy(attempts=3))
@@ -116,7 +116,7 @@ class GraphSide:
 
     def connector(self, account: AccountConfig, zone: str, now: datetime) -> CalendarConnector:
         return self.env.connector(account, credentials=self.credentials,
-                                  window=account_window(account, now), owner_tz=zone)
+                                  window=account_policy(account).window(now), owner_tz=zone)
 
     def user_create(self, account: AccountConfig, title: str, start: datetime,
                     minutes: int) -> str:

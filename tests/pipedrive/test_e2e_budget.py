@@ -15,7 +15,7 @@ from syncd.crm.pipedrive_auth import ApiToken
 from syncd.crm.pipedrive_budget import Limits, PipedriveBudget, token_key_of
 from syncd.crm.pipedrive_http import PipedriveHttp
 from syncd.crm.pipedrive_markers import MarkerStore
-from syncd.engine import runner
+from syncd.engine import fetch, runner
 from syncd.store.budgets import BudgetLedger
 from syncd.store.db import Database
 from syncd_testkit.emulators.google import GoogleEmulator
@@ -59,7 +59,7 @@ def test_a_budget_spent_in_the_middle_of_a_first_sync_rests_the_account_and_resu
         monkeypatch: pytest.MonkeyPatch) -> None:
     # Slices of 10 activities (instead of 500) keep the test small.
     monkeypatch.setattr(runner, "BACKFILL_SLICE", 10)
-    monkeypatch.setattr(runner, "CRM_PAGE", 10)
+    monkeypatch.setattr(fetch, "CRM_PAGE", 10)
     world = make_world(emulator, e2e_db, GoogleSide(google_emulator))
     for n in range(95):
         world.add(f"Visit {n:02d}", f"2026-12-{10 + n % 15:02d}", f"{8 + n % 8:02d}:00")

@@ -21,8 +21,9 @@ from syncd.crm.pipedrive_auth import ApiToken
 from syncd.crm.pipedrive_budget import Limits, PipedriveBudget, token_key_of
 from syncd.crm.pipedrive_http import PipedriveHttp
 from syncd.crm.pipedrive_markers import MarkerStore
-from syncd.engine.runner import CycleReport, sync_account
+from syncd.engine.outcome import CycleReport
 from syncd.model import Projection, When
+from syncd.service import sync_account
 from syncd.store.budgets import BudgetLedger
 from syncd.store.db import Database
 from syncd.store.state import StateStore

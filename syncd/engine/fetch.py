@@ -1,0 +1,175 @@
+"""The fetch phase: everything one round of a cycle reads, gathered into a CycleInput.
+
+A round reads, in this order (each step one kind of request, so the bench can count
+them per phase):
+
+1. the CRM changes after the CRM cursor, a page at a time (a first sync takes a slice);
+2. in the first round only: the activities that time carried into the window, the
+   calendar changes after the calendar cursor (an expired cursor means a full listing,
+   reconciled by id and marker, never a deletion), and the items an admin released
+   with ``syncd quarantine retry``;
+3. the links of what changed, then :mod:`syncd.engine.settle`: echoes of our own
+   writes dropped, pending creates settled, imports relinked, the activities behind
+   touched events loaded.
+
+The result, :class:`CycleInput`, is everything the pure planner needs plus what the
+guards and the counts need to know about the listing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from connectors.base import CalendarConnector, ChangeSet, Window
+from syncd.crm.source import CrmSource
+from syncd.engine.plan import PlanInput, PlanPolicy
+from syncd.engine.policy import AccountPolicy
+from syncd.engine.settle import Settler
+from syncd.errors import CursorExpired
+from syncd.model import Activity, Tombstone
+from syncd.store.state import StateStore
+
+log = logging.getLogger("syncd.engine")
+
+CRM_PAGE = 1000  # change rows per read of the CRM feed
+
+Crm = dict[int, Activity | Tombstone]
+
+
+@dataclass
+class Slice:
+    """What one round read: CRM changes (with the cursor after them) and, in the first
+    round, the calendar's changes; later rounds carry an empty change set."""
+
+    crm: Crm
+    crm_cursor: str | None
+    more: bool  # the CRM feed has more after this slice
+    changes: ChangeSet
+    entries: set[int] = field(default_factory=set)  # activities that entered the window
+
+
+@dataclass(frozen=True)
+class CycleInput:
+    """One round's input: the planner's, and what the guards judge the listing by."""
+
+    plan: PlanInput
+    crm_changes: int
+    calendar_changes: int
+    outside: int  # events the listing left out as outside the window
+    full_listing_empty: bool  # a full listing that found nothing at all
+
+
+class Fetcher:
+    """Reads one account's CRM source, calendar and state for a cycle.
+
+    Keeps what the reads of a whole cycle share: activities handed over by another
+    owner, and the retried keys that a clean cycle clears at the end.
+    """
+
+    def __init__(self, policy: AccountPolicy, connector: CalendarConnector, source: CrmSource,
+                 state: StateStore, counts: Counter[str], *, dry_run: bool = False) -> None:
+        self.policy = policy
+        self.connector = connector
+        self.source = source
+        self.state = state
+        self.counts = counts
+        self.handed_over: set[int] = set()  # activities another owner handed to this one
+        self.retried: list[str] = []  # items an admin released, tried again this cycle
+        self.settler = Settler(policy, connector, source, state, counts, dry_run=dry_run)
+
+    # --- reading ------------------------------------------------------------------------
+
+    def read_slice(self, crm_cursor: str | None, owner_id: int, limit: int | None, *,
+                   calendar_cursor: str | None, first: bool, window: Window,
+                   window_end: datetime | None) -> Slice:
+        """Read one round: a slice of CRM changes and, when ``first``, the calendar's."""
+        crm, cursor, more = self.read_crm(crm_cursor, owner_id, limit)
+        if not first:
+            return Slice(crm, cursor, more, ChangeSet((), calendar_cursor, full=False))
+        entries = self.window_entries(window_end, window, owner_id, crm)
+        changes = self.with_retries(self.read_calendar(calendar_cursor), crm)
+        return Slice(crm, cursor, more, changes, entries)
+
+    def read_crm(self, cursor: str | None, owner_id: int, limit: int | None = None
+                 ) -> tuple[Crm, str | None, bool]:
+        """The CRM changes after ``cursor``: all of them, or whole pages up to ``limit``
+        items; with the cursor after them and whether more are left."""
+        items: Crm = {}
+        page_size = CRM_PAGE if limit is None else min(CRM_PAGE, limit)
+        while True:
+            page = self.source.changes(cursor, owner_id=owner_id, limit=page_size)
+            for item in page.items:
+                items[item.id] = item
+            self.handed_over.update(page.handed_over)
+            cursor = page.cursor
+            if not page.more or (limit is not None and len(items) >= limit):
+                return items, cursor, page.more
+
+    def window_entries(self, window_end: datetime | None, window: Window, owner_id: int,
+                       crm: Crm) -> set[int]:
+        """Activities that time carried into the window since the last cycle."""
+        # Whole days are enough: a day already scanned holds nothing new unless a change
+        # touched it, and changes arrive through the feed. So idle cycles within one day
+        # cost no query.
+        if window_end is None or window_end.date() >= window.end.date():
+            return set()
+        entered = set()
+        for activity in self.source.due_between(owner_id, window_end.date(), window.end.date()):
+            if activity.id not in crm:
+                crm[activity.id] = activity
+                entered.add(activity.id)
+        return entered
+
+    def read_calendar(self, cursor: str | None) -> ChangeSet:
+        try:
+            return self.connector.changes(cursor)
+        except CursorExpired:
+            log.info("account %s: calendar cursor expired; listing the window",
+                     self.policy.name)
+            self.counts["full_resync"] += 1
+            return self.connector.changes(None)
+
+    def with_retries(self, changes: ChangeSet, crm: Crm) -> ChangeSet:
+        """Add the items released by ``syncd quarantine retry`` to this cycle's changes.
+
+        Their cursors moved on long ago, so they are read again: the event by id, and the
+        activity of the pair (or the one whose create failed). Purged activities and
+        events that are gone have nothing left to retry.
+        """
+        keys = self.state.retry_keys(self.policy.name)
+        if not keys:
+            return changes
+        self.retried = keys
+        self.counts["retried"] += len(keys)
+        event_ids = {k.removeprefix("calendar:") for k in keys if k.startswith("calendar:")}
+        activity_ids = {int(k[4:]) for k in keys if k.startswith("crm:") and k[4:].isdigit()}
+        links = self.state.links_touching(self.policy.name, event_ids=event_ids)
+        activity_ids |= {link.activity_id for link in links.values()
+                         if link.event_id in event_ids}
+        crm.update(self.source.get_many(sorted(activity_ids - crm.keys())))
+        listed = {e.event_id for e in changes.events}
+        fresh = [event for event_id in sorted(event_ids - listed)
+                 if (event := self.connector.get(event_id)) is not None]
+        return replace(changes, events=[*changes.events, *fresh]) if fresh else changes
+
+    # --- the round's input --------------------------------------------------------------
+
+    def cycle_input(self, plan_policy: PlanPolicy, read: Slice) -> CycleInput:
+        """Load the links of what changed and settle them into the planner's input."""
+        changes, crm = read.changes, read.crm
+        name = self.policy.name
+        # Only the links of what changed (and pending creates): a full listing never
+        # reads a missing event as a deletion, so untouched pairs need no link loaded.
+        links = self.state.links_touching(
+            name, activity_ids=crm, event_ids=[e.event_id for e in changes.events],
+            markers=[e.marker for e in changes.events if e.marker])
+        events = self.settler.settle(changes.events, links, crm)
+        plan_input = PlanInput(plan_policy, links, crm, events, self.state.quarantined(name),
+                               frozenset(read.entries),
+                               self.settler.meetings_elsewhere(events, links),
+                               frozenset(self.handed_over))
+        return CycleInput(plan_input, len(crm), len(changes.events), changes.outside,
+                          changes.full and not changes.events)

@@ -1,0 +1,129 @@
+"""What the planner takes, and the small rules its parts share.
+
+:class:`PlanInput` is everything one cycle of one account knows; :class:`PlanPolicy` the
+account's settings for that cycle. The helpers below are pure and shared by
+:mod:`syncd.engine.plan` (linked pairs) and :mod:`syncd.engine.plan_unpaired` (pairs
+without a confirmed event, and events syncd did not create).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time
+from functools import cached_property
+from zoneinfo import ZoneInfo
+
+from connectors.base import RemoteEvent, Window
+from syncd.engine.actions import PairPlan
+from syncd.engine.echo import Echoes
+from syncd.engine.guestmail import GuestRules
+from syncd.engine.policy import ConflictPolicy, OnCalendarDelete
+from syncd.model import FIELDS, Activity, DoneStyle, Projection, Tombstone, When, project_activity
+from syncd.pairs import SyncPair
+
+
+@dataclass(frozen=True)
+class PlanPolicy:
+    """The account's settings for one cycle, as the planner needs them: the
+    :class:`~syncd.engine.policy.AccountPolicy` with its owner resolved and the cycle's
+    window, capabilities and clock."""
+
+    owner_id: int
+    owner_tz: str = "UTC"
+    conflict_policy: ConflictPolicy = ConflictPolicy.CRM_WINS
+    on_calendar_delete: OnCalendarDelete = OnCalendarDelete.DELETE_ACTIVITY
+    done_style: DoneStyle = DoneStyle.KEEP
+    import_events: bool = False
+    import_type: str = "meeting"
+    invite_guests: bool = False
+    carried: frozenset[str] = frozenset(FIELDS)
+    window: Window | None = None
+    backfill: bool = False  # the first cycle of an account: existing activities, no e-mails
+    now: datetime | None = None  # what "past" means for guest mail (None: nothing is past)
+    silent_writes: bool = True  # the provider can write to invited attendees without mail
+
+
+@dataclass(frozen=True)
+class PlanInput:
+    """Everything one cycle of one account knows."""
+
+    policy: PlanPolicy
+    links: Mapping[int, SyncPair]
+    crm: Mapping[int, Activity | Tombstone] = field(default_factory=dict)
+    calendar: Sequence[RemoteEvent] = ()
+    quarantined: Mapping[str, str | None] = field(default_factory=dict)  # key -> version
+    window_entries: frozenset[int] = frozenset()  # activities that just entered the window
+    # iCalendar UIDs of meetings another account already holds (failure mode 20)
+    meetings_elsewhere: frozenset[str] = frozenset()
+    moved_in: frozenset[int] = frozenset()  # activities just handed to this owner
+
+    @cached_property
+    def echoes(self) -> Echoes:
+        """The paired items by title and time, built once per plan (syncd.engine.echo)."""
+        return Echoes(self.links)
+
+
+def cal_key(event_id: str) -> str:
+    return f"calendar:{event_id}"
+
+
+def crm_key(activity_id: int) -> str:
+    return f"crm:{activity_id}"
+
+
+def in_window(when: When, window: Window | None) -> bool:
+    """Whether a time span overlaps the window (whole days taken in their own zone)."""
+    if window is None:
+        return True
+    start, end = when.start, when.end
+    if not isinstance(start, datetime):
+        zone = ZoneInfo(when.tz)
+        assert isinstance(start, date) and isinstance(end, date)
+        start = datetime.combine(start, time(), zone)
+        end = datetime.combine(end, time(), zone)
+    return end > window.start and start < window.end
+
+
+def crm_projection(item: Activity | Tombstone | None, policy: PlanPolicy) -> Projection | None:
+    """The activity's projection for this account, or None when it left this calendar."""
+    if not isinstance(item, Activity) or item.deleted or item.owner_id != policy.owner_id:
+        return None
+    return project_activity(item, policy.done_style)
+
+
+def guest_rules(policy: PlanPolicy) -> GuestRules:
+    return GuestRules(invite=policy.invite_guests, now=policy.now,
+                      silent_writes=policy.silent_writes,
+                      done_prefix=policy.done_style == DoneStyle.PREFIX)
+
+
+def invited_now(policy: PlanPolicy, link: SyncPair | None, cal_now: Projection | None
+             ) -> frozenset[str]:
+    """Who holds an invitation to the event now.
+
+    Guests added in the calendar app count as invited by that app, and guests removed
+    there hold none any more. A link from before syncd recorded invitations counts every
+    attendee as invited: that never sends anyone a cancellation they were not due.
+    """
+    if not policy.invite_guests or cal_now is None:
+        return frozenset()
+    if link is None or link.invited is None:
+        return cal_now.guests
+    known = link.cal_base.guests if link.cal_base is not None else frozenset()
+    return (link.invited | (cal_now.guests - known)) & cal_now.guests
+
+
+def quarantine_event(event: RemoteEvent, data: PlanInput, activity_id: int | None = None
+                     ) -> PairPlan:
+    """Set an unreadable event aside, unless this very version is set aside already."""
+    key = cal_key(event.event_id)
+    if key in data.quarantined and data.quarantined[key] == event.etag:
+        return PairPlan(activity_id, event.event_id, skip="quarantined")
+    return PairPlan(activity_id, event.event_id, quarantine=event.problem or "unreadable event",
+                    item_version=event.etag)
+
+
+def amend(plan: PairPlan, **changes: object) -> PairPlan:
+    """A copy of ``plan`` with ``changes``."""
+    return replace(plan, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,58 @@
+"""An account's settings as the engine takes them: typed, built once by the service.
+
+The engine never reads the configuration itself: the service turns each
+``[[account]]`` block into an :class:`AccountPolicy` (the config validated the choices,
+so the enums here cannot fail), and everything below the service sees only this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from connectors.base import Window
+from syncd.model import DoneStyle
+
+
+class ConflictPolicy(StrEnum):
+    """Which side wins a field changed on both sides to different values."""
+
+    CRM_WINS = "crm_wins"
+    CALENDAR_WINS = "calendar_wins"
+    NEWEST_WINS = "newest_wins"
+
+
+class OnCalendarDelete(StrEnum):
+    """What an event deleted in the calendar does to its activity."""
+
+    DELETE_ACTIVITY = "delete_activity"
+    UNLINK = "unlink"
+    RECREATE = "recreate"
+
+
+@dataclass(frozen=True)
+class AccountPolicy:
+    """One account's settings: who, which calendar scope, and how to sync.
+
+    ``fingerprint`` identifies the synced scope (provider, owner, calendar, identity): a
+    change of it makes the scope guard look before anything is written.
+    """
+
+    name: str
+    owner: str
+    fingerprint: str
+    conflict_policy: ConflictPolicy = ConflictPolicy.CRM_WINS
+    on_calendar_delete: OnCalendarDelete = OnCalendarDelete.DELETE_ACTIVITY
+    done_style: DoneStyle = DoneStyle.KEEP
+    import_events: bool = False
+    import_type: str = "meeting"
+    invite_guests: bool = False
+    max_guest_updates_per_hour: int = 20
+    window_days_back: int = 30
+    window_days_ahead: int = 365
+
+    def window(self, now: datetime) -> Window:
+        """The span of time this account syncs, seen from ``now``."""
+        return Window(now - timedelta(days=self.window_days_back),
+                      now + timedelta(days=self.window_days_ahead))

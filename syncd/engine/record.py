@@ -1,0 +1,79 @@
+"""Bookkeeping: the new merge bases of finished pairs, recorded a batch at a time.
+
+A pair's bases move only once every write of the pair has succeeded. Finished pairs are
+collected and written to the state store in one transaction per batch (with SQLite's
+synchronous=FULL every commit is an fsync); until then a create stays pending, which a
+crash turns into a read-before-write, never a duplicate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from connectors.base import RemoteEvent
+from syncd.engine.actions import CreateEvent, PairPlan
+from syncd.engine.plan import cal_key, crm_key
+from syncd.model import Activity, DoneStyle, project_activity
+from syncd.pairs import Conflict, SyncPair
+from syncd.store.state import StateStore
+
+
+@dataclass
+class Finished:
+    """Finished pairs waiting to be recorded together."""
+
+    saves: list[SyncPair] = field(default_factory=list)
+    drops: list[int] = field(default_factory=list)
+    conflicts: list[tuple[int | None, str | None, Conflict]] = field(default_factory=list)
+    cleared: list[str] = field(default_factory=list)
+    meetings: list[tuple[str, int]] = field(default_factory=list)  # (ical_uid, activity)
+
+    def __bool__(self) -> bool:
+        return bool(self.saves or self.drops or self.conflicts or self.cleared
+                    or self.meetings)
+
+
+class Bookkeeper:
+    """Collects finished pairs of one account and records them in batches."""
+
+    def __init__(self, account: str, state: StateStore, done_style: DoneStyle) -> None:
+        self.account = account
+        self.state = state
+        self.done_style = done_style
+        self.failing = state.failing_keys(account)  # items with a failure on record
+        self._done = Finished()
+
+    def finish(self, plan: PairPlan, crm_after: Activity | None, event: RemoteEvent | None
+               ) -> None:
+        """Note the new merge bases of a pair whose writes all succeeded."""
+        done = self._done
+        done.conflicts.extend((plan.activity_id, plan.event_id, c) for c in plan.conflicts)
+        if plan.link == "drop" and plan.activity_id is not None:
+            done.drops.append(plan.activity_id)
+        elif plan.link == "save" and plan.activity_id is not None:
+            crm_base = (project_activity(crm_after, self.done_style) if crm_after
+                        else plan.crm_now)
+            cal_base = (event.projection if event is not None and event.projection is not None
+                        else plan.cal_now)
+            done.saves.append(SyncPair(
+                plan.activity_id, plan.marker or (crm_after.sync_uid if crm_after else ""),
+                event.event_id if event is not None else plan.event_id,
+                event.etag if event is not None else plan.etag_now,
+                crm_base, cal_base, plan.generation, pending=False, invited=plan.invited,
+                organizer=plan.organizer))
+        if (isinstance(plan.cal_write, CreateEvent) and event is not None and event.ical_uid
+                and plan.activity_id is not None):
+            # Our event's meeting: attendees' copies of it are never imported elsewhere.
+            done.meetings.append((event.ical_uid, plan.activity_id))
+        keys = [cal_key(plan.event_id)] if plan.event_id else []
+        keys += [crm_key(plan.activity_id)] if plan.activity_id is not None else []
+        done.cleared.extend(k for k in keys if k in self.failing)
+
+    def flush(self) -> None:
+        """Record everything finished since the last flush, in one transaction."""
+        done, self._done = self._done, Finished()
+        if done:
+            self.state.record(self.account, saves=done.saves, drops=done.drops,
+                              conflicts=done.conflicts, cleared=done.cleared,
+                              meetings=done.meetings)
+            self.failing.difference_update(done.cleared)
