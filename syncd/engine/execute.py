@@ -93,12 +93,14 @@ class Executor:
         self.writer = CrmWriter(self.account, source, state)
         self.guest_left = guest_left  # e-mails the hour has left (None: invites nobody)
         self.failed = False  # something must be retried: cursors stay put
+        # this run's results only: a cycle's slices are run one at a time, and keeping
+        # every slice's plans would make a first sync's memory grow with the account
         self.results: list[PairResult] = []
 
     def run(self, plans: Sequence[PairPlan], policy: PlanPolicy) -> list[PairResult]:
         """Run the plans; pairs that met a stale etag are read and planned again, twice at
         most. Returns every pair's result, replanned pairs once per round."""
-        start = len(self.results)
+        self.results = []
         for round_ in range(REPLAN_ROUNDS + 1):
             stale = self._round(plans, policy)
             if not stale:
@@ -108,7 +110,7 @@ class Executor:
                 break
             plans = self._replan(stale, policy)
             self.counts["replanned"] += len(plans)
-        return self.results[start:]
+        return self.results
 
     def _replan(self, stale: Sequence[PairPlan], policy: PlanPolicy) -> list[PairPlan]:
         """The events changed under us: read them again and plan those pairs anew."""
