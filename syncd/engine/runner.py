@@ -221,6 +221,11 @@ class AccountCycle:
 
 
 def run_cycle(policy: AccountPolicy, connector: CalendarConnector, source: CrmSource,
-              state: StateStore, **options: object) -> CycleReport:
-    """Run one cycle of one account (begun by the caller) and return what it did."""
-    return AccountCycle(policy, connector, source, state, **options).run()  # type: ignore[arg-type]
+              state: StateStore, *, token: int | None, now: datetime, wording: Wording,
+              dry_run: bool = False, force_delete: bool = False, keep_plans: bool = False,
+              deadline: float | None = None) -> CycleReport:
+    """Run one cycle of one account (begun by the caller) and return what it did; see
+    :class:`AccountCycle` for the options."""
+    return AccountCycle(policy, connector, source, state, token=token, now=now,
+                        wording=wording, dry_run=dry_run, force_delete=force_delete,
+                        keep_plans=keep_plans, deadline=deadline).run()
