@@ -12,8 +12,8 @@ The modules, in the order a cycle uses them:
 * ``policy``: the account's settings as typed data (enums for the choices);
 * ``fetch``: reads the CRM source, the calendar and the state into a ``CycleInput``;
   ``settle``: echoes dropped, pending creates found, imports relinked;
-* ``planning``, ``plan``, ``plan_unpaired``: the pure planner (``merge`` and
-  ``guestmail`` are its pure helpers), plain data in ``actions``;
+* ``planning``, ``plan``, ``plan_unpaired``: the pure planner (``merge``,
+  ``guestmail`` and ``echo`` are its pure helpers), plain data in ``actions``;
 * ``guards``: checks on a whole plan before anything is written;
 * ``execute``: runs the plans, one ``PairResult`` per pair (``writes``: one pair's CRM
   write and calendar op; ``record``: the new merge bases, a batch at a time);
