@@ -53,11 +53,14 @@ from syncd.config_types import (
     email_check,
     positive_check,
 )
+from syncd.engine.policy import ConflictPolicy, OnCalendarDelete
 from syncd.errors import ConfigError, ConfigProblem
+from syncd.model import DoneStyle
 
-POLICIES = ("crm_wins", "calendar_wins", "newest_wins")
-DONE_STYLES = ("keep", "prefix")
-ON_CALENDAR_DELETE = ("delete_activity", "unlink", "recreate")
+# The choices are the engine's enums, so a new value is declared in one place.
+POLICIES = tuple(ConflictPolicy)
+DONE_STYLES = tuple(DoneStyle)
+ON_CALENDAR_DELETE = tuple(OnCalendarDelete)
 DEFAULT_DATA_DIR = "~/.local/share/syncd"
 
 
