@@ -124,6 +124,8 @@ class EmbeddedCalendarServer:
         (standard output is a terminal); otherwise the line says how to set one, since a
         password in a service's captured output would be a password in its logs.
         """
+        if not self.running():  # its port may be another program's now (see ensure_calendar)
+            return
         for user in users:
             if user.email in self._ready:
                 continue
@@ -152,7 +154,16 @@ class EmbeddedCalendarServer:
             self._ready.add(user.email)
 
     def ensure_calendar(self, email: str) -> None:
-        """Make the user's principal and calendar, as the service user, unless they exist."""
+        """Make the user's principal and calendar, as the service user, unless they exist.
+
+        Each request is preceded by a check that the child still runs: once it is gone,
+        any local program may listen on its port and would be sent the service password
+        (the library answers a 401 challenge with it).
+
+        Raises:
+            ServerFailed: the server stopped, or refused to look for or make the calendar.
+        """
+        self._check_running()
         if self._client is None:  # one keep-alive session for every user's check
             self._client = DAVClient(url=self.url, username=SERVICE_USER,
                                      password=self.credentials.service_secret.resolve(),
@@ -162,6 +173,7 @@ class EmbeddedCalendarServer:
         calendar = embedded_calendar_url(self.host, self.port, email)
 
         def missing(url: str) -> bool:
+            self._check_running()
             status = client.request(url, "PROPFIND", "", {"Depth": "0"}).status
             if status not in (207, 404):  # a refusal is not a calendar that exists
                 raise ServerFailed(what="embedded calendar server",
@@ -172,7 +184,9 @@ class EmbeddedCalendarServer:
         if not missing(calendar):
             return
         if missing(principal):
+            self._check_running()
             client.mkcol(principal, "")
+        self._check_running()
         done = client.mkcalendar(calendar, _MKCALENDAR.format(name=DEFAULT_CALENDAR_NAME))
         # Anything but 201 is fine if the calendar is there now (the user's own client may
         # have made it meanwhile).
@@ -180,6 +194,10 @@ class EmbeddedCalendarServer:
             raise ServerFailed(what="embedded calendar server",
                                reason=f"answered HTTP {done.status} when making {email}'s "
                                       "calendar")
+
+    def _check_running(self) -> None:
+        if not self.running():
+            raise ServerFailed(what="embedded calendar server", reason="it stopped")
 
     def running(self) -> bool:
         """Whether the child process still runs (once it is gone, its port is anyone's)."""

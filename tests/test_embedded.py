@@ -273,3 +273,32 @@ def test_a_port_taken_by_another_process_while_the_server_starts_is_not_taken_fo
         thread.join()
         server.stop()
         squatter.close()
+
+
+def test_a_server_that_stopped_is_sent_no_request_when_a_new_user_is_welcomed(
+    tmp_path: Path,
+) -> None:
+    # The child is gone and another local program listens on its port: making a new
+    # user's calendar there would send it the service password (the library answers its
+    # 401 challenge with it). The daemon notices the death only on its next check.
+    import socket
+
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    squatter.settimeout(0.5)
+    port = squatter.getsockname()[1]
+    server = EmbeddedCalendarServer("127.0.0.1", port, tmp_path / "data")
+    server.credentials.prepare()
+    server.process = subprocess.Popen([sys.executable, "-c", "pass"])
+    server.process.wait()
+    try:
+        server.welcome([UserView(id=1, email=ALICE, name="", time_zone="UTC")],
+                       show_passwords=False)
+        with pytest.raises(ServerFailed, match="stopped"):
+            server.ensure_calendar(ALICE)
+        with pytest.raises(TimeoutError):
+            squatter.accept()[0].close()  # nobody connected
+    finally:
+        server.stop()
+        squatter.close()
