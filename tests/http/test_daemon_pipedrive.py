@@ -78,7 +78,10 @@ def test_an_activity_made_in_pipedrive_reaches_the_calendar_by_webhook_not_by_po
         wait(lambda: len(calendar.events()) == 1, "event in the calendar", log)
         [event] = calendar.events()
         assert str(event.icalendar_component["SUMMARY"]) == "Call Ada"
-        assert log.read_text().count("alice-cal: ok") == 2  # the first cycle and the push's
+        # The pushed cycle writes the event before it logs its report line: wait for the
+        # line too, then count (the first cycle and the push's, no poll in between).
+        wait(lambda: log.read_text().count("alice-cal: ok") >= 2, "pushed cycle's report", log)
+        assert log.read_text().count("alice-cal: ok") == 2
     finally:
         process.send_signal(signal.SIGTERM)
         try:
