@@ -54,9 +54,14 @@ class BasicAuthSecret:
 
     def write(self, password: str) -> None:
         """Make ``password`` the one deliveries must carry (atomically, 0600)."""
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder = self.path.parent
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder.chmod(0o700)  # made earlier, or by someone else, with a wider mode
         temporary = self.path.with_name(self.path.name + ".new")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # A leftover temporary (a crash before the rename) keeps its mode when truncated,
+        # and may be a link: start from a new file of our own.
+        temporary.unlink(missing_ok=True)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(password + "\n")
             handle.flush()
