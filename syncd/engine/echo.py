@@ -14,6 +14,12 @@ counts them as ``skipped_echo``; nothing is deleted on either side):
 * a new activity with no deal, person, organization or lead that shows a paired event
   (never sent to the calendar): the same title, start and end as that pair.
 
+A cycle loads only the pairs of what changed, but a copy usually comes in a later cycle
+than what it copies: when something new could be an echo (:func:`may_be_echo`), the
+cycle loads every pair of the account for this check (not in an account's first sync:
+there are no pairs to copy yet, so Pipedrive's events already in the calendar are imported
+once, with ``import_events``, and paired; their later copies are echoes).
+
 The README says to use one of the two syncs per calendar; this only keeps a mistake from
 multiplying. The price: a second activity identical to a paired one in subject and time,
 linked to nothing, is not put in the calendar (``syncd sync -v`` shows it as an echo).
@@ -21,13 +27,29 @@ linked to nothing, is not put in the calendar (``syncd sync -v`` shows it as an 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
-from syncd.model import Activity, Projection, When
+from connectors.base import RemoteEvent
+from syncd.model import Activity, Projection, Tombstone, When
 from syncd.pairs import SyncPair
 
 #: What Pipedrive puts between the deal, person, organization and subject of an event title.
 TITLE_PARTS = " > "
+
+
+def _standalone(item: Activity) -> bool:
+    return all(x is None for x in (item.deal_id, item.person_id, item.org_id, item.lead_id))
+
+
+def may_be_echo(crm: Mapping[int, Activity | Tombstone], events: Iterable[RemoteEvent],
+                links: Mapping[int, SyncPair], *, importing: bool) -> bool:
+    """Whether anything read could be an echo: an activity not paired yet and linked to
+    nothing, or (when events are imported) an event without syncd's marker."""
+    if any(isinstance(item, Activity) and not item.deleted and _standalone(item)
+           and activity_id not in links for activity_id, item in crm.items()):
+        return True
+    return importing and any(not e.marker and not e.deleted and e.projection is not None
+                             for e in events)
 
 
 def _key(title: str, when: When) -> tuple[str, When]:
@@ -54,8 +76,7 @@ class Echoes:
 
     def of_activity(self, item: Activity, projection: Projection) -> int | None:
         """The paired activity a new, unlinked ``item`` copies, if any (never itself)."""
-        if any(x is not None for x in (item.deal_id, item.person_id, item.org_id,
-                                       item.lead_id)):
+        if not _standalone(item):
             return None
         found = self._paired.get(_key(projection.title, projection.when))
         return found if found != item.id else None

@@ -25,6 +25,7 @@ from datetime import datetime
 
 from connectors.base import CalendarConnector, ChangeSet, Window
 from syncd.crm.source import CrmSource
+from syncd.engine.echo import may_be_echo
 from syncd.engine.plan import PlanInput, PlanPolicy
 from syncd.engine.policy import AccountPolicy
 from syncd.engine.settle import Settler
@@ -167,9 +168,13 @@ class Fetcher:
             name, activity_ids=crm, event_ids=[e.event_id for e in changes.events],
             markers=[e.marker for e in changes.events if e.marker])
         events = self.settler.settle(changes.events, links, crm)
+        # A copy from another sync of this calendar comes later than what it copies (not
+        # in the first sync, whose slices would each read every pair made so far).
+        everything = self.state.links(name) if not plan_policy.backfill and may_be_echo(
+            crm, events, links, importing=plan_policy.import_events) else None
         plan_input = PlanInput(plan_policy, links, crm, events, self.state.quarantined(name),
                                frozenset(read.entries),
                                self.settler.meetings_elsewhere(events, links),
-                               frozenset(self.handed_over))
+                               frozenset(self.handed_over), all_links=everything)
         return CycleInput(plan_input, len(crm), len(changes.events), changes.outside,
                           changes.full and not changes.events)

@@ -57,11 +57,13 @@ class PlanInput:
     # iCalendar UIDs of meetings another account already holds (failure mode 20)
     meetings_elsewhere: frozenset[str] = frozenset()
     moved_in: frozenset[int] = frozenset()  # activities just handed to this owner
+    # every pair of the account, when something read could be an echo (syncd.engine.echo)
+    all_links: Mapping[int, SyncPair] | None = None
 
     @cached_property
     def echoes(self) -> Echoes:
         """The paired items by title and time, built once per plan (syncd.engine.echo)."""
-        return Echoes(self.links)
+        return Echoes(self.all_links if self.all_links is not None else self.links)
 
 
 def cal_key(event_id: str) -> str:
