@@ -7,6 +7,7 @@ Google or Microsoft client libraries.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,12 +45,16 @@ class ConnectorContext:
     whose tokens are obtained at run time (OAuth); it encrypts them at rest.
     ``read_only`` is set for a dry run: the connector may send only reads, even where it
     would otherwise set something up (a CalDAV calendar with ``create_calendar``).
+    ``before_request``, when given, is called before every request the connector sends
+    and raises to stop it (the daemon's embedded calendar server that died: its port may
+    be another program's, which must not be sent the password). CalDAV only.
     """
 
     owner_tz: str
     window: Window
     credentials: Any = None
     read_only: bool = False
+    before_request: Callable[[], None] | None = None
 
 
 def open_connector(account: AccountConfig, context: ConnectorContext) -> CalendarConnector:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
@@ -98,8 +98,11 @@ class CalDAVCalendar:
     capabilities = Capabilities(max_batch=25)
 
     def __init__(self, account: AccountConfig, *, owner_tz: str, timeout: int = 30,
-                 read_only: bool = False) -> None:
-        """``read_only`` (a dry run): a missing calendar is never made, only described."""
+                 read_only: bool = False,
+                 before_request: Callable[[], None] | None = None) -> None:
+        """``read_only`` (a dry run): a missing calendar is never made, only described.
+        ``before_request`` is called before every request (the library's and ours) and
+        raises to stop it (see :class:`connectors.ConnectorContext`)."""
         auth = account.auth
         password = auth["password"].resolve() if auth.get("password") else None
         if password is None and auth.get("username"):
@@ -113,6 +116,14 @@ class CalDAVCalendar:
             url=auth["url"], username=auth.get("username"), password=password,
             ssl_verify_cert=auth.get("ca_bundle", True), timeout=timeout,
         )
+        if before_request is not None:
+            check = before_request
+
+            def guard(request: Any, **_: Any) -> Any:
+                check()
+                return request
+
+            self.client.session.hooks["pre_request"].append(guard)
         self.transport = DavTransport(self.client)
         self._calendar: Any = None
         self.read_only = read_only
@@ -497,4 +508,5 @@ def _bare(etag: str) -> str:
 def open_calendar(account: AccountConfig, context: Any) -> CalDAVCalendar:
     """Registry entry point (see ``connectors.REGISTRY``)."""
     return CalDAVCalendar(account, owner_tz=context.owner_tz,
-                          read_only=getattr(context, "read_only", False))
+                          read_only=getattr(context, "read_only", False),
+                          before_request=getattr(context, "before_request", None))

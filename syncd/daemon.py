@@ -163,7 +163,7 @@ class EmbeddedCalendarServer:
         Raises:
             ServerFailed: the server stopped, or refused to look for or make the calendar.
         """
-        self._check_running()
+        self.check_running()
         if self._client is None:  # one keep-alive session for every user's check
             self._client = DAVClient(url=self.url, username=SERVICE_USER,
                                      password=self.credentials.service_secret.resolve(),
@@ -173,7 +173,7 @@ class EmbeddedCalendarServer:
         calendar = embedded_calendar_url(self.host, self.port, email)
 
         def missing(url: str) -> bool:
-            self._check_running()
+            self.check_running()
             status = client.request(url, "PROPFIND", "", {"Depth": "0"}).status
             if status not in (207, 404):  # a refusal is not a calendar that exists
                 raise ServerFailed(what="embedded calendar server",
@@ -184,9 +184,9 @@ class EmbeddedCalendarServer:
         if not missing(calendar):
             return
         if missing(principal):
-            self._check_running()
+            self.check_running()
             client.mkcol(principal, "")
-        self._check_running()
+        self.check_running()
         done = client.mkcalendar(calendar, _MKCALENDAR.format(name=DEFAULT_CALENDAR_NAME))
         # Anything but 201 is fine if the calendar is there now (the user's own client may
         # have made it meanwhile).
@@ -195,7 +195,8 @@ class EmbeddedCalendarServer:
                                reason=f"answered HTTP {done.status} when making {email}'s "
                                       "calendar")
 
-    def _check_running(self) -> None:
+    def check_running(self) -> None:
+        """Raises ServerFailed once the child is gone."""
         if not self.running():
             raise ServerFailed(what="embedded calendar server", reason="it stopped")
 
@@ -385,6 +386,8 @@ class Daemon:
                                               self.config.data_path)
             embedded.start()
             self.embedded = embedded
+            # A cycle in flight when the child dies must not reconnect to its port.
+            self.service.before_request = embedded.check_running
             print(f"syncd: calendar server on {embedded.url}", flush=True)
             print(f"syncd: in Thunderbird, Apple Calendar or DAVx5 add {embedded.url}<your e-mail>"
                   f"/{EMBEDDED_CALENDAR}/ with your e-mail as user name and the password syncd "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import quote
@@ -140,6 +140,9 @@ class Service:
         # A connector is rebuilt each day, because its sync window is fixed when it is made.
         self._connectors: dict[str, tuple[AccountConfig, date, CalendarConnector]] = {}
         self._policies: dict[str, tuple[AccountConfig, AccountPolicy]] = {}
+        #: Called before every calendar request (the daemon's check that its embedded
+        #: server still runs); raises to stop the request.
+        self.before_request: Callable[[], None] | None = None
 
     def _policy(self, account: AccountConfig) -> AccountPolicy:
         """The account's policy, built once per configured account."""
@@ -172,7 +175,7 @@ class Service:
         owner = self.source.user(account.owner)
         tz = account.time_zone or (owner.time_zone if owner else self.config.default_time_zone)
         context = ConnectorContext(tz, self._policy(account).window(now), self.credentials(),
-                                   read_only=read_only)
+                                   read_only=read_only, before_request=self.before_request)
         return open_connector(account, context)
 
     def _drop_connector(self, name: str) -> None:

@@ -175,7 +175,7 @@ def test_a_calendar_server_that_dies_stops_the_daemon_before_its_port_gets_a_pas
     thread = threading.Thread(target=listen)
     thread.start()
     try:
-        assert daemon["process"].wait(timeout=30) == 1
+        assert daemon["process"].wait(timeout=90) == 1  # generous: a loaded machine
     finally:
         squatter.close()
         thread.join()

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import caldav
@@ -301,4 +301,44 @@ def test_a_server_that_stopped_is_sent_no_request_when_a_new_user_is_welcomed(
             squatter.accept()[0].close()  # nobody connected
     finally:
         server.stop()
+        squatter.close()
+
+
+def test_a_cycle_in_flight_sends_nothing_once_the_embedded_server_stopped(
+    tmp_path: Path,
+) -> None:
+    # The daemon notices the death between cycles; a cycle already running would
+    # reconnect to the port, now maybe another program's, with the service password.
+    import socket
+
+    from connectors import ConnectorContext, open_connector
+    from connectors.base import Window
+    from syncd.config_types import AccountConfig, SecretRef
+    from syncd.errors import SyncdError
+
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    squatter.settimeout(0.5)
+    port = squatter.getsockname()[1]
+    server = EmbeddedCalendarServer("127.0.0.1", port, tmp_path / "data")
+    server.process = subprocess.Popen([sys.executable, "-c", "pass"])
+    server.process.wait()
+    os.environ["SYNCD_TEST_EMBEDDED_PW"] = "service-secret"
+    account = AccountConfig(
+        name=f"embedded:{ALICE}", provider="caldav", owner=ALICE,
+        calendar=f"http://127.0.0.1:{port}/{ALICE}/crm/",
+        auth={"url": f"http://127.0.0.1:{port}/", "username": SERVICE_USER,
+              "password": SecretRef("env:SYNCD_TEST_EMBEDDED_PW")})
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    connector = open_connector(account, ConnectorContext(
+        "UTC", Window(now, now), before_request=server.check_running))
+    try:
+        with pytest.raises(SyncdError):
+            connector.changes(None)
+        with pytest.raises(TimeoutError):
+            squatter.accept()[0].close()  # nobody connected
+    finally:
+        del os.environ["SYNCD_TEST_EMBEDDED_PW"]
+        connector.close()
         squatter.close()
