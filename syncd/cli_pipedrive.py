@@ -66,8 +66,7 @@ def _install(args: argparse.Namespace, app: App) -> int:
     http = _http(app)
     secret = BasicAuthSecret(app.config.data_path, "pipedrive")
     user, password = secret.new()
-    made = install(http, hook_url, user, password)
-    secret.write(password)
+    made = install(http, hook_url, user, password, keep=lambda: secret.write(password))
     listen = app.config.http.listen
     app.emit(_rows(made, hook_url),
              f"installed {len(made)} Pipedrive webhooks ({', '.join(h.action for h in made)} "

@@ -13,7 +13,7 @@ A listing never carries the webhook's password (Pipedrive's answer has it).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,10 +66,13 @@ def listed(http: PipedriveHttp) -> list[Webhook]:
     return [hook for hook in found if hook is not None]
 
 
-def install(http: PipedriveHttp, hook_url: str, user: str, password: str) -> list[Webhook]:
-    """Create syncd's three webhooks with these credentials, then delete syncd's older
-    ones, so deliveries never stop. A failed create removes the ones just made and raises
-    (the older webhooks stay)."""
+def install(http: PipedriveHttp, hook_url: str, user: str, password: str,
+            keep: Callable[[], None]) -> list[Webhook]:
+    """Create syncd's three webhooks with these credentials, ``keep()`` the password (the
+    receiver checks the new one from then on), then delete syncd's older ones, so
+    deliveries never stop. A failed create removes the ones just made and raises (the
+    older webhooks and the old password stay); a failed delete raises with the new
+    webhooks and password in place (an older webhook left delivers a duplicate, refused)."""
     before = [hook for hook in listed(http) if hook.is_syncds(hook_url)]
     made: list[Webhook] = []
     try:
@@ -86,6 +89,7 @@ def install(http: PipedriveHttp, hook_url: str, user: str, password: str) -> lis
     except Exception:
         remove(http, made)
         raise
+    keep()
     remove(http, before)
     return made
 

@@ -112,6 +112,26 @@ def test_install_list_and_remove_manage_three_activity_webhooks_with_a_hidden_pa
     assert BasicAuthSecret(company.data, "pipedrive").read() is None
 
 
+def test_a_reinstall_whose_cleanup_fails_keeps_the_password_the_new_webhooks_carry(
+        company: Company, capsys: pytest.CaptureFixture[str]) -> None:
+    # The new webhooks exist once their POSTs succeeded: if deleting the older ones then
+    # fails, the receiver must still accept the new ones' deliveries.
+    from syncd_testkit.emulators.pipedrive_faults import FaultRule
+
+    company.cli("install", capsys=capsys)
+    company.emulator.inject(FaultRule(method="DELETE", path=r"^/v1/webhooks/", status=500,
+                                      count=None))
+    code = main(["--config", str(company.config), "pipedrive", "webhooks", "install"])
+    capsys.readouterr()
+    assert code != 0
+    secret = BasicAuthSecret(company.data, "pipedrive").read()
+    assert secret is not None
+    ids = sorted(row["id"] for row in company.emulator.webhooks.list(company.ada))
+    assert len(ids) == 6  # the older three could not be deleted
+    newest = [company.emulator.webhooks.get(hook_id) for hook_id in ids[-3:]]
+    assert {hook.http_auth_password for hook in newest if hook is not None} == {secret[1]}
+
+
 def test_install_needs_a_public_url_and_a_pipedrive_crm(
         company: Company, capsys: pytest.CaptureFixture[str]) -> None:
     text = company.config.read_text()
