@@ -23,7 +23,7 @@ import re
 import threading
 import time
 from collections import Counter
-from typing import Any, Self
+from typing import Any
 
 from syncd_testkit.loopback import QuietHandler, ThreadedHTTPServer
 
@@ -111,14 +111,12 @@ class LatencyProxy(ThreadedHTTPServer):
     def url(self) -> str:
         return self.origin
 
-    def start(self) -> Self:
-        super().start()
+    def on_start(self) -> None:
         host, port = self.upstream
         here = f"127.0.0.1:{self.port}".encode()
         self._rewrites = [(f"{host}:{port}".encode(), here)]
         if host == "127.0.0.1":
             self._rewrites.append((f"localhost:{port}".encode(), here))
-        return self
 
     def rewrite(self, data: bytes) -> bytes:
         for old, new in self._rewrites:

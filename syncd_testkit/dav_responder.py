@@ -137,9 +137,8 @@ class MisbehavingDav(ThreadedHTTPServer):
     def url(self) -> str:
         return f"{self.origin}{PATH}"
 
-    def stop(self) -> None:
-        self._stopped.set()
-        super().stop()
+    def on_stop(self) -> None:
+        self._stopped.set()  # releases a stalled REPORT
 
     def put(self, name: str, data: bytes) -> None:
         with self._lock:

@@ -22,7 +22,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 HOST = "127.0.0.1"
 
@@ -94,8 +94,15 @@ class ThreadedHTTPServer(LoopbackServer):
     _thread: threading.Thread | None = None
 
     def handler(self) -> type[BaseHTTPRequestHandler]:
-        """The request handler class (bound to ``self`` as the subclass needs)."""
+        """The request handler class (bound to ``self`` as the subclass needs, e.g. with
+        :func:`bound`)."""
         raise NotImplementedError
+
+    def on_start(self) -> None:
+        """Called once serving has started: what else the server runs beside it."""
+
+    def on_stop(self) -> None:
+        """Called first by every :meth:`stop` (so it must be harmless when not started)."""
 
     @property
     def running(self) -> bool:
@@ -114,9 +121,11 @@ class ThreadedHTTPServer(LoopbackServer):
                                             kwargs={"poll_interval": self.poll_interval},
                                             name=self.name, daemon=True)
             self._thread.start()
+            self.on_start()
         return self
 
     def stop(self) -> None:
+        self.on_stop()
         server, thread = self._server, self._thread
         self._server = self._thread = None
         if server is not None:
@@ -124,6 +133,15 @@ class ThreadedHTTPServer(LoopbackServer):
             server.server_close()
         if thread is not None:
             thread.join(timeout=5)
+
+
+H = TypeVar("H", bound=BaseHTTPRequestHandler)
+
+
+def bound(handler: type[H], **attributes: Any) -> type[H]:
+    """A subclass of ``handler`` with ``attributes`` set on it (the server a handler serves,
+    say), so one handler class can serve many servers at once."""
+    return type(f"_Bound{handler.__name__}", (handler,), attributes)
 
 
 class HandlerServer(ThreadedHTTPServer):

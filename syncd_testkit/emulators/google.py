@@ -34,10 +34,10 @@ from datetime import timedelta
 from email import policy
 from email.message import Message
 from email.parser import BytesParser
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ..loopback import QuietHandler, ThreadedHTTPServer
+from ..loopback import QuietHandler, ThreadedHTTPServer, bound
 from . import google_listing as listing
 from .google_faults import FaultInjector, FaultRule, SlidingWindowCounter, quota_error
 from .google_model import (
@@ -130,18 +130,13 @@ class GoogleEmulator(ThreadedHTTPServer):
     # ---- lifecycle ----------------------------------------------------------------------------
 
     def handler(self) -> type[_Handler]:
-        return type("_BoundHandler", (_Handler,), {"emulator": self})
+        return bound(_Handler, emulator=self)
 
-    def start(self) -> Self:
-        """Start serving on a free port of 127.0.0.1; returns ``self``."""
-        super().start()
+    def on_start(self) -> None:
         self.push.start()
-        return self
 
-    def stop(self) -> None:
-        """Stop serving and release the port (idempotent)."""
+    def on_stop(self) -> None:
         self.push.stop()
-        super().stop()
 
     @property
     def base_url(self) -> str:

@@ -64,9 +64,9 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
-from ..loopback import QuietHandler, ThreadedHTTPServer
+from ..loopback import QuietHandler, ThreadedHTTPServer, bound
 from .graph_batch import run_batch
 from .graph_faults import (
     FaultRule,
@@ -158,13 +158,10 @@ class GraphEmulator(ThreadedHTTPServer):
     # -- lifecycle ---------------------------------------------------------------------------
 
     def handler(self) -> type[_GraphHandler]:
-        return type("_BoundGraphHandler", (_GraphHandler,), {"emulator": self})
+        return bound(_GraphHandler, emulator=self)
 
-    def start(self) -> Self:
-        """Serve on a free port of 127.0.0.1; sets :attr:`base_url`."""
-        super().start()
+    def on_start(self) -> None:
         self.base_url = f"{self.origin}/v1.0"
-        return self
 
     # -- test hooks: data --------------------------------------------------------------------
 

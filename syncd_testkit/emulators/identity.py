@@ -50,12 +50,12 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from ..loopback import QuietHandler, ThreadedHTTPServer
+from ..loopback import QuietHandler, ThreadedHTTPServer, bound
 
 __all__ = ["IdentityEmulator", "RoutingSession"]
 
@@ -155,13 +155,10 @@ class IdentityEmulator(ThreadedHTTPServer):
     # -- lifecycle ---------------------------------------------------------------------------
 
     def handler(self) -> type[_IdentityHandler]:
-        return type("_BoundIdentityHandler", (_IdentityHandler,), {"emulator": self})
+        return bound(_IdentityHandler, emulator=self)
 
-    def start(self) -> Self:
-        """Serve on a free port of 127.0.0.1; sets :attr:`base_url`."""
-        super().start()
+    def on_start(self) -> None:
         self.base_url = f"{self.origin}"
-        return self
 
     # -- test-facing API ---------------------------------------------------------------------
 

@@ -32,10 +32,10 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs
 
-from ..loopback import QuietHandler, ThreadedHTTPServer
+from ..loopback import QuietHandler, ThreadedHTTPServer, bound
 from .pipedrive_budget import Budget, cost_of
 from .pipedrive_faults import FaultInjector, FaultRule, RecordedRequest
 from .pipedrive_model import (
@@ -119,20 +119,14 @@ class PipedriveEmulator(ThreadedHTTPServer):
     # ---- lifecycle ----------------------------------------------------------------------------
 
     def handler(self) -> type[_Handler]:
-        return type("_BoundHandler", (_Handler,), {"emulator": self})
+        return bound(_Handler, emulator=self)
 
-    def start(self) -> Self:
-        """Start serving on a free port of 127.0.0.1; returns ``self``."""
-        if not self.running:
-            super().start()
-            self.webhooks.start()
-            self.oauth.api_domain = self.base_url
-        return self
+    def on_start(self) -> None:
+        self.webhooks.start()
+        self.oauth.api_domain = self.base_url
 
-    def stop(self) -> None:
-        """Stop serving and delivering (idempotent)."""
+    def on_stop(self) -> None:
         self.webhooks.stop()
-        super().stop()
 
     @property
     def base_url(self) -> str:
