@@ -132,7 +132,8 @@ class Service:
         self.config = config
         self.db = db or Database(config.database_url)
         self.store = ActivityStore(self.db)  # users of the embedded calendar server
-        self.source = open_source(config.crm_kind, self.db, config.crm_options)
+        self.source = open_source(config.crm_kind, self.db, config.crm_options,
+                                  default_zone=config.default_time_zone)
         self.state = StateStore(self.db)
         self.replica = lease_owner_id()
         # Connectors live across cycles: keep-alive connections, cached tokens and a

@@ -35,16 +35,17 @@ def source_options() -> dict[str, ProviderOptions]:
     return {kind: importlib.import_module(module).PROVIDER for kind, module in OPTIONS.items()}
 
 
-def open_source(kind: str, db: Database, options: Mapping[str, Any] | None = None
-                ) -> CrmSource:
+def open_source(kind: str, db: Database, options: Mapping[str, Any] | None = None, *,
+                default_zone: str = "UTC") -> CrmSource:
     """The CRM source of kind ``kind`` over the database ``db``, with the rest of its
-    ``[crm]`` table (``options``, as validated)."""
+    ``[crm]`` table (``options``, as validated). ``default_zone`` (``[syncd]
+    default_time_zone``) is the zone of a remote CRM's user who has none set."""
     if kind == "builtin":
         return BuiltinSource(ActivityStore(db))
     if kind == "pipedrive":
         from syncd.crm.pipedrive import open_pipedrive  # loads requests only when used
 
-        return open_pipedrive(options or {}, db)
+        return open_pipedrive(options or {}, db, default_zone=default_zone)
     raise InvalidInput(field="crm.kind", value=kind,
                        reason=f"must be one of: {', '.join(KINDS)}")
 

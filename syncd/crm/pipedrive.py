@@ -57,6 +57,7 @@ from syncd.crm.pipedrive_map import (
     persons_wanted,
     stamp,
     to_activity,
+    user_zone,
     write_body,
 )
 from syncd.crm.pipedrive_markers import MarkerStore, Read
@@ -158,10 +159,9 @@ class PipedriveSource:
             if not isinstance(raw, Mapping) or not isinstance(raw.get("id"), int):
                 continue
             email = raw.get("email")
-            zone = raw.get("timezone_name")
             users[raw["id"]] = PipedriveUser(
                 raw["id"], normalize_email(email) if isinstance(email, str) else "",
-                zone if isinstance(zone, str) and zone else self.settings.default_zone,
+                user_zone(raw.get("timezone_name"), self.settings.default_zone),
                 bool(raw.get("is_you")))
         with self._lock:
             self._users, self._users_at = users, time.monotonic()
@@ -525,7 +525,8 @@ class PipedriveSource:
 
 def open_pipedrive(options: Mapping[str, Any], db: Database, *,
                    budget: Budget | None = None,
-                   session: requests.Session | None = None) -> PipedriveSource:
+                   session: requests.Session | None = None,
+                   default_zone: str = "UTC") -> PipedriveSource:
     """The source for a validated ``[crm]`` table of kind ``pipedrive``.
 
     Secrets are resolved here, when the source is built, never at config time.
@@ -554,7 +555,7 @@ def open_pipedrive(options: Mapping[str, Any], db: Database, *,
                                  daily_tokens=options.get("daily_tokens"))
         budget = PipedriveBudget(BudgetLedger(db), company, limits, token_key)
     http = PipedriveHttp(base, auth, budget=budget, session=session)
-    settings = Settings(company=company, web_url=web_url,
+    settings = Settings(company=company, web_url=web_url, default_zone=default_zone,
                         reconcile_after=timedelta(hours=int(options.get("reconcile_hours", 6))))
     return PipedriveSource(http, MarkerStore(db, company), settings)
 

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from syncd.errors import InvalidInput
 from syncd.model import Activity, Guest, day_in_range, is_valid_email, normalize_email, wall_time
@@ -130,6 +130,20 @@ def _int_or_none(item: Mapping[str, Any], key: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise WrongType(f"{key} is {type(value).__name__}, not an integer")
     return value
+
+
+def user_zone(name: Any, default: str) -> str:
+    """A Pipedrive user's ``timezone_name`` when it is an IANA zone this machine knows,
+    else ``default`` (``[syncd] default_time_zone``): a user with no zone set, or one
+    Pipedrive names in a way the zone database does not, is read in the default zone
+    rather than failing every activity of theirs."""
+    if not isinstance(name, str) or not name or len(name) > 64:
+        return default
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):  # ValueError: not a zone key at all
+        return default
+    return name
 
 
 def local_due(due_date: Any, due_time: Any, zone: str) -> tuple[date | None, time | None]:

@@ -12,6 +12,7 @@ from syncd.crm.pipedrive_map import (
     local_due,
     public_part,
     to_activity,
+    user_zone,
     utc_due,
     without_note,
     write_body,
@@ -169,3 +170,19 @@ def test_a_value_pipedrive_cannot_take_is_refused_before_sending(
     with pytest.raises(InvalidInput) as caught:
         write_body(fields, "UTC")
     assert caught.value.field == field
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("America/New_York", "America/New_York"),
+    ("UTC", "UTC"),
+    (None, "Europe/Oslo"),  # no zone set for the user
+    ("", "Europe/Oslo"),
+    ("Mars/Olympus_Mons", "Europe/Oslo"),  # not in the zone database
+    ("../../etc/passwd", "Europe/Oslo"),  # not a zone key at all
+    ("Europe/" + "x" * 200, "Europe/Oslo"),
+    (7, "Europe/Oslo"),
+])
+def test_a_users_zone_is_theirs_when_known_else_the_configured_default(
+        name: Any, expected: str) -> None:
+    assert user_zone(name, "Europe/Oslo") == expected
+

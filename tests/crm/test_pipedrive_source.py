@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -384,6 +384,22 @@ def test_the_config_builds_a_source_that_talks_to_the_company(
     assert user is not None and user.id == ada.id and user.time_zone == "Europe/Berlin"
     [activity] = source.changes(None, owner_id=ada.id).items
     assert isinstance(activity, Activity) and activity.subject == "Call"
+
+
+def test_a_user_without_a_known_zone_is_read_in_the_configured_default_zone(
+        emulator: PipedriveEmulator, state_db: Database) -> None:
+    from syncd.crm import open_source
+
+    ada = emulator.add_user("Ada", "ada@acme.test", is_admin=True, timezone_name="Mars/Base")
+    emulator.create_as_user(ada, subject="Call", due_date="2026-12-03", due_time="09:00")
+    source = open_source("pipedrive", state_db,
+                         {"company_domain": COMPANY, "api_token": emulator.api_token(ada),
+                          "api_url": emulator.base_url}, default_zone="Europe/Oslo")
+    user = source.user("ada@acme.test")
+    assert user is not None and user.time_zone == "Europe/Oslo"
+    [activity] = source.changes(None, owner_id=ada.id).items
+    assert isinstance(activity, Activity) and activity.owner_tz == "Europe/Oslo"
+    assert activity.due_time == time(10, 0)  # 09:00 UTC on a winter day in Oslo
 
 
 def test_with_oauth_the_api_domain_comes_from_the_token_answer(
