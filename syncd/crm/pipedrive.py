@@ -446,7 +446,8 @@ class PipedriveSource:
     def _write_one(self, op: SourceOp) -> SourceResult:
         if isinstance(op, ImportActivity):
             return self._import(op)
-        current = self._checked(op.activity_id)
+        current = self._checked(op.activity_id,
+                                base=op.base if isinstance(op, ApplyChanges) else None)
         if isinstance(op, RemoveActivity):
             self.http.request("DELETE", f"{ACTIVITIES}/{op.activity_id}", key=op.activity_id)
             with self._lock:
@@ -465,17 +466,22 @@ class PipedriveSource:
             return SourceResult(self.get(op.activity_id))
         return SourceResult(activities[0])
 
-    def _checked(self, activity_id: int) -> Activity:
+    def _checked(self, activity_id: int, *, base: Activity | None = None) -> Activity:
         """The activity as it is now, read just before a write; refused when it changed
-        since the engine got it (read-check-write)."""
+        since the engine got it (read-check-write): when it is no longer ``base``, the
+        activity the engine planned against, or without one, when its digest is no longer
+        the one this source last handed out."""
         with self._lock:
-            base = self._handed.get(activity_id)
+            handed = self._handed.get(activity_id)
         raw = self._get_raw(activity_id)
         activities, _ = self._activities([raw] if raw is not None else [], hand=False)
         if not activities or activities[0].deleted:
             raise NotFound(kind="activity", key=activity_id)
         current = activities[0]
-        if base is not None and self._digests.get(activity_id) != base:
+        if base is not None:
+            if current != base:
+                raise ActivityChanged(activity_id=activity_id)
+        elif handed is not None and self._digests.get(activity_id) != handed:
             raise ActivityChanged(activity_id=activity_id)
         return current
 

@@ -104,6 +104,11 @@ class ApplyChanges:
 
     activity_id: int
     fields: Mapping[str, Any]
+    #: The activity as the engine read it when it planned these edits. A read-check-write
+    #: source refuses the write when the activity is no longer that; None leaves the check
+    #: to the source's own memory of what it last handed out (which another account of
+    #: the same owner may have refreshed since).
+    base: Activity | None = None
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from syncd.model import Projection
+from syncd.model import Activity, Projection
 from syncd.pairs import Conflict
 
 # --- writes to the CRM ---------------------------------------------------------------------
@@ -19,6 +19,9 @@ class UpdateActivity:
     activity_id: int
     changes: Mapping[str, Any]
     fields: frozenset[str]
+    #: The activity the edits were planned against, so that a read-check-write source
+    #: can refuse them if it changed since (not part of what the plan *is*: not compared).
+    base: Activity | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -177,7 +177,8 @@ def _plan_pair(
     if result.to_crm:
         changes = activity_changes(result.merged, result.to_crm, policy.owner_tz,
                                    policy.done_style)
-        crm_write = UpdateActivity(activity_id, changes, result.to_crm)
+        crm_write = UpdateActivity(activity_id, changes, result.to_crm,
+                                   base=item if isinstance(item, Activity) else None)
     cal_write: UpdateEvent | None = None
     # Someone else's meeting: guest edits stay in the CRM (docs/guest-mail.md).
     to_calendar = result.to_calendar - {"guests"} if theirs else result.to_calendar

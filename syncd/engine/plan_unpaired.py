@@ -119,7 +119,7 @@ def plan_unlinked(
         if result.to_crm:
             changes = activity_changes(result.merged, result.to_crm, policy.owner_tz,
                                        policy.done_style)
-            crm_write = UpdateActivity(activity_id, changes, result.to_crm)
+            crm_write = UpdateActivity(activity_id, changes, result.to_crm, base=item)
         to_calendar = result.to_calendar - {"guests"} if theirs else result.to_calendar
         # Adopting what a lost answer or a lost database left behind is ours: silent.
         mail = write_mail(guest_rules(policy), invited=invited, before=event.projection,

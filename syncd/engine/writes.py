@@ -68,7 +68,8 @@ class CrmWriter:
         activity) and the activity as written. Raises the write's error."""
         write = plan.crm_write
         if isinstance(write, UpdateActivity):
-            return plan, self._one(ApplyChanges(write.activity_id, write.changes))
+            return plan, self._one(ApplyChanges(write.activity_id, write.changes,
+                                                base=write.base))
         if isinstance(write, DeleteActivity):
             self._one(RemoveActivity(write.activity_id))
             return plan, None

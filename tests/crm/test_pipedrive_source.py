@@ -187,6 +187,24 @@ def test_a_write_over_an_edit_made_in_pipedrive_meanwhile_is_refused(
     assert stored["subject"] == "Renamed in Pipedrive" and stored["location"]["value"] == "Room 4"
 
 
+def test_a_write_planned_against_an_older_read_is_refused_after_another_account_read_anew(
+        crm: PipedriveCrm) -> None:
+    # One owner, two calendars: both accounts read the activity through the one source.
+    activity_id = crm.add("Call")
+    [first], _ = read_all(crm, None)  # the first account's read
+    crm.edit(activity_id, "Renamed in Pipedrive")  # within the same second
+    second = crm.source.get(activity_id)  # the second account's read, after the edit
+    assert isinstance(first, Activity) and second is not None
+    [result] = crm.source.write([ApplyChanges(activity_id, {"location": "Room 4"},
+                                              base=first)])
+    assert isinstance(result.error, ActivityChanged)  # planned against the older version
+    assert requests_named(crm.emulator, "PATCH", f"/api/v2/activities/{activity_id}") == 0
+    [result] = crm.source.write([ApplyChanges(activity_id, {"location": "Room 4"},
+                                              base=second)])
+    assert result.ok and result.activity is not None and result.activity.location == "Room 4"
+    assert crm.emulator.activity(activity_id)["subject"] == "Renamed in Pipedrive"
+
+
 def test_a_patch_sends_only_the_managed_fields_that_changed(crm: PipedriveCrm) -> None:
     activity_id = crm.add("Call", public_description="Agenda", deal_id=None)
     [activity], _ = read_all(crm, None)
