@@ -351,10 +351,13 @@ class PipedriveSource:
                                                  self.settings.reconcile_batch)
                   if i not in emitted]
         if unseen:
-            now, _ = self._activities(self._by_ids(unseen), hand=False)
-            by_id = {a.id: a for a in now}
+            raw = self._by_ids(unseen)
+            now, _ = self._activities(raw, hand=False)
             uids = self.markers.uids_of(unseen)
-            purged = [i for i in unseen if i not in by_id]
+            # Purged: absent from Pipedrive's answer. An item it sent that could not be
+            # mapped (skipped and logged by _activities) is there, and never a deletion.
+            present = {r["id"] for r in raw}
+            purged = [i for i in unseen if i not in present]
             out.extend(Tombstone(i, uids[i]) for i in purged if i in uids)
             out.extend(a for a in now if a.deleted or a.owner_id != owner_id)
             self.markers.gone(purged)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -459,3 +460,21 @@ def test_a_pipedrive_cursor_no_longer_taken_falls_back_to_the_high_water_mark(
     expired = Cursor(position.since, position.seen, "not-a-pipedrive-cursor", position.query)
     items, _ = read_all(crm, expired.encode(), limit=2)
     assert {a.id for a in page.items} | {a.id for a in items} == set(made)
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("due_time", 930),  # not HH:MM text
+    ("due_date", "2026-13-45"),  # not a date
+    ("subject", "x" * (2 << 20)),  # an item over the size bound
+    ("attendees", "everyone"),  # not a list
+], ids=["time-number", "date-impossible", "oversized", "attendees-text"])
+def test_a_malformed_activity_is_skipped_alone_and_its_note_is_not_logged(
+        crm: PipedriveCrm, caplog: pytest.LogCaptureFixture, field: str, value: Any) -> None:
+    caplog.set_level(logging.DEBUG)
+    good = [crm.add("Call 1"), crm.add("Call 2")]
+    bad = crm.add("Broken", note="hostile-note-canary")
+    crm.emulator.store.activities[bad][field] = value  # as a misbehaving server would send
+    items, _ = read_all(crm, None)
+    assert sorted(a.id for a in items) == sorted(good)  # the rest still syncs
+    assert f"activity {bad} was skipped" in caplog.text
+    assert "hostile-note-canary" not in caplog.text
