@@ -14,6 +14,10 @@ Vocabulary:
   event the provider still remembers.
 * CURSOR: an opaque resume point for :meth:`CalendarConnector.changes` (sync token,
   delta link, sync-collection token).
+* CHANNEL: a provider's promise to notify syncd when the calendar changes (Google watch
+  channel, Graph subscription, WebDAV-Push subscription); see :class:`Watchable`. A
+  notification is only a hint: the next :meth:`CalendarConnector.changes` reads what
+  changed.
 
 Connectors see :class:`~syncd.model.Projection` values only. A projection has no note, so
 no connector can send one.
@@ -21,10 +25,10 @@ no connector can send one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from syncd.errors import ConnectorError
 from syncd.model import FIELDS, Projection
@@ -205,3 +209,55 @@ class CalendarConnector(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A push channel as the provider made it.
+
+    ``id`` is what the provider's notifications name the channel by (Google's
+    ``X-Goog-Channel-ID``, Graph's ``subscriptionId``, the last segment of the address a
+    WebDAV-Push server posts to). ``resource_id`` is what stopping it needs (Google's
+    ``resourceId``, the WebDAV-Push subscription URL; Graph needs only ``id``).
+    ``details`` is non-secret provider data the connector needs again (kept in the sync
+    state with the channel).
+    """
+
+    id: str
+    expires_at: datetime
+    resource_id: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Watchable(Protocol):
+    """A connector whose provider can notify syncd of changes to the calendar.
+
+    ``push_kind`` names the hook the provider posts to: ``{public_url}/hooks/{push_kind}``
+    is the ``address`` handed to :meth:`watch` (a connector may append to it, e.g. Graph's
+    ``/lifecycle`` or a WebDAV-Push channel's own path). ``token`` is a fresh random secret
+    the provider must echo with every notification (Google's channel token, Graph's
+    ``clientState``, a WebDAV-Push address's last segment); syncd keeps only its hash.
+    """
+
+    push_kind: str
+
+    def watch(self, address: str, channel_id: str, token: str,
+              expires_at: datetime) -> Channel:
+        """Open a channel for the calendar, asking it to last until ``expires_at`` (the
+        provider may shorten it: the returned channel says). ``channel_id`` is a fresh
+        id a provider that lets the client name channels uses (Google, WebDAV-Push).
+
+        Raises :class:`~syncd.errors.PushRefused` when the provider, tenant or server will
+        not notify this calendar (syncd then polls), other connector errors when it could
+        not be asked now (tried again at the next cycle).
+        """
+
+    def renew(self, channel: Channel, address: str, channel_id: str, token: str,
+              expires_at: datetime) -> Channel:
+        """Keep notifications coming past ``channel.expires_at``. A provider that can
+        extend a channel returns it with the new expiry and the same id (Graph); one that
+        cannot opens a new one (Google), and the caller stops the old one."""
+
+    def unwatch(self, channel: Channel) -> None:
+        """Stop the channel. One the provider no longer knows is not an error."""

@@ -294,6 +294,18 @@ class ItemRejected(ItemLevel):
 
 
 @dataclass(eq=False, kw_only=True)
+class PushRefused(SyncdError):
+    """The provider, the tenant or the server will not notify changes of this calendar
+    (no WebDAV-Push, subscriptions forbidden by the tenant's policy, a refused address):
+    the account is polled at its normal interval, and its status line says why.
+    ``reason`` is a short identifier or phrase, never a server's text."""
+
+    provider: str
+    reason: str
+    status: int | None = None
+
+
+@dataclass(eq=False, kw_only=True)
 class SyncRefused(SyncdError):
     """A guard refused the whole plan; nothing was written (``guard``, ``account``).
 

@@ -2,11 +2,13 @@
 request thread.
 
 A hook (:mod:`syncd.http`) only says which CRM users' activities changed, and which
-were deleted (:meth:`Hints.crm_users_changed`), and answers. One background thread then finds the
-accounts of those users (:class:`AccountDirectory`), sets their dirty flag in the database
-(:class:`syncd.store.dirty.DirtyFlags`) and wakes the scheduler, which runs one incremental
-cycle soon (the debounce is the daemon's). Hints that pile up while the thread works are
-merged into one pass. A user syncd serves no account for is ignored and counted.
+were deleted (:meth:`Hints.crm_users_changed`), or which accounts' calendars changed
+(:meth:`Hints.accounts_changed`, from a verified calendar channel), and answers. One
+background thread then finds the accounts of those users (:class:`AccountDirectory`),
+sets their dirty flag in the database (:class:`syncd.store.dirty.DirtyFlags`) and wakes
+the scheduler, which runs one incremental cycle soon (the debounce is the daemon's). Hints
+that pile up while the thread works are merged into one pass. A user syncd serves no
+account for is ignored and counted.
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ class Hints:
         self.deleted = deleted
         self.counts: Counter[str] = Counter()
         self._pending: set[int] = set()
+        self._accounts: set[str] = set()
         self._deleted: set[int] = set()
         self._cond = threading.Condition()
         self._busy = False
@@ -103,6 +106,13 @@ class Hints:
         with self._cond:
             self._pending.update(user_ids)
             self._deleted.update(deleted)
+            self._cond.notify_all()
+
+    def accounts_changed(self, names: Iterable[str]) -> None:
+        """Called by a calendar hook on its request thread, for the accounts whose channel
+        notified (already verified): returns at once."""
+        with self._cond:
+            self._accounts.update(names)
             self._cond.notify_all()
 
     def start(self) -> None:
@@ -122,33 +132,38 @@ class Hints:
     def settle(self, timeout: float = 10.0) -> bool:
         """Wait until every hint given so far is handled (tests); False on timeout."""
         with self._cond:
-            return self._cond.wait_for(lambda: not self._pending and not self._busy,
-                                       timeout=timeout)
+            return self._cond.wait_for(
+                lambda: not self._pending and not self._accounts and not self._busy,
+                timeout=timeout)
 
     def _loop(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._stop or bool(self._pending))
+                self._cond.wait_for(
+                    lambda: self._stop or bool(self._pending) or bool(self._accounts))
                 if self._stop:
                     return
                 batch, self._pending = self._pending, set()
+                accounts, self._accounts = self._accounts, set()
                 gone, self._deleted = self._deleted, set()
                 self._busy = True
             try:
-                self._handle(batch, sorted(gone))
+                self._handle(batch, sorted(gone), accounts)
             finally:
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
 
-    def _handle(self, user_ids: set[int], deleted: Sequence[int]) -> None:
+    def _handle(self, user_ids: set[int], deleted: Sequence[int],
+                accounts: set[str]) -> None:
         try:
             if deleted and self.deleted is not None:
                 self.deleted(deleted)
-            names, unknown = self.directory.accounts_of(user_ids)
+            names, unknown = self.directory.accounts_of(user_ids) if user_ids else (set(), set())
+            names |= accounts
             self.dirty.mark(names)
         except Exception as exc:  # a hint is never worth more than the backstop poll
-            self.counts["failed"] += len(user_ids)
+            self.counts["failed"] += len(user_ids) + len(accounts)
             log.warning("a push notification could not be applied (the next poll reads the "
                         "change): %s", describe(exc))
             log.debug("push failure", exc_info=True)

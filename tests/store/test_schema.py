@@ -9,7 +9,11 @@ from alembic.migration import MigrationContext
 
 from syncd.crm.builtin import tables  # noqa: F401  (registers the CRM tables)
 from syncd.crm.builtin.activities import ActivityStore
-from syncd.store import budget_tables, state_tables  # noqa: F401  (sync state, budgets)
+from syncd.store import (  # noqa: F401  (sync state, budgets, push channels)
+    budget_tables,
+    channel_tables,
+    state_tables,
+)
 from syncd.store.base import Base
 
 
