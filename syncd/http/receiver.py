@@ -16,6 +16,7 @@ from syncd.http.pipedrive_hook import PipedriveHook
 from syncd.http.router import Router
 from syncd.http.server import HttpServer
 from syncd.push import AccountDirectory, Hints
+from syncd.store.channels import ChannelStore
 from syncd.store.dirty import DirtyFlags
 
 log = logging.getLogger("syncd.http")
@@ -26,9 +27,12 @@ class Receiver:
 
     def __init__(self, config: Config, directory: AccountDirectory, dirty: DirtyFlags,
                  wake: Callable[[set[str]], None], *, port: int | None = None,
-                 deleted: Callable[[Sequence[int]], None] | None = None) -> None:
+                 deleted: Callable[[Sequence[int]], None] | None = None,
+                 channels: ChannelStore | None = None) -> None:
         http = config.http
         assert http.listen is not None
+        # the calendar hooks verify a notification against its channel's stored token
+        self.channels = channels if channels is not None else ChannelStore(dirty.db)
         self.hints = Hints(directory, dirty, wake, deleted=deleted)
         self.pipedrive = PipedriveHook(BasicAuthSecret(config.data_path, "pipedrive"),
                                        self.hints)
