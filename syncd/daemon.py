@@ -37,7 +37,8 @@ from connectors.caldav import DEFAULT_CALENDAR_NAME
 from syncd.config import AccountConfig, Config
 from syncd.config_checks import is_loopback_address
 from syncd.crm.builtin.views import UserView
-from syncd.crm.source import DeletionHints
+from syncd.crm.source import ChangeWatch, DeletionHints
+from syncd.crm_watch import CrmWatcher
 from syncd.embedded_auth import (
     SERVICE_USER,
     EmbeddedCredentials,
@@ -49,7 +50,7 @@ from syncd.embedded_server import READY_LINE
 from syncd.errors import PortInUse, ServerFailed
 from syncd.logs import setup_logging
 from syncd.private import check_private, private_by_default
-from syncd.push import AccountDirectory, PushGate
+from syncd.push import AccountDirectory, Hints, PushGate
 from syncd.report import describe, sync_exit_code
 from syncd.service import EMBEDDED_CALENDAR, Service, embedded_calendar_url, embedded_url
 from syncd.store.dirty import DirtyFlags
@@ -269,6 +270,7 @@ class Daemon:
         self._settled = threading.Condition()
         self.embedded: EmbeddedCalendarServer | None = None
         self.receiver: Receiver | None = None
+        self.crm_watch: tuple[CrmWatcher, Hints] | None = None
         self.push = PushGate(DirtyFlags(self.service.db), self._run_soon)
         self._pushed: dict[str, datetime] = {}  # the run time a push gave each account's job
         self.scheduler = BackgroundScheduler(
@@ -326,13 +328,8 @@ class Daemon:
             return
         from syncd.http.receiver import Receiver
 
-        def user_id(email: str) -> int | None:
-            user = self.service.source.user(email)
-            return user.id if user is not None else None
-
-        directory = AccountDirectory(self.service.accounts, user_id)
         source = self.service.source
-        receiver = Receiver(self.config, directory, self.push.dirty, self.push.nudge,
+        receiver = Receiver(self.config, self._directory(), self.push.dirty, self.push.nudge,
                             deleted=source.deletions_hinted
                             if isinstance(source, DeletionHints) else None)
         receiver.start()
@@ -340,6 +337,37 @@ class Daemon:
         public = self.config.http.public_url
         print(f"syncd: HTTP receiver on {receiver.url}"
               + (f" (providers call {public})" if public else ""), flush=True)
+
+    def _directory(self) -> AccountDirectory:
+        def user_id(email: str) -> int | None:
+            user = self.service.source.user(email)
+            return user.id if user is not None else None
+
+        return AccountDirectory(self.service.accounts, user_id)
+
+    def start_crm_watch(self) -> None:
+        """CRM -> calendar push for a CRM syncd watches itself (the built-in store): its
+        change feed looked at every second, the changed owners' accounts flagged."""
+        source = self.service.source
+        if not isinstance(source, ChangeWatch):
+            return  # a remote CRM calls a webhook instead
+        hints = Hints(self._directory(), self.push.dirty, self.push.nudge)
+        watcher = CrmWatcher(source, hints.crm_users_changed)
+        hints.start()
+        watcher.start()
+        self.crm_watch = watcher, hints
+
+    def stop_crm_watch(self) -> None:
+        """No more looks, then the hints already given are handled and the thread ends."""
+        if self.crm_watch is None:
+            return
+        watcher, hints = self.crm_watch
+        self.crm_watch = None
+        watcher.stop()
+        hints.stop()
+        counts = {**{f"watch {k}": v for k, v in watcher.counts.items()},
+                  **{f"hints {k}": v for k, v in hints.counts.items()}}
+        log.info("CRM watch stopped: %s", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
 
     def purge(self) -> None:
         """Purge the activities deleted longer ago than ``retention_days`` (daily job)."""
@@ -402,6 +430,7 @@ class Daemon:
                 return sync_exit_code(reports)
             self._install_signals()
             self.start_receiver()
+            self.start_crm_watch()
             self.scheduler.start()
             self.refresh_jobs()
             self.scheduler.add_job(self.refresh_jobs, "interval",
@@ -426,6 +455,7 @@ class Daemon:
                          self._signal)
             if self.receiver is not None:  # no new hints while the cycles settle
                 self.receiver.stop()
+            self.stop_crm_watch()
             self.stopping.set()
             self.scheduler.shutdown(wait=False)
             if not self._wait_for_cycles(self.config.shutdown_grace_seconds):
@@ -434,6 +464,7 @@ class Daemon:
         finally:
             if self.receiver is not None:
                 self.receiver.stop()
+            self.stop_crm_watch()
             if embedded is not None:
                 embedded.stop()
             self.service.close()

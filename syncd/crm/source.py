@@ -193,3 +193,25 @@ class DeletionHints(Protocol):
 
     def deletions_hinted(self, activity_ids: Sequence[int]) -> None:
         """A notification said ``activity_ids`` were deleted."""
+
+
+@dataclass(frozen=True)
+class OwnersChanged:
+    """What :meth:`ChangeWatch.owners_changed` saw: whose activities changed, up to where."""
+
+    owner_ids: frozenset[int]
+    mark: int  # where the next look starts
+    more: bool  # changes are left after ``mark``
+
+
+@runtime_checkable
+class ChangeWatch(Protocol):
+    """A source syncd can watch for changes itself, cheaply (optional): a local store with
+    a change feed, which has no webhook to call. The daemon asks it about every second."""
+
+    def change_mark(self) -> int:
+        """Where the feed is now (a watcher starts here)."""
+
+    def owners_changed(self, after: int, *, limit: int = 1000) -> OwnersChanged:
+        """The owners of activities changed after ``after`` (a mark), both the owner before
+        and after a reassignment; one small query, nothing when nothing changed."""

@@ -18,7 +18,9 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import requests
@@ -32,6 +34,7 @@ from tests.conftest import fresh_calendar
 from tests.http.conftest import delivery
 
 CYCLE = re.compile(r"\bdav: (ok|failed|skipped|busy|flagged)\b")
+D = TypeVar("D", bound="Daemon")
 
 
 class Daemon:
@@ -89,30 +92,44 @@ def daemon(tmp_path: Path, radicale: DavServer) -> Iterator[Daemon]:
     auth = secret.create()
     port = free_port()
     config = tmp_path / "syncd.toml"
-    config.write_text(f'[syncd]\ndata_dir = "{data}"\ninterval_seconds = 3600\n'
-                      f'jitter_seconds = 0\n[http]\nlisten = "127.0.0.1:{port}"\n'
-                      f'[[account]]\nname = "dav"\nprovider = "caldav"\nowner = "{user}"\n'
-                      f'calendar = "{calendar}"\n[account.auth]\nurl = "{radicale.url}"\n'
-                      f'username = "{user}"\n')
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
+    config.write_text(dav_config(data, user, calendar, radicale.url,
+                                 f'[http]\nlisten = "127.0.0.1:{port}"\n'))
     log = tmp_path / "daemon.log"
+    with first_cycle(Daemon(spawn(config, log), log, port, owner_id, auth)) as running:
+        assert "HTTP receiver on http://127.0.0.1:" in log.read_text()
+        yield running
+
+
+def dav_config(data: Path, user: str, calendar: str, url: str, more: str = "") -> str:
+    """A config with one CalDAV account polled hourly (so a push makes every later cycle)."""
+    return (f'[syncd]\ndata_dir = "{data}"\ninterval_seconds = 3600\njitter_seconds = 0\n'
+            f'{more}[[account]]\nname = "dav"\nprovider = "caldav"\nowner = "{user}"\n'
+            f'calendar = "{calendar}"\n[account.auth]\nurl = "{url}"\nusername = "{user}"\n')
+
+
+def spawn(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    """``syncd run`` in a subprocess, its output in ``log``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
     with log.open("w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "syncd", "--config", str(config),
-                                    "run"], env=env, stdout=out, stderr=subprocess.STDOUT)
-    running = Daemon(process, log, port, owner_id, auth)
+        return subprocess.Popen([sys.executable, "-m", "syncd", "--config", str(config),
+                                 "run"], env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+@contextmanager
+def first_cycle(running: D) -> Iterator[D]:
+    """The daemon once its first cycle logged; killed afterwards if it still runs."""
+    process = running.process
     try:
         deadline = time.monotonic() + 60
         while running.cycles() < 1:
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
+            assert process.poll() is None, running.log.read_text()
+            assert time.monotonic() < deadline, running.log.read_text()
             time.sleep(0.2)
-        assert "HTTP receiver on http://127.0.0.1:" in log.read_text()
         yield running
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-
 
 def test_a_webhook_makes_one_cycle_a_burst_at_most_two_and_forgeries_none(
         daemon: Daemon) -> None:

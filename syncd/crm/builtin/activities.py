@@ -600,6 +600,14 @@ class ActivityStore(CrmDirectory):
         with self._read() as session:
             return change_feed.last_seq(session)
 
+    def owners_changed_after(self, after: int, *, limit: int = 1000
+                             ) -> tuple[set[int], int, bool]:
+        """Whose activities changed after change number ``after``: (the owner ids, before
+        and after a reassignment; the last change number read; whether more are left).
+        One small query, none of the activities read (the change watcher's tick)."""
+        with self._read() as session:
+            return change_feed.owners_after(session, after, limit)
+
     def get_many(self, ids: Sequence[int]) -> dict[int, Activity]:
         """The activities with these ids, deleted ones included; purged ids are absent."""
         found: dict[int, Activity] = {}

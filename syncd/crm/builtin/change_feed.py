@@ -102,3 +102,17 @@ def read_page(session: Session, after: int, owner_id: int | None, limit: int) ->
         if previous is not None and previous != owner and owner == owner_id:
             handed.add(activity_id)
     return RawPage(latest, uids, rows[-1][0] if rows else after, more, frozenset(handed))
+
+
+def owners_after(session: Session, after: int, limit: int) -> tuple[set[int], int, bool]:
+    """The owners (before and after) of up to ``limit`` change rows with ``seq > after``:
+    (owner ids, the last seq read, whether rows are left). One query on the primary key,
+    answering no row at all when nothing changed, so a watcher may ask it every second."""
+    query = (select(ActivityChange.seq, ActivityChange.owner_id,
+                    ActivityChange.previous_owner_id)
+             .where(ActivityChange.seq > after).order_by(ActivityChange.seq).limit(limit + 1))
+    fetched = session.execute(query).all()
+    rows = fetched[:limit]
+    owners = {owner for _, owner, _ in rows}
+    owners.update(previous for _, _, previous in rows if previous is not None)
+    return owners, rows[-1][0] if rows else after, len(fetched) > limit

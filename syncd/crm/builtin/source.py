@@ -15,6 +15,7 @@ from syncd.crm.source import (
     ApplyChanges,
     Consistency,
     ImportActivity,
+    OwnersChanged,
     RemoveActivity,
     SourceChanges,
     SourceOp,
@@ -52,6 +53,13 @@ class BuiltinSource:
                 ) -> SourceChanges:
         page = self.store.changes_after(parse_cursor(cursor), owner_id=owner_id, limit=limit)
         return SourceChanges(page.items, str(page.last_seq), page.more, page.handed_over)
+
+    def change_mark(self) -> int:
+        return self.store.last_change_seq()
+
+    def owners_changed(self, after: int, *, limit: int = 1000) -> OwnersChanged:
+        owners, mark, more = self.store.owners_changed_after(after, limit=limit)
+        return OwnersChanged(frozenset(owners), mark, more)
 
     def due_between(self, owner_id: int, start: date, end: date) -> Sequence[Activity]:
         return self.store.activities_due_between(owner_id, start, end)

@@ -1,0 +1,71 @@
+"""``syncd run`` with the built-in CRM and no ``[http]``: a CRM edit reaches the calendar
+without waiting for the interval, a burst of edits makes at most two cycles.
+
+The daemon runs in a subprocess with one CalDAV account on a real Radicale and a poll
+interval of an hour, so every cycle after the first one is the change watch's doing.
+Cycles are counted from the daemon's log (one line per cycle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, timedelta
+from datetime import time as daytime
+from pathlib import Path
+from typing import Any
+
+import caldav
+import pytest
+
+from syncd.crm.builtin.activities import ActivityStore
+from syncd.store.db import Database
+from syncd_testkit.servers import DavServer
+from tests.conftest import fresh_calendar
+from tests.http.test_daemon_push import Daemon, dav_config, first_cycle, spawn
+
+
+class Running(Daemon):
+    store: ActivityStore
+    calendar: Any  # a caldav Calendar
+
+    def events(self) -> list[str]:
+        return sorted(str(e.icalendar_component.get("summary"))
+                      for e in self.calendar.events())
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, radicale: DavServer) -> Iterator[Running]:
+    user, calendar = fresh_calendar(radicale)
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    store = ActivityStore(Database(f"sqlite:///{data / 'syncd.db'}"))
+    owner_id = store.add_user(user, "U")
+    config = tmp_path / "syncd.toml"
+    config.write_text(dav_config(data, user, calendar, radicale.url))
+    log = tmp_path / "daemon.log"
+    running = Running(spawn(config, log), log, 0, owner_id, ("", ""))
+    running.store = store
+    running.calendar = caldav.DAVClient(url=radicale.url, username=user,
+                                        password="x").calendar(url=calendar)
+    with first_cycle(running):
+        yield running
+
+def test_a_crm_edit_reaches_the_calendar_in_one_cycle_and_a_burst_makes_at_most_two(
+        daemon: Running) -> None:
+    assert daemon.settled_cycles() == 1  # the first cycle; the next poll is an hour away
+    assert "HTTP receiver" not in daemon.log.read_text()  # local: no listener needed
+
+    due = date.today() + timedelta(days=3)
+    call = daemon.store.add_activity(owner_id=daemon.owner_id, subject="Call Ada",
+                                     due_date=due, due_time=daytime(10, 0), duration_minutes=30)
+    assert daemon.settled_cycles() == 2, daemon.log.read_text()
+    assert daemon.events() == ["Call Ada"]
+
+    for i in range(200):  # an edit burst, as a bulk edit in the CRM would make
+        daemon.store.edit_activity(call.id, subject=f"Call Ada ({i})")
+    after = daemon.settled_cycles()
+    assert 3 <= after <= 4, daemon.log.read_text()
+    assert daemon.events() == ["Call Ada (199)"]
+
+    daemon.stop()
+    assert "CRM watch stopped: " in daemon.log.read_text()
