@@ -95,6 +95,9 @@ GENERAL: dict[str, Option] = {
     "interval_seconds": Option(int, 60, check=positive_check, expected="seconds between cycles"),
     "jitter_seconds": Option(int, 5, check=_not_negative, expected="seconds of random delay"),
     "workers": Option(int, 4, check=positive_check, expected="accounts synced at once"),
+    "replica": Option(bool, False, expected="true or false",
+                      help="take accounts from the database's work queue, so that several "
+                           "syncd run processes share one PostgreSQL"),
     "state_key": Option(str, secret=True, secret_check=fernet_key_problem,
                         expected="env:NAME or file:PATH of a Fernet key"),
     "default_time_zone": Option(str, "UTC", check=_zone, expected="an IANA zone, e.g. Europe/Oslo"),
@@ -195,6 +198,7 @@ class Config:
     interval_seconds: int = 60
     jitter_seconds: int = 5
     workers: int = 4
+    replica: bool = False  # accounts come from the work queue (syncd.replica)
     state_key: SecretRef | None = None
     default_time_zone: str = "UTC"
     retention_days: int = 30  # deleted activities are purged this many days later

@@ -47,13 +47,16 @@ from syncd.embedded_auth import (
     refused_because,
 )
 from syncd.embedded_server import READY_LINE
+from syncd.engine.execute import LEASE_TTL
 from syncd.errors import PortInUse, ServerFailed
 from syncd.logs import setup_logging
 from syncd.private import check_private, private_by_default
 from syncd.push import AccountDirectory, Hints, PushGate
+from syncd.replica import TICK_SECONDS, Dispatcher
 from syncd.report import describe, sync_exit_code
 from syncd.service import EMBEDDED_CALENDAR, Service, embedded_calendar_url, embedded_url
 from syncd.store.dirty import DirtyFlags
+from syncd.store.queue import Claim, WorkQueue
 from syncd.text import printable
 
 if TYPE_CHECKING:
@@ -278,29 +281,48 @@ class Daemon:
             job_defaults={"max_instances": 1, "coalesce": True},
             timezone="UTC",
         )
+        # As a replica (``[syncd] replica``), accounts come from the database's work queue
+        # and one tick job claims them, instead of a job per account.
+        self.queue: WorkQueue | None = None
+        self.dispatcher: Dispatcher | None = None
+        if config.replica:
+            self.queue = WorkQueue(self.service.db, self.service.replica)
+            self.dispatcher = Dispatcher(
+                self.queue, lambda: [a.name for a in self.service.accounts()],
+                lambda claim: self._run_account(claim.name, claim),
+                cap=config.workers, ttl=LEASE_TTL)
 
     def _interval(self, account: AccountConfig) -> int:
         return account.interval_seconds or self.config.interval_seconds
 
-    def _run_account(self, name: str) -> None:
-        if self.stopping.is_set():
+    def _run_account(self, name: str, claim: Claim | None = None) -> None:
+        """One cycle of the account; ``claim``: it was claimed from the work queue, under
+        that lease, and goes back to the queue with its next due time."""
+        if self.stopping.is_set() or (
+                self.embedded is not None and not self.embedded.running()):
+            # (a dead embedded server's port may be another program's now; the main loop
+            # stops the daemon)
+            self._give_back(claim, 0)
             return
-        if self.embedded is not None and not self.embedded.running():
-            return  # its port may be another program's now; the main loop stops the daemon
         for account in self.service.accounts():
             if account.name == name:
                 with self._settled:
                     # Checked again under the lock shutdown waits with: a cycle either
                     # counts as in flight before shutdown looks, or does not start.
                     if self.stopping.is_set():
+                        self._give_back(claim, 0)
                         return
                     self._in_flight += 1
                 flagged = self.push.begin(name)
                 held = False  # another replica holds the account: this cycle read nothing
                 try:
-                    report = self.service.sync_one(account)
+                    report = self.service.sync_one(
+                        account, claimed=claim.token if claim is not None else None)
                     held = report.outcome == "busy"
                 finally:
+                    # Given back before the push gate looks: a hint that came during the
+                    # cycle makes it due sooner than this.
+                    self._give_back(claim, self._interval(account))
                     self.push.end(name, unread=flagged if held else None)
                     with self._settled:
                         self._in_flight -= 1
@@ -309,10 +331,20 @@ class Daemon:
                 level = levels.get(report.outcome, logging.WARNING)
                 log.log(level, "%s", report.line())
                 return
+        self._give_back(claim, self.config.interval_seconds)  # no longer configured here
+
+    def _give_back(self, claim: Claim | None, seconds: float) -> None:
+        """Return a claimed account to the work queue, due in ``seconds`` (plus jitter)."""
+        if claim is not None and self.queue is not None:
+            self.queue.finish(claim.name, claim.token, seconds,
+                              jitter=self.config.jitter_seconds if seconds else 0)
 
     def _run_soon(self, name: str, when: float) -> None:
         """Run the account's next cycle at ``when`` (epoch seconds): earlier than its
         regular run, or moved again while a burst goes on (PushGate)."""
+        if self.queue is not None:  # whichever replica claims it next runs it
+            self.queue.due_by(name, datetime.fromtimestamp(when, UTC))
+            return
         job = self.scheduler.get_job(f"account:{name}")
         if job is None:  # not scheduled yet: its first cycle runs as soon as it is
             return
@@ -390,8 +422,11 @@ class Daemon:
                                   show_passwords=sys.stdout.isatty())
 
     def refresh_jobs(self) -> None:
-        """One job per account; in embedded mode new CRM users get theirs within a cycle."""
+        """One job per account; in embedded mode new CRM users get theirs within a cycle.
+        (A replica has none: its tick claims accounts from the work queue.)"""
         self._welcome_users()
+        if self.dispatcher is not None:
+            return
         wanted = {a.name: a for a in self.service.accounts()}
         for job in self.scheduler.get_jobs():
             if job.id.startswith("account:") and job.id[8:] not in wanted:
@@ -433,6 +468,9 @@ class Daemon:
             self.start_crm_watch()
             self.scheduler.start()
             self.refresh_jobs()
+            if self.dispatcher is not None:
+                self.scheduler.add_job(self.dispatcher.tick, "interval", seconds=TICK_SECONDS,
+                                       id="claim", next_run_time=_now())
             self.scheduler.add_job(self.refresh_jobs, "interval",
                                    seconds=self.config.interval_seconds, id="refresh")
             self.scheduler.add_job(self.purge, "interval", seconds=PURGE_INTERVAL,
@@ -458,6 +496,8 @@ class Daemon:
             self.stop_crm_watch()
             self.stopping.set()
             self.scheduler.shutdown(wait=False)
+            if self.dispatcher is not None:
+                self.dispatcher.stop()
             if not self._wait_for_cycles(self.config.shutdown_grace_seconds):
                 self._abandon(1 if server_died else 0)
             return 1 if server_died else 0

@@ -349,6 +349,14 @@ class AccountUnavailable(SyncdError):
     until: datetime | None = None
 
 
+@dataclass(eq=False, kw_only=True)
+class LeaseLost(SyncdError):
+    """Another replica took the account's lease; this cycle stops (``account``). Raised
+    by the fence before a write batch and by a fenced record of finished writes."""
+
+    account: str
+
+
 # --- HTTP answers: the one status table ---------------------------------------------------
 
 

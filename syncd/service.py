@@ -90,16 +90,18 @@ def sync_account(account: AccountConfig, connector: CalendarConnector, source: C
                  state: StateStore, *, now: datetime | None = None,
                  lease_owner: str = "syncd", dry_run: bool = False,
                  force_delete: bool = False, policy: AccountPolicy | None = None,
-                 **options: Any) -> CycleReport:
+                 claimed: int | None = None, **options: Any) -> CycleReport:
     """One cycle of one account, begun and finished in the state store's status machine.
 
     The engine runs between ``begin_cycle`` (the status check and the lease) and
     ``finish_cycle`` (the status move and the lease released, in one transaction); its
-    report is worded here, through :mod:`syncd.report`.
+    report is worded here, through :mod:`syncd.report`. ``claimed``: the lease was taken
+    from the work queue already, with this token.
     """
     now = now or datetime.now(UTC)
     policy = policy or account_policy(account)
-    start = state.begin_cycle(account.name, lease_owner, LEASE_TTL, now, force=force_delete)
+    start = state.begin_cycle(account.name, lease_owner, LEASE_TTL, now, force=force_delete,
+                              claimed=claimed)
     if start.unavailable is not None:
         report = CycleReport(account.name)
         report.end(Outcome.SKIPPED, error=start.unavailable)

@@ -23,7 +23,7 @@ from connectors.base import CalendarConnector, CreateOp, DeleteOp, RemoteEvent, 
 from syncd.crm.source import CrmSource
 from syncd.engine.actions import PairPlan
 from syncd.engine.guards import count_guest_emails
-from syncd.engine.outcome import LeaseLost, PairResult, PairStatus, tally
+from syncd.engine.outcome import PairResult, PairStatus, tally
 from syncd.engine.plan import PlanInput, PlanPolicy, cal_key, crm_key
 from syncd.engine.record import Bookkeeper
 from syncd.engine.writes import CrmWriter, calendar_op
@@ -34,6 +34,7 @@ from syncd.errors import (
     AuthFailed,
     EventGone,
     ItemLevel,
+    LeaseLost,
     RateLimited,
     Stale,
     SyncdError,
@@ -259,7 +260,7 @@ class Executor:
             if isinstance(op, CreateOp) and plan.activity_id is not None
         ]
         if intents:
-            self.state.record(self.account, saves=intents)
+            self.state.record(self.account, saves=intents, token=self.lease.token)
             failpoint("after_intent_commit")
 
     def _handle_result(self, plan: PairPlan, op: WriteOp, crm_after: Activity | None,

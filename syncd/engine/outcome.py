@@ -24,18 +24,11 @@ from syncd.engine.actions import (
     UpdateEvent,
 )
 from syncd.engine.guards import count_guest_emails
-from syncd.errors import SyncdError
+from syncd.errors import LeaseLost
 from syncd.store.status import Note, Outcome
 
 __all__ = ["CycleReport", "LeaseLost", "Note", "Outcome", "PairResult", "PairStatus",
            "tally", "tally_plans", "write_name"]
-
-
-@dataclass(eq=False, kw_only=True)
-class LeaseLost(SyncdError):
-    """Another replica took the account's lease; this cycle stops (``account``)."""
-
-    account: str
 
 
 @dataclass

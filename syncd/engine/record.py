@@ -36,8 +36,10 @@ class Finished:
 class Bookkeeper:
     """Collects finished pairs of one account and records them in batches."""
 
-    def __init__(self, account: str, state: StateStore, done_style: DoneStyle) -> None:
+    def __init__(self, account: str, state: StateStore, done_style: DoneStyle, *,
+                 token: int | None = None) -> None:
         self.account = account
+        self.token = token  # the cycle's lease: every record is fenced by it
         self.state = state
         self.done_style = done_style
         self.failing = state.failing_keys(account)  # items with a failure on record
@@ -75,5 +77,5 @@ class Bookkeeper:
         if done:
             self.state.record(self.account, saves=done.saves, drops=done.drops,
                               conflicts=done.conflicts, cleared=done.cleared,
-                              meetings=done.meetings)
+                              meetings=done.meetings, token=self.token)
             self.failing.difference_update(done.cleared)

@@ -38,7 +38,7 @@ from syncd.engine.outcome import CycleReport, Note, Outcome, tally_plans
 from syncd.engine.plan import PlanPolicy, plan_account
 from syncd.engine.policy import AccountPolicy
 from syncd.engine.record import Bookkeeper
-from syncd.errors import NotFound
+from syncd.errors import LeaseLost, NotFound
 from syncd.failpoints import failpoint
 from syncd.store.state import AccountState, StateStore
 
@@ -84,6 +84,8 @@ class AccountCycle:
         """Run the cycle; any error ends it as failed, with the error in the report."""
         try:
             self._cycle()
+        except LeaseLost:  # another replica took the account over: it continues there
+            self.report.end(Outcome.PARTIAL, Note.LEASE_LOST)
         except Exception as exc:  # any failure: this account backs off, others go on
             # The report carries the error; the traceback is for --debug only.
             log.debug("account %s: cycle failed", self.name, exc_info=True)
@@ -97,7 +99,7 @@ class AccountCycle:
             raise NotFound(kind="CRM user", key=self.policy.owner)
         window = self.policy.window(self.now)
         policy = self._plan_policy(acct, owner.id, owner.time_zone)
-        books = Bookkeeper(self.name, self.state, self.policy.done_style)
+        books = Bookkeeper(self.name, self.state, self.policy.done_style, token=self.token)
         executor = Executor(Lease(self.name, self.token, self.now), self.connector,
                             self.source, self.state, books, self.report.counts,
                             planner=plan_account, wording=self.wording,

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from syncd.errors import AccountUnavailable, NotFound
+from syncd.errors import AccountUnavailable, LeaseLost, NotFound
 from syncd.model import Projection
 from syncd.pairs import Conflict, SyncPair
 from syncd.store.base import utcnow
@@ -89,6 +89,30 @@ def holder_is_dead(holder: str) -> bool:
     except PermissionError:
         return False
     return False
+
+
+def db_clock(session: Session, now: datetime | None = None) -> Any:
+    """The clock leases run on: PostgreSQL's ``now()``, so that replicas whose clocks
+    disagree still agree on when a lease expires; SQLite serves one process, whose clock
+    (``now``, for tests) is the only one."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.now()
+    return now or utcnow()
+
+
+def taken_over(owner: str) -> Any:
+    """1 when a take finds the lease held by someone else (who never released it: a
+    crashed or paused replica), else 0; added to ``takeovers`` in the same UPDATE."""
+    return case((and_(SyncAccount.lease_owner.is_not(None), SyncAccount.lease_owner != owner),
+                 1), else_=0)
+
+
+def _fenced(session: Session, name: str, token: int) -> bool:
+    """Lock the account's row for this transaction and tell whether ``token`` is still its
+    lease: a write recorded under it is then one no other replica can race."""
+    held = session.scalar(select(SyncAccount.lease_token).where(SyncAccount.name == name)
+                          .with_for_update())
+    return held == token
 
 
 def _snapshot(row: SyncAccount) -> AccountState:
@@ -168,28 +192,33 @@ class StateStore:
     # --- the status machine (syncd.store.status) ------------------------------------------
 
     def begin_cycle(self, name: str, owner: str, ttl: timedelta, now: datetime, *,
-                    force: bool = False) -> CycleStart:
+                    force: bool = False, claimed: int | None = None) -> CycleStart:
         """Start a cycle: the account's state, and the lease unless the account may not
-        sync now (``unavailable``) or another replica holds it (no ``token``)."""
+        sync now (``unavailable``) or another replica holds it (no ``token``).
+        ``claimed``: the lease's token, already taken from the work queue
+        (:mod:`syncd.store.queue`)."""
         before = self.account(name)
         refused = unavailable(name, before, now, force=force)
         if refused is not None:
             return CycleStart(before, None, refused)
+        if claimed is not None:
+            return CycleStart(before, claimed, None)
         return CycleStart(before, self.acquire_lease(name, owner, ttl, now), None)
 
     def finish_cycle(self, name: str, token: int | None, end: CycleEnd, now: datetime,
                      before: AccountState) -> None:
         """Record how a cycle ended (the status machine's move from ``before``, the
         state the cycle began with) and release its lease, in one transaction.
-        ``token`` None: no lease was taken."""
+        ``token`` None: no lease was taken. A holder whose lease was taken over meanwhile
+        writes nothing: the account's row is its new holder's."""
         values = after_cycle(before, end, now)
         with self.db.session() as s:
-            if values:
-                s.execute(update(SyncAccount).where(SyncAccount.name == name).values(**values))
+            stmt = update(SyncAccount).where(SyncAccount.name == name)
             if token is not None:
-                s.execute(update(SyncAccount)
-                          .where(SyncAccount.name == name, SyncAccount.lease_token == token)
-                          .values(lease_owner=None, lease_until=None))
+                stmt = stmt.where(SyncAccount.lease_token == token)
+                values = {**values, "lease_owner": None, "lease_until": None}
+            if values:
+                s.execute(stmt.values(**values))
 
     def credentials_changed(self, name: str) -> None:
         """An account waiting for re-authorisation whose credentials changed tries
@@ -234,23 +263,25 @@ class StateStore:
 
         One conditional UPDATE, so two replicas racing for it cannot both win, on SQLite
         and PostgreSQL alike. The token increases on every take and fences a holder
-        whose lease expired while it was still working.
+        whose lease expired while it was still working. On PostgreSQL the lease runs on
+        the database's clock (``now`` is not used): replicas' clocks may disagree.
         """
         holder = self.account(name).lease_owner
-        now = now or utcnow()
-        takeable = or_(SyncAccount.lease_until.is_(None), SyncAccount.lease_until < now,
-                       SyncAccount.lease_owner == owner)
-        if holder is not None and holder_is_dead(holder):
-            # A process on this machine that was killed cannot renew or release its lease;
-            # waiting out the TTL would stall a restarted daemon for minutes.
-            takeable = or_(takeable, SyncAccount.lease_owner == holder)
         with self.db.session() as s:
+            clock = db_clock(s, now)
+            takeable = or_(SyncAccount.lease_until.is_(None), SyncAccount.lease_until < clock,
+                           SyncAccount.lease_owner == owner)
+            if holder is not None and holder_is_dead(holder):
+                # A process on this machine that was killed cannot renew or release its
+                # lease; waiting out the TTL would stall a restarted daemon for minutes.
+                takeable = or_(takeable, SyncAccount.lease_owner == holder)
             result = s.execute(
                 update(SyncAccount)
                 .where(SyncAccount.name == name)
                 .where(takeable)
-                .values(lease_owner=owner, lease_until=now + ttl,
-                        lease_token=SyncAccount.lease_token + 1)
+                .values(lease_owner=owner, lease_until=clock + ttl,
+                        lease_token=SyncAccount.lease_token + 1,
+                        takeovers=SyncAccount.takeovers + taken_over(owner))
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 return None
@@ -259,12 +290,12 @@ class StateStore:
 
     def renew_lease(self, name: str, token: int, ttl: timedelta, now: datetime | None = None
                     ) -> bool:
-        """Extend a lease we hold; False when another holder took it meanwhile."""
-        now = now or utcnow()
+        """Extend a lease we hold; False when another holder took it meanwhile (the
+        fence checked before every write batch)."""
         with self.db.session() as s:
             result = s.execute(update(SyncAccount)
                                .where(SyncAccount.name == name, SyncAccount.lease_token == token)
-                               .values(lease_until=now + ttl))
+                               .values(lease_until=db_clock(s, now) + ttl))
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def release_lease(self, name: str, token: int) -> None:
@@ -272,6 +303,11 @@ class StateStore:
             s.execute(update(SyncAccount)
                       .where(SyncAccount.name == name, SyncAccount.lease_token == token)
                       .values(lease_owner=None, lease_until=None))
+
+    def holds(self, name: str, token: int) -> bool:
+        """Whether ``token`` is still the account's lease (no other replica took it)."""
+        with self.db.session() as s:
+            return _fenced(s, name, token)
 
     def commit_cursors(self, name: str, token: int | None, **values: Any) -> bool:
         """Store cursors only if we still hold the lease (fencing); False if we lost it."""
@@ -384,9 +420,13 @@ class StateStore:
         conflicts: Iterable[tuple[int | None, str | None, Conflict]] = (),
         cleared: Iterable[str] = (),
         meetings: Iterable[tuple[str, int]] = (),
+        token: int | None = None,
     ) -> None:
         """Links saved and dropped, conflicts kept, failures cleared and meetings claimed
         (``(ical_uid, activity_id)`` of events syncd created), in ONE transaction.
+
+        ``token``: the cycle's lease, checked in that transaction (fencing); raises
+        LeaseLost, recording nothing, when another replica took the account.
 
         The runner records a whole batch of finished writes at once: with SQLite's
         synchronous=FULL every commit is an fsync, so one per batch rather than several
@@ -394,6 +434,8 @@ class StateStore:
         """
         saves = list(saves)
         with self.db.session() as s:
+            if token is not None and not _fenced(s, account, token):
+                raise LeaseLost(account=account)
             existing = {}
             ids = [link.activity_id for link in saves]
             for start in range(0, len(ids), _IN_SLICE):

@@ -57,6 +57,10 @@ class SyncAccount(Base):
     # set by a push (webhook) when the account has changes to read; the earliest one is
     # kept until a cycle takes it (syncd.store.dirty)
     dirty_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # the work queue (syncd.store.queue): when the account's next cycle is due (NULL: now),
+    # and how many times a replica took its lease from a holder that never released it
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    takeovers: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class SyncLink(Base):

@@ -1,0 +1,100 @@
+"""A replica's share of the work queue (``[syncd] replica = true``).
+
+Several ``syncd run`` processes on one PostgreSQL share the accounts through the
+database (:mod:`syncd.store.queue`): no account is configured on one replica only, and
+none has an APScheduler job of its own. APScheduler stays the in-process timer: its one
+``tick`` job claims as many due accounts as the replica has free slots (its cap on
+accounts in flight, ``[syncd] workers``) and hands each to the worker pool; the work
+gives the account back with its next due time when its cycle ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from syncd.store.queue import Claim, WorkQueue
+
+log = logging.getLogger("syncd.replica")
+
+#: Seconds between claims: how long a due account (or one whose holder died, once its
+#: lease expired) waits at most for a replica with room.
+TICK_SECONDS = 1.0
+
+
+class Dispatcher:
+    """Claims due accounts each tick, up to ``cap`` in flight, and runs ``work`` on each.
+
+    ``names`` lists the accounts this replica may sync (its configuration, read each
+    tick so new ones are enrolled); ``work(claim)`` runs the account's cycle under the
+    claim's token and gives the account back (``WorkQueue.finish``). Should it raise, the
+    lease is released here so the account is due again at once.
+    """
+
+    def __init__(self, queue: WorkQueue, names: Callable[[], Iterable[str]],
+                 work: Callable[[Claim], None], *, cap: int, ttl: timedelta) -> None:
+        self.queue = queue
+        self.names = names
+        self.work = work
+        self.cap = cap
+        self.ttl = ttl
+        self.pool = ThreadPoolExecutor(cap, thread_name_prefix="syncd-cycle")
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._enrolled: frozenset[str] = frozenset()
+        self.stopped = False
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return self._in_flight
+
+    def tick(self) -> int:
+        """Claim what there is room for and start it; returns how many were claimed."""
+        if self.stopped:
+            return 0
+        names = frozenset(self.names())
+        if names - self._enrolled:
+            self.queue.enrol(names - self._enrolled)
+        self._enrolled = names
+        with self._lock:
+            free = self.cap - self._in_flight
+            if free <= 0:
+                return 0
+            # Counted before the claim: a tick never claims past the cap, even if a
+            # previous one is somehow still running.
+            self._in_flight += free
+        claims: list[Claim] = []
+        try:
+            claims = self.queue.claim(names, free, self.ttl)
+        finally:
+            with self._lock:
+                self._in_flight -= free - len(claims)
+        for claim in claims:
+            if claim.took_over:
+                log.info("took over %s (its lease expired without being released)",
+                         claim.name)
+            self.pool.submit(self._run, claim)
+        return len(claims)
+
+    def _run(self, claim: Claim) -> None:
+        try:
+            self.work(claim)
+        except Exception:
+            log.warning("the cycle of %s ended abnormally; it is due again", claim.name,
+                        exc_info=True)
+            try:
+                self.queue.finish(claim.name, claim.token, 0)
+            except Exception:  # its lease expires by itself
+                log.debug("could not give %s back", claim.name, exc_info=True)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def stop(self) -> None:
+        """Claim nothing more; cycles in flight run to their end (the daemon waits)."""
+        self.stopped = True
+        self.pool.shutdown(wait=False)

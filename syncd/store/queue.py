@@ -1,0 +1,151 @@
+"""The accounts table as the work queue of one or several replicas (issue 16).
+
+Each account's row says when its next cycle is due (``due_at``; NULL: now). A replica
+claims due accounts whose lease is free or expired, a few at a time and at most as many
+as it has room for (its cap on accounts in flight):
+
+* on PostgreSQL with ``SELECT … FOR UPDATE SKIP LOCKED``: replicas claiming at the same
+  moment skip each other's rows instead of waiting on them, and never get the same one;
+* on SQLite with the same statements in one transaction: SQLite has a single writer, and
+  serves a single process.
+
+A claim takes the lease (owner, expiry and a new fencing token) in the same transaction,
+with the expiry computed on the database's clock, never a replica's. The cycle then runs
+under that token (renewed and checked before every write batch, checked on every cursor
+commit and every record of finished writes: :class:`syncd.store.state.StateStore`), and
+:meth:`WorkQueue.finish` gives the account back with its next due time. A replica that
+dies or stops keeps its claims only until their leases expire; the next claim takes them
+over (counted in ``takeovers``), and the fencing token keeps the old holder from writing
+should it wake up.
+
+A push makes an account due at once (:meth:`WorkQueue.due_by`, after the push gate's
+debounce), whichever replica received the hint.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, String, any_, bindparam, func, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from syncd.store.db import Database
+from syncd.store.state import db_clock, taken_over
+from syncd.store.state_tables import SyncAccount
+
+_IN_SLICE = 500  # rows per INSERT
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One account claimed from the queue: its lease's fencing token, and whether the
+    lease was taken over from a holder that never gave it back."""
+
+    name: str
+    token: int
+    took_over: bool
+
+
+class WorkQueue:
+    """Claim due accounts, give them back with a next due time, and pull one forward."""
+
+    def __init__(self, db: Database, owner: str) -> None:
+        self.db = db
+        self.owner = owner
+        #: what this replica did, for the metrics: "claims", "takeovers"
+        self.counts: Counter[str] = Counter()
+
+    def enrol(self, names: Iterable[str]) -> None:
+        """Give accounts a row (due at once) unless they have one: a configured account
+        is claimable before its first cycle."""
+        rows = [{"name": n, "status": "ok", "initial_done": False, "failures": 0,
+                 "guest_window_count": 0, "lease_token": 0, "takeovers": 0}
+                for n in sorted(set(names))]
+        if not rows:
+            return
+        insert = pg_insert if self.db.dialect == "postgresql" else sqlite_insert
+        with self.db.session() as s:
+            for i in range(0, len(rows), _IN_SLICE):
+                s.execute(insert(SyncAccount).on_conflict_do_nothing(index_elements=["name"]),
+                          rows[i:i + _IN_SLICE])
+
+    def claim(self, names: Iterable[str], limit: int, ttl: timedelta,
+              now: datetime | None = None) -> list[Claim]:
+        """Claim up to ``limit`` of the accounts ``names`` that are due and not held by a
+        live lease, the longest overdue first. ``now`` is SQLite's clock (tests); on
+        PostgreSQL the database's is used."""
+        wanted = sorted(set(names))
+        if limit <= 0 or not wanted:
+            return []
+        with self.db.session() as s:
+            clock = db_clock(s, now)
+            candidates = (
+                select(SyncAccount.name, SyncAccount.lease_owner)
+                .where(or_(SyncAccount.due_at.is_(None), SyncAccount.due_at <= clock),
+                       or_(SyncAccount.lease_until.is_(None), SyncAccount.lease_until < clock))
+                .order_by(SyncAccount.due_at.asc().nulls_first())
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            chosen = [(name, previous) for name, previous
+                      in s.execute(candidates.where(_named(self.db.dialect, wanted)))]
+            if not chosen:
+                return []
+            taken = s.execute(
+                update(SyncAccount)
+                .where(SyncAccount.name.in_([name for name, _ in chosen]))
+                .values(lease_owner=self.owner, lease_until=clock + ttl,
+                        lease_token=SyncAccount.lease_token + 1,
+                        takeovers=SyncAccount.takeovers + taken_over(self.owner))
+                .returning(SyncAccount.name, SyncAccount.lease_token)
+                .execution_options(synchronize_session=False)
+            )
+            tokens = {name: token for name, token in taken}
+        claims = [Claim(name, int(tokens[name]), previous is not None and previous != self.owner)
+                  for name, previous in chosen if name in tokens]
+        self.counts["claims"] += len(claims)
+        self.counts["takeovers"] += sum(c.took_over for c in claims)
+        return claims
+
+    def finish(self, name: str, token: int, seconds: float, *, jitter: float = 0.0,
+               now: datetime | None = None) -> bool:
+        """Give the account back: lease released, next cycle due ``seconds`` (plus up to
+        ``jitter`` at random, so accounts do not fire together) from the database's now.
+        False when another replica took the account meanwhile (it is theirs to schedule).
+        """
+        delay = timedelta(seconds=seconds + random.uniform(0, jitter))
+        with self.db.session() as s:
+            result = s.execute(
+                update(SyncAccount)
+                .where(SyncAccount.name == name, SyncAccount.lease_token == token)
+                .values(lease_owner=None, lease_until=None, due_at=db_clock(s, now) + delay))
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def due_by(self, name: str, when: datetime) -> None:
+        """Make the account due no later than ``when`` (a push): an earlier due time
+        stays. A replica holding it now sees the push flag when its cycle ends."""
+        with self.db.session() as s:
+            s.execute(update(SyncAccount)
+                      .where(SyncAccount.name == name,
+                             or_(SyncAccount.due_at.is_(None), SyncAccount.due_at > when))
+                      .values(due_at=when))
+
+    def takeovers(self) -> int:
+        """Lease takeovers of every replica, ever (the sum over the accounts' rows)."""
+        with self.db.session() as s:
+            return int(s.scalar(select(func.coalesce(func.sum(SyncAccount.takeovers), 0)))
+                       or 0)
+
+
+def _named(dialect: str, names: list[str]) -> ColumnElement[bool]:
+    """``name`` is one of ``names``: on PostgreSQL one array parameter however many
+    accounts the config has (one cached statement); on SQLite an IN list."""
+    if dialect == "postgresql":
+        return SyncAccount.name == any_(bindparam("names", names, type_=ARRAY(String)))
+    return SyncAccount.name.in_(names)
