@@ -47,6 +47,7 @@ import requests
 from connectors.base import (
     Capabilities,
     ChangeSet,
+    Channel,
     CreateOp,
     DeleteOp,
     RemoteEvent,
@@ -76,6 +77,7 @@ from connectors.outlook_map import (
     transaction_id,
     update_payload,
 )
+from connectors.outlook_push import PUSH_KIND, OutlookSubscriptions
 from syncd.config_types import AccountConfig
 from syncd.errors import (
     AccountWide,
@@ -186,7 +188,13 @@ class OutlookCalendar:
         timeout: (connect, read) seconds per request.
         response_zone: the zone Graph is asked to answer in (UTC; tests vary it).
         tokens: a token source to use instead of msal.
+
+    It is :class:`~connectors.base.Watchable` through Graph subscriptions
+    (:mod:`connectors.outlook_push`).
     """
+
+    push_kind = PUSH_KIND
+    notifies_own_writes = True  # Graph notifies the changes an app makes itself
 
     def __init__(self, account: AccountConfig, context: Any, *,
                  session: requests.Session | None = None,
@@ -214,6 +222,9 @@ class OutlookCalendar:
         self._user = f"/users/{quote(self.mailbox, safe='@')}"
         self._calendar_id: str | None = account.calendar
         self._writable: bool | None = None  # the calendar's canEdit, read on a 403
+        self._subscriptions = OutlookSubscriptions(
+            self.http, lambda: f"{self._user}/calendars/{quote(self._calendar(), safe='')}"
+                               "/events")
 
     # --- paths ----------------------------------------------------------------------------
 
@@ -311,6 +322,22 @@ class OutlookCalendar:
                 else:
                     results.append(self._result(op, next(answers)))
         return results
+
+    # --- push (Watchable) ------------------------------------------------------------------
+
+    def watch(self, address: str, channel_id: str, token: str,
+              expires_at: datetime) -> Channel:
+        """Subscribe to the calendar's events (Graph names the subscription itself, so
+        ``channel_id`` is unused); see :mod:`connectors.outlook_push`."""
+        return self._subscriptions.watch(address, token, expires_at)
+
+    def renew(self, channel: Channel, address: str, channel_id: str, token: str,
+              expires_at: datetime) -> Channel:
+        """Extend the subscription (same id); a new one, with ``token``, if Graph lost it."""
+        return self._subscriptions.renew(channel, address, token, expires_at)
+
+    def unwatch(self, channel: Channel) -> None:
+        self._subscriptions.unwatch(channel)
 
     def close(self) -> None:
         """Close the session, unless it was handed in (then its owner closes it)."""

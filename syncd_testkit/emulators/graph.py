@@ -9,7 +9,8 @@ connector's own ``requests`` session works against it with only the base URL cha
 
 Behaviour follows providers.md section B and must-haves 13-21; the module docstrings of
 ``graph_model`` (events), ``graph_delta`` (delta), ``graph_batch`` ($batch), ``graph_query``
-($filter/$expand) and ``graph_faults`` (throttling, faults) describe each part. Request
+($filter/$expand), ``graph_faults`` (throttling, faults) and ``graph_push`` (``/subscriptions``
+and change notifications, :attr:`GraphEmulator.push`) describe each part. Request
 pipeline, for an outer request and for each ``$batch`` item alike:
 
 1. record (:attr:`GraphEmulator.requests`),
@@ -76,6 +77,7 @@ from .graph_faults import (
 )
 from .graph_model import GraphError, RenderOptions, render_event
 from .graph_ops import RequestContext, perform
+from .graph_push import GraphPush
 from .graph_query import parse_expand, parse_prefer
 from .graph_routes import Route, parse_route
 from .graph_store import GraphStore, Mailbox, MailRecord
@@ -144,6 +146,8 @@ class GraphEmulator(ThreadedHTTPServer):
         self.planted = PlantedEvents()
         """Events served as planted JSON text, by immutable id (:mod:`.raw_json`)."""
         self.requests: list[RecordedRequest] = []
+        self.push = GraphPush(self.store, lambda: self.base_url)
+        """Subscriptions and change notifications (:mod:`.graph_push`)."""
         self.internal_errors: list[Exception] = []
         self.base_url: str = ""
         self._faults: list[FaultRule] = []
@@ -162,6 +166,10 @@ class GraphEmulator(ThreadedHTTPServer):
 
     def on_start(self) -> None:
         self.base_url = f"{self.origin}/v1.0"
+        self.push.start()
+
+    def on_stop(self) -> None:
+        self.push.stop()
 
     # -- test hooks: data --------------------------------------------------------------------
 
@@ -324,6 +332,8 @@ class GraphEmulator(ThreadedHTTPServer):
             except GraphError as err:
                 return self.finish(req, self._error(req, err))
             return self.finish(req, run_batch(self, req))
+        if req.path.strip("/").split("/")[0].lower() == "subscriptions":
+            return self.finish(req, self._subscriptions(req))
         ctx, mailbox, early = self.admit(req)
         if early is not None:
             return self.finish(req, early)
@@ -337,6 +347,21 @@ class GraphEmulator(ThreadedHTTPServer):
         finally:
             if mailbox is not None:
                 self.gate.leave(mailbox)
+
+    def _subscriptions(self, req: ApiRequest) -> ApiResponse:
+        """``/subscriptions``: outside the store lock, as creating one waits for the
+        receiver's handshake. Fault rules apply (``apply_then_fail`` is not honoured)."""
+        self._record(req)
+        try:
+            principal = self._authenticate(req)
+            rule = self._take_fault(req, "")
+            if rule is not None and rule.delay_seconds:
+                time.sleep(rule.delay_seconds)
+            if rule is not None and (rule.status is not None or rule.drop_connection):
+                return self._fault_response(req, rule)
+            return self.push.handle(req, lambda route: self._resolve_mailbox(route, principal))
+        except GraphError as err:
+            return self._error(req, err)
 
     def _record(self, req: ApiRequest) -> RecordedRequest:
         prefer = parse_prefer([req.headers.get("prefer", "")])

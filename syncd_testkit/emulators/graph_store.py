@@ -34,7 +34,8 @@ from .graph_model import (
     new_regular_id,
 )
 
-__all__ = ["Calendar", "GraphStore", "MailRecord", "Mailbox", "Tombstone", "etag_matches"]
+__all__ = ["Calendar", "ChangeListener", "GraphStore", "MailRecord", "Mailbox", "Tombstone",
+           "etag_matches"]
 
 
 @dataclass
@@ -98,6 +99,9 @@ class MailRecord:
     subject: str
 
 
+ChangeListener = Callable[["Mailbox", str, str, str], None]
+
+
 def etag_matches(if_match: str, change_key: str) -> bool:
     """Whether an ``If-Match`` value names the current version (``*`` matches anything)."""
     for candidate in if_match.split(","):
@@ -132,6 +136,10 @@ class GraphStore:
         self.mailboxes: dict[str, Mailbox] = {}  # lower-case UPN -> mailbox
         self.invitations_by_recipient: Counter[str] = Counter()
         self.mail_log: list[MailRecord] = []
+        self.change_listeners: list[ChangeListener] = []
+        """Called under the store lock after every change to an event, with the mailbox,
+        the calendar id, the event's immutable id and ``created``/``updated``/``deleted``;
+        a listener must only note the change (no I/O, no other lock that waits on this one)."""
 
     # -- mailboxes ---------------------------------------------------------------------------
 
@@ -252,6 +260,7 @@ class GraphStore:
                 mbx.transactions[ev.transaction_id] = (_fingerprint(payload), ev.immutable_id)
             if via_api:
                 self._mail(ev, "invite", ev.attendee_addresses())
+            self._changed(mbx, ev.calendar_id, ev.immutable_id, "created")
             return ev, True
 
     def update_event(
@@ -285,6 +294,7 @@ class GraphStore:
                 after = ev.attendee_addresses()
                 self._mail(ev, "update", after)
                 self._mail(ev, "cancel", [a for a in before if a not in after])
+            self._changed(mbx, ev.calendar_id, ev.immutable_id, "updated")
             return ev
 
     def delete_event(
@@ -303,6 +313,7 @@ class GraphStore:
                 mbx.transactions.pop(ev.transaction_id, None)
             if via_api and self._organizes(mbx, ev):
                 self._mail(ev, "cancel", ev.attendee_addresses())
+            self._changed(mbx, ev.calendar_id, ev.immutable_id, "deleted")
 
     def move_event(self, mbx: Mailbox, ev: StoredEvent, dest_calendar_id: str) -> StoredEvent:
         """Move an event to another calendar: the regular id changes, the immutable id does not."""
@@ -311,6 +322,7 @@ class GraphStore:
             if dest.id == ev.calendar_id:
                 return ev
             self._remove(mbx, ev)
+            self._changed(mbx, ev.calendar_id, ev.immutable_id, "deleted")
             ev.calendar_id = dest.id
             ev.regular_id = new_regular_id()
             ev.change_key = new_change_key()
@@ -319,6 +331,7 @@ class GraphStore:
             dest.tombstones.pop(ev.immutable_id, None)
             mbx.events[ev.immutable_id] = ev
             mbx.regular_index[ev.regular_id] = ev.immutable_id
+            self._changed(mbx, dest.id, ev.immutable_id, "created")
             return ev
 
     def set_attendee_response(
@@ -336,7 +349,12 @@ class GraphStore:
             ev.change_key = new_change_key()
             ev.modified = self.now()
             ev.seq = self.next_seq()
+            self._changed(mbx, ev.calendar_id, ev.immutable_id, "updated")
             return ev
+
+    def _changed(self, mbx: Mailbox, calendar_id: str, event_id: str, kind: str) -> None:
+        for listener in list(self.change_listeners):
+            listener(mbx, calendar_id, event_id, kind)
 
     def _remove(self, mbx: Mailbox, ev: StoredEvent) -> None:
         mbx.events.pop(ev.immutable_id, None)
