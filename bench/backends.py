@@ -46,6 +46,9 @@ class Backend(Protocol):
     def count(self, calendar: str) -> int:
         """Live events in the calendar."""
 
+    def titles(self, calendar: str, event_ids: Sequence[str]) -> dict[str, str]:
+        """The title of each of these events as the user sees it (absent: not found)."""
+
     def pids(self) -> list[int]:
         """Child processes whose CPU time counts as the server's."""
 
@@ -128,6 +131,17 @@ class RadicaleBackend:
                                      {"Depth": "1", "Content-Type": "application/xml"})
         return data.count(b".ics</") if status == 207 else -1
 
+    def titles(self, calendar: str, event_ids: Sequence[str]) -> dict[str, str]:
+        owner = self.owner_of(calendar)
+        found: dict[str, str] = {}
+        for event_id in event_ids:
+            status, data = self._request(owner, "GET", quote(event_id))
+            lines = data.decode().replace("\r\n ", "").split("\r\n") if status == 200 else []
+            for line in lines:
+                if line.startswith("SUMMARY"):
+                    found[event_id] = line.split(":", 1)[1]
+        return found
+
     def pids(self) -> list[int]:
         return [self.server.process.pid] if self.server and self.server.process else []
 
@@ -172,6 +186,11 @@ class GoogleBackend:
 
     def count(self, calendar: str) -> int:
         return len(self.emu.events(calendar))
+
+    def titles(self, calendar: str, event_ids: Sequence[str]) -> dict[str, str]:
+        wanted = set(event_ids)
+        return {e["id"]: e.get("summary", "") for e in self.emu.events(calendar)
+                if e["id"] in wanted}
 
     def pids(self) -> list[int]:
         return []
@@ -221,6 +240,11 @@ class GraphBackend:
 
     def count(self, calendar: str) -> int:
         return len(self.graph.events(calendar))
+
+    def titles(self, calendar: str, event_ids: Sequence[str]) -> dict[str, str]:
+        wanted = set(event_ids)
+        return {e["id"]: e.get("subject", "") for e in self.graph.events(calendar)
+                if e["id"] in wanted}
 
     def pids(self) -> list[int]:
         return []

@@ -48,6 +48,8 @@ class Controller:
                 return self.backend.delete(params["calendar"], params["events"])
             if method == "count":
                 return {cal: self.backend.count(cal) for cal in params["calendars"]}
+            if method == "titles":  # {calendar: [event id]} -> {calendar: {event id: title}}
+                return {cal: self.backend.titles(cal, ids) for cal, ids in params["events"].items()}
         raise KeyError(method)
 
 
