@@ -36,7 +36,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -48,6 +48,7 @@ from googleapiclient.model import JsonModel
 from connectors.base import (
     Capabilities,
     ChangeSet,
+    Channel,
     CreateOp,
     DeleteOp,
     RemoteEvent,
@@ -67,6 +68,7 @@ from connectors.google_http import (
     shared_budget,
 )
 from connectors.google_map import event_body, event_id_for, read_event, read_marker
+from connectors.google_watch import read_channel, refusal, watch_body
 from connectors.json_limits import as_asked
 from syncd.config_types import AccountConfig
 from syncd.errors import (
@@ -153,6 +155,10 @@ class GoogleCalendar:
     """
 
     MAX_BATCH = 50
+    #: Push (:class:`connectors.base.Watchable`): Google posts to ``/hooks/google``, and
+    #: notifies syncd's own writes like anyone's (so a missing one means a dead channel).
+    push_kind = "google"
+    notifies_own_writes = True
 
     def __init__(self, account: AccountConfig, *, owner_tz: str, window: Window,
                  credentials: Any = None, http: httplib2.Http | None = None,
@@ -271,6 +277,42 @@ class GoogleCalendar:
             self._http.close()
         else:
             self._base_http.close()
+
+    # --- push (Watchable) -----------------------------------------------------------------
+
+    def watch(self, address: str, channel_id: str, token: str,
+              expires_at: datetime) -> Channel:
+        """``events.watch`` on the calendar: a channel posting to ``address`` until
+        ``expires_at`` or the earlier expiration Google grants.
+
+        Raises:
+            PushRefused: Google will not notify this calendar or this address.
+            AuthFailed, AccountCooldown, RateLimited, Transient: not now.
+        """
+        body = watch_body(address, channel_id, token, expires_at, datetime.now(UTC))
+        # Not sent twice after an ambiguous failure: a watch that did reach Google would
+        # answer the second one "channel id not unique"; the keeper asks again later.
+        reply = self.transport.run([Call(0, lambda: self.events.watch(
+            calendarId=self.calendar_id, body=body), safe=False)])[0]
+        if not reply.ok:
+            refused = refusal(reply.status, reply.reason)
+            if refused is not None:
+                raise refused
+            raise self._listing_error(reply)
+        return read_channel(reply.body, channel_id, expires_at)
+
+    def renew(self, channel: Channel, address: str, channel_id: str, token: str,
+              expires_at: datetime) -> Channel:
+        """A new channel: Google cannot extend one (the caller stops ``channel``)."""
+        return self.watch(address, channel_id, token, expires_at)
+
+    def unwatch(self, channel: Channel) -> None:
+        """``channels.stop``; a channel Google no longer knows (expired, stopped) is fine."""
+        body = {"id": channel.id, "resourceId": channel.resource_id}
+        reply = self.transport.one(lambda: self.service.channels().stop(body=body))
+        if reply.ok or reply.error_class is EventGone:
+            return
+        raise error_for(reply)
 
     # --- reading --------------------------------------------------------------------------
 

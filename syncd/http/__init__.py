@@ -5,7 +5,8 @@
   with ``syncd run``;
 * :mod:`syncd.http.basic_auth` -- a generated Basic-auth secret in a private file;
 * one module per endpoint, each giving the router its :class:`~syncd.http.router.Route`:
-  :mod:`syncd.http.pipedrive_hook` serves ``/hooks/pipedrive``. ``/hooks/google``,
+  :mod:`syncd.http.pipedrive_hook` serves ``/hooks/pipedrive``,
+  :mod:`syncd.http.google_hook` ``/hooks/google``.
   ``/hooks/graph``, ``/metrics`` and ``/healthz`` are added the same way, one module each.
 
 No endpoint does sync work on the request thread: a hook checks who is calling, reads

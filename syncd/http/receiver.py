@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from syncd.config import Config
 from syncd.http.basic_auth import BasicAuthSecret
+from syncd.http.google_hook import GoogleHook
 from syncd.http.graph_hook import GraphHook
 from syncd.http.pipedrive_hook import PipedriveHook
 from syncd.http.router import Router
@@ -42,6 +43,8 @@ class Receiver:
         self.graph = GraphHook(self.channels, self.hints)
         router.add(self.graph.route())
         router.add(self.graph.lifecycle_route())
+        self.google = GoogleHook(self.channels, self.hints)
+        router.add(self.google.route())
         self.server = HttpServer.from_config(http, router)
         if port is not None:  # tests: 0 for any free port
             self.server = HttpServer(self.server.host, port, router,
@@ -62,6 +65,7 @@ class Receiver:
         self.hints.stop()
         counts = {**{f"pipedrive {k}": v for k, v in self.pipedrive.counts.items()},
                   **{f"graph {k}": v for k, v in self.graph.counts.items()},
+                  **{f"google {k}": v for k, v in self.google.counts.items()},
                   **{f"hints {k}": v for k, v in self.hints.counts.items()}}
         if counts:  # until /metrics serves them, the log keeps them
             log.info("HTTP receiver stopped: %s",
