@@ -11,8 +11,11 @@ A status that concerns one event (403 on a read-only event, 413, 415, 507) is th
 event's failure; only a 401 is the account's.
 
 Creates are a PUT to a chosen href with ``If-None-Match: *``; updates and deletes carry
-``If-Match``. Server differences (providers.md C.2): an invalid sync token is a 403 on
-Radicale and a 412 on Xandikos, both with DAV:valid-sync-token, and mean a full listing.
+``If-Match``. Where the server offers WebDAV-Push the connector is
+:class:`~connectors.base.Watchable` (:mod:`connectors.caldav_push`), and while it holds a
+subscription every write of ours names it in ``Push-Dont-Notify``. Server differences
+(providers.md C.2): an invalid sync token is a 403 on Radicale and a 412 on Xandikos, both
+with DAV:valid-sync-token, and mean a full listing.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import logging
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
@@ -28,9 +32,11 @@ from caldav.davclient import DAVClient
 from caldav.elements import dav
 from caldav.lib import error as dav_error
 
+from connectors import caldav_push
 from connectors.base import (
     Capabilities,
     ChangeSet,
+    Channel,
     CreateOp,
     DeleteOp,
     RemoteEvent,
@@ -96,6 +102,9 @@ class CalDAVCalendar:
     """One calendar collection on a CalDAV server."""
 
     capabilities = Capabilities(max_batch=25)
+    push_kind = caldav_push.PUSH_KIND
+    #: Our writes carry Push-Dont-Notify: silence after them says nothing of the channel.
+    notifies_own_writes = False
 
     def __init__(self, account: AccountConfig, *, owner_tz: str, timeout: int = 30,
                  read_only: bool = False,
@@ -131,6 +140,8 @@ class CalDAVCalendar:
         # etag -> the event as we wrote it, until its echo is listed (bounded: the
         # connector lives across cycles)
         self._written: OrderedDict[str, RemoteEvent] = OrderedDict()
+        # our WebDAV-Push subscription's URL, named in Push-Dont-Notify on every write
+        self.subscription: str | None = None
 
     # --- the collection -----------------------------------------------------------------
 
@@ -325,6 +336,38 @@ class CalDAVCalendar:
     def close(self) -> None:
         self.client.close()
 
+    # --- push (WebDAV-Push) -------------------------------------------------------------
+
+    def watch(self, address: str, channel_id: str, token: str,
+              expires_at: datetime) -> Channel:
+        """Subscribe to the calendar's changes (see :func:`caldav_push.register`)."""
+        channel = caldav_push.register(self.transport, self.base_url, address, channel_id,
+                                       token, expires_at)
+        self.subscription = channel.resource_id
+        return channel
+
+    def renew(self, channel: Channel, address: str, channel_id: str, token: str,
+              expires_at: datetime) -> Channel:
+        """A new subscription (the old one's push resource carries a token syncd no longer
+        knows); the caller removes the old one once the new one is saved."""
+        return self.watch(address, channel_id, token, expires_at)
+
+    def unwatch(self, channel: Channel) -> None:
+        caldav_push.unregister(self.transport, self.base_url, channel.resource_id)
+        if self.subscription == channel.resource_id:
+            self.subscription = None
+
+    def resume(self, channel: Channel | None) -> None:
+        """The account's stored channel (after a restart, a new connector does not know
+        it): its subscription is named in Push-Dont-Notify from now on. None: no channel."""
+        self.subscription = channel.resource_id or None if channel is not None else None
+
+    def _quiet(self, headers: dict[str, str]) -> dict[str, str]:
+        """``headers`` of a write of ours, with Push-Dont-Notify when we are subscribed."""
+        if self.subscription:
+            return {**headers, **caldav_push.dont_notify(self.subscription)}
+        return headers
+
     # --- writes -------------------------------------------------------------------------
 
     def _request(self, url: str, method: str, body: bytes = b"",
@@ -396,7 +439,7 @@ class CalDAVCalendar:
         body = build_calendar(op.projection, uid=uid, marker=op.marker,
                               organizer=self.account.owner, invited=op.invited)
         response = self._request(self._url(event_id), "PUT", body,
-                                 {**ICS, "If-None-Match": "*"})
+                                 self._quiet({**ICS, "If-None-Match": "*"}))
         if response.status in (200, 201, 204):
             return WriteResult(op.key, self._stored(event_id, response, body, ours=True))
         if response.status == 412:
@@ -434,7 +477,7 @@ class CalDAVCalendar:
             return WriteResult(op.key, error=ItemRejected(event_id=op.event_id,
                                                           reason=body.reason))
         response = self._request(self._url(op.event_id), "PUT", body,
-                                 {**ICS, "If-Match": op.etag or etag or "*"})
+                                 self._quiet({**ICS, "If-Match": op.etag or etag or "*"}))
         if response.status in (200, 201, 204):
             return WriteResult(op.key, self._stored(op.event_id, response, body, ours=False))
         return WriteResult(op.key, error=status_error(response.status, op.event_id,
@@ -442,7 +485,7 @@ class CalDAVCalendar:
 
     def _delete(self, op: DeleteOp) -> WriteResult:
         headers = {"If-Match": op.etag} if op.etag else {}
-        response = self._request(self._url(op.event_id), "DELETE", b"", headers)
+        response = self._request(self._url(op.event_id), "DELETE", b"", self._quiet(headers))
         if response.status in (200, 204):
             return WriteResult(op.key)
         return WriteResult(op.key, error=status_error(response.status, op.event_id,

@@ -198,16 +198,16 @@ class DavTransport:
         reply = self.send("REPORT", url, body.encode(), headers, max_bytes=max_bytes)
         if reply.status != 207:  # an error's body may carry a precondition, or be a page
             try:
-                return reply.status, _parse(reply.body) if reply.body.strip() else None
+                return reply.status, parse_xml(reply.body) if reply.body.strip() else None
             except BadReply:
                 return reply.status, None
-        root = _parse(reply.body)
+        root = parse_xml(reply.body)
         if root.tag != DAV + "multistatus":
             raise BadReply(f"the reply is a {etree.QName(root).localname}, not a multistatus")
         return reply.status, root
 
 
-def _parse(body: bytes) -> Any:
+def parse_xml(body: bytes) -> Any:
     try:
         return etree.fromstring(body, parser=_PARSER)
     except etree.XMLSyntaxError as exc:

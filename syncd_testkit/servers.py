@@ -1,8 +1,9 @@
 """Real CalDAV servers for the tests: Radicale and Xandikos on free loopback ports.
 
 Each runs as a child process on its own temporary folder, exactly as an admin would run
-it. :class:`RecordingProxy` sits in front of one when a test needs to see every request
-the server received (the privacy canary tests).
+it. Xandikos also runs with WebDAV-Push (:class:`XandikosPushServer`); Radicale has none
+and stays the polled case. :class:`RecordingProxy` sits in front of one when a test needs
+to see every request the server received (the privacy canary tests).
 """
 
 from __future__ import annotations
@@ -71,6 +72,24 @@ class XandikosServer(DavServer):
     def calendar_url(self, user: str, name: str) -> str:
         # Xandikos serves one principal; its default calendar is created by --defaults.
         return f"{self.url}user/calendars/calendar/"
+
+
+class XandikosPushServer(XandikosServer):
+    """Xandikos with WebDAV-Push (``--webdav-push``), delivering to push resources on
+    loopback over TLS that trust ``ca_file`` (see :mod:`syncd_testkit.xandikos_push`).
+    Its VAPID key and subscription index live in ``state`` under the folder."""
+
+    kind = "xandikos-push"
+
+    def __init__(self, folder: Path, ca_file: Path) -> None:
+        super().__init__(folder)
+        self.ca_file = ca_file
+
+    def command(self) -> list[str]:
+        launcher = Path(__file__).with_name("xandikos_push.py")
+        return [sys.executable, str(launcher), str(self.ca_file), "-d",
+                str(self.folder / "data"), "--state-dir", str(self.folder / "state"),
+                "--defaults", "--webdav-push", "-l", "127.0.0.1", "-p", str(self.port)]
 
 
 @dataclass

@@ -17,6 +17,7 @@ from syncd.http.graph_hook import GraphHook
 from syncd.http.pipedrive_hook import PipedriveHook
 from syncd.http.router import Router
 from syncd.http.server import HttpServer
+from syncd.http.webdav_hook import WebDavHook
 from syncd.push import AccountDirectory, Hints
 from syncd.store.channels import ChannelStore
 from syncd.store.dirty import DirtyFlags
@@ -45,6 +46,8 @@ class Receiver:
         router.add(self.graph.lifecycle_route())
         self.google = GoogleHook(self.channels, self.hints)
         router.add(self.google.route())
+        self.webdav = WebDavHook(self.channels, self.hints)
+        router.add(self.webdav.route())
         self.server = HttpServer.from_config(http, router)
         if port is not None:  # tests: 0 for any free port
             self.server = HttpServer(self.server.host, port, router,
@@ -66,6 +69,7 @@ class Receiver:
         counts = {**{f"pipedrive {k}": v for k, v in self.pipedrive.counts.items()},
                   **{f"graph {k}": v for k, v in self.graph.counts.items()},
                   **{f"google {k}": v for k, v in self.google.counts.items()},
+                  **{f"webdav {k}": v for k, v in self.webdav.counts.items()},
                   **{f"hints {k}": v for k, v in self.hints.counts.items()}}
         if counts:  # until /metrics serves them, the log keeps them
             log.info("HTTP receiver stopped: %s",

@@ -52,13 +52,15 @@ Handler = Callable[[Request], Response]
 
 @dataclass(frozen=True)
 class Route:
-    """An endpoint: ``path`` exactly (no prefix matching), ``methods`` it answers,
-    ``max_body`` bytes it reads at most (None: the listener's cap)."""
+    """An endpoint: ``path`` exactly, or with ``prefix`` also every path below it
+    (``path/...``, for ids carried in the path); ``methods`` it answers, ``max_body``
+    bytes it reads at most (None: the listener's cap). The handler sees the whole path."""
 
     path: str
     handler: Handler
     methods: tuple[str, ...] = ("POST",)
     max_body: int | None = None
+    prefix: bool = False
 
 
 @dataclass
@@ -73,6 +75,12 @@ class Router:
             raise ValueError(f"two endpoints for {route.path}")
         self.routes[route.path] = route
 
+    def _below(self, path: str) -> Route | None:
+        """The deepest prefix route ``path`` is below."""
+        found = [route for parent, route in self.routes.items()
+                 if route.prefix and path.startswith(parent.rstrip("/") + "/")]
+        return max(found, key=lambda route: len(route.path), default=None)
+
     def __call__(self, environ: dict[str, Any], start_response: StartResponse
                  ) -> Iterable[bytes]:
         response = self._answer(environ)
@@ -84,7 +92,7 @@ class Router:
 
     def _answer(self, environ: dict[str, Any]) -> Response:
         path = environ.get("PATH_INFO", "")
-        route = self.routes.get(path)
+        route = self.routes.get(path) or self._below(path)
         if route is None:
             return Response.text(404)
         method = environ.get("REQUEST_METHOD", "")
