@@ -44,6 +44,7 @@ class Dispatcher:
         self.pool = ThreadPoolExecutor(cap, thread_name_prefix="syncd-cycle")
         self._lock = threading.Lock()
         self._in_flight = 0
+        self._running: set[str] = set()  # the accounts of the cycles in flight
         self._enrolled: frozenset[str] = frozenset()
         self.stopped = False
 
@@ -67,12 +68,16 @@ class Dispatcher:
             # Counted before the claim: a tick never claims past the cap, even if a
             # previous one is somehow still running.
             self._in_flight += free
+            # A cycle of ours that outlived its lease (a stalled process) is not claimed
+            # again under its nose: another replica takes it, or we do once it ends.
+            wanted = names - self._running
         claims: list[Claim] = []
         try:
-            claims = self.queue.claim(names, free, self.ttl)
+            claims = self.queue.claim(wanted, free, self.ttl)
         finally:
             with self._lock:
                 self._in_flight -= free - len(claims)
+                self._running.update(c.name for c in claims)
         for claim in claims:
             if claim.took_over:
                 log.info("took over %s (its lease expired without being released)",
@@ -93,6 +98,7 @@ class Dispatcher:
         finally:
             with self._lock:
                 self._in_flight -= 1
+                self._running.discard(claim.name)
 
     def stop(self) -> None:
         """Claim nothing more; cycles in flight run to their end (the daemon waits)."""

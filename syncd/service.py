@@ -132,7 +132,7 @@ class Service:
 
     def __init__(self, config: Config, db: Database | None = None) -> None:
         self.config = config
-        self.db = db or Database(config.database_url)
+        self.db = db or Database(config.database_url, workers=config.workers)
         self.store = ActivityStore(self.db)  # users of the embedded calendar server
         self.source = open_source(config.crm_kind, self.db, config.crm_options,
                                   default_zone=config.default_time_zone)

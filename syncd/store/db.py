@@ -45,16 +45,25 @@ def _private_file(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url`` with the settings syncd relies on."""
+#: Connections beside the workers' (the scheduler's jobs, the HTTP receiver, the CRM watch).
+SPARE_CONNECTIONS = 4
+
+
+def make_engine(url: str, workers: int | None = None) -> Engine:
+    """An engine for ``url`` with the settings syncd relies on; ``workers``: threads that
+    may each hold a connection at once (the pool keeps that many open, and a few more)."""
     parsed = make_url(url)
+    # The pool's default (5, and 10 more opened and closed on demand) would make a
+    # daemon with more workers wait for connections or churn them.
+    pool = {"pool_size": workers + SPARE_CONNECTIONS} if workers else {}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             _private_file(Path(parsed.database).expanduser())
-        engine = create_engine(url, connect_args={"timeout": 10})
+        engine = create_engine(url, connect_args={"timeout": 10},
+                               **pool if parsed.database not in (None, "", ":memory:") else {})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True, **pool)
     event.listen(engine, "handle_error", translate_error)
     return engine
 
@@ -71,9 +80,10 @@ def migrate(engine: Engine) -> None:
 class Database:
     """An engine plus a session factory; the one handle the rest of syncd passes around."""
 
-    def __init__(self, url: str, *, run_migrations: bool = True) -> None:
+    def __init__(self, url: str, *, run_migrations: bool = True,
+                 workers: int | None = None) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, workers)
         if run_migrations:
             migrate(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)

@@ -1,0 +1,203 @@
+"""What the replica tests (and bench/replicas_failover.py) share: replica processes to
+start, kill and stop, and the test-side audit that proves who wrote what.
+
+The audit is kept by PostgreSQL triggers, so it sees every write the replicas make, in
+the transaction that makes it:
+
+* ``audit_writes``: each record of finished writes (a ``sync_links`` row) and each cursor
+  commit, with the writer and token the driver put in the value, and the account's lease
+  holder and token at that moment;
+* ``audit_leases``: each take of a lease (its token changed), with the holder it replaced
+  and when that holder's lease expired.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+
+from syncd.store.db import Database
+
+AUDIT = """
+CREATE TABLE IF NOT EXISTS audit_writes (
+    id bigserial PRIMARY KEY, account text, kind text, writer text, token bigint,
+    holder text, holder_token bigint, at timestamptz);
+CREATE TABLE IF NOT EXISTS audit_leases (
+    id bigserial PRIMARY KEY, account text, owner text, token bigint, previous text,
+    previous_until timestamptz, at timestamptz);
+TRUNCATE audit_writes, audit_leases;
+CREATE OR REPLACE FUNCTION audit_link() RETURNS trigger AS $$
+BEGIN
+    INSERT INTO audit_writes (account, kind, writer, token, holder, holder_token, at)
+    SELECT NEW.account, 'record', split_part(NEW.etag, '|', 1),
+           NULLIF(split_part(NEW.etag, '|', 2), '')::bigint, a.lease_owner, a.lease_token,
+           clock_timestamp()
+    FROM sync_accounts a WHERE a.name = NEW.account;
+    RETURN NEW;
+END $$ LANGUAGE plpgsql;
+CREATE OR REPLACE FUNCTION audit_account() RETURNS trigger AS $$
+BEGIN
+    IF NEW.crm_cursor IS DISTINCT FROM OLD.crm_cursor THEN
+        INSERT INTO audit_writes (account, kind, writer, token, holder, holder_token, at)
+        VALUES (NEW.name, 'cursor', split_part(NEW.crm_cursor, '|', 1),
+                NULLIF(split_part(NEW.crm_cursor, '|', 2), '')::bigint, NEW.lease_owner,
+                NEW.lease_token, clock_timestamp());
+    END IF;
+    IF NEW.lease_token IS DISTINCT FROM OLD.lease_token THEN
+        INSERT INTO audit_leases (account, owner, token, previous, previous_until, at)
+        VALUES (NEW.name, NEW.lease_owner, NEW.lease_token, OLD.lease_owner,
+                OLD.lease_until, clock_timestamp());
+    END IF;
+    RETURN NEW;
+END $$ LANGUAGE plpgsql;
+DROP TRIGGER IF EXISTS audit_link ON sync_links;
+CREATE TRIGGER audit_link AFTER INSERT OR UPDATE ON sync_links
+    FOR EACH ROW EXECUTE FUNCTION audit_link();
+DROP TRIGGER IF EXISTS audit_account ON sync_accounts;
+CREATE TRIGGER audit_account AFTER UPDATE ON sync_accounts
+    FOR EACH ROW EXECUTE FUNCTION audit_account();
+"""
+
+
+def install_audit(db: Database) -> None:
+    with db.session() as s:
+        s.execute(text(AUDIT))
+
+
+def remove_audit(db: Database) -> None:
+    with db.session() as s:
+        s.execute(text("DROP TRIGGER IF EXISTS audit_link ON sync_links; "
+                       "DROP TRIGGER IF EXISTS audit_account ON sync_accounts"))
+
+
+@dataclass
+class Replica:
+    """One driver process (tests/replicas/driver.py) and the lines it printed."""
+
+    owner: str
+    process: subprocess.Popen[str]
+    lines: queue.Queue[str] = field(default_factory=queue.Queue)
+    done: dict[str, int] | None = None
+
+    @classmethod
+    def start(cls, url: str, owner: str, accounts: int, **options: Any) -> Replica:
+        """Start one replica and wait until it runs."""
+        replica = cls.spawn(url, owner, accounts, **options)
+        replica.wait_for("ready", timeout=60)
+        return replica
+
+    @classmethod
+    def start_all(cls, url: str, owners: list[str], accounts: int, **options: Any
+                  ) -> list[Replica]:
+        """Start replicas side by side (each one's imports take a while on a busy
+        machine) and wait until they all run."""
+        replicas = [cls.spawn(url, owner, accounts, **options) for owner in owners]
+        for replica in replicas:
+            replica.wait_for("ready", timeout=60)
+        return replicas
+
+    @classmethod
+    def spawn(cls, url: str, owner: str, accounts: int, **options: Any) -> Replica:
+        args = [sys.executable, "-m", "tests.replicas.driver", "--url", url, "--owner",
+                owner, "--accounts", str(accounts)]
+        for key, value in options.items():
+            args += [f"--{key.replace('_', '-')}", str(value)]
+        process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True,
+                                   cwd=os.path.dirname(os.path.dirname(
+                                       os.path.dirname(os.path.abspath(__file__)))))
+        replica = cls(owner, process)
+        threading.Thread(target=replica._read, daemon=True).start()
+        return replica
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.strip())
+
+    def wait_for(self, prefix: str, timeout: float) -> str:
+        """The next line starting with ``prefix`` (others are dropped)."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if line.startswith(prefix):
+                return line
+        raise AssertionError(f"{self.owner} printed no {prefix!r} line in {timeout} s")
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+    def stop(self) -> dict[str, int]:
+        """SIGTERM; the counts it printed on its way out."""
+        import json
+
+        self.process.send_signal(signal.SIGCONT)
+        self.process.send_signal(signal.SIGTERM)
+        line = self.wait_for("done ", timeout=60)
+        self.process.wait(timeout=30)
+        self.done = json.loads(line[5:])
+        return self.done
+
+
+def db_now(db: Database) -> datetime:
+    with db.session() as s:
+        return s.execute(text("SELECT clock_timestamp()")).scalar_one()  # type: ignore[no-any-return]
+
+
+def wait_until(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def two_writers(db: Database) -> list[Any]:
+    """Writes made by anyone but the account's lease holder, under any token but its
+    current one: each would be a second writer."""
+    with db.session() as s:
+        return list(s.execute(text(
+            "SELECT * FROM audit_writes WHERE writer IS DISTINCT FROM holder "
+            "OR token IS DISTINCT FROM holder_token")))
+
+
+def tokens_went_back(db: Database) -> list[Any]:
+    """Accounts where a write came under an older token than one written before it."""
+    with db.session() as s:
+        return list(s.execute(text(
+            "SELECT account, id, token FROM (SELECT account, id, token, max(token) OVER "
+            "(PARTITION BY account ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 "
+            "PRECEDING) AS before FROM audit_writes) w WHERE token < before")))
+
+
+def takeover_delays(db: Database) -> list[float]:
+    """Seconds from each lapsed lease's expiry to its takeover by another replica."""
+    with db.session() as s:
+        return [float(d) for d in s.execute(text(
+            "SELECT extract(epoch FROM at - previous_until) FROM audit_leases "
+            "WHERE previous IS NOT NULL AND previous <> owner")).scalars()]
+
+
+def written_since(db: Database, since: datetime) -> int:
+    """How many accounts had a cursor committed after ``since``."""
+    with db.session() as s:
+        return int(s.execute(text(
+            "SELECT count(DISTINCT account) FROM audit_writes WHERE kind = 'cursor' "
+            "AND at > :since"), {"since": since}).scalar_one())
