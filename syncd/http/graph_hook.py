@@ -15,8 +15,10 @@ as hints.
   a bounded number of queries. A verified subscription is ``heard`` and its account handed
   to :meth:`syncd.push.Hints.accounts_changed`; the answer is 202 within milliseconds (Graph
   wants 2xx within 3 s and queues nothing itself).
-* **Lifecycle events** (same checks): ``reauthorizationRequired`` sets the channel's expiry
-  to now, so the keeper renews it (a PATCH also reauthorizes) at the account's next cycle;
+* **Lifecycle events** (same checks): ``reauthorizationRequired`` brings the channel's
+  stored expiry forward to :data:`REAUTHORIZE_WITHIN` from now (never later than it was),
+  so the keeper, which renews a channel that close to its end, renews it in place (a PATCH
+  also reauthorizes) at the cycle the hint asks for;
   ``subscriptionRemoved`` degrades the channel (polled at the normal interval until the
   keeper makes a new one); ``missed`` only asks for a cycle. Each also hints the account:
   the cycle reads what changed with delta.
@@ -37,7 +39,7 @@ import logging
 import re
 import threading
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -55,6 +57,7 @@ MAX_TOKEN_CHARS = 1024  # Graph's tokens are about 100 characters
 MAX_CHANNELS = 100  # subscriptions looked up per body
 MAX_STATE_CHARS = 256  # we send 128 at most
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+REAUTHORIZE_WITHIN = timedelta(minutes=10)
 LIFECYCLE_EVENTS = ("reauthorizationRequired", "subscriptionRemoved", "missed")
 
 
@@ -151,7 +154,12 @@ class GraphHook:
 
     def _lifecycle(self, row: ChannelRow, event: str, now: datetime) -> None:
         if event == "reauthorizationRequired":
-            self.channels.extend(row.account, now)  # due: the keeper renews it next cycle
+            # Due now, but not yet expired: the keeper renews it in place (a PATCH, which
+            # also reauthorizes) at the cycle the hint asks for.
+            due = now + REAUTHORIZE_WITHIN
+            if row.expires_at is not None:
+                due = min(due, _aware(row.expires_at))
+            self.channels.extend(row.account, due)
         elif event == "subscriptionRemoved":
             self.channels.degrade(row.account, "Graph removed the subscription")
         # missed: the hint alone (the cycle reads the changes with delta)
@@ -168,6 +176,11 @@ class GraphHook:
         with self._lock:
             self.counts.update({k: v for k, v in tally.items() if v})
         return response
+
+
+def _aware(value: datetime) -> datetime:
+    """A stored time as UTC (SQLite gives it back without a zone)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _validation_token(query: str) -> str | None:

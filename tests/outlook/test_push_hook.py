@@ -13,7 +13,13 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from syncd.http.graph_hook import LIFECYCLE_PATH, MAX_CHANNELS, PATH, GraphHook
+from syncd.http.graph_hook import (
+    LIFECYCLE_PATH,
+    MAX_CHANNELS,
+    PATH,
+    REAUTHORIZE_WITHIN,
+    GraphHook,
+)
 from syncd.http.router import Request, Response
 from syncd.push import Hints
 from syncd.store.channels import DEGRADED, ChannelStore
@@ -209,9 +215,9 @@ def test_reauthorization_required_makes_the_channel_due_for_renewal_and_hints_it
     before = datetime.now(UTC)
     assert post(hook, lifecycle("reauthorizationRequired"), lifecycle=True).status == 202
     row = channels.get("alice")
-    assert row is not None and row.expires_at is not None
-    assert row.expires_at.replace(tzinfo=UTC) <= datetime.now(UTC)
-    assert row.expires_at.replace(tzinfo=UTC) >= before - timedelta(seconds=1)
+    assert row is not None and row.expires_at is not None and row.healthy
+    due = row.expires_at.replace(tzinfo=UTC)
+    assert before < due <= datetime.now(UTC) + REAUTHORIZE_WITHIN
     assert hints.calls == [{"alice"}]
     assert hook.counts["lifecycle reauthorizationRequired"] == 1
 
@@ -222,6 +228,16 @@ def test_subscription_removed_degrades_the_channel_and_hints_the_account(
     row = channels.get("alice")
     assert row is not None and row.state == DEGRADED and not row.healthy
     assert hints.calls == [{"alice"}]
+
+
+def test_reauthorization_required_never_moves_an_expiry_later(
+        hook: GraphHook, channels: ChannelStore) -> None:
+    soon = datetime.now(UTC) + timedelta(minutes=2)
+    channels.extend("alice", soon)
+    assert post(hook, lifecycle("reauthorizationRequired"), lifecycle=True).status == 202
+    row = channels.get("alice")
+    assert row is not None and row.expires_at is not None
+    assert row.expires_at.replace(tzinfo=UTC) == soon
 
 
 def test_missed_only_asks_for_a_cycle(
