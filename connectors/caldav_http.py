@@ -42,6 +42,7 @@ from syncd.errors import (
     rule,
 )
 from syncd.network import network_reason
+from syncd.telemetry import request_answered
 
 DAV = "{DAV:}"
 CALDAV = "{urn:ietf:params:xml:ns:caldav}"
@@ -167,7 +168,9 @@ class DavTransport:
                 allow_redirects=False,
             )
         except Exception as exc:  # the HTTP library's own error types vary by backend
+            request_answered("caldav", 0)
             raise Unreachable(url=url, reason=network_reason(exc)) from None
+        request_answered("caldav", response.status_code)
         try:
             declared = response.headers.get("Content-Length")
             if declared and declared.isdigit() and int(declared) > max_bytes:

@@ -52,6 +52,7 @@ from syncd.errors import (
     rule,
 )
 from syncd.network import network_reason
+from syncd.telemetry import request_answered
 
 log = logging.getLogger("syncd.google")
 
@@ -339,10 +340,11 @@ class Transport:
         for start in range(0, len(calls), self.batch_size):
             chunk = calls[start:start + self.batch_size]
             self.budget.take(len(chunk))
-            if len(chunk) == 1:
-                replies[chunk[0].key] = self._single(chunk[0])
-            else:
-                replies.update(self._batch(chunk))
+            answered = {chunk[0].key: self._single(chunk[0])} if len(chunk) == 1 \
+                else self._batch(chunk)
+            for reply in answered.values():  # Google's quota counts each part of a batch
+                request_answered("google", reply.status)
+            replies.update(answered)
         return replies
 
     @staticmethod

@@ -50,6 +50,7 @@ from syncd.errors import (
 )
 from syncd.network import network_reason
 from syncd.safe_json import loads
+from syncd.telemetry import request_answered
 
 log = logging.getLogger("syncd.outlook")
 
@@ -318,6 +319,7 @@ class GraphTransport:
                 raw = self.session.request(method, full, json=json, headers=sent,
                                            timeout=self.timeout)
             except requests.RequestException as exc:
+                request_answered("outlook", 0)
                 log.debug("%s %s failed: %s", method, _path(full), type(exc).__name__)
                 if safe and attempt + 1 < MAX_ATTEMPTS:
                     self._backoff(attempt)
@@ -328,6 +330,7 @@ class GraphTransport:
             finally:
                 self.gate.release(taken)
             response = _response(raw)
+            request_answered("outlook", response.status)
             log.debug("%s %s -> %s (%.0f ms)", method, _path(full), response.status,
                       (time.monotonic() - started) * 1000)
             if response.status == 401 and not refreshed:

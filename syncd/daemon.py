@@ -50,6 +50,7 @@ from syncd.embedded_server import READY_LINE
 from syncd.engine.execute import LEASE_TTL
 from syncd.errors import PortInUse, ServerFailed
 from syncd.logs import setup_logging
+from syncd.metrics import Metrics
 from syncd.private import check_private, private_by_default
 from syncd.push import AccountDirectory, Hints, PushGate
 from syncd.replica import TICK_SECONDS, Dispatcher
@@ -275,6 +276,7 @@ class Daemon:
         self.receiver: Receiver | None = None
         self.crm_watch: tuple[CrmWatcher, Hints] | None = None
         self.push = PushGate(DirtyFlags(self.service.db), self._run_soon)
+        self.metrics = Metrics(self.service.accounts, self.service.db)  # on /metrics
         self._pushed: dict[str, datetime] = {}  # the run time a push gave each account's job
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(config.workers)},
@@ -315,6 +317,7 @@ class Daemon:
                     self._in_flight += 1
                 flagged = self.push.begin(name)
                 held = False  # another replica holds the account: this cycle read nothing
+                started = time.monotonic()
                 try:
                     report = self.service.sync_one(
                         account, claimed=claim.token if claim is not None else None)
@@ -327,6 +330,9 @@ class Daemon:
                     with self._settled:
                         self._in_flight -= 1
                         self._settled.notify_all()
+                self.metrics.cycle_done(account, report, time.monotonic() - started)
+                if flagged is not None and not held:
+                    self.metrics.pushed(flagged)
                 levels = {"ok": logging.INFO, "skipped": logging.INFO, "busy": logging.DEBUG}
                 level = levels.get(report.outcome, logging.WARNING)
                 log.log(level, "%s", report.line())
@@ -358,17 +364,27 @@ class Daemon:
         """The HTTP receiver, when ``[http] listen`` is set (raises PortInUse if taken)."""
         if self.config.http.listen is None:
             return
+        from syncd.http.basic_auth import USER
+        from syncd.http.ops import DatabaseProbe, Ops, metrics_secret
         from syncd.http.receiver import Receiver
 
+        secret = metrics_secret(self.config.data_path)
+        ops = Ops(self.metrics, secret, alive=lambda: bool(self.scheduler.running),
+                  stopping=lambda: self._signal is not None or self.stopping.is_set(),
+                  probe=DatabaseProbe(self.service.db.ping))
         source = self.service.source
         receiver = Receiver(self.config, self._directory(), self.push.dirty, self.push.nudge,
                             deleted=source.deletions_hinted
-                            if isinstance(source, DeletionHints) else None)
+                            if isinstance(source, DeletionHints) else None, ops=ops)
         receiver.start()
         self.receiver = receiver
+        self.metrics.seed(self.service.state)
+        self.metrics.start()
         public = self.config.http.public_url
         print(f"syncd: HTTP receiver on {receiver.url}"
               + (f" (providers call {public})" if public else ""), flush=True)
+        print(f"syncd: {receiver.url}/metrics asks for user {USER} and the password in "
+              f"{secret.path}", flush=True)
 
     def _directory(self) -> AccountDirectory:
         def user_id(email: str) -> int | None:
@@ -388,6 +404,7 @@ class Daemon:
         hints.start()
         watcher.start()
         self.crm_watch = watcher, hints
+        self.metrics.watch_hooks(lambda: {"crm_watch": watcher, "crm_watch_hints": hints})
 
     def stop_crm_watch(self) -> None:
         """No more looks, then the hints already given are handled and the thread ends."""
@@ -502,6 +519,7 @@ class Daemon:
                 self._abandon(1 if server_died else 0)
             return 1 if server_died else 0
         finally:
+            self.metrics.stop()
             if self.receiver is not None:
                 self.receiver.stop()
             self.stop_crm_watch()

@@ -48,6 +48,7 @@ from syncd.errors import (
 )
 from syncd.network import network_reason
 from syncd.safe_json import loads
+from syncd.telemetry import request_answered
 from syncd.text import clean_text
 
 log = logging.getLogger("syncd.pipedrive")
@@ -220,8 +221,10 @@ class PipedriveHttp:
                                             headers=headers, stream=True,
                                             timeout=self.timeout, allow_redirects=False)
         except requests.RequestException as exc:
+            request_answered("pipedrive", 0)
             self.budget.answered(0, {})
             raise Unreachable(reason=network_reason(exc), url=_origin(url), status=0) from None
+        request_answered("pipedrive", response.status_code)
         with response:
             answer_headers = {k.lower(): v for k, v in response.headers.items()}
             self.budget.answered(response.status_code, answer_headers)

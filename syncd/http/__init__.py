@@ -1,4 +1,4 @@
-"""The daemon's HTTP listener (``[http] listen``): providers' notifications, later metrics.
+"""The daemon's HTTP listener (``[http] listen``): providers' notifications, metrics, health.
 
 * :mod:`syncd.http.router` -- requests, responses and the routing table (a WSGI app);
 * :mod:`syncd.http.server` -- the listener itself (cheroot, threaded), started and stopped
@@ -6,8 +6,8 @@
 * :mod:`syncd.http.basic_auth` -- a generated Basic-auth secret in a private file;
 * one module per endpoint, each giving the router its :class:`~syncd.http.router.Route`:
   :mod:`syncd.http.pipedrive_hook` serves ``/hooks/pipedrive``,
-  :mod:`syncd.http.google_hook` ``/hooks/google``.
-  ``/hooks/graph``, ``/metrics`` and ``/healthz`` are added the same way, one module each.
+  :mod:`syncd.http.google_hook` ``/hooks/google``, :mod:`syncd.http.graph_hook`
+  ``/hooks/graph``; :mod:`syncd.http.ops` serves ``/metrics``, ``/healthz`` and ``/readyz``.
 
 No endpoint does sync work on the request thread: a hook checks who is calling, reads
 the body within its cap and hands a hint to :class:`syncd.push.Hints`; cycles run on the

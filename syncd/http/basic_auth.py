@@ -27,10 +27,11 @@ PASSWORD_BYTES = 32
 
 
 class BasicAuthSecret:
-    """The webhook secret of one provider under ``data_dir``."""
+    """The webhook secret of one provider under ``data_dir`` (``folder``: another
+    listener's secret, such as ``http/metrics.secret``)."""
 
-    def __init__(self, data_dir: Path, provider: str) -> None:
-        self.path = data_dir / "webhooks" / f"{provider}.secret"
+    def __init__(self, data_dir: Path, provider: str, *, folder: str = "webhooks") -> None:
+        self.path = data_dir / folder / f"{provider}.secret"
         self._lock = threading.Lock()
         self._seen: tuple[int, int] | None = None  # (mtime_ns, inode) of the file read
         self._expected: bytes | None = None

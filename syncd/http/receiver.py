@@ -2,7 +2,8 @@
 
 Endpoints are mounted here, one line each; ``/hooks/pipedrive`` is always mounted when
 the listener is on and answers 401 until ``syncd pipedrive webhooks install`` made its
-secret.
+secret. The daemon's :class:`~syncd.http.ops.Ops` adds ``/metrics``, ``/healthz`` and
+``/readyz``, and exports the ``counts`` of every hook the router serves.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from syncd.config import Config
 from syncd.http.basic_auth import BasicAuthSecret
 from syncd.http.google_hook import GoogleHook
 from syncd.http.graph_hook import GraphHook
+from syncd.http.ops import Ops
 from syncd.http.pipedrive_hook import PipedriveHook
 from syncd.http.router import Router
 from syncd.http.server import HttpServer
@@ -31,7 +33,7 @@ class Receiver:
     def __init__(self, config: Config, directory: AccountDirectory, dirty: DirtyFlags,
                  wake: Callable[[set[str]], None], *, port: int | None = None,
                  deleted: Callable[[Sequence[int]], None] | None = None,
-                 channels: ChannelStore | None = None) -> None:
+                 channels: ChannelStore | None = None, ops: Ops | None = None) -> None:
         http = config.http
         assert http.listen is not None
         # the calendar hooks verify a notification against its channel's stored token
@@ -48,6 +50,10 @@ class Receiver:
         router.add(self.google.route())
         self.webdav = WebDavHook(self.channels, self.hints)
         router.add(self.webdav.route())
+        for route in ops.routes() if ops is not None else ():  # /metrics, /healthz, /readyz
+            router.add(route)
+        if ops is not None:  # every hook's counts on /metrics, whenever it is mounted
+            ops.watch(router, hints=self.hints)
         self.server = HttpServer.from_config(http, router)
         if port is not None:  # tests: 0 for any free port
             self.server = HttpServer(self.server.host, port, router,
@@ -71,6 +77,6 @@ class Receiver:
                   **{f"google {k}": v for k, v in self.google.counts.items()},
                   **{f"webdav {k}": v for k, v in self.webdav.counts.items()},
                   **{f"hints {k}": v for k, v in self.hints.counts.items()}}
-        if counts:  # until /metrics serves them, the log keeps them
+        if counts:  # the last word of counts /metrics served, for the log
             log.info("HTTP receiver stopped: %s",
                      ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))

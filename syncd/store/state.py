@@ -589,6 +589,14 @@ class StateStore:
             return int(s.scalar(select(func.count()).select_from(SyncQuarantine).where(
                 SyncQuarantine.account == account, SyncQuarantine.state == state)) or 0)
 
+    def quarantine_counts(self, state: str = "quarantined") -> dict[str, int]:
+        """How many items each account has in ``state`` (accounts with none left out)."""
+        with self.db.session() as s:
+            rows = s.execute(select(SyncQuarantine.account, func.count())
+                             .where(SyncQuarantine.state == state)
+                             .group_by(SyncQuarantine.account))
+            return {account: int(count) for account, count in rows}
+
     def retry_item(self, item_id: int) -> dict[str, Any]:
         """Let the next cycle of its account try a failed item again (state "retry").
 
