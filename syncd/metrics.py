@@ -1,10 +1,11 @@
 """The daemon's metrics, in Prometheus' text format (served on ``/metrics``).
 
 Counted as things happen: cycles (:meth:`Metrics.cycle_done`, by account and outcome, with
-their duration, writes, conflicts, guest e-mails and lease takeovers), provider requests
+their duration, writes, conflicts and guest e-mails), provider requests
 (every transport reports to :mod:`syncd.telemetry`) and push lag (:meth:`Metrics.pushed`).
 Read at each scrape: the last successful sync of each account, the items quarantined,
-the shared provider budgets (from the database) and the counts of every mounted hook.
+the shared provider budgets and the lease takeovers (from the database) and the counts of
+every mounted hook.
 
 Labels are bounded: accounts are the configured ones only (an account removed from the
 config disappears from the gauges), providers, statuses, outcomes and kinds come from
@@ -29,6 +30,7 @@ from syncd.config import AccountConfig
 from syncd.engine.outcome import CycleReport, Outcome
 from syncd.store.budgets import BudgetLedger
 from syncd.store.db import Database
+from syncd.store.queue import WorkQueue
 from syncd.store.state import StateStore
 from syncd.telemetry import listen
 
@@ -104,9 +106,6 @@ class Metrics:
         self.guest_emails = Counter("syncd_guest_emails",
                                     "E-mails to guests that syncd's writes caused",
                                     registry=r)
-        self.takeovers = Counter("syncd_lease_takeovers",
-                                 "Accounts taken over from a holder that did not finish",
-                                 registry=r)
         self.push_lag = Histogram("syncd_push_lag_seconds",
                                   "From a push notification to the cycle that reads it",
                                   buckets=LAG_BUCKETS, registry=r)
@@ -152,8 +151,7 @@ class Metrics:
             if counts.get(kind):
                 self.writes.labels(kind).inc(counts[kind])
         for metric, key in ((self.conflicts, "conflicts"), (self.quarantined, "quarantined"),
-                            (self.guest_emails, "guest_emails"),
-                            (self.takeovers, "lease_takeovers")):
+                            (self.guest_emails, "guest_emails")):
             if counts.get(key):
                 metric.inc(counts[key])
         if report.outcome == Outcome.OK:
@@ -201,6 +199,7 @@ class Metrics:
             held = StateStore(self.db).quarantine_counts() if self.db else {}
             days = BudgetLedger(self.db).current(datetime.fromtimestamp(self._clock(), UTC)) \
                 if self.db else []
+            takeovers = WorkQueue(self.db, owner="").takeovers() if self.db else 0
         except Exception:
             log.debug("metrics: the database did not answer", exc_info=True)
             return
@@ -221,6 +220,10 @@ class Metrics:
             allowance.add_metric([provider, day.scope], day.allowance)
         yield left
         yield allowance
+        yield CounterMetricFamily("syncd_lease_takeovers",
+                                  "Leases taken from a holder that never released them (a "
+                                  "killed or paused replica), by every replica together",
+                                  value=takeovers)
 
 
 def _hook_counts(hooks: Mapping[str, CountsOwner]) -> Iterator[Metric]:

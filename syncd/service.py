@@ -117,9 +117,6 @@ def sync_account(account: AccountConfig, connector: CalendarConnector, source: C
         except BaseException:
             state.release_lease(account.name, start.token)
             raise
-        if start.state.lease_owner not in (None, lease_owner):
-            # the holder before us never released it (killed, paused past its lease)
-            report.counts["lease_takeovers"] += 1
         reason = refusal_reason(report.error) if isinstance(report.error, SyncRefused) \
             else None
         end = CycleEnd(Outcome.DRY_RUN if dry_run else report.outcome, report.counts,

@@ -172,13 +172,3 @@ def test_lease_is_renewed_before_every_batch(world: World) -> None:
     run.run(plans, policy)
     held = world.state.account(world.account.name).lease_until
     assert held is not None and held > world.now + timedelta(minutes=5)
-
-
-def test_a_cycle_that_takes_over_an_unreleased_lease_counts_a_takeover(world: World) -> None:
-    world.add("Call Ada")
-    # a replica that took the lease and never released it (killed, or paused past it)
-    assert world.state.acquire_lease(world.account.name, "other-host:7", timedelta(minutes=1),
-                                     world.now - timedelta(minutes=5)) is not None
-    assert world.sync().counts["lease_takeovers"] == 1
-    world.advance(minutes=1)
-    assert world.sync().counts["lease_takeovers"] == 0  # released by the cycle before
