@@ -26,7 +26,8 @@ all; message numbers go up by one.
 
 Time: channel expiry and every wait run on the emulator's clock (the store's clock plus
 :meth:`PushChannels.advance`), so a test moves past an expiry or a retry without waiting.
-Delivery runs on one background thread and the lock is never held during network I/O.
+Delivery runs on background threads (:attr:`PushChannels.workers`, one by default) and the
+lock is never held during network I/O.
 Real Google only posts to HTTPS addresses; the emulator also accepts ``http://`` on
 loopback so tests can receive without TLS. :class:`PushFaults` drops, delays, duplicates,
 reorders, or accepts channels that never deliver.
@@ -124,17 +125,20 @@ class _Message:
 
 
 class PushChannels:
-    """The emulator's watch channels and the thread that delivers their notifications.
+    """The emulator's watch channels and the threads that deliver their notifications.
 
     :param timeout: real seconds a receiver may take to answer one message.
     :param attempts: tries per message in all (the first and the retries).
     :param retry_base: emulator seconds before the first retry; doubled for each next.
+    :param workers: messages posted at once, as Google does (one keeps them in order,
+        which tests of numbering rely on); read when the delivery threads start.
     """
 
     def __init__(self, store: GoogleStore, *, timeout: float = 5.0, attempts: int = 5,
-                 retry_base: float = 1.0) -> None:
+                 retry_base: float = 1.0, workers: int = 1) -> None:
         self._store = store
         self.timeout, self.attempts, self.retry_base = timeout, attempts, retry_base
+        self.workers = workers
         self.default_ttl = DEFAULT_TTL_S
         self.max_ttl = MAX_TTL_S
         self.faults = PushFaults()
@@ -148,7 +152,7 @@ class PushChannels:
         self._busy = 0
         self._cond = threading.Condition()
         self._stop = False
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         store.change_listeners.append(self._on_change)
 
     # ---- clock ----------------------------------------------------------------------------
@@ -168,21 +172,23 @@ class PushChannels:
     # ---- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the delivery thread."""
-        if self._thread is None:
+        """Start the delivery threads."""
+        if not self._threads:
             self._stop = False
-            self._thread = threading.Thread(target=self._loop, daemon=True,
-                                            name="google-emulator-push")
-            self._thread.start()
+            self._threads = [threading.Thread(target=self._loop, daemon=True,
+                                              name=f"google-emulator-push-{n}")
+                             for n in range(max(1, self.workers))]
+            for thread in self._threads:
+                thread.start()
 
     def stop(self) -> None:
-        """Stop the delivery thread (messages still queued are not sent)."""
-        if self._thread is not None:
-            with self._cond:
-                self._stop = True
-                self._cond.notify_all()
-            self._thread.join(timeout=self.timeout + 5)
-            self._thread = None
+        """Stop the delivery threads (messages still queued are not sent)."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=self.timeout + 5)
+        self._threads = []
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until no message is due now, held or being posted (tests); False on

@@ -303,3 +303,15 @@ def test_the_clock_only_moves_forward(emu: GoogleEmulator) -> None:
     assert datetime.fromtimestamp(emu.push.now(), UTC) > datetime.now(UTC)
     with pytest.raises(ValueError):
         emu.push.advance(-1)
+
+
+def test_several_workers_post_side_by_side_and_every_number_arrives_once(hook: Hook) -> None:
+    emulator = GoogleEmulator()
+    emulator.push.workers = 4
+    with emulator:
+        watch(build_service(emulator), hook)
+        calendar = emulator.push.channels()[0].calendar_id
+        for _ in range(50):
+            emulator.push.notify(calendar)
+        assert emulator.push.wait_idle()
+    assert sorted(n for _, n in hook.states()) == list(range(1, 52))
