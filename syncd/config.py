@@ -87,6 +87,11 @@ def _zone(value: Any) -> str | None:
     return None
 
 
+#: Accounts one process syncs at once. An idle cycle is mostly a wait on the network, so
+#: far more than the cores fit; each worker may hold a database connection (the pool is
+#: sized to match) and SQLite's single writer queues their short commits.
+DEFAULT_WORKERS = 16
+
 GENERAL: dict[str, Option] = {
     "database": Option(str, reference=True,
                        expected="an SQLAlchemy URL, e.g. postgresql+psycopg://host/db, or "
@@ -94,7 +99,8 @@ GENERAL: dict[str, Option] = {
     "data_dir": Option(str, DEFAULT_DATA_DIR, expected="a directory path"),
     "interval_seconds": Option(int, 60, check=positive_check, expected="seconds between cycles"),
     "jitter_seconds": Option(int, 5, check=_not_negative, expected="seconds of random delay"),
-    "workers": Option(int, 4, check=positive_check, expected="accounts synced at once"),
+    "workers": Option(int, DEFAULT_WORKERS, check=positive_check,
+                      expected="accounts synced at once"),
     "replica": Option(bool, False, expected="true or false",
                       help="take accounts from the database's work queue, so that several "
                            "syncd run processes share one PostgreSQL"),
@@ -197,7 +203,7 @@ class Config:
     data_dir: str = DEFAULT_DATA_DIR
     interval_seconds: int = 60
     jitter_seconds: int = 5
-    workers: int = 4
+    workers: int = DEFAULT_WORKERS
     replica: bool = False  # accounts come from the work queue (syncd.replica)
     state_key: SecretRef | None = None
     default_time_zone: str = "UTC"

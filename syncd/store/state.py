@@ -59,6 +59,8 @@ class AccountState:
     lease_until: datetime | None
     lease_token: int
     auth_fingerprint: str | None = None
+    due_at: datetime | None = None  # the work queue's next cycle (None: due now)
+    takeovers: int = 0  # leases taken from a holder that never gave them back
 
 @dataclass(frozen=True)
 class CycleStart:

@@ -1,0 +1,52 @@
+"""syncd run as a replica: one tick job claims accounts from the work queue, up to its
+workers, and gives each back due an interval later; a push makes one due at once."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from connectors.memory import MemoryCalendar
+from syncd.config import AccountConfig, Config
+from syncd.daemon import Daemon
+
+
+def _settle(daemon: Daemon) -> None:
+    assert daemon.dispatcher is not None
+    deadline = time.monotonic() + 60
+    while daemon.dispatcher.in_flight and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert daemon.dispatcher.in_flight == 0
+
+
+def test_a_replica_daemon_claims_accounts_on_its_tick_and_gives_them_back_due_later(
+        tmp_path: Path) -> None:
+    accounts = tuple(AccountConfig(name=f"a{i}", provider="memory", owner="ann@example.com")
+                     for i in range(3))
+    daemon = Daemon(Config(data_dir=str(tmp_path), accounts=accounts, replica=True,
+                           workers=2, interval_seconds=600, jitter_seconds=0))
+    assert daemon.dispatcher is not None
+    daemon.service.store.add_user("ann@example.com", "Ann", "UTC")
+    calendars: dict[str, MemoryCalendar] = {}
+    daemon.service._connector = (  # type: ignore[method-assign]
+        lambda account, _now: calendars.setdefault(account.name, MemoryCalendar()))
+    try:
+        daemon.refresh_jobs()
+        assert daemon.scheduler.get_jobs() == []  # no job per account
+        assert daemon.dispatcher.tick() == 2  # its cap
+        _settle(daemon)
+        assert daemon.dispatcher.tick() == 1
+        _settle(daemon)
+        assert daemon.dispatcher.tick() == 0  # every account due in 600 s
+        later = datetime.now(UTC) + timedelta(seconds=500)
+        for state in daemon.service.state.accounts():
+            assert (state.last_outcome, state.lease_owner) == ("ok", None)
+            assert state.due_at is not None and state.due_at > later
+        daemon._run_soon("a1", time.time())  # a push
+        assert daemon.dispatcher.tick() == 1
+        _settle(daemon)
+        assert daemon.service.state.account("a1").last_outcome == "ok"
+    finally:
+        daemon.dispatcher.stop()
+        daemon.service.close()
