@@ -106,10 +106,14 @@ def run_one(provider: str, mode: str, args: argparse.Namespace) -> dict[str, Any
                                           else args.poll_idle_seconds),
                     "--give-up", str(args.interval + 60 if mode == "poll" else 60),
                     "--quiet", str(args.quiet), "--channels-timeout", str(args.channels_timeout),
+                    # polling: one more poll of every account reads the last changes' echoes
+                    "--idle-quiet", str(args.interval + 15 if mode == "poll" else 15),
                     timeout=3600)
         finally:
             server.stop()
     return {"provider": provider, "mode": mode, "code": code_version(str(ROOT)),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "backstop_minutes": args.backstop_minutes,
             "summary": summarise(result, args.owners), "raw": result}
 
 
@@ -128,8 +132,8 @@ def markdown(data: dict[str, Any]) -> str:
         f"end; {data['date']}; code {data['code']['start'].get('head')}.",
         "",
         "| provider | mode | channels healthy | CRM->calendar p50 / p99 / max (s) | "
-        "calendar->CRM p50 / p99 / max (s) | lost | cycles | p99 < 5 s |",
-        "|---|---|---:|---|---|---:|---:|---|",
+        "calendar->CRM p50 / p99 / max (s) | lost | cycles | p99 < 5 s | run at, code |",
+        "|---|---|---:|---|---|---:|---:|---|---|",
     ]
     for run in data["runs"]:
         if run.get("error"):
@@ -138,6 +142,8 @@ def markdown(data: dict[str, Any]) -> str:
             continue
         s, raw = run["summary"], run["raw"]
         a, b = s["crm->calendar"], s["calendar->crm"]
+        if not a["n"] and not b["n"]:
+            continue  # an idle-only run
         worst = max((x for x in (a["p99_s"], b["p99_s"]) if x is not None), default=None)
         goal = "yes" if worst is not None and worst < GOAL_P99_S and not (
             a["lost"] or b["lost"]) else "no"
@@ -147,15 +153,18 @@ def markdown(data: dict[str, Any]) -> str:
             f"| {run['provider']} | {run['mode']} | {channels} | "
             f"{a['p50_s']} / {a['p99_s']} / {a['max_s']} | "
             f"{b['p50_s']} / {b['p99_s']} / {b['max_s']} | {a['lost'] + b['lost']} | "
-            f"{raw['latency']['cycles']} | {goal} |")
+            f"{raw['latency']['cycles']} | {goal} | {run.get('date', '')}, "
+            f"{run['code'].get('head')} |")
     idle_rows = [r for r in data["runs"] if not r.get("error") and "idle" in r["summary"]]
     if idle_rows:
-        lines += ["", "| provider | mode | idle window | requests | per calendar per hour | "
-                  "cycles | by method |", "|---|---|---:|---:|---:|---:|---|"]
+        lines += ["", "| provider | mode | backstop | idle window | requests | per calendar "
+                  "per hour | cycles | by method |", "|---|---|---:|---:|---:|---:|---:|---|"]
         for run in idle_rows:
             i = run["summary"]["idle"]
             methods = ", ".join(f"{k} {v}" for k, v in sorted(i["by_method"].items()))
-            lines.append(f"| {run['provider']} | {run['mode']} | {i['seconds']:g} s | "
+            backstop = f"{run.get('backstop_minutes', c['backstop_minutes'])} min" \
+                if run["mode"] == "push" else f"- (every {c['interval']} s)"
+            lines.append(f"| {run['provider']} | {run['mode']} | {backstop} | {i['seconds']:g} s | "
                          f"{i['requests']} | {i['per_calendar_per_hour']} | {i['cycles']} | "
                          f"{methods or 'none'} |")
     return "\n".join(lines)
@@ -190,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", type=float, default=5.0,
                         help="seconds of settling before the changes and before the idle window")
     parser.add_argument("--database", default=None, help="a postgresql+psycopg:// URL")
+    parser.add_argument("--add", action="append", default=[], metavar="JSON",
+                        help="also list the runs of an earlier result (e.g. the polling runs)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "push.json"))
     args = parser.parse_args(argv)
 
@@ -212,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
             except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
                 log(f"{provider} {mode}: failed: {exc}")
                 data["runs"].append({"provider": provider, "mode": mode, "error": str(exc)})
+    for earlier in args.add:  # kept with their own code version and date
+        more = json.loads(Path(earlier).read_text())
+        data["runs"] += [{"date": more["date"], **run} for run in more["runs"]]
     data["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -216,7 +216,7 @@ class Driver:
     def idle(self) -> None:
         if self.args.idle_seconds <= 0:
             return
-        time.sleep(self.args.quiet)
+        time.sleep(self.args.idle_quiet)  # the latency phase's last cycles and echoes end
         self.control.call("stats", reset=True)
         before = sum(self.cycles.values())
         time.sleep(self.args.idle_seconds)
@@ -267,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds after the last change before an unseen one is lost")
     parser.add_argument("--quiet", type=float, default=5.0)
     parser.add_argument("--idle-seconds", type=float, default=0.0)
+    parser.add_argument("--idle-quiet", type=float, default=15.0,
+                        help="seconds between the latency phase and the idle window")
     parser.add_argument("--channels-timeout", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=15)
     args = parser.parse_args(argv)
