@@ -149,6 +149,38 @@ class RadicaleBackend:
         return {}
 
 
+class XandikosPushBackend(RadicaleBackend):
+    """Xandikos with WebDAV-Push (one principal, a calendar per owner under it), delivering
+    its notifications over TLS to a receiver that serves the certificate made here (the
+    serving process makes it; ``info`` hands its files to the receiver's config)."""
+
+    def start(self, folder: Path) -> tuple[str, int]:
+        from syncd_testkit.servers import XandikosPushServer
+        from syncd_testkit.tls import self_signed
+
+        self.tls = self_signed(folder / "tls")
+        self.server = XandikosPushServer(folder / "xandikos", self.tls[0])  # type: ignore[assignment]
+        self.server.start()
+        return "127.0.0.1", self.server.port
+
+    @staticmethod
+    def owner_of(calendar: str) -> str:
+        return "user"  # one principal; the server asks for no password
+
+    def create_calendars(self, owners: Sequence[str]) -> dict[str, str]:
+        out = {}
+        for owner in owners:
+            path = f"/user/calendars/{owner.split('@')[0]}/"
+            status, body = self._request("user", "MKCALENDAR", quote(path))
+            if status not in (201, 405):
+                raise RuntimeError(f"MKCALENDAR {path}: HTTP {status} {body[:200]!r}")
+            out[owner] = path
+        return out
+
+    def info(self) -> dict[str, Any]:
+        return {"certificate": str(self.tls[0]), "private_key": str(self.tls[1])}
+
+
 class GoogleBackend:
     """The Google Calendar v3 emulator, one calendar per owner (id = the owner's address)."""
 
@@ -261,6 +293,7 @@ class GraphBackend:
 
 BACKENDS: dict[str, type[RadicaleBackend] | type[GoogleBackend] | type[GraphBackend]] = {
     "caldav": RadicaleBackend, "google": GoogleBackend, "outlook": GraphBackend,
+    "xandikos": XandikosPushBackend,
 }
 
 

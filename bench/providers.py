@@ -19,7 +19,7 @@ from bench.backends import TZ
 from bench.control import ServerInfo
 from syncd.config import AccountConfig, SecretRef
 
-PROVIDERS = ("caldav", "google", "outlook")
+PROVIDERS = ("caldav", "google", "outlook", "xandikos")  # xandikos: with WebDAV-Push
 GRAPH_SECRET_ENV = "SYNCD_BENCH_GRAPH_SECRET"
 #: Routes msal's identity host to the emulator (set by :func:`install`).
 _identity: dict[str, str] = {}
@@ -28,10 +28,11 @@ _identity: dict[str, str] = {}
 def account(provider: str, server: ServerInfo, owner: str, calendar: str) -> AccountConfig:
     """The ``[[account]]`` an admin would write for ``owner``'s calendar on ``server``."""
     name = f"{provider}:{owner}"
-    if provider == "caldav":
+    if provider in ("caldav", "xandikos"):
+        user = owner if provider == "caldav" else "user"  # Xandikos: one principal
         return AccountConfig(name=name, provider="caldav", owner=owner, time_zone=TZ,
                              calendar=server.api + calendar,
-                             auth={"url": server.api + "/", "username": owner})
+                             auth={"url": server.api + "/", "username": user})
     if provider == "google":
         return AccountConfig(name=name, provider="google", owner=owner, time_zone=TZ,
                              calendar=calendar,

@@ -226,7 +226,8 @@ class Driver:
                                "cycles": sum(self.cycles.values()) - before}
 
 
-def configure(args: argparse.Namespace, accounts: list[AccountConfig], folder: Path) -> Config:
+def configure(args: argparse.Namespace, server: ServerInfo, accounts: list[AccountConfig],
+              folder: Path) -> Config:
     """The config an admin would write, in ``--mode``: push (receiver, channels, CRM
     watch, backstop) or poll."""
     data = folder / f"data-{args.mode}"
@@ -238,9 +239,15 @@ def configure(args: argparse.Namespace, accounts: list[AccountConfig], folder: P
     }
     if args.mode == "push":
         port = free_port()
-        options["http"] = HttpConfig(listen=f"127.0.0.1:{port}",
-                                     public_url=f"http://127.0.0.1:{port}",
-                                     allow_insecure_http=True)
+        tls = server.info.get("certificate"), server.info.get("private_key")
+        if tls[0]:  # WebDAV-Push delivers to https only: the receiver serves TLS itself
+            options["http"] = HttpConfig(listen=f"127.0.0.1:{port}",
+                                         public_url=f"https://127.0.0.1:{port}",
+                                         certificate=tls[0], private_key=tls[1])
+        else:
+            options["http"] = HttpConfig(listen=f"127.0.0.1:{port}",
+                                         public_url=f"http://127.0.0.1:{port}",
+                                         allow_insecure_http=True)
         names = {f.name for f in dataclasses.fields(Config)}
         if "push" in names:  # the [push] section (push-core)
             from syncd import config as config_module
@@ -281,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(filename=str(args.folder / f"daemon-{args.mode}.log"),
                         level=logging.INFO,
                         format="%(asctime)s %(threadName)s %(name)s %(message)s")
-    daemon = Daemon(configure(args, accounts, args.folder))
+    daemon = Daemon(configure(args, server, accounts, args.folder))
     if args.mode == "poll":
         daemon.start_crm_watch = lambda: None  # type: ignore[method-assign]
     driver = Driver(daemon, server, owners, calendars, activities, args)
