@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -183,3 +184,27 @@ def test_while_the_database_is_away_the_thread_waits_longer_between_tries(
     stop.wait = wait  # type: ignore[method-assign]
     watcher._loop()
     assert pauses == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0, 8.0, 1.0, 1.0]
+
+
+def test_on_postgresql_too_a_look_is_one_query_and_an_edit_is_hinted(
+        pg_state_db: Database) -> None:
+    store = ActivityStore(pg_state_db)
+    owner = store.add_user(f"pg-{uuid.uuid4().hex[:8]}@example.com")
+    hinted = Hinted()
+    watcher = CrmWatcher(BuiltinSource(store), hinted)
+    watcher.look()
+    sent: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(statement)
+
+    event.listen(pg_state_db.engine, "before_cursor_execute", count)
+    try:
+        for _ in range(20):
+            watcher.look()
+        assert len(sent) == 20 and hinted.calls == []
+        store.add_activity(owner_id=owner, subject="Call")
+        watcher.look()
+    finally:
+        event.remove(pg_state_db.engine, "before_cursor_execute", count)
+    assert hinted.calls == [[owner]]
