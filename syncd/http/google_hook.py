@@ -13,10 +13,10 @@ The channel is looked up in the sync state (:class:`~syncd.store.channels.Channe
   counted ``unknown_channel`` and answered 200, so Google stops retrying it;
 * a known id with a wrong or missing token, or with another resource's id, is counted
   ``forged`` and answered 401 or 403: no cycle;
-* ``sync`` only records that the channel is alive (``sync``);
+* ``sync`` only records that the channel is alive (counted ``handshake``);
 * ``exists`` / ``not_exists`` record the message and hand the account to
   :class:`~syncd.push.Hints` (``accepted``); a message whose number is not above the last
-  one heard (Google's retry of one already answered, a replay) is counted ``replay`` and
+  one heard (Google's retry of one already answered, a replay) is counted ``replayed`` and
   makes no second hint: the cycle of the later message reads the earlier change too.
 
 The answer is immediate: two small reads and one write of the channel's row, and the
@@ -82,8 +82,9 @@ def _text(value: str | None, limit: int) -> str | None:
 
 
 class GoogleHook:
-    """The endpoint; ``counts`` has ``accepted``, ``sync``, ``replay``,
-    ``unknown_channel``, ``forged`` and ``malformed``."""
+    """The endpoint; ``counts`` has ``accepted``, ``handshake``, ``replayed``,
+    ``unknown_channel``, ``forged`` (the names every calendar hook counts under) and
+    ``malformed``."""
 
     def __init__(self, channels: ChannelStore, hints: Hints) -> None:
         self.channels, self.hints = channels, hints
@@ -108,9 +109,9 @@ class GoogleHook:
             return self._forged(request, 403)
         fresh = self.channels.heard(note.channel_id, number=note.number)
         if note.state == "sync":
-            self._count("sync")
+            self._count("handshake")
         elif not fresh:
-            self._count("replay")
+            self._count("replayed")
         else:
             self.hints.accounts_changed({row.account})
             self._count("accepted")

@@ -109,7 +109,7 @@ def test_the_sync_message_only_says_the_channel_is_alive(setup: Setup) -> None:
     assert setup.flagged() == set()
     row = setup.channels.get(ACCOUNT)
     assert row is not None and row.last_message_number == 1 and row.expect_by is None
-    assert setup.hook.counts == {"sync": 1}
+    assert setup.hook.counts == {"handshake": 1}
 
 
 def test_a_replayed_or_late_message_makes_no_second_hint(setup: Setup) -> None:
@@ -119,7 +119,7 @@ def test_a_replayed_or_late_message_makes_no_second_hint(setup: Setup) -> None:
     assert setup.post(**notification(5)) == 200  # Google's retry, or a replay
     assert setup.post(**notification(3)) == 200  # arrived after a later one
     assert setup.flagged() == set()
-    assert setup.hook.counts == {"accepted": 1, "replay": 2}
+    assert setup.hook.counts == {"accepted": 1, "replayed": 2}
 
 
 def test_an_unknown_channel_is_counted_answered_200_and_does_nothing(setup: Setup) -> None:
@@ -241,5 +241,5 @@ def test_a_change_in_google_flags_the_account_through_the_emulators_notification
     assert [d.status for d in google_emulator.push.deliveries] == [200, 200]
     counts = live.receiver.google.counts
     # The sync message may come before the channel is saved: Google sends it at once.
-    assert counts["accepted"] == 1 and counts["sync"] + counts["unknown_channel"] == 1
+    assert counts["accepted"] == 1 and counts["handshake"] + counts["unknown_channel"] == 1
     calendar.close()
