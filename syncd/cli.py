@@ -110,10 +110,14 @@ def _config_check(args: argparse.Namespace, app: App) -> int:
     found = exposed(config)
     if found:
         raise ConfigError(problems=[_exposed(config, path, mode) for path, mode in found])
-    names = ", ".join(a.name for a in config.accounts) or "none (embedded default)"
+    names = ", ".join(a.name for a in config.accounts) or "none"
+    teams = ", ".join(f"{t.name} ({', '.join(t.owners)})" for t in config.teams)
+    text = f"{config.source}: OK. Accounts: {names}." if config.serves_accounts else \
+        f"{config.source}: OK. Accounts: none (embedded default)."
     app.emit(
-        {"file": config.source, "accounts": [a.name for a in config.accounts], "ok": True},
-        f"{config.source}: OK. Accounts: {names}.",
+        {"file": config.source, "accounts": [a.name for a in config.accounts],
+         "teams": {t.name: list(t.owners) for t in config.teams}, "ok": True},
+        text + (f" Teams: {teams}." if teams else ""),
     )
     return 0
 

@@ -36,7 +36,7 @@ def new_login(app: App, email: str) -> dict[str, str] | None:
     from syncd.service import embedded_calendar_url
 
     config = app.config
-    if config.accounts or not can_log_in(email):
+    if config.serves_accounts or not can_log_in(email):
         return None
     password = EmbeddedCredentials(config.data_path).new_password(email)
     url = embedded_calendar_url(config.embedded_host, config.embedded_port, email, readable=True)
@@ -50,7 +50,7 @@ def login_text(login: dict[str, str]) -> str:
 
 
 def _user_password(args: argparse.Namespace, app: App) -> int:
-    if app.config.accounts:
+    if app.config.serves_accounts:
         raise UsageError(message="the embedded calendar server is not used: the config has "
                                  "accounts, so users' calendars are with their providers")
     user = app.store.get_user_by_email(args.email)

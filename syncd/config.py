@@ -22,6 +22,7 @@ are in :mod:`syncd.config_checks`.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -56,6 +57,13 @@ from syncd.config_types import (
 from syncd.engine.policy import ConflictPolicy, OnCalendarDelete
 from syncd.errors import ConfigError, ConfigProblem
 from syncd.model import DoneStyle
+from syncd.team import (
+    SEPARATOR,
+    TeamConfig,
+    fill,
+    has_placeholder,
+    unknown_placeholders,
+)
 
 # The choices are the engine's enums, so a new value is declared in one place.
 POLICIES = tuple(ConflictPolicy)
@@ -164,6 +172,13 @@ ACCOUNT: dict[str, Option] = {
     "interval_seconds": Option(int, check=positive_check),
     "enabled": Option(bool, True),
 }
+TEAM_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+TEAM: dict[str, Option] = {
+    "name": Option(str, required=True,
+                   check=lambda x: None if TEAM_NAME.fullmatch(x) else "is not a team name",
+                   expected="lower-case letters, digits, - and _ (accounts are named "
+                            "<team>:<e-mail>)"),
+}
 
 
 # --- typed result ---------------------------------------------------------------------------
@@ -217,6 +232,12 @@ class Config:
     crm_options: Mapping[str, Any] = field(default_factory=dict)  # the rest of [crm]
     http: HttpConfig = field(default_factory=HttpConfig)
     accounts: tuple[AccountConfig, ...] = ()
+    teams: tuple[TeamConfig, ...] = ()
+
+    @property
+    def serves_accounts(self) -> bool:
+        """Whether accounts are configured (else the embedded calendar server serves)."""
+        return bool(self.accounts or self.teams)
 
     @property
     def data_path(self) -> Path:
@@ -376,11 +397,11 @@ def parse_config(data: Mapping[str, Any], source: str,
     does, so a missing or exposed secret is caught before a sync needs it.
     """
     v = _Validator(source, resolve)
-    known_sections = {"syncd", "logging", "embedded", "http", "crm", "account"}
+    known_sections = {"syncd", "logging", "embedded", "http", "crm", "account", "team"}
     for key in data:
         if key not in known_sections:
-            v.problem(key, "is not a known section",
-                      "one of: [syncd], [logging], [embedded], [http], [crm], [[account]]")
+            v.problem(key, "is not a known section", "one of: [syncd], [logging], [embedded], "
+                      "[http], [crm], [[account]], [[team]]")
     general = v.table(data.get("syncd", {}), GENERAL, "syncd")
     logging_ = v.table(data.get("logging", {}), LOGGING, "logging")
     embedded = v.table(data.get("embedded", {}), EMBEDDED, "embedded")
@@ -390,42 +411,27 @@ def parse_config(data: Mapping[str, Any], source: str,
     account_schema = {**ACCOUNT, "provider": Option(str, required=True,
                                                     choices=tuple(sorted(providers)))}
     accounts: list[AccountConfig] = []
-    raw_accounts = data.get("account", [])
-    if not isinstance(raw_accounts, list):
-        v.problem("account", "is not a list of tables", "[[account]] entries")
-        raw_accounts = []
-    seen: set[str] = set()
     calendars: dict[str, str] = {}
-    for i, raw in enumerate(raw_accounts):
+    seen: set[str] = set()
+    for i, raw in enumerate(_blocks(v, data, "account")):
         prefix = f"account[{i}]"
-        if isinstance(raw, dict) and isinstance(raw.get("name"), str):
+        if isinstance(raw.get("name"), str):
             prefix = f"account[{i}] ({raw['name']})"
-        raw = dict(raw) if isinstance(raw, dict) else {}
-        auth_raw = raw.pop("auth", {})
-        values = v.table(raw, account_schema, prefix)
-        schema = providers.get(values.get("provider", ""))
-        auth: dict[str, Any] = {}
-        if schema is not None:
-            auth = v.table(auth_raw, schema.options, f"{prefix}.auth")
-            v.transport(prefix, schema, auth)
-            view = AccountView(values, auth, general)
-            for found in schema.rules(view):
-                v.finding(prefix, found)
-            calendar = schema.calendar_id(view)
-            if calendar is not None and values.get("enabled", True):
-                key = f"{values['provider']}:{calendar}"
-                if key in calendars:
-                    v.problem(f"{prefix}.calendar", f"is the calendar {calendars[key]} syncs too",
-                              "one account per calendar (two would each take the other's "
-                              "events for their own)")
-                calendars.setdefault(key, prefix)
-        name = values.get("name")
-        if name is not None:
+        account = _account(v, raw, prefix, account_schema, providers, general, calendars)
+        name = raw.get("name")
+        if isinstance(name, str):
             if name in seen:
                 v.problem(f"{prefix}.name", f"repeats the account name {name!r}", "unique names")
             seen.add(name)
-        if {"name", "provider", "owner"} <= values.keys():
-            accounts.append(AccountConfig(**values, auth=auth))
+        if account is not None:
+            accounts.append(account)
+    teams = _teams(v, data, account_schema, providers, general)
+    for team in teams:
+        for account in accounts:
+            if account.name.startswith(f"{team.name}{SEPARATOR}"):
+                v.problem(f"team ({team.name}).name",
+                          f"is the prefix of the account name {account.name!r}",
+                          "a team name no [[account]] name starts with")
     if v.problems:
         raise ConfigError(problems=v.problems)
     return Config(
@@ -437,8 +443,160 @@ def parse_config(data: Mapping[str, Any], source: str,
         crm_options=crm,
         http=HttpConfig(**http),
         accounts=tuple(accounts),
+        teams=tuple(teams),
         **general,
     )
+
+
+def _blocks(v: _Validator, data: Mapping[str, Any], section: str) -> list[dict[str, Any]]:
+    """The tables of an array-of-tables section (``[[account]]``, ``[[team]]``)."""
+    raw = data.get(section, [])
+    if not isinstance(raw, list):
+        v.problem(section, "is not a list of tables", f"[[{section}]] entries")
+        return []
+    blocks: list[dict[str, Any]] = []
+    for i, block in enumerate(raw):
+        if not isinstance(block, dict):
+            v.problem(f"{section}[{i}]", "is not a table", f"a [[{section}]] table")
+            block = {}
+        blocks.append(dict(block))
+    return blocks
+
+
+def _account(v: _Validator, raw: Mapping[str, Any], prefix: str,
+             schema: Mapping[str, Option], providers: Mapping[str, ProviderOptions],
+             general: Mapping[str, Any], calendars: dict[str, str]) -> AccountConfig | None:
+    """One account block checked on its own and against the calendars seen so far."""
+    raw = dict(raw)
+    auth_raw = raw.pop("auth", {})
+    values = v.table(raw, schema, prefix)
+    declared = providers.get(values.get("provider", ""))
+    auth: dict[str, Any] = {}
+    if declared is not None:
+        auth = v.table(auth_raw, declared.options, f"{prefix}.auth")
+        v.transport(prefix, declared, auth)
+        view = AccountView(values, auth, general)
+        for found in declared.rules(view):
+            v.finding(prefix, found)
+        calendar = declared.calendar_id(view)
+        if calendar is not None and values.get("enabled", True):
+            key = f"{values['provider']}:{calendar}"
+            if key in calendars:
+                v.problem(f"{prefix}.calendar", f"is the calendar {calendars[key]} syncs too",
+                          "one account per calendar (two would each take the other's "
+                          "events for their own)")
+            calendars.setdefault(key, prefix)
+    if {"name", "provider", "owner"} <= values.keys():
+        return AccountConfig(**values, auth=auth)
+    return None
+
+
+# Two made-up members a [[team]] block is checked with: its options filled in for each must
+# pass every [[account]] check, and name two different calendars.
+SAMPLE_MEMBERS = ("member.one@example.com", "member.two@example.com")
+
+
+def _teams(v: _Validator, data: Mapping[str, Any], account_schema: Mapping[str, Option],
+           providers: Mapping[str, ProviderOptions], general: Mapping[str, Any]
+           ) -> list[TeamConfig]:
+    """``[[team]]`` blocks: each is an account block with placeholders, checked as the
+    accounts of two sample members (:mod:`syncd.team`)."""
+    teams: list[TeamConfig] = []
+    names: set[str] = set()
+    for i, raw in enumerate(_blocks(v, data, "team")):
+        prefix = f"team[{i}]"
+        if isinstance(raw.get("name"), str):
+            prefix = f"team[{i}] ({raw['name']})"
+        for key, text in _texts(raw):
+            for unknown in unknown_placeholders(text):
+                v.problem(f"{prefix}.{key}", f"has the placeholder {{{unknown}}}",
+                          "{email}, {user} or {USER}")
+        owners = _owners(v, raw.get("owners"), f"{prefix}.owners")
+        name = _team_name(v, raw.get("name"), f"{prefix}.name", names)
+        before = len(v.problems)
+        resolve, v.resolve = v.resolve, False  # a templated secret names no one yet
+        sample = [_account(v, {**_fill_block(raw, email), "name": "team", "owner": email},
+                           prefix, account_schema, providers, general, {})
+                  for email in SAMPLE_MEMBERS]
+        v.resolve = resolve
+        v.problems[before:] = list(dict.fromkeys(v.problems[before:]))  # once, not per sample
+        one, two = sample
+        if one is None or two is None or owners is None or name is None \
+                or len(v.problems) > before:
+            continue
+        declared = providers[one.provider]
+        ids = [declared.calendar_id(AccountView({"owner": a.owner, "calendar": a.calendar},
+                                                a.auth, general)) for a in (one, two)]
+        if ids[0] is not None and ids[0] == ids[1]:
+            v.problem(f"{prefix}.calendar", "names one calendar for every member",
+                      "{user} or {email} in calendar (or in the auth option that picks the "
+                      "mailbox)")
+            continue
+        teams.append(TeamConfig(name=str(name), owners=owners, template=_template(one, raw)))
+    return teams
+
+
+def _team_name(v: _Validator, value: Any, path: str, names: set[str]) -> str | None:
+    if value is None:
+        v.problem(path, "is missing", TEAM["name"].expected)
+        return None
+    if v.value(path, TEAM["name"], value) is None:
+        return None
+    if value in names:
+        v.problem(path, f"repeats the team name {value!r}", "unique names")
+    names.add(value)
+    return str(value)
+
+
+def _texts(raw: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(key, text) of every string option of a block, its auth table's included."""
+    found = [(k, x) for k, x in raw.items() if isinstance(x, str)]
+    auth = raw.get("auth")
+    if isinstance(auth, dict):
+        found += [(f"auth.{k}", x) for k, x in auth.items() if isinstance(x, str)]
+    return found
+
+
+def _fill_block(raw: Mapping[str, Any], email: str) -> dict[str, Any]:
+    def one(value: Any) -> Any:
+        return fill(value, email) if isinstance(value, str) else value
+    out = {k: one(x) for k, x in raw.items() if k not in ("auth", "owners")}
+    if "auth" in raw:
+        auth = raw["auth"]
+        out["auth"] = {k: one(x) for k, x in auth.items()} if isinstance(auth, dict) else auth
+    return out
+
+
+def _template(sample: AccountConfig, raw: Mapping[str, Any]) -> AccountConfig:
+    """The account a member's is filled from: the sample's typed values, with the
+    placeholders put back where the block had them."""
+    def back(value: Any, written: Any) -> Any:
+        if not isinstance(written, str) or not has_placeholder(written):
+            return value
+        return SecretRef(written) if isinstance(value, SecretRef) else written
+    auth_raw = raw.get("auth") if isinstance(raw.get("auth"), dict) else {}
+    assert isinstance(auth_raw, dict)
+    auth = {k: back(x, auth_raw.get(k)) for k, x in sample.auth.items()}
+    return replace(sample, name=str(raw["name"]), owner="",
+                   calendar=back(sample.calendar, raw.get("calendar")), auth=auth)
+
+
+def _owners(v: _Validator, value: Any, path: str) -> tuple[str, ...] | None:
+    """``owners``: "*", or a list of e-mails and @domain entries."""
+    entries = [value] if isinstance(value, str) else value
+    expected = '"*", or a list of e-mails and "@domain" entries'
+    if not isinstance(entries, list) or not entries:
+        v.problem(path, "is missing" if value is None else "is not a list of e-mails", expected)
+        return None
+    out: list[str] = []
+    for entry in entries:
+        text = entry.strip().lower() if isinstance(entry, str) else None
+        if text is None or not (text == "*" or email_check(text) is None
+                                or (text.startswith("@") and email_check(f"x{text}") is None)):
+            v.problem(path, f"holds {entry!r}", expected)
+            continue
+        out.append(text)
+    return tuple(out) if len(out) == len(entries) else None
 
 
 def _crm_table(v: _Validator, raw: Any, sources: Mapping[str, ProviderOptions],

@@ -461,7 +461,7 @@ class Daemon:
 
     def run(self, once: bool = False) -> int:
         embedded = None
-        if not self.config.accounts:
+        if not self.config.serves_accounts:
             embedded = EmbeddedCalendarServer(self.config.embedded_host, self.config.embedded_port,
                                               self.config.data_path)
             embedded.start()

@@ -27,6 +27,8 @@ from syncd.report import describe, describe_note, refusal_reason
 from syncd.store.db import Database
 from syncd.store.state import StateStore, lease_owner_id
 from syncd.store.status import AccountStatus, CycleEnd
+from syncd.team import team_accounts
+from syncd.text import printable
 
 log = logging.getLogger("syncd.service")
 
@@ -143,6 +145,8 @@ class Service:
         # A connector is rebuilt each day, because its sync window is fixed when it is made.
         self._connectors: dict[str, tuple[AccountConfig, date, CalendarConnector]] = {}
         self._policies: dict[str, tuple[AccountConfig, AccountPolicy]] = {}
+        self._members: tuple[AccountConfig, ...] = ()  # the teams' members last read
+        self._refused: set[str] = set()  # team users already warned about
         #: Called before every calendar request (the daemon's check that its embedded
         #: server still runs); raises to stop the request.
         self.before_request: Callable[[], None] | None = None
@@ -155,9 +159,34 @@ class Service:
         return cached[1]
 
     def accounts(self) -> list[AccountConfig]:
-        if self.config.accounts:
-            return [a for a in self.config.accounts if a.enabled]
-        return embedded_accounts(self.config, self.store)
+        """The accounts served now: the ``[[account]]`` blocks, the members of each
+        ``[[team]]`` among the CRM's users (so a new user is served without a restart),
+        or with neither, the embedded server's."""
+        if not self.config.serves_accounts:
+            return embedded_accounts(self.config, self.store)
+        accounts = [a for a in self.config.accounts if a.enabled]
+        if self.config.teams:
+            accounts += self._team_members(accounts)
+        return accounts
+
+    def _team_members(self, configured: Sequence[AccountConfig]) -> list[AccountConfig]:
+        """The teams' accounts; while the CRM cannot say who its users are, the last
+        known members (an outage must not look like everyone leaving)."""
+        try:
+            emails = self.source.user_emails()
+        except Exception as exc:
+            log.warning("the CRM's users could not be read; teams keep their last members: "
+                        "%s", describe(exc))
+            return list(self._members)
+        members, refused = team_accounts(self.config.teams, emails,
+                                         [(a.owner, a.provider) for a in configured])
+        for email in sorted(set(refused) - self._refused):
+            log.warning("%s is in a team but not served: its e-mail's local part is not "
+                        "plain (letters, digits, . _ + -), so it cannot name a calendar or "
+                        "a secret safely; give it an [[account]] block", printable(email))
+        self._refused |= set(refused)
+        self._members = tuple(members)
+        return members
 
     def credentials(self) -> Any:
         from syncd.store.credentials import CredentialStore

@@ -100,6 +100,7 @@ class PipedriveUser:
     email: str
     time_zone: str
     is_you: bool = False
+    active: bool = True  # a deactivated seat keeps its activities but is served by no team
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ class PipedriveSource:
             users[raw["id"]] = PipedriveUser(
                 raw["id"], normalize_email(email) if isinstance(email, str) else "",
                 user_zone(raw.get("timezone_name"), self.settings.default_zone),
-                bool(raw.get("is_you")))
+                bool(raw.get("is_you")), raw.get("active_flag") is not False)
         with self._lock:
             self._users, self._users_at = users, time.monotonic()
         return users
@@ -175,6 +176,9 @@ class PipedriveSource:
             if found is not None:
                 return found
         return None
+
+    def user_emails(self) -> Sequence[str]:
+        return [u.email for u in self._load_users().values() if u.active and u.email]
 
     def _zone_of(self, owner_id: int) -> str:
         user = self._load_users().get(owner_id)

@@ -156,6 +156,9 @@ class CrmSource(Protocol):
     def user(self, email: str) -> SourceUser | None:
         """The CRM user with this e-mail address, or None."""
 
+    def user_emails(self) -> Sequence[str]:
+        """The e-mail addresses of the CRM's active users (who a ``[[team]]`` serves)."""
+
     def changes(self, cursor: str | None, *, owner_id: int, limit: int = 1000
                 ) -> SourceChanges:
         """Up to about ``limit`` changes after ``cursor`` (None: from the beginning) to

@@ -57,6 +57,11 @@ class SourceContract:
         assert user is not None and user.id == crm.owner_id and user.time_zone
         assert crm.source.user("nobody@example.org") is None
 
+    def test_lists_its_users_emails_for_teams(self, crm: CrmUser) -> None:
+        emails = crm.source.user_emails()
+        assert crm.email.lower() in [e.lower() for e in emails]
+        assert "nobody@example.org" not in emails
+
     def test_changes_from_the_beginning_list_every_activity_once(self, crm: CrmUser) -> None:
         ids = [crm.add(f"Call {i}") for i in range(5)]
         items, _ = _all_changes(crm.source, None, crm.owner_id, limit=2)

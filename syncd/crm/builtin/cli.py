@@ -201,7 +201,7 @@ def _user_add(args: argparse.Namespace, app: App) -> int:
     # With the embedded calendar server, the user's password is made and shown now, once.
     login = new_login(app, user.email)
     if login is None:
-        if not app.config.accounts:  # the embedded server is in use but refuses this login
+        if not app.config.serves_accounts:  # the embedded server is in use but refuses this login
             from syncd.embedded_auth import refused_because
 
             text += (f"\nThe embedded calendar server cannot serve this address "

@@ -49,6 +49,9 @@ class BuiltinSource:
     def user(self, email: str) -> SourceUser | None:
         return self.store.get_user_by_email(email)
 
+    def user_emails(self) -> Sequence[str]:
+        return [u.email for u in self.store.list_users()]
+
     def changes(self, cursor: str | None, *, owner_id: int, limit: int = 1000
                 ) -> SourceChanges:
         page = self.store.changes_after(parse_cursor(cursor), owner_id=owner_id, limit=limit)
