@@ -10,6 +10,7 @@ sends that host to the emulator (exactly what the Outlook tests do).
 
 from __future__ import annotations
 
+import argparse
 import os
 from typing import Any
 
@@ -23,6 +24,15 @@ PROVIDERS = ("caldav", "google", "outlook", "xandikos")  # xandikos: with WebDAV
 GRAPH_SECRET_ENV = "SYNCD_BENCH_GRAPH_SECRET"
 #: Routes msal's identity host to the emulator (set by :func:`install`).
 _identity: dict[str, str] = {}
+
+
+def chosen(parser: argparse.ArgumentParser, text: str) -> list[str]:
+    """The providers of a comma-separated ``--providers``; an unknown one is a usage error."""
+    providers = [p.strip() for p in text.split(",") if p.strip()]
+    unknown = [p for p in providers if p not in PROVIDERS]
+    if unknown:
+        parser.error(f"unknown provider(s): {', '.join(unknown)}")
+    return providers
 
 
 def account(provider: str, server: ServerInfo, owner: str, calendar: str) -> AccountConfig:

@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.control import ROOT, ServingProcess
-from bench.providers import PROVIDERS
-from bench.report import code_version, machine
+from bench.providers import chosen
+from bench.report import code_version, machine, write
 from bench.sync import child, database, log
 
 GOAL_P99_S = 5.0
@@ -204,10 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "push.json"))
     args = parser.parse_args(argv)
 
-    providers = [p.strip() for p in args.providers.split(",") if p.strip()]
-    unknown = [p for p in providers if p not in PROVIDERS]
-    if unknown:
-        parser.error(f"unknown provider(s): {', '.join(unknown)}")
+    providers = chosen(parser, args.providers)
     data: dict[str, Any] = {
         "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "config": {k: getattr(args, k) for k in (
@@ -227,12 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         more = json.loads(Path(earlier).read_text())
         data["runs"] += [{"date": more["date"], **run} for run in more["runs"]]
     data["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(data, indent=1, default=str) + "\n")
-    text = markdown(data)
-    out.with_suffix(".md").write_text(text + "\n")
-    print(text)
+    write(Path(args.out), data, markdown(data))
     return 1 if any(r.get("error") for r in data["runs"]) else 0
 
 

@@ -39,6 +39,15 @@ def code_version(root: str) -> dict[str, Any]:
             "uncommitted": changed[:20]}
 
 
+def write(out: Path, data: dict[str, Any], text: str) -> None:
+    """A result as ``out`` (JSON, everything measured) and ``out`` with ``.md`` (``text``),
+    and ``text`` on standard output."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=1, default=str) + "\n")
+    out.with_suffix(".md").write_text(text + "\n")
+    print(text)
+
+
 def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
     model = ""

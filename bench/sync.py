@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.control import ROOT, ServingProcess
-from bench.providers import PROVIDERS
+from bench.providers import PROVIDERS, chosen
 from bench.report import (
     capacity,
     code_version,
@@ -45,6 +45,7 @@ from bench.report import (
     markdown,
     memory_targets,
     targets,
+    write,
 )
 
 
@@ -151,10 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"))
     args = parser.parse_args(argv)
 
-    providers = [p.strip() for p in args.providers.split(",") if p.strip()]
-    unknown = [p for p in providers if p not in PROVIDERS]
-    if unknown:
-        parser.error(f"unknown provider(s): {', '.join(unknown)}")
+    providers = chosen(parser, args.providers)
     data: dict[str, Any] = {
         "machine": machine(),
         "config": {"n": args.n, "owners": args.owners, "latency_ms": args.latency_ms,
@@ -196,11 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     data["elapsed_s"] = round(time.perf_counter() - started, 1)
 
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(data, indent=1, default=str) + "\n")
-    text = markdown(data)
-    out.with_suffix(".md").write_text(text + "\n")
-    print(text)
+    write(out, data, markdown(data))
     log(f"done in {data['elapsed_s']} s; wrote {out} and {out.with_suffix('.md')}")
     failed = [p for p in data["providers"] if p.get("error")]
     return 1 if failed else 0
