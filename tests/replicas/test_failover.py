@@ -2,30 +2,26 @@
 account ever has two writers, every account resumes within the lease and a tick, and a
 stopped replica woken up after a takeover cannot write with its old token.
 
-The replicas are driver processes (tests/replicas/driver.py) running the product's
-claim, lease and fencing code; the triggers of tests/replicas/chaos.py audit every write
-in the transaction that makes it. The 2,000-account version is bench/replicas.py.
+The replicas are driver processes (syncd_testkit/replica_driver.py) running the product's
+claim, lease and fencing code; the triggers of syncd_testkit/replicas.py audit every write
+in the transaction that makes it. The 2,000-account version is bench/failover.py.
 """
 
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from syncd.store.db import Database
-from tests.replicas.chaos import (
+from syncd_testkit.replicas import (
     Replica,
-    db_now,
+    chaos,
     install_audit,
     remove_audit,
-    takeover_delays,
     tokens_went_back,
     two_writers,
-    wait_until,
-    written_since,
 )
 
 pytestmark = pytest.mark.postgres
@@ -49,35 +45,12 @@ OPTIONS = {"ttl": TTL, "tick": TICK, "interval": 1.0, "work_ms": 10, "cap": 4}
 
 def test_killed_and_stopped_replicas_never_let_an_account_have_two_writers(
         pg_url: str, audited: Database) -> None:
-    pg = audited
-    replicas = Replica.start_all(pg_url, ["r0", "r1", "r2"], ACCOUNTS, **OPTIONS)
-    try:
-        started = db_now(pg)
-        wait_until(lambda: written_since(pg, started) == ACCOUNTS, 60, "every account synced")
-
-        replicas[0].kill()  # SIGKILL: its claims are left to expire
-        replicas[0] = Replica.start(pg_url, "r3", ACCOUNTS, **OPTIONS)
-        time.sleep(TTL + 0.5)
-
-        replicas[1].signal(signal.SIGSTOP)  # paused longer than its leases
-        time.sleep(2 * TTL)
-        replicas[1].signal(signal.SIGCONT)
-        time.sleep(0.5)
-
-        replicas[2].kill()
-        last = db_now(pg)
-        wait_until(lambda: written_since(pg, last) == ACCOUNTS, 60,
-                   "every account synced after the last kill")
-    finally:
-        for r in replicas:
-            if r.process.poll() is None:
-                r.stop()
-
-    assert two_writers(pg) == []
-    assert tokens_went_back(pg) == []
-    delays = takeover_delays(pg)
-    assert delays, "no lease was taken over: the kills tested nothing"
-    assert max(delays) <= TICK + SLACK, sorted(delays)[-5:]
+    result = chaos(pg_url, audited, ACCOUNTS, **OPTIONS)
+    assert result.writes > 2 * ACCOUNTS
+    assert result.two_writers == []
+    assert result.tokens_went_back == []
+    assert result.takeover_delays, "no lease was taken over: the kills tested nothing"
+    assert max(result.takeover_delays) <= TICK + SLACK, sorted(result.takeover_delays)[-5:]
 
 
 def test_a_stopped_replica_woken_after_a_takeover_cannot_write_with_its_old_token(

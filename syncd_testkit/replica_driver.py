@@ -2,7 +2,7 @@
 cycle made of the engine's fenced steps, in its own process so that a test can SIGKILL
 and SIGSTOP it.
 
-``python -m tests.replicas.driver --url URL --owner NAME --accounts N [...]``
+``python -m syncd_testkit.replica_driver --url URL --owner NAME --accounts N [...]``
 
 The replica enrols ``acc0000 … acc{N-1}`` and runs a :class:`syncd.replica.Dispatcher`
 (``--cap`` accounts in flight, a claim every ``--tick`` seconds, leases of ``--ttl``

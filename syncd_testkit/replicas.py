@@ -1,4 +1,4 @@
-"""What the replica tests (and bench/replicas_failover.py) share: replica processes to
+"""What the replica tests (and bench/failover.py) share: replica processes to
 start, kill and stop, and the test-side audit that proves who wrote what.
 
 The audit is kept by PostgreSQL triggers, so it sees every write the replicas make, in
@@ -82,7 +82,7 @@ def remove_audit(db: Database) -> None:
 
 @dataclass
 class Replica:
-    """One driver process (tests/replicas/driver.py) and the lines it printed."""
+    """One driver process (syncd_testkit/replica_driver.py) and the lines it printed."""
 
     owner: str
     process: subprocess.Popen[str]
@@ -108,13 +108,13 @@ class Replica:
 
     @classmethod
     def spawn(cls, url: str, owner: str, accounts: int, **options: Any) -> Replica:
-        args = [sys.executable, "-m", "tests.replicas.driver", "--url", url, "--owner",
+        args = [sys.executable, "-m", "syncd_testkit.replica_driver", "--url", url, "--owner",
                 owner, "--accounts", str(accounts)]
         for key, value in options.items():
             args += [f"--{key.replace('_', '-')}", str(value)]
         process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True,
                                    cwd=os.path.dirname(os.path.dirname(
-                                       os.path.dirname(os.path.abspath(__file__)))))
+                                       os.path.abspath(__file__))))
         replica = cls(owner, process)
         threading.Thread(target=replica._read, daemon=True).start()
         return replica
@@ -157,7 +157,7 @@ class Replica:
 
 def db_now(db: Database) -> datetime:
     with db.session() as s:
-        return s.execute(text("SELECT clock_timestamp()")).scalar_one()  # type: ignore[no-any-return]
+        return s.execute(text("SELECT clock_timestamp()")).scalar_one()
 
 
 def wait_until(check: Any, timeout: float, what: str) -> None:
@@ -201,3 +201,55 @@ def written_since(db: Database, since: datetime) -> int:
         return int(s.execute(text(
             "SELECT count(DISTINCT account) FROM audit_writes WHERE kind = 'cursor' "
             "AND at > :since"), {"since": since}).scalar_one())
+
+
+@dataclass
+class ChaosResult:
+    """What a chaos run shows: writes by anyone but the lease holder, tokens that went
+    back, and the seconds from each lapsed lease to its takeover."""
+
+    writes: int
+    two_writers: list[Any]
+    tokens_went_back: list[Any]
+    takeover_delays: list[float]
+    done: dict[str, dict[str, int]]
+    seconds: float
+
+
+def chaos(url: str, db: Database, accounts: int, *, ttl: float, replicas: int = 3,
+          timeout: float = 60, **options: Any) -> ChaosResult:
+    """Run ``replicas`` replicas over ``accounts`` accounts (the audit installed), and
+    once every account has synced: SIGKILL one (and start a new one in its place),
+    SIGSTOP another for twice the lease, SIGKILL a third; then wait until every account
+    has synced again. ``options`` go to each driver (tick, interval, work_ms, cap)."""
+    began = time.monotonic()
+    owners = [f"r{i}" for i in range(replicas)]
+    running = Replica.start_all(url, owners, accounts, ttl=ttl, **options)
+    done: dict[str, dict[str, int]] = {}
+    try:
+        started = db_now(db)
+        wait_until(lambda: written_since(db, started) == accounts, timeout,
+                   "every account synced")
+
+        running[0].kill()  # SIGKILL: its claims are left to expire
+        running[0] = Replica.start(url, f"r{replicas}", accounts, ttl=ttl, **options)
+        time.sleep(ttl + 0.5)
+
+        paused = running[1 % replicas]
+        paused.signal(signal.SIGSTOP)  # stopped longer than its leases
+        time.sleep(2 * ttl)
+        paused.signal(signal.SIGCONT)
+        time.sleep(0.5)
+
+        running[2 % replicas].kill()
+        last = db_now(db)
+        wait_until(lambda: written_since(db, last) == accounts, timeout,
+                   "every account synced after the last kill")
+    finally:
+        for r in running:
+            if r.process.poll() is None:
+                done[r.owner] = r.stop()
+    with db.session() as s:
+        writes = int(s.execute(text("SELECT count(*) FROM audit_writes")).scalar_one())
+    return ChaosResult(writes, two_writers(db), tokens_went_back(db), takeover_delays(db),
+                       done, time.monotonic() - began)
