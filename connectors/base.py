@@ -241,6 +241,11 @@ class Watchable(Protocol):
     """
 
     push_kind: str
+    #: Whether the provider notifies changes syncd made itself. When it does, a write of
+    #: ours that brings no notification within ``[push] liveness_seconds`` shows the
+    #: channel is dead (Google, Graph). WebDAV-Push does not: syncd sends its writes with
+    #: ``Push-Dont-Notify``, so silence after them proves nothing.
+    notifies_own_writes: bool
 
     def watch(self, address: str, channel_id: str, token: str,
               expires_at: datetime) -> Channel:

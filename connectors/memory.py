@@ -1,14 +1,25 @@
-"""An in-memory calendar: the shortest complete connector, and the engine tests' fake."""
+"""An in-memory calendar: the shortest complete connector, and the engine tests' fake.
+
+It can also be watched (:class:`~connectors.base.Watchable`): each change, ours or a
+person's, is POSTed to every open channel's address (``push_kind`` "memory"), with the
+channel id, the token and a message number in headers, the way a provider would. The
+tests mount a hook for it (``syncd_testkit.memory_hook``), so the push machinery can be
+tested end to end without a provider.
+"""
 
 from __future__ import annotations
 
 import itertools
+import logging
+import urllib.request
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from connectors.base import (
     Capabilities,
     ChangeSet,
+    Channel,
     CreateOp,
     DeleteOp,
     RemoteEvent,
@@ -16,8 +27,14 @@ from connectors.base import (
     WriteOp,
     WriteResult,
 )
-from syncd.errors import CursorExpired, EtagMismatch, EventGone
+from syncd.errors import CursorExpired, EtagMismatch, EventGone, PushRefused, Transient
 from syncd.model import Projection
+
+log = logging.getLogger("connectors.memory")
+
+#: The headers a memory channel's notification carries.
+CHANNEL_HEADER, TOKEN_HEADER, NUMBER_HEADER = (
+    "X-Memory-Channel", "X-Memory-Token", "X-Memory-Message-Number")
 
 
 @dataclass
@@ -26,10 +43,29 @@ class _Stored:
     seq: int
 
 
+@dataclass
+class Watch:
+    """One open channel of a :class:`MemoryCalendar`."""
+
+    channel: Channel
+    address: str
+    token: str
+    numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+
 class MemoryCalendar:
-    """Events in a dict; the cursor is a change number. ``user_*`` methods act as a person."""
+    """Events in a dict; the cursor is a change number. ``user_*`` methods act as a person.
+
+    Push, for the tests: ``refuse_push`` (a reason) makes :meth:`watch` raise
+    :class:`PushRefused`; ``fail_push`` makes it raise :class:`Transient`;
+    ``deliver = False`` keeps channels open but silent (a provider that accepted a channel
+    and never delivers); ``renews_in_place`` makes :meth:`renew` extend the channel
+    (Graph) instead of opening a new one (Google).
+    """
 
     capabilities = Capabilities(max_batch=10, silent_writes=True)
+    push_kind = "memory"
+    notifies_own_writes = True
 
     def __init__(self) -> None:
         self.store: dict[str, _Stored] = {}
@@ -37,12 +73,67 @@ class MemoryCalendar:
         self.head = 0
         self.oldest_cursor = 0  # cursors older than this are expired
         self.writes = 0
+        self.watches: dict[str, Watch] = {}
+        self.refuse_push: str | None = None
+        self.fail_push = False
+        self.deliver = True
+        self.renews_in_place = False
+        self.push_calls: list[str] = []  # "watch", "renew", "unwatch", in order
+        self.delivered = 0
 
     def _put(self, event: RemoteEvent) -> RemoteEvent:
         self.head = next(self._seq)
         event = replace(event, etag=f"e{self.head}")
         self.store[event.event_id] = _Stored(event, self.head)
+        self._notify()
         return event
+
+    # --- push ---------------------------------------------------------------------------
+
+    def watch(self, address: str, channel_id: str, token: str,
+              expires_at: datetime) -> Channel:
+        self.push_calls.append("watch")
+        if self.refuse_push is not None:
+            raise PushRefused(provider="memory", reason=self.refuse_push, status=403)
+        if self.fail_push:
+            raise Transient(reason="HTTP 503")
+        channel = Channel(channel_id, expires_at, resource_id=f"resource-{channel_id}",
+                          details={"calendar": "memory"})
+        self.watches[channel_id] = Watch(channel, address, token)
+        return channel
+
+    def renew(self, channel: Channel, address: str, channel_id: str, token: str,
+              expires_at: datetime) -> Channel:
+        if not self.renews_in_place:
+            return self.watch(address, channel_id, token, expires_at)
+        self.push_calls.append("renew")
+        if self.fail_push:
+            raise Transient(reason="HTTP 503")
+        watch = self.watches.get(channel.id)
+        if watch is None:
+            raise EventGone(event_id=channel.id)
+        watch.channel = replace(watch.channel, expires_at=expires_at)
+        return watch.channel
+
+    def unwatch(self, channel: Channel) -> None:
+        self.push_calls.append("unwatch")
+        self.watches.pop(channel.id, None)
+
+    def _notify(self) -> None:
+        """Tell every channel the calendar changed (a failed delivery is lost, as a
+        provider's can be: the backstop poll catches it)."""
+        if not self.deliver:
+            return
+        for watch in list(self.watches.values()):
+            request = urllib.request.Request(watch.address, data=b"", method="POST", headers={
+                CHANNEL_HEADER: watch.channel.id, TOKEN_HEADER: watch.token,
+                NUMBER_HEADER: str(next(watch.numbers))})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    answer.read()
+                self.delivered += 1
+            except OSError as exc:
+                log.debug("a memory notification to %s failed: %s", watch.address, exc)
 
     # --- protocol -------------------------------------------------------------------------
 

@@ -139,6 +139,9 @@ def _status(args: argparse.Namespace, app: App) -> int:
             + f"; {row['links']} linked, {row['open_conflicts']} open conflict(s), "
             f"{row['quarantined']} quarantined"
         )
+        if app.config.http.listen or app.config.http.public_url or row["push"]["reason"] \
+                or row["push"]["state"] != "polled":
+            lines.append(f"  {row['push']['line']}")  # no push set up: no line
         lines.extend(_failed_items(row))
         if row["last_outcome"] not in (None, "ok", "dry-run") and row["last_message"]:
             lines.append(f"  {row['last_message']}")

@@ -148,6 +148,16 @@ HTTP: dict[str, Option] = {
                              expected="the largest request body accepted, in bytes"),
     INSECURE_HTTP_KEY: ALLOW_INSECURE_HTTP,
 }
+PUSH: dict[str, Option] = {
+    # Only used when [http] public_url is set and the account's provider can notify.
+    "backstop_minutes": Option(int, 15, check=positive_check,
+                               expected="minutes between polls of an account whose push "
+                                        "channel is healthy",
+                               help="the poll that catches a notification lost on the way"),
+    "liveness_seconds": Option(int, 180, check=positive_check,
+                               expected="seconds a notification of syncd's own write may take",
+                               help="none by then: the channel is re-created, polled meanwhile"),
+}
 CRM: dict[str, Option] = {
     # The CRM source the engine syncs with (syncd.crm); the other kinds and their options
     # are declared by the sources (syncd.crm.source_options()) and handed in.
@@ -210,6 +220,15 @@ class HttpConfig:
 
 
 @dataclass(frozen=True)
+class PushConfig:
+    """Push channels (``[push]``): the backstop poll of healthy channels and how long a
+    notification of syncd's own write may take before the channel is presumed dead."""
+
+    backstop_minutes: int = 15
+    liveness_seconds: int = 180
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration, validated."""
 
@@ -231,6 +250,7 @@ class Config:
     crm_kind: str = "builtin"  # which CRM source ([crm] kind)
     crm_options: Mapping[str, Any] = field(default_factory=dict)  # the rest of [crm]
     http: HttpConfig = field(default_factory=HttpConfig)
+    push: PushConfig = field(default_factory=PushConfig)
     accounts: tuple[AccountConfig, ...] = ()
     teams: tuple[TeamConfig, ...] = ()
 
@@ -397,16 +417,17 @@ def parse_config(data: Mapping[str, Any], source: str,
     does, so a missing or exposed secret is caught before a sync needs it.
     """
     v = _Validator(source, resolve)
-    known_sections = {"syncd", "logging", "embedded", "http", "crm", "account", "team"}
+    known_sections = {"syncd", "logging", "embedded", "http", "push", "crm", "account", "team"}
     for key in data:
         if key not in known_sections:
             v.problem(key, "is not a known section", "one of: [syncd], [logging], [embedded], "
-                      "[http], [crm], [[account]], [[team]]")
+                      "[http], [push], [crm], [[account]], [[team]]")
     general = v.table(data.get("syncd", {}), GENERAL, "syncd")
     logging_ = v.table(data.get("logging", {}), LOGGING, "logging")
     embedded = v.table(data.get("embedded", {}), EMBEDDED, "embedded")
     http = v.table(data.get("http", {}), HTTP, "http")
     v.http(http)
+    push = v.table(data.get("push", {}), PUSH, "push")
     crm = _crm_table(v, data.get("crm", {}), crm_sources or {}, general)
     account_schema = {**ACCOUNT, "provider": Option(str, required=True,
                                                     choices=tuple(sorted(providers)))}
@@ -442,6 +463,7 @@ def parse_config(data: Mapping[str, Any], source: str,
         crm_kind=crm.pop("kind", "builtin"),
         crm_options=crm,
         http=HttpConfig(**http),
+        push=PushConfig(**push),
         accounts=tuple(accounts),
         teams=tuple(teams),
         **general,

@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -34,6 +34,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from caldav.davclient import DAVClient
 
 from connectors.caldav import DEFAULT_CALENDAR_NAME
+from syncd.channels import ChannelKeeper, PushSettings
 from syncd.config import AccountConfig, Config
 from syncd.config_checks import is_loopback_address
 from syncd.crm.builtin.views import UserView
@@ -56,6 +57,7 @@ from syncd.push import AccountDirectory, Hints, PushGate
 from syncd.replica import TICK_SECONDS, Dispatcher
 from syncd.report import describe, sync_exit_code
 from syncd.service import EMBEDDED_CALENDAR, Service, embedded_calendar_url, embedded_url
+from syncd.store.channels import ChannelStore
 from syncd.store.dirty import DirtyFlags
 from syncd.store.queue import Claim, WorkQueue
 from syncd.text import printable
@@ -65,6 +67,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("syncd.daemon")
 PURGE_INTERVAL = 24 * 3600  # seconds between purges of expired deletions
+LIVENESS_TICK = 30  # seconds between checks for notifications that did not come
 
 
 class EmbeddedCalendarServer:
@@ -278,6 +281,14 @@ class Daemon:
         self.push = PushGate(DirtyFlags(self.service.db), self._run_soon)
         self.metrics = Metrics(self.service.accounts, self.service.db)  # on /metrics
         self._pushed: dict[str, datetime] = {}  # the run time a push gave each account's job
+        # Push channels: opened and renewed after each cycle (Service.sync_one), checked
+        # for liveness by a tick, stopped when their account goes.
+        self.keeper = ChannelKeeper(
+            ChannelStore(self.service.db),
+            PushSettings(config.http.public_url,
+                         backstop=timedelta(minutes=config.push.backstop_minutes),
+                         liveness=timedelta(seconds=config.push.liveness_seconds)),
+            owner=self.service.replica)
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(config.workers)},
             job_defaults={"max_instances": 1, "coalesce": True},
@@ -294,8 +305,71 @@ class Daemon:
                 lambda claim: self._run_account(claim.name, claim),
                 cap=config.workers, ttl=LEASE_TTL)
 
-    def _interval(self, account: AccountConfig) -> int:
-        return account.interval_seconds or self.config.interval_seconds
+    def _interval(self, account: AccountConfig, *, pushed: bool = False) -> int:
+        """Seconds between the account's polls; ``pushed``: its channel is healthy, so
+        the poll is only the backstop for notifications lost on the way."""
+        normal = account.interval_seconds or self.config.interval_seconds
+        return max(normal, self.config.push.backstop_minutes * 60) if pushed else normal
+
+    def _pace(self, account: AccountConfig) -> None:
+        """Poll the account at the backstop while its channel is healthy, at its normal
+        interval otherwise; a run already due sooner (a push's) keeps its time."""
+        job = self.scheduler.get_job(f"account:{account.name}")
+        if job is None:  # (a replica's accounts go back to the queue with their pace)
+            return
+        pushed = self._pushed_ok(account)
+        seconds = self._interval(account, pushed=pushed)
+        if getattr(job.trigger, "interval", None) == timedelta(seconds=seconds):
+            return
+        before = job.next_run_time
+        job.reschedule("interval", seconds=seconds, jitter=self.config.jitter_seconds)
+        job = self.scheduler.get_job(job.id)
+        if job is not None and before is not None and job.next_run_time is not None \
+                and before < job.next_run_time:
+            job.modify(next_run_time=before)
+        log.info("polling %s every %d s (%s)", account.name, seconds,
+                 "its push channel is healthy" if pushed else "no healthy push channel")
+
+    def _pushed_ok(self, account: AccountConfig) -> bool:
+        """Whether the account's push channel is healthy (False when that cannot be read:
+        polled at the normal interval until it can)."""
+        try:
+            return self.keeper.healthy(account.name)
+        except Exception:
+            log.debug("could not read the push channel of %s", account.name, exc_info=True)
+            return False
+
+    def check_liveness(self) -> list[str]:
+        """The liveness tick: channels whose expected notification did not come are
+        degraded, their accounts polled at the normal interval and synced soon (that
+        cycle re-creates the channel). Returns those accounts."""
+        try:
+            missed = self.keeper.missed()
+        except Exception as exc:  # the database is away: the next tick tries again
+            log.warning("could not check the push channels' liveness: %s", describe(exc))
+            return []
+        served = {a.name: a for a in self.service.accounts()}
+        for name in missed:
+            account = served.get(name)
+            if account is not None:
+                self._pace(account)
+                self._run_soon(name, time.time())
+        return missed
+
+    def start_push(self) -> None:
+        """Cycles look after their account's push channel from now on; the channels of
+        accounts no longer configured are forgotten (their connectors cannot be made any
+        more, so they expire by themselves)."""
+        self.service.keeper = self.keeper
+        self.keeper.prune(a.name for a in self.service.accounts())
+
+    def stop_serving(self, name: str) -> None:
+        """This daemon no longer syncs the account (gone from the config, or handed to
+        another replica): no more cycles, and its push channel is stopped and removed."""
+        job = self.scheduler.get_job(f"account:{name}")
+        if job is not None:
+            job.remove()
+        self.service.forget_push(name)
 
     def _run_account(self, name: str, claim: Claim | None = None) -> None:
         """One cycle of the account; ``claim``: it was claimed from the work queue, under
@@ -325,7 +399,8 @@ class Daemon:
                 finally:
                     # Given back before the push gate looks: a hint that came during the
                     # cycle makes it due sooner than this.
-                    self._give_back(claim, self._interval(account))
+                    self._give_back(claim, self._interval(account,
+                                                          pushed=self._pushed_ok(account)))
                     self.push.end(name, unread=flagged if held else None)
                     with self._settled:
                         self._in_flight -= 1
@@ -333,6 +408,8 @@ class Daemon:
                 self.metrics.cycle_done(account, report, time.monotonic() - started)
                 if flagged is not None and not held:
                     self.metrics.pushed(flagged)
+                if not held and claim is None:
+                    self._pace(account)
                 levels = {"ok": logging.INFO, "skipped": logging.INFO, "busy": logging.DEBUG}
                 level = levels.get(report.outcome, logging.WARNING)
                 log.log(level, "%s", report.line())
@@ -375,7 +452,8 @@ class Daemon:
         source = self.service.source
         receiver = Receiver(self.config, self._directory(), self.push.dirty, self.push.nudge,
                             deleted=source.deletions_hinted
-                            if isinstance(source, DeletionHints) else None, ops=ops)
+                            if isinstance(source, DeletionHints) else None, ops=ops,
+                            channels=self.keeper.channels)
         receiver.start()
         self.receiver = receiver
         self.metrics.seed(self.service.state)
@@ -447,7 +525,7 @@ class Daemon:
         wanted = {a.name: a for a in self.service.accounts()}
         for job in self.scheduler.get_jobs():
             if job.id.startswith("account:") and job.id[8:] not in wanted:
-                job.remove()
+                self.stop_serving(job.id[8:])
         for name, account in wanted.items():
             job_id = f"account:{name}"
             if self.scheduler.get_job(job_id) is None:
@@ -481,6 +559,7 @@ class Daemon:
                     print(printable(r.line()), flush=True)
                 return sync_exit_code(reports)
             self._install_signals()
+            self.start_push()
             self.start_receiver()
             self.start_crm_watch()
             self.scheduler.start()
@@ -488,6 +567,8 @@ class Daemon:
             if self.dispatcher is not None:
                 self.scheduler.add_job(self.dispatcher.tick, "interval", seconds=TICK_SECONDS,
                                        id="claim", next_run_time=_now())
+            self.scheduler.add_job(self.check_liveness, "interval", seconds=LIVENESS_TICK,
+                                   id="liveness")
             self.scheduler.add_job(self.refresh_jobs, "interval",
                                    seconds=self.config.interval_seconds, id="refresh")
             self.scheduler.add_job(self.purge, "interval", seconds=PURGE_INTERVAL,

@@ -30,6 +30,7 @@ from syncd.errors import (
     ItemRejected,
     NotFound,
     PortInUse,
+    PushRefused,
     RateLimited,
     SecretUnavailable,
     ServerFailed,
@@ -42,7 +43,10 @@ from syncd.errors import (
 )
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from syncd.config import AccountConfig
+    from syncd.store.channels import ChannelRow
 
 #: Exit codes (the README lists them): 2 for what the caller must fix in the command or
 #: config, 1 for a failure at run time, 3 when ``sync`` skipped an account that needs
@@ -129,6 +133,12 @@ def describe(error: BaseException, account: AccountConfig | None = None) -> str:
                     "log), and 'syncd --debug run' shows more.")
         case SyncRefused():
             return _refused(error)
+        case PushRefused():
+            status = f", HTTP {error.status}" if error.status else ""
+            return (f"{_PUSH_PROVIDERS.get(error.provider, error.provider)} will not notify "
+                    f"changes of this calendar ({error.reason}{status}); syncd polls it at "
+                    "its interval and asks again in a day, or at once after a change of the "
+                    "account's config or [http] public_url.")
         case ConflictUnresolvable():
             return _unresolvable(error)
         case AccountUnavailable():
@@ -313,3 +323,42 @@ def _ref(value: Any) -> str | None:
     """The reference (never the value) of a configured secret."""
     ref = getattr(value, "ref", None)
     return str(ref) if ref else None
+
+
+# --- push channels ------------------------------------------------------------------------
+
+#: Why an account has no working push channel, as kept in ``push_channels.reason`` (a
+#: provider's refusal keeps the provider's own short reason instead).
+NO_PUSH = "no-push"
+MISSED_NOTIFICATION = "missed-notification"
+RENEWAL_FAILED = "renewal-failed"
+_PUSH_REASONS = {
+    NO_PUSH: "this provider's connector cannot be notified",
+    MISSED_NOTIFICATION: "no notification after our write",
+    RENEWAL_FAILED: "its renewal failed",
+}
+_PUSH_PROVIDERS = {"google": "Google", "graph": "Microsoft Graph", "outlook": "Microsoft",
+                   "webdav": "The CalDAV server", "caldav": "The CalDAV server"}
+
+
+def push_status(row: ChannelRow | None, *, public_url: str | None) -> str:
+    """The status line of an account's push channel: active, degraded, or why it is
+    polled."""
+    if public_url is None:
+        return "polled: push needs [http] public_url"
+    if row is None:
+        return "polled: no push channel yet (one is opened after the next cycle)"
+    reason = _PUSH_REASONS.get(row.reason or "", row.reason or "no reason given")
+    if row.state == "refused":
+        return f"polled: {reason}"
+    if row.state == "degraded":
+        return f"push: degraded ({reason}); polled at the normal interval until it is re-created"
+    heard = _when(row.last_message_at) if row.last_message_at else "none yet"
+    line = f"push: active until {_when(row.expires_at)}, last notification {heard}"
+    if row.expect_by is not None:
+        line += f", one due by {_when(row.expect_by)} after our write"
+    return line
+
+
+def _when(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d %H:%M UTC") if at is not None else "?"

@@ -12,6 +12,7 @@ from urllib.parse import quote
 from connectors import ConnectorContext, open_connector
 from connectors.base import CalendarConnector
 from syncd.auth_fingerprint import changed_since, fingerprint
+from syncd.channels import ChannelKeeper, PushSettings
 from syncd.config import AccountConfig, Config
 from syncd.crm import open_source
 from syncd.crm.builtin.activities import ActivityStore
@@ -23,7 +24,8 @@ from syncd.engine.policy import AccountPolicy, ConflictPolicy, OnCalendarDelete
 from syncd.engine.runner import run_cycle
 from syncd.errors import SyncRefused
 from syncd.model import DoneStyle
-from syncd.report import describe, describe_note, refusal_reason
+from syncd.report import describe, describe_note, push_status, refusal_reason
+from syncd.store.channels import REFUSED, ChannelRow, ChannelStore
 from syncd.store.db import Database
 from syncd.store.state import StateStore, lease_owner_id
 from syncd.store.status import AccountStatus, CycleEnd
@@ -88,17 +90,27 @@ def word(report: CycleReport, account: AccountConfig) -> str | None:
     return describe_note(report.note) if report.note is not None else None
 
 
+#: The outcomes after which a cycle held the lease and reached the calendar: its push
+#: channel is looked after (not after an account-wide failure, which a channel request
+#: would only repeat).
+UPKEEP_AFTER = (Outcome.OK, Outcome.PARTIAL, Outcome.REFUSED)
+
+
 def sync_account(account: AccountConfig, connector: CalendarConnector, source: CrmSource,
                  state: StateStore, *, now: datetime | None = None,
                  lease_owner: str = "syncd", dry_run: bool = False,
                  force_delete: bool = False, policy: AccountPolicy | None = None,
-                 claimed: int | None = None, **options: Any) -> CycleReport:
+                 claimed: int | None = None,
+                 upkeep: Callable[[CycleReport], None] | None = None,
+                 **options: Any) -> CycleReport:
     """One cycle of one account, begun and finished in the state store's status machine.
 
     The engine runs between ``begin_cycle`` (the status check and the lease) and
     ``finish_cycle`` (the status move and the lease released, in one transaction); its
     report is worded here, through :mod:`syncd.report`. ``claimed``: the lease was taken
-    from the work queue already, with this token.
+    from the work queue already, with this token. ``upkeep`` (the daemon's push channel
+    keeper) runs after a cycle that reached the calendar, still under the lease, so only
+    the replica holding the account touches its channel.
     """
     now = now or datetime.now(UTC)
     policy = policy or account_policy(account)
@@ -119,6 +131,9 @@ def sync_account(account: AccountConfig, connector: CalendarConnector, source: C
         except BaseException:
             state.release_lease(account.name, start.token)
             raise
+        if upkeep is not None and not dry_run and report.outcome in UPKEEP_AFTER \
+                and report.note != Note.LEASE_LOST:
+            upkeep(report)
         reason = refusal_reason(report.error) if isinstance(report.error, SyncRefused) \
             else None
         end = CycleEnd(Outcome.DRY_RUN if dry_run else report.outcome, report.counts,
@@ -150,6 +165,9 @@ class Service:
         #: Called before every calendar request (the daemon's check that its embedded
         #: server still runs); raises to stop the request.
         self.before_request: Callable[[], None] | None = None
+        #: The daemon's push channel keeper: looks after each account's channel after its
+        #: cycles (None: ``syncd sync`` and ``run --once`` open no channels).
+        self.keeper: ChannelKeeper | None = None
 
     def _policy(self, account: AccountConfig) -> AccountPolicy:
         """The account's policy, built once per configured account."""
@@ -233,7 +251,7 @@ class Service:
                 self._connector(account, now)
             report = sync_account(account, connector, self.source, self.state, now=now,
                                   lease_owner=self.replica, policy=self._policy(account),
-                                  **options)
+                                  upkeep=self._upkeep(account, connector, now), **options)
         except Exception as exc:  # isolation: one account's bug must not stop the others
             # The report carries the sentence; the traceback is for --debug only.
             log.debug("account %s failed before its cycle", account.name, exc_info=True)
@@ -253,6 +271,28 @@ class Service:
             self._drop_connector(account.name)  # start afresh: new session, new lookup
             self._remember_refused_credentials(account)
         return report
+
+    def _upkeep(self, account: AccountConfig, connector: CalendarConnector,
+                started: datetime) -> Callable[[CycleReport], None] | None:
+        """The push channel's upkeep after the cycle begun at ``started`` (daemon only)."""
+        keeper = self.keeper
+        if keeper is None:
+            return None
+
+        def upkeep(report: CycleReport) -> None:
+            keeper.maintain(account, connector, wrote_calendar=report.wrote_calendar,
+                            since=started)
+
+        return upkeep
+
+    def forget_push(self, name: str) -> None:
+        """The account is no longer served: stop its push channel with the connector
+        still cached for it, remove the channel's row, and drop the connector."""
+        cached = self._connectors.get(name)
+        keeper = self.keeper or ChannelKeeper(ChannelStore(self.db), PushSettings(None),
+                                              owner=self.replica)
+        keeper.forget(name, cached[2] if cached is not None else None)
+        self._drop_connector(name)
 
     def _retry_changed_credentials(self, account: AccountConfig) -> None:
         """An account waiting for re-authorisation tries again once its credentials
@@ -302,6 +342,8 @@ class Service:
     def status(self) -> list[dict[str, Any]]:
         states = {s.name: s for s in self.state.accounts()}
         budgets = self.budgets()
+        channels = {row.account: row for row in ChannelStore(self.db).all()}
+        public_url = self.config.http.public_url
         rows = []
         for account in self.accounts():
             st = states.get(account.name) or self.state.account(account.name)
@@ -318,5 +360,18 @@ class Service:
                                                            limit=STATUS_ITEMS),
                 # the CRM's shared budgets (one Pipedrive company), the same on every row
                 "crm_budgets": budgets,
+                "push": _push_row(channels.get(account.name), public_url),
             })
         return rows
+
+
+def _push_row(row: ChannelRow | None, public_url: str | None) -> dict[str, Any]:
+    """An account's push channel as ``syncd status`` shows it (``line`` is the sentence)."""
+    line = push_status(row, public_url=public_url)
+    if row is None:
+        return {"state": "polled", "reason": None, "expires_at": None,
+                "last_notification_at": None, "expect_by": None, "line": line}
+    return {"state": "polled" if row.state == REFUSED else row.state, "reason": row.reason,
+            "kind": row.kind, "expires_at": row.expires_at,
+            "last_notification_at": row.last_message_at, "expect_by": row.expect_by,
+            "line": line}

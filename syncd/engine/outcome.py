@@ -27,8 +27,12 @@ from syncd.engine.guards import count_guest_emails
 from syncd.errors import LeaseLost
 from syncd.store.status import Note, Outcome
 
-__all__ = ["CycleReport", "LeaseLost", "Note", "Outcome", "PairResult", "PairStatus",
-           "tally", "tally_plans", "write_name"]
+__all__ = ["CALENDAR_WRITES", "CycleReport", "LeaseLost", "Note", "Outcome", "PairResult",
+           "PairStatus", "tally", "tally_plans", "write_name"]
+
+
+#: The counts of writes that reached the calendar.
+CALENDAR_WRITES = ("events_created", "events_updated", "events_deleted")
 
 
 @dataclass
@@ -47,6 +51,12 @@ class CycleReport:
     plans: list[PairPlan] = field(default_factory=list)  # only when the cycle keeps them
     error: BaseException | None = None
     note: Note | None = None
+
+    @property
+    def wrote_calendar(self) -> bool:
+        """Whether a write of this cycle reached the calendar (its provider may notify
+        syncd of it: the push channel's liveness check)."""
+        return any(self.counts[name] for name in CALENDAR_WRITES)
 
     def end(self, outcome: Outcome, note: Note | None = None, *,
             error: BaseException | None = None) -> None:

@@ -41,7 +41,7 @@ class Receiver:
         self.hints = Hints(directory, dirty, wake, deleted=deleted)
         self.pipedrive = PipedriveHook(BasicAuthSecret(config.data_path, "pipedrive"),
                                        self.hints)
-        router = Router(http.max_body_bytes)
+        router = self.router = Router(http.max_body_bytes)
         router.add(self.pipedrive.route())
         self.graph = GraphHook(self.channels, self.hints)
         router.add(self.graph.route())

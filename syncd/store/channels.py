@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 
 from syncd.store.base import utcnow
 from syncd.store.channel_tables import PushChannel
@@ -148,18 +148,24 @@ class ChannelStore:
             s.execute(update(PushChannel).where(PushChannel.account == account)
                       .values(expires_at=expires_at))
 
-    def refuse(self, account: str, kind: str, reason: str) -> None:
+    def refuse(self, account: str, kind: str, reason: str, *,
+               details: Mapping[str, Any] | None = None, now: datetime | None = None) -> None:
         """The provider will not notify for this account: it is polled; ``reason`` is
-        for the status line. Forgets any channel the account had."""
+        for the status line. Forgets any channel the account had. ``created_at`` keeps
+        when it was refused and ``details`` what it was refused under (the keeper asks
+        again after a while, or when the config changed)."""
+        at = now or utcnow()
         with self.db.session() as s:
             self._ensure_account(s, account)
             r = s.get(PushChannel, account)
             if r is None:
-                s.add(PushChannel(account=account, kind=kind, state=REFUSED, reason=reason))
+                s.add(PushChannel(account=account, kind=kind, state=REFUSED, reason=reason,
+                                  details=dict(details or {}), created_at=at))
                 return
             r.kind, r.state, r.reason = kind, REFUSED, reason
             r.channel_id = r.resource_id = r.token_hash = None
-            r.details, r.expires_at, r.expect_by = {}, None, None
+            r.details, r.created_at = dict(details or {}), at
+            r.expires_at, r.expect_by, r.owner = None, None, None
 
     def degrade(self, account: str, reason: str) -> None:
         """A notification was missed: poll at the normal interval until a new channel."""
@@ -167,14 +173,20 @@ class ChannelStore:
             s.execute(update(PushChannel).where(PushChannel.account == account)
                       .values(state=DEGRADED, reason=reason, expect_by=None))
 
-    def expect(self, account: str, by: datetime) -> None:
+    def expect(self, account: str, by: datetime, *, unheard_since: datetime | None = None
+               ) -> None:
         """One of our writes reached the calendar: a notification is due by ``by``. An
-        earlier deadline is kept. Only active channels expect anything."""
+        earlier deadline is kept. Only active channels expect anything. With
+        ``unheard_since`` (when the writes began), a notification heard since then already
+        answered them: nothing is expected (checked in the same statement, so one that
+        comes while this runs is not missed)."""
+        conditions = [PushChannel.account == account, PushChannel.state == ACTIVE,
+                      PushChannel.expect_by.is_(None)]
+        if unheard_since is not None:
+            conditions.append(or_(PushChannel.last_message_at.is_(None),
+                                  PushChannel.last_message_at < unheard_since))
         with self.db.session() as s:
-            s.execute(update(PushChannel)
-                      .where(PushChannel.account == account, PushChannel.state == ACTIVE,
-                             PushChannel.expect_by.is_(None))
-                      .values(expect_by=by))
+            s.execute(update(PushChannel).where(*conditions).values(expect_by=by))
 
     def remove(self, account: str) -> None:
         with self.db.session() as s:

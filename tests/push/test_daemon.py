@@ -1,0 +1,127 @@
+"""The daemon around the keeper: backstop polls, the liveness tick, accounts that go.
+
+The daemon runs in this process with its scheduler paused: each test runs cycles itself
+(``_run_account``, as a job would) and reads the jobs' intervals and next run times. The
+accounts sync in-memory calendars (``connectors.memory``), which can be watched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from connectors.memory import MemoryCalendar
+from syncd.store.channels import DEGRADED
+from tests.push.daemons import ALICE, BACKSTOP, BOB, CALENDARS, daemon_config
+
+
+def test_a_healthy_pushed_account_is_polled_only_at_the_backstop(
+        start: Any, tmp_path: Path) -> None:
+    run = start(daemon_config(tmp_path))
+    assert run.interval() == 60
+    run.cycle()
+    assert len(CALENDARS["alice"].watches) == 1
+    assert run.interval() == BACKSTOP
+    assert run.status().startswith("push: active until ")
+    run.cycle()  # still healthy: the pace stays
+    assert run.interval() == BACKSTOP and CALENDARS["alice"].push_calls == ["watch"]
+
+
+def test_an_account_polled_more_rarely_than_the_backstop_keeps_its_interval(
+        start: Any, tmp_path: Path) -> None:
+    slow = replace(ALICE, interval_seconds=3600)
+    run = start(daemon_config(tmp_path, accounts=(slow,)))
+    run.cycle()
+    assert CALENDARS["alice"].watches and run.interval() == 3600
+
+
+def test_a_missed_notification_degrades_the_channel_shortens_the_poll_and_recreates_it(
+        start: Any, tmp_path: Path) -> None:
+    run = start(daemon_config(tmp_path))
+    calendar = CALENDARS.setdefault("alice", MemoryCalendar())
+    calendar.deliver = False  # accepted, but never delivers
+    run.cycle()
+    [first] = calendar.watches
+    run.add_activity()
+    run.cycle()  # writes the event: its notification is due within 180 s
+    assert calendar.live() and run.interval() == BACKSTOP
+    row = run.channels.get("alice")
+    assert row is not None and row.expect_by is not None
+
+    run.clock.advance(seconds=170)
+    assert run.daemon.check_liveness() == []
+    run.clock.advance(seconds=20)
+    before = datetime.now(UTC)
+    assert run.daemon.check_liveness() == ["alice"]
+    row = run.channels.get("alice")
+    assert row is not None and row.state == DEGRADED
+    assert run.interval() == 60  # polled at the normal interval meanwhile
+    assert run.next_run() <= before + timedelta(seconds=5)  # and soon
+    assert run.status().startswith("push: degraded (no notification after our write)")
+
+    run.cycle()  # re-creates the channel, stops the dead one
+    [second] = calendar.watches
+    assert second != first and calendar.push_calls == ["watch", "watch", "unwatch"]
+    assert run.interval() == BACKSTOP
+
+
+def test_removing_an_account_stops_its_channel_and_removes_its_row(
+        start: Any, tmp_path: Path) -> None:
+    config = daemon_config(tmp_path, accounts=(ALICE, BOB))
+    run = start(config)
+    run.cycle("alice")
+    run.cycle("bob")
+    assert CALENDARS["bob"].watches and run.channels.get("bob") is not None
+    smaller = replace(config, accounts=(ALICE,))
+    run.daemon.config = run.daemon.service.config = smaller
+    run.daemon.refresh_jobs()
+    assert run.daemon.scheduler.get_job("account:bob") is None
+    assert CALENDARS["bob"].watches == {} and run.channels.get("bob") is None
+    assert CALENDARS["alice"].watches and run.channels.get("alice") is not None
+    # the account's sync state stays (only the channel is gone)
+    assert run.daemon.service.state.account("bob").last_run_at is not None
+
+
+def test_rows_of_accounts_gone_from_the_config_are_removed_at_start(
+        start: Any, tmp_path: Path) -> None:
+    config = daemon_config(tmp_path, accounts=(ALICE, BOB))
+    run = start(config)
+    run.cycle("alice")
+    run.cycle("bob")
+    restarted = start(replace(config, accounts=(BOB,)))
+    assert [row.account for row in restarted.channels.all()] == ["bob"]
+
+
+def test_without_a_public_url_no_channel_is_opened_and_the_status_says_why(
+        start: Any, tmp_path: Path) -> None:
+    run = start(daemon_config(tmp_path, public_url=None))
+    run.cycle()
+    assert CALENDARS["alice"].push_calls == [] and run.channels.all() == []
+    assert run.interval() == 60
+    assert run.status() == "polled: push needs [http] public_url"
+
+
+def test_a_refused_channel_is_polled_at_the_normal_interval_with_its_reason(
+        start: Any, tmp_path: Path) -> None:
+    run = start(daemon_config(tmp_path))
+    CALENDARS["alice"] = calendar = MemoryCalendar()
+    calendar.refuse_push = "tenant forbids subscriptions"
+    run.cycle()
+    assert run.interval() == 60
+    assert run.status() == "polled: tenant forbids subscriptions"
+    run.cycle()
+    assert calendar.push_calls == ["watch"]  # not asked again every cycle
+
+
+def test_a_failed_cycle_leaves_the_channel_alone(start: Any, tmp_path: Path) -> None:
+    run = start(daemon_config(tmp_path))
+    CALENDARS["alice"] = calendar = MemoryCalendar()
+
+    def down(_cursor: object) -> Any:
+        raise OSError("connection refused")
+
+    calendar.changes = down  # type: ignore[method-assign]
+    run.cycle()
+    assert calendar.push_calls == [] and run.interval() == 60  # the keeper was not asked
