@@ -62,11 +62,6 @@ class AccountDirectory:
         found = {name for uid in wanted for name in self._map.get(uid, ())}
         return found, wanted - self._map.keys()
 
-    def served(self, names: Iterable[str]) -> set[str]:
-        """Those of ``names`` that are accounts served now (a calendar channel may outlive
-        its account for a moment: its notification must not make work)."""
-        return set(names) & {a.name for a in self._accounts()}
-
     def _build(self, accounts: Sequence[AccountConfig], names: frozenset[str]) -> None:
         by_owner: dict[str, int | None] = {}
         built: dict[int, set[str]] = {}
@@ -165,10 +160,7 @@ class Hints:
             if deleted and self.deleted is not None:
                 self.deleted(deleted)
             names, unknown = self.directory.accounts_of(user_ids) if user_ids else (set(), set())
-            served = self.directory.served(accounts) if accounts else set()
-            if accounts - served:
-                self.counts["unknown_account"] += len(accounts - served)
-            names |= served
+            names |= accounts
             self.dirty.mark(names)
         except Exception as exc:  # a hint is never worth more than the backstop poll
             self.counts["failed"] += len(user_ids) + len(accounts)

@@ -38,8 +38,10 @@ class Running:
     def channels(self) -> ChannelStore:
         return self.daemon.keeper.channels
 
-    def cycle(self, name: str = "alice") -> None:
-        self.daemon._run_account(name)
+    def cycle(self, *names: str) -> None:
+        """A cycle of each account (alice's by default), as their jobs would run them."""
+        for name in names or ("alice",):
+            self.daemon._run_account(name)
 
     def interval(self, name: str = "alice") -> float:
         job = self.daemon.scheduler.get_job(f"account:{name}")

@@ -71,8 +71,7 @@ def test_removing_an_account_stops_its_channel_and_removes_its_row(
         start: Any, tmp_path: Path) -> None:
     config = daemon_config(tmp_path, accounts=(ALICE, BOB))
     run = start(config)
-    run.cycle("alice")
-    run.cycle("bob")
+    run.cycle("alice", "bob")
     assert CALENDARS["bob"].watches and run.channels.get("bob") is not None
     smaller = replace(config, accounts=(ALICE,))
     run.daemon.config = run.daemon.service.config = smaller
@@ -88,8 +87,7 @@ def test_rows_of_accounts_gone_from_the_config_are_removed_at_start(
         start: Any, tmp_path: Path) -> None:
     config = daemon_config(tmp_path, accounts=(ALICE, BOB))
     run = start(config)
-    run.cycle("alice")
-    run.cycle("bob")
+    run.cycle("alice", "bob")
     restarted = start(replace(config, accounts=(BOB,)))
     assert [row.account for row in restarted.channels.all()] == ["bob"]
 
