@@ -178,3 +178,13 @@ def test_an_unreadable_expiry_in_the_answer_is_read_as_the_one_asked(
     channel = conn.watch(running.address, "unused-id", TOKEN, asked)
     assert channel.id == "sub-1"
     assert abs(channel.expires_at - asked) < timedelta(milliseconds=1)
+
+
+@pytest.mark.parametrize("body", ['{"id": "another-subscription"}', '{"id": null}', "[]"])
+def test_a_renewal_answer_for_no_or_another_subscription_is_transient(
+        env: Env, conn: OutlookCalendar, running: Listening, body: str) -> None:
+    channel = conn.watch(running.address, "unused-id", TOKEN, soon(1))
+    env.graph.inject(FaultRule(method="PATCH", path=r"^/subscriptions/", status=200,
+                               body=body))
+    with pytest.raises(Transient):
+        conn.renew(channel, running.address, "unused-id", TOKEN, soon(2))
