@@ -30,6 +30,7 @@ What is decided here, and why:
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import secrets
 import uuid
@@ -51,6 +52,8 @@ log = logging.getLogger("syncd.channels")
 REQUESTED_LIFETIME = timedelta(days=7)
 #: How long a refusal stands before the provider is asked again.
 REFUSED_RETRY = timedelta(days=1)
+#: The most of a provider's channel that is stored (the id's column holds 300).
+MAX_CHANNEL_ID, MAX_RESOURCE_ID, MAX_DETAILS = 300, 2000, 8000
 
 # What maintain did (for the debug log and the tests).
 POLLED = "polled"  # no channel: no public URL, or the connector cannot be notified
@@ -179,12 +182,28 @@ class ChannelKeeper:
                         describe(exc, account))
             log.debug("push channel failure", exc_info=True)
             return FAILED
+        problem = unusable(made, now)
+        if problem is not None:  # the provider's answer cannot be kept: let it lapse
+            log.warning("account %s: the provider's push channel is unusable (%s); tried "
+                        "again next cycle", name, problem)
+            if isinstance(made, Channel) and not (old is not None and made.id == old.id):
+                self._stop(name, connector, made)
+            if renewable:
+                self.channels.degrade(name, RENEWAL_FAILED)
+            return FAILED
         if renewable and old is not None and made.id == old.id:
             self.channels.extend(name, made.expires_at)
             return EXTENDED
-        self.channels.save(name, kind, channel_id=made.id, token=token,
-                           expires_at=made.expires_at, resource_id=made.resource_id or None,
-                           details=made.details, owner=self.owner, now=now)
+        try:
+            self.channels.save(name, kind, channel_id=made.id, token=token,
+                               expires_at=made.expires_at,
+                               resource_id=made.resource_id or None,
+                               details=made.details, owner=self.owner, now=now)
+        except Exception:
+            # Unrecorded, the channel would notify with a token nobody can check until
+            # it expires: stop it (the caller logs the failure; the next cycle retries).
+            self._stop(name, connector, made)
+            raise
         if old is not None and old.id != made.id and old.expires_at > now:
             self._stop(name, connector, old)
         return RENEWED if renewable else OPENED
@@ -263,6 +282,28 @@ class ChannelKeeper:
             log.info("account %s: an old push channel could not be stopped (it expires by "
                      "itself): %s", name, describe(exc))
             log.debug("unwatch failure", exc_info=True)
+
+
+def unusable(made: object, now: datetime) -> str | None:
+    """Why a channel a connector returned cannot be kept (None: it can). Connectors
+    parse what providers answer; this is the keeper's own check of what it stores."""
+    if not isinstance(made, Channel):
+        return "not a channel"
+    if not isinstance(made.id, str) or not made.id or len(made.id) > MAX_CHANNEL_ID:
+        return "its id is empty or too long"
+    if not isinstance(made.expires_at, datetime) or made.expires_at.tzinfo is None:
+        return "its expiry is not a UTC time"
+    if made.expires_at <= now:
+        return "it has already expired"
+    if not isinstance(made.resource_id, str) or len(made.resource_id) > MAX_RESOURCE_ID:
+        return "its resource is too long"
+    try:
+        size = len(json.dumps(dict(made.details)))
+    except (TypeError, ValueError):
+        return "its details cannot be stored"
+    if size > MAX_DETAILS:
+        return "its details are too large"
+    return None
 
 
 def _current(row: ChannelRow | None, now: datetime, backstop: timedelta) -> bool:

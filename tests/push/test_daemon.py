@@ -7,6 +7,7 @@ accounts sync in-memory calendars (``connectors.memory``), which can be watched.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -123,3 +124,13 @@ def test_a_failed_cycle_leaves_the_channel_alone(start: Any, tmp_path: Path) -> 
     calendar.changes = down  # type: ignore[method-assign]
     run.cycle()
     assert calendar.push_calls == [] and run.interval() == 60  # the keeper was not asked
+
+
+def test_a_push_run_due_sooner_keeps_its_time_when_the_pace_changes(
+        start: Any, tmp_path: Path) -> None:
+    run = start(daemon_config(tmp_path))
+    soon = time.time() + 5
+    run.daemon._run_soon("alice", soon)  # a notification came while the cycle ran
+    run.cycle()  # the channel opens: the pace becomes the backstop
+    assert run.interval() == BACKSTOP
+    assert run.next_run().timestamp() <= soon + 1

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from connectors.base import Watchable
+from connectors.base import Channel, Watchable
 from connectors.memory import MemoryCalendar
 from syncd import channels as keeping_
 from syncd.channels import ChannelKeeper, PushSettings, renewal_margin
@@ -295,3 +295,52 @@ def test_rows_of_accounts_no_longer_configured_are_pruned(keeping: Keeping) -> N
                      connector=MemoryCalendar())
     assert keeping.keeper.prune(["bob", "carol"]) == ["alice"]
     assert [row.account for row in keeping.channels.all()] == ["bob"]
+
+
+class Answering(MemoryCalendar):
+    """A calendar whose provider answers ``watch`` with whatever the test gives."""
+
+    def __init__(self, answer: Any) -> None:
+        super().__init__()
+        self.answer = answer
+        self.stopped: list[Any] = []
+
+    def watch(self, address: str, channel_id: str, token: str, expires_at: datetime) -> Any:
+        self.push_calls.append("watch")
+        return self.answer(channel_id, expires_at) if callable(self.answer) else self.answer
+
+    def unwatch(self, channel: Channel) -> None:
+        self.stopped.append(channel)
+
+
+def test_a_channel_the_keeper_cannot_store_is_stopped_and_tried_again(
+        keeping: Keeping) -> None:
+    now = keeping.clock()
+    answers: list[Any] = [
+        None,
+        {"id": "x"},
+        Channel("", now + timedelta(days=1)),
+        Channel("c" * 301, now + timedelta(days=1)),
+        Channel("c1", now.replace(tzinfo=None) + timedelta(days=1)),
+        Channel("c1", now - timedelta(seconds=1)),
+        Channel("c1", now + timedelta(days=1), resource_id="r" * 5000),
+        Channel("c1", now + timedelta(days=1), details={"key": object()}),
+        Channel("c1", now + timedelta(days=1), details={"big": "x" * 10_000}),
+    ]
+    for answer in answers:
+        calendar = Answering(answer)
+        assert keeping.maintain(connector=calendar) == keeping_.FAILED, answer
+        assert keeping.channels.get("alice") is None
+        assert calendar.stopped == ([answer] if isinstance(answer, Channel) else [])
+    good = Answering(lambda channel_id, expires_at: Channel(channel_id, expires_at))
+    assert keeping.maintain(connector=good) == keeping_.OPENED
+
+
+def test_a_channel_that_could_not_be_saved_is_stopped(keeping: Keeping) -> None:
+    def full(*_args: object, **_kwargs: object) -> None:
+        raise OSError("database is locked")
+
+    keeping.channels.save = full  # type: ignore[method-assign]
+    assert keeping.maintain() == keeping_.FAILED
+    assert keeping.calendar.watches == {}
+    assert keeping.calendar.push_calls == ["watch", "unwatch"]
