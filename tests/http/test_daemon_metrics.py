@@ -10,22 +10,19 @@ parser: every name the README documents is there, and the counts move after a cy
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import date
 from datetime import time as clock_time
 from pathlib import Path
 
-import psycopg
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.engine import make_url
 
 from syncd.crm.builtin.activities import ActivityStore
 from syncd.http.basic_auth import BasicAuthSecret
@@ -35,7 +32,8 @@ from syncd_testkit.loopback import free_port
 from syncd_testkit.servers import DavServer
 from tests.conftest import fresh_calendar
 from tests.http.conftest import delivery
-from tests.store.conftest import PG_ADMIN_DB, PG_HOST, PG_PORT, PG_USER
+from tests.http.test_daemon_push import dav_config, first_cycle, spawn
+from tests.store.conftest import PG_HOST, PG_PORT, pg_url  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.postgres
 
@@ -109,25 +107,11 @@ def one(found: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
 
 
 @pytest.fixture
-def pg_database() -> Iterator[str]:
-    """A fresh PostgreSQL database (its name), dropped at the end."""
-    admin = f"host={PG_HOST} port={PG_PORT} user={PG_USER} dbname={PG_ADMIN_DB}"
-    name = f"syncd_metrics_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    try:
-        conn = psycopg.connect(admin, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL at {PG_HOST}:{PG_PORT} cannot be reached ({exc})")
-    with conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield name
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture
-def daemon(tmp_path: Path, radicale: DavServer, pg_database: str) -> Iterator[Running]:
+def daemon(tmp_path: Path, radicale: DavServer,
+           pg_url: str) -> Iterator[Running]:  # noqa: F811 (the fixture imported above)
     forwarder = Forwarder((PG_HOST, PG_PORT))
-    url = f"postgresql+psycopg://{PG_USER}@127.0.0.1:{forwarder.port}/{pg_database}"
+    url = make_url(pg_url).set(host="127.0.0.1", port=forwarder.port).render_as_string(
+        hide_password=False)
     user, calendar = fresh_calendar(radicale)
     data = tmp_path / "data"
     data.mkdir(mode=0o700)
@@ -137,25 +121,15 @@ def daemon(tmp_path: Path, radicale: DavServer, pg_database: str) -> Iterator[Ru
     hook_auth = BasicAuthSecret(data, "pipedrive").create()
     port = free_port()
     config = tmp_path / "syncd.toml"
-    config.write_text(f'[syncd]\ndata_dir = "{data}"\ndatabase = "{url}"\n'
-                      f'interval_seconds = 3600\njitter_seconds = 0\n'
-                      f'[http]\nlisten = "127.0.0.1:{port}"\n'
-                      f'[[account]]\nname = "dav"\nprovider = "caldav"\nowner = "{user}"\n'
-                      f'calendar = "{calendar}"\n[account.auth]\nurl = "{radicale.url}"\n'
-                      f'username = "{user}"\n')
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
+    config.write_text(dav_config(data, user, calendar, radicale.url,
+                                 f'database = "{url}"\n[http]\nlisten = "127.0.0.1:{port}"\n'))
     log = tmp_path / "daemon.log"
-    with log.open("w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "syncd", "--config", str(config),
-                                    "run"], env=env, stdout=out, stderr=subprocess.STDOUT)
-    running = Running(process, log, port, forwarder, data, store, owner_id, hook_auth)
+    running = Running(spawn(config, log), log, port, forwarder, data, store, owner_id,
+                      hook_auth)
     try:
-        running.wait_cycles(1)
-        yield running
+        with first_cycle(running):
+            yield running
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
         db.close()
         forwarder.close()
 
