@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from syncd.config import AccountConfig
+    from syncd.engine.audit import Finding
     from syncd.store.channels import ChannelRow
 
 #: Exit codes (the README lists them): 2 for what the caller must fix in the command or
@@ -362,3 +363,45 @@ def push_status(row: ChannelRow | None, *, public_url: str | None) -> str:
 
 def _when(at: datetime | None) -> str:
     return at.strftime("%Y-%m-%d %H:%M UTC") if at is not None else "?"
+
+
+# --- syncd verify ---------------------------------------------------------------------
+
+
+def describe_finding(finding: Finding, account: str) -> str:
+    """One audit finding as a sentence with the command that repairs it, where one does.
+    A privacy finding names the activity and the event, never the note's text."""
+    events = ", ".join(finding.event_ids)
+    activity = f"activity {finding.activity_id}" if finding.activity_id is not None \
+        else "no known activity"
+    repair = f"'syncd verify --repair --account {account}'"
+    sync = f"'syncd sync --account {account}'"
+    match finding.kind:
+        case "duplicate":
+            return (f"duplicate: {activity} has {len(finding.event_ids)} events ({events}); "
+                    f"{repair} keeps one and deletes {', '.join(finding.remove)}")
+        case "paired_twice":
+            return (f"paired twice: event {events} is paired with activities "
+                    f"{finding.reason}; report it (no command repairs it)")
+        case "orphan":
+            why = {"deleted": "whose activity was deleted",
+                   "other_owner": "whose activity belongs to another owner now",
+                   "unknown_marker": "whose activity the CRM does not know"}
+            return (f"orphan: event {events} carries syncd's marker but no pair, "
+                    f"{why.get(finding.reason or '', '')}; {repair} deletes it")
+        case "drift":
+            return (f"drift: {activity} and event {events} differ in "
+                    f"{', '.join(finding.fields)} with no change pending on either side; "
+                    "report it (editing the activity makes the next cycle write it again)")
+        case "missing":
+            fix = {"quarantined": "quarantined: 'syncd quarantine' shows why, "
+                                  "'syncd quarantine retry ID' tries again",
+                   "event_missing": f"its event is gone from the calendar: {sync} applies "
+                                    "on_calendar_delete",
+                   "not_synced_yet": f"not synced yet: {sync}"}
+            return f"missing: {activity} has no event; {fix.get(finding.reason or '', '')}"
+        case "privacy":
+            return (f"privacy: the private note of {activity} appears in the "
+                    f"{' and '.join(finding.fields)} of event {events}; syncd never writes "
+                    "notes, so it was put there in the calendar: remove it there")
+    return f"{finding.kind}: {activity} {events}"

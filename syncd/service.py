@@ -228,6 +228,16 @@ class Service:
                                    read_only=read_only, before_request=self.before_request)
         return open_connector(account, context)
 
+    def policy(self, account: AccountConfig) -> AccountPolicy:
+        """The engine's view of the account's settings."""
+        return self._policy(account)
+
+    def open_connector(self, account: AccountConfig, *, read_only: bool,
+                       now: datetime | None = None) -> CalendarConnector:
+        """A connector of its own (not the cycles' cached one), closed by the caller: for
+        audits and repairs."""
+        return self._open(account, now or datetime.now(UTC), read_only=read_only)
+
     def _drop_connector(self, name: str) -> None:
         cached = self._connectors.pop(name, None)
         if cached is not None:

@@ -24,9 +24,15 @@ from __future__ import annotations
 import logging
 import signal
 import uuid
+from dataclasses import replace
 
 import pytest
 
+from connectors.base import CreateOp
+from syncd.crm.builtin import BuiltinSource
+from syncd.model import project_activity
+from syncd.service import account_policy
+from syncd.verify import AccountAudit, audit_calendar
 from syncd_testkit.world import World
 
 FAILPOINTS = ["after_intent_commit", "after_write_request", "before_cursor_commit"]
@@ -125,3 +131,45 @@ class SyncContract:
         assert world.markers() == {a.sync_uid: 1 for a in activities}
         assert [world.event_title(a.id) for a in activities] == [
             "Visit 0 (moved)", "Visit 1", "Visit 2", "Visit 3"]
+
+    def test_verify_is_clean_after_a_sync_and_finds_each_planted_fault(self, world: World
+                                                                        ) -> None:
+        def verify() -> AccountAudit:
+            connector = world.cycle_connector()
+            try:
+                return audit_calendar(world.account, BuiltinSource(world.store), world.state,
+                                      connector, account_policy(world.account), world.now)[0]
+            finally:
+                world.release(connector)
+
+        secret = world.add("Call Ada", day=3, note="Ask about the merger terms, quietly")
+        copied = world.add("Lunch", day=4)
+        drifted = world.add("Review", day=5)
+        world.converge()
+        clean = verify()
+        assert clean.findings == [] and clean.privacy_checked and clean.pairs == 3
+
+        # A note pasted into the event in the calendar app (re-cased, re-spaced).
+        world.user_edit(secret.id, "Call Ada: ask about  the MERGER terms, quietly")
+        # A second event carrying one activity's marker, and one whose marker is nobody's.
+        link = world.state.links(world.account.name)[copied.id]
+        projection = project_activity(world.store.get(copied.id))
+        assert projection is not None
+        connector = world.cycle_connector()
+        try:
+            results = connector.write([
+                CreateOp("copy", link.sync_uid, link.generation + 7, projection),
+                CreateOp("stray", uuid.uuid4().hex, 0, projection)])
+        finally:
+            world.release(connector)
+        assert all(r.error is None for r in results), results
+        # A pair that recorded a CRM edit as written although the event never got it.
+        world.store.edit_activity(drifted.id, subject="Review (moved)")
+        drift_link = world.state.links(world.account.name)[drifted.id]
+        world.state.save_link(world.account.name, replace(
+            drift_link, crm_base=project_activity(world.store.get(drifted.id))))
+        unsynced = world.add("Not yet", day=6)
+
+        found = {(f.kind, f.activity_id) for f in verify().findings}
+        assert found == {("privacy", secret.id), ("duplicate", copied.id), ("orphan", None),
+                         ("drift", drifted.id), ("missing", unsynced.id)}, found

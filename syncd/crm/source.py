@@ -218,3 +218,15 @@ class ChangeWatch(Protocol):
     def owners_changed(self, after: int, *, limit: int = 1000) -> OwnersChanged:
         """The owners of activities changed after ``after`` (a mark), both the owner before
         and after a reassignment; one small query, nothing when nothing changed."""
+
+
+@runtime_checkable
+class NoteReader(Protocol):
+    """A source that can read private notes, for ``syncd verify``'s privacy audit only.
+
+    The engine never uses it: a cycle has no way to see a note (A5). The audit reads notes
+    to search calendar events for them, and reports hits by activity id, never by text.
+    """
+
+    def notes(self, activity_ids: Sequence[int]) -> Mapping[int, str]:
+        """activity id -> its note, for the ids that have a non-empty one."""

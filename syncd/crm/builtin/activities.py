@@ -565,6 +565,18 @@ class ActivityStore(CrmDirectory):
             return session.scalar(
                 select(ActivityNote.text).where(ActivityNote.activity_id == activity_id)) or ""
 
+    def get_notes(self, activity_ids: Sequence[int]) -> dict[int, str]:
+        """The non-empty private notes of these activities, for ``syncd verify``'s privacy
+        audit (the other way to read notes; nothing that syncs uses it)."""
+        notes: dict[int, str] = {}
+        ids = list(activity_ids)
+        with self._read() as session:
+            for start in range(0, len(ids), 500):  # bounded IN lists
+                rows = session.execute(select(ActivityNote.activity_id, ActivityNote.text)
+                                       .where(ActivityNote.activity_id.in_(ids[start:start + 500])))
+                notes.update({aid: text for aid, text in rows if text})
+        return notes
+
     # --- change feed --------------------------------------------------------------------
 
     def changes_after(self, after: int, *, owner_id: int | None = None,

@@ -46,6 +46,9 @@ class BuiltinSource:
     def consistency(self) -> Consistency:
         return Consistency.TRANSACTIONAL
 
+    def notes(self, activity_ids: Sequence[int]) -> Mapping[int, str]:
+        return self.store.get_notes(activity_ids)
+
     def user(self, email: str) -> SourceUser | None:
         return self.store.get_user_by_email(email)
 

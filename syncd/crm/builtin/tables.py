@@ -214,7 +214,8 @@ class ActivityGuest(Base):
 
 
 class ActivityNote(Base):
-    """The private note (A5). Only ``ActivityStore.get_note`` reads this table."""
+    """The private note (A5). Only ``ActivityStore.get_note`` reads this table (and
+    ``get_notes``, for ``syncd verify``'s privacy audit)."""
 
     __tablename__ = "activity_notes"
 

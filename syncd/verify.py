@@ -1,0 +1,157 @@
+"""``syncd verify``: read every account's CRM, sync state and calendar, and audit them.
+
+Read-only unless asked to repair: the calendar is listed in full through a read-only
+connector (the same request path and budgets as a cycle's first listing), the CRM and the
+state are only read, and nothing is cached or written. The judgement is
+:func:`syncd.engine.audit.audit`; this module reads for it, and with ``repair`` deletes
+the events the duplicate and orphan findings name (never anything else), recording each
+removed event in ``repairs.jsonl`` in the data directory so it can be recreated by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from connectors.base import CalendarConnector, DeleteOp, RemoteEvent
+from syncd.config import AccountConfig
+from syncd.crm.source import CrmSource, NoteReader
+from syncd.engine.audit import AuditInput, Finding, audit
+from syncd.engine.policy import AccountPolicy
+from syncd.model import Activity
+from syncd.report import describe
+from syncd.service import Service
+from syncd.store.state import StateStore
+
+log = logging.getLogger("syncd.verify")
+REPAIR_LOG = "repairs.jsonl"
+
+
+@dataclass
+class AccountAudit:
+    """One account's audit: its findings and what was read, or why it could not be read."""
+
+    account: str
+    findings: list[Finding] = field(default_factory=list)
+    events: int = 0
+    pairs: int = 0
+    activities: int = 0
+    privacy_checked: bool = False
+    error: str | None = None  # a sentence: the account could not be read
+    removed: list[str] = field(default_factory=list)  # event ids a repair deleted
+
+    @property
+    def clean(self) -> bool:
+        return self.error is None and not self.findings
+
+
+def audit_calendar(account: AccountConfig, source: CrmSource, state: StateStore,
+                   connector: CalendarConnector, policy: AccountPolicy, now: datetime
+                   ) -> tuple[AccountAudit, list[RemoteEvent]]:
+    """Read one account through ``connector`` (read-only use) and judge it; the events
+    read come back for a repair. Raises what reading raises."""
+    result = AccountAudit(account.name)
+    owner = source.user(account.owner)
+    if owner is None:
+        result.error = f"the CRM has no user {account.owner}"
+        return result, []
+    window = policy.window(now)
+    events = list(connector.changes(None).events)
+    links = state.links(account.name)
+    activities: dict[int, Activity] = {
+        a.id: a for a in source.due_between(owner.id, window.start.date(), window.end.date())}
+    paired = {link.sync_uid for link in links.values()}
+    markers: dict[str, Activity | None] = {
+        e.marker: source.find(e.marker) for e in events if e.marker and e.marker not in paired}
+    activities.update(source.get_many([i for i in links if i not in activities]))
+    for found in markers.values():
+        if found is not None:
+            activities.setdefault(found.id, found)
+    notes = source.notes(sorted(activities)) if isinstance(source, NoteReader) else None
+    result.privacy_checked = notes is not None
+    result.findings = audit(AuditInput(
+        owner_id=owner.id, links=links, events=events, activities=activities,
+        markers=markers, notes=notes, quarantined=state.quarantined(account.name),
+        carried=connector.capabilities.fields, done_style=policy.done_style, window=window))
+    result.events, result.pairs, result.activities = len(events), len(links), len(activities)
+    return result, events
+
+
+def read_audit(service: Service, account: AccountConfig, now: datetime | None = None
+               ) -> tuple[AccountAudit, list[RemoteEvent]]:
+    """One account of the service, audited; a failure to read is the account's error."""
+    now = now or datetime.now(UTC)
+    connector: CalendarConnector | None = None
+    try:
+        connector = service.open_connector(account, read_only=True, now=now)
+        return audit_calendar(account, service.source, service.state, connector,
+                              service.policy(account), now)
+    except Exception as exc:  # one account's failure is its line; the others go on
+        log.debug("verify %s failed", account.name, exc_info=True)
+        return AccountAudit(account.name, error=describe(exc)), []
+    finally:
+        if connector is not None:
+            connector.close()
+
+
+def verify(service: Service, names: Sequence[str] | None = None, *, repair: bool = False,
+           now: datetime | None = None) -> list[AccountAudit]:
+    """Audit the accounts (all, or ``names``); with ``repair``, delete what duplicate and
+    orphan findings name, then audit again so the result shows what is left."""
+    audits = []
+    for account in service.accounts():
+        if names and account.name not in names:
+            continue
+        result, events = read_audit(service, account, now)
+        if repair and result.error is None and any(f.remove for f in result.findings):
+            removed = _repair(service, account, result.findings, events)
+            result, _ = read_audit(service, account, now)
+            result.removed = removed
+        audits.append(result)
+    return audits
+
+
+def _repair(service: Service, account: AccountConfig, findings: Sequence[Finding],
+            events: Sequence[RemoteEvent]) -> list[str]:
+    """Delete the events the findings name (conditional on their etag), logging each."""
+    by_id = {e.event_id: e for e in events}
+    doomed = [by_id[i] for f in findings for i in f.remove if i in by_id]
+    if not doomed:
+        return []
+    connector = service.open_connector(account, read_only=False)
+    removed: list[str] = []
+    try:
+        batch = max(1, connector.capabilities.max_batch)
+        for start in range(0, len(doomed), batch):
+            chunk = doomed[start:start + batch]
+            results = connector.write([DeleteOp(key=f"repair:{e.event_id}", event_id=e.event_id,
+                                                etag=e.etag) for e in chunk])
+            for event, outcome in zip(chunk, results, strict=True):
+                if outcome.error is None:
+                    removed.append(event.event_id)
+                    _record(service.config.data_path, account.name, event)
+                else:
+                    log.warning("verify --repair: %s kept %s: %s", account.name,
+                                event.event_id, describe(outcome.error))
+    finally:
+        connector.close()
+    return removed
+
+
+def _record(data_path: Path, account: str, event: RemoteEvent) -> None:
+    """One line per removed event: enough to recreate it by hand (no note: events never
+    hold one)."""
+    line: dict[str, Any] = {
+        "at": datetime.now(UTC).isoformat(), "account": account, "event_id": event.event_id,
+        "marker": event.marker, "etag": event.etag,
+        "event": event.projection.to_json() if event.projection is not None else None}
+    path = data_path / REPAIR_LOG
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as out:
+        out.write(json.dumps(line, sort_keys=True) + "\n")

@@ -1,0 +1,74 @@
+"""`syncd verify` from the command line on a real Radicale: clean after a sync, findings
+with the command that repairs them, and --repair deleting only what it names."""
+
+from __future__ import annotations
+
+import json
+import stat
+import uuid
+from pathlib import Path
+
+import pytest
+
+from connectors.base import CreateOp
+from syncd.cli import main
+from syncd.config import AccountConfig, Config
+from syncd.crm.builtin.views import ActivityFilter
+from syncd.model import project_activity
+from syncd.service import Service
+from syncd_testkit.servers import DavServer
+from tests.conftest import fresh_calendar
+
+
+def test_verify_reports_findings_and_repair_removes_only_duplicates_and_orphans(
+        tmp_path: Path, radicale: DavServer, capsys: pytest.CaptureFixture[str]) -> None:
+    user, calendar = fresh_calendar(radicale)
+    config = tmp_path / "syncd.toml"
+    config.write_text(f'[syncd]\ndata_dir = "{tmp_path}"\n[[account]]\nname = "mine"\n'
+                      f'provider = "caldav"\nowner = "{user}"\ncalendar = "{calendar}"\n'
+                      f'[account.auth]\nurl = "{radicale.url}"\nusername = "{user}"\n')
+    base = ["--config", str(config)]
+    assert main([*base, "user", "add", user, "--time-zone", "Europe/Oslo"]) == 0
+    for title, note in (("Demo", "Budget is 40k, never say it"),
+                        ("Lunch", "Allergic to shellfish, remember")):
+        assert main([*base, "activity", "add", title, "--owner", user, "--due", "2027-01-10",
+                     "--time", "10:00", "--duration", "60", "--note", note]) == 0
+    assert main([*base, "sync"]) == 0
+    capsys.readouterr()
+    assert main([*base, "verify"]) == 0
+    assert "mine: clean (2 events, 2 pairs, 2 activities)" in capsys.readouterr().out
+
+    account = AccountConfig(name="mine", provider="caldav", owner=user, calendar=calendar,
+                            auth={"url": radicale.url, "username": user})
+    service = Service(Config(data_dir=str(tmp_path), accounts=(account,)))
+    demo_id = next(a for a in service.store.list_activities(ActivityFilter())
+                   if a.subject == "Demo").id
+    link = service.state.links("mine")[demo_id]
+    projection = project_activity(service.store.get(demo_id))
+    assert projection is not None
+    connector = service.open_connector(account, read_only=False)
+    results = connector.write([
+        CreateOp("copy", link.sync_uid, link.generation + 3, projection),
+        CreateOp("stray", uuid.uuid4().hex, 0,
+                 projection.replace({"description": "BUDGET IS 40K, never   say it"}))])
+    connector.close()
+    service.close()
+    assert all(r.error is None for r in results)
+
+    assert main([*base, "--json", "verify"]) == 1
+    (report,) = json.loads(capsys.readouterr().out)
+    found = {(f["kind"], f["activity_id"]) for f in report["findings"]}
+    assert found == {("duplicate", demo_id), ("orphan", None), ("privacy", demo_id)}
+    assert "40k" not in json.dumps(report).lower()  # a note is named, never shown
+    texts = " ".join(f["text"] for f in report["findings"])
+    assert "'syncd verify --repair --account mine'" in texts
+
+    assert main([*base, "verify", "--repair"]) == 0
+    out = capsys.readouterr().out
+    assert "mine: clean" in out and "repaired: 2 event(s) deleted" in out
+    log = tmp_path / "repairs.jsonl"
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    removed = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(removed) == 2 and {r["account"] for r in removed} == {"mine"}
+    assert main([*base, "verify"]) == 0
+    assert main([*base, "verify", "--account", "nope"]) == 2
