@@ -26,8 +26,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import bcrypt
-
 from syncd.config_types import SecretRef
 
 #: syncd's own login on the embedded server; not an e-mail, so never a CRM user's.
@@ -182,6 +180,8 @@ def _new_password() -> str:
 
 
 def _hash(password: str) -> str:
+    import bcrypt  # only when a password is set: most commands never hash one
+
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(BCRYPT_ROUNDS)).decode("ascii")
 
 

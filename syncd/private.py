@@ -15,8 +15,6 @@ import os
 import stat
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
 from syncd.config import Config
 from syncd.errors import FilesNotPrivate
 
@@ -29,6 +27,9 @@ def private_by_default() -> None:
 
 
 def sqlite_file(database_url: str) -> Path | None:
+    # Imported here: every command sets the umask, few of them need SQLAlchemy.
+    from sqlalchemy.engine import make_url
+
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return None

@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from connectors import ConnectorContext, open_connector
@@ -18,19 +18,20 @@ from syncd.crm import open_source
 from syncd.crm.builtin.activities import ActivityStore
 from syncd.crm.source import CrmSource
 from syncd.embedded_auth import SERVICE_USER, EmbeddedCredentials, can_log_in, login_name
-from syncd.engine.execute import LEASE_TTL
-from syncd.engine.outcome import CycleReport, Note, Outcome
 from syncd.engine.policy import AccountPolicy, ConflictPolicy, OnCalendarDelete
-from syncd.engine.runner import run_cycle
 from syncd.errors import SyncRefused
 from syncd.model import DoneStyle
 from syncd.report import describe, describe_note, push_status, refusal_reason
 from syncd.store.channels import REFUSED, ChannelRow, ChannelStore
 from syncd.store.db import Database
 from syncd.store.state import StateStore, lease_owner_id
-from syncd.store.status import AccountStatus, CycleEnd
+from syncd.store.status import AccountStatus, CycleEnd, Note, Outcome
 from syncd.team import team_accounts
 from syncd.text import printable
+
+if TYPE_CHECKING:
+    # The engine is loaded by the first cycle, not by every command (``syncd status``).
+    from syncd.engine.outcome import CycleReport
 
 log = logging.getLogger("syncd.service")
 
@@ -112,6 +113,10 @@ def sync_account(account: AccountConfig, connector: CalendarConnector, source: C
     keeper) runs after a cycle that reached the calendar, still under the lease, so only
     the replica holding the account touches its channel.
     """
+    from syncd.engine.execute import LEASE_TTL
+    from syncd.engine.outcome import CycleReport
+    from syncd.engine.runner import run_cycle
+
     now = now or datetime.now(UTC)
     policy = policy or account_policy(account)
     start = state.begin_cycle(account.name, lease_owner, LEASE_TTL, now, force=force_delete,
@@ -248,6 +253,8 @@ class Service:
 
     def sync_one(self, account: AccountConfig, **options: Any) -> CycleReport:
         """One cycle of one account. Never raises: a failure is that account's report."""
+        from syncd.engine.outcome import CycleReport
+
         now = datetime.now(UTC)
         # A dry run gets a read-only connector of its own, closed after its cycle, so the
         # cached one never carries (or loses) that mode.

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from syncd.config_types import ProviderOptions
-from syncd.crm.builtin.activities import ActivityStore
-from syncd.crm.builtin.source import BuiltinSource
 from syncd.crm.source import CrmSource
 from syncd.errors import InvalidInput
-from syncd.store.db import Database
+
+if TYPE_CHECKING:
+    from syncd.store.db import Database
 
 KINDS = ("builtin", "pipedrive")
 #: kind -> the module declaring its ``[crm]`` options as ``PROVIDER``; importing it loads
@@ -41,6 +41,10 @@ def open_source(kind: str, db: Database, options: Mapping[str, Any] | None = Non
     ``[crm]`` table (``options``, as validated). ``default_zone`` (``[syncd]
     default_time_zone``) is the zone of a remote CRM's user who has none set."""
     if kind == "builtin":
+        # Imported here: reading the options (every command) needs no store.
+        from syncd.crm.builtin.activities import ActivityStore
+        from syncd.crm.builtin.source import BuiltinSource
+
         return BuiltinSource(ActivityStore(db))
     if kind == "pipedrive":
         from syncd.crm.pipedrive import open_pipedrive  # loads requests only when used

@@ -21,7 +21,26 @@ syncd's own state -- sync pairs, cursors, conflicts, credentials, leases -- stay
 :mod:`syncd.store`, which imports nothing from here.
 """
 
-from syncd.crm.builtin.activities import ActivityStore
-from syncd.crm.builtin.source import BuiltinSource
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from syncd.crm.builtin.activities import ActivityStore
+    from syncd.crm.builtin.source import BuiltinSource
 
 __all__ = ["ActivityStore", "BuiltinSource"]
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded on first use: the package's commands (``syncd --help``, ``config check``)
+    # must not pull in SQLAlchemy and the store with them.
+    if name == "ActivityStore":
+        from syncd.crm.builtin.activities import ActivityStore
+
+        return ActivityStore
+    if name == "BuiltinSource":
+        from syncd.crm.builtin.source import BuiltinSource
+
+        return BuiltinSource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,111 @@
+"""A plain command loads only what it needs (issue 16 item 5).
+
+Start-up time is nearly all imports, so the tests count what a command imported instead
+of timing it (wall-clock figures: bench/results/cli.md). Each command runs in a fresh
+interpreter, on a config with one account of every provider, and reports ``sys.modules``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Client libraries and syncd modules that only a sync, the daemon or a sign-in needs.
+SYNC_ONLY = ("googleapiclient", "google.auth", "google_auth_oauthlib", "httplib2", "msal",
+             "caldav", "icalendar", "lxml", "requests", "apscheduler", "cheroot", "radicale",
+             "cryptography", "bcrypt", "alembic", "mako",
+             "syncd.engine.runner", "syncd.engine.execute", "syncd.engine.plan",
+             "syncd.daemon", "connectors.caldav", "connectors.google", "connectors.outlook")
+#: What a command that reads the database still needs.
+DATABASE = ("sqlalchemy", "syncd.store.db")
+
+_PROBE = """
+import json, sys
+from syncd.cli import main
+code = main(sys.argv[1:])
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stderr)
+"""
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "syncd.toml"
+    path.write_text(f"""
+[syncd]
+data_dir = "{tmp_path / 'data'}"
+[[account]]
+name = "dav"
+provider = "caldav"
+owner = "alice@example.com"
+calendar = "https://dav.example.com/alice/crm/"
+[account.auth]
+url = "https://dav.example.com/"
+username = "alice"
+password = "env:NO_SUCH_PASSWORD"
+[[account]]
+name = "google"
+provider = "google"
+owner = "bob@example.com"
+[account.auth]
+mode = "service_account"
+service_account_file = "file:/nonexistent/google.json"
+[[account]]
+name = "outlook"
+provider = "outlook"
+owner = "carol@example.com"
+[account.auth]
+tenant = "contoso.onmicrosoft.com"
+client_id = "00000000-0000-0000-0000-000000000000"
+client_secret = "env:NO_SUCH_SECRET"
+""")
+    path.chmod(0o600)
+    return path
+
+
+def imported(config: Path, *args: str, code: int | None = 0) -> set[str]:
+    """The modules ``syncd --config CONFIG ARGS`` imported, in a fresh interpreter (which
+    exits with ``code``, unless None)."""
+    done = subprocess.run([sys.executable, "-c", _PROBE, "--config", str(config), *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    *said, last = done.stderr.strip().splitlines()
+    report = json.loads(last)
+    assert code is None or report["code"] == code, said
+    return set(report["modules"])
+
+
+def loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    return [n for n in names if any(m == n or m.startswith(n + ".") for m in modules)]
+
+
+def test_help_and_config_options_load_neither_the_database_nor_any_client(
+        config: Path) -> None:
+    for args in (("status", "--help"), ("sync", "--help"), ("config", "options")):
+        modules = imported(config, *args)
+        assert loaded(modules, SYNC_ONLY + DATABASE) == [], args
+
+
+def test_status_reads_the_database_without_migrations_engine_or_clients(config: Path) -> None:
+    imported(config, "status")  # the first command makes the database (Alembic, once)
+    modules = imported(config, "status")
+    assert loaded(modules, DATABASE) == list(DATABASE)
+    assert loaded(modules, SYNC_ONLY) == []
+
+
+def test_activity_commands_load_the_store_and_nothing_of_sync(config: Path) -> None:
+    imported(config, "user", "add", "alice@example.com")
+    for args in (("activity", "add", "Call", "--owner", "alice@example.com",
+                  "--due", "2026-12-10"), ("activity", "list")):
+        assert loaded(imported(config, *args), SYNC_ONLY) == [], args
+
+
+def test_the_probe_sees_what_a_sync_loads(config: Path) -> None:
+    # The same probe on a command that does sync: the lists above can fail.
+    # (It fails, there being no server, after loading the CalDAV client.)
+    modules = imported(config, "sync", "--account", "dav", "--dry-run", code=None)
+    assert {"caldav", "lxml", "connectors.caldav"} <= set(loaded(modules, SYNC_ONLY))
