@@ -48,6 +48,8 @@ class ConnectorContext:
     ``before_request``, when given, is called before every request the connector sends
     and raises to stop it (the daemon's embedded calendar server that died: its port may
     be another program's, which must not be sent the password). CalDAV only.
+    ``discovery`` (a :class:`connectors.base.KeptDiscovery`), when given, keeps what the
+    connector found out about its server between runs. CalDAV only.
     """
 
     owner_tz: str
@@ -55,6 +57,7 @@ class ConnectorContext:
     credentials: Any = None
     read_only: bool = False
     before_request: Callable[[], None] | None = None
+    discovery: Any = None
 
 
 def open_connector(account: AccountConfig, context: ConnectorContext) -> CalendarConnector:

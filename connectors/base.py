@@ -211,6 +211,26 @@ class CalendarConnector(Protocol):
         """Release connections."""
 
 
+class KeptDiscovery(Protocol):
+    """What a connector found out about its server in an earlier run (a CalDAV principal,
+    calendar home and collection URL), kept in the sync state so that a short-lived
+    process (``syncd sync`` from cron) need not find it again. Given to the connector as
+    ``ConnectorContext.discovery``; the store behind it knows the account and its
+    identity, so what :meth:`recall` returns belongs to this account as configured now."""
+
+    def recall(self) -> Mapping[str, str] | None:
+        """What was kept, or None."""
+        ...
+
+    def keep(self, found: Mapping[str, str]) -> None:
+        """Replace what is kept (URLs and such, never a secret)."""
+        ...
+
+    def forget(self) -> None:
+        """Drop what is kept: it led somewhere wrong (a 404, a redirect, a refused login)."""
+        ...
+
+
 @dataclass(frozen=True)
 class Channel:
     """A push channel as the provider made it.

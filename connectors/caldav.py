@@ -10,6 +10,13 @@ server is read in the sandbox (:mod:`connectors.sandbox`) under a CPU and memory
 A status that concerns one event (403 on a read-only event, 413, 415, 507) is that
 event's failure; only a 401 is the account's.
 
+Between runs the principal, calendar home and collection URL (and the auth scheme the
+server asked for) are kept in the sync state (``ConnectorContext.discovery``), so a
+``syncd sync`` from cron sends only the sync-collection of an idle calendar: nothing kept
+is followed outside the configured server's origin, and a 404, a redirect or a refused
+login forgets it. Credentials go with the first request (no 401 round trip) over TLS and
+to loopback servers only, never in clear text across a network.
+
 Creates are a PUT to a chosen href with ``If-None-Match: *``; updates and deletes carry
 ``If-Match``. Where the server offers WebDAV-Push the connector is
 :class:`~connectors.base.Watchable` (:mod:`connectors.caldav_push`), and while it holds a
@@ -23,11 +30,12 @@ from __future__ import annotations
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
+from caldav.collection import CalendarSet
 from caldav.davclient import DAVClient
 from caldav.elements import dav
 from caldav.lib import error as dav_error
@@ -39,6 +47,7 @@ from connectors.base import (
     Channel,
     CreateOp,
     DeleteOp,
+    KeptDiscovery,
     RemoteEvent,
     UpdateOp,
     WriteOp,
@@ -60,6 +69,7 @@ from connectors.caldav_http import (
 from connectors.caldav_options import DEFAULT_CALENDAR
 from connectors.ical import MAX_OBJECT_BYTES, build_calendar, read_event, without_timezones
 from connectors.sandbox import POOL, Overrun
+from syncd.config_checks import is_loopback
 from syncd.config_types import AccountConfig
 from syncd.errors import (
     AuthFailed,
@@ -83,6 +93,7 @@ MULTIGET_BYTES = 8 * 1024 * 1024  # bytes the listing announced, per calendar-mu
 MAX_REPLY_BYTES = 16 * 1024 * 1024  # one REPORT's reply: 8 MiB of objects, escaped
 SINGLE_REPLY_BYTES = 4 * MAX_OBJECT_BYTES + 64 * 1024  # the reply for one object
 WRITTEN_CACHE = 20_000  # our own recent writes remembered, a few MB at most
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 def _read_error(exc: dav_error.DAVError, url: str) -> ConnectorError:
@@ -108,10 +119,12 @@ class CalDAVCalendar:
 
     def __init__(self, account: AccountConfig, *, owner_tz: str, timeout: int = 30,
                  read_only: bool = False,
-                 before_request: Callable[[], None] | None = None) -> None:
+                 before_request: Callable[[], None] | None = None,
+                 discovery: KeptDiscovery | None = None) -> None:
         """``read_only`` (a dry run): a missing calendar is never made, only described.
         ``before_request`` is called before every request (the library's and ours) and
-        raises to stop it (see :class:`connectors.ConnectorContext`)."""
+        raises to stop it (see :class:`connectors.ConnectorContext`). ``discovery`` keeps
+        what was found about the server between runs."""
         auth = account.auth
         password = auth["password"].resolve() if auth.get("password") else None
         if password is None and auth.get("username"):
@@ -135,6 +148,11 @@ class CalDAVCalendar:
             self.client.session.hooks["pre_request"].append(guard)
         self.transport = DavTransport(self.client)
         self._calendar: Any = None
+        self.discovery = discovery
+        self._kept = False  # the calendar in use came from ``discovery``, not this run
+        self._sent_first = False  # Basic credentials go with every request, unasked
+        self._hint: dict[str, str] | None = None  # kept URLs to start the next lookup from
+        self._found: dict[str, str] | None = None  # what this connector kept or recalled
         self.read_only = read_only
         self._absent = False  # read-only, and the calendar a real sync would make is not there
         # etag -> the event as we wrote it, until its echo is listed (bounded: the
@@ -153,6 +171,80 @@ class CalDAVCalendar:
         return self._calendar
 
     def _resolve_calendar(self) -> Any:
+        """The calendar as kept from an earlier run (no request), else found anew."""
+        kept, self._hint = self._hint or self._recall(), None
+        self._send_credentials_first(kept.get("auth") if kept else None)
+        if kept and kept.get("calendar"):
+            self._kept, self._found = True, kept
+            return self.client.calendar(url=kept["calendar"])
+        try:
+            cal = self._discover(kept)
+        except AuthFailed:
+            if self.client.auth is None or not self._sent_first:
+                raise
+            # Perhaps the server wants another scheme than Basic: let it say which.
+            self.client.auth, self._sent_first = None, False
+            cal = self._discover(kept)
+        self._keep(cal)
+        return cal
+
+    def _recall(self) -> dict[str, str] | None:
+        """What an earlier run found, when it is still usable: every URL on the configured
+        server's origin (a calendar given as a URL: exactly that URL)."""
+        found = self.discovery.recall() if self.discovery is not None else None
+        if not found:
+            return None
+        wanted = self.account.calendar or ""
+        by_url = wanted.startswith(("http://", "https://"))
+        origin = _origin(self.account.auth["url"])
+        kept = {}
+        for name in ("calendar", "principal", "home"):
+            url = found.get(name)
+            if url and _origin(url) == origin and (
+                    name != "calendar" or not by_url or url.rstrip("/") == wanted.rstrip("/")):
+                kept[name] = url
+        if found.get("auth") in ("basic", "digest", "bearer", "none"):
+            kept["auth"] = found["auth"]
+        return kept or None
+
+    def _keep(self, cal: Any) -> None:
+        """Keep what this run found, for the next one (not a calendar a dry run lacks)."""
+        if self.discovery is None or self._absent:
+            return
+        self._found = found = {"calendar": str(cal.url), "auth": _scheme(self.client.auth)}
+        principal = getattr(self.client, "_principal", None)
+        if principal is not None:
+            found["principal"] = str(principal.url)
+        if not (self.account.calendar or "").startswith(("http://", "https://")):
+            # A calendar is a member of its calendar home (RFC 4791 4.2).
+            found["home"] = str(cal.url).rstrip("/").rsplit("/", 1)[0] + "/"
+        origin = _origin(self.account.auth["url"])
+        self.discovery.keep({k: v for k, v in found.items()
+                             if k == "auth" or _origin(v) == origin})
+
+    def _forget(self, hint: Mapping[str, str] | None = None) -> None:
+        """The kept calendar led nowhere (or the login was refused): find it anew, from
+        ``hint`` (the kept principal and calendar home) when given."""
+        if self.discovery is not None:
+            self.discovery.forget()
+        self._calendar, self._kept = None, False
+        self._hint = {k: v for k, v in (hint or {}).items() if k != "calendar"} or None
+
+    def _send_credentials_first(self, scheme: str | None) -> None:
+        """Send Basic credentials with every request, without waiting for a 401, when
+        the connection is safe for them (TLS, or a loopback server) and the server did
+        not ask for another scheme last time."""
+        if self.client.auth is not None or scheme not in (None, "basic"):
+            return
+        if self.client.username is None or self.client.password is None:
+            return
+        if may_send_first(self.account.auth["url"]):
+            self.client.auth_type = "basic"
+            self.client.build_auth_object()
+            self.client.auth_type = None  # a later 401 may still negotiate another scheme
+            self._sent_first = True
+
+    def _discover(self, kept: Mapping[str, str] | None) -> Any:
         """Find the configured calendar; only reads, unless ``create_calendar`` is set.
 
         A calendar that is not there is an error naming it: a typo in ``calendar`` must not
@@ -166,19 +258,34 @@ class CalDAVCalendar:
             Transient: the server could not be asked.
         """
         wanted = self.account.calendar
+        by_url = bool(wanted and wanted.startswith(("http://", "https://")))
+        if kept and kept.get("home") and not by_url:
+            # The collection moved or went, but the calendar home is known: one listing
+            # instead of the principal lookup (and that lookup when the home moved too).
+            try:
+                return self._find(kept["home"])
+            except (CalendarMissing, Transient):
+                pass
+        return self._find(None)
+
+    def _find(self, home: str | None) -> Any:
+        """:meth:`_discover` in the kept calendar ``home`` (only finds), or from the
+        server's root."""
+        wanted = self.account.calendar
         try:
             if wanted and wanted.startswith(("http://", "https://")):
                 cal = self.client.calendar(url=wanted)
                 if not _is_calendar(cal):
                     raise CalendarMissing(calendar=wanted, found=())
                 return cal
-            principal = self.client.principal()
             name = wanted or DEFAULT_CALENDAR
-            found = principal.calendars()
+            principal = None if home is not None else self.client.principal()
+            where: Any = CalendarSet(self.client, url=home) if principal is None else principal
+            found = where.calendars()
             for cal in found:
                 if name in (cal.get_display_name(), _collection_name(cal)):
                     return cal
-            if not self.account.auth.get("create_calendar"):
+            if principal is None or not self.account.auth.get("create_calendar"):
                 raise CalendarMissing(calendar=name,
                                       found=tuple(sorted(_collection_name(c) for c in found)))
             if self.read_only:
@@ -212,7 +319,7 @@ class CalDAVCalendar:
         if self.calendar is not None and self._absent:
             return ChangeSet([], None, full=True)  # a dry run: the calendar is yet to be made
         token = cursor[len(SYNC_PREFIX):] if cursor and cursor.startswith(SYNC_PREFIX) else None
-        listing = sync_collection(self.transport, self.base_url, token)
+        listing = self._listing(token)
         if listing.outside:
             log.warning("%s: ignored %d href(s) outside the calendar", self.account.name,
                         listing.outside)
@@ -237,6 +344,25 @@ class CalDAVCalendar:
             events.extend(RemoteEvent(path, deleted=True) for path in sorted(deleted))
         return ChangeSet(events, SYNC_PREFIX + listing.token, full=token is None,
                          outside=listing.outside)
+
+    def _listing(self, token: str | None) -> Any:
+        """The sync-collection of the calendar; a kept calendar URL that is gone (404,
+        410) or moved (a redirect) is forgotten and the calendar found anew, once; a
+        refused login forgets it too."""
+        try:
+            return sync_collection(self.transport, self.base_url, token)
+        except (CalendarMissing, Transient) as exc:
+            moved = isinstance(exc, Transient) and getattr(exc, "status", None) in REDIRECTS
+            if not self._kept or not (moved or isinstance(exc, CalendarMissing)):
+                raise
+            log.info("%s: the kept calendar URL answered %s; finding the calendar again",
+                     self.account.name, getattr(exc, "status", None) or "not found")
+        except AuthFailed:
+            if self._kept:
+                self._forget()
+            raise
+        self._forget(hint=self._found)
+        return sync_collection(self.transport, self.base_url, token)
 
     def _fetch(self, paths: Sequence[str]) -> list[Fetched]:
         """The objects at ``paths`` by calendar-multiget. A reply that cannot be used as a
@@ -492,6 +618,35 @@ class CalDAVCalendar:
                                                       response.headers))
 
 
+def may_send_first(url: str) -> bool:
+    """Whether credentials may go with a request before the server asks for them: over
+    TLS, or to a loopback address (the embedded server, a test server). Never over plain
+    http:// to another host, where anyone on the path would read them."""
+    parts = urlsplit(url)
+    return parts.scheme == "https" or (parts.scheme == "http"
+                                       and is_loopback(parts.hostname or ""))
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) of ``url``, default ports filled in; None when it is no
+    http(s) URL."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return parts.scheme, parts.hostname.lower(), port or (443 if parts.scheme == "https"
+                                                           else 80)
+
+
+def _scheme(auth: Any) -> str:
+    """The name of the auth scheme the library settled on ("none" without one)."""
+    name = type(auth).__name__.lower() if auth is not None else ""
+    return next((s for s in ("basic", "digest", "bearer") if s in name), "none")
+
+
 def _collection_name(cal: Any) -> str:
     """The last path segment of a collection's URL (its id on the server)."""
     return unquote(str(cal.url).rstrip("/").rsplit("/", 1)[-1])
@@ -552,4 +707,5 @@ def open_calendar(account: AccountConfig, context: Any) -> CalDAVCalendar:
     """Registry entry point (see ``connectors.REGISTRY``)."""
     return CalDAVCalendar(account, owner_tz=context.owner_tz,
                           read_only=getattr(context, "read_only", False),
-                          before_request=getattr(context, "before_request", None))
+                          before_request=getattr(context, "before_request", None),
+                          discovery=getattr(context, "discovery", None))

@@ -216,6 +216,13 @@ class Service:
 
         return CredentialStore(self.db, self.config.state_key)
 
+    def _discovery(self, account: AccountConfig) -> Any:
+        """What the account's connector found out about its server in earlier runs, for
+        the account's identity as configured now (its URL, user name and calendar)."""
+        from syncd.store.discovery import DiscoveryStore
+
+        return DiscoveryStore(self.db).for_account(account.name, account.fingerprint())
+
     def _connector(self, account: AccountConfig, now: datetime) -> CalendarConnector:
         cached = self._connectors.get(account.name)
         if cached is not None and cached[0] == account and cached[1] == now.date():
@@ -230,7 +237,8 @@ class Service:
         owner = self.source.user(account.owner)
         tz = account.time_zone or (owner.time_zone if owner else self.config.default_time_zone)
         context = ConnectorContext(tz, self._policy(account).window(now), self.credentials(),
-                                   read_only=read_only, before_request=self.before_request)
+                                   read_only=read_only, before_request=self.before_request,
+                                   discovery=self._discovery(account))
         return open_connector(account, context)
 
     def policy(self, account: AccountConfig) -> AccountPolicy:

@@ -186,3 +186,18 @@ class PipedriveMarker(Base):
     pending_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     fingerprint: Mapped[str | None] = mapped_column(String(64))
     floor: Mapped[str | None] = mapped_column(String(40))  # an update_time (server clock)
+
+
+class CalendarDiscovery(Base):
+    """What a connector found out about its server, kept between runs (one row per
+    account): a CalDAV principal, calendar home and collection URL, and the auth scheme
+    the server asked for, so that a ``syncd sync`` from cron skips discovery and the 401
+    challenge. Valid only for the account's identity it was found with (``key``, a hash
+    of the URL, user name and calendar: no secret); forgotten on a 404, a redirect or a
+    refused login."""
+
+    __tablename__ = "calendar_discovery"
+    account: Mapped[str] = mapped_column(String(200), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64))
+    found: Mapped[dict[str, str]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
