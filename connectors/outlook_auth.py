@@ -14,6 +14,13 @@ Two modes (``[account.auth] mode``):
   which marks only that account as needing re-authorisation; it is never retried.
   The device flow is a public-client flow, so a ``client_secret`` is not used here.
 
+Between runs (``syncd sync`` from cron) msal's token cache is kept in the credential store
+(kind ``outlook_token_cache``, encrypted with ``[syncd] state_key``), holding access tokens
+only: while one is valid a new process uses it without building an msal application, so
+without the tenant-discovery request and the token request. Without a state_key nothing
+is kept (tokens live in memory for the process, as before): a token is never written in
+clear text. A token the API refused is dropped from the store too.
+
 msal talks through the injected ``http_client`` (the connector's session), so tests point
 it at an identity emulator and production needs no second connection pool. Nothing here
 logs a token or a secret; the client secret is registered with the log redactor when it
@@ -22,15 +29,19 @@ is read (the credential store does the same for refresh tokens).
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 import msal
 import requests
 
 from syncd.config_types import AccountConfig, SecretRef
-from syncd.errors import AuthFailed, Transient
+from syncd.errors import AuthFailed, SecretUnavailable, Transient
 from syncd.network import network_reason
 from syncd.redact import register_secret
 
@@ -38,6 +49,10 @@ GRAPH_APP_SCOPES = ["https://graph.microsoft.com/.default"]
 #: msal adds offline_access, openid and profile itself (and refuses them if given).
 DELEGATED_SCOPES = ["https://graph.microsoft.com/Calendars.ReadWrite"]
 REFRESH_KIND = "outlook_refresh_token"
+CACHE_KIND = "outlook_token_cache"
+#: A kept cache larger than this is not read (a few access tokens are a few KB).
+MAX_CACHE_CHARS = 256 * 1024
+log = logging.getLogger("syncd.outlook")
 EXPIRY_MARGIN = 300.0  # refresh this many seconds before the token expires
 #: OAuth errors that only a person can fix; everything else is worth a later retry.
 PERMANENT_ERRORS = frozenset({
@@ -95,36 +110,134 @@ def _build(factory: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         raise Transient(reason="the identity platform's metadata could not be read") from None
 
 
+class KeptTokens:
+    """One account's msal token cache, kept between runs in the credential store.
+
+    Only msal's ``AccessToken`` entries are kept (a delegated account's refresh token has
+    its own entry, rotated as described above), under the account's identity (authority,
+    client, mode and mailbox: a changed config never reuses another identity's token).
+    Without a key for the credential store (``credentials.can_encrypt`` false) the cache
+    lives in memory only. A kept cache that cannot be read (another key, garbage) is
+    ignored: it only saves requests.
+    """
+
+    def __init__(self, account: AccountConfig, credentials: Any, *,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.account = account
+        self.credentials = credentials
+        self.wall = wall
+        self.cache = msal.SerializableTokenCache()
+        self.enabled = bool(getattr(credentials, "can_encrypt", False))
+        auth = account.auth
+        identity = "|".join(str(v) for v in (
+            auth.get("mode", "app"), auth.get("authority") or "", auth.get("tenant") or "",
+            auth.get("client_id") or "", mailbox_of(account)))
+        self.identity = hashlib.sha256(identity.encode()).hexdigest()
+        self._loaded = False
+
+    def _load(self) -> None:
+        if self._loaded or not self.enabled:
+            return
+        self._loaded = True
+        try:
+            text = self.credentials.get(self.account.name, CACHE_KIND)
+        except SecretUnavailable:  # another key: a refresh will replace it
+            return
+        if not text or len(text) > MAX_CACHE_CHARS:
+            return
+        try:
+            kept = json.loads(text)
+            if isinstance(kept, dict) and kept.get("for") == self.identity and isinstance(
+                    kept.get("AccessToken"), dict):
+                self.cache.deserialize(json.dumps({"AccessToken": kept["AccessToken"]}))
+        except (ValueError, TypeError):
+            log.debug("%s: the kept token cache is unreadable; ignored", self.account.name)
+
+    def token(self, scopes: list[str]) -> tuple[str, float] | None:
+        """A kept access token for ``scopes`` valid past the expiry margin, with the
+        seconds it has left; None when there is none."""
+        self._load()
+        now = self.wall()
+        client_id = str(self.account.auth.get("client_id") or "")
+        environment = urlsplit(authority_url(self.account.auth)).hostname
+        try:
+            entries = list(self.cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN,
+                                             target=scopes, query={"client_id": client_id,
+                                                                   "environment": environment},
+                                             now=now))
+        except (KeyError, TypeError, ValueError):  # an entry without the fields msal wants
+            self.cache = msal.SerializableTokenCache()
+            return None
+        for entry in entries:
+            secret, expires = entry.get("secret"), str(entry.get("expires_on") or "")
+            left = float(expires) - now if expires.isdigit() else 0.0
+            if isinstance(secret, str) and secret and left > EXPIRY_MARGIN:
+                register_secret(secret)
+                return secret, left
+        return None
+
+    def save(self) -> None:
+        """Keep the access tokens msal added (encrypted), when the cache changed."""
+        if not self.enabled or not self.cache.has_state_changed:
+            return
+        tokens = json.loads(self.cache.serialize()).get("AccessToken") or {}
+        try:
+            self.credentials.put(self.account.name, CACHE_KIND,
+                                 json.dumps({"for": self.identity, "AccessToken": tokens}))
+        except SecretUnavailable:  # an unusable key: keep tokens in memory only
+            self.enabled = False
+
+    def drop(self) -> None:
+        """Forget every kept token (the API refused one)."""
+        self.cache = msal.SerializableTokenCache()
+        if self.enabled:
+            self.credentials.delete(self.account.name, CACHE_KIND)
+
+
 class AppTokens:
     """Client-credentials tokens for an app registration (mode ``app``)."""
 
-    def __init__(self, auth: Mapping[str, Any], session: requests.Session) -> None:
+    def __init__(self, auth: Mapping[str, Any], session: requests.Session, *,
+                 kept: KeptTokens | None = None) -> None:
         self.auth = auth
         self.session = session
+        self.kept = kept
         self._app: Any = None
 
     def _client(self) -> Any:
         if self._app is None:
             if not self.auth.get("client_secret"):
                 raise AuthFailed(reason="app mode needs [account.auth] client_secret")
+            options = _msal_options(self.auth, self.session)
+            if self.kept is not None:
+                options["token_cache"] = self.kept.cache
             self._app = _build(msal.ConfidentialClientApplication, self.auth["client_id"],
                                client_credential=_secret(self.auth["client_secret"]),
-                               **_msal_options(self.auth, self.session))
+                               **options)
         return self._app
 
     def token(self) -> str:
-        """A valid token, from msal's cache while it lasts."""
+        """A valid token: a kept one while it lasts (no request, no msal application),
+        else from msal, which asks the identity platform when its cache has none."""
+        if self._app is None and self.kept is not None:
+            found = self.kept.token(GRAPH_APP_SCOPES)
+            if found is not None:
+                return found[0]
         try:
             result = self._client().acquire_token_for_client(GRAPH_APP_SCOPES)
         except requests.RequestException as exc:
             raise Transient(reason=f"identity platform: {network_reason(exc)}") from None
         if "access_token" not in result:
             _fail(result)
+        if self.kept is not None:
+            self.kept.save()
         return str(result["access_token"])
 
     def invalidate(self) -> None:
-        """Forget the cached token (after a 401)."""
-        # A new application object has an empty cache, so the next token is fresh.
+        """Forget the cached token (after a 401), kept ones too."""
+        # A new application object over an empty cache: the next token is fresh.
+        if self.kept is not None:
+            self.kept.drop()
         self._app = None
 
 
@@ -132,24 +245,34 @@ class DelegatedTokens:
     """A signed-in user's tokens (mode ``delegated``), refresh token rotated and stored."""
 
     def __init__(self, account: AccountConfig, credentials: Any, session: requests.Session, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 kept: KeptTokens | None = None) -> None:
         self.account = account
         self.credentials = credentials
         self.session = session
         self.clock = clock
+        self.kept = kept
         self._app: Any = None
         self._access: str | None = None
         self._expires_at = 0.0
 
     def _client(self) -> Any:
         if self._app is None:
+            options = _msal_options(self.account.auth, self.session)
+            if self.kept is not None:
+                options["token_cache"] = self.kept.cache
             self._app = _build(msal.PublicClientApplication, self.account.auth["client_id"],
-                               **_msal_options(self.account.auth, self.session))
+                               **options)
         return self._app
 
     def token(self) -> str:
-        """The cached access token, or a new one from the stored refresh token."""
+        """The cached access token (this process's, else a kept one), or a new one from
+        the stored refresh token."""
         if self._access is not None and self.clock() < self._expires_at - EXPIRY_MARGIN:
+            return self._access
+        found = self.kept.token(DELEGATED_SCOPES) if self.kept is not None else None
+        if found is not None:
+            self._access, self._expires_at = found[0], self.clock() + found[1]
             return self._access
         if self.credentials is None:
             raise AuthFailed(reason="no credential store for the refresh token")
@@ -166,21 +289,28 @@ class DelegatedTokens:
         if rotated and rotated != refresh:
             # Committed before the access token is used: the old refresh token is dead now.
             self.credentials.put(self.account.name, REFRESH_KIND, str(rotated))
+        if self.kept is not None:
+            self.kept.save()
         self._access = str(result["access_token"])
         self._expires_at = self.clock() + float(result.get("expires_in") or 3600)
         return self._access
 
     def invalidate(self) -> None:
-        """Forget the access token; the next call refreshes (and rotates) again."""
+        """Forget the access token, kept ones too; the next call refreshes (and rotates)
+        again."""
+        if self.kept is not None:
+            self.kept.drop()
         self._access = None
 
 
 def token_source(account: AccountConfig, credentials: Any, session: requests.Session, *,
                  clock: Callable[[], float] = time.monotonic) -> AppTokens | DelegatedTokens:
-    """The token source for the account's ``auth.mode``."""
+    """The token source for the account's ``auth.mode``, its tokens kept between runs in
+    ``credentials`` (when that store has a key)."""
+    kept = KeptTokens(account, credentials) if credentials is not None else None
     if account.auth.get("mode", "app") == "delegated":
-        return DelegatedTokens(account, credentials, session, clock=clock)
-    return AppTokens(account.auth, session)
+        return DelegatedTokens(account, credentials, session, clock=clock, kept=kept)
+    return AppTokens(account.auth, session, kept=kept)
 
 
 def mailbox_of(account: AccountConfig) -> str:

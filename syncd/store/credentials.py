@@ -26,6 +26,12 @@ class CredentialStore:
         self.key = key
         self._fernet: Fernet | None = None
 
+    @property
+    def can_encrypt(self) -> bool:
+        """Whether a key is configured: without one nothing is stored (callers that
+        only cache, like the Outlook token cache, then keep tokens in memory)."""
+        return self.key is not None
+
     def _cipher(self) -> Fernet:
         if self._fernet is None:
             if self.key is None:
