@@ -256,12 +256,15 @@ class ChannelKeeper:
                         describe(exc))
             log.debug("push channel failure", exc_info=True)
 
-    def prune(self, configured: Iterable[str]) -> list[str]:
+    def prune(self, configured: Iterable[str], *, spare: tuple[str, ...] = ()) -> list[str]:
         """Remove the rows of accounts no longer configured (at start: their connectors
-        cannot be made any more, so their channels just expire); returns their names."""
+        cannot be made any more, so their channels just expire); returns their names.
+        Accounts named with a prefix in ``spare`` are left alone (a team's members, which
+        the CRM may not be able to list right now)."""
         keep = set(configured)
         try:
-            gone = [row.account for row in self.channels.all() if row.account not in keep]
+            gone = [row.account for row in self.channels.all()
+                    if row.account not in keep and not row.account.startswith(spare)]
         except Exception as exc:  # the database is away: the cycles report it
             log.warning("could not read the push channels: %s", describe(exc))
             return []

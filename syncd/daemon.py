@@ -289,6 +289,9 @@ class Daemon:
                          backstop=timedelta(minutes=config.push.backstop_minutes),
                          liveness=timedelta(seconds=config.push.liveness_seconds)),
             owner=self.service.replica)
+        # Accounts stop_serving let go: a cycle of theirs still running when it did may
+        # have opened a channel after it looked, so the cycle's end looks again.
+        self._gone: set[str] = set()
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(config.workers)},
             job_defaults={"max_instances": 1, "coalesce": True},
@@ -361,11 +364,16 @@ class Daemon:
         accounts no longer configured are forgotten (their connectors cannot be made any
         more, so they expire by themselves)."""
         self.service.keeper = self.keeper
-        self.keeper.prune(a.name for a in self.service.accounts())
+        # A team's members come from the CRM, which may not answer now (an outage must
+        # not look like everyone leaving): their rows wait, and refresh_jobs stops the
+        # channel of a member who leaves while the daemon runs.
+        self.keeper.prune((a.name for a in self.service.accounts()),
+                          spare=tuple(f"{team.name}:" for team in self.config.teams))
 
     def stop_serving(self, name: str) -> None:
         """This daemon no longer syncs the account (gone from the config, or handed to
         another replica): no more cycles, and its push channel is stopped and removed."""
+        self._gone.add(name)
         job = self.scheduler.get_job(f"account:{name}")
         if job is not None:
             job.remove()
@@ -408,7 +416,9 @@ class Daemon:
                 self.metrics.cycle_done(account, report, time.monotonic() - started)
                 if flagged is not None and not held:
                     self.metrics.pushed(flagged)
-                if not held and claim is None:
+                if name in self._gone:  # let go while this cycle ran
+                    self.service.forget_push(name, account)
+                elif not held and claim is None:
                     self._pace(account)
                 levels = {"ok": logging.INFO, "skipped": logging.INFO, "busy": logging.DEBUG}
                 level = levels.get(report.outcome, logging.WARNING)
@@ -529,6 +539,7 @@ class Daemon:
         for name, account in wanted.items():
             job_id = f"account:{name}"
             if self.scheduler.get_job(job_id) is None:
+                self._gone.discard(name)
                 interval = self._interval(account)
                 self.scheduler.add_job(
                     self._run_account, "interval", args=[name], id=job_id,

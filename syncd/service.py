@@ -310,13 +310,20 @@ class Service:
 
         return upkeep
 
-    def forget_push(self, name: str) -> None:
+    def forget_push(self, name: str, account: AccountConfig | None = None) -> None:
         """The account is no longer served: stop its push channel with the connector
-        still cached for it, remove the channel's row, and drop the connector."""
+        still cached for it (or, with none cached, one made from ``account``), remove the
+        channel's row, and drop the connector."""
         cached = self._connectors.get(name)
         keeper = self.keeper or ChannelKeeper(ChannelStore(self.db), PushSettings(None),
                                               owner=self.replica)
-        keeper.forget(name, cached[2] if cached is not None else None)
+        connector = cached[2] if cached is not None else None
+        if connector is None and account is not None:
+            try:
+                connector = self._connector(account, datetime.now(UTC))
+            except Exception:  # the channel then expires by itself
+                log.debug("no connector to stop the channel of %s", name, exc_info=True)
+        keeper.forget(name, connector)
         self._drop_connector(name)
 
     def _retry_changed_credentials(self, account: AccountConfig) -> None:

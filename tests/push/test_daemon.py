@@ -134,3 +134,19 @@ def test_a_push_run_due_sooner_keeps_its_time_when_the_pace_changes(
     run.cycle()  # the channel opens: the pace becomes the backstop
     assert run.interval() == BACKSTOP
     assert run.next_run().timestamp() <= soon + 1
+
+
+def test_an_account_let_go_while_its_cycle_runs_keeps_no_channel(
+        start: Any, tmp_path: Path) -> None:
+    run = start(daemon_config(tmp_path))
+    CALENDARS["alice"] = calendar = MemoryCalendar()
+    read = calendar.changes
+
+    def let_go_meanwhile(cursor: str | None) -> Any:
+        run.daemon.stop_serving("alice")  # refresh_jobs on another thread, mid-cycle
+        return read(cursor)
+
+    calendar.changes = let_go_meanwhile  # type: ignore[method-assign]
+    run.cycle()  # the cycle ends with a new channel, then sees it was let go
+    assert calendar.push_calls == ["watch", "unwatch"] and calendar.watches == {}
+    assert run.channels.get("alice") is None

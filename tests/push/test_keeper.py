@@ -344,3 +344,11 @@ def test_a_channel_that_could_not_be_saved_is_stopped(keeping: Keeping) -> None:
     assert keeping.maintain() == keeping_.FAILED
     assert keeping.calendar.watches == {}
     assert keeping.calendar.push_calls == ["watch", "unwatch"]
+
+
+def test_pruning_spares_the_members_of_teams_the_crm_may_not_list_now(
+        keeping: Keeping) -> None:
+    for name in ("alice", "sales:bob@example.com", "salesforce"):
+        keeping.maintain(account=replace(ALICE, name=name), connector=MemoryCalendar())
+    assert keeping.keeper.prune([], spare=("sales:",)) == ["alice", "salesforce"]
+    assert [row.account for row in keeping.channels.all()] == ["sales:bob@example.com"]
