@@ -200,7 +200,7 @@ class CalDAVCalendar:
         kept = {}
         for name in ("calendar", "principal", "home"):
             url = found.get(name)
-            if url and _origin(url) == origin and (
+            if url and origin is not None and _origin(url) == origin and (
                     name != "calendar" or not by_url or url.rstrip("/") == wanted.rstrip("/")):
                 kept[name] = url
         if found.get("auth") in ("basic", "digest", "bearer", "none"):
@@ -220,7 +220,7 @@ class CalDAVCalendar:
             found["home"] = str(cal.url).rstrip("/").rsplit("/", 1)[0] + "/"
         origin = _origin(self.account.auth["url"])
         self.discovery.keep({k: v for k, v in found.items()
-                             if k == "auth" or _origin(v) == origin})
+                             if k == "auth" or (origin is not None and _origin(v) == origin)})
 
     def _forget(self, hint: Mapping[str, str] | None = None) -> None:
         """The kept calendar led nowhere (or the login was refused): find it anew, from

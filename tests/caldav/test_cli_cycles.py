@@ -15,6 +15,7 @@ import pytest
 
 from connectors.caldav import may_send_first
 from syncd.cli import main
+from syncd.config import AccountConfig
 from syncd.store.db import Database
 from syncd.store.discovery import DiscoveryStore
 from syncd_testkit.servers import RadicaleServer, RecordingProxy
@@ -231,3 +232,18 @@ def test_a_refused_login_forgets_what_was_kept(
     monkeypatch.setenv("SYNCD_TEST_DAV_PASSWORD", "not-the-password")
     assert main(["--config", str(config), "sync"]) != 0
     assert kept_row(tmp_path) is None
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1/x/", "not a url", "http:///x/",
+                                 "http://127.0.0.1:99999/x/", "https://127.0.0.1/x/"])
+def test_kept_urls_of_another_scheme_host_or_port_or_none_at_all_are_ignored(url: str) -> None:
+    from connectors.caldav import CalDAVCalendar
+
+    class Kept:
+        def recall(self) -> dict[str, str]:
+            return {"calendar": url, "home": url, "principal": url, "auth": "basic"}
+
+    account = AccountConfig(name="dav", provider="caldav", owner=OTHER, calendar="crm",
+                            auth={"url": "http://127.0.0.1:5232/", "username": OTHER})
+    connector = CalDAVCalendar(account, owner_tz="UTC", discovery=Kept())  # type: ignore[arg-type]
+    assert connector._recall() == {"auth": "basic"}
