@@ -128,15 +128,16 @@ class ChannelKeeper:
                   since: datetime | None) -> str:
         name = account.name
         row = self.channels.get(name)
+        if self.settings.public_url is None:  # push is off: stop what an earlier run opened
+            if row is not None:
+                self.forget(name, connector)
+            return POLLED
         if not isinstance(connector, Watchable):
             if row is None or row.state != REFUSED or row.reason != NO_PUSH:
                 self.channels.refuse(name, account.provider, NO_PUSH, now=self.clock())
             return POLLED
         address = self.settings.address(connector.push_kind)
-        if address is None:  # push was turned off: stop what an earlier run opened
-            if row is not None:
-                self.forget(name, connector)
-            return POLLED
+        assert address is not None  # (public_url is set)
         now = self.clock()
         if row is not None and row.state == REFUSED:
             if row.reason != NO_PUSH and not self._ask_again(account, row, now):

@@ -253,6 +253,8 @@ def test_without_a_public_url_nothing_is_opened_and_an_old_channel_is_stopped(
     assert off.maintain(ALICE, calendar, wrote_calendar=False) == keeping_.POLLED
     assert calendar.push_calls == ["watch", "unwatch"]
     assert push_status(None, public_url=None) == "polled: push needs [http] public_url"
+    assert off.maintain(ALICE, object(), wrote_calendar=False) == keeping_.POLLED
+    assert off.channels.all() == []  # not even a "cannot be notified" row: push is off
 
 
 def test_a_connector_that_cannot_be_watched_is_polled_and_says_so(keeping: Keeping) -> None:
