@@ -184,7 +184,7 @@ class ChannelKeeper:
             log.debug("push channel failure", exc_info=True)
             return FAILED
         problem = unusable(made, now)
-        if problem is not None:  # the provider's answer cannot be kept: let it lapse
+        if problem is not None:  # the provider's answer cannot be kept: stop it
             log.warning("account %s: the provider's push channel is unusable (%s); tried "
                         "again next cycle", name, problem)
             if isinstance(made, Channel) and not (old is not None and made.id == old.id):
