@@ -236,8 +236,8 @@ class Channel:
     """A push channel as the provider made it.
 
     ``id`` is what the provider's notifications name the channel by (Google's
-    ``X-Goog-Channel-ID``, Graph's ``subscriptionId``, the last segment of the address a
-    WebDAV-Push server posts to). ``resource_id`` is what stopping it needs (Google's
+    ``X-Goog-Channel-ID``, Graph's ``subscriptionId``, the segment before the token in the
+    address a WebDAV-Push server posts to). ``resource_id`` is what stopping it needs (Google's
     ``resourceId``, the WebDAV-Push subscription URL; Graph needs only ``id``).
     ``details`` is non-secret provider data the connector needs again (kept in the sync
     state with the channel).
@@ -258,6 +258,10 @@ class Watchable(Protocol):
     ``/lifecycle`` or a WebDAV-Push channel's own path). ``token`` is a fresh random secret
     the provider must echo with every notification (Google's channel token, Graph's
     ``clientState``, a WebDAV-Push address's last segment); syncd keeps only its hash.
+
+    A connector may also have ``resume(channel)``: after each cycle that keeps the stored
+    channel, the keeper hands it over, so a connector made after a restart (or on the
+    replica that took the account over) knows it (CalDAV names it in Push-Dont-Notify).
     """
 
     push_kind: str

@@ -146,6 +146,10 @@ class ChannelKeeper:
         done = KEPT
         if not _current(row, now, self.settings.backstop):
             done = self._open_or_renew(account, connector, address, row, now)
+        elif (resume := getattr(connector, "resume", None)) is not None:
+            # A connector made after a restart (or on the replica that took the account
+            # over) learns the channel it holds: CalDAV names it in Push-Dont-Notify.
+            resume(_channel(row))
         if wrote_calendar and done in (KEPT, EXTENDED) and connector.notifies_own_writes:
             # A channel opened just now was not there for this cycle's writes, so only
             # one that was expects their notification.

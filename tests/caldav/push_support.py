@@ -3,6 +3,7 @@ loopback it can deliver to, and a wait on what the receiver counted."""
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 import uuid
@@ -112,3 +113,13 @@ def watched(calendar: CalDAVCalendar, receiver: PushReceiver, account: str = "da
                            expires_at=channel.expires_at, resource_id=channel.resource_id,
                            details=channel.details)
     return channel, f"{receiver.address}/{channel.id}/{token}"
+
+
+def stored_subscriptions(server: XandikosPushServer, calendar_url: str) -> list[str]:
+    """The push resources Xandikos holds for the calendar (from its own store file)."""
+    name = calendar_url.rstrip("/").rsplit("/", 1)[-1]
+    stored = next((server.folder / "data").rglob(f"{name}/push-subscriptions.json"), None)
+    if stored is None:
+        return []
+    subs = json.loads(stored.read_text()).get("subscriptions", {}).values()
+    return sorted(str(s["push_resource"]) for s in subs)
