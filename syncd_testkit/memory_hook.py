@@ -3,15 +3,16 @@
 Not mounted by syncd: the tests mount it (:func:`mount`) on a receiver, so the push
 machinery (keeper, hook contract, hints, scheduler) can be exercised end to end without a
 provider. It reads what the memory calendar sends, the way a provider's hook reads its
-provider's headers, and leaves the rest to :class:`syncd.http.channel_hook.ChannelNotices`.
+provider's headers, and leaves the rest to
+:class:`syncd_testkit.channel_hook.ChannelNotices`.
 """
 
 from __future__ import annotations
 
 from connectors.memory import CHANNEL_HEADER, NUMBER_HEADER, TOKEN_HEADER
-from syncd.http.channel_hook import ChannelNotices, Notice, message_number
 from syncd.http.receiver import Receiver
 from syncd.http.router import Request, Response, Route
+from syncd_testkit.channel_hook import ChannelNotices, Notice, message_number
 
 MAX_BODY = 1024  # a memory notification has no body
 

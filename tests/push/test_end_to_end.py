@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from connectors.memory import CHANNEL_HEADER, NUMBER_HEADER, TOKEN_HEADER, MemoryCalendar
-from syncd.http.channel_hook import MAX_FIELD, message_number
+from syncd_testkit.channel_hook import MAX_FIELD, message_number
 from syncd_testkit.loopback import free_port
 from syncd_testkit.memory_hook import MAX_BODY, MemoryHook, mount
 from tests.contract import timed

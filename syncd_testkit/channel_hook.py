@@ -1,8 +1,9 @@
-"""What every calendar hook does once it has read a notification's channel and token.
+"""The calendar hook contract, for the test hooks (``syncd_testkit.memory_hook``).
 
-A provider's hook (``/hooks/google``, ``/hooks/graph``, ...) parses its provider's request
-(headers, body, handshake) and hands the channel id, the token and the message number to
-:meth:`ChannelNotices.notice`, which applies the hook contract: the channel is looked up
+A test hook parses its connector's request and hands the channel id, the token and the
+message number to :meth:`ChannelNotices.notice`, which applies the contract the
+provider hooks (``syncd/http/google_hook.py``, ``graph_hook.py``, ``webdav_hook.py``)
+each follow: the channel is looked up
 (:meth:`~syncd.store.channels.ChannelStore.verify`); an unknown channel is counted
 ``unknown_channel`` and makes no cycle (a stopped channel's late notification, or a
 stranger's guess); a known channel with a wrong or missing token is counted ``forged``
