@@ -91,7 +91,7 @@ class Executor:
         self.planner = planner
         self.wording = wording
         self.past_deadline = past_deadline
-        self.writer = CrmWriter(self.account, source, state)
+        self.writer = CrmWriter(self.account, source, state, token=lease.token)
         self.guest_left = guest_left  # e-mails the hour has left (None: invites nobody)
         self.failed = False  # something must be retried: cursors stay put
         # this run's results only: a cycle's slices are run one at a time, and keeping
@@ -171,10 +171,11 @@ class Executor:
             return
         try:
             plan, crm_after = self.writer.write(plan, policy)
-        except (AuthFailed, AccountCooldown):
+        except (AuthFailed, AccountCooldown, LeaseLost):
             # Account-wide (the CRM's credentials, or a company budget spent until its
-            # reset): no other item can be written either. The cycle stops with its
-            # cursors where they were; the account rests.
+            # reset; or another replica took the account, refusing the link of the write
+            # just made): no other item can be written either. The cycle stops with its
+            # cursors where they were; the account rests, or goes on elsewhere.
             raise
         except SyncdError as exc:
             if (isinstance(exc, ActivityChanged) and plan.event_id is not None

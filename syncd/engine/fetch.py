@@ -71,7 +71,8 @@ class Fetcher:
     """
 
     def __init__(self, policy: AccountPolicy, connector: CalendarConnector, source: CrmSource,
-                 state: StateStore, counts: Counter[str], *, dry_run: bool = False) -> None:
+                 state: StateStore, counts: Counter[str], *, dry_run: bool = False,
+                 token: int | None = None) -> None:
         self.policy = policy
         self.connector = connector
         self.source = source
@@ -79,7 +80,8 @@ class Fetcher:
         self.counts = counts
         self.handed_over: set[int] = set()  # activities another owner handed to this one
         self.retried: list[str] = []  # items an admin released, tried again this cycle
-        self.settler = Settler(policy, connector, source, state, counts, dry_run=dry_run)
+        self.settler = Settler(policy, connector, source, state, counts, dry_run=dry_run,
+                               token=token)
 
     # --- reading ------------------------------------------------------------------------
 

@@ -78,7 +78,7 @@ class AccountCycle:
         self.deadline = deadline
         self.report = CycleReport(policy.name)
         self.fetcher = Fetcher(policy, connector, source, state, self.report.counts,
-                               dry_run=dry_run)
+                               dry_run=dry_run, token=token)
 
     def run(self) -> CycleReport:
         """Run the cycle; any error ends it as failed, with the error in the report."""

@@ -49,8 +49,10 @@ class Settler:
     """Settles one account's listed events against its links (see the module doc)."""
 
     def __init__(self, policy: AccountPolicy, connector: CalendarConnector, source: CrmSource,
-                 state: StateStore, counts: Counter[str], *, dry_run: bool = False) -> None:
+                 state: StateStore, counts: Counter[str], *, dry_run: bool = False,
+                 token: int | None = None) -> None:
         self.policy = policy
+        self.token = token  # the cycle's lease: the links it saves are fenced by it
         self.connector = connector
         self.source = source
         self.state = state
@@ -114,7 +116,7 @@ class Settler:
             return
         link = SyncPair(activity.id, activity.sync_uid, event.event_id, None,
                     project_activity(activity, self.policy.done_style), event.projection)
-        self.state.save_link(self.policy.name, link)  # no etag: the marker is still to write
+        self.state.save_link(self.policy.name, link, self.token)  # no etag: marker to write
         links[activity.id] = link
         crm.setdefault(activity.id, activity)
 

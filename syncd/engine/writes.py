@@ -45,8 +45,10 @@ def calendar_op(plan: PairPlan) -> WriteOp:
 class CrmWriter:
     """Makes the CRM writes of one account's pairs."""
 
-    def __init__(self, account: str, source: CrmSource, state: StateStore) -> None:
+    def __init__(self, account: str, source: CrmSource, state: StateStore, *,
+                 token: int | None = None) -> None:
         self.account = account
+        self.token = token  # the cycle's lease: the links it saves are fenced by it
         self.source = source
         self.state = state
 
@@ -88,7 +90,8 @@ class CrmWriter:
             self.state.save_link(self.account, SyncPair(activity.id, uid, plan.event_id, None,
                                                     crm_now, plan.cal_now,
                                                     invited=plan.invited,
-                                                    organizer=plan.organizer))
+                                                    organizer=plan.organizer),
+                                 self.token)
             return replace(plan, crm_now=crm_now), activity
         return plan, None
 

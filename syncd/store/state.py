@@ -409,9 +409,10 @@ class StateStore:
         with self.db.session() as s:
             return int(s.scalar(stmt) or 0)
 
-    def save_link(self, account: str, link: SyncPair) -> None:
-        """Insert or replace the link of ``link.activity_id`` in ``account``."""
-        self.record(account, saves=[link])
+    def save_link(self, account: str, link: SyncPair, token: int | None = None) -> None:
+        """Insert or replace the link of ``link.activity_id`` in ``account`` (``token``:
+        fenced, as :meth:`record`)."""
+        self.record(account, saves=[link], token=token)
 
     def record(
         self,

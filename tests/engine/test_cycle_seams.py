@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,12 +13,12 @@ import pytest
 from connectors.base import WriteOp, WriteResult
 from syncd.crm.builtin import BuiltinSource
 from syncd.engine.actions import PairPlan
-from syncd.engine.execute import Executor, Lease
+from syncd.engine.execute import LEASE_TTL, Executor, Lease
 from syncd.engine.fetch import CycleInput, Fetcher
 from syncd.engine.outcome import PairResult, PairStatus, tally
 from syncd.engine.plan import PlanPolicy, plan_account
 from syncd.engine.record import Bookkeeper
-from syncd.errors import ItemRejected, RateLimited, Transient
+from syncd.errors import ItemRejected, LeaseLost, RateLimited, Transient
 from syncd.pairs import SyncPair
 from syncd.service import account_policy
 from tests.engine.world import World, make_world
@@ -172,3 +172,32 @@ def test_lease_is_renewed_before_every_batch(world: World) -> None:
     run.run(plans, policy)
     held = world.state.account(world.account.name).lease_until
     assert held is not None and held > world.now + timedelta(minutes=5)
+
+
+def test_a_cycle_whose_lease_is_taken_during_a_write_records_none_of_it(world: World) -> None:
+    world.add("Call Ada")
+    name = world.account.name
+    token = world.state.acquire_lease(name, "me:1", timedelta(minutes=1), world.now)
+    plans, policy = planned(world)
+    counts: Counter[str] = Counter()
+    books = Bookkeeper(name, world.state, account_policy(world.account).done_style,
+                       token=token)
+    run = Executor(Lease(name, token, world.now), world.calendar, BuiltinSource(world.store),
+                   world.state, books, counts, planner=plan_account,
+                   wording=lambda exc: f"worded {type(exc).__name__}",
+                   past_deadline=lambda: False, guest_left=None)
+    send = world.calendar.write
+
+    def paused_past_the_lease(ops: Sequence[WriteOp]) -> list[WriteResult]:
+        # The request goes out; meanwhile the lease (renewed on the clock) lapsed and
+        # another replica took it.
+        lapsed = datetime.now(UTC) + LEASE_TTL + timedelta(minutes=1)
+        assert world.state.acquire_lease(name, "other:2", LEASE_TTL, lapsed) is not None
+        return send(ops)
+
+    world.calendar.write = paused_past_the_lease  # type: ignore[method-assign]
+    with pytest.raises(LeaseLost):
+        run.run(plans, policy)
+    # Only the create intent, written before the request under the live lease, is there.
+    assert [link.pending for link in world.state.links(name).values()] == [True]
+    assert world.state.account(name).lease_owner == "other:2"

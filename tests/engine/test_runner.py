@@ -314,11 +314,11 @@ def test_import_cut_off_before_its_link_is_relinked_not_duplicated(
     world.calendar.user_create("dentist", _any_projection().replace({"title": "Dentist"}))
     real, calls = world.state.save_link, {"n": 0}
 
-    def crash_once(account: str, link: object) -> None:
+    def crash_once(account: str, link: object, token: int | None = None) -> None:
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("simulated crash")
-        real(account, link)  # type: ignore[arg-type]
+        real(account, link, token)  # type: ignore[arg-type]
 
     monkeypatch.setattr(world.state, "save_link", crash_once)
     assert world.sync().outcome == "failed"
