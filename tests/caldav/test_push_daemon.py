@@ -38,19 +38,9 @@ from tests.contract import timed
 from tests.http.test_daemon_push import Daemon, first_cycle, spawn
 
 
-class PushDaemon(Daemon):
-    def counted(self) -> dict[str, int]:
-        """What the daemon logged of its WebDAV hook's counts when it stopped."""
-        found = re.search(r"HTTP receiver stopped: (.*)", self.log.read_text())
-        assert found is not None
-        return {key.split(" ", 1)[1]: int(value) for key, value in (
-            part.rsplit(" ", 1) for part in found.group(1).split(", "))
-            if key.startswith("webdav ")}
-
-
 @dataclass
 class Setup:
-    daemon: PushDaemon
+    daemon: Daemon
     data: Path
     config: Path
     calendar: str
@@ -105,7 +95,7 @@ def setup(tmp_path: Path, xandikos_push: XandikosPushServer, radicale: RadicaleS
         f'calendar = "{rad_calendar}"\n'
         f'[account.auth]\nurl = "{radicale.url}"\nusername = "{rad_user}"\n')
     log = tmp_path / "daemon.log"
-    with first_cycle(PushDaemon(spawn(config, log), log, port, owner, ("", ""))) as running:
+    with first_cycle(Daemon(spawn(config, log), log, port, owner, ("", ""))) as running:
         yield Setup(running, data, config, calendar, xandikos_push, cert)
 
 
@@ -163,4 +153,4 @@ def test_a_change_on_xandikos_reaches_the_crm_through_push_and_bursts_are_deboun
     assert "polled: server offers no WebDAV-Push" in status, status
     daemon.stop()
     # One notification of the other client's change, none of our marker write, the burst.
-    assert daemon.counted() == {"accepted": 1001, "forged": 20}
+    assert daemon.counted("webdav") == {"accepted": 1001, "forged": 20}

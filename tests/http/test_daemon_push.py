@@ -52,13 +52,13 @@ class Daemon:
     def hook(self) -> str:
         return f"http://127.0.0.1:{self.port}/hooks/pipedrive"
 
-    def counted(self) -> dict[str, int]:
-        """What the daemon logged of its receiver's counts when it stopped."""
+    def counted(self, hook: str = "pipedrive") -> dict[str, int]:
+        """What the daemon logged of ``hook``'s counts when it stopped."""
         found = re.search(r"HTTP receiver stopped: (.*)", self.log.read_text())
         assert found is not None
         return {key.split(" ", 1)[1]: int(value) for key, value in (
             part.rsplit(" ", 1) for part in found.group(1).split(", "))
-            if key.startswith("pipedrive ")}
+            if key.startswith(f"{hook} ")}
 
     def cycles(self) -> int:
         return len(CYCLE.findall(self.log.read_text()))
