@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from syncd.config import AccountConfig
@@ -149,11 +149,13 @@ def restore_activity(store: ActivityStore, state: StateStore, activity_id: int) 
 def purge_expired(store: ActivityStore, state: StateStore, retention_days: int, *,
                   now: datetime | None = None, dry_run: bool = False) -> list[int]:
     """Purge the activities deleted at least ``retention_days`` ago; returns their ids.
+    The calendar write log (``syncd verify``) older than that goes too.
 
     With ``dry_run`` nothing is removed and the ids are those that would be.
     """
     if dry_run:
         return [a.id for a in store.purgeable(older_than_days=retention_days, now=now)]
+    state.prune_writes((now or datetime.now(UTC)) - timedelta(days=retention_days))
     ids = store.purge_deleted_ids(older_than_days=retention_days, now=now)
     if ids:
         state.forget_activities(ids)

@@ -404,4 +404,8 @@ def describe_finding(finding: Finding, account: str) -> str:
             return (f"privacy: the private note of {activity} appears in the "
                     f"{' and '.join(finding.fields)} of event {events}; syncd never writes "
                     "notes, so it was put there in the calendar: remove it there")
+        case "foreign_touched":
+            return (f"foreign event touched: syncd wrote to event {events}, which does not "
+                    "carry its marker (it is not syncd's); report it, and check the event "
+                    "in the calendar")
     return f"{finding.kind}: {activity} {events}"

@@ -78,7 +78,8 @@ def audit_calendar(account: AccountConfig, source: CrmSource, state: StateStore,
     result.findings = audit(AuditInput(
         owner_id=owner.id, links=links, events=events, activities=activities,
         markers=markers, notes=notes, quarantined=state.quarantined(account.name),
-        carried=connector.capabilities.fields, done_style=policy.done_style, window=window))
+        carried=connector.capabilities.fields, done_style=policy.done_style, window=window,
+        written=frozenset(state.written_events(account.name))))
     result.events, result.pairs, result.activities = len(events), len(links), len(activities)
     return result, events
 

@@ -170,6 +170,10 @@ class SyncContract:
             drift_link, crm_base=project_activity(world.store.get(drifted.id))))
         unsynced = world.add("Not yet", day=6)
 
+        # An event syncd wrote to that no longer carries its marker (as if it were not ours).
+        world.state.record(world.account.name, writes=[("not-ours", None, "update")])
         found = {(f.kind, f.activity_id) for f in verify().findings}
         assert found == {("privacy", secret.id), ("duplicate", copied.id), ("orphan", None),
                          ("drift", drifted.id), ("missing", unsynced.id)}, found
+        assert world.state.written_events(world.account.name) >= {
+            world.event_id_of(secret.id), "not-ours"}

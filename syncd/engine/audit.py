@@ -16,6 +16,8 @@ Findings, each about one account:
   at an event the calendar no longer lists).
 * ``privacy``: the text of an activity's private note found in an event's title,
   description or location. Reported by activity and event id, never by the text.
+* ``foreign_touched``: an event without our marker that the write log says syncd wrote
+  to: syncd changed (or left) an event that is not its own.
 
 Rules kept here so the judgement can be table-tested: a pair with a pending create is
 never a finding (its outcome is not known yet); a deleted activity whose pair still
@@ -39,7 +41,8 @@ from syncd.pairs import SyncPair
 
 NOTE_MIN_CHARS = 12
 TEXT_FIELDS = ("title", "description", "location")
-KINDS = ("duplicate", "paired_twice", "orphan", "drift", "missing", "privacy")
+KINDS = ("duplicate", "paired_twice", "orphan", "drift", "missing", "privacy",
+         "foreign_touched")
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class AuditInput:
     or a marker names (deleted ones included, as the CRM has them). ``markers``: the
     activity each marker found on an unpaired event belongs to (None: no such activity).
     ``notes``: activity id -> private note, for the activities above (None: the CRM cannot
-    give notes, so privacy is not checked).
+    give notes, so privacy is not checked). ``written``: the events the write log names.
     """
 
     owner_id: int
@@ -76,6 +79,7 @@ class AuditInput:
     carried: frozenset[str] = frozenset()
     done_style: DoneStyle = DoneStyle.KEEP
     window: Window | None = None
+    written: frozenset[str] = frozenset()  # event ids the write log names
 
 
 def audit(data: AuditInput) -> list[Finding]:
@@ -83,7 +87,9 @@ def audit(data: AuditInput) -> list[Finding]:
     events = [e for e in data.events if not e.deleted]
     by_id = {e.event_id: e for e in events}
     findings = [*_duplicates(data, events), *_paired_twice(data), *_orphans(data, events),
-                *_drift(data, by_id), *_missing(data, by_id, events), *_privacy(data, events)]
+                *_drift(data, by_id), *_missing(data, by_id, events), *_privacy(data, events),
+                *[Finding("foreign_touched", None, (e.event_id,)) for e in events
+                  if not e.marker and e.event_id in data.written]]
     return sorted(findings, key=lambda f: (KINDS.index(f.kind), f.activity_id or 0,
                                            f.event_ids))
 

@@ -270,6 +270,7 @@ class Executor:
         error = result.error
         crm_written = plan.crm_write is not None
         if error is None:
+            self.books.wrote(op, result.event)
             self.books.finish(plan, crm_after, result.event)
             return self._note(PairResult(plan, PairStatus.DONE, crm_written, op.notify))
         key = cal_key(plan.event_id) if plan.event_id else crm_key(plan.activity_id or 0)

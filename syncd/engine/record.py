@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from connectors.base import RemoteEvent
+from connectors.base import CreateOp, DeleteOp, RemoteEvent, WriteOp
 from syncd.engine.actions import CreateEvent, PairPlan
 from syncd.engine.plan import cal_key, crm_key
 from syncd.model import Activity, DoneStyle, project_activity
@@ -27,10 +27,11 @@ class Finished:
     conflicts: list[tuple[int | None, str | None, Conflict]] = field(default_factory=list)
     cleared: list[str] = field(default_factory=list)
     meetings: list[tuple[str, int]] = field(default_factory=list)  # (ical_uid, activity)
+    writes: list[tuple[str, str | None, str]] = field(default_factory=list)  # the write log
 
     def __bool__(self) -> bool:
         return bool(self.saves or self.drops or self.conflicts or self.cleared
-                    or self.meetings)
+                    or self.meetings or self.writes)
 
 
 class Bookkeeper:
@@ -71,11 +72,21 @@ class Bookkeeper:
         keys += [crm_key(plan.activity_id)] if plan.activity_id is not None else []
         done.cleared.extend(k for k in keys if k in self.failing)
 
+    def wrote(self, op: WriteOp, event: RemoteEvent | None) -> None:
+        """Log a calendar write that succeeded (``syncd verify`` checks that no event
+        without our marker is among them)."""
+        kind = "create" if isinstance(op, CreateOp) else \
+            "delete" if isinstance(op, DeleteOp) else "update"
+        event_id = event.event_id if event is not None else getattr(op, "event_id", None)
+        if event_id:
+            self._done.writes.append((event_id, event.etag if event is not None else None,
+                                      kind))
+
     def flush(self) -> None:
         """Record everything finished since the last flush, in one transaction."""
         done, self._done = self._done, Finished()
         if done:
             self.state.record(self.account, saves=done.saves, drops=done.drops,
                               conflicts=done.conflicts, cleared=done.cleared,
-                              meetings=done.meetings, token=self.token)
+                              meetings=done.meetings, writes=done.writes, token=self.token)
             self.failing.difference_update(done.cleared)

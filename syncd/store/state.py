@@ -26,6 +26,7 @@ from syncd.store.state_tables import (
     SyncLink,
     SyncMeeting,
     SyncQuarantine,
+    SyncWrite,
 )
 from syncd.store.status import AccountStatus, CycleEnd, after_cycle, unavailable
 
@@ -423,10 +424,12 @@ class StateStore:
         conflicts: Iterable[tuple[int | None, str | None, Conflict]] = (),
         cleared: Iterable[str] = (),
         meetings: Iterable[tuple[str, int]] = (),
+        writes: Iterable[tuple[str, str | None, str]] = (),
         token: int | None = None,
     ) -> None:
-        """Links saved and dropped, conflicts kept, failures cleared and meetings claimed
-        (``(ical_uid, activity_id)`` of events syncd created), in ONE transaction.
+        """Links saved and dropped, conflicts kept, failures cleared, meetings claimed
+        (``(ical_uid, activity_id)`` of events syncd created) and calendar writes logged
+        (``(event_id, etag, op)``, see :meth:`written_events`), in ONE transaction.
 
         ``token``: the cycle's lease, checked in that transaction (fencing); raises
         LeaseLost, recording nothing, when another replica took the account.
@@ -478,6 +481,19 @@ class StateStore:
                 s.execute(delete(SyncQuarantine).where(SyncQuarantine.account == account,
                                                        SyncQuarantine.item_key.in_(keys)))
             _claim(s, [(uid, account, activity_id) for uid, activity_id in meetings])
+            s.add_all(SyncWrite(account=account, event_id=event_id, etag=etag, op=op, at=now)
+                      for event_id, etag, op in writes)
+
+    def written_events(self, account: str) -> set[str]:
+        """The events of the account syncd wrote to (within the log's retention)."""
+        with self.db.session() as s:
+            return set(s.scalars(select(SyncWrite.event_id).where(SyncWrite.account == account)))
+
+    def prune_writes(self, before: datetime) -> int:
+        """Forget the write log's entries older than ``before``; returns how many."""
+        with self.db.session() as s:
+            result = s.execute(delete(SyncWrite).where(SyncWrite.at < before))
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     # --- conflicts ----------------------------------------------------------------------
 

@@ -201,3 +201,21 @@ class CalendarDiscovery(Base):
     key: Mapped[str] = mapped_column(String(64))
     found: Mapped[dict[str, str]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SyncWrite(Base):
+    """Every calendar write syncd made: which event, the etag it left, and when.
+
+    Kept so that ``syncd verify`` can prove syncd never changed an event that is not its
+    own (an event without our marker that this log names). Pruned with the daily purge
+    after ``retention_days``.
+    """
+
+    __tablename__ = "sync_writes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(200), index=True)
+    event_id: Mapped[str] = mapped_column(String(1100))
+    etag: Mapped[str | None] = mapped_column(Text)
+    op: Mapped[str] = mapped_column(String(10))  # create | update | delete
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -165,3 +165,12 @@ def test_two_pairs_on_one_event_are_reported() -> None:
 
 def test_normalising_folds_case_width_and_spacing() -> None:
     assert normalise("  ＡＢＣ\n  def\tGHI ") == normalise("abc def ghi")
+
+
+def test_an_event_without_our_marker_that_the_write_log_names_was_touched() -> None:
+    a = activity(1)
+    foreign = event("theirs", a, marker=None)
+    untouched = event("other", a, marker=None)
+    found = run([a], [pair(a, "ev1")], [event("ev1", a), foreign, untouched],
+                written=frozenset({"ev1", "theirs"}))
+    assert [(f.kind, f.event_ids) for f in found] == [("foreign_touched", ("theirs",))]
