@@ -15,9 +15,11 @@ import pytest
 
 from connectors.caldav import may_send_first
 from syncd.cli import main
-from syncd.config import AccountConfig
+from syncd.config import AccountConfig, SecretRef
 from syncd.store.db import Database
 from syncd.store.discovery import DiscoveryStore
+from syncd_testkit.dav_responder import MisbehavingDav
+from syncd_testkit.loopback import QuietHandler
 from syncd_testkit.servers import RadicaleServer, RecordingProxy
 
 PASSWORD = "dav-pass-canary"  # a test server's
@@ -247,3 +249,74 @@ def test_kept_urls_of_another_scheme_host_or_port_or_none_at_all_are_ignored(url
                             auth={"url": "http://127.0.0.1:5232/", "username": OTHER})
     connector = CalDAVCalendar(account, owner_tz="UTC", discovery=Kept())  # type: ignore[arg-type]
     assert connector._recall() == {"auth": "basic"}
+
+
+class DigestOnly(MisbehavingDav):
+    """A responder that takes Digest credentials only (it does not check them: the test is
+    about which scheme is sent, and when)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.authorizations: list[str] = []
+
+    def handler(self) -> type[QuietHandler]:
+        responder = self
+        base = super().handler()
+
+        class Handler(base):  # type: ignore[valid-type,misc]
+            def _digest(self) -> bool:
+                said = self.headers.get("Authorization") or ""
+                responder.authorizations.append(said.split(" ", 1)[0] or "none")
+                if said.startswith("Digest "):
+                    return True
+                self.read_body()
+                self.reply(401, b"", {"WWW-Authenticate":
+                                      'Digest realm="dav", nonce="n0nce", qop="auth"'})
+                return False
+
+            def do_PROPFIND(self) -> None:
+                if self._digest():
+                    super().do_PROPFIND()
+
+            def do_REPORT(self) -> None:
+                if self._digest():
+                    super().do_REPORT()
+
+        return Handler
+
+
+def test_a_server_that_takes_only_digest_gets_basic_once_then_never_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from connectors.caldav import CalDAVCalendar
+
+    class Memo:
+        found: dict[str, str] | None = None
+
+        def recall(self) -> dict[str, str] | None:
+            return self.found
+
+        def keep(self, found: dict[str, str]) -> None:
+            self.found = dict(found)
+
+        def forget(self) -> None:
+            self.found = None
+
+    monkeypatch.setenv("SYNCD_TEST_DAV_PASSWORD", PASSWORD)
+    memo = Memo()
+    with DigestOnly() as server:
+        account = AccountConfig(
+            name="d", provider="caldav", owner=OTHER, calendar=server.url,
+            auth={"url": f"{server.origin}/", "username": OTHER,
+                  "password": SecretRef("env:SYNCD_TEST_DAV_PASSWORD")})
+        first = CalDAVCalendar(account, owner_tz="UTC", discovery=memo)  # type: ignore[arg-type]
+        first.changes(None)
+        first.close()
+        assert server.authorizations[0] == "Basic" and "Digest" in server.authorizations
+        assert (memo.found or {})["auth"] == "digest"
+        server.authorizations.clear()
+        second = CalDAVCalendar(account, owner_tz="UTC", discovery=memo)  # type: ignore[arg-type]
+        second.changes(None)
+        second.close()
+        # the kept calendar, and never Basic again: only the challenges Digest needs
+        assert "Basic" not in server.authorizations and server.authorizations[-1] == "Digest"
+        assert [m for m, _ in server.requests] == ["PROPFIND", "REPORT", "REPORT"]
