@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import logging
 import random
@@ -45,7 +44,7 @@ from typing import Any
 from bench.backends import TZ
 from bench.control import Control, ServerInfo
 from bench.providers import account, install
-from syncd.config import AccountConfig, Config, HttpConfig
+from syncd.config import AccountConfig, Config, HttpConfig, PushConfig
 from syncd.daemon import Daemon
 from syncd.store.channels import ChannelStore
 from syncd_testkit.loopback import free_port
@@ -248,12 +247,7 @@ def configure(args: argparse.Namespace, server: ServerInfo, accounts: list[Accou
             options["http"] = HttpConfig(listen=f"127.0.0.1:{port}",
                                          public_url=f"http://127.0.0.1:{port}",
                                          allow_insecure_http=True)
-        names = {f.name for f in dataclasses.fields(Config)}
-        if "push" in names:  # the [push] section (push-core)
-            from syncd import config as config_module
-
-            options["push"] = config_module.PushConfig(  # type: ignore[attr-defined]
-                backstop_minutes=args.backstop_minutes)
+        options["push"] = PushConfig(backstop_minutes=args.backstop_minutes)
     return Config(**options)
 
 
