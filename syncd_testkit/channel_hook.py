@@ -54,10 +54,10 @@ class ChannelNotices:
             return Notice.UNKNOWN
         if token is not None and len(token) > MAX_FIELD:
             token = None  # no token of ours is that long
-        row = self.channels.verify(channel_id, token)
+        checked = self.channels.check(channel_id, token)
+        row = checked.row
         if row is None:
-            known = self.channels.by_channel_id(channel_id) is not None
-            return Notice.FORGED if known else Notice.UNKNOWN
+            return Notice.FORGED if checked.known else Notice.UNKNOWN
         fresh = self.channels.heard(channel_id, number=number)
         if handshake:
             return Notice.HANDSHAKE

@@ -99,9 +99,10 @@ class GoogleHook:
         if note is None:
             self._count("malformed")
             return Response.text(400, "not a Google Calendar notification")
-        row = self.channels.verify(note.channel_id, note.token)
+        checked = self.channels.check(note.channel_id, note.token)
+        row = checked.row
         if row is None:
-            if self.channels.by_channel_id(note.channel_id) is None:
+            if not checked.known:
                 self._count("unknown_channel")
                 return Response.text(200)
             return self._forged(request, 401)

@@ -142,11 +142,11 @@ class GraphHook:
                 events.append(event)
         found: list[tuple[ChannelRow, list[str]]] = []
         for (channel_id, state), events in groups.items():
-            row = self.channels.verify(channel_id, state)
-            if row is not None:
+            checked = self.channels.check(channel_id, state)
+            if checked.row is not None:
                 tally["accepted"] += counted[(channel_id, state)]
-                found.append((row, events))
-            elif self.channels.by_channel_id(channel_id) is None:
+                found.append((checked.row, events))
+            elif not checked.known:
                 tally["unknown_channel"] += counted[(channel_id, state)]
             else:
                 tally["forged"] += counted[(channel_id, state)]

@@ -65,9 +65,10 @@ class WebDavHook:
         if len(parts) != 3 or parts[0] or not all(_SEGMENT.fullmatch(p) for p in parts[1:]):
             return self._count("malformed", Response.text(404))
         channel_id, token = parts[1], parts[2]
-        if self.channels.by_channel_id(channel_id) is None:
+        checked = self.channels.check(channel_id, token)
+        if not checked.known:
             return self._count("unknown_channel", Response.text(202))
-        row = self.channels.verify(channel_id, token)
+        row = checked.row
         if row is None:
             return self._forged(request, "a wrong token", Response.text(403))
         key, audience = row.details.get("vapid_key"), row.details.get("audience")

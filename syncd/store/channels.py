@@ -63,6 +63,15 @@ class ChannelRow:
         return self.state == ACTIVE and self.channel_id is not None
 
 
+@dataclass(frozen=True)
+class Checked:
+    """A notification's channel as one read found it: ``known`` whether the id is a
+    channel of ours, ``row`` the channel when the token is its token (else None)."""
+
+    known: bool
+    row: ChannelRow | None = None
+
+
 def _row(r: PushChannel) -> ChannelRow:
     return ChannelRow(account=r.account, kind=r.kind, state=r.state, reason=r.reason,
                       channel_id=r.channel_id, resource_id=r.resource_id,
@@ -94,16 +103,22 @@ class ChannelStore:
             r = s.scalar(select(PushChannel).where(PushChannel.channel_id == channel_id))
             return _row(r) if r is not None else None
 
+    def check(self, channel_id: str, token: str | None) -> Checked:
+        """Whether ``channel_id`` is known and ``token`` is its token, from ONE read: a
+        hook that asked twice (verify, then "is it known?") could see the channel saved or
+        replaced in between and call a genuine notification forged."""
+        with self.db.session() as s:
+            r = s.scalar(select(PushChannel).where(PushChannel.channel_id == channel_id))
+            if r is None:
+                return Checked(known=False)
+            ok = token is not None and r.token_hash is not None and hmac.compare_digest(
+                r.token_hash, token_hash(token))
+            return Checked(known=True, row=_row(r) if ok else None)
+
     def verify(self, channel_id: str, token: str | None) -> ChannelRow | None:
         """The channel ``channel_id`` if ``token`` is its token; None when the channel is
-        unknown or the token wrong (the caller counts which through ``by_channel_id``)."""
-        row = self._with_hash(channel_id)
-        if row is None or token is None:
-            return None
-        channel, stored = row
-        if stored is None or not hmac.compare_digest(stored, token_hash(token)):
-            return None
-        return channel
+        unknown or the token wrong (:meth:`check` tells which)."""
+        return self.check(channel_id, token).row
 
     def _with_hash(self, channel_id: str) -> tuple[ChannelRow, str | None] | None:
         with self.db.session() as s:

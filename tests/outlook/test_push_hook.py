@@ -61,15 +61,15 @@ def hook(channels: ChannelStore, hints: RecordedHints) -> GraphHook:
 
 
 def counted_lookups(channels: ChannelStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The channel ids the hook verifies from now on."""
+    """The channel ids the hook looks up (one read each) from now on."""
     lookups: list[str] = []
-    verify = channels.verify
+    check = channels.check
 
     def counting(channel_id: str, token: str | None) -> Any:
         lookups.append(channel_id)
-        return verify(channel_id, token)
+        return check(channel_id, token)
 
-    monkeypatch.setattr(channels, "verify", counting)
+    monkeypatch.setattr(channels, "check", counting)
     return lookups
 
 

@@ -49,6 +49,15 @@ def test_a_notification_is_verified_by_its_channel_and_token(db: Database) -> No
     assert channels.verify("unknown", "s3cret") is None
 
 
+def test_one_read_tells_an_unknown_channel_from_a_wrong_token(db: Database) -> None:
+    channels = _saved(db)
+    assert channels.check("ch-1", "s3cret").row is not None
+    wrong = channels.check("ch-1", "wrong")
+    assert wrong.known and wrong.row is None
+    unknown = channels.check("nope", "s3cret")
+    assert not unknown.known and unknown.row is None
+
+
 def test_a_replayed_message_number_is_told_apart_and_any_message_meets_the_deadline(
         db: Database) -> None:
     channels = _saved(db)
