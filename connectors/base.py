@@ -18,6 +18,15 @@ Vocabulary:
   channel, Graph subscription, WebDAV-Push subscription); see :class:`Watchable`. A
   notification is only a hint: the next :meth:`CalendarConnector.changes` reads what
   changed.
+* BUSY INTERVAL: a span in which the calendar's owner cannot be booked, as the provider's
+  free/busy answer gives it (Google ``freeBusy``, Graph ``getSchedule``, CalDAV
+  ``free-busy-query``) or as computed from the events when a server offers none. It has no
+  title or other detail: only when, and how busy (:data:`BUSY_KINDS`). Free time is never
+  reported; events marked free (transparent, ``showAs: free``) and cancelled ones are not
+  busy. See :class:`FreeBusyReadable`.
+* WINDOW LISTING: every event of the calendar in a span of time, recurrences expanded into
+  their occurrences, read for the agenda and never stored nor written back (syncd does not
+  import most of them). See :class:`WindowReadable`.
 
 Connectors see :class:`~syncd.model.Projection` values only. A projection has no note, so
 no connector can send one.
@@ -101,6 +110,37 @@ class Capabilities:
     max_batch: int = 1
     fields: frozenset[str] = frozenset(FIELDS)
     silent_writes: bool = False
+
+
+#: How busy a :class:`BusyInterval` is. ``busy``: plainly busy; ``tentative``: a meeting
+#: not yet accepted (Graph ``tentative``, iCalendar ``BUSY-TENTATIVE``); ``oof``: out of office
+#: (Graph ``oof``, iCalendar ``BUSY-UNAVAILABLE``); ``elsewhere``: working elsewhere (Graph
+#: ``workingElsewhere``). Google's ``freeBusy`` tells no kinds: all its intervals are ``busy``.
+#: Which kinds block a booking is the availability core's rule (issue 17: tentative and
+#: out of office do), not the connector's.
+BUSY_KINDS = ("busy", "tentative", "oof", "elsewhere")
+
+
+@dataclass(frozen=True)
+class BusyInterval:
+    """One busy span of a calendar, ``start`` < ``end``, both aware and in UTC.
+
+    Intervals of one answer may overlap or touch (two meetings at once, a provider that
+    reports each event apart); the reader merges them. An interval may reach past the span
+    that was asked for: a provider reports the whole event.
+    """
+
+    start: datetime
+    end: datetime
+    kind: str = "busy"
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("a busy interval's start and end must be aware datetimes")
+        if not self.start < self.end:
+            raise ValueError("a busy interval must end after it starts")
+        if self.kind not in BUSY_KINDS:
+            raise ValueError(f"a busy interval's kind is one of {BUSY_KINDS}")
 
 
 @dataclass(frozen=True)
@@ -290,3 +330,40 @@ class Watchable(Protocol):
 
     def unwatch(self, channel: Channel) -> None:
         """Stop the channel. One the provider no longer knows is not an error."""
+
+
+@runtime_checkable
+class FreeBusyReadable(Protocol):
+    """A connector that can tell when its calendar's owner is busy, without the events.
+
+    Read-only: nothing is stored or written. Reads are bounded (size and item count);
+    a malformed item in the provider's answer is skipped and logged with the reason, the
+    rest is returned.
+    """
+
+    def busy_between(self, start: datetime, end: datetime) -> list[BusyInterval]:
+        """The busy intervals overlapping [``start``, ``end``) (aware datetimes), sorted by
+        start. One request per calendar for a span within the provider's limit; a longer
+        span is asked in pieces.
+
+        Raises a :class:`~syncd.errors.ConnectorError` when the provider could not answer for
+        this calendar (Google's per-calendar ``errors``, a Graph schedule ``error``): an
+        empty list always means "free throughout", never "unknown".
+        """
+        ...
+
+
+@runtime_checkable
+class WindowReadable(Protocol):
+    """A connector that can list every event of its calendar in a span, for the agenda.
+
+    Read-only: nothing is stored or written, and events syncd does not import are listed
+    too (``marker`` None). Recurring events come as their occurrences.
+    """
+
+    def events_between(self, start: datetime, end: datetime) -> list[RemoteEvent]:
+        """Events overlapping [``start``, ``end``) (aware datetimes), recurrences expanded,
+        cancelled occurrences left out, every page followed. An event that cannot be read
+        comes with ``projection`` None and ``problem`` set, as in :meth:`CalendarConnector.changes`.
+        """
+        ...
