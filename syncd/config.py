@@ -100,6 +100,21 @@ def _zone(value: Any) -> str | None:
 #: sized to match) and SQLite's single writer queues their short commits.
 DEFAULT_WORKERS = 16
 
+#: How long a cycle's lease lasts unless renewed (before every write batch).
+DEFAULT_LEASE_SECONDS = 600
+#: A lease must outlast a cycle's longest step between two renewals: its reads (a first
+#: listing of a large calendar) or one write batch with its retries. Shorter, a healthy
+#: replica would lose its accounts mid-cycle to another, over and over.
+MIN_LEASE_SECONDS = 60
+
+
+def _lease_floor(value: Any) -> str | None:
+    if value < MIN_LEASE_SECONDS:
+        return (f"is shorter than {MIN_LEASE_SECONDS} seconds, so a replica would lose its "
+                "accounts in the middle of a long read")
+    return None
+
+
 GENERAL: dict[str, Option] = {
     "database": Option(str, reference=True,
                        expected="an SQLAlchemy URL, e.g. postgresql+psycopg://host/db, or "
@@ -112,6 +127,11 @@ GENERAL: dict[str, Option] = {
     "replica": Option(bool, False, expected="true or false",
                       help="take accounts from the database's work queue, so that several "
                            "syncd run processes share one PostgreSQL"),
+    "lease_seconds": Option(int, DEFAULT_LEASE_SECONDS, check=_lease_floor,
+                            expected=f"seconds, at least {MIN_LEASE_SECONDS}",
+                            help="how long an account stays with a replica that stopped "
+                                 "renewing its lease (killed or paused) before another "
+                                 "takes it over"),
     "state_key": Option(str, secret=True, secret_check=fernet_key_problem,
                         expected="env:NAME or file:PATH of a Fernet key"),
     "default_time_zone": Option(str, "UTC", check=_zone, expected="an IANA zone, e.g. Europe/Oslo"),
@@ -239,6 +259,7 @@ class Config:
     jitter_seconds: int = 5
     workers: int = DEFAULT_WORKERS
     replica: bool = False  # accounts come from the work queue (syncd.replica)
+    lease_seconds: int = DEFAULT_LEASE_SECONDS  # a cycle's lease unless renewed
     state_key: SecretRef | None = None
     default_time_zone: str = "UTC"
     retention_days: int = 30  # deleted activities are purged this many days later

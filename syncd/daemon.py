@@ -48,7 +48,6 @@ from syncd.embedded_auth import (
     refused_because,
 )
 from syncd.embedded_server import READY_LINE
-from syncd.engine.execute import LEASE_TTL
 from syncd.errors import PortInUse, ServerFailed
 from syncd.logs import setup_logging
 from syncd.metrics import Metrics
@@ -306,7 +305,7 @@ class Daemon:
             self.dispatcher = Dispatcher(
                 self.queue, lambda: [a.name for a in self.service.accounts()],
                 lambda claim: self._run_account(claim.name, claim),
-                cap=config.workers, ttl=LEASE_TTL)
+                cap=config.workers, ttl=timedelta(seconds=config.lease_seconds))
 
     def _interval(self, account: AccountConfig, *, pushed: bool = False) -> int:
         """Seconds between the account's polls; ``pushed``: its channel is healthy, so

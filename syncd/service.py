@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -103,6 +103,7 @@ def sync_account(account: AccountConfig, connector: CalendarConnector, source: C
                  force_delete: bool = False, policy: AccountPolicy | None = None,
                  claimed: int | None = None,
                  upkeep: Callable[[CycleReport], None] | None = None,
+                 lease_ttl: timedelta | None = None,
                  **options: Any) -> CycleReport:
     """One cycle of one account, begun and finished in the state store's status machine.
 
@@ -111,7 +112,8 @@ def sync_account(account: AccountConfig, connector: CalendarConnector, source: C
     report is worded here, through :mod:`syncd.report`. ``claimed``: the lease was taken
     from the work queue already, with this token. ``upkeep`` (the daemon's push channel
     keeper) runs after a cycle that reached the calendar, still under the lease, so only
-    the replica holding the account touches its channel.
+    the replica holding the account touches its channel. ``lease_ttl``: how long the
+    lease lasts unless renewed (default :data:`syncd.engine.execute.LEASE_TTL`).
     """
     from syncd.engine.execute import LEASE_TTL
     from syncd.engine.outcome import CycleReport
@@ -119,7 +121,8 @@ def sync_account(account: AccountConfig, connector: CalendarConnector, source: C
 
     now = now or datetime.now(UTC)
     policy = policy or account_policy(account)
-    start = state.begin_cycle(account.name, lease_owner, LEASE_TTL, now, force=force_delete,
+    lease_ttl = lease_ttl or LEASE_TTL
+    start = state.begin_cycle(account.name, lease_owner, lease_ttl, now, force=force_delete,
                               claimed=claimed)
     if start.unavailable is not None:
         report = CycleReport(account.name)
@@ -131,7 +134,7 @@ def sync_account(account: AccountConfig, connector: CalendarConnector, source: C
         try:
             report = run_cycle(policy, connector, source, state, token=start.token, now=now,
                                wording=lambda exc: describe(exc, account), dry_run=dry_run,
-                               force_delete=force_delete, **options)
+                               force_delete=force_delete, lease_ttl=lease_ttl, **options)
             report.message = word(report, account)
         except BaseException:
             state.release_lease(account.name, start.token)
@@ -276,6 +279,7 @@ class Service:
                 self._connector(account, now)
             report = sync_account(account, connector, self.source, self.state, now=now,
                                   lease_owner=self.replica, policy=self._policy(account),
+                                  lease_ttl=timedelta(seconds=self.config.lease_seconds),
                                   upkeep=self._upkeep(account, connector, now), **options)
         except Exception as exc:  # isolation: one account's bug must not stop the others
             # The report carries the sentence; the traceback is for --debug only.

@@ -154,3 +154,13 @@ def test_crm_pipedrive_may_use_http_to_a_loopback_test_server() -> None:
                                    "api_url": "http://127.0.0.1:8080"}},
                           "x.toml", PROVIDERS, crm_sources=source_options())
     assert config.crm_options["api_url"] == "http://127.0.0.1:8080"
+
+
+def test_the_lease_lasts_ten_minutes_unless_set_and_never_under_a_minute(
+        tmp_path: Path) -> None:
+    assert parse_config({}, "x.toml", PROVIDERS).lease_seconds == 600
+    assert parse_config({"syncd": {"lease_seconds": 90}}, "x.toml",
+                        PROVIDERS).lease_seconds == 90
+    found = problems("[syncd]\nlease_seconds = 5\n", tmp_path)
+    assert found == ["syncd.lease_seconds: is shorter than 60 seconds, so a replica would "
+                     "lose its accounts in the middle of a long read"]

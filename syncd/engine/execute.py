@@ -46,6 +46,7 @@ from syncd.store.state import StateStore
 
 log = logging.getLogger("syncd.engine")
 
+#: How long a cycle's lease lasts unless renewed (``[syncd] lease_seconds`` sets it).
 LEASE_TTL = timedelta(minutes=10)
 REPLAN_ROUNDS = 2
 
@@ -57,11 +58,12 @@ Wording = Callable[[BaseException], str]
 
 @dataclass
 class Lease:
-    """The account's lease as a cycle holds it: renewed before every batch."""
+    """The account's lease as a cycle holds it: renewed for ``ttl`` before every batch."""
 
     account: str
     token: int | None
     now: datetime
+    ttl: timedelta = LEASE_TTL
 
 
 def _chunks(items: Sequence[Outgoing], size: int) -> Iterator[Sequence[Outgoing]]:
@@ -166,7 +168,8 @@ class Executor:
         if plan.quarantine:
             assert plan.event_id is not None
             self.state.record_failure(self.account, cal_key(plan.event_id),
-                                      plan.item_version, plan.quarantine, immediate=True)
+                                      plan.item_version, plan.quarantine, immediate=True,
+                                      token=self.lease.token)
             self._note(PairResult(plan, PairStatus.QUARANTINED))
             return
         try:
@@ -215,7 +218,8 @@ class Executor:
                 # lapse and another replica start the same account meanwhile.
                 lease = self.lease
                 if lease.token is not None and not self.state.renew_lease(
-                        self.account, lease.token, LEASE_TTL, max(lease.now, datetime.now(UTC))):
+                        self.account, lease.token, lease.ttl,
+                        max(lease.now, datetime.now(UTC))):
                     raise LeaseLost(account=self.account)
                 # A batch's intents just before its request: creates a deadline or a rate
                 # limit leaves unsent are planned again, not looked up one GET each.
@@ -284,7 +288,7 @@ class Executor:
             status = PairStatus.STALE
         elif isinstance(error, ItemLevel):
             self.state.record_failure(self.account, key, version, self.wording(error),
-                                      immediate=True)
+                                      immediate=True, token=self.lease.token)
             status = PairStatus.QUARANTINED
         elif isinstance(error, AccountWide):
             raise error
@@ -294,7 +298,8 @@ class Executor:
 
     def _item_failed(self, key: str, version: str | None, exc: BaseException) -> PairStatus:
         reason = self.wording(exc)
-        given_up = self.state.record_failure(self.account, key, version, reason)
+        given_up = self.state.record_failure(self.account, key, version, reason,
+                                             token=self.lease.token)
         if not given_up:
             self.failed = True
         log.warning("account %s: %s failed: %s", self.account, key, reason)

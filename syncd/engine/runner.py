@@ -31,7 +31,7 @@ from typing import Literal
 
 from connectors.base import CalendarConnector
 from syncd.crm.source import CrmSource
-from syncd.engine.execute import Executor, Lease, Wording
+from syncd.engine.execute import LEASE_TTL, Executor, Lease, Wording
 from syncd.engine.fetch import Fetcher, Slice
 from syncd.engine.guards import check_plan
 from syncd.engine.outcome import CycleReport, Note, Outcome, tally_plans
@@ -55,7 +55,7 @@ class AccountCycle:
     def __init__(self, policy: AccountPolicy, connector: CalendarConnector, source: CrmSource,
                  state: StateStore, *, token: int | None, now: datetime, wording: Wording,
                  dry_run: bool = False, force_delete: bool = False, keep_plans: bool = False,
-                 deadline: float | None = None) -> None:
+                 deadline: float | None = None, lease_ttl: timedelta = LEASE_TTL) -> None:
         """``keep_plans`` puts the cycle's plans in its report (``syncd sync --verbose``).
 
         Off by default: a report outlives its cycle, and a plan per pair kept for every
@@ -63,6 +63,7 @@ class AccountCycle:
         ``deadline`` (``time.monotonic()`` seconds): past it no further batch is written,
         and what is left waits for the next cycle, as after a rate limit. ``wording``
         turns an item's error into the reason kept with it in the quarantine.
+        ``lease_ttl``: how long each renewal of the lease lasts (``[syncd] lease_seconds``).
         """
         self.policy = policy
         self.name = policy.name
@@ -76,6 +77,7 @@ class AccountCycle:
         self.force_delete = force_delete
         self.keep_plans = keep_plans
         self.deadline = deadline
+        self.lease_ttl = lease_ttl
         self.report = CycleReport(policy.name)
         self.fetcher = Fetcher(policy, connector, source, state, self.report.counts,
                                dry_run=dry_run, token=token)
@@ -100,7 +102,7 @@ class AccountCycle:
         window = self.policy.window(self.now)
         policy = self._plan_policy(acct, owner.id, owner.time_zone)
         books = Bookkeeper(self.name, self.state, self.policy.done_style, token=self.token)
-        executor = Executor(Lease(self.name, self.token, self.now), self.connector,
+        executor = Executor(Lease(self.name, self.token, self.now, self.lease_ttl), self.connector,
                             self.source, self.state, books, self.report.counts,
                             planner=plan_account, wording=self.wording,
                             past_deadline=self._past_deadline,
@@ -144,7 +146,7 @@ class AccountCycle:
         if not committed:
             self.report.end(Outcome.PARTIAL, Note.LEASE_LOST)
             return
-        self.state.clear_retries(self.name, self.fetcher.retried)
+        self.state.clear_retries(self.name, self.fetcher.retried, token=self.token)
         self.report.end(Outcome.OK)
 
     def _plan_policy(self, acct: AccountState, owner_id: int, owner_tz: str) -> PlanPolicy:
@@ -219,15 +221,15 @@ class AccountCycle:
         start, count = acct.guest_window_start, acct.guest_window_count
         if start is None or self.now - start >= GUEST_HOUR:
             start, count = self.now, 0
-        self.state.record_guest_emails(self.name, start, count + sent)
+        self.state.record_guest_emails(self.name, start, count + sent, token=self.token)
 
 
 def run_cycle(policy: AccountPolicy, connector: CalendarConnector, source: CrmSource,
               state: StateStore, *, token: int | None, now: datetime, wording: Wording,
               dry_run: bool = False, force_delete: bool = False, keep_plans: bool = False,
-              deadline: float | None = None) -> CycleReport:
+              deadline: float | None = None, lease_ttl: timedelta = LEASE_TTL) -> CycleReport:
     """Run one cycle of one account (begun by the caller) and return what it did; see
     :class:`AccountCycle` for the options."""
     return AccountCycle(policy, connector, source, state, token=token, now=now,
                         wording=wording, dry_run=dry_run, force_delete=force_delete,
-                        keep_plans=keep_plans, deadline=deadline).run()
+                        keep_plans=keep_plans, deadline=deadline, lease_ttl=lease_ttl).run()

@@ -61,7 +61,8 @@ class CrmWriter:
         write = plan.crm_write
         if not isinstance(write, CreateActivity) or write.ical_uid is None:
             return plan
-        if self.state.claim_meeting(self.account, write.ical_uid) == self.account:
+        if self.state.claim_meeting(self.account, write.ical_uid,
+                                    token=self.token) == self.account:
             return plan
         return PairPlan(None, plan.event_id, skip="meeting_elsewhere")
 
@@ -84,7 +85,8 @@ class CrmWriter:
             # known as this activity's and is never imported a second time. No etag yet:
             # that tells the next cycle the marker still has to be written.
             if write.ical_uid is not None:
-                self.state.claim_meeting(self.account, write.ical_uid, activity.id)
+                self.state.claim_meeting(self.account, write.ical_uid, activity.id,
+                                         token=self.token)
             plan = replace(plan, activity_id=activity.id, marker=uid)
             crm_now = project_activity(activity, policy.done_style)
             self.state.save_link(self.account, SyncPair(activity.id, uid, plan.event_id, None,

@@ -256,9 +256,21 @@ class StateStore:
             s.execute(update(SyncAccount).where(SyncAccount.name == name,
                                                 SyncAccount.status.in_(when)).values(**values))
 
-    def record_guest_emails(self, name: str, start: datetime, count: int) -> None:
-        """The hour's guest e-mail window: when it started and how many were sent."""
-        self.update_account(name, guest_window_start=start, guest_window_count=count)
+    def record_guest_emails(self, name: str, start: datetime, count: int, *,
+                            token: int | None = None) -> None:
+        """The hour's guest e-mail window: when it started and how many were sent.
+
+        ``token``: the cycle's lease (fencing, as :meth:`record`); raises LeaseLost,
+        writing nothing, when another replica took the account: the window is then the
+        new holder's to count, and an old count written over it would let it send more.
+        """
+        with self.db.session() as s:
+            stmt = update(SyncAccount).where(SyncAccount.name == name)
+            if token is not None:
+                stmt = stmt.where(SyncAccount.lease_token == token)
+            done = s.execute(stmt.values(guest_window_start=start, guest_window_count=count))
+            if token is not None and not done.rowcount:  # type: ignore[attr-defined]
+                raise LeaseLost(account=name)
 
     def acquire_lease(self, name: str, owner: str, ttl: timedelta, now: datetime | None = None
                       ) -> int | None:
@@ -345,15 +357,18 @@ class StateStore:
                 found += [(by_hash[h], account, activity) for h, account, activity in rows]
         return found
 
-    def claim_meeting(self, account: str, ical_uid: str, activity_id: int | None = None
-                      ) -> str:
+    def claim_meeting(self, account: str, ical_uid: str, activity_id: int | None = None,
+                      *, token: int | None = None) -> str:
         """Claim a meeting for ``account``; returns the account that holds it now.
 
         The first claim wins, atomically: two accounts importing copies of one meeting
         at the same moment cannot both get it. A holder's later claim records the
-        activity made from it.
+        activity made from it. ``token``: the cycle's lease, checked in the same
+        transaction (fencing, as :meth:`record`); raises LeaseLost, claiming nothing.
         """
         with self.db.session() as s:
+            if token is not None and not _fenced(s, account, token):
+                raise LeaseLost(account=account)
             _claim(s, [(ical_uid, account, activity_id)])
             row = s.get(SyncMeeting, _uid_hash(ical_uid))
             assert row is not None
@@ -560,14 +575,19 @@ class StateStore:
             return {r.item_key: r.version for r in rows}
 
     def record_failure(self, account: str, key: str, version: str | None, reason: str,
-                       *, immediate: bool = False) -> bool:
+                       *, immediate: bool = False, token: int | None = None) -> bool:
         """Count a failure of one item; returns True once it is quarantined.
 
         ``immediate`` quarantines at once (an unreadable event will not read better on
-        retry); otherwise it takes :data:`MAX_ATTEMPTS` failures in a row.
+        retry); otherwise it takes :data:`MAX_ATTEMPTS` failures in a row. ``token``: the
+        cycle's lease, checked in the same transaction (fencing, as :meth:`record`);
+        raises LeaseLost, counting nothing: a replica that lost the account must not
+        push the new holder's items towards the quarantine.
         """
         now = utcnow()
         with self.db.session() as s:
+            if token is not None and not _fenced(s, account, token):
+                raise LeaseLost(account=account)
             row = s.scalar(select(SyncQuarantine).where(SyncQuarantine.account == account,
                                                         SyncQuarantine.item_key == key))
             if row is None:
@@ -639,10 +659,15 @@ class StateStore:
             return list(s.scalars(select(SyncQuarantine.item_key).where(
                 SyncQuarantine.account == account, SyncQuarantine.state == RETRY)))
 
-    def clear_retries(self, account: str, keys: Iterable[str]) -> None:
-        """Forget retried items that a cycle went through without a new failure."""
+    def clear_retries(self, account: str, keys: Iterable[str], *, token: int | None = None
+                      ) -> None:
+        """Forget retried items that a cycle went through without a new failure.
+        ``token``: the cycle's lease (fencing, as :meth:`record`); raises LeaseLost,
+        forgetting nothing."""
         wanted = list(keys)
         with self.db.session() as s:
+            if token is not None and not _fenced(s, account, token):
+                raise LeaseLost(account=account)
             for i in range(0, len(wanted), _IN_SLICE):
                 s.execute(delete(SyncQuarantine).where(
                     SyncQuarantine.account == account, SyncQuarantine.state == RETRY,

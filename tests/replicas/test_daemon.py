@@ -50,3 +50,39 @@ def test_a_replica_daemon_claims_accounts_on_its_tick_and_gives_them_back_due_la
     finally:
         daemon.dispatcher.stop()
         daemon.service.close()
+
+
+def test_the_configured_lease_is_what_a_replica_claims_and_a_cycle_renews(
+        tmp_path: Path) -> None:
+    """``[syncd] lease_seconds`` is the queue's claim and the cycle's renewal: the lease a
+    writing cycle holds ends that long after its last renewal, not LEASE_TTL after."""
+    account = AccountConfig(name="a0", provider="memory", owner="ann@example.com")
+    daemon = Daemon(Config(data_dir=str(tmp_path), accounts=(account,), replica=True,
+                           workers=1, interval_seconds=600, jitter_seconds=0,
+                           lease_seconds=90))
+    assert daemon.dispatcher is not None
+    assert daemon.dispatcher.ttl == timedelta(seconds=90)
+    owner_id = daemon.service.store.add_user("ann@example.com", "Ann", "UTC")
+    seen: list[tuple[datetime, datetime]] = []
+
+    class Watching(MemoryCalendar):
+        def write(self, ops):  # type: ignore[no-untyped-def]
+            held = daemon.service.state.account("a0").lease_until
+            assert held is not None
+            seen.append((datetime.now(UTC), held))
+            return super().write(ops)
+
+    calendar = Watching()
+    daemon.service._connector = (  # type: ignore[method-assign]
+        lambda _account, _now: calendar)
+    try:
+        daemon.service.store.add_activity(owner_id=owner_id, subject="Call",
+                                          due_date=datetime.now(UTC).date())
+        assert daemon.dispatcher.tick() == 1
+        _settle(daemon)
+        assert seen, "the cycle wrote nothing: the renewal before a batch was not seen"
+        for at, until in seen:  # renewed for 90 s before the batch (not 600)
+            assert timedelta(seconds=60) < until - at <= timedelta(seconds=90)
+    finally:
+        daemon.dispatcher.stop()
+        daemon.service.close()
