@@ -26,8 +26,10 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.base import RemoteEvent
+from connectors.busy import BusyTally, parse_instant
 from connectors.guests import body_text, split_guests
 from connectors.json_limits import read_guarded
+from syncd.errors import CalendarMissing, Transient
 from syncd.model import (
     FIELDS,
     OutOfRange,
@@ -380,3 +382,67 @@ def foreign_organizer(resource: Mapping[str, Any], owner: str) -> str | None:
         return None
     email = normalize_email(str(organizer.get("email") or ""))
     return email if email and email != normalize_email(owner) else None
+
+
+# --- free/busy and window listings (read-only, for the agenda and availability) ----------
+
+
+def read_occurrence(resource: Mapping[str, Any], *, owner: str, default_tz: str,
+                    describe_guests: bool) -> RemoteEvent:
+    """One item of a ``singleEvents=true`` listing (a single event, or one occurrence of a
+    series) as a RemoteEvent with its projection; never raises.
+
+    Unlike :func:`read_event`, an occurrence is read, not set aside: the agenda shows it.
+    It keeps ``recurring=True`` so that nobody takes it for an event syncd could write.
+    """
+    def read(item: Mapping[str, Any]) -> RemoteEvent:
+        series = bool(item.get("recurringEventId"))
+        plain = {k: v for k, v in item.items() if k not in ("recurringEventId", "recurrence")}
+        event = _read_event(plain, owner=owner, default_tz=default_tz,
+                            describe_guests=describe_guests)
+        if not series or event.deleted:
+            return event
+        return RemoteEvent(event.event_id, event.etag, event.marker, event.projection,
+                           recurring=True, problem=event.problem, updated=event.updated,
+                           ical_uid=event.ical_uid, organizer=event.organizer)
+
+    return read_guarded(resource, read, etag_keys=("etag",), marker_of=read_marker)
+
+
+def read_free_busy(body: object, calendar_id: str, tally: BusyTally) -> None:
+    """Add the busy blocks ``freeBusy.query`` reported for ``calendar_id`` to ``tally``.
+
+    Google tells no kinds: every block is ``busy``. A block that is not a pair of RFC 3339
+    instants is skipped with the reason.
+
+    Raises:
+        CalendarMissing: Google says ``notFound`` for the calendar (unknown, or its
+            free/busy is not shared with this account).
+        Transient: the answer has no entry for the calendar, or another per-calendar
+            error (``internalError``, ``backendError``): nothing is known of its time.
+    """
+    calendars = body.get("calendars") if isinstance(body, Mapping) else None
+    entry = calendars.get(calendar_id) if isinstance(calendars, Mapping) else None
+    if not isinstance(entry, Mapping):
+        raise Transient(reason="freeBusy answered without the calendar asked for", status=200)
+    errors = entry.get("errors")
+    if errors:
+        reasons = [str(e.get("reason", ""))[:40] for e in errors if isinstance(e, Mapping)] \
+            if isinstance(errors, list) else []
+        if "notFound" in reasons:
+            raise CalendarMissing(calendar=calendar_id, found=())
+        raise Transient(reason=f"freeBusy: {', '.join(reasons[:3]) or 'error'}", status=200)
+    blocks = entry.get("busy") or []
+    if not isinstance(blocks, list):
+        raise Transient(reason="freeBusy: the busy blocks are not a list", status=200)
+    for block in blocks:
+        tally.item()
+        if not isinstance(block, Mapping):
+            tally.skip("a busy block that is not an object")
+            continue
+        try:
+            start, end = parse_instant(block.get("start")), parse_instant(block.get("end"))
+        except (ValueError, OverflowError):
+            tally.skip("a busy block without two RFC 3339 instants")
+            continue
+        tally.add(start, end, "busy")

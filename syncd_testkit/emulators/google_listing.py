@@ -17,7 +17,8 @@ import copy
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .google_model import (
     ApiError,
@@ -420,8 +421,29 @@ def calendar_resource(store: GoogleStore, calendar_id: str, user: str | None) ->
                 "summary": cal.summary, "timeZone": cal.time_zone}
 
 
+#: freeBusy limits. ``calendarExpansionMax`` at most 50 and ``groupExpansionMax`` at most
+#: 100 [doc: FreeBusyRequest in the discovery document / API reference]; more than 50
+#: calendars in ``items`` answers 400 ``tooManyCalendarsRequested`` [doc: freebusy.query,
+#: "Errors" of the Calendar API guide]. A span over 90 days answers 400 ``timeRangeTooLong``
+#: "The requested time range is too long." [obs: calcom/cal.diy#11696 and #11962; Google's
+#: reference names no limit].
+FREEBUSY_MAX_CALENDARS = 50
+FREEBUSY_MAX_GROUP = 100
+FREEBUSY_MAX_SPAN = timedelta(days=90)
+
+
 def free_busy(store: GoogleStore, body: JsonDict, user: str | None) -> JsonDict:
-    """freeBusy.query: merged busy blocks of opaque, confirmed/tentative events."""
+    """freeBusy.query [doc: developers.google.com/calendar/api/v3/reference/freebusy/query].
+
+    Request ``{timeMin, timeMax, timeZone?, groupExpansionMax?, calendarExpansionMax?,
+    items: [{id}]}``; answer ``{kind: "calendar#freeBusy", timeMin, timeMax, calendars:
+    {<id as asked>: {busy: [{start, end}], errors?: [{domain, reason}]}}}``. Busy blocks
+    come from opaque events that are not cancelled and not declined by the calendar's
+    owner (tentative ones count), series expanded, merged where they overlap or touch,
+    clipped to the span, in ``timeZone`` (default UTC). A calendar that is unknown, or
+    whose free/busy the caller may not see, is ``notFound`` in its own ``errors`` while
+    the others are answered (the request as a whole succeeds).
+    """
     with store.lock:
         window = []
         for name in ("timeMin", "timeMax"):
@@ -435,13 +457,24 @@ def free_busy(store: GoogleStore, body: JsonDict, user: str | None) -> JsonDict:
         if time_min >= time_max:
             raise ApiError(400, "timeRangeEmpty", "The specified time range is empty.",
                            location_type="parameter", location="timeMax")
+        if time_max - time_min > FREEBUSY_MAX_SPAN:
+            raise ApiError(400, "timeRangeTooLong", "The requested time range is too long.",
+                           location_type="parameter", location="timeMax")
+        for name, most in (("calendarExpansionMax", FREEBUSY_MAX_CALENDARS),
+                           ("groupExpansionMax", FREEBUSY_MAX_GROUP)):
+            value = body.get(name)
+            if value is not None and (not isinstance(value, int) or not 0 < value <= most):
+                raise invalid(f"Invalid value for: {name}", location=name)
+        zone = _response_zone(body.get("timeZone"))
         items = body.get("items") or []
-        if len(items) > 50:
+        if not isinstance(items, list):
+            raise invalid("Invalid value for: items", location="items")
+        if len(items) > FREEBUSY_MAX_CALENDARS:
             raise ApiError(400, "tooManyCalendarsRequested",
                            "The number of calendars requested exceeds the limit.")
         calendars: JsonDict = {}
         for item in items:
-            requested = item.get("id", "")
+            requested = str(item.get("id", "")) if isinstance(item, dict) else ""
             try:
                 cal = store.calendar(requested, user, create=False)
             except ApiError:
@@ -450,10 +483,26 @@ def free_busy(store: GoogleStore, body: JsonDict, user: str | None) -> JsonDict:
                 continue
             blocks = _busy_blocks(cal, time_min, time_max)
             calendars[requested] = {"busy": [
-                {"start": format_utc_seconds(s), "end": format_utc_seconds(e)}
-                for s, e in blocks]}
+                {"start": _in_zone(s, zone), "end": _in_zone(e, zone)} for s, e in blocks]}
         return {"kind": "calendar#freeBusy", "timeMin": format_timestamp(time_min),
                 "timeMax": format_timestamp(time_max), "calendars": calendars}
+
+
+def _response_zone(name: object) -> tzinfo:
+    if name is None or name == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(str(name))
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise invalid("Invalid value for: timeZone", location="timeZone") from exc
+
+
+def _in_zone(moment: datetime, zone: tzinfo) -> str:
+    """A busy block's edge as Google writes it: whole seconds, ``Z`` in UTC, else the
+    offset of ``timeZone``."""
+    if zone is UTC:
+        return format_utc_seconds(moment)
+    return moment.astimezone(zone).replace(microsecond=0).isoformat()
 
 
 def _busy_blocks(cal: StoredCalendar, time_min: datetime,
