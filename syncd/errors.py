@@ -357,6 +357,29 @@ class LeaseLost(SyncdError):
     account: str
 
 
+# --- booking links ------------------------------------------------------------------
+
+
+@dataclass(eq=False, kw_only=True)
+class SlotTaken(SyncdError):
+    """A busy activity of the owner overlaps the slot being booked, so nothing was
+    written (``owner_id``, ``start``, ``end``: the slot, aware datetimes)."""
+
+    owner_id: int
+    start: datetime
+    end: datetime
+
+
+@dataclass(eq=False, kw_only=True)
+class BookingRefused(SyncdError):
+    """A visitor's booking or page request was refused (``reason``: one of
+    :data:`syncd.report.BOOKING_REASONS`' keys; ``field``: the form field at fault, or
+    "" when none is). Carries no value the visitor typed."""
+
+    reason: str
+    field: str = ""
+
+
 # --- HTTP answers: the one status table ---------------------------------------------------
 
 

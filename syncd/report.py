@@ -18,6 +18,7 @@ from syncd.errors import (
     AccountUnavailable,
     ActivityChanged,
     AuthFailed,
+    BookingRefused,
     CalendarMissing,
     ConfigError,
     ConflictUnresolvable,
@@ -34,6 +35,7 @@ from syncd.errors import (
     RateLimited,
     SecretUnavailable,
     ServerFailed,
+    SlotTaken,
     StorageFull,
     SyncdError,
     SyncRefused,
@@ -175,6 +177,11 @@ def describe(error: BaseException, account: AccountConfig | None = None) -> str:
             return f"Event {error.event_id} no longer exists."
         case ItemRejected():
             return _rejected(error)
+        case SlotTaken():
+            return (f"The slot {error.start.isoformat()} to {error.end.isoformat()} overlaps a "
+                    f"busy activity of user {error.owner_id}; nothing was booked.")
+        case BookingRefused():
+            return f"Booking refused ({error.reason}): {visitor_message(error)}"
         case SyncdError():
             return f"{type(error).__name__}: {error}."
         case OSError() if error.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -409,3 +416,24 @@ def describe_finding(finding: Finding, account: str) -> str:
                     "carry its marker (it is not syncd's); report it, and check the event "
                     "in the calendar")
     return f"{finding.kind}: {activity} {events}"
+
+
+#: What a visitor of a booking page reads for each refusal (``BookingRefused.reason``):
+#: plain words, nothing about syncd's insides, never the value they typed.
+BOOKING_REASONS = {
+    "taken": "Sorry, that time is no longer free. Please pick another one.",
+    "not-offered": "That time is not one of the free times offered. Please pick one below.",
+    "no-slot": "Please pick a time.",
+    "name": "Please give your name (at most 100 characters, on one line).",
+    "email": "Please give a valid e-mail address, such as name@example.com.",
+    "expired": "This form was open too long or was not sent from this page. Nothing was "
+               "booked; please pick a time again.",
+    "too-many": "Too many requests from your address. Please wait a minute and try again.",
+    "zone": "Unknown time zone; times are shown in UTC.",
+    "unavailable": "Booking is not possible right now. Please try again later.",
+}
+
+
+def visitor_message(error: BookingRefused) -> str:
+    """The sentence a booking page shows for ``error``."""
+    return BOOKING_REASONS.get(error.reason, BOOKING_REASONS["unavailable"])

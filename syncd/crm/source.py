@@ -39,7 +39,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Protocol, runtime_checkable
 
 from syncd.errors import SyncdError
@@ -230,3 +230,38 @@ class NoteReader(Protocol):
 
     def notes(self, activity_ids: Sequence[int]) -> Mapping[int, str]:
         """activity id -> its note, for the ids that have a non-empty one."""
+
+
+@dataclass(frozen=True)
+class BookSlot:
+    """Book ``[start, end)`` for ``owner_id``: a new busy activity of type ``type``, unless
+    a busy activity of the owner overlaps that time (seed rule A4).
+
+    ``booking_uid`` is the booking's identity (32 hex digits, the new activity's marker):
+    asking again with the same one returns the activity made the first time (a form sent
+    twice books once). ``fields`` are the other fields of the activity (subject, guests,
+    description); its due date, time, duration and busy flag come from the slot.
+    """
+
+    booking_uid: str
+    owner_id: int
+    type: str
+    start: datetime
+    end: datetime
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class SlotBooker(Protocol):
+    """A source that can book a slot with the availability check and the write in one
+    transaction (optional; the built-in store). Two visitors racing for one slot get one
+    activity and one :class:`~syncd.errors.SlotTaken`."""
+
+    def book(self, request: BookSlot) -> SourceResult:
+        """Check and create in one transaction; ``created`` False when ``booking_uid``
+        had booked already.
+
+        Raises:
+            SlotTaken: a busy activity of the owner overlaps the slot; nothing written.
+            InvalidInput: a bad field; nothing written.
+        """

@@ -9,7 +9,8 @@ from alembic.migration import MigrationContext
 
 from syncd.crm.builtin import tables  # noqa: F401  (registers the CRM tables)
 from syncd.crm.builtin.activities import ActivityStore
-from syncd.store import (  # noqa: F401  (sync state, budgets, push channels)
+from syncd.store import (  # noqa: F401  (sync state, budgets, push channels, booking)
+    booking_tables,
     budget_tables,
     channel_tables,
     state_tables,

@@ -27,8 +27,9 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
@@ -73,8 +74,8 @@ from syncd.crm.builtin.write import (
     prepare,
     time_columns,
 )
-from syncd.errors import InvalidInput, NotFound
-from syncd.model import Activity, Tombstone
+from syncd.errors import InvalidInput, NotFound, SlotTaken
+from syncd.model import MAX_SPAN, Activity, Tombstone, activity_when
 
 
 class ActivityStore(CrmDirectory):
@@ -114,6 +115,71 @@ class ActivityStore(CrmDirectory):
             item = {"owner_id": owner_id, "subject": subject, **fields}
             ids = insert_activities(session, [prepare(Lookups(session), item)], stamp)
             return load_views(session, ids)[ids[0]]
+
+    def book_slot(self, booking_uid: str, *, owner_id: int, type: str, start: datetime,
+                  end: datetime, now: datetime | None = None, **fields: Any
+                  ) -> tuple[Activity, bool]:
+        """Book ``[start, end)``: a busy timed activity of the owner's, unless a busy live
+        activity of theirs overlaps it; the check and the insert are one write transaction
+        (serialised against every other writer), so of two racing bookings one wins.
+
+        Args:
+            booking_uid: the booking's identity, used as the activity's ``sync_uid``: when
+                an activity has it already, that one is returned and nothing is written.
+            owner_id, type: the new activity's owner and type.
+            start, end: the slot, aware datetimes (``end`` after ``start``).
+            **fields: other fields of :meth:`add_activity` (``subject`` required).
+
+        Returns:
+            (the activity, whether it was created now).
+
+        Raises:
+            SlotTaken: a busy activity overlaps; nothing is written.
+            InvalidInput: a bad value; nothing is written.
+        """
+        if start.tzinfo is None or end.tzinfo is None or not start < end:
+            raise InvalidInput(field="slot", value=f"{start.isoformat()}/{end.isoformat()}",
+                               reason="must be two aware times, the end after the start")
+        stamp = check_now(now)
+        with self._write() as session:
+            done = session.scalar(select(ActivityRow.id)
+                                  .where(ActivityRow.sync_uid == booking_uid))
+            if done is not None:
+                return load_views(session, [done])[done], False
+            zone = Lookups(session).owner_zone(owner_id)
+            local = start.astimezone(ZoneInfo(zone))
+            if self._busy_overlap(session, owner_id, zone, start, end):
+                raise SlotTaken(owner_id=owner_id, start=start, end=end)
+            minutes = int((end - start) / timedelta(minutes=1))
+            item = {**fields, "owner_id": owner_id, "type": type, "busy": True,
+                    "due_date": local.date(), "due_time": local.time().replace(tzinfo=None),
+                    "duration_minutes": minutes, "sync_uid": booking_uid}
+            ids = insert_activities(session, [prepare(Lookups(session), item)], stamp)
+            return load_views(session, ids)[ids[0]], True
+
+    @staticmethod
+    def _busy_overlap(session: Session, owner_id: int, zone: str, start: datetime,
+                      end: datetime) -> bool:
+        """Whether a busy live activity of the owner overlaps ``[start, end)`` (an
+        activity lasts at most MAX_SPAN, so only those due from that far back count)."""
+        tz = ZoneInfo(zone)
+        first = start.astimezone(tz).date() - MAX_SPAN - timedelta(days=1)
+        last = end.astimezone(tz).date() + timedelta(days=1)
+        ids = list(session.scalars(select(ActivityRow.id).where(
+            ActivityRow.owner_id == owner_id, ActivityRow.busy.is_(True),
+            ActivityRow.deleted_at.is_(None), ActivityRow.due_date >= first,
+            ActivityRow.due_date <= last)))
+        for activity in load_views(session, ids).values():
+            when = activity_when(activity)
+            if when is None:
+                continue
+            begins, ends = when.start, when.end
+            if not isinstance(begins, datetime):  # a whole day, in the owner's zone
+                begins = datetime.combine(begins, time(), tz).astimezone(UTC)
+                ends = datetime.combine(ends, time(), tz).astimezone(UTC)
+            if begins < end and start < ends:
+                return True
+        return False
 
     def add_activities(self, items: Sequence[Mapping[str, Any]], *,
                        now: datetime | None = None) -> list[int]:

@@ -13,6 +13,7 @@ from datetime import date
 from syncd.crm.builtin.activities import ActivityStore
 from syncd.crm.source import (
     ApplyChanges,
+    BookSlot,
     Consistency,
     ImportActivity,
     OwnersChanged,
@@ -81,6 +82,12 @@ class BuiltinSource:
 
     def find(self, marker: str) -> Activity | None:
         return self.store.get_by_sync_uid(marker)
+
+    def book(self, request: BookSlot) -> SourceResult:
+        activity, created = self.store.book_slot(
+            request.booking_uid, owner_id=request.owner_id, type=request.type,
+            start=request.start, end=request.end, **request.fields)
+        return SourceResult(activity, created=created)
 
     def write(self, ops: Sequence[SourceOp]) -> list[SourceResult]:
         results = []

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, engine_from_config, pool
 
 # These imports register their tables on Base.metadata.
 import syncd.crm.builtin.tables
+import syncd.store.booking_tables
 import syncd.store.budget_tables
 import syncd.store.channel_tables
 import syncd.store.state_tables  # noqa: F401
