@@ -16,7 +16,8 @@ def register(sub: Any) -> None:
     verify.add_argument("--account", action="append", help="only this account (repeatable)")
     verify.add_argument("--repair", action="store_true",
                         help="delete duplicate and orphan events (the kept copy is the paired "
-                             "or newest one); each removal is logged in repairs.jsonl")
+                             "or newest one) and realign drifted pairs (the next cycle writes "
+                             "the activity's values); each change is logged in repairs.jsonl")
     verify.set_defaults(handler=_verify)
 
 
@@ -40,6 +41,7 @@ def _verify(args: argparse.Namespace, app: App) -> int:
     data = [{"account": a.account, "clean": a.clean, "error": a.error,
              "events": a.events, "pairs": a.pairs, "activities": a.activities,
              "privacy_checked": a.privacy_checked, "removed": a.removed,
+             "realigned": a.realigned, "busy": a.busy,
              "findings": [{"kind": f.kind, "activity_id": f.activity_id,
                            "event_ids": list(f.event_ids), "fields": list(f.fields),
                            "reason": f.reason, "remove": list(f.remove),
@@ -55,6 +57,11 @@ def _verify(args: argparse.Namespace, app: App) -> int:
                 f"{'' if a.privacy_checked else '; notes not readable, privacy not checked'})")
         if a.removed:
             head += f"; repaired: {len(a.removed)} event(s) deleted (logged in repairs.jsonl)"
+        if a.realigned:
+            head += (f"; realigned: {len(a.realigned)} drifted pair(s), written by the next "
+                     "cycle (old values in repairs.jsonl)")
+        if a.busy:
+            head += "; drift not repaired: a cycle holds the account, run verify --repair again"
         lines.append(head)
         lines.extend(f"  {describe_finding(f, a.account)}" for f in a.findings)
     app.emit(data, "\n".join(lines) or "No accounts to verify.")

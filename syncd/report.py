@@ -399,7 +399,8 @@ def describe_finding(finding: Finding, account: str) -> str:
         case "drift":
             return (f"drift: {activity} and event {events} differ in "
                     f"{', '.join(finding.fields)} with no change pending on either side; "
-                    "report it (editing the activity makes the next cycle write it again)")
+                    f"{repair} makes the next cycle write the activity's values to the "
+                    "event (the event's are logged in repairs.jsonl)")
         case "missing":
             fix = {"quarantined": "quarantined: 'syncd quarantine' shows why, "
                                   "'syncd quarantine retry ID' tries again",

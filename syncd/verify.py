@@ -3,9 +3,14 @@
 Read-only unless asked to repair: the calendar is listed in full through a read-only
 connector (the same request path and budgets as a cycle's first listing), the CRM and the
 state are only read, and nothing is cached or written. The judgement is
-:func:`syncd.engine.audit.audit`; this module reads for it, and with ``repair`` deletes
-the events the duplicate and orphan findings name (never anything else), recording each
-removed event in ``repairs.jsonl`` in the data directory so it can be recreated by hand.
+:func:`syncd.engine.audit.audit`; this module reads for it. With ``repair`` it
+
+* deletes the events the duplicate and orphan findings name (never anything else);
+* realigns drifted pairs (:func:`realign_drift`): the activity is the record, so the next
+  cycle writes its values over the event's in the drifted fields;
+
+and logs every removed event and every overwritten value in ``repairs.jsonl`` in the data
+directory (0600), so that nothing a repair replaces is lost.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import json
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,7 @@ from connectors.base import CalendarConnector, DeleteOp, RemoteEvent
 from syncd.config import AccountConfig
 from syncd.crm.source import CrmSource, NoteReader
 from syncd.engine.audit import AuditInput, Finding, audit
+from syncd.engine.execute import LEASE_TTL
 from syncd.engine.policy import AccountPolicy
 from syncd.model import Activity
 from syncd.report import describe
@@ -45,6 +51,8 @@ class AccountAudit:
     privacy_checked: bool = False
     error: str | None = None  # a sentence: the account could not be read
     removed: list[str] = field(default_factory=list)  # event ids a repair deleted
+    realigned: list[int] = field(default_factory=list)  # activity ids whose drift a repair fixed
+    busy: bool = False  # a repair found the account's lease held (a cycle running)
 
     @property
     def clean(self) -> bool:
@@ -110,12 +118,62 @@ def verify(service: Service, names: Sequence[str] | None = None, *, repair: bool
         if names and account.name not in names:
             continue
         result, events = read_audit(service, account, now)
-        if repair and result.error is None and any(f.remove for f in result.findings):
+        if repair and result.error is None and any(
+                f.remove or f.kind == "drift" for f in result.findings):
             removed = _repair(service, account, result.findings, events)
+            realigned = realign_drift(service.state, account.name, result.findings, events,
+                                      owner=service.replica, log_dir=service.config.data_path)
             result, _ = read_audit(service, account, now)
             result.removed = removed
+            result.realigned = realigned or []
+            result.busy = realigned is None
         audits.append(result)
     return audits
+
+
+def realign_drift(state: StateStore, account: str, findings: Sequence[Finding],
+                  events: Sequence[RemoteEvent], *, owner: str, log_dir: Path | None
+                  ) -> list[int] | None:
+    """Make the next cycle write the activity's values over a drifted event.
+
+    A drifted pair has both sides equal to what syncd last recorded for each, yet the two
+    differ: the recorded bases disagree. The pair's CRM base takes the event's values in
+    the drifted fields, so the next cycle sees those fields changed in the CRM only and
+    writes them to the event (no conflict: the calendar side is unchanged). The event's
+    values are logged first. Done under the account's lease, and only for pairs whose
+    event is still the version the audit read; returns the activity ids realigned, or
+    None when a cycle holds the lease (nothing done: verify again later).
+    """
+    drifted = [f for f in findings if f.kind == "drift" and f.activity_id is not None]
+    if not drifted:
+        return []
+    token = state.acquire_lease(account, owner, LEASE_TTL)
+    if token is None:
+        return None
+    realigned: list[int] = []
+    try:
+        links = state.links(account)
+        by_id = {e.event_id: e for e in events}
+        for finding in drifted:
+            assert finding.activity_id is not None
+            link = links.get(finding.activity_id)
+            event = by_id.get(finding.event_ids[0]) if finding.event_ids else None
+            if link is None or link.crm_base is None or event is None \
+                    or event.projection is None or (link.event_id, link.etag) != (
+                        event.event_id, event.etag):
+                continue  # changed since the audit read it: the next cycle judges it
+            theirs = {name: event.projection.get(name) for name in finding.fields}
+            if log_dir is not None:
+                _log(log_dir, {"account": account, "realigned": finding.activity_id,
+                               "event_id": event.event_id,
+                               "overwritten": event.projection.replace(theirs).to_json(),
+                               "fields": list(finding.fields)})
+            state.save_link(account, replace(link, crm_base=link.crm_base.replace(theirs)),
+                            token)
+            realigned.append(finding.activity_id)
+    finally:
+        state.release_lease(account, token)
+    return realigned
 
 
 def _repair(service: Service, account: AccountConfig, findings: Sequence[Finding],
@@ -148,10 +206,15 @@ def _repair(service: Service, account: AccountConfig, findings: Sequence[Finding
 def _record(data_path: Path, account: str, event: RemoteEvent) -> None:
     """One line per removed event: enough to recreate it by hand (no note: events never
     hold one)."""
-    line: dict[str, Any] = {
-        "at": datetime.now(UTC).isoformat(), "account": account, "event_id": event.event_id,
-        "marker": event.marker, "etag": event.etag,
-        "event": event.projection.to_json() if event.projection is not None else None}
+    _log(data_path, {
+        "account": account, "event_id": event.event_id, "marker": event.marker,
+        "etag": event.etag,
+        "event": event.projection.to_json() if event.projection is not None else None})
+
+
+def _log(data_path: Path, entry: dict[str, Any]) -> None:
+    """Append one repair to ``repairs.jsonl`` (created 0600)."""
+    line = {"at": datetime.now(UTC).isoformat(), **entry}
     path = data_path / REPAIR_LOG
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with os.fdopen(fd, "a", encoding="utf-8") as out:

@@ -28,11 +28,11 @@ from dataclasses import replace
 
 import pytest
 
-from connectors.base import CreateOp
+from connectors.base import CreateOp, RemoteEvent
 from syncd.crm.builtin import BuiltinSource
 from syncd.model import project_activity
 from syncd.service import account_policy
-from syncd.verify import AccountAudit, audit_calendar
+from syncd.verify import AccountAudit, audit_calendar, realign_drift
 from syncd_testkit.world import World
 
 FAILPOINTS = ["after_intent_commit", "after_write_request", "before_cursor_commit"]
@@ -134,13 +134,16 @@ class SyncContract:
 
     def test_verify_is_clean_after_a_sync_and_finds_each_planted_fault(self, world: World
                                                                         ) -> None:
-        def verify() -> AccountAudit:
+        def read() -> tuple[AccountAudit, list[RemoteEvent]]:
             connector = world.cycle_connector()
             try:
                 return audit_calendar(world.account, BuiltinSource(world.store), world.state,
-                                      connector, account_policy(world.account), world.now)[0]
+                                      connector, account_policy(world.account), world.now)
             finally:
                 world.release(connector)
+
+        def verify() -> AccountAudit:
+            return read()[0]
 
         secret = world.add("Call Ada", day=3, note="Ask about the merger terms, quietly")
         copied = world.add("Lunch", day=4)
@@ -177,3 +180,13 @@ class SyncContract:
                          ("drift", drifted.id), ("missing", unsynced.id)}, found
         assert world.state.written_events(world.account.name) >= {
             world.event_id_of(secret.id), "not-ours"}
+
+        # The drift repair: the next cycle writes the activity's title over the event's,
+        # with no conflict recorded (the calendar side had not changed).
+        audit, events = read()
+        assert realign_drift(world.state, world.account.name, audit.findings, events,
+                             owner="verify", log_dir=None) == [drifted.id]
+        assert "drift" not in {f.kind for f in verify().findings}
+        world.converge()
+        assert world.event_title(drifted.id) == "Review (moved)"
+        assert not world.state.conflicts(world.account.name, open_only=False)

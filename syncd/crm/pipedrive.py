@@ -29,6 +29,8 @@
   type, due date and time, duration) of the new activity, or deletes it while Pipedrive
   does not list deleted items, before syncd reads it back, the import is posted again.
 * **The note** is dropped by the HTTP layer as it parses an answer; it is never sent.
+  :meth:`PipedriveSource.notes` is the one way to read notes, for ``syncd verify``'s
+  privacy audit (which searches calendar events for them); a cycle never calls it.
 """
 
 from __future__ import annotations
@@ -402,6 +404,17 @@ class PipedriveSource:
             return None
         activities, _ = self._activities([raw])
         return activities[0] if activities else None
+
+    def notes(self, activity_ids: Sequence[int]) -> Mapping[int, str]:
+        """activity id -> its note as text (:class:`~syncd.crm.source.NoteReader`), for
+        the privacy audit; one request per :data:`MAX_IDS` activities."""
+        ids = sorted(set(activity_ids))
+        found: dict[int, str] = {}
+        for start in range(0, len(ids), MAX_IDS):
+            chunk = ids[start:start + MAX_IDS]
+            found.update(self.http.notes(ACTIVITIES, {"ids": ",".join(map(str, chunk)),
+                                                      "limit": MAX_IDS}))
+        return found
 
     def get_many(self, ids: Sequence[int]) -> Mapping[int, Activity]:
         activities, _ = self._activities(self._by_ids(sorted(set(ids))))

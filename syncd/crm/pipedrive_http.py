@@ -12,7 +12,9 @@
   :func:`syncd.safe_json.loads` (nesting past the parser's stack is no crash);
   activities over the per-item limit are left out of a page by the source.
 * **The note stops here**: every activity parsed from an ``/api/v2/activities`` answer
-  loses its ``note`` before this module returns it (:func:`~syncd.crm.pipedrive_map.without_note`).
+  loses its ``note`` before this module returns it (:func:`~syncd.crm.pipedrive_map.without_note`);
+  only :meth:`PipedriveHttp.notes` (the privacy audit of ``syncd verify``) hands the
+  notes out, apart from the answer, as id -> text.
   Nothing here logs a body, a header, a query or a token.
 * **Errors**: :func:`error_for` is the one place that turns an answer into a
   :mod:`syncd.errors` type; reads are retried after a 5xx or a lost connection, writes are
@@ -31,7 +33,7 @@ from urllib.parse import urlsplit
 import requests
 
 from syncd.crm.pipedrive_budget import cost_of
-from syncd.crm.pipedrive_map import without_note
+from syncd.crm.pipedrive_map import notes_of, without_note
 from syncd.errors import (
     AccountCooldown,
     AuthFailed,
@@ -180,8 +182,17 @@ class PipedriveHttp:
         """A read; retried after a server failure or a lost connection."""
         return self.request("GET", path, params=params, key=key)
 
+    def notes(self, path: str, params: Mapping[str, Any]) -> dict[int, str]:
+        """For ``syncd verify``'s privacy audit only: the notes of the activities a list
+        answers, as id -> text (:func:`~syncd.crm.pipedrive_map.notes_of`). The answer
+        itself comes back without them, as every other answer does."""
+        found: dict[int, str] = {}
+        self.request("GET", path, params=params, notes=found)
+        return found
+
     def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
-                json: Any = None, key: Any = None) -> Answer:
+                json: Any = None, key: Any = None, notes: dict[int, str] | None = None
+                ) -> Answer:
         """One call; raises the :func:`error_for` error when it fails.
 
         Only reads are sent again after an ambiguous failure; a 401 is retried once after
@@ -193,7 +204,7 @@ class PipedriveHttp:
         while True:
             attempt += 1
             try:
-                return self._once(method, path, params, json, key)
+                return self._once(method, path, params, json, key, notes)
             except RateLimited as exc:
                 throttled += 1
                 if throttled >= RATE_ATTEMPTS or exc.retry_after > MAX_THROTTLE_PAUSE:
@@ -209,7 +220,7 @@ class PipedriveHttp:
                 self.sleep(0.25 * 2 ** attempt)
 
     def _once(self, method: str, path: str, params: Mapping[str, Any] | None, body: Any,
-              key: Any) -> Answer:
+              key: Any, notes: dict[int, str] | None = None) -> Answer:
         headers = self.auth.headers()
         base = self.base_url or getattr(self.auth, "api_domain", None)
         if not base:
@@ -245,6 +256,8 @@ class PipedriveHttp:
                             retry_after=_retry_after(answer_headers))
         data = parsed.get("data")
         if path.startswith("/api/v2/activities"):
+            if notes is not None:
+                notes.update(notes_of(data))
             data = [without_note(item) for item in data] if isinstance(data, list) \
                 else without_note(data)
         additional = parsed.get("additional_data")

@@ -23,6 +23,7 @@ Facts (``providers.md`` D, ``pipedrive-push-scale.md`` 1):
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -57,6 +58,30 @@ def without_note(item: Any) -> Any:
     if isinstance(item, dict):
         item.pop(NOTE, None)
     return item
+
+
+#: The most of one note the privacy audit compares (a longer note is cut, not refused).
+MAX_NOTE_CHARS = 64 * 1024
+_TAG = re.compile(r"<[^<>]*>")
+
+
+def notes_of(data: Any) -> dict[int, str]:
+    """``syncd verify``'s privacy audit only: activity id -> the text of its note, for the
+    items of an activities answer that have a non-empty one.
+
+    Pipedrive keeps notes as HTML; the audit searches calendar text for the note as a
+    person would have pasted it, so tags become spaces and entities characters. Nothing
+    else of the item is kept.
+    """
+    items = data if isinstance(data, list) else [data]
+    found: dict[int, str] = {}
+    for item in items:
+        if not isinstance(item, Mapping):
+            continue
+        activity_id, note = item.get("id"), item.get(NOTE)
+        if type(activity_id) is int and isinstance(note, str) and note.strip():
+            found[activity_id] = html.unescape(_TAG.sub(" ", note[:MAX_NOTE_CHARS]))
+    return found
 
 
 def digest(item: Mapping[str, Any]) -> str:

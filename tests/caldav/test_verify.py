@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import stat
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,8 +21,8 @@ from syncd_testkit.servers import DavServer
 from tests.conftest import fresh_calendar
 
 
-def test_verify_reports_findings_and_repair_removes_only_duplicates_and_orphans(
-        tmp_path: Path, radicale: DavServer, capsys: pytest.CaptureFixture[str]) -> None:
+def configured(tmp_path: Path, radicale: DavServer) -> tuple[list[str], AccountConfig]:
+    """A config with one CalDAV account on a fresh calendar, and its owner in the CRM."""
     user, calendar = fresh_calendar(radicale)
     config = tmp_path / "syncd.toml"
     config.write_text(f'[syncd]\ndata_dir = "{tmp_path}"\n[[account]]\nname = "mine"\n'
@@ -29,6 +30,14 @@ def test_verify_reports_findings_and_repair_removes_only_duplicates_and_orphans(
                       f'[account.auth]\nurl = "{radicale.url}"\nusername = "{user}"\n')
     base = ["--config", str(config)]
     assert main([*base, "user", "add", user, "--time-zone", "Europe/Oslo"]) == 0
+    return base, AccountConfig(name="mine", provider="caldav", owner=user, calendar=calendar,
+                               auth={"url": radicale.url, "username": user})
+
+
+def test_verify_reports_findings_and_repair_removes_only_duplicates_and_orphans(
+        tmp_path: Path, radicale: DavServer, capsys: pytest.CaptureFixture[str]) -> None:
+    base, account = configured(tmp_path, radicale)
+    user = account.owner
     for title, note in (("Demo", "Budget is 40k, never say it"),
                         ("Lunch", "Allergic to shellfish, remember")):
         assert main([*base, "activity", "add", title, "--owner", user, "--due", "2027-01-10",
@@ -38,8 +47,6 @@ def test_verify_reports_findings_and_repair_removes_only_duplicates_and_orphans(
     assert main([*base, "verify"]) == 0
     assert "mine: clean (2 events, 2 pairs, 2 activities)" in capsys.readouterr().out
 
-    account = AccountConfig(name="mine", provider="caldav", owner=user, calendar=calendar,
-                            auth={"url": radicale.url, "username": user})
     service = Service(Config(data_dir=str(tmp_path), accounts=(account,)))
     demo_id = next(a for a in service.store.list_activities(ActivityFilter())
                    if a.subject == "Demo").id
@@ -72,3 +79,41 @@ def test_verify_reports_findings_and_repair_removes_only_duplicates_and_orphans(
     assert len(removed) == 2 and {r["account"] for r in removed} == {"mine"}
     assert main([*base, "verify"]) == 0
     assert main([*base, "verify", "--account", "nope"]) == 2
+
+
+def test_verify_repair_realigns_a_drifted_pair_and_the_next_sync_writes_the_activity(
+        tmp_path: Path, radicale: DavServer, capsys: pytest.CaptureFixture[str]) -> None:
+    base, account = configured(tmp_path, radicale)
+    assert main([*base, "activity", "add", "Review", "--owner", account.owner, "--due",
+                 "2027-01-11", "--time", "09:00", "--duration", "30"]) == 0
+    assert main([*base, "sync"]) == 0
+    # A pair that recorded a CRM edit as written although the event never got it.
+    service = Service(Config(data_dir=str(tmp_path), accounts=(account,)))
+    (review,) = service.store.list_activities(ActivityFilter())
+    service.store.edit_activity(review.id, subject="Review (moved)")
+    link = service.state.links("mine")[review.id]
+    service.state.save_link("mine", replace(link, crm_base=project_activity(
+        service.store.get(review.id))))
+    service.close()
+    capsys.readouterr()
+
+    assert main([*base, "verify"]) == 1
+    assert "'syncd verify --repair --account mine' makes the next cycle write" in \
+        capsys.readouterr().out
+    assert main([*base, "verify", "--repair"]) == 0
+    assert "realigned: 1 drifted pair(s)" in capsys.readouterr().out
+    (logged,) = [json.loads(line) for line in (tmp_path / "repairs.jsonl").read_text()
+                 .splitlines()]
+    assert (logged["realigned"], logged["fields"], logged["overwritten"]["title"]) == (
+        review.id, ["title"], "Review")
+
+    assert main([*base, "sync"]) == 0
+    assert main([*base, "--json", "verify"]) == 0
+    service = Service(Config(data_dir=str(tmp_path), accounts=(account,)))
+    connector = service.open_connector(account, read_only=True)
+    try:
+        assert [e.projection.title for e in connector.changes(None).events
+                if e.projection is not None] == ["Review (moved)"]
+    finally:
+        connector.close()
+        service.close()

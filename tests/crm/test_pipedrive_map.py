@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 
 from syncd.crm.pipedrive_map import (
+    MAX_NOTE_CHARS,
     Lookups,
     local_due,
+    notes_of,
     public_part,
     to_activity,
     user_zone,
@@ -186,3 +188,22 @@ def test_a_users_zone_is_theirs_when_known_else_the_configured_default(
         name: Any, expected: str) -> None:
     assert user_zone(name, "Europe/Oslo") == expected
 
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    ([{"id": 7, "note": "<p>Budget is <b>40k</b> &amp; final</p>"}],
+     {7: " Budget is  40k  & final "}),
+    ({"id": 8, "note": "plain text"}, {8: "plain text"}),  # a single item, not a list
+    ([{"id": 9, "note": "   "}, {"id": 10, "note": None}, {"id": 11}], {}),  # empty or none
+    ([{"id": True, "note": "a bool is not an id"}, {"id": "12", "note": "nor a string"}], {}),
+    ([{"id": 13, "note": ["not", "text"]}, "not an item", None, 14], {}),
+    ([{"id": 15, "note": "<unclosed tag and text"}], {15: "<unclosed tag and text"}),
+])
+def test_the_audit_reads_each_note_as_text_and_skips_what_is_not_one(
+        data: Any, expected: dict[int, str]) -> None:
+    assert notes_of(data) == expected
+
+
+def test_a_huge_note_is_cut_for_the_audit_not_refused() -> None:
+    (text,) = notes_of([{"id": 1, "note": "x" * (MAX_NOTE_CHARS * 3)}]).values()
+    assert len(text) == MAX_NOTE_CHARS
