@@ -45,6 +45,7 @@ from urllib.parse import quote
 import requests
 
 from connectors.base import (
+    BusyInterval,
     Capabilities,
     ChangeSet,
     Channel,
@@ -56,6 +57,7 @@ from connectors.base import (
     WriteOp,
     WriteResult,
 )
+from connectors.busy import BusyTally, check_span, pieces
 from connectors.json_limits import as_asked, event_key
 from connectors.outlook_auth import mailbox_of, token_source
 from connectors.outlook_http import (
@@ -74,6 +76,8 @@ from connectors.outlook_map import (
     marker_filter,
     overlaps,
     read_event,
+    read_occurrence,
+    read_schedule,
     transaction_id,
     update_payload,
 )
@@ -103,6 +107,9 @@ ROLL_AFTER = timedelta(days=7)
 LIST_ABOVE = 40  # more changed ids than this: one calendarView listing beats many GETs
 MAX_PAGES = 10_000
 _GONE = (404, 410)
+#: The longest span one ``getSchedule`` may cover: Graph answers 400
+#: ``ErrorTimeIntervalTooBig`` past 62 days (calendar-getschedule; microsoft-graph-docs#19703).
+SCHEDULE_SPAN = timedelta(days=62)
 
 
 @dataclass(frozen=True)
@@ -132,6 +139,11 @@ class DeltaCursor:
 
 def _iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _naive_utc(value: datetime) -> str:
+    """A dateTimeTimeZone ``dateTime`` for zone ``UTC``: no offset, as Graph wants it."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
 
 
 def _parse_iso(value: str) -> datetime:
@@ -343,6 +355,45 @@ class OutlookCalendar:
         """Close the session, unless it was handed in (then its owner closes it)."""
         if self._own_session:
             self.session.close()
+
+    # --- free/busy and the agenda (FreeBusyReadable, WindowReadable) -----------------------
+
+    def busy_between(self, start: datetime, end: datetime) -> list[BusyInterval]:
+        """``getSchedule`` for the mailbox: one request per :data:`SCHEDULE_SPAN`.
+
+        It reports the mailbox's free/busy as colleagues see it (its default calendar),
+        whichever calendar the account syncs.
+
+        Raises:
+            Transient: Graph refused the request, or answered the mailbox with an error.
+            AuthFailed, RateLimited: as for any read.
+        """
+        start, end = check_span(start, end)
+        tally = BusyTally(f"outlook {self.mailbox}")
+        for piece_start, piece_end in pieces(start, end, SCHEDULE_SPAN):
+            body = {"schedules": [self.mailbox],
+                    "startTime": {"dateTime": _naive_utc(piece_start), "timeZone": "UTC"},
+                    "endTime": {"dateTime": _naive_utc(piece_end), "timeZone": "UTC"},
+                    # The view is not read: its coarsest slot keeps the answer small.
+                    "availabilityViewInterval": 1440}
+            response = self.http.request("POST", f"{self._user}/calendar/getSchedule",
+                                         json=body, idempotent=True)
+            if not response.ok:
+                raise _read_failure(response)
+            read_schedule(response.body, self.mailbox, tally)
+        return tally.result(log)
+
+    def events_between(self, start: datetime, end: datetime) -> list[RemoteEvent]:
+        """Every event of the calendar overlapping [start, end): ``calendarView``, which
+        lists occurrences and never series masters, every nextLink followed; cancelled
+        meetings left out."""
+        start, end = check_span(start, end)
+        url = with_query(f"{self._collection()}/calendarView",
+                         {"startDateTime": _iso(start), "endDateTime": _iso(end),
+                          "$top": str(PAGE_SIZE), "$expand": expand_properties()})
+        return [read_occurrence(data, fallback_tz=self.owner_tz, mailbox=self.mailbox,
+                                describe_guests=self.describe_guests)
+                for data in self._pages(url) if data.get("isCancelled") is not True]
 
     # --- reading --------------------------------------------------------------------------
 

@@ -33,9 +33,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from connectors.base import RemoteEvent
+from connectors.busy import BusyTally
 from connectors.guests import body_text, split_guests
 from connectors.json_limits import read_guarded
 from connectors.outlook_zones import UnknownZone, iana_zone
+from syncd.errors import Transient
 from syncd.model import (
     FIELDS,
     OutOfRange,
@@ -447,3 +449,77 @@ def overlaps(when: When, start: datetime, end: datetime) -> bool:
     if when.start == when.end:
         return start <= when.start < end
     return when.end > start and when.start < end
+
+
+# --- free/busy and window listings (read-only, for the agenda and availability) ----------
+
+#: getSchedule ``status`` -> busy kind; ``free`` is not busy. ``unknown`` is counted as
+#: plainly busy: availability must not offer time nobody could vouch for.
+SCHEDULE_KINDS = {"busy": "busy", "tentative": "tentative", "oof": "oof",
+                  "workingElsewhere": "elsewhere", "unknown": "busy"}
+
+
+def read_occurrence(data: Mapping[str, Any], *, fallback_tz: str, mailbox: str,
+                    describe_guests: bool) -> RemoteEvent:
+    """One item of a ``calendarView`` listing (a single event, an occurrence or exception
+    of a series) as a RemoteEvent with its projection; never raises.
+
+    Unlike :func:`read_event`, an occurrence is read, not set aside: the agenda shows it.
+    It keeps ``recurring=True`` so that nobody takes it for an event syncd could write.
+    """
+    def read(item: Mapping[str, Any]) -> RemoteEvent:
+        kind = str(item.get("type") or "singleInstance")
+        event = _read_event({**item, "type": "singleInstance"}, fallback_tz=fallback_tz,
+                            mailbox=mailbox, describe_guests=describe_guests)
+        if kind == "singleInstance":
+            return event
+        return RemoteEvent(event.event_id, event.etag, event.marker, event.projection,
+                           recurring=True, problem=event.problem, updated=event.updated,
+                           ical_uid=event.ical_uid, organizer=event.organizer)
+
+    return read_guarded(data, read, etag_keys=("@odata.etag", "changeKey"),
+                        marker_of=lambda d: extended_value(d, MARKER_PROP))
+
+
+def read_schedule(body: object, mailbox: str, tally: BusyTally) -> None:
+    """Add the busy items ``getSchedule`` reported for ``mailbox`` to ``tally``.
+
+    Items whose ``status`` is ``free`` are not busy; an item with an unknown status, or
+    without a readable start and end, is skipped with the reason.
+
+    Raises:
+        Transient: the answer has no schedule for the mailbox, or carries its ``error``
+            (nothing is known of its time then).
+    """
+    values = body.get("value") if isinstance(body, Mapping) else None
+    schedule = next((v for v in values if isinstance(v, Mapping) and normalize_email(
+        str(v.get("scheduleId") or "")) == normalize_email(mailbox)), None) \
+        if isinstance(values, list) else None
+    if schedule is None:
+        raise Transient(reason="getSchedule answered without the mailbox asked for",
+                        status=200)
+    error = schedule.get("error")
+    if error:
+        code = str(error.get("responseCode") or "error")[:60] if isinstance(
+            error, Mapping) else "error"
+        raise Transient(reason=f"getSchedule: {code}", status=200)
+    items = schedule.get("scheduleItems") or []
+    if not isinstance(items, list):
+        raise Transient(reason="getSchedule: the schedule items are not a list", status=200)
+    for item in items:
+        tally.item()
+        if not isinstance(item, Mapping):
+            tally.skip("a schedule item that is not an object")
+            continue
+        status = str(item.get("status") or "")
+        if status == "free":
+            continue
+        if status not in SCHEDULE_KINDS:
+            tally.skip(f"a schedule item of unknown status {status[:20]!r}")
+            continue
+        try:
+            start, end = _instant(item.get("start")), _instant(item.get("end"))
+        except (_Unreadable, OverflowError, ValueError) as exc:
+            tally.skip(f"a schedule item without a readable time ({type(exc).__name__})")
+            continue
+        tally.add(start, end, SCHEDULE_KINDS[status])

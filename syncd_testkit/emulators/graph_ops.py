@@ -23,6 +23,8 @@ from .graph_delta import (
 from .graph_model import GraphError, RenderOptions, StoredEvent, render_event
 from .graph_query import parse_filter
 from .graph_routes import Route
+from .graph_schedule import get_schedule
+from .graph_series import expanded
 from .graph_store import Mailbox
 from .graph_tz import parse_query_datetime
 from .graph_wire import JSON_CONTENT_TYPE, ApiRequest, ApiResponse
@@ -87,6 +89,10 @@ def perform(emu: GraphEmulator, req: ApiRequest, ctx: RequestContext) -> ApiResp
         raise _not_allowed(req)
     if kind == "event":
         return _one_event(emu, req, ctx)
+    if kind == "getSchedule":
+        if req.method != "POST":
+            raise _not_allowed(req)
+        return _json(200, get_schedule(emu.store, req.json(), ctx.opts.out_zone), ctx)
     if kind == "calendarView":
         if req.method != "GET":
             raise _not_allowed(req)
@@ -138,9 +144,18 @@ def _payload(req: ApiRequest) -> dict[str, Any]:
     return payload
 
 
-def _rendered(emu: GraphEmulator, ev: StoredEvent, ctx: RequestContext) -> Any:
-    """The event as JSON, or the placeholder of its planted text (``raw_json``)."""
-    return emu.planted.placeholder(ev.immutable_id) or render_event(ev, ctx.opts)
+def _rendered(emu: GraphEmulator, ev: StoredEvent, ctx: RequestContext,
+              master: StoredEvent | None = None) -> Any:
+    """The event as JSON, or the placeholder of its planted text (``raw_json``); an
+    occurrence of ``master`` is typed as one and names its series."""
+    planted = emu.planted.placeholder(ev.immutable_id)
+    if planted or master is None:
+        return planted or render_event(ev, ctx.opts)
+    body = render_event(ev, ctx.opts)
+    body["type"] = "occurrence"
+    body["seriesMasterId"] = (master.immutable_id if ctx.opts.immutable_ids
+                              else master.regular_id)
+    return body
 
 
 def _entity(emu: GraphEmulator, ev: StoredEvent, ctx: RequestContext) -> Any:
@@ -205,7 +220,8 @@ def _int_option(req: ApiRequest, name: str) -> int | None:
 
 
 def _paged(
-    emu: GraphEmulator, req: ApiRequest, ctx: RequestContext, events: list[StoredEvent]
+    emu: GraphEmulator, req: ApiRequest, ctx: RequestContext, events: list[StoredEvent],
+    masters: dict[str, StoredEvent] | None = None,
 ) -> ApiResponse:
     """Offset paging for lists and calendarView: ``$top``/``Prefer`` size, ``$skip`` offset."""
     filter_text = req.q("$filter")
@@ -217,7 +233,7 @@ def _paged(
     page = events[skip : skip + size]
     body: dict[str, Any] = {
         "@odata.context": f"{emu.base_url}/$metadata#Collection(event)",
-        "value": [_rendered(emu, e, ctx) for e in page],
+        "value": [_rendered(emu, e, ctx, (masters or {}).get(e.immutable_id)) for e in page],
     }
     if skip + size < len(events):
         query = {k: v for k, v in req.query.items() if k.lower() != "$skip"}
@@ -253,9 +269,10 @@ def _window(req: ApiRequest) -> tuple[datetime, datetime]:
 def _calendar_view(emu: GraphEmulator, req: ApiRequest, ctx: RequestContext) -> ApiResponse:
     start, end = _window(req)
     cal = ctx.mailbox.calendar(ctx.route.calendar_id)
-    events = [e for e in ctx.mailbox.events_in(cal.id) if in_window(e, start, end)]
-    events.sort(key=lambda e: (e.start.utc, e.created))
-    return _paged(emu, req, ctx, events)
+    # Occurrences, exceptions and single instances; never a series master (graph_series).
+    found = expanded(ctx.mailbox.events_in(cal.id), start, end, in_window)
+    masters = {ev.immutable_id: master for ev, master in found if master is not None}
+    return _paged(emu, req, ctx, [ev for ev, _ in found], masters)
 
 
 def _iso(value: datetime) -> str:

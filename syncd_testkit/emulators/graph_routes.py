@@ -8,6 +8,7 @@ Supported shapes (segments are case-insensitive, as in Graph), with ``{who}`` ei
     /{who}/calendar[/events[/{id}]]          the default calendar
     /{who}/calendars[/{cid}[/events[/{id}]]] calendars (GET list, POST create)
     /{who}[/calendar|/calendars/{cid}]/calendarView[/delta]
+    /{who}[/calendar|/calendars/{cid}]/getSchedule   POST: free/busy (graph_schedule)
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ class Route:
     """What a request path addresses.
 
     ``kind`` is one of ``user``, ``events``, ``event``, ``calendars``, ``calendar``,
-    ``calendarView`` and ``delta``. ``mailbox_ref`` is ``None`` for ``/me``. ``calendar_id`` is
-    ``None`` for the default calendar.
+    ``calendarView``, ``delta`` and ``getSchedule``. ``mailbox_ref`` is ``None`` for
+    ``/me``. ``calendar_id`` is ``None`` for the default calendar.
     """
 
     kind: str
@@ -77,6 +78,8 @@ def _calendar_sub(ref: str | None, cal: str | None, sub: list[str]) -> Route:
         return _events(ref, cal, sub[1:])
     if first == "calendarview":
         return _view(ref, cal, sub[1:])
+    if first == "getschedule" and len(sub) == 1:
+        return Route("getSchedule", ref, cal)
     raise _no_segment(sub[0])
 
 
