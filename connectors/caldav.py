@@ -31,7 +31,7 @@ import logging
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
@@ -42,6 +42,7 @@ from caldav.lib import error as dav_error
 
 from connectors import caldav_push
 from connectors.base import (
+    BusyInterval,
     Capabilities,
     ChangeSet,
     Channel,
@@ -53,6 +54,8 @@ from connectors.base import (
     WriteOp,
     WriteResult,
 )
+from connectors.busy import BusyTally, all_day_span, check_span
+from connectors.caldav_busy import NoFreeBusy, calendar_query, free_busy
 from connectors.caldav_http import (
     BadReply,
     DavTransport,
@@ -81,6 +84,7 @@ from syncd.errors import (
     Transient,
     Unreachable,
 )
+from syncd.model import When
 from syncd.network import network_reason
 
 log = logging.getLogger("syncd.caldav")
@@ -160,6 +164,8 @@ class CalDAVCalendar:
         self._written: OrderedDict[str, RemoteEvent] = OrderedDict()
         # our WebDAV-Push subscription's URL, named in Push-Dont-Notify on every write
         self.subscription: str | None = None
+        # False once the server refused a free-busy-query: busy time is read from events
+        self._free_busy_query = True
 
     # --- the collection -----------------------------------------------------------------
 
@@ -494,6 +500,69 @@ class CalDAVCalendar:
             return {**headers, **caldav_push.dont_notify(self.subscription)}
         return headers
 
+    # --- free/busy and the agenda (FreeBusyReadable, WindowReadable) ---------------------
+
+    def busy_between(self, start: datetime, end: datetime) -> list[BusyInterval]:
+        """A ``free-busy-query`` REPORT; where the server refuses it (or answers it with
+        no VFREEBUSY), busy time computed from a ``calendar-query`` of the span instead,
+        and the server is not asked the free-busy-query again by this connector.
+
+        Raises:
+            AuthFailed, CalendarMissing, RateLimited, Transient: as for a listing.
+        """
+        start, end = check_span(start, end)
+        if self.calendar is not None and self._absent:
+            return []  # a dry run: the calendar is yet to be made
+        if self._free_busy_query:
+            tally = BusyTally(f"caldav {self.account.name}")
+            try:
+                free_busy(self.transport, self.base_url, start, end, tally)
+                return tally.result(log)
+            except NoFreeBusy as exc:
+                log.info("%s: no free-busy-query (%s); reading the events instead",
+                         self.account.name, exc.args[0])
+                self._free_busy_query = False
+        tally = BusyTally(f"caldav {self.account.name}")
+        for event, kind in self._window(start, end):
+            tally.item()
+            if event.problem is not None:
+                tally.skip("an event that could not be read")
+            elif kind is not None and event.projection is not None:
+                first, last = _instants(event.projection.when, self.owner_tz)
+                tally.add(first, last, kind)
+        return tally.result(log)
+
+    def events_between(self, start: datetime, end: datetime) -> list[RemoteEvent]:
+        """Every event overlapping [start, end): a ``calendar-query`` with a time-range,
+        recurrences expanded by the server (cancelled ones left out), sorted by start."""
+        start, end = check_span(start, end)
+        if self.calendar is not None and self._absent:
+            return []
+        return [event for event, _kind in self._window(start, end)]
+
+    def _window(self, start: datetime, end: datetime) -> list[tuple[RemoteEvent, str | None]]:
+        """The occurrences in [start, end) with their busy kinds, read in the sandbox. The
+        server's filter is not trusted: what it sends outside the span is dropped."""
+        objects, outside = calendar_query(self.transport, self.base_url, start, end)
+        if outside:
+            log.warning("%s: ignored %d href(s) outside the calendar", self.account.name,
+                        outside)
+        readable = [o for o in objects if o.data is not None]
+        found: list[tuple[RemoteEvent, str | None]] = [
+            (RemoteEvent(o.path, o.etag, problem=o.problem or "no data"), None)
+            for o in objects if o.data is None]
+        results = POOL.map("ical.read_instances", [(o.path, o.etag, o.data) for o in readable],
+                           default_tz=self.owner_tz, owner=self.account.owner) \
+            if readable else []
+        for obj, result in zip(readable, results, strict=True):
+            if isinstance(result, Overrun):
+                found.append((RemoteEvent(obj.path, obj.etag, problem=result.reason), None))
+            else:
+                found.extend(result)
+        kept = [(e, k) for e, k in found if e.projection is None or
+                _overlaps(_instants(e.projection.when, self.owner_tz), start, end)]
+        return sorted(kept, key=lambda pair: _sort_key(pair[0], self.owner_tz))
+
     # --- writes -------------------------------------------------------------------------
 
     def _request(self, url: str, method: str, body: bytes = b"",
@@ -691,6 +760,26 @@ def _one_event_per_uid(events: Sequence[RemoteEvent]) -> list[RemoteEvent]:
                 f"the same UID as {holder}: one calendar holds one event per UID"))
         kept.append(event)
     return kept
+
+
+def _instants(when: When, owner_tz: str) -> tuple[datetime, datetime]:
+    """A span as instants; an all-day one from midnight to midnight in the owner's zone."""
+    if when.all_day:
+        assert isinstance(when.start, date) and isinstance(when.end, date)
+        return all_day_span(when.start, when.end, owner_tz)
+    assert isinstance(when.start, datetime) and isinstance(when.end, datetime)
+    return when.start, when.end
+
+
+def _overlaps(span: tuple[datetime, datetime], start: datetime, end: datetime) -> bool:
+    first, last = span
+    return start <= first < end if first == last else first < end and last > start
+
+
+def _sort_key(event: RemoteEvent, owner_tz: str) -> tuple[datetime, str]:
+    if event.projection is None:
+        return datetime.min.replace(tzinfo=UTC), event.event_id
+    return _instants(event.projection.when, owner_tz)[0], event.event_id
 
 
 def _event_id(url: object) -> str:

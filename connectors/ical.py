@@ -263,6 +263,42 @@ def _span(vevent: icalendar.Event, default_tz: str, zones: Mapping[str, Any]) ->
     return When(start, max(end, start + timedelta(days=1)), default_tz)
 
 
+def _read_vevent(event_id: str, etag: str | None, cal: icalendar.Calendar,
+                 vevent: icalendar.Event, *, default_tz: str, owner: str,
+                 recurring: bool = False) -> RemoteEvent:
+    """One VEVENT of ``cal`` as a RemoteEvent with its projection (raises when unreadable)."""
+    marker = str(vevent.get(MARKER_PROP)) if MARKER_PROP in vevent else None
+    organizer = normalize_email(str(vevent.get("ORGANIZER", "")).removeprefix("mailto:")
+                                .removeprefix("MAILTO:"))
+    attendees = vevent.get("ATTENDEE", [])
+    if not isinstance(attendees, list):
+        attendees = [attendees]
+    guests: set[str] = set()
+    names: dict[str, str] = {}
+    for att in attendees:
+        email = normalize_email(str(att).split(":", 1)[-1])
+        if not is_valid_email(email) or email in (organizer, normalize_email(owner)):
+            continue
+        guests.add(email)
+        if cn := getattr(att, "params", {}).get("CN"):
+            names[email] = untrusted_text(str(cn), single_line=True)
+    projection = Projection(
+        title=untrusted_text(str(vevent.get("SUMMARY", "")), single_line=True),
+        when=read_when(vevent, default_tz, zones_of(cal)),
+        busy=str(vevent.get("TRANSP", "OPAQUE")).upper() != "TRANSPARENT",
+        description=untrusted_text(str(vevent.get("DESCRIPTION", ""))),
+        location=untrusted_text(str(vevent.get("LOCATION", "")), single_line=True),
+        guests=frozenset(guests),
+        guest_names=names,
+    )
+    updated = vevent.decoded("LAST-MODIFIED") if "LAST-MODIFIED" in vevent else None
+    return RemoteEvent(event_id, etag, marker, projection, recurring=recurring,
+                       updated=updated if isinstance(updated, datetime) else None,
+                       ical_uid=str(vevent["UID"]) if "UID" in vevent else None,
+                       organizer=organizer if organizer not in ("", normalize_email(owner))
+                       else None)
+
+
 def read_event(event_id: str, etag: str | None, data: bytes | str, *, default_tz: str,
                owner: str) -> RemoteEvent:
     """Map one stored calendar object to a RemoteEvent (quarantine reasons included)."""
@@ -272,36 +308,60 @@ def read_event(event_id: str, etag: str | None, data: bytes | str, *, default_tz
         marker = str(vevent.get(MARKER_PROP)) if MARKER_PROP in vevent else None
         if any(p in vevent for p in ("RRULE", "RDATE")) or len(list(cal.walk("VEVENT"))) > 1:
             return RemoteEvent(event_id, etag, marker, recurring=True)
-        organizer = normalize_email(str(vevent.get("ORGANIZER", "")).removeprefix("mailto:")
-                                    .removeprefix("MAILTO:"))
-        attendees = vevent.get("ATTENDEE", [])
-        if not isinstance(attendees, list):
-            attendees = [attendees]
-        guests: set[str] = set()
-        names: dict[str, str] = {}
-        for att in attendees:
-            email = normalize_email(str(att).split(":", 1)[-1])
-            if not is_valid_email(email) or email in (organizer, normalize_email(owner)):
-                continue
-            guests.add(email)
-            if cn := getattr(att, "params", {}).get("CN"):
-                names[email] = untrusted_text(str(cn), single_line=True)
-        projection = Projection(
-            title=untrusted_text(str(vevent.get("SUMMARY", "")), single_line=True),
-            when=read_when(vevent, default_tz, zones_of(cal)),
-            busy=str(vevent.get("TRANSP", "OPAQUE")).upper() != "TRANSPARENT",
-            description=untrusted_text(str(vevent.get("DESCRIPTION", ""))),
-            location=untrusted_text(str(vevent.get("LOCATION", "")), single_line=True),
-            guests=frozenset(guests),
-            guest_names=names,
-        )
-        updated = vevent.decoded("LAST-MODIFIED") if "LAST-MODIFIED" in vevent else None
-        return RemoteEvent(event_id, etag, marker, projection,
-                           updated=updated if isinstance(updated, datetime) else None,
-                           ical_uid=str(vevent["UID"]) if "UID" in vevent else None,
-                           organizer=organizer if organizer not in ("", normalize_email(owner))
-                           else None)
+        return _read_vevent(event_id, etag, cal, vevent, default_tz=default_tz, owner=owner)
     except (UnreadableEvent, ZoneError) as exc:
         return RemoteEvent(event_id, etag, problem=str(exc))
     except Exception as exc:  # whatever one object raises (overflow, recursion) is its own
         return RemoteEvent(event_id, etag, problem=f"unreadable event: {type(exc).__name__}")
+
+
+#: Occurrences read from one expanded object at most (a daily event over a 62-day span
+#: has 62); past that the object is hostile and read as one problem.
+MAX_INSTANCES = 2000
+
+
+def read_instances(event_id: str, etag: str | None, data: bytes | str, *, default_tz: str,
+                   owner: str) -> list[tuple[RemoteEvent, str | None]]:
+    """Every VEVENT of an object a server expanded (RFC 4791 9.6.5: each occurrence its own
+    VEVENT with a RECURRENCE-ID), each with how busy it makes the owner; never raises.
+
+    The busy kind follows RFC 5545: ``STATUS:CANCELLED`` events are left out altogether,
+    ``TRANSP:TRANSPARENT`` ones are listed but free (None), ``STATUS:TENTATIVE`` ones are
+    ``tentative``, the rest ``busy``. An occurrence's id is the object's, ``#`` and its
+    RECURRENCE-ID. A VEVENT that still carries an RRULE (a server that did not expand) is
+    listed with a problem: its occurrences are unknown, and are not guessed.
+    """
+    try:
+        cal = parse_calendar(data)
+        vevents = [cast(icalendar.Event, c) for c in cal.walk("VEVENT")]
+        if len(vevents) > MAX_INSTANCES:
+            return [(RemoteEvent(event_id, etag, problem=(
+                f"the object holds over {MAX_INSTANCES} occurrences")), None)]
+        series = len(vevents) > 1
+        found: list[tuple[RemoteEvent, str | None]] = []
+        for vevent in vevents:
+            status = str(vevent.get("STATUS", "CONFIRMED")).upper()
+            if status == "CANCELLED":
+                continue
+            rid = vevent.get("RECURRENCE-ID")
+            own_id = f"{event_id}#{rid.to_ical().decode()[:40]}" if rid is not None \
+                else event_id
+            if any(p in vevent for p in ("RRULE", "RDATE")):
+                found.append((RemoteEvent(own_id, etag, recurring=True, problem=(
+                    "a recurring event the server did not expand")), None))
+                continue
+            try:
+                event = _read_vevent(own_id, etag, cal, vevent, default_tz=default_tz,
+                                     owner=owner, recurring=series or rid is not None)
+            except (UnreadableEvent, ZoneError) as exc:
+                found.append((RemoteEvent(own_id, etag, problem=str(exc)), None))
+                continue
+            busy = event.projection is not None and event.projection.busy
+            found.append((event, ("tentative" if status == "TENTATIVE" else "busy")
+                          if busy else None))
+        return found
+    except (UnreadableEvent, ZoneError) as exc:
+        return [(RemoteEvent(event_id, etag, problem=str(exc)), None)]
+    except Exception as exc:  # whatever one object raises (overflow, recursion) is its own
+        return [(RemoteEvent(event_id, etag,
+                             problem=f"unreadable event: {type(exc).__name__}"), None)]

@@ -60,6 +60,7 @@ ITEMS_PER_WORKER = 5000
 ALLOWED: dict[str, str] = {
     "ical.read_event": "connectors.ical:read_event",
     "ical.update_calendar": "connectors.ical:update_calendar",
+    "ical.read_instances": "connectors.ical:read_instances",
 }
 
 _HEADER = struct.Struct("!I")

@@ -14,7 +14,10 @@ invalid XML, as a careless server's would. Knobs:
 * ``multiget_extra``: raw ``<response>`` XML added to every multiget reply (objects that
   were not asked for);
 * ``stall``: every REPORT waits until :meth:`stop` (a server that accepts and never
-  answers); ``reports_seen`` is set when one arrives.
+  answers); ``reports_seen`` is set when one arrives;
+* ``free_busy``: the body of every free-busy-query reply (200, ``text/calendar``); None
+  refuses the report with 403. A calendar-query is answered with every object, whatever
+  its time (a server whose filter cannot be trusted), and the ``outside`` hrefs.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ class MisbehavingDav(ThreadedHTTPServer):
         self.multiget_extra = b""
         self.requests: list[tuple[str, str]] = []
         self.stall = False
+        self.free_busy: bytes | None = None
         self.reports_seen = threading.Event()
         self._stopped = threading.Event()
         self.version = 0
@@ -90,6 +94,14 @@ class MisbehavingDav(ThreadedHTTPServer):
                     return
                 if b"sync-collection" in body:
                     self._send(207, responder.listing(body))
+                elif b"free-busy-query" in body:
+                    if responder.free_busy is None:
+                        self._send(403)
+                    else:
+                        self._send(200, responder.free_busy, content_type="text/calendar")
+                elif b"calendar-query" in body:
+                    names = [PATH + n for n in sorted(responder.objects)]
+                    self._send(207, responder.multiget(names + responder.outside))
                 else:
                     hrefs = [unquote(h.decode()) for h in _HREF.findall(body)]
                     self._send(207, responder.multiget(hrefs))

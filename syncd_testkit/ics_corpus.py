@@ -127,3 +127,67 @@ def oversized(name: str, megabytes: float) -> Hostile:
     count = int(megabytes * 1024 * 1024 / 80)
     lines = [f"X-FILL-{i}:{filler}" for i in range(count)]
     return Hostile(name, _event(name, "SUMMARY:big", *lines), "over the")
+
+
+# --- free/busy replies (RFC 4791 7.10) ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HostileFreeBusy:
+    """A free-busy-query reply and what syncd must make of it: ``busy`` intervals kept and
+    ``skipped`` items set aside, or ``refused`` (a fragment of why the whole reply is not
+    used: "no VFREEBUSY" makes the connector read the events instead)."""
+
+    name: str
+    data: bytes
+    busy: int = 0
+    skipped: int = 0
+    refused: str | None = None
+
+
+def _vfreebusy(*lines: str, wrap: bool = True) -> bytes:
+    body = ["BEGIN:VFREEBUSY", "DTSTART:20261208T000000Z", "DTEND:20261209T000000Z",
+            *lines, "END:VFREEBUSY"]
+    if wrap:
+        body = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//hostile//EN", *body,
+                "END:VCALENDAR"]
+    return ("\r\n".join(body) + "\r\n").encode()
+
+
+FREE_BUSY_CORPUS: tuple[HostileFreeBusy, ...] = (
+    HostileFreeBusy("plain", _vfreebusy(
+        "FREEBUSY;FBTYPE=BUSY:20261208T090000Z/20261208T100000Z",
+        "FREEBUSY;FBTYPE=BUSY-TENTATIVE:20261208T110000Z/PT30M",
+        "FREEBUSY;FBTYPE=BUSY-UNAVAILABLE:20261208T120000Z/20261208T130000Z",
+        "FREEBUSY;FBTYPE=FREE:20261208T140000Z/20261208T150000Z"), busy=3),
+    HostileFreeBusy("folded-and-listed", _vfreebusy(
+        "FREEBUSY;VALUE=PERIOD:20261208T090000Z/20261208T1000",
+        " 00Z,20261208T110000Z/20261208T120000Z"), busy=2),
+    HostileFreeBusy("unknown-fbtype-is-busy", _vfreebusy(
+        'FREEBUSY;FBTYPE=X-MEETING;X-NOTE="a:b;c":20261208T090000Z/20261208T100000Z'),
+        busy=1),
+    HostileFreeBusy("local-and-date-periods", _vfreebusy(
+        "FREEBUSY:20261208T090000/20261208T100000",
+        "FREEBUSY:20261208/20261209",
+        "FREEBUSY:20261208T090000Z/20261208T100000Z"), busy=1, skipped=2),
+    HostileFreeBusy("garbage-periods", _vfreebusy(
+        "FREEBUSY:not a period", "FREEBUSY:", "FREEBUSY;FBTYPE=BUSY",
+        "FREEBUSY:20261308T090000Z/20261208T100000Z",
+        "FREEBUSY:20261208T090000Z/P99999999W",
+        "FREEBUSY:20261208T100000Z/20261208T090000Z",
+        "FREEBUSY:20261208T090000Z/20261208T100000Z"), busy=1, skipped=6),
+    HostileFreeBusy("bad-utf8-and-controls", _vfreebusy(
+        "FREEBUSY:20261208T090000Z/20261208T100000Z").replace(
+        b"VERSION:2.0", b"X-JUNK:\xc3\x28\x00\x07\r\nVERSION:2.0"), busy=1),
+    HostileFreeBusy("no-vfreebusy", b"<html><body>Free/busy is off</body></html>",
+                    refused="no VFREEBUSY"),
+    HostileFreeBusy("a-multistatus", b'<?xml version="1.0"?><D:multistatus xmlns:D="DAV:"/>',
+                    refused="no VFREEBUSY"),
+    HostileFreeBusy("bare-vfreebusy", _vfreebusy(
+        "FREEBUSY:20261208T090000Z/20261208T100000Z", wrap=False), busy=1),
+    HostileFreeBusy("many-periods", _vfreebusy("FREEBUSY:" + ",".join(
+        "20261208T090000Z/20261208T100000Z" for _ in range(25_000))),
+        refused="over 20000 items"),
+    HostileFreeBusy("many-lines", _vfreebusy(*("X-JUNK:x" for _ in range(120_000))),
+                    refused="over 100000 lines"),
+)
