@@ -1,0 +1,111 @@
+"""The agenda as tables: (activities, events, pairs) -> the owner's entries per day."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+from connectors.base import RemoteEvent
+from syncd.engine.agenda import CALENDAR, CRM, SYNCED, AgendaItem, agenda
+from syncd.model import Projection, When
+from tests.engine.factories import TZ, activity, proj
+
+DAY = date(2026, 12, 10)  # the factories' activities are due then, 09:00-10:00 in Oslo
+
+
+def ev(event_id: str, start: datetime | date, end: datetime | date, *, busy: bool = True,
+       title: str = "", marker: str | None = None, deleted: bool = False) -> RemoteEvent:
+    p = None if deleted else Projection(title or event_id, When(start, end, TZ), busy=busy)
+    return RemoteEvent(event_id, "e", marker, p, deleted=deleted)
+
+
+def oslo(hour: int, minute: int = 0, day: date = DAY) -> datetime:
+    return datetime.combine(day, time(hour, minute), tzinfo=UTC) - timedelta(hours=1)
+
+
+def keys(items: list[AgendaItem]) -> list[str]:
+    return [i.key for i in items]
+
+
+def test_a_synced_pair_shows_once_as_the_activity() -> None:
+    a = activity(1)
+    cal = ev("ev1", oslo(9), oslo(10))
+    items = agenda([a], {"work": [cal]}, {("work", "ev1"): 1}, TZ, [DAY])
+    assert keys(items) == ["activity:1"]
+    assert items[0].source == SYNCED and items[0].calendars == ("work",)
+
+
+def test_the_marker_pairs_an_event_the_state_does_not_name() -> None:
+    a = activity(1)
+    cal = RemoteEvent("ev9", "e", a.sync_uid, proj(a))
+    items = agenda([a], {"work": [cal]}, {}, TZ, [DAY])
+    assert keys(items) == ["activity:1"] and items[0].source == SYNCED
+
+
+def test_calendar_only_and_crm_only_entries_say_so() -> None:
+    items = agenda([activity(1)], {"home": [ev("x", oslo(12), oslo(13))]}, {}, TZ, [DAY])
+    assert [(i.key, i.source) for i in items] == [("activity:1", CRM),
+                                                  ("event:home:x", CALENDAR)]
+
+
+def test_two_busy_items_overlapping_are_a_double_booking() -> None:
+    a = activity(1, busy=True)
+    items = agenda([a], {"home": [ev("x", oslo(9, 30), oslo(11))]}, {}, TZ, [DAY])
+    assert {i.key: i.clashes for i in items} == {"activity:1": ("event:home:x",),
+                                                 "event:home:x": ("activity:1",)}
+    assert all(i.double_booked for i in items)
+
+
+# (the activity's busy flag, the event's, the event's span) -> whether they clash
+CLASHES = [
+    (True, True, (oslo(9, 30), oslo(11)), True),
+    (False, True, (oslo(9, 30), oslo(11)), False),  # a free activity never clashes
+    (True, False, (oslo(9, 30), oslo(11)), False),
+    (True, True, (oslo(10), oslo(11)), False),  # touching is not overlapping
+    (True, True, (oslo(8), oslo(9)), False),
+    (True, True, (DAY, DAY + timedelta(days=1)), True),  # a busy all-day item
+    (True, True, (DAY - timedelta(days=1), DAY), False),  # yesterday's all-day item
+    (True, True, (oslo(9, 30), oslo(9, 30)), False),  # zero length: no overlap
+]
+
+
+def test_double_bookings_table() -> None:
+    for act_busy, ev_busy, (s, e), clash in CLASHES:
+        items = agenda([activity(1, busy=act_busy)], {"c": [ev("x", s, e, busy=ev_busy)]},
+                       {}, TZ, [DAY])
+        got = any(i.double_booked for i in items)
+        assert got == clash, (act_busy, ev_busy, s, e)
+
+
+def test_an_item_over_midnight_is_on_both_days() -> None:
+    late = ev("late", oslo(23), oslo(1, day=DAY + timedelta(days=1)))
+    items = agenda([], {"c": [late]}, {}, TZ, [DAY, DAY + timedelta(days=1)])
+    assert [i.day for i in items] == [DAY, DAY + timedelta(days=1)]
+    assert items[0].start == datetime.combine(DAY, time(23), tzinfo=items[0].start.tzinfo)  # type: ignore[arg-type]
+
+
+def test_days_not_asked_for_are_left_out_and_all_day_comes_first() -> None:
+    items = agenda([activity(1), activity(2, due_date=DAY + timedelta(days=3))],
+                   {"c": [ev("allday", DAY, DAY + timedelta(days=1), busy=False)]}, {}, TZ,
+                   [DAY])
+    assert keys(items) == ["event:c:allday", "activity:1"]
+    assert items[0].all_day and items[0].start == DAY
+
+
+def test_deleted_undated_and_unreadable_items_are_left_out() -> None:
+    items = agenda([activity(1, deleted=True), activity(2, due_date=None, due_time=None)],
+                   {"c": [ev("gone", oslo(9), oslo(10), deleted=True),
+                          RemoteEvent("bad", None, None, None, problem="unreadable")]},
+                   {}, TZ, [DAY])
+    assert items == []
+
+
+def test_an_event_paired_with_a_deleted_activity_shows_from_the_calendar() -> None:
+    items = agenda([activity(1, deleted=True)], {"c": [ev("ev1", oslo(9), oslo(10))]},
+                   {("c", "ev1"): 1}, TZ, [DAY])
+    assert [(i.key, i.source) for i in items] == [("event:c:ev1", CALENDAR)]
+
+
+def test_entries_are_in_the_owner_zone_with_the_offset() -> None:
+    items = agenda([activity(1)], {}, {}, TZ, [DAY])
+    assert isinstance(items[0].start, datetime)
+    assert items[0].start.isoformat() == "2026-12-10T09:00:00+01:00"
