@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.base import CalendarConnector, Window
+from connectors.base import CalendarConnector, SharedLimits, Window
 from syncd.config_types import AccountConfig, ProviderOptions
 
 #: provider name -> "module:factory"; each factory takes (AccountConfig, ConnectorContext).
@@ -50,6 +50,9 @@ class ConnectorContext:
     be another program's, which must not be sent the password). CalDAV only.
     ``discovery`` (a :class:`connectors.base.KeptDiscovery`), when given, keeps what the
     connector found out about its server between runs. CalDAV only.
+    ``limits`` (a :class:`connectors.base.SharedLimits`), when given, counts the
+    provider's limits with every other replica (Google's per-user minute, Graph's
+    requests in flight per mailbox); without it the process counts on its own.
     """
 
     owner_tz: str
@@ -58,6 +61,7 @@ class ConnectorContext:
     read_only: bool = False
     before_request: Callable[[], None] | None = None
     discovery: Any = None
+    limits: SharedLimits | None = None
 
 
 def open_connector(account: AccountConfig, context: ConnectorContext) -> CalendarConnector:

@@ -271,6 +271,30 @@ class KeptDiscovery(Protocol):
         ...
 
 
+class SharedLimits(Protocol):
+    """Provider limits counted for every replica of syncd together (``[syncd] replica``):
+    a Google user's requests a minute, a mailbox's requests in flight. Given to
+    connectors as ``ConnectorContext.limits`` (the database behind it is the service's
+    to choose, :class:`syncd.store.limits.LimitStore`); None there means this process is
+    the only client and counts on its own. Each call is one short database statement.
+    """
+
+    def pace(self, scope: str, seconds: float) -> float:
+        """Reserve ``seconds`` of ``scope``'s send line; returns how long to wait before
+        sending (0.0: at once)."""
+        ...
+
+    def take_slots(self, scope: str, limit: int, permits: int, hold: float) -> str | None:
+        """Take ``permits`` of ``scope``'s ``limit`` concurrency slots for at most ``hold``
+        seconds (a holder that dies frees them then); a ticket for :meth:`give_back`, or
+        None, having taken nothing, when fewer are free."""
+        ...
+
+    def give_back(self, scope: str, ticket: str) -> None:
+        """Free the slots taken with ``ticket``."""
+        ...
+
+
 @dataclass(frozen=True)
 class Channel:
     """A push channel as the provider made it.

@@ -62,9 +62,11 @@ from connectors.busy import BusyTally, check_span, pieces
 from connectors.google_auth import load_credentials
 from connectors.google_http import (
     Call,
+    Pacer,
     Reply,
     RequestBudget,
     RetryPolicy,
+    SharedRequestBudget,
     Transport,
     error_for,
     shared_budget,
@@ -168,7 +170,8 @@ class GoogleCalendar:
         timeout: seconds before a request counts as lost.
         retry: the backoff policy.
         budget: the request budget (default: a new one from ``requests_per_minute``;
-            :func:`open_calendar` passes the user's process-wide one).
+            :func:`open_calendar` passes the user's process-wide one, or with several
+            replicas the one they share).
     """
 
     MAX_BATCH = 50
@@ -182,7 +185,7 @@ class GoogleCalendar:
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep,
                  rng: Callable[[], float] = random.random, timeout: float = 30.0,
-                 retry: RetryPolicy | None = None, budget: RequestBudget | None = None
+                 retry: RetryPolicy | None = None, budget: Pacer | None = None
                  ) -> None:
         auth = account.auth
         self.account = account
@@ -594,6 +597,11 @@ class GoogleCalendar:
 def open_calendar(account: AccountConfig, context: Any) -> GoogleCalendar:
     """Registry entry point (see ``connectors.REGISTRY``)."""
     user = account.auth.get("subject") or account.owner
-    budget = shared_budget(user, int(account.auth.get("requests_per_minute", 500)))
+    per_minute = int(account.auth.get("requests_per_minute", 500))
+    # Google counts the quota per user, whichever replica sends: with several, they
+    # spend from one budget in the database.
+    limits = getattr(context, "limits", None)
+    budget: Pacer = (SharedRequestBudget(limits, user, per_minute) if limits is not None
+                     else shared_budget(user, per_minute))
     return GoogleCalendar(account, owner_tz=context.owner_tz, window=context.window,
                           credentials=context.credentials, budget=budget)

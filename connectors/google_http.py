@@ -11,8 +11,10 @@ Three rules from the failure catalogue shape this module:
   ``rateLimitExceeded``/``userRateLimitExceeded``, 429) were refused before any work, so
   they are always retried, with full-jitter exponential backoff honouring ``Retry-After``.
 * A client-side budget keeps one user under Google's per-user minute quota, so a backfill
-  is paced instead of punished (failure modes 7 and 14). ``quotaExceeded`` is never
-  retried: it is an account-wide cooldown.
+  is paced instead of punished (failure modes 7 and 14): this process's own
+  (:class:`RequestBudget`), or, with several replicas, one in the database that all of
+  them spend from (:class:`SharedRequestBudget`). ``quotaExceeded`` is never retried: it
+  is an account-wide cooldown.
 
 Every batch part counts against the quota on its own, so the budget is charged per part.
 A failed batch envelope is not a per-item answer: only its throttling and account-wide
@@ -31,13 +33,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import httplib2
 from google.auth.exceptions import GoogleAuthError
 from googleapiclient.errors import BatchError, HttpError
 from googleapiclient.http import BatchHttpRequest
 
+from connectors.base import SharedLimits
 from connectors.google_auth import auth_error
 from syncd.errors import (
     AccountCooldown,
@@ -227,6 +230,58 @@ class RequestBudget:
             self._in_window += count
 
 
+class Pacer(Protocol):
+    """What a :class:`Transport` spends its requests from: :class:`RequestBudget` (this
+    process alone) or :class:`SharedRequestBudget` (every replica)."""
+
+    @property
+    def capacity(self) -> int:
+        """The most requests one :meth:`take` can spend: a batch is never bigger."""
+        ...
+
+    def take(self, count: int = 1) -> None:
+        """Spend ``count`` requests, sleeping until they may go out."""
+        ...
+
+
+#: The most parts of a batch (the Transport's default); a shared budget keeps room for one.
+BATCH_PARTS = 50
+
+
+class SharedRequestBudget:
+    """One Google user's per-minute budget, shared by every replica through the database.
+
+    The user's requests queue on one send line (:meth:`SharedLimits.pace`, one statement
+    per request or batch): each take reserves ``count`` slots ``spacing`` seconds apart
+    and goes out when its reservation begins. Any ``window`` of send times then holds at
+    most ``window / spacing`` slots plus the batch reserved last, so with
+    ``spacing = window / (per_minute - capacity)`` and batches of at most ``capacity``
+    parts no sliding minute passes ``per_minute``, however many replicas send. Unlike
+    :class:`RequestBudget` there is no first burst: the line is paced from the start
+    (a first sync of 500 requests takes a little over a minute instead of going out at
+    once).
+    """
+
+    def __init__(self, limits: SharedLimits, user: str, per_minute: int, *,
+                 window: float = 60.0, sleep: Callable[[float], None] = time.sleep) -> None:
+        per_minute = max(1, per_minute)
+        self.limits = limits
+        self.scope = f"google:{user.lower()}"
+        self._capacity = max(1, min(BATCH_PARTS, per_minute // 10))
+        self.spacing = window / max(1, per_minute - self._capacity)
+        self._sleep = sleep
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    def take(self, count: int = 1) -> None:
+        count = min(max(count, 1), self._capacity)
+        wait = self.limits.pace(self.scope, count * self.spacing)
+        if wait > 0:
+            self._sleep(wait)
+
+
 _shared: dict[tuple[str, int], RequestBudget] = {}
 _shared_lock = threading.Lock()
 
@@ -273,7 +328,7 @@ class Call:
 class Transport:
     """Sends calls, alone or in batches, paced by a budget and retried by a policy."""
 
-    def __init__(self, batch_uri: str, budget: RequestBudget, *, batch_size: int = 50,
+    def __init__(self, batch_uri: str, budget: Pacer, *, batch_size: int = BATCH_PARTS,
                  policy: RetryPolicy | None = None,
                  sleep: Callable[[float], None] = time.sleep,
                  rng: Callable[[], float] = random.random) -> None:

@@ -230,7 +230,9 @@ class OutlookCalendar:
             self.session, base,
             tokens or token_source(account, context.credentials, self.session, clock=clock),
             mailbox=self.mailbox, prefer=PREFER.format(zone=response_zone), clock=clock,
-            sleep=sleep, max_wait=max_wait, timeout=timeout)
+            sleep=sleep, max_wait=max_wait, timeout=timeout,
+            limits=getattr(context, "limits", None),
+            app=str(account.auth.get("client_id") or ""))
         self._user = f"/users/{quote(self.mailbox, safe='@')}"
         self._calendar_id: str | None = account.calendar
         self._writable: bool | None = None  # the calendar's canEdit, read on a 403

@@ -8,7 +8,9 @@ Three things live here so that the connector only speaks in events:
 * **Mailbox limits** (failure mode 14): Outlook allows 4 concurrent requests per app and
   mailbox, inside ``$batch`` too. :class:`MailboxGate` (one per mailbox per process)
   never lets this process exceed that, and after a 429 lets nothing through to that
-  mailbox before ``Retry-After`` has passed. Clock and sleep are injectable.
+  mailbox before ``Retry-After`` has passed. With several replicas, :class:`MailboxSlots`
+  also takes each request's slots in the database, so all of them together stay at 4.
+  Clock and sleep are injectable.
 * **Retries** (failure mode 15): 429 is retried for every method, because a throttled
   request was refused before it ran; 5xx and network errors only for GET and DELETE.
   A create is never re-sent blindly: it fails as :class:`~syncd.errors.Transient`, and the
@@ -33,6 +35,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
+from connectors.base import SharedLimits
 from syncd.errors import (
     AccountWide,
     AuthFailed,
@@ -213,6 +216,50 @@ class MailboxGate:
             self._cond.notify_all()
 
 
+#: Seconds a replica may hold a shared slot: longer than any request lasts (its timeouts
+#: are 10 s to connect and 30 s between bytes), short enough that slots a killed replica
+#: held come free soon.
+SLOT_HOLD = 120.0
+
+
+class MailboxSlots:
+    """The mailbox's :data:`MAILBOX_CONCURRENCY` slots as every replica shares them (in
+    the database, through :class:`connectors.base.SharedLimits`): taken after this
+    process's own :class:`MailboxGate` admits a request, given back when its answer is
+    in, so no more than the limit are in flight whichever replicas send them."""
+
+    def __init__(self, limits: SharedLimits, scope: str, *,
+                 clock: Callable[[], float], sleep: Callable[[float], None],
+                 rng: random.Random) -> None:
+        self.limits = limits
+        self.scope = scope
+        self._clock, self._sleep, self._rng = clock, sleep, rng
+
+    def take(self, permits: int, max_wait: float) -> str:
+        """Take ``permits`` slots, waiting while other replicas hold them.
+
+        Raises:
+            RateLimited: none came free within ``max_wait`` seconds; nothing is sent.
+        """
+        give_up = self._clock() + max_wait
+        pause = 0.02
+        while True:
+            ticket = self.limits.take_slots(self.scope, MAILBOX_CONCURRENCY, permits,
+                                            SLOT_HOLD)
+            if ticket is not None:
+                return ticket
+            if self._clock() + pause > give_up:
+                raise RateLimited(retry_after=pause,
+                                  reason="the mailbox's requests in flight are at the limit")
+            # Polled, with jitter so that replicas waiting for one mailbox do not ask in
+            # step; a slot is held for one request, so one comes free soon.
+            self._sleep(pause * (0.5 + self._rng.random()))
+            pause = min(pause * 2, 0.5)
+
+    def give_back(self, ticket: str) -> None:
+        self.limits.give_back(self.scope, ticket)
+
+
 _gates: dict[str, MailboxGate] = {}
 _gates_lock = threading.Lock()
 
@@ -267,7 +314,11 @@ class GraphTransport:
                  mailbox: str, prefer: str, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep, max_wait: float = 60.0,
                  timeout: tuple[float, float] = (10.0, 30.0),
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, limits: SharedLimits | None = None,
+                 app: str = "") -> None:
+        """``limits``: with several replicas, the database they count the mailbox's
+        requests in flight in (``app``, the client id, is part of what Graph counts them
+        for); without, this process's gate alone limits them."""
         self.session = session
         self.base_url = base_url.rstrip("/")
         self.tokens = tokens
@@ -279,6 +330,10 @@ class GraphTransport:
         self.gate = gate_for(self.base_url, mailbox)
         self._rng = rng or random.Random()
         self._origin = urlsplit(self.base_url)[:2]
+        host = urlsplit(self.base_url).netloc.lower()
+        self.slots = None if limits is None else MailboxSlots(
+            limits, f"graph:{host}|{app}|{mailbox.lower()}", clock=clock, sleep=sleep,
+            rng=self._rng)
 
     def _url(self, url: str) -> str:
         full = url if url.startswith(("http://", "https://")) else self.base_url + url
@@ -314,8 +369,11 @@ class GraphTransport:
                     "Accept": "application/json", **(headers or {})}
             taken = self.gate.acquire(permits, clock=self.clock, sleep=self.sleep,
                                       max_wait=self.max_wait)
-            started = time.monotonic()
+            slots, ticket = self.slots, None
             try:
+                if slots is not None:
+                    ticket = slots.take(taken, self.max_wait)
+                started = time.monotonic()
                 raw = self.session.request(method, full, json=json, headers=sent,
                                            timeout=self.timeout)
             except requests.RequestException as exc:
@@ -328,6 +386,8 @@ class GraphTransport:
                 raise Unreachable(url=f"{where.scheme}://{where.netloc}/",
                                   reason=network_reason(exc)) from None
             finally:
+                if slots is not None and ticket is not None:
+                    slots.give_back(ticket)
                 self.gate.release(taken)
             response = _response(raw)
             request_answered("outlook", response.status)

@@ -176,6 +176,7 @@ class Service:
         #: The daemon's push channel keeper: looks after each account's channel after its
         #: cycles (None: ``syncd sync`` and ``run --once`` open no channels).
         self.keeper: ChannelKeeper | None = None
+        self._shared_limits: Any = None  # the LimitStore, made on first use
 
     def _policy(self, account: AccountConfig) -> AccountPolicy:
         """The account's policy, built once per configured account."""
@@ -226,6 +227,17 @@ class Service:
 
         return DiscoveryStore(self.db).for_account(account.name, account.fingerprint())
 
+    def _limits(self) -> Any:
+        """The provider limits every replica shares (``[syncd] replica``), or None: a
+        single process counts on its own, in memory."""
+        if not self.config.replica:
+            return None
+        if self._shared_limits is None:
+            from syncd.store.limits import LimitStore
+
+            self._shared_limits = LimitStore(self.db)
+        return self._shared_limits
+
     def _connector(self, account: AccountConfig, now: datetime) -> CalendarConnector:
         cached = self._connectors.get(account.name)
         if cached is not None and cached[0] == account and cached[1] == now.date():
@@ -241,7 +253,7 @@ class Service:
         tz = account.time_zone or (owner.time_zone if owner else self.config.default_time_zone)
         context = ConnectorContext(tz, self._policy(account).window(now), self.credentials(),
                                    read_only=read_only, before_request=self.before_request,
-                                   discovery=self._discovery(account))
+                                   discovery=self._discovery(account), limits=self._limits())
         return open_connector(account, context)
 
     def policy(self, account: AccountConfig) -> AccountPolicy:

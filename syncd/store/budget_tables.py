@@ -1,8 +1,11 @@
-"""Provider budgets shared by every account and replica: a row per scope and day, and a
-burst row per scope and token (see :mod:`syncd.store.budgets`).
+"""Provider budgets shared by every account and replica: a row per scope and day, a burst
+row per scope and token (see :mod:`syncd.store.budgets`), and a scope's concurrency slots
+(see :mod:`syncd.store.limits`).
 
 A scope is whatever a provider's limit is counted for: ``pipedrive:<company>`` for a
-Pipedrive company's daily tokens. The rows hold counts only, never a token or a secret.
+Pipedrive company's daily tokens, ``google:<user>`` for a Google user's requests a minute,
+``graph:<host>|<mailbox>`` for a mailbox's requests in flight. The rows hold counts only,
+never a token or a secret.
 """
 
 from __future__ import annotations
@@ -43,3 +46,17 @@ class BudgetBurst(Base):
     # an opaque name of the token the limit counts for (never the token itself)
     token_key: Mapped[str] = mapped_column(String(200), primary_key=True)
     next_at: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class BudgetSlot(Base):
+    """One of a scope's concurrency slots (Graph's 4 requests in flight per mailbox): free
+    when ``ticket`` is NULL or ``until`` has passed, so a replica that dies holding it
+    frees it by itself."""
+
+    __tablename__ = "budget_slots"
+
+    scope: Mapped[str] = mapped_column(String(200), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # a random name of the holder's request (never anything the provider issued)
+    ticket: Mapped[str | None] = mapped_column(String(64))
+    until: Mapped[datetime | None] = mapped_column(UTCDateTime)

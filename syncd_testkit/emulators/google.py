@@ -101,6 +101,8 @@ class GoogleEmulator(ThreadedHTTPServer):
         ``userRateLimitExceeded`` (``None`` = unlimited). Batch parts count one each.
     :param per_project_quota_per_minute: the same for all users together, answering 403
         ``rateLimitExceeded``.
+    :param quota_window_seconds: the length of the quotas' sliding window (Google's is a
+        minute; a test of pacing uses a shorter one). ``user_quota`` shows what it counted.
     :param sequence_autoincrement: bump ``sequence`` when a write changes a significant field
         (times, summary, location, description, attendees, status, recurrence) and the client
         did not raise it itself. Google does not document when it bumps it.
@@ -112,6 +114,7 @@ class GoogleEmulator(ThreadedHTTPServer):
     def __init__(self, *, per_user_quota_per_minute: int | None = None,
                  per_project_quota_per_minute: int | None = None,
                  sequence_autoincrement: bool = False,
+                 quota_window_seconds: float = 60.0,
                  clock: Callable[[], float] = time.time) -> None:
         self.store = GoogleStore(sequence_autoincrement=sequence_autoincrement, clock=clock)
         self.batch_conflicts = True
@@ -119,9 +122,11 @@ class GoogleEmulator(ThreadedHTTPServer):
         self._faults = FaultInjector()
         self._recorded: list[RecordedRequest] = []
         self._recorded_lock = threading.Lock()
-        self._user_quota = (SlidingWindowCounter(per_user_quota_per_minute)
+        self._user_quota = (SlidingWindowCounter(per_user_quota_per_minute,
+                                                 quota_window_seconds)
                             if per_user_quota_per_minute is not None else None)
-        self._project_quota = (SlidingWindowCounter(per_project_quota_per_minute)
+        self._project_quota = (SlidingWindowCounter(per_project_quota_per_minute,
+                                                    quota_window_seconds)
                                if per_project_quota_per_minute is not None else None)
         self.push = PushChannels(self.store)
         self.planted = PlantedEvents()
@@ -246,6 +251,11 @@ class GoogleEmulator(ThreadedHTTPServer):
     def clear_faults(self) -> None:
         """Remove every fault rule."""
         self._faults.clear()
+
+    @property
+    def user_quota(self) -> SlidingWindowCounter | None:
+        """The per-user quota's counter (its ``refused`` and ``peak`` per user), if on."""
+        return self._user_quota
 
     def reset_quotas(self) -> None:
         """Forget the requests counted by the per-user and per-project quotas."""

@@ -143,6 +143,10 @@ class SlidingWindowCounter:
         self._clock = clock
         self._hits: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
+        #: Per key, the requests refused (over the limit) and the most counted in any
+        #: window: what a test of a client's own pacing reads.
+        self.refused: dict[str, int] = {}
+        self.peak: dict[str, int] = {}
 
     def acquire(self, key: str) -> bool:
         """Count one request for ``key``; ``False`` (and not counted) when over the limit."""
@@ -152,14 +156,18 @@ class SlidingWindowCounter:
             while hits and hits[0] <= now - self.window:
                 hits.popleft()
             if len(hits) >= self.limit:
+                self.refused[key] = self.refused.get(key, 0) + 1
                 return False
             hits.append(now)
+            self.peak[key] = max(self.peak.get(key, 0), len(hits))
             return True
 
     def reset(self) -> None:
         """Forget every counted request."""
         with self._lock:
             self._hits.clear()
+            self.refused.clear()
+            self.peak.clear()
 
 
 def quota_error(per_user: bool) -> ApiError:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from connectors import ConnectorContext
 from connectors.base import CreateOp
-from connectors.google_http import RequestBudget
+from connectors.google import open_calendar
+from connectors.google_http import RequestBudget, SharedRequestBudget
+from syncd.config_types import AccountConfig
 from syncd_testkit.emulators.google import GoogleEmulator
 from tests.contract import timed
-from tests.google.helpers import OWNER, TZ, FakeClock, HookedHttp, connector
+from tests.google.helpers import OWNER, TZ, WINDOW, FakeClock, HookedHttp, connector
 
 
 def busiest_minute(calls_at: list[tuple[float, int]]) -> int:
@@ -86,3 +89,58 @@ def test_cycles_of_one_user_share_one_budget(google_emulator: GoogleEmulator) ->
     other = open_calendar(account(google_emulator, name="bob", owner="bob@example.com"), context)
     assert first.transport.budget is second.transport.budget
     assert other.transport.budget is not first.transport.budget
+
+
+class FakeLine:
+    """A send line as :class:`syncd.store.limits.LimitStore` keeps it, on a fake clock
+    (the database's own is tested in tests/replicas/test_limits.py)."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.next_at: dict[str, float] = {}
+        self.takes = 0
+
+    def pace(self, scope: str, seconds: float) -> float:
+        self.takes += 1
+        now = self.clock.now
+        start = max(self.next_at.get(scope, now), now)
+        self.next_at[scope] = start + seconds
+        return start - now
+
+    def take_slots(self, scope: str, limit: int, permits: int, hold: float) -> str | None:
+        raise AssertionError("Google takes no slots")
+
+    def give_back(self, scope: str, ticket: str) -> None:
+        raise AssertionError("Google takes no slots")
+
+
+@pytest.mark.parametrize(("per_minute", "parts"), [(500, [50]), (500, [1]), (500, [50, 1, 7]),
+                                                  (60, [6, 1]), (7, [1])])
+def test_a_shared_budget_never_exceeds_the_limit_in_any_sliding_minute(
+        per_minute: int, parts: list[int]) -> None:
+    """Replicas take from one line in turn: whatever the batch sizes, no minute of send
+    times holds more than the limit, and one database statement is spent per take."""
+    clock = FakeClock()
+    line = FakeLine(clock)
+    budgets = [SharedRequestBudget(line, OWNER, per_minute, sleep=clock.sleep)
+               for _replica in range(3)]
+    assert budgets[0].capacity <= 50
+    sent: list[tuple[float, int]] = []
+    for i in range(6 * per_minute):
+        n = min(parts[i % len(parts)], budgets[0].capacity)
+        budgets[i % 3].take(n)
+        sent.append((clock.now, n))
+    assert busiest_minute(sent) <= per_minute
+    assert line.takes == len(sent)
+    total = sum(n for _, n in sent)
+    assert total / ((clock.now - 1000.0) / 60) >= 0.8 * per_minute
+
+
+def test_a_connector_of_a_replica_spends_from_the_shared_budget() -> None:
+    clock = FakeClock()
+    account = AccountConfig(name="a", provider="google", owner=OWNER,
+                            auth={"api_endpoint": "https://calendar.test/calendar/v3/"})
+    shared = open_calendar(account, ConnectorContext(TZ, WINDOW, limits=FakeLine(clock)))
+    assert isinstance(shared.transport.budget, SharedRequestBudget)
+    alone = open_calendar(account, ConnectorContext(TZ, WINDOW))
+    assert isinstance(alone.transport.budget, RequestBudget)

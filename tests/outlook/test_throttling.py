@@ -13,13 +13,14 @@ from typing import Any
 
 import pytest
 
+from connectors import ConnectorContext
 from connectors.base import CreateOp
 from connectors.outlook import OutlookCalendar
 from syncd.errors import RateLimited, Transient
 from syncd_testkit.emulators.graph import FaultRule
 from syncd_testkit.emulators.identity import RoutingSession
 from tests.contract import timed
-from tests.outlook.conftest import ALICE, WINDOW, Context, Env
+from tests.outlook.conftest import ALICE, CLIENT_ID, WINDOW, Context, Env
 
 
 class FakeClock:
@@ -168,3 +169,62 @@ def test_a_write_larger_than_a_batch_is_split_into_batches_of_twenty(env: Env,
     assert [r.error for r in results] == [None] * 25
     assert [m for _, m in session.sent] == ["POST", "POST"]
     assert len(env.graph.events(ALICE)) == 25
+
+
+class FakeSlots:
+    """A mailbox's slots as :class:`syncd.store.limits.LimitStore` keeps them for every
+    replica, in memory (the database's own is tested in tests/replicas/test_limits.py);
+    ``elsewhere`` are held by other replicas."""
+
+    def __init__(self, elsewhere: int = 0) -> None:
+        self.elsewhere = elsewhere
+        self.tickets: dict[str, int] = {}
+        self.takes: list[tuple[str, int, int]] = []
+        self.peak = 0
+        self._lock = threading.Lock()
+
+    def pace(self, scope: str, seconds: float) -> float:
+        raise AssertionError("Graph paces nothing")
+
+    def take_slots(self, scope: str, limit: int, permits: int, hold: float) -> str | None:
+        with self._lock:
+            self.takes.append((scope, limit, permits))
+            if self.elsewhere + sum(self.tickets.values()) + permits > limit:
+                return None
+            ticket = f"t{len(self.takes)}"
+            self.tickets[ticket] = permits
+            self.peak = max(self.peak, sum(self.tickets.values()))
+            return ticket
+
+    def give_back(self, scope: str, ticket: str) -> None:
+        with self._lock:
+            del self.tickets[ticket]
+
+
+def test_a_replicas_requests_take_the_mailboxs_shared_slots_and_give_them_back(
+        env: Env) -> None:
+    slots = FakeSlots()
+    account = env.account()
+    conn = OutlookCalendar(account, ConnectorContext("Europe/Oslo", WINDOW, limits=slots),
+                           session=env.session)
+    assert all(r.error is None for r in conn.write(_creates(20)))  # one $batch of 4 chains
+    assert slots.tickets == {}  # every slot given back
+    assert slots.peak == 4
+    scopes = {scope for scope, _limit, _permits in slots.takes}
+    assert scopes == {f"graph:{env.graph.base_url.split('/')[2]}|{CLIENT_ID}|{ALICE.lower()}"}
+    assert {limit for _scope, limit, _permits in slots.takes} == {4}
+    assert (scopes.pop(), 4, 4) in slots.takes  # the batch took its four chains' slots
+
+
+def test_a_mailbox_whose_slots_other_replicas_hold_is_left_for_later_and_sent_nothing(
+        env: Env, clock: FakeClock) -> None:
+    slots = FakeSlots(elsewhere=4)
+    session = StampingSession(env.identity)
+    session.clock, session.graph_base, session.sent = clock, env.graph.base_url, []
+    conn = OutlookCalendar(env.account(), ConnectorContext("Europe/Oslo", WINDOW, limits=slots),
+                           session=session, clock=clock, sleep=clock.sleep, max_wait=5.0)
+    with pytest.raises(RateLimited):
+        conn.get("AAMkAGI2")
+    assert session.sent == []
+    assert 4.0 < clock.now - 1_000.0 <= 5.0  # it waited, polling, up to max_wait
+    assert len(slots.takes) > 3

@@ -86,3 +86,27 @@ def test_the_configured_lease_is_what_a_replica_claims_and_a_cycle_renews(
     finally:
         daemon.dispatcher.stop()
         daemon.service.close()
+
+
+def test_a_replicas_connectors_count_provider_limits_in_the_database(tmp_path: Path) -> None:
+    """With ``replica = true`` every connector gets the shared limits; a single process
+    keeps counting in memory."""
+    from syncd.service import Service
+    from syncd.store.limits import LimitStore
+
+    account = AccountConfig(name="g", provider="google", owner="ann@example.com",
+                            auth={"api_endpoint": "https://calendar.test/calendar/v3/"})
+    seen: list[object] = []
+    for replica in (True, False):
+        service = Service(Config(data_dir=str(tmp_path / str(replica)), accounts=(account,),
+                                 replica=replica))
+        service.store.add_user("ann@example.com", "Ann", "UTC")
+        try:
+            connector = service.open_connector(account, read_only=True)
+            seen.append(type(connector.transport.budget).__name__)  # type: ignore[attr-defined]
+            seen.append(service._limits())
+            connector.close()
+        finally:
+            service.close()
+    assert seen[0] == "SharedRequestBudget" and isinstance(seen[1], LimitStore)
+    assert seen[2:] == ["RequestBudget", None]

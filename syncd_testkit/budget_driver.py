@@ -1,0 +1,179 @@
+"""One replica's worth of provider requests for the shared-budget tests: the product's
+connector transports, spending from the budgets every replica shares in the database
+(``--alone``: from this process's own, as a single process does), in a process of its
+own so that several of them are several clients of one provider.
+
+``python -m syncd_testkit.budget_driver google --url URL --endpoint API_ROOT [...]``
+sends event reads as one Google user through :class:`connectors.google.GoogleCalendar`
+paced by :class:`connectors.google_http.SharedRequestBudget` (``--per-window`` requests
+per ``--window`` seconds, the minute shortened so a test stays short).
+
+``python -m syncd_testkit.budget_driver graph --url URL --endpoint GRAPH_ROOT
+--mailbox M [...]`` sends event listings to one mailbox through
+:class:`connectors.outlook_http.GraphTransport` with the shared mailbox slots.
+
+Each runs ``--threads`` threads for ``--seconds`` (after a ``go`` line on standard
+input, so that every replica starts at once) and prints ``done {json counts}``:
+``sent`` requests answered 2xx/404, ``refused`` ones the provider throttled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import httplib2
+import requests
+
+from connectors.base import SharedLimits, Window
+from connectors.google import GoogleCalendar
+from connectors.google_http import Pacer, RequestBudget, RetryPolicy, SharedRequestBudget
+from connectors.outlook_http import GraphTransport
+from syncd.config_types import AccountConfig
+from syncd.errors import ConnectorError
+from syncd.store.db import Database
+from syncd.store.limits import LimitStore
+
+USER = "ann@example.com"
+
+
+class _Tokens:
+    """A bearer token the Graph emulator accepts (it checks none without an identity)."""
+
+    def token(self) -> str:
+        return "test-token"
+
+    def invalidate(self) -> None:
+        """Nothing to forget."""
+
+
+def _google(args: argparse.Namespace, limits: SharedLimits | None) -> Callable[[], bool]:
+    budget: Pacer = (RequestBudget(args.per_window, window=args.window) if limits is None
+                     else SharedRequestBudget(limits, USER, args.per_window,
+                                              window=args.window))
+    now = datetime.now(UTC)
+    account = AccountConfig(name="ann", provider="google", owner=USER,
+                            auth={"api_endpoint": args.endpoint})
+    local = threading.local()
+
+    def one() -> bool:
+        calendar = getattr(local, "calendar", None)
+        if calendar is None:  # one connector per thread, as one per account
+            calendar = local.calendar = GoogleCalendar(
+                account, owner_tz="UTC", window=Window(now - timedelta(days=1), now),
+                http=httplib2.Http(timeout=10), budget=budget,
+                retry=RetryPolicy(attempts=1))
+        try:
+            calendar.get("missing0event")
+        except ConnectorError:
+            return False
+        return True
+
+    return one
+
+
+def _graph(args: argparse.Namespace, limits: SharedLimits | None) -> Callable[[], bool]:
+    local = threading.local()
+
+    def one() -> bool:
+        transport = getattr(local, "transport", None)
+        if transport is None:
+            transport = local.transport = GraphTransport(
+                requests.Session(), args.endpoint, _Tokens(), mailbox=args.mailbox,
+                prefer='IdType="ImmutableId"', limits=limits, app="driver")
+        try:
+            answer = transport.request("GET", f"/users/{args.mailbox}/events?$top=1")
+        except ConnectorError:
+            return False
+        return answer.status != 429
+
+    return one
+
+
+def drive(provider: str, url: str, endpoint: str, replicas: int, **options: object
+          ) -> list[dict[str, int]]:
+    """Run ``replicas`` driver processes side by side, started together once all are
+    ready; returns each one's counts. ``options`` are the command line's (``alone=True``
+    for ``--alone``)."""
+    args = [sys.executable, "-m", "syncd_testkit.budget_driver", provider, "--url", url,
+            "--endpoint", endpoint]
+    for key, value in options.items():
+        flag = f"--{key.replace('_', '-')}"
+        args += [flag] if value is True else [] if value is False else [flag, str(value)]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    processes = [subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  text=True, cwd=root) for _ in range(replicas)]
+    try:
+        for process in processes:  # imports take a while on a busy machine
+            assert process.stdout is not None
+            line = process.stdout.readline().strip()
+            if line != "ready":
+                raise RuntimeError(f"a budget driver did not start: {line!r}")
+        for process in processes:
+            assert process.stdin is not None
+            process.stdin.write("go\n")
+            process.stdin.flush()
+        results = []
+        for process in processes:
+            out, _ = process.communicate(timeout=120)
+            done = [line for line in out.splitlines() if line.startswith("done ")]
+            if not done:
+                raise RuntimeError(f"a budget driver ended without its counts: {out!r}")
+            results.append(json.loads(done[-1][5:]))
+        return results
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("provider", choices=("google", "graph"))
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--mailbox", default=USER)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--per-window", type=int, default=20)
+    parser.add_argument("--window", type=float, default=2.0)
+    parser.add_argument("--alone", action="store_true",
+                        help="count in this process only, as without [syncd] replica")
+    args = parser.parse_args(argv)
+
+    db = Database(args.url, run_migrations=False)
+    limits = None if args.alone else LimitStore(db)
+    one = (_google if args.provider == "google" else _graph)(args, limits)
+    counts: Counter[str] = Counter()
+    lock = threading.Lock()
+    print("ready", flush=True)
+    sys.stdin.readline()  # "go"
+    until = time.monotonic() + args.seconds
+
+    def loop() -> None:
+        while time.monotonic() < until:
+            ok = one()
+            with lock:
+                counts["sent" if ok else "refused"] += 1
+
+    threads = [threading.Thread(target=loop) for _ in range(args.threads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    print("done " + json.dumps(dict(counts)), flush=True)
+    db.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Provider budgets shared by replica processes through PostgreSQL, counted at the
+emulators: several replicas acting as one Google user never pass the user's quota in any
+sliding window, and several replicas talking to one mailbox never have more than 4
+requests in flight there. Each is shown against its control: the same replicas counting
+on their own (as a single process does) pass the limit, so the measure can see it.
+
+The window is shortened (Google's is a minute) so that each test stays short; the
+arithmetic is the same. The long version is in bench/failover.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from syncd.store.db import Database
+from syncd.store.limits import LimitStore
+from syncd_testkit.budget_driver import USER, drive
+from syncd_testkit.emulators.google import GoogleEmulator
+from syncd_testkit.emulators.graph import GraphEmulator
+
+pytestmark = pytest.mark.postgres
+
+REPLICAS = 3
+#: syncd's budget and Google's quota per window, in the ratio of the defaults (500 of 600
+#: a minute): the gap is what requests reaching Google later than their slot may use.
+BUDGET, QUOTA = 20, 24
+WINDOW = 2.0  # seconds
+SECONDS = 4.0  # each replica's run: two windows and more
+
+
+@pytest.fixture
+def google() -> Iterator[GoogleEmulator]:
+    with GoogleEmulator(per_user_quota_per_minute=QUOTA, quota_window_seconds=WINDOW) as emu:
+        yield emu
+
+
+@pytest.fixture
+def graph() -> Iterator[GraphEmulator]:
+    emu = GraphEmulator()
+    emu.latency_seconds = 0.05  # each request holds its slot a while: overlaps show
+    emu.concurrency_retry_after = 1  # (the control's refused requests wait 1 s)
+    emu.add_mailbox(USER)
+    with emu:
+        yield emu
+
+
+def _google_run(pg_url: str, google: GoogleEmulator, *, alone: bool) -> tuple[int, int, int]:
+    """(requests answered, refused, the most counted in one window) at the emulator."""
+    results = drive("google", pg_url, google.api_endpoint, REPLICAS, threads=2,
+                    seconds=SECONDS, per_window=BUDGET, window=WINDOW, alone=alone)
+    counter = google.user_quota
+    assert counter is not None
+    assert all(r.get("sent", 0) > 0 for r in results), results  # every replica sent
+    return (sum(r.get("sent", 0) for r in results), sum(counter.refused.values()),
+            max(counter.peak.values(), default=0))
+
+
+def test_replicas_acting_as_one_google_user_stay_under_its_quota_in_every_window(
+        pg_url: str, pg: Database, google: GoogleEmulator) -> None:
+    sent, refused, peak = _google_run(pg_url, google, alone=False)
+    assert refused == 0
+    assert peak <= QUOTA
+    # The budget was spent, not idled: more than a window's worth went out, over
+    # several windows.
+    assert sent > BUDGET
+
+
+def test_replicas_counting_alone_pass_the_google_users_quota(
+        pg_url: str, pg: Database, google: GoogleEmulator) -> None:
+    """The control: each replica's own budget keeps it alone under the quota, not all."""
+    _sent, refused, peak = _google_run(pg_url, google, alone=True)
+    assert refused > 0 and peak == QUOTA
+
+
+def _graph_run(pg_url: str, graph: GraphEmulator, *, alone: bool) -> int:
+    results = drive("graph", pg_url, graph.base_url, REPLICAS, threads=3, seconds=2.0,
+                    mailbox=USER, alone=alone)
+    assert all(r.get("sent", 0) > 0 for r in results), results
+    return graph.max_in_flight_seen[USER.lower()]
+
+
+def test_replicas_never_have_more_than_four_requests_in_flight_at_one_mailbox(
+        pg_url: str, pg: Database, graph: GraphEmulator) -> None:
+    assert _graph_run(pg_url, graph, alone=False) == 4  # the four slots, and no more
+    assert LimitStore(pg).held(f"graph:{graph.base_url.split('/')[2]}|driver|{USER}") == 0
+
+
+def test_replicas_counting_alone_pass_the_mailboxs_concurrency(
+        pg_url: str, pg: Database, graph: GraphEmulator) -> None:
+    """The control: each replica's own gate allows 4, so three together allow 12."""
+    assert _graph_run(pg_url, graph, alone=True) > 4

@@ -1,0 +1,100 @@
+"""The limits every replica shares in the database (syncd.store.limits): a send line paced
+in one statement per take, and concurrency slots taken all or none, given back by ticket
+and freed by their expiry when the holder never gives them back."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import delete
+
+from syncd.store.budget_tables import BudgetBurst, BudgetSlot
+from syncd.store.db import Database
+from syncd.store.limits import LimitStore
+
+
+@pytest.fixture
+def limits(any_db: Database) -> Iterator[LimitStore]:
+    """A store over an empty set of lines and slots (the PostgreSQL database is shared)."""
+    with any_db.session() as s:
+        s.execute(delete(BudgetSlot))
+        s.execute(delete(BudgetBurst))
+    yield LimitStore(any_db)
+
+
+def test_takes_on_one_line_wait_for_the_reservations_before_them(limits: LimitStore) -> None:
+    waits = [limits.pace("google:ann@example.com", 10.0) for _ in range(4)]
+    assert waits[0] == 0.0  # a new line: at once
+    # Each reservation begins where the last one ended (less the moments between takes).
+    for before, after in itertools.pairwise(waits):
+        assert 9.0 < after - before <= 10.0
+    assert limits.pace("google:bob@example.com", 10.0) == 0.0  # another user's line
+
+
+def test_takes_from_many_threads_never_share_a_slot_of_the_line(limits: LimitStore) -> None:
+    def take() -> None:
+        for _ in range(5):
+            limits.pace("google:ann@example.com", 30.0)
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Twenty reservations of 30 s from an empty line: the next begins 600 s on (less the
+    # moments the takes took). A lost update would have left it 30 s or more short.
+    assert 590.0 < limits.pace("google:ann@example.com", 30.0) <= 600.0
+
+
+def test_slots_are_taken_all_or_none_and_given_back_by_ticket(limits: LimitStore) -> None:
+    scope = "graph:graph.example|app|ann@example.com"
+    first = limits.take_slots(scope, 4, 3, hold=60)
+    assert first is not None and limits.held(scope) == 3
+    assert limits.take_slots(scope, 4, 2, hold=60) is None  # one free: nothing taken
+    assert limits.held(scope) == 3
+    second = limits.take_slots(scope, 4, 1, hold=60)
+    assert second is not None and limits.take_slots(scope, 4, 1, hold=60) is None
+    limits.give_back(scope, first)
+    assert limits.held(scope) == 1
+    assert limits.take_slots(scope, 4, 3, hold=60) is not None
+    assert limits.take_slots("graph:graph.example|app|bob@example.com", 4, 4, hold=60)
+
+
+def test_slots_a_dead_holder_never_gave_back_free_themselves_at_their_expiry(
+        limits: LimitStore) -> None:
+    scope = "graph:graph.example|app|ann@example.com"
+    assert limits.take_slots(scope, 4, 4, hold=0) is not None  # a replica killed holding all
+    assert limits.held(scope) == 0
+    assert limits.take_slots(scope, 4, 4, hold=60) is not None
+
+
+def test_threads_racing_for_slots_never_hold_more_than_the_limit(
+        limits: LimitStore) -> None:
+    scope = "graph:graph.example|app|ann@example.com"
+    peak = 0
+    held = 0
+    lock = threading.Lock()
+
+    def work() -> None:
+        nonlocal peak, held
+        for _ in range(15):
+            ticket = limits.take_slots(scope, 4, 1, hold=60)
+            if ticket is None:
+                continue
+            with lock:
+                held += 1
+                peak = max(peak, held)
+            with lock:
+                held -= 1
+            limits.give_back(scope, ticket)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert 1 <= peak <= 4
+    assert limits.held(scope) == 0
