@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from connectors.base import BUSY_KINDS, BusyInterval
 from syncd.errors import Transient
+from syncd.model import When
 
 #: Busy items one answer may carry: one every five minutes for the longest span asked in
 #: one request (Graph's 62 days) is under 18,000; more is a hostile or broken server.
@@ -108,3 +109,18 @@ def all_day_span(start: date, end: date, tz: str) -> tuple[datetime, datetime]:
     zone = ZoneInfo(tz)
     return (datetime.combine(start, datetime.min.time(), zone).astimezone(UTC),
             datetime.combine(end, datetime.min.time(), zone).astimezone(UTC))
+
+
+def instants(when: When, zone: str) -> tuple[datetime, datetime]:
+    """A span as instants; an all-day one from midnight to midnight in ``zone``."""
+    if when.all_day:
+        assert isinstance(when.start, date) and isinstance(when.end, date)
+        return all_day_span(when.start, when.end, zone)
+    assert isinstance(when.start, datetime) and isinstance(when.end, datetime)
+    return when.start, when.end
+
+
+def overlaps(span: tuple[datetime, datetime], start: datetime, end: datetime) -> bool:
+    """Whether ``span`` overlaps [start, end); an empty span counts where it lies."""
+    first, last = span
+    return start <= first < end if first == last else first < end and last > start

@@ -31,7 +31,7 @@ import logging
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
@@ -54,7 +54,7 @@ from connectors.base import (
     WriteOp,
     WriteResult,
 )
-from connectors.busy import BusyTally, all_day_span, check_span
+from connectors.busy import BusyTally, check_span, instants, overlaps
 from connectors.caldav_busy import NoFreeBusy, calendar_query, free_busy
 from connectors.caldav_http import (
     BadReply,
@@ -84,7 +84,6 @@ from syncd.errors import (
     Transient,
     Unreachable,
 )
-from syncd.model import When
 from syncd.network import network_reason
 
 log = logging.getLogger("syncd.caldav")
@@ -528,7 +527,7 @@ class CalDAVCalendar:
             if event.problem is not None:
                 tally.skip("an event that could not be read")
             elif kind is not None and event.projection is not None:
-                first, last = _instants(event.projection.when, self.owner_tz)
+                first, last = instants(event.projection.when, self.owner_tz)
                 tally.add(first, last, kind)
         return tally.result(log)
 
@@ -560,7 +559,7 @@ class CalDAVCalendar:
             else:
                 found.extend(result)
         kept = [(e, k) for e, k in found if e.projection is None or
-                _overlaps(_instants(e.projection.when, self.owner_tz), start, end)]
+                overlaps(instants(e.projection.when, self.owner_tz), start, end)]
         return sorted(kept, key=lambda pair: _sort_key(pair[0], self.owner_tz))
 
     # --- writes -------------------------------------------------------------------------
@@ -762,24 +761,10 @@ def _one_event_per_uid(events: Sequence[RemoteEvent]) -> list[RemoteEvent]:
     return kept
 
 
-def _instants(when: When, owner_tz: str) -> tuple[datetime, datetime]:
-    """A span as instants; an all-day one from midnight to midnight in the owner's zone."""
-    if when.all_day:
-        assert isinstance(when.start, date) and isinstance(when.end, date)
-        return all_day_span(when.start, when.end, owner_tz)
-    assert isinstance(when.start, datetime) and isinstance(when.end, datetime)
-    return when.start, when.end
-
-
-def _overlaps(span: tuple[datetime, datetime], start: datetime, end: datetime) -> bool:
-    first, last = span
-    return start <= first < end if first == last else first < end and last > start
-
-
 def _sort_key(event: RemoteEvent, owner_tz: str) -> tuple[datetime, str]:
     if event.projection is None:
         return datetime.min.replace(tzinfo=UTC), event.event_id
-    return _instants(event.projection.when, owner_tz)[0], event.event_id
+    return instants(event.projection.when, owner_tz)[0], event.event_id
 
 
 def _event_id(url: object) -> str:

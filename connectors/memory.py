@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from connectors.base import (
+    BusyInterval,
     Capabilities,
     ChangeSet,
     Channel,
@@ -27,6 +28,7 @@ from connectors.base import (
     WriteOp,
     WriteResult,
 )
+from connectors.busy import check_span, instants, overlaps
 from syncd.errors import CursorExpired, EtagMismatch, EventGone, PushRefused, Transient
 from syncd.model import Projection
 
@@ -202,3 +204,21 @@ class MemoryCalendar:
 
     def live(self) -> list[RemoteEvent]:
         return [s.event for s in self.store.values() if not s.event.deleted]
+
+    # --- free/busy and the agenda (FreeBusyReadable, WindowReadable) -------------------
+
+    def events_between(self, start: datetime, end: datetime) -> list[RemoteEvent]:
+        """The live events overlapping [start, end) (an all-day one from midnight to
+        midnight in its own zone), by start."""
+        start, end = check_span(start, end)
+        found = [(instants(e.projection.when, e.projection.when.tz), e) for e in self.live()
+                 if e.projection is not None]
+        return [e for span, e in sorted(found, key=lambda p: (p[0], p[1].event_id))
+                if overlaps(span, start, end)]
+
+    def busy_between(self, start: datetime, end: datetime) -> list[BusyInterval]:
+        """The busy events overlapping [start, end), whole, by start; free ones are not."""
+        spans = [instants(e.projection.when, e.projection.when.tz)
+                 for e in self.events_between(start, end)
+                 if e.projection is not None and e.projection.busy]
+        return [BusyInterval(first, last) for first, last in spans if first < last]
