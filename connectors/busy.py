@@ -11,9 +11,10 @@ could hold is refused as a whole: cutting it short would report busy time as fre
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from connectors.base import BUSY_KINDS, BusyInterval
@@ -79,6 +80,18 @@ class BusyTally:
         if self.seen > MAX_ITEMS:
             raise Transient(reason=f"{self.source}: the free/busy answer holds over "
                             f"{MAX_ITEMS} items", status=200)
+
+    def each(self, items: object, what: str) -> Iterator[Mapping[str, Any]]:
+        """The JSON objects of ``items`` (a JSON list of ``what``), each counted; anything
+        else in the list is skipped. A value that is no list refuses the answer."""
+        if not isinstance(items, list):
+            raise Transient(reason=f"{self.source}: the {what}s are not a list", status=200)
+        for item in items:
+            self.item()
+            if isinstance(item, Mapping):
+                yield item
+            else:
+                self.skip(f"a {what} that is not an object")
 
     def add(self, start: datetime, end: datetime, kind: str) -> None:
         """Keep [start, end) as ``kind``; an empty or inverted span is skipped."""

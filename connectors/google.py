@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -363,25 +363,13 @@ class GoogleCalendar:
                             "singleEvents": True, "orderBy": "startTime",
                             "showDeleted": False, "maxResults": PAGE_SIZE}
         events: list[RemoteEvent] = []
-        page_token: str | None = None
-        for _ in range(MAX_PAGES):
-            page = {**params, "pageToken": page_token} if page_token else params
-            reply = self.transport.one(self._window_request(page))
-            if not reply.ok:
-                raise self._listing_error(reply)
-            body = reply.body or {}
-            items = body.get("items") or []
-            if not isinstance(items, list):
-                raise Transient(reason="a listing page's items are not a list", status=200)
+        for items, _body in self._listing_pages(self._window_request, params):
             for item in items:
                 event = read_occurrence(item, owner=self.owner, default_tz=self.owner_tz,
                                         describe_guests=self.describe_guests)
                 if not event.deleted:
                     events.append(event)
-            page_token = body.get("nextPageToken")
-            if not page_token:
-                return events
-        raise Transient(reason=f"a listing did not end after {MAX_PAGES} pages", status=200)
+        return events
 
     # --- reading --------------------------------------------------------------------------
 
@@ -416,25 +404,33 @@ class GoogleCalendar:
         held at a time, not the whole calendar's.
         """
         events: list[RemoteEvent] = []
+        token = None
+        for items, body in self._listing_pages(self._list_request, params):
+            # Every item is read, whatever it is: one that is not an event is quarantined.
+            events.extend(self._read(item) for item in items)
+            token = body.get("nextSyncToken")  # only the last page has one
+        if not token:
+            raise Transient(reason="a listing ended without a sync token", status=200)
+        return events, str(token)
+
+    def _listing_pages(self, request: Callable[[JsonDict], Callable[[], Any]],
+                       params: JsonDict) -> Iterator[tuple[list[Any], JsonDict]]:
+        """Each page of an ``events.list`` (its items and its body), following
+        ``nextPageToken`` through short and empty pages to the last one."""
         page_token: str | None = None
         for _ in range(MAX_PAGES):
             page = {**params, "pageToken": page_token} if page_token else params
-            reply = self.transport.one(self._list_request(page))
+            reply = self.transport.one(request(page))
             if not reply.ok:
                 raise self._listing_error(reply)
             body = reply.body or {}
             items = body.get("items") or []
             if not isinstance(items, list):
                 raise Transient(reason="a listing page's items are not a list", status=200)
-            # Every item is read, whatever it is: one that is not an event is quarantined.
-            events.extend(self._read(item) for item in items)
+            yield items, body
             page_token = body.get("nextPageToken")
-            if page_token:
-                continue
-            token = body.get("nextSyncToken")
-            if not token:
-                raise Transient(reason="a listing ended without a sync token", status=200)
-            return events, str(token)
+            if not page_token:
+                return
         raise Transient(reason=f"a listing did not end after {MAX_PAGES} pages", status=200)
 
     # --- writing --------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -400,11 +401,7 @@ def read_occurrence(resource: Mapping[str, Any], *, owner: str, default_tz: str,
         plain = {k: v for k, v in item.items() if k not in ("recurringEventId", "recurrence")}
         event = _read_event(plain, owner=owner, default_tz=default_tz,
                             describe_guests=describe_guests)
-        if not series or event.deleted:
-            return event
-        return RemoteEvent(event.event_id, event.etag, event.marker, event.projection,
-                           recurring=True, problem=event.problem, updated=event.updated,
-                           ical_uid=event.ical_uid, organizer=event.organizer)
+        return event if not series or event.deleted else replace(event, recurring=True)
 
     return read_guarded(resource, read, etag_keys=("etag",), marker_of=read_marker)
 
@@ -432,14 +429,7 @@ def read_free_busy(body: object, calendar_id: str, tally: BusyTally) -> None:
         if "notFound" in reasons:
             raise CalendarMissing(calendar=calendar_id, found=())
         raise Transient(reason=f"freeBusy: {', '.join(reasons[:3]) or 'error'}", status=200)
-    blocks = entry.get("busy") or []
-    if not isinstance(blocks, list):
-        raise Transient(reason="freeBusy: the busy blocks are not a list", status=200)
-    for block in blocks:
-        tally.item()
-        if not isinstance(block, Mapping):
-            tally.skip("a busy block that is not an object")
-            continue
+    for block in tally.each(entry.get("busy") or [], "busy block"):
         try:
             start, end = parse_instant(block.get("start")), parse_instant(block.get("end"))
         except (ValueError, OverflowError):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -471,11 +472,7 @@ def read_occurrence(data: Mapping[str, Any], *, fallback_tz: str, mailbox: str,
         kind = str(item.get("type") or "singleInstance")
         event = _read_event({**item, "type": "singleInstance"}, fallback_tz=fallback_tz,
                             mailbox=mailbox, describe_guests=describe_guests)
-        if kind == "singleInstance":
-            return event
-        return RemoteEvent(event.event_id, event.etag, event.marker, event.projection,
-                           recurring=True, problem=event.problem, updated=event.updated,
-                           ical_uid=event.ical_uid, organizer=event.organizer)
+        return event if kind == "singleInstance" else replace(event, recurring=True)
 
     return read_guarded(data, read, etag_keys=("@odata.etag", "changeKey"),
                         marker_of=lambda d: extended_value(d, MARKER_PROP))
@@ -503,14 +500,7 @@ def read_schedule(body: object, mailbox: str, tally: BusyTally) -> None:
         code = str(error.get("responseCode") or "error")[:60] if isinstance(
             error, Mapping) else "error"
         raise Transient(reason=f"getSchedule: {code}", status=200)
-    items = schedule.get("scheduleItems") or []
-    if not isinstance(items, list):
-        raise Transient(reason="getSchedule: the schedule items are not a list", status=200)
-    for item in items:
-        tally.item()
-        if not isinstance(item, Mapping):
-            tally.skip("a schedule item that is not an object")
-            continue
+    for item in tally.each(schedule.get("scheduleItems") or [], "schedule item"):
         status = str(item.get("status") or "")
         if status == "free":
             continue
