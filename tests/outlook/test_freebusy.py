@@ -59,6 +59,14 @@ def test_tentative_out_of_office_and_elsewhere_keep_their_kinds(
         (at(9), "tentative"), (at(13), "oof"), (at(15), "elsewhere")]
 
 
+def test_an_answer_in_another_zone_means_the_same_instants(env: Env) -> None:
+    put(env, "Call", at(9), at(10))
+    conn = env.connector(env.account(), response_zone="W. Europe Standard Time")
+    assert conn.busy_between(at(0), at(24)) == [BusyInterval(at(9), at(10))]
+    [view] = conn.events_between(at(0), at(24))
+    assert view.projection is not None and view.projection.when.start == at(9)
+
+
 def test_an_all_day_event_is_busy_for_its_whole_day(env: Env, conn: OutlookCalendar) -> None:
     env.graph.create_event_as_user(ALICE, {
         "subject": "Offsite", "isAllDay": True,
