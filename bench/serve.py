@@ -37,7 +37,7 @@ class Controller:
 
     def call(self, method: str, params: dict[str, Any]) -> Any:
         if method == "stats":
-            return {"requests": self.proxy.counts.snapshot(reset=bool(params.get("reset"))),
+            return {"requests": self.proxy.traffic.snapshot(reset=bool(params.get("reset"))),
                     "server_cpu_s": self.server_cpu()}
         with self.lock:  # one user at a time, as the calendar app would be
             if method == "setup":

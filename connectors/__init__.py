@@ -53,6 +53,8 @@ class ConnectorContext:
     ``limits`` (a :class:`connectors.base.SharedLimits`), when given, counts the
     provider's limits with every other replica (Google's per-user minute, Graph's
     requests in flight per mailbox); without it the process counts on its own.
+    ``timeout`` is how many seconds a request waits for the server's answer before it
+    counts as lost (``[syncd] request_timeout_seconds``).
     """
 
     owner_tz: str
@@ -62,6 +64,7 @@ class ConnectorContext:
     before_request: Callable[[], None] | None = None
     discovery: Any = None
     limits: SharedLimits | None = None
+    timeout: float = 30.0
 
 
 def open_connector(account: AccountConfig, context: ConnectorContext) -> CalendarConnector:

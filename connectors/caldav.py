@@ -782,4 +782,5 @@ def open_calendar(account: AccountConfig, context: Any) -> CalDAVCalendar:
     return CalDAVCalendar(account, owner_tz=context.owner_tz,
                           read_only=getattr(context, "read_only", False),
                           before_request=getattr(context, "before_request", None),
-                          discovery=getattr(context, "discovery", None))
+                          discovery=getattr(context, "discovery", None),
+                          timeout=int(getattr(context, "timeout", 30)))

@@ -600,4 +600,5 @@ def open_calendar(account: AccountConfig, context: Any) -> GoogleCalendar:
     budget: Pacer = (SharedRequestBudget(limits, user, per_minute) if limits is not None
                      else shared_budget(user, per_minute))
     return GoogleCalendar(account, owner_tz=context.owner_tz, window=context.window,
-                          credentials=context.credentials, budget=budget)
+                          credentials=context.credentials, budget=budget,
+                          timeout=getattr(context, "timeout", 30.0))

@@ -624,4 +624,5 @@ class OutlookCalendar:
 
 def open_calendar(account: AccountConfig, context: Any) -> OutlookCalendar:
     """Registry entry point (see ``connectors.REGISTRY``)."""
-    return OutlookCalendar(account, context)
+    read = float(getattr(context, "timeout", 30.0))
+    return OutlookCalendar(account, context, timeout=(min(10.0, read), read))

@@ -141,6 +141,10 @@ GENERAL: dict[str, Option] = {
                                      expected="seconds after which a cycle stops writing"),
     "shutdown_grace_seconds": Option(int, 30, check=positive_check,
                                      expected="seconds SIGTERM waits for cycles in flight"),
+    "request_timeout_seconds": Option(int, 30, check=positive_check,
+                                      expected="seconds a request waits for the server",
+                                      help="how long a calendar or CRM request may wait for "
+                                           "an answer before it counts as lost"),
 }
 LOGGING: dict[str, Option] = {
     "level": Option(str, "info", choices=("debug", "info", "warning", "error")),
@@ -265,6 +269,7 @@ class Config:
     retention_days: int = 30  # deleted activities are purged this many days later
     cycle_deadline_seconds: int = 900  # a cycle past it writes no more batches
     shutdown_grace_seconds: int = 30  # how long SIGTERM waits for cycles in flight
+    request_timeout_seconds: int = 30  # a request with no answer by then counts as lost
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     embedded_host: str = "127.0.0.1"
     embedded_port: int = 5232

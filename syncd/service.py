@@ -160,7 +160,8 @@ class Service:
         self.db = db or Database(config.database_url, workers=config.workers)
         self.store = ActivityStore(self.db)  # users of the embedded calendar server
         self.source = open_source(config.crm_kind, self.db, config.crm_options,
-                                  default_zone=config.default_time_zone)
+                                  default_zone=config.default_time_zone,
+                                  timeout=config.request_timeout_seconds)
         self.state = StateStore(self.db)
         self.replica = lease_owner_id()
         # Connectors live across cycles: keep-alive connections, cached tokens and a
@@ -253,7 +254,8 @@ class Service:
         tz = account.time_zone or (owner.time_zone if owner else self.config.default_time_zone)
         context = ConnectorContext(tz, self._policy(account).window(now), self.credentials(),
                                    read_only=read_only, before_request=self.before_request,
-                                   discovery=self._discovery(account), limits=self._limits())
+                                   discovery=self._discovery(account), limits=self._limits(),
+                                   timeout=self.config.request_timeout_seconds)
         return open_connector(account, context)
 
     def policy(self, account: AccountConfig) -> AccountPolicy:

@@ -36,10 +36,11 @@ def source_options() -> dict[str, ProviderOptions]:
 
 
 def open_source(kind: str, db: Database, options: Mapping[str, Any] | None = None, *,
-                default_zone: str = "UTC") -> CrmSource:
+                default_zone: str = "UTC", timeout: float = 30.0) -> CrmSource:
     """The CRM source of kind ``kind`` over the database ``db``, with the rest of its
     ``[crm]`` table (``options``, as validated). ``default_zone`` (``[syncd]
-    default_time_zone``) is the zone of a remote CRM's user who has none set."""
+    default_time_zone``) is the zone of a remote CRM's user who has none set; ``timeout``
+    (``[syncd] request_timeout_seconds``) how long a remote CRM's request waits."""
     if kind == "builtin":
         # Imported here: reading the options (every command) needs no store.
         from syncd.crm.builtin.activities import ActivityStore
@@ -49,7 +50,7 @@ def open_source(kind: str, db: Database, options: Mapping[str, Any] | None = Non
     if kind == "pipedrive":
         from syncd.crm.pipedrive import open_pipedrive  # loads requests only when used
 
-        return open_pipedrive(options or {}, db, default_zone=default_zone)
+        return open_pipedrive(options or {}, db, default_zone=default_zone, timeout=timeout)
     raise InvalidInput(field="crm.kind", value=kind,
                        reason=f"must be one of: {', '.join(KINDS)}")
 

@@ -48,7 +48,7 @@ import requests
 from syncd.crm.pipedrive_auth import TOKEN_URL, ApiToken, OAuthTokens
 from syncd.crm.pipedrive_budget import Limits, PipedriveBudget, token_key_of
 from syncd.crm.pipedrive_cursor import Cursor, Row, advance
-from syncd.crm.pipedrive_http import Budget, PipedriveHttp
+from syncd.crm.pipedrive_http import DEFAULT_TIMEOUT, Budget, PipedriveHttp
 from syncd.crm.pipedrive_map import (
     JsonDict,
     Lookups,
@@ -552,8 +552,10 @@ class PipedriveSource:
 def open_pipedrive(options: Mapping[str, Any], db: Database, *,
                    budget: Budget | None = None,
                    session: requests.Session | None = None,
-                   default_zone: str = "UTC") -> PipedriveSource:
-    """The source for a validated ``[crm]`` table of kind ``pipedrive``.
+                   default_zone: str = "UTC", timeout: float = DEFAULT_TIMEOUT
+                   ) -> PipedriveSource:
+    """The source for a validated ``[crm]`` table of kind ``pipedrive``; ``timeout``:
+    seconds a request waits for Pipedrive's answer.
 
     Secrets are resolved here, when the source is built, never at config time.
     """
@@ -580,7 +582,7 @@ def open_pipedrive(options: Mapping[str, Any], db: Database, *,
                                  oauth=isinstance(auth, OAuthTokens),
                                  daily_tokens=options.get("daily_tokens"))
         budget = PipedriveBudget(BudgetLedger(db), company, limits, token_key)
-    http = PipedriveHttp(base, auth, budget=budget, session=session)
+    http = PipedriveHttp(base, auth, budget=budget, session=session, timeout=timeout)
     settings = Settings(company=company, web_url=web_url, default_zone=default_zone,
                         reconcile_after=timedelta(hours=int(options.get("reconcile_hours", 6))))
     return PipedriveSource(http, MarkerStore(db, company), settings)
