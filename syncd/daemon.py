@@ -62,6 +62,7 @@ from syncd.store.queue import Claim, WorkQueue
 from syncd.text import printable
 
 if TYPE_CHECKING:
+    from syncd.http.booking_page import BookingPages
     from syncd.http.receiver import Receiver
 
 log = logging.getLogger("syncd.daemon")
@@ -462,7 +463,7 @@ class Daemon:
         receiver = Receiver(self.config, self._directory(), self.push.dirty, self.push.nudge,
                             deleted=source.deletions_hinted
                             if isinstance(source, DeletionHints) else None, ops=ops,
-                            channels=self.keeper.channels)
+                            channels=self.keeper.channels, booking=self._booking_pages())
         receiver.start()
         self.receiver = receiver
         self.metrics.seed(self.service.state)
@@ -472,6 +473,18 @@ class Daemon:
               + (f" (providers call {public})" if public else ""), flush=True)
         print(f"syncd: {receiver.url}/metrics asks for user {USER} and the password in "
               f"{secret.path}", flush=True)
+
+    def _booking_pages(self) -> BookingPages:
+        """``/book/<token>`` over the service's CRM and the owners' availability."""
+        from syncd.booking import Bookings, crm_free_slots
+        from syncd.http.booking_guard import Signer, load_key
+        from syncd.http.booking_page import BookingPages
+        from syncd.store.booking_links import BookingLinkStore
+
+        source = self.service.source
+        return BookingPages(BookingLinkStore(self.service.db),
+                            Bookings(source, crm_free_slots(source)),
+                            Signer(load_key(self.config.data_path)))
 
     def _directory(self) -> AccountDirectory:
         def user_id(email: str) -> int | None:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from syncd.config import Config
 from syncd.http.basic_auth import BasicAuthSecret
+from syncd.http.booking_page import BookingPages
 from syncd.http.google_hook import GoogleHook
 from syncd.http.graph_hook import GraphHook
 from syncd.http.ops import Ops
@@ -33,7 +34,8 @@ class Receiver:
     def __init__(self, config: Config, directory: AccountDirectory, dirty: DirtyFlags,
                  wake: Callable[[set[str]], None], *, port: int | None = None,
                  deleted: Callable[[Sequence[int]], None] | None = None,
-                 channels: ChannelStore | None = None, ops: Ops | None = None) -> None:
+                 channels: ChannelStore | None = None, ops: Ops | None = None,
+                 booking: BookingPages | None = None) -> None:
         http = config.http
         assert http.listen is not None
         # the calendar hooks verify a notification against its channel's stored token
@@ -50,6 +52,9 @@ class Receiver:
         router.add(self.google.route())
         self.webdav = WebDavHook(self.channels, self.hints)
         router.add(self.webdav.route())
+        self.booking = booking
+        for route in booking.routes() if booking is not None else ():  # /book/<token>
+            router.add(route)
         for route in ops.routes() if ops is not None else ():  # /metrics, /healthz, /readyz
             router.add(route)
         if ops is not None:  # every hook's counts on /metrics, whenever it is mounted
@@ -76,7 +81,9 @@ class Receiver:
                   **{f"graph {k}": v for k, v in self.graph.counts.items()},
                   **{f"google {k}": v for k, v in self.google.counts.items()},
                   **{f"webdav {k}": v for k, v in self.webdav.counts.items()},
-                  **{f"hints {k}": v for k, v in self.hints.counts.items()}}
+                  **{f"hints {k}": v for k, v in self.hints.counts.items()},
+                  **{f"booking {k}": v for k, v in
+                     (self.booking.counts if self.booking else {}).items()}}
         if counts:  # the last word of counts /metrics served, for the log
             log.info("HTTP receiver stopped: %s",
                      ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))

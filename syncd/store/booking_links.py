@@ -9,7 +9,6 @@ tell them apart.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import secrets
@@ -21,17 +20,13 @@ from sqlalchemy import select
 from syncd.errors import InvalidInput, NotFound
 from syncd.store.base import utcnow
 from syncd.store.booking_tables import BookingLink
+from syncd.store.channels import token_hash  # what is stored of a token: its SHA-256
 from syncd.store.db import Database
 
 TOKEN_BYTES = 32  # 256 bits; token_urlsafe makes 43 characters of them
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
 MAX_DURATION_MINUTES = 8 * 60
 MAX_HORIZON_DAYS = 90
-
-
-def token_hash(token: str) -> str:
-    """What is stored of a link's token."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import pytest
 
 from syncd.crm.builtin.activities import ActivityStore
 from syncd.crm.builtin.views import ActivityFilter
-from syncd.errors import SlotTaken
+from syncd.errors import SecretUnavailable, SlotTaken
 from syncd.store.booking_links import BookingLinkStore, token_hash
 from syncd.store.db import Database
 from tests.test_cli_crm import Cli, cli  # noqa: F401  (the fixture)
@@ -131,3 +131,16 @@ def test_two_visitors_racing_for_one_slot_make_one_activity(store: ActivityStore
         thread.join()
     assert sorted(outcomes) == ["booked"] + ["taken"] * 7
     assert len(store.list_activities(ActivityFilter(owner_id=owner))) == 1
+
+
+def test_the_signing_key_is_private_and_kept_across_starts(tmp_path: Path) -> None:
+    from syncd.http.booking_guard import load_key
+
+    key = load_key(tmp_path)
+    assert len(key) == 32 and load_key(tmp_path) == key
+    assert (tmp_path / "http" / "booking.key").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "http").stat().st_mode & 0o777 == 0o700
+    assert [p.name for p in (tmp_path / "http").iterdir()] == ["booking.key"]
+    (tmp_path / "http" / "booking.key").write_text("short\n")
+    with pytest.raises(SecretUnavailable, match="delete it"):
+        load_key(tmp_path)

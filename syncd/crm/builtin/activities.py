@@ -177,6 +177,8 @@ class ActivityStore(CrmDirectory):
             if not isinstance(begins, datetime):  # a whole day, in the owner's zone
                 begins = datetime.combine(begins, time(), tz).astimezone(UTC)
                 ends = datetime.combine(ends, time(), tz).astimezone(UTC)
+            else:  # a busy call with no duration still takes its minute
+                ends = max(ends, begins + timedelta(minutes=1))
             if begins < end and start < ends:
                 return True
         return False

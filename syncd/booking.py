@@ -1,0 +1,253 @@
+"""Booking links, as a service: the free slots a link offers and booking one (issue 17).
+
+A visitor of ``/book/<token>`` (:mod:`syncd.http.booking_page`) sees the free slots of
+the link's owner for the next ``horizon_days`` and books one with a name and an e-mail.
+:class:`Bookings` is everything behind the page that is not HTML:
+
+* :meth:`Bookings.slots` asks the availability (``free``: busy activities of the CRM,
+  A4, and busy calendar time, inside the owner's working hours) for slots of the link's
+  duration; nothing about any other event leaves this module, only start and end times.
+* :meth:`Bookings.book` checks the visitor's input, checks that the slot is still one
+  offered, then has the CRM source book it (:class:`syncd.crm.source.SlotBooker`): the
+  overlap check against busy activities and the insert are one transaction, so two
+  visitors racing for one slot make one activity and one :class:`BookingRefused`
+  ("taken"). The activity is busy, of the link's type, owned by the link's owner, with
+  the visitor as its one guest; it reaches the owner's calendar like any other activity,
+  and the guest is e-mailed only as ``docs/guest-mail.md`` says (docs/booking.md).
+
+A form sent twice (a double click, a reload) books once: the booking's identity comes
+from the form's nonce, and the CRM returns the activity the first send made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from syncd.crm.source import BookSlot, CrmSource, SlotBooker
+from syncd.engine.availability import Busy, Slot, WorkingHours, free_slots
+from syncd.errors import BookingRefused, InvalidInput, SlotTaken
+from syncd.model import Activity, Guest, activity_when, is_valid_email, normalize_email
+from syncd.store.booking_links import LinkRow
+from syncd.text import clean_text
+
+log = logging.getLogger("syncd.booking")
+
+MAX_NAME = 100
+
+
+class SlotLike(Protocol):
+    """A free slot: ``start`` and ``end`` as aware datetimes."""
+
+    @property
+    def start(self) -> datetime: ...
+
+    @property
+    def end(self) -> datetime: ...
+
+
+#: The owner's free slots of ``duration`` minutes in [start, end), none before ``now``:
+#: ``free(owner e-mail, start, end, duration, now)``.
+FreeSlots = Callable[[str, datetime, datetime, int, datetime], Sequence[SlotLike]]
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who a link books: the CRM user's id, the name the page shows, their zone."""
+
+    id: int
+    name: str
+    email: str
+    time_zone: str
+
+
+@dataclass(frozen=True)
+class Booked:
+    """A booking made (``created``) or found again (the same form sent twice)."""
+
+    activity: Activity
+    start: datetime
+    end: datetime
+    created: bool
+
+
+def booking_uid(link_id: int, nonce: str) -> str:
+    """The booking's identity (the activity's marker), from the form's nonce: 32 hex."""
+    return hashlib.sha256(f"booking:{link_id}:{nonce}".encode()).hexdigest()[:32]
+
+
+def check_name(value: str) -> str:
+    """The visitor's name, cleaned (one line, printable).
+
+    Raises:
+        BookingRefused: empty, longer than :data:`MAX_NAME`, or more than one line.
+    """
+    if "\n" in value or "\r" in value:
+        raise BookingRefused(reason="name", field="name")
+    cleaned = clean_text(value, single_line=True)
+    if not cleaned or len(cleaned) > MAX_NAME:
+        raise BookingRefused(reason="name", field="name")
+    return cleaned
+
+
+def check_email(value: str) -> str:
+    """The visitor's e-mail address, normalised.
+
+    Raises:
+        BookingRefused: not an address (local@domain.tld, at most 254 characters).
+    """
+    address = normalize_email(value)
+    if not is_valid_email(address):
+        raise BookingRefused(reason="email", field="email")
+    return address
+
+
+def parse_slot(value: str) -> datetime:
+    """A slot's start as the form sends it (ISO 8601 in UTC, as the page wrote it).
+
+    Raises:
+        BookingRefused: missing or not such a time.
+    """
+    if not value:
+        raise BookingRefused(reason="no-slot", field="slot")
+    try:
+        start = datetime.fromisoformat(value) if len(value) <= 32 else None
+    except ValueError:
+        start = None
+    if start is None or start.tzinfo is None:
+        raise BookingRefused(reason="not-offered", field="slot")
+    return start.astimezone(UTC)
+
+
+class Bookings:
+    """The booking pages' service over one CRM source.
+
+    Args:
+        source: the CRM (must be a :class:`SlotBooker` to book; the built-in store is).
+        free: the availability (see :data:`FreeSlots`).
+        clock: the current time (tests move it).
+    """
+
+    def __init__(self, source: CrmSource, free: FreeSlots,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.source, self.free, self.clock = source, free, clock
+
+    def owner(self, link: LinkRow) -> Owner | None:
+        """The link's owner as the CRM knows them now (None: no longer a user)."""
+        user = self.source.user(link.owner)
+        if user is None:
+            return None
+        name = getattr(user, "name", "") or link.owner.split("@", 1)[0]
+        return Owner(user.id, name, link.owner, user.time_zone)
+
+    def slots(self, link: LinkRow) -> list[SlotLike]:
+        """The free slots the link offers now, earliest first."""
+        now = self.clock()
+        found = self.free(link.owner, now, now + timedelta(days=link.horizon_days),
+                          link.duration_minutes, now)
+        return sorted((s for s in found if s.start >= now), key=lambda s: s.start)
+
+    def book(self, link: LinkRow, *, slot: str, name: str, email: str, nonce: str
+             ) -> Booked:
+        """Book the slot starting at ``slot`` for the visitor.
+
+        Raises:
+            BookingRefused: bad input ("name", "email", "no-slot", "not-offered"), the
+                slot just taken ("taken"), or the CRM cannot book ("unavailable").
+        """
+        start = parse_slot(slot)
+        visitor = check_name(name)
+        address = check_email(email)
+        owner = self.owner(link)
+        if owner is None or not isinstance(self.source, SlotBooker):
+            raise BookingRefused(reason="unavailable")
+        uid = booking_uid(link.id, nonce)
+        offered = {s.start.astimezone(UTC): s for s in self.slots(link)}
+        if start not in offered:
+            again = self.source.find(uid)  # the same form sent again after it booked
+            if again is not None and not again.deleted:
+                return Booked(again, start, start + timedelta(minutes=link.duration_minutes),
+                              created=False)
+            now = self.clock()
+            if now < start < now + timedelta(days=link.horizon_days):
+                # offered when the page was made, most likely: another visitor was faster
+                raise BookingRefused(reason="taken", field="slot")
+            raise BookingRefused(reason="not-offered", field="slot")
+        end = offered[start].end.astimezone(UTC)
+        request = BookSlot(uid, owner.id, link.activity_type, start, end, {
+            "subject": f"{link.activity_type.replace('_', ' ').capitalize()} with {visitor}",
+            "description": f"Booked by {visitor} through a booking link.",
+            "guests": [Guest(address, visitor)],
+        })
+        try:
+            result = self.source.book(request)
+        except SlotTaken:
+            raise BookingRefused(reason="taken", field="slot") from None
+        except InvalidInput as exc:
+            log.warning("booking link %d could not book: %s", link.id, exc)
+            raise BookingRefused(reason="unavailable") from None
+        assert result.activity is not None
+        if result.created:
+            log.info("booking link %d booked activity %d", link.id, result.activity.id)
+        return Booked(result.activity, start, end, result.created)
+
+    def booked(self, link: LinkRow, activity_id: int) -> Activity | None:
+        """A live activity this link booked (for the confirmation's .ics), or None."""
+        activity = self.source.get(activity_id)
+        owner = self.owner(link)
+        if activity is None or activity.deleted or owner is None \
+                or activity.owner_id != owner.id:
+            return None
+        return activity
+
+    @staticmethod
+    def span(activity: Activity) -> tuple[datetime, datetime] | None:
+        """A booked activity's start and end (None when it no longer has a time)."""
+        when = activity_when(activity)
+        if when is None or not isinstance(when.start, datetime):
+            return None
+        assert isinstance(when.end, datetime)
+        return when.start, when.end
+
+
+#: How far before the asked range the CRM is read for busy activities that last into it
+#: (a page view stays one small query; the booking's own check in the CRM transaction
+#: looks back the whole longest span an activity may have, so a slot offered wrongly by
+#: a longer busy activity is refused there as taken, never double-booked).
+LOOKBACK = timedelta(days=31)
+
+
+def step_for(duration: int) -> timedelta:
+    """Where slots start: on the half hour for meetings of 30 minutes or more, else on
+    the quarter."""
+    return timedelta(minutes=30 if duration >= 30 else 15)
+
+
+def crm_free_slots(source: CrmSource) -> FreeSlots:
+    """The owner's free slots from the CRM alone: default working hours in the owner's
+    zone minus their busy activities (A4; free ones never block), through the pure core
+    :func:`syncd.engine.availability.free_slots`. Calendar busy time joins when the
+    service-level availability takes this one's place."""
+
+    def free(owner: str, start: datetime, end: datetime, duration: int, now: datetime
+             ) -> list[Slot]:
+        user = source.user(owner)
+        if user is None:
+            return []
+        tz = ZoneInfo(user.time_zone)
+        busy = []
+        for activity in source.due_between(user.id, (start - LOOKBACK).astimezone(tz).date(),
+                                           end.astimezone(tz).date()):
+            when = activity_when(activity)
+            if activity.busy and when is not None:
+                busy.append(Busy(when.start, when.end))
+        return free_slots(busy, WorkingHours(user.time_zone), start=start, end=end,
+                          duration=timedelta(minutes=duration), now=now,
+                          step=step_for(duration))
+
+    return free
