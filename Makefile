@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint types imports unit bench clean
+.PHONY: run test lint types imports browser unit bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,11 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/syncd run
 
-test: lint types imports unit
+test: lint types imports browser unit
+
+# Debian's Chromium for tests/booking/test_browser.py (installed when missing, as root).
+browser:
+	@.ci/setup-browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check syncd connectors syncd_testkit tests bench
