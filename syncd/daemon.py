@@ -615,11 +615,7 @@ class Daemon:
             if self.receiver is not None:  # no new hints while the cycles settle
                 self.receiver.stop()
             self.stop_crm_watch()
-            self.stopping.set()
-            self.scheduler.shutdown(wait=False)
-            if self.dispatcher is not None:
-                self.dispatcher.stop()
-            if not self._wait_for_cycles(self.config.shutdown_grace_seconds):
+            if not self.stop_cycles(self.config.shutdown_grace_seconds):
                 self._abandon(1 if server_died else 0)
             return 1 if server_died else 0
         finally:
@@ -630,6 +626,23 @@ class Daemon:
             if embedded is not None:
                 embedded.stop()
             self.service.close()
+
+    def stop_cycles(self, grace: float) -> bool:
+        """Start no more cycles and wait up to ``grace`` seconds for those in flight;
+        False when some are still running then.
+
+        The scheduler is shut down without waiting for its jobs: a cycle ending re-paces
+        its account through the scheduler (``get_job``), and APScheduler's waiting
+        shutdown holds the job-store lock that call needs while it waits for that very
+        cycle, so the two would wait for each other for ever. Cycles are waited for here
+        instead, with the lock free.
+        """
+        self.stopping.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
+        return self._wait_for_cycles(grace)
 
     def _wait_for_cycles(self, seconds: float) -> bool:
         """Wait until no cycle is in flight; False when ``seconds`` pass first."""

@@ -101,8 +101,7 @@ def test_one_team_block_syncs_two_hundred_users_and_picks_up_a_new_one(
         wait_for(lambda: events(radicale, "newcomer") or None, what="the newcomer's event")
         assert events(radicale, "newcomer") == ["First call"]
     finally:
-        daemon.stopping.set()
-        daemon.scheduler.shutdown(wait=True)
+        assert daemon.stop_cycles(60)
         daemon.service.close()
 
 

@@ -166,8 +166,7 @@ def pushed(tmp_path: Path, emulator: GoogleEmulator) -> Iterator[Pushed]:
         running.settled()
         yield running
     finally:
-        daemon.stopping.set()
-        daemon.scheduler.shutdown(wait=True)
+        assert daemon.stop_cycles(60)
         if daemon.receiver is not None:
             daemon.receiver.stop()
         daemon.service.close()

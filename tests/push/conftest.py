@@ -96,5 +96,5 @@ def start(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Any], Running]]
     for daemon in started:
         if daemon.receiver is not None:
             daemon.receiver.stop()
-        daemon.scheduler.shutdown(wait=False)
+        assert daemon.stop_cycles(60)
         daemon.service.close()

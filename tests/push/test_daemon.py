@@ -7,6 +7,7 @@ accounts sync in-memory calendars (``connectors.memory``), which can be watched.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -150,3 +151,34 @@ def test_an_account_let_go_while_its_cycle_runs_keeps_no_channel(
     run.cycle()  # the cycle ends with a new channel, then sees it was let go
     assert calendar.push_calls == ["watch", "unwatch"] and calendar.watches == {}
     assert run.channels.get("alice") is None
+
+
+def test_stopping_while_a_cycle_is_about_to_repace_its_account_waits_for_it_and_ends(
+        start: Any, tmp_path: Path) -> None:
+    # A cycle ending re-paces its account through the scheduler; APScheduler's waiting
+    # shutdown holds the lock that needs while it waits for the cycle: both hung for
+    # ever in CI until the daemon stopped the scheduler without waiting.
+    run = start(daemon_config(tmp_path))
+    daemon = run.daemon
+    paced, release = threading.Event(), threading.Event()
+    repace = daemon._pace
+
+    def held_pace(account: Any) -> None:
+        paced.set()
+        release.wait(60)
+        repace(account)
+
+    daemon._pace = held_pace  # type: ignore[method-assign]
+    cycle = threading.Thread(target=run.cycle)
+    cycle.start()
+    assert paced.wait(60)
+    stopped: list[bool] = []
+    stopper = threading.Thread(target=lambda: stopped.append(daemon.stop_cycles(60)))
+    stopper.start()
+    while not daemon.stopping.is_set():
+        time.sleep(0.01)
+    assert stopper.is_alive()  # the cycle is in flight: stopping waits for it
+    release.set()
+    stopper.join(60)
+    cycle.join(60)
+    assert stopped == [True] and not cycle.is_alive()
