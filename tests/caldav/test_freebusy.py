@@ -139,3 +139,32 @@ def test_busy_time_from_the_events_when_free_busy_query_is_refused(
                     BusyInterval(at(7, DAY + timedelta(days=1)),
                                  at(7.25, DAY + timedelta(days=1)))]
     assert len(cal.reports) == 1 and "calendar-query" in cal.reports[0]
+
+
+OSLO_ZONE = ("BEGIN:VTIMEZONE", "TZID:Europe/Oslo", "BEGIN:STANDARD", "DTSTART:19701025T030000",
+             "RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU", "TZOFFSETFROM:+0200",
+             "TZOFFSETTO:+0100", "END:STANDARD", "BEGIN:DAYLIGHT", "DTSTART:19700329T020000",
+             "RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU", "TZOFFSETFROM:+0100",
+             "TZOFFSETTO:+0200", "END:DAYLIGHT", "END:VTIMEZONE")
+
+
+def test_a_weekly_meeting_keeps_its_wall_time_across_the_clock_change(
+        cal: Calendar, conn: CalDAVCalendar) -> None:
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//other client//EN", *OSLO_ZONE,
+             "BEGIN:VEVENT", "UID:weekly", "DTSTAMP:20261201T000000Z",
+             "DTSTART;TZID=Europe/Oslo:20261020T090000",
+             "DTEND;TZID=Europe/Oslo:20261020T100000", "RRULE:FREQ=WEEKLY",
+             "SUMMARY:weekly", "END:VEVENT", "END:VCALENDAR", ""]
+    reply = requests.put(cal.url + "weekly.ics", data="\r\n".join(lines).encode(),
+                         auth=(cal.user, "x"), timeout=10,
+                         headers={"Content-Type": "text/calendar"})
+    assert reply.status_code in (201, 204)
+    monday = datetime(2026, 10, 19, tzinfo=UTC)  # Oslo leaves summer time on the 25th
+    wanted = [(datetime(2026, 10, 20, 7, tzinfo=UTC), datetime(2026, 10, 20, 8, tzinfo=UTC)),
+              (datetime(2026, 10, 27, 8, tzinfo=UTC), datetime(2026, 10, 27, 9, tzinfo=UTC))]
+    busy = conn.busy_between(monday, monday + timedelta(days=14))
+    assert [(b.start, b.end) for b in busy] == wanted
+    events = conn.events_between(monday, monday + timedelta(days=14))
+    assert [(e.projection.when.start, e.projection.when.end) for e in events
+            if e.projection] == wanted
+    assert all(e.recurring and e.event_id.endswith(("070000Z", "080000Z")) for e in events)

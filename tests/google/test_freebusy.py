@@ -165,3 +165,19 @@ def test_the_agenda_sends_no_write(emu: GoogleEmulator, conn: GoogleCalendar) ->
     conn.busy_between(at(0), at(24))
     assert {r.method for r in emu.requests} <= {"GET", "POST"}
     assert [r.path for r in emu.requests if r.method == "POST"] == ["/calendar/v3/freeBusy"]
+
+
+def test_a_weekly_meeting_keeps_its_wall_time_across_the_clock_change(
+        emu: GoogleEmulator, conn: GoogleCalendar) -> None:
+    emu.put_event(OWNER, {
+        "id": "eek100001", "summary": "Weekly", "recurrence": ["RRULE:FREQ=WEEKLY"],
+        "start": {"dateTime": "2026-10-20T09:00:00", "timeZone": "Europe/Oslo"},
+        "end": {"dateTime": "2026-10-20T10:00:00", "timeZone": "Europe/Oslo"}})
+    monday = datetime(2026, 10, 19, tzinfo=UTC)  # Oslo leaves summer time on the 25th
+    wanted = [(datetime(2026, 10, 20, 7, tzinfo=UTC), datetime(2026, 10, 20, 8, tzinfo=UTC)),
+              (datetime(2026, 10, 27, 8, tzinfo=UTC), datetime(2026, 10, 27, 9, tzinfo=UTC))]
+    busy = conn.busy_between(monday, monday + timedelta(days=14))
+    assert [(b.start, b.end) for b in busy] == wanted
+    events = conn.events_between(monday, monday + timedelta(days=14))
+    assert [(e.projection.when.start, e.projection.when.end) for e in events
+            if e.projection] == wanted

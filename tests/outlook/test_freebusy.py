@@ -171,3 +171,21 @@ def test_free_busy_and_the_agenda_send_no_write(env: Env, conn: OutlookCalendar)
     sent = env.graph.requests[before:]
     assert [r.path for r in sent if r.method != "GET"] == [
         f"/users/{ALICE}/calendar/getSchedule"]
+
+
+def test_a_weekly_meeting_keeps_its_wall_time_across_the_clock_change(
+        env: Env, conn: OutlookCalendar) -> None:
+    env.graph.create_event_as_user(ALICE, {
+        "subject": "Weekly", "recurrence": {
+            "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["tuesday"]},
+            "range": {"type": "noEnd", "startDate": "2026-10-20"}},
+        "start": {"dateTime": "2026-10-20T09:00:00", "timeZone": "W. Europe Standard Time"},
+        "end": {"dateTime": "2026-10-20T10:00:00", "timeZone": "W. Europe Standard Time"}})
+    monday = datetime(2026, 10, 19, tzinfo=UTC)  # Europe leaves summer time on the 25th
+    wanted = [(datetime(2026, 10, 20, 7, tzinfo=UTC), datetime(2026, 10, 20, 8, tzinfo=UTC)),
+              (datetime(2026, 10, 27, 8, tzinfo=UTC), datetime(2026, 10, 27, 9, tzinfo=UTC))]
+    busy = conn.busy_between(monday, monday + timedelta(days=14))
+    assert [(b.start, b.end) for b in busy] == wanted
+    events = conn.events_between(monday, monday + timedelta(days=14))
+    assert [(e.projection.when.start, e.projection.when.end) for e in events
+            if e.projection] == wanted
