@@ -106,6 +106,9 @@ class ChannelKeeper:
         self.clock = clock
         self.lifetime = lifetime
         self.refused_retry = refused_retry
+        # With push off: accounts seen without a row. Only a keeper with a public URL
+        # makes rows, so each account is looked at once per process, not every cycle.
+        self._clear: set[str] = set()
 
     # --- after a cycle -----------------------------------------------------------------
 
@@ -127,11 +130,14 @@ class ChannelKeeper:
     def _maintain(self, account: AccountConfig, connector: object, wrote_calendar: bool,
                   since: datetime | None) -> str:
         name = account.name
-        row = self.channels.get(name)
         if self.settings.public_url is None:  # push is off: stop what an earlier run opened
-            if row is not None:
-                self.forget(name, connector)
+            if name not in self._clear:
+                if self.channels.get(name) is None:
+                    self._clear.add(name)
+                else:
+                    self.forget(name, connector)
             return POLLED
+        row = self.channels.get(name)
         if not isinstance(connector, Watchable):
             if row is None or row.state != REFUSED or row.reason != NO_PUSH:
                 self.channels.refuse(name, account.provider, NO_PUSH, now=self.clock())
@@ -240,7 +246,10 @@ class ChannelKeeper:
         return names
 
     def healthy(self, name: str) -> bool:
-        """Whether the account's notifications are expected to come (long backstop)."""
+        """Whether the account's notifications are expected to come (long backstop);
+        never with push off (a row an earlier run left is stopped by the next cycle)."""
+        if self.settings.public_url is None:
+            return False
         row = self.channels.get(name)
         return row is not None and row.healthy
 

@@ -24,7 +24,7 @@ from syncd.model import DoneStyle
 from syncd.report import describe, describe_note, push_status, refusal_reason
 from syncd.store.channels import REFUSED, ChannelRow, ChannelStore
 from syncd.store.db import Database
-from syncd.store.state import StateStore, lease_owner_id
+from syncd.store.state import AccountState, StateStore, lease_owner_id
 from syncd.store.status import AccountStatus, CycleEnd, Note, Outcome
 from syncd.team import team_accounts
 from syncd.text import printable
@@ -104,6 +104,7 @@ def sync_account(account: AccountConfig, connector: CalendarConnector, source: C
                  claimed: int | None = None,
                  upkeep: Callable[[CycleReport], None] | None = None,
                  lease_ttl: timedelta | None = None,
+                 known: AccountState | None = None,
                  **options: Any) -> CycleReport:
     """One cycle of one account, begun and finished in the state store's status machine.
 
@@ -114,6 +115,8 @@ def sync_account(account: AccountConfig, connector: CalendarConnector, source: C
     keeper) runs after a cycle that reached the calendar, still under the lease, so only
     the replica holding the account touches its channel. ``lease_ttl``: how long the
     lease lasts unless renewed (default :data:`syncd.engine.execute.LEASE_TTL`).
+    ``known``: the account's row, just read by the caller (the cycle then reads it
+    no more).
     """
     from syncd.engine.execute import LEASE_TTL
     from syncd.engine.outcome import CycleReport
@@ -123,7 +126,7 @@ def sync_account(account: AccountConfig, connector: CalendarConnector, source: C
     policy = policy or account_policy(account)
     lease_ttl = lease_ttl or LEASE_TTL
     start = state.begin_cycle(account.name, lease_owner, lease_ttl, now, force=force_delete,
-                              claimed=claimed)
+                              claimed=claimed, known=known)
     if start.unavailable is not None:
         report = CycleReport(account.name)
         report.end(Outcome.SKIPPED, error=start.unavailable)
@@ -134,7 +137,8 @@ def sync_account(account: AccountConfig, connector: CalendarConnector, source: C
         try:
             report = run_cycle(policy, connector, source, state, token=start.token, now=now,
                                wording=lambda exc: describe(exc, account), dry_run=dry_run,
-                               force_delete=force_delete, lease_ttl=lease_ttl, **options)
+                               force_delete=force_delete, lease_ttl=lease_ttl,
+                               known=start.state, **options)
             report.message = word(report, account)
         except BaseException:
             state.release_lease(account.name, start.token)
@@ -286,15 +290,15 @@ class Service:
         dry_run = bool(options.get("dry_run"))
         options.setdefault("deadline", time.monotonic() + self.config.cycle_deadline_seconds)
         connector: CalendarConnector | None = None
-        if not dry_run:
-            self._retry_changed_credentials(account)
+        known = None if dry_run else self._retry_changed_credentials(account)
         try:
             connector = self._open(account, now, read_only=True) if dry_run else \
                 self._connector(account, now)
             report = sync_account(account, connector, self.source, self.state, now=now,
                                   lease_owner=self.replica, policy=self._policy(account),
                                   lease_ttl=timedelta(seconds=self.config.lease_seconds),
-                                  upkeep=self._upkeep(account, connector, now), **options)
+                                  upkeep=self._upkeep(account, connector, now), known=known,
+                                  **options)
         except Exception as exc:  # isolation: one account's bug must not stop the others
             # The report carries the sentence; the traceback is for --debug only.
             log.debug("account %s failed before its cycle", account.name, exc_info=True)
@@ -344,15 +348,18 @@ class Service:
         keeper.forget(name, connector)
         self._drop_connector(name)
 
-    def _retry_changed_credentials(self, account: AccountConfig) -> None:
+    def _retry_changed_credentials(self, account: AccountConfig) -> AccountState | None:
         """An account waiting for re-authorisation tries again once its credentials
-        changed (a fixed password secret): fixing the secret is the whole fix."""
+        changed (a fixed password secret): fixing the secret is the whole fix. Returns
+        the account's row as read (None when it was just changed: the cycle reads it)."""
         st = self.state.account(account.name)
         if st.status == AccountStatus.NEEDS_REAUTH and changed_since(st.auth_fingerprint,
                                                                      account):
             log.info("account %s: its credentials changed since they were refused; "
                      "trying again", account.name)
             self.state.credentials_changed(account.name)
+            return None
+        return st
 
     def _remember_refused_credentials(self, account: AccountConfig) -> None:
         if self.state.account(account.name).status == AccountStatus.NEEDS_REAUTH:

@@ -80,6 +80,9 @@ class Fetcher:
         self.counts = counts
         self.handed_over: set[int] = set()  # activities another owner handed to this one
         self.retried: list[str] = []  # items an admin released, tried again this cycle
+        # The quarantine as the first round read it (one query for both the retried and
+        # the given-up items); later rounds read what is given up afresh.
+        self._quarantined: dict[str, str | None] | None = None
         self.settler = Settler(policy, connector, source, state, counts, dry_run=dry_run,
                                token=token)
 
@@ -93,7 +96,9 @@ class Fetcher:
         if not first:
             return Slice(crm, cursor, more, ChangeSet((), calendar_cursor, full=False))
         entries = self.window_entries(window_end, window, owner_id, crm)
-        changes = self.with_retries(self.read_calendar(calendar_cursor), crm)
+        held = self.state.held_items(self.policy.name)
+        self._quarantined = held.quarantined
+        changes = self.with_retries(self.read_calendar(calendar_cursor), crm, held.retry)
         return Slice(crm, cursor, more, changes, entries)
 
     def read_crm(self, cursor: str | None, owner_id: int, limit: int | None = None
@@ -135,14 +140,14 @@ class Fetcher:
             self.counts["full_resync"] += 1
             return self.connector.changes(None)
 
-    def with_retries(self, changes: ChangeSet, crm: Crm) -> ChangeSet:
-        """Add the items released by ``syncd quarantine retry`` to this cycle's changes.
+    def with_retries(self, changes: ChangeSet, crm: Crm, keys: list[str]) -> ChangeSet:
+        """Add the items released by ``syncd quarantine retry`` (``keys``) to this
+        cycle's changes.
 
         Their cursors moved on long ago, so they are read again: the event by id, and the
         activity of the pair (or the one whose create failed). Purged activities and
         events that are gone have nothing left to retry.
         """
-        keys = self.state.retry_keys(self.policy.name)
         if not keys:
             return changes
         self.retried = keys
@@ -174,7 +179,10 @@ class Fetcher:
         # in the first sync, whose slices would each read every pair made so far).
         everything = self.state.links(name) if not plan_policy.backfill and may_be_echo(
             crm, events, links, importing=plan_policy.import_events) else None
-        plan_input = PlanInput(plan_policy, links, crm, events, self.state.quarantined(name),
+        quarantined, self._quarantined = self._quarantined, None
+        if quarantined is None:
+            quarantined = self.state.quarantined(name)
+        plan_input = PlanInput(plan_policy, links, crm, events, quarantined,
                                frozenset(read.entries),
                                self.settler.meetings_elsewhere(events, links),
                                frozenset(self.handed_over), all_links=everything)

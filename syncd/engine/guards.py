@@ -7,7 +7,8 @@ at. Each guard answers a real failure (failure modes 4, 5 and 6).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import cache
 
 from syncd.engine.actions import CreateEvent, DeleteActivity, DeleteEvent, PairPlan, UpdateEvent
 from syncd.errors import SyncRefused
@@ -41,7 +42,7 @@ def check_plan(
     plans: Sequence[PairPlan],
     *,
     account: str,
-    link_count: int,
+    link_count: int | Callable[[], int],
     full_listing_empty: bool,
     force_delete: bool = False,
     guest_cap: int | None = None,
@@ -55,16 +56,21 @@ def check_plan(
     account's hourly cap on guest e-mails: a cycle that plans more than a whole hour's
     worth is a storm and pauses the account (within the cap, the runner makes a pair
     that would pass what is left of the hour wait instead).
+
+    ``link_count``: the account's settled links, or how to count them, asked only when a
+    guard needs the figure (an idle cycle's plan never does, so it costs no query).
     """
-    if scope_changed and link_count > 0 and not force_delete:
+    links = cache(link_count) if callable(link_count) else (lambda: link_count)
+    if scope_changed and not force_delete and links() > 0:
         # Another calendar or another identity behind the same account name: its
         # events are not the ones linked, and syncing blindly would duplicate or delete
         # (failure mode 5).
         return SyncRefused(guard="scope-changed", account=account)
-    if full_listing_empty and link_count > 0 and not force_delete:
-        return SyncRefused(guard="empty-calendar", account=account, count=link_count)
+    if full_listing_empty and not force_delete and links() > 0:
+        return SyncRefused(guard="empty-calendar", account=account, count=links())
     deletions = count_deletions(plans)
-    allowance = deletion_allowance(link_count)
+    # (no more deletions than the smallest allowance: the count cannot matter)
+    allowance = deletion_allowance(links() if deletions > MIN_DELETE_ALLOWANCE else 0)
     if deletions > allowance and not force_delete:
         return SyncRefused(guard="mass-deletion", account=account, count=deletions,
                            limit=allowance)

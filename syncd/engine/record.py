@@ -43,8 +43,16 @@ class Bookkeeper:
         self.token = token  # the cycle's lease: every record is fenced by it
         self.state = state
         self.done_style = done_style
-        self.failing = state.failing_keys(account)  # items with a failure on record
+        self._failing: set[str] | None = None  # read when a pair first finishes
         self._done = Finished()
+
+    @property
+    def failing(self) -> set[str]:
+        """Items with a failure on record (read once, when first needed: an idle cycle
+        finishes no pair and so never asks)."""
+        if self._failing is None:
+            self._failing = self.state.failing_keys(self.account)
+        return self._failing
 
     def finish(self, plan: PairPlan, crm_after: Activity | None, event: RemoteEvent | None
                ) -> None:

@@ -55,7 +55,8 @@ class AccountCycle:
     def __init__(self, policy: AccountPolicy, connector: CalendarConnector, source: CrmSource,
                  state: StateStore, *, token: int | None, now: datetime, wording: Wording,
                  dry_run: bool = False, force_delete: bool = False, keep_plans: bool = False,
-                 deadline: float | None = None, lease_ttl: timedelta = LEASE_TTL) -> None:
+                 deadline: float | None = None, lease_ttl: timedelta = LEASE_TTL,
+                 known: AccountState | None = None) -> None:
         """``keep_plans`` puts the cycle's plans in its report (``syncd sync --verbose``).
 
         Off by default: a report outlives its cycle, and a plan per pair kept for every
@@ -64,6 +65,8 @@ class AccountCycle:
         and what is left waits for the next cycle, as after a rate limit. ``wording``
         turns an item's error into the reason kept with it in the quarantine.
         ``lease_ttl``: how long each renewal of the lease lasts (``[syncd] lease_seconds``).
+        ``known``: the account's row as the caller read it when it began the cycle
+        (else read here).
         """
         self.policy = policy
         self.name = policy.name
@@ -78,6 +81,7 @@ class AccountCycle:
         self.keep_plans = keep_plans
         self.deadline = deadline
         self.lease_ttl = lease_ttl
+        self.known = known
         self.report = CycleReport(policy.name)
         self.fetcher = Fetcher(policy, connector, source, state, self.report.counts,
                                dry_run=dry_run, token=token)
@@ -95,7 +99,7 @@ class AccountCycle:
         return self.report
 
     def _cycle(self) -> None:
-        acct = self.state.account(self.name)
+        acct = self.known or self.state.account(self.name)
         owner = self.source.user(self.policy.owner)
         if owner is None:
             raise NotFound(kind="CRM user", key=self.policy.owner)
@@ -109,6 +113,7 @@ class AccountCycle:
                             guest_left=self._guest_budget(acct))
         slice_size = BACKFILL_SLICE if policy.backfill else None
         crm_cursor, calendar_cursor, first = acct.crm_cursor, acct.calendar_cursor, True
+        midway = False  # cursors committed after a slice (acct's are then behind)
         while True:
             read = self.fetcher.read_slice(crm_cursor, owner.id, slice_size,
                                            calendar_cursor=calendar_cursor, first=first,
@@ -131,6 +136,7 @@ class AccountCycle:
                     calendar_cursor=calendar_cursor, fingerprint=self.policy.fingerprint):
                 self.report.end(Outcome.PARTIAL, Note.LEASE_LOST)
                 return
+            midway = True
             if self._past_deadline():
                 self.report.end(Outcome.PARTIAL, Note.DEADLINE)
                 return
@@ -139,11 +145,15 @@ class AccountCycle:
             return
         self._record_guest_emails(acct)
         failpoint("before_cursor_commit")
-        committed = self.state.commit_cursors(
-            self.name, self.token, crm_cursor=crm_cursor, calendar_cursor=calendar_cursor,
-            window_end=window.end, initial_done=True, fingerprint=self.policy.fingerprint,
-        )
-        if not committed:
+        cursors = {"crm_cursor": crm_cursor, "calendar_cursor": calendar_cursor,
+                   "initial_done": True, "fingerprint": self.policy.fingerprint}
+        # Nothing moved (an idle cycle): nothing to store, and nothing written to fence.
+        # The window's end counts by the day (all that window_entries looks at).
+        unchanged = not midway and acct.window_end is not None \
+            and acct.window_end.date() == window.end.date() \
+            and all(getattr(acct, key) == value for key, value in cursors.items())
+        if not unchanged and not self.state.commit_cursors(self.name, self.token,
+                                                           window_end=window.end, **cursors):
             self.report.end(Outcome.PARTIAL, Note.LEASE_LOST)
             return
         self.state.clear_retries(self.name, self.fetcher.retried, token=self.token)
@@ -178,7 +188,7 @@ class AccountCycle:
             else None
         refusal = check_plan(
             plans, account=self.name,
-            link_count=self.state.link_count(self.name, settled=True),
+            link_count=lambda: self.state.link_count(self.name, settled=True),
             full_listing_empty=data.full_listing_empty, force_delete=self.force_delete,
             guest_cap=guest_cap,
             scope_changed=acct.fingerprint not in (None, self.policy.fingerprint),
@@ -227,9 +237,11 @@ class AccountCycle:
 def run_cycle(policy: AccountPolicy, connector: CalendarConnector, source: CrmSource,
               state: StateStore, *, token: int | None, now: datetime, wording: Wording,
               dry_run: bool = False, force_delete: bool = False, keep_plans: bool = False,
-              deadline: float | None = None, lease_ttl: timedelta = LEASE_TTL) -> CycleReport:
+              deadline: float | None = None, lease_ttl: timedelta = LEASE_TTL,
+              known: AccountState | None = None) -> CycleReport:
     """Run one cycle of one account (begun by the caller) and return what it did; see
     :class:`AccountCycle` for the options."""
     return AccountCycle(policy, connector, source, state, token=token, now=now,
                         wording=wording, dry_run=dry_run, force_delete=force_delete,
-                        keep_plans=keep_plans, deadline=deadline, lease_ttl=lease_ttl).run()
+                        keep_plans=keep_plans, deadline=deadline, lease_ttl=lease_ttl,
+                        known=known).run()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from functools import cache
@@ -19,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from syncd.store.db_errors import translate_error
@@ -52,6 +53,33 @@ def _private_file(path: Path) -> None:
 SPARE_CONNECTIONS = 4
 
 
+#: A pooled connection that sat unused longer than this is checked (``SELECT 1``) before
+#: it is handed out, so one the server closed meanwhile (a restart, an idle timeout) is
+#: replaced instead of failing a cycle. One in steady use is not: checking every
+#: checkout (``pool_pre_ping``) was a third of an idle cycle's round trips.
+PING_AFTER_IDLE_SECONDS = 5.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a connection on checkout when it has been idle in the pool for a while; a
+    dead one is replaced (the pool retries the checkout on ``DisconnectionError``)."""
+
+    def checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    def checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop("idle_since", None)
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError("the pooled connection no longer answers") from exc
+
+    event.listen(engine.pool, "checkin", checkin)
+    event.listen(engine.pool, "checkout", checkout)
+
+
 def make_engine(url: str, workers: int | None = None) -> Engine:
     """An engine for ``url`` with the settings syncd relies on; ``workers``: threads that
     may each hold a connection at once (the pool keeps that many open, and a few more)."""
@@ -66,7 +94,8 @@ def make_engine(url: str, workers: int | None = None) -> Engine:
                                **pool if parsed.database not in (None, "", ":memory:") else {})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(url, pool_pre_ping=True, **pool)
+        engine = create_engine(url, **pool)
+        _ping_when_idle(engine)
     event.listen(engine, "handle_error", translate_error)
     return engine
 

@@ -75,6 +75,15 @@ class CycleStart:
 
 
 
+@dataclass(frozen=True)
+class HeldItems:
+    """An account's items held back: given up on (with the version that failed), and
+    released by an admin for one more try (``syncd quarantine retry``)."""
+
+    quarantined: dict[str, str | None]
+    retry: list[str]
+
+
 def lease_owner_id() -> str:
     """Who holds a lease: this host and process, so a dead local holder can be recognised."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -120,6 +129,11 @@ def _fenced(session: Session, name: str, token: int) -> bool:
 
 def _snapshot(row: SyncAccount) -> AccountState:
     return AccountState(**{f: getattr(row, f) for f in AccountState.__dataclass_fields__})
+
+
+#: The columns of an :class:`AccountState`, in its order: read (or returned) as a plain
+#: row, which costs a fraction of loading the mapped object.
+_STATE_COLUMNS = tuple(getattr(SyncAccount, f) for f in AccountState.__dataclass_fields__)
 
 
 def _base(data: Mapping[str, Any] | None) -> Projection | None:
@@ -174,12 +188,13 @@ class StateStore:
     def account(self, name: str) -> AccountState:
         """The account's state, created on first use."""
         with self.db.session() as s:
-            row = s.get(SyncAccount, name)
-            if row is None:
-                row = SyncAccount(name=name, status="ok", crm_cursor=None, initial_done=False,
-                                  failures=0, guest_window_count=0, lease_token=0)
-                s.add(row)
-                s.flush()
+            found = s.execute(select(*_STATE_COLUMNS).where(SyncAccount.name == name)).first()
+            if found is not None:
+                return AccountState(*found)
+            row = SyncAccount(name=name, status="ok", crm_cursor=None, initial_done=False,
+                              failures=0, guest_window_count=0, lease_token=0)
+            s.add(row)
+            s.flush()
             return _snapshot(row)
 
     def accounts(self) -> list[AccountState]:
@@ -195,18 +210,24 @@ class StateStore:
     # --- the status machine (syncd.store.status) ------------------------------------------
 
     def begin_cycle(self, name: str, owner: str, ttl: timedelta, now: datetime, *,
-                    force: bool = False, claimed: int | None = None) -> CycleStart:
+                    force: bool = False, claimed: int | None = None,
+                    known: AccountState | None = None) -> CycleStart:
         """Start a cycle: the account's state, and the lease unless the account may not
         sync now (``unavailable``) or another replica holds it (no ``token``).
         ``claimed``: the lease's token, already taken from the work queue
-        (:mod:`syncd.store.queue`)."""
-        before = self.account(name)
+        (:mod:`syncd.store.queue`). ``known``: the account's row, read by the caller
+        just before (so a cycle reads it once, not once per layer)."""
+        before = known or self.account(name)
         refused = unavailable(name, before, now, force=force)
         if refused is not None:
             return CycleStart(before, None, refused)
         if claimed is not None:
             return CycleStart(before, claimed, None)
-        return CycleStart(before, self.acquire_lease(name, owner, ttl, now), None)
+        # The row as the take left it: read under the lease, so no other holder's cycle
+        # can have moved its cursors since.
+        taken = self._take_lease(name, owner, ttl, now, before.lease_owner)
+        return CycleStart(before, None, None) if taken is None else \
+            CycleStart(taken, taken.lease_token, None)
 
     def finish_cycle(self, name: str, token: int | None, end: CycleEnd, now: datetime,
                      before: AccountState) -> None:
@@ -272,16 +293,25 @@ class StateStore:
             if token is not None and not done.rowcount:  # type: ignore[attr-defined]
                 raise LeaseLost(account=name)
 
-    def acquire_lease(self, name: str, owner: str, ttl: timedelta, now: datetime | None = None
-                      ) -> int | None:
+    def acquire_lease(self, name: str, owner: str, ttl: timedelta, now: datetime | None = None,
+                      *, holder: str | None = None) -> int | None:
         """Take the account's lease unless another live holder has it; returns the token.
 
         One conditional UPDATE, so two replicas racing for it cannot both win, on SQLite
         and PostgreSQL alike. The token increases on every take and fences a holder
         whose lease expired while it was still working. On PostgreSQL the lease runs on
         the database's clock (``now`` is not used): replicas' clocks may disagree.
+        ``holder``: the lease's holder as the caller just read it (else it is read here).
         """
-        holder = self.account(name).lease_owner
+        if holder is None:
+            holder = self.account(name).lease_owner
+        taken = self._take_lease(name, owner, ttl, now, holder)
+        return None if taken is None else taken.lease_token
+
+    def _take_lease(self, name: str, owner: str, ttl: timedelta, now: datetime | None,
+                    holder: str | None) -> AccountState | None:
+        """:meth:`acquire_lease`'s UPDATE; returns the account's row after it (None: the
+        lease is someone else's)."""
         with self.db.session() as s:
             clock = db_clock(s, now)
             takeable = or_(SyncAccount.lease_until.is_(None), SyncAccount.lease_until < clock,
@@ -290,18 +320,17 @@ class StateStore:
                 # A process on this machine that was killed cannot renew or release its
                 # lease; waiting out the TTL would stall a restarted daemon for minutes.
                 takeable = or_(takeable, SyncAccount.lease_owner == holder)
-            result = s.execute(
+            row = s.execute(
                 update(SyncAccount)
                 .where(SyncAccount.name == name)
                 .where(takeable)
                 .values(lease_owner=owner, lease_until=clock + ttl,
                         lease_token=SyncAccount.lease_token + 1,
                         takeovers=SyncAccount.takeovers + taken_over(owner))
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                return None
-            return int(s.scalar(select(SyncAccount.lease_token).where(SyncAccount.name == name))
-                       or 0)
+                .returning(*_STATE_COLUMNS)
+                .execution_options(synchronize_session=False)
+            ).first()
+            return None if row is None else AccountState(*row)
 
     def renew_lease(self, name: str, token: int, ttl: timedelta, now: datetime | None = None
                     ) -> bool:
@@ -567,6 +596,24 @@ class StateStore:
             return set(s.scalars(select(SyncQuarantine.item_key)
                                  .where(SyncQuarantine.account == account)))
 
+    def held_items(self, account: str) -> HeldItems:
+        """The items a cycle's start needs to know about, in one query: those given up on
+        and those an admin released (an idle cycle's account usually has neither)."""
+        quarantined: dict[str, str | None] = {}
+        retry: list[str] = []
+        with self.db.session() as s:
+            rows = s.execute(select(SyncQuarantine.item_key, SyncQuarantine.state,
+                                    SyncQuarantine.version)
+                             .where(SyncQuarantine.account == account,
+                                    SyncQuarantine.state.in_(("quarantined", RETRY)))
+                             .order_by(SyncQuarantine.id))
+            for key, state, version in rows:
+                if state == RETRY:
+                    retry.append(key)
+                else:
+                    quarantined[key] = version
+        return HeldItems(quarantined, retry)
+
     def quarantined(self, account: str) -> dict[str, str | None]:
         """Keys given up on (state "quarantined"), with the version that failed."""
         with self.db.session() as s:
@@ -665,6 +712,8 @@ class StateStore:
         ``token``: the cycle's lease (fencing, as :meth:`record`); raises LeaseLost,
         forgetting nothing."""
         wanted = list(keys)
+        if not wanted:
+            return
         with self.db.session() as s:
             if token is not None and not _fenced(s, account, token):
                 raise LeaseLost(account=account)

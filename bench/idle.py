@@ -1,0 +1,226 @@
+"""What one idle cycle of the daemon costs: SQL statements, database round trips,
+requests and CPU, with a profile of where the CPU goes (issue 16 item 4).
+
+``.venv/bin/python -m bench.idle --providers caldav,google,outlook --owners 20
+--rounds 5 --profile /tmp/idle-profile --out bench/results/idle.md``
+
+Per provider: the serving process of :mod:`bench.sync` (the provider's server behind the
+latency proxy), a fresh PostgreSQL database, ``--owners`` calendars of ``--events``
+events each, seeded and synced once. Then, in one child process, the daemon's own
+replica path (:class:`syncd.daemon.Daemon` with ``[syncd] replica``: a claim from the
+work queue, ``Daemon._run_account`` with the push gate, the channel keeper and the
+metrics, the account given back to the queue) runs each account's idle cycle one after
+the other, ``--rounds`` times, on one thread, so that the figures are per cycle and
+exact: statements as the driver runs them, connection checkouts (each a ``SELECT 1``
+with ``pool_pre_ping``), transactions, HTTP requests at the proxy, and the thread's CPU.
+Counts are stable from run to run; the CPU figures depend on the machine's load, which
+is printed beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bench.control import ROOT, Control, ServerInfo, ServingProcess
+from bench.providers import account, install
+from bench.sync import child, database, log
+
+
+class DbCounter:
+    """Statements by verb, checkouts and commits of one engine (all threads)."""
+
+    def __init__(self, engine: Any) -> None:
+        from sqlalchemy import event
+
+        self.counts: Counter[str] = Counter()
+        self.seen: list[str] = []  # the statements, while ``keep`` is set
+        self.keep = False
+        self._lock = threading.Lock()
+        event.listen(engine, "before_cursor_execute", self._statement)
+        event.listen(engine, "commit", lambda conn: self._add("commits"))
+        event.listen(engine.pool, "checkout", lambda *args: self._add("checkouts"))
+        self.pre_ping = bool(getattr(engine.pool, "_pre_ping", False))
+
+    def _add(self, key: str) -> None:
+        with self._lock:
+            self.counts[key] += 1
+
+    def _statement(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        verb = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "?"
+        self._add(f"stmt {verb}")
+        if self.keep:
+            self.seen.append(" ".join(statement.split())[:160])
+
+    def take(self) -> Counter[str]:
+        with self._lock:
+            data = Counter(self.counts)
+            self.counts.clear()
+        if self.pre_ping:
+            data["pings"] = data["checkouts"]
+        return data
+
+
+def cycles(args: argparse.Namespace) -> dict[str, Any]:
+    """The child: first sync, one warm idle round, then ``rounds`` measured."""
+    from datetime import timedelta
+
+    from syncd.config import Config
+    from syncd.daemon import Daemon
+
+    server = ServerInfo.from_json(args.server)
+    data = json.loads((args.folder / "owners.json").read_text())
+    install(args.provider, server)
+    accounts = [account(args.provider, server, o, data["calendars"][o]) for o in data["owners"]]
+    config = Config(database=args.database, workers=1, replica=True, interval_seconds=0,
+                    jitter_seconds=0, accounts=tuple(accounts),
+                    data_dir=str(args.folder / "data"), default_time_zone="Europe/Oslo")
+    daemon = Daemon(config)
+    daemon.start_push()  # cycles look after their push channel, as in `syncd run`
+    queue = daemon.queue
+    assert queue is not None
+    queue.enrol(a.name for a in accounts)
+    control = Control(server.control)
+    counter = DbCounter(daemon.service.db.engine)
+    ttl = timedelta(minutes=10)
+
+    def one(name: str) -> None:
+        claims = queue.claim([name], 1, ttl)
+        assert claims, f"{name} was not claimable"
+        daemon._run_account(name, claims[0])
+
+    for _ in range(2):  # the first sync, then the cycle reading back its echo
+        for acct in accounts:
+            one(acct.name)
+    for acct in accounts:  # warm: every statement compiled and cached, sessions open
+        one(acct.name)
+    counter.take()
+    control.call("stats", reset=True)
+    profiler = cProfile.Profile(time.thread_time) if args.profile else None
+    cpu, wall = time.thread_time(), time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
+    for _ in range(args.rounds):
+        for acct in accounts:
+            one(acct.name)
+    if profiler is not None:
+        profiler.disable()
+    cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+    n = args.rounds * len(accounts)
+    db = counter.take()
+    counter.keep = True  # one more cycle, to list its statements
+    one(accounts[0].name)
+    counter.take()
+    http = control.call("stats", reset=True)["requests"].get("http", {})
+    top = ""
+    if profiler is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        path = args.profile / f"{args.provider}.pstats"
+        profiler.dump_stats(path)
+        out = io.StringIO()
+        pstats.Stats(str(path), stream=out).sort_stats("cumulative").print_stats(45)
+        top = out.getvalue()
+    daemon.service.close()
+    statements = {k.removeprefix("stmt "): round(v / n, 2) for k, v in sorted(db.items())
+                  if k.startswith("stmt ")}
+    per = {k: round(v / n, 2) for k, v in sorted(db.items()) if not k.startswith("stmt ")}
+    return {"provider": args.provider, "cycles": n, "statements": statements,
+            "statements_total": round(sum(statements.values()), 2), **per,
+            "requests": {k: round(v / n, 2) for k, v in sorted(http.items())},
+            "cpu_ms_per_cycle": round(1000 * cpu / n, 2),
+            "wall_ms_per_cycle": round(1000 * wall / n, 2),
+            "load_average": round(os.getloadavg()[0], 1), "profile_top": top,
+            "one_cycle": counter.seen}
+
+
+def run_provider(provider: str, args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix=f"syncd-idle-{provider}-") as tmp:
+        folder = Path(tmp)
+        server = ServingProcess(provider, args.latency_ms, folder / "server")
+        try:
+            with database(args.database, folder) as url:
+                own = ["--provider", provider, "--server", server.info.to_json(),
+                       "--database", url, "--folder", str(folder)]
+                log(f"{provider}: seeding {args.owners} calendars of {args.events} events")
+                child("bench.run_syncd", "seed", *own, "--n", str(args.owners * args.events),
+                      "--owners", str(args.owners))
+                log(f"{provider}: idle cycles")
+                extra = ["--profile", str(args.profile)] if args.profile else []
+                return child("bench.idle", "cycles", *own, "--rounds", str(args.rounds),
+                             *extra, timeout=1800)
+        finally:
+            server.stop()
+
+
+def markdown(results: list[dict[str, Any]], code: dict[str, Any]) -> str:
+    lines = [f"# One idle cycle of the daemon (bench/idle.py, code {code['commit']}"
+             + (", uncommitted changes" if code["uncommitted"] else "") + ")", "",
+             "Per cycle, on PostgreSQL, the daemon's replica path, cycles one after the "
+             "other on one thread. Round trips to the database = statements + pings + "
+             "commits (each transaction's BEGIN goes with its first statement).", "",
+             "| provider | statements | of which | checkouts | pings | commits | "
+             "requests | thread CPU ms | load avg |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        kinds = ", ".join(f"{k} {v:g}" for k, v in r["statements"].items())
+        requests = ", ".join(f"{k} {v:g}" for k, v in r["requests"].items())
+        lines.append(f"| {r['provider']} | {r['statements_total']:g} | {kinds} | "
+                     f"{r.get('checkouts', 0):g} | {r.get('pings', 0):g} | "
+                     f"{r.get('commits', 0):g} | {requests} | {r['cpu_ms_per_cycle']} | "
+                     f"{r['load_average']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("step", nargs="?", choices=("all", "cycles"), default="all")
+    parser.add_argument("--database", default="postgresql+psycopg://postgres@127.0.0.1/test",
+                        help="a PostgreSQL server; a temporary database is made on it")
+    parser.add_argument("--providers", default="caldav,google,outlook")
+    parser.add_argument("--owners", type=int, default=20)
+    parser.add_argument("--events", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--profile", type=Path, help="a folder for one .pstats per provider")
+    parser.add_argument("--statements", action="store_true",
+                        help="print the SQL of one idle cycle (on standard error)")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--provider")
+    parser.add_argument("--server")
+    parser.add_argument("--folder", type=Path)
+    args = parser.parse_args(argv)
+    if args.step == "cycles":
+        print(json.dumps(cycles(args)))
+        return 0
+    from bench.report import code_version
+
+    results = [run_provider(p, args) for p in args.providers.split(",") if p]
+    code = code_version(str(ROOT))
+    text = markdown(results, code)
+    for r in results:
+        if args.profile:
+            print(r["profile_top"], file=sys.stderr)
+        if args.statements:
+            print("\n".join(r["one_cycle"]), file=sys.stderr)
+    if args.out:
+        args.out.write_text(text)
+        args.out.with_suffix(".json").write_text(json.dumps(
+            {"code": code, "results": [{k: v for k, v in r.items()
+                                        if k not in ("profile_top", "one_cycle")}
+                                       for r in results]}, indent=1))
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
