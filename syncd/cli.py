@@ -175,7 +175,15 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_argument("provider", nargs="?", help="only this provider")
     options.set_defaults(handler=_config_options)
 
-    from syncd import cli_admin, cli_auth, cli_booking, cli_pipedrive, cli_sync, cli_verify
+    from syncd import (
+        cli_admin,
+        cli_auth,
+        cli_availability,
+        cli_booking,
+        cli_pipedrive,
+        cli_sync,
+        cli_verify,
+    )
     from syncd.crm.builtin import cli as builtin_crm_cli
 
     builtin_crm_cli.register(sub)
@@ -185,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_pipedrive.register(sub)
     cli_verify.register(sub)
     cli_booking.register(sub)
+    cli_availability.register(sub)
     return parser
 
 

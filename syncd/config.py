@@ -56,6 +56,7 @@ from syncd.config_types import (
 )
 from syncd.engine.policy import ConflictPolicy, OnCalendarDelete
 from syncd.errors import ConfigError, ConfigProblem
+from syncd.hours import WORKING_HOURS, HoursRule, overlaps, rule_from
 from syncd.model import DoneStyle
 from syncd.team import (
     SEPARATOR,
@@ -279,6 +280,7 @@ class Config:
     push: PushConfig = field(default_factory=PushConfig)
     accounts: tuple[AccountConfig, ...] = ()
     teams: tuple[TeamConfig, ...] = ()
+    working_hours: tuple[HoursRule, ...] = ()  # [[working_hours]] (syncd.hours)
 
     @property
     def serves_accounts(self) -> bool:
@@ -443,11 +445,12 @@ def parse_config(data: Mapping[str, Any], source: str,
     does, so a missing or exposed secret is caught before a sync needs it.
     """
     v = _Validator(source, resolve)
-    known_sections = {"syncd", "logging", "embedded", "http", "push", "crm", "account", "team"}
+    known_sections = {"syncd", "logging", "embedded", "http", "push", "crm", "account", "team",
+                      "working_hours"}
     for key in data:
         if key not in known_sections:
             v.problem(key, "is not a known section", "one of: [syncd], [logging], [embedded], "
-                      "[http], [push], [crm], [[account]], [[team]]")
+                      "[http], [push], [crm], [[account]], [[team]], [[working_hours]]")
     general = v.table(data.get("syncd", {}), GENERAL, "syncd")
     logging_ = v.table(data.get("logging", {}), LOGGING, "logging")
     embedded = v.table(data.get("embedded", {}), EMBEDDED, "embedded")
@@ -479,6 +482,7 @@ def parse_config(data: Mapping[str, Any], source: str,
                 v.problem(f"team ({team.name}).name",
                           f"is the prefix of the account name {account.name!r}",
                           "a team name no [[account]] name starts with")
+    working_hours = _working_hours(v, data)
     if v.problems:
         raise ConfigError(problems=v.problems)
     return Config(
@@ -492,8 +496,24 @@ def parse_config(data: Mapping[str, Any], source: str,
         push=PushConfig(**push),
         accounts=tuple(accounts),
         teams=tuple(teams),
+        working_hours=working_hours,
         **general,
     )
+
+
+def _working_hours(v: _Validator, data: Mapping[str, Any]) -> tuple[HoursRule, ...]:
+    """``[[working_hours]]`` blocks (:mod:`syncd.hours`): each checked, then no user in two."""
+    rules: list[tuple[int, HoursRule]] = []
+    for i, raw in enumerate(_blocks(v, data, "working_hours")):
+        rule, problems = rule_from(v.table(raw, WORKING_HOURS, f"working_hours[{i}]"))
+        for key, problem, fix in problems:
+            v.problem(f"working_hours[{i}].{key}", problem, fix)
+        if rule is not None:
+            rules.append((i, rule))
+    for i, user in overlaps(rules):
+        v.problem(f"working_hours[{i}].users", f"names {user} again",
+                  "each user (and \"*\") in one [[working_hours]] block")
+    return tuple(rule for _, rule in rules)
 
 
 def _blocks(v: _Validator, data: Mapping[str, Any], section: str) -> list[dict[str, Any]]:
