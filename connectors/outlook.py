@@ -70,6 +70,7 @@ from connectors.outlook_http import (
     with_query,
 )
 from connectors.outlook_map import (
+    busy_of_event,
     create_payload,
     expand_properties,
     generation_of,
@@ -110,6 +111,12 @@ _GONE = (404, 410)
 #: The longest span one ``getSchedule`` may cover: Graph answers 400
 #: ``ErrorTimeIntervalTooBig`` past 62 days (calendar-getschedule; microsoft-graph-docs#19703).
 SCHEDULE_SPAN = timedelta(days=62)
+#: What Graph answers where getSchedule is not offered: read the events instead.
+SCHEDULE_REFUSED = frozenset({400, 403, 404, 405, 501})
+
+
+class _NoSchedule(Exception):
+    """Graph will not answer getSchedule for this mailbox; ``args[0]`` says how it refused."""
 
 
 @dataclass(frozen=True)
@@ -236,6 +243,7 @@ class OutlookCalendar:
         self._user = f"/users/{quote(self.mailbox, safe='@')}"
         self._calendar_id: str | None = account.calendar
         self._writable: bool | None = None  # the calendar's canEdit, read on a 403
+        self._get_schedule = True  # False once Graph refused it: busy time from events
         self._subscriptions = OutlookSubscriptions(
             self.http, lambda: f"{self._user}/calendars/{quote(self._calendar(), safe='')}"
                                "/events")
@@ -364,13 +372,29 @@ class OutlookCalendar:
         """``getSchedule`` for the mailbox: one request per :data:`SCHEDULE_SPAN`.
 
         It reports the mailbox's free/busy as colleagues see it (its default calendar),
-        whichever calendar the account syncs.
+        whichever calendar the account syncs. Where Graph refuses getSchedule (personal
+        Microsoft accounts: "Not supported"), busy time is read from the calendar's
+        ``calendarView`` instead (``showAs``), and getSchedule is not asked again by this
+        connector.
 
         Raises:
-            Transient: Graph refused the request, or answered the mailbox with an error.
+            Transient: Graph failed, or answered the mailbox with an error.
             AuthFailed, RateLimited: as for any read.
         """
         start, end = check_span(start, end)
+        if self._get_schedule:
+            try:
+                return self._schedule(start, end)
+            except _NoSchedule as exc:
+                log.info("account %s: no getSchedule (%s); reading the events instead",
+                         self.account.name, exc.args[0])
+                self._get_schedule = False
+        tally = BusyTally(f"outlook {self.mailbox}")
+        for data in self._pages(self._view_url(start, end)):
+            busy_of_event(data, self.owner_tz, tally)
+        return tally.result(log)
+
+    def _schedule(self, start: datetime, end: datetime) -> list[BusyInterval]:
         tally = BusyTally(f"outlook {self.mailbox}")
         for piece_start, piece_end in pieces(start, end, SCHEDULE_SPAN):
             body = {"schedules": [self.mailbox],
@@ -380,6 +404,8 @@ class OutlookCalendar:
                     "availabilityViewInterval": 1440}
             response = self.http.request("POST", f"{self._user}/calendar/getSchedule",
                                          json=body, idempotent=True)
+            if response.status in SCHEDULE_REFUSED:
+                raise _NoSchedule(f"HTTP {response.status} {response.code or ''}".strip())
             if not response.ok:
                 raise _read_failure(response)
             read_schedule(response.body, self.mailbox, tally)
@@ -390,12 +416,15 @@ class OutlookCalendar:
         lists occurrences and never series masters, every nextLink followed; cancelled
         meetings left out."""
         start, end = check_span(start, end)
-        url = with_query(f"{self._collection()}/calendarView",
-                         {"startDateTime": _iso(start), "endDateTime": _iso(end),
-                          "$top": str(PAGE_SIZE), "$expand": expand_properties()})
         return [read_occurrence(data, fallback_tz=self.owner_tz, mailbox=self.mailbox,
                                 describe_guests=self.describe_guests)
-                for data in self._pages(url) if data.get("isCancelled") is not True]
+                for data in self._pages(self._view_url(start, end))
+                if data.get("isCancelled") is not True]
+
+    def _view_url(self, start: datetime, end: datetime) -> str:
+        return with_query(f"{self._collection()}/calendarView",
+                          {"startDateTime": _iso(start), "endDateTime": _iso(end),
+                           "$top": str(PAGE_SIZE), "$expand": expand_properties()})
 
     # --- reading --------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from connectors.base import RemoteEvent
-from connectors.busy import BusyTally
+from connectors.busy import BusyTally, instants
 from connectors.guests import body_text, split_guests
 from connectors.json_limits import read_guarded
 from connectors.outlook_zones import UnknownZone, iana_zone
@@ -513,3 +513,24 @@ def read_schedule(body: object, mailbox: str, tally: BusyTally) -> None:
             tally.skip(f"a schedule item without a readable time ({type(exc).__name__})")
             continue
         tally.add(start, end, SCHEDULE_KINDS[status])
+
+
+def busy_of_event(data: Mapping[str, Any], fallback_tz: str, tally: BusyTally) -> None:
+    """Add one ``calendarView`` event's busy time to ``tally`` (by its ``showAs``, as
+    :func:`read_schedule` reads a schedule item's ``status``); a free or cancelled event
+    adds nothing, an unreadable one is skipped. An all-day event lasts from midnight to
+    midnight in its own zone."""
+    tally.item()
+    status = str(data.get("showAs") or "busy")
+    if status == "free" or data.get("isCancelled") is True:
+        return
+    if status not in SCHEDULE_KINDS:
+        tally.skip(f"an event of unknown showAs {status[:20]!r}")
+        return
+    try:
+        when = read_when(data, fallback_tz)
+    except (_Unreadable, OverflowError, ValueError) as exc:
+        tally.skip(f"an event without a readable time ({type(exc).__name__})")
+        return
+    start, end = instants(when, when.tz)
+    tally.add(start, end, SCHEDULE_KINDS[status])

@@ -119,6 +119,10 @@ class GraphEmulator(ThreadedHTTPServer):
     * ``concurrency_retry_after`` (1): ``Retry-After`` seconds on a MailboxConcurrency 429.
     * ``clock``: monotonic seconds for the 10-minute window (replace to simulate time).
     * ``internal_errors``: exceptions from emulator bugs (answered 500 ``UnknownError``).
+    * ``schedule_refused`` (False): getSchedule answers 403 ``ErrorAccessDenied``, as for a
+      personal Microsoft account, where the permissions table of calendar-getschedule says
+      "Not supported" (the status is this emulator's choice: what personal mailboxes are
+      seen to answer other calls they do not support, mpalermiti/outlook-mcp#29).
 
     Without an identity emulator any ``Authorization: Bearer <anything>`` is accepted and
     ``/me`` means the first mailbox added.
@@ -143,6 +147,7 @@ class GraphEmulator(ThreadedHTTPServer):
         self.empty_pages: bool = False
         self.replay_duplicates: bool = False
         self.default_page_size: int = 10
+        self.schedule_refused: bool = False
         self.concurrency_retry_after: int = 1
         self.clock: Callable[[], float] = time.monotonic
         self.store = GraphStore()

@@ -92,6 +92,9 @@ def perform(emu: GraphEmulator, req: ApiRequest, ctx: RequestContext) -> ApiResp
     if kind == "getSchedule":
         if req.method != "POST":
             raise _not_allowed(req)
+        if emu.schedule_refused:
+            raise GraphError(403, "ErrorAccessDenied",
+                             "Access is denied. Check credentials and try again.")
         return _json(200, get_schedule(emu.store, req.json(), ctx.opts.out_zone), ctx)
     if kind == "calendarView":
         if req.method != "GET":

@@ -14,7 +14,7 @@ from connectors.base import BUSY_KINDS
 from connectors.busy import MAX_ITEMS, BusyTally
 from connectors.caldav_busy import NoFreeBusy, read_vfreebusy
 from connectors.google_map import read_free_busy
-from connectors.outlook_map import read_schedule
+from connectors.outlook_map import busy_of_event, read_schedule
 from syncd.errors import ConnectorError
 
 FUZZ = settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -87,3 +87,13 @@ def test_fuzz_graph_schedule_reader_reads_or_refuses(items: Any) -> None:
     except ConnectorError:
         return
     check(tally)
+
+
+@FUZZ
+@given(st.dictionaries(st.sampled_from(["showAs", "isCancelled", "isAllDay", "start", "end",
+                                        "originalStartTimeZone"]), JSON, max_size=6))
+def test_fuzz_graph_event_busy_reader_reads_or_skips(event: dict[str, Any]) -> None:
+    tally = BusyTally("fuzz")
+    busy_of_event(event, "Europe/Oslo", tally)
+    check(tally)
+    assert len(tally.intervals) + tally.skipped <= 1

@@ -189,3 +189,28 @@ def test_a_weekly_meeting_keeps_its_wall_time_across_the_clock_change(
     events = conn.events_between(monday, monday + timedelta(days=14))
     assert [(e.projection.when.start, e.projection.when.end) for e in events
             if e.projection] == wanted
+
+
+def test_busy_time_from_the_events_where_get_schedule_is_refused(
+        env: Env, conn: OutlookCalendar) -> None:
+    env.graph.schedule_refused = True  # a personal Microsoft account
+    put(env, "Call", at(9), at(10))
+    put(env, "Reading", at(11), at(12), showAs="free")
+    put(env, "Maybe", at(13), at(14), showAs="tentative")
+    put(env, "Standup", at(8), at(8.25), recurrence={
+        "pattern": {"type": "daily", "interval": 1},
+        "range": {"type": "numbered", "startDate": "2026-12-07", "numberOfOccurrences": 3}})
+    env.graph.create_event_as_user(ALICE, {
+        "subject": "Offsite", "isAllDay": True,
+        "start": {"dateTime": "2026-12-09T00:00:00", "timeZone": "UTC"},
+        "end": {"dateTime": "2026-12-10T00:00:00", "timeZone": "UTC"}})
+    before = len(env.graph.requests)
+    busy = conn.busy_between(at(0), at(48))
+    assert busy == [BusyInterval(at(8), at(8.25)), BusyInterval(at(9), at(10)),
+                    BusyInterval(at(13), at(14), "tentative"), BusyInterval(at(24), at(48)),
+                    BusyInterval(at(32), at(32.25))]
+    first = [r.path for r in env.graph.requests[before:]]
+    assert first[0].endswith("/getSchedule") and "calendarView" in first[1]
+    before = len(env.graph.requests)
+    conn.busy_between(at(0), at(48))
+    assert not any(r.path.endswith("/getSchedule") for r in env.graph.requests[before:])
