@@ -98,11 +98,6 @@ class ChannelStore:
         with self.db.session() as s:
             return [_row(r) for r in s.scalars(select(PushChannel).order_by(PushChannel.account))]
 
-    def by_channel_id(self, channel_id: str) -> ChannelRow | None:
-        with self.db.session() as s:
-            r = s.scalar(select(PushChannel).where(PushChannel.channel_id == channel_id))
-            return _row(r) if r is not None else None
-
     def check(self, channel_id: str, token: str | None) -> Checked:
         """Whether ``channel_id`` is known and ``token`` is its token, from ONE read: a
         hook that asked twice (verify, then "is it known?") could see the channel saved or
@@ -119,11 +114,6 @@ class ChannelStore:
         """The channel ``channel_id`` if ``token`` is its token; None when the channel is
         unknown or the token wrong (:meth:`check` tells which)."""
         return self.check(channel_id, token).row
-
-    def _with_hash(self, channel_id: str) -> tuple[ChannelRow, str | None] | None:
-        with self.db.session() as s:
-            r = s.scalar(select(PushChannel).where(PushChannel.channel_id == channel_id))
-            return (_row(r), r.token_hash) if r is not None else None
 
     def overdue(self, now: datetime | None = None) -> list[str]:
         """Accounts whose expected notification did not come in time."""

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
+from syncd.store.channel_tables import PushChannel
 from syncd.store.channels import ACTIVE, DEGRADED, REFUSED, ChannelStore, token_hash
 from syncd.store.db import Database
 from tests.store.conftest import StoreFactory
@@ -37,8 +38,9 @@ def test_a_saved_channel_keeps_a_hash_of_its_token_never_the_token(db: Database)
     row = channels.get("alice")
     assert row is not None and row.state == ACTIVE and row.healthy
     assert row.details == {"calendar": "primary"} and row.resource_id == "r-1"
-    stored = channels._with_hash("ch-1")
-    assert stored is not None and stored[1] == token_hash("s3cret") != "s3cret"
+    with db.session() as s:
+        stored = s.scalar(select(PushChannel.token_hash).where(PushChannel.account == "alice"))
+    assert stored == token_hash("s3cret") != "s3cret"
 
 
 def test_a_notification_is_verified_by_its_channel_and_token(db: Database) -> None:
