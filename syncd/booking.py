@@ -31,8 +31,9 @@ from zoneinfo import ZoneInfo
 
 from syncd.crm.source import BookSlot, CrmSource, SlotBooker
 from syncd.engine.availability import Busy, Slot, WorkingHours, free_slots
-from syncd.errors import BookingRefused, InvalidInput, SlotTaken
+from syncd.errors import BookingRefused, InvalidInput, SlotTaken, SyncdError
 from syncd.model import Activity, Guest, activity_when, is_valid_email, normalize_email
+from syncd.report import describe
 from syncd.store.booking_links import LinkRow
 from syncd.text import clean_text
 
@@ -146,10 +147,20 @@ class Bookings:
         return Owner(user.id, name, link.owner, user.time_zone)
 
     def slots(self, link: LinkRow) -> list[SlotLike]:
-        """The free slots the link offers now, earliest first."""
+        """The free slots the link offers now, earliest first.
+
+        Raises:
+            BookingRefused: "unavailable", when the owner's free time cannot be read (a
+                calendar that does not answer is never taken as free).
+        """
         now = self.clock()
-        found = self.free(link.owner, now, now + timedelta(days=link.horizon_days),
-                          link.duration_minutes, now)
+        try:
+            found = self.free(link.owner, now, now + timedelta(days=link.horizon_days),
+                              link.duration_minutes, now)
+        except SyncdError as exc:
+            log.warning("booking link %d: the free slots of %s cannot be read: %s",
+                        link.id, link.owner, describe(exc))
+            raise BookingRefused(reason="unavailable") from None
         return sorted((s for s in found if s.start >= now), key=lambda s: s.start)
 
     def book(self, link: LinkRow, *, slot: str, name: str, email: str, nonce: str

@@ -129,16 +129,21 @@ class BookingPages:
             self._count("not_found")
             return _not_found()
         base = f"/book/{parts[2]}"
-        if len(parts) == 5:
-            if request.method != "GET" or parts[3] not in ("booked", "ics"):
-                return _not_found()
-            return self._booked(request, link, owner, parts[3], parts[4], base)
-        if request.method == "POST":
-            return self._post(request, link, owner, base)
-        query = _fields(request.query)
-        zone = pick_zone((query.get("tz") or ["UTC"])[0]) or "UTC"
-        self._count("views")
-        return self._form(link, owner, base, zone, FormState(), 200)
+        try:
+            if len(parts) == 5:
+                if request.method != "GET" or parts[3] not in ("booked", "ics"):
+                    return _not_found()
+                return self._booked(request, link, owner, parts[3], parts[4], base)
+            if request.method == "POST":
+                return self._post(request, link, owner, base)
+            query = _fields(request.query)
+            zone = pick_zone((query.get("tz") or ["UTC"])[0]) or "UTC"
+            self._count("views")
+            return self._form(link, owner, base, zone, FormState(), 200)
+        except BookingRefused as refused:  # the owner's free time cannot be read now
+            self._count("unavailable")
+            return _answer(503, message_page("Not available", visitor_message(refused)),
+                           HTML, ("Retry-After", "60"))
 
     def _offer(self, link: LinkRow, owner: Owner, *, slots: bool = True) -> Offer:
         free = [(s.start, s.end) for s in self.bookings.slots(link)] if slots else []

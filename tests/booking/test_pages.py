@@ -203,3 +203,19 @@ def test_hostile_requests_get_a_clear_refusal_never_a_500(site: Site) -> None:
     assert 'value="&lt;b&gt;x&lt;/b&gt;&quot;&#x27;"' in echoed and "<b>x" not in echoed
     [made] = site.store.list_activities(ActivityFilter(owner_id=site.owner_id))
     assert made.subject == "Meeting with <script>alert(1)</script>"
+
+
+def test_a_calendar_that_cannot_be_read_closes_the_page_instead_of_showing_free_time(
+        site: Site) -> None:
+    from syncd.errors import Unreachable
+
+    def unreadable(*_args: object) -> list[object]:
+        raise Unreachable(url="https://calendar.example", reason="connection refused")
+
+    form = booking(site)
+    site.pages.bookings.free = unreadable
+    for answer in (site.get(), site.post(form)):
+        assert answer.status_code == 503
+        assert "Booking is not possible right now" in answer.text
+        assert "calendar.example" not in answer.text
+    assert site.store.list_activities(ActivityFilter(owner_id=site.owner_id)) == []
