@@ -16,7 +16,7 @@ import tempfile
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
-from syncd.booking import Bookings, crm_free_slots
+from syncd.booking import Bookings
 from syncd.crm.builtin import BuiltinSource
 from syncd.crm.builtin.activities import ActivityStore
 from syncd.http.booking_guard import Signer, load_key
@@ -25,6 +25,7 @@ from syncd.http.router import Router
 from syncd.http.server import HttpServer
 from syncd.store.booking_links import BookingLinkStore
 from syncd.store.db import Database
+from syncd_testkit.booking import crm_free_slots
 
 NOW = datetime(2026, 12, 7, 7, 0, tzinfo=UTC)  # Monday 08:00 in Oslo
 CHROMIUM = "/usr/bin/chromium"

@@ -4,8 +4,9 @@ A visitor of ``/book/<token>`` (:mod:`syncd.http.booking_page`) sees the free sl
 the link's owner for the next ``horizon_days`` and books one with a name and an e-mail.
 :class:`Bookings` is everything behind the page that is not HTML:
 
-* :meth:`Bookings.slots` asks the availability (``free``: busy activities of the CRM,
-  A4, and busy calendar time, inside the owner's working hours) for slots of the link's
+* :meth:`Bookings.slots` asks the availability (``free``, in the daemon
+  :meth:`syncd.availability_service.Availability.owner_free_slots`: the owner's working
+  hours minus busy activities, A4, and busy calendar time) for slots of the link's
   duration; nothing about any other event leaves this module, only start and end times.
 * :meth:`Bookings.book` checks the visitor's input, checks that the slot is still one
   offered, then has the CRM source book it (:class:`syncd.crm.source.SlotBooker`): the
@@ -27,10 +28,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
 from syncd.crm.source import BookSlot, CrmSource, SlotBooker
-from syncd.engine.availability import Busy, Slot, WorkingHours, free_slots
 from syncd.errors import BookingRefused, InvalidInput, SlotTaken, SyncdError
 from syncd.model import Activity, Guest, activity_when, is_valid_email, normalize_email
 from syncd.report import describe
@@ -52,9 +51,13 @@ class SlotLike(Protocol):
     def end(self) -> datetime: ...
 
 
-#: The owner's free slots of ``duration`` minutes in [start, end), none before ``now``:
-#: ``free(owner e-mail, start, end, duration, now)``.
-FreeSlots = Callable[[str, datetime, datetime, int, datetime], Sequence[SlotLike]]
+#: The owner's free slots of ``duration`` in [start, end), none before ``now``, starting
+#: on multiples of ``step`` of the owner's wall clock:
+#: ``free(owner e-mail, start, end, duration, now, step)``, as
+#: :meth:`syncd.availability_service.Availability.owner_free_slots` (working hours, busy
+#: activities and busy calendar time); raises a SyncdError when it cannot tell.
+FreeSlots = Callable[[str, datetime, datetime, timedelta, datetime, timedelta],
+                     Sequence[SlotLike]]
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,8 @@ class Bookings:
         now = self.clock()
         try:
             found = self.free(link.owner, now, now + timedelta(days=link.horizon_days),
-                              link.duration_minutes, now)
+                              timedelta(minutes=link.duration_minutes), now,
+                              step_for(link.duration_minutes))
         except SyncdError as exc:
             log.warning("booking link %d: the free slots of %s cannot be read: %s",
                         link.id, link.owner, describe(exc))
@@ -226,39 +230,7 @@ class Bookings:
         return when.start, when.end
 
 
-#: How far before the asked range the CRM is read for busy activities that last into it
-#: (a page view stays one small query; the booking's own check in the CRM transaction
-#: looks back the whole longest span an activity may have, so a slot offered wrongly by
-#: a longer busy activity is refused there as taken, never double-booked).
-LOOKBACK = timedelta(days=31)
-
-
 def step_for(duration: int) -> timedelta:
-    """Where slots start: on the half hour for meetings of 30 minutes or more, else on
-    the quarter."""
+    """Where a link's slots start: on the half hour for meetings of 30 minutes or more,
+    else on the quarter (the page lists one button per start)."""
     return timedelta(minutes=30 if duration >= 30 else 15)
-
-
-def crm_free_slots(source: CrmSource) -> FreeSlots:
-    """The owner's free slots from the CRM alone: default working hours in the owner's
-    zone minus their busy activities (A4; free ones never block), through the pure core
-    :func:`syncd.engine.availability.free_slots`. Calendar busy time joins when the
-    service-level availability takes this one's place."""
-
-    def free(owner: str, start: datetime, end: datetime, duration: int, now: datetime
-             ) -> list[Slot]:
-        user = source.user(owner)
-        if user is None:
-            return []
-        tz = ZoneInfo(user.time_zone)
-        busy = []
-        for activity in source.due_between(user.id, (start - LOOKBACK).astimezone(tz).date(),
-                                           end.astimezone(tz).date()):
-            when = activity_when(activity)
-            if activity.busy and when is not None:
-                busy.append(Busy(when.start, when.end))
-        return free_slots(busy, WorkingHours(user.time_zone), start=start, end=end,
-                          duration=timedelta(minutes=duration), now=now,
-                          step=step_for(duration))
-
-    return free

@@ -475,15 +475,17 @@ class Daemon:
               f"{secret.path}", flush=True)
 
     def _booking_pages(self) -> BookingPages:
-        """``/book/<token>`` over the service's CRM and the owners' availability."""
-        from syncd.booking import Bookings, crm_free_slots
+        """``/book/<token>`` over the service's CRM and the owners' availability (working
+        hours, busy activities and every calendar of theirs)."""
+        from syncd.availability_service import Availability
+        from syncd.booking import Bookings
         from syncd.http.booking_guard import Signer, load_key
         from syncd.http.booking_page import BookingPages
         from syncd.store.booking_links import BookingLinkStore
 
         source = self.service.source
         return BookingPages(BookingLinkStore(self.service.db),
-                            Bookings(source, crm_free_slots(source)),
+                            Bookings(source, Availability(self.service).owner_free_slots),
                             Signer(load_key(self.config.data_path)))
 
     def _directory(self) -> AccountDirectory:

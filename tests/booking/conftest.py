@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from syncd.booking import Bookings, crm_free_slots
+from syncd.booking import Bookings
 from syncd.crm.builtin import BuiltinSource
 from syncd.crm.builtin.activities import ActivityStore
 from syncd.http.booking_guard import RateLimiter, Signer, load_key
@@ -21,6 +21,7 @@ from syncd.http.router import Router
 from syncd.http.server import HttpServer
 from syncd.store.booking_links import BookingLinkStore, LinkRow
 from syncd.store.db import Database
+from syncd_testkit.booking import crm_free_slots
 
 NOW = datetime(2026, 12, 7, 7, 0, tzinfo=UTC)  # a Monday, 08:00 in Oslo
 

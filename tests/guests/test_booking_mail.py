@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from syncd.booking import Bookings, crm_free_slots
+from syncd.booking import Bookings
 from syncd.crm.builtin import BuiltinSource
 from syncd.store.booking_links import BookingLinkStore
+from syncd_testkit.booking import crm_free_slots
 from tests.guests.test_policy import make_world, settle
 from tests.guests.worlds import GuestWorld
 
