@@ -36,7 +36,7 @@ from syncd.engine.agenda import AgendaItem, agenda
 from syncd.engine.availability import DEFAULT_STEP, Busy, Slot, WorkingHours, free_slots
 from syncd.errors import NotFound
 from syncd.hours import hours_for
-from syncd.model import activity_when, normalize_email
+from syncd.model import activity_when, day_in_range, normalize_email
 from syncd.report import describe
 
 if TYPE_CHECKING:
@@ -135,6 +135,8 @@ class Availability:
         """The owner's agenda for ``days`` days from ``first`` (in their CRM zone)."""
         if not 1 <= days <= MAX_AGENDA_DAYS:
             raise ValueError(f"an agenda covers 1 to {MAX_AGENDA_DAYS} days")
+        if not (day_in_range(first) and day_in_range(first + timedelta(days=days))):
+            raise ValueError("an agenda's days lie in the range syncd accepts")
         user = self.user(owner)
         zone = user.time_zone
         tz = ZoneInfo(zone)

@@ -60,21 +60,26 @@ def _minutes(text: str, option: str) -> timedelta:
 
 def _when(text: str, option: str, zone: str, *, end_of_day: bool = False) -> datetime:
     """A date (its midnight; with ``end_of_day`` the next one) or a wall time in ``zone``;
-    an explicit offset is taken as given."""
+    an explicit offset is taken as given. Only days syncd accepts (model.FIRST_DAY to
+    LAST_DAY), so no arithmetic on them can overflow."""
     from syncd.cli import require
+    from syncd.model import FIRST_DAY, LAST_DAY, day_in_range
 
+    value: datetime | None = None
     try:
         if len(text) == 10:
-            day = date.fromisoformat(text)
-            if end_of_day:
-                day += timedelta(days=1)
-            return datetime.combine(day, time(), tzinfo=ZoneInfo(zone))
-        value = datetime.fromisoformat(text) if len(text) <= 32 else None
+            value = datetime.combine(date.fromisoformat(text), time())
+        elif len(text) <= 32:
+            value = datetime.fromisoformat(text)
     except ValueError:
         value = None
     require(value is not None, f"{option} {text!r} is not a date (YYYY-MM-DD) or a time "
                                "(YYYY-MM-DDTHH:MM)")
     assert value is not None
+    require(day_in_range(value.date()), f"{option} {text!r} is not between {FIRST_DAY} and "
+                                        f"{LAST_DAY}")
+    if len(text) == 10 and end_of_day:
+        value += timedelta(days=1)
     return value if value.tzinfo else value.replace(tzinfo=ZoneInfo(zone))
 
 
@@ -120,6 +125,7 @@ def _availability(args: argparse.Namespace, app: App) -> int:
 def _agenda(args: argparse.Namespace, app: App) -> int:
     from syncd.availability_service import MAX_AGENDA_DAYS, Availability
     from syncd.cli import require
+    from syncd.model import FIRST_DAY, LAST_DAY, day_in_range
 
     require(1 <= args.days <= MAX_AGENDA_DAYS, f"--days is 1 to {MAX_AGENDA_DAYS}")
     service = _service(app)
@@ -132,6 +138,8 @@ def _agenda(args: argparse.Namespace, app: App) -> int:
                 first = date.fromisoformat(args.date)
             except ValueError:
                 require(False, f"--date {args.date!r} is not a date (YYYY-MM-DD)")
+            require(day_in_range(first), f"--date {args.date!r} is not between {FIRST_DAY} "
+                                         f"and {LAST_DAY}")
         result = reads.owner_agenda(args.owner, first, args.days)
     finally:
         service.close()

@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from syncd.model import FIRST_DAY, LAST_DAY, day_in_range
+
 #: The working hours of a user for whom none are configured: Monday to Friday, 09:00-17:00.
 DEFAULT_DAYS = frozenset(range(5))
 DEFAULT_START = time(9, 0)
@@ -278,8 +280,9 @@ def free_slots(
     """Every slot of ``duration`` inside [start, end) that the rules of this module allow.
 
     Raises:
-        ValueError: naive datetimes, a range longer than :data:`MAX_RANGE`, or a duration
-            or step that is not a positive whole number of minutes.
+        ValueError: naive datetimes, a range longer than :data:`MAX_RANGE` or outside the
+            days syncd accepts (:data:`~syncd.model.FIRST_DAY` to ``LAST_DAY``), or a
+            duration or step that is not a positive whole number of minutes.
     """
     for name, value in (("start", start), ("end", end), ("now", now)):
         if value.tzinfo is None:
@@ -289,6 +292,8 @@ def free_slots(
             raise ValueError(f"{name} must be a positive whole number of minutes")
     if end - start > MAX_RANGE:
         raise ValueError(f"a range may cover at most {MAX_RANGE.days} days")
+    if not (day_in_range(start.date()) and day_in_range(end.date())):
+        raise ValueError(f"a range lies between {FIRST_DAY} and {LAST_DAY}")
     if end <= start:
         return []
     zone = hours.time_zone

@@ -109,6 +109,12 @@ BAD = [
     (["--duration", "30", "--from", "tomorrow"], "--from 'tomorrow' is not a date"),
     (["--duration", "30", "--from", "2027-01-12", "--to", "2027-01-10"], "--to must be after"),
     (["--duration", "30", "--from", "2027-01-01", "--to", "2027-12-31"], "at most 92 days"),
+    (["--duration", "30", "--from", "9999-12-31"], "is not between 1900-01-01 and 2199-12-31"),
+    (["--duration", "30", "--to", "0001-01-01T00:00"], "is not between"),
+    (["--duration", "30", "--from", "2027-01-11T10:00" + "0" * 5000], "is not a date"),
+    (["--duration", "99999999d"], "is not a length"),
+    (["--duration", "30", "--step", "-5"], "--step '-5' is not a length"),
+    (["--duration", "30", "--from", "2027-02-30"], "is not a date"),
 ]
 
 
@@ -120,5 +126,9 @@ def test_bad_availability_questions_are_usage_errors(
         assert main([*base, "availability", user, *args]) == 2, args
         err = capsys.readouterr().err
         assert problem in err and "Traceback" not in err, err
-    assert main([*base, "agenda", user, "--days", "40"]) == 2
-    assert "--days is 1 to 31" in capsys.readouterr().err
+    for args, problem in ((["--days", "40"], "--days is 1 to 31"),
+                          (["--date", "9999-12-31"], "is not between"),
+                          (["--date", "yesterday"], "is not a date")):
+        assert main([*base, "agenda", user, *args]) == 2, args
+        err = capsys.readouterr().err
+        assert problem in err and "Traceback" not in err, err

@@ -195,3 +195,9 @@ def test_steps_count_from_each_local_midnight() -> None:
 def test_an_end_of_midnight_joins_the_days() -> None:
     round_the_clock = WorkingHours(OSLO, days=frozenset(range(7)), start=time(0), end=time(0))
     assert working_spans(round_the_clock, at(8, 0), at(10, 0)) == [(at(8, 0), at(10, 0))]
+
+
+def test_a_range_outside_the_days_syncd_accepts_is_refused_not_an_overflow() -> None:
+    edge = datetime(9999, 12, 31, 12, tzinfo=UTC)
+    with pytest.raises(ValueError, match="between"):
+        slots([], start=edge - timedelta(days=1), end=edge)
