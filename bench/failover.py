@@ -11,6 +11,16 @@ SIGKILLed, with PostgreSQL triggers auditing every write in the transaction that
 it. It reports the writes audited, writes by anyone but the lease holder (must be 0),
 tokens that went back (must be 0), and the seconds from each lapsed lease to its takeover
 (the promise: within a tick, plus what a busy machine adds). Measured, never asserted.
+
+``--budgets`` runs instead the shared provider budgets of tests/replicas/test_budgets.py
+at their real sizes (``--out bench/results/budgets.md``): replica processes
+(syncd_testkit/budget_driver.py) as one Google user at syncd's default 500 requests a
+minute against the emulator's 600 per sliding minute, single reads and 50-part batches,
+for ``--seconds`` (2.5 minutes by default); and replicas sending to one mailbox of the
+Graph emulator (20 ms per request) for a minute. Each is run with the budgets shared and,
+as the control, with each replica counting alone. It reports what the emulators counted
+(refusals, the busiest sliding minute, the most requests in flight) and what sharing cost
+(database statements per request).
 """
 
 from __future__ import annotations
@@ -27,7 +37,80 @@ from bench.control import ROOT
 from bench.report import code_version
 from bench.sync import database, log
 from syncd.store.db import Database
+from syncd_testkit.budget_driver import USER, drive
+from syncd_testkit.emulators.google import GoogleEmulator
+from syncd_testkit.emulators.graph import GraphEmulator
 from syncd_testkit.replicas import chaos, install_audit
+
+#: Google's per-user quota a minute, and syncd's default budget under it.
+GOOGLE_QUOTA, GOOGLE_BUDGET = 600, 500
+
+
+def _google(url: str, replicas: int, seconds: float, *, batch: int, alone: bool
+            ) -> dict[str, object]:
+    with GoogleEmulator(per_user_quota_per_minute=GOOGLE_QUOTA) as emu:
+        results = drive("google", url, emu.api_endpoint, replicas, threads=4,
+                        seconds=seconds, per_window=GOOGLE_BUDGET, window=60.0,
+                        batch=batch, alone=alone)
+        counter = emu.user_quota
+        assert counter is not None
+        sent = sum(r.get("sent", 0) for r in results)
+        ran = max(r.get("ran_ms", 0) for r in results) / 1000
+        return {"provider": "google", "shared": not alone, "replicas": replicas,
+                "parts_per_request": batch, "seconds": round(ran, 1),
+                "reads_answered": sent,
+                "reads_per_minute": round(sent / ran * 60),
+                "refused_by_google": sum(counter.refused.values()),
+                "busiest_sliding_minute": max(counter.peak.values(), default=0),
+                "db_statements_per_request": round(
+                    sum(r.get("statements", 0) for r in results) / max(1, sent / batch), 2)}
+
+
+def _graph(url: str, replicas: int, seconds: float, *, alone: bool) -> dict[str, object]:
+    emu = GraphEmulator()
+    emu.latency_seconds = 0.02
+    emu.add_mailbox(USER)
+    with emu:
+        results = drive("graph", url, emu.base_url, replicas, threads=4, seconds=seconds,
+                        mailbox=USER, alone=alone)
+        sent = sum(r.get("sent", 0) for r in results)
+        ran = max(r.get("ran_ms", 0) for r in results) / 1000
+        return {"provider": "graph", "shared": not alone, "replicas": replicas,
+                "seconds": round(ran, 1), "requests_answered": sent,
+                "requests_per_second": round(sent / ran, 1),
+                "most_in_flight": emu.max_in_flight_seen.get(USER.lower(), 0),
+                "refused_429": sum(1 for r in emu.requests if r.status == 429),
+                "db_statements_per_request": round(
+                    sum(r.get("statements", 0) for r in results) / max(1, sent), 2)}
+
+
+def budgets(args: argparse.Namespace) -> int:
+    """The shared budgets at their real sizes (see the module docstring)."""
+    rows: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory() as tmp, database(args.database, Path(tmp)) as url:
+        Database(url).close()  # migrated
+        for batch in (1, 50):
+            for alone in (False, True):
+                log(f"google: {args.replicas} replicas, batches of {batch}, alone={alone}")
+                rows.append(_google(url, args.replicas, args.seconds, batch=batch,
+                                    alone=alone))
+        for alone in (False, True):
+            log(f"graph: {args.replicas} replicas, alone={alone}")
+            rows.append(_graph(url, args.replicas, min(60.0, args.seconds), alone=alone))
+    code = code_version(str(ROOT))
+    lines = ["# Provider budgets shared by replicas (bench/failover.py --budgets)", "",
+             f"Load average {os.getloadavg()[0]:.1f}, code {code['commit']}.", ""]
+    for provider in ("google", "graph"):
+        mine = [r for r in rows if r["provider"] == provider]
+        keys = list(mine[0])
+        lines += ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+        lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in mine]
+        lines.append("")
+    text = "\n".join(lines)
+    Path(args.out).write_text(text)
+    Path(args.out).with_suffix(".json").write_text(json.dumps(rows, indent=1))
+    print(text)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,7 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-ms", type=float, default=20.0)
     parser.add_argument("--cap", type=int, default=16)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "failover.md"))
+    parser.add_argument("--budgets", action="store_true",
+                        help="run the shared provider budgets instead (see above)")
+    parser.add_argument("--seconds", type=float, default=150.0,
+                        help="with --budgets: each Google run's length")
     args = parser.parse_args(argv)
+    if args.budgets:
+        return budgets(args)
     with tempfile.TemporaryDirectory() as tmp, database(args.database, Path(tmp)) as url:
         db = Database(url)
         install_audit(db)

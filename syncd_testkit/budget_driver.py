@@ -14,7 +14,9 @@ per ``--window`` seconds, the minute shortened so a test stays short).
 
 Each runs ``--threads`` threads for ``--seconds`` (after a ``go`` line on standard
 input, so that every replica starts at once) and prints ``done {json counts}``:
-``sent`` requests answered 2xx/404, ``refused`` ones the provider throttled.
+``sent`` requests answered 2xx/404, ``refused`` ones the provider throttled (or, for a
+mailbox, not sent because its slots stayed busy), ``statements`` the database statements
+the process ran (what sharing the budget cost it), ``ran_ms`` how long it sent.
 """
 
 from __future__ import annotations
@@ -32,13 +34,20 @@ from datetime import UTC, datetime, timedelta
 
 import httplib2
 import requests
+from sqlalchemy import event
 
 from connectors.base import SharedLimits, Window
 from connectors.google import GoogleCalendar
-from connectors.google_http import Pacer, RequestBudget, RetryPolicy, SharedRequestBudget
+from connectors.google_http import (
+    Call,
+    Pacer,
+    RequestBudget,
+    RetryPolicy,
+    SharedRequestBudget,
+)
 from connectors.outlook_http import GraphTransport
 from syncd.config_types import AccountConfig
-from syncd.errors import ConnectorError
+from syncd.errors import ConnectorError, RateLimited
 from syncd.store.db import Database
 from syncd.store.limits import LimitStore
 
@@ -55,7 +64,8 @@ class _Tokens:
         """Nothing to forget."""
 
 
-def _google(args: argparse.Namespace, limits: SharedLimits | None) -> Callable[[], bool]:
+def _google(args: argparse.Namespace, limits: SharedLimits | None
+            ) -> Callable[[], tuple[int, int]]:
     budget: Pacer = (RequestBudget(args.per_window, window=args.window) if limits is None
                      else SharedRequestBudget(limits, USER, args.per_window,
                                               window=args.window))
@@ -64,26 +74,32 @@ def _google(args: argparse.Namespace, limits: SharedLimits | None) -> Callable[[
                             auth={"api_endpoint": args.endpoint})
     local = threading.local()
 
-    def one() -> bool:
+    def one() -> tuple[int, int]:
         calendar = getattr(local, "calendar", None)
         if calendar is None:  # one connector per thread, as one per account
             calendar = local.calendar = GoogleCalendar(
                 account, owner_tz="UTC", window=Window(now - timedelta(days=1), now),
                 http=httplib2.Http(timeout=10), budget=budget,
                 retry=RetryPolicy(attempts=1))
+        if args.batch > 1:  # reads in one batch request, each part counted by Google
+            replies = calendar.transport.run(
+                [Call(i, calendar._get_request(f"missing{i}event")) for i in range(args.batch)])
+            refused = sum(r.error_class is RateLimited for r in replies.values())
+            return len(replies) - refused, refused
         try:
             calendar.get("missing0event")
         except ConnectorError:
-            return False
-        return True
+            return 0, 1
+        return 1, 0
 
     return one
 
 
-def _graph(args: argparse.Namespace, limits: SharedLimits | None) -> Callable[[], bool]:
+def _graph(args: argparse.Namespace, limits: SharedLimits | None
+           ) -> Callable[[], tuple[int, int]]:
     local = threading.local()
 
-    def one() -> bool:
+    def one() -> tuple[int, int]:
         transport = getattr(local, "transport", None)
         if transport is None:
             transport = local.transport = GraphTransport(
@@ -92,8 +108,8 @@ def _graph(args: argparse.Namespace, limits: SharedLimits | None) -> Callable[[]
         try:
             answer = transport.request("GET", f"/users/{args.mailbox}/events?$top=1")
         except ConnectorError:
-            return False
-        return answer.status != 429
+            return 0, 1
+        return (0, 1) if answer.status == 429 else (1, 0)
 
     return one
 
@@ -123,7 +139,7 @@ def drive(provider: str, url: str, endpoint: str, replicas: int, **options: obje
             process.stdin.flush()
         results = []
         for process in processes:
-            out, _ = process.communicate(timeout=120)
+            out, _ = process.communicate(timeout=float(str(options.get("seconds", 4))) + 120)
             done = [line for line in out.splitlines() if line.startswith("done ")]
             if not done:
                 raise RuntimeError(f"a budget driver ended without its counts: {out!r}")
@@ -146,30 +162,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--per-window", type=int, default=20)
     parser.add_argument("--window", type=float, default=2.0)
+    parser.add_argument("--batch", type=int, default=1, help="Google reads per request")
     parser.add_argument("--alone", action="store_true",
                         help="count in this process only, as without [syncd] replica")
     args = parser.parse_args(argv)
 
     db = Database(args.url, run_migrations=False)
-    limits = None if args.alone else LimitStore(db)
-    one = (_google if args.provider == "google" else _graph)(args, limits)
     counts: Counter[str] = Counter()
     lock = threading.Lock()
+
+    def count_statement(*_args: object) -> None:
+        with lock:
+            counts["statements"] += 1
+
+    event.listen(db.engine, "before_cursor_execute", count_statement)
+    limits = None if args.alone else LimitStore(db)
+    one = (_google if args.provider == "google" else _graph)(args, limits)
     print("ready", flush=True)
     sys.stdin.readline()  # "go"
-    until = time.monotonic() + args.seconds
+    began = time.monotonic()
+    until = began + args.seconds
 
     def loop() -> None:
         while time.monotonic() < until:
-            ok = one()
+            sent, refused = one()
             with lock:
-                counts["sent" if ok else "refused"] += 1
+                counts["sent"] += sent
+                counts["refused"] += refused
 
     threads = [threading.Thread(target=loop) for _ in range(args.threads)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    # A request waiting for its turn when the time was up is still sent: the run ends
+    # with the last one.
+    counts["ran_ms"] = round((time.monotonic() - began) * 1000)
     print("done " + json.dumps(dict(counts)), flush=True)
     db.close()
     return 0

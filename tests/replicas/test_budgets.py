@@ -11,6 +11,7 @@ arithmetic is the same. The long version is in bench/failover.py.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import pytest
 
@@ -30,6 +31,16 @@ WINDOW = 2.0  # seconds
 SECONDS = 4.0  # each replica's run: two windows and more
 
 
+class Run(NamedTuple):
+    """What the replicas did, counted at the emulator (``refused``, ``peak``: the most
+    requests it counted in one window) and by the replicas (``sent``, ``statements``)."""
+
+    sent: int
+    refused: int
+    peak: int
+    statements: int
+
+
 @pytest.fixture
 def google() -> Iterator[GoogleEmulator]:
     with GoogleEmulator(per_user_quota_per_minute=QUOTA, quota_window_seconds=WINDOW) as emu:
@@ -46,48 +57,57 @@ def graph() -> Iterator[GraphEmulator]:
         yield emu
 
 
-def _google_run(pg_url: str, google: GoogleEmulator, *, alone: bool) -> tuple[int, int, int]:
-    """(requests answered, refused, the most counted in one window) at the emulator."""
+def _google_run(pg_url: str, google: GoogleEmulator, *, alone: bool) -> Run:
     results = drive("google", pg_url, google.api_endpoint, REPLICAS, threads=2,
                     seconds=SECONDS, per_window=BUDGET, window=WINDOW, alone=alone)
     counter = google.user_quota
     assert counter is not None
     assert all(r.get("sent", 0) > 0 for r in results), results  # every replica sent
-    return (sum(r.get("sent", 0) for r in results), sum(counter.refused.values()),
-            max(counter.peak.values(), default=0))
+    return Run(sum(r.get("sent", 0) for r in results), sum(counter.refused.values()),
+               max(counter.peak.values(), default=0),
+               sum(r.get("statements", 0) for r in results))
 
 
 def test_replicas_acting_as_one_google_user_stay_under_its_quota_in_every_window(
         pg_url: str, pg: Database, google: GoogleEmulator) -> None:
-    sent, refused, peak = _google_run(pg_url, google, alone=False)
-    assert refused == 0
-    assert peak <= QUOTA
+    run = _google_run(pg_url, google, alone=False)
+    assert run.refused == 0
+    assert run.peak <= QUOTA
     # The budget was spent, not idled: more than a window's worth went out, over
     # several windows.
-    assert sent > BUDGET
+    assert run.sent > BUDGET
+    # One statement per request (each a get here; a batch is one too), and a few per
+    # process to connect.
+    assert run.statements <= run.sent + 5 * REPLICAS
 
 
 def test_replicas_counting_alone_pass_the_google_users_quota(
         pg_url: str, pg: Database, google: GoogleEmulator) -> None:
     """The control: each replica's own budget keeps it alone under the quota, not all."""
-    _sent, refused, peak = _google_run(pg_url, google, alone=True)
-    assert refused > 0 and peak == QUOTA
+    run = _google_run(pg_url, google, alone=True)
+    assert run.refused > 0 and run.peak == QUOTA
 
 
-def _graph_run(pg_url: str, graph: GraphEmulator, *, alone: bool) -> int:
+def _graph_run(pg_url: str, graph: GraphEmulator, *, alone: bool) -> Run:
     results = drive("graph", pg_url, graph.base_url, REPLICAS, threads=3, seconds=2.0,
                     mailbox=USER, alone=alone)
     assert all(r.get("sent", 0) > 0 for r in results), results
-    return graph.max_in_flight_seen[USER.lower()]
+    return Run(sum(r.get("sent", 0) for r in results),
+               sum(1 for r in graph.requests if r.status == 429),
+               graph.max_in_flight_seen[USER.lower()],
+               sum(r.get("statements", 0) for r in results))
 
 
 def test_replicas_never_have_more_than_four_requests_in_flight_at_one_mailbox(
         pg_url: str, pg: Database, graph: GraphEmulator) -> None:
-    assert _graph_run(pg_url, graph, alone=False) == 4  # the four slots, and no more
+    run = _graph_run(pg_url, graph, alone=False)
+    assert 1 < run.peak <= 4  # requests of several replicas overlapped, four at most
+    assert run.refused == 0
     assert LimitStore(pg).held(f"graph:{graph.base_url.split('/')[2]}|driver|{USER}") == 0
 
 
 def test_replicas_counting_alone_pass_the_mailboxs_concurrency(
         pg_url: str, pg: Database, graph: GraphEmulator) -> None:
     """The control: each replica's own gate allows 4, so three together allow 12."""
-    assert _graph_run(pg_url, graph, alone=True) > 4
+    run = _graph_run(pg_url, graph, alone=True)
+    assert run.peak > 4 and run.refused > 0

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, event
 
 from syncd.store.budget_tables import BudgetBurst, BudgetSlot
 from syncd.store.db import Database
@@ -98,3 +98,25 @@ def test_threads_racing_for_slots_never_hold_more_than_the_limit(
         thread.join()
     assert 1 <= peak <= 4
     assert limits.held(scope) == 0
+
+
+def test_a_take_from_a_line_or_of_slots_is_one_statement(limits: LimitStore) -> None:
+    """What sharing costs a request: one statement to pace it (or its batch), one to take
+    its slots and one to give them back (the slot rows are made once per process)."""
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        statements.append(statement.split()[0])
+
+    scope = "graph:graph.example|app|ann@example.com"
+    limits.give_back(scope, limits.take_slots(scope, 4, 1, hold=60) or "")  # rows made
+    event.listen(limits.db.engine, "before_cursor_execute", seen)
+    try:
+        limits.pace("google:ann@example.com", 1.0)
+        assert len(statements) == 1
+        ticket = limits.take_slots(scope, 4, 4, hold=60)
+        assert ticket is not None and len(statements) == 2
+        limits.give_back(scope, ticket)
+        assert len(statements) == 3
+    finally:
+        event.remove(limits.db.engine, "before_cursor_execute", seen)
