@@ -12,7 +12,11 @@ before a batch), the calendar request (``--work-ms`` of sleep: the network) and 
 finished writes recorded under the token (one link whose etag names this replica and
 token), then the cursor commit under the token (the cursor names them too), the status
 move, and the account given back due in ``--interval`` seconds. A refused fence ends the
-cycle as the engine ends it (lease lost) and is counted.
+cycle as the engine ends it (lease lost) and is counted. ``--write`` makes each batch's
+write another of the cycle's fenced writes instead of the link, its value naming the
+replica and token the same way: ``failure`` (an item's failure counted, the reason),
+``meeting`` (a meeting claimed, its UID) or ``guests`` (the hour's guest e-mail count,
+the token).
 
 It prints ``claimed NAME TOKEN`` and ``refused NAME TOKEN`` lines as they happen, and on
 SIGTERM stops claiming, lets its cycles end, and prints ``done {json counts}``.
@@ -51,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ttl", type=float, default=2.0)
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--work-ms", type=float, default=10.0)
+    parser.add_argument("--write", choices=("links", "failure", "meeting", "guests"),
+                        default="links")
     args = parser.parse_args(argv)
 
     db = Database(args.url, run_migrations=False)
@@ -65,6 +71,20 @@ def main(argv: list[str] | None = None) -> int:
         with lock:
             print(line, flush=True)
 
+    def write(claim: Claim, batch: int, tag: str) -> None:
+        """The batch's fenced write, as ``--write`` chose it."""
+        if args.write == "failure":
+            state.record_failure(claim.name, f"crm:{batch}", None, tag, token=claim.token)
+        elif args.write == "meeting":
+            state.claim_meeting(claim.name, f"{tag}|{batch}@example.org", token=claim.token)
+        elif args.write == "guests":
+            state.record_guest_emails(claim.name, datetime.now(UTC), claim.token,
+                                      token=claim.token)
+        else:
+            link = SyncPair(batch, f"m{batch}", f"e{batch}", f"{tag}|{time.time_ns()}",
+                            None, None, 0)
+            state.record(claim.name, saves=[link], token=claim.token)
+
     def cycle(claim: Claim) -> None:
         say(f"claimed {claim.name} {claim.token}")
         start = state.begin_cycle(claim.name, args.owner, ttl, datetime.now(UTC),
@@ -76,9 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                 if not state.renew_lease(claim.name, claim.token, ttl):
                     raise LeaseLost(account=claim.name)
                 time.sleep(args.work_ms / 1000)  # the calendar request
-                link = SyncPair(batch, f"m{batch}", f"e{batch}", f"{tag}|{time.time_ns()}",
-                                None, None, 0)
-                state.record(claim.name, saves=[link], token=claim.token)
+                write(claim, batch, tag)
             if not state.commit_cursors(claim.name, claim.token,
                                         crm_cursor=f"{tag}|{time.time_ns()}"):
                 raise LeaseLost(account=claim.name)

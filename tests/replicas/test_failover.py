@@ -13,8 +13,10 @@ import signal
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import delete, select
 
 from syncd.store.db import Database
+from syncd.store.state_tables import SyncAccount, SyncMeeting, SyncQuarantine
 from syncd_testkit.replicas import (
     Replica,
     chaos,
@@ -74,3 +76,42 @@ def test_a_stopped_replica_woken_after_a_takeover_cannot_write_with_its_old_toke
     assert counts.get("cycles", 0) == 0 and counts["refused"] == 1
     assert two_writers(pg) == []
     assert tokens_went_back(pg) == []
+
+
+@pytest.mark.parametrize("write", ["failure", "meeting", "guests"])
+def test_a_woken_replica_cannot_count_a_failure_claim_a_meeting_or_guest_emails(
+        pg_url: str, pg: Database, write: str) -> None:
+    """The cycle's other fenced writes: a replica stopped past its lease and woken after
+    a takeover has its write refused, and nothing it tried is in the database; the
+    replica that took over wrote its own."""
+    with pg.session() as s:
+        s.execute(delete(SyncQuarantine))
+        s.execute(delete(SyncMeeting))
+    # Its calendar request lasts a second: it is stopped well before its first write.
+    slow = {"ttl": 1.0, "tick": TICK, "interval": 60, "work_ms": 1000, "cap": 1,
+            "write": write}
+    paused = Replica.start(pg_url, "paused", 1, **slow)
+    other: Replica | None = None
+    try:
+        token = int(paused.wait_for("claimed acc0000", timeout=30).split()[2])
+        paused.signal(signal.SIGSTOP)  # in the middle of its cycle, before its write
+        other = Replica.start(pg_url, "other", 1, **slow)
+        taken = int(other.wait_for("claimed acc0000", timeout=30).split()[2])
+        paused.signal(signal.SIGCONT)
+        assert paused.wait_for("refused", timeout=30) == f"refused acc0000 {token}"
+    finally:
+        counts = paused.stop()
+        if other is not None:
+            other.stop()
+    assert counts.get("cycles", 0) == 0 and counts["refused"] == 1
+    with pg.session() as s:
+        reasons = set(s.scalars(select(SyncQuarantine.reason)))
+        uids = set(s.scalars(select(SyncMeeting.ical_uid)))
+        guests = s.scalar(select(SyncAccount.guest_window_count)
+                          .where(SyncAccount.name == "acc0000"))
+    if write == "failure":
+        assert reasons == {f"other|{taken}"}
+    elif write == "meeting":
+        assert uids == {f"other|{taken}|0@example.org", f"other|{taken}|1@example.org"}
+    else:
+        assert guests == taken
