@@ -235,7 +235,8 @@ class OutlookCalendar:
         base = str(account.auth.get("graph_url") or DEFAULT_GRAPH_URL)
         self.http = GraphTransport(
             self.session, base,
-            tokens or token_source(account, context.credentials, self.session, clock=clock),
+            tokens or token_source(account, context.credentials, self.session, clock=clock,
+                                   timeout=timeout),
             mailbox=self.mailbox, prefer=PREFER.format(zone=response_zone), clock=clock,
             sleep=sleep, max_wait=max_wait, timeout=timeout,
             limits=getattr(context, "limits", None),

@@ -22,7 +22,10 @@ is kept (tokens live in memory for the process, as before): a token is never wri
 clear text. A token the API refused is dropped from the store too.
 
 msal talks through the injected ``http_client`` (the connector's session), so tests point
-it at an identity emulator and production needs no second connection pool. Nothing here
+it at an identity emulator and production needs no second connection pool. msal sets a
+timeout only on a session it makes itself, so every request it sends through ours gets
+the connector's (``[syncd] request_timeout_seconds``): a silent identity platform fails
+the cycle instead of holding it forever. Nothing here
 logs a token or a secret; the client secret is registered with the log redactor when it
 is read (the credential store does the same for refresh tokens).
 """
@@ -54,6 +57,8 @@ CACHE_KIND = "outlook_token_cache"
 MAX_CACHE_CHARS = 256 * 1024
 log = logging.getLogger("syncd.outlook")
 EXPIRY_MARGIN = 300.0  # refresh this many seconds before the token expires
+#: (connect, read) seconds a request to the identity platform waits, unless told otherwise.
+TOKEN_TIMEOUT: tuple[float, float] = (10.0, 30.0)
 #: OAuth errors that only a person can fix; everything else is worth a later retry.
 PERMANENT_ERRORS = frozenset({
     "invalid_grant", "invalid_client", "unauthorized_client", "interaction_required",
@@ -73,8 +78,29 @@ def authority_url(auth: Mapping[str, Any]) -> str:
     return f"https://login.microsoftonline.com/{auth['tenant']}"
 
 
-def _msal_options(auth: Mapping[str, Any], session: requests.Session) -> dict[str, Any]:
-    options: dict[str, Any] = {"authority": authority_url(auth), "http_client": session}
+class _TimedClient:
+    """The session as msal's ``http_client``, with a timeout on every request."""
+
+    def __init__(self, session: requests.Session, timeout: tuple[float, float]) -> None:
+        self.session = session
+        self.timeout = timeout
+
+    def get(self, url: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self.timeout)
+        return self.session.get(url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self.timeout)
+        return self.session.post(url, **kwargs)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def _msal_options(auth: Mapping[str, Any], session: requests.Session,
+                  timeout: tuple[float, float] = TOKEN_TIMEOUT) -> dict[str, Any]:
+    options: dict[str, Any] = {"authority": authority_url(auth),
+                               "http_client": _TimedClient(session, timeout)}
     if auth.get("authority"):
         # A configured authority (tests, sovereign clouds): skip the instance-discovery call
         # to login.microsoftonline.com, which would fail or be meaningless there.
@@ -198,17 +224,19 @@ class AppTokens:
     """Client-credentials tokens for an app registration (mode ``app``)."""
 
     def __init__(self, auth: Mapping[str, Any], session: requests.Session, *,
-                 kept: KeptTokens | None = None) -> None:
+                 kept: KeptTokens | None = None,
+                 timeout: tuple[float, float] = TOKEN_TIMEOUT) -> None:
         self.auth = auth
         self.session = session
         self.kept = kept
+        self.timeout = timeout
         self._app: Any = None
 
     def _client(self) -> Any:
         if self._app is None:
             if not self.auth.get("client_secret"):
                 raise AuthFailed(reason="app mode needs [account.auth] client_secret")
-            options = _msal_options(self.auth, self.session)
+            options = _msal_options(self.auth, self.session, self.timeout)
             if self.kept is not None:
                 options["token_cache"] = self.kept.cache
             self._app = _build(msal.ConfidentialClientApplication, self.auth["client_id"],
@@ -246,10 +274,12 @@ class DelegatedTokens:
 
     def __init__(self, account: AccountConfig, credentials: Any, session: requests.Session, *,
                  clock: Callable[[], float] = time.monotonic,
-                 kept: KeptTokens | None = None) -> None:
+                 kept: KeptTokens | None = None,
+                 timeout: tuple[float, float] = TOKEN_TIMEOUT) -> None:
         self.account = account
         self.credentials = credentials
         self.session = session
+        self.timeout = timeout
         self.clock = clock
         self.kept = kept
         self._app: Any = None
@@ -258,7 +288,7 @@ class DelegatedTokens:
 
     def _client(self) -> Any:
         if self._app is None:
-            options = _msal_options(self.account.auth, self.session)
+            options = _msal_options(self.account.auth, self.session, self.timeout)
             if self.kept is not None:
                 options["token_cache"] = self.kept.cache
             self._app = _build(msal.PublicClientApplication, self.account.auth["client_id"],
@@ -304,13 +334,16 @@ class DelegatedTokens:
 
 
 def token_source(account: AccountConfig, credentials: Any, session: requests.Session, *,
-                 clock: Callable[[], float] = time.monotonic) -> AppTokens | DelegatedTokens:
+                 clock: Callable[[], float] = time.monotonic,
+                 timeout: tuple[float, float] = TOKEN_TIMEOUT) -> AppTokens | DelegatedTokens:
     """The token source for the account's ``auth.mode``, its tokens kept between runs in
-    ``credentials`` (when that store has a key)."""
+    ``credentials`` (when that store has a key); ``timeout``: (connect, read) seconds each
+    request to the identity platform waits."""
     kept = KeptTokens(account, credentials) if credentials is not None else None
     if account.auth.get("mode", "app") == "delegated":
-        return DelegatedTokens(account, credentials, session, clock=clock, kept=kept)
-    return AppTokens(account.auth, session, kept=kept)
+        return DelegatedTokens(account, credentials, session, clock=clock, kept=kept,
+                               timeout=timeout)
+    return AppTokens(account.auth, session, kept=kept, timeout=timeout)
 
 
 def mailbox_of(account: AccountConfig) -> str:

@@ -12,15 +12,23 @@ from pathlib import Path
 import pytest
 
 from connectors import provider_options
+from connectors.outlook import OutlookCalendar
 from syncd.cli import main
-from syncd.config import load_config
+from syncd.config import AccountConfig, SecretRef, load_config
 from syncd.crm import open_source
+from syncd.errors import Transient
 from syncd.service import Service
 from syncd.store.db import Database
+from syncd_testkit.emulators.graph import GraphEmulator
+from syncd_testkit.emulators.graph_fixtures import graph_emulator_with_identity, identity_emulator
+from syncd_testkit.emulators.identity import IdentityEmulator, RoutingSession
 from syncd_testkit.faults import FaultProxy, FaultRates
 from syncd_testkit.servers import RadicaleServer
 from tests.conftest import fresh_calendar
+from tests.outlook.conftest import ALICE, CLIENT_ID, SECRET, SECRET_ENV, TENANT, WINDOW, Context
 from tests.soak.fault_support import dav_config, run
+
+__all__ = ["graph_emulator_with_identity", "identity_emulator"]
 
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 
@@ -81,3 +89,37 @@ def test_a_silent_calendar_server_is_given_up_after_the_request_timeout(
     assert status != 0
     assert report["outcome"] == "failed" and "timed out" in report["message"], report
     assert proxy.counts()["timeout"] >= 1
+
+
+class ThroughProxy(RoutingSession):
+    """msal's session to the identity emulator, sent through ``proxy`` instead."""
+
+    def __init__(self, identity: IdentityEmulator, proxy: FaultProxy) -> None:
+        super().__init__(identity)
+        self.identity, self.proxy = identity, proxy
+
+    def rewrite(self, url: str) -> str:
+        return super().rewrite(url).replace(self.identity.base_url, self.proxy.url)
+
+
+def test_a_silent_identity_platform_is_given_up_after_the_request_timeout(
+        identity_emulator: IdentityEmulator, graph_emulator_with_identity: GraphEmulator,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # msal sets no timeout on a session it is handed: the connector's must reach it.
+    identity_emulator.register_app(CLIENT_ID, SECRET)
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    graph_emulator_with_identity.add_mailbox(ALICE)
+    account = AccountConfig(name="o", provider="outlook", owner=ALICE, auth={
+        "tenant": TENANT, "client_id": CLIENT_ID, "client_secret": SecretRef(f"env:{SECRET_ENV}"),
+        "authority": identity_emulator.authority(TENANT),
+        "graph_url": graph_emulator_with_identity.base_url})
+    rates = FaultRates(timeout=1.0, hang_seconds=20)
+    with FaultProxy(identity_emulator.origin, rates, seed=1, provider="graph") as proxy:
+        session = ThroughProxy(identity_emulator, proxy)
+        connector = OutlookCalendar(account, Context("UTC", WINDOW), session=session,
+                                    timeout=(1.0, 1.0))
+        with pytest.raises(Transient) as caught:
+            connector.changes(None)
+        connector.close()
+    assert "timed out" in str(caught.value.reason)
+    assert proxy.counts()["timeout"] >= 1 and graph_emulator_with_identity.requests == []
