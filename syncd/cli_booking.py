@@ -44,6 +44,7 @@ def _links(app: App) -> Any:
 def _create(args: argparse.Namespace, app: App) -> int:
     from syncd.cli import require
     from syncd.crm import open_source
+    from syncd.crm.source import SlotBooker
     from syncd.errors import InvalidInput
     from syncd.model import normalize_email
     from syncd.store.booking_links import check_link
@@ -55,6 +56,9 @@ def _create(args: argparse.Namespace, app: App) -> int:
     check_link(args.duration, args.days)
     source = open_source(config.crm_kind, app.db, config.crm_options,
                          default_zone=config.default_time_zone)
+    require(isinstance(source, SlotBooker),
+            f"booking links need a CRM that checks and books a slot in one transaction; "
+            f"[crm] kind = {config.crm_kind!r} cannot book yet (the built-in CRM can)")
     owner = normalize_email(args.owner)
     if source.user(owner) is None:
         raise InvalidInput(field="OWNER", value=args.owner, reason="is not a CRM user")

@@ -144,3 +144,18 @@ def test_the_signing_key_is_private_and_kept_across_starts(tmp_path: Path) -> No
     (tmp_path / "http" / "booking.key").write_text("short\n")
     with pytest.raises(SecretUnavailable, match="delete it"):
         load_key(tmp_path)
+
+
+def test_a_crm_that_cannot_book_gets_no_link(booking_cli: Cli,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import syncd.crm
+
+    class Remote:  # a CRM source without SlotBooker.book, as Pipedrive's is today
+        def user(self, email: str) -> object:
+            return object()
+
+    monkeypatch.setattr(syncd.crm, "open_source", lambda *a, **k: Remote())
+    code, _, err = booking_cli("booking", "link", "create", "ann@example.com", "--type",
+                               "meeting")
+    assert code == 2 and "cannot book yet" in err
+    assert booking_cli.json("booking", "link", "list") == []
