@@ -71,15 +71,15 @@ def run(rounds: int) -> list[str]:
                              buffer_after=timedelta(minutes=10))
         for days, n in ((28, 0), (28, 200), (28, 2000), (92, 2000)):
             items = busy_items(n, days, rng)
-            cpu, slots = best(rounds, lambda: free_slots(  # noqa: B023 - called at once
+            cpu, slots = best(rounds, lambda: free_slots(
                 items, hours, start=START, end=START + timedelta(days=days),  # noqa: B023
-                duration=timedelta(minutes=30), now=START))
+                duration=timedelta(minutes=30), now=START))  # (called at once, in the loop)
             lines.append(f"| free_slots, {days} days | {zone} | {n} | {len(slots)} | "
                          f"{cpu * 1000:.1f} |")
         acts, events, pairs = agenda_input(200, zone, rng)
         days_wanted = [START.date() + timedelta(days=i) for i in range(7)]
         cpu, items = best(rounds, lambda: agenda(acts, events, pairs, zone,  # noqa: B023
-                                                 days_wanted))
+                                                 days_wanted))  # noqa: B023
         lines.append(f"| agenda, 7 days | {zone} | 400 (200 paired) | {len(items)} entries | "
                      f"{cpu * 1000:.1f} |")
     return lines
