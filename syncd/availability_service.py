@@ -89,7 +89,18 @@ class Availability:
         return hours_for(self.service.config.working_hours, owner, self.user(owner).time_zone)
 
     def accounts(self, owner: str) -> list[AccountConfig]:
-        """The served accounts whose calendars are the owner's."""
+        """The served accounts whose calendars are the owner's.
+
+        With no accounts configured, the owner's calendar is on the embedded server; until
+        the daemon has set that server up (its service secret written) the calendar does
+        not exist, so there is none to read, rather than a secret that cannot be read.
+        """
+        from syncd.embedded_auth import EmbeddedCredentials
+
+        config = self.service.config
+        if not config.serves_accounts and \
+                not EmbeddedCredentials(config.data_path).secret_file.exists():
+            return []
         email = normalize_email(owner)
         return [a for a in self.service.accounts() if normalize_email(a.owner) == email]
 

@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from connectors.base import BusyInterval, ChangeSet, RemoteEvent
 from syncd.availability_service import Availability, slots_as_json
+from syncd.cli import main
 from syncd.config import AccountConfig
 from syncd.errors import NotFound, Unreachable
 from syncd.hours import HoursRule
@@ -90,6 +93,7 @@ class State:
 @dataclass
 class Config:
     working_hours: tuple[HoursRule, ...] = ()
+    serves_accounts: bool = True
 
 
 class Service:
@@ -182,3 +186,20 @@ def test_an_unknown_owner_is_not_found() -> None:
     with pytest.raises(NotFound):
         reads(Service({})).owner_free_slots("nobody@example.com", at(0), at(23),
                                             timedelta(hours=1), NOW)
+
+
+def test_before_the_embedded_calendar_exists_only_the_crm_is_read(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No accounts and no daemon run yet: no embedded calendar to read, and no error."""
+    base = ["--data-dir", str(tmp_path)]
+    assert main([*base, "user", "add", OWNER, "--time-zone", "Europe/Oslo"]) == 0
+    assert main([*base, "activity", "add", "Demo", "--owner", OWNER, "--due", "2027-01-11",
+                 "--time", "10:00", "--duration", "60", "--busy"]) == 0
+    capsys.readouterr()
+    assert main([*base, "--json", "availability", OWNER, "--from", "2027-01-11", "--to",
+                 "2027-01-11", "--duration", "60", "--step", "60"]) == 0
+    slots = json.loads(capsys.readouterr().out)["slots"]
+    assert [s["start"][11:13] for s in slots] == ["09", "11", "12", "13", "14", "15", "16"]
+    assert main([*base, "--json", "agenda", OWNER, "--date", "2027-01-11"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [i["source"] for i in out["items"]] == ["crm"] and out["unreadable"] == {}

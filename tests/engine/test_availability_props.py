@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from connectors.base import RemoteEvent
 from syncd.engine.agenda import agenda
 from syncd.engine.availability import Busy, WorkingHours, free_slots
-from syncd.model import Activity, Projection, When
+from syncd.model import Activity, Projection, When, project_activity
 from tests.engine.factories import activity
 
 MIN = timedelta(minutes=1)
@@ -175,6 +175,10 @@ def agendas(draw: st.DrawFn) -> tuple[str, date, list[Activity], list[RemoteEven
         e = s + draw(st.integers(0, 300)) * MIN
         events.append(RemoteEvent(f"e{n}", None, None,
                                   Projection(f"e{n}", When(s, e, zone), busy=draw(st.booleans()))))
+    # Some activities are on the calendar too: their events, paired by marker.
+    for a in acts:
+        if draw(st.booleans()) and (p := project_activity(a)) is not None:
+            events.append(RemoteEvent(f"pair{a.id}", None, a.sync_uid, p))
     return zone, day, acts, events
 
 
@@ -198,7 +202,10 @@ def test_double_bookings_are_exactly_the_busy_items_sharing_a_minute(
         expected = {k for k, ms in taken.items()
                     if k != item.key and item.key in taken and ms & taken[item.key]}
         assert set(item.clashes) == expected, item
-    # every dated activity shows, on each of its days, once
+    # every dated activity shows, on each of its days, once; its event never apart
     for a in acts:
-        shown = [i.day for i in items if i.key == f"activity:{a.id}"]
-        assert len(shown) == len(set(shown)) >= 1
+        shown = [i for i in items if i.key == f"activity:{a.id}"]
+        assert len(shown) == len({i.day for i in shown}) >= 1
+        assert all(i.source == ("synced" if any(e.event_id == f"pair{a.id}" for e in events)
+                                else "crm") for i in shown)
+    assert not [i for i in items if i.key.startswith("event:c:pair")]
