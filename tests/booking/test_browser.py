@@ -9,7 +9,6 @@ slot is told it is taken and shown fresh slots.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,26 +23,16 @@ from syncd_testkit.loopback import free_port
 from syncd_testkit.servers import DavServer
 from tests.booking.browser import browser  # noqa: F401  (the session's browser)
 from tests.conftest import fresh_calendar
-from tests.http.test_daemon_push import Daemon, dav_config, first_cycle, spawn
+from tests.http.test_daemon_crm_watch import Running
+from tests.http.test_daemon_push import dav_config, first_cycle, spawn
 from tests.test_e2e_run import wait_for
 
 pytestmark = pytest.mark.slow
 
 
-@dataclass
-class Running:
-    daemon: Daemon
-    store: ActivityStore
-    calendar: Any
-    url: str
-
-    def events(self) -> list[str]:
-        return sorted(str(e.icalendar_component.get("summary"))
-                      for e in self.calendar.events())
-
-
 @pytest.fixture
-def running(tmp_path: Path, radicale: DavServer) -> Iterator[Running]:
+def running(tmp_path: Path, radicale: DavServer) -> Iterator[tuple[Running, str]]:
+    """The daemon after its first cycle, and the booking link's URL."""
     user, calendar = fresh_calendar(radicale)
     data = tmp_path / "data"
     data.mkdir(mode=0o700)
@@ -57,24 +46,26 @@ def running(tmp_path: Path, radicale: DavServer) -> Iterator[Running]:
     config.write_text(dav_config(data, user, calendar, radicale.url,
                                  f'[http]\nlisten = "127.0.0.1:{port}"\n'))
     log = tmp_path / "daemon.log"
-    with first_cycle(Daemon(spawn(config, log), log, port, owner_id, ("", ""))) as daemon:
-        yield Running(daemon, store,
-                      caldav.DAVClient(url=radicale.url, username=user,
-                                       password="x").calendar(url=calendar),
-                      f"http://127.0.0.1:{port}/book/{token}")
+    daemon = Running(spawn(config, log), log, port, owner_id, ("", ""))
+    daemon.store = store
+    daemon.calendar = caldav.DAVClient(url=radicale.url, username=user,
+                                       password="x").calendar(url=calendar)
+    with first_cycle(daemon):
+        yield daemon, f"http://127.0.0.1:{port}/book/{token}"
 
 
 def test_a_visitor_books_a_slot_and_it_reaches_the_crm_and_the_owners_calendar(
-        running: Running, browser: Any) -> None:  # noqa: F811
+        running: tuple[Running, str], browser: Any) -> None:  # noqa: F811
+    daemon, url = running
     first = browser.new_context(timezone_id="America/New_York", locale="en-US")
     second = browser.new_context(timezone_id="America/New_York", locale="en-US")
     try:
         ada, bob = first.new_page(), second.new_page()
-        ada.goto(running.url)
+        ada.goto(url)
         # the script found the browser's zone and showed the times in it
         ada.wait_for_url("**?tz=America%2FNew_York")
         assert ada.locator("#tz").input_value() == "America/New_York"
-        bob.goto(running.url + "?tz=America/New_York")
+        bob.goto(url + "?tz=America/New_York")
         assert ada.locator("input[name=slot]").count() > 0
 
         slot = ada.locator("input[name=slot]").first.get_attribute("value")
@@ -107,10 +98,10 @@ def test_a_visitor_books_a_slot_and_it_reaches_the_crm_and_the_owners_calendar(
         first.close()
         second.close()
 
-    [booked] = running.store.list_activities(ActivityFilter(owner_id=running.daemon.owner_id))
+    [booked] = daemon.store.list_activities(ActivityFilter(owner_id=daemon.owner_id))
     assert booked.busy and booked.subject == f"Meeting with {winner}"
     assert [g.name for g in booked.guests] == [winner]
-    wait_for(lambda: running.events() == [f"Meeting with {winner}"] or None, timeout=60,
+    wait_for(lambda: daemon.events() == [f"Meeting with {winner}"] or None, timeout=60,
              what="the booking in the owner's calendar")
-    running.daemon.stop()
-    assert "booking booked 1" in running.daemon.log.read_text()
+    daemon.stop()
+    assert "booking booked 1" in daemon.log.read_text()
