@@ -13,8 +13,9 @@ The rules:
 3. **Busy or free** as each side says (A4): an activity's busy flag; an event's
    transparency or show-as, as the connector projected it.
 4. **Double bookings**: two busy entries whose spans overlap (for a positive length of
-   time) name each other in ``clashes``. A free entry never clashes. An all-day busy
-   item spans its whole local days, so it clashes with every busy entry on them.
+   time) name each other in ``clashes`` (at most :data:`MAX_CLASHES` each). A free entry
+   never clashes. An all-day busy item spans its whole local days, so it clashes with
+   every busy entry on them.
 5. Activities without a due date, deleted ones, and events that are deleted or could
    not be read are left out. Done activities are shown (``done``).
 
@@ -23,6 +24,7 @@ Entries are sorted per day: all-day first, then by start, then by title.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -33,6 +35,9 @@ from syncd.engine.availability import Busy, busy_span
 from syncd.model import Activity, When, activity_when
 
 CRM, SYNCED, CALENDAR = "crm", "synced", "calendar"
+#: The most other entries one entry's ``clashes`` names: a calendar full of overlapping
+#: invitations must not make the agenda quadratic in size.
+MAX_CLASHES = 20
 
 
 @dataclass(frozen=True)
@@ -152,18 +157,25 @@ def _spans(entry: _Entry, zone: str) -> list[tuple[datetime, datetime]]:
 
 def _clashes(entries: Sequence[_Entry], spans: Mapping[str, list[tuple[datetime, datetime]]]
              ) -> dict[str, set[str]]:
-    """Busy entries that overlap, by a sweep over their spans in start order."""
+    """Busy entries that overlap, by a sweep over their spans in start order; each entry
+    names at most :data:`MAX_CLASHES` others (every entry that clashes names one)."""
     marks = sorted((s, e, key) for key, ss in spans.items() for s, e in ss)
     out: dict[str, set[str]] = {}
-    open_: list[tuple[datetime, str]] = []  # (end, key) of spans started so far
+    open_: list[tuple[datetime, str]] = []  # a heap of (end, key) of the spans started
     for s, e, key in marks:
-        open_ = [(end, k) for end, k in open_ if end > s]
+        while open_ and open_[0][0] <= s:
+            heapq.heappop(open_)
+        mine = out.setdefault(key, set())
         for _, other in open_:
-            if other != key:
-                out.setdefault(key, set()).add(other)
-                out.setdefault(other, set()).add(key)
-        open_.append((e, key))
-    return out
+            if other == key:
+                continue
+            theirs = out.setdefault(other, set())
+            if len(mine) < MAX_CLASHES:
+                mine.add(other)
+            if len(theirs) < MAX_CLASHES:
+                theirs.add(key)
+        heapq.heappush(open_, (e, key))
+    return {k: v for k, v in out.items() if v}
 
 
 def _days_of(entry: _Entry, zone: str) -> set[date]:

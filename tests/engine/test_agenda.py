@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 
 from connectors.base import RemoteEvent
-from syncd.engine.agenda import CALENDAR, CRM, SYNCED, AgendaItem, agenda
+from syncd.engine.agenda import CALENDAR, CRM, MAX_CLASHES, SYNCED, AgendaItem, agenda
 from syncd.model import Projection, When
 from tests.engine.factories import TZ, activity, proj
 
@@ -109,3 +109,10 @@ def test_entries_are_in_the_owner_zone_with_the_offset() -> None:
     items = agenda([activity(1)], {}, {}, TZ, [DAY])
     assert isinstance(items[0].start, datetime)
     assert items[0].start.isoformat() == "2026-12-10T09:00:00+01:00"
+
+
+def test_a_calendar_of_overlapping_invitations_names_a_bounded_number_of_clashes() -> None:
+    flood = [ev(f"x{i}", oslo(9), oslo(17)) for i in range(300)]
+    items = agenda([], {"c": flood}, {}, TZ, [DAY])
+    assert len(items) == 300 and all(i.double_booked for i in items)
+    assert max(len(i.clashes) for i in items) == MAX_CLASHES
