@@ -33,7 +33,14 @@ from connectors.base import CalendarConnector, FreeBusyReadable, RemoteEvent, Wi
 from syncd.config import AccountConfig
 from syncd.crm.source import SourceUser
 from syncd.engine.agenda import AgendaItem, agenda
-from syncd.engine.availability import DEFAULT_STEP, Busy, Slot, WorkingHours, free_slots
+from syncd.engine.availability import (
+    DEFAULT_STEP,
+    Busy,
+    Slot,
+    WorkingHours,
+    free_slots,
+    in_zone,
+)
 from syncd.errors import NotFound
 from syncd.hours import hours_for
 from syncd.model import activity_when, day_in_range, normalize_email
@@ -185,8 +192,9 @@ class Availability:
             when = activity_when(activity)
             if when is None or activity.deleted:
                 continue
-            out.append(Busy(when.start, when.end, blocks=activity.busy,
-                            label=f"activity {activity.id}"))
+            # an all-day activity takes the days of its owner's zone
+            out += in_zone(Busy(when.start, when.end, blocks=activity.busy,
+                                label=f"activity {activity.id}"), activity.owner_tz)
         return out
 
     def _reader(self, account: AccountConfig) -> _Reader:
@@ -219,7 +227,7 @@ def calendar_busy(connector: CalendarConnector, start: datetime, end: datetime) 
     for event in calendar_events(connector, start, end):
         if event.projection is not None and event.projection.busy:
             when = event.projection.when
-            out.append(Busy(when.start, when.end))
+            out += in_zone(Busy(when.start, when.end), when.tz)
     return out
 
 

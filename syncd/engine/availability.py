@@ -242,6 +242,16 @@ def busy_span(item: Busy, zone: str) -> list[Span]:
     return wall_span(zone, datetime.combine(item.start, time()), datetime.combine(last, time()))
 
 
+def in_zone(item: Busy, zone: str) -> list[Busy]:
+    """``item`` with an all-day item's days read in ``zone`` (the zone its dates belong
+    to, say the activity's owner's) rather than in the working hours' zone: as timed
+    items. A timed item comes back as it is."""
+    if not item.all_day:
+        return [item]
+    return [Busy(s, e, item.blocks, item.label)
+            for s, e in busy_span(Busy(item.start, item.end), zone)]
+
+
 # ---------------------------------------------------------------------------------------
 # Slots
 

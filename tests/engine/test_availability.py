@@ -7,7 +7,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from syncd.engine.availability import Busy, Slot, WorkingHours, free_slots, working_spans
+from syncd.engine.availability import (
+    Busy,
+    Slot,
+    WorkingHours,
+    free_slots,
+    in_zone,
+    working_spans,
+)
 
 OSLO = "Europe/Oslo"
 TZ = ZoneInfo(OSLO)
@@ -201,3 +208,11 @@ def test_a_range_outside_the_days_syncd_accepts_is_refused_not_an_overflow() -> 
     edge = datetime(9999, 12, 31, 12, tzinfo=UTC)
     with pytest.raises(ValueError, match="between"):
         slots([], start=edge - timedelta(days=1), end=edge)
+
+
+def test_an_all_day_item_can_keep_the_days_of_its_own_zone() -> None:
+    # Tuesday in Kolkata is 20:30 Monday to 20:30 Tuesday in Oslo
+    [item] = in_zone(Busy(date(2026, 12, 8), date(2026, 12, 9)), "Asia/Kolkata")
+    assert (item.start, item.end) == (at(7, 19, 30), at(8, 19, 30))
+    assert starts(slots([item])) == []  # the whole Oslo working day is inside it
+    assert in_zone(Busy(at(8, 9), at(8, 10)), "Asia/Kolkata") == [Busy(at(8, 9), at(8, 10))]
