@@ -70,6 +70,7 @@ from connectors.outlook_http import (
     with_query,
 )
 from connectors.outlook_map import (
+    ScheduleUnanswered,
     busy_of_event,
     create_payload,
     expand_properties,
@@ -376,10 +377,11 @@ class OutlookCalendar:
         whichever calendar the account syncs. Where Graph refuses getSchedule (personal
         Microsoft accounts: "Not supported"), busy time is read from the calendar's
         ``calendarView`` instead (``showAs``), and getSchedule is not asked again by this
-        connector.
+        connector. Where it answers without the mailbox's schedule (an address it does not
+        resolve), the events are read for this call.
 
         Raises:
-            Transient: Graph failed, or answered the mailbox with an error.
+            Transient: Graph failed.
             AuthFailed, RateLimited: as for any read.
         """
         start, end = check_span(start, end)
@@ -390,6 +392,9 @@ class OutlookCalendar:
                 log.info("account %s: no getSchedule (%s); reading the events instead",
                          self.account.name, exc.args[0])
                 self._get_schedule = False
+            except ScheduleUnanswered as exc:
+                log.info("account %s: getSchedule did not answer for the mailbox (%s); "
+                         "reading the events instead", self.account.name, exc.reason)
         tally = BusyTally(f"outlook {self.mailbox}")
         for data in self._pages(self._view_url(start, end)):
             busy_of_event(data, self.owner_tz, tally)

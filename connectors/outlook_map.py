@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -478,6 +478,13 @@ def read_occurrence(data: Mapping[str, Any], *, fallback_tz: str, mailbox: str,
                         marker_of=lambda d: extended_value(d, MARKER_PROP))
 
 
+@dataclass(eq=False, kw_only=True)
+class ScheduleUnanswered(Transient):
+    """getSchedule answered, but not for the mailbox: no schedule for it, or its ``error``
+    (an address Graph does not resolve, such as a user id configured as ``user``). The
+    connector then reads the calendar's events instead."""
+
+
 def read_schedule(body: object, mailbox: str, tally: BusyTally) -> None:
     """Add the busy items ``getSchedule`` reported for ``mailbox`` to ``tally``.
 
@@ -485,21 +492,22 @@ def read_schedule(body: object, mailbox: str, tally: BusyTally) -> None:
     without a readable start and end, is skipped with the reason.
 
     Raises:
-        Transient: the answer has no schedule for the mailbox, or carries its ``error``
-            (nothing is known of its time then).
+        ScheduleUnanswered: the answer has no schedule for the mailbox, or carries its
+            ``error`` (nothing is known of its time then).
+        Transient: the answer is over its bound, or its items are not a list.
     """
     values = body.get("value") if isinstance(body, Mapping) else None
     schedule = next((v for v in values if isinstance(v, Mapping) and normalize_email(
         str(v.get("scheduleId") or "")) == normalize_email(mailbox)), None) \
         if isinstance(values, list) else None
     if schedule is None:
-        raise Transient(reason="getSchedule answered without the mailbox asked for",
-                        status=200)
+        raise ScheduleUnanswered(reason="getSchedule answered without the mailbox asked for",
+                                 status=200)
     error = schedule.get("error")
     if error:
         code = str(error.get("responseCode") or "error")[:60] if isinstance(
             error, Mapping) else "error"
-        raise Transient(reason=f"getSchedule: {code}", status=200)
+        raise ScheduleUnanswered(reason=f"getSchedule: {code}", status=200)
     for item in tally.each(schedule.get("scheduleItems") or [], "schedule item"):
         status = str(item.get("status") or "")
         if status == "free":

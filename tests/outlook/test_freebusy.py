@@ -214,3 +214,14 @@ def test_busy_time_from_the_events_where_get_schedule_is_refused(
     before = len(env.graph.requests)
     conn.busy_between(at(0), at(48))
     assert not any(r.path.endswith("/getSchedule") for r in env.graph.requests[before:])
+
+
+def test_a_schedule_graph_cannot_resolve_is_read_from_the_events(
+        env: Env, conn: OutlookCalendar) -> None:
+    put(env, "Call", at(9), at(10))
+    put(env, "Reading", at(11), at(12), showAs="free")
+    conn.mailbox = "0f3a9c1d-user-id"  # a user id where getSchedule wants an SMTP address
+    before = len(env.graph.requests)
+    assert conn.busy_between(at(0), at(24)) == [BusyInterval(at(9), at(10))]
+    sent = [r.path for r in env.graph.requests[before:]]
+    assert sent[0].endswith("/getSchedule") and "calendarView" in sent[1] and len(sent) == 2
