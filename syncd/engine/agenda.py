@@ -9,7 +9,9 @@ The rules:
 2. **One entry per activity**: an event paired with an activity (the sync state's pair,
    or failing that the event's marker, the activity's ``sync_uid``) is not shown again;
    the entry is the activity's, marked ``synced`` and naming the calendars it is on. An
-   activity on no calendar is ``crm``; an event paired with none is ``calendar``.
+   activity on no calendar is ``crm``; an event paired with none is ``calendar``. One
+   meeting on two of the owner's calendars (copies of one invitation: the same
+   iCalendar UID at the same time) is one entry naming both, busy if either says so.
 3. **Busy or free** as each side says (A4): an activity's busy flag; an event's
    transparency or show-as, as the connector projected it.
 4. **Double bookings**: two busy entries whose spans overlap (for a positive length of
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -100,6 +102,7 @@ def agenda(
     by_marker = {a.sync_uid: a.id for a in by_id.values()}
     on_calendars: dict[int, list[str]] = {}
     entries: list[_Entry] = []
+    copies: dict[tuple[str, When], int] = {}  # (iCalendar UID, when) -> its entry
     for calendar in sorted(events):
         for event in events[calendar]:
             if event.deleted or event.projection is None:
@@ -111,6 +114,14 @@ def agenda(
                 on_calendars.setdefault(paired, []).append(calendar)
                 continue
             p = event.projection
+            copy = (event.ical_uid, p.when) if event.ical_uid else None
+            if copy is not None and copy in copies:  # one meeting on two calendars (rule 2)
+                i = copies[copy]
+                entries[i] = replace(entries[i], calendars=(*entries[i].calendars, calendar),
+                                     busy=entries[i].busy or p.busy)
+                continue
+            if copy is not None:
+                copies[copy] = len(entries)
             entries.append(_Entry(f"event:{calendar}:{event.event_id}", p.title, p.when,
                                   p.busy, CALENDAR, None, (calendar,), False))
     for a in by_id.values():

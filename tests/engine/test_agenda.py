@@ -116,3 +116,17 @@ def test_a_calendar_of_overlapping_invitations_names_a_bounded_number_of_clashes
     items = agenda([], {"c": flood}, {}, TZ, [DAY])
     assert len(items) == 300 and all(i.double_booked for i in items)
     assert max(len(i.clashes) for i in items) == MAX_CLASHES
+
+
+def test_one_invitation_on_two_calendars_is_one_entry_not_a_double_booking() -> None:
+    def copy(event_id: str, start: datetime, busy: bool) -> RemoteEvent:
+        p = Projection("Board", When(start, start + timedelta(hours=1), TZ), busy=busy)
+        return RemoteEvent(event_id, "e", None, p, ical_uid="board-uid@example.com")
+
+    events = {"work": [copy("w1", oslo(14), True), copy("w2", oslo(14, 30), True)],
+              "home": [copy("h1", oslo(14), False)]}
+    items = agenda([], events, {}, TZ, [DAY])
+    # the two copies at 14:00 are one; the occurrence at 14:30 is another (same UID)
+    assert [(i.key, i.calendars, i.busy) for i in items] == [
+        ("event:home:h1", ("home", "work"), True), ("event:work:w2", ("work",), True)]
+    assert items[0].clashes == ("event:work:w2",)  # not itself: only the other occurrence
