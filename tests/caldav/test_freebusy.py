@@ -15,6 +15,7 @@ from connectors.caldav import CalDAVCalendar
 from syncd.config import AccountConfig
 from syncd_testkit.servers import DavServer
 from tests.conftest import fresh_calendar
+from tests.freebusy.checks import CLOCK_CHANGE_MONDAY, check_weekly_meeting_across_the_clock_change
 
 DAY = datetime(2026, 12, 8, tzinfo=UTC)  # a Tuesday
 OSLO = "Europe/Oslo"
@@ -159,12 +160,7 @@ def test_a_weekly_meeting_keeps_its_wall_time_across_the_clock_change(
                          auth=(cal.user, "x"), timeout=10,
                          headers={"Content-Type": "text/calendar"})
     assert reply.status_code in (201, 204)
-    monday = datetime(2026, 10, 19, tzinfo=UTC)  # Oslo leaves summer time on the 25th
-    wanted = [(datetime(2026, 10, 20, 7, tzinfo=UTC), datetime(2026, 10, 20, 8, tzinfo=UTC)),
-              (datetime(2026, 10, 27, 8, tzinfo=UTC), datetime(2026, 10, 27, 9, tzinfo=UTC))]
-    busy = conn.busy_between(monday, monday + timedelta(days=14))
-    assert [(b.start, b.end) for b in busy] == wanted
-    events = conn.events_between(monday, monday + timedelta(days=14))
-    assert [(e.projection.when.start, e.projection.when.end) for e in events
-            if e.projection] == wanted
+    check_weekly_meeting_across_the_clock_change(conn)
+    events = conn.events_between(CLOCK_CHANGE_MONDAY,
+                                 CLOCK_CHANGE_MONDAY + timedelta(days=14))
     assert all(e.recurring and e.event_id.endswith(("070000Z", "080000Z")) for e in events)
