@@ -11,7 +11,8 @@ The rules:
    the entry is the activity's, marked ``synced`` and naming the calendars it is on. An
    activity on no calendar is ``crm``; an event paired with none is ``calendar``. One
    meeting on two of the owner's calendars (copies of one invitation: the same
-   iCalendar UID at the same time) is one entry naming both, busy if either says so.
+   iCalendar UID at the same time) is one entry naming both, busy if either says so;
+   a copy of a synced activity's meeting joins the activity's entry.
 3. **Busy or free** as each side says (A4): an activity's busy flag; an event's
    transparency or show-as, as the connector projected it.
 4. **Double bookings**: two busy entries whose spans overlap (for a positive length of
@@ -101,8 +102,11 @@ def agenda(
     by_id = {a.id: a for a in activities if not a.deleted}
     by_marker = {a.sync_uid: a.id for a in by_id.values()}
     on_calendars: dict[int, list[str]] = {}
-    entries: list[_Entry] = []
-    copies: dict[tuple[str, When], int] = {}  # (iCalendar UID, when) -> its entry
+    unpaired: list[tuple[str, RemoteEvent]] = []
+    # (iCalendar UID, when) -> the activity a paired event shows, or the index of the
+    # entry of a calendar-only one: a copy on another calendar joins it (rule 2)
+    activity_copies: dict[tuple[str, When], int] = {}
+    entry_copies: dict[tuple[str, When], int] = {}
     for calendar in sorted(events):
         for event in events[calendar]:
             if event.deleted or event.projection is None:
@@ -112,16 +116,24 @@ def agenda(
                 paired = by_marker.get(event.marker)
             if paired is not None and paired in by_id:
                 on_calendars.setdefault(paired, []).append(calendar)
-                continue
-            p = event.projection
-            copy = (event.ical_uid, p.when) if event.ical_uid else None
-            if copy is not None and copy in copies:  # one meeting on two calendars (rule 2)
-                i = copies[copy]
-                entries[i] = replace(entries[i], calendars=(*entries[i].calendars, calendar),
-                                     busy=entries[i].busy or p.busy)
-                continue
+                if event.ical_uid:
+                    activity_copies[(event.ical_uid, event.projection.when)] = paired
+            else:
+                unpaired.append((calendar, event))
+    entries: list[_Entry] = []
+    for calendar, event in unpaired:
+        p = event.projection
+        assert p is not None
+        copy = (event.ical_uid, p.when) if event.ical_uid else None
+        if copy is not None and copy in activity_copies:
+            on_calendars[activity_copies[copy]].append(calendar)
+        elif copy is not None and copy in entry_copies:
+            i = entry_copies[copy]
+            entries[i] = replace(entries[i], busy=entries[i].busy or p.busy,
+                                 calendars=(*entries[i].calendars, calendar))
+        else:
             if copy is not None:
-                copies[copy] = len(entries)
+                entry_copies[copy] = len(entries)
             entries.append(_Entry(f"event:{calendar}:{event.event_id}", p.title, p.when,
                                   p.busy, CALENDAR, None, (calendar,), False))
     for a in by_id.values():

@@ -130,3 +130,12 @@ def test_one_invitation_on_two_calendars_is_one_entry_not_a_double_booking() -> 
     assert [(i.key, i.calendars, i.busy) for i in items] == [
         ("event:home:h1", ("home", "work"), True), ("event:work:w2", ("work",), True)]
     assert items[0].clashes == ("event:work:w2",)  # not itself: only the other occurrence
+
+
+def test_a_copy_of_a_synced_meeting_on_another_calendar_joins_the_activity() -> None:
+    a = activity(1, busy=True)
+    synced = RemoteEvent("ev1", "e", a.sync_uid, proj(a), ical_uid="demo@syncd")
+    copy = RemoteEvent("c1", "e", None, proj(a), ical_uid="demo@syncd")
+    items = agenda([a], {"work": [synced], "home": [copy]}, {}, TZ, [DAY])
+    assert [(i.key, i.calendars, i.double_booked) for i in items] == [
+        ("activity:1", ("home", "work"), False)]
