@@ -24,8 +24,20 @@ injected and what reached the server. The proxy underneath is
 :class:`syncd_testkit.proxy.ReverseProxy` (keep-alive, link rewriting, request counts in
 ``proxy.traffic``, bounded bodies), shared with the benchmarks' latency proxy.
 
-syncd's clients give up on a silent server after ``[syncd] request_timeout_seconds``
-(30 by default); a soak sets it below ``hang_seconds`` so a ``timeout`` costs seconds.
+In a soak (what the tests in ``tests/soak/test_faults*.py`` found):
+
+* syncd's clients give up on a silent server after ``[syncd] request_timeout_seconds``
+  (30 by default; msal's token requests too); set it below ``hang_seconds`` so a
+  ``timeout`` costs seconds, and say ``allow_insecure_http = true`` where credentials go
+  to the proxy's ``http://`` URL.
+* A failed cycle rests its account (60 s, doubling: ``syncd.store.status.backoff``); a
+  soak that compresses time runs ``syncd resume NAME`` before the next cycle, or waits.
+* A failed cycle keeps no new sync token, so ``expired_token`` only fires in cycles that
+  follow one that got through: alternate heavy and light rates, or keep them moderate.
+* httplib2 (Google) sends any request once more by itself after a lost answer, so the
+  server may see a write twice (a 409 ``duplicate`` for an insert, which syncd adopts).
+* One proxy per server: for Graph, the proxy fronts Graph; msal reaches the identity
+  emulator through its own session (another proxy there faults sign-in).
 """
 
 from __future__ import annotations

@@ -8,13 +8,13 @@ to see every request the server received (the privacy canary tests).
 
 from __future__ import annotations
 
-import http.client
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from syncd_testkit.loopback import ChildProcessServer, QuietHandler, ThreadedHTTPServer
+from syncd_testkit.loopback import ChildProcessServer
+from syncd_testkit.proxy import Plan, ProxyRequest, ReverseProxy
 
 
 class DavServer(ChildProcessServer):
@@ -100,52 +100,30 @@ class Recorded:
     body: bytes
 
 
-class RecordingProxy(ThreadedHTTPServer):
+class RecordingProxy(ReverseProxy):
     """A loopback reverse proxy that keeps every request before passing it on.
 
-    ``rewrite_bodies``: absolute links to the upstream in a reply's body (Graph's
-    nextLink/deltaLink, say) are rewritten to the proxy, so the client keeps coming back
-    through it.
+    It is the shared proxy (:class:`syncd_testkit.proxy.ReverseProxy`): absolute links to
+    the upstream in a reply (Graph's nextLink/deltaLink, say) are rewritten to the proxy,
+    so the client keeps coming back through it.
     """
 
     name = "recording-proxy"
+    nodelay = True  # no latency is measured here
 
-    def __init__(self, upstream_port: int, rewrite_bodies: bool = False) -> None:
+    def __init__(self, upstream_port: int) -> None:
+        super().__init__(f"http://127.0.0.1:{upstream_port}", timeout=30.0)
         self.upstream_port = upstream_port
-        self.rewrite_bodies = rewrite_bodies
         self.requests: list[Recorded] = []
 
     @property
     def url(self) -> str:
         return f"{self.origin}/"
 
-    def handler(self) -> type[QuietHandler]:
-        proxy = self
-
-        class Handler(QuietHandler):
-            def _relay(self) -> None:
-                body = self.read_body()
-                proxy.requests.append(Recorded(self.command, self.path, str(self.headers), body))
-                conn = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=30)
-                headers = {k: v for k, v in self.headers.items()
-                           if k.lower() not in ("host", "connection")}
-                headers["Host"] = f"127.0.0.1:{proxy.port}"
-                conn.request(self.command, self.path, body=body, headers=headers)
-                response = conn.getresponse()
-                data = response.read()
-                if proxy.rewrite_bodies:
-                    data = data.replace(f"127.0.0.1:{proxy.upstream_port}".encode(),
-                                        f"127.0.0.1:{proxy.port}".encode())
-                self.reply(response.status, data, {
-                    key: value.replace(f":{proxy.upstream_port}", f":{proxy.port}")
-                    for key, value in response.getheaders()
-                    if key.lower() not in ("transfer-encoding", "connection", "content-length")})
-                conn.close()
-
-            do_GET = do_PUT = do_DELETE = do_PROPFIND = do_REPORT = _relay
-            do_OPTIONS = do_MKCALENDAR = do_PROPPATCH = do_POST = do_MKCOL = do_PATCH = _relay
-
-        return Handler
+    def plan(self, request: ProxyRequest) -> Plan:
+        self.requests.append(Recorded(request.method, request.path, str(request.headers),
+                                      request.body))
+        return Plan()
 
     def everything_sent(self) -> bytes:
         return b"\n".join(r.method.encode() + b" " + r.path.encode() + b"\n" +

@@ -170,7 +170,7 @@ def test_a_google_dry_run_sends_only_reads(tmp_path: Path,
     owner = "alice@example.com"
     with GoogleEmulator() as emulator:
         host_port = emulator.base_url.rsplit(":", 1)[1]
-        proxy = RecordingProxy(int(host_port), rewrite_bodies=True).start()
+        proxy = RecordingProxy(int(host_port)).start()
         try:
             base = write_config(
                 tmp_path, f'name = "g"\nprovider = "google"\nowner = "{owner}"',
@@ -201,7 +201,7 @@ def test_an_outlook_dry_run_sends_only_reads(
     monkeypatch.setitem(_identity, "idp", identity_emulator)
     monkeypatch.setitem(connectors.REGISTRY, "outlook", "tests.test_dry_run:open_outlook")
     port = int(graph_emulator_with_identity.base_url.split(":")[2].split("/")[0])
-    proxy = RecordingProxy(port, rewrite_bodies=True).start()
+    proxy = RecordingProxy(port).start()
     try:
         base = write_config(
             tmp_path, f'name = "o"\nprovider = "outlook"\nowner = "{owner}"',

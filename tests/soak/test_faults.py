@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -338,6 +339,46 @@ def test_a_body_above_the_cap_is_refused_without_reaching_the_server(
         answer = requests.post(f"{proxy.url}/calendar/v3/calendars/{CAL}/events",
                                data=b"x" * 1001, timeout=10)
     assert answer.status_code == 413 and google.requests == []
+
+
+def test_an_answer_above_the_cap_is_not_held_and_the_client_gets_502(
+        google: GoogleEmulator) -> None:
+    for n in range(5):
+        google.put_event(CAL, google_event(n))
+    with FaultProxy(google.origin, FaultRates(), seed=1, provider="google") as proxy:
+        url = f"{proxy.url}/calendar/v3/calendars/{CAL}/events"
+        whole = len(requests.get(url, timeout=10).content)
+        proxy.max_body = whole - 1
+        assert requests.get(url, timeout=10).status_code == 502
+
+
+def test_many_client_threads_at_once_get_one_decision_each(graph: GraphEmulator) -> None:
+    rates = FaultRates(server_error=0.2, throttle=0.2, reset=0.1, lost_answer=0.1)
+    threads, each = 8, 15
+    seen: list[str] = []
+    with FaultProxy(graph.origin, rates, seed=9, provider="graph") as proxy:
+        def client() -> None:
+            with requests.Session() as session:
+                for _ in range(each):
+                    try:
+                        answer = session.post(events_url(proxy), json=GRAPH_EVENT,
+                                              headers=HEADERS, timeout=10)
+                        seen.append(str(answer.status_code))
+                    except requests.ConnectionError:
+                        seen.append("no answer")
+
+        workers = [threading.Thread(target=client) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        counts = proxy.counts()
+    assert len(seen) == counts["received"] == threads * each
+    assert seen.count("503") == counts["server_error"]
+    assert seen.count("429") == counts["throttle"]
+    assert seen.count("no answer") == counts["reset"] + counts["lost_answer"]
+    assert seen.count("201") == counts["requests"] - counts["lost_answer"]
+    assert len(graph.events(CAL)) == counts["writes"] == counts["requests"]
 
 
 # --- the benchmarks' latency proxy is the same proxy ------------------------------------------
