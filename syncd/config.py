@@ -107,12 +107,17 @@ DEFAULT_LEASE_SECONDS = 600
 #: listing of a large calendar) or one write batch with its retries. Shorter, a healthy
 #: replica would lose its accounts mid-cycle to another, over and over.
 MIN_LEASE_SECONDS = 60
+#: A day: longer, a killed replica's accounts would wait more than a day for another.
+MAX_LEASE_SECONDS = 86_400
 
 
-def _lease_floor(value: Any) -> str | None:
+def _lease_range(value: Any) -> str | None:
     if value < MIN_LEASE_SECONDS:
         return (f"is shorter than {MIN_LEASE_SECONDS} seconds, so a replica would lose its "
                 "accounts in the middle of a long read")
+    if value > MAX_LEASE_SECONDS:
+        return (f"is longer than a day ({MAX_LEASE_SECONDS} seconds), so a killed replica's "
+                "accounts would wait that long for another")
     return None
 
 
@@ -128,8 +133,8 @@ GENERAL: dict[str, Option] = {
     "replica": Option(bool, False, expected="true or false",
                       help="take accounts from the database's work queue, so that several "
                            "syncd run processes share one PostgreSQL"),
-    "lease_seconds": Option(int, DEFAULT_LEASE_SECONDS, check=_lease_floor,
-                            expected=f"seconds, at least {MIN_LEASE_SECONDS}",
+    "lease_seconds": Option(int, DEFAULT_LEASE_SECONDS, check=_lease_range,
+                            expected=f"seconds, {MIN_LEASE_SECONDS} to {MAX_LEASE_SECONDS}",
                             help="how long an account stays with a replica that stopped "
                                  "renewing its lease (killed or paused) before another "
                                  "takes it over"),

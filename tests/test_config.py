@@ -156,7 +156,7 @@ def test_crm_pipedrive_may_use_http_to_a_loopback_test_server() -> None:
     assert config.crm_options["api_url"] == "http://127.0.0.1:8080"
 
 
-def test_the_lease_lasts_ten_minutes_unless_set_and_never_under_a_minute(
+def test_the_lease_lasts_ten_minutes_unless_set_and_between_a_minute_and_a_day(
         tmp_path: Path) -> None:
     assert parse_config({}, "x.toml", PROVIDERS).lease_seconds == 600
     assert parse_config({"syncd": {"lease_seconds": 90}}, "x.toml",
@@ -164,3 +164,9 @@ def test_the_lease_lasts_ten_minutes_unless_set_and_never_under_a_minute(
     found = problems("[syncd]\nlease_seconds = 5\n", tmp_path)
     assert found == ["syncd.lease_seconds: is shorter than 60 seconds, so a replica would "
                      "lose its accounts in the middle of a long read"]
+    # Hostile: a number no lease can last (it would overflow a timedelta), or a string.
+    found = problems("[syncd]\nlease_seconds = 9223372036854775807\n", tmp_path)
+    assert found == ["syncd.lease_seconds: is longer than a day (86400 seconds), so a "
+                     "killed replica's accounts would wait that long for another"]
+    assert problems('[syncd]\nlease_seconds = "10 min"\n', tmp_path) == [
+        "syncd.lease_seconds: has the wrong type (str)"]
