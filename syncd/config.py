@@ -28,7 +28,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from syncd.config_checks import (
     INSECURE_HTTP_KEY,
@@ -53,6 +52,7 @@ from syncd.config_types import (
     SecretRef,
     email_check,
     positive_check,
+    zone_check,
 )
 from syncd.engine.policy import ConflictPolicy, OnCalendarDelete
 from syncd.errors import ConfigError, ConfigProblem
@@ -86,14 +86,6 @@ def _port(value: Any) -> str | None:
 
 def _loopback(value: Any) -> str | None:
     return None if is_loopback_address(value) else "is not a loopback address"
-
-
-def _zone(value: Any) -> str | None:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        return "is not an IANA time zone name"
-    return None
 
 
 #: Accounts one process syncs at once. An idle cycle is mostly a wait on the network, so
@@ -140,7 +132,8 @@ GENERAL: dict[str, Option] = {
                                  "takes it over"),
     "state_key": Option(str, secret=True, secret_check=fernet_key_problem,
                         expected="env:NAME or file:PATH of a Fernet key"),
-    "default_time_zone": Option(str, "UTC", check=_zone, expected="an IANA zone, e.g. Europe/Oslo"),
+    "default_time_zone": Option(str, "UTC", check=zone_check,
+                                expected="an IANA zone, e.g. Europe/Oslo"),
     "retention_days": Option(int, 30, check=_not_negative,
                              expected="days a deleted activity stays restorable"),
     "cycle_deadline_seconds": Option(int, 900, check=positive_check,
@@ -199,7 +192,7 @@ ACCOUNT: dict[str, Option] = {
     "provider": Option(str, required=True),
     "owner": Option(str, required=True, check=email_check, expected="the CRM user's e-mail"),
     "calendar": Option(str, expected="the calendar to sync (provider specific)"),
-    "time_zone": Option(str, check=_zone, expected="an IANA zone (default: the owner's)"),
+    "time_zone": Option(str, check=zone_check, expected="an IANA zone (default: the owner's)"),
     "conflict_policy": Option(str, "crm_wins", choices=POLICIES),
     "done_style": Option(str, "keep", choices=DONE_STYLES),
     "on_calendar_delete": Option(str, "delete_activity", choices=ON_CALENDAR_DELETE),

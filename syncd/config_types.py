@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from syncd.config_checks import Finding
 from syncd.errors import SecretUnavailable
@@ -116,6 +117,14 @@ def positive_check(value: Any) -> str | None:
 
 def email_check(value: Any) -> str | None:
     return None if is_valid_email(value) else "is not an e-mail address"
+
+
+def zone_check(value: Any) -> str | None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return "is not an IANA time zone name"
+    return None
 
 
 #: Declared by every connector whose URLs may carry credentials (see config_checks).

@@ -25,9 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from syncd.config_types import Option, email_check
+from syncd.config_types import Option, email_check, zone_check
 from syncd.engine.availability import DEFAULT_DAYS, DEFAULT_END, DEFAULT_START, WorkingHours
 from syncd.model import normalize_email
 
@@ -67,14 +66,6 @@ def _clock_check(value: Any) -> str | None:
     return None if parse_clock(value) is not None else "is not a time of day (HH:MM)"
 
 
-def _zone_check(value: Any) -> str | None:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        return "is not an IANA time zone name"
-    return None
-
-
 def _minutes_check(most: int) -> Any:
     def check(value: Any) -> str | None:
         return None if 0 <= value <= most else f"is not between 0 and {most}"
@@ -98,7 +89,7 @@ WORKING_HOURS: dict[str, Option] = {
     "start": Option(str, "09:00", check=_clock_check, expected='"HH:MM", e.g. "09:00"'),
     "end": Option(str, "17:00", check=_clock_check,
                   expected='"HH:MM" after the start, e.g. "17:00" ("24:00": midnight)'),
-    "time_zone": Option(str, check=_zone_check,
+    "time_zone": Option(str, check=zone_check,
                         expected="an IANA zone (default: the CRM user's)"),
     "buffer_before_minutes": Option(int, 0, check=_minutes_check(MAX_BUFFER_MINUTES),
                                     expected=f"minutes, 0 to {MAX_BUFFER_MINUTES}"),
