@@ -226,18 +226,36 @@ class Metrics:
                                   value=takeovers)
 
 
+#: Endpoints with counts that are not push hooks, each exported as its own family (by
+#: result only): the booking page's views and bookings are not notifications.
+OWN_FAMILIES = {"book": ("syncd_booking_requests",
+                         "Booking page requests and bookings, by result")}
+
+
 def _hook_counts(hooks: Mapping[str, CountsOwner]) -> Iterator[Metric]:
     family = CounterMetricFamily("syncd_push_notifications",
                                  "Push notifications and hints by hook and result",
                                  labels=["hook", "result"])
     for hook, owner in sorted(hooks.items()):
-        # a copy taken at once (dict of a dict holds the interpreter lock throughout):
-        # requests add to the counts meanwhile
-        counts: Mapping[str, Any] = dict(owner.counts)
-        for result, value in sorted(counts.items()):
-            if isinstance(value, int):
-                family.add_metric([hook, str(result)], value)
+        if hook in OWN_FAMILIES:
+            continue
+        for result, value in _counts(owner):
+            family.add_metric([hook, result], value)
     yield family
+    for hook, (name, documentation) in OWN_FAMILIES.items():
+        own = CounterMetricFamily(name, documentation, labels=["result"])
+        if hook in hooks:
+            for result, value in _counts(hooks[hook]):
+                own.add_metric([result], value)
+        yield own
+
+
+def _counts(owner: CountsOwner) -> list[tuple[str, int]]:
+    # a copy taken at once (dict of a dict holds the interpreter lock throughout):
+    # requests add to the counts meanwhile
+    counts: Mapping[str, Any] = dict(owner.counts)
+    return [(str(result), value) for result, value in sorted(counts.items())
+            if isinstance(value, int)]
 
 
 class _ReadAtScrape(Collector):

@@ -338,3 +338,17 @@ def test_every_mounted_hooks_counts_are_exported(served: Served) -> None:
     assert value(text, "syncd_push_notifications_total", hook="example", result="forged") == 3
     assert value(text, "syncd_push_notifications_total", hook="example",
                  result="accepted") == 5
+
+    class BookingPage:  # the booking page keeps counts too, but they are no notifications
+        def __init__(self) -> None:
+            self.counts: Counter[str] = Counter(views=4, booked=1)
+
+        def handle(self, _request: object) -> object:
+            raise AssertionError
+
+    page = BookingPage()
+    served.receiver.server.router.add(Route("/book", page.handle))  # type: ignore[arg-type]
+    text = served.get("/metrics", auth=served.auth).text
+    assert value(text, "syncd_booking_requests_total", result="views") == 4
+    assert value(text, "syncd_booking_requests_total", result="booked") == 1
+    assert 'hook="book"' not in text
