@@ -46,30 +46,39 @@ def _accounts(server: ServerInfo, provider: str, folder: Path) -> list[Any]:
 
 def replica(args: argparse.Namespace) -> dict[str, Any]:
     """One replica: claim and sync idle accounts, counting the cycles that end in the
-    measured window."""
+    measured window.
+
+    The daemon's own replica path (:class:`syncd.daemon.Daemon` with ``[syncd] replica``:
+    its dispatcher, ``_run_account`` with the push gate, the channel keeper and the
+    metrics, the account given back due again at once), ticked as the daemon ticks it:
+    every :data:`syncd.replica.TICK_SECONDS`, and at once when cycles free a batch of
+    slots while accounts wait (``Dispatcher.on_free``)."""
     from syncd.config import Config
-    from syncd.engine.execute import LEASE_TTL
-    from syncd.replica import Dispatcher
-    from syncd.service import Service
-    from syncd.store.queue import Claim, WorkQueue
+    from syncd.daemon import Daemon
+    from syncd.replica import TICK_SECONDS
 
     server = ServerInfo.from_json(args.server)
     accounts = {a.name: a for a in _accounts(server, args.provider, args.folder)}
+    once = args.once
     config = Config(database=args.database, workers=args.workers, replica=True,
+                    interval_seconds=3600 if once else 0, jitter_seconds=0,
                     accounts=tuple(accounts.values()), data_dir=str(args.folder / "data"),
                     default_time_zone="Europe/Oslo")
-    service = Service(config)
-    queue = WorkQueue(service.db, f"{service.replica}:{args.name}")
+    daemon = Daemon(config)
+    daemon.start_push()
+    service, dispatcher = daemon.service, daemon.dispatcher
+    assert dispatcher is not None
     lock = threading.Lock()
-    window = {"start": args.start_at + args.warm, "end": args.start_at + args.warm + args.seconds}
-    counted: dict[str, Any] = {"idle": 0, "other": 0, "all": 0, "cycle_cpu_s": 0.0}
-    once = args.once
+    counted: dict[str, Any] = {"idle": 0, "other": 0, "all": 0, "cycle_cpu_s": 0.0,
+                               "refills": 0}
+    window = {"start": float("inf"), "end": float("inf")}
+    wake = threading.Event()
+    mine = threading.local()  # whether this thread's cycle ended in the window
+    run_account = daemon._run_account
+    cycle_done = daemon.metrics.cycle_done
 
-    def work(claim: Claim) -> None:
-        thread_cpu = time.thread_time()
-        report = service.sync_one(accounts[claim.name], claimed=claim.token)
-        thread_cpu = time.thread_time() - thread_cpu
-        queue.finish(claim.name, claim.token, 3600 if once else 0)
+    def done(account: Any, report: Any, seconds: float) -> None:
+        cycle_done(account, report, seconds)
         ended = time.time()
         with lock:
             counted["all"] += 1
@@ -77,9 +86,24 @@ def replica(args: argparse.Namespace) -> dict[str, Any]:
                 quiet = report.outcome == "ok" and not any(
                     v for k, v in report.counts.items() if k.startswith(("events_", "activities_")))
                 counted["idle" if quiet else "other"] += 1
-                counted["cycle_cpu_s"] += thread_cpu
+                mine.counted = True
 
-    dispatcher = Dispatcher(queue, lambda: accounts, work, cap=args.workers, ttl=LEASE_TTL)
+    def work(claim: Any) -> None:
+        # the cycle's own thread CPU (what bench/sync.py's "CPU bound" figure uses)
+        mine.counted = False
+        start = time.thread_time()
+        run_account(claim.name, claim)
+        if mine.counted:
+            with lock:
+                counted["cycle_cpu_s"] += time.thread_time() - start
+
+    def refill() -> None:  # the daemon's _claim_soon, without its scheduler
+        counted["refills"] += 1
+        dispatcher.refill()
+
+    daemon.metrics.cycle_done = done  # type: ignore[method-assign]
+    dispatcher.work = work
+    dispatcher.on_free = refill
     if not once:
         # Every connector made before the start (building a Google client alone takes a
         # good part of a second of CPU): the replicas measure cycles, not set-up.
@@ -88,8 +112,8 @@ def replica(args: argparse.Namespace) -> dict[str, Any]:
             service._connector(acct, now)
         print("ready", flush=True)
         args.start_at = float(sys.stdin.readline())
-        window = {"start": args.start_at + args.warm,
-                  "end": args.start_at + args.warm + args.seconds}
+    window = {"start": args.start_at + args.warm,
+              "end": args.start_at + args.warm + args.seconds}
     time.sleep(max(0.0, args.start_at - time.time()))
     cpu: dict[str, float] = {}
     stop_at = window["end"] if not once else float("inf")
@@ -98,7 +122,7 @@ def replica(args: argparse.Namespace) -> dict[str, Any]:
             break
         if "start" not in cpu and time.time() >= window["start"]:
             cpu["start"] = time.process_time()
-        time.sleep(0.02)
+        wake.wait(min(TICK_SECONDS, max(0.0, stop_at - time.time())) if not once else 0.2)
     cpu_s = time.process_time() - cpu.get("start", time.process_time())
     dispatcher.stop()
     dispatcher.pool.shutdown(wait=True)
@@ -149,6 +173,9 @@ def measure(server: ServingProcess, provider: str, url: str, folder: Path, repli
             # the cycle's own thread alone (what bench/sync.py's "CPU bound" figure uses)
             "cycle_thread_cpu_ms": round(cycle_ms, 1),
             "per_core_ceiling_per_minute": round(60_000 / cpu_ms) if cpu_ms else None,
+            # how much CPU the replicas got, in cores: near 1 per replica means the GIL
+            # bound it, well under that means the shared machine's other work did
+            "cores_used": round(sum(r["cpu_s"] for r in results) / args.seconds, 2),
             "other_cycles": sum(r["other"] for r in results), "seconds": args.seconds,
             "idle_per_minute": round(idle * 60 / args.seconds),
             "load_average": round(os.getloadavg()[0], 1)}
@@ -192,11 +219,11 @@ def markdown(results: list[dict[str, Any]], code: dict[str, Any]) -> str:
         lines += [f"## {r['provider']}: {r['owners']} calendars of {r['events']} events, "
                   f"{r['latency_ms']:g} ms latency, PostgreSQL", "",
                   "| replicas | workers each | idle calendars/min | process CPU ms per cycle | "
-                  "cycle thread CPU ms | per-core ceiling/min | other cycles | load avg |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "cycle thread CPU ms | per-core ceiling/min | cores used | other cycles | "
+                  "load avg |", "|---|---|---|---|---|---|---|---|---|"]
         lines += [f"| {row['replicas']} | {row['workers']} | {row['idle_per_minute']:,} | "
                   f"{row['cpu_ms_per_cycle']} | {row['cycle_thread_cpu_ms']} | "
-                  f"{row['per_core_ceiling_per_minute']:,} | "
+                  f"{row['per_core_ceiling_per_minute']:,} | {row.get('cores_used', '-')} | "
                   f"{row['other_cycles']} | {row['load_average']} |" for row in r["rows"]]
         lines.append("")
     return "\n".join(lines)

@@ -306,7 +306,18 @@ class Daemon:
             self.dispatcher = Dispatcher(
                 self.queue, lambda: [a.name for a in self.service.accounts()],
                 lambda claim: self._run_account(claim.name, claim),
-                cap=config.workers, ttl=timedelta(seconds=config.lease_seconds))
+                cap=config.workers, ttl=timedelta(seconds=config.lease_seconds),
+                on_free=self._claim_soon)
+
+    def _claim_soon(self) -> None:
+        """Claim now for slots that cycles just freed while accounts may wait (see
+        Dispatcher), once the daemon runs (tests drive the ticks by hand)."""
+        if self.dispatcher is not None and self.scheduler.running and \
+                not self.stopping.is_set():
+            try:
+                self.dispatcher.refill()
+            except Exception as exc:  # the database is away: the next tick tries again
+                log.warning("could not claim accounts: %s", describe(exc))
 
     def _interval(self, account: AccountConfig, *, pushed: bool = False) -> int:
         """Seconds between the account's polls; ``pushed``: its channel is healthy, so

@@ -35,7 +35,11 @@ class Dispatcher:
     """
 
     def __init__(self, queue: WorkQueue, names: Callable[[], Iterable[str]],
-                 work: Callable[[Claim], None], *, cap: int, ttl: timedelta) -> None:
+                 work: Callable[[Claim], None], *, cap: int, ttl: timedelta,
+                 on_free: Callable[[], None] | None = None) -> None:
+        """``on_free``: called (on the worker thread) when cycles ended and freed a batch
+        of slots while due accounts may be waiting; the daemon then calls :meth:`refill`
+        at once instead of leaving the slots empty until the next tick."""
         self.queue = queue
         self.names = names
         self.work = work
@@ -46,6 +50,11 @@ class Dispatcher:
         self._in_flight = 0
         self._running: set[str] = set()  # the accounts of the cycles in flight
         self._enrolled: frozenset[str] = frozenset()
+        self.on_free = on_free
+        # Slots freed before asking for an early tick: claims come in batches, so the
+        # claim's statements are shared by several cycles, not paid by each.
+        self.batch = max(1, cap // 4)
+        self._backlog = False  # the last claim got all it asked for: more may be due
         self.stopped = False
 
     @property
@@ -61,6 +70,16 @@ class Dispatcher:
         if names - self._enrolled:
             self.queue.enrol(names - self._enrolled)
         self._enrolled = names
+        return self._claim(names)
+
+    def refill(self) -> int:
+        """Claim for the free slots among the accounts the last tick knew (no new ones
+        enrolled): what ``on_free`` asks for, between ticks."""
+        if self.stopped:
+            return 0
+        return self._claim(self._enrolled)
+
+    def _claim(self, names: frozenset[str]) -> int:
         with self._lock:
             free = self.cap - self._in_flight
             if free <= 0:
@@ -78,6 +97,7 @@ class Dispatcher:
             with self._lock:
                 self._in_flight -= free - len(claims)
                 self._running.update(c.name for c in claims)
+                self._backlog = len(claims) == free
         for claim in claims:
             if claim.took_over:
                 log.info("took over %s (its lease expired without being released)",
@@ -99,6 +119,14 @@ class Dispatcher:
             with self._lock:
                 self._in_flight -= 1
                 self._running.discard(claim.name)
+                # One cycle ends a few milliseconds after another when idle cycles queue
+                # up: waiting for the next tick would leave the slots empty most of the
+                # second (a cap of 16 would mean 16 cycles a second at most).
+                early = self._backlog and self.cap - self._in_flight >= self.batch
+                if early:
+                    self._backlog = False  # asked once; the tick that follows says again
+            if early and self.on_free is not None and not self.stopped:
+                self.on_free()
 
     def stop(self) -> None:
         """Claim nothing more; cycles in flight run to their end (the daemon waits)."""

@@ -29,8 +29,9 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import ColumnElement, String, any_, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, String, Table, any_, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -120,12 +121,14 @@ class WorkQueue:
         False when another replica took the account meanwhile (it is theirs to schedule).
         """
         delay = timedelta(seconds=seconds + random.uniform(0, jitter))
-        with self.db.session() as s:
-            result = s.execute(
-                update(SyncAccount)
-                .where(SyncAccount.name == name, SyncAccount.lease_token == token)
-                .values(lease_owner=None, lease_until=None, due_at=db_clock(s, now) + delay))
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+        # (Core: a fraction of the ORM's CPU per statement, and this is every cycle's)
+        table = cast(Table, SyncAccount.__table__)
+        with self.db.transaction() as conn:
+            result = conn.execute(
+                update(table)
+                .where(table.c.name == name, table.c.lease_token == token)
+                .values(lease_owner=None, lease_until=None, due_at=db_clock(conn, now) + delay))
+            return bool(result.rowcount)
 
     def due_by(self, name: str, when: datetime) -> None:
         """Make the account due no later than ``when`` (a push): an earlier due time

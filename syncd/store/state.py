@@ -8,9 +8,9 @@ import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -103,11 +103,12 @@ def holder_is_dead(holder: str) -> bool:
     return False
 
 
-def db_clock(session: Session, now: datetime | None = None) -> Any:
+def db_clock(session: Session | Connection, now: datetime | None = None) -> Any:
     """The clock leases run on: PostgreSQL's ``now()``, so that replicas whose clocks
     disagree still agree on when a lease expires; SQLite serves one process, whose clock
     (``now``, for tests) is the only one."""
-    if session.get_bind().dialect.name == "postgresql":
+    bind = session.get_bind() if isinstance(session, Session) else session
+    if bind.dialect.name == "postgresql":
         return func.now()
     return now or utcnow()
 
@@ -135,12 +136,27 @@ def _snapshot(row: SyncAccount) -> AccountState:
 #: row, which costs a fraction of loading the mapped object.
 _STATE_COLUMNS = tuple(getattr(SyncAccount, f) for f in AccountState.__dataclass_fields__)
 
+# The statements every cycle runs, built once on the tables (not the mapped classes):
+# building and caching a statement anew each time cost more CPU than its round trip.
+_ACCOUNTS, _LINKS, _QUARANTINE = (cast(Table, SyncAccount.__table__),
+                                  cast(Table, SyncLink.__table__),
+                                  cast(Table, SyncQuarantine.__table__))
+_ACCOUNT_ROW = select(*(_ACCOUNTS.c[c.key] for c in _STATE_COLUMNS)).where(
+    _ACCOUNTS.c.name == bindparam("name"))
+_HELD_ITEMS = (select(_QUARANTINE.c.item_key, _QUARANTINE.c.state, _QUARANTINE.c.version)
+               .where(_QUARANTINE.c.account == bindparam("account"),
+                      _QUARANTINE.c.state.in_(("quarantined", RETRY)))
+               .order_by(_QUARANTINE.c.id))
+_PENDING_LINKS = select(_LINKS).where(_LINKS.c.account == bindparam("account"),
+                                      _LINKS.c.pending.is_(True))
+
 
 def _base(data: Mapping[str, Any] | None) -> Projection | None:
     return Projection.from_json(data) if data else None
 
 
-def _link(row: SyncLink) -> SyncPair:
+def _link(row: Any) -> SyncPair:
+    """A link from its row (mapped or plain: the attributes are the columns')."""
     return SyncPair(row.activity_id, row.sync_uid, row.event_id, row.etag, _base(row.crm_base),
                 _base(row.cal_base), row.generation, row.pending,
                 frozenset(row.invited) if row.invited is not None else None, row.organizer)
@@ -187,10 +203,14 @@ class StateStore:
 
     def account(self, name: str) -> AccountState:
         """The account's state, created on first use."""
+        with self.db.read() as conn:
+            found = conn.execute(_ACCOUNT_ROW, {"name": name}).first()
+        if found is not None:
+            return AccountState(*found)
         with self.db.session() as s:
-            found = s.execute(select(*_STATE_COLUMNS).where(SyncAccount.name == name)).first()
-            if found is not None:
-                return AccountState(*found)
+            row = s.get(SyncAccount, name)
+            if row is not None:  # made meanwhile by another thread
+                return _snapshot(row)
             row = SyncAccount(name=name, status="ok", crm_cursor=None, initial_done=False,
                               failures=0, guest_window_count=0, lease_token=0)
             s.add(row)
@@ -236,13 +256,13 @@ class StateStore:
         ``token`` None: no lease was taken. A holder whose lease was taken over meanwhile
         writes nothing: the account's row is its new holder's."""
         values = after_cycle(before, end, now)
-        with self.db.session() as s:
-            stmt = update(SyncAccount).where(SyncAccount.name == name)
-            if token is not None:
-                stmt = stmt.where(SyncAccount.lease_token == token)
-                values = {**values, "lease_owner": None, "lease_until": None}
-            if values:
-                s.execute(stmt.values(**values))
+        stmt = update(_ACCOUNTS).where(_ACCOUNTS.c.name == name)
+        if token is not None:
+            stmt = stmt.where(_ACCOUNTS.c.lease_token == token)
+            values = {**values, "lease_owner": None, "lease_until": None}
+        if values:
+            with self.db.transaction() as conn:
+                conn.execute(stmt.values(**values))
 
     def credentials_changed(self, name: str) -> None:
         """An account waiting for re-authorisation whose credentials changed tries
@@ -422,20 +442,22 @@ class StateStore:
         A cycle plans only the pairs that changed, so it never loads the links of an
         account's quiet majority: an idle cycle costs the same for 20 events or 20,000.
         """
-        wanted: list[Any] = [SyncLink.pending.is_(True)]
+        wanted: list[Any] = [_PENDING_LINKS]
         by: list[tuple[Any, Iterable[Any]]] = [
-            (SyncLink.activity_id, activity_ids), (SyncLink.event_id, event_ids),
-            (SyncLink.sync_uid, markers)]
+            (_LINKS.c.activity_id, activity_ids), (_LINKS.c.event_id, event_ids),
+            (_LINKS.c.sync_uid, markers)]
         for column, values in by:
             ordered = sorted(set(values))
             # In slices: SQLite caps the parameters of one statement.
-            wanted += [column.in_(ordered[i:i + _IN_SLICE])
+            wanted += [select(_LINKS).where(_LINKS.c.account == bindparam("account"),
+                                            column.in_(ordered[i:i + _IN_SLICE]))
                        for i in range(0, len(ordered), _IN_SLICE)]
         found: dict[int, SyncPair] = {}
-        with self.db.session() as s:
-            for condition in wanted:
-                for row in s.scalars(select(SyncLink).where(SyncLink.account == account,
-                                                            condition)):
+        # (several statements in one transaction: the pending creates and the changed
+        # pairs read as one state)
+        with (self.db.read() if len(wanted) == 1 else self.db.transaction()) as conn:
+            for query in wanted:
+                for row in conn.execute(query, {"account": account}):
                     found.setdefault(row.activity_id, _link(row))
         return found
 
@@ -601,13 +623,8 @@ class StateStore:
         and those an admin released (an idle cycle's account usually has neither)."""
         quarantined: dict[str, str | None] = {}
         retry: list[str] = []
-        with self.db.session() as s:
-            rows = s.execute(select(SyncQuarantine.item_key, SyncQuarantine.state,
-                                    SyncQuarantine.version)
-                             .where(SyncQuarantine.account == account,
-                                    SyncQuarantine.state.in_(("quarantined", RETRY)))
-                             .order_by(SyncQuarantine.id))
-            for key, state, version in rows:
+        with self.db.read() as conn:
+            for key, state, version in conn.execute(_HELD_ITEMS, {"account": account}):
                 if state == RETRY:
                     retry.append(key)
                 else:
