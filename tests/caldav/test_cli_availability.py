@@ -132,3 +132,16 @@ def test_bad_availability_questions_are_usage_errors(
         assert main([*base, "agenda", user, *args]) == 2, args
         err = capsys.readouterr().err
         assert problem in err and "Traceback" not in err, err
+
+
+def test_slots_keep_the_wall_clock_across_the_clock_change(
+        owner: tuple[list[str], str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    base, user, _ = owner
+    capsys.readouterr()
+    # Oslo moves from +01:00 to +02:00 in the night to Sunday 2027-03-28
+    assert main([*base, "--json", "availability", user, "--from", "2027-03-26", "--to",
+                 "2027-03-29", "--duration", "8h", "--step", "60"]) == 0
+    slots = json.loads(capsys.readouterr().out)["slots"]
+    assert slots == [
+        {"start": "2027-03-26T09:00:00+01:00", "end": "2027-03-26T17:00:00+01:00"},
+        {"start": "2027-03-29T09:00:00+02:00", "end": "2027-03-29T17:00:00+02:00"}]
