@@ -26,16 +26,15 @@ import json
 import os
 import pstats
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.control import ROOT, Control, ServerInfo, ServingProcess
+from bench.control import ROOT, Control, ServerInfo
 from bench.providers import account, install
-from bench.sync import child, database, log
+from bench.sync import child, log, seeded
 
 
 class DbCounter:
@@ -145,22 +144,12 @@ def cycles(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_provider(provider: str, args: argparse.Namespace) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix=f"syncd-idle-{provider}-") as tmp:
-        folder = Path(tmp)
-        server = ServingProcess(provider, args.latency_ms, folder / "server")
-        try:
-            with database(args.database, folder) as url:
-                own = ["--provider", provider, "--server", server.info.to_json(),
-                       "--database", url, "--folder", str(folder)]
-                log(f"{provider}: seeding {args.owners} calendars of {args.events} events")
-                child("bench.run_syncd", "seed", *own, "--n", str(args.owners * args.events),
-                      "--owners", str(args.owners))
-                log(f"{provider}: idle cycles")
-                extra = ["--profile", str(args.profile)] if args.profile else []
-                return child("bench.idle", "cycles", *own, "--rounds", str(args.rounds),
-                             *extra, timeout=1800)
-        finally:
-            server.stop()
+    with seeded(provider, args.latency_ms, args.database, args.owners,
+                args.owners * args.events, "syncd-idle") as (_server, _url, _folder, own):
+        log(f"{provider}: idle cycles")
+        extra = ["--profile", str(args.profile)] if args.profile else []
+        return child("bench.idle", "cycles", *own, "--rounds", str(args.rounds), *extra,
+                     timeout=1800)
 
 
 def markdown(results: list[dict[str, Any]], code: dict[str, Any]) -> str:

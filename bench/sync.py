@@ -74,6 +74,26 @@ def database(url: str | None, folder: Path) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@contextmanager
+def seeded(provider: str, latency_ms: float, database_url: str | None, owners: int, n: int,
+           prefix: str) -> Iterator[tuple[ServingProcess, str, Path, list[str]]]:
+    """A fresh server behind the latency proxy and a fresh database, seeded with ``owners``
+    calendars and ``n`` activities: yields the server, the database URL, the folder, and
+    the options naming them that a child step takes."""
+    with tempfile.TemporaryDirectory(prefix=f"{prefix}-{provider}-") as tmp:
+        folder = Path(tmp)
+        server = ServingProcess(provider, latency_ms, folder / "server")
+        try:
+            with database(database_url, folder) as url:
+                own = ["--provider", provider, "--server", server.info.to_json(),
+                       "--database", url, "--folder", str(folder)]
+                log(f"{provider}: seeding {owners} calendars, {n} activities")
+                child("bench.run_syncd", "seed", *own, "--n", str(n), "--owners", str(owners))
+                yield server, url, folder, own
+        finally:
+            server.stop()
+
+
 def child(module: str, *args: str, timeout: float | None = None) -> dict[str, Any]:
     """Run ``python -m module args`` and return the JSON it prints last."""
     proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True,

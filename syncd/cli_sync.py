@@ -127,7 +127,7 @@ def _budget_line(budget: dict[str, Any]) -> str:
 def _status(args: argparse.Namespace, app: App) -> int:
     from syncd.service import Service
 
-    rows = Service(app.config, db=app.db).status()
+    rows = Service(app.config, db=app.db, open_crm=False).status()
     lines = [_budget_line(b) for b in rows[0]["crm_budgets"]] if rows else []
     for row in rows:
         counts = ", ".join(f"{k} {v}" for k, v in sorted((row["last_counts"] or {}).items()) if v)

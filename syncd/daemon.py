@@ -433,7 +433,8 @@ class Daemon:
                     self._pace(account)
                 levels = {"ok": logging.INFO, "skipped": logging.INFO, "busy": logging.DEBUG}
                 level = levels.get(report.outcome, logging.WARNING)
-                log.log(level, "%s", report.line())
+                if log.isEnabledFor(level):  # (the line is built only when it is kept)
+                    log.log(level, "%s", report.line())
                 return
         self._give_back(claim, self.config.interval_seconds)  # no longer configured here
 

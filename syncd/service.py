@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -14,8 +15,6 @@ from connectors.base import CalendarConnector
 from syncd.auth_fingerprint import changed_since, fingerprint
 from syncd.channels import ChannelKeeper, PushSettings
 from syncd.config import AccountConfig, Config
-from syncd.crm import open_source
-from syncd.crm.builtin.activities import ActivityStore
 from syncd.crm.source import CrmSource
 from syncd.embedded_auth import SERVICE_USER, EmbeddedCredentials, can_log_in, login_name
 from syncd.engine.policy import AccountPolicy, ConflictPolicy, OnCalendarDelete
@@ -30,7 +29,9 @@ from syncd.team import team_accounts
 from syncd.text import printable
 
 if TYPE_CHECKING:
-    # The engine is loaded by the first cycle, not by every command (``syncd status``).
+    # The engine is loaded by the first cycle, not by every command (``syncd status``),
+    # and the CRM's tables when something reads the CRM (not ``status`` of accounts).
+    from syncd.crm.builtin.activities import ActivityStore
     from syncd.engine.outcome import CycleReport
 
 log = logging.getLogger("syncd.service")
@@ -159,13 +160,15 @@ def sync_account(account: AccountConfig, connector: CalendarConnector, source: C
 class Service:
     """What ``syncd sync``, ``syncd run`` and ``syncd status`` share."""
 
-    def __init__(self, config: Config, db: Database | None = None) -> None:
+    def __init__(self, config: Config, db: Database | None = None, *,
+                 open_crm: bool = True) -> None:
+        """``open_crm`` False: the CRM is opened when first read (``syncd status``, which
+        for configured accounts never reads it, and so never loads its tables); True
+        opens it now, so a CRM that cannot be opened is the command's error at once."""
         self.config = config
         self.db = db or Database(config.database_url, workers=config.workers)
-        self.store = ActivityStore(self.db)  # users of the embedded calendar server
-        self.source = open_source(config.crm_kind, self.db, config.crm_options,
-                                  default_zone=config.default_time_zone,
-                                  timeout=config.request_timeout_seconds)
+        if open_crm:
+            _ = self.source
         self.state = StateStore(self.db)
         self.replica = lease_owner_id()
         # Connectors live across cycles: keep-alive connections, cached tokens and a
@@ -182,6 +185,23 @@ class Service:
         #: cycles (None: ``syncd sync`` and ``run --once`` open no channels).
         self.keeper: ChannelKeeper | None = None
         self._shared_limits: Any = None  # the LimitStore, made on first use
+
+    @cached_property
+    def store(self) -> ActivityStore:
+        """The built-in CRM's store (the users of the embedded calendar server)."""
+        from syncd.crm.builtin.activities import ActivityStore
+
+        return ActivityStore(self.db)
+
+    @cached_property
+    def source(self) -> CrmSource:
+        """The CRM, opened when first read (``syncd status`` of configured accounts never
+        does, and so never loads its tables)."""
+        from syncd.crm import open_source
+
+        return open_source(self.config.crm_kind, self.db, self.config.crm_options,
+                           default_zone=self.config.default_time_zone,
+                           timeout=self.config.request_timeout_seconds)
 
     def _policy(self, account: AccountConfig) -> AccountPolicy:
         """The account's policy, built once per configured account."""

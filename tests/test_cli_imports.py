@@ -24,6 +24,9 @@ SYNC_ONLY = ("googleapiclient", "google.auth", "google_auth_oauthlib", "httplib2
              "syncd.daemon", "connectors.caldav", "connectors.google", "connectors.outlook")
 #: What a command that reads the database still needs.
 DATABASE = ("sqlalchemy", "syncd.store.db")
+#: The built-in CRM's tables and store: ``status`` of configured accounts reads no CRM.
+CRM = ("syncd.crm.builtin.tables", "syncd.crm.builtin.activities",
+       "syncd.crm.builtin.change_feed", "syncd.crm.pipedrive")
 
 _PROBE = """
 import json, sys
@@ -95,6 +98,7 @@ def test_status_reads_the_database_without_migrations_engine_or_clients(config: 
     modules = imported(config, "status")
     assert loaded(modules, DATABASE) == list(DATABASE)
     assert loaded(modules, SYNC_ONLY) == []
+    assert loaded(modules, CRM) == []
 
 
 def test_activity_commands_load_the_store_and_nothing_of_sync(config: Path) -> None:
