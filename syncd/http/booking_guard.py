@@ -36,6 +36,13 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+def _same(given: str, expected: str) -> bool:
+    """Whether a signature a visitor sent is the expected one, in constant time. Compared
+    as UTF-8 bytes: ``hmac.compare_digest`` raises TypeError on a str that is not ASCII,
+    and a visitor chooses what this str holds."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode())
+
+
 def load_key(data_dir: Path) -> bytes:
     """The signing key in ``data_dir/http/booking.key``, made (0600, folder 0700) when
     missing. A new key voids the forms and confirmation links handed out before.
@@ -85,7 +92,8 @@ class Signer:
         self._key, self.clock = key, clock
 
     def _mac(self, *parts: str) -> str:
-        return _b64(hmac.new(self._key, "|".join(parts).encode(), hashlib.sha256).digest())
+        data = "|".join(parts).encode("utf-8", "surrogatepass")
+        return _b64(hmac.new(self._key, data, hashlib.sha256).digest())
 
     def form_token(self, link_id: int) -> str:
         """A new form's token: link, expiry, nonce and their signature."""
@@ -96,10 +104,10 @@ class Signer:
     def check_form(self, token: str, link_id: int) -> Form | None:
         """The form, when ``token`` was signed for this link and has not expired."""
         parts = token.split(".") if isinstance(token, str) and len(token) <= 200 else []
-        if len(parts) != 3 or not parts[0].isdigit():
+        if len(parts) != 3 or not (parts[0].isascii() and parts[0].isdigit()):
             return None
         expires, nonce, mac = parts
-        good = hmac.compare_digest(mac, self._mac("form", str(link_id), expires, nonce))
+        good = _same(mac, self._mac("form", str(link_id), expires, nonce))
         if not good or int(expires) < self.clock():
             return None
         return Form(nonce)
@@ -113,7 +121,7 @@ class Signer:
         head, _, mac = ref.partition("-")
         if not head.isascii() or not head.isdigit() or len(head) > 18:
             return None
-        if not hmac.compare_digest(mac, self._mac("booking", str(link_id), head)):
+        if not _same(mac, self._mac("booking", str(link_id), head)):
             return None
         return int(head)
 

@@ -14,7 +14,7 @@ from tests.booking.conftest import Site
 FIELDS = st.sampled_from(["csrf", "slot", "name", "email", "tz", "x", "", "slot[]"])
 VALUES = st.one_of(st.text(max_size=60), st.sampled_from(
     ["2026-12-07T08:00:00+00:00", "2026-12-07T08:00:00", "9" * 33, "UTC", "../..",
-     "a@b.co", "%00", "\u202e", "1.2.3", "9999999999.x.y"]))
+     "a@b.co", "%00", "\u202e", "1.2.3", "9999999999.x.y", "9999999999.x.\u00e9"]))
 BODIES = st.one_of(
     st.binary(max_size=300),
     st.lists(st.tuples(FIELDS, VALUES), max_size=14).map(

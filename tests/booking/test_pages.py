@@ -93,6 +93,20 @@ def test_a_form_not_signed_for_this_link_or_forged_is_refused(site: Site) -> Non
     assert elsewhere.status_code == 403  # this link's form on another link
 
 
+def test_a_signature_that_is_not_ascii_is_refused_not_a_500(site: Site) -> None:
+    form = booking(site)
+    expires, nonce, _ = form["csrf"].split(".")
+    for csrf in (f"{expires}.{nonce}.\u00e9", f"{expires}.\u00e9.x", "\u0661\u0662.a.b"):
+        assert site.post({**form, "csrf": csrf}).status_code == 403, csrf
+    signer = site.pages.signer  # what no HTTP client sends, a lone surrogate, too
+    assert signer.check_form(f"{expires}.\ud800.\udfff", 1) is None
+    assert signer.check_booking_ref("1-\ud800", 1) is None
+    for kind in ("booked", "ics"):
+        assert site.get(f"/{kind}/1-\u00e9").status_code == 404
+        assert site.get(f"/{kind}/1-%FF%FE").status_code == 404
+    assert site.store.list_activities(ActivityFilter(owner_id=site.owner_id)) == []
+
+
 def test_bad_input_is_refused_with_one_sentence_and_nothing_booked(site: Site) -> None:
     cases = {"name": ("", "x" * 101, "Ada\nBcc: x"),
              "email": ("", "ada", "ada@example", "a b@example.org", "a" * 250 + "@e.org"),
