@@ -18,12 +18,20 @@ the link's owner for the next ``horizon_days`` and books one with a name and an 
 
 A form sent twice (a double click, a reload) books once: the booking's identity comes
 from the form's nonce, and the CRM returns the activity the first send made.
+
+Reading the free slots asks every calendar of the owner (a provider request each, from
+the owner's provider budget), and the page is public: page views of one link within
+:data:`VIEW_SECONDS` share one read (an answer or a failure), so visitors, however many,
+cost at most a read per link per period. A booking always reads afresh, and a booking
+made forgets the owner's shared reads.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,6 +47,10 @@ from syncd.text import clean_text
 log = logging.getLogger("syncd.booking")
 
 MAX_NAME = 100
+#: How long page views of one link share a read of the owner's free slots (seconds).
+VIEW_SECONDS = 30.0
+#: At most this many links' reads are kept (links are made by an admin; a bound anyway).
+MAX_SHARED = 1024
 
 
 class SlotLike(Protocol):
@@ -138,8 +150,12 @@ class Bookings:
     """
 
     def __init__(self, source: CrmSource, free: FreeSlots,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
-        self.source, self.free, self.clock = source, free, clock
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), *,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.source, self.free, self.clock, self.monotonic = source, free, clock, monotonic
+        # link id -> (the link as read, when, its slots or the refusal): see VIEW_SECONDS
+        self._shared: dict[int, tuple[LinkRow, float, list[SlotLike] | BookingRefused]] = {}
+        self._lock = threading.Lock()
 
     def owner(self, link: LinkRow) -> Owner | None:
         """The link's owner as the CRM knows them now (None: no longer a user)."""
@@ -149,14 +165,31 @@ class Bookings:
         name = getattr(user, "name", "") or link.owner.split("@", 1)[0]
         return Owner(user.id, name, link.owner, user.time_zone)
 
-    def slots(self, link: LinkRow) -> list[SlotLike]:
-        """The free slots the link offers now, earliest first.
+    def slots(self, link: LinkRow, *, fresh: bool = False) -> list[SlotLike]:
+        """The free slots the link offers now, earliest first: read within the last
+        :data:`VIEW_SECONDS` for this link unless ``fresh`` (what a booking checks).
 
         Raises:
             BookingRefused: "unavailable", when the owner's free time cannot be read (a
                 calendar that does not answer is never taken as free).
         """
-        now = self.clock()
+        now, tick = self.clock(), self.monotonic()
+        with self._lock:
+            kept = None if fresh else self._shared.get(link.id)
+        if kept is not None and kept[0] == link and 0 <= tick - kept[1] < VIEW_SECONDS:
+            found = kept[2]
+        else:
+            found = self._read(link, now)
+            with self._lock:
+                self._shared.pop(link.id, None)
+                self._shared[link.id] = (link, tick, found)
+                while len(self._shared) > MAX_SHARED:  # the oldest read goes first
+                    del self._shared[next(iter(self._shared))]
+        if isinstance(found, BookingRefused):
+            raise BookingRefused(reason=found.reason)
+        return [s for s in found if s.start >= now]
+
+    def _read(self, link: LinkRow, now: datetime) -> list[SlotLike] | BookingRefused:
         try:
             found = self.free(link.owner, now, now + timedelta(days=link.horizon_days),
                               timedelta(minutes=link.duration_minutes), now,
@@ -164,8 +197,14 @@ class Bookings:
         except SyncdError as exc:
             log.warning("booking link %d: the free slots of %s cannot be read: %s",
                         link.id, link.owner, describe(exc))
-            raise BookingRefused(reason="unavailable") from None
+            return BookingRefused(reason="unavailable")
         return sorted((s for s in found if s.start >= now), key=lambda s: s.start)
+
+    def _forget(self, owner: str) -> None:
+        """Drop the shared reads of every link of ``owner`` (a booking just changed them)."""
+        with self._lock:
+            for link_id in [k for k, v in self._shared.items() if v[0].owner == owner]:
+                del self._shared[link_id]
 
     def book(self, link: LinkRow, *, slot: str, name: str, email: str, nonce: str
              ) -> Booked:
@@ -182,7 +221,7 @@ class Bookings:
         if owner is None or not isinstance(self.source, SlotBooker):
             raise BookingRefused(reason="unavailable")
         uid = booking_uid(link.id, nonce)
-        offered = {s.start.astimezone(UTC): s for s in self.slots(link)}
+        offered = {s.start.astimezone(UTC): s for s in self.slots(link, fresh=True)}
         if start not in offered:
             again = self.source.find(uid)  # the same form sent again after it booked
             if again is not None and not again.deleted:
@@ -208,6 +247,7 @@ class Bookings:
             raise BookingRefused(reason="unavailable") from None
         assert result.activity is not None
         if result.created:
+            self._forget(link.owner)
             log.info("booking link %d booked activity %d", link.id, result.activity.id)
         return Booked(result.activity, start, end, result.created)
 

@@ -35,7 +35,7 @@ class Site:
     owner_id: int
     link: LinkRow
     token: str
-    clock: list[float]  # monotonic seconds the rate limiters see
+    clock: list[float]  # monotonic seconds the rate limiters and shared reads see
 
     @property
     def page(self) -> str:
@@ -74,7 +74,8 @@ def site(tmp_path: Path) -> Iterator[Site]:
                                horizon_days=7, now=NOW)
     source = BuiltinSource(store)
     ticks = [0.0]
-    pages = BookingPages(links, Bookings(source, crm_free_slots(source), clock=lambda: NOW),
+    pages = BookingPages(links, Bookings(source, crm_free_slots(source), clock=lambda: NOW,
+                                         monotonic=lambda: ticks[0]),
                          Signer(load_key(tmp_path / "data"), clock=lambda: NOW.timestamp()),
                          views=RateLimiter(60, 30, clock=lambda: ticks[0]),
                          posts=RateLimiter(6, 5, clock=lambda: ticks[0]))

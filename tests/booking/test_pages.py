@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import date, time
+from typing import Any
 
 from syncd.crm.builtin.views import ActivityFilter
+from syncd.http.router import Request
 from tests.booking.conftest import Site
 
 
@@ -228,8 +230,40 @@ def test_a_calendar_that_cannot_be_read_closes_the_page_instead_of_showing_free_
 
     form = booking(site)
     site.pages.bookings.free = unreadable
+    site.clock[0] += 60  # past the read the first view shared
     for answer in (site.get(), site.post(form)):
         assert answer.status_code == 503
         assert "Booking is not possible right now" in answer.text
         assert "calendar.example" not in answer.text
     assert site.store.list_activities(ActivityFilter(owner_id=site.owner_id)) == []
+
+
+def test_page_views_share_one_read_of_the_calendars_and_a_booking_reads_afresh(
+        site: Site) -> None:
+    from syncd.booking import VIEW_SECONDS
+
+    reads: list[str] = []
+    free = site.pages.bookings.free
+
+    def counted(*args: Any) -> Any:
+        reads.append(args[0])
+        return free(*args)
+
+    site.pages.bookings.free = counted
+    for n in range(20):  # visitors from 20 addresses, each under its own rate limit
+        answer = site.pages.handle(Request("GET", f"/book/{site.token}", "", {}, b"",
+                                           f"192.0.2.{n}"))
+        assert answer.status == 200
+    assert reads == ["alice@example.com"]  # one read of the owner's calendars for all
+    form = booking(site)
+    site.store.add_activity(owner_id=site.owner_id, subject="Just now", busy=True,
+                            due_date=date(2026, 12, 7), due_time=time(9, 0),
+                            duration_minutes=60)  # the first slot, 09:00 Oslo, taken
+    assert site.post(form).status_code == 409  # the booking read afresh
+    assert len(reads) == 2
+    assert site.post(booking(site)).status_code == 303
+    site.get()
+    assert len(reads) == 4  # a booking made forgets the shared read
+    site.clock[0] += VIEW_SECONDS
+    site.get()
+    assert len(reads) == 5  # and a read is shared for VIEW_SECONDS only
