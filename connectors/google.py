@@ -25,7 +25,10 @@ A 409 on a retried insert whose event holds older content (the first answer was 
 the activity was edited since) is settled by a conditional patch of the differing fields,
 so the edit is not lost to the adopted copy.
 
-Retries, pacing and the status -> error table live in :mod:`connectors.google_http`,
+Every answer is read at most to :data:`connectors.answer_caps.MAX_ANSWER_BYTES`
+(:class:`~connectors.answer_caps.CappedHttp` under the credentials); past it the request
+fails as :class:`~syncd.errors.AnswerTooLarge`. Retries, pacing and the status -> error
+table live in :mod:`connectors.google_http`,
 credentials in :mod:`connectors.google_auth`, the field mapping in
 :mod:`connectors.google_map`.
 """
@@ -45,6 +48,7 @@ import httplib2
 from googleapiclient import discovery
 from googleapiclient.model import JsonModel
 
+from connectors.answer_caps import CappedHttp
 from connectors.base import (
     BusyInterval,
     Capabilities,
@@ -221,7 +225,9 @@ class GoogleCalendar:
         """
         if self._service is None:
             creds = load_credentials(self.account, self._credential_store)
-            self._http = google_auth_httplib2.AuthorizedHttp(creds, http=self._base_http)
+            # Every answer (API, batch, token refresh) is read at most to the cap.
+            self._http = google_auth_httplib2.AuthorizedHttp(
+                creds, http=CappedHttp(self._base_http))
             self._service = build_service(self._http, self.account.auth.get("api_endpoint"))
         return self._service
 

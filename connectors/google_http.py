@@ -25,6 +25,7 @@ sends the parts one by one.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import random
@@ -410,7 +411,8 @@ class Transport:
             return reply_from_http_error(exc)
         except GoogleAuthError as exc:
             raise auth_error(exc) from None
-        except (OSError, httplib2.HttpLib2Error) as exc:
+        except (OSError, httplib2.HttpLib2Error, http.client.HTTPException) as exc:
+            # HTTPException: the connection ended before the announced length.
             return Reply(0, reason=f"network: {network_reason(exc)}")
         except (ValueError, RecursionError) as exc:
             # A 2xx whose body the client could not parse (not JSON, nested past the
@@ -443,7 +445,7 @@ class Transport:
             envelope = replace(reply_from_http_error(exc), envelope=True)
         except GoogleAuthError as exc:
             raise auth_error(exc) from None
-        except (OSError, httplib2.HttpLib2Error, BatchError) as exc:
+        except (OSError, httplib2.HttpLib2Error, http.client.HTTPException, BatchError) as exc:
             envelope = Reply(0, reason=f"network: {network_reason(exc)}")
         except (ValueError, RecursionError):
             # The client reads the parts in order and stops at the first body it cannot

@@ -43,6 +43,7 @@ from urllib.parse import urlsplit
 import msal
 import requests
 
+from connectors.answer_caps import MAX_TOKEN_ANSWER_BYTES, read_capped
 from syncd.config_types import AccountConfig, SecretRef
 from syncd.errors import AuthFailed, SecretUnavailable, Transient
 from syncd.network import network_reason
@@ -79,19 +80,27 @@ def authority_url(auth: Mapping[str, Any]) -> str:
 
 
 class _TimedClient:
-    """The session as msal's ``http_client``, with a timeout on every request."""
+    """The session as msal's ``http_client``, with a timeout on every request and each
+    answer read at most to :data:`~connectors.answer_caps.MAX_TOKEN_ANSWER_BYTES`
+    (past it :class:`~syncd.errors.AnswerTooLarge`, a Transient, reaches the caller)."""
 
     def __init__(self, session: requests.Session, timeout: tuple[float, float]) -> None:
         self.session = session
         self.timeout = timeout
 
     def get(self, url: str, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", self.timeout)
-        return self.session.get(url, **kwargs)
+        return self._capped("GET", url, kwargs)
 
     def post(self, url: str, **kwargs: Any) -> requests.Response:
+        return self._capped("POST", url, kwargs)
+
+    def _capped(self, method: str, url: str, kwargs: dict[str, Any]) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)
-        return self.session.post(url, **kwargs)
+        with self.session.request(method, url, stream=True, **kwargs) as response:
+            body = read_capped(response, url, MAX_TOKEN_ANSWER_BYTES)
+        # msal reads .text and .json(): the body read here is what they return.
+        response._content = body
+        return response
 
     def close(self) -> None:
         self.session.close()

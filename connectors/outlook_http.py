@@ -19,6 +19,8 @@ Three things live here so that the connector only speaks in events:
 
 Every request carries ``Prefer: IdType="ImmutableId"`` (failure mode 9), the body-text and
 UTC preferences, and the bearer token; nothing here logs a body, a header or a token.
+Every answer is read streamed, at most to :data:`connectors.answer_caps.MAX_ANSWER_BYTES`
+(past it the request fails as :class:`~syncd.errors.AnswerTooLarge`).
 """
 
 from __future__ import annotations
@@ -35,9 +37,11 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
+from connectors.answer_caps import read_capped
 from connectors.base import SharedLimits
 from syncd.errors import (
     AccountWide,
+    AnswerTooLarge,
     AuthFailed,
     ConnectorError,
     CursorExpired,
@@ -356,6 +360,8 @@ class GraphTransport:
 
         Raises:
             Transient: network failure.
+            AnswerTooLarge: the answer passed :data:`~connectors.answer_caps.MAX_ANSWER_BYTES`
+                (never retried: nothing of it is used).
             RateLimited: the mailbox's pause is longer than ``max_wait``.
             AuthFailed: the token source refused (revoked, misconfigured).
         """
@@ -374,8 +380,14 @@ class GraphTransport:
                 if slots is not None:
                     ticket = slots.take(taken, self.max_wait)
                 started = time.monotonic()
-                raw = self.session.request(method, full, json=json, headers=sent,
-                                           timeout=self.timeout)
+                # Streamed, so that a body past the cap is never read (answer_caps).
+                with self.session.request(method, full, json=json, headers=sent,
+                                          timeout=self.timeout, stream=True) as raw:
+                    try:
+                        content = read_capped(raw, full)
+                    except AnswerTooLarge:
+                        request_answered("outlook", raw.status_code)
+                        raise
             except requests.RequestException as exc:
                 request_answered("outlook", 0)
                 log.debug("%s %s failed: %s", method, _path(full), type(exc).__name__)
@@ -389,7 +401,7 @@ class GraphTransport:
                 if slots is not None and ticket is not None:
                     slots.give_back(ticket)
                 self.gate.release(taken)
-            response = _response(raw)
+            response = _response(raw, content)
             request_answered("outlook", response.status)
             log.debug("%s %s -> %s (%.0f ms)", method, _path(full), response.status,
                       (time.monotonic() - started) * 1000)
@@ -509,11 +521,11 @@ def envelope_failure(outer: GraphResponse, *, idempotent: bool) -> ConnectorErro
     return Transient(reason=reason, status=outer.status)
 
 
-def _response(raw: requests.Response) -> GraphResponse:
+def _response(raw: requests.Response, content: bytes) -> GraphResponse:
     body: Any = None
-    if raw.content:
+    if content:
         try:
-            body = loads(raw.content)  # nesting past the parser's stack is read too
+            body = loads(content)  # nesting past the parser's stack is read too
         except ValueError:
             body = None
     return GraphResponse(raw.status_code, dict(raw.headers), body)

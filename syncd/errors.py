@@ -17,7 +17,8 @@ group, never a tuple of members:
     (:class:`EtagMismatch`, :class:`EventGone`, :class:`CursorExpired`,
     :class:`ActivityChanged`);
   * :class:`Retriable`: nothing is wrong with the item or the account; try again later
-    (:class:`Transient`, :class:`Unreachable`, :class:`RateLimited`);
+    (:class:`Transient`, :class:`Unreachable`, :class:`AnswerTooLarge`,
+    :class:`RateLimited`);
   * :class:`ItemLevel`: this one item is refused for good; quarantine it
     (:class:`ItemRejected`).
 
@@ -271,6 +272,19 @@ class Unreachable(Transient):
     """
 
     url: str
+
+
+@dataclass(eq=False, kw_only=True)
+class AnswerTooLarge(Transient):
+    """An answer from ``url`` (origin and path, never the query) announced or passed
+    ``limit`` bytes (``reason``: how); it was abandoned there and nothing of it was used.
+
+    A :class:`Transient`: that request failed and is tried again later. A listing page
+    that fails this way fails the listing, never reads as a shorter one.
+    """
+
+    url: str
+    limit: int
 
 
 @dataclass(eq=False, kw_only=True)

@@ -17,6 +17,7 @@ from syncd.errors import (
     AccountCooldown,
     AccountUnavailable,
     ActivityChanged,
+    AnswerTooLarge,
     AuthFailed,
     BookingRefused,
     CalendarMissing,
@@ -152,6 +153,12 @@ def describe(error: BaseException, account: AccountConfig | None = None) -> str:
             return (f"Nothing answers at {error.url} ({error.reason}); check that the server "
                     "runs and that url in the config has the right host and port (syncd "
                     "retries every cycle).")
+        case AnswerTooLarge():
+            return (f"The answer from {error.url} was over syncd's "
+                    f"{error.limit / 2**20:g} MiB cap ({error.reason}), so nothing of it "
+                    "was used and the request failed "
+                    "(it is retried next cycle); if it keeps happening, check that the "
+                    "account's endpoint is the provider's.")
         case AccountCooldown():
             return (f"The provider's usage limit was hit ({error.reason}); the account rests "
                     f"for {int(error.seconds)} s, then syncs again by itself.")

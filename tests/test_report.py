@@ -12,6 +12,7 @@ from syncd.config import AccountConfig, SecretRef
 from syncd.errors import (
     AccountCooldown,
     AccountUnavailable,
+    AnswerTooLarge,
     AuthFailed,
     CalendarMissing,
     DatabaseUnavailable,
@@ -55,6 +56,8 @@ RUNTIME: list[SyncdError | OSError] = [
     CalendarMissing(calendar="crm", found=("work", "home")),
     Unreachable(url="https://dav.example.com/", reason="connection refused"),
     Transient(reason="HTTP 503"),
+    AnswerTooLarge(url="https://graph.microsoft.com/v1.0/me/events", limit=64 << 20,
+                   reason="it announced 1,073,741,824 bytes"),
     RateLimited(retry_after=30.0, reason="HTTP 429"),
     AccountCooldown(seconds=3600, reason="quotaExceeded"),
     SyncRefused(guard="mass-deletion", account="team", count=40, limit=5),

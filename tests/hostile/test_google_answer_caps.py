@@ -1,0 +1,97 @@
+"""A Google endpoint that answers without end: syncd reads to its cap, then stops.
+
+The account's calendar sits behind a :class:`~syncd_testkit.flood.FloodServer` in front of
+the Google emulator; the real connector and client library (httplib2 under
+google-auth-httplib2) read through it. Once a listing page or a batch answer is hostile,
+that account's cycle fails with the cap's sentence, the server could send no more than the
+cap (plus socket buffers), nothing already synced is lost, and an account on the healthy
+emulator syncs as usual.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httplib2
+import pytest
+from google.oauth2.credentials import Credentials
+from google_auth_httplib2 import Request
+
+from connectors.answer_caps import MAX_ANSWER_BYTES, CappedHttp
+from syncd.errors import AnswerTooLarge
+from syncd.store.db import Database
+from syncd_testkit.emulators.google import GoogleEmulator
+from syncd_testkit.emulators.google_fixtures import google_emulator  # noqa: F401 - pytest fixture
+from syncd_testkit.flood import FloodServer
+from syncd_testkit.world import World
+from tests.google.world import GoogleWorld, make_world
+from tests.hostile.answer_caps import (
+    LYING,
+    OVERSIZE,
+    Side,
+    check_stopped_at_the_cap,
+    lying_length,
+    oversize_batch,
+    oversize_listing,
+)
+
+
+@pytest.fixture
+def flood(google_emulator: GoogleEmulator) -> Iterator[FloodServer]:  # noqa: F811
+    with FloodServer(google_emulator.origin, flood=lambda method, path: False) as server:
+        yield server
+
+
+@pytest.fixture
+def worlds(tmp_path: Path, google_emulator: GoogleEmulator,  # noqa: F811
+           flood: FloodServer) -> tuple[GoogleWorld, GoogleWorld]:
+    """Alice behind the flood server, Bob straight on the emulator, one database."""
+    db = Database(f"sqlite:///{tmp_path / 'syncd.db'}")
+    endpoint = google_emulator.api_endpoint.replace(google_emulator.origin, flood.origin)
+    alice = make_world(tmp_path, google_emulator, "alice", db=db, import_events=True,
+                       auth={"api_endpoint": endpoint})
+    bob = make_world(tmp_path, google_emulator, "bob", db=db, import_events=True)
+    return alice, bob
+
+
+def _titles(world: World) -> list[str]:
+    assert isinstance(world, GoogleWorld)
+    return sorted(str(e["summary"]) for e in world.live_events())
+
+
+GOOGLE = Side(listing=lambda method, path: method == "GET" and "/events" in path,
+              batch=lambda method, path: method == "POST" and "/batch/" in path,
+              titles=_titles)
+
+
+@pytest.mark.parametrize("kind", OVERSIZE)
+def test_an_oversize_listing_page_fails_the_account_at_the_cap_and_loses_nothing(
+        worlds: tuple[GoogleWorld, GoogleWorld], flood: FloodServer, kind: str) -> None:
+    flood.kind = kind
+    oversize_listing(*worlds, flood, GOOGLE, MAX_ANSWER_BYTES)
+
+
+def test_an_oversize_batch_answer_fails_its_writes_which_go_out_once_next_cycle(
+        worlds: tuple[GoogleWorld, GoogleWorld], flood: FloodServer) -> None:
+    oversize_batch(*worlds, flood, GOOGLE, MAX_ANSWER_BYTES)
+
+
+@pytest.mark.parametrize("kind", LYING)
+def test_a_lying_content_length_fails_the_listing_without_reading_past_it(
+        worlds: tuple[GoogleWorld, GoogleWorld], flood: FloodServer, kind: str) -> None:
+    flood.kind = kind
+    lying_length(*worlds, flood, GOOGLE)
+
+
+def test_a_token_endpoint_answering_without_end_is_read_to_the_cap(
+        flood: FloodServer) -> None:
+    # google-auth refreshes through the same capped Http as the API requests.
+    flood.kind = "endless"
+    flood.flood = lambda method, path: True
+    credentials = Credentials(token=None, refresh_token="refresh", client_id="id",
+                              client_secret="secret", token_uri=f"{flood.origin}/token")
+    with pytest.raises(AnswerTooLarge) as caught:
+        credentials.refresh(Request(CappedHttp(httplib2.Http(timeout=10))))
+    assert caught.value.url == f"{flood.origin}/token"
+    check_stopped_at_the_cap(flood, MAX_ANSWER_BYTES)
