@@ -95,6 +95,11 @@ class Availability:
         """The owner's working hours (``[[working_hours]]``, else the default)."""
         return hours_for(self.service.config.working_hours, owner, self.user(owner).time_zone)
 
+    def owner_buffers(self, owner: str) -> tuple[timedelta, timedelta]:
+        """The owner's buffers before and after a meeting (from :meth:`hours`)."""
+        hours = self.hours(owner)
+        return hours.buffer_before, hours.buffer_after
+
     def accounts(self, owner: str) -> list[AccountConfig]:
         """The served accounts whose calendars are the owner's.
 

@@ -51,6 +51,7 @@ MAX_NAME = 100
 VIEW_SECONDS = 30.0
 #: At most this many links' reads are kept (links are made by an admin; a bound anyway).
 MAX_SHARED = 1024
+NO_BUFFERS = (timedelta(0), timedelta(0))
 
 
 class SlotLike(Protocol):
@@ -147,12 +148,18 @@ class Bookings:
         source: the CRM (must be a :class:`SlotBooker` to book; the built-in store is).
         free: the availability (see :data:`FreeSlots`).
         clock: the current time (tests move it).
+        monotonic: seconds for sharing reads between page views (tests move it).
+        buffers: the owner's (e-mail) buffers before and after a meeting, which the
+            CRM's one-transaction check keeps clear too (none by default).
     """
 
     def __init__(self, source: CrmSource, free: FreeSlots,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC), *,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 buffers: Callable[[str], tuple[timedelta, timedelta]] = lambda _: NO_BUFFERS
+                 ) -> None:
         self.source, self.free, self.clock, self.monotonic = source, free, clock, monotonic
+        self.buffers = buffers
         # link id -> (the link as read, when, its slots or the refusal): see VIEW_SECONDS
         self._shared: dict[int, tuple[LinkRow, float, list[SlotLike] | BookingRefused]] = {}
         self._lock = threading.Lock()
@@ -233,11 +240,12 @@ class Bookings:
                 raise BookingRefused(reason="taken", field="slot")
             raise BookingRefused(reason="not-offered", field="slot")
         end = offered[start].end.astimezone(UTC)
+        before, after = self.buffers(link.owner)
         request = BookSlot(uid, owner.id, link.activity_type, start, end, {
             "subject": f"{link.activity_type.replace('_', ' ').capitalize()} with {visitor}",
             "description": f"Booked by {visitor} through a booking link.",
             "guests": [Guest(address, visitor)],
-        })
+        }, clear_before=before, clear_after=after)
         try:
             result = self.source.book(request)
         except SlotTaken:

@@ -496,8 +496,10 @@ class Daemon:
         from syncd.store.booking_links import BookingLinkStore
 
         source = self.service.source
+        availability = Availability(self.service)
         return BookingPages(BookingLinkStore(self.service.db),
-                            Bookings(source, Availability(self.service).owner_free_slots),
+                            Bookings(source, availability.owner_free_slots,
+                                     buffers=availability.owner_buffers),
                             Signer(load_key(self.config.data_path)))
 
     def _directory(self) -> AccountDirectory:

@@ -39,7 +39,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from syncd.errors import SyncdError
@@ -241,6 +241,9 @@ class BookSlot:
     asking again with the same one returns the activity made the first time (a form sent
     twice books once). ``fields`` are the other fields of the activity (subject, guests,
     description); its due date, time, duration and busy flag come from the slot.
+    ``clear_before``/``clear_after`` are the owner's buffers: a busy activity that far
+    before the start or after the end takes the slot too, so that two bookings racing
+    for neighbouring slots cannot both win and leave no buffer between them.
     """
 
     booking_uid: str
@@ -249,6 +252,8 @@ class BookSlot:
     start: datetime
     end: datetime
     fields: Mapping[str, Any] = field(default_factory=dict)
+    clear_before: timedelta = timedelta(0)
+    clear_after: timedelta = timedelta(0)
 
 
 @runtime_checkable

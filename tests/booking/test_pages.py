@@ -267,3 +267,15 @@ def test_page_views_share_one_read_of_the_calendars_and_a_booking_reads_afresh(
     site.clock[0] += VIEW_SECONDS
     site.get()
     assert len(reads) == 5  # and a read is shared for VIEW_SECONDS only
+
+
+def test_a_booking_keeps_the_owners_buffer_from_one_made_meanwhile(site: Site) -> None:
+    from datetime import timedelta
+
+    site.pages.bookings.buffers = lambda owner: (timedelta(minutes=15), timedelta(0))
+    first = booking(site)  # two visitors: one picks 09:00 (Oslo), the other 09:30
+    second = booking(site, slot=site.slots(site.get().text)[1], email="bob@example.org")
+    assert site.post(first).status_code == 303
+    answer = site.post(second)  # 09:30 starts as 09:00-09:30 ends: no 15 minutes between
+    assert answer.status_code == 409 and "no longer free" in answer.text
+    assert len(site.store.list_activities(ActivityFilter(owner_id=site.owner_id))) == 1

@@ -21,7 +21,8 @@ SLOT = datetime(2026, 12, 8, 9, 0, tzinfo=UTC)
 RACERS = 8
 
 
-def race(store: ActivityStore, owner: int, starts: list[datetime]) -> list[str]:
+def race(store: ActivityStore, owner: int, starts: list[datetime],
+         buffer: timedelta = timedelta(0)) -> list[str]:
     """Each start booked at once from its own thread (and connection); the outcomes."""
     outcomes: list[str] = []
     gate = threading.Barrier(len(starts))
@@ -30,7 +31,8 @@ def race(store: ActivityStore, owner: int, starts: list[datetime]) -> list[str]:
         gate.wait()
         try:
             store.book_slot(f"{n:032x}", owner_id=owner, type="meeting", start=start,
-                            end=start + timedelta(minutes=30), subject=f"Booked {n}")
+                            end=start + timedelta(minutes=30), subject=f"Booked {n}",
+                            clear_before=buffer, clear_after=buffer)
             outcomes.append("booked")
         except SlotTaken:
             outcomes.append("taken")
@@ -61,6 +63,25 @@ def test_racers_for_overlapping_slots_make_no_overlap(store: ActivityStore) -> N
     spans = sorted((a.due_time, a.duration_minutes) for a in made)
     if len(spans) == 2:
         assert [t.minute for t, _ in spans if t is not None] == [0, 30]  # 10:00, 10:30 Oslo
+
+
+def test_racers_for_neighbouring_slots_keep_the_owners_buffer(store: ActivityStore) -> None:
+    owner = store.add_user("ann@example.com", "Ann", "Europe/Oslo")
+    starts = [SLOT + timedelta(minutes=30 * (n % 2)) for n in range(RACERS)]  # 09:00, 09:30
+    assert race(store, owner, starts, buffer=timedelta(minutes=10)) == \
+        ["booked"] + ["taken"] * (RACERS - 1)  # touching slots would leave no buffer
+    [made] = store.list_activities(ActivityFilter(owner_id=owner))
+    assert made.due_time is not None
+    begins = SLOT + timedelta(minutes=made.due_time.minute)  # 10:00 or 10:30 in Oslo
+    later = begins + timedelta(minutes=40)  # 10 minutes after the booking ends: clear
+    store.book_slot("f" * 32, owner_id=owner, type="meeting", start=later,
+                    end=later + timedelta(minutes=30), subject="Later",
+                    clear_before=timedelta(minutes=10))
+    with pytest.raises(SlotTaken):  # ending 9 minutes before it starts: inside the buffer
+        store.book_slot("e" * 32, owner_id=owner, type="meeting",
+                        start=begins - timedelta(minutes=39),
+                        end=begins - timedelta(minutes=9), subject="Earlier",
+                        clear_after=timedelta(minutes=10))
 
 
 def test_the_lock_is_what_serialises_them_on_postgresql(

@@ -117,8 +117,9 @@ class ActivityStore(CrmDirectory):
             return load_views(session, ids)[ids[0]]
 
     def book_slot(self, booking_uid: str, *, owner_id: int, type: str, start: datetime,
-                  end: datetime, now: datetime | None = None, **fields: Any
-                  ) -> tuple[Activity, bool]:
+                  end: datetime, now: datetime | None = None,
+                  clear_before: timedelta = timedelta(0), clear_after: timedelta = timedelta(0),
+                  **fields: Any) -> tuple[Activity, bool]:
         """Book ``[start, end)``: a busy timed activity of the owner's, unless a busy live
         activity of theirs overlaps it; the check and the insert are one write transaction
         (serialised against every other writer), so of two racing bookings one wins.
@@ -128,15 +129,22 @@ class ActivityStore(CrmDirectory):
                 an activity has it already, that one is returned and nothing is written.
             owner_id, type: the new activity's owner and type.
             start, end: the slot, aware datetimes (``end`` after ``start``).
+            clear_before, clear_after: the owner's buffers: a busy activity within this
+                long before ``start`` or after ``end`` takes the slot too (checked in the
+                same transaction, so racing neighbours cannot both eat the buffer).
             **fields: other fields of :meth:`add_activity` (``subject`` required).
 
         Returns:
             (the activity, whether it was created now).
 
         Raises:
-            SlotTaken: a busy activity overlaps; nothing is written.
+            SlotTaken: a busy activity overlaps (or comes within a buffer); nothing is
+                written.
             InvalidInput: a bad value; nothing is written.
         """
+        if clear_before < timedelta(0) or clear_after < timedelta(0):
+            raise InvalidInput(field="buffer", value=f"{clear_before}/{clear_after}",
+                               reason="must not be negative")
         if start.tzinfo is None or end.tzinfo is None or not start < end:
             raise InvalidInput(field="slot", value=f"{start.isoformat()}/{end.isoformat()}",
                                reason="must be two aware times, the end after the start")
@@ -148,7 +156,8 @@ class ActivityStore(CrmDirectory):
                 return load_views(session, [done])[done], False
             zone = Lookups(session).owner_zone(owner_id)
             local = start.astimezone(ZoneInfo(zone))
-            if self._busy_overlap(session, owner_id, zone, start, end):
+            if self._busy_overlap(session, owner_id, zone, start - clear_before,
+                                  end + clear_after):
                 raise SlotTaken(owner_id=owner_id, start=start, end=end)
             minutes = int((end - start) / timedelta(minutes=1))
             item = {**fields, "owner_id": owner_id, "type": type, "busy": True,

@@ -86,7 +86,8 @@ class BuiltinSource:
     def book(self, request: BookSlot) -> SourceResult:
         activity, created = self.store.book_slot(
             request.booking_uid, owner_id=request.owner_id, type=request.type,
-            start=request.start, end=request.end, **request.fields)
+            start=request.start, end=request.end, clear_before=request.clear_before,
+            clear_after=request.clear_after, **request.fields)
         return SourceResult(activity, created=created)
 
     def write(self, ops: Sequence[SourceOp]) -> list[SourceResult]:
