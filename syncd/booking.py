@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -47,6 +48,9 @@ from syncd.text import clean_text
 log = logging.getLogger("syncd.booking")
 
 MAX_NAME = 100
+# Bidirectional embeddings, overrides and isolates: in a visitor's name they would
+# reorder the rest of the owner's event title ("Meeting with " + name) as displayed.
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 #: How long page views of one link share a read of the owner's free slots (seconds).
 VIEW_SECONDS = 30.0
 #: At most this many links' reads are kept (links are made by an admin; a bound anyway).
@@ -99,14 +103,14 @@ def booking_uid(link_id: int, nonce: str) -> str:
 
 
 def check_name(value: str) -> str:
-    """The visitor's name, cleaned (one line, printable).
+    """The visitor's name, cleaned (one line, printable, no bidirectional controls).
 
     Raises:
         BookingRefused: empty, longer than :data:`MAX_NAME`, or more than one line.
     """
     if "\n" in value or "\r" in value:
         raise BookingRefused(reason="name", field="name")
-    cleaned = clean_text(value, single_line=True)
+    cleaned = clean_text(_BIDI_CONTROLS.sub("", value), single_line=True)
     if not cleaned or len(cleaned) > MAX_NAME:
         raise BookingRefused(reason="name", field="name")
     return cleaned

@@ -279,3 +279,12 @@ def test_a_booking_keeps_the_owners_buffer_from_one_made_meanwhile(site: Site) -
     answer = site.post(second)  # 09:30 starts as 09:00-09:30 ends: no 15 minutes between
     assert answer.status_code == 409 and "no longer free" in answer.text
     assert len(site.store.list_activities(ActivityFilter(owner_id=site.owner_id))) == 1
+
+
+def test_a_name_cannot_reorder_the_owners_event_title(site: Site) -> None:
+    answer = site.post(booking(site, name="Ada \u202egnp.exe\u202c \u2067x\u2069"))
+    assert answer.status_code == 303
+    [made] = site.store.list_activities(ActivityFilter(owner_id=site.owner_id))
+    assert made.subject == "Meeting with Ada gnp.exe x"
+    assert [g.name for g in made.guests] == ["Ada gnp.exe x"]
+    assert site.post(booking(site, name="\u202e\u2066")).status_code == 422  # nothing left
