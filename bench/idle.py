@@ -157,7 +157,8 @@ def markdown(results: list[dict[str, Any]], code: dict[str, Any]) -> str:
              + (", uncommitted changes" if code["uncommitted"] else "") + ")", "",
              "Per cycle, on PostgreSQL, the daemon's replica path, cycles one after the "
              "other on one thread. Round trips to the database = statements + pings + "
-             "commits (each transaction's BEGIN goes with its first statement).", "",
+             "2 x commits (psycopg sends each transaction's BEGIN on its own; a read "
+             "outside a transaction has neither).", "",
              "| provider | statements | of which | checkouts | pings | commits | "
              "requests | thread CPU ms | load avg |", "|---|---|---|---|---|---|---|---|---|"]
     for r in results:

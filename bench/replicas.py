@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import threading
 import time
 from datetime import UTC, datetime
@@ -35,7 +34,7 @@ from typing import Any
 from bench.control import ROOT, ServerInfo, ServingProcess
 from bench.providers import account, install
 from bench.report import code_version
-from bench.sync import child, database, log
+from bench.sync import child, log, seeded
 
 
 def _accounts(server: ServerInfo, provider: str, folder: Path) -> list[Any]:
@@ -182,32 +181,20 @@ def measure(server: ServingProcess, provider: str, url: str, folder: Path, repli
 
 
 def run_provider(provider: str, args: argparse.Namespace) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix=f"syncd-replicas-{provider}-") as tmp:
-        folder = Path(tmp)
-        server = ServingProcess(provider, args.latency_ms, folder / "server")
-        try:
-            with database(args.database, folder) as url:
-                n = args.owners * args.events
-                own = ["--provider", provider, "--server", server.info.to_json(),
-                       "--n", str(n), "--owners", str(args.owners), "--database", url,
-                       "--folder", str(folder)]
-                log(f"{provider}: seeding {args.owners} calendars of {args.events} events")
-                child("bench.run_syncd", "seed", *own)
-                log(f"{provider}: first sync of every calendar")
-                child("bench.replicas", "replica", "--provider", provider, "--server",
-                      server.info.to_json(), "--database", url, "--folder", str(folder),
-                      "--workers", "16", "--name", "first", "--start-at", str(time.time()),
-                      "--warm", "0", "--seconds", "0", "--once", timeout=1800)
-                rows = []
-                plan = [(1, w) for w in args.concurrency] + [
-                    (r, args.replica_workers) for r in args.replicas]
-                for replicas, workers in plan:
-                    log(f"{provider}: {replicas} replica(s) x {workers} workers")
-                    row = measure(server, provider, url, folder, replicas, workers, args)
-                    log(f"{provider}: {row}")
-                    rows.append(row)
-        finally:
-            server.stop()
+    with seeded(provider, args.latency_ms, args.database, args.owners,
+                args.owners * args.events, "syncd-replicas") as (server, url, folder, own):
+        log(f"{provider}: first sync of every calendar")
+        child("bench.replicas", "replica", *own, "--workers", "16", "--name", "first",
+              "--start-at", str(time.time()), "--warm", "0", "--seconds", "0", "--once",
+              timeout=1800)
+        rows = []
+        plan = [(1, w) for w in args.concurrency] + [
+            (r, args.replica_workers) for r in args.replicas]
+        for replicas, workers in plan:
+            log(f"{provider}: {replicas} replica(s) x {workers} workers")
+            row = measure(server, provider, url, folder, replicas, workers, args)
+            log(f"{provider}: {row}")
+            rows.append(row)
     return {"provider": provider, "owners": args.owners, "events": args.events,
             "latency_ms": args.latency_ms, "rows": rows}
 

@@ -25,6 +25,8 @@ from syncd.store.state_tables import SyncAccount
 
 _ACCOUNTS = cast(Table, SyncAccount.__table__)
 _DIRTY_AT = select(_ACCOUNTS.c.dirty_at).where(_ACCOUNTS.c.name == bindparam("name"))
+_FLAGGED_ONE = select(_ACCOUNTS.c.name).where(_ACCOUNTS.c.name == bindparam("name"),
+                                              _ACCOUNTS.c.dirty_at.is_not(None))
 
 
 class DirtyFlags:
@@ -66,8 +68,12 @@ class DirtyFlags:
 
     def flagged(self, names: Iterable[str] | None = None) -> set[str]:
         """The accounts flagged now (of ``names``, if given)."""
+        wanted = None if names is None else set(names)
+        if wanted is not None and len(wanted) == 1:  # every cycle's end: a built statement
+            with self.db.read() as conn:
+                return set(conn.execute(_FLAGGED_ONE, {"name": wanted.pop()}).scalars())
         query = select(_ACCOUNTS.c.name).where(_ACCOUNTS.c.dirty_at.is_not(None))
-        if names is not None:
-            query = query.where(_ACCOUNTS.c.name.in_(set(names)))
+        if wanted is not None:
+            query = query.where(_ACCOUNTS.c.name.in_(wanted))
         with self.db.read() as conn:
             return set(conn.execute(query).scalars())
