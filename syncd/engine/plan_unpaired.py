@@ -109,11 +109,12 @@ def plan_unlinked(
                          link="drop")
         theirs = event.organizer is not None
         invited = frozenset() if theirs else invited_now(policy, link, event.projection)
-        # A create that reached the server: what we sent is the CRM base and what the
-        # server holds is the calendar base, so only later CRM edits flow.
+        # A create that reached the server: what we sent is the base of both sides, so
+        # an edit made on either side since flows. The owner may have changed the event
+        # before a cycle found it (the answer was lost, the cycles failed meanwhile);
+        # taking the found event as the calendar base would keep that edit from the CRM.
         intended = link.crm_base if link is not None and link.pending else None
-        result = merge(crm_now, event.projection, intended,
-                       event.projection if intended is not None else None,
+        result = merge(crm_now, event.projection, intended, intended,
                        policy=policy.conflict_policy, carried=policy.carried)
         crm_write = cal_write = None
         if result.to_crm:

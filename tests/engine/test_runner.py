@@ -136,6 +136,32 @@ def test_create_applied_but_unanswered_is_found_not_duplicated(world: World) -> 
     assert world.state.links(world.account.name)[a.id].event_id == f"{a.sync_uid}-0"
 
 
+def test_an_edit_made_in_the_calendar_before_a_lost_create_is_found_comes_back(
+        world: World) -> None:
+    # Seen with the fault proxy: the create's answer was lost, the owner edited the event
+    # before a cycle found it, and the edit was taken for what syncd had written.
+    a = world.add("Call Ada")
+    original = world.calendar._write
+
+    def applied_then_lost(op: CreateOp) -> WriteResult:
+        original(op)
+        return WriteResult(op.key, error=Transient(reason="read timeout"))
+
+    world.calendar._write = lambda op: (applied_then_lost(op) if isinstance(op, CreateOp)
+                                        else original(op))  # type: ignore[method-assign]
+    assert world.sync().outcome == "partial"
+    world.calendar._write = original  # type: ignore[method-assign]
+    [event] = world.calendar.live()
+    world.calendar.user_edit(event.event_id, title="Call Ada (moved)")
+    world.advance(minutes=1)
+    report = world.sync()
+    assert report.counts["recovered_creates"] == 1 and report.outcome == "ok"
+    assert world.store.get(a.id).subject == "Call Ada (moved)"
+    world.calendar.forbid_writes = True
+    world.advance(minutes=1)
+    assert world.sync().outcome == "ok"
+
+
 def test_rejected_item_is_quarantined_while_the_rest_syncs(world: World) -> None:
     world.add("Bad one")
     world.add("Good one", day=11)
