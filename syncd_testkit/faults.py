@@ -68,7 +68,8 @@ KINDS = ("expired_token", "server_error", "throttle", "reset", "lost_answer", "t
 
 @dataclass(frozen=True)
 class FaultRates:
-    """How often each fault hits a request it applies to (0 to 1 each)."""
+    """How often each fault hits a request it applies to (0 to 1 each; all six add up to 1
+    at most, as a sync-token request may meet any of them)."""
 
     server_error: float = 0.0   # 503 before the server sees the request
     throttle: float = 0.0       # 429 + Retry-After before the server sees it (batches: per call)
@@ -90,8 +91,6 @@ class FaultRates:
         if self.retry_after < 0 or self.hang_seconds < 0:
             raise ValueError("FaultRates: retry_after and hang_seconds must not be negative")
 
-
-NO_FAULTS = FaultRates()
 
 
 class FaultProxy(ReverseProxy):

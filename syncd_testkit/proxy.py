@@ -256,6 +256,8 @@ class _ProxyHandler(QuietHandler):
                 chunks.append(self.rfile.read(size))
                 self.rfile.readline(1024)
         length = int(self.headers.get("Content-Length") or 0)
+        if length < 0:
+            raise ValueError("negative Content-Length")
         if length > cap:
             raise BodyTooLarge
         return self.rfile.read(length) if length else b""
@@ -324,9 +326,13 @@ class _ProxyHandler(QuietHandler):
         proxy = self.proxy
         try:
             body = self._body()
-        except (BodyTooLarge, ValueError):
+        except BodyTooLarge:
             self.close_connection = True
             self.send_error(413, "request body too large")
+            return
+        except ValueError:  # a length or chunk size that is not a number
+            self.close_connection = True
+            self.send_error(400, "malformed request body framing")
             return
         plan = proxy.plan(ProxyRequest(self.command, self.path, self.headers, body))
         proxy.pause(proxy.latency)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -339,6 +340,19 @@ def test_a_body_above_the_cap_is_refused_without_reaching_the_server(
         answer = requests.post(f"{proxy.url}/calendar/v3/calendars/{CAL}/events",
                                data=b"x" * 1001, timeout=10)
     assert answer.status_code == 413 and google.requests == []
+
+
+@pytest.mark.parametrize("framing", [b"Content-Length: -5\r\n",
+                                     b"Content-Length: many\r\n",
+                                     b"Transfer-Encoding: chunked\r\n"])
+def test_a_body_whose_framing_is_not_a_number_is_refused(google: GoogleEmulator,
+                                                         framing: bytes) -> None:
+    with FaultProxy(google.origin, FaultRates(), seed=1, provider="google") as proxy, \
+            socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock:
+        sock.sendall(b"POST /calendar/v3/calendars/x/events HTTP/1.1\r\nHost: x\r\n"
+                     + framing + b"\r\nzz\r\n")
+        assert sock.recv(100).startswith(b"HTTP/1.1 400")
+    assert google.requests == []
 
 
 def test_an_answer_above_the_cap_is_not_held_and_the_client_gets_502(
