@@ -16,7 +16,9 @@ request failed and nothing of it is used; a listing page is never taken as short
 it was (that would read as deletions). The caps are the CalDAV and Pipedrive ones.
 
 Graph (``requests``) streams through :func:`read_capped`; Google's client library reads
-through an ``httplib2.Http``, which :class:`CappedHttp` wraps (its token refreshes too).
+through an ``httplib2.Http``, which :class:`CappedHttp` wraps (its token refreshes too);
+the sign-ins (msal's client, oauthlib's session, :func:`cap_answers`) read token answers
+to :data:`MAX_TOKEN_ANSWER_BYTES`.
 """
 
 from __future__ import annotations
@@ -68,6 +70,19 @@ def read_capped(response: requests.Response, url: str, limit: int = MAX_ANSWER_B
             raise too_large(url, limit, f"it {how} more than {limit:,} bytes")
         parts.append(chunk)
     return b"".join(parts)
+
+
+def cap_answers(session: requests.Session, limit: int) -> requests.Session:
+    """Make ``session`` read every answer (its redirects too) to ``limit`` bytes, for a
+    library that reads through a session of its own (oauthlib's sign-in)."""
+
+    def capped(response: requests.Response, **_: Any) -> requests.Response:
+        # Response hooks run before requests reads the body: read it here, capped.
+        response._content = read_capped(response, response.url, limit)
+        return response
+
+    session.hooks["response"].append(capped)
+    return session
 
 
 def too_large(url: str, limit: int, reason: str) -> AnswerTooLarge:

@@ -39,6 +39,7 @@ from google.oauth2 import service_account
 from google.oauth2.credentials import Credentials as UserCredentials
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error  # type: ignore[import-untyped]
 
+from connectors.answer_caps import MAX_TOKEN_ANSWER_BYTES, CappedHttp, cap_answers
 from syncd.config_types import AccountConfig, SecretRef
 from syncd.errors import AuthFailed, ConnectorError, Transient
 from syncd.model import normalize_email
@@ -242,7 +243,8 @@ def primary_calendar_id(account: AccountConfig, access_token: object,
         return None
     root = str(account.auth.get("api_endpoint") or DEFAULT_API_ENDPOINT).rstrip("/")
     try:
-        response, content = (http or httplib2.Http(timeout=30)).request(
+        capped = CappedHttp(http or httplib2.Http(timeout=30), MAX_TOKEN_ANSWER_BYTES)
+        response, content = capped.request(
             f"{root}/users/me/calendarList/primary", "GET",
             headers={"Authorization": f"Bearer {access_token}"})
         entry = json.loads(content) if response.status == 200 else None
@@ -334,6 +336,7 @@ def authorize_console(account: AccountConfig, store: Any, *,
         config[kind]["token_uri"] = account.auth["token_uri"]
     flow = Flow.from_client_config(config, scopes=list(CONSENT_SCOPES),
                                    redirect_uri=f"http://127.0.0.1:{port}/")
+    cap_answers(flow.oauth2session, MAX_TOKEN_ANSWER_BYTES)
     url, state = flow.authorization_url(access_type="offline", prompt="consent",
                                         login_hint=account.auth.get("subject") or account.owner)
     say(f"Authorise syncd to use the calendar of {account.owner}:")
@@ -361,6 +364,7 @@ def authorize_local_server(account: AccountConfig, store: Any, *, port: int = 0,
     if account.auth.get("token_uri"):
         config[kind]["token_uri"] = account.auth["token_uri"]
     flow = InstalledAppFlow.from_client_config(config, scopes=list(CONSENT_SCOPES))
+    cap_answers(flow.oauth2session, MAX_TOKEN_ANSWER_BYTES)
     try:
         with _relaxed_scope():
             flow.run_local_server(host="127.0.0.1", port=port, open_browser=False,

@@ -35,9 +35,9 @@ KINDS = ("endless", "unannounced", "announced", "short_length", "long_length", "
 ANNOUNCED = 1 << 30
 #: What ``gzip_bomb`` inflates to (256 MiB).
 BOMB_INFLATED = 256 << 20
-#: The most any one answer sends, in case a client never hangs up (the test then fails on
-#: the count instead of hanging).
-CEILING = 2 << 30
+#: The most the server sends in all, in case a client never hangs up: the test then fails
+#: on the count instead of hanging, and a client without a cap holds no more than this.
+CEILING = 256 << 20
 _PIECE = b'{"id": "flood", "summary": "' + b"x" * 65_000 + b'"},'
 
 

@@ -18,13 +18,23 @@ import pytest
 from google.oauth2.credentials import Credentials
 from google_auth_httplib2 import Request
 
-from connectors.answer_caps import MAX_ANSWER_BYTES, CappedHttp
+from connectors.answer_caps import MAX_ANSWER_BYTES, MAX_TOKEN_ANSWER_BYTES, CappedHttp
+from connectors.google_auth import REFRESH_TOKEN_KIND
+from syncd.config import AccountConfig
 from syncd.errors import AnswerTooLarge
+from syncd.store.credentials import CredentialStore
 from syncd.store.db import Database
 from syncd_testkit.emulators.google import GoogleEmulator
 from syncd_testkit.emulators.google_fixtures import google_emulator  # noqa: F401 - pytest fixture
 from syncd_testkit.flood import FloodServer
 from syncd_testkit.world import World
+from tests.google.test_auth import (  # noqa: F401 - pytest fixtures
+    client_secrets,
+    creds_store,
+    good_answer,
+    insecure_local_token_uri,
+    run_flow,
+)
 from tests.google.world import GoogleWorld, make_world
 from tests.hostile.answer_caps import (
     LYING,
@@ -95,3 +105,17 @@ def test_a_token_endpoint_answering_without_end_is_read_to_the_cap(
         credentials.refresh(Request(CappedHttp(httplib2.Http(timeout=10))))
     assert caught.value.url == f"{flood.origin}/token"
     check_stopped_at_the_cap(flood, MAX_ANSWER_BYTES)
+
+
+@pytest.mark.usefixtures("insecure_local_token_uri")
+def test_a_sign_in_whose_token_answer_runs_on_is_read_to_the_token_cap(
+        tmp_path: Path, flood: FloodServer, creds_store: CredentialStore) -> None:  # noqa: F811
+    flood.kind = "endless"
+    flood.flood = lambda method, path: path == "/token"
+    account = AccountConfig(name="alice", provider="google", owner="alice@example.com", auth={
+        "mode": "oauth", "client_secrets_file": client_secrets(tmp_path, f"{flood.origin}/token")})
+    with pytest.raises(AnswerTooLarge) as caught:
+        run_flow(account, creds_store, good_answer)
+    assert caught.value.limit == MAX_TOKEN_ANSWER_BYTES
+    check_stopped_at_the_cap(flood, MAX_TOKEN_ANSWER_BYTES)
+    assert creds_store.get("alice", REFRESH_TOKEN_KIND) is None
