@@ -58,7 +58,8 @@ def value_text(field: str, value: Any) -> str:
     return shorten(value) if value != "" else "(empty)"
 
 
-def _json_flag(parser: argparse.ArgumentParser) -> None:
+def json_flag(parser: argparse.ArgumentParser) -> None:
+    """A command's own ``--json`` (``syncd status --json``), beside the global one."""
     # SUPPRESS: absent here, the global --json (given before the command) stands.
     parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="machine-readable output")
@@ -78,7 +79,7 @@ def register(sub: Any) -> None:
                     "value is kept here until the conflict is resolved.")
     conflicts.add_argument("--account", help="only this account")
     conflicts.add_argument("--open", action="store_true", help="only unresolved conflicts")
-    _json_flag(conflicts)
+    json_flag(conflicts)
     conflicts.set_defaults(handler=_conflicts)
     actions = conflicts.add_subparsers(dest="conflicts_command", metavar="ACTION")
     resolve = actions.add_parser(
@@ -89,7 +90,7 @@ def register(sub: Any) -> None:
     resolve.add_argument("id", type=_positive_id, metavar="ID", help="the conflict's id")
     resolve.add_argument("--take", required=True, choices=("crm", "calendar"),
                          help="the side whose value to keep")
-    _json_flag(resolve)
+    json_flag(resolve)
     resolve.set_defaults(handler=_resolve)
 
     quarantine = sub.add_parser(
@@ -98,12 +99,12 @@ def register(sub: Any) -> None:
                     "the reason. A quarantined item is tried again when it changes, or "
                     "after 'syncd quarantine retry ID'.")
     quarantine.add_argument("--account", help="only this account")
-    _json_flag(quarantine)
+    json_flag(quarantine)
     quarantine.set_defaults(handler=_quarantine)
     q_actions = quarantine.add_subparsers(dest="quarantine_command", metavar="ACTION")
     retry = q_actions.add_parser("retry", help="let the next cycle try the item again")
     retry.add_argument("id", type=_positive_id, metavar="ID", help="the item's id")
-    _json_flag(retry)
+    json_flag(retry)
     retry.set_defaults(handler=_retry)
 
     purge = sub.add_parser(
@@ -114,7 +115,7 @@ def register(sub: Any) -> None:
     purge.add_argument("--dry-run", action="store_true", help="list, remove nothing")
     purge.add_argument("--older-than", type=int, metavar="DAYS",
                        help="this many days instead of the configured retention_days")
-    _json_flag(purge)
+    json_flag(purge)
     purge.set_defaults(handler=_purge)
 
 

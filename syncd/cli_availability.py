@@ -20,6 +20,8 @@ DEFAULT_SPAN_DAYS = 7
 
 
 def register(sub: Any) -> None:
+    from syncd.cli_admin import json_flag
+
     agenda = sub.add_parser(
         "agenda", help="an owner's activities and calendar events per day, merged, with "
                        "double bookings flagged")
@@ -27,6 +29,7 @@ def register(sub: Any) -> None:
     agenda.add_argument("--date", help="the first day, YYYY-MM-DD (default: today in the "
                                        "owner's zone)")
     agenda.add_argument("--days", type=int, default=1, help="how many days (1-31; default 1)")
+    json_flag(agenda)
     agenda.set_defaults(handler=_agenda)
 
     free = sub.add_parser(
@@ -42,6 +45,7 @@ def register(sub: Any) -> None:
     free.add_argument("--step", default="15",
                       help="slots start at multiples of this since midnight (default 15 "
                            "minutes)")
+    json_flag(free)
     free.set_defaults(handler=_availability)
 
 

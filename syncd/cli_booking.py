@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 
 def register(sub: Any) -> None:
+    from syncd.cli_admin import json_flag
+
     booking = sub.add_parser("booking", help="public booking pages (/book/<token>)")
     booking_sub = booking.add_subparsers(dest="booking_command", metavar="ACTION")
     link = booking_sub.add_parser("link", help="make, list and revoke booking links")
@@ -27,8 +29,10 @@ def register(sub: Any) -> None:
     create.add_argument("--duration", type=int, default=30, help="minutes (default 30)")
     create.add_argument("--days", type=int, default=14,
                         help="how many days ahead visitors may book (default 14)")
+    json_flag(create)
     create.set_defaults(handler=_create)
     listed = link_sub.add_parser("list", help="every link, revoked ones included")
+    json_flag(listed)
     listed.set_defaults(handler=_list)
     revoke = link_sub.add_parser("revoke", help="revoke a link: its page answers 404")
     revoke.add_argument("id", type=int, metavar="ID")

@@ -159,3 +159,21 @@ def test_a_crm_that_cannot_book_gets_no_link(booking_cli: Cli,
                                "meeting")
     assert code == 2 and "cannot book yet" in err
     assert booking_cli.json("booking", "link", "list") == []
+
+
+def test_json_may_follow_the_command_as_the_docs_write_it(booking_cli: Cli) -> None:
+    import json
+
+    made = json.loads(booking_cli.ok("booking", "link", "create", "ann@example.com",
+                                     "--type", "meeting", "--json"))
+    assert made["url"].startswith("https://book.example.com/book/")
+    assert [row["id"] for row in json.loads(booking_cli.ok("booking", "link", "list",
+                                                           "--json"))] == [made["id"]]
+    free = json.loads(booking_cli.ok("availability", "ann@example.com", "--from",
+                                     "2030-01-07", "--to", "2030-01-07", "--duration",
+                                     "8h", "--step", "1h", "--json"))
+    assert free["slots"] == [{"start": "2030-01-07T09:00:00+00:00",  # a Monday, 9-17 UTC
+                              "end": "2030-01-07T17:00:00+00:00"}]
+    day = json.loads(booking_cli.ok("agenda", "ann@example.com", "--date", "2030-01-07",
+                                    "--json"))
+    assert day["owner"] == "ann@example.com"
