@@ -80,6 +80,18 @@ def _day(moment: datetime) -> str:
     return f"{moment:%A} {moment.day} {moment:%B %Y}"
 
 
+def _clock(moment: datetime) -> str:
+    """``moment``'s wall time; with its UTC offset when the clock shows that time twice
+    that night (clocks going back), so the two 01:30s of such a night are told apart."""
+    text = f"{moment:%H:%M}"
+    offset = moment.utcoffset()
+    if offset is not None and moment.replace(fold=1 - moment.fold).utcoffset() != offset:
+        minutes = int(offset.total_seconds()) // 60
+        sign = "+" if minutes >= 0 else "\u2212"
+        text += f" (UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d})"
+    return text
+
+
 def _zone_form(action: str, zone: str) -> str:
     options = "".join(f"<option value=\"{_e(z)}\"{' selected' if z == zone else ''}>"
                       f"{_e(z.replace('_', ' '))}</option>" for z in zones())
@@ -108,8 +120,8 @@ def booking_page(action: str, offer: Offer, zone: str, csrf: str,
         checked = " checked" if value == state.slot else ""
         days.setdefault(_day(local), []).append(
             f"<li><input type=\"radio\" name=\"slot\" id=\"s{n}\" value=\"{_e(value)}\""
-            f"{checked} required><label for=\"s{n}\">{local:%H:%M}"
-            f"<span class=\"until\"> – {until:%H:%M}</span></label></li>")
+            f"{checked} required><label for=\"s{n}\">{_clock(local)}"
+            f"<span class=\"until\"> – {_clock(until)}</span></label></li>")
     fields = [f"<input type=\"hidden\" name=\"csrf\" value=\"{_e(csrf)}\">",
               f"<input type=\"hidden\" name=\"tz\" value=\"{_e(zone)}\">"]
     if days:
@@ -149,7 +161,7 @@ def confirmation_page(offer: Offer, start: datetime, end: datetime, zone: str,
     body = (f"<h1>{_e(title)}</h1>"
             f"<p class=\"done\" role=\"status\">Your {_e(offer.type_name.lower())} with "
             f"{_e(offer.owner_name)} is booked for <strong>{_e(_day(local))}, "
-            f"{local:%H:%M} – {until:%H:%M}</strong> ({_e(zone.replace('_', ' '))}).</p>"
+            f"{_clock(local)} – {_clock(until)}</strong> ({_e(zone.replace('_', ' '))}).</p>"
             f"<p>Booked for {_e(email)}.</p>"
             f"<p><a class=\"button\" href=\"{_e(ics_url)}\" download>Add to your calendar "
             "(.ics)</a></p>")

@@ -288,3 +288,25 @@ def test_a_name_cannot_reorder_the_owners_event_title(site: Site) -> None:
     assert made.subject == "Meeting with Ada gnp.exe x"
     assert [g.name for g in made.guests] == ["Ada gnp.exe x"]
     assert site.post(booking(site, name="\u202e\u2066")).status_code == 422  # nothing left
+
+
+def test_the_two_passes_of_an_hour_the_clocks_repeat_are_told_apart() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from syncd.http.booking_views import Offer, booking_page, confirmation_page
+
+    # Los Angeles goes back from 02:00 PDT to 01:00 PST on 1 November 2026 (09:00 UTC)
+    first, second = (datetime(2026, 11, 1, h, 30, tzinfo=UTC) for h in (8, 9))
+    slots = [(first, first + timedelta(minutes=30)), (second, second + timedelta(minutes=30))]
+    page = booking_page("/book/x", Offer("Ann", "Meeting", 30, slots),
+                        "America/Los_Angeles", "csrf").decode()
+    assert ">01:30 (UTC\u221207:00)<" in page and ">01:30 (UTC\u221208:00)<" in page
+    assert "> – 02:00 (UTC" not in page  # 02:00 PST is shown once: no offset needed
+    assert "> – 02:00<" in page
+    plain = booking_page("/book/x", Offer("Ann", "Meeting", 30, slots), "Europe/Oslo",
+                         "csrf").decode()
+    assert ">09:30<" in plain and "(UTC" not in plain  # no repeat there: no offsets
+    done = confirmation_page(Offer("Ann", "Meeting", 30, []), second,
+                             second + timedelta(minutes=30), "America/Los_Angeles",
+                             "ada@example.org", "/ics").decode()
+    assert "01:30 (UTC\u221208:00) – 02:00" in done
