@@ -21,12 +21,15 @@ from typing import Any
 
 import requests
 
-from syncd.errors import AuthFailed, Unreachable
+from syncd.crm.pipedrive_http import _read_capped
+from syncd.errors import AnswerTooLarge, AuthFailed, Unreachable
 from syncd.network import network_reason
 from syncd.redact import register_secret
 from syncd.safe_json import loads
 
 TOKEN_URL = "https://oauth.pipedrive.com/oauth/token"
+#: Bytes a token answer may take (it is a few hundred); past it the refresh fails.
+MAX_TOKEN_BYTES = 1024 * 1024
 #: Refresh this many seconds before the access token's end.
 EARLY_SECONDS = 120.0
 
@@ -79,14 +82,19 @@ class OAuthTokens:
 
     def _fetch(self) -> None:
         try:
-            response = self.session.post(
-                self.token_url, auth=self._client, timeout=30,
-                data={"grant_type": "refresh_token", "refresh_token": self._refresh_token})
+            with self.session.post(
+                    self.token_url, auth=self._client, timeout=30, stream=True,
+                    data={"grant_type": "refresh_token",
+                          "refresh_token": self._refresh_token}) as response:
+                raw = _read_capped(response, MAX_TOKEN_BYTES)
         except requests.RequestException as exc:
             raise Unreachable(reason=network_reason(exc), url=self.token_url, status=0) from None
+        if raw is None:
+            raise AnswerTooLarge(url=self.token_url, limit=MAX_TOKEN_BYTES,
+                                 reason=f"it sent more than {MAX_TOKEN_BYTES:,} bytes")
         body: Any = None
         try:
-            body = loads(response.content)
+            body = loads(raw)
         except ValueError:
             body = None
         if response.status_code != 200 or not isinstance(body, dict) or not isinstance(

@@ -264,13 +264,17 @@ class PipedriveHttp:
         return Answer(data, additional if isinstance(additional, Mapping) else {})
 
 
-def _read_capped(response: requests.Response) -> bytes | None:
-    """The body, or None when it is larger than :data:`MAX_RESPONSE_BYTES`."""
+def _read_capped(response: requests.Response, limit: int = MAX_RESPONSE_BYTES
+                 ) -> bytes | None:
+    """The body, or None when it is (or says it is) larger than ``limit`` bytes."""
+    declared = response.headers.get("Content-Length", "").strip()
+    if declared.isdigit() and int(declared) > limit:
+        return None  # refused before a byte of it is read
     chunks: list[bytes] = []
     total = 0
     for chunk in response.iter_content(1 << 16):
         total += len(chunk)
-        if total > MAX_RESPONSE_BYTES:
+        if total > limit:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
