@@ -131,20 +131,35 @@ class _CappedResponse(http.client.HTTPResponse):
             return body
         try:
             # 47 = 32 + 15: a gzip or a zlib stream, told apart by its header.
-            inflater = zlib.decompressobj(47)
-            plain = inflater.decompress(body, self.limit + 1)
+            plain = self._inflate(body, 47)
         except zlib.error:
             try:  # "deflate" from some servers is a raw deflate stream
-                inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-                plain = inflater.decompress(body, self.limit + 1)
+                plain = self._inflate(body, -zlib.MAX_WBITS)
             except zlib.error:
                 return body  # httplib2 says it failed to decompress, as it would have
-        if len(plain) > self.limit or inflater.unconsumed_tail:
-            raise _Oversize(f"it inflates to more than {self.limit:,} bytes")
         # Handed over plain: httplib2 must not inflate it again.
         del self.msg["content-encoding"]
         self.msg["-content-encoding"] = encoding
         return plain
+
+    def _inflate(self, body: bytes, wbits: int) -> bytes:
+        """``body`` inflated a piece at a time, so that memory never holds more than the
+        cap of it (one call without a bound would, and one with it grows a buffer past)."""
+        inflater = zlib.decompressobj(wbits)
+        parts: list[bytes] = []
+        size = 0
+        pending = body
+        while pending:
+            piece = inflater.decompress(pending, 16 * _CHUNK)
+            pending = inflater.unconsumed_tail
+            size += len(piece)
+            if size > self.limit:
+                raise _Oversize(f"it inflates to more than {self.limit:,} bytes")
+            parts.append(piece)
+        parts.append(inflater.flush())
+        if size + len(parts[-1]) > self.limit:
+            raise _Oversize(f"it inflates to more than {self.limit:,} bytes")
+        return b"".join(parts)
 
 
 class _CappedConnection(httplib2.HTTPConnectionWithTimeout):

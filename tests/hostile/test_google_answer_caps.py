@@ -10,6 +10,9 @@ emulator syncs as usual.
 
 from __future__ import annotations
 
+import gzip
+import json
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +30,7 @@ from syncd.store.db import Database
 from syncd_testkit.emulators.google import GoogleEmulator
 from syncd_testkit.emulators.google_fixtures import google_emulator  # noqa: F401 - pytest fixture
 from syncd_testkit.flood import FloodServer
+from syncd_testkit.loopback import HandlerServer, QuietHandler
 from syncd_testkit.world import World
 from tests.google.test_auth import (  # noqa: F401 - pytest fixtures
     client_secrets,
@@ -119,3 +123,18 @@ def test_a_sign_in_whose_token_answer_runs_on_is_read_to_the_token_cap(
     assert caught.value.limit == MAX_TOKEN_ANSWER_BYTES
     check_stopped_at_the_cap(flood, MAX_TOKEN_ANSWER_BYTES)
     assert creds_store.get("alice", REFRESH_TOKEN_KIND) is None
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_a_compressed_answer_under_the_cap_is_read_whole_and_plain(encoding: str) -> None:
+    plain = json.dumps({"items": [{"id": f"e{i}", "summary": "x" * 500}
+                                  for i in range(2000)]}).encode()
+    packed = gzip.compress(plain) if encoding == "gzip" else zlib.compress(plain)
+
+    class Handler(QuietHandler):
+        def do_GET(self) -> None:
+            self.reply(200, packed, {"Content-Encoding": encoding}, "application/json")
+
+    with HandlerServer(Handler) as server:
+        response, content = CappedHttp(httplib2.Http(timeout=10)).request(server.origin)
+    assert response.status == 200 and content == plain
