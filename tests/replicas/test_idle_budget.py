@@ -32,9 +32,9 @@ from syncd.store.db import Database
 #: links, the status written, the account given back, the push flag looked at again.
 IDLE_STATEMENTS = 9
 #: Transactions (each a BEGIN and a COMMIT round trip more), the claim's included: the
-#: claim, the CRM owner, the CRM feed, the status, the give-back. The other reads run
-#: outside any transaction (one statement is consistent by itself).
-IDLE_TRANSACTIONS = 5
+#: claim, the status, the give-back. The reads run outside any transaction (one
+#: statement is consistent by itself).
+IDLE_TRANSACTIONS = 3
 #: The claim (a SELECT ... FOR UPDATE SKIP LOCKED and its UPDATE), made once per tick for
 #: as many accounts as the replica has room for.
 CLAIM_STATEMENTS = 2

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, or_, select, text
+from sqlalchemy import Connection, func, insert, or_, select, text
 from sqlalchemy.orm import Session
 
 from syncd.crm.builtin.tables import ActivityChange
@@ -79,7 +79,8 @@ class RawPage:
     handed_over: frozenset[int] = frozenset()  # reassigned to the reader's owner
 
 
-def read_page(session: Session, after: int, owner_id: int | None, limit: int) -> RawPage:
+def read_page(session: Session | Connection, after: int, owner_id: int | None, limit: int
+              ) -> RawPage:
     """Read up to ``limit`` change rows with ``seq > after`` (one more, to know ``more``)."""
     query = select(ActivityChange.seq, ActivityChange.activity_id, ActivityChange.sync_uid,
                    ActivityChange.owner_id, ActivityChange.previous_owner_id)

@@ -11,10 +11,10 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from syncd.crm.builtin.change_feed import lock_writers
@@ -51,6 +51,11 @@ _T = TypeVar("_T")
 
 def _dates(item: LinkedItem) -> ItemDates:
     return ItemDates(item.last_activity_date, item.next_activity_date, item.update_time)
+
+
+_USERS = cast(Table, User.__table__)
+_USER_BY_EMAIL = select(_USERS.c.id, _USERS.c.email, _USERS.c.name, _USERS.c.time_zone).where(
+    _USERS.c.email == bindparam("email"))
 
 
 def _user_view(u: User) -> UserView:
@@ -190,10 +195,11 @@ class CrmDirectory:
             return _user_view(user)
 
     def get_user_by_email(self, email: str) -> UserView | None:
-        """The user with this address (case-insensitive), or None."""
-        with self._read() as session:
-            user = session.scalar(select(User).where(User.email == normalize_email(email)))
-            return _user_view(user) if user else None
+        """The user with this address (case-insensitive), or None. (Every sync cycle asks
+        for its owner: one statement built once, outside a transaction.)"""
+        with self.db.read() as conn:
+            row = conn.execute(_USER_BY_EMAIL, {"email": normalize_email(email)}).first()
+        return UserView(*row) if row is not None else None
 
     def list_users(self) -> list[UserView]:
         """Every user, by id."""
