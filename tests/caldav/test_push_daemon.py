@@ -99,6 +99,7 @@ def setup(tmp_path: Path, xandikos_push: XandikosPushServer, radicale: RadicaleS
         yield Setup(running, data, config, calendar, xandikos_push, cert)
 
 
+@pytest.mark.slow  # the one representative of the scenario (tests/conftest.py)
 def test_a_change_on_xandikos_reaches_the_crm_through_push_and_bursts_are_debounced(
         setup: Setup) -> None:
     daemon = setup.daemon

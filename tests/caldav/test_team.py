@@ -58,6 +58,7 @@ allow_insecure_http = true
 '''
 
 
+@pytest.mark.slow  # the one representative of the scenario (tests/conftest.py)
 def test_one_team_block_syncs_two_hundred_users_and_picks_up_a_new_one(
         tmp_path: Path, radicale: DavServer, monkeypatch: pytest.MonkeyPatch) -> None:
     import tomllib
