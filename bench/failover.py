@@ -17,8 +17,10 @@ at their real sizes (``--out bench/results/budgets.md``): replica processes
 (syncd_testkit/budget_driver.py) as one Google user at syncd's default 500 requests a
 minute against the emulator's 600 per sliding minute, single reads and 50-part batches,
 for ``--seconds`` (2.5 minutes by default); and replicas sending to one mailbox of the
-Graph emulator (20 ms per request) for a minute. Each is run with the budgets shared and,
-as the control, with each replica counting alone. It reports what the emulators counted
+Graph emulator (20 ms per request) for a minute, then one replica's 16 threads each on
+a mailbox of its own (no contention: what the slots cost an ordinary replica). The
+contended runs are run with the budgets shared and, as the control, with each replica
+counting alone. It reports what the emulators counted
 (refusals, the busiest sliding minute, the most requests in flight) and what sharing cost
 (database statements per request).
 """
@@ -37,7 +39,7 @@ from bench.control import ROOT
 from bench.report import code_version
 from bench.sync import database, log
 from syncd.store.db import Database
-from syncd_testkit.budget_driver import USER, drive
+from syncd_testkit.budget_driver import USER, drive, mailboxes
 from syncd_testkit.emulators.google import GoogleEmulator
 from syncd_testkit.emulators.graph import GraphEmulator
 from syncd_testkit.replicas import chaos, install_audit
@@ -66,19 +68,22 @@ def _google(url: str, replicas: int, seconds: float, *, batch: int, alone: bool
                     sum(r.get("statements", 0) for r in results) / max(1, sent / batch), 2)}
 
 
-def _graph(url: str, replicas: int, seconds: float, *, alone: bool) -> dict[str, object]:
+def _graph(url: str, replicas: int, seconds: float, *, alone: bool, boxes: int = 1,
+           threads: int = 4) -> dict[str, object]:
     emu = GraphEmulator()
     emu.latency_seconds = 0.02
-    emu.add_mailbox(USER)
+    for box in mailboxes(USER, boxes):
+        emu.add_mailbox(box)
     with emu:
-        results = drive("graph", url, emu.base_url, replicas, threads=4, seconds=seconds,
-                        mailbox=USER, alone=alone)
+        results = drive("graph", url, emu.base_url, replicas, threads=threads,
+                        seconds=seconds, mailbox=USER, mailboxes=boxes, alone=alone)
         sent = sum(r.get("sent", 0) for r in results)
         ran = max(r.get("ran_ms", 0) for r in results) / 1000
         return {"provider": "graph", "shared": not alone, "replicas": replicas,
+                "threads_each": threads, "mailboxes": boxes,
                 "seconds": round(ran, 1), "requests_answered": sent,
                 "requests_per_second": round(sent / ran, 1),
-                "most_in_flight": emu.max_in_flight_seen.get(USER.lower(), 0),
+                "most_in_flight": max(emu.max_in_flight_seen.values(), default=0),
                 "refused_429": sum(1 for r in emu.requests if r.status == 429),
                 "db_statements_per_request": round(
                     sum(r.get("statements", 0) for r in results) / max(1, sent), 2)}
@@ -89,19 +94,25 @@ def budgets(args: argparse.Namespace) -> int:
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as tmp, database(args.database, Path(tmp)) as url:
         Database(url).close()  # migrated
-        for batch in (1, 50):
+        for batch in (1, 50) if "google" in args.providers else ():
             for alone in (False, True):
                 log(f"google: {args.replicas} replicas, batches of {batch}, alone={alone}")
                 rows.append(_google(url, args.replicas, args.seconds, batch=batch,
                                     alone=alone))
-        for alone in (False, True):
+        for alone in (False, True) if "graph" in args.providers else ():
             log(f"graph: {args.replicas} replicas, alone={alone}")
             rows.append(_graph(url, args.replicas, min(60.0, args.seconds), alone=alone))
+        if "graph" in args.providers:  # no contention: one replica's 16 accounts
+            log("graph: 1 replica, 16 threads on 16 mailboxes")
+            rows.append(_graph(url, 1, min(60.0, args.seconds), alone=False, boxes=16,
+                               threads=16))
     code = code_version(str(ROOT))
     lines = ["# Provider budgets shared by replicas (bench/failover.py --budgets)", "",
              f"Load average {os.getloadavg()[0]:.1f}, code {code['commit']}.", ""]
     for provider in ("google", "graph"):
         mine = [r for r in rows if r["provider"] == provider]
+        if not mine:
+            continue
         keys = list(mine[0])
         lines += ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
         lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in mine]
@@ -128,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the shared provider budgets instead (see above)")
     parser.add_argument("--seconds", type=float, default=150.0,
                         help="with --budgets: each Google run's length")
+    parser.add_argument("--providers", default="google,graph",
+                        help="with --budgets: which providers' budgets")
     args = parser.parse_args(argv)
     if args.budgets:
         return budgets(args)

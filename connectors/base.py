@@ -291,7 +291,8 @@ class SharedLimits(Protocol):
         ...
 
     def give_back(self, scope: str, ticket: str) -> None:
-        """Free the slots taken with ``ticket``."""
+        """Free the slots taken with ``ticket`` (at once, or a moment later together with
+        others: it returns without waiting)."""
         ...
 
 

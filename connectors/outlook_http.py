@@ -252,12 +252,13 @@ class MailboxSlots:
                                             SLOT_HOLD)
             if ticket is not None:
                 return ticket
-            if self._clock() + pause > give_up:
-                raise RateLimited(retry_after=pause,
-                                  reason="the mailbox's requests in flight are at the limit")
             # Polled, with jitter so that replicas waiting for one mailbox do not ask in
             # step; a slot is held for one request, so one comes free soon.
-            self._sleep(pause * (0.5 + self._rng.random()))
+            nap = pause * (0.5 + self._rng.random())
+            if self._clock() + nap > give_up:
+                raise RateLimited(retry_after=nap,
+                                  reason="the mailbox's requests in flight are at the limit")
+            self._sleep(nap)
             pause = min(pause * 2, 0.5)
 
     def give_back(self, ticket: str) -> None:

@@ -388,6 +388,11 @@ class Service:
     def close(self) -> None:
         for name in list(self._connectors):
             self._drop_connector(name)
+        if self._shared_limits is not None:
+            try:  # the slots given back last are freed now, not at their expiry
+                self._shared_limits.flush()
+            except Exception:
+                log.debug("the shared slots given back could not be freed", exc_info=True)
         self.db.close()
 
     def sync_all(self, names: Sequence[str] | None = None, **options: Any) -> list[CycleReport]:

@@ -98,15 +98,18 @@ def _google(args: argparse.Namespace, limits: SharedLimits | None
 def _graph(args: argparse.Namespace, limits: SharedLimits | None
            ) -> Callable[[], tuple[int, int]]:
     local = threading.local()
+    boxes = mailboxes(args.mailbox, args.mailboxes)
+    turn = iter(range(1 << 30))
 
     def one() -> tuple[int, int]:
         transport = getattr(local, "transport", None)
-        if transport is None:
+        if transport is None:  # thread i sends to mailbox i (of --mailboxes)
+            local.mailbox = boxes[next(turn) % len(boxes)]
             transport = local.transport = GraphTransport(
-                requests.Session(), args.endpoint, _Tokens(), mailbox=args.mailbox,
+                requests.Session(), args.endpoint, _Tokens(), mailbox=local.mailbox,
                 prefer='IdType="ImmutableId"', limits=limits, app="driver")
         try:
-            answer = transport.request("GET", f"/users/{args.mailbox}/events?$top=1")
+            answer = transport.request("GET", f"/users/{local.mailbox}/events?$top=1")
         except ConnectorError:
             return 0, 1
         return (0, 1) if answer.status == 429 else (1, 0)
@@ -152,12 +155,19 @@ def drive(provider: str, url: str, endpoint: str, replicas: int, **options: obje
                 process.wait()
 
 
+def mailboxes(first: str, count: int) -> list[str]:
+    """``first``, and with ``count`` above one, as many more (``box1-<first>``, ...)."""
+    return [first] + [f"box{i}-{first}" for i in range(1, count)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("provider", choices=("google", "graph"))
     parser.add_argument("--url", required=True)
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--mailbox", default=USER)
+    parser.add_argument("--mailboxes", type=int, default=1,
+                        help="Graph: the threads spread over this many mailboxes")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--per-window", type=int, default=20)
@@ -198,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     # A request waiting for its turn when the time was up is still sent: the run ends
     # with the last one.
     counts["ran_ms"] = round((time.monotonic() - began) * 1000)
+    if limits is not None:
+        limits.flush()  # as the service does when it closes
     print("done " + json.dumps(dict(counts)), flush=True)
     db.close()
     return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -58,6 +59,7 @@ def test_slots_are_taken_all_or_none_and_given_back_by_ticket(limits: LimitStore
     second = limits.take_slots(scope, 4, 1, hold=60)
     assert second is not None and limits.take_slots(scope, 4, 1, hold=60) is None
     limits.give_back(scope, first)
+    limits.flush()
     assert limits.held(scope) == 1
     assert limits.take_slots(scope, 4, 3, hold=60) is not None
     assert limits.take_slots("graph:graph.example|app|bob@example.com", 4, 4, hold=60)
@@ -97,26 +99,46 @@ def test_threads_racing_for_slots_never_hold_more_than_the_limit(
     for thread in threads:
         thread.join()
     assert 1 <= peak <= 4
+    limits.flush()
     assert limits.held(scope) == 0
 
 
-def test_a_take_from_a_line_or_of_slots_is_one_statement(limits: LimitStore) -> None:
+def test_a_take_from_a_line_or_of_slots_is_one_statement(any_db: Database,
+                                                         limits: LimitStore) -> None:
     """What sharing costs a request: one statement to pace it (or its batch), one to take
-    its slots and one to give them back (the slot rows are made once per process)."""
+    its slots; the slots given back meanwhile are freed together, in one more (the slot
+    rows are made once per process)."""
     statements: list[str] = []
+    limits = LimitStore(any_db, free_every=None)  # this test frees them itself
 
     def seen(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
         statements.append(statement.split()[0])
 
     scope = "graph:graph.example|app|ann@example.com"
     limits.give_back(scope, limits.take_slots(scope, 4, 1, hold=60) or "")  # rows made
+    limits.flush()
     event.listen(limits.db.engine, "before_cursor_execute", seen)
     try:
         limits.pace("google:ann@example.com", 1.0)
         assert len(statements) == 1
-        ticket = limits.take_slots(scope, 4, 4, hold=60)
-        assert ticket is not None and len(statements) == 2
-        limits.give_back(scope, ticket)
-        assert len(statements) == 3
+        tickets = [limits.take_slots(scope, 4, 1, hold=60) for _ in range(3)]
+        assert None not in tickets and len(statements) == 4
+        for ticket in tickets:
+            limits.give_back(scope, ticket or "")
+        assert len(statements) == 4  # nothing yet
+        limits.flush()
+        assert len(statements) == 5 and limits.held(scope) == 0
     finally:
         event.remove(limits.db.engine, "before_cursor_execute", seen)
+
+
+def test_slots_given_back_are_freed_by_the_stores_thread(limits: LimitStore) -> None:
+    scope = "graph:graph.example|app|ann@example.com"
+    ticket = limits.take_slots(scope, 4, 4, hold=60)
+    assert ticket is not None
+    limits.give_back(scope, ticket)  # returns at once; freed a moment later
+    deadline = time.monotonic() + 30
+    while limits.held(scope) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert limits.held(scope) == 0
+    assert limits.take_slots(scope, 4, 4, hold=60) is not None
