@@ -66,6 +66,7 @@ class LimitStore:
         self._returns: list[tuple[str, str]] = []  # (scope, ticket) given back, not freed
         self._returned = threading.Condition(self._lock)
         self._returner: threading.Thread | None = None
+        self._freeing = threading.Lock()  # one free at a time: flush waits for the thread's
 
     def _insert(self, table: type[Any]) -> Any:
         return (pg_insert if self.db.dialect == "postgresql" else sqlite_insert)(table)
@@ -139,10 +140,12 @@ class LimitStore:
             self._returned.notify_all()
 
     def flush(self) -> None:
-        """Free every ticket given back so far, now (tests; a process that stops)."""
-        with self._lock:
-            returns, self._returns = self._returns, []
-        self._free(returns)
+        """Free every ticket given back so far, now (tests; a process that stops). Also
+        waits for a free the store's thread has begun: after it, none is pending."""
+        with self._freeing:
+            with self._lock:
+                returns, self._returns = self._returns, []
+            self._free(returns)
 
     def _return_loop(self) -> None:
         while True:
