@@ -58,16 +58,17 @@ def test_killed_and_stopped_replicas_never_let_an_account_have_two_writers(
     assert max(result.takeover_delays) <= TICK + SLACK, sorted(result.takeover_delays)[-5:]
 
 
-def test_a_stopped_replica_woken_after_a_takeover_cannot_write_with_its_old_token(
-        pg_url: str, audited: Database) -> None:
-    pg = audited
-    slow = {"ttl": 1.0, "tick": TICK, "interval": 60, "work_ms": 300, "cap": 1}
-    paused = Replica.start(pg_url, "paused", 1, **slow)
+def _woken_after_a_takeover(pg_url: str, **options: object) -> tuple[dict[str, int], int]:
+    """A replica stopped in the middle of its cycle of acc0000, another taking the
+    account over once the lease lapsed, the first woken up: its counts when it stopped,
+    and the token the second took the account with (checked newer than the first's,
+    whose write was refused)."""
+    paused = Replica.start(pg_url, "paused", 1, **options)
     other: Replica | None = None
     try:
         token = int(paused.wait_for("claimed acc0000", timeout=30).split()[2])
         paused.signal(signal.SIGSTOP)  # in the middle of its cycle
-        other = Replica.start(pg_url, "other", 1, **slow)
+        other = Replica.start(pg_url, "other", 1, **options)
         taken = int(other.wait_for("claimed acc0000", timeout=30).split()[2])
         assert taken > token
         paused.signal(signal.SIGCONT)
@@ -76,6 +77,14 @@ def test_a_stopped_replica_woken_after_a_takeover_cannot_write_with_its_old_toke
         counts = paused.stop()
         if other is not None:
             other.stop()
+    return counts, taken
+
+
+def test_a_stopped_replica_woken_after_a_takeover_cannot_write_with_its_old_token(
+        pg_url: str, audited: Database) -> None:
+    pg = audited
+    slow = {"ttl": 1.0, "tick": TICK, "interval": 60, "work_ms": 300, "cap": 1}
+    counts, _taken = _woken_after_a_takeover(pg_url, **slow)
     assert counts.get("cycles", 0) == 0 and counts["refused"] == 1
     assert two_writers(pg) == []
     assert tokens_went_back(pg) == []
@@ -93,19 +102,7 @@ def test_a_woken_replica_cannot_count_a_failure_claim_a_meeting_or_guest_emails(
     # Its calendar request lasts a second: it is stopped well before its first write.
     slow = {"ttl": 1.0, "tick": TICK, "interval": 60, "work_ms": 1000, "cap": 1,
             "write": write}
-    paused = Replica.start(pg_url, "paused", 1, **slow)
-    other: Replica | None = None
-    try:
-        token = int(paused.wait_for("claimed acc0000", timeout=30).split()[2])
-        paused.signal(signal.SIGSTOP)  # in the middle of its cycle, before its write
-        other = Replica.start(pg_url, "other", 1, **slow)
-        taken = int(other.wait_for("claimed acc0000", timeout=30).split()[2])
-        paused.signal(signal.SIGCONT)
-        assert paused.wait_for("refused", timeout=30) == f"refused acc0000 {token}"
-    finally:
-        counts = paused.stop()
-        if other is not None:
-            other.stop()
+    counts, taken = _woken_after_a_takeover(pg_url, **slow)
     assert counts.get("cycles", 0) == 0 and counts["refused"] == 1
     with pg.session() as s:
         reasons = set(s.scalars(select(SyncQuarantine.reason)))
