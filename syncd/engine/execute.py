@@ -172,6 +172,9 @@ class Executor:
                                       token=self.lease.token)
             self._note(PairResult(plan, PairStatus.QUARANTINED))
             return
+        # A write settles a conflict by overwriting the losing value: the conflict is on
+        # record first, so a crash right after the write cannot lose that value unseen.
+        self.books.keep_conflicts(plan)
         try:
             plan, crm_after = self.writer.write(plan, policy)
         except (AuthFailed, AccountCooldown, LeaseLost):

@@ -21,16 +21,16 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, time
 
-from connectors.base import CalendarConnector, ChangeSet, Window
+from connectors.base import CalendarConnector, ChangeSet, RemoteEvent, Window
 from syncd.crm.source import CrmSource
 from syncd.engine.echo import may_be_echo
 from syncd.engine.plan import PlanInput, PlanPolicy
 from syncd.engine.policy import AccountPolicy
 from syncd.engine.settle import Settler
 from syncd.errors import CursorExpired
-from syncd.model import Activity, Tombstone
+from syncd.model import Activity, Projection, Tombstone
 from syncd.store.state import StateStore
 
 log = logging.getLogger("syncd.engine")
@@ -61,6 +61,17 @@ class CycleInput:
     calendar_changes: int
     outside: int  # events the listing left out as outside the window
     full_listing_empty: bool  # a full listing that found nothing at all
+
+
+def _overlaps(base: Projection | None, window: Window) -> bool:
+    """Whether a pair's last synced time span lies in the window (unknown: it may)."""
+    if base is None:
+        return True
+    start, end = base.when.start, base.when.end
+    if not isinstance(start, datetime):
+        start = datetime.combine(start, time.min, tzinfo=UTC)
+        end = datetime.combine(end, time.min, tzinfo=UTC)
+    return start < window.end and end > window.start
 
 
 class Fetcher:
@@ -98,7 +109,8 @@ class Fetcher:
         entries = self.window_entries(window_end, window, owner_id, crm)
         held = self.state.held_items(self.policy.name)
         self._quarantined = held.quarantined
-        changes = self.with_retries(self.read_calendar(calendar_cursor), crm, held.retry)
+        changes = self.with_retries(self.read_calendar(calendar_cursor, window), crm,
+                                    held.retry)
         return Slice(crm, cursor, more, changes, entries)
 
     def read_crm(self, cursor: str | None, owner_id: int, limit: int | None = None
@@ -131,14 +143,38 @@ class Fetcher:
                 entered.add(activity.id)
         return entered
 
-    def read_calendar(self, cursor: str | None) -> ChangeSet:
+    def read_calendar(self, cursor: str | None, window: Window) -> ChangeSet:
         try:
             return self.connector.changes(cursor)
         except CursorExpired:
             log.info("account %s: calendar cursor expired; listing the window",
                      self.policy.name)
             self.counts["full_resync"] += 1
-            return self.connector.changes(None)
+            return self.confirm_gone(self.connector.changes(None), window)
+
+    def confirm_gone(self, listing: ChangeSet, window: Window) -> ChangeSet:
+        """After an expired cursor: ask for each paired event the full listing left out.
+
+        A deletion made before the cursor expired is in no change feed any more, and
+        absence from a listing is no delete signal: such a pair would keep its activity
+        and never get an event again. So each in-window pair whose event is not listed
+        is read by id; the calendar saying it does not exist (or was deleted) is an
+        explicit signal, passed on like a deletion in a change feed. An empty listing is
+        left to the guards (a wiped or wrong calendar), and an event that is still there
+        stays untouched.
+        """
+        if not listing.events:
+            return listing
+        listed = {e.event_id for e in listing.events}
+        gone = [RemoteEvent(link.event_id, deleted=True)
+                for link in self.state.links(self.policy.name).values()
+                if link.event_id is not None and not link.pending
+                and link.event_id not in listed and _overlaps(link.cal_base, window)
+                and self.connector.get(link.event_id) is None]
+        if not gone:
+            return listing
+        self.counts["confirmed_gone"] += len(gone)
+        return replace(listing, events=[*listing.events, *gone])
 
     def with_retries(self, changes: ChangeSet, crm: Crm, keys: list[str]) -> ChangeSet:
         """Add the items released by ``syncd quarantine retry`` (``keys``) to this

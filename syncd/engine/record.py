@@ -80,6 +80,13 @@ class Bookkeeper:
         keys += [crm_key(plan.activity_id)] if plan.activity_id is not None else []
         done.cleared.extend(k for k in keys if k in self.failing)
 
+    def keep_conflicts(self, plan: PairPlan) -> None:
+        """Record the pair's conflicts now, before its writes (recording them again when
+        the pair finishes adds nothing: the store keeps one row per open conflict)."""
+        if plan.conflicts:
+            self.state.record(self.account, token=self.token, conflicts=[
+                (plan.activity_id, plan.event_id, c) for c in plan.conflicts])
+
     def wrote(self, op: WriteOp, event: RemoteEvent | None) -> None:
         """Log a calendar write that succeeded (``syncd verify`` checks that no event
         without our marker is among them)."""

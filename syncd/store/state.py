@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 from collections.abc import Iterable, Mapping
@@ -170,6 +171,33 @@ def _conflict(c: SyncConflict) -> dict[str, Any]:
             "event_id": c.event_id, "field": c.field, "crm_value": c.crm_value,
             "calendar_value": c.calendar_value, "winner": c.winner, "policy": c.policy,
             "at": c.at, "resolved": c.resolved}
+
+
+def _new_conflicts(session: Session, account: str,
+                   conflicts: Iterable[tuple[int | None, str | None, Conflict]]
+                   ) -> list[tuple[int | None, str | None, Conflict]]:
+    """The conflicts not already open with the same values: a conflict is recorded before
+    the write that settles it and again when its pair finishes, and a pair whose write
+    failed meets the same conflict at its next cycle."""
+    def key(activity_id: int | None, field: str, crm: Any, cal: Any, winner: str) -> str:
+        return json.dumps([activity_id, field, crm, cal, winner], sort_keys=True, default=str)
+
+    wanted = list(conflicts)
+    ids = sorted({a for a, _, _ in wanted if a is not None})
+    known: set[str] = set()
+    for start in range(0, len(ids), _IN_SLICE):
+        rows = session.scalars(select(SyncConflict).where(
+            SyncConflict.account == account, SyncConflict.resolved.is_(False),
+            SyncConflict.activity_id.in_(ids[start:start + _IN_SLICE])))
+        known.update(key(r.activity_id, r.field, r.crm_value, r.calendar_value, r.winner)
+                     for r in rows)
+    fresh = []
+    for activity_id, event_id, c in wanted:
+        k = key(activity_id, c.field, c.crm_value, c.calendar_value, c.winner)
+        if k not in known:
+            known.add(k)
+            fresh.append((activity_id, event_id, c))
+    return fresh
 
 
 def _uid_hash(ical_uid: str) -> str:
@@ -537,7 +565,7 @@ class StateStore:
                 s.flush()
                 s.execute(delete(SyncLink).where(SyncLink.account == account,
                                                  SyncLink.activity_id.in_(drop_ids)))
-            for activity_id, event_id, c in conflicts:
+            for activity_id, event_id, c in _new_conflicts(s, account, conflicts):
                 s.add(SyncConflict(account=account, activity_id=activity_id, event_id=event_id,
                                    field=c.field, crm_value=c.crm_value,
                                    calendar_value=c.calendar_value, winner=c.winner,

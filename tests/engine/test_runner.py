@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -702,3 +703,39 @@ def test_creates_left_unsent_at_the_deadline_leave_no_intent_to_look_up_next_cyc
     assert finds == []
     assert second.counts["events_created"] == 15
     assert len(world.calendar.live()) == 25
+
+
+def test_an_event_deleted_before_the_cursor_expired_is_asked_for_and_its_delete_applied(
+        world: World) -> None:
+    # Found by the chaos soak (bench/soak.py, Google, seed 18): the user deleted an event,
+    # then the sync token expired before a cycle read the deletion. The full listing left
+    # the event out and, absence being no delete signal, the pair stayed forever with an
+    # activity and no event. Asked for by id, the calendar says it is gone: that is one.
+    kept, deleted = world.add("Call Ada"), world.add("Call Bo")
+    converge(world)
+    world.calendar.user_delete(world.event_id_of(deleted.id))
+    world.calendar.oldest_cursor = world.calendar.head + 1
+    report = world.sync()
+    assert report.outcome == "ok" and report.counts["full_resync"] == 1
+    assert report.counts["activities_deleted"] == 1
+    assert world.store.get(deleted.id, include_deleted=True).deleted
+    assert not world.store.get(kept.id).deleted and len(world.calendar.live()) == 1
+
+
+def test_a_conflict_is_on_record_before_the_write_that_overwrites_its_loser(
+        world: World) -> None:
+    # Found by the chaos soak (bench/soak.py, Radicale, seed 18): a cycle killed just after
+    # the calendar write that settled a conflict had overwritten the calendar's value but
+    # not recorded the conflict; the next cycle saw both sides equal, and the user's edit
+    # was gone without a trace.
+    a = world.add("Call Ada")
+    converge(world)
+    world.store.edit_activity(a.id, subject="CRM says")
+    world.calendar.user_edit(world.event_of(a.id).event_id, title="Calendar says")
+    assert world.sync_killed_at("after_write_request") == -signal.SIGKILL
+    assert world.event_of(a.id).projection.title == "CRM says"  # the write had landed
+    world.sync()
+    world.sync()
+    [conflict] = world.state.conflicts(world.account.name)
+    assert (conflict["crm_value"], conflict["calendar_value"], conflict["winner"]) == (
+        "CRM says", "Calendar says", "crm")
