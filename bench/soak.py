@@ -1,0 +1,622 @@
+"""The chaos soak (issue 18): random edits on both sides, faults, kills, then the oracle.
+
+For one calendar provider (Radicale, Xandikos, the Google or the Graph emulator) and one
+CRM (syncd's built-in store, or the Pipedrive emulator), with N activities over U owners:
+
+1. the servers start on loopback (:mod:`bench.backends`, :mod:`syncd_testkit.servers`),
+   each behind a proxy that injects faults (:mod:`bench.soak_faults`); syncd's config is
+   a TOML file in a temporary folder pointing at the proxies;
+2. every round, the driver makes random changes: CRM edits of title, time, duration,
+   busy/free, location, description, note, guests, done/undone, owner moves, creates and
+   deletes; calendar edits and deletes made directly on the server, as the user's app
+   would; and conflicting edits of one field on both sides. Each is told to the oracle
+   (:mod:`bench.soak_model`), which never reads syncd's state;
+3. then one ``syncd sync`` runs as a child process (the real CLI), sometimes killed: by
+   ``SYNCD_FAILPOINT=name:N`` (SIGKILL at the N-th pass of a named point) or by a SIGKILL
+   from here at a random moment;
+4. at the end the faults stop (``proxy.quiet()``) and fault-free cycles run until one
+   writes nothing; then ``syncd verify --json`` must be clean, and the oracle compares
+   both sides with what the driver did (:func:`bench.soak_model.judge`).
+
+Run: ``.venv/bin/python -m bench.soak --providers caldav,google --n 300 --owners 4
+--cycles 30 --out bench/results/soak.md``. It prints one table row per provider (and
+the findings in detail when there are any) and exits 1 when a promise was broken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.backends import TZ, GoogleBackend, GraphBackend, RadicaleBackend
+from bench.control import ServerInfo
+from bench.providers import GRAPH_SECRET_ENV, account
+from bench.soak_calendar import CalendarUser, XandikosBackend, shifted
+from bench.soak_crm import BuiltinCrm, Crm, local_parts
+from bench.soak_faults import DEFAULT_RATES, open_proxy
+from bench.soak_model import CALENDAR, CRM, SYNCED, CrmItem, Findings, Model, judge, tag_of
+from syncd.model import When
+
+PROVIDERS = ("caldav", "xandikos", "google", "outlook")
+FAILPOINTS = ("after_write_request", "after_intent_commit", "before_cursor_commit")
+PIPEDRIVE_FAILPOINTS = ("pipedrive_before_post", "pipedrive_after_post",
+                        "pipedrive_after_patch")
+#: Counts of a cycle's writes: a cycle with none of them is quiet.
+WRITES = ("events_created", "events_updated", "events_deleted", "activities_updated",
+          "activities_imported", "activities_deleted")
+#: How often each kind of change is drawn.
+OPS = {"crm_edit": 30, "cal_edit": 25, "conflict": 10, "note": 5, "guests": 6, "done": 5,
+       "move": 5, "crm_create": 3, "crm_delete": 3, "cal_delete": 3}
+#: Removals (deletes on either side, moves away) allowed per owner between two clean
+#: cycles: below the deletion guard (max(5, 10 %) of an account's links per cycle).
+REMOVALS_PER_OWNER = 3
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Options:
+    provider: str
+    n: int = 300
+    owners: int = 4
+    cycles: int = 30
+    seed: int = 1
+    ops: int = 0  # changes per round; 0: n // 40, at least 4
+    failpoint_kills: float = 0.2  # share of cycles run with a failpoint
+    random_kills: float = 0.2  # share of cycles SIGKILLed at a random moment
+    faults: bool = True
+    expire_tokens: float = 0.03  # share of rounds in which the server expires sync tokens
+    workdir: Path | None = None
+    settle_limit: int = 15
+    child_timeout: float = 900.0
+
+
+@dataclass
+class Result:
+    provider: str
+    n: int
+    owners: int
+    cycles: int = 0
+    kills_failpoint: int = 0
+    kills_random: int = 0
+    failed_cycles: int = 0
+    faults: dict[str, int] = field(default_factory=dict)
+    faults_injected: bool = False
+    ops: Counter[str] = field(default_factory=Counter)
+    settle_cycles: int = 0
+    quiet: bool = False
+    verify_clean: bool = False
+    verify_findings: list[str] = field(default_factory=list)
+    conflicts: int = 0
+    findings: Findings = field(default_factory=Findings)
+    emails: int = 0
+    wall_s: float = 0.0
+    crm: str = "builtin"
+
+    @property
+    def ok(self) -> bool:
+        return self.quiet and self.verify_clean and self.findings.clean
+
+
+class Soak:
+    """One provider's soak: set up, rounds, settle, judge."""
+
+    def __init__(self, options: Options, folder: Path) -> None:
+        self.o = options
+        self.folder = folder
+        self.rng = random.Random(options.seed)
+        self.model = Model()
+        self.result = Result(options.provider, options.n, options.owners)
+        self.owners = [f"u{k:03d}@soak.example" for k in range(options.owners)]
+        self.ids: dict[int, int] = {}  # item index -> activity id
+        self.index_of: dict[int, int] = {}  # activity id -> item index
+        self.removals: Counter[str] = Counter()
+        self.used_when: dict[int, set[Any]] = {}
+        self.events: dict[str, dict[str, str]] = {}  # owner -> tag -> event id (this round)
+        self.cycle_seconds = 5.0
+        self.counter = 0
+        self.journal = (folder / "journal.log").open("a")
+
+    def note(self, text: str) -> None:
+        """One line of the journal (every change and cycle, for replaying a finding)."""
+        self.journal.write(text + "\n")
+
+    # ---- set-up ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        provider = self.o.provider
+        self.backend: Any = {"caldav": RadicaleBackend, "xandikos": XandikosBackend,
+                             "google": GoogleBackend, "outlook": GraphBackend}[provider]()
+        host, port = self.backend.start(self.folder)
+        self.calendars = self.backend.create_calendars(self.owners)
+        kind = {"google": "google", "outlook": "graph"}.get(provider, "caldav")
+        self.proxy = open_proxy(f"http://{host}:{port}", provider=kind, seed=self.o.seed,
+                                rates=DEFAULT_RATES if self.o.faults else None)
+        self.result.faults_injected = bool(getattr(self.proxy, "injecting", False))
+        self.user = CalendarUser(provider, self.backend, self.calendars)
+        data = self.folder / "data"
+        data.mkdir(mode=0o700, exist_ok=True)
+        self.db_url = f"sqlite:///{data / 'syncd.db'}"
+        info = self.backend.info()
+        api = self.proxy.url.rstrip("/")
+        server = ServerInfo(provider, api, f"http://{host}:{port}", "", info)
+        self.config = self.folder / "syncd.toml"
+        self.config.write_text(config_text(provider, data, [
+            account(provider, server, o, self.calendars[o]) for o in self.owners]))
+        self.config.chmod(0o600)
+        self.env = {k: v for k, v in os.environ.items() if k != "SYNCD_FAILPOINT"}
+        if provider == "outlook":
+            self.env[GRAPH_SECRET_ENV] = info["client_secret"]
+            self.env["SOAK_IDENTITY"] = json.dumps(
+                {"authority_host": info["authority_host"], "identity_url": info["identity_url"]})
+        self.crm: Crm = BuiltinCrm(self.db_url)
+        self.crm.add_users(self.owners)
+        self.seed_activities()
+
+    def seed_activities(self) -> None:
+        first = (datetime.now(UTC) + timedelta(days=2)).date()
+        for start in range(0, self.o.n, 1000):
+            indexes = list(range(start, min(self.o.n, start + 1000)))
+            self.create([(i, self.owners[i % len(self.owners)], first) for i in indexes])
+
+    def create(self, batch: Sequence[tuple[int, str, date]]) -> None:
+        items = [self.new_activity(i, owner, first) for i, owner, first in batch]
+        ids = self.crm.add(items)
+        for (i, _, _), activity_id in zip(batch, ids, strict=True):
+            self.ids[i], self.index_of[activity_id] = activity_id, i
+        held = self.crm.read(ids)
+        for (i, owner, _), item, activity_id in zip(batch, items, ids, strict=True):
+            self.model.created(i, owner, item["note"], held[activity_id].projection)
+
+    def new_activity(self, i: int, owner: str, first: date) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "owner": owner, "subject": f"{tag_of(i)} Visit", "type": "meeting",
+            "due_date": first + timedelta(days=(i * 7) % 120),
+            "duration_minutes": (30, 45, 60)[i % 3], "busy": i % 2 == 0,
+            "note": f"private canary {self.rng.getrandbits(64):016x} of {tag_of(i)}",
+        }
+        if i % 10:
+            item["due_time"] = datetime.min.time().replace(hour=8 + i % 9, minute=15 * (i % 4))
+        if i % 3 == 0:
+            item["location"] = f"Room {i % 40}"
+        if i % 2:
+            item["description"] = f"Agenda of {tag_of(i)}: pricing and next steps"
+        if i % 5 == 0:
+            item["guests"] = [f"guest{i % 97}@customer.example"]
+        return item
+
+    def crm_projection(self, activity_id: int) -> dict[str, Any]:
+        held = self.crm.read([activity_id])[activity_id]
+        return dict(held.projection)
+
+    # ---- the driver -----------------------------------------------------------------
+
+    def next_value(self, side: str, name: str, index: int, current: Any) -> Any:
+        self.counter += 1
+        n = self.counter
+        tag = tag_of(index)
+        if name == "title":
+            return f"{tag} {side} title {n}"
+        if name == "description":
+            return f"{side} agenda {n} for {tag}: pricing, rollout and next steps"
+        if name == "location":
+            return f"{side} room {n}"
+        if name == "busy":
+            return not current
+        assert isinstance(current, When)
+        used = self.used_when.setdefault(index, set())
+        used.add((str(current.start), str(current.end)))
+        for _ in range(50):
+            moved = shifted(current, self.rng.choice((-2, -1, 1, 2)),
+                            self.rng.choice((None, 15, 30, 45, 60, 90)))
+            if (str(moved.start), str(moved.end)) not in used and _in_future(moved):
+                used.add((str(moved.start), str(moved.end)))
+                return moved
+        return None
+
+    def live_index(self) -> int | None:
+        live = [i.index for i in self.model.live()]
+        return self.rng.choice(live) if live else None
+
+    def event_of(self, index: int) -> tuple[str, str] | None:
+        owner = self.model.items[index].owner
+        if owner not in self.events:
+            self.events[owner] = {}
+            for event, _raw in self.user.read(owner):
+                title = event.projection.title if event.projection else ""
+                self.events[owner][title.split(" ", 1)[0]] = event.event_id
+        event_id = self.events[owner].get(tag_of(index))
+        return (owner, event_id) if event_id else None
+
+    def crm_write(self, index: int, name: str) -> bool:
+        activity_id = self.ids[index]
+        current = self.crm_projection(activity_id)
+        if not current:
+            return False
+        value = self.next_value(CRM, name, index, When.from_json(current["when"])
+                                if name == "when" else current.get(name))
+        if value is None:
+            return False
+        fields: dict[str, Any]
+        if name == "title":
+            fields = {"subject": value}
+        elif name == "when":
+            if value.all_day:
+                fields = {"due_date": value.start}
+            else:
+                day, clock = local_parts(value.start)
+                minutes = int((value.end - value.start).total_seconds() // 60)
+                fields = {"due_date": day, "due_time": clock, "duration_minutes": minutes}
+        else:
+            fields = {name: value}
+        after = self.crm.edit(activity_id, **fields)
+        self.model.wrote(index, CRM, name, after[name])
+        self.note(f"    {tag_of(index)} crm {name} = {after[name]!r}")
+        return True
+
+    def cal_write(self, index: int, name: str) -> bool:
+        found = self.event_of(index)
+        if found is None:
+            return False
+        owner, event_id = found
+        event = self.user.current(owner, event_id)
+        if event is None or event.projection is None:
+            return False
+        value = self.next_value(CALENDAR, name, index, event.projection.get(name))
+        if value is None or not self.user.edit(owner, event_id, name, value):
+            return False
+        written = value.to_json() if isinstance(value, When) else value
+        self.model.wrote(index, CALENDAR, name, written)
+        self.note(f"    {tag_of(index)} calendar {name} = {written!r} ({owner} {event_id})")
+        return True
+
+    def removal_allowed(self, owner: str) -> bool:
+        return self.removals[owner] < REMOVALS_PER_OWNER
+
+    def change(self) -> None:
+        """One random change (or none, when its target is not there yet)."""
+        op = self.rng.choices(list(OPS), weights=list(OPS.values()))[0]
+        index = self.live_index()
+        if index is None:
+            return
+        item = self.model.items[index]
+        done = False
+        name = self.rng.choice(("title", "when", "busy", "location", "description"))
+        if op == "crm_edit":
+            done = self.crm_write(index, name)
+        elif op == "cal_edit":
+            done = self.cal_write(index, name)
+        elif op == "conflict":
+            first, second = self.rng.sample([self.crm_write, self.cal_write], 2)
+            done = first(index, name) and second(index, name)
+        elif op == "note":
+            self.counter += 1
+            note = f"private canary {self.rng.getrandbits(64):016x} of {item.tag}"
+            self.crm.edit(self.ids[index], note=note)
+            item.note, done = note, True
+        elif op == "guests":
+            current = self.crm_projection(self.ids[index]).get("guests", [])
+            self.counter += 1
+            guests = set(current)
+            if guests and self.rng.random() < 0.5:
+                guests.discard(self.rng.choice(sorted(guests)))
+            else:
+                guests.add(f"g{self.counter}@customer.example")
+            after = self.crm.edit(self.ids[index], guests=sorted(guests))
+            self.model.wrote(index, CRM, "guests", after["guests"])
+            done = True
+        elif op == "done":
+            self.crm.set_done(self.ids[index], not item.done)
+            self.model.set_done(index, not item.done)
+            done = True
+        elif op == "move":
+            target = self.rng.choice([o for o in self.owners if o != item.owner] or [item.owner])
+            if target != item.owner and self.removal_allowed(item.owner):
+                self.removals[item.owner] += 1
+                self.crm.move(self.ids[index], target)
+                self.model.moved(index, target)
+                done = True
+        elif op == "crm_create":
+            i = max(self.model.items) + 1
+            first = (datetime.now(UTC) + timedelta(days=2)).date()
+            self.create([(i, self.rng.choice(self.owners), first)])
+            done = True
+        elif op == "crm_delete" and self.removal_allowed(item.owner):
+            self.removals[item.owner] += 1
+            self.crm.delete(self.ids[index])
+            self.model.deleted(index, CRM)
+            done = True
+        elif op == "cal_delete" and self.removal_allowed(item.owner):
+            found = self.event_of(index)
+            if found is not None and self.user.delete(*found):
+                self.removals[item.owner] += 1
+                self.model.deleted(index, CALENDAR)
+                done = True
+        self.result.ops[op if done else "skipped"] += 1
+        self.note(f"  {op} {item.tag} {name if 'edit' in op or op == 'conflict' else ''}"
+                  f"{'' if done else ' (skipped)'}")
+
+    def expire_tokens(self) -> None:
+        self.note("  the server expires its sync tokens")
+        if self.o.provider == "google":
+            self.backend.emu.expire_sync_tokens()
+        elif self.o.provider == "outlook":
+            self.backend.graph.expire_delta_tokens()
+        else:
+            return
+        self.result.faults["expired_token (server)"] = \
+            self.result.faults.get("expired_token (server)", 0) + 1
+
+    # ---- cycles ---------------------------------------------------------------------
+
+    def syncd(self, *args: str, failpoint: str | None = None, kill_after: float | None = None
+              ) -> tuple[int, str]:
+        """Run the CLI once; returns its exit status (-9 when killed) and its output."""
+        env = dict(self.env)
+        if failpoint:
+            env["SYNCD_FAILPOINT"] = failpoint
+        command = [sys.executable, "-m", "bench.soak_cli", "--config", str(self.config), *args]
+        child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        timer = None
+        if kill_after is not None:
+            timer = threading.Timer(kill_after, _kill, (child,))
+            timer.start()
+        try:
+            out, err = child.communicate(timeout=self.o.child_timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            out, err = child.communicate()
+        finally:
+            if timer is not None:
+                timer.cancel()
+        return child.returncode, out + err
+
+    def cycle(self) -> None:
+        roll = self.rng.random()
+        failpoint = kill_after = None
+        if roll < self.o.failpoint_kills:
+            failpoint = f"{self.rng.choice(FAILPOINTS)}:{self.rng.randint(1, 3)}"
+        elif roll < self.o.failpoint_kills + self.o.random_kills:
+            kill_after = self.rng.uniform(0.3, max(0.5, self.cycle_seconds))
+        started = time.monotonic()
+        status, output = self.syncd("--json", "sync", failpoint=failpoint,
+                                    kill_after=kill_after)
+        took = time.monotonic() - started
+        self.result.cycles += 1
+        self.note(f"cycle {self.result.cycles}: failpoint {failpoint} kill_after "
+                  f"{kill_after and round(kill_after, 2)} status {status} writes "
+                  f"{_writes(output)} {_counts(output)}")
+        if status == -signal.SIGKILL:
+            if failpoint:
+                self.result.kills_failpoint += 1
+            else:
+                self.result.kills_random += 1
+        else:
+            self.cycle_seconds = 0.7 * self.cycle_seconds + 0.3 * took
+            if status != 0:
+                self.result.failed_cycles += 1
+            elif _writes(output) is not None:
+                self.removals.clear()
+        self.events.clear()
+
+    def settle(self) -> None:
+        with self.proxy.quiet():
+            for _ in range(self.o.settle_limit):
+                status, output = self.syncd("--json", "sync")
+                self.result.settle_cycles += 1
+                writes = _writes(output)
+                self.note(f"settle: status {status} writes {writes} {_counts(output)}")
+                if status == 0 and writes == 0:
+                    self.result.quiet = True
+                    return
+
+    # ---- the end --------------------------------------------------------------------
+
+    def finish(self) -> None:
+        status, output = self.syncd("--json", "verify")
+        self.result.verify_clean = status == 0
+        for audit in _json(output) or []:
+            if audit.get("error"):
+                self.result.verify_findings.append(f"{audit['account']}: {audit['error']}")
+            for finding in audit.get("findings", []):
+                self.result.verify_findings.append(f"{audit['account']}: {finding['text']}")
+        _status, output = self.syncd("--json", "conflicts")
+        conflicts = _json(output) or []
+        self.result.conflicts = len(conflicts)
+        crm = self.crm.read(list(self.ids.values()))
+        held = {i: crm.get(a, CrmItem(False)) for i, a in self.ids.items()}
+        events = [e for owner in self.owners for e in self.user.seen(owner)]
+        emails = self.emails()
+        self.result.emails = sum(emails.values())
+        self.result.findings = judge(self.model, held, events, conflicts, self.index_of,
+                                     frozenset(SYNCED) - {"guests"}, emails)
+        self.result.faults.update(self.proxy.counts())
+
+    def emails(self) -> Counter[str]:
+        if self.o.provider == "google":
+            return Counter(self.backend.emu.emails_by_recipient)
+        if self.o.provider == "outlook":
+            return Counter(self.backend.graph.invitations_by_recipient)
+        return Counter()
+
+    def run(self) -> Result:
+        started = time.monotonic()
+        self.start()
+        try:
+            per_round = self.o.ops or max(4, self.o.n // 40)
+            for number in range(self.o.cycles):
+                self.note(f"round {number + 1}")
+                for _ in range(per_round):
+                    self.change()
+                if self.rng.random() < self.o.expire_tokens:
+                    self.expire_tokens()
+                self.cycle()
+            self.settle()
+            self.finish()
+        finally:
+            self.stop()
+        self.result.wall_s = time.monotonic() - started
+        return self.result
+
+    def stop(self) -> None:
+        self.journal.close()
+        with contextlib.suppress(Exception):
+            self.crm.close()
+        with contextlib.suppress(Exception):
+            self.proxy.stop()
+        with contextlib.suppress(Exception):
+            self.backend.stop()
+
+
+def _kill(child: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        child.send_signal(signal.SIGKILL)
+
+
+def _in_future(when: When) -> bool:
+    start = when.start if isinstance(when.start, datetime) else \
+        datetime.combine(when.start, datetime.min.time(), tzinfo=UTC)
+    return start > datetime.now(UTC) + timedelta(days=1)
+
+
+def _json(output: str) -> Any:
+    """The JSON document the CLI printed (stderr's log lines after it are skipped)."""
+    start = min((i for i in (output.find("["), output.find("{")) if i >= 0), default=-1)
+    if start < 0:
+        return None
+    try:
+        return json.JSONDecoder().raw_decode(output[start:])[0]
+    except ValueError:
+        return None
+
+
+def _counts(output: str) -> str:
+    reports = _json(output)
+    if not isinstance(reports, list):
+        return ""
+    return "; ".join(f"{r.get('account')} {r.get('outcome')} "
+                     + ",".join(f"{k}={v}" for k, v in sorted(r.get("counts", {}).items()) if v)
+                     for r in reports)
+
+
+def _writes(output: str) -> int | None:
+    """The writes a ``sync --json`` reported in all (None: no report)."""
+    reports = _json(output)
+    if not isinstance(reports, list):
+        return None
+    return sum(int(r.get("counts", {}).get(k, 0)) for r in reports for k in WRITES)
+
+
+def config_text(provider: str, data: Path, accounts: Sequence[Any]) -> str:
+    """syncd's TOML config: the data folder, quiet logs, one ``[[account]]`` per owner."""
+    lines = [f'[syncd]\ndata_dir = "{data}"\ndefault_time_zone = "{TZ}"\n',
+             '[logging]\nlevel = "error"\n']
+    for acc in accounts:
+        lines.append("[[account]]")
+        lines.append(f'name = "{acc.owner.split("@")[0]}"')
+        lines.append(f'provider = "{acc.provider}"')
+        lines.append(f'owner = "{acc.owner}"')
+        lines.append(f'time_zone = "{TZ}"')
+        if acc.calendar:
+            lines.append(f'calendar = "{acc.calendar}"')
+        lines.append("[account.auth]")
+        for key, value in acc.auth.items():
+            text = value.ref if hasattr(value, "ref") else value
+            lines.append(f"{key} = {json.dumps(text)}")
+        lines.append("allow_insecure_http = true\n")
+    return "\n".join(lines) + "\n"
+
+
+# ---- the table -----------------------------------------------------------------------
+
+COLUMNS = ("provider", "CRM", "N", "owners", "cycles", "kills (failpoint / random)",
+           "faults injected", "duplicates", "lost edits", "unexpected deletions", "orphans",
+           "leaks", "e-mails", "verify", "wall")
+
+
+def row(r: Result) -> list[str]:
+    faults = ", ".join(f"{k} {v}" for k, v in sorted(r.faults.items()) if v) or \
+        ("none" if r.faults_injected else "none (pass-through proxy)")
+    f = r.findings
+    return [r.provider, r.crm, f"{r.n:,}", str(r.owners), f"{r.cycles} + {r.settle_cycles}",
+            f"{r.kills_failpoint} / {r.kills_random}", faults, str(f.duplicates + f.misplaced),
+            str(f.lost_edits), str(f.unexpected_deletions), str(f.orphans), str(f.leaks),
+            str(r.emails), "clean" if r.verify_clean else f"{len(r.verify_findings)} finding(s)",
+            f"{r.wall_s:.0f} s"]
+
+
+def markdown(results: Sequence[Result], command: str) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(row(r)) + " |" for r in results]
+    out = [f"`{command}`", "", *lines, ""]
+    for r in results:
+        if not r.quiet:
+            out.append(f"- {r.provider}: no quiet cycle within the settle limit")
+        out += [f"- {r.provider} verify: {v}" for v in r.verify_findings[:20]]
+        out += [f"- {r.provider} oracle: {d}" for d in r.findings.details[:40]]
+        out.append(f"- {r.provider} changes made: " + ", ".join(
+            f"{k} {v}" for k, v in sorted(r.ops.items())) + f"; conflicts recorded "
+            f"{r.conflicts}; cycles that failed (faults) {r.failed_cycles}")
+    return "\n".join(out) + "\n"
+
+
+def run(options: Options) -> Result:
+    if options.workdir is not None:
+        options.workdir.mkdir(parents=True, exist_ok=True)
+        return Soak(options, options.workdir).run()
+    with tempfile.TemporaryDirectory(prefix=f"soak-{options.provider}-") as folder:
+        return Soak(options, Path(folder)).run()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split(
+        "\n\n")[0])
+    parser.add_argument("--providers", default="caldav,xandikos,google,outlook")
+    parser.add_argument("--n", type=int, default=300)
+    parser.add_argument("--owners", type=int, default=4)
+    parser.add_argument("--cycles", type=int, default=30)
+    parser.add_argument("--ops", type=int, default=0, help="changes per round (default N/40)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--failpoint-kills", type=float, default=0.2)
+    parser.add_argument("--random-kills", type=float, default=0.2)
+    parser.add_argument("--no-faults", action="store_true")
+    parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
+    parser.add_argument("--out", type=Path, help="write the Markdown table here")
+    args = parser.parse_args(argv)
+    providers = [p for p in args.providers.split(",") if p]
+    unknown = sorted(set(providers) - set(PROVIDERS))
+    if unknown:
+        parser.error(f"unknown provider(s): {', '.join(unknown)}")
+    results = []
+    for provider in providers:
+        options = Options(provider, n=args.n, owners=args.owners, cycles=args.cycles,
+                          seed=args.seed, ops=args.ops, failpoint_kills=args.failpoint_kills,
+                          random_kills=args.random_kills, faults=not args.no_faults,
+                          workdir=args.keep / provider if args.keep else None)
+        results.append(run(options))
+        print(markdown(results[-1:], ""), flush=True)
+    command = "python -m bench.soak " + " ".join(argv if argv is not None else sys.argv[1:])
+    text = markdown(results, command)
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+    return 0 if all(r.ok for r in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

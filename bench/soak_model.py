@@ -1,0 +1,289 @@
+"""The soak's oracle: what both sides should hold, from what the driver did alone.
+
+The driver tells the :class:`Model` every write it makes (on the CRM or directly on the
+calendar server), every delete, owner move and done flag. Nothing here reads syncd's
+state: at the end :func:`judge` compares what the two sides hold (read from the CRM and
+from the servers) with the model and the conflicts syncd reports, and counts the broken
+promises. The invariants are exact whatever was killed and wherever a fault hit:
+
+* every synced field holds, on both sides, the value of the last write made to it on one
+  of the two sides (the seed counts as a CRM write);
+* when the two sides' last writes differ, the one that lost was either written before the
+  winner (so syncd may have copied it across and seen it overwritten) or is recorded as a
+  conflict's value;
+* an item exists on both sides unless the driver deleted it on one side; after such a
+  delete it is gone from both or (an edit on the other side won) present on both;
+* the event is in the calendar of the activity's owner, once;
+* no private note appears anywhere in any event.
+
+Items are told apart on the calendar by a tag at the head of every title the driver
+writes (``S000123 ...``), so the judgement needs no marker and no link table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+#: The projection fields the driver writes and the oracle follows.
+SYNCED = ("title", "when", "busy", "description", "location", "guests")
+CRM, CALENDAR = "crm", "calendar"
+
+
+def tag_of(index: int) -> str:
+    """The tag every title of item ``index`` starts with."""
+    return f"S{index:06d}"
+
+
+def tag_in(title: str) -> str | None:
+    """The item tag a title starts with, if any (a done mark may come first)."""
+    for word in title.split()[:2]:
+        if len(word) == 7 and word[0] == "S" and word[1:].isdigit():
+            return word
+    return None
+
+
+def norm(name: str, value: Any) -> Any:
+    """A projection field's JSON value in a form that compares as syncd compares it."""
+    if name == "when" and isinstance(value, Mapping):
+        return (str(value.get("start")), str(value.get("end")))
+    if name == "guests":
+        return tuple(sorted(str(g).lower() for g in (value or ())))
+    if isinstance(value, str):
+        return value.strip()
+    return value
+
+
+@dataclass(frozen=True)
+class Write:
+    side: str
+    value: Any  # normalised (see :func:`norm`)
+    seq: int
+
+
+@dataclass
+class Item:
+    """One activity as the driver knows it."""
+
+    index: int
+    owner: str
+    note: str
+    last: dict[str, dict[str, Write]] = field(default_factory=dict)  # field -> side -> write
+    deleted_by: str | None = None
+    done: bool = False
+    guests_ever: set[str] = field(default_factory=set)
+
+    @property
+    def tag(self) -> str:
+        return tag_of(self.index)
+
+
+@dataclass(frozen=True)
+class CrmItem:
+    """What the CRM holds for one item at the end (``projection``: JSON by field)."""
+
+    exists: bool
+    owner: str = ""
+    done: bool = False
+    projection: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EventSeen:
+    """One event read from a calendar server at the end."""
+
+    calendar: str  # its owner
+    event_id: str
+    marker: str | None
+    projection: Mapping[str, Any] | None  # JSON by field; None: unreadable
+    raw: str  # everything the server holds for it, as text (for the note search)
+
+
+@dataclass
+class Findings:
+    """The broken promises, counted; ``details`` says which (item, what) for the report."""
+
+    duplicates: int = 0
+    lost_edits: int = 0
+    unexpected_deletions: int = 0
+    orphans: int = 0
+    misplaced: int = 0
+    leaks: int = 0
+    excess_emails: int = 0
+    details: list[str] = field(default_factory=list)
+
+    def add(self, kind: str, text: str) -> None:
+        setattr(self, kind, getattr(self, kind) + 1)
+        if len(self.details) < 200:
+            self.details.append(f"{kind}: {text}")
+
+    @property
+    def clean(self) -> bool:
+        return not (self.duplicates or self.lost_edits or self.unexpected_deletions
+                    or self.orphans or self.misplaced or self.leaks or self.excess_emails)
+
+
+class Model:
+    """The driver's record of every write, in order."""
+
+    def __init__(self) -> None:
+        self.items: dict[int, Item] = {}
+        self.seq = 0
+
+    def _tick(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def created(self, index: int, owner: str, note: str, projection: Mapping[str, Any],
+                done: bool = False) -> Item:
+        item = Item(index, owner, note, done=done)
+        seq = self._tick()
+        item.last = {f: {CRM: Write(CRM, norm(f, projection.get(f)), seq)} for f in SYNCED}
+        item.guests_ever.update(norm("guests", projection.get("guests")))
+        self.items[index] = item
+        return item
+
+    def wrote(self, index: int, side: str, name: str, value: Any) -> None:
+        item = self.items[index]
+        item.last[name][side] = Write(side, norm(name, value), self._tick())
+        if name == "guests":
+            item.guests_ever.update(norm(name, value))
+
+    def deleted(self, index: int, side: str) -> None:
+        self.items[index].deleted_by = side
+
+    def moved(self, index: int, owner: str) -> None:
+        self.items[index].owner = owner
+
+    def set_done(self, index: int, done: bool) -> None:
+        self.items[index].done = done
+
+    def live(self) -> list[Item]:
+        return [i for i in self.items.values() if i.deleted_by is None]
+
+
+def _conflict_values(conflicts: Iterable[Mapping[str, Any]], crm_ids: Mapping[int, int]
+                     ) -> dict[tuple[int, str], set[Any]]:
+    """(item index, field) -> every value a conflict recorded for it (either side)."""
+    found: dict[tuple[int, str], set[Any]] = {}
+    for row in conflicts:
+        index = crm_ids.get(row.get("activity_id") or -1)
+        if index is None:
+            continue
+        values = found.setdefault((index, str(row["field"])), set())
+        for key in ("crm_value", "calendar_value"):
+            value = row.get(key)
+            if isinstance(value, str) and row["field"] == "when":
+                with contextlib.suppress(ValueError):
+                    value = json.loads(value)
+            values.add(_hashable(norm(str(row["field"]), value)))
+    return found
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _check_field(findings: Findings, item: Item, name: str, crm_value: Any, cal_value: Any,
+                 recorded: set[Any]) -> None:
+    writes = item.last[name]
+    wanted = {w.value for w in writes.values()}
+    for side, value in ((CRM, crm_value), (CALENDAR, cal_value)):
+        if value is None:
+            continue
+        if value not in wanted:
+            findings.add("lost_edits", f"{item.tag} {name}: the {side} holds {value!r}, "
+                                       f"no last write: {sorted(map(repr, wanted))}")
+            return
+    if cal_value is not None and crm_value != cal_value:
+        findings.add("lost_edits", f"{item.tag} {name}: the sides differ: crm {crm_value!r}, "
+                                   f"calendar {cal_value!r}")
+        return
+    final = crm_value if crm_value is not None else cal_value
+    winner = [w for w in writes.values() if w.value == final]
+    for loser in writes.values():
+        if loser.value == final or not winner:
+            continue
+        if loser.seq > max(w.seq for w in winner) and _hashable(loser.value) not in recorded:
+            findings.add("lost_edits", f"{item.tag} {name}: the {loser.side}'s later value "
+                                       f"{loser.value!r} lost to {final!r} with no conflict "
+                                       "recorded")
+
+
+def judge(model: Model, crm: Mapping[int, CrmItem], events: Sequence[EventSeen],
+          conflicts: Sequence[Mapping[str, Any]], crm_ids: Mapping[int, int],
+          calendar_fields: frozenset[str], emails: Mapping[str, int] | None = None
+          ) -> Findings:
+    """Compare the end state with the model.
+
+    ``crm``: item index -> what the CRM holds; ``events``: every event of every owner's
+    calendar; ``conflicts``: ``syncd conflicts --json``; ``crm_ids``: activity id -> item
+    index (the CRM's own ids, for the conflicts); ``calendar_fields``: the fields the
+    calendar carries back (the connector's capabilities); ``emails``: e-mails the
+    provider sent, per recipient (every one is excess: the accounts do not invite).
+    """
+    findings = Findings()
+    by_tag: dict[str, list[EventSeen]] = {}
+    markers: Counter[tuple[str, str]] = Counter()
+    for event in events:
+        title = str((event.projection or {}).get("title", ""))
+        tag = tag_in(title)
+        if tag is not None:
+            by_tag.setdefault(tag, []).append(event)
+        if event.marker:
+            markers[(event.calendar, event.marker)] += 1
+    for (calendar, marker), count in markers.items():
+        if count > 1:
+            findings.add("duplicates", f"marker {marker} on {count} events in {calendar}")
+    recorded = _conflict_values(conflicts, crm_ids)
+    notes = [(i, i.note.casefold()) for i in model.items.values() if i.note]
+    for event in events:
+        text = event.raw.casefold()
+        for item, note in notes:
+            if note in text:
+                findings.add("leaks", f"the note of {item.tag} in event {event.event_id}")
+    for item in model.items.values():
+        seen = by_tag.get(item.tag, [])
+        held = crm.get(item.index, CrmItem(False))
+        if len(seen) > 1:
+            places = Counter(e.calendar for e in seen)
+            if any(n > 1 for n in places.values()):
+                findings.add("duplicates", f"{item.tag}: {len(seen)} events {dict(places)}")
+            else:
+                findings.add("misplaced", f"{item.tag}: events in {sorted(places)}")
+        if item.deleted_by is not None:
+            if held.exists != bool(seen):
+                kind = "orphans" if seen else "unexpected_deletions"
+                findings.add(kind, f"{item.tag} deleted in the {item.deleted_by}: "
+                                   f"activity {'kept' if held.exists else 'gone'}, "
+                                   f"{len(seen)} event(s)")
+            if not held.exists:
+                continue
+        elif not held.exists or not seen:
+            findings.add("unexpected_deletions", f"{item.tag}: activity "
+                         f"{'kept' if held.exists else 'gone'}, {len(seen)} event(s)")
+            if not held.exists:
+                continue
+        if held.owner != item.owner:
+            findings.add("lost_edits", f"{item.tag}: owner {held.owner}, moved to {item.owner}")
+        if held.done != item.done:
+            findings.add("lost_edits", f"{item.tag}: done {held.done}, set to {item.done}")
+        mine = [e for e in seen if e.calendar == item.owner]
+        if seen and not mine:
+            findings.add("misplaced", f"{item.tag}: in {seen[0].calendar}, owner {item.owner}")
+        event = mine[0] if mine else None
+        for name in SYNCED:
+            crm_value = _hashable(norm(name, held.projection.get(name)))
+            cal_value = None
+            if event is not None and event.projection is not None and name in calendar_fields:
+                cal_value = _hashable(norm(name, event.projection.get(name)))
+            _check_field(findings, item, name, crm_value, cal_value,
+                         recorded.get((item.index, name), set()))
+    for recipient, count in sorted((emails or {}).items()):
+        for _ in range(count):
+            findings.add("excess_emails", f"an e-mail to {recipient}")
+    return findings

@@ -1,0 +1,103 @@
+"""The soak's oracle judges an end state from the driver's writes alone: each broken
+promise it must catch is planted here and seen counted (and a faithful end state passes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.soak_model import CALENDAR, CRM, CrmItem, EventSeen, Model, judge, tag_of
+
+WHEN = {"start": "2027-01-10T08:00:00+00:00", "end": "2027-01-10T08:30:00+00:00",
+        "tz": "Europe/Oslo"}
+OWNER = "u000@soak.example"
+FIELDS = frozenset({"title", "when", "busy", "description", "location"})
+
+
+def projection(title: str, **values: Any) -> dict[str, Any]:
+    return {"title": title, "when": WHEN, "busy": False, "description": "", "location": "",
+            "guests": [], **values}
+
+
+def world(title: str = f"{tag_of(1)} Visit") -> Model:
+    model = Model()
+    model.created(1, OWNER, "private canary 0123456789abcdef", projection(title))
+    return model
+
+
+def event(title: str, raw: str = "", marker: str = "m1", **values: Any) -> EventSeen:
+    return EventSeen(OWNER, f"ev-{title}", marker, projection(title, **values), raw or title)
+
+
+def crm(title: str, **values: Any) -> dict[int, CrmItem]:
+    return {1: CrmItem(True, OWNER, False, projection(title, **values))}
+
+
+def test_an_end_state_that_keeps_every_last_write_is_clean() -> None:
+    model = world()
+    model.wrote(1, CALENDAR, "title", f"{tag_of(1)} from the phone")
+    findings = judge(model, crm(f"{tag_of(1)} from the phone"),
+                     [event(f"{tag_of(1)} from the phone")], [], {10: 1}, FIELDS)
+    assert findings.clean, findings.details
+
+
+def test_a_later_edit_that_lost_without_a_conflict_is_a_lost_edit() -> None:
+    model = world()
+    model.wrote(1, CRM, "location", "crm room")
+    model.wrote(1, CALENDAR, "location", "calendar room")  # later: it should win or conflict
+    findings = judge(model, crm(f"{tag_of(1)} Visit", location="crm room"),
+                     [event(f"{tag_of(1)} Visit", location="crm room")], [], {10: 1}, FIELDS)
+    assert findings.lost_edits == 1
+
+
+def test_the_same_loss_recorded_as_a_conflict_is_not_a_lost_edit() -> None:
+    model = world()
+    model.wrote(1, CRM, "location", "crm room")
+    model.wrote(1, CALENDAR, "location", "calendar room")
+    conflict = {"activity_id": 10, "field": "location", "crm_value": "crm room",
+                "calendar_value": "calendar room"}
+    findings = judge(model, crm(f"{tag_of(1)} Visit", location="crm room"),
+                     [event(f"{tag_of(1)} Visit", location="crm room")], [conflict], {10: 1},
+                     FIELDS)
+    assert findings.clean, findings.details
+
+
+def test_a_value_nobody_wrote_and_sides_that_differ_are_lost_edits() -> None:
+    model = world()
+    findings = judge(model, crm(f"{tag_of(1)} Visit"),
+                     [event(f"{tag_of(1)} Visit", busy=True)], [], {10: 1}, FIELDS)
+    assert findings.lost_edits == 1
+    model.wrote(1, CALENDAR, "title", f"{tag_of(1)} new")
+    findings = judge(model, crm(f"{tag_of(1)} Visit"), [event(f"{tag_of(1)} new")], [],
+                     {10: 1}, FIELDS)
+    assert findings.lost_edits == 1
+
+
+def test_duplicates_deletions_orphans_and_leaks_are_counted() -> None:
+    title = f"{tag_of(1)} Visit"
+    twice = judge(world(), crm(title), [event(title), event(title, marker="m1")], [], {}, FIELDS)
+    assert twice.duplicates >= 1
+    gone = judge(world(), crm(title), [], [], {}, FIELDS)
+    assert gone.unexpected_deletions == 1
+    model = world()
+    model.deleted(1, CRM)
+    orphan = judge(model, {1: CrmItem(False)}, [event(title)], [], {}, FIELDS)
+    assert orphan.orphans == 1
+    leak = judge(world(), crm(title),
+                 [event(title, raw="notes: Private Canary 0123456789ABCDEF")], [], {}, FIELDS)
+    assert leak.leaks == 1
+
+
+def test_an_event_left_in_the_old_owners_calendar_is_misplaced() -> None:
+    model = world()
+    model.moved(1, "u001@soak.example")
+    title = f"{tag_of(1)} Visit"
+    findings = judge(model, {1: CrmItem(True, "u001@soak.example", False, projection(title))},
+                     [event(title)], [], {}, FIELDS)
+    assert findings.misplaced == 1
+
+
+def test_every_guest_email_counts_when_no_account_invites() -> None:
+    title = f"{tag_of(1)} Visit"
+    findings = judge(world(), crm(title), [event(title)], [], {}, FIELDS,
+                     {"guest@customer.example": 2})
+    assert findings.excess_emails == 2

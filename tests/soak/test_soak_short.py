@@ -1,0 +1,33 @@
+"""The chaos soak, short (issue 18): Radicale and the Google emulator, a few hundred
+activities, a few dozen ``syncd sync`` children of which many are SIGKILLed (at named
+failpoints and at random moments), faults between syncd and the servers, random edits,
+deletes, guests, done flags, owner moves and conflicting edits on both sides. It ends with
+fault-free cycles until one writes nothing, then ``syncd verify`` must be clean and the
+oracle (built from the driver's own writes, never from syncd's state) must find no
+duplicate, lost edit, unexpected deletion, orphan, leaked note or guest e-mail.
+
+The long run is ``python -m bench.soak`` (see bench/README.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.soak import Options, Soak, markdown
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize(("provider", "n", "cycles"), [("google", 300, 24), ("caldav", 200, 16)])
+def test_a_soak_under_faults_and_kills_ends_with_both_sides_as_the_driver_left_them(
+        tmp_path: Path, provider: str, n: int, cycles: int) -> None:
+    result = Soak(Options(provider, n=n, owners=4, cycles=cycles, seed=18, ops=10,
+                          failpoint_kills=0.3, random_kills=0.25), tmp_path).run()
+    table = markdown([result], f"soak {provider}")
+    assert result.kills_failpoint + result.kills_random >= cycles // 4, table
+    assert sum(result.ops.values()) - result.ops["skipped"] >= cycles * 6, table
+    assert result.quiet, table
+    assert result.verify_clean, table
+    assert result.findings.clean, table
