@@ -20,7 +20,7 @@ from bench.soak import Options, Soak, markdown
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize(("provider", "n", "cycles"), [("google", 300, 24), ("caldav", 200, 16)])
+@pytest.mark.parametrize(("provider", "n", "cycles"), [("google", 300, 20), ("caldav", 120, 12)])
 def test_a_soak_under_faults_and_kills_ends_with_both_sides_as_the_driver_left_them(
         tmp_path: Path, provider: str, n: int, cycles: int) -> None:
     result = Soak(Options(provider, n=n, owners=4, cycles=cycles, seed=18, ops=10,
