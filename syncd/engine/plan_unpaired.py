@@ -100,6 +100,13 @@ def plan_unlinked(
         base = PairPlan(activity_id, event.event_id, crm_now=crm_now, cal_now=event.projection,
                         etag_now=event.etag, generation=link.generation if link else 0,
                         marker=marker)
+        if (isinstance(item, Activity) and not item.deleted and item.owner_id != policy.owner_id
+                and link is not None and link.pending and not link.invited):
+            # This account's own create, whose answer was lost, of an activity handed to
+            # another owner since: removed as a moved event is (silently; nobody holds an
+            # invitation to it), or it would stay in this calendar for good.
+            return amend(base, cal_write=DeleteEvent(event.event_id, event.etag, False),
+                         link="drop")
         if not isinstance(item, Activity) or item.owner_id != policy.owner_id:
             # Our marker, but not this owner's activity: an invitation copy or an event
             # copied between calendars. Not ours to change, and never a delete signal.

@@ -739,3 +739,19 @@ def test_a_conflict_is_on_record_before_the_write_that_overwrites_its_loser(
     [conflict] = world.state.conflicts(world.account.name)
     assert (conflict["crm_value"], conflict["calendar_value"], conflict["winner"]) == (
         "CRM says", "Calendar says", "crm")
+
+
+def test_a_create_whose_answer_was_lost_is_removed_once_the_activity_moved_away(
+        world: World) -> None:
+    # Found by the chaos soak (bench/soak.py, Radicale under faults, seed 18): the cycle
+    # died after its create reached the calendar; before the next one the activity was
+    # handed to another owner. The found event was then taken for someone else's copy and
+    # left alone, so the meeting stayed in the old owner's calendar as well, for good.
+    bob_id = world.store.add_user("bob@example.com", "Bob", "Europe/Oslo")
+    a = world.add("Handover call")
+    assert world.sync_killed_at("after_write_request") == -signal.SIGKILL
+    assert len(world.calendar.live()) == 1  # the create landed; its answer was lost
+    world.store.edit_activity(a.id, owner_id=bob_id)
+    world.sync()
+    assert world.calendar.live() == []
+    assert a.id not in world.state.links(world.account.name)
