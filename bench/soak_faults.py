@@ -17,9 +17,16 @@ from typing import Any
 from bench.latency_proxy import LatencyProxy
 
 #: The issue's rates: 5 % 5xx, 5 % 429 with Retry-After, 2 % timeouts after the server
-#: applied the write, 1 % connection resets, occasional expired sync tokens.
-DEFAULT_RATES = {"server_error": 0.05, "throttle": 0.05, "lost_answer": 0.02, "reset": 0.01,
-                 "expired_token": 0.005, "retry_after": 1.0, "hang_seconds": 2.0}
+#: applied the write, 1 % connection resets, occasional expired sync tokens (2 % of the
+#: requests that carry one); and 1 % answers lost after the server applied the write.
+DEFAULT_RATES = {"server_error": 0.05, "throttle": 0.05, "timeout": 0.02, "reset": 0.01,
+                 "lost_answer": 0.01, "expired_token": 0.02, "retry_after": 1.0,
+                 "hang_seconds": 3.0}
+#: syncd's request timeout in the soak: below ``hang_seconds``, so a held answer costs
+#: seconds, not the default 30.
+REQUEST_TIMEOUT_SECONDS = 2
+#: What ``FaultProxy.counts`` reports beside the faults: traffic, not faults.
+TRAFFIC = ("received", "requests", "writes")
 
 
 class PassThrough:
