@@ -598,7 +598,8 @@ def row(r: Result) -> list[str]:
     faults = ", ".join(f"{k} {v}" for k, v in sorted(r.faults.items()) if v) or \
         ("none" if r.faults_injected else "none (pass-through proxy)")
     f = r.findings
-    return [r.provider, r.crm, f"{r.n:,}", str(r.owners), f"{r.initial_cycles} + {r.cycles} + {r.settle_cycles}",
+    cycles = f"{r.initial_cycles} + {r.cycles} + {r.settle_cycles}"
+    return [r.provider, r.crm, f"{r.n:,}", str(r.owners), cycles,
             f"{r.kills_failpoint} / {r.kills_random}", faults, str(f.duplicates + f.misplaced),
             str(f.lost_edits), str(f.unexpected_deletions), str(f.orphans), str(f.leaks),
             str(r.emails), "clean" if r.verify_clean else f"{len(r.verify_findings)} finding(s)",
