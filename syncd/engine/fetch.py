@@ -221,6 +221,7 @@ class Fetcher:
         plan_input = PlanInput(plan_policy, links, crm, events, quarantined,
                                frozenset(read.entries),
                                self.settler.meetings_elsewhere(events, links),
-                               frozenset(self.handed_over), all_links=everything)
+                               frozenset(self.handed_over), all_links=everything,
+                               unsettled=frozenset(self.settler.unsettled))
         return CycleInput(plan_input, len(crm), len(changes.events), changes.outside,
                           changes.full and not changes.events)

@@ -121,6 +121,8 @@ def _plan_pair(
         # Unlinked after its event was deleted (on_calendar_delete = "unlink"): the
         # activity stays and is no longer synced, until it is deleted itself.
         return PairPlan(activity_id, None, link="drop") if crm_gone else None
+    if link is not None and link.pending and event is None and activity_id in data.unsettled:
+        return PairPlan(activity_id, None, skip="unsettled")  # looked up again next cycle
     if link is None or link.pending:
         return plan_unlinked(item, event, link, crm_now, crm_gone, marker, data)
 

@@ -59,6 +59,8 @@ class PlanInput:
     moved_in: frozenset[int] = frozenset()  # activities just handed to this owner
     # every pair of the account, when something read could be an echo (syncd.engine.echo)
     all_links: Mapping[int, SyncPair] | None = None
+    # pending creates whose lookup failed this cycle: planned in the next one
+    unsettled: frozenset[int] = frozenset()
 
     @cached_property
     def echoes(self) -> Echoes:

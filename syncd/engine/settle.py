@@ -5,7 +5,9 @@ knows (the links, the meetings it holds, its own pending creates):
 
 * an event exactly as we last wrote or read it (the echo of our own write) is dropped;
 * a second copy of a meeting this account already holds is set aside, not imported;
-* a create whose answer never arrived is looked up (read before writing again);
+* a create whose answer never arrived is looked up (read before writing again); when
+  the lookup fails for now, that create stays pending and unplanned until the next cycle
+  (:attr:`Settler.unsettled`), and the account's other pairs go on;
 * an event imported before a crash cut its link is linked again, never re-imported;
 * the activities behind every touched event are loaded as they are now.
 """
@@ -19,6 +21,7 @@ from collections.abc import Sequence
 from connectors.base import CalendarConnector, RemoteEvent
 from syncd.crm.source import CrmSource
 from syncd.engine.policy import AccountPolicy
+from syncd.errors import Retriable
 from syncd.model import Activity, Tombstone, project_activity
 from syncd.pairs import SyncPair
 from syncd.store.state import StateStore
@@ -58,6 +61,8 @@ class Settler:
         self.state = state
         self.counts = counts
         self.dry_run = dry_run
+        #: Activities whose pending create could not be looked up this round.
+        self.unsettled: set[int] = set()
 
     def settle(self, listed: Sequence[RemoteEvent], links: dict[int, SyncPair], crm: Crm
                ) -> list[RemoteEvent]:
@@ -72,9 +77,16 @@ class Settler:
     def settle_pending(self, links: dict[int, SyncPair]) -> list[RemoteEvent]:
         """Creates whose outcome is unknown: find what reached the server."""
         found = []
+        self.unsettled = set()
         for link in links.values():
             if link.pending:
-                event = self.connector.find(link.sync_uid, link.generation)
+                try:
+                    event = self.connector.find(link.sync_uid, link.generation)
+                except Retriable:
+                    # Neither found nor known absent: writing again could duplicate it.
+                    self.unsettled.add(link.activity_id)
+                    self.counts["unsettled_creates"] += 1
+                    continue
                 if event is not None:
                     found.append(event)
                     self.counts["recovered_creates"] += 1

@@ -352,6 +352,14 @@ def test_pending_create_that_reached_the_server_is_adopted_without_writing() -> 
     assert plan.writes == 0 and plan.link == "save"
 
 
+def test_pending_create_whose_lookup_failed_waits_for_the_next_cycle() -> None:
+    # Neither found nor known to be absent: creating it again could make a second one.
+    a = activity()
+    lk = replace(link(a, pending=True), event_id=None, cal_base=None)
+    plan = one(run(crm={1: a}, links={1: lk}, unsettled=frozenset({1})))
+    assert plan.skip == "unsettled" and plan.writes == 0 and plan.link == "keep"
+
+
 def test_unreadable_event_is_quarantined_once() -> None:
     a = activity()
     bad = event(a, projection=None, problem="DTEND is before DTSTART")
