@@ -5,7 +5,9 @@
   (:meth:`Signer.form_token`: bound to the link, with an expiry and a random nonce; the
   nonce is also the booking's identity, so a form sent twice books once) and the
   booking ids of confirmation and ``.ics`` URLs (:meth:`Signer.booking_ref`), so only
-  the visitor who booked can open them. Checks are constant-time.
+  the visitor who booked can open them; the reference also names, signed, which guest
+  booked, so the confirmation shows that visitor's address and never another guest's
+  the owner put there later. Checks are constant-time.
 * :class:`RateLimiter` -- a token bucket per client address (an IPv6 address counts by
   its /64, which one client usually holds whole), in a bounded table: when it is full
   the longest-idle client is forgotten, so memory stays fixed whatever the callers send.
@@ -22,7 +24,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +81,14 @@ def load_key(data_dir: Path) -> bytes:
 
 
 @dataclass(frozen=True)
+class BookingRef:
+    """A booking reference that checked out: the activity, and the booker's signature."""
+
+    activity_id: int
+    guest_mac: str
+
+
+@dataclass(frozen=True)
 class Form:
     """A form token that checked out: its nonce (the booking's identity)."""
 
@@ -112,18 +122,30 @@ class Signer:
             return None
         return Form(nonce)
 
-    def booking_ref(self, link_id: int, activity_id: int) -> str:
-        """The booking's id as the confirmation and ``.ics`` URLs carry it, signed."""
-        return f"{activity_id}-{self._mac('booking', str(link_id), str(activity_id))}"
+    def booking_ref(self, link_id: int, activity_id: int, email: str) -> str:
+        """The booking's id as the confirmation and ``.ics`` URLs carry it, signed, with
+        the signature of the booker's address (``.`` is not in the base64url alphabet)."""
+        head = str(activity_id)
+        return (f"{head}-{self._mac('booking', str(link_id), head)}"
+                f".{self._mac('guest', str(link_id), head, email)}")
 
-    def check_booking_ref(self, ref: str, link_id: int) -> int | None:
-        """The activity id ``ref`` names, when it was signed for this link."""
-        head, _, mac = ref.partition("-")
+    def check_booking_ref(self, ref: str, link_id: int) -> BookingRef | None:
+        """The booking ``ref`` names, when it was signed for this link."""
+        head, _, macs = ref.partition("-")
+        mac, _, guest_mac = macs.partition(".")
         if not head.isascii() or not head.isdigit() or len(head) > 18:
             return None
         if not _same(mac, self._mac("booking", str(link_id), head)):
             return None
-        return int(head)
+        return BookingRef(int(head), guest_mac)
+
+    def booker(self, ref: BookingRef, link_id: int, emails: Iterable[str]) -> str:
+        """Which of ``emails`` (the activity's guests now) booked, or "" when none did."""
+        for email in emails:
+            expected = self._mac("guest", str(link_id), str(ref.activity_id), email)
+            if _same(ref.guest_mac, expected):
+                return email
+        return ""
 
 
 def client_key(address: str) -> str:

@@ -188,14 +188,17 @@ class BookingPages:
             return self._form(link, owner, base, zone, keep,
                               _STATUS.get(refused.reason, 422))
         self._count("booked" if booked.created else "booked_again")
-        ref = self.signer.booking_ref(link.id, booked.activity.id)
+        # the visitor is the one guest of a booking they made (or of the first send's)
+        guests = booked.activity.guests
+        ref = self.signer.booking_ref(link.id, booked.activity.id,
+                                      guests[0].email if guests else "")
         where = f"{base}/booked/{ref}?tz={quote(zone, safe='/')}"
         return _answer(303, b"", HTML, ("Location", where))
 
     def _booked(self, request: Request, link: LinkRow, owner: Owner, kind: str, ref: str,
                 base: str) -> Response:
-        activity_id = self.signer.check_booking_ref(ref, link.id)
-        activity = self.bookings.booked(link, activity_id) if activity_id is not None \
+        checked = self.signer.check_booking_ref(ref, link.id)
+        activity = self.bookings.booked(link, checked.activity_id) if checked is not None \
             else None
         if activity is None:
             return _not_found()
@@ -209,7 +212,8 @@ class BookingPages:
             return _answer(200, body, "text/calendar; charset=utf-8",
                            ("Content-Disposition", "attachment; filename=\"booking.ics\""))
         zone = pick_zone((_fields(request.query).get("tz") or ["UTC"])[0]) or "UTC"
-        guest = activity.guests[0].email if activity.guests else ""
+        assert checked is not None
+        guest = self.signer.booker(checked, link.id, (g.email for g in activity.guests))
         offer = self._offer(link, owner, slots=False)
         return _answer(200, confirmation_page(offer, start, end, zone, guest,
                                               f"{base}/ics/{ref}"))

@@ -154,7 +154,8 @@ def _input(name: str, label: str, kind: str, value: str, autocomplete: str, bad:
 
 def confirmation_page(offer: Offer, start: datetime, end: datetime, zone: str,
                       email: str, ics_url: str) -> bytes:
-    """The page after booking: when, with whom, and the ``.ics`` download."""
+    """The page after booking: when, with whom, for whom (``email``; "" names no one),
+    and the ``.ics`` download."""
     tz = ZoneInfo(zone)
     local, until = start.astimezone(tz), end.astimezone(tz)
     title = "Booked"
@@ -162,7 +163,7 @@ def confirmation_page(offer: Offer, start: datetime, end: datetime, zone: str,
             f"<p class=\"done\" role=\"status\">Your {_e(offer.type_name.lower())} with "
             f"{_e(offer.owner_name)} is booked for <strong>{_e(_day(local))}, "
             f"{_clock(local)} – {_clock(until)}</strong> ({_e(zone.replace('_', ' '))}).</p>"
-            f"<p>Booked for {_e(email)}.</p>"
+            + (f"<p>Booked for {_e(email)}.</p>" if email else "") +
             f"<p><a class=\"button\" href=\"{_e(ics_url)}\" download>Add to your calendar "
             "(.ics)</a></p>")
     return _document(title, body)

@@ -310,3 +310,16 @@ def test_the_two_passes_of_an_hour_the_clocks_repeat_are_told_apart() -> None:
                              second + timedelta(minutes=30), "America/Los_Angeles",
                              "ada@example.org", "/ics").decode()
     assert "01:30 (UTC\u221208:00) – 02:00" in done
+
+
+def test_the_confirmation_names_the_booker_never_a_guest_the_owner_put_there_later(
+        site: Site) -> None:
+    answer = site.post(booking(site))
+    where = answer.headers["Location"].removeprefix(f"/book/{site.token}")
+    [made] = site.store.list_activities(ActivityFilter(owner_id=site.owner_id))
+    site.store.edit_activity(made.id, guests=["cfo@initech.example", "ada@example.org"])
+    page = site.get(where).text
+    assert "Booked for ada@example.org" in page and "initech" not in page
+    site.store.edit_activity(made.id, guests=["cfo@initech.example"])  # the visitor gone
+    page = site.get(where).text
+    assert "is booked for" in page and "initech" not in page and "Booked for" not in page
