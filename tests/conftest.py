@@ -1,4 +1,16 @@
-"""Shared fixtures: Hypothesis profiles, real CalDAV servers, fresh calendars."""
+"""Shared fixtures: Hypothesis profiles, real CalDAV servers, fresh calendars.
+
+The time budget (CI runs ``make test`` on a 2-core machine in under 20 minutes): a test
+takes under 20 s, unless it is the one representative of its scenario, marked
+``@pytest.mark.slow`` (the 200-user team, WebDAV-Push through a real daemon, replica
+failover, the browser booking). Full-size runs belong in bench/ with their figures in
+bench/README.md. Wait on a condition (a count, a row, a log line), never a fixed sleep; a
+daemon's own timer is fired by the test (``job.modify(next_run_time=...)``) rather than
+waited for. ``make test`` runs the suite on several workers (pytest-xdist): a test takes
+its servers from fixtures on free ports and its PostgreSQL database from ``pg_url`` (one
+per worker), never a fixed port, path or database name. Tests over the budget and not
+marked slow are listed at the end of the run.
+"""
 
 from __future__ import annotations
 
@@ -72,3 +84,20 @@ def fresh_calendar(server: DavServer, user: str | None = None) -> tuple[str, str
 @pytest.fixture
 def tmp_data(tmp_path: Path) -> Path:
     return tmp_path
+
+
+#: Seconds a test's call may take on CI's 2-core machine (see the module docstring).
+BUDGET_SECONDS = 20.0
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """List the tests over the budget that are not marked slow (a report, not a failure:
+    a loaded machine stretches every test)."""
+    over = sorted(((r.duration, r.nodeid) for kind in ("passed", "failed")
+                   for r in terminalreporter.stats.get(kind, [])
+                   if getattr(r, "when", "") == "call" and r.duration > BUDGET_SECONDS
+                   and "slow" not in r.keywords), reverse=True)
+    if over:
+        terminalreporter.section(f"over the {BUDGET_SECONDS:.0f} s budget, not marked slow")
+        for duration, nodeid in over:
+            terminalreporter.line(f"{duration:6.1f}s {nodeid}")
