@@ -156,7 +156,12 @@ class Model:
             item.guests_ever.update(norm(name, value))
 
     def deleted(self, index: int, side: str) -> None:
-        self.items[index].deleted_by = side
+        """The item deleted on ``side``: what was written there went with it (if an edit
+        on the other side brings the item back, only that side's writes can be in it)."""
+        item = self.items[index]
+        item.deleted_by = side
+        for writes in item.last.values():
+            writes.pop(side, None)
 
     def moved(self, index: int, owner: str) -> None:
         self.items[index].owner = owner

@@ -101,3 +101,15 @@ def test_every_guest_email_counts_when_no_account_invites() -> None:
     findings = judge(world(), crm(title), [event(title)], [], {}, FIELDS,
                      {"guest@customer.example": 2})
     assert findings.excess_emails == 2
+
+
+def test_what_was_written_to_an_event_the_user_then_deleted_is_not_a_lost_edit() -> None:
+    # The long Google run's one finding: a conflict, then the event deleted in the same
+    # round; the CRM's edit brought the item back, without the deleted event's title.
+    model = world()
+    model.wrote(1, CRM, "title", f"{tag_of(1)} crm")
+    model.wrote(1, CALENDAR, "title", f"{tag_of(1)} calendar")
+    model.deleted(1, CALENDAR)
+    title = f"{tag_of(1)} crm"
+    findings = judge(model, crm(title), [event(title)], [], {10: 1}, FIELDS)
+    assert findings.clean, findings.details
