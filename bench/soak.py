@@ -135,8 +135,8 @@ class Soak:
         self.events: dict[str, dict[str, str]] = {}  # owner -> tag -> event id (this round)
         # Items created or moved since the last cycle in which every account was ok: their
         # new event may be a create whose answer syncd has not seen yet. Unless
-        # ``edit_unconfirmed``, the user leaves such events alone (see bench/README.md:
-        # syncd takes an edit made there for the server's normalisation).
+        # ``edit_unconfirmed``, the user leaves such events alone (see bench/README.md: the
+        # adoption finding, fixed in c7dfc74).
         self.fresh: set[int] = set()
         self.cycle_seconds = 5.0
         self.counter = 0
@@ -645,7 +645,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-faults", action="store_true")
     parser.add_argument("--edit-unconfirmed", action="store_true",
                         help="let the user edit events whose create syncd may not have seen "
-                             "(shows the adoption finding in bench/README.md)")
+                             "(the adoption finding in bench/README.md)")
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
     parser.add_argument("--out", type=Path, help="write the Markdown table here")
     args = parser.parse_args(argv)
