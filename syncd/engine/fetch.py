@@ -83,8 +83,9 @@ class Fetcher:
 
     def __init__(self, policy: AccountPolicy, connector: CalendarConnector, source: CrmSource,
                  state: StateStore, counts: Counter[str], *, dry_run: bool = False,
-                 token: int | None = None) -> None:
+                 token: int | None = None, force_delete: bool = False) -> None:
         self.policy = policy
+        self.force_delete = force_delete  # the admin let deletions through the guards
         self.connector = connector
         self.source = source
         self.state = state
@@ -145,6 +146,11 @@ class Fetcher:
 
     def read_calendar(self, cursor: str | None, window: Window) -> ChangeSet:
         try:
+            if cursor is None:
+                # No cursor yet: the first sync, maybe resumed after an earlier cycle left
+                # it half done (its cursor is committed only at its end) with pairs made
+                # whose events a user may have deleted since.
+                return self.confirm_gone(self.connector.changes(None), window)
             return self.connector.changes(cursor)
         except CursorExpired:
             log.info("account %s: calendar cursor expired; listing the window",
@@ -153,17 +159,19 @@ class Fetcher:
             return self.confirm_gone(self.connector.changes(None), window)
 
     def confirm_gone(self, listing: ChangeSet, window: Window) -> ChangeSet:
-        """After an expired cursor: ask for each paired event the full listing left out.
+        """After a full listing (an expired cursor, or a first sync resumed after a cycle
+        that left it half done): ask for each paired event the listing left out.
 
-        A deletion made before the cursor expired is in no change feed any more, and
-        absence from a listing is no delete signal: such a pair would keep its activity
-        and never get an event again. So each in-window pair whose event is not listed
-        is read by id; the calendar saying it does not exist (or was deleted) is an
-        explicit signal, passed on like a deletion in a change feed. An empty listing is
-        left to the guards (a wiped or wrong calendar), and an event that is still there
-        stays untouched.
+        A deletion made before the cursor expired (or before the first sync kept one) is
+        in no change feed, and absence from a listing is no delete signal: such a pair
+        would keep its activity and never get an event again. So each in-window pair
+        whose event is not listed is read by id; the calendar saying it does not exist
+        (or was deleted) is an explicit signal, passed on like a deletion in a change
+        feed. An empty listing is left to the guards (a wiped or wrong calendar: nothing
+        is read by id for it) unless the admin forces deletions through them; an event
+        that is still there stays untouched. No pairs (a first sync's start): no query.
         """
-        if not listing.events:
+        if not listing.events and not self.force_delete:
             return listing
         listed = {e.event_id for e in listing.events}
         gone = [RemoteEvent(link.event_id, deleted=True)
@@ -223,5 +231,6 @@ class Fetcher:
                                self.settler.meetings_elsewhere(events, links),
                                frozenset(self.handed_over), all_links=everything,
                                unsettled=frozenset(self.settler.unsettled))
+        # (the deletions confirmed by id are no live event: still "empty" for the guard)
         return CycleInput(plan_input, len(crm), len(changes.events), changes.outside,
-                          changes.full and not changes.events)
+                          changes.full and all(e.deleted for e in changes.events))

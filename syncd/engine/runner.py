@@ -84,7 +84,7 @@ class AccountCycle:
         self.known = known
         self.report = CycleReport(policy.name)
         self.fetcher = Fetcher(policy, connector, source, state, self.report.counts,
-                               dry_run=dry_run, token=token)
+                               dry_run=dry_run, token=token, force_delete=force_delete)
 
     def run(self) -> CycleReport:
         """Run the cycle; any error ends it as failed, with the error in the report."""

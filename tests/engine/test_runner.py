@@ -10,6 +10,7 @@ import pytest
 
 from connectors.base import CreateOp, WriteResult
 from syncd.crm.builtin.views import ActivityFilter
+from syncd.engine import runner
 from syncd.errors import AuthFailed, ItemRejected, Transient
 from syncd.model import Projection
 from tests.engine.factories import proj
@@ -789,3 +790,37 @@ def test_a_create_whose_answer_was_lost_is_removed_once_the_activity_moved_away(
     world.sync()
     assert world.calendar.live() == []
     assert a.id not in world.state.links(world.account.name)
+
+
+def test_an_event_deleted_while_the_first_sync_was_half_done_has_its_delete_applied(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found by the engine's state machine: a first sync keeps its calendar cursor only
+    # when it ends, so one that failed midway starts again from a full listing, in which
+    # an event the user deleted meanwhile is simply absent; the pair stayed for ever with
+    # an activity and no event. Asked for by id, the calendar says it is gone.
+    monkeypatch.setattr(runner, "BACKFILL_SLICE", 3)  # Ada (failing), Bo, Dee; then Cy
+    kept, deleted, other = world.add("Call Ada"), world.add("Call Bo"), world.add("Call Dee")
+    late = world.add("Call Cy")
+    world.calendar.fail_next = [WriteResult("", error=Transient(reason="HTTP 503"))]
+    first = world.sync()
+    assert first.outcome == "partial"
+    assert world.state.account(world.account.name).calendar_cursor is None
+    world.calendar.user_delete(world.event_id_of(deleted.id))
+    report = world.sync()
+    assert report.outcome == "ok", report.message
+    assert report.counts["confirmed_gone"] == 1 and report.counts["activities_deleted"] == 1
+    assert world.store.get(deleted.id, include_deleted=True).deleted
+    assert {e.marker for e in world.calendar.live()} == {
+        kept.sync_uid, other.sync_uid, late.sync_uid}
+
+
+def test_an_empty_full_listing_is_left_to_the_guard_and_nothing_is_read_by_id(
+        world: World) -> None:
+    world.add("Call Bo")  # its create fails: the first sync stops half done
+    a = world.add("Call Ada")
+    world.calendar.fail_next = [WriteResult("", error=Transient(reason="HTTP 503"))]
+    assert world.sync().outcome == "partial"
+    world.calendar.user_delete(world.event_id_of(a.id))  # the calendar is empty now
+    report = world.sync()
+    assert report.outcome != "ok" and report.counts["confirmed_gone"] == 0
+    assert not world.store.get(a.id).deleted
