@@ -14,9 +14,11 @@ and sync cycles. After every *settle* (fault-free cycles until quiet) it checks:
 from __future__ import annotations
 
 import tempfile
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from hypothesis import settings
+from hypothesis import assume, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -24,6 +26,7 @@ from connectors.base import WriteResult
 from syncd.crm.builtin.views import ActivityFilter
 from syncd.engine import runner
 from syncd.errors import Transient
+from syncd_testkit.world import OWNER_TZ
 from tests.engine.world import World, make_world
 
 TITLES = st.sampled_from(["Call", "Demo", "Lunch", "Review", "Kick-off", "Wrap-up"])
@@ -61,6 +64,19 @@ class SyncMachine(RuleBasedStateMachine):
 
     @rule(title=TITLES, day=st.integers(2, 28), hour=st.integers(7, 18))
     def crm_add(self, title: str, day: int, hour: int) -> None:
+        # A new standalone activity with the title and time of an event still paired (its
+        # activity maybe deleted, its event not yet) is an echo by design
+        # (syncd.engine.echo: Pipedrive's own calendar sync copying ours) and stays out of
+        # the calendar, so the machine does not make one; nor a twin of a live activity.
+        start = datetime(2026, 12, day, hour, tzinfo=ZoneInfo(OWNER_TZ))
+        twins = [a for a in self.live_activities() if a.subject.casefold() == title.casefold()
+                 and (a.due_date, a.due_time) == (start.date(), start.time())]
+        paired = {event_id for _, event_id in self.linked_events()}
+        echoed = [e for e in self.world.calendar.live() if e.event_id in paired
+                  and e.projection is not None
+                  and e.projection.title.strip().casefold() == title.casefold()
+                  and e.projection.when.start == start]
+        assume(not twins and not echoed)
         a = self.world.add(title, day=day, hour=hour)
         self.title_edits[a.id] = {title}
         self.settled = False
