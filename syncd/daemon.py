@@ -408,35 +408,43 @@ class Daemon:
                         self._give_back(claim, 0)
                         return
                     self._in_flight += 1
-                flagged = self.push.begin(name)
-                held = False  # another replica holds the account: this cycle read nothing
-                started = time.monotonic()
                 try:
-                    report = self.service.sync_one(
-                        account, claimed=claim.token if claim is not None else None)
-                    held = report.outcome == "busy"
+                    self._cycle(account, claim)
                 finally:
-                    # Given back before the push gate looks: a hint that came during the
-                    # cycle makes it due sooner than this.
-                    self._give_back(claim, self._interval(account,
-                                                          pushed=self._pushed_ok(account)))
-                    self.push.end(name, unread=flagged if held else None)
+                    # Counted out only after the cycle's own aftermath (its re-pace
+                    # included): shutdown waits for all of it, not just the sync.
                     with self._settled:
                         self._in_flight -= 1
                         self._settled.notify_all()
-                self.metrics.cycle_done(account, report, time.monotonic() - started)
-                if flagged is not None and not held:
-                    self.metrics.pushed(flagged)
-                if name in self._gone:  # let go while this cycle ran
-                    self.service.forget_push(name, account)
-                elif not held and claim is None:
-                    self._pace(account)
-                levels = {"ok": logging.INFO, "skipped": logging.INFO, "busy": logging.DEBUG}
-                level = levels.get(report.outcome, logging.WARNING)
-                if log.isEnabledFor(level):  # (the line is built only when it is kept)
-                    log.log(level, "%s", report.line())
                 return
         self._give_back(claim, self.config.interval_seconds)  # no longer configured here
+
+    def _cycle(self, account: AccountConfig, claim: Claim | None) -> None:
+        """The cycle of :meth:`_run_account`, counted in flight, and what follows it."""
+        name = account.name
+        flagged = self.push.begin(name)
+        held = False  # another replica holds the account: this cycle read nothing
+        started = time.monotonic()
+        try:
+            report = self.service.sync_one(
+                account, claimed=claim.token if claim is not None else None)
+            held = report.outcome == "busy"
+        finally:
+            # Given back before the push gate looks: a hint that came during the cycle
+            # makes it due sooner than this.
+            self._give_back(claim, self._interval(account, pushed=self._pushed_ok(account)))
+            self.push.end(name, unread=flagged if held else None)
+        self.metrics.cycle_done(account, report, time.monotonic() - started)
+        if flagged is not None and not held:
+            self.metrics.pushed(flagged)
+        if name in self._gone:  # let go while this cycle ran
+            self.service.forget_push(name, account)
+        elif not held and claim is None and not self.stopping.is_set():
+            self._pace(account)
+        levels = {"ok": logging.INFO, "skipped": logging.INFO, "busy": logging.DEBUG}
+        level = levels.get(report.outcome, logging.WARNING)
+        if log.isEnabledFor(level):  # (the line is built only when it is kept)
+            log.log(level, "%s", report.line())
 
     def _give_back(self, claim: Claim | None, seconds: float) -> None:
         """Return a claimed account to the work queue, due in ``seconds`` (plus jitter)."""
