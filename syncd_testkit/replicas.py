@@ -139,6 +139,16 @@ class Replica:
     def signal(self, signum: int) -> None:
         self.process.send_signal(signum)
 
+    def in_a_cycle(self, timeout: float = 30) -> None:
+        """Return once the replica has just claimed an account (a fresh ``claimed`` line,
+        older ones dropped): a kill or stop sent now finds it holding a lease."""
+        while True:
+            try:
+                self.lines.get_nowait()
+            except queue.Empty:
+                break
+        self.wait_for("claimed ", timeout)
+
     def kill(self) -> None:
         self.process.kill()
         self.process.wait()
@@ -221,7 +231,10 @@ def chaos(url: str, db: Database, accounts: int, *, ttl: float, replicas: int = 
     """Run ``replicas`` replicas over ``accounts`` accounts (the audit installed), and
     once every account has synced: SIGKILL one (and start a new one in its place),
     SIGSTOP another for twice the lease, SIGKILL a third; then wait until every account
-    has synced again. ``options`` go to each driver (tick, interval, work_ms, cap)."""
+    has synced again. Each kill and stop is sent just after its replica printed a claim,
+    so that it holds a lease then (with cycles of a few milliseconds, a kill at a random
+    moment often finds none, and would test nothing). ``options`` go to each driver
+    (tick, interval, work_ms, cap)."""
     began = time.monotonic()
     owners = [f"r{i}" for i in range(replicas)]
     running = Replica.start_all(url, owners, accounts, ttl=ttl, **options)
@@ -231,16 +244,19 @@ def chaos(url: str, db: Database, accounts: int, *, ttl: float, replicas: int = 
         wait_until(lambda: written_since(db, started) == accounts, timeout,
                    "every account synced")
 
+        running[0].in_a_cycle()
         running[0].kill()  # SIGKILL: its claims are left to expire
         running[0] = Replica.start(url, f"r{replicas}", accounts, ttl=ttl, **options)
         time.sleep(ttl + 0.5)
 
         paused = running[1 % replicas]
+        paused.in_a_cycle()
         paused.signal(signal.SIGSTOP)  # stopped longer than its leases
         time.sleep(2 * ttl)
         paused.signal(signal.SIGCONT)
         time.sleep(0.5)
 
+        running[2 % replicas].in_a_cycle()
         running[2 % replicas].kill()
         last = db_now(db)
         wait_until(lambda: written_since(db, last) == accounts, timeout,

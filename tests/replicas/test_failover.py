@@ -44,7 +44,9 @@ TICK = 0.1
 #: What a loaded two-core machine may add to "lease + one tick" (scheduling, a claim
 #: waiting for a free slot); the delays measured are usually well under it.
 SLACK = 2.0
-OPTIONS = {"ttl": TTL, "tick": TICK, "interval": 1.0, "work_ms": 10, "cap": 4}
+#: A cycle's calendar request takes 100 ms, so a replica signalled just after it claims
+#: is still in that cycle.
+OPTIONS = {"ttl": TTL, "tick": TICK, "interval": 1.0, "work_ms": 100, "cap": 4}
 
 
 @pytest.mark.slow  # the one representative of the scenario (tests/conftest.py)
