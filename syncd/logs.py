@@ -63,5 +63,7 @@ def setup_logging(level: str = "info", fmt: str = "text", file: str | None = Non
     root.addHandler(handler)
     root.setLevel(level.upper())
     # Client libraries log request bodies at DEBUG; keep them at WARNING even then.
-    for noisy in ("urllib3", "niquests", "caldav", "googleapiclient", "msal", "apscheduler"):
+    # alembic announces every migration at INFO: a first start would print twenty lines.
+    for noisy in ("urllib3", "niquests", "caldav", "googleapiclient", "msal", "apscheduler",
+                  "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
