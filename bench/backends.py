@@ -149,17 +149,15 @@ class RadicaleBackend:
         return {}
 
 
-class XandikosPushBackend(RadicaleBackend):
-    """Xandikos with WebDAV-Push (one principal, a calendar per owner under it), delivering
-    its notifications over TLS to a receiver that serves the certificate made here (the
-    serving process makes it; ``info`` hands its files to the receiver's config)."""
+class XandikosBackend(RadicaleBackend):
+    """Xandikos without push (polled, like Radicale): one principal, a calendar per owner
+    under it."""
 
     def start(self, folder: Path) -> tuple[str, int]:
-        from syncd_testkit.servers import XandikosPushServer
-        from syncd_testkit.tls import self_signed
+        from syncd_testkit.servers import XandikosServer
 
-        self.tls = self_signed(folder / "tls")
-        self.server = XandikosPushServer(folder / "xandikos", self.tls[0])  # type: ignore[assignment]
+        self.server = XandikosServer(folder / "xandikos")  # type: ignore[assignment]
+        assert self.server is not None
         self.server.start()
         return "127.0.0.1", self.server.port
 
@@ -176,6 +174,21 @@ class XandikosPushBackend(RadicaleBackend):
                 raise RuntimeError(f"MKCALENDAR {path}: HTTP {status} {body[:200]!r}")
             out[owner] = path
         return out
+
+
+class XandikosPushBackend(XandikosBackend):
+    """Xandikos with WebDAV-Push, delivering its notifications over TLS to a receiver that
+    serves the certificate made here (the serving process makes it; ``info`` hands its
+    files to the receiver's config)."""
+
+    def start(self, folder: Path) -> tuple[str, int]:
+        from syncd_testkit.servers import XandikosPushServer
+        from syncd_testkit.tls import self_signed
+
+        self.tls = self_signed(folder / "tls")
+        self.server = XandikosPushServer(folder / "xandikos", self.tls[0])  # type: ignore[assignment]
+        self.server.start()
+        return "127.0.0.1", self.server.port
 
     def info(self) -> dict[str, Any]:
         return {"certificate": str(self.tls[0]), "private_key": str(self.tls[1])}

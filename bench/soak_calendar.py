@@ -12,20 +12,17 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 import icalendar
 
-from bench.backends import TZ, GoogleBackend, GraphBackend, RadicaleBackend
+from bench.backends import TZ, GoogleBackend, GraphBackend, RadicaleBackend, XandikosBackend
 from bench.soak_model import EventSeen
 from connectors import google_map, ical, outlook_map
 from connectors.base import RemoteEvent
 from syncd.model import When
-from syncd_testkit.servers import XandikosServer
 
 _DAV = "{DAV:}"
 _CAL = "{urn:ietf:params:xml:ns:caldav}"
@@ -34,30 +31,6 @@ _QUERY = (b'<?xml version="1.0" encoding="utf-8"?>'
           b'<D:prop><D:getetag/><C:calendar-data/></D:prop>'
           b'<C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT"/>'
           b'</C:comp-filter></C:filter></C:calendar-query>')
-
-
-class XandikosBackend(RadicaleBackend):
-    """Xandikos without push (polled, like Radicale): one principal, a calendar per owner."""
-
-    def start(self, folder: Path) -> tuple[str, int]:
-        self.server = XandikosServer(folder / "xandikos")  # type: ignore[assignment]
-        assert self.server is not None
-        self.server.start()
-        return "127.0.0.1", self.server.port
-
-    @staticmethod
-    def owner_of(calendar: str) -> str:
-        return "user"
-
-    def create_calendars(self, owners: Sequence[str]) -> dict[str, str]:
-        out = {}
-        for owner in owners:
-            path = f"/user/calendars/{owner.split('@')[0]}/"
-            status, body = self._request("user", "MKCALENDAR", quote(path))
-            if status not in (201, 405):
-                raise RuntimeError(f"MKCALENDAR {path}: HTTP {status} {body[:200]!r}")
-            out[owner] = path
-        return out
 
 
 class CalendarUser:
