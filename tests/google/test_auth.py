@@ -54,12 +54,6 @@ def stub() -> Iterator[TokenStub]:
 
 
 @pytest.fixture
-def emu(google_emulator: GoogleEmulator) -> GoogleEmulator:
-    google_emulator.add_calendar(OWNER, time_zone=TZ)
-    return google_emulator
-
-
-@pytest.fixture
 def creds_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CredentialStore:
     monkeypatch.setenv("SYNCD_TEST_STATE_KEY", Fernet.generate_key().decode())
     db = Database(f"sqlite:///{tmp_path / 'syncd.db'}")

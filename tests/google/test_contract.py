@@ -60,12 +60,6 @@ class TestGoogleContract(ConnectorContract):
         return expire
 
 
-@pytest.fixture
-def emu(google_emulator: GoogleEmulator) -> GoogleEmulator:
-    google_emulator.add_calendar(OWNER, time_zone=TZ)
-    return google_emulator
-
-
 def test_describe_mode_round_trips_guests_through_the_description_without_attendees(
         emu: GoogleEmulator) -> None:
     conn = connector(emu)

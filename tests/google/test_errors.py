@@ -23,7 +23,7 @@ from syncd.errors import (
 )
 from syncd_testkit.emulators.google import FaultRule, GoogleEmulator
 from tests.contract import create, timed
-from tests.google.helpers import OWNER, TZ, FakeClock, connector, user_event
+from tests.google.helpers import OWNER, FakeClock, connector, user_event
 
 # --- the table, one test per row -----------------------------------------------------------------
 
@@ -110,12 +110,6 @@ def test_cooldown_is_an_hour_and_throttling_keeps_retry_after() -> None:
 
 
 # --- behaviour on the emulator --------------------------------------------------------------------
-
-
-@pytest.fixture
-def emu(google_emulator: GoogleEmulator) -> GoogleEmulator:
-    google_emulator.add_calendar(OWNER, time_zone=TZ)
-    return google_emulator
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ client library: freeBusy.query for busy time, events.list with singleEvents for 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,22 +13,9 @@ from connectors.google import GoogleCalendar
 from syncd.errors import CalendarMissing, Transient
 from syncd_testkit.emulators.google import FaultRule, GoogleEmulator
 from tests.freebusy.checks import check_weekly_meeting_across_the_clock_change
-from tests.google.helpers import OWNER, TZ, connector
+from tests.google.helpers import OWNER, connector
 
 DAY = datetime(2026, 12, 8, tzinfo=UTC)  # a Tuesday
-
-
-@pytest.fixture
-def emu(google_emulator: GoogleEmulator) -> GoogleEmulator:
-    google_emulator.add_calendar(OWNER, time_zone=TZ)
-    return google_emulator
-
-
-@pytest.fixture
-def conn(emu: GoogleEmulator) -> Iterator[GoogleCalendar]:
-    c = connector(emu)
-    yield c
-    c.close()
 
 
 def at(hour: float, day: datetime = DAY) -> datetime:

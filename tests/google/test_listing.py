@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-
-import pytest
 
 from connectors.google import GoogleCalendar
 from connectors.google_map import MARKER_KEY
 from syncd_testkit.emulators.google import FaultRule, GoogleEmulator
 from tests.contract import timed
-from tests.google.helpers import OWNER, TZ, WINDOW, connector, user_event
-
-
-@pytest.fixture
-def emu(google_emulator: GoogleEmulator) -> GoogleEmulator:
-    google_emulator.add_calendar(OWNER, time_zone=TZ)
-    return google_emulator
-
-
-@pytest.fixture
-def conn(emu: GoogleEmulator) -> Iterator[GoogleCalendar]:
-    c = connector(emu)
-    yield c
-    c.close()
+from tests.google.helpers import OWNER, TZ, WINDOW, user_event
 
 
 def list_requests(emu: GoogleEmulator) -> list[dict[str, list[str]]]:
