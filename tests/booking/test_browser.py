@@ -4,6 +4,10 @@ The daemon runs in a subprocess with the built-in CRM, one CalDAV account on a r
 Radicale polled hourly, and the HTTP listener; the CRM watch makes the booking's cycle.
 Two browser contexts are two visitors: the one who sends the form second for the same
 slot is told it is taken and shown fresh slots.
+
+The layout checks use the page on an in-process listener (``site``): on a phone the
+details come after a week of slots, and picking a time must bring them into view (with
+the script and without it); on a desktop they stay beside the slots.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from syncd.store.db import Database
 from syncd_testkit.loopback import free_port
 from syncd_testkit.servers import DavServer
 from tests.booking.browser import browser  # noqa: F401  (the session's browser)
+from tests.booking.conftest import Site
 from tests.conftest import fresh_calendar
 from tests.http.test_daemon_crm_watch import Running
 from tests.http.test_daemon_push import dav_config, first_cycle, spawn
@@ -105,3 +110,69 @@ def test_a_visitor_books_a_slot_and_it_reaches_the_crm_and_the_owners_calendar(
              what="the booking in the owner's calendar")
     daemon.stop()
     assert "booking booked 1" in daemon.log.read_text()
+
+
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+
+
+def _box(page: Any, selector: str) -> dict[str, float]:
+    box = page.locator(selector).bounding_box()
+    assert box is not None, selector
+    return dict(box)
+
+
+def _in_view(box: dict[str, float], viewport: dict[str, int]) -> bool:
+    return box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"]
+
+
+@pytest.mark.parametrize("script", [True, False], ids=["script", "no_script"])
+def test_on_a_phone_picking_a_time_brings_the_details_into_view_and_books(
+        site: Site, browser: Any, script: bool) -> None:  # noqa: F811
+    context = browser.new_context(viewport=PHONE, java_script_enabled=script,
+                                  timezone_id="Europe/Oslo", locale="en-GB")
+    try:
+        page = context.new_page()
+        page.goto(site.page + "?tz=Europe/Oslo")
+        # A week of slots: the details start screens below the first slot.
+        assert _box(page, ".aside")["y"] > 2 * PHONE["height"]
+
+        page.locator("input[name=slot] + label").first.click()
+        assert page.evaluate("window.scrollY") == 0  # nothing scrolled, by us or the page
+        panel = _box(page, ".aside")
+        for field in ("#name", "#email", "button.book"):
+            assert _in_view(_box(page, field), PHONE), field
+        picked = page.locator("input[name=slot] + label").first.bounding_box()
+        assert picked is not None and picked["y"] + picked["height"] <= panel["y"]
+
+        # At the end of the list the details dock after the last slot, hiding none.
+        page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+        last = page.locator("input[name=slot] + label").last.bounding_box()
+        assert last is not None and last["y"] + last["height"] <= _box(page, ".aside")["y"]
+
+        page.get_by_label("Your name").fill("Ada Visitor")
+        page.get_by_label("Your e-mail address").fill("ada@example.org")
+        page.get_by_role("button", name="Book").click()
+        page.wait_for_selector(".done")
+    finally:
+        context.close()
+    [booked] = site.store.list_activities(ActivityFilter(owner_id=site.owner_id))
+    assert booked.subject == "Meeting with Ada Visitor"
+
+
+def test_on_a_desktop_the_details_stay_beside_the_slots(site: Site,
+                                                        browser: Any) -> None:  # noqa: F811
+    context = browser.new_context(viewport=DESKTOP, timezone_id="Europe/Oslo")
+    try:
+        page = context.new_page()
+        page.goto(site.page + "?tz=Europe/Oslo")
+        times, panel = _box(page, "section.times"), _box(page, ".aside")
+        assert panel["x"] >= times["x"] + times["width"]  # beside, not below
+        assert _in_view(panel, DESKTOP)
+        page.locator("input[name=slot] + label").nth(3).click()
+        page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+        assert page.evaluate("window.scrollY") > 0
+        assert _in_view(_box(page, ".aside"), DESKTOP)  # it stays in view while scrolling
+        assert _box(page, ".aside")["x"] == panel["x"]
+    finally:
+        context.close()
