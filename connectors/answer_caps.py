@@ -16,9 +16,10 @@ request failed and nothing of it is used; a listing page is never taken as short
 it was (that would read as deletions). The caps are the CalDAV and Pipedrive ones.
 
 Graph (``requests``) streams through :func:`read_capped`; Google's client library reads
-through an ``httplib2.Http``, which :class:`CappedHttp` wraps (its token refreshes too);
-the sign-ins (msal's client, oauthlib's session, :func:`cap_answers`) read token answers
-to :data:`MAX_TOKEN_ANSWER_BYTES`.
+through an ``httplib2.Http``, which :class:`CappedHttp` wraps. Token answers are read to
+:data:`MAX_TOKEN_ANSWER_BYTES`: Google's refreshes and service-account grants
+(``connectors.google_auth.token_request``) and the sign-ins (msal's client, oauthlib's
+session, :func:`cap_answers`).
 """
 
 from __future__ import annotations

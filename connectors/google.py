@@ -26,8 +26,9 @@ the activity was edited since) is settled by a conditional patch of the differin
 so the edit is not lost to the adopted copy.
 
 Every answer is read at most to :data:`connectors.answer_caps.MAX_ANSWER_BYTES`
-(:class:`~connectors.answer_caps.CappedHttp` under the credentials); past it the request
-fails as :class:`~syncd.errors.AnswerTooLarge`. Retries, pacing and the status -> error
+(:class:`~connectors.answer_caps.CappedHttp` under the credentials), a token endpoint's to
+:data:`~connectors.answer_caps.MAX_TOKEN_ANSWER_BYTES`; past it the request fails as
+:class:`~syncd.errors.AnswerTooLarge`. Retries, pacing and the status -> error
 table live in :mod:`connectors.google_http`,
 credentials in :mod:`connectors.google_auth`, the field mapping in
 :mod:`connectors.google_map`.
@@ -225,7 +226,8 @@ class GoogleCalendar:
         """
         if self._service is None:
             creds = load_credentials(self.account, self._credential_store)
-            # Every answer (API, batch, token refresh) is read at most to the cap.
+            # Every API and batch answer is read at most to the cap (the token requests
+            # to the token cap: google_auth.token_request).
             self._http = google_auth_httplib2.AuthorizedHttp(
                 creds, http=CappedHttp(self._base_http))
             self._service = build_service(self._http, self.account.auth.get("api_endpoint"))

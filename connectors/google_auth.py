@@ -18,6 +18,11 @@ A refused refresh (``invalid_grant``: revoked, expired, password change) becomes
 :class:`~syncd.errors.AuthFailed`, so the engine marks that one account as needing
 re-authorisation and the others carry on. No token, secret or code is ever logged or put in
 an error.
+
+Every token request (a refresh, a service account's grant) goes through
+:func:`token_request`, whatever transport the caller hands ``refresh()``: its answer is
+read at most to :data:`~connectors.answer_caps.MAX_TOKEN_ANSWER_BYTES`, and past it the
+cycle fails with :class:`~syncd.errors.AnswerTooLarge` naming the token endpoint.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from google.auth.exceptions import GoogleAuthError, RefreshError, TransportError
 from google.auth.transport import Request
 from google.oauth2 import service_account
 from google.oauth2.credentials import Credentials as UserCredentials
+from google_auth_httplib2 import Request as HttpRequest  # type: ignore[import-untyped]
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error  # type: ignore[import-untyped]
 
 from connectors.answer_caps import MAX_TOKEN_ANSWER_BYTES, CappedHttp, cap_answers
@@ -54,6 +60,8 @@ REFRESH_TOKEN_KIND = "google_refresh_token"
 DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
 DEFAULT_AUTH_URI = "https://accounts.google.com/o/oauth2/auth"
 DEFAULT_API_ENDPOINT = "https://www.googleapis.com/calendar/v3/"
+#: Seconds a token request may take (the connector's own default for the API).
+TOKEN_TIMEOUT = 30.0
 
 
 def auth_error(exc: GoogleAuthError) -> ConnectorError:
@@ -73,7 +81,35 @@ def auth_error(exc: GoogleAuthError) -> ConnectorError:
     return AuthFailed(reason=f"token refresh refused: {code or type(exc).__name__}")
 
 
-class StoredUserCredentials(UserCredentials):
+def token_request(timeout: float = TOKEN_TIMEOUT) -> Request:
+    """A transport for token requests: answers read at most to
+    :data:`~connectors.answer_caps.MAX_TOKEN_ANSWER_BYTES`, on an ``Http`` of its own
+    (httplib2 reuses a host's open connection whatever cap it was opened with, so one
+    shared with the API would mix the two caps)."""
+    transport: Request = HttpRequest(CappedHttp(httplib2.Http(timeout=timeout),
+                                                MAX_TOKEN_ANSWER_BYTES))
+    return transport
+
+
+class _CappedTokens:
+    """Credentials whose token requests go through :func:`token_request`, whatever
+    transport ``refresh()`` is handed.
+
+    Two callers hand one of their own: google-auth-httplib2's ``AuthorizedHttp`` (the
+    API's ``Http``, capped at an API answer's 64 MiB) and the API client's batch, which
+    refreshes through a new ``httplib2.Http()`` with no cap and no timeout
+    (``googleapiclient._auth.refresh_credentials``). A token answer is a few kilobytes.
+    """
+
+    _token_transport: Request | None = None
+
+    def _tokens(self) -> Request:
+        if self._token_transport is None:
+            self._token_transport = token_request()
+        return self._token_transport
+
+
+class StoredUserCredentials(_CappedTokens, UserCredentials):
     """User credentials that hand a rotated refresh token to ``on_rotate`` at once."""
 
     def __init__(self, *args: Any, on_rotate: Callable[[str], None] | None = None,
@@ -82,12 +118,20 @@ class StoredUserCredentials(UserCredentials):
         self._on_rotate = on_rotate
 
     def refresh(self, request: Request) -> None:
-        """Refresh the access token; store the refresh token if Google rotated it."""
+        """Refresh the access token (through :func:`token_request`, not ``request``);
+        store the refresh token if Google rotated it."""
         before = self.refresh_token
-        super().refresh(request)
+        super().refresh(self._tokens())
         after = self.refresh_token
         if self._on_rotate is not None and after and after != before:
             self._on_rotate(after)
+
+
+class ServiceAccountCredentials(_CappedTokens, service_account.Credentials):
+    """A service account's credentials, granted through :func:`token_request`."""
+
+    def refresh(self, request: Request) -> None:
+        super().refresh(self._tokens())
 
 
 def service_account_credentials(key_json: str, *, subject: str,
@@ -102,7 +146,7 @@ def service_account_credentials(key_json: str, *, subject: str,
     if token_uri:
         info = {**info, "token_uri": token_uri}
     try:
-        creds: Credentials = service_account.Credentials.from_service_account_info(
+        creds: Credentials = ServiceAccountCredentials.from_service_account_info(
             info, scopes=list(SCOPES), subject=subject)
     except (ValueError, KeyError, TypeError) as exc:
         # The message may quote the key; only its kind is reported.

@@ -42,6 +42,7 @@ class TokenStub(ThreadedHTTPServer):
     signed_in_as: str | None = OWNER
     forms: list[dict[str, str]] = field(default_factory=list)
     issued: int = 0
+    pad_bytes: int = 0  # > 0: every answer carries this many bytes of padding (hostile)
 
     def handler(self) -> type[QuietHandler]:
         stub = self
@@ -50,6 +51,8 @@ class TokenStub(ThreadedHTTPServer):
             def do_POST(self) -> None:
                 form = {k: v[0] for k, v in parse_qs(self.read_body().decode()).items()}
                 status, payload = stub.answer(form)
+                if stub.pad_bytes:
+                    payload["padding"] = "x" * stub.pad_bytes
                 self.reply(status, json.dumps(payload).encode(), content_type="application/json")
 
         return Handler

@@ -18,15 +18,22 @@ from pathlib import Path
 
 import httplib2
 import pytest
-from google.oauth2.credentials import Credentials
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from google.auth.credentials import Credentials
 from google_auth_httplib2 import Request
 
 from connectors.answer_caps import MAX_ANSWER_BYTES, MAX_TOKEN_ANSWER_BYTES, CappedHttp
-from connectors.google_auth import REFRESH_TOKEN_KIND
+from connectors.google_auth import (
+    REFRESH_TOKEN_KIND,
+    StoredUserCredentials,
+    service_account_credentials,
+)
 from syncd.config import AccountConfig
 from syncd.errors import AnswerTooLarge
 from syncd.store.credentials import CredentialStore
 from syncd.store.db import Database
+from syncd.store.status import Outcome
 from syncd_testkit.emulators.google import GoogleEmulator
 from syncd_testkit.emulators.google_fixtures import google_emulator  # noqa: F401 - pytest fixture
 from syncd_testkit.flood import FloodServer
@@ -39,6 +46,7 @@ from tests.google.test_auth import (  # noqa: F401 - pytest fixtures
     insecure_local_token_uri,
     run_flow,
 )
+from tests.google.token_stub import TokenStub
 from tests.google.world import GoogleWorld, make_world
 from tests.hostile.answer_caps import (
     LYING,
@@ -98,17 +106,66 @@ def test_a_lying_content_length_fails_the_listing_without_reading_past_it(
     lying_length(*worlds, flood, GOOGLE)
 
 
-def test_a_token_endpoint_answering_without_end_is_read_to_the_cap(
-        flood: FloodServer) -> None:
-    # google-auth refreshes through the same capped Http as the API requests.
+def _service_account(tmp_path: Path, token_uri: str) -> Credentials:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    return service_account_credentials(json.dumps({
+        "type": "service_account", "client_email": "sync@project.iam.gserviceaccount.com",
+        "private_key": pem, "private_key_id": "k1", "token_uri": token_uri}),
+        subject="alice@example.com")
+
+
+@pytest.mark.parametrize("grant", ["refresh_token", "service_account"])
+@pytest.mark.parametrize("handed", ["api_http", "batch_http"])
+def test_a_token_endpoint_answering_without_end_is_read_to_the_token_cap(
+        tmp_path: Path, flood: FloodServer, grant: str, handed: str) -> None:
+    # Whatever transport refresh() is handed: google-auth-httplib2 hands the API's Http
+    # (capped at 64 MiB), the API client's batch a new uncapped httplib2.Http().
     flood.kind = "endless"
     flood.flood = lambda method, path: True
-    credentials = Credentials(token=None, refresh_token="refresh", client_id="id",
-                              client_secret="secret", token_uri=f"{flood.origin}/token")
+    token_uri = f"{flood.origin}/token"
+    credentials = _service_account(tmp_path, token_uri) if grant == "service_account" \
+        else StoredUserCredentials(token=None, refresh_token="refresh", client_id="id",
+                                   client_secret="secret", token_uri=token_uri)
+    http = httplib2.Http(timeout=10)
     with pytest.raises(AnswerTooLarge) as caught:
-        credentials.refresh(Request(CappedHttp(httplib2.Http(timeout=10))))
-    assert caught.value.url == f"{flood.origin}/token"
-    check_stopped_at_the_cap(flood, MAX_ANSWER_BYTES)
+        credentials.refresh(Request(CappedHttp(http) if handed == "api_http" else http))
+    assert (caught.value.url, caught.value.limit) == (token_uri, MAX_TOKEN_ANSWER_BYTES)
+    check_stopped_at_the_cap(flood, MAX_TOKEN_ANSWER_BYTES)
+
+
+def test_a_token_endpoint_answering_2_mib_fails_that_account_naming_it_and_others_go_on(
+        tmp_path: Path, google_emulator: GoogleEmulator,  # noqa: F811
+        creds_store: CredentialStore) -> None:  # noqa: F811
+    stub = TokenStub().start()
+    try:
+        creds_store.put("alice", REFRESH_TOKEN_KIND, "rt-good")
+        alice = make_world(tmp_path, google_emulator, auth={
+            "mode": "oauth", "client_secrets_file": client_secrets(tmp_path, stub.url)})
+        alice.calendar._credential_store = creds_store
+        bob = make_world(tmp_path / "bob", google_emulator, name="bob")
+        alice.add("Alice's call")
+        bob.add("Bob's call")
+        stub.pad_bytes = 2 << 20  # a well-formed token answer of 2 MiB
+        report = alice.sync()
+        assert report.outcome == Outcome.FAILED, report.line()
+        assert isinstance(report.error, AnswerTooLarge), report.error
+        assert (report.error.url, report.error.limit) == (stub.url, MAX_TOKEN_ANSWER_BYTES)
+        assert report.message is not None
+        assert f"The answer from {stub.url} was over syncd's 1 MiB cap" in report.message
+        assert alice.state.account("alice").status != "needs_reauth"  # not a refusal
+        assert google_emulator.events("alice@example.com") == []  # nothing was sent
+        assert bob.sync().outcome == Outcome.OK
+        assert _titles(bob) == ["Bob's call"]
+
+        stub.pad_bytes = 0  # the endpoint answers as it should: the account goes on
+        alice.advance(minutes=10)
+        again = alice.sync()
+        assert again.outcome == Outcome.OK, again.message
+        assert _titles(alice) == ["Alice's call"]
+    finally:
+        stub.stop()
 
 
 @pytest.mark.usefixtures("insecure_local_token_uri")
