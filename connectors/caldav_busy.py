@@ -29,8 +29,8 @@ from connectors.caldav_http import (
     Fetched,
     Reply,
     ReplyTooLarge,
+    Reported,
     member_path,
-    parse_xml,
     status_error,
 )
 from syncd.errors import AuthFailed, CalendarMissing, Transient
@@ -77,7 +77,7 @@ def calendar_query_body(start: datetime, end: datetime) -> str:
             "</C:comp-filter></C:filter></C:calendar-query>")
 
 
-def _judge(reply: Reply, what: str, collection: str) -> None:
+def _judge(reply: Reply | Reported, what: str, collection: str) -> None:
     """Raise for a status that is nobody's refusal of the report itself."""
     if reply.status == 401:
         raise AuthFailed(reason=f"HTTP 401 to {what}")
@@ -232,24 +232,19 @@ def calendar_query(transport: DavTransport, collection: str, start: datetime,
         Transient: the report failed or its reply cannot be used.
     """
     try:
-        reply = transport.send("REPORT", collection, calendar_query_body(start, end).encode(),
-                               {"Content-Type": "application/xml; charset=utf-8",
-                                "Depth": "1"}, max_bytes=MAX_QUERY_BYTES)
+        reply = transport.report(collection, calendar_query_body(start, end), depth="1",
+                                 max_bytes=MAX_QUERY_BYTES)
     except ReplyTooLarge:
         raise Transient(reason="calendar-query: the reply is too large") from None
+    except BadReply as exc:  # a 207 that is no multistatus
+        raise Transient(reason=f"calendar-query: {exc.args[0]}", status=207) from None
     _judge(reply, "calendar-query", collection)
     if reply.status == 403:
         raise AuthFailed(reason="HTTP 403 to calendar-query")
     if reply.status != 207:
         raise Transient(reason=f"calendar-query failed (HTTP {reply.status})",
                         status=reply.status)
-    try:
-        root = parse_xml(reply.body)
-    except BadReply as exc:
-        raise Transient(reason=f"calendar-query: {exc.args[0]}", status=207) from None
-    if root.tag != DAV + "multistatus":
-        raise Transient(reason="calendar-query: the reply is not a multistatus", status=207)
-    return _objects(collection, root)
+    return _objects(collection, reply.root)
 
 
 def _objects(collection: str, root: Any) -> tuple[list[Fetched], int]:

@@ -97,6 +97,17 @@ class Reply:
 
 
 @dataclass(frozen=True)
+class Reported:
+    """A REPORT's answer: its status and headers (``Retry-After``, say), and its body as
+    XML: the multistatus of a 207; for another status the error's XML (it may name a
+    precondition), or None when the body is empty or no XML."""
+
+    status: int
+    headers: Mapping[str, str]
+    root: Any
+
+
+@dataclass(frozen=True)
 class Member:
     """A member of the collection, as a sync-collection reply lists it."""
 
@@ -193,21 +204,28 @@ class DavTransport:
             response.close()
 
     def report(self, url: str, body: str, *, max_bytes: int = MAX_REPLY_BYTES,
-               depth: str | None = None) -> tuple[int, Any]:
-        """A REPORT and its parsed multistatus (or None when the status is not 207)."""
+               depth: str | None = None) -> Reported:
+        """A REPORT, its reply read up to ``max_bytes`` and parsed (see :class:`Reported`).
+
+        Raises:
+            ReplyTooLarge: the reply passed ``max_bytes``.
+            BadReply: a 207 whose body is not a multistatus.
+            Transient: the network failed or the deadline passed.
+        """
         headers = {"Content-Type": "application/xml; charset=utf-8"}
         if depth is not None:
             headers["Depth"] = depth
         reply = self.send("REPORT", url, body.encode(), headers, max_bytes=max_bytes)
         if reply.status != 207:  # an error's body may carry a precondition, or be a page
             try:
-                return reply.status, parse_xml(reply.body) if reply.body.strip() else None
+                root = parse_xml(reply.body) if reply.body.strip() else None
             except BadReply:
-                return reply.status, None
+                root = None
+            return Reported(reply.status, reply.headers, root)
         root = parse_xml(reply.body)
         if root.tag != DAV + "multistatus":
             raise BadReply(f"the reply is a {etree.QName(root).localname}, not a multistatus")
-        return reply.status, root
+        return Reported(reply.status, reply.headers, root)
 
 
 def parse_xml(body: bytes) -> Any:
@@ -266,10 +284,11 @@ def sync_collection(transport: DavTransport, collection: str, token: str | None)
                 "<D:sync-level>1</D:sync-level>"
                 "<D:prop><D:getetag/><D:getcontentlength/></D:prop></D:sync-collection>")
         try:
-            status, root = transport.report(collection, body, depth="1",
-                                            max_bytes=MAX_LISTING_BYTES)
+            reported = transport.report(collection, body, depth="1",
+                                        max_bytes=MAX_LISTING_BYTES)
         except (BadReply, ReplyTooLarge) as exc:
             raise Transient(reason=f"sync-collection: {_why(exc)}") from None
+        status, root = reported.status, reported.root
         if status != 207:
             if token is not None and root is not None and root.find(
                     f".//{DAV}valid-sync-token") is not None:
@@ -338,7 +357,8 @@ def multiget(transport: DavTransport, collection: str, paths: Sequence[str], *,
     body = ('<?xml version="1.0" encoding="utf-8"?>'
             '<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
             f"<D:prop><D:getetag/><C:calendar-data/></D:prop>{hrefs}</C:calendar-multiget>")
-    status, root = transport.report(collection, body, max_bytes=max_bytes)
+    reported = transport.report(collection, body, max_bytes=max_bytes)
+    status, root = reported.status, reported.root
     if status != 207:
         if status in (401, 403):
             raise AuthFailed(reason=f"HTTP {status} to calendar-multiget")
