@@ -88,5 +88,5 @@ def test_a_207_that_is_no_multistatus_fails_the_query_for_now(
         server: tuple[Script, str]) -> None:
     script, collection = server
     script.answer = (207, {}, b'<?xml version="1.0"?><D:error xmlns:D="DAV:"/>')
-    with pytest.raises(Transient, match="calendar-query: .*not a multistatus"):
+    with pytest.raises(Transient, match=r"calendar-query: .*not a multistatus"):
         calendar_query(transport(), collection, START, END)
