@@ -37,7 +37,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -83,6 +83,13 @@ class Options:
     faults: bool = True
     expire_tokens: float = 0.03  # share of rounds in which the server expires sync tokens
     edit_unconfirmed: bool = False  # also edit events whose create syncd may not have seen
+    zygote: bool = True  # fork the children from a process that imported syncd already
+    minutes: float = 0.0  # no round starts this long after the soak started (0: no limit)
+    #: Accounts each round's ``syncd sync`` runs: the owners the round's changes touched,
+    #: topped up at random to this many (0: every account, every round). A daemon runs
+    #: each account on its own schedule; a subset keeps a round cheap at 100 owners, so
+    #: the kills land in accounts with work to do.
+    accounts_per_cycle: int = 0
     workdir: Path | None = None
     settle_limit: int = 15
     child_timeout: float = 900.0
@@ -112,6 +119,8 @@ class Result:
     emails: int = 0
     wall_s: float = 0.0
     crm: str = "builtin"
+    #: Wall seconds by phase (set-up, first sync, changes, cycles, settle, judge).
+    seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -138,13 +147,26 @@ class Soak:
         # ``edit_unconfirmed``, the user leaves such events alone (see bench/README.md: the
         # adoption finding, fixed in c7dfc74).
         self.fresh: set[int] = set()
+        self.touched: set[str] = set()  # owners whose items this round changed
+        self.owner_of = {o.split("@")[0]: o for o in self.owners}  # account name -> owner
         self.cycle_seconds = 5.0
+        self.zygote: Zygote | None = None
         self.counter = 0
         self.journal = (folder / "journal.log").open("a")
 
     def note(self, text: str) -> None:
         """One line of the journal (every change and cycle, for replaying a finding)."""
         self.journal.write(text + "\n")
+
+    @contextlib.contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        """Count the block's wall time to ``phase`` (where a long soak's time goes)."""
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            spent = time.monotonic() - started
+            self.result.seconds[phase] = self.result.seconds.get(phase, 0.0) + spent
 
     # ---- set-up ---------------------------------------------------------------------
 
@@ -174,6 +196,8 @@ class Soak:
             self.env[GRAPH_SECRET_ENV] = info["client_secret"]
             self.env["SOAK_IDENTITY"] = json.dumps(
                 {"authority_host": info["authority_host"], "identity_url": info["identity_url"]})
+        if self.o.zygote:
+            self.zygote = Zygote(self.folder, self.env)
         self.crm: Crm = BuiltinCrm(self.db_url)
         self.state = StateStore(Database(self.db_url, run_migrations=False))
         self.crm.add_users(self.owners)
@@ -309,6 +333,7 @@ class Soak:
         if index is None:
             return
         item = self.model.items[index]
+        self.touched.add(item.owner)
         done = False
         name = self.rng.choice(("title", "when", "busy", "location", "description"))
         if op == "crm_edit":
@@ -345,12 +370,14 @@ class Soak:
                 self.crm.move(self.ids[index], target)
                 self.model.moved(index, target)
                 self.fresh.add(index)
+                self.touched.add(target)
                 done = True
         elif op == "crm_create":
             i = max(self.model.items) + 1
             first = (datetime.now(UTC) + timedelta(days=2)).date()
             self.create([(i, self.rng.choice(self.owners), first)])
             self.fresh.add(i)
+            self.touched.add(self.model.items[i].owner)
             done = True
         elif op == "crm_delete" and self.removal_allowed(item.owner):
             self.removals[item.owner] += 1
@@ -380,12 +407,15 @@ class Soak:
 
     # ---- cycles ---------------------------------------------------------------------
 
-    def syncd(self, *args: str, failpoint: str | None = None, kill_after: float | None = None
-              ) -> tuple[int, str]:
+    def syncd(self, *args: str, failpoint: str | None = None, kill_after: float | None = None,
+              timeout: float | None = None) -> tuple[int, str]:
         """Run the CLI once; returns its exit status (-9 when killed) and its output."""
         env = dict(self.env)
         if failpoint:
             env["SYNCD_FAILPOINT"] = failpoint
+        if self.zygote is not None:
+            return self.zygote.run(["--config", str(self.config), *args], env,
+                                   kill_after, timeout or self.o.child_timeout)
         command = [sys.executable, "-m", "bench.soak_cli", "--config", str(self.config), *args]
         child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True)
@@ -394,7 +424,7 @@ class Soak:
             timer = threading.Timer(kill_after, _kill, (child,))
             timer.start()
         try:
-            out, err = child.communicate(timeout=self.o.child_timeout)
+            out, err = child.communicate(timeout=timeout or self.o.child_timeout)
         except subprocess.TimeoutExpired:
             child.kill()
             out, err = child.communicate()
@@ -411,14 +441,15 @@ class Soak:
         elif roll < self.o.failpoint_kills + self.o.random_kills:
             kill_after = self.rng.uniform(0.3, max(0.5, self.cycle_seconds))
         started = time.monotonic()
-        status, output = self.syncd("--json", "sync", failpoint=failpoint,
+        status, output = self.syncd("--json", "sync", *self.chosen(), failpoint=failpoint,
                                     kill_after=kill_after)
         took = time.monotonic() - started
         self.result.cycles += 1
         self.wake(output)
         self.note(f"cycle {self.result.cycles}: failpoint {failpoint} kill_after "
-                  f"{kill_after and round(kill_after, 2)} status {status} writes "
-                  f"{_writes(output)} {_counts(output)}")
+                  f"{kill_after and round(kill_after, 2)} status {status} took {took:.1f} s "
+                  f"writes {_writes(output)} {_counts(output)}")
+        self.journal.flush()
         if status == -signal.SIGKILL:
             if failpoint:
                 self.result.kills_failpoint += 1
@@ -428,10 +459,31 @@ class Soak:
             self.cycle_seconds = 0.7 * self.cycle_seconds + 0.3 * took
             if status != 0:
                 self.result.failed_cycles += 1
-            elif _writes(output) is not None:
-                self.removals.clear()
-                self.fresh.clear()
+            self.confirm(output)
         self.events.clear()
+        self.touched.clear()
+
+    def chosen(self) -> list[str]:
+        """``--account`` options for this round's cycle (none: every account)."""
+        wanted = self.o.accounts_per_cycle
+        if not wanted or wanted >= len(self.owners):
+            return []
+        names = {o.split("@")[0] for o in self.touched}
+        rest = sorted(set(self.owner_of) - names)
+        names.update(self.rng.sample(rest, max(0, min(len(rest), wanted - len(names)))))
+        return [arg for name in sorted(names) for arg in ("--account", name)]
+
+    def confirm(self, output: str) -> None:
+        """Forget the removals and the unconfirmed items of each account whose cycle was
+        ok: its deletion guard counts afresh, and its creates' answers were seen."""
+        reports = _json(output)
+        if not isinstance(reports, list):
+            return
+        ok = {self.owner_of.get(str(r.get("account"))) for r in reports
+              if isinstance(r, dict) and r.get("outcome") == "ok"}
+        for owner in ok:
+            self.removals.pop(owner or "", None)
+        self.fresh = {i for i in self.fresh if self.model.items[i].owner not in ok}
 
     def wake(self, output: str) -> None:
         """Resume the accounts resting after failures (what ``syncd resume`` does): the
@@ -445,14 +497,17 @@ class Soak:
             if report.get("outcome") in ("skipped", "refused"):
                 self.state.resume(str(report.get("account")))
 
-    def settle(self) -> None:
+    def settle(self, timeout: float | None = None) -> None:
         with self.proxy.quiet():
             for _ in range(self.o.settle_limit):
-                status, output = self.syncd("--json", "sync")
+                started = time.monotonic()
+                status, output = self.syncd("--json", "sync", timeout=timeout)
                 self.wake(output)
                 self.result.settle_cycles += 1
                 writes = _writes(output)
-                self.note(f"settle: status {status} writes {writes} {_counts(output)}")
+                self.note(f"settle: status {status} took {time.monotonic() - started:.1f} s "
+                          f"writes {writes} {_counts(output)}")
+                self.journal.flush()
                 if status == 0 and writes == 0:
                     self.result.quiet = True
                     return
@@ -494,21 +549,32 @@ class Soak:
 
     def run(self) -> Result:
         started = time.monotonic()
-        self.start()
+        with self.timed("set-up"):
+            self.start()
         try:
-            self.settle()  # the first sync, whole (the chaos starts from a synced state)
+            with self.timed("first sync"):
+                # the first sync, whole (the chaos starts from a synced state); at N=30,000
+                # one child may create events for longer than a round's time limit
+                self.settle(timeout=4 * self.o.child_timeout)
             self.result.quiet, self.result.initial_cycles = False, self.result.settle_cycles
             self.result.settle_cycles = 0
             per_round = self.o.ops or max(4, self.o.n // 40)
             for number in range(self.o.cycles):
+                if self.o.minutes and time.monotonic() - started > 60 * self.o.minutes:
+                    self.note(f"the time limit ({self.o.minutes} min) ends the rounds")
+                    break
                 self.note(f"round {number + 1}")
-                for _ in range(per_round):
-                    self.change()
-                if self.rng.random() < self.o.expire_tokens:
-                    self.expire_tokens()
-                self.cycle()
-            self.settle()
-            self.finish()
+                with self.timed("changes"):
+                    for _ in range(per_round):
+                        self.change()
+                    if self.rng.random() < self.o.expire_tokens:
+                        self.expire_tokens()
+                with self.timed("cycles"):
+                    self.cycle()
+            with self.timed("settle"):
+                self.settle()
+            with self.timed("judge"):
+                self.finish()
         finally:
             self.stop()
         self.result.wall_s = time.monotonic() - started
@@ -516,6 +582,8 @@ class Soak:
 
     def stop(self) -> None:
         self.journal.close()
+        if self.zygote is not None:
+            self.zygote.stop()
         with contextlib.suppress(Exception):
             self.crm.close()
         with contextlib.suppress(Exception):
@@ -529,6 +597,55 @@ class Soak:
 def _kill(child: subprocess.Popen[str]) -> None:
     with contextlib.suppress(ProcessLookupError):
         child.send_signal(signal.SIGKILL)
+
+
+class Zygote:
+    """The ``syncd`` children forked by :mod:`bench.soak_zygote` (imports paid once)."""
+
+    def __init__(self, folder: Path, env: dict[str, str]) -> None:
+        self.out = folder / "child.out"
+        self.process = subprocess.Popen([sys.executable, "-m", "bench.soak_zygote"], cwd=ROOT,
+                                        env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True)
+
+    def run(self, args: list[str], env: dict[str, str], kill_after: float | None,
+            timeout: float) -> tuple[int, str]:
+        """One child: its exit status (-9 when killed) and its stdout, then its stderr."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        request = {"args": args, "env": env, "out": str(self.out)}
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        pid = int(json.loads(self.process.stdout.readline())["pid"])
+        timers = [threading.Timer(timeout, _kill_pid, (pid,))]
+        if kill_after is not None:
+            timers.append(threading.Timer(kill_after, _kill_pid, (pid,)))
+        for timer in timers:
+            timer.start()
+        try:
+            answer = self.process.stdout.readline()
+        finally:
+            for timer in timers:
+                timer.cancel()
+        if not answer:
+            raise RuntimeError("the soak's zygote process ended")
+        output = self.out.read_text(errors="replace")
+        err = Path(f"{self.out}.err")
+        return int(json.loads(answer)["status"]), output + (
+            err.read_text(errors="replace") if err.exists() else "")
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def _kill_pid(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
 
 
 def _in_future(when: When) -> bool:
@@ -619,7 +736,8 @@ def markdown(results: Sequence[Result], command: str) -> str:
             f"{k} {v}" for k, v in sorted(r.ops.items())) + f"; conflicts recorded "
             f"{r.conflicts}; cycles that failed (faults) {r.failed_cycles}; refused by a "
             f"guard {r.refused}; requests "
-            + ", ".join(f"{k} {v}" for k, v in sorted(r.traffic.items())))
+            + ", ".join(f"{k} {v}" for k, v in sorted(r.traffic.items()))
+            + "; wall " + ", ".join(f"{k} {v:.0f} s" for k, v in r.seconds.items()))
     return "\n".join(out) + "\n"
 
 
@@ -643,6 +761,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--failpoint-kills", type=float, default=0.2)
     parser.add_argument("--random-kills", type=float, default=0.2)
     parser.add_argument("--no-faults", action="store_true")
+    parser.add_argument("--minutes", type=float, default=0.0,
+                        help="start no round after this many minutes (then settle and judge; "
+                             "the table counts the rounds run)")
+    parser.add_argument("--no-zygote", action="store_true",
+                        help="start every syncd child afresh (default: fork them from a "
+                             "process that imported syncd, bench/soak_zygote.py)")
+    parser.add_argument("--accounts-per-cycle", type=int, default=0,
+                        help="accounts each round syncs: those its changes touched, topped up "
+                             "at random to this many (default 0: every account)")
     parser.add_argument("--edit-unconfirmed", action="store_true",
                         help="let the user edit events whose create syncd may not have seen "
                              "(the adoption finding in bench/README.md)")
@@ -658,6 +785,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = Options(provider, n=args.n, owners=args.owners, cycles=args.cycles,
                           seed=args.seed, ops=args.ops, failpoint_kills=args.failpoint_kills,
                           random_kills=args.random_kills, faults=not args.no_faults,
+                          accounts_per_cycle=args.accounts_per_cycle, zygote=not args.no_zygote,
+                          minutes=args.minutes,
                           edit_unconfirmed=args.edit_unconfirmed,
                           workdir=args.keep / provider if args.keep else None)
         results.append(run(options))

@@ -223,6 +223,35 @@ def _check_field(findings: Findings, item: Item, name: str, crm_value: Any, cal_
                                        "recorded")
 
 
+class NoteIndex:
+    """Every item's note (case-folded) by its longest inner word, so that each event is
+    searched for the few notes that can be in it, not for all of them (N notes in N
+    events was the soak's end at N=10,000: minutes).
+
+    A note found in a text has its inner words (whitespace on both sides within the note)
+    among the text's whitespace-separated words, so looking only at the notes whose key
+    word is there finds exactly what searching for every note finds. Notes of fewer than
+    three words have no inner word: they are searched for in every text."""
+
+    def __init__(self, items: Iterable[Item]) -> None:
+        self.by_word: dict[str, list[tuple[Item, str]]] = {}
+        self.everywhere: list[tuple[Item, str]] = []
+        for item in items:
+            if not item.note:
+                continue
+            note = item.note.casefold()
+            inner = note.split()[1:-1]
+            if inner:
+                self.by_word.setdefault(max(inner, key=len), []).append((item, note))
+            else:
+                self.everywhere.append((item, note))
+
+    def candidates(self, text: str) -> list[tuple[Item, str]]:
+        """The notes that may be in ``text`` (case-folded), in item order."""
+        found = [pair for word in set(text.split()) for pair in self.by_word.get(word, ())]
+        return sorted(found + self.everywhere, key=lambda pair: pair[0].index)
+
+
 def judge(model: Model, crm: Mapping[int, CrmItem], events: Sequence[EventSeen],
           conflicts: Sequence[Mapping[str, Any]], crm_ids: Mapping[int, int],
           calendar_fields: frozenset[str], emails: Mapping[str, int] | None = None
@@ -249,10 +278,10 @@ def judge(model: Model, crm: Mapping[int, CrmItem], events: Sequence[EventSeen],
         if count > 1:
             findings.add("duplicates", f"marker {marker} on {count} events in {calendar}")
     recorded = _conflict_values(conflicts, crm_ids)
-    notes = [(i, i.note.casefold()) for i in model.items.values() if i.note]
+    notes = NoteIndex(model.items.values())
     for event in events:
         text = event.raw.casefold()
-        for item, note in notes:
+        for item, note in notes.candidates(text):
             if note in text:
                 findings.add("leaks", f"the note of {item.tag} in event {event.event_id}")
     for item in model.items.values():

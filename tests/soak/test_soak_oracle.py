@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.soak_model import CALENDAR, CRM, CrmItem, EventSeen, Model, judge, tag_of
+from bench.soak_model import CALENDAR, CRM, CrmItem, EventSeen, Model, NoteIndex, judge, tag_of
 
 WHEN = {"start": "2027-01-10T08:00:00+00:00", "end": "2027-01-10T08:30:00+00:00",
         "tz": "Europe/Oslo"}
@@ -113,3 +113,29 @@ def test_what_was_written_to_an_event_the_user_then_deleted_is_not_a_lost_edit()
     title = f"{tag_of(1)} crm"
     findings = judge(model, crm(title), [event(title)], [], {10: 1}, FIELDS)
     assert findings.clean, findings.details
+
+
+def test_a_note_is_found_anywhere_in_an_event_among_many_notes() -> None:
+    model = Model()
+    for i in range(1, 2001):
+        model.created(i, OWNER, f"private canary {i:016x} of {tag_of(i)}",
+                      projection(f"{tag_of(i)} Visit"))
+    model.items[7].note = "two words"  # no inner word: searched for everywhere
+    title = f"{tag_of(1)} Visit"
+    pasted = f'{{"description": "call back. Private Canary {1234:016X} of {tag_of(1234)}"}}'
+    findings = judge(model, crm(title), [event(title, raw=pasted),
+                                         event(title, raw="notes: two words.", marker="m2")],
+                     [], {}, FIELDS)
+    assert findings.leaks == 2
+    assert any(tag_of(1234) in d for d in findings.details)
+
+
+def test_each_event_is_searched_only_for_the_notes_that_share_its_words() -> None:
+    model = Model()
+    for i in range(1, 2001):
+        model.created(i, OWNER, f"private canary {i:016x} of {tag_of(i)}",
+                      projection(f"{tag_of(i)} Visit"))
+    index = NoteIndex(model.items.values())
+    text = f"private canary {5:016x} of {tag_of(5)} and canary {9:016x}".casefold()
+    assert [item.index for item, _ in index.candidates(text)] == [5, 9]
+    assert index.candidates("nothing of the sort") == []
