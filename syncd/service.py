@@ -20,8 +20,9 @@ from syncd.embedded_auth import SERVICE_USER, EmbeddedCredentials, can_log_in, l
 from syncd.engine.policy import AccountPolicy, ConflictPolicy, OnCalendarDelete
 from syncd.errors import SyncRefused
 from syncd.model import DoneStyle
-from syncd.report import describe, describe_note, push_status, refusal_reason
-from syncd.store.channels import REFUSED, ChannelRow, ChannelStore
+from syncd.report import describe, describe_note, refusal_reason
+from syncd.status_view import AccountRow, budget_rows, status_rows
+from syncd.store.channels import ChannelStore
 from syncd.store.db import Database
 from syncd.store.state import AccountState, StateStore, lease_owner_id
 from syncd.store.status import AccountStatus, CycleEnd, Note, Outcome
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("syncd.service")
 
 EMBEDDED_CALENDAR = "crm"
-STATUS_ITEMS = 10  # failed items listed per account by `syncd status`
 
 
 def embedded_url(host: str, port: int) -> str:
@@ -410,50 +410,18 @@ class Service:
     def budgets(self, now: datetime | None = None) -> list[dict[str, Any]]:
         """Each provider budget's current day (a Pipedrive company's tokens), as counted
         by every replica; ``warning`` from 75 % used."""
-        from syncd.crm.pipedrive_budget import WARN_SHARE
         from syncd.store.budgets import BudgetLedger
 
         now = now or datetime.now(UTC)
-        return [{"scope": c.scope, "day": c.day, "used": c.used, "allowance": c.allowance,
-                 "left": c.left, "share": round(c.share, 4), "resets_at": c.resets_at,
-                 "warning": c.share >= WARN_SHARE,
-                 "halted_until": c.halted_until if c.halted_until and c.halted_until > now
-                 else None, "halt_reason": c.halt_reason}
-                for c in BudgetLedger(self.db).current(now)]
+        return budget_rows(BudgetLedger(self.db).current(now), now)
 
     def status(self) -> list[dict[str, Any]]:
-        states = {s.name: s for s in self.state.accounts()}
-        budgets = self.budgets()
-        channels = {row.account: row for row in ChannelStore(self.db).all()}
-        public_url = self.config.http.public_url
-        rows = []
-        for account in self.accounts():
-            st = states.get(account.name) or self.state.account(account.name)
-            rows.append({
-                "account": account.name, "provider": account.provider, "owner": account.owner,
-                "status": st.status, "status_reason": st.status_reason,
-                "last_run_at": st.last_run_at, "last_outcome": st.last_outcome,
-                "last_counts": st.last_counts, "last_message": st.last_message,
-                "links": self.state.link_count(account.name),
-                "open_conflicts": self.state.open_conflict_count(account.name),
-                "quarantined": self.state.quarantine_count(account.name),
-                # The first few failed items with their reasons; `syncd quarantine` has all.
-                "failed_items": self.state.quarantine_list(account.name,
-                                                           limit=STATUS_ITEMS),
-                # the CRM's shared budgets (one Pipedrive company), the same on every row
-                "crm_budgets": budgets,
-                "push": _push_row(channels.get(account.name), public_url),
-            })
-        return rows
-
-
-def _push_row(row: ChannelRow | None, public_url: str | None) -> dict[str, Any]:
-    """An account's push channel as ``syncd status`` shows it (``line`` is the sentence)."""
-    line = push_status(row, public_url=public_url)
-    if row is None:
-        return {"state": "polled", "reason": None, "expires_at": None,
-                "last_notification_at": None, "expect_by": None, "line": line}
-    return {"state": "polled" if row.state == REFUSED else row.state, "reason": row.reason,
-            "kind": row.kind, "expires_at": row.expires_at,
-            "last_notification_at": row.last_message_at, "expect_by": row.expect_by,
-            "line": line}
+        """What ``syncd status`` shows of each account served (an account without a row
+        yet gets one)."""
+        states: dict[str, AccountRow] = {s.name: s for s in self.state.accounts()}
+        accounts = self.accounts()
+        for account in accounts:
+            if account.name not in states:
+                states[account.name] = self.state.account(account.name)
+        return status_rows(accounts, states, self.state, ChannelStore(self.db).all(),
+                           self.budgets(), self.config.http.public_url)

@@ -58,7 +58,8 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from syncd.errors import AccountCooldown
-from syncd.store.budgets import BudgetLedger, DayCount
+from syncd.store.budgets import BudgetLedger
+from syncd.store.records import WARN_SHARE, DayCount
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,6 @@ STOP_AFTER = 4
 #: A 429 asking to wait longer than this (seconds) means the day is spent on Pipedrive's
 #: side (other integrations of the company count too): stop until then, do not sleep.
 LONG_WAIT = 60.0
-#: The share of the day's budget whose crossing is logged and flagged by ``syncd status``.
-WARN_SHARE = 0.75
 #: The share of a token's burst limit syncd paces to: requests reach Pipedrive a little
 #: earlier or later than their slot (and a slot at exactly the window's edge is a float
 #: rounding away from a 429), so a full window is never aimed at.

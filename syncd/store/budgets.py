@@ -23,29 +23,7 @@ from sqlalchemy.orm import Session
 
 from syncd.store.budget_tables import BudgetBurst, BudgetDay
 from syncd.store.db import Database
-
-
-@dataclass(frozen=True)
-class DayCount:
-    """One scope's day as the ledger holds it."""
-
-    scope: str
-    day: str
-    used: int
-    allowance: int
-    resets_at: datetime
-    throttled: int
-    halted_until: datetime | None
-    halt_reason: str | None
-
-    @property
-    def left(self) -> int:
-        return max(0, self.allowance - self.used)
-
-    @property
-    def share(self) -> float:
-        """The part of the day's allowance used, 0.0 to 1.0 (or more if it shrank)."""
-        return self.used / self.allowance if self.allowance > 0 else 1.0
+from syncd.store.records import DayCount
 
 
 @dataclass(frozen=True)

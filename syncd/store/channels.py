@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,38 +29,13 @@ from sqlalchemy import delete, or_, select, update
 from syncd.store.base import utcnow
 from syncd.store.channel_tables import PushChannel
 from syncd.store.db import Database
+from syncd.store.records import ACTIVE, DEGRADED, REFUSED, ChannelRow
 from syncd.store.state_tables import SyncAccount
-
-ACTIVE, DEGRADED, REFUSED = "active", "degraded", "refused"
 
 
 def token_hash(token: str) -> str:
     """What is stored of a channel token."""
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class ChannelRow:
-    """One account's channel as stored (no token)."""
-
-    account: str
-    kind: str
-    state: str
-    reason: str | None
-    channel_id: str | None
-    resource_id: str | None
-    details: Mapping[str, Any] = field(default_factory=dict)
-    created_at: datetime | None = None
-    expires_at: datetime | None = None
-    owner: str | None = None
-    last_message_at: datetime | None = None
-    last_message_number: int | None = None
-    expect_by: datetime | None = None
-
-    @property
-    def healthy(self) -> bool:
-        """Notifications are expected to come: the backstop poll may be long."""
-        return self.state == ACTIVE and self.channel_id is not None
 
 
 @dataclass(frozen=True)
