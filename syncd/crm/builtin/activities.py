@@ -36,14 +36,14 @@ from sqlalchemy.orm import Session
 
 from syncd.crm.builtin import change_feed, derived
 from syncd.crm.builtin.change_feed import ChangeRow
-from syncd.crm.builtin.fields import (
+from syncd.crm.builtin.checks import (
     CALENDAR_FIELDS,
     EDITABLE_FIELDS,
     LINK_FIELDS,
     check_time_needs_date,
     clean_fields,
-    resolve_guests,
 )
+from syncd.crm.builtin.fields import resolve_guests
 from syncd.crm.builtin.item_links import (
     ITEM_TABLES,
     LinkSet,
@@ -53,6 +53,7 @@ from syncd.crm.builtin.item_links import (
 )
 from syncd.crm.builtin.items import CrmDirectory, check_now
 from syncd.crm.builtin.read import filter_query, load_views
+from syncd.crm.builtin.rows import SCALARS, guest_rows, time_columns
 from syncd.crm.builtin.tables import (
     ActivityGuest,
     ActivityLink,
@@ -64,15 +65,12 @@ from syncd.crm.builtin.views import ActivityFilter, CanSee, ChangePage
 from syncd.crm.builtin.visibility import visible_ids_query, visible_ids_with
 from syncd.crm.builtin.write import (
     CHUNK,
-    SCALARS,
     Lookups,
     check_unique_uids,
-    guest_rows,
     insert_activities,
     move_to_zone,
     prefetch_guests,
     prepare,
-    time_columns,
 )
 from syncd.errors import InvalidInput, NotFound, SlotTaken
 from syncd.model import MAX_SPAN, Activity, Tombstone, activity_when

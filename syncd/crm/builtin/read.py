@@ -13,32 +13,12 @@ from typing import Any
 from sqlalchemy import Select, exists, select
 from sqlalchemy.orm import Session
 
+from syncd.crm.builtin.rows import to_view
 from syncd.crm.builtin.tables import ActivityGuest, ActivityLink, ActivityRow, User
 from syncd.crm.builtin.views import ActivityFilter
-from syncd.model import ACTIVITY_FIELDS, Activity, Guest, Kind
+from syncd.model import Activity, Guest
 
 _CHUNK = 500
-
-
-#: The declared fields a view copies from the row as they are.
-_COPIED = tuple(f.name for f in ACTIVITY_FIELDS
-                if f.on_view and f.kind is not Kind.GUESTS and f.name != "due_time")
-
-
-def to_view(row: ActivityRow, owner_tz: str, guests: Sequence[Guest]) -> Activity:
-    """One activity row as a frozen view (no note: it is not on the row)."""
-    return Activity(
-        id=row.id,
-        sync_uid=row.sync_uid,
-        owner_tz=owner_tz,
-        # A TIME column has no fold: due_fold carries it (the second of a repeated hour).
-        due_time=row.due_time.replace(fold=1) if row.due_time and row.due_fold else row.due_time,
-        guests=tuple(guests),
-        marked_done_at=row.marked_done_at,
-        deleted=row.deleted_at is not None,
-        updated_at=row.updated_at,
-        **{name: getattr(row, name) for name in _COPIED},
-    )
 
 
 def load_guests(session: Session, activity_ids: Sequence[int]) -> dict[int, list[Guest]]:

@@ -8,7 +8,6 @@ as a single add does, with one ``executemany`` per table.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -20,16 +19,17 @@ from sqlalchemy.orm import Session
 
 from syncd.crm.builtin import change_feed, derived
 from syncd.crm.builtin.change_feed import ChangeRow
-from syncd.crm.builtin.fields import (
-    EDITABLE_FIELDS,
+from syncd.crm.builtin.checks import (
     LINK_FIELDS,
     GuestSpec,
-    PersonCache,
-    check_time_needs_date,
-    clean_fields,
-    resolve_guests,
 )
+from syncd.crm.builtin.fields import PersonCache
 from syncd.crm.builtin.item_links import ItemRef, LinkResolver, LinkSet, link_rows
+from syncd.crm.builtin.rows import (
+    activity_row,
+    check_new,
+    guest_rows,
+)
 from syncd.crm.builtin.tables import (
     ActivityGuest,
     ActivityLink,
@@ -39,7 +39,7 @@ from syncd.crm.builtin.tables import (
     User,
 )
 from syncd.errors import InvalidInput
-from syncd.model import ACTIVITY_FIELDS, Guest, normalize_email, wall_time
+from syncd.model import Guest, normalize_email
 
 
 def core_table(model: type[Any]) -> Table:
@@ -49,15 +49,6 @@ def core_table(model: type[Any]) -> Table:
     return table
 
 
-#: What an omitted field of a new activity is (A4: free by default).
-NEW_DEFAULTS: dict[str, Any] = {**{f.name: f.default for f in ACTIVITY_FIELDS
-                                   if not f.required}, "sync_uid": None}
-#: The fields a new activity must name.
-REQUIRED: tuple[str, ...] = tuple(f.name for f in ACTIVITY_FIELDS if f.required)
-#: The plain columns an add or an edit copies from the checked values (``done`` also
-#: stamps ``marked_done_at``, D2, so it has code of its own).
-SCALARS: tuple[str, ...] = tuple(f.name for f in ACTIVITY_FIELDS
-                                 if f.plain and f.name != "done")
 CHUNK = 500  # ids per IN (...) list
 _INSERT_BATCH = 1000  # rows per INSERT ... RETURNING
 
@@ -108,20 +99,6 @@ def move_to_zone(due_date: date, due_time: time, old_tz: str, new_tz: str) -> tu
     return local.date(), local.time()
 
 
-def time_columns(due_date: date | None, due_time: time | None, zone: str) -> dict[str, Any]:
-    """``due_time`` and ``due_fold`` as stored: the fold settled for that day and zone."""
-    if due_date is None or due_time is None:
-        return {"due_time": due_time, "due_fold": False}
-    clock = wall_time(due_date, due_time, zone)
-    return {"due_time": clock, "due_fold": bool(clock.fold)}
-
-
-def guest_rows(activity_id: int, guests: Sequence[GuestSpec]) -> list[dict[str, Any]]:
-    """The ``activity_guests`` rows for one activity, keeping the order given."""
-    return [{"activity_id": activity_id, "position": n, "person_id": g.person_id,
-             "email": g.email, "name": g.name} for n, g in enumerate(guests)]
-
-
 def prefetch_guests(lookups: Lookups, items: Sequence[Mapping[str, Any]]) -> None:
     """Look up, in one go, every person the guests of a batch may name."""
     ids: set[int] = set()
@@ -149,15 +126,7 @@ def prepare(lookups: Lookups, fields: Mapping[str, Any]) -> Prepared:
     Raises:
         InvalidInput: a missing ``owner_id``/``subject`` or any unacceptable value.
     """
-    for required in REQUIRED:
-        if required not in fields:
-            raise InvalidInput(field=required, value=None, reason="is required")
-    values = clean_fields({**NEW_DEFAULTS, **fields}, EDITABLE_FIELDS | {"sync_uid"})
-    check_time_needs_date(values["due_date"], values["due_time"])
-    zone = lookups.owner_zone(values["owner_id"])
-    values.update(time_columns(values["due_date"], values["due_time"], zone))
-    lookups.check_type(values["type"])
-    guests = resolve_guests(lookups.session, values["guests"], lookups.persons)
+    values, guests = check_new(lookups, fields)
     links = lookups.links.resolve({f: values[f] for f in LINK_FIELDS})
     return Prepared(values, guests, links)
 
@@ -181,21 +150,7 @@ def insert_activities(session: Session, prepared: Sequence[Prepared], now: datet
         The new ids, in the order of ``prepared``.
     """
     check_unique_uids(session, [p.values["sync_uid"] for p in prepared])
-    rows = []
-    for p in prepared:
-        v = p.values
-        rows.append({
-            **{name: v[name] for name in SCALARS},
-            "due_fold": v["due_fold"],
-            **p.links.columns(),
-            "sync_uid": v["sync_uid"] or uuid.uuid4().hex,  # random: reveals nothing
-            "owner_id": v["owner_id"],
-            "done": v["done"],
-            "marked_done_at": now if v["done"] else None,  # D2
-            "deleted_at": None,
-            "created_at": now,
-            "updated_at": now,
-        })
+    rows = [activity_row(p.values, p.links.columns(), now) for p in prepared]
     # Core INSERT ... RETURNING, matched back by the unique sync_uid: the ORM's bulk path
     # with sort_by_parameter_order is several times slower on large batches.
     table = core_table(ActivityRow)
