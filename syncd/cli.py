@@ -67,6 +67,15 @@ class App:
         return Database(self.config.database_url)
 
     @cached_property
+    def lite(self) -> Any:
+        """The database through plain sqlite3 (:mod:`syncd.store.lite`), so that a short
+        command imports no SQLAlchemy; None when the full store must open it (not a
+        SQLite file, or one to create or migrate)."""
+        from syncd.store.lite import open_lite
+
+        return open_lite(self.config.database_url)
+
+    @cached_property
     def store(self) -> Any:
         from syncd.crm.builtin.activities import ActivityStore
 

@@ -124,10 +124,35 @@ def _budget_line(budget: dict[str, Any]) -> str:
     return line
 
 
-def _status(args: argparse.Namespace, app: App) -> int:
-    from syncd.service import Service
+def _quick_status(app: App) -> list[dict[str, Any]] | None:
+    """The status rows read through plain sqlite3 (no SQLAlchemy), or None when the full
+    path must answer: teams and the embedded default (their accounts come from the CRM),
+    a database to create or migrate, or an account without a row yet (which the full
+    path makes)."""
+    config = app.config
+    if not config.accounts or config.teams or app.lite is None:
+        return None
+    from datetime import UTC, datetime
 
-    rows = Service(app.config, db=app.db, open_crm=False).status()
+    from syncd.status_view import budget_rows, status_rows
+    from syncd.store.lite import LiteStatus
+
+    reads = LiteStatus(app.lite)
+    accounts = [a for a in config.accounts if a.enabled]
+    states = reads.accounts()
+    if any(a.name not in states for a in accounts):
+        return None
+    now = datetime.now(UTC)
+    return status_rows(accounts, states, reads, reads.channels(),
+                       budget_rows(reads.budget_days(now), now), config.http.public_url)
+
+
+def _status(args: argparse.Namespace, app: App) -> int:
+    rows = _quick_status(app)
+    if rows is None:
+        from syncd.service import Service
+
+        rows = Service(app.config, db=app.db, open_crm=False).status()
     lines = [_budget_line(b) for b in rows[0]["crm_budgets"]] if rows else []
     for row in rows:
         counts = ", ".join(f"{k} {v}" for k, v in sorted((row["last_counts"] or {}).items()) if v)

@@ -10,11 +10,9 @@ already at the newest revision is recognised with one query, without loading Ale
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +22,13 @@ from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from syncd.store.db_errors import translate_error
-
-MIGRATIONS = Path(__file__).parent / "migrations"
+from syncd.store.lite import MIGRATIONS, SQLITE_PRAGMAS, head_revision
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
-    # WAL lets the CLI read while the daemon writes; synchronous=FULL because WAL with
-    # NORMAL can lose a committed transaction on power loss (failure mode 29), and a
-    # lost "create intent" commit is exactly what the idempotent protocol relies on.
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=FULL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
+    for pragma in SQLITE_PRAGMAS:
+        cur.execute(pragma)
     cur.close()
 
 
@@ -98,24 +90,6 @@ def make_engine(url: str, workers: int | None = None) -> Engine:
         _ping_when_idle(engine)
     event.listen(engine, "handle_error", translate_error)
     return engine
-
-
-_REVISION = re.compile(r"^(down_revision|revision)\b[^=]*=\s*['\"]?([\w-]*)", re.MULTILINE)
-
-
-@cache
-def head_revision() -> str | None:
-    """The newest revision of the migration scripts (None when there is not exactly one),
-    read from their ``revision``/``down_revision`` lines, without Alembic."""
-    revisions, parents = set(), set()
-    for script in (MIGRATIONS / "versions").glob("*.py"):
-        found = dict((key, value) for key, value in _REVISION.findall(script.read_text()))
-        if found.get("revision"):
-            revisions.add(found["revision"])
-        if found.get("down_revision"):
-            parents.add(found["down_revision"])
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
 
 
 def at_head(engine: Engine) -> bool:

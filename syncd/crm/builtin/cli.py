@@ -20,6 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from syncd.crm.builtin.checks import LINK_FIELDS
 from syncd.crm.builtin.file_import import (
     COLUMNS,
     STORE_TO_COLUMN,
@@ -98,15 +99,17 @@ def _as_flags() -> Iterator[None]:
         raise InvalidInput(field=_FLAGS[exc.field], value=exc.value, reason=exc.reason) from None
 
 
-def _owner_id(app: App, email: str | None) -> int:
-    """The user named by ``--owner``, or the only user when none is named."""
+def _owner_id(app: App, email: str | None, store: Any = None) -> int:
+    """The user named by ``--owner``, or the only user when none is named (``store``:
+    the one to ask instead of the app's)."""
+    store = store or app.store
     if email:
-        user = app.store.get_user_by_email(email)
+        user = store.get_user_by_email(email)
         if user is None:
             raise InvalidInput(field="owner", value=email,
                                reason="no user has this address (see 'syncd user list')")
         return int(user.id)
-    users = app.store.list_users()
+    users = store.list_users()
     if len(users) == 1:
         return int(users[0].id)
     if not users:
@@ -307,13 +310,25 @@ def _activity_fields(args: argparse.Namespace) -> dict[str, Any]:
 
 def _activity_add(args: argparse.Namespace, app: App) -> int:
     fields = _activity_fields(args)
-    fields["owner_id"] = _owner_id(app, args.owner)
+    store = _quick_store(app, fields)
+    fields["owner_id"] = _owner_id(app, args.owner, store)
     fields.update({f.name: getattr(args, _dest(f)) for f in _OPTIONS
                    if f.kind is Kind.FLAG and f.off_flag is None})
     with _as_flags():
-        activity = app.store.add_activity(**fields)
+        activity = store.add_activity(**fields)
     app.emit(activity, f"Added activity {activity.id}: {_when(activity)} {activity.subject}")
     return 0
+
+
+def _quick_store(app: App, fields: dict[str, Any]) -> Any:
+    """The store an add goes through: plain sqlite3 when the database allows it and the
+    activity is linked to no item (SQLAlchemy's import was most of the command's time),
+    else the full store (:mod:`syncd.crm.builtin.quick_add` says why)."""
+    if app.lite is None or any(fields.get(f) is not None for f in LINK_FIELDS):
+        return app.store
+    from syncd.crm.builtin.quick_add import QuickActivities
+
+    return QuickActivities(app.lite)
 
 
 def _activity_edit(args: argparse.Namespace, app: App) -> int:
