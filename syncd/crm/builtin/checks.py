@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from typing import Any, Protocol
+from typing import Any
 
 from syncd.errors import InvalidInput
 from syncd.model import (
@@ -256,13 +256,45 @@ class PersonRef:
     email: str | None
 
 
-class Persons(Protocol):
-    """Persons looked up by id and by e-mail (a miss cached as None)."""
+PersonRow = tuple[int, str, str | None]  # id, name, e-mail
 
-    by_id: dict[int, PersonRef | None]
-    by_email: dict[str, PersonRef | None]
 
-    def prefetch(self, ids: Iterable[int] = (), emails: Iterable[str] = ()) -> None: ...
+class Persons:
+    """Persons looked up by id and by e-mail within one transaction, misses cached too.
+
+    A bulk insert calls :meth:`prefetch` once with every address of the batch, so that
+    linking guests to persons costs one query per batch instead of one per activity. A
+    writer supplies the two queries (:meth:`_with_ids`, :meth:`_with_emails`).
+    """
+
+    CHUNK = 500  # values per IN (...) list
+
+    def __init__(self) -> None:
+        self.by_id: dict[int, PersonRef | None] = {}
+        self.by_email: dict[str, PersonRef | None] = {}
+
+    def _with_ids(self, ids: list[int]) -> Iterable[PersonRow]:
+        raise NotImplementedError
+
+    def _with_emails(self, emails: list[str]) -> Iterable[PersonRow]:
+        """The persons with these addresses, the highest id first."""
+        raise NotImplementedError
+
+    def prefetch(self, ids: Iterable[int] = (), emails: Iterable[str] = ()) -> None:
+        """Load the given persons and addresses that are not cached yet."""
+        new_ids = sorted({i for i in ids if i not in self.by_id})
+        new_emails = sorted({e for e in emails if e not in self.by_email})
+        for start in range(0, len(new_ids), self.CHUNK):
+            chunk = new_ids[start:start + self.CHUNK]
+            self.by_id.update(dict.fromkeys(chunk))
+            for pid, name, email in self._with_ids(chunk):
+                self.by_id[pid] = PersonRef(pid, name, email)
+        for start in range(0, len(new_emails), self.CHUNK):
+            addresses = new_emails[start:start + self.CHUNK]
+            self.by_email.update(dict.fromkeys(addresses))
+            for pid, name, email in self._with_emails(addresses):
+                if email is not None:
+                    self.by_email[email] = PersonRef(pid, name, email)  # lowest id wins
 
 
 def resolve_guests_with(specs: Sequence[GuestSpec], cache: Persons) -> list[GuestSpec]:

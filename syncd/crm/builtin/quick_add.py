@@ -17,14 +17,12 @@ from datetime import UTC, date, datetime, time
 from types import SimpleNamespace
 from typing import Any
 
-from syncd.crm.builtin.checks import LINK_FIELDS, PersonRef
+from syncd.crm.builtin.checks import LINK_FIELDS, PersonRow, Persons
 from syncd.crm.builtin.rows import activity_row, check_new, guest_rows, to_view
 from syncd.crm.builtin.views import UserView
 from syncd.errors import InvalidInput
 from syncd.model import Activity, Guest, normalize_email
 from syncd.store.lite import LiteDatabase, clock, day, stamp
-
-_CHUNK = 500  # values per IN (...) list
 
 
 def _stored(value: Any) -> Any:
@@ -49,33 +47,22 @@ def _insert(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> int:
     return int(cursor.lastrowid or 0)
 
 
-class _Persons:
+class _Persons(Persons):
     """The persons the guests name, looked up once (as the store's PersonCache)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
+        super().__init__()
         self.conn = conn
-        self.by_id: dict[int, PersonRef | None] = {}
-        self.by_email: dict[str, PersonRef | None] = {}
 
-    def prefetch(self, ids: Iterable[int] = (), emails: Iterable[str] = ()) -> None:
-        new_ids = sorted({i for i in ids if i not in self.by_id})
-        new_emails = sorted({e for e in emails if e not in self.by_email})
-        for start in range(0, len(new_ids), _CHUNK):
-            chunk = new_ids[start:start + _CHUNK]
-            self.by_id.update(dict.fromkeys(chunk))
-            marks = ", ".join("?" for _ in chunk)
-            for pid, name, email in self.conn.execute(
-                    f"SELECT id, name, email FROM persons WHERE id IN ({marks})", chunk):
-                self.by_id[pid] = PersonRef(pid, name, email)
-        for start in range(0, len(new_emails), _CHUNK):
-            addresses = new_emails[start:start + _CHUNK]
-            self.by_email.update(dict.fromkeys(addresses))
-            marks = ", ".join("?" for _ in addresses)
-            for pid, name, email in self.conn.execute(
-                    f"SELECT id, name, email FROM persons WHERE email IN ({marks}) "
-                    "ORDER BY id DESC", addresses):
-                if email is not None:
-                    self.by_email[email] = PersonRef(pid, name, email)  # lowest id wins
+    def _with_ids(self, ids: list[int]) -> Iterable[PersonRow]:
+        marks = ", ".join("?" for _ in ids)
+        return self.conn.execute(f"SELECT id, name, email FROM persons WHERE id IN ({marks})",
+                                 ids)
+
+    def _with_emails(self, emails: list[str]) -> Iterable[PersonRow]:
+        marks = ", ".join("?" for _ in emails)
+        return self.conn.execute(f"SELECT id, name, email FROM persons WHERE email IN "
+                                 f"({marks}) ORDER BY id DESC", emails)
 
 
 class _Lookups:
