@@ -49,6 +49,7 @@ from bench.providers import GRAPH_SECRET_ENV, account
 from bench.soak_calendar import CalendarUser, XandikosBackend, shifted
 from bench.soak_crm import BuiltinCrm, Crm, local_parts
 from bench.soak_faults import DEFAULT_RATES, REQUEST_TIMEOUT_SECONDS, TRAFFIC, open_proxy
+from bench.soak_mail import Cycle, MailFindings, judge_mail
 from bench.soak_model import CALENDAR, CRM, SYNCED, CrmItem, Findings, Model, judge, tag_of
 from syncd.model import When
 from syncd.store.db import Database
@@ -64,6 +65,8 @@ WRITES = ("events_created", "events_updated", "events_deleted", "activities_upda
 #: How often each kind of change is drawn.
 OPS = {"crm_edit": 30, "cal_edit": 25, "conflict": 10, "note": 5, "guests": 6, "done": 5,
        "move": 5, "crm_create": 3, "crm_delete": 3, "cal_delete": 3}
+#: With ``--invite``, also meetings logged after they happened (nothing may be mailed).
+INVITE_OPS = {**OPS, "backfill": 2}
 #: Removals (deletes on either side, moves away) allowed per owner between two clean
 #: cycles: below the deletion guard (max(5, 10 %) of an account's links per cycle).
 REMOVALS_PER_OWNER = 3
@@ -90,6 +93,7 @@ class Options:
     #: each account on its own schedule; a subset keeps a round cheap at 100 owners, so
     #: the kills land in accounts with work to do.
     accounts_per_cycle: int = 0
+    invite: bool = False  # accounts with invite_guests = true; the e-mail oracle judges
     workdir: Path | None = None
     settle_limit: int = 15
     child_timeout: float = 900.0
@@ -117,6 +121,7 @@ class Result:
     refused: int = 0  # cycles a guard refused (the driver keeps removals under them)
     findings: Findings = field(default_factory=Findings)
     emails: int = 0
+    mail: MailFindings | None = None  # with --invite (bench.soak_mail)
     wall_s: float = 0.0
     crm: str = "builtin"
     #: Wall seconds by phase (set-up, first sync, changes, cycles, settle, judge).
@@ -124,7 +129,8 @@ class Result:
 
     @property
     def ok(self) -> bool:
-        return self.quiet and self.verify_clean and self.findings.clean
+        return (self.quiet and self.verify_clean and self.findings.clean
+                and (self.mail is None or self.mail.clean))
 
 
 class Soak:
@@ -152,6 +158,9 @@ class Soak:
         self.cycle_seconds = 5.0
         self.zygote: Zygote | None = None
         self.counter = 0
+        self.cycles: list[Cycle] = []  # every sync child, for the e-mail oracle
+        self.initial = True  # the first sync's cycles run
+        self.started_at = datetime.now(UTC)
         self.journal = (folder / "journal.log").open("a")
 
     def note(self, text: str) -> None:
@@ -189,7 +198,8 @@ class Soak:
         server = ServerInfo(provider, api, f"http://{host}:{port}", "", info)
         self.config = self.folder / "syncd.toml"
         self.config.write_text(config_text(provider, data, [
-            account(provider, server, o, self.calendars[o]) for o in self.owners]))
+            account(provider, server, o, self.calendars[o]) for o in self.owners],
+            invite=self.o.invite))
         self.config.chmod(0o600)
         self.env = {k: v for k, v in os.environ.items() if k != "SYNCD_FAILPOINT"}
         if provider == "outlook":
@@ -209,8 +219,12 @@ class Soak:
             indexes = list(range(start, min(self.o.n, start + 1000)))
             self.create([(i, self.owners[i % len(self.owners)], first) for i in indexes])
 
-    def create(self, batch: Sequence[tuple[int, str, date]]) -> None:
+    def create(self, batch: Sequence[tuple[int, str, date]], past: bool = False) -> None:
         items = [self.new_activity(i, owner, first) for i, owner, first in batch]
+        for (i, _, _), item in zip(batch, items, strict=True):
+            if past:  # ended days ago: edits of its time are never drawn (see next_value)
+                item["due_date"] = datetime.now(UTC).date() - timedelta(days=2 + i % 7)
+                item["guests"] = [f"guest{i % 97}@customer.example"]
         ids = self.crm.add(items)
         for (i, _, _), activity_id in zip(batch, ids, strict=True):
             self.ids[i], self.index_of[activity_id] = activity_id, i
@@ -231,7 +245,7 @@ class Soak:
             item["location"] = f"Room {i % 40}"
         if i % 2:
             item["description"] = f"Agenda of {tag_of(i)}: pricing and next steps"
-        if i % 5 == 0:
+        if i % (2 if self.o.invite else 5) == 0:  # inviting teams: more meetings with guests
             item["guests"] = [f"guest{i % 97}@customer.example"]
         return item
 
@@ -328,7 +342,8 @@ class Soak:
 
     def change(self) -> None:
         """One random change (or none, when its target is not there yet)."""
-        op = self.rng.choices(list(OPS), weights=list(OPS.values()))[0]
+        ops = INVITE_OPS if self.o.invite else OPS
+        op = self.rng.choices(list(ops), weights=list(ops.values()))[0]
         index = self.live_index()
         if index is None:
             return
@@ -378,6 +393,11 @@ class Soak:
             self.create([(i, self.rng.choice(self.owners), first)])
             self.fresh.add(i)
             self.touched.add(self.model.items[i].owner)
+            done = True
+        elif op == "backfill":
+            i = max(self.model.items) + 1
+            self.create([(i, self.rng.choice(self.owners), date.today())], past=True)
+            self.fresh.add(i)
             done = True
         elif op == "crm_delete" and self.removal_allowed(item.owner):
             self.removals[item.owner] += 1
@@ -441,8 +461,8 @@ class Soak:
         elif roll < self.o.failpoint_kills + self.o.random_kills:
             kill_after = self.rng.uniform(0.3, max(0.5, self.cycle_seconds))
         started = time.monotonic()
-        status, output = self.syncd("--json", "sync", *self.chosen(), failpoint=failpoint,
-                                    kill_after=kill_after)
+        status, output = self.sync(*self.chosen(), failpoint=failpoint,
+                                   kill_after=kill_after)
         took = time.monotonic() - started
         self.result.cycles += 1
         self.wake(output)
@@ -476,14 +496,29 @@ class Soak:
     def confirm(self, output: str) -> None:
         """Forget the removals and the unconfirmed items of each account whose cycle was
         ok: its deletion guard counts afresh, and its creates' answers were seen."""
-        reports = _json(output)
-        if not isinstance(reports, list):
-            return
-        ok = {self.owner_of.get(str(r.get("account"))) for r in reports
-              if isinstance(r, dict) and r.get("outcome") == "ok"}
+        ok = self.ok_owners(output)
         for owner in ok:
-            self.removals.pop(owner or "", None)
+            self.removals.pop(owner, None)
         self.fresh = {i for i in self.fresh if self.model.items[i].owner not in ok}
+
+    def sync(self, *args: str, failpoint: str | None = None,
+             kill_after: float | None = None, timeout: float | None = None
+             ) -> tuple[int, str]:
+        """One ``syncd sync`` child, recorded for the e-mail oracle: where it started in
+        the driver's actions and the mail log, and the accounts it ended "ok"."""
+        seq, start = self.model.seq, len(self.mail_log())
+        status, output = self.syncd("--json", "sync", *args, failpoint=failpoint,
+                                    kill_after=kill_after, timeout=timeout)
+        self.cycles.append(Cycle(seq, start, self.ok_owners(output), self.initial))
+        return status, output
+
+    def ok_owners(self, output: str) -> frozenset[str]:
+        """The owners whose account a ``sync --json`` reported "ok"."""
+        reports = _json(output)
+        return frozenset(self.owner_of[str(r.get("account"))] for r in reports
+                         if isinstance(r, dict) and r.get("outcome") == "ok"
+                         and str(r.get("account")) in self.owner_of
+                         ) if isinstance(reports, list) else frozenset()
 
     def wake(self, output: str) -> None:
         """Resume the accounts resting after failures (what ``syncd resume`` does): the
@@ -501,7 +536,7 @@ class Soak:
         with self.proxy.quiet():
             for _ in range(self.o.settle_limit):
                 started = time.monotonic()
-                status, output = self.syncd("--json", "sync", timeout=timeout)
+                status, output = self.sync(timeout=timeout)
                 self.wake(output)
                 self.result.settle_cycles += 1
                 writes = _writes(output)
@@ -538,7 +573,19 @@ class Soak:
         emails = self.emails()
         self.result.emails = sum(emails.values())
         self.result.findings = judge(self.model, held, events, conflicts, self.index_of,
-                                     frozenset(SYNCED) - {"guests"}, emails)
+                                     frozenset(SYNCED) - {"guests"},
+                                     None if self.o.invite else emails)
+        if self.o.invite and self.o.provider in ("google", "outlook"):
+            self.result.mail = judge_mail(self.model, self.cycles, self.mail_log(), held,
+                                          self.started_at)
+
+    def mail_log(self) -> list[Any]:
+        """The provider's e-mails so far, in order (none counted on CalDAV)."""
+        if self.o.provider == "google":
+            return self.backend.emu.mail_log
+        if self.o.provider == "outlook":
+            return list(self.backend.graph.mail_log)
+        return []
 
     def emails(self) -> Counter[str]:
         if self.o.provider == "google":
@@ -556,6 +603,7 @@ class Soak:
                 # the first sync, whole (the chaos starts from a synced state); at N=30,000
                 # one child may create events for longer than a round's time limit
                 self.settle(timeout=4 * self.o.child_timeout)
+            self.initial = False
             self.result.quiet, self.result.initial_cycles = False, self.result.settle_cycles
             self.result.settle_cycles = 0
             per_round = self.o.ops or max(4, self.o.n // 40)
@@ -682,8 +730,11 @@ def _writes(output: str) -> int | None:
     return sum(int(r.get("counts", {}).get(k, 0)) for r in reports for k in WRITES)
 
 
-def config_text(provider: str, data: Path, accounts: Sequence[Any]) -> str:
-    """syncd's TOML config: the data folder, quiet logs, one ``[[account]]`` per owner."""
+def config_text(provider: str, data: Path, accounts: Sequence[Any], invite: bool = False
+                ) -> str:
+    """syncd's TOML config: the data folder, quiet logs, one ``[[account]]`` per owner
+    (with ``invite``: guests invited, and an hourly e-mail cap the soak's compressed hours
+    do not reach: the breaker is tests/guests/test_breaker.py's)."""
     lines = [f'[syncd]\ndata_dir = "{data}"\ndefault_time_zone = "{TZ}"\n'
              f'request_timeout_seconds = {REQUEST_TIMEOUT_SECONDS}\n',
              '[logging]\nlevel = "error"\n']
@@ -693,6 +744,8 @@ def config_text(provider: str, data: Path, accounts: Sequence[Any]) -> str:
         lines.append(f'provider = "{acc.provider}"')
         lines.append(f'owner = "{acc.owner}"')
         lines.append(f'time_zone = "{TZ}"')
+        if invite:
+            lines.append("invite_guests = true\nmax_guest_updates_per_hour = 1000000")
         if acc.calendar:
             lines.append(f'calendar = "{acc.calendar}"')
         lines.append("[account.auth]")
@@ -719,7 +772,8 @@ def row(r: Result) -> list[str]:
     return [r.provider, r.crm, f"{r.n:,}", str(r.owners), cycles,
             f"{r.kills_failpoint} / {r.kills_random}", faults, str(f.duplicates + f.misplaced),
             str(f.lost_edits), str(f.unexpected_deletions), str(f.orphans), str(f.leaks),
-            str(r.emails), "clean" if r.verify_clean else f"{len(r.verify_findings)} finding(s)",
+            r.mail.cell() if r.mail else str(r.emails),
+            "clean" if r.verify_clean else f"{len(r.verify_findings)} finding(s)",
             f"{r.wall_s:.0f} s"]
 
 
@@ -732,6 +786,8 @@ def markdown(results: Sequence[Result], command: str) -> str:
             out.append(f"- {r.provider}: no quiet cycle within the settle limit")
         out += [f"- {r.provider} verify: {v}" for v in r.verify_findings[:20]]
         out += [f"- {r.provider} oracle: {d}" for d in r.findings.details[:40]]
+        out += [f"- {r.provider} e-mail oracle: {d}" for d in (r.mail.details if r.mail
+                                                               else [])[:40]]
         out.append(f"- {r.provider} changes made: " + ", ".join(
             f"{k} {v}" for k, v in sorted(r.ops.items())) + f"; conflicts recorded "
             f"{r.conflicts}; cycles that failed (faults) {r.failed_cycles}; refused by a "
@@ -773,6 +829,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--edit-unconfirmed", action="store_true",
                         help="let the user edit events whose create syncd may not have seen "
                              "(the adoption finding in bench/README.md)")
+    parser.add_argument("--invite", action="store_true",
+                        help="accounts invite guests; the e-mail oracle counts what each "
+                             "guest should get (bench/soak_mail.py)")
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
     parser.add_argument("--out", type=Path, help="write the Markdown table here")
     args = parser.parse_args(argv)
@@ -787,7 +846,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                           random_kills=args.random_kills, faults=not args.no_faults,
                           accounts_per_cycle=args.accounts_per_cycle, zygote=not args.no_zygote,
                           minutes=args.minutes,
-                          edit_unconfirmed=args.edit_unconfirmed,
+                          edit_unconfirmed=args.edit_unconfirmed, invite=args.invite,
                           workdir=args.keep / provider if args.keep else None)
         results.append(run(options))
         print(markdown(results[-1:], ""), flush=True)

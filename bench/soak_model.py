@@ -67,6 +67,22 @@ class Write:
     seq: int
 
 
+@dataclass(frozen=True)
+class Action:
+    """One thing the driver did, in order (``seq``): for the e-mail oracle
+    (:mod:`bench.soak_mail`). ``kind``: created, wrote, deleted or moved; ``value``: the
+    normalised value written (created: the projection as JSON); ``owner``: the owner
+    after a create or a move."""
+
+    seq: int
+    kind: str
+    index: int
+    side: str = CRM
+    name: str = ""
+    value: Any = None
+    owner: str = ""
+
+
 @dataclass
 class Item:
     """One activity as the driver knows it."""
@@ -135,6 +151,7 @@ class Model:
     def __init__(self) -> None:
         self.items: dict[int, Item] = {}
         self.seq = 0
+        self.history: list[Action] = []
 
     def _tick(self) -> int:
         self.seq += 1
@@ -147,11 +164,14 @@ class Model:
         item.last = {f: {CRM: Write(CRM, norm(f, projection.get(f)), seq)} for f in SYNCED}
         item.guests_ever.update(norm("guests", projection.get("guests")))
         self.items[index] = item
+        self.history.append(Action(seq, "created", index, value=dict(projection),
+                                   owner=owner))
         return item
 
     def wrote(self, index: int, side: str, name: str, value: Any) -> None:
         item = self.items[index]
         item.last[name][side] = Write(side, norm(name, value), self._tick())
+        self.history.append(Action(self.seq, "wrote", index, side, name, norm(name, value)))
         if name == "guests":
             item.guests_ever.update(norm(name, value))
 
@@ -160,11 +180,13 @@ class Model:
         on the other side brings the item back, only that side's writes can be in it)."""
         item = self.items[index]
         item.deleted_by = side
+        self.history.append(Action(self._tick(), "deleted", index, side))
         for writes in item.last.values():
             writes.pop(side, None)
 
     def moved(self, index: int, owner: str) -> None:
         self.items[index].owner = owner
+        self.history.append(Action(self._tick(), "moved", index, owner=owner))
 
     def set_done(self, index: int, done: bool) -> None:
         self.items[index].done = done
@@ -189,6 +211,14 @@ def _conflict_values(conflicts: Iterable[Mapping[str, Any]], crm_ids: Mapping[in
                     value = json.loads(value)
             values.add(_hashable(norm(str(row["field"]), value)))
     return found
+
+
+def _kept(conflicts: Iterable[Mapping[str, Any]]) -> set[str]:
+    """Events left in a calendar on purpose: deleting them (an owner move, an activity
+    gone) would e-mail their invited guests a cancellation (docs/guest-mail.md), and a
+    conflict says so. They are the owner's to settle, not misplaced copies."""
+    return {str(row.get("event_id")) for row in conflicts
+            if row.get("field") == "event" and row.get("policy") == "guest_mail"}
 
 
 def _hashable(value: Any) -> Any:
@@ -267,10 +297,11 @@ def judge(model: Model, crm: Mapping[int, CrmItem], events: Sequence[EventSeen],
     findings = Findings()
     by_tag: dict[str, list[EventSeen]] = {}
     markers: Counter[tuple[str, str]] = Counter()
+    kept = _kept(conflicts)
     for event in events:
         title = str((event.projection or {}).get("title", ""))
         tag = tag_in(title)
-        if tag is not None:
+        if tag is not None and event.event_id not in kept:
             by_tag.setdefault(tag, []).append(event)
         if event.marker:
             markers[(event.calendar, event.marker)] += 1

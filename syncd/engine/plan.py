@@ -44,6 +44,7 @@ from syncd.engine.planning import (
     guest_rules,
     in_window,
     invited_now,
+    keep_described,
     quarantine_event,
 )
 from syncd.engine.policy import OnCalendarDelete
@@ -127,6 +128,7 @@ def _plan_pair(
         return plan_unlinked(item, event, link, crm_now, crm_gone, marker, data)
 
     cal_now = event.projection if event is not None and not event.deleted else link.cal_base
+    cal_now = keep_described(policy, link, cal_now)
     cal_gone = event is not None and event.deleted
     etag_now = event.etag if event is not None else link.etag
     organizer = event.organizer if event is not None and not event.deleted else link.organizer

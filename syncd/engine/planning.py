@@ -118,6 +118,23 @@ def invited_now(policy: PlanPolicy, link: SyncPair | None, cal_now: Projection |
     return (link.invited | (cal_now.guests - known)) & cal_now.guests
 
 
+def keep_described(policy: PlanPolicy, link: SyncPair, cal_now: Projection | None
+                   ) -> Projection | None:
+    """The event as read, with the guests it only *described* kept.
+
+    With ``invite_guests`` the guests read back are the attendees and the ``Guests:``
+    paragraph syncd writes for the others. That paragraph is our text at the end of the
+    description: a user who rewrites the description drops it without meaning to remove
+    anybody (the soak's finding: the CRM lost its guests). So a described guest missing
+    from the event is not a removal; removing an attendee in the calendar app still is.
+    """
+    if (not policy.invite_guests or cal_now is None or link.cal_base is None
+            or link.invited is None):
+        return cal_now
+    dropped = (link.cal_base.guests - link.invited) - cal_now.guests
+    return cal_now.replace({"guests": cal_now.guests | dropped}) if dropped else cal_now
+
+
 def quarantine_event(event: RemoteEvent, data: PlanInput, activity_id: int | None = None
                      ) -> PairPlan:
     """Set an unreadable event aside, unless this very version is set aside already."""

@@ -53,6 +53,7 @@ from .google_model import (
 from .google_push import PushChannels
 from .google_store import GoogleStore, Params, first
 from .raw_json import PlantedEvents, splice
+from .recording import MailRecord
 from .recording import RecordedRequest as BaseRecord
 
 __all__ = ["FaultRule", "GoogleEmulator", "RecordedRequest"]
@@ -238,6 +239,13 @@ class GoogleEmulator(ThreadedHTTPServer):
         """E-mails Google would have sent, per lower-cased recipient address."""
         with self.store.lock:
             return Counter(self.store.emails_by_recipient)
+
+    @property
+    def mail_log(self) -> list[MailRecord]:
+        """Every e-mail Google would have sent, in order, with its kind
+        (invite/update/cancel), event and organizer."""
+        with self.store.lock:
+            return list(self.store.mail_log)
 
     @property
     def emails_sent(self) -> int:

@@ -36,6 +36,7 @@ from .google_model import (
     validate_event_id,
     zone,
 )
+from .recording import MailRecord
 
 Params = dict[str, list[str]]
 
@@ -93,6 +94,7 @@ class GoogleStore:
         self.short_pages = False
         self.updated_min_horizon = timedelta(days=28)
         self.emails_by_recipient: Counter[str] = Counter()
+        self.mail_log: list[MailRecord] = []  # the same e-mails, in order, with their kind
         self._clock = clock
         self._last_us = 0
         self._order = 0
@@ -425,7 +427,8 @@ class GoogleStore:
         """Count the mails Google would send: one per guest for a notable change.
 
         Guests removed by the change get a cancellation, so they are counted too. The
-        organizer (the calendar owner) and resources never get mail.
+        organizer (the calendar owner) and resources never get mail. ``mail_log`` records
+        each with its kind (:func:`_mail_kind`).
         """
         if mode == "none" or not changed & SIGNIFICANT_FIELDS:
             return
@@ -441,3 +444,16 @@ class GoogleStore:
             if mode == "externalOnly" and email.rsplit("@", 1)[-1] == owner_domain:
                 continue
             self.emails_by_recipient[email] += 1
+            self.mail_log.append(MailRecord(
+                _mail_kind(before, after, attendee, email), email, str(after["id"]),
+                str(after.get("summary", "")), cal.owner))
+
+
+def _mail_kind(before: JsonDict | None, after: JsonDict, attendee: JsonDict, email: str
+               ) -> str:
+    """What one guest's e-mail is: a cancellation (the event cancelled, or the guest
+    removed), an invitation (the guest is new to the event) or an update."""
+    if after.get("status") == "cancelled" or attendee not in after.get("attendees", []):
+        return "cancel"
+    known = {a["email"].lower() for a in (before or {}).get("attendees", [])}
+    return "update" if before is not None and email in known else "invite"

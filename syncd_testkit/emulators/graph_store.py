@@ -33,6 +33,7 @@ from .graph_model import (
     new_immutable_id,
     new_regular_id,
 )
+from .recording import MailRecord
 
 __all__ = ["Calendar", "ChangeListener", "GraphStore", "MailRecord", "Mailbox", "Tombstone",
            "etag_matches"]
@@ -88,15 +89,6 @@ class Mailbox:
         """Events of one calendar in creation order."""
         return [e for e in self.events.values() if e.calendar_id == calendar_id]
 
-
-@dataclass(frozen=True)
-class MailRecord:
-    """One message Exchange would have sent to an attendee: kind is invite/update/cancel."""
-
-    kind: str
-    recipient: str
-    event_id: str
-    subject: str
 
 
 ChangeListener = Callable[["Mailbox", str, str, str], None]
@@ -373,5 +365,6 @@ class GraphStore:
                 continue
             self.invitations_by_recipient[address] += 1
             self.mail_log.append(
-                MailRecord(kind, address, ev.immutable_id, ev.props.get("subject", ""))
+                MailRecord(kind, address, ev.immutable_id, ev.props.get("subject", ""),
+                           organizer)
             )

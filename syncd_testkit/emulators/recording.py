@@ -1,5 +1,5 @@
-"""What the Google and Pipedrive emulators share: the record of a request they received, and
-the book of scripted faults they consult before answering one."""
+"""What the emulators share: the record of a request they received, the book of scripted
+faults they consult before answering one, and the record of a meeting mail they would send."""
 
 from __future__ import annotations
 
@@ -8,6 +8,19 @@ import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
+
+
+@dataclass(frozen=True)
+class MailRecord:
+    """One message the service would have sent to an attendee: ``kind`` is invite, update or
+    cancel; ``organizer`` the calendar's owner (the mailbox, or the Google calendar's owner)
+    in whose name it goes out."""
+
+    kind: str
+    recipient: str
+    event_id: str
+    subject: str
+    organizer: str = ""
 
 
 @dataclass

@@ -134,6 +134,25 @@ def test_calendar_guest_edit_becomes_guests() -> None:
     assert [g.email for g in plan.crm_write.changes["guests"]] == ["ada@example.com"]
 
 
+def test_a_description_rewritten_without_the_guests_paragraph_removes_no_guest() -> None:
+    # The invite soak's finding: a user rewrote the description in the calendar, the
+    # "Guests:" paragraph syncd had written went with it, and the CRM lost its guests.
+    a = activity(guests=["ada@example.com", "bob@example.com"])
+    described = replace(link(a), invited=frozenset({"bob@example.com"}))  # Ada described
+    rewritten = proj(a).replace({"description": "New agenda",
+                                 "guests": frozenset({"bob@example.com"})})
+    plan = one(run(calendar=[event(a, projection=rewritten)], links={1: described},
+                   policy=policy(invite_guests=True)))
+    assert isinstance(plan.crm_write, UpdateActivity)
+    assert plan.crm_write.fields == {"description"}
+    # an attendee removed in the calendar app is still a removal
+    neither = proj(a).replace({"guests": frozenset({"ada@example.com"})})
+    plan = one(run(calendar=[event(a, projection=neither)], links={1: described},
+                   policy=policy(invite_guests=True)))
+    assert isinstance(plan.crm_write, UpdateActivity)
+    assert [g.email for g in plan.crm_write.changes["guests"]] == ["ada@example.com"]
+
+
 def test_fields_the_calendar_does_not_carry_are_not_read_back() -> None:
     a = activity()
     changed = proj(a).replace({"guests": frozenset({"x@example.com"})})

@@ -3,9 +3,13 @@ promise it must catch is planted here and seen counted (and a faithful end state
 
 from __future__ import annotations
 
+from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
+from bench.soak_mail import Cycle, MailFindings, judge_mail
 from bench.soak_model import CALENDAR, CRM, CrmItem, EventSeen, Model, NoteIndex, judge, tag_of
+from syncd_testkit.emulators.recording import MailRecord
 
 WHEN = {"start": "2027-01-10T08:00:00+00:00", "end": "2027-01-10T08:30:00+00:00",
         "tz": "Europe/Oslo"}
@@ -13,7 +17,7 @@ OWNER = "u000@soak.example"
 FIELDS = frozenset({"title", "when", "busy", "description", "location"})
 
 
-def projection(title: str, **values: Any) -> dict[str, Any]:
+def projection(title: str = "", **values: Any) -> dict[str, Any]:
     return {"title": title, "when": WHEN, "busy": False, "description": "", "location": "",
             "guests": [], **values}
 
@@ -139,3 +143,105 @@ def test_each_event_is_searched_only_for_the_notes_that_share_its_words() -> Non
     text = f"private canary {5:016x} of {tag_of(5)} and canary {9:016x}".casefold()
     assert [item.index for item, _ in index.candidates(text)] == [5, 9]
     assert index.candidates("nothing of the sort") == []
+
+
+# ---- the e-mail oracle (bench.soak_mail, ``--invite``) -----------------------------------
+
+GUEST, OTHER = "ada@customer.example", "eve@customer.example"
+NOW = datetime(2026, 12, 7, 9, tzinfo=UTC)
+TITLE = f"{tag_of(1)} Visit"
+
+
+class MailRun:
+    """A scripted run: the driver's actions on ``model``, cycles, and the provider's log."""
+
+    def __init__(self, **values: Any) -> None:
+        self.model = Model()
+        self.model.created(1, OWNER, "", projection(**{"title": TITLE, "guests": [GUEST],
+                                                        **values}))
+        self.mails: list[MailRecord] = []
+        self.cycles: list[Cycle] = []
+        self.cycle(initial=True)  # the first sync: guests described, nobody mailed
+
+    def cycle(self, *sent: tuple[str, str], killed: bool = False, initial: bool = False,
+              event: str = "ev1") -> None:
+        """One cycle that sent ``(kind, recipient)`` e-mails about item 1."""
+        self.cycles.append(Cycle(self.model.seq, len(self.mails),
+                                 frozenset() if killed else frozenset({OWNER}), initial))
+        self.mails += [MailRecord(kind, who, event, TITLE, OWNER) for kind, who in sent]
+
+    def judge(self, **values: Any) -> MailFindings:
+        values = {"title": TITLE, "guests": [GUEST], **values}
+        end = {1: CrmItem(True, OWNER, False, projection(**values))}
+        return judge_mail(self.model, self.cycles, self.mails, end, NOW)
+
+
+def test_an_invitation_after_a_crm_change_and_nothing_more_is_what_the_table_says() -> None:
+    run = MailRun()
+    run.model.wrote(1, CRM, "location", "Room 4")
+    run.cycle(("invite", GUEST))
+    run.cycle()
+    found = run.judge(location="Room 4")
+    assert found.clean, found.details
+    assert (found.expected, found.sent) == (1, 1)
+
+
+def test_a_second_invitation_after_a_kill_is_a_duplicate() -> None:
+    run = MailRun()
+    run.model.wrote(1, CRM, "location", "Room 4")
+    run.cycle(("invite", GUEST), killed=True)  # the create's answer never came back
+    run.cycle(("invite", GUEST), event="ev2")  # and a second event invited the guest again
+    found = run.judge(location="Room 4")
+    assert found.unexpected == Counter(duplicate_invitation=1), found.details
+
+
+def test_an_update_written_again_after_a_lost_answer_is_within_the_bound() -> None:
+    run = MailRun()
+    run.model.wrote(1, CRM, "location", "Room 4")
+    run.cycle(("invite", GUEST))
+    run.model.wrote(1, CRM, "title", f"{TITLE} v2")
+    run.cycle(("update", GUEST), killed=True)
+    run.cycle(("update", GUEST))
+    found = run.judge(location="Room 4", title=f"{TITLE} v2")
+    assert found.clean, found.details
+
+
+def test_a_mail_to_somebody_who_was_never_a_guest_is_counted() -> None:
+    run = MailRun()
+    run.model.wrote(1, CRM, "location", "Room 4")
+    run.cycle(("invite", GUEST), ("invite", OTHER))
+    found = run.judge(location="Room 4")
+    assert found.unexpected == Counter(not_guest=1), found.details
+
+
+def test_a_mail_about_a_past_meeting_is_counted() -> None:
+    run = MailRun(when={"start": "2026-12-01T08:00:00+00:00",
+                        "end": "2026-12-01T09:00:00+00:00", "tz": "Europe/Oslo"})
+    run.model.wrote(1, CRM, "location", "Room 4")
+    run.cycle(("invite", GUEST))
+    found = run.judge(location="Room 4")
+    assert found.unexpected == Counter(past=1), found.details
+    assert found.missing == Counter()  # and nothing is owed for the past
+
+
+def test_mail_for_a_calendar_side_edit_or_a_change_already_sent_is_uncaused() -> None:
+    run = MailRun()
+    run.cycle(("invite", GUEST))  # the first sync's guests are described, not invited
+    run.model.wrote(1, CALENDAR, "title", f"{TITLE} from the phone")
+    run.cycle(("update", GUEST))
+    found = run.judge()
+    assert found.unexpected == Counter(uncaused=2), found.details
+
+
+def test_an_owed_invitation_or_cancellation_that_never_went_out_is_missing() -> None:
+    run = MailRun()
+    run.model.wrote(1, CRM, "location", "Room 4")
+    run.cycle()
+    assert run.judge(location="Room 4").missing == Counter(invitation=1)
+    run = MailRun()
+    run.model.wrote(1, CRM, "location", "Room 4")
+    run.cycle(("invite", GUEST))
+    run.model.wrote(1, CRM, "guests", [])
+    run.cycle()
+    found = run.judge(location="Room 4", guests=[])
+    assert found.missing == Counter(cancellation=1), found.details
