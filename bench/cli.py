@@ -2,11 +2,18 @@
 
 A short command's time is nearly all imports, so every command is run ``--runs`` times
 in a new process, interleaved with the other trees given, and the minimum and the median
-are reported (the minimum is the least disturbed by other work on a shared machine).
-``--tree`` compares checkouts: each is a folder with its own ``.venv``, e.g. main and a
-branch. Every tree gets its own data directory, with one CalDAV, one Google and one
-Outlook account and a user, made before timing (so ``status`` opens a database already
-at the newest revision, as it would after the first command).
+are reported (the minimum is the least disturbed by other work on a shared machine),
+for the wall time and for the CPU time the command used (user + system, which waiting
+for a core does not inflate). Two reference rows time the first tree's interpreter alone
+(``python -c pass``) and importing SQLAlchemy's ORM; the load average is printed with
+the table.
+
+``--tree`` compares checkouts: each is a folder with its own ``.venv`` or, without one,
+run by this interpreter with the folder on PYTHONPATH (e.g. ``git worktree add
+/tmp/before COMMIT``: the commit's code with this venv's packages). Every tree gets its
+own data directory, with one CalDAV, one Google and one Outlook account and a user, made
+before timing (so ``status`` opens a database already at the newest revision, as it
+would after the first command).
 
     .venv/bin/python -m bench.cli --runs 20 --tree /work/main --tree . \\
         --out bench/results/cli.md
@@ -15,6 +22,8 @@ at the newest revision, as it would after the first command).
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -56,38 +65,74 @@ client_secret = "env:HOME"
 """
 
 
+def interpreter(tree: Path) -> str:
+    """The tree's own interpreter, else this one (the tree then on PYTHONPATH, which every
+    run gets, so that a checkout without a venv, e.g. ``git worktree add /tmp/before
+    COMMIT``, runs its own code with this venv's packages)."""
+    own = tree / ".venv" / "bin" / "python"
+    return str(own) if own.exists() else sys.executable
+
+
 def prepare(tree: Path, folder: Path) -> list[str]:
     """The command prefix for ``tree``, with a config of its own and a user made."""
     folder.mkdir(mode=0o700)
     config = folder / "syncd.toml"
     config.write_text(CONFIG.format(data=folder / "data", config=config))
     config.chmod(0o600)
-    prefix = [str(tree / ".venv" / "bin" / "python"), "-m", "syncd", "--config", str(config)]
+    prefix = ["env", f"PYTHONPATH={tree}", interpreter(tree), "-m", "syncd", "--config",
+              str(config)]
     subprocess.run([*prefix, "user", "add", "a@example.com"], cwd=tree, check=True,
                    capture_output=True)
     return prefix
 
 
-def measure(trees: list[Path], runs: int) -> list[tuple[str, str, float, float]]:
-    """(command, tree, min, median) seconds, the trees' runs interleaved."""
-    rows = []
+#: Reference commands, run with the first tree's interpreter: the floor, and what
+#: importing SQLAlchemy's ORM alone costs.
+REFERENCES = (("-c", "pass"), ("-c", "import sqlalchemy.orm"))
+
+Row = tuple[str, str, float, float, float, float]  # command, tree, wall min/median, CPU
+
+
+def _timed(argv: list[str], cwd: Path) -> tuple[float, float]:
+    """(wall, CPU) seconds of one run of ``argv``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run(argv, cwd=cwd, capture_output=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def measure(trees: list[Path], runs: int) -> list[Row]:
+    """(command, tree, wall min, wall median, CPU min, CPU median), the trees' runs
+    interleaved."""
+    rows: list[Row] = []
+    python = interpreter(trees[0])
     with tempfile.TemporaryDirectory() as tmp:
         prefixes = [prepare(t, Path(tmp) / str(i)) for i, t in enumerate(trees)]
-        for command in COMMANDS:
-            times: list[list[float]] = [[] for _ in trees]
+        jobs = [(f"python {' '.join(r)}", [(trees[0], [python, *r])]) for r in REFERENCES]
+        jobs += [(f"syncd {' '.join(c)}", [(t, [*p, *c]) for t, p in zip(trees, prefixes,
+                                                                        strict=True)])
+                 for c in COMMANDS]
+        for label, runs_of in jobs:
+            times: list[list[tuple[float, float]]] = [[] for _ in runs_of]
             for _ in range(runs):
-                for i, (tree, prefix) in enumerate(zip(trees, prefixes, strict=True)):
-                    started = time.perf_counter()
-                    subprocess.run([*prefix, *command], cwd=tree, capture_output=True)
-                    times[i].append(time.perf_counter() - started)
-            for tree, ts in zip(trees, times, strict=True):
-                rows.append((" ".join(command), str(tree), min(ts), statistics.median(ts)))
+                for i, (tree, argv) in enumerate(runs_of):
+                    times[i].append(_timed(argv, tree))
+            for (tree, _), ts in zip(runs_of, times, strict=True):
+                walls, cpus = [w for w, _ in ts], [c for _, c in ts]
+                rows.append((label, str(tree), min(walls), statistics.median(walls),
+                             min(cpus), statistics.median(cpus)))
     return rows
 
 
-def render(rows: list[tuple[str, str, float, float]], runs: int) -> str:
-    lines = [f"| command | tree | min of {runs} | median |", "|---|---|---:|---:|"]
-    lines += [f"| `syncd {c}` | {t} | {lo:.3f} s | {mid:.3f} s |" for c, t, lo, mid in rows]
+def render(rows: list[Row], runs: int, load: tuple[str, str]) -> str:
+    lines = [f"Load average (1 min) {load[0]} before, {load[1]} after, on "
+             f"{os.cpu_count()} cores.", "",
+             f"| command | tree | wall min of {runs} | wall median | CPU min | CPU median |",
+             "|---|---|---:|---:|---:|---:|"]
+    lines += [f"| `{c}` | {t} | {lo:.3f} s | {mid:.3f} s | {clo:.3f} s | {cmid:.3f} s |"
+              for c, t, lo, mid, clo, cmid in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -99,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the Markdown table here too")
     args = parser.parse_args(argv)
     trees = [t.resolve() for t in (args.tree or [Path(".")])]
-    table = render(measure(trees, args.runs), args.runs)
+    before = f"{os.getloadavg()[0]:.1f}"
+    rows = measure(trees, args.runs)
+    table = render(rows, args.runs, (before, f"{os.getloadavg()[0]:.1f}"))
     sys.stdout.write(table)
     if args.out:
         args.out.write_text(table)
