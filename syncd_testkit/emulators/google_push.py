@@ -39,16 +39,13 @@ import heapq
 import itertools
 import random
 import threading
-import time
-import urllib.error
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from typing import Any
 from urllib.parse import quote, urlsplit
 
+from .delivery import DeliveryThreads, post
 from .google_model import ApiError, JsonDict, invalid, not_found, required
 from .google_store import GoogleStore
 
@@ -149,10 +146,10 @@ class PushChannels:
         self._queue: list[_Message] = []
         self._held: list[_Message] = []  # reorder fault: waiting for the rest of a group
         self._held_since = 0.0
-        self._busy = 0
         self._cond = threading.Condition()
-        self._stop = False
-        self._threads: list[threading.Thread] = []
+        self._delivery = DeliveryThreads(self._cond, name="google-emulator-push",
+                                         take=self._take, send=self._send,
+                                         pause=lambda: 0.02)
         store.change_listeners.append(self._on_change)
 
     # ---- clock ----------------------------------------------------------------------------
@@ -173,37 +170,20 @@ class PushChannels:
 
     def start(self) -> None:
         """Start the delivery threads."""
-        if not self._threads:
-            self._stop = False
-            self._threads = [threading.Thread(target=self._loop, daemon=True,
-                                              name=f"google-emulator-push-{n}")
-                             for n in range(max(1, self.workers))]
-            for thread in self._threads:
-                thread.start()
+        self._delivery.start(self.workers)
 
     def stop(self) -> None:
         """Stop the delivery threads (messages still queued are not sent)."""
-        with self._cond:
-            self._stop = True
-            self._cond.notify_all()
-        for thread in self._threads:
-            thread.join(timeout=self.timeout + 5)
-        self._threads = []
+        self._delivery.stop(self.timeout + 5)
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until no message is due now, held or being posted (tests); False on
         timeout (real seconds). Messages due later (a delay, a retry) do not count."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                now = self.now()
-                due = any(m.due <= now for m in self._queue)
-                if not due and not self._held and self._busy == 0:
-                    return True
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(min(left, 0.05))
+        def settled() -> bool:
+            now = self.now()
+            return not self._held and not any(m.due <= now for m in self._queue)
+
+        return self._delivery.wait_idle(settled, timeout)
 
     # ---- the API --------------------------------------------------------------------------
 
@@ -341,32 +321,27 @@ class PushChannels:
             heapq.heappush(self._queue, message)
         self._held = []
 
-    def _loop(self) -> None:
-        while True:
-            with self._cond:
-                if self._stop:
-                    return
-                now = self.now()
-                if self._held and now - self._held_since >= self.faults.reorder_hold:
-                    self._release_held()
-                if not self._queue or self._queue[0].due > now:
-                    self._cond.wait(0.02)
-                    continue
-                message = heapq.heappop(self._queue)
-                channel = message.channel
-                if channel.stopped or channel.silent or self._expired(channel, now):
-                    outcome = "stopped" if channel.stopped or channel.silent else "expired"
-                    self._record(message, None, outcome, {})
-                    continue
-                headers = self._headers(message)
-                self._busy += 1
-            try:
-                status = self._post(channel.address, headers)
-            finally:
-                with self._cond:
-                    self._busy -= 1
-                    self._after(message, headers, status)
-                    self._cond.notify_all()
+    def _take(self) -> tuple[_Message, dict[str, str]] | None:
+        """The next message to post now, with its headers (lock held); messages of a
+        stopped, silenced or expired channel are recorded as such on the way."""
+        now = self.now()
+        if self._held and now - self._held_since >= self.faults.reorder_hold:
+            self._release_held()
+        while self._queue and self._queue[0].due <= now:
+            message = heapq.heappop(self._queue)
+            channel = message.channel
+            if channel.stopped or channel.silent or self._expired(channel, now):
+                outcome = "stopped" if channel.stopped or channel.silent else "expired"
+                self._record(message, None, outcome, {})
+                continue
+            return message, self._headers(message)
+        return None
+
+    def _send(self, work: tuple[_Message, dict[str, str]]) -> None:
+        message, headers = work
+        status = post(message.channel.address, b"", headers, self.timeout)
+        with self._cond:
+            self._after(message, headers, status)
 
     def _after(self, message: _Message, headers: dict[str, str], status: int | None
                ) -> None:
@@ -403,16 +378,6 @@ class PushChannels:
             headers["X-Goog-Channel-Token"] = channel.token
         return headers
 
-    def _post(self, address: str, headers: dict[str, str]) -> int | None:
-        request = urllib.request.Request(address, data=b"", headers=headers, method="POST")
-        try:
-            with _NO_REDIRECTS.open(request, timeout=self.timeout) as response:
-                return int(response.status)
-        except urllib.error.HTTPError as exc:
-            return int(exc.code)
-        except OSError:
-            return None
-
 
 def resource_id_of(calendar_id: str) -> str:
     """The opaque, stable id of a calendar's events collection."""
@@ -422,14 +387,3 @@ def resource_id_of(calendar_id: str) -> str:
 def resource_uri(calendar_id: str) -> str:
     return ("https://www.googleapis.com/calendar/v3/calendars/"
             f"{quote(calendar_id, safe='')}/events?alt=json")
-
-
-class _Refuse(urllib.request.HTTPRedirectHandler):
-    """A redirect is an answer like any other: the message is not followed elsewhere."""
-
-    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any,
-                         newurl: str) -> None:
-        return None
-
-
-_NO_REDIRECTS = urllib.request.build_opener(_Refuse)

@@ -51,6 +51,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from .delivery import DeliveryThreads, post
 from .graph_model import GraphError
 from .graph_routes import Route, parse_route
 from .graph_store import GraphStore, Mailbox
@@ -179,33 +180,22 @@ class GraphPush:
         self._cond = threading.Condition()
         self._queue: list[_Outgoing] = []
         self._seq = itertools.count()
-        self._in_flight = 0
-        self._stop = False
-        self._thread: threading.Thread | None = None
+        self._delivery = DeliveryThreads(self._cond, name="graph-emulator-push",
+                                         take=self._take, send=self._send,
+                                         pause=self._until_due)
         store.change_listeners.append(self._on_change)
 
     # -- life cycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._thread is None:
-            self._stop = False
-            self._thread = threading.Thread(target=self._deliver_loop, daemon=True,
-                                            name="graph-emulator-push")
-            self._thread.start()
+        self._delivery.start()
 
     def stop(self) -> None:
-        if self._thread is not None:
-            with self._cond:
-                self._stop = True
-                self._cond.notify_all()
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._delivery.stop(10)
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until nothing is queued or being posted (retries included); False on timeout."""
-        with self._cond:
-            return self._cond.wait_for(lambda: not self._queue and not self._in_flight,
-                                       timeout=timeout)
+        return self._delivery.wait_idle(lambda: not self._queue, timeout)
 
     # -- test hooks ---------------------------------------------------------------------------
 
@@ -456,21 +446,19 @@ class GraphPush:
         for sub_id in [s.id for s in self._subs.values() if s.expires_at <= now]:
             del self._subs[sub_id]
 
+    def _until_due(self) -> float | None:
+        # called with self._cond held: the wait for the next POST (None: until one comes)
+        return max(0.0, self._queue[0].due - time.monotonic()) if self._queue else None
+
     def _take(self) -> list[_Outgoing] | None:
-        """The POSTs due now (merged per address unless reordering); None to stop."""
-        with self._cond:
-            while True:
-                if self._stop:
-                    return None
-                now = time.monotonic()
-                if self._queue and self._queue[0].due <= now:
-                    break
-                wait = self._queue[0].due - now if self._queue else None
-                self._cond.wait(timeout=wait)
-            due: list[_Outgoing] = []
-            while self._queue and self._queue[0].due <= now + self.coalesce_seconds:
-                due.append(heapq.heappop(self._queue))
-            self._in_flight += 1
+        """The POSTs due now (merged per address unless reordering); None if none is due
+        (called with self._cond held)."""
+        now = time.monotonic()
+        if not self._queue or self._queue[0].due > now:
+            return None
+        due: list[_Outgoing] = []
+        while self._queue and self._queue[0].due <= now + self.coalesce_seconds:
+            due.append(heapq.heappop(self._queue))
         if self.faults.reorder:
             return list(reversed(due))
         merged: list[_Outgoing] = []
@@ -484,33 +472,15 @@ class GraphPush:
                 merged.append(out)
         return merged
 
-    def _deliver_loop(self) -> None:
-        while True:
-            batch = self._take()
-            if batch is None:
-                return
-            try:
-                for out in batch:
-                    self._post(out)
-            finally:
-                with self._cond:
-                    self._in_flight -= 1
-                    self._cond.notify_all()
+    def _send(self, batch: list[_Outgoing]) -> None:
+        for out in batch:
+            self._post(out)
 
     def _post(self, out: _Outgoing) -> None:
         body = json.dumps({"value": out.items}).encode()
-        request = urllib.request.Request(out.url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json"})
-        status, late = None, False
         started = time.monotonic()
-        try:
-            with urllib.request.urlopen(request, timeout=self.notify_deadline) as answer:
-                status = answer.status
-                answer.read()
-        except urllib.error.HTTPError as exc:
-            status = exc.code
-        except OSError:
-            status = None
+        status = post(out.url, body, {"Content-Type": "application/json"},
+                      self.notify_deadline, follow_redirects=True)
         late = time.monotonic() - started > self.notify_deadline
         ok = status is not None and 200 <= status < 300 and not late
         ids = tuple(str(item["subscriptionId"]) for item in out.items)

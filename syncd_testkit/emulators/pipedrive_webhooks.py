@@ -30,14 +30,12 @@ import heapq
 import itertools
 import json
 import threading
-import urllib.error
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import urlsplit
 
+from .delivery import DeliveryThreads, post
 from .pipedrive_model import (
     JsonDict,
     PipedriveClock,
@@ -153,28 +151,19 @@ class Webhooks:
         self._seq = itertools.count()
         self._jobs: list[_Job] = []
         self._cond = threading.Condition()
-        self._busy = 0
-        self._stop = False
-        self._thread: threading.Thread | None = None
+        self._delivery = DeliveryThreads(self._cond, name="pipedrive-emulator-webhooks",
+                                         take=self._take, send=self._send,
+                                         pause=lambda: 0.05)
         store.change_listeners.append(self._on_change)
         clock.listeners.append(self._wake)
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._thread is None:
-            self._stop = False
-            self._thread = threading.Thread(target=self._loop, daemon=True,
-                                            name="pipedrive-emulator-webhooks")
-            self._thread.start()
+        self._delivery.start()
 
     def stop(self) -> None:
-        if self._thread is not None:
-            with self._cond:
-                self._stop = True
-                self._cond.notify_all()
-            self._thread.join(timeout=self.timeout + 5)
-            self._thread = None
+        self._delivery.stop(self.timeout + 5)
 
     def _wake(self) -> None:
         with self._cond:
@@ -182,17 +171,8 @@ class Webhooks:
 
     def wait_idle(self, real_timeout: float = 10.0) -> bool:
         """Block until no message is due now or being posted; ``False`` on timeout."""
-        deadline = datetime.now(UTC).timestamp() + real_timeout
-        with self._cond:
-            while True:
-                now = self._clock.now()
-                due = any(job.due <= now for job in self._jobs)
-                if not due and self._busy == 0:
-                    return True
-                left = deadline - datetime.now(UTC).timestamp()
-                if left <= 0:
-                    return False
-                self._cond.wait(min(left, 0.05))
+        return self._delivery.wait_idle(
+            lambda: not any(job.due <= self._clock.now() for job in self._jobs), real_timeout)
 
     # ---- the API ------------------------------------------------------------------------------
 
@@ -303,28 +283,23 @@ class Webhooks:
 
     # ---- delivery -----------------------------------------------------------------------------
 
-    def _loop(self) -> None:
-        while True:
-            with self._cond:
-                if self._stop:
-                    return
-                self._sweep()
-                now = self._clock.now()
-                if not self._jobs or self._jobs[0].due > now:
-                    self._cond.wait(0.05)
-                    continue
-                job = heapq.heappop(self._jobs)
-                hook = self._hooks.get(job.webhook_id)
-                if hook is None:
-                    continue
-                self._busy += 1
-            try:
-                delivery = self._post(hook, job)
-            finally:
-                with self._cond:
-                    self._busy -= 1
-                    self._record(hook, job, delivery)
-                    self._cond.notify_all()
+    def _take(self) -> tuple[Webhook, _Job] | None:
+        """The next message due, with its webhook (lock held); webhooks past their
+        three days of failures are deleted first."""
+        self._sweep()
+        now = self._clock.now()
+        while self._jobs and self._jobs[0].due <= now:
+            job = heapq.heappop(self._jobs)
+            hook = self._hooks.get(job.webhook_id)
+            if hook is not None:
+                return hook, job
+        return None
+
+    def _send(self, work: tuple[Webhook, _Job]) -> None:
+        hook, job = work
+        delivery = self._post(hook, job)
+        with self._cond:
+            self._record(hook, job, delivery)
 
     def _post(self, hook: Webhook, job: _Job) -> Delivery:
         payload = json.loads(json.dumps(job.message))
@@ -334,16 +309,7 @@ class Webhooks:
         if hook.http_auth_user is not None:
             secret = f"{hook.http_auth_user}:{hook.http_auth_password or ''}"
             headers["Authorization"] = "Basic " + base64.b64encode(secret.encode()).decode()
-        request = urllib.request.Request(hook.subscription_url, data=body, headers=headers,
-                                         method="POST")
-        status: int | None
-        try:
-            with _NO_REDIRECTS.open(request, timeout=self.timeout) as response:
-                status = response.status
-        except urllib.error.HTTPError as exc:
-            status = exc.code
-        except OSError:
-            status = None
+        status = post(hook.subscription_url, body, headers, self.timeout)
         return Delivery(hook.id, payload, headers, status)
 
     def _record(self, hook: Webhook, job: _Job, delivery: Delivery) -> None:
@@ -381,17 +347,6 @@ class Webhooks:
         for hook in list(self._hooks.values()):
             if hook.failing_since is not None and now - hook.failing_since >= DELETE_AFTER:
                 self._remove(hook, "no successful delivery for 3 days")
-
-
-class _Refuse(urllib.request.HTTPRedirectHandler):
-    """Pipedrive does not follow redirects: a 3xx answer is a failed delivery."""
-
-    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any,
-                         newurl: str) -> None:
-        return None
-
-
-_NO_REDIRECTS = urllib.request.build_opener(_Refuse)
 
 
 def basic_auth(user: str, password: str) -> str:
