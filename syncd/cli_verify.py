@@ -16,8 +16,9 @@ def register(sub: Any) -> None:
     verify.add_argument("--account", action="append", help="only this account (repeatable)")
     verify.add_argument("--repair", action="store_true",
                         help="delete duplicate and orphan events (the kept copy is the paired "
-                             "or newest one) and realign drifted pairs (the next cycle writes "
-                             "the activity's values); each change is logged in repairs.jsonl")
+                             "or newest one), realign drifted pairs (the next cycle writes "
+                             "the activity's values) and unpair activities sharing one event; "
+                             "each change is logged in repairs.jsonl")
     verify.set_defaults(handler=_verify)
 
 
@@ -41,7 +42,7 @@ def _verify(args: argparse.Namespace, app: App) -> int:
     data = [{"account": a.account, "clean": a.clean, "error": a.error,
              "events": a.events, "pairs": a.pairs, "activities": a.activities,
              "privacy_checked": a.privacy_checked, "removed": a.removed,
-             "realigned": a.realigned, "busy": a.busy,
+             "realigned": a.realigned, "unpaired": a.unpaired, "busy": a.busy,
              "findings": [{"kind": f.kind, "activity_id": f.activity_id,
                            "event_ids": list(f.event_ids), "fields": list(f.fields),
                            "reason": f.reason, "remove": list(f.remove),
@@ -60,8 +61,12 @@ def _verify(args: argparse.Namespace, app: App) -> int:
         if a.realigned:
             head += (f"; realigned: {len(a.realigned)} drifted pair(s), written by the next "
                      "cycle (old values in repairs.jsonl)")
+        if a.unpaired:
+            head += (f"; unpaired: {len(a.unpaired)} activity(ies) sharing an event, given "
+                     "their own by the next cycle (dropped pairs in repairs.jsonl)")
         if a.busy:
-            head += "; drift not repaired: a cycle holds the account, run verify --repair again"
+            head += ("; drift or shared events not repaired: a cycle holds the account, run "
+                     "verify --repair again")
         lines.append(head)
         lines.extend(f"  {describe_finding(f, a.account)}" for f in a.findings)
     app.emit(data, "\n".join(lines) or "No accounts to verify.")

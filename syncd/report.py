@@ -395,8 +395,11 @@ def describe_finding(finding: Finding, account: str) -> str:
             return (f"duplicate: {activity} has {len(finding.event_ids)} events ({events}); "
                     f"{repair} keeps one and deletes {', '.join(finding.remove)}")
         case "paired_twice":
+            others = ", ".join(map(str, finding.unpair))
             return (f"paired twice: event {events} is paired with activities "
-                    f"{finding.reason}; report it (no command repairs it)")
+                    f"{finding.reason}; {repair} keeps it with activity "
+                    f"{finding.activity_id} and unpairs {others} (the next cycle gives "
+                    "each its own event; the dropped pairs are logged in repairs.jsonl)")
         case "orphan":
             why = {"deleted": "whose activity was deleted",
                    "other_owner": "whose activity belongs to another owner now",
@@ -420,9 +423,12 @@ def describe_finding(finding: Finding, account: str) -> str:
                     f"{' and '.join(finding.fields)} of event {events}; syncd never writes "
                     "notes, so it was put there in the calendar: remove it there")
         case "foreign_touched":
+            since = ("it still holds what syncd wrote" if finding.reason == "unchanged"
+                     else "it has been edited since")
             return (f"foreign event touched: syncd wrote to event {events}, which does not "
-                    "carry its marker (it is not syncd's); report it, and check the event "
-                    "in the calendar")
+                    f"carry its marker (it is not syncd's), and {since}; no command "
+                    "restores it (syncd keeps no copy of what it held before): check the "
+                    "event in the calendar app and correct it there, and report it")
     return f"{finding.kind}: {activity} {events}"
 
 

@@ -8,9 +8,18 @@ state are only read, and nothing is cached or written. The judgement is
 * deletes the events the duplicate and orphan findings name (never anything else);
 * realigns drifted pairs (:func:`realign_drift`): the activity is the record, so the next
   cycle writes its values over the event's in the drifted fields;
+* unpairs the activities a ``paired_twice`` finding names (:func:`unpair_shared`): the
+  event stays paired with the activity whose marker it carries (else the one changed
+  last), and each of the others is paired with the event carrying its own marker, or
+  gets a new one from the next cycle;
 
-and logs every removed event and every overwritten value in ``repairs.jsonl`` in the data
-directory (0600), so that nothing a repair replaces is lost.
+and logs every removed event, every overwritten value and every dropped pair in
+``repairs.jsonl`` in the data directory (0600), so that nothing a repair replaces is lost.
+
+``foreign_touched`` has no repair: the write log holds the event id, the etag our write
+left and when, not what the event held before, so there is nothing to restore from; and
+a connector's update always writes syncd's marker, which would make the event ours. The
+finding says whether the event still holds what syncd left, for the owner to check it.
 """
 
 from __future__ import annotations
@@ -52,6 +61,7 @@ class AccountAudit:
     error: str | None = None  # a sentence: the account could not be read
     removed: list[str] = field(default_factory=list)  # event ids a repair deleted
     realigned: list[int] = field(default_factory=list)  # activity ids whose drift a repair fixed
+    unpaired: list[int] = field(default_factory=list)  # activity ids a repair unpaired
     busy: bool = False  # a repair found the account's lease held (a cycle running)
 
     @property
@@ -82,12 +92,15 @@ def audit_calendar(account: AccountConfig, source: CrmSource, state: StateStore,
         if found is not None:
             activities.setdefault(found.id, found)
     notes = source.notes(sorted(activities)) if isinstance(source, NoteReader) else None
+    left = state.last_written(account.name)
     result.privacy_checked = notes is not None
     result.findings = audit(AuditInput(
         owner_id=owner.id, links=links, events=events, activities=activities,
         markers=markers, notes=notes, quarantined=state.quarantined(account.name),
         carried=connector.capabilities.fields, done_style=policy.done_style, window=window,
-        written=frozenset(state.written_events(account.name))))
+        written=frozenset(left), left=left, kept=frozenset(
+            str(c["event_id"]) for c in state.conflicts(account.name)
+            if c["field"] == "event" and c["policy"] == "guest_mail")))
     result.events, result.pairs, result.activities = len(events), len(links), len(activities)
     return result, events
 
@@ -112,21 +125,25 @@ def read_audit(service: Service, account: AccountConfig, now: datetime | None = 
 def verify(service: Service, names: Sequence[str] | None = None, *, repair: bool = False,
            now: datetime | None = None) -> list[AccountAudit]:
     """Audit the accounts (all, or ``names``); with ``repair``, delete what duplicate and
-    orphan findings name, then audit again so the result shows what is left."""
+    orphan findings name, realign drift and unpair what ``paired_twice`` names, then audit
+    again so the result shows what is left."""
     audits = []
     for account in service.accounts():
         if names and account.name not in names:
             continue
         result, events = read_audit(service, account, now)
         if repair and result.error is None and any(
-                f.remove or f.kind == "drift" for f in result.findings):
+                f.remove or f.unpair or f.kind == "drift" for f in result.findings):
             removed = _repair(service, account, result.findings, events)
             realigned = realign_drift(service.state, account.name, result.findings, events,
                                       owner=service.replica, log_dir=service.config.data_path)
+            unpaired = unpair_shared(service.state, account.name, result.findings, events,
+                                     owner=service.replica, log_dir=service.config.data_path)
             result, _ = read_audit(service, account, now)
             result.removed = removed
             result.realigned = realigned or []
-            result.busy = realigned is None
+            result.unpaired = unpaired or []
+            result.busy = realigned is None or unpaired is None
         audits.append(result)
     return audits
 
@@ -174,6 +191,58 @@ def realign_drift(state: StateStore, account: str, findings: Sequence[Finding],
     finally:
         state.release_lease(account, token)
     return realigned
+
+
+def unpair_shared(state: StateStore, account: str, findings: Sequence[Finding],
+                  events: Sequence[RemoteEvent], *, owner: str, log_dir: Path | None
+                  ) -> list[int] | None:
+    """Give each activity a ``paired_twice`` finding unpairs its own event again.
+
+    The shared event stays paired with the activity whose marker it carries (else the one
+    changed last: the finding's ``activity_id``). Each other pair is logged, then pointed
+    at the event that carries its own marker (the newest, if the calendar has one: the
+    pair takes that event as it is now), or else made a pending create, so the next
+    cycle looks its marker up and creates its event. No event is written or deleted
+    here. Done under the account's lease, and only for pairs that still point at the
+    shared event; returns the activity ids repaired, or None when a cycle holds the lease
+    (nothing done: verify again later).
+    """
+    shared = [f for f in findings if f.kind == "paired_twice" and f.unpair]
+    if not shared:
+        return []
+    token = state.acquire_lease(account, owner, LEASE_TTL)
+    if token is None:
+        return None
+    unpaired: list[int] = []
+    try:
+        links = state.links(account)
+        for finding in shared:
+            for activity_id in finding.unpair:
+                link = links.get(activity_id)
+                if link is None or link.event_id != finding.event_ids[0]:
+                    continue  # changed since the audit read it
+                own = max((e for e in events if e.marker == link.sync_uid and not e.deleted
+                           and e.event_id != link.event_id and e.projection is not None),
+                          key=lambda e: (e.updated or datetime.min.replace(tzinfo=UTC),
+                                         e.event_id), default=None)
+                if own is not None:
+                    repaired = replace(link, event_id=own.event_id, etag=own.etag,
+                                       cal_base=own.projection)
+                else:
+                    repaired = replace(link, event_id=None, etag=None, pending=True,
+                                       generation=link.generation + 1)
+                if log_dir is not None:
+                    _log(log_dir, {
+                        "account": account, "unpaired": activity_id,
+                        "event_id": link.event_id, "kept_with": finding.activity_id,
+                        "now_paired_with": repaired.event_id, "sync_uid": link.sync_uid,
+                        "etag": link.etag, "generation": link.generation,
+                        "cal_base": link.cal_base.to_json() if link.cal_base else None})
+                state.save_link(account, repaired, token)
+                unpaired.append(activity_id)
+    finally:
+        state.release_lease(account, token)
+    return unpaired
 
 
 def _repair(service: Service, account: AccountConfig, findings: Sequence[Finding],

@@ -21,18 +21,21 @@ What it holds each provider to:
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import uuid
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from connectors.base import CreateOp, RemoteEvent
 from syncd.crm.builtin import BuiltinSource
+from syncd.engine.audit import Finding
 from syncd.model import project_activity
 from syncd.service import account_policy
-from syncd.verify import AccountAudit, audit_calendar, realign_drift
+from syncd.verify import REPAIR_LOG, AccountAudit, audit_calendar, realign_drift, unpair_shared
 from syncd_testkit.world import World
 
 FAILPOINTS = ["after_intent_commit", "after_write_request", "before_cursor_commit"]
@@ -190,3 +193,44 @@ class SyncContract:
         world.converge()
         assert world.event_title(drifted.id) == "Review (moved)"
         assert not world.state.conflicts(world.account.name, open_only=False)
+
+    def test_verify_repair_gives_each_activity_sharing_an_event_its_own(
+            self, world: World, tmp_path: Path) -> None:
+        def read() -> tuple[list[Finding], list[RemoteEvent]]:
+            connector = world.cycle_connector()
+            try:
+                audit, events = audit_calendar(world.account, BuiltinSource(world.store),
+                                               world.state, connector,
+                                               account_policy(world.account), world.now)
+                return audit.findings, events
+            finally:
+                world.release(connector)
+
+        first, second = world.add("Demo", day=3), world.add("Lunch", day=4)
+        world.converge()
+        third = world.add("Review", day=5)  # not synced yet
+        # Two more pairs point at the first one's event (a bug's leftover): the second's
+        # own event is still there, the third never had one.
+        links = world.state.links(world.account.name)
+        world.state.save_link(world.account.name, replace(
+            links[second.id], event_id=links[first.id].event_id, etag=links[first.id].etag))
+        world.state.save_link(world.account.name, replace(
+            links[first.id], activity_id=third.id, sync_uid=third.sync_uid,
+            crm_base=project_activity(third)))
+        (shared,), events = read()  # (the third's pair differs from the event: no drift)
+        assert (shared.kind, shared.activity_id, sorted(shared.unpair)) == (
+            "paired_twice", first.id, [second.id, third.id])  # it carries the first's marker
+
+        assert sorted(unpair_shared(world.state, world.account.name, [shared], events,
+                                    owner="verify", log_dir=tmp_path) or []) == [
+            second.id, third.id]
+        logged = [json.loads(line) for line in (tmp_path / REPAIR_LOG).read_text().splitlines()]
+        assert sorted((e["unpaired"], e["kept_with"]) for e in logged) == [
+            (second.id, first.id), (third.id, first.id)]
+        assert world.state.links(world.account.name)[second.id].event_id == \
+            links[second.id].event_id  # paired with its own event again
+        world.converge()  # and the third gets its first
+        assert read()[0] == []
+        assert world.markers() == {a.sync_uid: 1 for a in (first, second, third)}
+        assert [world.event_title(a.id) for a in (first, second, third)] == [
+            "Demo", "Lunch", "Review"]

@@ -6,8 +6,13 @@ Findings, each about one account:
 * ``duplicate``: two or more events carry one marker (one activity shown twice). Repair
   keeps the event the pair points at (else the newest) and deletes the others.
 * ``paired_twice``: two pairs point at one event (two activities would write it).
+  Repair keeps the event paired with the activity whose marker it carries (else the most
+  recently changed one) and unpairs the others: the next cycle gives each its own event
+  (adopting one that carries its marker). No event is deleted or written.
 * ``orphan``: an event carries our marker but no pair does and its activity is gone (or
-  was never this owner's): nothing will ever update or delete it. Repair deletes it.
+  was never this owner's): nothing will ever update or delete it. Repair deletes it. An
+  event a conflict says was kept on purpose (deleting it would e-mail its invited guests
+  a cancellation) is the owner's to settle, not an orphan.
 * ``drift``: a pair whose two sides differ in a synced field although neither side has a
   change to apply (both match what syncd last recorded): a sync that believes it is done
   but is not.
@@ -17,7 +22,10 @@ Findings, each about one account:
 * ``privacy``: the text of an activity's private note found in an event's title,
   description or location. Reported by activity and event id, never by the text.
 * ``foreign_touched``: an event without our marker that the write log says syncd wrote
-  to: syncd changed (or left) an event that is not its own.
+  to: syncd changed (or left) an event that is not its own. ``reason`` says whether it
+  still holds what syncd left (``unchanged``: its etag is the one our last write left) or
+  was edited since (``changed``). No repair: the write log keeps no copy of what the
+  event held before, and a write through a connector would put our marker on it.
 
 Rules kept here so the judgement can be table-tested: a pair with a pending create is
 never a finding (its outcome is not known yet); a deleted activity whose pair still
@@ -56,6 +64,8 @@ class Finding:
     reason: str | None = None
     # for duplicate/orphan: the events a repair deletes (the others are kept)
     remove: tuple[str, ...] = ()
+    # for paired_twice: the activities whose pairs a repair drops (the first id keeps it)
+    unpair: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -80,16 +90,23 @@ class AuditInput:
     done_style: DoneStyle = DoneStyle.KEEP
     window: Window | None = None
     written: frozenset[str] = frozenset()  # event ids the write log names
+    left: Mapping[str, str | None] = field(default_factory=dict)  # event -> etag we left
+    # events left in a calendar on purpose: deleting them would e-mail their invited
+    # guests a cancellation, and a conflict says so (docs/guest-mail.md, "Owner moves")
+    kept: frozenset[str] = frozenset()
 
 
 def audit(data: AuditInput) -> list[Finding]:
     """Every finding for one account, in a stable order."""
     events = [e for e in data.events if not e.deleted]
     by_id = {e.event_id: e for e in events}
-    findings = [*_duplicates(data, events), *_paired_twice(data), *_orphans(data, events),
-                *_drift(data, by_id), *_missing(data, by_id, events), *_privacy(data, events),
-                *[Finding("foreign_touched", None, (e.event_id,)) for e in events
-                  if not e.marker and e.event_id in data.written]]
+    shared = _paired_twice(data, by_id)
+    # A pair on another activity's event differs from it: paired_twice, not drift.
+    drift = [f for f in _drift(data, by_id)
+             if not any(f.event_ids == s.event_ids for s in shared)]
+    findings = [*_duplicates(data, events), *shared, *_orphans(data, events), *drift,
+                *_missing(data, by_id, events), *_privacy(data, events),
+                *_foreign_touched(data, events)]
     return sorted(findings, key=lambda f: (KINDS.index(f.kind), f.activity_id or 0,
                                            f.event_ids))
 
@@ -119,20 +136,47 @@ def _duplicates(data: AuditInput, events: Sequence[RemoteEvent]) -> list[Finding
     return found
 
 
-def _paired_twice(data: AuditInput) -> list[Finding]:
-    by_event: dict[str, list[int]] = defaultdict(list)
+def _paired_twice(data: AuditInput, by_id: Mapping[str, RemoteEvent]) -> list[Finding]:
+    by_event: dict[str, list[SyncPair]] = defaultdict(list)
     for link in data.links.values():
         if link.event_id is not None and not link.pending:
-            by_event[link.event_id].append(link.activity_id)
-    return [Finding("paired_twice", min(ids), (event_id,), reason=",".join(map(str, sorted(ids))))
-            for event_id, ids in by_event.items() if len(ids) > 1]
+            by_event[link.event_id].append(link)
+    found = []
+    for event_id, links in by_event.items():
+        if len(links) < 2:
+            continue
+        marker = by_id[event_id].marker if event_id in by_id else None
+        # the pair the event's marker names, else the activity changed last
+        ordered = sorted(links, reverse=True, key=lambda link: (
+            marker == link.sync_uid, _changed_at(data.activities.get(link.activity_id)),
+            -link.activity_id))
+        ids = sorted(link.activity_id for link in links)
+        found.append(Finding("paired_twice", ordered[0].activity_id, (event_id,),
+                             reason=",".join(map(str, ids)),
+                             unpair=tuple(link.activity_id for link in ordered[1:])))
+    return found
+
+
+def _changed_at(activity: Activity | None) -> datetime:
+    oldest = datetime.min.replace(tzinfo=UTC)
+    if activity is None or activity.updated_at is None:
+        return oldest
+    at = activity.updated_at
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _foreign_touched(data: AuditInput, events: Sequence[RemoteEvent]) -> list[Finding]:
+    return [Finding("foreign_touched", None, (e.event_id,),
+                    reason="unchanged" if e.event_id in data.left
+                    and data.left[e.event_id] == e.etag else "changed")
+            for e in events if not e.marker and e.event_id in data.written]
 
 
 def _orphans(data: AuditInput, events: Sequence[RemoteEvent]) -> list[Finding]:
     paired = {link.sync_uid for link in data.links.values()}
     found = []
     for event in events:
-        if not event.marker or event.marker in paired:
+        if not event.marker or event.marker in paired or event.event_id in data.kept:
             continue
         activity = data.markers.get(event.marker)
         if activity is not None and not activity.deleted and activity.owner_id == data.owner_id:

@@ -583,6 +583,13 @@ class StateStore:
         with self.db.session() as s:
             return set(s.scalars(select(SyncWrite.event_id).where(SyncWrite.account == account)))
 
+    def last_written(self, account: str) -> dict[str, str | None]:
+        """Each event of the account syncd wrote to -> the etag its last write left."""
+        with self.db.session() as s:
+            rows = s.execute(select(SyncWrite.event_id, SyncWrite.etag)
+                             .where(SyncWrite.account == account).order_by(SyncWrite.id))
+            return {event_id: etag for event_id, etag in rows}
+
     def prune_writes(self, before: datetime) -> int:
         """Forget the write log's entries older than ``before``; returns how many."""
         with self.db.session() as s:

@@ -117,3 +117,50 @@ def test_verify_repair_realigns_a_drifted_pair_and_the_next_sync_writes_the_acti
     finally:
         connector.close()
         service.close()
+
+
+FOREIGN = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//someone else//EN\r\nBEGIN:VEVENT\r\n"
+           "UID:{uid}\r\nDTSTAMP:20261201T080000Z\r\nDTSTART:20270112T090000Z\r\n"
+           "DTEND:20270112T100000Z\r\nSUMMARY:{title}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+
+
+def test_a_foreign_event_syncd_wrote_is_reported_and_never_repaired(
+        tmp_path: Path, radicale: DavServer, capsys: pytest.CaptureFixture[str]) -> None:
+    import caldav
+
+    base, account = configured(tmp_path, radicale)
+    assert main([*base, "sync"]) == 0
+    calendar = caldav.DAVClient(url=radicale.url, username=account.owner,
+                                password="x").calendar(url=account.calendar)
+    uid = uuid.uuid4().hex
+    planted = calendar.save_event(FOREIGN.format(uid=uid, title="Their meeting"))
+    service = Service(Config(data_dir=str(tmp_path), accounts=(account,)))
+    connector = service.open_connector(account, read_only=True)
+    try:
+        (theirs,) = connector.changes(None).events
+    finally:
+        connector.close()
+    assert theirs.marker is None
+    # The write log says a cycle of ours updated it, and left the etag it has now.
+    service.state.record("mine", writes=[(theirs.event_id, theirs.etag, "update")])
+    service.close()
+    capsys.readouterr()
+
+    def finding() -> dict[str, object]:
+        assert main([*base, "--json", "verify"]) == 1
+        (report,) = json.loads(capsys.readouterr().out)
+        (found,) = report["findings"]
+        assert (found["kind"], found["event_ids"]) == ("foreign_touched", [theirs.event_id])
+        return dict(found)
+
+    found = finding()
+    assert found["reason"] == "unchanged"
+    assert "still holds what syncd wrote; no command restores it" in str(found["text"])
+    assert main([*base, "verify", "--repair"]) == 1  # nothing to repair: it stays as it is
+    capsys.readouterr()
+    assert calendar.event_by_uid(uid).data == planted.data
+
+    planted.data = FOREIGN.format(uid=uid, title="Their meeting, moved")
+    planted.save()  # its organizer edits it after our write
+    found = finding()
+    assert found["reason"] == "changed" and "edited since" in str(found["text"])

@@ -163,6 +163,22 @@ def test_two_pairs_on_one_event_are_reported() -> None:
     assert ("paired_twice", 1) in kinds(found)
 
 
+def test_an_event_kept_because_deleting_it_would_mail_its_guests_is_no_orphan() -> None:
+    moved = activity(1, owner=OWNER + 1)  # handed to another owner; its event stays here
+    events = [event("ev1", moved)]
+    assert kinds(run([moved], [], events)) == [("orphan", None)]  # (markers not given)
+    assert run([moved], [], events, kept=frozenset({"ev1"})) == []
+
+
+def test_a_shared_event_stays_with_the_activity_whose_marker_it_carries() -> None:
+    a, b = activity(1), replace(activity(2), updated_at=NOW + timedelta(hours=1))
+    found = run([a, b], [pair(a, "ev1"), pair(b, "ev1")], [event("ev1", a)])
+    assert [(f.kind, f.activity_id, f.unpair) for f in found] == [("paired_twice", 1, (2,))]
+    # without its marker (ambiguous), the activity changed last keeps it
+    found = run([a, b], [pair(a, "ev1"), pair(b, "ev1")], [event("ev1", a, marker=None)])
+    assert [(f.kind, f.activity_id, f.unpair) for f in found] == [("paired_twice", 2, (1,))]
+
+
 def test_normalising_folds_case_width_and_spacing() -> None:
     assert normalise("  ＡＢＣ\n  def\tGHI ") == normalise("abc def ghi")
 
@@ -174,3 +190,13 @@ def test_an_event_without_our_marker_that_the_write_log_names_was_touched() -> N
     found = run([a], [pair(a, "ev1")], [event("ev1", a), foreign, untouched],
                 written=frozenset({"ev1", "theirs"}))
     assert [(f.kind, f.event_ids) for f in found] == [("foreign_touched", ("theirs",))]
+
+
+
+def test_a_touched_foreign_event_says_whether_it_still_holds_what_we_wrote() -> None:
+    a = activity(1)
+    events = [event("ev1", a), event("theirs", a, marker=None, etag="e7")]
+    for left, reason in (("e7", "unchanged"), ("e6", "changed")):
+        found = run([a], [pair(a, "ev1")], events, written=frozenset({"theirs"}),
+                    left={"theirs": left})
+        assert [(f.kind, f.reason) for f in found] == [("foreign_touched", reason)]
