@@ -37,9 +37,10 @@ Choices where the sources are silent, and deliberate deviations:
   ``subject``/``transactionId`` comparisons; anything else is 400, never silently ignored.
   ``$expand`` of anything but ``singleValueExtendedProperties`` is ignored. ``$orderby`` on
   lists is ignored (creation order; calendarView is ordered by start).
-* Recurrence is stored and echoed (``type`` becomes ``seriesMaster``); ``calendarView`` and
-  ``getSchedule`` expand daily, weekly and absoluteMonthly series into occurrences
-  (:mod:`.graph_series`); delta lists the master only.
+* Recurrence is stored and echoed (``type`` becomes ``seriesMaster``); ``calendarView``,
+  its delta and ``getSchedule`` expand daily, weekly and absoluteMonthly series into
+  occurrences (:mod:`.graph_series`, :mod:`.graph_delta`), which ``GET /events/{id}``
+  reads too (writing one is not emulated: 404).
 * ``getSchedule`` (:mod:`.graph_schedule`) answers from the default calendar.
 * ``/me/events`` and ``/me/calendarView`` cover the default calendar only.
 * A delegated token may only reach its own mailbox (403 ``ErrorAccessDenied`` otherwise):

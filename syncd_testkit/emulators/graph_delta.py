@@ -13,6 +13,13 @@ Delta semantics (providers.md B.4):
   That includes events that were never inside the window (microsoft-graph-docs #6599). The
   initial round does not report events that were deleted, or sat outside the window, before
   the round began.
+* A series is sent as its occurrences in the window (``type: "occurrence"``, as
+  ``calendarView`` lists them; :mod:`.graph_series`), all of them whenever the series
+  changes, and one page carries them all. The master itself is never in the view, so
+  (an emulator choice: the docs say nothing of masters in delta) it is named like any
+  event changed outside it: ``@removed`` (after the initial round). A deleted series names
+  its occurrences removed too, and an edited one the occurrences the edit took away.
+  Exceptions (a moved or cancelled occurrence) are not emulated (:mod:`.graph_series`).
 """
 
 from __future__ import annotations
@@ -25,9 +32,11 @@ from datetime import datetime
 from typing import Any, Literal
 
 from .graph_model import GraphError, StoredEvent
+from .graph_series import occurrences
 from .graph_store import Calendar, GraphStore, Mailbox, Tombstone
 
-__all__ = ["DeltaPage", "DeltaState", "decode_token", "delta_page", "encode_token", "in_window"]
+__all__ = ["DeltaPage", "DeltaState", "Entry", "decode_token", "delta_page", "encode_token",
+           "in_window"]
 
 
 @dataclass(frozen=True)
@@ -45,11 +54,15 @@ class DeltaState:
     epoch: int
 
 
+Entry = tuple[Literal["event", "removed"], StoredEvent | Tombstone, StoredEvent | None]
+"""What a page names, how, and the series master of an occurrence (None for others)."""
+
+
 @dataclass
 class DeltaPage:
     """One page: entries to render and the state for the next link."""
 
-    entries: list[tuple[Literal["event", "removed"], StoredEvent | Tombstone]]
+    entries: list[Entry]
     next_state: DeltaState
     done: bool  # True: the next link is a deltaLink; False: a nextLink
 
@@ -103,8 +116,9 @@ def delta_page(
             (e.seq, e) for e in mbx.events_in(cal.id) if e.seq > state.since
         ]
         candidates += [(t.seq, t) for t in cal.tombstones.values() if t.seq > state.since]
+        candidates += [(t.seq, t) for t in cal.former_series if t.seq > state.since]
         candidates.sort(key=lambda c: c[0])
-        entries: list[tuple[Literal["event", "removed"], StoredEvent | Tombstone]] = []
+        entries: list[Entry] = []
         last = state.since
         more = False
         for seq, obj in candidates:
@@ -114,15 +128,33 @@ def delta_page(
             last = seq
             # In the initial round, history from before the round is not news to the client.
             reportable_removal = not state.initial or seq > state.round_start
-            if isinstance(obj, StoredEvent) and in_window(obj, start, end):
-                entries.append(("event", obj))
-            elif reportable_removal:
-                entries.append(("removed", obj))
+            entries += _entries(mbx, obj, start, end, reportable_removal)
         if more:
             return DeltaPage(entries, replace(state, since=last, page=state.page + 1), done=False)
         # Every entry of this calendar up to the global seq has been examined under the lock.
         final = replace(state, since=max(last, store.seq), initial=False, page=0)
         return DeltaPage(entries, final, done=True)
+
+
+def _entries(mbx: Mailbox, obj: StoredEvent | Tombstone, start: datetime, end: datetime,
+             reportable_removal: bool) -> list[Entry]:
+    """What one changed event (or tombstone) puts on a page."""
+    if isinstance(obj, StoredEvent) and obj.props.get("recurrence"):
+        found: list[Entry] = [("event", o, obj) for o in occurrences(obj, start, end)]
+        return found + ([("removed", obj, None)] if reportable_removal else [])
+    if isinstance(obj, StoredEvent) and in_window(obj, start, end):
+        return [("event", obj, None)]
+    if not reportable_removal:
+        return []
+    if not isinstance(obj, Tombstone) or obj.series is None:
+        return [("removed", obj, None)]
+    gone = occurrences(obj.series, start, end)
+    if obj.replaced:  # an edit: only what the series no longer has is gone
+        live = mbx.events.get(obj.immutable_id)
+        kept = {o.immutable_id for o in occurrences(live, start, end)} if live else set()
+        return [("removed", o, None) for o in gone if o.immutable_id not in kept]
+    master: list[Entry] = [("removed", obj, None)]
+    return master + [("removed", o, None) for o in gone]
 
 
 def removed_entry(obj: StoredEvent | Tombstone, immutable: bool) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from .graph_model import GraphError, RenderOptions, StoredEvent, render_event
 from .graph_query import parse_filter
 from .graph_routes import Route
 from .graph_schedule import get_schedule
-from .graph_series import expanded
+from .graph_series import expanded, occurrence_by_id
 from .graph_store import Mailbox
 from .graph_tz import parse_query_datetime
 from .graph_wire import JSON_CONTENT_TYPE, ApiRequest, ApiResponse
@@ -161,12 +161,33 @@ def _rendered(emu: GraphEmulator, ev: StoredEvent, ctx: RequestContext,
     return body
 
 
-def _entity(emu: GraphEmulator, ev: StoredEvent, ctx: RequestContext) -> Any:
+def _entity(emu: GraphEmulator, ev: StoredEvent, ctx: RequestContext,
+            master: StoredEvent | None = None) -> Any:
     if planted := emu.planted.placeholder(ev.immutable_id):
         return planted
-    body = render_event(ev, ctx.opts)
+    body = _rendered(emu, ev, ctx, master)
     context = f"{emu.base_url}/$metadata#users('{ctx.mailbox.upn}')/events/$entity"
     return {"@odata.context": context, **body}
+
+
+def _find(emu: GraphEmulator, ctx: RequestContext, method: str
+          ) -> tuple[StoredEvent, StoredEvent | None]:
+    """The event the route names, and its series master when it is an occurrence (which
+    can only be read here: its writes are not emulated)."""
+    event_id = ctx.route.event_id or ""
+    try:
+        return emu.store.find_event(ctx.mailbox, event_id), None
+    except GraphError:
+        base = event_id.rpartition("_")[0]
+        if method != "GET" or not base:
+            raise
+        with emu.store.lock:
+            master = ctx.mailbox.events.get(base) or ctx.mailbox.events.get(
+                ctx.mailbox.regular_index.get(base, ""))
+            found = occurrence_by_id(master, event_id) if master is not None else None
+        if master is None or found is None:
+            raise
+        return found, master
 
 
 def _check_writable(mbx: Mailbox, calendar_id: str | None) -> None:
@@ -188,7 +209,7 @@ def _one_event(emu: GraphEmulator, req: ApiRequest, ctx: RequestContext) -> ApiR
     if req.method not in ("GET", "PATCH", "DELETE"):
         raise _not_allowed(req)
     store, mbx = emu.store, ctx.mailbox
-    ev = store.find_event(mbx, ctx.route.event_id or "")
+    ev, master = _find(emu, ctx, req.method)
     if (
         ctx.route.calendar_id is not None
         and mbx.calendar(ctx.route.calendar_id).id != ev.calendar_id
@@ -197,7 +218,7 @@ def _one_event(emu: GraphEmulator, req: ApiRequest, ctx: RequestContext) -> ApiR
             404, "ErrorItemNotFound", "The specified object was not found in the store."
         )
     if req.method == "GET":
-        return _json(200, _entity(emu, ev, ctx), ctx)
+        return _json(200, _entity(emu, ev, ctx, master), ctx)
     _check_writable(mbx, ev.calendar_id)
     if_match = req.headers.get("if-match")
     if req.method == "PATCH":
@@ -327,10 +348,10 @@ def _delta(emu: GraphEmulator, req: ApiRequest, ctx: RequestContext) -> ApiRespo
         empty_pages=emu.empty_pages,
     )
     values = [
-        _rendered(emu, obj, ctx)
+        _rendered(emu, obj, ctx, master)
         if kind == "event" and isinstance(obj, StoredEvent)
         else removed_entry(obj, ctx.opts.immutable_ids)
-        for kind, obj in page.entries
+        for kind, obj, master in page.entries
     ]
     link_name = "@odata.deltaLink" if page.done else "@odata.nextLink"
     param = "$deltatoken" if page.done else "$skiptoken"

@@ -5,7 +5,11 @@
 [doc: learn.microsoft.com/graph/api/user-list-calendarview, api-reference/v1.0/api/
 user-list-calendarview.md]: a series master itself is never listed, each occurrence is,
 with ``type: "occurrence"`` and the master's id in ``seriesMasterId``
-[doc: resources/event.md, ``type`` and ``seriesMasterId``].
+[doc: resources/event.md, ``type`` and ``seriesMasterId``]. ``calendarView/delta``
+returns the same kinds of events (the events of a calendar view "may include single
+instances, or occurrences and exceptions of a recurring series" [doc: graph/
+delta-query-events]), so :mod:`.graph_delta` expands series here too, and an occurrence
+can be read by its id (:func:`occurrence_by_id`), as Graph's ``GET /events/{id}`` does.
 
 The ``patternedRecurrence`` shapes read here [doc: resources/patternedrecurrence.md,
 recurrencepattern.md, recurrencerange.md]: pattern ``daily``, ``weekly`` (``daysOfWeek``,
@@ -26,7 +30,7 @@ from typing import Any
 from .graph_model import EventTime, StoredEvent
 from .graph_tz import resolve_zone
 
-__all__ = ["expanded", "occurrences"]
+__all__ = ["expanded", "occurrence_by_id", "occurrences"]
 
 _DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 #: Days looked at per series at most: a daily series over 30 years, more than any window.
@@ -101,3 +105,19 @@ def expanded(events: list[StoredEvent], start: datetime, end: datetime,
             found.append((ev, None))
     found.sort(key=lambda pair: (pair[0].start.utc, pair[0].created))
     return found
+
+
+def occurrence_by_id(master: StoredEvent, event_id: str) -> StoredEvent | None:
+    """The occurrence of series ``master`` that ``event_id`` names (``<master id>_<yyyymmdd>``,
+    either id form), or None when the series has none that day."""
+    _, _, stamp = event_id.rpartition("_")
+    try:
+        day = datetime.strptime(stamp, "%Y%m%d").date() if len(stamp) == 8 else None
+    except ValueError:
+        day = None
+    if day is None:
+        return None
+    # The day is the master's wall-clock date: a day either side covers every zone.
+    start = datetime.combine(day - timedelta(days=1), datetime.min.time(), UTC)
+    found = occurrences(master, start, start + timedelta(days=3))
+    return next((o for o in found if event_id in (o.regular_id, o.immutable_id)), None)

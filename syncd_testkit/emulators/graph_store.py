@@ -41,11 +41,18 @@ __all__ = ["Calendar", "ChangeListener", "GraphStore", "MailRecord", "Mailbox", 
 
 @dataclass
 class Tombstone:
-    """A deleted (or moved-away) event as delta reports it: both ids and the change ``seq``."""
+    """A deleted (or moved-away) event as delta reports it: both ids and the change ``seq``.
+
+    ``series``: the event as it was, when it was a series, so that delta can name its
+    occurrences as removed too; ``replaced``: only that version of the series is gone (an
+    edit), the event itself lives on.
+    """
 
     regular_id: str
     immutable_id: str
     seq: int
+    series: StoredEvent | None = None
+    replaced: bool = False
 
 
 @dataclass
@@ -55,6 +62,7 @@ class Calendar:
     id: str
     name: str
     tombstones: dict[str, Tombstone] = field(default_factory=dict)  # by immutable id
+    former_series: list[Tombstone] = field(default_factory=list)  # edited series, as they were
     can_edit: bool = True  # False: shared read-only, every write is 403 ErrorAccessDenied
 
 
@@ -278,6 +286,10 @@ class GraphStore:
             draft.change_key = new_change_key()
             draft.modified = self.now()
             draft.seq = self.next_seq()
+            if ev.props.get("recurrence"):
+                # Delta names the occurrences this edit took away as removed.
+                mbx.calendars[ev.calendar_id].former_series.append(Tombstone(
+                    ev.regular_id, ev.immutable_id, draft.seq, copy.deepcopy(ev), True))
             # Mutate in place so references held elsewhere (indexes) stay valid.
             ev.__dict__.update(draft.__dict__)
             # Only the organizer's changes go out as meeting mail: an attendee editing
@@ -352,7 +364,9 @@ class GraphStore:
         mbx.events.pop(ev.immutable_id, None)
         mbx.regular_index.pop(ev.regular_id, None)
         cal = mbx.calendars[ev.calendar_id]
-        cal.tombstones[ev.immutable_id] = Tombstone(ev.regular_id, ev.immutable_id, self.next_seq())
+        series = copy.deepcopy(ev) if ev.props.get("recurrence") else None
+        cal.tombstones[ev.immutable_id] = Tombstone(ev.regular_id, ev.immutable_id,
+                                                    self.next_seq(), series)
 
     @staticmethod
     def _organizes(mbx: Mailbox, ev: StoredEvent) -> bool:

@@ -464,6 +464,55 @@ def test_delta_reports_deletions_and_window_exits_with_the_same_removed_shape(
     assert len(removed) == 3  # changes outside the window are reported as removals too
 
 
+WEEKLY = {"pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["monday"]},
+          "range": {"type": "numbered", "startDate": "2026-01-05", "numberOfOccurrences": 6}}
+
+
+def _entries(pages: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    return [e for p in pages for e in p]
+
+
+def test_delta_sends_a_series_as_its_occurrences_in_the_window_like_calendar_view(
+    graph: GraphEmulator, http: requests.Session
+) -> None:
+    # Six Mondays from 5 January: four of them in January.
+    series = _create(http, graph, subject="Weekly", recurrence=WEEKLY)
+    url = f"{graph.base_url}/me/calendarView/delta"
+    pages, delta_link = _delta_round(http, url, JANUARY)
+    first = _entries(pages)
+    view = http.get(f"{graph.base_url}/me/calendarView", params=JANUARY).json()["value"]
+    assert [e["id"] for e in first] == [e["id"] for e in view]
+    assert [e["start"]["dateTime"][:10] for e in first] == [
+        "2026-01-05", "2026-01-12", "2026-01-19", "2026-01-26"]
+    assert {(e["type"], e["seriesMasterId"]) for e in first} == {("occurrence", series["id"])}
+    # Each occurrence is read by its id, as Graph's GET /events/{id} does.
+    got = http.get(f"{_events_url(graph)}/{first[1]['id']}")
+    assert got.status_code == 200 and got.json()["type"] == "occurrence"
+    assert got.json()["start"]["dateTime"].startswith("2026-01-12T09:00:00")
+
+    # An edit sends the occurrences again; the master is named as outside the view.
+    graph.put_event(ALICE, series["id"], {"subject": "Weekly sync"})
+    pages, delta_link = _delta_round(http, delta_link)
+    edited = _entries(pages)
+    assert [e["subject"] for e in edited if "@removed" not in e] == ["Weekly sync"] * 4
+    assert [e["id"] for e in edited if "@removed" in e] == [series["id"]]
+
+    # An edit that ends the series sooner names the occurrences it took away.
+    graph.put_event(ALICE, series["id"], {"recurrence": {
+        **WEEKLY, "range": {**WEEKLY["range"], "numberOfOccurrences": 2}}})
+    pages, delta_link = _delta_round(http, delta_link)
+    removed = {e["id"] for e in _entries(pages) if "@removed" in e}
+    assert removed == {series["id"], first[2]["id"], first[3]["id"]}
+
+    # Deleting the series names its occurrences removed.
+    graph.delete_event_as_user(ALICE, series["id"])
+    pages, _ = _delta_round(http, delta_link)
+    assert all("@removed" in e for e in _entries(pages))
+    assert {e["id"] for e in _entries(pages)} == {series["id"], first[0]["id"],
+                                                  first[1]["id"]}
+    assert http.get(f"{_events_url(graph)}/{first[1]['id']}").status_code == 404
+
+
 def test_changes_made_while_paging_are_delivered_in_the_same_chain(
     graph: GraphEmulator, http: requests.Session
 ) -> None:

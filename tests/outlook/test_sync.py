@@ -336,3 +336,61 @@ def test_the_registry_opens_the_connector_without_any_request(env: Env) -> None:
     assert connector.capabilities.max_batch == 20
     assert env.graph.requests == [] and env.identity.token_requests == []
     connector.close()
+
+
+# --- recurring series (calendarView delta lists occurrences, never the master) ------------
+
+WEEKLY = {"pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["monday"]},
+          "range": {"type": "numbered", "startDate": "2026-12-07", "numberOfOccurrences": 5}}
+
+
+def _weekly(env: Env) -> dict[str, Any]:
+    return env.graph.create_event_as_user(ALICE, {
+        "subject": "Team standup", "recurrence": WEEKLY,
+        "start": {"dateTime": "2026-12-07T09:00:00", "timeZone": "Europe/Oslo"},
+        "end": {"dateTime": "2026-12-07T09:15:00", "timeZone": "Europe/Oslo"}})
+
+
+def test_a_weekly_series_made_in_outlook_is_never_imported_nor_touched(
+        tmp_path: Path, env: Env) -> None:
+    # import_events imports what users make in the calendar, never a recurring series.
+    world = make_world(tmp_path, env, env.account(import_events=True))
+    world.add("Call Ada")
+    converge(world)
+    series = _weekly(env)
+    world.forbid_writes = True
+    report = world.sync()
+    assert report.outcome == "ok", report.message
+    # The delta round named the five occurrences (and the master, outside the view): each
+    # read, seen as part of a series and left alone.
+    assert report.counts["skipped_recurring"] == 6, report.counts
+    assert world.subjects() == ["Call Ada"]
+    assert [e["id"] for e in world.events() if e["subject"] == "Team standup"] == [
+        series["id"]]
+    world.advance(minutes=1)
+    idle(world)
+
+    env.graph.delete_event_as_user(ALICE, series["id"])
+    report = world.sync()
+    assert report.outcome == "ok", report.message
+    assert world.subjects() == ["Call Ada"]
+    assert [e["subject"] for e in world.events()] == ["Call Ada"]
+    world.forbid_writes = False
+
+
+def test_a_synced_event_made_weekly_in_outlook_is_set_aside_and_its_activity_kept(
+        world: OutlookWorld, env: Env) -> None:
+    activity = world.add("Weekly review", day=7)
+    converge(world)
+    event_id = world.event_id_of(activity.id)
+    env.graph.put_event(ALICE, event_id, {"recurrence": WEEKLY})
+    world.forbid_writes = True
+    report = world.sync()
+    assert report.outcome == "ok", report.message
+    # The series keeps the pair's id and our marker, its occurrences copy the marker:
+    # the pair is quarantined (never deleted), the occurrences are not taken for it.
+    assert report.counts["quarantined"] == 1, report.counts
+    assert report.counts["skipped_duplicate_marker"] == 5, report.counts
+    assert world.subjects() == ["Weekly review"]
+    assert world.event_id_of(activity.id) == event_id
+    world.forbid_writes = False
