@@ -32,8 +32,8 @@ def register(users: Any) -> None:
 def new_login(app: App, email: str) -> dict[str, str] | None:
     """A fresh password for ``email`` with what a calendar app needs, or None when the
     embedded server is not in use (accounts are configured) or cannot serve the address."""
+    from syncd.embedded_accounts import embedded_calendar_url
     from syncd.embedded_auth import EmbeddedCredentials, can_log_in, login_name
-    from syncd.service import embedded_calendar_url
 
     config = app.config
     if config.serves_accounts or not can_log_in(email):

@@ -126,11 +126,11 @@ def _budget_line(budget: dict[str, Any]) -> str:
 
 def _quick_status(app: App) -> list[dict[str, Any]] | None:
     """The status rows read through plain sqlite3 (no SQLAlchemy), or None when the full
-    path must answer: teams and the embedded default (their accounts come from the CRM),
-    a database to create or migrate, or an account without a row yet (which the full
-    path makes)."""
+    path must answer: teams (their members come from the CRM source, which may be
+    remote), a database to create or migrate, or an account without a row yet (which
+    the full path makes)."""
     config = app.config
-    if not config.accounts or config.teams or app.lite is None:
+    if config.teams or app.lite is None:
         return None
     from datetime import UTC, datetime
 
@@ -138,7 +138,13 @@ def _quick_status(app: App) -> list[dict[str, Any]] | None:
     from syncd.store.lite import LiteStatus
 
     reads = LiteStatus(app.lite)
-    accounts = [a for a in config.accounts if a.enabled]
+    if config.accounts:
+        accounts = [a for a in config.accounts if a.enabled]
+    else:  # the embedded server's, one per user of the built-in CRM
+        from syncd.crm.builtin.quick_add import QuickActivities
+        from syncd.embedded_accounts import embedded_accounts
+
+        accounts = embedded_accounts(config, QuickActivities(app.lite))
     states = reads.accounts()
     if any(a.name not in states for a in accounts):
         return None

@@ -40,6 +40,7 @@ from syncd.config_checks import is_loopback_address
 from syncd.crm.builtin.views import UserView
 from syncd.crm.source import ChangeWatch, DeletionHints
 from syncd.crm_watch import CrmWatcher
+from syncd.embedded_accounts import EMBEDDED_CALENDAR, embedded_calendar_url, embedded_url
 from syncd.embedded_auth import (
     SERVICE_USER,
     EmbeddedCredentials,
@@ -55,7 +56,7 @@ from syncd.private import check_private, private_by_default
 from syncd.push import AccountDirectory, Hints, PushGate
 from syncd.replica import TICK_SECONDS, Dispatcher
 from syncd.report import describe, sync_exit_code
-from syncd.service import EMBEDDED_CALENDAR, Service, embedded_calendar_url, embedded_url
+from syncd.service import Service
 from syncd.store.channels import ChannelStore
 from syncd.store.dirty import DirtyFlags
 from syncd.store.queue import Claim, WorkQueue

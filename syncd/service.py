@@ -8,7 +8,6 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from connectors import ConnectorContext, open_connector
 from connectors.base import CalendarConnector
@@ -16,7 +15,7 @@ from syncd.auth_fingerprint import changed_since, fingerprint
 from syncd.channels import ChannelKeeper, PushSettings
 from syncd.config import AccountConfig, Config
 from syncd.crm.source import CrmSource
-from syncd.embedded_auth import SERVICE_USER, EmbeddedCredentials, can_log_in, login_name
+from syncd.embedded_accounts import embedded_accounts
 from syncd.engine.policy import AccountPolicy, ConflictPolicy, OnCalendarDelete
 from syncd.errors import SyncRefused
 from syncd.model import DoneStyle
@@ -36,40 +35,6 @@ if TYPE_CHECKING:
     from syncd.engine.outcome import CycleReport
 
 log = logging.getLogger("syncd.service")
-
-EMBEDDED_CALENDAR = "crm"
-
-
-def embedded_url(host: str, port: int) -> str:
-    """The embedded calendar server's root URL."""
-    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
-
-
-def embedded_calendar_url(host: str, port: int, email: str, *, readable: bool = False) -> str:
-    """A user's calendar on the embedded server; ``readable`` keeps the ``@`` for people."""
-    login = login_name(email)
-    return f"{embedded_url(host, port)}{login if readable else quote(login, safe='')}/" \
-           f"{EMBEDDED_CALENDAR}/"
-
-
-def embedded_accounts(config: Config, store: ActivityStore) -> list[AccountConfig]:
-    """With no accounts configured, each CRM user gets a calendar on the embedded server.
-
-    syncd reaches every user's calendar as its own service user, whose password is in a
-    private file of the data directory (:mod:`syncd.embedded_auth`); the calendar is named
-    by URL because it is not under the service user's own principal. The daemon makes it
-    before the account's first cycle.
-    """
-    host, port = config.embedded_host, config.embedded_port
-    secret = EmbeddedCredentials(config.data_path).service_secret
-    return [
-        AccountConfig(name=f"embedded:{user.email}", provider="caldav", owner=user.email,
-                      calendar=embedded_calendar_url(host, port, user.email),
-                      auth={"url": embedded_url(host, port), "username": SERVICE_USER,
-                            "password": secret})
-        for user in store.list_users() if can_log_in(user.email)
-    ]
-
 
 def account_policy(account: AccountConfig) -> AccountPolicy:
     """The engine's typed view of an ``[[account]]`` block (the config checked every

@@ -166,16 +166,39 @@ def test_status_takes_the_quick_path_only_when_every_account_has_a_row(
     assert _run(capsys, config, "status") == first and served == ["full"]
 
 
-def test_a_team_or_the_embedded_default_takes_the_full_path(
+def test_the_embedded_defaults_status_is_the_same_on_both_paths(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tmp_path.chmod(0o700)
     config = tmp_path / "syncd.toml"
     config.write_text(f'[syncd]\ndata_dir = "{tmp_path}"\n')
-    assert _run(capsys, config, "user", "add", "alice@example.com")[0] == 0
+    for email in ("alice@example.com", "bob@example.com"):
+        assert _run(capsys, config, "user", "add", email)[0] == 0
+    assert _run(capsys, config, "status")[0] == 0  # the accounts' rows are made
+    StateStore(Database(f"sqlite:///{tmp_path / 'syncd.db'}")).update_account(
+        "embedded:bob@example.com", status="failing", last_outcome="failed",
+        last_message="The embedded server did not answer.")
+    for args in (("status",), ("--json", "status")):
+        fast, slow = _both(capsys, monkeypatch, config, config, *args)
+        assert fast == slow
+    assert fast[1].count("embedded:") == 2
+
+
+def test_a_teams_status_takes_the_full_path(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _config(tmp_path, "")
+    text = config.read_text() + ('[[team]]\nname = "sales"\nowners = "*"\nprovider = "caldav"\n'
+                                 'calendar = "https://dav.example.com/{user}/crm/"\n'
+                                 '[team.auth]\nurl = "https://dav.example.com/"\n'
+                                 'username = "{user}"\npassword = "env:NOPE"\n')
+    config.write_text(text)
+    assert _run(capsys, config, "user", "add", "zoe@example.com")[0] == 0
+    assert _run(capsys, config, "status")[0] == 0
     monkeypatch.setattr(syncd.store.lite.LiteStatus, "accounts", None)  # fails if asked
-    code, out, _ = _run(capsys, config, "status")
-    assert code == 0 and out.startswith("embedded:alice@example.com: ok")
+    code, out, err = _run(capsys, config, "status")
+    assert code == 0, err
+    assert "zoe" in out and out.count(": ok;") == len(NAMES) + 1
 
 
 # --- syncd activity add ---------------------------------------------------------------------
