@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from connectors.base import CreateOp, DeleteOp, RemoteEvent, WriteOp
-from syncd.engine.actions import CreateEvent, PairPlan
+from syncd.engine.actions import CreateEvent, PairPlan, UpdateActivity
 from syncd.engine.plan import cal_key, crm_key
-from syncd.model import Activity, DoneStyle, project_activity
+from syncd.model import Activity, DoneStyle, Projection, project_activity
 from syncd.pairs import Conflict, SyncPair
 from syncd.store.state import StateStore
 
@@ -64,6 +64,7 @@ class Bookkeeper:
         elif plan.link == "save" and plan.activity_id is not None:
             crm_base = (project_activity(crm_after, self.done_style) if crm_after
                         else plan.crm_now)
+            crm_base = kept_as_sent(crm_base, plan) if crm_after else crm_base
             cal_base = (event.projection if event is not None and event.projection is not None
                         else plan.cal_now)
             done.saves.append(SyncPair(
@@ -105,3 +106,24 @@ class Bookkeeper:
                               conflicts=done.conflicts, cleared=done.cleared,
                               meetings=done.meetings, writes=done.writes, token=self.token)
             self.failing.difference_update(done.cleared)
+
+
+def kept_as_sent(crm_base: Projection | None, plan: PairPlan) -> Projection | None:
+    """The CRM's base after a calendar edit was written to it: in the fields written, the
+    value sent, not the CRM's own form of it.
+
+    A CRM may hold what it was sent in a form of its own (Pipedrive keeps the public text
+    and syncd shows it with the links back to the linked deal, person and organization;
+    a store may trim or cut). Taking that form as the base would make both sides look
+    unchanged while they differ, for good (``syncd verify``: drift). With the value sent
+    as the base, the next cycle sees the CRM's form as a change and writes it to the
+    event: the activity is the record. Guests are left out: a calendar keeps the
+    attendees a CRM cannot hold (rooms, ``urn:`` addresses) by design.
+    """
+    write = plan.crm_write
+    if crm_base is None or plan.cal_now is None or not isinstance(write, UpdateActivity):
+        return crm_base
+    sent = plan.cal_now
+    kept = {name: sent.get(name) for name in write.fields - {"guests"}
+            if crm_base.get(name) != sent.get(name)}
+    return crm_base.replace(kept) if kept else crm_base

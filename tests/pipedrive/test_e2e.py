@@ -199,3 +199,23 @@ def test_verify_finds_a_pipedrive_note_pasted_into_an_event_and_names_only_its_a
     found = audited(world).findings
     assert [(f.kind, f.activity_id) for f in found] == [("privacy", secret)]
     assert "40k" not in repr(found).lower()
+
+
+def test_a_description_edited_in_the_calendar_comes_back_with_its_links_to_pipedrive(
+        world: PipedriveWorld) -> None:
+    # Pipedrive keeps the public text; the event shows it with the links back to the
+    # linked person. Found by the chaos soak: the event kept the user's text without the
+    # links for good, and `syncd verify` reported drift.
+    person = world.emulator.store.add_person("Pat Person", "pat@client.test")
+    a = world.add("Call Pat", "2026-12-10", "09:00", person_id=person,
+                  public_description="agenda")
+    world.converge()
+    link = f"Pipedrive person: https://acme.pipedrive.com/person/{person}"
+    assert world.event_of(a).projection.description == f"agenda\n\n{link}"  # type: ignore[union-attr]
+
+    world.user_edit(world.event_of(a).event_id, description="the new agenda")
+    world.converge()
+    assert world.activity(a)["public_description"] == "the new agenda"
+    event = world.event_of(a).projection
+    assert event is not None and event.description == f"the new agenda\n\n{link}"
+    assert audited(world).findings == []
