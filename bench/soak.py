@@ -47,7 +47,7 @@ from bench.backends import TZ, GoogleBackend, GraphBackend, RadicaleBackend
 from bench.control import ServerInfo
 from bench.providers import GRAPH_SECRET_ENV, account
 from bench.soak_calendar import CalendarUser, XandikosBackend, shifted
-from bench.soak_crm import BuiltinCrm, Crm, local_parts
+from bench.soak_crm import BuiltinCrm, Crm, PipedriveCrm, local_parts
 from bench.soak_faults import DEFAULT_RATES, REQUEST_TIMEOUT_SECONDS, TRAFFIC, open_proxy
 from bench.soak_mail import Cycle, MailFindings, judge_mail
 from bench.soak_model import CALENDAR, CRM, SYNCED, CrmItem, Findings, Model, judge, tag_of
@@ -57,8 +57,12 @@ from syncd.store.state import StateStore
 
 PROVIDERS = ("caldav", "xandikos", "google", "outlook")
 FAILPOINTS = ("after_write_request", "after_intent_commit", "before_cursor_commit")
-PIPEDRIVE_FAILPOINTS = ("pipedrive_before_post", "pipedrive_after_post",
-                        "pipedrive_after_patch")
+#: With Pipedrive as the CRM: a calendar edit's PATCH. (``pipedrive_before_post`` and
+#: ``pipedrive_after_post`` are passed only by imports of events made in the calendar,
+#: which the soak's accounts do not import.)
+PIPEDRIVE_FAILPOINTS = ("pipedrive_after_patch",)
+CRMS = ("builtin", "pipedrive")
+PIPEDRIVE_TOKEN_ENV = "SOAK_PIPEDRIVE_TOKEN"
 #: Counts of a cycle's writes: a cycle with none of them is quiet.
 WRITES = ("events_created", "events_updated", "events_deleted", "activities_updated",
           "activities_imported", "activities_deleted")
@@ -77,6 +81,7 @@ ROOT = Path(__file__).resolve().parent.parent
 class Options:
     provider: str
     n: int = 300
+    crm: str = "builtin"  # or "pipedrive" (the emulator, behind a fault proxy of its own)
     owners: int = 4
     cycles: int = 30
     seed: int = 1
@@ -141,7 +146,7 @@ class Soak:
         self.folder = folder
         self.rng = random.Random(options.seed)
         self.model = Model()
-        self.result = Result(options.provider, options.n, options.owners)
+        self.result = Result(options.provider, options.n, options.owners, crm=options.crm)
         self.owners = [f"u{k:03d}@soak.example" for k in range(options.owners)]
         self.ids: dict[int, int] = {}  # item index -> activity id
         self.index_of: dict[int, int] = {}  # activity id -> item index
@@ -197,18 +202,26 @@ class Soak:
         api = self.proxy.url.rstrip("/")
         server = ServerInfo(provider, api, f"http://{host}:{port}", "", info)
         self.config = self.folder / "syncd.toml"
+        self.env = {k: v for k, v in os.environ.items() if k != "SYNCD_FAILPOINT"}
+        crm_table, self.crm_proxy = "", None
+        if self.o.crm == "pipedrive":
+            pipedrive = PipedriveCrm(seats=len(self.owners) + 2)
+            self.crm_proxy = open_proxy(pipedrive.url, provider="pipedrive",
+                                        seed=self.o.seed + 1,
+                                        rates=DEFAULT_RATES if self.o.faults else None)
+            crm_table = pipedrive.config(self.crm_proxy.url, PIPEDRIVE_TOKEN_ENV)
+            self.env[PIPEDRIVE_TOKEN_ENV] = pipedrive.token
         self.config.write_text(config_text(provider, data, [
             account(provider, server, o, self.calendars[o]) for o in self.owners],
-            invite=self.o.invite))
+            invite=self.o.invite) + crm_table)
         self.config.chmod(0o600)
-        self.env = {k: v for k, v in os.environ.items() if k != "SYNCD_FAILPOINT"}
         if provider == "outlook":
             self.env[GRAPH_SECRET_ENV] = info["client_secret"]
             self.env["SOAK_IDENTITY"] = json.dumps(
                 {"authority_host": info["authority_host"], "identity_url": info["identity_url"]})
         if self.o.zygote:
             self.zygote = Zygote(self.folder, self.env)
-        self.crm: Crm = BuiltinCrm(self.db_url)
+        self.crm: Crm = pipedrive if self.o.crm == "pipedrive" else BuiltinCrm(self.db_url)
         self.state = StateStore(Database(self.db_url, run_migrations=False))
         self.crm.add_users(self.owners)
         self.seed_activities()
@@ -457,7 +470,8 @@ class Soak:
         roll = self.rng.random()
         failpoint = kill_after = None
         if roll < self.o.failpoint_kills:
-            failpoint = f"{self.rng.choice(FAILPOINTS)}:{self.rng.randint(1, 3)}"
+            points = FAILPOINTS + (PIPEDRIVE_FAILPOINTS if self.o.crm == "pipedrive" else ())
+            failpoint = f"{self.rng.choice(points)}:{self.rng.randint(1, 3)}"
         elif roll < self.o.failpoint_kills + self.o.random_kills:
             kill_after = self.rng.uniform(0.3, max(0.5, self.cycle_seconds))
         started = time.monotonic()
@@ -532,8 +546,15 @@ class Soak:
             if report.get("outcome") in ("skipped", "refused"):
                 self.state.resume(str(report.get("account")))
 
+    @contextlib.contextmanager
+    def quiet(self) -> Iterator[None]:
+        """No faults on the calendar's proxy nor on the CRM's."""
+        with self.proxy.quiet(), self.crm_proxy.quiet() if self.crm_proxy else \
+                contextlib.nullcontext():
+            yield
+
     def settle(self, timeout: float | None = None) -> None:
-        with self.proxy.quiet():
+        with self.quiet():
             for _ in range(self.o.settle_limit):
                 started = time.monotonic()
                 status, output = self.sync(timeout=timeout)
@@ -550,11 +571,14 @@ class Soak:
     # ---- the end --------------------------------------------------------------------
 
     def finish(self) -> None:
-        with self.proxy.quiet():
+        with self.quiet():
             self.judge()
-        counts = self.proxy.counts()
-        self.result.traffic = {k: v for k, v in counts.items() if k in TRAFFIC}
-        self.result.faults.update({k: v for k, v in counts.items() if k not in TRAFFIC})
+        counts = Counter(self.proxy.counts())
+        if self.crm_proxy is not None:  # the CRM's, told apart by a prefix
+            counts.update({f"{self.o.crm} {k}": v for k, v in self.crm_proxy.counts().items()})
+        self.result.traffic = {k: v for k, v in counts.items() if k.split()[-1] in TRAFFIC}
+        self.result.faults.update({k: v for k, v in counts.items()
+                                   if k.split()[-1] not in TRAFFIC})
 
     def judge(self) -> None:
         status, output = self.syncd("--json", "verify")
@@ -638,6 +662,9 @@ class Soak:
             self.state.db.close()
         with contextlib.suppress(Exception):
             self.proxy.stop()
+        with contextlib.suppress(Exception):
+            if self.crm_proxy is not None:
+                self.crm_proxy.stop()
         with contextlib.suppress(Exception):
             self.backend.stop()
 
@@ -809,6 +836,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split(
         "\n\n")[0])
     parser.add_argument("--providers", default="caldav,xandikos,google,outlook")
+    parser.add_argument("--crm", choices=CRMS, default="builtin",
+                        help="the CRM side: syncd's built-in store or the Pipedrive emulator")
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--owners", type=int, default=4)
     parser.add_argument("--cycles", type=int, default=30)
@@ -841,7 +870,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown provider(s): {', '.join(unknown)}")
     results = []
     for provider in providers:
-        options = Options(provider, n=args.n, owners=args.owners, cycles=args.cycles,
+        options = Options(provider, n=args.n, crm=args.crm, owners=args.owners, cycles=args.cycles,
                           seed=args.seed, ops=args.ops, failpoint_kills=args.failpoint_kills,
                           random_kills=args.random_kills, faults=not args.no_faults,
                           accounts_per_cycle=args.accounts_per_cycle, zygote=not args.no_zygote,

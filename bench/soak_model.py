@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,12 +50,25 @@ def tag_in(title: str) -> str | None:
     return None
 
 
+#: The lines syncd's Pipedrive mapping ends an event's description with: links back to
+#: the activity's deal, person and organization (``syncd/crm/pipedrive_map.py``).
+PIPEDRIVE_LINK = re.compile(r"\n*^Pipedrive (?:deal|person|organization): \S+$", re.M)
+
+
 def norm(name: str, value: Any) -> Any:
-    """A projection field's JSON value in a form that compares as syncd compares it."""
+    """A projection field's JSON value in a form that compares as syncd compares it.
+
+    A description is compared without the links back to Pipedrive: syncd adds them to
+    the event, nobody writes them (a user's edit of the event drops or keeps them, and
+    Pipedrive keeps only the public text), so they are no one's last write. Whether the
+    event shows them is ``syncd verify``'s drift check.
+    """
     if name == "when" and isinstance(value, Mapping):
         return (str(value.get("start")), str(value.get("end")))
     if name == "guests":
         return tuple(sorted(str(g).lower() for g in (value or ())))
+    if name == "description" and isinstance(value, str):
+        return PIPEDRIVE_LINK.sub("", value).strip()
     if isinstance(value, str):
         return value.strip()
     return value

@@ -245,3 +245,18 @@ def test_an_owed_invitation_or_cancellation_that_never_went_out_is_missing() -> 
     run.cycle()
     found = run.judge(location="Room 4", guests=[])
     assert found.missing == Counter(cancellation=1), found.details
+
+
+def test_the_links_back_to_pipedrive_in_an_event_are_nobodys_write() -> None:
+    # Pipedrive keeps the public text; syncd shows it with links to the linked records.
+    model = world()
+    model.wrote(1, CALENDAR, "description", "agenda from the phone")
+    title = f"{tag_of(1)} Visit"
+    links = "\n\nPipedrive person: https://acme.pipedrive.com/person/12"
+    findings = judge(model, crm(title, description="agenda from the phone"),
+                     [event(title, description="agenda from the phone" + links)], [],
+                     {10: 1}, FIELDS)
+    assert findings.clean, findings.details
+    lost = judge(model, crm(title, description="agenda"),
+                 [event(title, description="agenda" + links)], [], {10: 1}, FIELDS)
+    assert lost.lost_edits == 1
