@@ -39,7 +39,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -229,12 +229,14 @@ class PipedriveSource:
             for person_id in chunk:
                 self._person_emails.setdefault(person_id, None)
 
-    def _activities(self, items: Iterable[Any], *, hand: bool = True
+    def _activities(self, items: Iterable[Any], *, hand: bool = True, mark_gone: bool = True
                     ) -> tuple[list[Activity], set[int]]:
         """Map listed items: markers from the state, guests' addresses looked up.
 
         Returns the activities and the ids handed over to their owner since last read.
-        An item that cannot be mapped is left out, named by id in the log.
+        An item that cannot be mapped is left out, named by id in the log. Deleted ones
+        are marked gone (the reconciliation skips them from then on) unless
+        ``mark_gone`` is false (the reconciliation marks its own once its cursor is kept).
         """
         usable: list[JsonDict] = []
         for item in items:
@@ -278,7 +280,8 @@ class PipedriveSource:
                     self._handed[activity.id] = self._digests[activity.id]
                 if self._newest is None or activity.updated_at > self._newest:
                     self._newest = activity.updated_at
-        self.markers.gone(a.id for a in out if a.deleted)
+        if mark_gone:
+            self.markers.gone(a.id for a in out if a.deleted)
         return out, moved
 
     def _list(self, params: Mapping[str, Any]) -> tuple[list[Any], str | None]:
@@ -313,6 +316,9 @@ class PipedriveSource:
     def changes(self, cursor: str | None, *, owner_id: int, limit: int = 1000
                 ) -> SourceChanges:
         position = Cursor.decode(cursor)
+        # The engine kept the cursor that showed these: the marker rows may forget them.
+        self.markers.told_moved(position.moved, owner_id)
+        self.markers.gone(position.gone)
         params: dict[str, Any] = {"owner_id": owner_id, "limit": max(1, min(limit, MAX_LIMIT)),
                                   "sort_by": "update_time", "sort_direction": "asc"}
         since = position.updated_since()
@@ -346,19 +352,25 @@ class PipedriveSource:
         items: list[Activity | Tombstone] = list(activities)
         handed = {a.id for a in activities if a.id in moved and a.owner_id == owner_id}
         if next_page is None:
-            items.extend(self._reconcile(owner_id, {a.id for a in activities}))
+            found = self._reconcile(owner_id, {a.id for a in activities})
+            items.extend(found)
+            after = replace(after, moved=tuple(sorted({i.id for i in found})),
+                            gone=tuple(sorted({i.id for i in found if isinstance(i, Tombstone)
+                                               or i.deleted})))
         return SourceChanges(items, after.encode(), next_page is not None, frozenset(handed))
 
     def _reconcile(self, owner_id: int, emitted: set[int]) -> list[Activity | Tombstone]:
         """Deleted, purged and handed-over activities the list did not show (see the
-        module docstring); each is reported once."""
+        module docstring). They are shown again until the cursor after them comes back
+        (:meth:`changes` then tells the marker rows): once, unless the cycle that got
+        them ended before keeping that cursor."""
         out: list[Activity | Tombstone] = []
         unseen = [i for i in self.markers.unseen(owner_id, self.settings.reconcile_after,
                                                  self.settings.reconcile_batch)
                   if i not in emitted]
         if unseen:
             raw = self._by_ids(unseen)
-            now, _ = self._activities(raw, hand=False)
+            now, _ = self._activities(raw, hand=False, mark_gone=False)
             uids = self.markers.uids_of(unseen)
             # Purged: absent from Pipedrive's answer. An item it sent that could not be
             # mapped (skipped and logged by _activities) is there, and never a deletion.
@@ -366,13 +378,14 @@ class PipedriveSource:
             purged = [i for i in unseen if i not in present]
             out.extend(Tombstone(i, uids[i]) for i in purged if i in uids)
             out.extend(a for a in now if a.deleted or a.owner_id != owner_id)
-            self.markers.gone(purged)
             emitted |= {item.id for item in out}
         moved = [i for i in self.markers.moved_away(owner_id, MAX_IDS) if i not in emitted]
         if moved:
-            now, _ = self._activities(self._by_ids(moved), hand=False)
+            now, _ = self._activities(self._by_ids(moved), hand=False, mark_gone=False)
             out.extend(a for a in now if a.owner_id != owner_id or a.deleted)
-        self.markers.told_moved([*moved, *(i.id for i in out)])
+            # Back with this owner (handed away and back): nothing to show, nothing to keep.
+            self.markers.told_moved([i for i in moved if i not in {a.id for a in out}],
+                                    owner_id)
         with self._lock:
             self._handed.update({a.id: self._digests[a.id] for a in out
                                  if isinstance(a, Activity) and a.id in self._digests})

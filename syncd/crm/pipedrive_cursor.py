@@ -11,7 +11,11 @@ second after the page was read. The cursor therefore holds:
   made within the same second (which a bare id would hide);
 * ``page``/``query``: Pipedrive's own cursor and the ``updated_since`` it belongs to, while
   a listing has more pages (keyset paging keeps an item edited meanwhile from being
-  skipped: it moves behind the cursor and is met again).
+  skipped: it moves behind the cursor and is met again);
+* ``moved``/``gone``: what the feed's reconciliation showed (activities handed to another
+  owner, deletions it found by asking): the marker rows are told only when this cursor
+  comes back, that is once the engine kept it, so a cycle killed in between shows them
+  again instead of never.
 
 It is opaque to the engine: ``pd1.`` and base64 of compact JSON, the same text for the
 same position, so reading again from a cursor with nothing new hands back that cursor.
@@ -43,11 +47,17 @@ class Cursor:
     seen: Mapping[str, str] = field(default_factory=dict)
     page: str | None = None
     query: str | None = None
+    moved: tuple[int, ...] = ()
+    gone: tuple[int, ...] = ()
 
     def encode(self) -> str:
-        raw = json.dumps({"s": self.since, "k": dict(sorted(self.seen.items())),
-                          "p": self.page, "q": self.query},
-                         sort_keys=True, separators=(",", ":"))
+        data: dict[str, object] = {"s": self.since, "k": dict(sorted(self.seen.items())),
+                                   "p": self.page, "q": self.query}
+        if self.moved:
+            data["m"] = sorted(self.moved)
+        if self.gone:
+            data["g"] = sorted(self.gone)
+        raw = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return PREFIX + base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
     @classmethod
@@ -69,14 +79,20 @@ class Cursor:
         if not isinstance(data, dict) or not isinstance(data.get("k"), dict):
             raise _refuse(cursor)
         since, page, query = data.get("s"), data.get("p"), data.get("q")
+        moved, gone = data.get("m", []), data.get("g", [])
         if not all(v is None or isinstance(v, str) for v in (since, page, query)) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in data["k"].items()):
+                isinstance(k, str) and isinstance(v, str) for k, v in data["k"].items()) or (
+                not _ids(moved) or not _ids(gone)):
             raise _refuse(cursor)
-        return cls(since, data["k"], page, query)
+        return cls(since, data["k"], page, query, tuple(moved), tuple(gone))
 
     def updated_since(self) -> str | None:
         """The ``updated_since`` of the next request."""
         return self.query if self.page else self.since
+
+
+def _ids(value: object) -> bool:
+    return isinstance(value, list) and all(type(i) is int for i in value)
 
 
 @dataclass(frozen=True)

@@ -201,9 +201,16 @@ class MarkerStore:
                 PipedriveMarker.activity_id.is_not(None)).limit(limit)).all()
         return [int(i) for i in ids if i is not None]
 
-    def told_moved(self, ids: Iterable[int]) -> None:
-        """The previous owners' feeds have shown that ``ids`` moved away."""
-        self._set(ids, moved_from=None)
+    def told_moved(self, ids: Iterable[int], owner_id: int) -> None:
+        """The feed of ``owner_id`` has shown that ``ids`` moved away from it (a row that
+        names another previous owner by now keeps it)."""
+        wanted = list(ids)
+        if wanted:
+            with self.db.session() as session:
+                session.execute(update(PipedriveMarker).where(
+                    PipedriveMarker.company == self.company,
+                    PipedriveMarker.activity_id.in_(wanted),
+                    PipedriveMarker.moved_from == owner_id).values(moved_from=None))
 
     def check_soon(self, ids: Iterable[int]) -> None:
         """Have the next reconciliation ask about ``ids`` first (a webhook said they were
