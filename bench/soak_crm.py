@@ -83,11 +83,7 @@ class BuiltinCrm:
 
     def current(self, activity_id: int) -> Mapping[str, Any] | None:
         activity = self.store.get_many([activity_id]).get(activity_id)
-        if activity is None or activity.deleted:
-            return None
-        return {"due_date": activity.due_date, "due_time": activity.due_time,
-                "duration_minutes": activity.duration_minutes,
-                "guests": [g.email for g in activity.guests]}
+        return None if activity is None or activity.deleted else _timing(activity)
 
     def read(self, ids: Sequence[int]) -> dict[int, CrmItem]:
         out: dict[int, CrmItem] = {}
@@ -195,11 +191,7 @@ class PipedriveCrm:
 
     def current(self, activity_id: int) -> Mapping[str, Any] | None:
         activity = self._activity(activity_id)
-        if activity is None:
-            return None
-        return {"due_date": activity.due_date, "due_time": activity.due_time,
-                "duration_minutes": activity.duration_minutes,
-                "guests": [g.email for g in activity.guests]}
+        return None if activity is None else _timing(activity)
 
     def read(self, ids: Sequence[int]) -> dict[int, CrmItem]:
         out: dict[int, CrmItem] = {}
@@ -292,6 +284,13 @@ def _utc_due(day: date | None, clock: time | None) -> tuple[str | None, str | No
         return (day.isoformat() if day else None), None
     utc = datetime.combine(day, clock, tzinfo=ZoneInfo(TZ)).astimezone(UTC)
     return utc.date().isoformat(), utc.strftime("%H:%M")
+
+
+def _timing(activity: Activity) -> Mapping[str, Any]:
+    """What :meth:`Crm.current` answers."""
+    return {"due_date": activity.due_date, "due_time": activity.due_time,
+            "duration_minutes": activity.duration_minutes,
+            "guests": [g.email for g in activity.guests]}
 
 
 def _projection(activity: Activity) -> Mapping[str, Any]:
