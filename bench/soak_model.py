@@ -106,6 +106,8 @@ class Item:
     note: str
     last: dict[str, dict[str, Write]] = field(default_factory=dict)  # field -> side -> write
     deleted_by: str | None = None
+    # the deleted side's last writes: syncd may have copied them across before the delete
+    dropped: dict[str, Write] = field(default_factory=dict)  # field -> write
     done: bool = False
     guests_ever: set[str] = field(default_factory=set)
 
@@ -190,13 +192,17 @@ class Model:
             item.guests_ever.update(norm(name, value))
 
     def deleted(self, index: int, side: str) -> None:
-        """The item deleted on ``side``: what was written there went with it (if an edit
-        on the other side brings the item back, only that side's writes can be in it)."""
+        """The item deleted on ``side``: what was written there went with it, unless syncd
+        had copied it across before (if an edit on the other side brings the item back,
+        each field holds that side's last write, or the deleted side's if it was copied;
+        the deleted side's writes never count as lost)."""
         item = self.items[index]
         item.deleted_by = side
         self.history.append(Action(self._tick(), "deleted", index, side))
-        for writes in item.last.values():
-            writes.pop(side, None)
+        for name, writes in item.last.items():
+            write = writes.pop(side, None)
+            if write is not None:
+                item.dropped[name] = write
 
     def moved(self, index: int, owner: str) -> None:
         self.items[index].owner = owner
@@ -243,6 +249,8 @@ def _check_field(findings: Findings, item: Item, name: str, crm_value: Any, cal_
                  recorded: set[Any]) -> None:
     writes = item.last[name]
     wanted = {w.value for w in writes.values()}
+    if name in item.dropped:
+        wanted.add(item.dropped[name].value)
     for side, value in ((CRM, crm_value), (CALENDAR, cal_value)):
         if value is None:
             continue

@@ -260,3 +260,20 @@ def test_the_links_back_to_pipedrive_in_an_event_are_nobodys_write() -> None:
     lost = judge(model, crm(title, description="agenda"),
                  [event(title, description="agenda" + links)], [], {10: 1}, FIELDS)
     assert lost.lost_edits == 1
+
+
+def test_an_edit_copied_across_before_the_user_deleted_the_event_is_not_a_lost_edit() -> None:
+    # The Pipedrive soak's finding: a calendar title reached the CRM; rounds later the CRM
+    # edited the description and the user deleted the event; the CRM's edit won.
+    model = world()
+    model.wrote(1, CALENDAR, "title", f"{tag_of(1)} from the phone")
+    model.wrote(1, CRM, "description", "crm agenda")
+    model.deleted(1, CALENDAR)
+    title = f"{tag_of(1)} from the phone"
+    findings = judge(model, crm(title, description="crm agenda"),
+                     [event(title, description="crm agenda")], [], {10: 1}, FIELDS)
+    assert findings.clean, findings.details
+    nobody = judge(model, crm(f"{tag_of(1)} nobody", description="crm agenda"),
+                   [event(f"{tag_of(1)} nobody", description="crm agenda")], [], {10: 1},
+                   FIELDS)
+    assert nobody.lost_edits == 1
