@@ -127,8 +127,8 @@ def _plan_pair(
     if link is None or link.pending:
         return plan_unlinked(item, event, link, crm_now, crm_gone, marker, data)
 
-    cal_now = event.projection if event is not None and not event.deleted else link.cal_base
-    cal_now = keep_described(policy, link, cal_now)
+    read = event.projection if event is not None and not event.deleted else link.cal_base
+    cal_now = keep_described(policy, link, read)
     cal_gone = event is not None and event.deleted
     etag_now = event.etag if event is not None else link.etag
     organizer = event.organizer if event is not None and not event.deleted else link.organizer
@@ -191,6 +191,11 @@ def _plan_pair(
     fields = to_calendar - mail.withheld
     if fields and mail.invited != invited:
         fields |= {"guests"}  # who is an attendee and who is only described changes
+    if (read is not None and cal_now != read and not theirs and "description" not in
+            mail.withheld and (rules.silent_writes or not mail.invited)):
+        # The Guests: paragraph a description edit dropped (keep_described) is ours: it
+        # goes back with the description, silently, or the event would drift from the CRM.
+        fields |= {"description"}
     if fields:
         assert link.event_id is not None
         cal_write = UpdateEvent(link.event_id, etag_now, result.merged, fields, marker,

@@ -145,6 +145,10 @@ def test_a_description_rewritten_without_the_guests_paragraph_removes_no_guest()
                    policy=policy(invite_guests=True)))
     assert isinstance(plan.crm_write, UpdateActivity)
     assert plan.crm_write.fields == {"description"}
+    # and the paragraph goes back with the description, silently
+    assert isinstance(plan.cal_write, UpdateEvent) and not plan.cal_write.notify
+    assert plan.cal_write.fields == {"description"}
+    assert plan.cal_write.projection.guests == {"ada@example.com", "bob@example.com"}
     # an attendee removed in the calendar app is still a removal
     neither = proj(a).replace({"guests": frozenset({"ada@example.com"})})
     plan = one(run(calendar=[event(a, projection=neither)], links={1: described},
