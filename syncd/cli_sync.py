@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from syncd.cli import App
+    from syncd.store.lite import LiteStatus
 
 
 def register(sub: Any) -> None:
@@ -132,12 +133,18 @@ def _quick_status(app: App) -> list[dict[str, Any]] | None:
     config = app.config
     if config.teams or app.lite is None:
         return None
+    from syncd.store.lite import LiteStatus
+
+    with app.lite.worded():
+        return _lite_rows(app, LiteStatus(app.lite))
+
+
+def _lite_rows(app: App, reads: LiteStatus) -> list[dict[str, Any]] | None:
     from datetime import UTC, datetime
 
     from syncd.status_view import budget_rows, status_rows
-    from syncd.store.lite import LiteStatus
 
-    reads = LiteStatus(app.lite)
+    config = app.config
     if config.accounts:
         accounts = [a for a in config.accounts if a.enabled]
     else:  # the embedded server's, one per user of the built-in CRM

@@ -13,12 +13,13 @@ from __future__ import annotations
 import shutil
 import sqlite3
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy.engine import URL
+from typing import TYPE_CHECKING, Any
 
 from syncd.config_checks import secret_parameters
 from syncd.errors import DatabaseUnavailable, StorageFull, SyncdError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 #: Below this much free space, SQLite's "disk I/O error" is a full disk (it says so only
 #: when the database file itself cannot grow, not when its WAL or journal cannot).
@@ -40,8 +41,15 @@ def translate_error(context: Any) -> SyncdError | None:
 
 
 def _sqlite_error(url: URL, error: sqlite3.Error) -> SyncdError | None:
+    return sqlite_error(str(Path(url.database or "").expanduser()), _shown(url), error)
+
+
+def sqlite_error(path: str, shown: str, error: sqlite3.Error) -> SyncdError | None:
+    """The syncd error for a SQLite failure an admin can fix (``path``: the database
+    file, ``shown``: its URL as an error may show it), or None to leave it be. Also used
+    by the plain sqlite3 path (:mod:`syncd.store.lite`), which imports nothing else of
+    this module."""
     code = getattr(error, "sqlite_errorcode", 0) & 0xFF
-    path = str(Path(url.database or "").expanduser())
     if code == sqlite3.SQLITE_FULL or (code == sqlite3.SQLITE_IOERR and _nearly_full(path)):
         return StorageFull(path=path)
     reasons = {sqlite3.SQLITE_IOERR: "disk I/O error",
@@ -50,7 +58,7 @@ def _sqlite_error(url: URL, error: sqlite3.Error) -> SyncdError | None:
                sqlite3.SQLITE_NOTADB: "the file is not an SQLite database",
                sqlite3.SQLITE_CORRUPT: "the file is damaged"}
     if code in reasons:
-        return DatabaseUnavailable(database=_shown(url), reason=reasons[code])
+        return DatabaseUnavailable(database=shown, reason=reasons[code])
     return None
 
 

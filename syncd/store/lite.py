@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from syncd.store.db_errors import sqlite_error
 from syncd.store.records import ChannelRow, DayCount
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -102,20 +103,34 @@ def from_json(value: str | None) -> Any:
 class LiteDatabase:
     """One sqlite3 connection in autocommit mode; :meth:`write` is a transaction."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self.conn = conn
+        self.path = path
+
+    @contextmanager
+    def worded(self) -> Iterator[None]:
+        """A full disk or a damaged, unreadable or read-only file raises the syncd error
+        the full store raises for it (:func:`syncd.store.db_errors.sqlite_error`)."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            found = sqlite_error(str(self.path), f"sqlite:///{self.path}", exc)
+            if found is None:
+                raise
+            raise found from exc
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction holding the database's write lock from the start (as the
         full store's writers do): committed on success, rolled back on error."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.rollback()
-            raise
-        self.conn.commit()
+        with self.worded():
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.rollback()
+                raise
+            self.conn.commit()
 
     def close(self) -> None:
         self.conn.close()
@@ -145,7 +160,7 @@ def open_lite(url: str) -> LiteDatabase | None:
     if versions != [head]:
         conn.close()
         return None
-    return LiteDatabase(conn)
+    return LiteDatabase(conn, path)
 
 
 # --- what `syncd status` reads (syncd.status_view builds its rows) --------------------------

@@ -20,6 +20,7 @@ import syncd.store.budget_tables
 import syncd.store.channel_tables
 import syncd.store.state_tables  # noqa: F401
 from syncd.crm.builtin.quick_add import QuickActivities
+from syncd.errors import DatabaseUnavailable, StorageFull
 from syncd.model import Guest
 from syncd.store.base import Base
 from syncd.store.db import Database
@@ -107,4 +108,24 @@ def test_every_statement_names_only_tables_and_columns_of_the_metadata(tmp_path:
              "push_channels", "budget_days", "users", "activity_types", "persons",
              "activities", "activity_guests", "activity_notes", "activity_changes")
     assert all(any(name in statement for statement in said) for name in names)
+    lite.close()
+
+
+@pytest.mark.parametrize("code, error", [(sqlite3.SQLITE_FULL, StorageFull),
+                                         (sqlite3.SQLITE_CORRUPT, DatabaseUnavailable),
+                                         (sqlite3.SQLITE_READONLY, DatabaseUnavailable)])
+def test_a_failure_an_admin_can_fix_is_the_full_stores_error(
+        tmp_path: Path, code: int, error: type[Exception]) -> None:
+    path = tmp_path / "syncd.db"
+    Database(f"sqlite:///{path}").close()
+    lite = open_lite(f"sqlite:///{path}")
+    assert lite is not None
+    failure = sqlite3.OperationalError("simulated")
+    failure.sqlite_errorcode = code
+    with pytest.raises(error) as raised, lite.write():
+        raise failure
+    assert str(path) in str(raised.value.fields)  # type: ignore[attr-defined]
+    busy = sqlite3.OperationalError("database is locked")  # left as it is, as the store does
+    with pytest.raises(sqlite3.OperationalError), lite.worded():
+        raise busy
     lite.close()
