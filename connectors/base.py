@@ -273,15 +273,25 @@ class KeptDiscovery(Protocol):
 
 class SharedLimits(Protocol):
     """Provider limits counted for every replica of syncd together (``[syncd] replica``):
-    a Google user's requests a minute, a mailbox's requests in flight. Given to
-    connectors as ``ConnectorContext.limits`` (the database behind it is the service's
-    to choose, :class:`syncd.store.limits.LimitStore`); None there means this process is
-    the only client and counts on its own. Each call is one short database statement.
+    a Google user's and project's requests a minute, a mailbox's requests in 10 minutes
+    and in flight, and the pauses a provider asked for. Given to connectors as
+    ``ConnectorContext.limits`` (the database behind it is the service's to choose,
+    :class:`syncd.store.limits.LimitStore`); None there means this process is the only
+    client and counts on its own. Each call is one short database statement.
     """
 
-    def pace(self, scope: str, seconds: float) -> float:
-        """Reserve ``seconds`` of ``scope``'s send line; returns how long to wait before
-        sending (0.0: at once)."""
+    def pace(self, scope: str, seconds: float, *, burst: float = 0.0,
+             also: Sequence[tuple[str, float]] = ()) -> float:
+        """Reserve ``seconds`` of ``scope``'s send line (and of each ``(scope, seconds)``
+        line in ``also``, in the same statement); returns how long to wait before sending
+        (0.0: at once). ``burst``: how far ahead of its reservation ``scope``'s request
+        may go (a line idle that long lets that many seconds' worth go out at once)."""
+        ...
+
+    def hold(self, scope: str, seconds: float, *, burst: float = 0.0) -> None:
+        """Let no reservation of ``scope``'s line begin within ``seconds`` from now (a
+        provider's Retry-After; bounded by :data:`syncd.errors.MAX_PAUSE_SECONDS`).
+        ``burst``: the line's, as :meth:`pace` is given it."""
         ...
 
     def take_slots(self, scope: str, limit: int, permits: int, hold: float) -> str | None:

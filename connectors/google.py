@@ -64,17 +64,16 @@ from connectors.base import (
     WriteResult,
 )
 from connectors.busy import BusyTally, check_span, pieces
-from connectors.google_auth import load_credentials
+from connectors.google_auth import load_credentials, project_of
 from connectors.google_http import (
     Call,
     Pacer,
     Reply,
     RequestBudget,
     RetryPolicy,
-    SharedRequestBudget,
     Transport,
+    budget_for,
     error_for,
-    shared_budget,
 )
 from connectors.google_map import (
     event_body,
@@ -84,6 +83,7 @@ from connectors.google_map import (
     read_marker,
     read_occurrence,
 )
+from connectors.google_options import PROJECT_REQUESTS_PER_MINUTE
 from connectors.google_watch import read_channel, refusal, watch_body
 from connectors.json_limits import as_asked
 from syncd.config_types import AccountConfig
@@ -602,11 +602,12 @@ def open_calendar(account: AccountConfig, context: Any) -> GoogleCalendar:
     """Registry entry point (see ``connectors.REGISTRY``)."""
     user = account.auth.get("subject") or account.owner
     per_minute = int(account.auth.get("requests_per_minute", 500))
-    # Google counts the quota per user, whichever replica sends: with several, they
-    # spend from one budget in the database.
-    limits = getattr(context, "limits", None)
-    budget: Pacer = (SharedRequestBudget(limits, user, per_minute) if limits is not None
-                     else shared_budget(user, per_minute))
+    per_project = int(account.auth.get("project_requests_per_minute",
+                                       PROJECT_REQUESTS_PER_MINUTE))
+    # Google counts the quotas per user and per project, whichever replica sends: with
+    # several, they spend from lines in the database.
+    budget = budget_for(user, per_minute, project_of(account), per_project,
+                        getattr(context, "limits", None))
     return GoogleCalendar(account, owner_tz=context.owner_tz, window=context.window,
                           credentials=context.credentials, budget=budget,
                           timeout=getattr(context, "timeout", 30.0))

@@ -47,7 +47,7 @@ from oauthlib.oauth2.rfc6749.errors import OAuth2Error  # type: ignore[import-un
 
 from connectors.answer_caps import MAX_TOKEN_ANSWER_BYTES, CappedHttp, cap_answers
 from syncd.config_types import AccountConfig, SecretRef
-from syncd.errors import AuthFailed, ConnectorError, Transient
+from syncd.errors import AuthFailed, ConnectorError, SecretUnavailable, Transient
 from syncd.model import normalize_email
 
 #: The one scope syncd asks for. Pinned by tests/google/test_auth.py.
@@ -153,6 +153,28 @@ def service_account_credentials(key_json: str, *, subject: str,
         raise AuthFailed(reason=f"the service account key is unusable ({type(exc).__name__})"
                          ) from None
     return creds
+
+
+def project_of(account: AccountConfig) -> str:
+    """The Cloud project whose per-project quota the account's requests count against:
+    the ``project_id`` of its service account key or OAuth client, or, when that cannot
+    be read now (the cycle reports why), the key's reference or the API endpoint.
+    Accounts on one key share one project, whichever name is used."""
+    auth = account.auth
+    ref = auth.get("service_account_file") if auth.get("mode", "service_account") \
+        == "service_account" else auth.get("client_secrets_file")
+    if isinstance(ref, SecretRef):
+        try:
+            data = json.loads(ref.resolve())
+        except (SecretUnavailable, ValueError):
+            return ref.ref
+        if isinstance(data, dict):
+            client = data.get("installed") or data.get("web") or data
+            project = client.get("project_id") if isinstance(client, dict) else None
+            if isinstance(project, str) and project:
+                return project
+        return ref.ref
+    return str(auth.get("api_endpoint") or "default")
 
 
 def client_config(ref: SecretRef | None) -> dict[str, Any]:

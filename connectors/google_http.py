@@ -53,6 +53,7 @@ from syncd.errors import (
     RateLimited,
     StatusTable,
     Transient,
+    bounded_pause,
     rule,
 )
 from syncd.network import network_reason
@@ -117,6 +118,17 @@ class Reply:
             # it is a server failure of the part, never "gone" or "rejected".
             return Transient
         return cls
+
+    @property
+    def pause(self) -> float | None:
+        """The pause a throttling answer asked for (a 403 rate limit, a 429 or a 503 with
+        ``Retry-After``), bounded by :data:`~syncd.errors.MAX_PAUSE_SECONDS`; None for
+        any other answer."""
+        if self.retry_after is None or self.ok:
+            return None
+        if self.status in (429, 503) or self.error_class is RateLimited:
+            return bounded_pause(self.retry_after)
+        return None
 
     @property
     def duplicate(self) -> bool:
@@ -204,6 +216,7 @@ class RequestBudget:
         self._clock, self._sleep = clock, sleep
         self._log: deque[tuple[float, int]] = deque()  # (sent at, requests), oldest first
         self._in_window = 0
+        self._not_before = 0.0  # a pause Google asked for ends then (this budget's clock)
         # Accounts run on a worker pool; two of them may act as the same Google user.
         self._lock = threading.Lock()
 
@@ -221,6 +234,9 @@ class RequestBudget:
         count = min(max(count, 1), self.per_minute)
         with self._lock:
             now = self._clock()
+            if self._not_before > now:  # a pause: every account of the user sits it out
+                self._sleep(self._not_before - now)
+                now = self._clock()
             self._expire(now)
             while self._in_window + count > self.per_minute:
                 # Sleep until the oldest entry leaves the window, then look again.
@@ -229,6 +245,30 @@ class RequestBudget:
                 self._expire(now)
             self._log.append((now, count))
             self._in_window += count
+
+    def hold(self, seconds: float) -> None:
+        """Send nothing for ``seconds`` (a Retry-After), whichever account asks."""
+        with self._lock:
+            self._not_before = max(self._not_before, self._clock() + bounded_pause(seconds))
+
+
+class BothBudgets:
+    """Two budgets a request spends from (a user's, then the project's): in this
+    process alone, as :class:`SharedRequestBudget` counts both for every replica."""
+
+    def __init__(self, user: Pacer, project: Pacer) -> None:
+        self.user, self.project = user, project
+
+    @property
+    def capacity(self) -> int:
+        return min(self.user.capacity, self.project.capacity)
+
+    def take(self, count: int = 1) -> None:
+        self.user.take(count)
+        self.project.take(count)
+
+    def hold(self, seconds: float) -> None:
+        self.user.hold(seconds)  # the user's: Google's pause names no project
 
 
 class Pacer(Protocol):
@@ -244,13 +284,19 @@ class Pacer(Protocol):
         """Spend ``count`` requests, sleeping until they may go out."""
         ...
 
+    def hold(self, seconds: float) -> None:
+        """Google asked for a pause: no request of the user goes out for ``seconds``,
+        from any account (and, shared, from any replica)."""
+        ...
+
 
 #: The most parts of a batch (the Transport's default); a shared budget keeps room for one.
 BATCH_PARTS = 50
 
 
 class SharedRequestBudget:
-    """One Google user's per-minute budget, shared by every replica through the database.
+    """One Google user's per-minute budget, and its project's, shared by every replica
+    through the database.
 
     The user's requests queue on one send line (:meth:`SharedLimits.pace`, one statement
     per request or batch): each take reserves ``count`` slots ``spacing`` seconds apart
@@ -261,16 +307,28 @@ class SharedRequestBudget:
     :class:`RequestBudget` there is no first burst: the line is paced from the start
     (a first sync of 500 requests takes a little over a minute instead of going out at
     once).
+
+    With ``project``, the same take also reserves on the project's line (all its users'
+    requests, ``project_per_minute``), in the same statement: the request goes out when
+    both reservations have begun. A pause Google asks for (:meth:`hold`) moves the
+    user's line, so no replica's next request for the user goes out before it ends, and
+    this process's requests already given a time wait for it too.
     """
 
     def __init__(self, limits: SharedLimits, user: str, per_minute: int, *,
-                 window: float = 60.0, sleep: Callable[[float], None] = time.sleep) -> None:
+                 project: str = "", project_per_minute: int = 0,
+                 window: float = 60.0, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         per_minute = max(1, per_minute)
         self.limits = limits
         self.scope = f"google:{user.lower()}"
-        self._capacity = max(1, min(BATCH_PARTS, per_minute // 10))
+        cap = min(per_minute, project_per_minute) if project else per_minute
+        self._capacity = max(1, min(BATCH_PARTS, cap // 10))
         self.spacing = window / max(1, per_minute - self._capacity)
-        self._sleep = sleep
+        self.project = f"google-project:{project}" if project else ""
+        self.project_spacing = (window / max(1, project_per_minute - self._capacity)
+                                if project else 0.0)
+        self._sleep, self._clock = sleep, clock
 
     @property
     def capacity(self) -> int:
@@ -278,9 +336,37 @@ class SharedRequestBudget:
 
     def take(self, count: int = 1) -> None:
         count = min(max(count, 1), self._capacity)
-        wait = self.limits.pace(self.scope, count * self.spacing)
+        also = ((self.project, count * self.project_spacing),) if self.project else ()
+        wait = self.limits.pace(self.scope, count * self.spacing, also=also)
         if wait > 0:
             self._sleep(wait)
+        # A pause this process heard of while the request waited for its turn.
+        paused = _paused_for(self.scope, self._clock())
+        if paused > 0:
+            self._sleep(paused)
+
+    def hold(self, seconds: float) -> None:
+        seconds = bounded_pause(seconds)
+        _pause_here(self.scope, self._clock() + seconds)
+        self.limits.hold(self.scope, seconds)
+
+
+_paused: dict[str, float] = {}  # scope -> a pause's end, by the monotonic clock
+_paused_lock = threading.Lock()
+
+
+def _pause_here(scope: str, until: float) -> None:
+    with _paused_lock:
+        _paused[scope] = max(_paused.get(scope, 0.0), until)
+
+
+def _paused_for(scope: str, now: float) -> float:
+    """Seconds left of a pause this process heard of for ``scope`` (0.0: none)."""
+    with _paused_lock:
+        until = _paused.get(scope, 0.0)
+        if until and until <= now:
+            del _paused[scope]  # bounded: a scope stays only while it is paused
+        return max(0.0, until - now)
 
 
 _shared: dict[tuple[str, int], RequestBudget] = {}
@@ -288,13 +374,25 @@ _shared_lock = threading.Lock()
 
 
 def shared_budget(user: str, per_minute: int) -> RequestBudget:
-    """The process-wide budget of one Google user.
+    """The process-wide budget of one Google user (or, named ``project:<id>``, of one
+    project).
 
     Google counts the quota per user, and a connector lives for one cycle only, so the
     bucket must outlive it: a new cycle does not start with a fresh burst allowance.
     """
     with _shared_lock:
         return _shared.setdefault((user.lower(), per_minute), RequestBudget(per_minute))
+
+
+def budget_for(user: str, per_minute: int, project: str, project_per_minute: int,
+               limits: SharedLimits | None) -> Pacer:
+    """What a user's connector spends from: with ``limits`` (replicas) the user's and
+    project's lines in the database, else this process's budgets of both."""
+    if limits is not None:
+        return SharedRequestBudget(limits, user, per_minute, project=project,
+                                   project_per_minute=project_per_minute)
+    return BothBudgets(shared_budget(user, per_minute),
+                       shared_budget(f"project:{project}", project_per_minute))
 
 
 @dataclass(frozen=True)
@@ -361,6 +459,12 @@ class Transport:
         pending = list(calls)
         for attempt in range(self.policy.attempts):
             replies = self._round(pending)
+            pause = max((r.pause for r in replies.values() if r.pause is not None),
+                        default=None)
+            if pause is not None:
+                # Every account of the user, on every replica, sits it out; not only this
+                # call's retries.
+                self.budget.hold(pause)
             stop = any(r.error_class is not None and issubclass(r.error_class, AccountWide)
                        for r in replies.values())
             again: list[Call] = []

@@ -9,8 +9,10 @@ Three things live here so that the connector only speaks in events:
   mailbox, inside ``$batch`` too. :class:`MailboxGate` (one per mailbox per process)
   never lets this process exceed that, and after a 429 lets nothing through to that
   mailbox before ``Retry-After`` has passed. With several replicas, :class:`MailboxSlots`
-  also takes each request's slots in the database, so all of them together stay at 4.
-  Clock and sleep are injectable.
+  also paces the mailbox's requests in 10 minutes on a line in the database, records a
+  ``Retry-After`` there for every replica, and takes each request's slots there, so all
+  of them together stay at 4 (and under :data:`MAILBOX_REQUESTS`). Clock and sleep are
+  injectable.
 * **Retries** (failure mode 15): 429 is retried for every method, because a throttled
   request was refused before it ran; 5xx and network errors only for GET and DELETE.
   A create is never re-sent blindly: it fails as :class:`~syncd.errors.Transient`, and the
@@ -53,6 +55,7 @@ from syncd.errors import (
     StatusTable,
     Transient,
     Unreachable,
+    bounded_pause,
     rule,
 )
 from syncd.network import network_reason
@@ -62,6 +65,21 @@ from syncd.telemetry import request_answered
 log = logging.getLogger("syncd.outlook")
 
 MAILBOX_CONCURRENCY = 4
+#: Graph's requests per app and mailbox in :data:`MAILBOX_WINDOW` seconds is 10,000 (it
+#: cannot be raised); syncd's replicas count up to this many together, leaving the rest
+#: for the difference between when syncd sends and when Graph counts (and a mailbox's
+#: other clients of the same app).
+MAILBOX_REQUESTS = 9_000
+MAILBOX_WINDOW = 600.0
+#: Requests a mailbox idle for a while may send at once before the line paces them (a
+#: first sync's writes): a tenth of the window's budget. The pace is then
+#: ``MAILBOX_WINDOW / (MAILBOX_REQUESTS - burst - MAX_BATCH)``, about 13 a second, so
+#: that no 10 minutes hold more than MAILBOX_REQUESTS (see :mod:`syncd.store.limits`).
+MAILBOX_BURST = 900
+# Graph's 2,000 requests a second per app (all mailboxes) is not counted: one replica
+# sends well under 200 a second (bench/results/budgets.md), so it takes ten replicas at
+# full speed to come near, and counting it would cost every request a round trip to one
+# database row that every request of every mailbox contends for.
 MAX_BATCH = 20
 MAX_ATTEMPTS = 4
 MAX_BATCH_ROUNDS = 12
@@ -227,17 +245,39 @@ SLOT_HOLD = 120.0
 
 
 class MailboxSlots:
-    """The mailbox's :data:`MAILBOX_CONCURRENCY` slots as every replica shares them (in
-    the database, through :class:`connectors.base.SharedLimits`): taken after this
-    process's own :class:`MailboxGate` admits a request, given back when its answer is
-    in, so no more than the limit are in flight whichever replicas send them."""
+    """The mailbox's limits as every replica shares them (in the database, through
+    :class:`connectors.base.SharedLimits`): its requests in 10 minutes, paced on one line
+    before anything else (:meth:`pace`), with the pauses Graph asked for (:meth:`hold`);
+    then its :data:`MAILBOX_CONCURRENCY` slots, taken after this process's own
+    :class:`MailboxGate` admits a request, given back when its answer is in, so no more
+    than the limit are in flight whichever replicas send them."""
 
     def __init__(self, limits: SharedLimits, scope: str, *,
                  clock: Callable[[], float], sleep: Callable[[float], None],
-                 rng: random.Random) -> None:
+                 rng: random.Random, per_window: int = MAILBOX_REQUESTS,
+                 window: float = MAILBOX_WINDOW, burst: int = MAILBOX_BURST) -> None:
         self.limits = limits
         self.scope = scope
         self._clock, self._sleep, self._rng = clock, sleep, rng
+        self.spacing = window / max(1, per_window - burst - MAX_BATCH)
+        self.burst = burst * self.spacing
+
+    def pace(self, cost: int, max_wait: float) -> None:
+        """Wait for ``cost`` requests' turn on the mailbox's line.
+
+        Raises:
+            RateLimited: the turn is more than ``max_wait`` seconds away (a pause Graph
+                asked for); nothing is sent.
+        """
+        wait = self.limits.pace(self.scope, max(1, cost) * self.spacing, burst=self.burst)
+        if wait > max_wait:
+            raise RateLimited(retry_after=wait, reason="the mailbox asked for a pause")
+        if wait > 0:
+            self._sleep(wait)
+
+    def hold(self, seconds: float) -> None:
+        """No replica sends to the mailbox for ``seconds`` (Graph's Retry-After)."""
+        self.limits.hold(self.scope, seconds, burst=self.burst)
 
     def take(self, permits: int, max_wait: float) -> str:
         """Take ``permits`` slots, waiting while other replicas hold them.
@@ -320,10 +360,13 @@ class GraphTransport:
                  sleep: Callable[[float], None] = time.sleep, max_wait: float = 60.0,
                  timeout: tuple[float, float] = (10.0, 30.0),
                  rng: random.Random | None = None, limits: SharedLimits | None = None,
-                 app: str = "") -> None:
+                 app: str = "", per_window: int = MAILBOX_REQUESTS,
+                 window: float = MAILBOX_WINDOW) -> None:
         """``limits``: with several replicas, the database they count the mailbox's
-        requests in flight in (``app``, the client id, is part of what Graph counts them
-        for); without, this process's gate alone limits them."""
+        requests in flight and in 10 minutes in (``app``, the client id, is part of what
+        Graph counts them for); without, this process's gate alone limits them.
+        ``per_window`` requests in ``window`` seconds: Graph's 10 minutes (shorter in
+        tests)."""
         self.session = session
         self.base_url = base_url.rstrip("/")
         self.tokens = tokens
@@ -338,7 +381,8 @@ class GraphTransport:
         host = urlsplit(self.base_url).netloc.lower()
         self.slots = None if limits is None else MailboxSlots(
             limits, f"graph:{host}|{app}|{mailbox.lower()}", clock=clock, sleep=sleep,
-            rng=self._rng)
+            rng=self._rng, per_window=per_window, window=window,
+            burst=min(MAILBOX_BURST, per_window // 10))
 
     def _url(self, url: str) -> str:
         full = url if url.startswith(("http://", "https://")) else self.base_url + url
@@ -352,12 +396,24 @@ class GraphTransport:
         self.sleep(delay)
 
     def _throttled(self, response: GraphResponse) -> None:
-        self.gate.defer(self.clock() + (response.retry_after() or DEFAULT_RETRY_AFTER))
+        """A 429 (or a 503 with Retry-After): nothing more to the mailbox until its pause
+        ends, from this process, and with a Retry-After from any replica."""
+        asked = response.retry_after()
+        pause = bounded_pause(DEFAULT_RETRY_AFTER if asked is None else asked)
+        self.gate.defer(self.clock() + pause)
+        if asked is not None and self.slots is not None:
+            try:
+                self.slots.hold(pause)
+            except Exception:  # the others learn it from their own 429; this one waits
+                log.warning("the mailbox's pause could not be shared with the other "
+                            "replicas", exc_info=True)
 
     def request(self, method: str, url: str, *, json: Any = None,
                 headers: Mapping[str, str] | None = None, idempotent: bool | None = None,
-                permits: int = 1) -> GraphResponse:
+                permits: int = 1, cost: int = 1) -> GraphResponse:
         """Send one request; retries what is safe to retry, returns the final answer.
+        ``permits``: the slots it takes (a batch's chains); ``cost``: the requests Graph
+        counts (a batch's items).
 
         Raises:
             Transient: network failure.
@@ -374,6 +430,8 @@ class GraphTransport:
             token = self.tokens.token()
             sent = {"Authorization": f"Bearer {token}", "Prefer": self.prefer,
                     "Accept": "application/json", **(headers or {})}
+            if self.slots is not None:  # its turn in 10 minutes, before anything is held
+                self.slots.pace(cost, self.max_wait)
             taken = self.gate.acquire(permits, clock=self.clock, sleep=self.sleep,
                                       max_wait=self.max_wait)
             slots, ticket = self.slots, None
@@ -414,6 +472,8 @@ class GraphTransport:
                 self._throttled(response)  # refused before it ran: safe for any method
                 continue
             if response.status in RETRYABLE_STATUS and safe and attempt + 1 < MAX_ATTEMPTS:
+                if response.status == 503 and response.retry_after() is not None:
+                    self._throttled(response)
                 self._backoff(attempt, response.retry_after())
                 continue
             return response
@@ -472,7 +532,7 @@ class GraphTransport:
             requests_json.append(entry)
         idempotent = all(i.idempotent for i in items)
         outer = self.request("POST", "/$batch", json={"requests": requests_json},
-                             idempotent=idempotent, permits=width)
+                             idempotent=idempotent, permits=width, cost=len(items))
         if outer.status == 413 and len(items) > 1:
             return [self._send_one(item) for item in items]  # too big together: one by one
         if outer.ok and outer.body is None and idempotent and len(items) > 1:

@@ -69,6 +69,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("syncd.daemon")
 PURGE_INTERVAL = 24 * 3600  # seconds between purges of expired deletions
 LIVENESS_TICK = 30  # seconds between checks for notifications that did not come
+#: Seconds between two prunes of the provider budgets' rows by one process (each replica
+#: prunes; a prune finding nothing is three DELETEs on the tables' keys).
+BUDGET_PRUNE_INTERVAL = 60
 
 
 class EmbeddedCalendarServer:
@@ -558,6 +561,17 @@ class Daemon:
             log.info("purged %d activities deleted over %d days ago", len(ids),
                      self.config.retention_days)
 
+    def prune_budgets(self) -> None:
+        """Delete the provider budgets' rows no limit needs any more (every
+        :data:`BUDGET_PRUNE_INTERVAL` seconds; see :meth:`Service.prune_budgets`)."""
+        try:
+            gone = self.service.prune_budgets()
+        except Exception as exc:  # the rows wait for the next prune; syncing goes on
+            log.warning("pruning the provider budgets failed: %s", describe(exc))
+            return
+        if gone:
+            log.debug("pruned %d provider budget rows", gone)
+
     def _welcome_users(self) -> None:
         if self.embedded is not None:
             self.embedded.welcome(self.service.store.list_users(),
@@ -621,6 +635,8 @@ class Daemon:
                                    seconds=self.config.interval_seconds, id="refresh")
             self.scheduler.add_job(self.purge, "interval", seconds=PURGE_INTERVAL,
                                    id="purge", next_run_time=_now())
+            self.scheduler.add_job(self.prune_budgets, "interval",
+                                   seconds=BUDGET_PRUNE_INTERVAL, id="budgets")
             print(f"syncd: running; data in {self.config.data_path}", flush=True)
             server_died = False
             while self._signal is None:

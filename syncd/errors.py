@@ -29,6 +29,7 @@ every HTTP transport shares; a provider's own rows are data handed to it.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -292,6 +293,23 @@ class RateLimited(Retriable):
     """Throttled; retry no sooner than ``retry_after`` seconds (and ``reason``)."""
 
     retry_after: float
+
+
+#: The longest pause a provider's ``Retry-After`` may impose on every request to one user
+#: or mailbox (seconds). Ten minutes is the longest window of any limit syncd meets
+#: (Graph's 10,000 requests per 10 minutes per mailbox): once it has passed, every such
+#: limit has room again, so a longer pause is a server's mistake or a hostile answer,
+#: and honouring it (a year) would stop every replica's requests to that user for as
+#: long. Past it syncd asks again; a provider still throttling says so once more.
+MAX_PAUSE_SECONDS = 600.0
+
+
+def bounded_pause(seconds: float) -> float:
+    """``seconds`` of a provider's pause within 0 and :data:`MAX_PAUSE_SECONDS` (an
+    infinite or undefined one is the longest)."""
+    if not math.isfinite(seconds):
+        return MAX_PAUSE_SECONDS
+    return min(max(seconds, 0.0), MAX_PAUSE_SECONDS)
 
 
 @dataclass(eq=False, kw_only=True)

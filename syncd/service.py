@@ -228,6 +228,13 @@ class Service:
             self._shared_limits = LimitStore(self.db)
         return self._shared_limits
 
+    def prune_budgets(self) -> int:
+        """Delete the provider budgets' rows no limit needs any more (idle send lines,
+        unused concurrency slots, Pipedrive days long reset); returns how many went."""
+        from syncd.store.limits import LimitStore
+
+        return int((self._limits() or LimitStore(self.db, free_every=None)).prune())
+
     def _connector(self, account: AccountConfig, now: datetime) -> CalendarConnector:
         cached = self._connectors.get(account.name)
         if cached is not None and cached[0] == account and cached[1] == now.date():

@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import httplib2
@@ -39,6 +39,7 @@ from sqlalchemy import event
 from connectors.base import SharedLimits, Window
 from connectors.google import GoogleCalendar
 from connectors.google_http import (
+    BothBudgets,
     Call,
     Pacer,
     RequestBudget,
@@ -64,19 +65,59 @@ class _Tokens:
         """Nothing to forget."""
 
 
+class Heard:
+    """The shared limits, noting when each pause was recorded (seconds since the epoch,
+    after its statement returned): from then on no replica should send to the scope."""
+
+    def __init__(self, limits: LimitStore) -> None:
+        self.limits = limits
+        self.holds: list[float] = []
+
+    def pace(self, scope: str, seconds: float, *, burst: float = 0.0,
+             also: Sequence[tuple[str, float]] = ()) -> float:
+        return self.limits.pace(scope, seconds, burst=burst, also=also)
+
+    def hold(self, scope: str, seconds: float, *, burst: float = 0.0) -> None:
+        self.limits.hold(scope, seconds, burst=burst)
+        self.holds.append(time.time())
+
+    def take_slots(self, scope: str, limit: int, permits: int, hold: float) -> str | None:
+        return self.limits.take_slots(scope, limit, permits, hold)
+
+    def give_back(self, scope: str, ticket: str) -> None:
+        self.limits.give_back(scope, ticket)
+
+
 def _google(args: argparse.Namespace, limits: SharedLimits | None
             ) -> Callable[[], tuple[int, int]]:
-    budget: Pacer = (RequestBudget(args.per_window, window=args.window) if limits is None
-                     else SharedRequestBudget(limits, USER, args.per_window,
-                                              window=args.window))
+    users = [USER] + [f"user{i}-{USER}" for i in range(1, args.users)]
+    turn = iter(range(1 << 30))
+    budgets: dict[str, Pacer] = {}
+
+    def budget_of(name: str) -> Pacer:
+        if name not in budgets:
+            project = "driver" if args.project_per_window else ""
+            budgets[name] = (
+                BothBudgets(RequestBudget(args.per_window, window=args.window),
+                            project_budget) if limits is None
+                else SharedRequestBudget(limits, name, args.per_window, window=args.window,
+                                         project=project,
+                                         project_per_minute=args.project_per_window))
+        return budgets[name]
+
+    project_budget = RequestBudget(args.project_per_window or 1 << 30, window=args.window)
     now = datetime.now(UTC)
-    account = AccountConfig(name="ann", provider="google", owner=USER,
-                            auth={"api_endpoint": args.endpoint})
     local = threading.local()
+    lock = threading.Lock()
 
     def one() -> tuple[int, int]:
         calendar = getattr(local, "calendar", None)
         if calendar is None:  # one connector per thread, as one per account
+            with lock:  # thread i acts as user i (of --users)
+                name = users[next(turn) % len(users)]
+                budget = budget_of(name)
+            account = AccountConfig(name="ann", provider="google", owner=name,
+                                    auth={"api_endpoint": args.endpoint})
             calendar = local.calendar = GoogleCalendar(
                 account, owner_tz="UTC", window=Window(now - timedelta(days=1), now),
                 http=httplib2.Http(timeout=10), budget=budget,
@@ -105,9 +146,12 @@ def _graph(args: argparse.Namespace, limits: SharedLimits | None
         transport = getattr(local, "transport", None)
         if transport is None:  # thread i sends to mailbox i (of --mailboxes)
             local.mailbox = boxes[next(turn) % len(boxes)]
+            window = ({"per_window": args.graph_per_window, "window": args.window}
+                      if args.graph_per_window else {})
             transport = local.transport = GraphTransport(
                 requests.Session(), args.endpoint, _Tokens(), mailbox=local.mailbox,
-                prefer='IdType="ImmutableId"', limits=limits, app="driver")
+                prefer='IdType="ImmutableId"', limits=limits, app="driver",
+                **window)
         try:
             answer = transport.request("GET", f"/users/{local.mailbox}/events?$top=1")
         except ConnectorError:
@@ -173,6 +217,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-window", type=int, default=20)
     parser.add_argument("--window", type=float, default=2.0)
     parser.add_argument("--batch", type=int, default=1, help="Google reads per request")
+    parser.add_argument("--users", type=int, default=1,
+                        help="Google: the threads act as this many users (in turn)")
+    parser.add_argument("--project-per-window", type=int, default=0,
+                        help="Google: the users' project's budget per window (0: none)")
+    parser.add_argument("--graph-per-window", type=int, default=0,
+                        help="Graph: the mailbox's budget per window (0: Graph's 10 minutes)")
     parser.add_argument("--alone", action="store_true",
                         help="count in this process only, as without [syncd] replica")
     args = parser.parse_args(argv)
@@ -186,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             counts["statements"] += 1
 
     event.listen(db.engine, "before_cursor_execute", count_statement)
-    limits = None if args.alone else LimitStore(db)
+    limits = None if args.alone else Heard(LimitStore(db))
     one = (_google if args.provider == "google" else _graph)(args, limits)
     print("ready", flush=True)
     sys.stdin.readline()  # "go"
@@ -209,7 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     # with the last one.
     counts["ran_ms"] = round((time.monotonic() - began) * 1000)
     if limits is not None:
-        limits.flush()  # as the service does when it closes
+        limits.limits.flush()  # as the service does when it closes
+        counts["holds"] = len(limits.holds)
+        if limits.holds:
+            counts["first_hold_ms"] = round(min(limits.holds) * 1000)
     print("done " + json.dumps(dict(counts)), flush=True)
     db.close()
     return 0

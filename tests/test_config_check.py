@@ -134,6 +134,11 @@ CASES: list[tuple[str, str, str, str, str]] = [
      google('service_account_file = "file:{dir}/ok"'),
      "account[0] (g).auth.service_account_file", "names a secret that is not JSON",
      "file:PATH of the service account key JSON"),
+    ("google project budget not above zero",
+     google('service_account_file = "file:{dir}/key.json"\n'
+            'project_requests_per_minute = 0'),
+     "account[0] (g).auth.project_requests_per_minute", "must be greater than zero",
+     "under the project's quota"),
     ("google without any credentials", google('subject = "g@example.com"'),
      "account[0] (g).auth.service_account_file", "is missing", "mode = \"oauth\""),
     ("google oauth without its client", '[syncd]\nstate_key = "env:SYNCD_CHECK_FERNET"\n'

@@ -10,6 +10,14 @@ store). Two kinds of limit, each a single statement on the hot path:
   begins. Spacing reservations ``window / (limit - batch)`` apart keeps any window of
   that length at or under ``limit`` requests (Google's per-user minute), whichever
   replica sends them.
+* **a pause** (:meth:`LimitStore.hold`): a provider's Retry-After moves the scope's
+  line past it, so every replica's next reservation there begins after it (and the
+  requests of every other account of that user or mailbox wait too).
+* **a burst** (``pace(..., burst=)``): a request may go out that many seconds ahead of
+  its reservation, so a line idle for long lets a burst through at once and then paces
+  (the generic cell rate algorithm; Graph's 10 minutes are too long to pace from the
+  first request). Any ``window`` then holds at most ``(window + burst) / spacing`` + the
+  last batch.
 * **concurrency slots** (:meth:`LimitStore.take_slots`): a scope's ``limit`` rows, each
   free or held by a request's ticket until an expiry. Taking is one UPDATE of free rows
   chosen with ``FOR UPDATE SKIP LOCKED``, all the permits or none. Giving back is off the
@@ -20,6 +28,7 @@ store). Two kinds of limit, each a single statement on the hot path:
 
 Times are the database's (``now()`` on PostgreSQL), so replicas whose clocks disagree
 still share one line and one expiry; SQLite serves one process, whose clock is used.
+Rows no limit needs any more are deleted by :meth:`LimitStore.prune`.
 """
 
 from __future__ import annotations
@@ -28,14 +37,17 @@ import logging
 import threading
 import time
 import uuid
-from datetime import timedelta
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, literal, select, update
+from sqlalchemy import case, delete, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
-from syncd.store.budget_tables import BudgetBurst, BudgetSlot
+from syncd.errors import bounded_pause
+from syncd.store.budget_tables import BudgetBurst, BudgetDay, BudgetSlot
 from syncd.store.db import Database
 from syncd.store.state import db_clock
 
@@ -45,6 +57,13 @@ LINE = "requests"
 
 #: How long given-back tickets gather before one statement frees them all (seconds).
 RETURN_EVERY = 0.02
+#: How long a budget row unused stays (seconds): longer than any window a limit counts
+#: (Graph's 10 minutes) and than a process trusts its slot rows to exist (MADE_FOR).
+KEPT_SECONDS = 3600.0
+#: How long a process counts on a scope's slot rows before marking them in use again.
+MADE_FOR = 600.0
+#: The least time between two prunes by one replica (seconds).
+PRUNE_EVERY = 60.0
 
 log = logging.getLogger("syncd.store")
 
@@ -56,12 +75,16 @@ class _TooFew(Exception):
 class LimitStore:
     """Send lines and concurrency slots in the database (see the module docstring)."""
 
-    def __init__(self, db: Database, *, free_every: float | None = RETURN_EVERY) -> None:
+    def __init__(self, db: Database, *, free_every: float | None = RETURN_EVERY,
+                 clock: Callable[[], float] = time.time) -> None:
         """``free_every``: seconds given-back tickets gather before the store's thread
-        frees them (None: no thread; :meth:`flush` frees them)."""
+        frees them (None: no thread; :meth:`flush` frees them). ``clock``: seconds since
+        the epoch on SQLite (tests); PostgreSQL's is its own."""
         self.db = db
+        self.clock = clock
         self.free_every = free_every
-        self._made: set[tuple[str, int]] = set()  # scopes whose slot rows exist
+        # until when each scope's slot rows are counted on as made (by :attr:`clock`)
+        self._made: dict[tuple[str, int], float] = {}
         self._lock = threading.Lock()
         self._returns: list[tuple[str, str]] = []  # (scope, ticket) given back, not freed
         self._returned = threading.Condition(self._lock)
@@ -71,21 +94,53 @@ class LimitStore:
     def _insert(self, table: type[Any]) -> Any:
         return (pg_insert if self.db.dialect == "postgresql" else sqlite_insert)(table)
 
-    def pace(self, scope: str, seconds: float) -> float:
-        """Reserve ``seconds`` of ``scope``'s send line; returns how long to wait before
-        sending (0.0: at once). One upsert, which also makes the line on first use."""
+    def _epoch(self) -> Any:
+        """Now, in seconds since the epoch, as a statement's value (see the module)."""
+        if self.db.dialect == "postgresql":
+            return func.date_part("epoch", func.now())
+        return literal(self.clock())
+
+    def pace(self, scope: str, seconds: float, *, burst: float = 0.0,
+             also: Sequence[tuple[str, float]] = ()) -> float:
+        """Reserve ``seconds`` of ``scope``'s send line (and of each line of ``also``);
+        returns how long to wait before sending (0.0: at once). One upsert for all the
+        lines, which also makes a line on first use.
+
+        A reservation begins where the line's last one ended, or now if that is past;
+        the request may go out ``burst`` seconds before it begins (so a line idle that
+        long lets that much go at once), and ``also``'s lines have none. The lines are
+        locked in the order of their scopes, so two takes never wait for each other in a
+        cycle. A line's reservation that a slower line made useless is left unused: the
+        count errs on the side of fewer requests.
+        """
+        lines = {scope: seconds}
+        for other, other_seconds in also:
+            lines[other] = max(lines.get(other, 0.0), other_seconds)
         with self.db.session() as s:
-            if self.db.dialect == "postgresql":
-                now: Any = func.date_part("epoch", func.now())
-            else:
-                now = literal(time.time())
+            now = self._epoch()
+            stmt = self._insert(BudgetBurst).values(
+                [{"scope": key, "token_key": LINE, "next_at": now + lines[key]}
+                 for key in sorted(lines)])
             start = case((BudgetBurst.next_at > now, BudgetBurst.next_at), else_=now)
-            stmt = self._insert(BudgetBurst).values(scope=scope, token_key=LINE,
-                                                    next_at=now + seconds)
-            row = s.execute(stmt.on_conflict_do_update(
-                index_elements=["scope", "token_key"], set_={"next_at": start + seconds},
-            ).returning(BudgetBurst.next_at, now)).one()
-        return max(0.0, float(row[0]) - seconds - float(row[1]))
+            rows = s.execute(stmt.on_conflict_do_update(
+                index_elements=["scope", "token_key"],
+                # the excluded row's next_at is now + this line's seconds
+                set_={"next_at": start + (stmt.excluded.next_at - now)},
+            ).returning(BudgetBurst.scope, BudgetBurst.next_at, now)).all()
+        return max([0.0] + [float(at) - lines[key] - (burst if key == scope else 0.0)
+                            - float(clock) for key, at, clock in rows])
+
+    def hold(self, scope: str, seconds: float, *, burst: float = 0.0) -> None:
+        """Move ``scope``'s line so that no reservation begins within ``seconds`` (at most
+        :data:`~syncd.errors.MAX_PAUSE_SECONDS`) from now; a later hold stays. Its burst
+        is spent: after the pause the line is paced from the start."""
+        until = self._epoch() + bounded_pause(seconds) + max(burst, 0.0)
+        with self.db.session() as s:
+            stmt = self._insert(BudgetBurst).values(scope=scope, token_key=LINE, next_at=until)
+            s.execute(stmt.on_conflict_do_update(
+                index_elements=["scope", "token_key"],
+                set_={"next_at": case((BudgetBurst.next_at > stmt.excluded.next_at,
+                                       BudgetBurst.next_at), else_=stmt.excluded.next_at)}))
 
     def take_slots(self, scope: str, limit: int, permits: int, hold: float) -> str | None:
         """Take ``permits`` of ``scope``'s ``limit`` slots until ``hold`` seconds from now;
@@ -100,9 +155,13 @@ class LimitStore:
             return None
         return ticket
 
+    def _now(self, s: Session) -> Any:
+        """Now, as the slots' times are compared (the database's, or :attr:`clock`'s)."""
+        return db_clock(s, datetime.fromtimestamp(self.clock(), UTC))
+
     def _take(self, scope: str, limit: int, permits: int, hold: float, ticket: str) -> None:
         with self.db.session() as s:
-            clock = db_clock(s)
+            clock = self._now(s)
             free = (select(BudgetSlot.slot)
                     .where(BudgetSlot.scope == scope, BudgetSlot.slot < limit,
                            (BudgetSlot.ticket.is_(None)) | (BudgetSlot.until < clock))
@@ -164,27 +223,73 @@ class LimitStore:
         scopes = sorted({scope for scope, _ticket in returns})
         tickets = sorted({ticket for _scope, ticket in returns})
         with self.db.session() as s:
+            # ``until`` stays: when the slot was last used, for :meth:`prune`.
             s.execute(update(BudgetSlot)
                       .where(BudgetSlot.scope.in_(scopes), BudgetSlot.ticket.in_(tickets))
-                      .values(ticket=None, until=None))
+                      .values(ticket=None))
 
     def _make(self, scope: str, limit: int) -> None:
-        """The scope's slot rows, made once per process (a no-op where they exist)."""
+        """The scope's slot rows, made (or marked as in use: see :meth:`prune`) at most
+        once per :data:`MADE_FOR` seconds per process."""
         with self._lock:
-            if (scope, limit) in self._made:
+            if self._made.get((scope, limit), 0.0) > self.clock():
                 return
         with self.db.session() as s:
-            s.execute(self._insert(BudgetSlot).on_conflict_do_nothing(
-                index_elements=["scope", "slot"]),
-                [{"scope": scope, "slot": i, "ticket": None, "until": None}
+            clock = self._now(s)
+            stmt = self._insert(BudgetSlot).values(
+                [{"scope": scope, "slot": i, "ticket": None, "until": clock}
                  for i in range(limit)])
+            # Free rows get a fresh ``until``, so none is pruned while this process
+            # counts on it (free ones only: a holder's expiry stays its own).
+            s.execute(stmt.on_conflict_do_update(
+                index_elements=["scope", "slot"],
+                set_={"ticket": None, "until": clock},
+                where=(BudgetSlot.ticket.is_(None)) | (BudgetSlot.until < clock)))
         with self._lock:
-            self._made.add((scope, limit))
+            self._made[(scope, limit)] = self.clock() + MADE_FOR
+
+    def prune(self) -> int:
+        """Delete the rows no limit needs any more; returns how many went.
+
+        * a send line (Google's, Graph's, the Pipedrive tokens' bursts) whose last
+          reservation ended :data:`KEPT_SECONDS` ago: an absent line paces exactly as
+          one idle that long (its next reservation begins now, with its whole burst);
+        * a concurrency slot free and unused for as long (no process counts on it: each
+          marks its slots in use again every :data:`MADE_FOR` seconds);
+        * a Pipedrive day that reset :data:`KEPT_SECONDS` ago (``syncd status`` shows
+          only the current one).
+
+        Three short DELETEs on the tables' keys; the daemon of each replica runs them at
+        most once every :data:`PRUNE_EVERY` seconds.
+        """
+        with self.db.session() as s:
+            epoch = self._epoch()
+            clock = self._now(s)
+            before: Any = (func.now() - timedelta(seconds=KEPT_SECONDS)
+                           if self.db.dialect == "postgresql"
+                           else datetime.fromtimestamp(self.clock() - KEPT_SECONDS, UTC))
+            deletes = (
+                delete(BudgetBurst).where(BudgetBurst.next_at < epoch - KEPT_SECONDS),
+                delete(BudgetSlot).where(
+                    (BudgetSlot.ticket.is_(None)) | (BudgetSlot.until < clock),
+                    (BudgetSlot.until.is_(None)) | (BudgetSlot.until < before)),
+                delete(BudgetDay).where(BudgetDay.resets_at < before),
+            )
+            gone = 0
+            for stmt in deletes:
+                gone += int(s.execute(stmt).rowcount or 0)  # type: ignore[attr-defined]
+        return gone
+
+    def rows(self) -> int:
+        """The rows of every budget table (for tests and status)."""
+        with self.db.session() as s:
+            return sum(int(s.scalar(select(func.count()).select_from(table)) or 0)
+                       for table in (BudgetBurst, BudgetSlot, BudgetDay))
 
     def held(self, scope: str) -> int:
         """How many of ``scope``'s slots are held now (for tests and status)."""
         with self.db.session() as s:
-            clock = db_clock(s)
+            clock = self._now(s)
             return int(s.scalar(select(func.count()).select_from(BudgetSlot).where(
                 BudgetSlot.scope == scope, BudgetSlot.ticket.is_not(None),
                 BudgetSlot.until >= clock)) or 0)

@@ -265,6 +265,12 @@ class GoogleEmulator(ThreadedHTTPServer):
         """The per-user quota's counter (its ``refused`` and ``peak`` per user), if on."""
         return self._user_quota
 
+    @property
+    def project_quota(self) -> SlidingWindowCounter | None:
+        """The per-project quota's counter (its ``refused`` and ``peak`` under the key
+        ``project``: every caller is one project here), if on."""
+        return self._project_quota
+
     def reset_quotas(self) -> None:
         """Forget the requests counted by the per-user and per-project quotas."""
         for counter in (self._user_quota, self._project_quota):

@@ -118,6 +118,8 @@ class GraphEmulator(ThreadedHTTPServer):
       change already delivered (Graph may replay changes).
     * ``default_page_size`` (10): page size without ``$top``/``Prefer: odata.maxpagesize``.
     * ``concurrency_retry_after`` (1): ``Retry-After`` seconds on a MailboxConcurrency 429.
+    * ``requests_window_seconds`` (600): the window of ``requests_per_10_min_per_mailbox``
+      (a test of pacing shortens it); ``gate.refused_in_window`` counts its 429s.
     * ``clock``: monotonic seconds for the 10-minute window (replace to simulate time).
     * ``internal_errors``: exceptions from emulator bugs (answered 500 ``UnknownError``).
     * ``schedule_refused`` (False): getSchedule answers 403 ``ErrorAccessDenied``, as for a
@@ -150,6 +152,7 @@ class GraphEmulator(ThreadedHTTPServer):
         self.default_page_size: int = 10
         self.schedule_refused: bool = False
         self.concurrency_retry_after: int = 1
+        self.requests_window_seconds: float = MailboxGate.WINDOW_SECONDS
         self.clock: Callable[[], float] = time.monotonic
         self.store = GraphStore()
         self.planted = PlantedEvents()
@@ -166,6 +169,7 @@ class GraphEmulator(ThreadedHTTPServer):
             per_window=lambda: self.requests_per_10_min_per_mailbox,
             clock=lambda: self.clock(),
             concurrency_retry_after=lambda: self.concurrency_retry_after,
+            window=lambda: self.requests_window_seconds,
         )
 
     # -- lifecycle ---------------------------------------------------------------------------

@@ -111,6 +111,11 @@ class MailboxGate:
     """Per-mailbox concurrency gate and sliding 10-minute request counter (Outlook limits).
 
     Limits are read at every call, so tests may change them on the emulator at any time.
+    The documented figure is 10,000 requests per 10 minutes per app and mailbox; that the
+    window slides (rather than resetting every 10 minutes), that a refused request is not
+    counted, and the Retry-After of when the oldest counted request leaves the window,
+    are this emulator's guesses (the documentation says none of them). ``window``: its
+    length (a test of pacing shortens it).
     """
 
     WINDOW_SECONDS = 600.0
@@ -121,10 +126,14 @@ class MailboxGate:
         per_window: Callable[[], int],
         clock: Callable[[], float],
         concurrency_retry_after: Callable[[], int],
+        window: Callable[[], float] = lambda: MailboxGate.WINDOW_SECONDS,
     ) -> None:
         """Create a gate whose limits come from the given callables."""
         self._max_concurrent = max_concurrent
         self._per_window = per_window
+        self._window = window
+        #: Per mailbox, requests refused because the window was full (MailboxRequests).
+        self.refused_in_window: dict[str, int] = {}
         self._clock = clock
         self._concurrency_retry_after = concurrency_retry_after
         self._lock = threading.Lock()
@@ -149,11 +158,13 @@ class MailboxGate:
                     "Application is over its MailboxConcurrency limit.",
                 )
             now = self._clock()
+            window = self._window()
             history = self._history.setdefault(mailbox, deque())
-            while history and history[0] <= now - self.WINDOW_SECONDS:
+            while history and history[0] <= now - window:
                 history.popleft()
             if len(history) >= self._per_window():
-                wait = history[0] + self.WINDOW_SECONDS - now
+                self.refused_in_window[mailbox] = self.refused_in_window.get(mailbox, 0) + 1
+                wait = history[0] + window - now
                 return ThrottleDecision(
                     max(1, math.ceil(wait)),
                     "Application is over its MailboxRequests limit.",

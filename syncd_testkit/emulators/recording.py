@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -34,6 +35,8 @@ class RecordedRequest:
     headers: dict[str, str]
     body: bytes
     status: int | None = None
+    #: When it arrived (seconds since the epoch, as the Graph emulator's records).
+    timestamp: float = field(default_factory=time.time)
 
     def param(self, name: str) -> str | None:
         """The first value of query parameter ``name``."""

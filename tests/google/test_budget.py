@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 import pytest
 
 from connectors import ConnectorContext
 from connectors.base import CreateOp
 from connectors.google import open_calendar
-from connectors.google_http import RequestBudget, SharedRequestBudget
-from syncd.config_types import AccountConfig
+from connectors.google_auth import project_of
+from connectors.google_http import BothBudgets, RequestBudget, SharedRequestBudget
+from syncd.config_types import AccountConfig, SecretRef
 from syncd_testkit.emulators.google import GoogleEmulator
 from tests.contract import timed
 from tests.google.helpers import OWNER, TZ, WINDOW, FakeClock, HookedHttp, connector
@@ -87,8 +91,12 @@ def test_cycles_of_one_user_share_one_budget(google_emulator: GoogleEmulator) ->
     first = open_calendar(account(google_emulator), context)
     second = open_calendar(account(google_emulator), context)
     other = open_calendar(account(google_emulator, name="bob", owner="bob@example.com"), context)
-    assert first.transport.budget is second.transport.budget
-    assert other.transport.budget is not first.transport.budget
+    budgets = [c.transport.budget for c in (first, second, other)]
+    assert all(isinstance(b, BothBudgets) for b in budgets)
+    assert budgets[0].user is budgets[1].user  # type: ignore[attr-defined]
+    assert budgets[2].user is not budgets[0].user  # type: ignore[attr-defined]
+    # one project's key: all three count against one project budget
+    assert budgets[2].project is budgets[0].project  # type: ignore[attr-defined]
 
 
 class FakeLine:
@@ -100,12 +108,21 @@ class FakeLine:
         self.next_at: dict[str, float] = {}
         self.takes = 0
 
-    def pace(self, scope: str, seconds: float) -> float:
+    def pace(self, scope: str, seconds: float, *, burst: float = 0.0,
+             also: Sequence[tuple[str, float]] = ()) -> float:
         self.takes += 1
         now = self.clock.now
-        start = max(self.next_at.get(scope, now), now)
-        self.next_at[scope] = start + seconds
-        return start - now
+        wait = 0.0
+        for key, length, ahead in ((scope, seconds, burst),
+                                   *((k, n, 0.0) for k, n in also)):
+            start = max(self.next_at.get(key, now), now)
+            self.next_at[key] = start + length
+            wait = max(wait, start - ahead - now)
+        return wait
+
+    def hold(self, scope: str, seconds: float, *, burst: float = 0.0) -> None:
+        now = self.clock.now
+        self.next_at[scope] = max(self.next_at.get(scope, now), now + seconds + burst)
 
     def take_slots(self, scope: str, limit: int, permits: int, hold: float) -> str | None:
         raise AssertionError("Google takes no slots")
@@ -143,4 +160,58 @@ def test_a_connector_of_a_replica_spends_from_the_shared_budget() -> None:
     shared = open_calendar(account, ConnectorContext(TZ, WINDOW, limits=FakeLine(clock)))
     assert isinstance(shared.transport.budget, SharedRequestBudget)
     alone = open_calendar(account, ConnectorContext(TZ, WINDOW))
-    assert isinstance(alone.transport.budget, RequestBudget)
+    assert isinstance(alone.transport.budget, BothBudgets)
+
+
+def test_users_of_one_project_never_pass_its_budget_in_any_sliding_minute() -> None:
+    """Each take reserves on the user's line and the project's in one statement: however
+    many users send, no minute of send times holds more than the project's budget."""
+    clock = FakeClock()
+    line = FakeLine(clock)
+    budgets = [SharedRequestBudget(line, f"u{i}@example.com", 500, project="p",
+                                   project_per_minute=900, sleep=clock.sleep)
+               for i in range(6)]
+    sent: list[tuple[float, int]] = []
+    for i in range(3000):
+        budgets[i % 6].take(1)
+        sent.append((clock.now, 1))
+    assert busiest_minute(sent) <= 900  # six users of 500 each would be 3,000
+    assert line.takes == len(sent)  # one statement per take, both lines in it
+    assert len(sent) / ((clock.now - 1000.0) / 60) >= 0.8 * 900
+
+
+def test_a_pause_google_asked_for_holds_the_users_line_for_every_replica() -> None:
+    clock = FakeClock()
+    line = FakeLine(clock)
+    user = "paused-once@example.com"  # (a pause this process heard of stays by scope)
+    told, other = (SharedRequestBudget(line, user, 500, sleep=clock.sleep,
+                                       clock=clock.clock) for _ in range(2))
+    told.take()
+    told.hold(30.0)
+    start = clock.now
+    other.take()  # another replica's request (or another account's of the user)
+    assert clock.now - start >= 30.0
+    told.hold(365 * 24 * 3600.0)  # hostile: bounded
+    other.take()
+    assert clock.now - start <= 30.0 + 600.0 + 1.0
+
+
+def test_a_pause_holds_every_account_of_the_user_in_one_process() -> None:
+    clock = FakeClock()
+    budget = RequestBudget(500, clock=clock.clock, sleep=clock.sleep)
+    budget.take()
+    budget.hold(12.0)
+    budget.take()
+    assert clock.sleeps == [pytest.approx(12.0)]
+
+
+def test_accounts_count_against_the_project_of_their_key(tmp_path: Path) -> None:
+    key = tmp_path / "key.json"
+    key.write_text('{"type": "service_account", "project_id": "crm-sync-123", '
+                   '"client_email": "s@crm-sync-123.iam.gserviceaccount.com"}')
+    account = AccountConfig(name="a", provider="google", owner=OWNER,
+                            auth={"service_account_file": SecretRef(f"file:{key}")})
+    assert project_of(account) == "crm-sync-123"
+    missing = AccountConfig(name="b", provider="google", owner=OWNER,
+                            auth={"service_account_file": SecretRef("file:/nonexistent")})
+    assert project_of(missing) == "file:/nonexistent"  # the cycle says why; counted alike

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from connectors import ConnectorContext
 from connectors.base import CreateOp
 from connectors.outlook import OutlookCalendar
+from connectors.outlook_http import MAILBOX_BURST, MAILBOX_REQUESTS, MAILBOX_WINDOW
 from syncd.errors import RateLimited, Transient
 from syncd_testkit.emulators.graph import FaultRule
 from syncd_testkit.emulators.identity import RoutingSession
@@ -183,10 +185,17 @@ class FakeSlots:
         self.takes: list[tuple[str, int, int]] = []
         self.taken_at: list[float] = []  # the clock at each take (with a clock)
         self.peak = 0
+        self.paced: list[tuple[str, float, float]] = []
+        self.holds: list[tuple[str, float]] = []
         self._lock = threading.Lock()
 
-    def pace(self, scope: str, seconds: float) -> float:
-        raise AssertionError("Graph paces nothing")
+    def pace(self, scope: str, seconds: float, *, burst: float = 0.0,
+             also: Sequence[tuple[str, float]] = ()) -> float:
+        self.paced.append((scope, seconds, burst))
+        return 0.0  # the line is tested with the database's (tests/replicas)
+
+    def hold(self, scope: str, seconds: float, *, burst: float = 0.0) -> None:
+        self.holds.append((scope, seconds))
 
     def take_slots(self, scope: str, limit: int, permits: int, hold: float) -> str | None:
         with self._lock:
@@ -234,3 +243,29 @@ def test_a_mailbox_whose_slots_other_replicas_hold_is_left_for_later_and_sent_no
     # the slots (a sign-in retried on the loaded machine may sleep before the first).
     assert 4.0 < slots.taken_at[-1] - slots.taken_at[0] <= 5.0
     assert len(slots.takes) > 3
+
+
+def test_a_replicas_429_with_retry_after_is_recorded_for_every_replica_bounded(
+        env: Env, clock: FakeClock) -> None:
+    slots = FakeSlots(clock=clock)
+    env.graph.inject(FaultRule(method="GET", path=r"/delta$", status=429,
+                               code="ApplicationThrottled", retry_after=7, count=1))
+    env.graph.inject(FaultRule(method="GET", path=r"/delta$", status=429,
+                               code="ApplicationThrottled", retry_after=10 ** 9, count=1))
+    conn = OutlookCalendar(env.account(), ConnectorContext("Europe/Oslo", WINDOW, limits=slots),
+                           session=env.session, clock=clock, sleep=clock.sleep,
+                           max_wait=1000.0)
+    conn.changes(None)
+    scope = f"graph:{env.graph.base_url.split('/')[2]}|{CLIENT_ID}|{ALICE.lower()}"
+    # the second pause, of 30 years, holds the mailbox for ten minutes
+    assert slots.holds == [(scope, 7.0), (scope, 600.0)]
+
+
+def test_a_replicas_batch_spends_one_turn_of_the_mailboxs_line_per_item(env: Env) -> None:
+    slots = FakeSlots()
+    conn = OutlookCalendar(env.account(), ConnectorContext("Europe/Oslo", WINDOW, limits=slots),
+                           session=env.session)
+    assert all(r.error is None for r in conn.write(_creates(20)))
+    spacing = MAILBOX_WINDOW / (MAILBOX_REQUESTS - MAILBOX_BURST - 20)  # 9,000 in 10 min
+    assert [(seconds, burst) for _scope, seconds, burst in slots.paced] == [
+        (pytest.approx(20 * spacing), pytest.approx(MAILBOX_BURST * spacing))]  # one $batch

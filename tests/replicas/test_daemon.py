@@ -109,4 +109,4 @@ def test_a_replicas_connectors_count_provider_limits_in_the_database(tmp_path: P
         finally:
             service.close()
     assert seen[0] == "SharedRequestBudget" and isinstance(seen[1], LimitStore)
-    assert seen[2:] == ["RequestBudget", None]
+    assert seen[2:] == ["BothBudgets", None]  # the user's and the project's, in memory
