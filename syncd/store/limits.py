@@ -41,7 +41,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, func, literal, select, update
+from sqlalchemy import Float, String, bindparam, case, delete, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -89,9 +89,10 @@ class LimitStore:
         self._returns: list[tuple[str, str]] = []  # (scope, ticket) given back, not freed
         self._returned = threading.Condition(self._lock)
         self._returner: threading.Thread | None = None
+        self._paces: dict[int, Any] = {}  # the pace upsert by its number of lines
         self._freeing = threading.Lock()  # one free at a time: flush waits for the thread's
 
-    def _insert(self, table: type[Any]) -> Any:
+    def _insert(self, table: Any) -> Any:
         return (pg_insert if self.db.dialect == "postgresql" else sqlite_insert)(table)
 
     def _epoch(self) -> Any:
@@ -116,19 +117,40 @@ class LimitStore:
         lines = {scope: seconds}
         for other, other_seconds in also:
             lines[other] = max(lines.get(other, 0.0), other_seconds)
-        with self.db.session() as s:
-            now = self._epoch()
-            stmt = self._insert(BudgetBurst).values(
-                [{"scope": key, "token_key": LINE, "next_at": now + lines[key]}
-                 for key in sorted(lines)])
-            start = case((BudgetBurst.next_at > now, BudgetBurst.next_at), else_=now)
-            rows = s.execute(stmt.on_conflict_do_update(
-                index_elements=["scope", "token_key"],
-                # the excluded row's next_at is now + this line's seconds
-                set_={"next_at": start + (stmt.excluded.next_at - now)},
-            ).returning(BudgetBurst.scope, BudgetBurst.next_at, now)).all()
+        keys = sorted(lines)
+        values: dict[str, Any] = {"now": self.clock()}  # (SQLite's; PostgreSQL has its own)
+        for i, key in enumerate(keys):
+            values[f"scope{i}"], values[f"seconds{i}"] = key, lines[key]
+        # One statement on an autocommit connection: it is a transaction by itself, and
+        # no BEGIN and COMMIT travel around it (it is on every request's path).
+        with self.db.read() as conn:
+            rows = conn.execute(self._pace_statement(len(keys)), values).all()
         return max([0.0] + [float(at) - lines[key] - (burst if key == scope else 0.0)
                             - float(clock) for key, at, clock in rows])
+
+    def _pace_statement(self, count: int) -> Any:
+        """The upsert of ``count`` lines (bound: ``scope<i>``, ``seconds<i>``, ``now``),
+        built once per count: building and caching a statement per request costs more
+        CPU than the round trip."""
+        with self._lock:
+            stmt = self._paces.get(count)
+        if stmt is not None:
+            return stmt
+        lines = BudgetBurst.__table__.c
+        now: Any = (func.date_part("epoch", func.now()) if self.db.dialect == "postgresql"
+                    else bindparam("now", type_=Float))
+        insert = self._insert(BudgetBurst.__table__).values(
+            [{"scope": bindparam(f"scope{i}", type_=String), "token_key": LINE,
+              "next_at": now + bindparam(f"seconds{i}", type_=Float)} for i in range(count)])
+        start = case((lines.next_at > now, lines.next_at), else_=now)
+        stmt = insert.on_conflict_do_update(
+            index_elements=["scope", "token_key"],
+            # the excluded row's next_at is now + this line's seconds
+            set_={"next_at": start + (insert.excluded.next_at - now)},
+        ).returning(lines.scope, lines.next_at, now)
+        with self._lock:
+            self._paces[count] = stmt
+        return stmt
 
     def hold(self, scope: str, seconds: float, *, burst: float = 0.0) -> None:
         """Move ``scope``'s line so that no reservation begins within ``seconds`` (at most

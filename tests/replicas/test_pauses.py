@@ -32,7 +32,7 @@ REPLICAS = 3
 THREADS = 2
 PAUSE = 2  # the Retry-After, seconds
 #: The throttling answer comes once this many requests were answered: mid-run.
-AFTER = 30
+AFTER = 10
 
 
 class Pause(NamedTuple):
@@ -81,7 +81,7 @@ def _google_pause(pg_url: str, google: GoogleEmulator, *, alone: bool) -> Pause:
         GoogleFault.too_many_requests(count=1, retry_after=PAUSE)))
     # a budget far above what the emulator answers: the pause is all that holds them
     results = drive("google", pg_url, google.api_endpoint, REPLICAS, threads=THREADS,
-                    seconds=PAUSE + 3, per_window=6000, window=60.0, alone=alone)
+                    seconds=PAUSE + 5, per_window=6000, window=60.0, alone=alone)
     watcher.join()
     return _count(google.requests, results)
 
@@ -116,7 +116,7 @@ def _graph_pause(pg_url: str, graph: GraphEmulator, *, alone: bool) -> Pause:
         status=429, code="ApplicationThrottled", message="Application is over its "
         "MailboxConcurrency limit.", retry_after=PAUSE, count=1, mailbox=USER)))
     results = drive("graph", pg_url, graph.base_url, REPLICAS, threads=THREADS,
-                    seconds=PAUSE + 3, mailbox=USER, alone=alone)
+                    seconds=PAUSE + 5, mailbox=USER, alone=alone)
     watcher.join()
     return _count(graph.requests, results)
 
