@@ -18,7 +18,10 @@ at their real sizes (``--out bench/results/budgets.md``): replica processes
 minute against the emulator's 600 per sliding minute, single reads and 50-part batches,
 for ``--seconds`` (2.5 minutes by default); and replicas sending to one mailbox of the
 Graph emulator (20 ms per request) for a minute, then one replica's 16 threads each on
-a mailbox of its own (no contention: what the slots cost an ordinary replica). The
+a mailbox of its own (no contention: what the slots cost an ordinary replica); and
+replicas acting as 12 users of one Google project whose quota is scaled to 1,200 a
+minute (what this machine's replicas can send; Google's is 10,000), syncd's budget 1,080
+(the default 9,000 of 10,000, scaled), every user under its own 500. The
 contended runs are run with the budgets shared and, as the control, with each replica
 counting alone. It reports what the emulators counted
 (refusals, the busiest sliding minute, the most requests in flight) and what sharing cost
@@ -34,6 +37,7 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from bench.control import ROOT
 from bench.report import code_version
@@ -68,6 +72,81 @@ def _google(url: str, replicas: int, seconds: float, *, batch: int, alone: bool
                     sum(r.get("statements", 0) for r in results) / max(1, sent / batch), 2)}
 
 
+#: A project's quota a minute scaled to what this machine's replicas can send (Google's is
+#: 10,000, syncd's default budget 9,000: the same ratio), and the users sending.
+PROJECT_QUOTA, PROJECT_BUDGET, PROJECT_USERS = 1200, 1080, 12
+
+
+def _project(url: str, replicas: int, seconds: float, *, alone: bool) -> dict[str, object]:
+    """Replicas acting as many users of one project: each user under its own 500 a
+    minute, all of them together over the project's budget unless it is shared."""
+    with GoogleEmulator(per_project_quota_per_minute=PROJECT_QUOTA) as emu:
+        results = drive("google", url, emu.api_endpoint, replicas, threads=4,
+                        seconds=seconds, per_window=GOOGLE_BUDGET, window=60.0,
+                        users=PROJECT_USERS, project_per_window=PROJECT_BUDGET,
+                        alone=alone)
+        counter = emu.project_quota
+        assert counter is not None
+        sent = sum(r.get("sent", 0) for r in results)
+        ran = max(r.get("ran_ms", 0) for r in results) / 1000
+        return {"provider": "google-project", "shared": not alone, "replicas": replicas,
+                "users": PROJECT_USERS, "seconds": round(ran, 1), "reads_answered": sent,
+                "reads_per_minute": round(sent / ran * 60),
+                "refused_by_google": sum(counter.refused.values()),
+                "busiest_sliding_minute": max(counter.peak.values(), default=0),
+                "db_statements_per_request": round(
+                    sum(r.get("statements", 0) for r in results) / max(1, sent), 2)}
+
+
+def _paces(url: str, replica: int, threads: int, seconds: float, project: str,
+            out: Any) -> None:
+    """One process's threads pacing as users of their own, as fast as the database lets
+    them (no request is sent): how many reservations a second the lines take. ``project``:
+    "one" (every thread's second line is the project's one row), "own" (a second line of
+    each thread's own: the same work, no row shared), "none"."""
+    import threading
+    import time
+
+    from syncd.store.limits import LimitStore
+
+    limits = LimitStore(Database(url, run_migrations=False))
+    counts = [0] * threads
+    until = time.monotonic() + seconds
+
+    def loop(i: int) -> None:
+        second = {"one": "google-project:bench", "own": f"google-project:r{replica}-t{i}"}
+        also = ((second[project], 1e-6),) if project in second else ()
+        while time.monotonic() < until:
+            limits.pace(f"google:r{replica}-t{i}@example.com", 1e-6, also=also)
+            counts[i] += 1
+
+    workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    out.put(sum(counts))
+
+
+def _contention(url: str, replicas: int, seconds: float, *, project: str
+                ) -> dict[str, object]:
+    """Reservations a second when every one also takes the project's one row, against
+    the same work on rows of their own and each user's own row alone."""
+    import multiprocessing
+
+    queue: Any = multiprocessing.get_context("spawn").Queue()
+    processes = [multiprocessing.get_context("spawn").Process(
+        target=_paces, args=(url, r, 8, seconds, project, queue)) for r in range(replicas)]
+    for process in processes:
+        process.start()
+    done = sum(queue.get() for _ in processes)
+    for process in processes:
+        process.join()
+    return {"provider": "google-project-row", "second_line": project, "replicas": replicas,
+            "threads_each": 8, "seconds": seconds,
+            "reservations_per_second": round(done / seconds)}
+
+
 def _graph(url: str, replicas: int, seconds: float, *, alone: bool, boxes: int = 1,
            threads: int = 4) -> dict[str, object]:
     emu = GraphEmulator()
@@ -99,6 +178,14 @@ def budgets(args: argparse.Namespace) -> int:
                 log(f"google: {args.replicas} replicas, batches of {batch}, alone={alone}")
                 rows.append(_google(url, args.replicas, args.seconds, batch=batch,
                                     alone=alone))
+        for alone in (False, True) if "project" in args.providers else ():
+            log(f"google project: {args.replicas} replicas, {PROJECT_USERS} users, "
+                f"alone={alone}")
+            rows.append(_project(url, args.replicas, args.seconds, alone=alone))
+        for project in ("one", "own", "none") if "contention" in args.providers else ():
+            log(f"the project's row: {args.replicas} replicas x 8 threads, project={project}")
+            rows.append(_contention(url, args.replicas, min(20.0, args.seconds),
+                                    project=project))
         for alone in (False, True) if "graph" in args.providers else ():
             log(f"graph: {args.replicas} replicas, alone={alone}")
             rows.append(_graph(url, args.replicas, min(60.0, args.seconds), alone=alone))
@@ -109,7 +196,7 @@ def budgets(args: argparse.Namespace) -> int:
     code = code_version(str(ROOT))
     lines = ["# Provider budgets shared by replicas (bench/failover.py --budgets)", "",
              f"Load average {os.getloadavg()[0]:.1f}, code {code['commit']}.", ""]
-    for provider in ("google", "graph"):
+    for provider in ("google", "google-project", "google-project-row", "graph"):
         mine = [r for r in rows if r["provider"] == provider]
         if not mine:
             continue
@@ -139,8 +226,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the shared provider budgets instead (see above)")
     parser.add_argument("--seconds", type=float, default=150.0,
                         help="with --budgets: each Google run's length")
-    parser.add_argument("--providers", default="google,graph",
-                        help="with --budgets: which providers' budgets")
+    parser.add_argument("--providers", default="google,project,graph",
+                        help="with --budgets: which providers' budgets (project: Google's "
+                             "per-project minute, many users; contention: reservations a "
+                             "second with and without the project's row)")
     args = parser.parse_args(argv)
     if args.budgets:
         return budgets(args)
