@@ -348,7 +348,11 @@ class SharedRequestBudget:
     def hold(self, seconds: float) -> None:
         seconds = bounded_pause(seconds)
         _pause_here(self.scope, self._clock() + seconds)
-        self.limits.hold(self.scope, seconds)
+        try:
+            self.limits.hold(self.scope, seconds)
+        except Exception:  # the others learn it from their own answer; this one waits
+            log.warning("google: the user's pause could not be shared with the other "
+                        "replicas", exc_info=True)
 
 
 _paused: dict[str, float] = {}  # scope -> a pause's end, by the monotonic clock

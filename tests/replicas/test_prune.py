@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, func, select
@@ -136,3 +137,26 @@ def test_rows_older_than_their_window_are_pruned_on_postgresql(pg: Database) -> 
     assert limits.take_slots("graph:h|a|new@example.com", 4, 1, hold=120) is not None
     assert limits.prune() == 4
     assert limits.rows() == 1 + 4
+
+
+def test_a_single_process_prunes_pipedrives_old_days_too(tmp_path: Path) -> None:
+    """Without replicas there are no lines or slots in the database, but Pipedrive's
+    days are: the daemon's prune job deletes those reset an hour ago."""
+    from syncd.config import Config
+    from syncd.daemon import Daemon
+
+    daemon = Daemon(Config(data_dir=str(tmp_path)))
+    try:
+        ledger = BudgetLedger(daemon.service.db)
+        now = datetime.now(UTC)
+        for days_ago in (3, 0):
+            then = now - timedelta(days=days_ago)
+            ledger.reserve("pipedrive:acme", then.strftime("%Y-%m-%d"), cost=1,
+                           allowance=10, resets_at=then + timedelta(hours=1), now=then,
+                           token_key="t", spacing=0.2)
+        daemon.prune_budgets()
+        assert [d.day for d in ledger.current(now)] == [now.strftime("%Y-%m-%d")]
+        with daemon.service.db.session() as s:
+            assert s.scalar(select(func.count()).select_from(BudgetDay)) == 1
+    finally:
+        daemon.service.close()
