@@ -378,6 +378,9 @@ class PipedriveSource:
             purged = [i for i in unseen if i not in present]
             out.extend(Tombstone(i, uids[i]) for i in purged if i in uids)
             out.extend(a for a in now if a.deleted or a.owner_id != owner_id)
+            # The read just made counts as seeing them: until the cursor after them comes
+            # back, the deletions are asked about first again, not after reconcile_after.
+            self.markers.check_soon(a.id for a in now if a.deleted)
             emitted |= {item.id for item in out}
         moved = [i for i in self.markers.moved_away(owner_id, MAX_IDS) if i not in emitted]
         if moved:

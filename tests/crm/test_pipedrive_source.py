@@ -299,10 +299,13 @@ def test_a_handover_shown_to_a_cycle_that_died_before_keeping_its_cursor_is_show
 
 
 def test_a_deletion_the_reconciliation_found_is_shown_again_until_its_cursor_is_kept(
-        crm: PipedriveCrm) -> None:
+        slow_crm: PipedriveCrm) -> None:
+    crm = slow_crm
     gone = crm.add("Soon gone")
     _, cursor = read_all(crm, None)
     crm.delete(gone)
+    clock = datetime.now(UTC) + timedelta(hours=2)  # past reconcile_after, once
+    crm.source.markers.now = lambda: clock
     shown, _ = read_all(crm, cursor)  # the cycle dies before keeping the cursor after it
     assert [(a.id, isinstance(a, Activity) and a.deleted) for a in shown] == [(gone, True)]
     again, kept = read_all(crm, cursor)
