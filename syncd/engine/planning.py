@@ -114,7 +114,11 @@ def invited_now(policy: PlanPolicy, link: SyncPair | None, cal_now: Projection |
         return frozenset()
     if link is None or link.invited is None:
         return cal_now.guests
-    known = link.cal_base.guests if link.cal_base is not None else frozenset()
+    # What the calendar held when last in step; for our own create whose answer was lost
+    # (pending, no calendar base yet), what it sent: guests it only described are not
+    # "added in the calendar app" (the invite soak's finding, Outlook seed 1).
+    base = link.cal_base if link.cal_base is not None else link.crm_base
+    known = base.guests if base is not None else frozenset()
     return (link.invited | (cal_now.guests - known)) & cal_now.guests
 
 

@@ -16,6 +16,7 @@ from syncd.engine.actions import (
 )
 from syncd.engine.plan import PlanInput, cal_key, plan_account
 from syncd.model import DONE_PREFIX, Tombstone
+from syncd.pairs import SyncPair
 from tests.engine.factories import NOW, activity, event, link, policy, proj
 
 
@@ -155,6 +156,17 @@ def test_a_description_rewritten_without_the_guests_paragraph_removes_no_guest()
                    policy=policy(invite_guests=True)))
     assert isinstance(plan.crm_write, UpdateActivity)
     assert [g.email for g in plan.crm_write.changes["guests"]] == ["ada@example.com"]
+
+
+def test_adopting_our_own_create_counts_the_guests_it_described_as_not_invited() -> None:
+    # The create's answer was lost; the event found describes Ada (nobody was invited):
+    # she is not a guest "added in the calendar app", so she holds no invitation.
+    a = activity(guests=["ada@example.com"])
+    pending = SyncPair(a.id, a.sync_uid, None, None, proj(a), None, pending=True,
+                       invited=frozenset())
+    plan = one(run(crm={1: a}, calendar=[event(a)], links={1: pending},
+                   policy=policy(invite_guests=True)))
+    assert plan.event_id == f"ev{a.id}" and plan.invited == frozenset()
 
 
 def test_fields_the_calendar_does_not_carry_are_not_read_back() -> None:
