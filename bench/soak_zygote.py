@@ -18,9 +18,11 @@ for a signal). The child's stdout goes to ``out``, its stderr to ``out.err``.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib
 import json
 import os
+import signal
 import sys
 import traceback
 from typing import Any
@@ -32,6 +34,13 @@ PRELOAD = ("syncd.cli", "syncd.cli_sync", "syncd.cli_verify", "syncd.cli_admin",
            "connectors.caldav", "bench.providers", "bench.soak_cli")
 
 
+def die_with_parent() -> None:
+    """SIGKILL this process when its parent ends (Linux ``prctl(PR_SET_PDEATHSIG)``): a
+    driver stopped mid-run leaves no zygote and no ``syncd`` child writing on."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+
+
 def preload() -> None:
     for name in PRELOAD:
         with contextlib.suppress(ImportError):
@@ -40,6 +49,7 @@ def preload() -> None:
 
 def child(request: dict[str, Any]) -> int:
     """In the forked child: the request's environment and output, then the CLI."""
+    die_with_parent()
     for target, path in ((1, request["out"]), (2, request["out"] + ".err")):
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(fd, target)
@@ -67,6 +77,7 @@ def child(request: dict[str, Any]) -> int:
 
 
 def serve() -> None:
+    die_with_parent()
     preload()
     for line in sys.stdin:
         request = json.loads(line)
