@@ -426,7 +426,7 @@ class Daemon:
     def _cycle(self, account: AccountConfig, claim: Claim | None) -> None:
         """The cycle of :meth:`_run_account`, counted in flight, and what follows it."""
         name = account.name
-        flagged = self.push.begin(name)
+        flagged = self.push.begin(name, seen=(claim.dirty_at,) if claim is not None else None)
         held = False  # another replica holds the account: this cycle read nothing
         started = time.monotonic()
         try:

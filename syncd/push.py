@@ -208,14 +208,16 @@ class PushGate:
         first, latest = self._bursts[name]
         return max(self._clock(), min(latest + self.delay, first + self.max_wait))
 
-    def begin(self, name: str) -> datetime | None:
+    def begin(self, name: str, *, seen: tuple[datetime | None] | None = None
+              ) -> datetime | None:
         """A cycle of ``name`` starts: take its flag before it reads anything; returns
-        when the flag was set (None: it was not, or the database is away)."""
+        when the flag was set (None: it was not, or the database is away). ``seen``:
+        the flag as the account's claim found it (not read again)."""
         with self._lock:
             self._running.add(name)
             self._bursts.pop(name, None)
         try:
-            return self.dirty.take(name)
+            return self.dirty.take(name, seen=seen)
         except Exception:  # the cycle itself reports a database that is away
             log.debug("could not take the push flag of %s", name, exc_info=True)
             return None

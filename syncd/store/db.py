@@ -151,6 +151,15 @@ class Database:
             yield conn
 
     @contextmanager
+    def single(self) -> Iterator[Connection]:
+        """A connection whose statements each commit as they run (autocommit), for a
+        write that is one statement: atomic by itself, so the BEGIN and COMMIT round
+        trips of a transaction around it would only cost CPU and latency. Every idle
+        cycle gives its status and its account back this way."""
+        with self._autocommit.connect() as conn:
+            yield conn
+
+    @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """A Core connection in a transaction, committed on success: statements on the
         tables themselves, without the ORM session (a fraction of its CPU per statement,

@@ -52,14 +52,20 @@ class DirtyFlags:
                       .where(SyncAccount.name.in_(known), SyncAccount.dirty_at.is_(None))
                       .values(dirty_at=at))
 
-    def take(self, name: str) -> datetime | None:
+    def take(self, name: str, *, seen: tuple[datetime | None] | None = None
+             ) -> datetime | None:
         """Clear the account's flag; returns when it was set, or None if it was not.
 
         Every cycle asks, and nearly always finds none: that look is one statement
-        outside a transaction. A hint landing between the look and the clearing is
-        covered, as one landing just before the look: the cycle reads after both."""
-        with self.db.read() as conn:
-            at: datetime | None = conn.execute(_DIRTY_AT, {"name": name}).scalar()
+        outside a transaction, or none when the caller looked already (``seen``: the
+        flag as the claim of the account read it, before the cycle reads anything). A
+        hint landing between the look and the clearing is covered, as one landing just
+        before the look: the cycle reads after both."""
+        if seen is None:
+            with self.db.read() as conn:
+                at: datetime | None = conn.execute(_DIRTY_AT, {"name": name}).scalar()
+        else:
+            at = seen[0]
         if at is not None:
             with self.db.transaction() as conn:
                 conn.execute(update(_ACCOUNTS).where(_ACCOUNTS.c.name == name)

@@ -29,18 +29,69 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, String, Table, any_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    Interval,
+    String,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from syncd.store.base import utcnow
 from syncd.store.db import Database
 from syncd.store.state import db_clock, taken_over
 from syncd.store.state_tables import SyncAccount
 
 _IN_SLICE = 500  # rows per INSERT
+
+_ACCOUNTS = cast(Table, SyncAccount.__table__)
+
+
+def _pg_claim() -> Any:
+    """PostgreSQL's claim as one statement, built once (every tick runs it): the due
+    accounts chosen with ``FOR UPDATE SKIP LOCKED`` in a CTE (run once, so the rows it
+    locked are the rows updated), their leases taken, and each one's holder before the
+    take and push flag returned beside its new token. One statement is atomic by itself: it needs no
+    transaction around it."""
+    a, clock, owner = _ACCOUNTS, func.now(), bindparam("owner", type_=String)
+    chosen = (select(a.c.name, a.c.lease_owner)
+              .where(a.c.name == any_(bindparam("names", type_=ARRAY(String))),
+                     or_(a.c.due_at.is_(None), a.c.due_at <= clock),
+                     or_(a.c.lease_until.is_(None), a.c.lease_until < clock))
+              .order_by(a.c.due_at.asc().nulls_first())
+              .limit(bindparam("limit"))
+              .with_for_update(skip_locked=True)
+              .cte("chosen"))
+    # (taken_over, with the owner as a parameter: the row's holder before the take)
+    took = case((and_(a.c.lease_owner.is_not(None), a.c.lease_owner != owner), 1), else_=0)
+    return (update(a).where(a.c.name == chosen.c.name)
+            .values(lease_owner=owner, lease_until=clock + bindparam("ttl", type_=Interval),
+                    lease_token=a.c.lease_token + 1, takeovers=a.c.takeovers + took)
+            .returning(a.c.name, a.c.lease_token, chosen.c.lease_owner, a.c.dirty_at))
+
+
+_PG_CLAIM = _pg_claim()
+#: The give-back: due on the database's clock on PostgreSQL, on the process's elsewhere
+#: (SQLite serves one process).
+_FINISH_PG = update(_ACCOUNTS).where(
+    _ACCOUNTS.c.name == bindparam("account"), _ACCOUNTS.c.lease_token == bindparam("token")
+).values(lease_owner=None, lease_until=None,
+         due_at=func.now() + bindparam("delay", type_=Interval))
+_FINISH_LOCAL = update(_ACCOUNTS).where(
+    _ACCOUNTS.c.name == bindparam("account"), _ACCOUNTS.c.lease_token == bindparam("token")
+).values(lease_owner=None, lease_until=None,
+         due_at=bindparam("due", type_=_ACCOUNTS.c.due_at.type))
 
 
 @dataclass(frozen=True)
@@ -51,6 +102,9 @@ class Claim:
     name: str
     token: int
     took_over: bool
+    #: The account's push flag as the claim found it (:mod:`syncd.store.dirty`): its
+    #: cycle takes it without reading it again.
+    dirty_at: datetime | None = None
 
 
 class WorkQueue:
@@ -84,31 +138,44 @@ class WorkQueue:
         wanted = sorted(set(names))
         if limit <= 0 or not wanted:
             return []
+        if self.db.dialect == "postgresql":
+            with self.db.single() as conn:
+                rows = conn.execute(_PG_CLAIM, {"names": wanted, "limit": limit,
+                                                "owner": self.owner, "ttl": ttl}).all()
+            return self._claimed([(name, previous, dirty) for name, _, previous, dirty in rows],
+                                 {name: token for name, token, _, _ in rows})
         with self.db.transaction() as s:  # (Core: no ORM session's CPU on every tick)
             clock = db_clock(s, now)
             candidates = (
-                select(SyncAccount.name, SyncAccount.lease_owner)
+                select(SyncAccount.name, SyncAccount.lease_owner, SyncAccount.dirty_at)
                 .where(or_(SyncAccount.due_at.is_(None), SyncAccount.due_at <= clock),
                        or_(SyncAccount.lease_until.is_(None), SyncAccount.lease_until < clock))
                 .order_by(SyncAccount.due_at.asc().nulls_first())
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             )
-            chosen = [(name, previous) for name, previous
-                      in s.execute(candidates.where(_named(self.db.dialect, wanted)))]
+            chosen = [(name, previous, dirty) for name, previous, dirty
+                      in s.execute(candidates.where(SyncAccount.name.in_(wanted)))]
             if not chosen:
                 return []
             taken = s.execute(
                 update(SyncAccount)
-                .where(SyncAccount.name.in_([name for name, _ in chosen]))
+                .where(SyncAccount.name.in_([name for name, _, _ in chosen]))
                 .values(lease_owner=self.owner, lease_until=clock + ttl,
                         lease_token=SyncAccount.lease_token + 1,
                         takeovers=SyncAccount.takeovers + taken_over(self.owner))
                 .returning(SyncAccount.name, SyncAccount.lease_token)
             )
             tokens = {name: token for name, token in taken}
-        claims = [Claim(name, int(tokens[name]), previous is not None and previous != self.owner)
-                  for name, previous in chosen if name in tokens]
+        return self._claimed(chosen, tokens)
+
+    def _claimed(self, chosen: list[tuple[str, str | None, datetime | None]],
+                 tokens: dict[str, int]) -> list[Claim]:
+        """The claims of the ``chosen`` accounts (name, holder before, push flag) given
+        ``tokens``."""
+        claims = [Claim(name, int(tokens[name]), previous is not None and previous != self.owner,
+                        dirty)
+                  for name, previous, dirty in chosen if name in tokens]
         self.counts["claims"] += len(claims)
         self.counts["takeovers"] += sum(c.took_over for c in claims)
         return claims
@@ -120,14 +187,14 @@ class WorkQueue:
         False when another replica took the account meanwhile (it is theirs to schedule).
         """
         delay = timedelta(seconds=seconds + random.uniform(0, jitter))
-        # (Core: a fraction of the ORM's CPU per statement, and this is every cycle's)
-        table = cast(Table, SyncAccount.__table__)
-        with self.db.transaction() as conn:
-            result = conn.execute(
-                update(table)
-                .where(table.c.name == name, table.c.lease_token == token)
-                .values(lease_owner=None, lease_until=None, due_at=db_clock(conn, now) + delay))
-            return bool(result.rowcount)
+        # (every cycle's: one statement built once, atomic without a transaction)
+        if self.db.dialect == "postgresql":
+            stmt, params = _FINISH_PG, {"account": name, "token": token, "delay": delay}
+        else:
+            stmt, params = _FINISH_LOCAL, {"account": name, "token": token,
+                                           "due": (now or utcnow()) + delay}
+        with self.db.single() as conn:
+            return bool(conn.execute(stmt, params).rowcount)
 
     def due_by(self, name: str, when: datetime) -> None:
         """Make the account due no later than ``when`` (a push): an earlier due time
@@ -143,11 +210,3 @@ class WorkQueue:
         with self.db.session() as s:
             return int(s.scalar(select(func.coalesce(func.sum(SyncAccount.takeovers), 0)))
                        or 0)
-
-
-def _named(dialect: str, names: list[str]) -> ColumnElement[bool]:
-    """``name`` is one of ``names``: on PostgreSQL one array parameter however many
-    accounts the config has (one cached statement); on SQLite an IN list."""
-    if dialect == "postgresql":
-        return SyncAccount.name == any_(bindparam("names", names, type_=ARRAY(String)))
-    return SyncAccount.name.in_(names)

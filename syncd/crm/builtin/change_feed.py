@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, func, insert, or_, select, text
+from sqlalchemy import Connection, Integer, Select, bindparam, func, insert, or_, select, text
 from sqlalchemy.orm import Session
 
 from syncd.crm.builtin.tables import ActivityChange
@@ -79,18 +79,29 @@ class RawPage:
     handed_over: frozenset[int] = frozenset()  # reassigned to the reader's owner
 
 
+def _page_query(*, by_owner: bool) -> Select[int, int, str, int, int | None]:
+    """A page of the feed after ``after``, ``limit`` rows, of one owner's changes when
+    ``by_owner``: built once (every idle cycle reads a page and finds it empty)."""
+    query = select(ActivityChange.seq, ActivityChange.activity_id, ActivityChange.sync_uid,
+                   ActivityChange.owner_id, ActivityChange.previous_owner_id)
+    query = query.where(ActivityChange.seq > bindparam("after"))
+    if by_owner:
+        # Both owners of a reassigned activity see it: the new one gains it and the old
+        # one must take it off their calendar.
+        owner = bindparam("owner", type_=Integer)
+        query = query.where(or_(ActivityChange.owner_id == owner,
+                                ActivityChange.previous_owner_id == owner))
+    return query.order_by(ActivityChange.seq).limit(bindparam("limit"))
+
+
+_PAGE = {by_owner: _page_query(by_owner=by_owner) for by_owner in (False, True)}
+
+
 def read_page(session: Session | Connection, after: int, owner_id: int | None, limit: int
               ) -> RawPage:
     """Read up to ``limit`` change rows with ``seq > after`` (one more, to know ``more``)."""
-    query = select(ActivityChange.seq, ActivityChange.activity_id, ActivityChange.sync_uid,
-                   ActivityChange.owner_id, ActivityChange.previous_owner_id)
-    query = query.where(ActivityChange.seq > after)
-    if owner_id is not None:
-        # Both owners of a reassigned activity see it: the new one gains it and the old
-        # one must take it off their calendar.
-        query = query.where(or_(ActivityChange.owner_id == owner_id,
-                                ActivityChange.previous_owner_id == owner_id))
-    fetched = session.execute(query.order_by(ActivityChange.seq).limit(limit + 1)).all()
+    fetched = session.execute(_PAGE[owner_id is not None],
+                              {"after": after, "owner": owner_id, "limit": limit + 1}).all()
     more = len(fetched) > limit
     rows = fetched[:limit]
     latest: dict[int, int] = {}
