@@ -15,8 +15,15 @@ made, connections open) the replicas count the idle cycles that end in ``--secon
 Idle calendars per minute = those cycles, all replicas together, per minute.
 
 Rows: one replica at workers 4, 16 and 64 (``--concurrency``), then 1, 2 and 4 replicas
-(``--replicas``) at ``--replica-workers`` each. The machine's load average is recorded
-with each row: the numbers are measured, never asserted.
+(``--replicas``) at ``--replica-workers`` each. Those rows are CPU-bound on a 2-core
+machine (one replica alone can use most of a core, and the provider's server and
+PostgreSQL share the cores), so adding replicas cannot show how they scale. The
+latency-bound rows do: 1, 2 and 4 replicas (``--bound-replicas``) of few workers each
+(``--bound-workers``) at a higher latency (``--bound-latency-ms``, set on the running
+proxy), so that each replica waits on the network most of the time and uses a fraction
+of a core; "x one replica" then compares each row with the set's first, and "cores used"
+tells a reader which rows the CPU bounded. The machine's load average is recorded with
+each row: the numbers are measured, never asserted.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.control import ROOT, ServerInfo, ServingProcess
+from bench.control import ROOT, Control, ServerInfo, ServingProcess
 from bench.providers import account, install
 from bench.report import code_version
 from bench.sync import child, log, seeded
@@ -176,6 +183,7 @@ def measure(server: ServingProcess, provider: str, url: str, folder: Path, repli
             # bound it, well under that means the shared machine's other work did
             "cores_used": round(sum(r["cpu_s"] for r in results) / args.seconds, 2),
             "other_cycles": sum(r["other"] for r in results), "seconds": args.seconds,
+            "all_cycles": sum(r["all"] for r in results),
             "idle_per_minute": round(idle * 60 / args.seconds),
             "load_average": round(os.getloadavg()[0], 1)}
 
@@ -188,30 +196,66 @@ def run_provider(provider: str, args: argparse.Namespace) -> dict[str, Any]:
               "--start-at", str(time.time()), "--warm", "0", "--seconds", "0", "--once",
               timeout=1800)
         rows = []
-        plan = [(1, w) for w in args.concurrency] + [
-            (r, args.replica_workers) for r in args.replicas]
-        for replicas, workers in plan:
-            log(f"{provider}: {replicas} replica(s) x {workers} workers")
+        plan = [(1, w, args.latency_ms, False) for w in args.concurrency] + [
+            (r, args.replica_workers, args.latency_ms, False) for r in args.replicas] + [
+            (r, args.bound_workers, args.bound_latency_ms, True) for r in args.bound_replicas]
+        control = Control(server.info.control)
+        for replicas, workers, latency, bound in plan:
+            control.call("latency", ms=latency)
+            log(f"{provider}: {replicas} replica(s) x {workers} workers, {latency:g} ms")
+            served = control.call("stats", reset=True)["server_cpu_s"]
             row = measure(server, provider, url, folder, replicas, workers, args)
+            # the provider's server (a Python emulator on the same cores): its CPU per
+            # cycle of the run, warm-up included, says whether it was the bound
+            served = control.call("stats", reset=True)["server_cpu_s"] - served
+            row.update(latency_ms=latency, bound=bound,
+                       server_cpu_ms_per_cycle=round(1000 * served / max(1, row["all_cycles"]),
+                                                     1))
             log(f"{provider}: {row}")
             rows.append(row)
+        control.close()
     return {"provider": provider, "owners": args.owners, "events": args.events,
-            "latency_ms": args.latency_ms, "rows": rows}
+            "latency_ms": args.latency_ms, "bound_latency_ms": args.bound_latency_ms,
+            "bound_workers": args.bound_workers, "rows": rows}
+
+
+def _table(rows: list[dict[str, Any]], *, scaling: bool) -> list[str]:
+    """A table of rows; ``scaling``: with each row's idle calendars per minute as a
+    multiple of the first row's (the same workers and latency, one replica)."""
+    head = ("| replicas | workers each | latency ms | idle calendars/min | "
+            + ("x one replica | " if scaling else "")
+            + "process CPU ms per cycle | cycle thread CPU ms | per-core ceiling/min | "
+            "cores used | server CPU ms per cycle | other cycles | load avg |")
+    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
+    first = rows[0]["idle_per_minute"] if rows else 0
+    for row in rows:
+        ceiling = row["per_core_ceiling_per_minute"]
+        times = (f"{row['idle_per_minute'] / first:.2f} | " if first else "- | ") \
+            if scaling else ""
+        lines.append(f"| {row['replicas']} | {row['workers']} | {row['latency_ms']:g} | "
+                     f"{row['idle_per_minute']:,} | {times}{row['cpu_ms_per_cycle']} | "
+                     f"{row['cycle_thread_cpu_ms']} | "
+                     f"{f'{ceiling:,}' if ceiling else '-'} | {row.get('cores_used', '-')} | "
+                     f"{row.get('server_cpu_ms_per_cycle', '-')} | "
+                     f"{row['other_cycles']} | {row['load_average']} |")
+    return lines
 
 
 def markdown(results: list[dict[str, Any]], code: dict[str, Any]) -> str:
     lines = [f"# Idle calendars per minute (bench/replicas.py, code {code['commit']}"
              + (", uncommitted changes" if code["uncommitted"] else "") + ")", ""]
     for r in results:
+        rows = [row for row in r["rows"] if not row.get("bound")]
+        bound = [row for row in r["rows"] if row.get("bound")]
         lines += [f"## {r['provider']}: {r['owners']} calendars of {r['events']} events, "
-                  f"{r['latency_ms']:g} ms latency, PostgreSQL", "",
-                  "| replicas | workers each | idle calendars/min | process CPU ms per cycle | "
-                  "cycle thread CPU ms | per-core ceiling/min | cores used | other cycles | "
-                  "load avg |", "|---|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {row['replicas']} | {row['workers']} | {row['idle_per_minute']:,} | "
-                  f"{row['cpu_ms_per_cycle']} | {row['cycle_thread_cpu_ms']} | "
-                  f"{row['per_core_ceiling_per_minute']:,} | {row.get('cores_used', '-')} | "
-                  f"{row['other_cycles']} | {row['load_average']} |" for row in r["rows"]]
+                  f"{r['latency_ms']:g} ms latency, PostgreSQL", ""]
+        lines += _table(rows, scaling=False)
+        if bound:
+            lines += ["", f"Latency-bound: {bound[0]['workers']} workers per replica at "
+                      f"{bound[0]['latency_ms']:g} ms, each replica waiting on the network "
+                      "most of the time (\"cores used\" near the machine's free CPU means "
+                      "the row was CPU-bound after all)", ""]
+            lines += _table(bound, scaling=True)
         lines.append("")
     return "\n".join(lines)
 
@@ -228,6 +272,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", default="4,16,64")
     parser.add_argument("--replicas", default="1,2,4")
     parser.add_argument("--replica-workers", type=int, default=16)
+    parser.add_argument("--bound-replicas", default="1,2,4",
+                        help="the latency-bound rows' replica counts (empty: none)")
+    parser.add_argument("--bound-workers", type=int, default=4)
+    parser.add_argument("--bound-latency-ms", type=float, default=100.0)
     parser.add_argument("--warm", type=float, default=10.0)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "replicas.json"))
@@ -245,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args.concurrency = [int(x) for x in args.concurrency.split(",") if x]
     args.replicas = [int(x) for x in args.replicas.split(",") if x]
+    args.bound_replicas = [int(x) for x in args.bound_replicas.split(",") if x]
     results = [run_provider(p, args) for p in args.providers.split(",")]
     code = code_version(str(ROOT))
     out = Path(args.out)

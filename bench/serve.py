@@ -39,6 +39,9 @@ class Controller:
         if method == "stats":
             return {"requests": self.proxy.traffic.snapshot(reset=bool(params.get("reset"))),
                     "server_cpu_s": self.server_cpu()}
+        if method == "latency":  # the proxy's latency from now on (bench/replicas.py's rows)
+            self.proxy.latency = float(params["ms"]) / 1000.0
+            return self.proxy.latency * 1000.0
         with self.lock:  # one user at a time, as the calendar app would be
             if method == "setup":
                 return self.backend.create_calendars(params["owners"])
