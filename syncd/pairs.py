@@ -8,7 +8,8 @@ means a sync pair; a deal/person/lead attached to an activity is an activity *li
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from syncd.model import Projection
@@ -22,7 +23,9 @@ class SyncPair:
     None only for a pair being rebuilt. ``pending`` marks a create whose outcome is not
     known yet (the intent was committed before the request). ``invited`` are the guests
     holding an invitation to the event (None: not recorded, from before syncd tracked
-    it); ``organizer`` is set when someone else organises the meeting.
+    it); ``organizer`` is set when someone else organises the meeting. ``sent`` holds the
+    fields (as JSON values) of an event update whose request may have left before the
+    cycle ended without recording its outcome (the update's intent; None: none).
     """
 
     activity_id: int
@@ -35,6 +38,7 @@ class SyncPair:
     pending: bool = False
     invited: frozenset[str] | None = None
     organizer: str | None = None
+    sent: Mapping[str, Any] | None = field(default=None, hash=False)
 
 
 @dataclass(frozen=True)

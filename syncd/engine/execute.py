@@ -19,12 +19,21 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from connectors.base import CalendarConnector, CreateOp, DeleteOp, RemoteEvent, WriteOp, WriteResult
+from connectors.base import (
+    CalendarConnector,
+    CreateOp,
+    DeleteOp,
+    RemoteEvent,
+    UpdateOp,
+    WriteOp,
+    WriteResult,
+)
 from syncd.crm.source import CrmSource
 from syncd.engine.actions import PairPlan
 from syncd.engine.guards import count_guest_emails
 from syncd.engine.outcome import PairResult, PairStatus, tally
 from syncd.engine.plan import PlanInput, PlanPolicy, cal_key, crm_key
+from syncd.engine.planning import sent_fields
 from syncd.engine.record import Bookkeeper
 from syncd.engine.writes import CrmWriter, calendar_op
 from syncd.errors import (
@@ -260,15 +269,24 @@ class Executor:
         return False
 
     def _commit_intents(self, outgoing: Sequence[Outgoing]) -> None:
-        """Record every create before its request leaves (the outbox of failure mode 1)."""
+        """Record every create before its request leaves (the outbox of failure mode 1),
+        and what every update sends.
+
+        An update applied whose outcome the cycle did not live to record would otherwise
+        read, next cycle, as the user's edit of the event (its etag moved, its fields left
+        the base): an edit the CRM made since, back to the base's value, would be
+        overwritten by our own write (the planner's :func:`~syncd.engine.planning.landed`).
+        """
         intents = [
             SyncPair(plan.activity_id, op.marker, None, None, op.projection, None, op.generation,
                  pending=True, invited=op.invited)
             for plan, op, _ in outgoing
             if isinstance(op, CreateOp) and plan.activity_id is not None
         ]
-        if intents:
-            self.state.record(self.account, saves=intents, token=self.lease.token)
+        sent = [(plan.activity_id, sent_fields(op)) for plan, op, _ in outgoing
+                if isinstance(op, UpdateOp) and op.fields and plan.activity_id is not None]
+        if intents or sent:
+            self.state.record(self.account, saves=intents, sent=sent, token=self.lease.token)
             failpoint("after_intent_commit")
 
     def _handle_result(self, plan: PairPlan, op: WriteOp, crm_after: Activity | None,

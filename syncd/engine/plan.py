@@ -45,6 +45,7 @@ from syncd.engine.planning import (
     in_window,
     invited_now,
     keep_described,
+    landed,
     quarantine_event,
 )
 from syncd.engine.policy import OnCalendarDelete
@@ -128,6 +129,8 @@ def _plan_pair(
         return plan_unlinked(item, event, link, crm_now, crm_gone, marker, data)
 
     read = event.projection if event is not None and not event.deleted else link.cal_base
+    if event is not None and not event.deleted:
+        link = landed(link, read)
     cal_now = keep_described(policy, link, read)
     cal_gone = event is not None and event.deleted
     etag_now = event.etag if event is not None else link.etag
@@ -208,7 +211,8 @@ def _plan_pair(
         cal_write = UpdateEvent(link.event_id, etag_now, cal_now, frozenset(), marker, False,
                                 invited, theirs=theirs)
     moved = (crm_now != link.crm_base or cal_now != link.cal_base or etag_now != link.etag
-             or mail.invited != (link.invited or frozenset()) or organizer != link.organizer)
+             or mail.invited != (link.invited or frozenset()) or organizer != link.organizer
+             or link.sent is not None)
     return amend(base, crm_write=crm_write, cal_write=cal_write,
                  link="save" if (crm_write or cal_write or moved) else "keep",
                  conflicts=result.conflicts,

@@ -14,12 +14,21 @@ from datetime import date, datetime, time
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
-from connectors.base import RemoteEvent, Window
+from connectors.base import RemoteEvent, UpdateOp, Window
 from syncd.engine.actions import PairPlan
 from syncd.engine.echo import Echoes
 from syncd.engine.guestmail import GuestRules
 from syncd.engine.policy import ConflictPolicy, OnCalendarDelete
-from syncd.model import FIELDS, Activity, DoneStyle, Projection, Tombstone, When, project_activity
+from syncd.model import (
+    FIELDS,
+    Activity,
+    DoneStyle,
+    Projection,
+    Tombstone,
+    When,
+    field_to_json,
+    project_activity,
+)
 from syncd.pairs import SyncPair
 
 
@@ -120,6 +129,34 @@ def invited_now(policy: PlanPolicy, link: SyncPair | None, cal_now: Projection |
     base = link.cal_base if link.cal_base is not None else link.crm_base
     known = base.guests if base is not None else frozenset()
     return (link.invited | (cal_now.guests - known)) & cal_now.guests
+
+
+def sent_fields(op: UpdateOp) -> dict[str, object]:
+    """What an event update sends, as kept in the link's ``sent`` until its outcome is
+    recorded: each written field's value as JSON."""
+    return {name: field_to_json(name, op.projection.get(name)) for name in sorted(op.fields)}
+
+
+def landed(link: SyncPair, cal_now: Projection | None) -> SyncPair:
+    """The link with the fields of its unrecorded update that the event holds taken as
+    both sides' base.
+
+    A cycle that died after sending an update, before recording it, left the link's bases
+    as they were and the update's fields in ``sent``. Each field the event now holds as
+    sent is our write, not the user's edit: it becomes the base on both sides (the value
+    came from the CRM), so an edit the CRM made since, even back to the old base value,
+    still reads as the CRM's change. A field holding anything else was changed in the
+    calendar, before or after our write (a write over a user's edit meets its etag and is
+    refused), and is merged as usual.
+    """
+    if not link.sent or cal_now is None or link.crm_base is None or link.cal_base is None:
+        return link
+    ours = {name: cal_now.get(name) for name, value in link.sent.items()
+            if name in FIELDS and field_to_json(name, cal_now.get(name)) == value}
+    if not ours:
+        return link
+    return replace(link, crm_base=link.crm_base.replace(ours),
+                   cal_base=link.cal_base.replace(ours))
 
 
 def keep_described(policy: PlanPolicy, link: SyncPair, cal_now: Projection | None

@@ -175,7 +175,8 @@ def _link(row: Any) -> SyncPair:
     """A link from its row (mapped or plain: the attributes are the columns')."""
     return SyncPair(row.activity_id, row.sync_uid, row.event_id, row.etag, _base(row.crm_base),
                 _base(row.cal_base), row.generation, row.pending,
-                frozenset(row.invited) if row.invited is not None else None, row.organizer)
+                frozenset(row.invited) if row.invited is not None else None, row.organizer,
+                row.sent or None)
 
 
 _IN_SLICE = 500  # values per IN (...) list
@@ -538,11 +539,14 @@ class StateStore:
         cleared: Iterable[str] = (),
         meetings: Iterable[tuple[str, int]] = (),
         writes: Iterable[tuple[str, str | None, str]] = (),
+        sent: Iterable[tuple[int, Mapping[str, Any]]] = (),
         token: int | None = None,
     ) -> None:
         """Links saved and dropped, conflicts kept, failures cleared, meetings claimed
-        (``(ical_uid, activity_id)`` of events syncd created) and calendar writes logged
-        (``(event_id, etag, op)``, see :meth:`written_events`), in ONE transaction.
+        (``(ical_uid, activity_id)`` of events syncd created), calendar writes logged
+        (``(event_id, etag, op)``, see :meth:`written_events`) and event updates about to
+        be sent (``(activity_id, {field: JSON value})``, kept as the link's ``sent`` until
+        the link is saved again), in ONE transaction.
 
         ``token``: the cycle's lease, checked in that transaction (fencing); raises
         LeaseLost, recording nothing, when another replica took the account.
@@ -578,6 +582,7 @@ class StateStore:
                 row.cal_base = link.cal_base.to_json() if link.cal_base else None
                 row.invited = sorted(link.invited) if link.invited is not None else None
                 row.organizer = link.organizer
+                row.sent = dict(link.sent) if link.sent else None
                 row.updated_at = now
             drop_ids = list(drops)
             if drop_ids:
@@ -594,6 +599,10 @@ class StateStore:
                 s.execute(delete(SyncQuarantine).where(SyncQuarantine.account == account,
                                                        SyncQuarantine.item_key.in_(keys)))
             _claim(s, [(uid, account, activity_id) for uid, activity_id in meetings])
+            for activity_id, fields in sent:
+                s.execute(update(SyncLink).where(SyncLink.account == account,
+                                                 SyncLink.activity_id == activity_id)
+                          .values(sent=dict(fields)))
             s.add_all(SyncWrite(account=account, event_id=event_id, etag=etag, op=op, at=now)
                       for event_id, etag, op in writes)
 

@@ -409,3 +409,34 @@ def test_leftover_copy_with_our_marker_is_never_deleted_on_a_guess() -> None:
     copy = event(a, event_id="other-copy")
     plan = one(run(calendar=[copy], links={1: link(a)}))
     assert plan.skip == "duplicate_marker" and plan.writes == 0
+
+
+# --- an update sent but not recorded (the link's ``sent``) ------------------------------------
+
+
+def test_an_update_the_event_holds_as_sent_is_ours_and_the_crms_later_edit_wins() -> None:
+    # The CRM went "Call" -> "Call (moved)" (sent, landed, not recorded) -> "Call" again.
+    a = activity(subject="Call")
+    sent = replace(link(a, event_id="ev1"), sent={"title": "Call (moved)"})
+    landed_event = event(a, event_id="ev1", projection=proj(a).replace({"title": "Call (moved)"}))
+    plan = one(run(crm={1: a}, calendar=[landed_event], links={1: sent}))
+    assert isinstance(plan.cal_write, UpdateEvent) and plan.cal_write.fields == {"title"}
+    assert plan.cal_write.projection.title == "Call"
+    assert plan.crm_write is None and plan.conflicts == () and plan.link == "save"
+
+
+def test_an_update_the_event_does_not_hold_is_merged_as_a_calendar_edit() -> None:
+    a = activity(subject="Call")
+    sent = replace(link(a, event_id="ev1"), sent={"title": "Call (moved)"})
+    edited = event(a, event_id="ev1", projection=proj(a).replace({"title": "Call at noon"}))
+    plan = one(run(crm={1: a}, calendar=[edited], links={1: sent}))
+    assert isinstance(plan.crm_write, UpdateActivity) and plan.crm_write.fields == {"title"}
+    assert plan.cal_write is None and plan.link == "save"
+
+
+def test_a_pair_planned_again_forgets_its_sent_update() -> None:
+    a = activity(subject="Call")
+    sent = replace(link(a, event_id="ev1", etag="e2"), sent={"title": "Call (moved)"})
+    unchanged = event(a, event_id="ev1", etag="e2")
+    plan = one(run(crm={1: a}, calendar=[unchanged], links={1: sent}))
+    assert plan.cal_write is None and plan.crm_write is None and plan.link == "save"

@@ -824,3 +824,37 @@ def test_an_empty_full_listing_is_left_to_the_guard_and_nothing_is_read_by_id(
     report = world.sync()
     assert report.outcome != "ok" and report.counts["confirmed_gone"] == 0
     assert not world.store.get(a.id).deleted
+
+
+def test_a_crm_edit_undone_after_our_unrecorded_update_is_not_lost(world: World) -> None:
+    # Found by the chaos soak with invitations (Outlook, S000010): the CRM set busy to
+    # free, syncd wrote it to the event and was killed before recording that write; the
+    # CRM then went back to busy, the value the stored bases still held. The event's
+    # "free", our own write, read as the user's edit and overwrote the CRM's later one.
+    a = world.add("Call Ada")
+    converge(world)
+    world.store.edit_activity(a.id, subject="Call Ada (moved)")
+    assert world.sync_killed_at("after_write_request") == -signal.SIGKILL
+    assert world.event_of(a.id).projection.title == "Call Ada (moved)"  # it had landed
+    world.store.edit_activity(a.id, subject="Call Ada")  # the CRM's later edit
+    world.sync()
+    world.sync()
+    assert world.store.get(a.id).subject == "Call Ada"
+    assert world.event_of(a.id).projection.title == "Call Ada"
+    assert world.state.conflicts(world.account.name) == []
+
+
+def test_a_calendar_edit_after_our_unrecorded_update_is_still_a_conflict(world: World) -> None:
+    # The other side of the rule above: a field that no longer holds what we sent was
+    # changed in the calendar, before or after our write; with the CRM's edit beside it
+    # that is a conflict, settled by the policy and kept on record, as without the kill.
+    a = world.add("Call Ada")
+    converge(world)
+    world.store.edit_activity(a.id, subject="Call Ada (moved)")
+    assert world.sync_killed_at("after_write_request") == -signal.SIGKILL
+    world.calendar.user_edit(world.event_of(a.id).event_id, title="Call Ada at noon")
+    world.sync()
+    world.sync()
+    [conflict] = world.state.conflicts(world.account.name)
+    assert (conflict["field"], conflict["crm_value"], conflict["calendar_value"]) == (
+        "title", "Call Ada (moved)", "Call Ada at noon")
