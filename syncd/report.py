@@ -400,6 +400,10 @@ def describe_finding(finding: Finding, account: str) -> str:
                     f"{finding.reason}; {repair} keeps it with activity "
                     f"{finding.activity_id} and unpairs {others} (the next cycle gives "
                     "each its own event; the dropped pairs are logged in repairs.jsonl)")
+        case "orphan" if finding.reason == "moved_away":
+            return (f"orphan: event {events} is still paired here but {activity} belongs "
+                    f"to another owner now (the meeting is in two calendars); {repair} "
+                    "deletes it from this one")
         case "orphan":
             why = {"deleted": "whose activity was deleted",
                    "other_owner": "whose activity belongs to another owner now",

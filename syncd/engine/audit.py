@@ -10,9 +10,12 @@ Findings, each about one account:
   recently changed one) and unpairs the others: the next cycle gives each its own event
   (adopting one that carries its marker). No event is deleted or written.
 * ``orphan``: an event carries our marker but no pair does and its activity is gone (or
-  was never this owner's): nothing will ever update or delete it. Repair deletes it. An
-  event a conflict says was kept on purpose (deleting it would e-mail its invited guests
-  a cancellation) is the owner's to settle, not an orphan.
+  was never this owner's): nothing will ever update or delete it; or a pair of this
+  account still holds it while its activity was handed to another owner (``moved_away``:
+  the meeting is in two calendars until a cycle of this account hears of the move, which
+  a CRM whose feed lost it never repeats). Repair deletes it. An event a conflict says
+  was kept on purpose (deleting it would e-mail its invited guests a cancellation) is
+  the owner's to settle, not an orphan.
 * ``drift``: a pair whose two sides differ in a synced field although neither side has a
   change to apply (both match what syncd last recorded): a sync that believes it is done
   but is not.
@@ -173,10 +176,18 @@ def _foreign_touched(data: AuditInput, events: Sequence[RemoteEvent]) -> list[Fi
 
 
 def _orphans(data: AuditInput, events: Sequence[RemoteEvent]) -> list[Finding]:
-    paired = {link.sync_uid for link in data.links.values()}
+    paired = {link.sync_uid: link for link in data.links.values()}
     found = []
     for event in events:
-        if not event.marker or event.marker in paired or event.event_id in data.kept:
+        if not event.marker or event.event_id in data.kept:
+            continue
+        link = paired.get(event.marker)
+        if link is not None:
+            moved = data.activities.get(link.activity_id)
+            if not link.pending and moved is not None and not moved.deleted \
+                    and moved.owner_id != data.owner_id:
+                found.append(Finding("orphan", moved.id, (event.event_id,),
+                                     reason="moved_away", remove=(event.event_id,)))
             continue
         activity = data.markers.get(event.marker)
         if activity is not None and not activity.deleted and activity.owner_id == data.owner_id:

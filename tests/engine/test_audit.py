@@ -163,6 +163,17 @@ def test_two_pairs_on_one_event_are_reported() -> None:
     assert ("paired_twice", 1) in kinds(found)
 
 
+def test_a_paired_event_of_an_activity_handed_to_another_owner_is_an_orphan() -> None:
+    # Found by the chaos soak with Pipedrive: the old owner's feed lost the move, so the
+    # meeting stayed in both calendars and verify, skipping the pair, was clean.
+    moved = activity(1, owner=OWNER + 1)
+    found = run([moved], [pair(moved, "ev1")], [event("ev1", moved)])
+    assert kinds(found) == [("orphan", 1)]
+    assert found[0].reason == "moved_away" and found[0].remove == ("ev1",)
+    assert run([moved], [pair(moved, "ev1")], [event("ev1", moved)],
+               kept=frozenset({"ev1"})) == []
+
+
 def test_an_event_kept_because_deleting_it_would_mail_its_guests_is_no_orphan() -> None:
     moved = activity(1, owner=OWNER + 1)  # handed to another owner; its event stays here
     events = [event("ev1", moved)]
