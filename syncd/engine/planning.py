@@ -151,8 +151,10 @@ def landed(link: SyncPair, cal_now: Projection | None) -> SyncPair:
     """
     if not link.sent or cal_now is None or link.crm_base is None or link.cal_base is None:
         return link
-    ours = {name: cal_now.get(name) for name, value in link.sent.items()
-            if name in FIELDS and field_to_json(name, cal_now.get(name)) == value}
+    # Compared as values, not as JSON: one instant in two zones is the same time.
+    sent = Projection.from_json({**link.cal_base.to_json(), **link.sent})
+    ours = {name: cal_now.get(name) for name in link.sent
+            if name in FIELDS and cal_now.get(name) == sent.get(name)}
     if not ours:
         return link
     return replace(link, crm_base=link.crm_base.replace(ours),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 
 from syncd.engine.actions import (
     CreateActivity,
@@ -15,7 +15,7 @@ from syncd.engine.actions import (
     UpdateEvent,
 )
 from syncd.engine.plan import PlanInput, cal_key, plan_account
-from syncd.model import DONE_PREFIX, Tombstone
+from syncd.model import DONE_PREFIX, Tombstone, When
 from syncd.pairs import SyncPair
 from tests.engine.factories import NOW, activity, event, link, policy, proj
 
@@ -440,3 +440,15 @@ def test_a_pair_planned_again_forgets_its_sent_update() -> None:
     unchanged = event(a, event_id="ev1", etag="e2")
     plan = one(run(crm={1: a}, calendar=[unchanged], links={1: sent}))
     assert plan.cal_write is None and plan.crm_write is None and plan.link == "save"
+
+
+def test_a_time_the_event_holds_as_sent_is_ours_even_rendered_in_another_zone() -> None:
+    a = activity(subject="Call")
+    moved = proj(a).when
+    later = When(moved.start + timedelta(hours=2), moved.end + timedelta(hours=2), moved.tz)
+    in_utc = When(later.start.astimezone(UTC), later.end.astimezone(UTC), "UTC")
+    sent = replace(link(a, event_id="ev1"), sent={"when": in_utc.to_json()})
+    landed_event = event(a, event_id="ev1", projection=proj(a).replace({"when": later}))
+    plan = one(run(crm={1: a}, calendar=[landed_event], links={1: sent}))
+    assert isinstance(plan.cal_write, UpdateEvent) and plan.cal_write.fields == {"when"}
+    assert plan.cal_write.projection.when == moved and plan.crm_write is None
