@@ -9,7 +9,7 @@
   case from a **reconciliation** at the end of an owner's feed: the activities syncd knows
   that no read has shown for ``reconcile_after`` are asked for by ``ids=`` (one request
   for up to 100); one that is absent is read alone (deleted, or a tombstone once purged).
-  Activities handed to another owner are shown in the previous owner's feed too.
+  Activities handed to another owner are shown in every previous owner's feed too.
 * **Markers** live in syncd's state (:mod:`syncd.crm.pipedrive_markers`), never in
   Pipedrive's records.
 * **Writes** are read-check-write: v2 has no If-Match, so the activity is read just before

@@ -5,8 +5,10 @@ activity with its calendar event is kept here, per company and activity id, and 
 (random, like the built-in store's) the first time the source reads an activity. Besides
 the marker a row remembers:
 
-* the owner last read, and ``moved_from``: an owner whose feed has still to show that
-  the activity was handed to someone else;
+* the owner last read, and (table ``pipedrive_moves``) every previous owner whose feed
+  has still to show that the activity was handed to someone else: an activity handed on
+  again (A to B to C) before A's feed was told keeps A and B, and one handed back to an
+  owner still waiting (A to B to A) is that owner's own again, nothing to be told;
 * ``seen_at``: when a read last showed it alive, so the deletion reconciliation asks
   Pipedrive about the activities it has not seen for longest; ``gone`` once its deletion
   was reported;
@@ -26,9 +28,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from syncd.store.db import Database
-from syncd.store.state_tables import PipedriveMarker
+from syncd.store.state_tables import PipedriveMarker, PipedriveMove
 
 #: Attempts at minting markers when another process mints the same ones at once.
 MINT_ATTEMPTS = 3
@@ -95,7 +98,7 @@ class MarkerStore:
 
         Returns:
             Their markers, and the ids whose owner changed since the last read (handed
-            over; the previous owner's feed is told by ``moved_from``).
+            over; the previous owners' feeds are told by :meth:`moved_away`).
         """
         for _ in range(MINT_ATTEMPTS):
             try:
@@ -115,15 +118,18 @@ class MarkerStore:
             rows = session.scalars(select(PipedriveMarker).where(
                 PipedriveMarker.company == self.company,
                 PipedriveMarker.activity_id.in_(list(by_id)))).all()
+            handovers: dict[int, int] = {}  # activity id -> the owner it left
             for row in rows:
                 assert row.activity_id is not None
                 owner = by_id[row.activity_id].owner_id
                 if row.owner_id is not None and row.owner_id != owner:
                     moved.add(row.activity_id)
-                    if row.moved_from is None:
-                        row.moved_from = row.owner_id
+                    handovers[row.activity_id] = row.owner_id
                 row.owner_id, row.seen_at, row.gone = owner, now, False
                 uids[row.activity_id] = row.sync_uid
+            if handovers:
+                self._remember_moves(session, handovers,
+                                     {i: by_id[i].owner_id for i in handovers})
             new = [by_id[i] for i in sorted(set(by_id) - uids.keys())]
             pending = list(session.scalars(select(PipedriveMarker).where(
                 PipedriveMarker.company == self.company,
@@ -144,6 +150,24 @@ class MarkerStore:
                                             owner_id=read.owner_id, seen_at=now, gone=False))
                 uids[read.activity_id] = uid
         return uids, moved
+
+    def _remember_moves(self, session: Session, left: dict[int, int], owners: dict[int, int]
+                        ) -> None:
+        """Each activity in ``left`` left that owner for the one in ``owners``: the owner
+        left waits to be told (besides any earlier one still waiting), and the new owner,
+        should it be one still waiting (handed away and back), is told nothing: the
+        activity is its own again, and its feed must not take it for moved away."""
+        waiting = {(int(i), int(o)) for i, o in session.execute(
+            select(PipedriveMove.activity_id, PipedriveMove.owner_id).where(
+                PipedriveMove.company == self.company,
+                PipedriveMove.activity_id.in_(list(left)))).all()}
+        back = [(i, o) for i, o in owners.items() if (i, o) in waiting]
+        for activity_id, owner_id in back:
+            session.execute(delete(PipedriveMove).where(
+                PipedriveMove.company == self.company, PipedriveMove.owner_id == owner_id,
+                PipedriveMove.activity_id == activity_id))
+        session.add_all(PipedriveMove(company=self.company, owner_id=o, activity_id=i)
+                        for i, o in sorted(left.items()) if (i, o) not in waiting)
 
     def uids_of(self, ids: Iterable[int]) -> dict[int, str]:
         """The markers the activities ``ids`` have (those never read have none)."""
@@ -195,22 +219,20 @@ class MarkerStore:
     def moved_away(self, owner_id: int, limit: int) -> list[int]:
         """Activities handed from ``owner_id`` to another owner since its feed last said so."""
         with self.db.session() as session:
-            ids = session.scalars(select(PipedriveMarker.activity_id).where(
-                PipedriveMarker.company == self.company,
-                PipedriveMarker.moved_from == owner_id,
-                PipedriveMarker.activity_id.is_not(None)).limit(limit)).all()
-        return [int(i) for i in ids if i is not None]
+            ids = session.scalars(select(PipedriveMove.activity_id).where(
+                PipedriveMove.company == self.company, PipedriveMove.owner_id == owner_id)
+                .order_by(PipedriveMove.activity_id).limit(limit)).all()
+        return [int(i) for i in ids]
 
     def told_moved(self, ids: Iterable[int], owner_id: int) -> None:
-        """The feed of ``owner_id`` has shown that ``ids`` moved away from it (a row that
-        names another previous owner by now keeps it)."""
+        """The feed of ``owner_id`` has shown that ``ids`` moved away from it (the other
+        previous owners still waiting keep waiting)."""
         wanted = list(ids)
         if wanted:
             with self.db.session() as session:
-                session.execute(update(PipedriveMarker).where(
-                    PipedriveMarker.company == self.company,
-                    PipedriveMarker.activity_id.in_(wanted),
-                    PipedriveMarker.moved_from == owner_id).values(moved_from=None))
+                session.execute(delete(PipedriveMove).where(
+                    PipedriveMove.company == self.company, PipedriveMove.owner_id == owner_id,
+                    PipedriveMove.activity_id.in_(wanted)))
 
     def check_soon(self, ids: Iterable[int]) -> None:
         """Have the next reconciliation ask about ``ids`` first (a webhook said they were

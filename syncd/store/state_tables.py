@@ -179,15 +179,26 @@ class PipedriveMarker(Base):
     company: Mapped[str] = mapped_column(String(200), primary_key=True)
     sync_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
     activity_id: Mapped[int | None] = mapped_column(BigInteger)
-    # the owner as last read, and an owner whose feed has yet to show that it moved away
+    # the owner as last read (the previous owners still to be told: PipedriveMove)
     owner_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
-    moved_from: Mapped[int | None] = mapped_column(BigInteger)
     # when a read last showed it alive; the deletion reconciliation asks for the oldest
     seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     gone: Mapped[bool] = mapped_column(Boolean, default=False)
     pending_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     fingerprint: Mapped[str | None] = mapped_column(String(64))
     floor: Mapped[str | None] = mapped_column(String(40))  # an update_time (server clock)
+
+
+class PipedriveMove(Base):
+    """A previous owner of a Pipedrive activity whose feed has still to show that the
+    activity was handed to someone else: one row per owner, so an activity handed on
+    again (A to B to C) before A's feed was told keeps both A and B."""
+
+    __tablename__ = "pipedrive_moves"
+
+    company: Mapped[str] = mapped_column(String(200), primary_key=True)
+    owner_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    activity_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
 
 
 class CalendarDiscovery(Base):

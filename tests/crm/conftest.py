@@ -40,6 +40,7 @@ def pg_state_db(request: pytest.FixtureRequest) -> Iterator[Database]:
     db = Database(str(request.getfixturevalue("pg_url")))
     with db.session() as session:
         session.execute(text("DELETE FROM pipedrive_markers"))
+        session.execute(text("DELETE FROM pipedrive_moves"))
     yield db
     db.close()
 

@@ -298,6 +298,81 @@ def test_a_handover_shown_to_a_cycle_that_died_before_keeping_its_cursor_is_show
     assert read_all(crm, kept)[0] == []  # that cursor came back: told, shown no more
 
 
+def owners_shown(items: list[Activity | Tombstone]) -> list[tuple[int, int | None]]:
+    return [(a.id, getattr(a, "owner_id", None)) for a in items]
+
+
+def handed_on_twice(crm: PipedriveCrm) -> tuple[int, int, User, str, str]:
+    """An activity of Ada's handed to Bob, read by Bob's feed (his account makes his
+    event), then on to Cleo, read by Cleo's feed; Ada's feed not read since it was hers.
+
+    Returns the activity, Bob's id, Cleo, and Ada's and Bob's cursors from before the
+    second move.
+    """
+    bob = crm.emulator.add_user("Bob", "bob@acme.test")
+    cleo = crm.emulator.add_user("Cleo", "cleo@acme.test")
+    activity_id = crm.add("Call")
+    _, ada_cursor = read_all(crm, None)
+    crm.emulator.edit_as_user(crm.ada, activity_id, owner_id=bob.id)
+    mine, bob_cursor = read_all(crm, None, owner=bob.id)
+    assert owners_shown(mine) == [(activity_id, bob.id)]
+    crm.emulator.edit_as_user(crm.ada, activity_id, owner_id=cleo.id)
+    assert owners_shown(read_all(crm, None, owner=cleo.id)[0]) == [(activity_id, cleo.id)]
+    assert crm.source.markers.moved_away(bob.id, 10) == [activity_id]
+    assert crm.source.markers.moved_away(crm.ada.id, 10) == [activity_id]
+    return activity_id, bob.id, cleo, ada_cursor, bob_cursor
+
+
+def test_an_activity_handed_on_twice_before_the_first_owner_was_told_tells_both(
+        crm: PipedriveCrm) -> None:
+    # Found by the chaos soak: the row kept only the first previous owner, so Bob, who had
+    # the meeting in his calendar when it went on to Cleo, was never told it left him.
+    activity_id, bob_id, cleo, ada_cursor, bob_cursor = handed_on_twice(crm)
+    told_bob, bob_cursor = read_all(crm, bob_cursor, owner=bob_id)
+    assert owners_shown(told_bob) == [(activity_id, cleo.id)]
+    told_ada, ada_cursor = read_all(crm, ada_cursor)
+    assert owners_shown(told_ada) == [(activity_id, cleo.id)]
+    # Each told once its own cursor came back, and not before.
+    assert read_all(crm, bob_cursor, owner=bob_id)[0] == []
+    assert read_all(crm, ada_cursor)[0] == []
+    assert crm.source.markers.moved_away(bob_id, 10) == []
+    assert crm.source.markers.moved_away(crm.ada.id, 10) == []
+
+
+def test_the_second_owner_is_shown_the_move_again_when_its_cycle_died_before_its_cursor(
+        crm: PipedriveCrm) -> None:
+    activity_id, bob_id, cleo, ada_cursor, bob_cursor = handed_on_twice(crm)
+    shown, _ = read_all(crm, bob_cursor, owner=bob_id)  # the cycle dies: never kept
+    assert owners_shown(shown) == [(activity_id, cleo.id)]
+    # Ada's feed being told meanwhile leaves Bob waiting.
+    _, ada_kept = read_all(crm, ada_cursor)
+    assert read_all(crm, ada_kept)[0] == []
+    again, kept = read_all(crm, bob_cursor, owner=bob_id)
+    assert owners_shown(again) == [(activity_id, cleo.id)]
+    assert read_all(crm, kept, owner=bob_id)[0] == []
+
+
+@pytest.mark.parametrize("first", ["ada", "bob"])
+def test_an_activity_handed_back_to_an_owner_still_waiting_is_its_own_not_moved_away(
+        crm: PipedriveCrm, first: str) -> None:
+    bob = crm.emulator.add_user("Bob", "bob@acme.test")
+    activity_id = crm.add("Call")
+    cursors = {crm.ada.id: read_all(crm, None)[1]}
+    crm.emulator.edit_as_user(crm.ada, activity_id, owner_id=bob.id)
+    cursors[bob.id] = read_all(crm, None, owner=bob.id)[1]  # Bob's account makes his event
+    crm.emulator.clock.advance(1)  # (within the second, Ada's feed sees the row it knows)
+    crm.emulator.edit_as_user(crm.ada, activity_id, owner_id=crm.ada.id)
+    # Whichever feed reads it first, Ada's shows it as hers (her account keeps or makes
+    # her event), never as moved away, and Bob's shows it moved away from him.
+    order = [crm.ada.id, bob.id] if first == "ada" else [bob.id, crm.ada.id]
+    for owner in order:
+        shown, cursors[owner] = read_all(crm, cursors[owner], owner=owner)
+        assert owners_shown(shown) == [(activity_id, crm.ada.id)]
+        assert crm.source.markers.moved_away(crm.ada.id, 10) == []
+    for owner in order:
+        assert read_all(crm, cursors[owner], owner=owner)[0] == []
+
+
 def test_a_deletion_the_reconciliation_found_is_shown_again_until_its_cursor_is_kept(
         slow_crm: PipedriveCrm) -> None:
     crm = slow_crm

@@ -15,7 +15,9 @@ from syncd.model import When
 from syncd.service import account_policy
 from syncd.store.db import Database
 from syncd.verify import AccountAudit, audit_calendar
+from syncd_testkit.emulators.google import GoogleEmulator
 from syncd_testkit.emulators.pipedrive import PipedriveEmulator
+from tests.pipedrive.sides import GoogleSide
 from tests.pipedrive.world import CalendarSide, PipedriveWorld, company, make_world
 
 
@@ -219,3 +221,63 @@ def test_a_description_edited_in_the_calendar_comes_back_with_its_links_to_piped
     event = world.event_of(a).projection
     assert event is not None and event.description == f"the new agenda\n\n{link}"
     assert audited(world).findings == []
+
+
+# --- handovers between owners, each with their own calendar ------------------------------------
+
+
+@pytest.fixture
+def owners(emulator: PipedriveEmulator, e2e_db: Database, google_emulator: GoogleEmulator
+           ) -> tuple[PipedriveWorld, PipedriveWorld, PipedriveWorld]:
+    """Ada, Bob and Cleo of one company, each with their own Google calendar."""
+    side = GoogleSide(google_emulator)
+    ada, bob, cleo = (make_world(emulator, e2e_db, side, name=n) for n in ("Ada", "Bob", "Cleo"))
+    return ada, bob, cleo
+
+
+def synced(world: PipedriveWorld, *others: PipedriveWorld) -> None:
+    """``world`` syncs until quiet; the others' clocks follow (one company, one time)."""
+    world.converge()
+    for other in others:
+        other.now = world.now
+
+
+def titles(world: PipedriveWorld) -> list[str]:
+    return sorted(e.projection.title for e in world.events().values() if e.projection)
+
+
+def test_an_activity_handed_on_twice_leaves_only_the_last_owners_event(
+        owners: tuple[PipedriveWorld, PipedriveWorld, PipedriveWorld]) -> None:
+    # Found by the chaos soak: handed Ada -> Bob -> Cleo before Ada's feed was told of the
+    # first move, Bob was never told of the second and kept the meeting for good.
+    ada, bob, cleo = owners
+    call = ada.add("Call Bo", "2026-12-10", "09:00")
+    synced(ada, bob, cleo)
+    assert titles(ada) == ["Call Bo"]
+    ada.edit(call, owner_id=bob.owner.id)
+    synced(bob, ada, cleo)  # Bob's account puts it in his calendar; Ada's has not run
+    assert titles(bob) == ["Call Bo"]
+    ada.advance(seconds=1)
+    ada.edit(call, owner_id=cleo.owner.id)
+    synced(cleo, ada, bob)
+    synced(bob, ada, cleo)
+    synced(ada, bob, cleo)
+    assert (titles(ada), titles(bob), titles(cleo)) == ([], [], ["Call Bo"])
+    assert call not in ada.state.links(ada.account.name)
+    assert call not in bob.state.links(bob.account.name)
+
+
+def test_an_activity_handed_back_keeps_its_event_with_the_owner_it_came_back_to(
+        owners: tuple[PipedriveWorld, PipedriveWorld, PipedriveWorld]) -> None:
+    ada, bob, _ = owners
+    call = ada.add("Call Bo", "2026-12-10", "09:00")
+    synced(ada, bob)
+    ada.edit(call, owner_id=bob.owner.id)
+    synced(bob, ada)
+    ada.advance(seconds=1)
+    ada.edit(call, owner_id=ada.owner.id)  # back before Ada's feed was told it left her
+    synced(ada, bob)
+    synced(bob, ada)
+    synced(ada, bob)
+    assert (titles(ada), titles(bob)) == (["Call Bo"], [])
+    assert ada.event_of(call).projection is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
@@ -93,3 +94,35 @@ def test_a_downgrade_keeps_builtin_cursors_and_starts_other_cursors_afresh(
         links = conn.exec_driver_sql("SELECT count(*) FROM sync_links").scalar()
     engine.dispose()
     assert cursors == {"a": 42, "b": 0, "c": 0} and links == 1  # no pair lost either way
+
+
+def test_the_previous_owner_a_pipedrive_marker_held_is_kept_across_0017_both_ways(
+        tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from syncd.store.db import MIGRATIONS, make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+
+    def migrate(step: Callable[[Config, str], None], revision: str) -> None:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            step(cfg, revision)
+
+    migrate(command.upgrade, "0016")
+    with engine.begin() as conn:  # one activity handed over, one never
+        conn.exec_driver_sql(
+            "INSERT INTO pipedrive_markers (company, sync_uid, activity_id, owner_id, "
+            "moved_from, gone) VALUES ('acme', 'u1', 1, 8, 7, 0), ('acme', 'u2', 2, 7, NULL, 0)")
+    migrate(command.upgrade, "0017")
+    with engine.begin() as conn:
+        assert conn.exec_driver_sql("SELECT company, owner_id, activity_id "
+                                    "FROM pipedrive_moves").all() == [("acme", 7, 1)]
+    migrate(command.downgrade, "0016")
+    with engine.begin() as conn:
+        assert conn.exec_driver_sql("SELECT activity_id, moved_from FROM pipedrive_markers "
+                                    "ORDER BY activity_id").all() == [(1, 7), (2, None)]
+    engine.dispose()
