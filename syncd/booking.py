@@ -253,6 +253,10 @@ class Bookings:
         try:
             result = self.source.book(request)
         except SlotTaken:
+            # Another visitor's booking committed after our fresh read, which may have
+            # been kept as the link's shared read since: the page that says "taken" must
+            # read afresh, or it offers the taken slot again.
+            self._forget(link.owner)
             raise BookingRefused(reason="taken", field="slot") from None
         except InvalidInput as exc:
             log.warning("booking link %d could not book: %s", link.id, exc)
