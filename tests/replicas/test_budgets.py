@@ -57,12 +57,22 @@ def graph() -> Iterator[GraphEmulator]:
         yield emu
 
 
+def _every_replica_sent(results: list[dict[str, int]], *, alone: bool) -> None:
+    """Replicas sharing a budget each get their turn, so each sends. Counting alone (the
+    controls) they need not: the first replicas of a window may fill the quota and the
+    emulator refuse the rest of it, window after window, so one replica can send nothing
+    (seen in CI: 40, 0 and 20 sent). The controls assert what they are for, the quota
+    passed, at the emulator."""
+    if not alone:
+        assert all(r.get("sent", 0) > 0 for r in results), results
+
+
 def _google_run(pg_url: str, google: GoogleEmulator, *, alone: bool) -> Run:
     results = drive("google", pg_url, google.api_endpoint, REPLICAS, threads=2,
                     seconds=SECONDS, per_window=BUDGET, window=WINDOW, alone=alone)
     counter = google.user_quota
     assert counter is not None
-    assert all(r.get("sent", 0) > 0 for r in results), results  # every replica sent
+    _every_replica_sent(results, alone=alone)
     return Run(sum(r.get("sent", 0) for r in results), sum(counter.refused.values()),
                max(counter.peak.values(), default=0),
                sum(r.get("statements", 0) for r in results))
@@ -91,7 +101,7 @@ def test_replicas_counting_alone_pass_the_google_users_quota(
 def _graph_run(pg_url: str, graph: GraphEmulator, *, alone: bool) -> Run:
     results = drive("graph", pg_url, graph.base_url, REPLICAS, threads=3, seconds=2.0,
                     mailbox=USER, alone=alone)
-    assert all(r.get("sent", 0) > 0 for r in results), results
+    _every_replica_sent(results, alone=alone)
     return Run(sum(r.get("sent", 0) for r in results),
                sum(1 for r in graph.requests if r.status == 429),
                graph.max_in_flight_seen[USER.lower()],
@@ -128,7 +138,7 @@ def _project_run(pg_url: str, google: GoogleEmulator, *, alone: bool) -> Run:
                     project_per_window=PROJECT_BUDGET, alone=alone)
     counter = google.project_quota
     assert counter is not None
-    assert all(r.get("sent", 0) > 0 for r in results), results
+    _every_replica_sent(results, alone=alone)
     return Run(sum(r.get("sent", 0) for r in results), sum(counter.refused.values()),
                max(counter.peak.values(), default=0),
                sum(r.get("statements", 0) for r in results))
