@@ -26,6 +26,13 @@ on the network most of the time and uses a fraction of a core; "x one replica" t
 compares each row with the set's first, and "cores used" (with the provider server's
 CPU per cycle) tells a reader which rows the CPU bounded. The machine's load average is
 recorded with each row: the numbers are measured, never asserted.
+
+Google's rows are capped by the project's quota, not by the process: every idle cycle
+sends one request, and syncd spaces a project's requests by its
+``project_requests_per_minute`` (9,000 by default, under Google's 10,000), so no number of
+processes passes about 9,000 idle Google calendars a minute in one project.
+``--google-project-rpm`` gives the project a raised quota (as Google grants on request)
+so that the rows measure the process.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import os
 import sys
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,10 +54,16 @@ from bench.report import code_version
 from bench.sync import child, log, seeded
 
 
-def _accounts(server: ServerInfo, provider: str, folder: Path) -> list[Any]:
+def _accounts(server: ServerInfo, provider: str, folder: Path,
+              project_rpm: int | None = None) -> list[Any]:
+    """The accounts, with ``project_rpm`` as the Google project's quota when given."""
     data = json.loads((folder / "owners.json").read_text())
     install(provider, server)
-    return [account(provider, server, o, data["calendars"][o]) for o in data["owners"]]
+    accounts = [account(provider, server, o, data["calendars"][o]) for o in data["owners"]]
+    if provider == "google" and project_rpm:
+        accounts = [replace(a, auth={**a.auth, "project_requests_per_minute": project_rpm})
+                    for a in accounts]
+    return accounts
 
 
 def replica(args: argparse.Namespace) -> dict[str, Any]:
@@ -66,7 +80,8 @@ def replica(args: argparse.Namespace) -> dict[str, Any]:
     from syncd.replica import TICK_SECONDS
 
     server = ServerInfo.from_json(args.server)
-    accounts = {a.name: a for a in _accounts(server, args.provider, args.folder)}
+    accounts = {a.name: a for a in _accounts(server, args.provider, args.folder,
+                                             args.google_project_rpm)}
     once = args.once
     config = Config(database=args.database, workers=args.workers, replica=True,
                     interval_seconds=3600 if once else 0, jitter_seconds=0,
@@ -156,7 +171,9 @@ def measure(server: ServingProcess, provider: str, url: str, folder: Path, repli
         [sys.executable, "-m", "bench.replicas", "replica", "--provider", provider,
          "--server", server.info.to_json(), "--database", url, "--folder", str(folder),
          "--workers", str(workers), "--name", f"r{i}",
-         "--warm", str(warm), "--seconds", str(args.seconds)],
+         "--warm", str(warm), "--seconds", str(args.seconds)]
+        + (["--google-project-rpm", str(args.google_project_rpm)]
+           if args.google_project_rpm else []),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
         for i in range(replicas)]
     for p in procs:  # all set up: they start together
@@ -196,6 +213,8 @@ def run_provider(provider: str, args: argparse.Namespace) -> dict[str, Any]:
         log(f"{provider}: first sync of every calendar")
         child("bench.replicas", "replica", *own, "--workers", "16", "--name", "first",
               "--start-at", str(time.time()), "--warm", "0", "--seconds", "0", "--once",
+              *(["--google-project-rpm", str(args.google_project_rpm)]
+                if args.google_project_rpm else []),
               timeout=1800)
         rows = []
         plan = [(1, w, args.latency_ms, False) for w in args.concurrency] + [
@@ -218,6 +237,7 @@ def run_provider(provider: str, args: argparse.Namespace) -> dict[str, Any]:
             rows.append(row)
         control.close()
     return {"provider": provider, "owners": args.owners, "events": args.events,
+            "google_project_rpm": args.google_project_rpm if provider == "google" else None,
             "latency_ms": args.latency_ms, "bound_latency_ms": args.bound_latency_ms,
             "bound_workers": args.bound_workers, "rows": rows}
 
@@ -251,7 +271,9 @@ def markdown(results: list[dict[str, Any]], code: dict[str, Any]) -> str:
         rows = [row for row in r["rows"] if not row.get("bound")]
         bound = [row for row in r["rows"] if row.get("bound")]
         lines += [f"## {r['provider']}: {r['owners']} calendars of {r['events']} events, "
-                  f"{r['latency_ms']:g} ms latency, PostgreSQL", ""]
+                  f"{r['latency_ms']:g} ms latency, PostgreSQL"
+                  + (f", project quota {r['google_project_rpm']:,} a minute"
+                     if r.get("google_project_rpm") else ""), ""]
         lines += _table(rows, scaling=False) if rows else []
         if bound:
             lines += ["", f"Latency-bound: {bound[0]['workers']} workers per replica at "
@@ -294,6 +316,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="r0")
     parser.add_argument("--start-at", type=float, default=0.0)
     parser.add_argument("--once", action="store_true", help="sync every account once")
+    parser.add_argument("--google-project-rpm", type=int, default=None,
+                        help="the Google project's quota a minute "
+                             "([account.auth] project_requests_per_minute); default: syncd's "
+                             "(9,000 of Google's 10,000), which caps Google's rows near "
+                             "9,000 idle calendars a minute whatever the process can do")
     args = parser.parse_args(argv)
     if args.step == "replica":
         print(json.dumps(replica(args)))
