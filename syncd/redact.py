@@ -18,11 +18,19 @@ _lock = threading.Lock()
 # value on every use; an old rotated token is dead, so forgetting it costs nothing.
 _secrets: OrderedDict[str, None] = OrderedDict()
 MAX_SECRETS = 2000
+# Each pattern keeps its group 1 (the name and separator) and masks what follows. A name
+# may be quoted (the repr of a headers dict, a JSON body) and a value may sit in a list;
+# a value masked already stays as it is (each handler's filter may see the record).
+_NAME_END = r"[\"']?\s*[:=](?!\s*\[?\s*[\"']?\[redacted\])\s*\[?\s*[\"']?"
 _PATTERNS = [
-    re.compile(r"(?i)(authorization\s*[:=]\s*)(bearer|basic)?\s*[^\s,'\"}]+"),
+    re.compile(r"(?i)(authorization" + _NAME_END + r")(?:(?:bearer|basic)\s+)?[^\s,'\"}\]]+"),
     re.compile(r"(?i)((?:access_token|refresh_token|id_token|client_secret|password|"
-               r"device_code|assertion|api_token)[\"']?\s*[:=]\s*[\"']?)[^\s&,'\"}]+"),
-    re.compile(r"(?i)([?&]code=)[^&\s]+"),  # an OAuth authorisation code in a URL or form
+               r"device_code|assertion|api_token|clientstate|x-goog-channel-token)"
+               + _NAME_END + r")[^\s&,'\"}\]]+"),
+    # A cookie's value runs to the end of its header, attributes and all.
+    re.compile(r"(?i)((?:set-)?cookie" + _NAME_END + r")[^\r\n'\"}\]]+"),
+    # An OAuth authorisation code in a URL or a form body (a number is a status code).
+    re.compile(r"(?i)((?:^|[?&\s'\"])code=)(?!\d+\b)[^&\s'\"]+"),
 ]
 REDACTED = "[redacted]"
 
