@@ -198,9 +198,8 @@ class Service:
         members, refused = team_accounts(self.config.teams, emails,
                                          [(a.owner, a.provider) for a in configured])
         for email in sorted(set(refused) - self._refused):
-            log.warning("%s is in a team but not served: its e-mail's local part is not "
-                        "plain (letters, digits, . _ + -), so it cannot name a calendar or "
-                        "a secret safely; give it an [[account]] block", printable(email))
+            log.warning("%s is in a team but not served: %s; give it an [[account]] block",
+                        printable(email), printable(refused[email]))
         self._refused |= set(refused)
         self._members = tuple(members)
         return members

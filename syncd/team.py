@@ -14,10 +14,15 @@ Members are the CRM's users that ``owners`` names: ``"*"`` (all), a list of e-ma
 with the CRM user, without a restart. A user who already has an ``[[account]]`` block of
 the same provider is served by that block, not by the team.
 
-A local part is filled in only when it is plain (letters, digits, ``.``, ``_``, ``+``,
-``-``, starting with a letter or digit): e-mail allows ``/``, quotes and more, which in a
-URL or a ``file:`` path would reach outside the member's own calendar or secret. Such a
-user is left out and named by :func:`team_accounts`.
+An address is filled in only when it is plain: its local part letters, digits, ``.``,
+``_``, ``+``, ``-`` (starting with a letter or digit), its domain a host name (e-mail
+allows ``/``, quotes and more, and a remote CRM's user list is outside input: in a URL or
+a ``file:`` path either part would reach outside the member's own calendar or secret).
+And members of one team whose placeholders fill in the same value of an option
+(``alice@x.com`` and ``alice@y.com`` share ``{user}``; ``a.b@`` and ``a-b@`` share
+``{USER}``) would share one calendar or one secret: all of them are left out, since
+whichever came first, a newcomer chose their address. Such users are named, with the
+reason, by :func:`team_accounts`.
 
 Pure: no I/O. The config loader (:mod:`syncd.config`) checks a block with sample members;
 the service expands it over the CRM's users.
@@ -31,6 +36,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from syncd.config_types import AccountConfig, SecretRef
+from syncd.model import is_valid_email
 
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 KNOWN = ("email", "user", "USER")
@@ -71,11 +77,13 @@ def has_placeholder(text: str) -> bool:
 
 
 def plain_local_part(email: str) -> str | None:
-    """The e-mail's local part when it is safe to put in a URL or a path, else None."""
-    local, at, _domain = email.strip().lower().rpartition("@")
+    """The e-mail's local part when the address is safe to put in a URL or a path (its
+    domain a host name too: ``{email}`` carries it), else None."""
+    address = email.strip().lower()
+    local, at, _domain = address.rpartition("@")
     if not at or PLAIN_LOCAL_PART.fullmatch(local) is None or ".." in local:
         return None
-    return local
+    return local if is_valid_email(address) else None
 
 
 def fill(text: str, email: str) -> str:
@@ -104,23 +112,63 @@ def member_account(team: TeamConfig, email: str) -> AccountConfig:
                    calendar=_filled(t.calendar, email), auth=auth)
 
 
+NOT_PLAIN = ("its address is not plain (a local part of letters, digits, . _ + -, and a "
+             "host name), so it cannot name a calendar or a secret safely")
+
+
+def _filled_values(account: AccountConfig, team: TeamConfig) -> list[tuple[str, str]]:
+    """(option, filled value) of every option of ``team`` that holds a placeholder."""
+    t = team.template
+    found = [("calendar", account.calendar or "")] if has_placeholder(t.calendar or "") else []
+    for key, value in t.auth.items():
+        text = value.ref if isinstance(value, SecretRef) else value
+        if isinstance(text, str) and has_placeholder(text):
+            filled = account.auth[key]
+            found.append((key, filled.ref if isinstance(filled, SecretRef) else filled))
+    return found
+
+
+def _sharing(team: TeamConfig, members: list[AccountConfig]) -> dict[str, str]:
+    """The members of one team whose placeholders fill in an option's value that another
+    member's fill in too (one calendar, one secret), each with the reason."""
+    holders: dict[tuple[str, str], list[str]] = {}
+    for account in members:
+        for key, value in _filled_values(account, team):
+            holders.setdefault((key, value), []).append(account.owner)
+    shared: dict[str, str] = {}
+    for (key, _value), owners in holders.items():
+        for owner in owners if len(owners) > 1 else ():
+            others = ", ".join(o for o in owners if o != owner)
+            shared.setdefault(owner, f"team {team.name}'s {key} would be the same as "
+                                     f"{others}'s, so they would share a calendar or a secret")
+    return shared
+
+
 def team_accounts(teams: Iterable[TeamConfig], emails: Iterable[str],
-                  taken: Iterable[tuple[str, str]] = ()) -> tuple[list[AccountConfig], list[str]]:
-    """Every team's members among ``emails``, and the e-mails left out because they are
-    not plain. ``taken``: (owner, provider) pairs an ``[[account]]`` block serves already.
-    A user two teams of one provider include is served by the first."""
+                  taken: Iterable[tuple[str, str]] = ()
+                  ) -> tuple[list[AccountConfig], dict[str, str]]:
+    """Every team's members among ``emails``, and the e-mails left out with the reason:
+    not plain, or filling in another member's calendar or secret (see the module's
+    docstring). ``taken``: (owner, provider) pairs an ``[[account]]`` block serves
+    already. A user two teams of one provider include is served by the first."""
     served = {(owner.strip().lower(), provider) for owner, provider in taken}
     accounts: list[AccountConfig] = []
-    refused: list[str] = []
+    refused: dict[str, str] = {}
     users = sorted({e.strip().lower() for e in emails if e and e.strip()})
     for team in teams:
+        members: list[AccountConfig] = []
         for email in users:
             if not team.includes(email) or (email, team.template.provider) in served:
                 continue
             if plain_local_part(email) is None:
-                if email not in refused:
-                    refused.append(email)
+                refused.setdefault(email, NOT_PLAIN)
                 continue
-            accounts.append(member_account(team, email))
-            served.add((email, team.template.provider))
+            members.append(member_account(team, email))
+        shared = _sharing(team, members)
+        for account in members:
+            if account.owner in shared:
+                refused.setdefault(account.owner, shared[account.owner])
+                continue
+            accounts.append(account)
+            served.add((account.owner, team.template.provider))
     return accounts, refused
