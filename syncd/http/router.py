@@ -111,7 +111,9 @@ class Router:
         try:
             return route.handler(request)
         except Exception:  # the caller learns nothing of syncd's insides
-            log.exception("the handler of %s failed", path)
+            # The endpoint, not the path: a path may carry a token (/hooks/webdav/<id>/
+            # <token>, /book/<token>), which is a secret the log must not hold.
+            log.exception("the handler of %s failed", route.path)
             return Response.text(500)
 
 
