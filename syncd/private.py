@@ -6,7 +6,9 @@ passwords, and the log file are made readable by their owner alone. What already
 is checked at the start of ``syncd run`` and ``syncd sync`` (:func:`check_private`): any
 group or other permission bit on one of them refuses the start, with the ``chmod`` that
 fixes it. A data directory others cannot enter keeps everything inside it private, so the
-check looks at the directory and the files syncd names, not at every calendar file.
+check looks at the directory and the files syncd names, not at every calendar file; and
+at the files it reads secrets from wherever they are (``file:`` references, the
+listener's TLS key), which ``syncd config check`` judges too.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import stat
 from pathlib import Path
 
 from syncd.config import Config
+from syncd.config_types import SecretRef
 from syncd.errors import FilesNotPrivate
+from syncd.team import has_placeholder
 
 PRIVATE_UMASK = 0o077
 
@@ -50,10 +54,26 @@ def kept_paths(config: Config) -> list[Path]:
              hooks, hooks / "pipedrive.secret"]
     database = sqlite_file(config.database_url)
     if database is not None:
-        paths.extend(database.with_name(database.name + suffix) for suffix in ("", "-wal", "-shm"))
+        paths.extend(database.with_name(database.name + suffix)
+                     for suffix in ("", "-wal", "-shm", "-journal"))
     if config.logging.file:
         paths.append(Path(config.logging.file).expanduser())
+    paths.extend(secret_files(config))
     return [p for p in dict.fromkeys(paths) if p.exists()]
+
+
+def secret_files(config: Config) -> list[Path]:
+    """The files the config reads secrets from: its ``file:`` references (a team's only
+    when the same for every member) and the listener's TLS key."""
+    refs = [config.state_key, config.database, *config.crm_options.values()]
+    for account in (*config.accounts, *(team.template for team in config.teams)):
+        refs.extend(account.auth.values())
+    paths = [Path(ref.ref[len("file:"):]).expanduser() for ref in refs
+             if isinstance(ref, SecretRef) and ref.ref.startswith("file:")
+             and not has_placeholder(ref.ref)]
+    if config.http.private_key:
+        paths.append(Path(config.http.private_key).expanduser())
+    return paths
 
 
 def exposed(config: Config) -> list[tuple[str, str]]:
