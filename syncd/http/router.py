@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -65,10 +66,13 @@ class Route:
 
 @dataclass
 class Router:
-    """The routing table and WSGI application; ``max_body`` is the listener's body cap."""
+    """The routing table and WSGI application; ``max_body`` is the listener's body cap;
+    ``handling`` brackets each handler's run (the server's read deadline stops counting
+    there)."""
 
     max_body: int
     routes: dict[str, Route] = field(default_factory=dict)
+    handling: Callable[[], AbstractContextManager[None]] = nullcontext
 
     def add(self, route: Route) -> None:
         if route.path in self.routes:
@@ -109,7 +113,8 @@ class Router:
         request = Request(method, path, environ.get("QUERY_STRING", ""), headers, body,
                           environ.get("REMOTE_ADDR", ""))
         try:
-            return route.handler(request)
+            with self.handling():
+                return route.handler(request)
         except Exception:  # the caller learns nothing of syncd's insides
             # The endpoint, not the path: a path may carry a token (/hooks/webdav/<id>/
             # <token>, /book/<token>), which is a secret the log must not hold.

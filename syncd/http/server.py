@@ -2,19 +2,32 @@
 
 cheroot parses HTTP (syncd parses none), runs the :class:`~syncd.http.router.Router` on a
 small pool of threads and bounds what a caller can hold: request headers and bodies by
-size, idle and slow connections by a socket timeout. :meth:`HttpServer.start` binds in the
-caller's thread, so a port in use is reported before the daemon says it runs;
-:meth:`HttpServer.stop` stops accepting, lets the requests in flight finish for a few
-seconds and closes the socket (the daemon calls it first on SIGTERM).
+size, idle connections by a socket timeout, and a request's whole reading by
+:data:`READ_SECONDS` (:class:`ReadDeadlines`): the socket timeout is per read, so a
+client sending a byte every few seconds would otherwise hold a thread for ever, and
+:data:`THREADS` such clients the whole listener, health probes included (slowloris).
+With TLS the handshake is made on the request's thread under the same deadline, not in
+cheroot's accept loop, where one client that never finishes its handshake stopped every
+other connection. :meth:`HttpServer.start` binds in the caller's thread, so a port in use
+is reported before the daemon says it runs; :meth:`HttpServer.stop` stops accepting, lets
+the requests in flight finish for a few seconds and closes the socket (the daemon calls it
+first on SIGTERM).
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import socket
+import ssl
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
 
 from cheroot import wsgi
+from cheroot.server import HTTPConnection
 
 from syncd.config import HttpConfig
 from syncd.config_checks import parse_listen
@@ -27,6 +40,110 @@ THREADS = 8  # requests answered at once; a hook answers in milliseconds
 SOCKET_TIMEOUT = 10  # seconds a connection may sit idle or trickle its request
 SHUTDOWN_SECONDS = 5  # how long stop() waits for requests in flight
 MAX_HEADER_BYTES = 16 * 1024
+#: Seconds a request may take to arrive whole (TLS handshake, line, headers, body) and
+#: its answer to be taken, the handler's own time not counted.
+READ_SECONDS = 30.0
+
+
+class ReadDeadlines:
+    """The requests being read, each with its deadline; a watcher thread shuts the
+    connection of one past it, which ends the read that holds its thread."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.cut = 0  # connections shut for being too slow
+        self._reading: dict[int, tuple[float, socket.socket]] = {}  # thread -> (due, sock)
+        self._held: dict[int, float] = {}  # thread -> when its handler began
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._watch, name="syncd-http-deadlines",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+            self._thread = None
+
+    @contextmanager
+    def reading(self, sock: socket.socket) -> Iterator[None]:
+        """One request of ``sock`` on this thread, from its first byte to its answer."""
+        me = threading.get_ident()
+        with self._lock:
+            self._reading[me] = (time.monotonic() + self.seconds, sock)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._reading.pop(me, None)
+                self._held.pop(me, None)
+
+    @contextmanager
+    def handling(self) -> Iterator[None]:
+        """The handler's time, which the deadline does not count."""
+        me = threading.get_ident()
+        began = time.monotonic()
+        with self._lock:
+            self._held[me] = began
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held.pop(me, None)
+                if me in self._reading:
+                    due, sock = self._reading[me]
+                    self._reading[me] = (due + time.monotonic() - began, sock)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(min(1.0, self.seconds / 4)):
+            now = time.monotonic()
+            with self._lock:
+                late = [(me, sock) for me, (due, sock) in self._reading.items()
+                        if due < now and me not in self._held]
+                for me, _sock in late:
+                    del self._reading[me]
+            for _me, sock in late:
+                self.cut += 1
+                log.debug("closed a connection that sent its request too slowly")
+                # The raw socket (a TLS one is shut under its TLS layer too); one closed
+                # meanwhile raises.
+                with suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _Connection(HTTPConnection):
+    """cheroot's connection, each request under the server's :class:`ReadDeadlines`, the
+    TLS handshake first (see :class:`_LazyTls`)."""
+
+    def communicate(self) -> bool:
+        deadlines: ReadDeadlines = self.server.syncd_deadlines
+        with deadlines.reading(self.socket):
+            if isinstance(self.socket, ssl.SSLSocket) and not getattr(self, "_shaken", False):
+                try:
+                    self.socket.do_handshake()
+                except (ssl.SSLError, OSError):
+                    return False  # not a TLS client, or too slow: nothing to answer
+                self._shaken = True
+            return bool(super().communicate())
+
+
+def _lazy_tls(certificate: str, private_key: str) -> Any:
+    """cheroot's TLS adapter, but making the handshake on the request's thread
+    (:class:`_Connection`) instead of in the accept loop."""
+    from cheroot.ssl.builtin import BuiltinSSLAdapter
+
+    class _LazyTls(BuiltinSSLAdapter):
+        def wrap(self, sock: socket.socket) -> tuple[ssl.SSLSocket, dict[str, str]]:
+            wrapped = self.context.wrap_socket(sock, do_handshake_on_connect=False,
+                                               server_side=True)
+            return wrapped, {"wsgi.url_scheme": "https", "HTTPS": "on"}
+
+    return _LazyTls(certificate, private_key)
 
 
 class HttpServer:
@@ -42,10 +159,13 @@ class HttpServer:
                                    shutdown_timeout=SHUTDOWN_SECONDS, request_queue_size=64)
         self._server.max_request_body_size = router.max_body
         self._server.max_request_header_size = MAX_HEADER_BYTES
+        self.deadlines = ReadDeadlines(READ_SECONDS)
+        self._server.syncd_deadlines = self.deadlines  # type: ignore[attr-defined]
+        self._server.ConnectionClass = _Connection
+        router.handling = self.deadlines.handling
         if self.tls:
-            from cheroot.ssl.builtin import BuiltinSSLAdapter
-
-            self._server.ssl_adapter = BuiltinSSLAdapter(certificate, private_key)
+            assert certificate is not None and private_key is not None
+            self._server.ssl_adapter = _lazy_tls(certificate, private_key)
         self._thread: threading.Thread | None = None
 
     @classmethod
@@ -82,6 +202,7 @@ class HttpServer:
         bound = self._server.bind_addr
         if isinstance(bound, tuple):
             self.port = int(bound[1])
+        self.deadlines.start()
         self._thread = threading.Thread(target=self._server.serve, name="syncd-http",
                                         daemon=True)
         self._thread.start()
@@ -94,3 +215,4 @@ class HttpServer:
         self._server.stop()
         self._thread.join(timeout=SHUTDOWN_SECONDS + 1)
         self._thread = None
+        self.deadlines.stop()
