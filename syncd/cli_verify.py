@@ -18,14 +18,28 @@ def register(sub: Any) -> None:
                         help="delete duplicate and orphan events (the kept copy is the paired "
                              "or newest one), realign drifted pairs (the next cycle writes "
                              "the activity's values) and unpair activities sharing one event; "
-                             "each change is logged in repairs.jsonl")
+                             "each change is logged in repairs.jsonl; each account is "
+                             "repaired under its lease, never beside a sync cycle of it")
+    verify.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS",
+                        help="with --repair: wait up to this long for an account whose "
+                             "lease a sync cycle holds (default 0: leave it unrepaired)")
     verify.set_defaults(handler=_verify)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0 to 3600")
+    return value
 
 
 def _verify(args: argparse.Namespace, app: App) -> int:
     from syncd.errors import UsageError
     from syncd.private import check_private
-    from syncd.report import describe_finding
+    from syncd.report import describe_finding, describe_repair_held
     from syncd.service import Service
     from syncd.verify import verify
 
@@ -36,13 +50,14 @@ def _verify(args: argparse.Namespace, app: App) -> int:
         unknown = sorted(set(args.account or ()) - known)
         if unknown:
             raise UsageError(message=f"unknown account(s): {', '.join(unknown)}")
-        audits = verify(service, args.account, repair=args.repair)
+        audits = verify(service, args.account, repair=args.repair, wait=args.wait)
     finally:
         service.close()
     data = [{"account": a.account, "clean": a.clean, "error": a.error,
              "events": a.events, "pairs": a.pairs, "activities": a.activities,
              "privacy_checked": a.privacy_checked, "removed": a.removed,
              "realigned": a.realigned, "unpaired": a.unpaired, "busy": a.busy,
+             "lease_holder": a.held.holder if a.held else None, "lease_lost": a.lease_lost,
              "findings": [{"kind": f.kind, "activity_id": f.activity_id,
                            "event_ids": list(f.event_ids), "fields": list(f.fields),
                            "reason": f.reason, "remove": list(f.remove),
@@ -65,8 +80,7 @@ def _verify(args: argparse.Namespace, app: App) -> int:
             head += (f"; unpaired: {len(a.unpaired)} activity(ies) sharing an event, given "
                      "their own by the next cycle (dropped pairs in repairs.jsonl)")
         if a.busy:
-            head += ("; drift or shared events not repaired: a cycle holds the account, run "
-                     "verify --repair again")
+            head += f"; {describe_repair_held(a.account, a.held)}"
         lines.append(head)
         lines.extend(f"  {describe_finding(f, a.account)}" for f in a.findings)
     app.emit(data, "\n".join(lines) or "No accounts to verify.")

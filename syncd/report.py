@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
     from syncd.config import AccountConfig
     from syncd.engine.audit import Finding
+    from syncd.repair_lease import LeaseHeld
     from syncd.store.channels import ChannelRow
 
 #: Exit codes (the README lists them): 2 for what the caller must fix in the command or
@@ -380,6 +381,21 @@ def _when(at: datetime | None) -> str:
 
 
 # --- syncd verify ---------------------------------------------------------------------
+
+
+def describe_repair_held(account: str, held: LeaseHeld | None) -> str:
+    """Why ``verify --repair`` left (some of) an account's repair undone: ``held``, the
+    lease a live holder has (nothing was written), or None: the repair's own lease was
+    taken over midway (what was done is listed; the rest waits)."""
+    again = f"'syncd verify --repair --account {account}'"
+    if held is None:
+        return (f"repair of {account} stopped: another holder took the account's lease "
+                f"midway (the rest not done); run {again} again")
+    until = f", until {held.until:%Y-%m-%d %H:%M:%S} UTC" if held.until else ""
+    who = f" ({held.holder}{until})" if held.holder else ""
+    return (f"not repaired: a sync cycle holds the lease of {account}{who}, and a repair "
+            f"never writes beside one; run {again} again once it ends, or add --wait "
+            "SECONDS to wait for it")
 
 
 def describe_finding(finding: Finding, account: str) -> str:

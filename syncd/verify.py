@@ -16,6 +16,14 @@ state are only read, and nothing is cached or written. The judgement is
 and logs every removed event, every overwritten value and every dropped pair in
 ``repairs.jsonl`` in the data directory (0600), so that nothing a repair replaces is lost.
 
+A repair is a writer like a cycle, so it runs under the account's lease
+(:mod:`syncd.repair_lease`), taken before the audit it acts on is read: no cycle (the
+daemon's, a replica's, ``syncd sync``'s) can change the pairs between the reading and the
+repair, the fencing token is renewed and checked before each delete batch and on every
+state write, the deletions are recorded in the write log as a cycle records its own,
+and the lease goes back with the account's due time unchanged. An account whose lease a
+live holder has is audited read-only and left unrepaired (``held``).
+
 ``foreign_touched`` has no repair: the write log holds the event id, the etag our write
 left and when, not what the event held before, so there is nothing to restore from; and
 a connector's update always writes syncd's marker, which would make the event ours. The
@@ -29,7 +37,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +45,10 @@ from connectors.base import CalendarConnector, DeleteOp, RemoteEvent
 from syncd.config import AccountConfig
 from syncd.crm.source import CrmSource, NoteReader
 from syncd.engine.audit import AuditInput, Finding, audit
-from syncd.engine.execute import LEASE_TTL
 from syncd.engine.policy import AccountPolicy
+from syncd.errors import LeaseLost
 from syncd.model import Activity
+from syncd.repair_lease import LeaseHeld, RepairLease, take_lease
 from syncd.report import describe
 from syncd.service import Service
 from syncd.store.state import StateStore
@@ -62,11 +71,22 @@ class AccountAudit:
     removed: list[str] = field(default_factory=list)  # event ids a repair deleted
     realigned: list[int] = field(default_factory=list)  # activity ids whose drift a repair fixed
     unpaired: list[int] = field(default_factory=list)  # activity ids a repair unpaired
-    busy: bool = False  # a repair found the account's lease held (a cycle running)
+    held: LeaseHeld | None = None  # a repair found the account's lease held: nothing done
+    lease_lost: bool = False  # another holder took the lease mid-repair: the rest not done
 
     @property
     def clean(self) -> bool:
         return self.error is None and not self.findings
+
+    @property
+    def busy(self) -> bool:
+        """Something to repair was left alone: the lease was another's, or was lost."""
+        return self.held is not None or self.lease_lost
+
+
+def repairable(findings: Sequence[Finding]) -> bool:
+    """Whether ``--repair`` has something to do for these findings."""
+    return any(f.remove or f.unpair or f.kind == "drift" for f in findings)
 
 
 def audit_calendar(account: AccountConfig, source: CrmSource, state: StateStore,
@@ -123,79 +143,100 @@ def read_audit(service: Service, account: AccountConfig, now: datetime | None = 
 
 
 def verify(service: Service, names: Sequence[str] | None = None, *, repair: bool = False,
-           now: datetime | None = None) -> list[AccountAudit]:
+           now: datetime | None = None, wait: float = 0.0) -> list[AccountAudit]:
     """Audit the accounts (all, or ``names``); with ``repair``, delete what duplicate and
-    orphan findings name, realign drift and unpair what ``paired_twice`` names, then audit
-    again so the result shows what is left."""
+    orphan findings name, realign drift and unpair what ``paired_twice`` names, under
+    the account's lease (waited for up to ``wait`` seconds while a cycle holds it), then
+    audit again so the result shows what is left."""
     audits = []
     for account in service.accounts():
         if names and account.name not in names:
             continue
-        result, events = read_audit(service, account, now)
-        if repair and result.error is None and any(
-                f.remove or f.unpair or f.kind == "drift" for f in result.findings):
-            removed = _repair(service, account, result.findings, events)
-            realigned = realign_drift(service.state, account.name, result.findings, events,
-                                      owner=service.replica, log_dir=service.config.data_path)
-            unpaired = unpair_shared(service.state, account.name, result.findings, events,
-                                     owner=service.replica, log_dir=service.config.data_path)
-            result, _ = read_audit(service, account, now)
-            result.removed = removed
-            result.realigned = realigned or []
-            result.unpaired = unpaired or []
-            result.busy = realigned is None or unpaired is None
-        audits.append(result)
+        audits.append(_repair_account(service, account, now, wait) if repair
+                      else read_audit(service, account, now)[0])
     return audits
 
 
+def _repair_account(service: Service, account: AccountConfig, now: datetime | None,
+                    wait: float) -> AccountAudit:
+    """One account audited and repaired under its lease, then audited again."""
+    lease = take_lease(service.state, account.name, service.replica,
+                       timedelta(seconds=service.config.lease_seconds), wait=wait)
+    if isinstance(lease, LeaseHeld):
+        result, _ = read_audit(service, account, now)
+        if result.error is None and repairable(result.findings):
+            result.held = lease
+        return result
+    removed: list[str] = []
+    realigned: list[int] = []
+    unpaired: list[int] = []
+    lost = False
+    try:
+        result, events = read_audit(service, account, now)
+        if result.error is not None or not repairable(result.findings):
+            return result
+        log_dir = service.config.data_path
+        try:
+            _repair(service, account, result.findings, events, lease, removed)
+            lease.fence()  # (the pairs' writes below are each fenced by the token too)
+            realigned = realign_drift(service.state, account.name, result.findings, events,
+                                      token=lease.token, log_dir=log_dir)
+            unpaired = unpair_shared(service.state, account.name, result.findings, events,
+                                     token=lease.token, log_dir=log_dir)
+        except LeaseLost:
+            log.warning("verify --repair: %s: another holder took the account's lease; "
+                        "the rest of its repair is left", account.name)
+            lost = True
+    finally:
+        lease.release()
+    result, _ = read_audit(service, account, now)
+    result.removed, result.realigned, result.unpaired = removed, realigned, unpaired
+    result.lease_lost = lost
+    return result
+
+
 def realign_drift(state: StateStore, account: str, findings: Sequence[Finding],
-                  events: Sequence[RemoteEvent], *, owner: str, log_dir: Path | None
-                  ) -> list[int] | None:
+                  events: Sequence[RemoteEvent], *, token: int, log_dir: Path | None
+                  ) -> list[int]:
     """Make the next cycle write the activity's values over a drifted event.
 
     A drifted pair has both sides equal to what syncd last recorded for each, yet the two
     differ: the recorded bases disagree. The pair's CRM base takes the event's values in
     the drifted fields, so the next cycle sees those fields changed in the CRM only and
     writes them to the event (no conflict: the calendar side is unchanged). The event's
-    values are logged first. Done under the account's lease, and only for pairs whose
-    event is still the version the audit read; returns the activity ids realigned, or
-    None when a cycle holds the lease (nothing done: verify again later).
+    values are logged first. Done under the account's lease (``token``: each pair's write
+    is fenced, LeaseLost once another holder took it), and only for pairs whose event is
+    still the version the audit read; returns the activity ids realigned.
     """
     drifted = [f for f in findings if f.kind == "drift" and f.activity_id is not None]
     if not drifted:
         return []
-    token = state.acquire_lease(account, owner, LEASE_TTL)
-    if token is None:
-        return None
     realigned: list[int] = []
-    try:
-        links = state.links(account)
-        by_id = {e.event_id: e for e in events}
-        for finding in drifted:
-            assert finding.activity_id is not None
-            link = links.get(finding.activity_id)
-            event = by_id.get(finding.event_ids[0]) if finding.event_ids else None
-            if link is None or link.crm_base is None or event is None \
-                    or event.projection is None or (link.event_id, link.etag) != (
-                        event.event_id, event.etag):
-                continue  # changed since the audit read it: the next cycle judges it
-            theirs = {name: event.projection.get(name) for name in finding.fields}
-            if log_dir is not None:
-                _log(log_dir, {"account": account, "realigned": finding.activity_id,
-                               "event_id": event.event_id,
-                               "overwritten": event.projection.replace(theirs).to_json(),
-                               "fields": list(finding.fields)})
-            state.save_link(account, replace(link, crm_base=link.crm_base.replace(theirs)),
-                            token)
-            realigned.append(finding.activity_id)
-    finally:
-        state.release_lease(account, token)
+    links = state.links(account)
+    by_id = {e.event_id: e for e in events}
+    for finding in drifted:
+        assert finding.activity_id is not None
+        link = links.get(finding.activity_id)
+        event = by_id.get(finding.event_ids[0]) if finding.event_ids else None
+        if link is None or link.crm_base is None or event is None \
+                or event.projection is None or (link.event_id, link.etag) != (
+                    event.event_id, event.etag):
+            continue  # changed since the audit read it: the next cycle judges it
+        theirs = {name: event.projection.get(name) for name in finding.fields}
+        if log_dir is not None:
+            _log(log_dir, {"account": account, "realigned": finding.activity_id,
+                           "event_id": event.event_id,
+                           "overwritten": event.projection.replace(theirs).to_json(),
+                           "fields": list(finding.fields)})
+        state.save_link(account, replace(link, crm_base=link.crm_base.replace(theirs)),
+                        token)
+        realigned.append(finding.activity_id)
     return realigned
 
 
 def unpair_shared(state: StateStore, account: str, findings: Sequence[Finding],
-                  events: Sequence[RemoteEvent], *, owner: str, log_dir: Path | None
-                  ) -> list[int] | None:
+                  events: Sequence[RemoteEvent], *, token: int, log_dir: Path | None
+                  ) -> list[int]:
     """Give each activity a ``paired_twice`` finding unpairs its own event again.
 
     The shared event stays paired with the activity whose marker it carries (else the one
@@ -203,73 +244,74 @@ def unpair_shared(state: StateStore, account: str, findings: Sequence[Finding],
     at the event that carries its own marker (the newest, if the calendar has one: the
     pair takes that event as it is now), or else made a pending create, so the next
     cycle looks its marker up and creates its event. No event is written or deleted
-    here. Done under the account's lease, and only for pairs that still point at the
-    shared event; returns the activity ids repaired, or None when a cycle holds the lease
-    (nothing done: verify again later).
+    here. Done under the account's lease (``token``: each pair's write is fenced,
+    LeaseLost once another holder took it), and only for pairs that still point at the
+    shared event; returns the activity ids repaired.
     """
     shared = [f for f in findings if f.kind == "paired_twice" and f.unpair]
     if not shared:
         return []
-    token = state.acquire_lease(account, owner, LEASE_TTL)
-    if token is None:
-        return None
     unpaired: list[int] = []
-    try:
-        links = state.links(account)
-        for finding in shared:
-            for activity_id in finding.unpair:
-                link = links.get(activity_id)
-                if link is None or link.event_id != finding.event_ids[0]:
-                    continue  # changed since the audit read it
-                own = max((e for e in events if e.marker == link.sync_uid and not e.deleted
-                           and e.event_id != link.event_id and e.projection is not None),
-                          key=lambda e: (e.updated or datetime.min.replace(tzinfo=UTC),
-                                         e.event_id), default=None)
-                if own is not None:
-                    repaired = replace(link, event_id=own.event_id, etag=own.etag,
-                                       cal_base=own.projection)
-                else:
-                    repaired = replace(link, event_id=None, etag=None, pending=True,
-                                       generation=link.generation + 1)
-                if log_dir is not None:
-                    _log(log_dir, {
-                        "account": account, "unpaired": activity_id,
-                        "event_id": link.event_id, "kept_with": finding.activity_id,
-                        "now_paired_with": repaired.event_id, "sync_uid": link.sync_uid,
-                        "etag": link.etag, "generation": link.generation,
-                        "cal_base": link.cal_base.to_json() if link.cal_base else None})
-                state.save_link(account, repaired, token)
-                unpaired.append(activity_id)
-    finally:
-        state.release_lease(account, token)
+    links = state.links(account)
+    for finding in shared:
+        for activity_id in finding.unpair:
+            link = links.get(activity_id)
+            if link is None or link.event_id != finding.event_ids[0]:
+                continue  # changed since the audit read it
+            own = max((e for e in events if e.marker == link.sync_uid and not e.deleted
+                       and e.event_id != link.event_id and e.projection is not None),
+                      key=lambda e: (e.updated or datetime.min.replace(tzinfo=UTC),
+                                     e.event_id), default=None)
+            if own is not None:
+                repaired = replace(link, event_id=own.event_id, etag=own.etag,
+                                   cal_base=own.projection)
+            else:
+                repaired = replace(link, event_id=None, etag=None, pending=True,
+                                   generation=link.generation + 1)
+            if log_dir is not None:
+                _log(log_dir, {
+                    "account": account, "unpaired": activity_id,
+                    "event_id": link.event_id, "kept_with": finding.activity_id,
+                    "now_paired_with": repaired.event_id, "sync_uid": link.sync_uid,
+                    "etag": link.etag, "generation": link.generation,
+                    "cal_base": link.cal_base.to_json() if link.cal_base else None})
+            state.save_link(account, repaired, token)
+            unpaired.append(activity_id)
     return unpaired
 
 
 def _repair(service: Service, account: AccountConfig, findings: Sequence[Finding],
-            events: Sequence[RemoteEvent]) -> list[str]:
-    """Delete the events the findings name (conditional on their etag), logging each."""
+            events: Sequence[RemoteEvent], lease: RepairLease, removed: list[str]) -> None:
+    """Delete the events the findings name (conditional on their etag), a batch at a time
+    under ``lease`` (fenced before each batch, as a cycle's writes), logging each in
+    ``repairs.jsonl`` and recording the batch in the write log; the ids deleted are
+    appended to ``removed`` as they go (so a lease lost midway keeps what was done)."""
     by_id = {e.event_id: e for e in events}
     doomed = [by_id[i] for f in findings for i in f.remove if i in by_id]
     if not doomed:
-        return []
+        return
     connector = service.open_connector(account, read_only=False)
-    removed: list[str] = []
     try:
         batch = max(1, connector.capabilities.max_batch)
         for start in range(0, len(doomed), batch):
             chunk = doomed[start:start + batch]
+            lease.fence()
             results = connector.write([DeleteOp(key=f"repair:{e.event_id}", event_id=e.event_id,
                                                 etag=e.etag) for e in chunk])
+            done = []
             for event, outcome in zip(chunk, results, strict=True):
                 if outcome.error is None:
-                    removed.append(event.event_id)
+                    done.append(event.event_id)
                     _record(service.config.data_path, account.name, event)
                 else:
                     log.warning("verify --repair: %s kept %s: %s", account.name,
                                 event.event_id, describe(outcome.error))
+            removed.extend(done)
+            if done:  # as a cycle logs its deletions (verify's foreign_touched reads it)
+                service.state.record(account.name, writes=[(i, None, "delete") for i in done],
+                                     token=lease.token)
     finally:
         connector.close()
-    return removed
 
 
 def _record(data_path: Path, account: str, event: RemoteEvent) -> None:

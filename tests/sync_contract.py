@@ -33,6 +33,7 @@ import pytest
 from connectors.base import CreateOp, RemoteEvent
 from syncd.crm.builtin import BuiltinSource
 from syncd.engine.audit import Finding
+from syncd.engine.execute import LEASE_TTL
 from syncd.model import project_activity
 from syncd.service import account_policy
 from syncd.verify import REPAIR_LOG, AccountAudit, audit_calendar, realign_drift, unpair_shared
@@ -187,8 +188,11 @@ class SyncContract:
         # The drift repair: the next cycle writes the activity's title over the event's,
         # with no conflict recorded (the calendar side had not changed).
         audit, events = read()
+        token = world.state.acquire_lease(world.account.name, "verify", LEASE_TTL)
+        assert token is not None
         assert realign_drift(world.state, world.account.name, audit.findings, events,
-                             owner="verify", log_dir=None) == [drifted.id]
+                             token=token, log_dir=None) == [drifted.id]
+        world.state.release_lease(world.account.name, token)
         assert "drift" not in {f.kind for f in verify().findings}
         world.converge()
         assert world.event_title(drifted.id) == "Review (moved)"
@@ -221,9 +225,11 @@ class SyncContract:
         assert (shared.kind, shared.activity_id, sorted(shared.unpair)) == (
             "paired_twice", first.id, [second.id, third.id])  # it carries the first's marker
 
+        token = world.state.acquire_lease(world.account.name, "verify", LEASE_TTL)
+        assert token is not None
         assert sorted(unpair_shared(world.state, world.account.name, [shared], events,
-                                    owner="verify", log_dir=tmp_path) or []) == [
-            second.id, third.id]
+                                    token=token, log_dir=tmp_path)) == [second.id, third.id]
+        world.state.release_lease(world.account.name, token)
         logged = [json.loads(line) for line in (tmp_path / REPAIR_LOG).read_text().splitlines()]
         assert sorted((e["unpaired"], e["kept_with"]) for e in logged) == [
             (second.id, first.id), (third.id, first.id)]

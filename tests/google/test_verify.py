@@ -7,6 +7,7 @@ from pathlib import Path
 
 from syncd.crm.builtin import BuiltinSource
 from syncd.engine.audit import Finding
+from syncd.engine.execute import LEASE_TTL
 from syncd.service import account_policy
 from syncd.verify import audit_calendar, realign_drift, unpair_shared
 from syncd_testkit.emulators.google import GoogleEmulator
@@ -34,10 +35,13 @@ def test_a_foreign_event_syncd_wrote_is_reported_and_left_as_it_is(
     assert (found.kind, found.event_ids, found.reason) == (
         "foreign_touched", (theirs["id"],), "unchanged")
     # Neither repair touches it: it is not a duplicate, an orphan, drift or a shared event.
-    assert realign_drift(world.state, world.account.name, [found], [], owner="verify",
+    token = world.state.acquire_lease(world.account.name, "verify", LEASE_TTL)
+    assert token is not None
+    assert realign_drift(world.state, world.account.name, [found], [], token=token,
                          log_dir=tmp_path) == []
-    assert unpair_shared(world.state, world.account.name, [found], [], owner="verify",
+    assert unpair_shared(world.state, world.account.name, [found], [], token=token,
                          log_dir=tmp_path) == []
+    world.state.release_lease(world.account.name, token)
     assert not found.remove and not (tmp_path / "repairs.jsonl").exists()
 
     google_emulator.put_event(calendar, {**theirs, "summary": "Their meeting, moved"})
