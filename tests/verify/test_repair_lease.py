@@ -40,7 +40,13 @@ from syncd.store.db import Database
 from syncd.store.queue import WorkQueue
 from syncd.store.state_tables import SyncAccount, SyncWrite
 from syncd.verify import AccountAudit, verify
-from syncd_testkit.replicas import install_audit, remove_audit, tokens_went_back, two_writers
+from syncd_testkit.replicas import (
+    Replica,
+    install_audit,
+    remove_audit,
+    tokens_went_back,
+    two_writers,
+)
 
 TTL = timedelta(minutes=10)
 #: The audit row a calendar write adds: who wrote (the repair's owner, with the newest
@@ -104,9 +110,9 @@ class Setup:
                 SyncWrite.account == self.name, SyncWrite.op == "delete")))
 
 
-def setup(db: Database, tmp_path: Path, orphans: int = 2) -> Setup:
+def setup(db: Database, tmp_path: Path, orphans: int = 2, name: str | None = None) -> Setup:
     owner = f"ann-{uuid.uuid4().hex[:8]}@example.com"  # (PostgreSQL's users outlive a test)
-    account = AccountConfig(name=f"acc-{uuid.uuid4().hex[:6]}", provider="memory",
+    account = AccountConfig(name=name or f"acc-{uuid.uuid4().hex[:6]}", provider="memory",
                             owner=owner)
     service = Service(Config(data_dir=str(tmp_path), accounts=(account,)), db=db)
     service.store.add_user(owner, "Ann", "UTC")
@@ -114,16 +120,20 @@ def setup(db: Database, tmp_path: Path, orphans: int = 2) -> Setup:
     calendar.writer = service.replica
     service._open = (  # type: ignore[method-assign]
         lambda _account, _now, read_only=False: calendar)
+    WorkQueue(db, "enrol").enrol([account.name])
+    # due a while ago, as a claimed account is (a repair must leave it so)
+    service.state.update_account(account.name, due_at=datetime.now(UTC) - timedelta(minutes=5))
+    return Setup(service, account, calendar, plant(calendar, orphans))
+
+
+def plant(calendar: MemoryCalendar, orphans: int) -> list[str]:
+    """``orphans`` events carrying markers no activity has (a bug's leftovers); their ids."""
     day = date.today() + timedelta(days=3)
     projection = Projection("Stray", When(datetime.combine(day, time(9), UTC),
                                           datetime.combine(day, time(10), UTC), "UTC"))
     made = MemoryCalendar.write(calendar, [
         CreateOp(f"stray{i}", uuid.uuid4().hex, 0, projection) for i in range(orphans)])
-    WorkQueue(db, "enrol").enrol([account.name])
-    # due a while ago, as a claimed account is (a repair must leave it so)
-    service.state.update_account(account.name, due_at=datetime.now(UTC) - timedelta(minutes=5))
-    return Setup(service, account, calendar, sorted(r.event.event_id for r in made
-                                                    if r.event is not None))
+    return sorted(r.event.event_id for r in made if r.event is not None)
 
 
 def one(audits: list[AccountAudit]) -> AccountAudit:
@@ -282,6 +292,36 @@ def test_a_repair_whose_lease_is_taken_over_midway_writes_no_more(
     assert len(logged) == 10  # the deletions made are in repairs.jsonl either way
     assert len(world.deletions_logged()) == (10 if when == "recorded" else 0)
     assert two_writers(audited) == []
+
+
+@pytest.mark.postgres
+@pytest.mark.slow  # a replica process cycling the account for several repairs
+def test_repairs_beside_a_replica_cycling_the_account_never_make_a_second_writer(
+        pg_url: str, audited: Database, tmp_path: Path) -> None:
+    """A replica process (the product's claim, lease and fencing code) cycles the account
+    over and over while repairs wait for its lease between cycles: every repair deletes
+    its orphans, the audit shows no write by anyone but the lease's holder, and the
+    replica never had a write refused (no repair took a live lease)."""
+    world = setup(audited, tmp_path, orphans=0, name="acc0000")  # the driver's account
+    world.calendar.audit = True
+    replica = Replica.start(pg_url, "replica-1", 1, ttl=30, tick=0.05, interval=0.2,
+                            work_ms=50, cap=1)
+    try:
+        replica.wait_for("claimed acc0000", timeout=60)
+        for _ in range(4):
+            strays = plant(world.calendar, 3)
+            audit = one(verify(world.service, repair=True, wait=60))
+            assert (audit.removed, audit.busy) == (strays, False)
+        replica.wait_for("claimed acc0000", timeout=60)  # it goes on after the repairs
+    finally:
+        counts = replica.stop()
+    assert counts["cycles"] >= 2 and counts.get("refused", 0) == 0
+    assert world.live() == set()
+    with audited.session() as s:
+        writers = dict(s.execute(text(
+            "SELECT writer, count(*) FROM audit_writes GROUP BY writer")).all())
+    assert writers[world.service.replica] == 4 and writers["replica-1"] >= 4
+    assert two_writers(audited) == [] and tokens_went_back(audited) == []
 
 
 # --- SQLite: one daemon, and syncd sync ---------------------------------------------------
