@@ -424,3 +424,12 @@ def test_a_repair_stopped_by_a_takeover_says_so_and_what_to_do() -> None:
         "not repaired: a sync cycle holds the lease of acc, and a repair never writes "
         "beside one; run 'syncd verify --repair --account acc' again once it ends, or add "
         "--wait SECONDS to wait for it")
+
+
+@pytest.mark.parametrize("wait", ["nan", "inf", "-5", "3601", "1e9", "ten", ""])
+def test_a_wait_that_is_not_seconds_from_0_to_3600_is_refused_before_anything_runs(
+        wait: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from syncd.cli import main
+
+    assert main(["verify", "--repair", "--wait", wait]) == 2
+    assert "is not a number of seconds from 0 to 3600" in capsys.readouterr().err
