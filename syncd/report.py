@@ -83,7 +83,9 @@ _NOTES = {
     "retry-next": "some changes will be retried next cycle",
     "lease-lost": "the lease was lost; another replica continues",
     "deadline": "the cycle reached its deadline; the next one goes on",
-    "lease-busy": "another replica holds the lease",
+    "lease-busy": ("another syncd process holds the account's lease: the daemon, a replica, "
+                   "another syncd sync or a verify --repair; nothing was done here, and the "
+                   "account syncs there or at its next cycle"),
 }
 
 
@@ -393,9 +395,9 @@ def describe_repair_held(account: str, held: LeaseHeld | None) -> str:
                 f"midway (the rest not done); run {again} again")
     until = f", until {held.until:%Y-%m-%d %H:%M:%S} UTC" if held.until else ""
     who = f" ({held.holder}{until})" if held.holder else ""
-    return (f"not repaired: a sync cycle holds the lease of {account}{who}, and a repair "
-            f"never writes beside one; run {again} again once it ends, or add --wait "
-            "SECONDS to wait for it")
+    return (f"not repaired: the lease of {account} is held{who} by a sync cycle or another "
+            f"repair, and a repair never writes beside one; run {again} again once it ends, "
+            "or add --wait SECONDS to wait for it")
 
 
 def describe_finding(finding: Finding, account: str) -> str:

@@ -200,8 +200,8 @@ def test_the_busy_line_names_the_account_its_holder_and_what_to_do(
     out = capsys.readouterr().out
     assert code == 1
     assert f"{world.name}: 2 finding(s) (2 events, 0 pairs, 0 activities)" in out
-    assert (f"not repaired: a sync cycle holds the lease of {world.name} (replica-1, until "
-            in out)
+    assert (f"not repaired: the lease of {world.name} is held (replica-1, until " in out)
+    assert ") by a sync cycle or another repair, and a repair never writes beside one" in out
     assert f"run 'syncd verify --repair --account {world.name}' again once it ends, or " \
            "add --wait SECONDS" in out
     (data,) = app.data
@@ -362,6 +362,10 @@ def test_a_sync_cycle_during_a_repair_on_sqlite_is_busy_and_writes_nothing(
     assert audit.removed == world.orphans
     (report,) = reports
     assert (report.outcome, report.note) == ("busy", "lease-busy")
+    assert report.line() == (
+        f"{world.name}: busy (another syncd process holds the account's lease: the daemon, a "
+        "replica, another syncd sync or a verify --repair; nothing was done here, and the "
+        "account syncs there or at its next cycle)")
     assert [holder for _, holder, _ in world.calendar.batches] == [world.service.replica]
     world.service.close()
 
@@ -421,9 +425,9 @@ def test_a_repair_stopped_by_a_takeover_says_so_and_what_to_do() -> None:
         "repair of acc stopped: another holder took the account's lease midway (the rest "
         "not done); run 'syncd verify --repair --account acc' again")
     assert describe_repair_held("acc", LeaseHeld("acc", None, None)) == (
-        "not repaired: a sync cycle holds the lease of acc, and a repair never writes "
-        "beside one; run 'syncd verify --repair --account acc' again once it ends, or add "
-        "--wait SECONDS to wait for it")
+        "not repaired: the lease of acc is held by a sync cycle or another repair, and a "
+        "repair never writes beside one; run 'syncd verify --repair --account acc' again "
+        "once it ends, or add --wait SECONDS to wait for it")
 
 
 @pytest.mark.parametrize("wait", ["nan", "inf", "-5", "3601", "1e9", "ten", ""])
