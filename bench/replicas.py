@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -153,11 +154,36 @@ def replica(args: argparse.Namespace) -> dict[str, Any]:
     return {**counted, "seconds": args.seconds, "cpu_s": round(cpu_s, 2)}
 
 
+def run_together(procs: list[subprocess.Popen[str]]) -> list[dict[str, Any]]:
+    """Start processes that each print ``ready`` and then read their start time (seconds
+    since the epoch) from stdin, all at the same time; each one's last line of output, as
+    JSON.
+
+    Every process is told the start before any is waited for: ``communicate()`` on each
+    in turn told the second only once the first had exited, after its window, so every
+    row of N replicas measured one replica.
+    """
+    for p in procs:  # all set up: they start together
+        assert p.stdout is not None
+        if p.stdout.readline().strip() != "ready":
+            raise RuntimeError("a replica failed to start")
+    start_at = time.time() + 1
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write(f"{start_at}\n")
+        p.stdin.flush()  # (communicate() closes it)
+    results = []
+    for p in procs:
+        out, _ = p.communicate(timeout=600)
+        if p.returncode != 0:
+            raise RuntimeError(f"a replica failed (exit {p.returncode})")
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return results
+
+
 def measure(server: ServingProcess, provider: str, url: str, folder: Path, replicas: int,
             workers: int, args: argparse.Namespace, warm: float) -> dict[str, Any]:
     """Start ``replicas`` replica processes together; their idle calendars per minute."""
-    import subprocess
-
     from syncd.store.db import Database
 
     db = Database(url, run_migrations=False)
@@ -176,17 +202,10 @@ def measure(server: ServingProcess, provider: str, url: str, folder: Path, repli
            if args.google_project_rpm else []),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
         for i in range(replicas)]
-    for p in procs:  # all set up: they start together
-        assert p.stdout is not None
-        if p.stdout.readline().strip() != "ready":
-            raise RuntimeError("a replica failed to start")
-    start_at = time.time() + 1
-    results = []
-    for p in procs:
-        out, _ = p.communicate(f"{start_at}\n", timeout=600)
-        if p.returncode != 0:
-            raise RuntimeError(f"a replica failed (exit {p.returncode})")
-        results.append(json.loads(out.strip().splitlines()[-1]))
+    results = run_together(procs)
+    late = [r for r in results if not r["all"]]
+    if late:  # a replica that ran no cycle at all did not run beside the others
+        raise RuntimeError(f"{len(late)} of {replicas} replicas ran no cycle")
     idle = sum(r["idle"] for r in results)
     cycles = idle + sum(r["other"] for r in results)
     cpu_ms = 1000 * sum(r["cpu_s"] for r in results) / max(1, cycles)
