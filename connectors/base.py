@@ -277,7 +277,10 @@ class SharedLimits(Protocol):
     and in flight, and the pauses a provider asked for. Given to connectors as
     ``ConnectorContext.limits`` (the database behind it is the service's to choose,
     :class:`syncd.store.limits.LimitStore`); None there means this process is the only
-    client and counts on its own. Each call is one short database statement.
+    client and counts on its own. Each call is one short database statement. A single
+    process may keep the same lines and slots in memory
+    (:class:`connectors.local_limits.LocalLimits`, the same arithmetic), as the Graph
+    transport does.
     """
 
     def pace(self, scope: str, seconds: float, *, burst: float = 0.0,

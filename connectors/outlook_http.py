@@ -6,12 +6,14 @@ Three things live here so that the connector only speaks in events:
   table every transport shares (:class:`syncd.errors.StatusTable`), maps an HTTP status and
   a Graph error code to what syncd does next; :meth:`GraphResponse.error` reads it.
 * **Mailbox limits** (failure mode 14): Outlook allows 4 concurrent requests per app and
-  mailbox, inside ``$batch`` too. :class:`MailboxGate` (one per mailbox per process)
-  never lets this process exceed that, and after a 429 lets nothing through to that
-  mailbox before ``Retry-After`` has passed. With several replicas, :class:`MailboxSlots`
-  also paces the mailbox's requests in 10 minutes on a line in the database, records a
-  ``Retry-After`` there for every replica, and takes each request's slots there, so all
-  of them together stay at 4 (and under :data:`MAILBOX_REQUESTS`). Clock and sleep are
+  mailbox, inside ``$batch`` too, and 10,000 requests in 10 minutes. :class:`MailboxGate`
+  (one per mailbox per process) never lets this process exceed the 4, and after a 429
+  lets nothing through to that mailbox before ``Retry-After`` has passed.
+  :class:`MailboxSlots` paces the mailbox's requests in 10 minutes on a send line,
+  records a ``Retry-After`` there, and takes each request's slots there: with several
+  replicas the line and slots are in the database, so all of them together stay at 4
+  and under :data:`MAILBOX_REQUESTS`; a single process keeps the same line and slots in
+  memory (:mod:`connectors.local_limits`), so it is paced alike. Clock and sleep are
   injectable.
 * **Retries** (failure mode 15): 429 is retried for every method, because a throttled
   request was refused before it ran; 5xx and network errors only for GET and DELETE.
@@ -41,6 +43,7 @@ import requests
 
 from connectors.answer_caps import read_capped
 from connectors.base import SharedLimits
+from connectors.local_limits import local_limits
 from syncd.errors import (
     AccountWide,
     AnswerTooLarge,
@@ -66,9 +69,9 @@ log = logging.getLogger("syncd.outlook")
 
 MAILBOX_CONCURRENCY = 4
 #: Graph's requests per app and mailbox in :data:`MAILBOX_WINDOW` seconds is 10,000 (it
-#: cannot be raised); syncd's replicas count up to this many together, leaving the rest
-#: for the difference between when syncd sends and when Graph counts (and a mailbox's
-#: other clients of the same app).
+#: cannot be raised); syncd (one process, or its replicas together) counts up to this
+#: many, leaving the rest for the difference between when syncd sends and when Graph
+#: counts (and a mailbox's other clients of the same app).
 MAILBOX_REQUESTS = 9_000
 MAILBOX_WINDOW = 600.0
 #: Requests a mailbox idle for a while may send at once before the line paces them (a
@@ -76,10 +79,10 @@ MAILBOX_WINDOW = 600.0
 #: ``MAILBOX_WINDOW / (MAILBOX_REQUESTS - burst - MAX_BATCH)``, about 13 a second, so
 #: that no 10 minutes hold more than MAILBOX_REQUESTS (see :mod:`syncd.store.limits`).
 MAILBOX_BURST = 900
-# Graph's 2,000 requests a second per app (all mailboxes) is not counted: one replica
+# Graph's 2,000 requests a second per app (all mailboxes) is not counted: one process
 # sends well under 200 a second (bench/results/budgets.md), so it takes ten replicas at
-# full speed to come near, and counting it would cost every request a round trip to one
-# database row that every request of every mailbox contends for.
+# full speed to come near, and counting it would make one database row that every
+# request of every mailbox contends for.
 MAX_BATCH = 20
 MAX_ATTEMPTS = 4
 MAX_BATCH_ROUNDS = 12
@@ -245,12 +248,13 @@ SLOT_HOLD = 120.0
 
 
 class MailboxSlots:
-    """The mailbox's limits as every replica shares them (in the database, through
-    :class:`connectors.base.SharedLimits`): its requests in 10 minutes, paced on one line
-    before anything else (:meth:`pace`), with the pauses Graph asked for (:meth:`hold`);
-    then its :data:`MAILBOX_CONCURRENCY` slots, taken after this process's own
-    :class:`MailboxGate` admits a request, given back when its answer is in, so no more
-    than the limit are in flight whichever replicas send them."""
+    """The mailbox's limits on a :class:`connectors.base.SharedLimits`: its requests in 10
+    minutes, paced on one line before anything else (:meth:`pace`), with the pauses Graph
+    asked for (:meth:`hold`); then its :data:`MAILBOX_CONCURRENCY` slots, taken after this
+    process's own :class:`MailboxGate` admits a request, given back when its answer is in.
+    With replicas the limits are the database's, so no more than the limit are in flight
+    or sent in a window whichever replicas send them; alone, this process's own
+    (:class:`connectors.local_limits.LocalLimits`), with the same arithmetic."""
 
     def __init__(self, limits: SharedLimits, scope: str, *,
                  clock: Callable[[], float], sleep: Callable[[float], None],
@@ -364,9 +368,9 @@ class GraphTransport:
                  window: float = MAILBOX_WINDOW) -> None:
         """``limits``: with several replicas, the database they count the mailbox's
         requests in flight and in 10 minutes in (``app``, the client id, is part of what
-        Graph counts them for); without, this process's gate alone limits them.
-        ``per_window`` requests in ``window`` seconds: Graph's 10 minutes (shorter in
-        tests)."""
+        Graph counts them for); without, this process counts them alike in memory
+        (:func:`connectors.local_limits.local_limits` on ``clock``). ``per_window``
+        requests in ``window`` seconds: Graph's 10 minutes (shorter in tests)."""
         self.session = session
         self.base_url = base_url.rstrip("/")
         self.tokens = tokens
@@ -379,8 +383,9 @@ class GraphTransport:
         self._rng = rng or random.Random()
         self._origin = urlsplit(self.base_url)[:2]
         host = urlsplit(self.base_url).netloc.lower()
-        self.slots = None if limits is None else MailboxSlots(
-            limits, f"graph:{host}|{app}|{mailbox.lower()}", clock=clock, sleep=sleep,
+        self.slots = MailboxSlots(
+            local_limits(clock) if limits is None else limits,
+            f"graph:{host}|{app}|{mailbox.lower()}", clock=clock, sleep=sleep,
             rng=self._rng, per_window=per_window, window=window,
             burst=min(MAILBOX_BURST, per_window // 10))
 
@@ -401,7 +406,7 @@ class GraphTransport:
         asked = response.retry_after()
         pause = bounded_pause(DEFAULT_RETRY_AFTER if asked is None else asked)
         self.gate.defer(self.clock() + pause)
-        if asked is not None and self.slots is not None:
+        if asked is not None:
             try:
                 self.slots.hold(pause)
             except Exception:  # the others learn it from their own 429; this one waits
@@ -430,14 +435,12 @@ class GraphTransport:
             token = self.tokens.token()
             sent = {"Authorization": f"Bearer {token}", "Prefer": self.prefer,
                     "Accept": "application/json", **(headers or {})}
-            if self.slots is not None:  # its turn in 10 minutes, before anything is held
-                self.slots.pace(cost, self.max_wait)
+            self.slots.pace(cost, self.max_wait)  # its turn in 10 minutes, before any slot
             taken = self.gate.acquire(permits, clock=self.clock, sleep=self.sleep,
                                       max_wait=self.max_wait)
-            slots, ticket = self.slots, None
+            ticket = None
             try:
-                if slots is not None:
-                    ticket = slots.take(taken, self.max_wait)
+                ticket = self.slots.take(taken, self.max_wait)
                 started = time.monotonic()
                 # Streamed, so that a body past the cap is never read (answer_caps).
                 with self.session.request(method, full, json=json, headers=sent,
@@ -457,8 +460,8 @@ class GraphTransport:
                 raise Unreachable(url=f"{where.scheme}://{where.netloc}/",
                                   reason=network_reason(exc)) from None
             finally:
-                if slots is not None and ticket is not None:
-                    slots.give_back(ticket)
+                if ticket is not None:
+                    self.slots.give_back(ticket)
                 self.gate.release(taken)
             response = _response(raw, content)
             request_answered("outlook", response.status)

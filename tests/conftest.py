@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from connectors import local_limits
 from syncd_testkit.servers import DavServer, RadicaleServer, XandikosServer
 
 # The shared suites are not test_ modules: have pytest explain their failed asserts too.
@@ -46,6 +47,13 @@ def _no_ambient_config(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SYNCD_CONFIG", raising=False)
     monkeypatch.delenv("SYNCD_DATA_DIR", raising=False)
     monkeypatch.delenv("SYNCD_FAILPOINT", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_local_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process's send lines and slots (connectors.local_limits) are process-wide: a
+    test's reservations and pauses must not outlive it (emulator ports recur)."""
+    monkeypatch.setattr(local_limits, "_instances", {})
 
 
 @pytest.fixture(scope="session")

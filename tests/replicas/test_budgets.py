@@ -201,6 +201,7 @@ def test_replicas_sending_to_one_mailbox_stay_under_its_requests_per_window(
 @pytest.mark.slow  # three replica processes for several windows
 def test_replicas_counting_alone_pass_the_mailboxs_requests_per_window(
         pg_url: str, pg: Database, graph: GraphEmulator) -> None:
-    """The control: without sharing nothing counts a mailbox's requests over time."""
+    """The control: each replica paces only its own requests (as a single process does),
+    so three together send up to three lines' worth into one quota."""
     run = _window_run(pg_url, graph, alone=True)
     assert run.refused > 0, run
