@@ -58,6 +58,7 @@ from connectors.base import (
     WriteResult,
 )
 from connectors.busy import BusyTally, check_span, pieces
+from connectors.http_env import read_environment_once
 from connectors.json_limits import as_asked, event_key
 from connectors.outlook_auth import mailbox_of, token_source
 from connectors.outlook_http import (
@@ -231,7 +232,8 @@ class OutlookCalendar:
         self.capabilities = Capabilities(max_batch=MAX_BATCH, fields=frozenset(carried),
                                          silent_writes=False)
         self._own_session = session is None
-        self.session = session or requests.Session()
+        # (requests would read the proxy variables again for every request)
+        self.session = read_environment_once(session or requests.Session())
         self.mailbox = mailbox_of(account)
         base = str(account.auth.get("graph_url") or DEFAULT_GRAPH_URL)
         self.http = GraphTransport(
