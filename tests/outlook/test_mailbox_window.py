@@ -170,3 +170,14 @@ def test_a_429_from_graph_holds_the_processs_line_for_its_retry_after(
     before = clock.now
     _send(_transport(graph, clock), 1)
     assert clock.now - before == pytest.approx(SPACING)
+
+
+def test_a_retry_after_of_400_digits_holds_the_processs_line_ten_minutes_not_forever(
+        graph: GraphEmulator) -> None:
+    clock = FakeClock()
+    graph.inject(FaultRule(method="GET", path=r"/events$", status=429,
+                           code="ApplicationThrottled", retry_after=int("9" * 400), count=1))
+    session = Stamping(clock)
+    assert _send(_transport(graph, clock, session=session), 2) == [200] * 2
+    (refused_at, refused), (again_at, _ok) = session.sent[0], session.sent[1]
+    assert refused == 429 and again_at - refused_at == pytest.approx(600.0)

@@ -38,8 +38,8 @@ def both(tmp_path: Path) -> Iterator[tuple[Clock, LocalLimits, LimitStore]]:
 Step = Callable[[Any], Any]
 
 #: (seconds the clock moves first, what is asked): Graph's mailbox line with its burst,
-#: Google's user and project lines together, pauses (one bounded), and slots taken all or
-#: none, given back, and expired.
+#: Google's user and project lines together, pauses (hostile ones bounded), and slots
+#: taken all or none, given back, and expired.
 SCRIPT: list[tuple[float, Step]] = [
     (0.0, lambda x: x.pace(MAILBOX, 1.0, burst=3.0)),
     *[(0.0, lambda x: x.pace(MAILBOX, 1.0, burst=3.0)) for _ in range(6)],
@@ -49,6 +49,10 @@ SCRIPT: list[tuple[float, Step]] = [
     (1.0, lambda x: x.pace(MAILBOX, 1.0, burst=3.0)),  # the pause, and no burst
     (0.0, lambda x: x.hold(MAILBOX, 10.0 ** 9, burst=3.0)),  # a hostile Retry-After
     (0.0, lambda x: x.pace(MAILBOX, 1.0, burst=3.0)),  # ten minutes, not thirty years
+    (700.0, lambda x: x.hold(MAILBOX, float("nan"), burst=3.0)),  # undefined: the longest
+    (0.0, lambda x: x.pace(MAILBOX, 1.0, burst=3.0)),
+    (700.0, lambda x: x.hold(MAILBOX, -50.0, burst=3.0)),  # negative: none, burst spent
+    (0.0, lambda x: x.pace(MAILBOX, 1.0, burst=3.0)),
     (0.0, lambda x: x.pace(USER, 0.2, also=[(PROJECT, 0.01)])),
     *[(0.05, lambda x: x.pace(USER, 0.2, also=[(PROJECT, 0.01)])) for _ in range(3)],
     (0.0, lambda x: x.pace("google:bob@example.com", 0.2, also=[(PROJECT, 0.5)])),
