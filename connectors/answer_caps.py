@@ -179,7 +179,8 @@ def _capped_class(limit: int, base: type[Any]) -> type[Any]:
 
 
 class CappedHttp:
-    """An ``httplib2.Http`` (``inner``) whose answers are capped at ``limit`` bytes.
+    """An ``httplib2.Http`` (``inner``) whose answers are capped at ``limit`` bytes, and
+    which follows no redirect.
 
     Every connection it opens reads answers with :class:`_CappedResponse`; past the cap
     the connections are closed and :class:`~syncd.errors.AnswerTooLarge` is raised. What
@@ -188,6 +189,10 @@ class CappedHttp:
     """
 
     def __init__(self, inner: httplib2.Http, limit: int = MAX_ANSWER_BYTES) -> None:
+        # Google's API and token endpoints never redirect, and httplib2 would re-post a
+        # 308's body (a refresh token, a signed grant) to any Location, http:// too: the
+        # redirect is the answer (a failure to the caller).
+        inner.follow_redirects = False
         object.__setattr__(self, "inner", inner)
         object.__setattr__(self, "limit", limit)
         object.__setattr__(self, "_types", {

@@ -99,6 +99,7 @@ from syncd.errors import (
     Transient,
 )
 from syncd.model import FIELDS
+from syncd.network import same_origin_redirects
 from syncd.safe_json import STAND_IN_PREFIX
 
 log = logging.getLogger("syncd.outlook")
@@ -233,7 +234,8 @@ class OutlookCalendar:
                                          silent_writes=False)
         self._own_session = session is None
         # (requests would read the proxy variables again for every request)
-        self.session = read_environment_once(session or requests.Session())
+        self.session = same_origin_redirects(
+            read_environment_once(session or requests.Session()))
         self.mailbox = mailbox_of(account)
         base = str(account.auth.get("graph_url") or DEFAULT_GRAPH_URL)
         self.http = GraphTransport(

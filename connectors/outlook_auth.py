@@ -46,7 +46,7 @@ import requests
 from connectors.answer_caps import MAX_TOKEN_ANSWER_BYTES, read_capped
 from syncd.config_types import AccountConfig, SecretRef
 from syncd.errors import AuthFailed, SecretUnavailable, Transient
-from syncd.network import network_reason
+from syncd.network import network_reason, same_origin_redirects
 from syncd.redact import register_secret
 
 GRAPH_APP_SCOPES = ["https://graph.microsoft.com/.default"]
@@ -380,7 +380,8 @@ def device_code_login(account: AccountConfig, credentials: Any, *,
         Transient: the identity platform could not be reached.
     """
     app = _build(msal.PublicClientApplication, account.auth["client_id"],
-                 **_msal_options(account.auth, session or requests.Session()))
+                 **_msal_options(account.auth,
+                                 same_origin_redirects(session or requests.Session())))
     try:
         flow = app.initiate_device_flow(scopes=DELEGATED_SCOPES)
         if "user_code" not in flow:

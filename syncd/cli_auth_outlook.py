@@ -38,7 +38,9 @@ def _session() -> requests.Session:
     """The HTTP session msal uses (tests route it to an identity emulator)."""
     import requests
 
-    return requests.Session()
+    from syncd.network import same_origin_redirects
+
+    return same_origin_redirects(requests.Session())
 
 
 def _announce(message: str) -> None:

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import socket
 import ssl
+from typing import TYPE_CHECKING
+from urllib.parse import urljoin, urlsplit
+
+if TYPE_CHECKING:
+    from requests import Response, Session
 
 _MAX_DEPTH = 8
 # The libraries' own timeout classes, by exact name: urllib3's NewConnectionError
@@ -47,3 +52,42 @@ def network_reason(exc: BaseException) -> str:
     if any(isinstance(c, TimeoutError) or type(c).__name__ in _TIMEOUTS for c in causes):
         return "timed out"
     return type(exc).__name__
+
+
+#: Redirects a session follows at most (requests' own default is 30).
+MAX_REDIRECTS = 5
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
+
+
+def same_origin_redirects(session: Session) -> Session:
+    """Make a requests ``session`` follow a redirect only within the origin it was sent to
+    (scheme, host and port), at most :data:`MAX_REDIRECTS` in a row; any other answers as
+    the redirect itself, which callers take as the failure it is.
+
+    requests drops ``Authorization`` when the host changes, but it re-sends a 307/308's
+    body (a token grant's refresh token and client secret, an event) wherever the
+    Location points, plain ``http://`` included: a provider's endpoint must never move
+    a request elsewhere.
+    """
+    if getattr(session, "_same_origin_only", False):
+        return session  # one session handed on to several clients: wrapped once
+    follow = session.get_redirect_target
+
+    def target(response: Response) -> str | None:
+        location = follow(response)
+        if location is None:
+            return None
+        if _origin(urljoin(response.url, location)) != _origin(response.url):
+            return None  # not followed: the 3xx is the answer
+        return location
+
+    session.get_redirect_target = target  # type: ignore[method-assign,assignment]
+    session.max_redirects = MAX_REDIRECTS
+    session._same_origin_only = True  # type: ignore[attr-defined]
+    return session

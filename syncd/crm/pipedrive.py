@@ -76,6 +76,7 @@ from syncd.crm.source import (
 from syncd.errors import ActivityChanged, InvalidInput, NotFound, SyncdError
 from syncd.failpoints import failpoint
 from syncd.model import Activity, Tombstone, normalize_email
+from syncd.network import same_origin_redirects
 from syncd.safe_json import WrongType, oversize
 from syncd.store.budgets import BudgetLedger
 from syncd.store.db import Database
@@ -577,7 +578,7 @@ def open_pipedrive(options: Mapping[str, Any], db: Database, *,
     """
     company = str(options["company_domain"])
     web_url = f"https://{company}.pipedrive.com"
-    session = session or requests.Session()
+    session = same_origin_redirects(session or requests.Session())
     auth: ApiToken | OAuthTokens
     if options.get("api_token") is not None:
         token = _secret(options["api_token"])

@@ -23,7 +23,7 @@ import requests
 
 from syncd.crm.pipedrive_http import _read_capped
 from syncd.errors import AnswerTooLarge, AuthFailed, Unreachable
-from syncd.network import network_reason
+from syncd.network import network_reason, same_origin_redirects
 from syncd.redact import register_secret
 from syncd.safe_json import loads
 
@@ -59,7 +59,7 @@ class OAuthTokens:
         self._client = (client_id, client_secret)
         self._refresh_token = refresh_token
         self.token_url = token_url
-        self.session = session or requests.Session()
+        self.session = same_origin_redirects(session or requests.Session())
         self.clock = clock
         self.api_domain: str | None = None
         self._access: str | None = None

@@ -48,7 +48,7 @@ from syncd.errors import (
     Unreachable,
     rule,
 )
-from syncd.network import network_reason
+from syncd.network import network_reason, same_origin_redirects
 from syncd.safe_json import loads
 from syncd.telemetry import request_answered
 from syncd.text import clean_text
@@ -173,7 +173,7 @@ class PipedriveHttp:
         self.base_url = base_url.rstrip("/") if base_url else None
         self.auth = auth
         self.budget: Budget = budget or NoBudget()
-        self.session = session or requests.Session()
+        self.session = same_origin_redirects(session or requests.Session())
         self.timeout = timeout
         self.sleep = sleep
 
