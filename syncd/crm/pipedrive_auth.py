@@ -18,9 +18,11 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
+from syncd.config_checks import is_loopback
 from syncd.crm.pipedrive_http import _read_capped
 from syncd.errors import AnswerTooLarge, AuthFailed, Unreachable
 from syncd.network import network_reason, same_origin_redirects
@@ -69,6 +71,23 @@ class OAuthTokens:
     def __repr__(self) -> str:
         return "OAuthTokens(<secret>)"
 
+    def _trusted_base(self, api_domain: str) -> bool:
+        """Whether every request's bearer token may go to ``api_domain``: an https://
+        origin with no user part; plain http:// only to a loopback host, and only when
+        the token endpoint itself is a loopback test server on http://."""
+        try:
+            parts = urlsplit(api_domain)
+            parts.port  # noqa: B018 -- raises for a port that is not one
+        except ValueError:
+            return False
+        if not parts.hostname or parts.username is not None or parts.query or parts.fragment:
+            return False
+        if parts.scheme == "https":
+            return True
+        token = urlsplit(self.token_url)
+        return (parts.scheme == "http" and is_loopback(parts.hostname)
+                and token.scheme == "http" and is_loopback(token.hostname or ""))
+
     def headers(self) -> dict[str, str]:
         with self._lock:
             if self._access is None or self.clock() >= self._expires - EARLY_SECONDS:
@@ -109,6 +128,11 @@ class OAuthTokens:
             self._refresh_token = body["refresh_token"]
             register_secret(body["refresh_token"])
         if isinstance(body.get("api_domain"), str) and body["api_domain"]:
+            if not self._trusted_base(body["api_domain"]):
+                self._access = None
+                raise AuthFailed(reason="Pipedrive's token answer named an api_domain that "
+                                        "is not an https:// address; the token is not sent "
+                                        "there")
             self.api_domain = body["api_domain"].rstrip("/")
         expires_in = body.get("expires_in")
         ttl = float(expires_in) if isinstance(expires_in, int | float) else 3600.0
