@@ -41,9 +41,9 @@ def short_read(monkeypatch: pytest.MonkeyPatch) -> None:
 def _serve(tmp_path: Path | None = None) -> HttpServer:
     router = Router(max_body=1024)
     router.add(Route("/healthz", _ok, methods=("GET",), max_body=0))
-    tls = self_signed(tmp_path) if tmp_path is not None else (None, None)
-    server = HttpServer("127.0.0.1", 0, router, certificate=tls[0] and str(tls[0]),
-                        private_key=tls[1] and str(tls[1]))
+    cert, key = self_signed(tmp_path) if tmp_path is not None else (None, None)
+    server = HttpServer("127.0.0.1", 0, router, certificate=str(cert) if cert else None,
+                        private_key=str(key) if key else None)
     server.start()
     return server
 
