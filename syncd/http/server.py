@@ -8,7 +8,8 @@ client sending a byte every few seconds would otherwise hold a thread for ever, 
 :data:`THREADS` such clients the whole listener, health probes included (slowloris).
 With TLS the handshake is made on the request's thread under the same deadline, not in
 cheroot's accept loop, where one client that never finishes its handshake stopped every
-other connection. :meth:`HttpServer.start` binds in the caller's thread, so a port in use
+other connection; and a connection gets a thread only once it sends something
+(:class:`_Server`). :meth:`HttpServer.start` binds in the caller's thread, so a port in use
 is reported before the daemon says it runs; :meth:`HttpServer.stop` stops accepting, lets
 the requests in flight finish for a few seconds and closes the socket (the daemon calls it
 first on SIGTERM).
@@ -118,7 +119,10 @@ class ReadDeadlines:
 
 class _Connection(HTTPConnection):
     """cheroot's connection, each request under the server's :class:`ReadDeadlines`, the
-    TLS handshake first (see :class:`_LazyTls`)."""
+    TLS handshake first (see :class:`_LazyTls`). ``spoke``: it has sent a byte (until
+    then it waits in the selector, see :class:`_Server`)."""
+
+    spoke = False
 
     def communicate(self) -> bool:
         deadlines: ReadDeadlines = self.server.syncd_deadlines
@@ -130,6 +134,21 @@ class _Connection(HTTPConnection):
                     return False  # not a TLS client, or too slow: nothing to answer
                 self._shaken = True
             return bool(super().communicate())
+
+
+class _Server(wsgi.Server):
+    """cheroot's server, handing a new connection to a thread only once it has sent
+    something: cheroot queues every accepted connection for a thread at once, so
+    connections that never speak, each held until the socket timeout, would keep the
+    threads from everyone else. Until it speaks a connection waits in the selector, as a
+    kept-alive one does, and expires there after the socket timeout."""
+
+    def process_conn(self, conn: Any) -> None:
+        if isinstance(conn, _Connection) and not conn.spoke:
+            conn.spoke = True
+            self._connections.put(conn)  # type: ignore[attr-defined]  # cheroot's own
+            return
+        super().process_conn(conn)
 
 
 def _lazy_tls(certificate: str, private_key: str) -> Any:
@@ -154,7 +173,7 @@ class HttpServer:
                  certificate: str | None = None, private_key: str | None = None) -> None:
         self.host, self.port, self.router = host, port, router
         self.tls = certificate is not None and private_key is not None
-        self._server = wsgi.Server((host, port), router, numthreads=THREADS,
+        self._server = _Server((host, port), router, numthreads=THREADS,
                                    server_name="syncd", timeout=SOCKET_TIMEOUT,
                                    shutdown_timeout=SHUTDOWN_SECONDS, request_queue_size=64)
         self._server.max_request_body_size = router.max_body

@@ -36,6 +36,7 @@ def _ok(_request: Request) -> Response:
 @pytest.fixture
 def short_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(server_module, "READ_SECONDS", READ)
+    monkeypatch.setattr(server_module, "SOCKET_TIMEOUT", 3)  # still 10x TRICKLE
 
 
 def _serve(tmp_path: Path | None = None) -> HttpServer:
@@ -133,3 +134,19 @@ def test_a_tls_handshake_that_never_ends_does_not_stop_the_listener(
         assert silent.recv(1) == b""  # closed by the server, not left waiting
     finally:
         silent.close()
+
+
+def test_connections_that_send_nothing_hold_no_thread() -> None:
+    # Each would hold a thread until the socket timeout (10 s, the read deadline at its
+    # default); 5 per thread would make a probe wait a minute. They wait in the selector
+    # instead, and expire there.
+    server = _serve()
+    silent = [socket.create_connection(("127.0.0.1", server.port), timeout=30)
+              for _ in range(5 * server_module.THREADS)]
+    try:
+        time.sleep(READ / 2)
+        assert _get(f"{server.url}/healthz") == 200
+    finally:
+        for sock in silent:
+            sock.close()
+        server.stop()
