@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 import icalendar
+from icalendar.parser import Parameters
 
 from connectors.base import RemoteEvent
 from connectors.ical_zones import ZoneError, zoned, zones_of
@@ -91,7 +92,21 @@ def _set_people(vevent: icalendar.Event, projection: Projection, organizer: str,
             params["SCHEDULE-AGENT"] = "CLIENT"
         if name := projection.guest_names.get(email):
             params["CN"] = name
-        vevent.add("ATTENDEE", f"mailto:{email}", parameters=params)
+        vevent.add("ATTENDEE", _attendee(email, params))
+
+
+def _attendee(email: str, params: dict[str, Any]) -> icalendar.vCalAddress:
+    """An ATTENDEE whose CN is quoted when it holds a backslash.
+
+    RFC 5545 gives a backslash no meaning in a parameter, but icalendar's reader (syncd's
+    own, and any server built on it) takes ``\\;`` in a bare value for an escaped
+    semicolon: a name ending in one would swallow the next parameter, SCHEDULE-AGENT
+    among them. Quoted, the value ends at its closing quote.
+    """
+    address = icalendar.vCalAddress(f"mailto:{email}")
+    address.params = Parameters(params)
+    address.params.quote_also = {**Parameters.quote_also, "CN": " '\\"}
+    return address
 
 
 def apply_fields(vevent: icalendar.Event, projection: Projection, fields: frozenset[str],

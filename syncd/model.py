@@ -445,6 +445,11 @@ class Projection:
         object.__setattr__(self, "description", clean_text(self.description))
         object.__setattr__(self, "location", clean_text(self.location, single_line=True))
         object.__setattr__(self, "guests", frozenset(normalize_email(g) for g in self.guests))
+        # Names are text too: a control character in one would make a writer's ATTENDEE
+        # line unreadable (the guest then reads back as removed) or split it.
+        names = {normalize_email(email): clean_text(name, single_line=True)
+                 for email, name in self.guest_names.items()}
+        object.__setattr__(self, "guest_names", {e: n for e, n in names.items() if n})
 
     def get(self, name: str) -> Any:
         return getattr(self, name)

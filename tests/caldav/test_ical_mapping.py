@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 
 import icalendar
@@ -15,8 +16,12 @@ ZONES = ["Europe/Oslo", "America/New_York", "Australia/Sydney", "Australia/Lord_
          "Asia/Kolkata", "America/St_Johns", "Pacific/Kiritimati", "Pacific/Pago_Pago", "UTC"]
 instants = st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2027, 12, 31),
                         timezones=st.just(UTC))
+#: What no line of an iCalendar object may hold: C0 controls but TAB, DEL, C1 controls and
+#: the Unicode line and paragraph separators.
+CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 # Text a CRM user might type, with the characters that break naive serializers.
-hostile = st.text(alphabet=st.sampled_from([*"ab ;,:\\\"\r\n\t<>&é🍣", "\x00", "\x1b"]),
+hostile = st.text(alphabet=st.sampled_from([*"ab ;,:\\\"\r\n\t<>&é🍣", "\x00", "\x1b", "\x0b",
+                                            "\x85", "\u2028"]),
                   max_size=40)
 
 
@@ -88,3 +93,32 @@ def test_our_own_object_reads_the_same_without_its_timezones(
     whole = read_event("/c/u.ics", '"e"', body, default_tz=zone, owner="o@example.com")
     assert read_event("/c/u.ics", '"e"', stripped, default_tz=zone,
                       owner="o@example.com") == whole
+
+
+@given(title=hostile, description=hostile, location=hostile, name=hostile)
+def test_every_line_syncd_writes_to_icalendar_ends_in_crlf_and_holds_no_bare_break(
+        title: str, description: str, location: str, name: str) -> None:
+    # A lenient reader splits lines on a bare CR or LF, some on any control character:
+    # the object must hold none outside its CRLF line ends, and read back (by a strict
+    # reader) with the same properties, the guest and their name included.
+    when = When(datetime(2026, 12, 3, 9, tzinfo=UTC), datetime(2026, 12, 3, 10, tzinfo=UTC))
+    guest = "ada@example.com"
+    projection = Projection(title, when, description=description, location=location,
+                            guests=frozenset({guest}), guest_names={guest: name})
+    body = build_calendar(projection, uid="u@syncd", marker="m", organizer="o@example.com")
+    # the same fields, in plain words (an empty text writes no property)
+    plain = build_calendar(Projection("t", when, description="d" * bool(projection.description),
+                                      location="l" * bool(projection.location),
+                                      guests=frozenset({guest}), guest_names={guest: "n"}),
+                           uid="u@syncd", marker="m", organizer="o@example.com")
+    lines = body.split(b"\r\n")
+    assert not [line for line in lines if CONTROL.search(line.decode("utf-8"))]
+    [vevent] = icalendar.Calendar.from_ical(body).walk("VEVENT")
+    [plain_vevent] = icalendar.Calendar.from_ical(plain).walk("VEVENT")
+    assert sorted(vevent) == sorted(plain_vevent)
+    # the name never swallows the parameters after it (SCHEDULE-AGENT among them)
+    attendee, plain_attendee = vevent["ATTENDEE"], plain_vevent["ATTENDEE"]
+    assert str(attendee) == f"mailto:{guest}"
+    assert {k: v for k, v in attendee.params.items() if k != "CN"} \
+        == {k: v for k, v in plain_attendee.params.items() if k != "CN"}
+    assert round_trip(projection) == projection
