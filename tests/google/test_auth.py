@@ -370,3 +370,22 @@ def test_syncd_auth_google_refuses_a_service_account(tmp_path: Path, stub: Token
     config = write_config(tmp_path, stub, mode="service_account")
     assert run_cli(["--config", str(config), "auth", "google", "alice"]) == report.EXIT_USAGE
     assert run_cli(["--config", str(config), "auth", "google", "bob"]) == report.EXIT_USAGE
+
+
+def test_a_refused_refresh_token_is_not_sent_again_until_the_account_signs_in(
+        tmp_path: Path, google_emulator: GoogleEmulator, stub: TokenStub,
+        creds_store: CredentialStore) -> None:
+    # T8: invalid_grant is final; asking again every cycle only knocks on a closed door.
+    creds_store.put("alice", REFRESH_TOKEN_KIND, "rt-revoked")
+    world = make_world(tmp_path, google_emulator,
+                       auth=oauth_auth(tmp_path, google_emulator, stub))
+    world.calendar._credential_store = creds_store
+    world.add("Call")
+    assert world.sync().outcome == "failed"
+    sent = len(stub.forms)
+    assert sent == 1 and stub.forms[0].get("refresh_token") == "rt-revoked"  # no retry
+    for _ in range(3):
+        world.advance(hours=1)
+        assert world.sync().outcome == "skipped"
+    assert len(stub.forms) == sent
+    assert world.state.account("alice").status == "needs_reauth"
