@@ -46,9 +46,11 @@ from google_auth_httplib2 import Request as HttpRequest  # type: ignore[import-u
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error  # type: ignore[import-untyped]
 
 from connectors.answer_caps import MAX_TOKEN_ANSWER_BYTES, CappedHttp, cap_answers
+from syncd.config_checks import Finding, transport_problem, url_problem
 from syncd.config_types import AccountConfig, SecretRef
 from syncd.errors import AuthFailed, ConnectorError, SecretUnavailable, Transient
 from syncd.model import normalize_email
+from syncd.network import same_origin_redirects
 
 #: The one scope syncd asks for. Pinned by tests/google/test_auth.py.
 SCOPE = "https://www.googleapis.com/auth/calendar.events"
@@ -145,6 +147,7 @@ def service_account_credentials(key_json: str, *, subject: str,
         raise AuthFailed(reason="the service account key is not a JSON object")
     if token_uri:
         info = {**info, "token_uri": token_uri}
+    _check_token_uri(info.get("token_uri"), "the service account key")
     try:
         creds: Credentials = ServiceAccountCredentials.from_service_account_info(
             info, scopes=list(SCOPES), subject=subject)
@@ -177,8 +180,23 @@ def project_of(account: AccountConfig) -> str:
     return str(auth.get("api_endpoint") or "default")
 
 
-def client_config(ref: SecretRef | None) -> dict[str, Any]:
-    """The OAuth client (``{"installed": {...}}`` or ``{"web": {...}}``) from its secret."""
+def _check_token_uri(uri: Any, what: str) -> None:
+    """Refuse a token endpoint a file names (the config's own passed its TLS check) unless
+    it is https://, or http:// to loopback (a test server): the grant sent there carries
+    a signed assertion, or the refresh token and the client secret."""
+    if uri is None:
+        return  # the library's default, Google's https endpoint
+    found = url_problem(uri) if isinstance(uri, str) else Finding("is not a URL", "")
+    if found is None:
+        found = transport_problem(uri, credentials=True, allow_insecure=True)
+    if found is not None:
+        raise AuthFailed(reason=f"{what} names a token_uri that {found.problem}; set "
+                                "token_uri in [account.auth] to Google's https:// endpoint")
+
+
+def client_config(ref: SecretRef | None, token_uri: str | None = None) -> dict[str, Any]:
+    """The OAuth client (``{"installed": {...}}`` or ``{"web": {...}}``) from its secret,
+    with ``token_uri`` (the config's) in place of the file's when given."""
     if ref is None:
         raise AuthFailed(reason="no client_secrets_file is configured for OAuth")
     try:
@@ -190,6 +208,9 @@ def client_config(ref: SecretRef | None) -> dict[str, Any]:
         raise AuthFailed(reason="the OAuth client secrets file has no installed or web client")
     data[kind].setdefault("auth_uri", DEFAULT_AUTH_URI)
     data[kind].setdefault("token_uri", DEFAULT_TOKEN_URI)
+    if token_uri:
+        data[kind]["token_uri"] = token_uri
+    _check_token_uri(data[kind]["token_uri"], "the OAuth client secrets file")
     return dict(data)
 
 
@@ -204,11 +225,12 @@ def user_credentials(account: AccountConfig, store: Any) -> Credentials:
     refresh_token = store.get(account.name, REFRESH_TOKEN_KIND)
     if not refresh_token:
         raise AuthFailed(reason=f"not authorised yet: run 'syncd auth google {account.name}'")
-    client = _client(client_config(account.auth.get("client_secrets_file")))
+    client = _client(client_config(account.auth.get("client_secrets_file"),
+                                   account.auth.get("token_uri")))
     creds: Credentials = StoredUserCredentials(
         token=None, refresh_token=refresh_token, client_id=client["client_id"],
         client_secret=client["client_secret"],
-        token_uri=account.auth.get("token_uri") or client["token_uri"], scopes=list(SCOPES),
+        token_uri=client["token_uri"], scopes=list(SCOPES),
         on_rotate=lambda token: store.put(account.name, REFRESH_TOKEN_KIND, token))
     return creds
 
@@ -396,13 +418,11 @@ def authorize_console(account: AccountConfig, store: Any, *,
     from google_auth_oauthlib.flow import Flow
 
     prompt, say = prompt or input, say or print
-    config = client_config(account.auth.get("client_secrets_file"))
-    kind = "installed" if "installed" in config else "web"
-    if account.auth.get("token_uri"):
-        config[kind]["token_uri"] = account.auth["token_uri"]
+    config = client_config(account.auth.get("client_secrets_file"),
+                           account.auth.get("token_uri"))
     flow = Flow.from_client_config(config, scopes=list(CONSENT_SCOPES),
                                    redirect_uri=f"http://127.0.0.1:{port}/")
-    cap_answers(flow.oauth2session, MAX_TOKEN_ANSWER_BYTES)
+    cap_answers(same_origin_redirects(flow.oauth2session), MAX_TOKEN_ANSWER_BYTES)
     url, state = flow.authorization_url(access_type="offline", prompt="consent",
                                         login_hint=account.auth.get("subject") or account.owner)
     say(f"Authorise syncd to use the calendar of {account.owner}:")
@@ -425,12 +445,10 @@ def authorize_local_server(account: AccountConfig, store: Any, *, port: int = 0,
 
     say = say or print
 
-    config = client_config(account.auth.get("client_secrets_file"))
-    kind = "installed" if "installed" in config else "web"
-    if account.auth.get("token_uri"):
-        config[kind]["token_uri"] = account.auth["token_uri"]
+    config = client_config(account.auth.get("client_secrets_file"),
+                           account.auth.get("token_uri"))
     flow = InstalledAppFlow.from_client_config(config, scopes=list(CONSENT_SCOPES))
-    cap_answers(flow.oauth2session, MAX_TOKEN_ANSWER_BYTES)
+    cap_answers(same_origin_redirects(flow.oauth2session), MAX_TOKEN_ANSWER_BYTES)
     try:
         with _relaxed_scope():
             flow.run_local_server(host="127.0.0.1", port=port, open_browser=False,
