@@ -437,6 +437,30 @@ def test_a_rejected_create_is_not_resent_until_the_activity_changes(world: World
     assert world.sync().counts["events_created"] == 1
 
 
+def test_a_rejected_update_is_not_resent_until_the_activity_changes_again(
+        world: World) -> None:
+    # Failure mode 22: a calendar refusing one event (403 on an event we may not change)
+    # costs that item one write, not one per cycle, and neither fails the account.
+    a = world.add("Call")
+    converge(world)
+    event_id = world.event_of(a.id).event_id
+    world.store.edit_activity(a.id, subject="Call (moved)")
+    world.calendar.fail_next = [WriteResult("", error=ItemRejected(event_id=event_id,
+                                                                   reason="403"))]
+    report = world.sync()
+    assert report.outcome == "ok" and report.counts["quarantined"] == 1
+    world.calendar.forbid_writes = True
+    for _ in range(3):
+        world.advance(minutes=1)
+        assert world.sync().outcome == "ok"
+    world.calendar.forbid_writes = False
+    assert world.store.get(a.id).subject == "Call (moved)"  # the CRM keeps its edit
+    world.store.edit_activity(a.id, subject="Call (moved again)")
+    assert world.sync().counts["events_updated"] == 1
+    assert world.event_of(a.id).projection == proj(world.store.get(a.id))
+    assert world.state.quarantine_list("alice") == []
+
+
 def test_unlinked_event_stays_gone_after_later_crm_edits(tmp_path: Path) -> None:
     world = make_world(tmp_path, on_calendar_delete="unlink")
     a = world.add("Call")
