@@ -8,16 +8,18 @@ client sending a byte every few seconds would otherwise hold a thread for ever, 
 :data:`THREADS` such clients the whole listener, health probes included (slowloris).
 With TLS the handshake is made on the request's thread under the same deadline, not in
 cheroot's accept loop, where one client that never finishes its handshake stopped every
-other connection; and a connection gets a thread only once it sends something
-(:class:`_Server`). :meth:`HttpServer.start` binds in the caller's thread, so a port in use
-is reported before the daemon says it runs; :meth:`HttpServer.stop` stops accepting, lets
-the requests in flight finish for a few seconds and closes the socket (the daemon calls it
-first on SIGTERM).
+other connection; a connection gets a thread only once it sends something
+(:class:`_Server`), and one client at most :data:`PER_CLIENT` of them (except loopback,
+the reverse proxy's address). :meth:`HttpServer.start` binds in the caller's thread, so a
+port in use is reported before the daemon says it runs; :meth:`HttpServer.stop` stops
+accepting, lets the requests in flight finish for a few seconds and closes the socket (the
+daemon calls it first on SIGTERM).
 """
 
 from __future__ import annotations
 
 import errno
+import ipaddress
 import logging
 import socket
 import ssl
@@ -33,6 +35,7 @@ from cheroot.server import HTTPConnection
 from syncd.config import HttpConfig
 from syncd.config_checks import parse_listen
 from syncd.errors import PortInUse, ServerFailed
+from syncd.http.booking_guard import client_key
 from syncd.http.router import Router
 
 log = logging.getLogger("syncd.http")
@@ -44,6 +47,20 @@ MAX_HEADER_BYTES = 16 * 1024
 #: Seconds a request may take to arrive whole (TLS handshake, line, headers, body) and
 #: its answer to be taken, the handler's own time not counted.
 READ_SECONDS = 30.0
+#: Requests of one client (an address, an IPv6 /64) read at once: slow clients cut off
+#: after READ_SECONDS and opened again must not hold every thread.
+PER_CLIENT = THREADS // 2
+
+
+def exempt(address: str) -> bool:
+    """Whether a client is left out of :data:`PER_CLIENT`: a loopback address, where the
+    admin's reverse proxy forwards every visitor from (and buffers their requests)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return bool((mapped or ip).is_loopback)
 
 
 class ReadDeadlines:
@@ -53,7 +70,9 @@ class ReadDeadlines:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.cut = 0  # connections shut for being too slow
+        self.refused = 0  # connections closed unread: their client had PER_CLIENT read
         self._reading: dict[int, tuple[float, socket.socket]] = {}  # thread -> (due, sock)
+        self._clients: dict[int, str] = {}  # thread -> its client, unless exempt
         self._held: dict[int, float] = {}  # thread -> when its handler began
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -72,17 +91,28 @@ class ReadDeadlines:
             self._thread = None
 
     @contextmanager
-    def reading(self, sock: socket.socket) -> Iterator[None]:
-        """One request of ``sock`` on this thread, from its first byte to its answer."""
+    def reading(self, sock: socket.socket, address: str) -> Iterator[bool]:
+        """One request of ``sock`` (from ``address``) on this thread, from its first byte
+        to its answer; yields False, and counts it, when that client has
+        :data:`PER_CLIENT` requests being read already (close it unread then)."""
         me = threading.get_ident()
+        client = None if exempt(address) else client_key(address)
         with self._lock:
-            self._reading[me] = (time.monotonic() + self.seconds, sock)
+            admitted = client is None or sum(
+                1 for c in self._clients.values() if c == client) < PER_CLIENT
+            if not admitted:
+                self.refused += 1
+            else:
+                self._reading[me] = (time.monotonic() + self.seconds, sock)
+                if client is not None:
+                    self._clients[me] = client
         try:
-            yield
+            yield admitted
         finally:
             with self._lock:
                 self._reading.pop(me, None)
                 self._held.pop(me, None)
+                self._clients.pop(me, None)
 
     @contextmanager
     def handling(self) -> Iterator[None]:
@@ -126,7 +156,9 @@ class _Connection(HTTPConnection):
 
     def communicate(self) -> bool:
         deadlines: ReadDeadlines = self.server.syncd_deadlines
-        with deadlines.reading(self.socket):
+        with deadlines.reading(self.socket, str(self.remote_addr or "")) as admitted:
+            if not admitted:
+                return False
             if isinstance(self.socket, ssl.SSLSocket) and not getattr(self, "_shaken", False):
                 try:
                     self.socket.do_handshake()

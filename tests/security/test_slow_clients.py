@@ -150,3 +150,27 @@ def test_connections_that_send_nothing_hold_no_thread() -> None:
         for sock in silent:
             sock.close()
         server.stop()
+
+
+def test_one_client_cannot_take_every_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Cut off after READ_SECONDS, slow connections opened again and again by one client
+    # would still hold every thread; one address gets PER_CLIENT of them at most. (The
+    # loopback addresses a reverse proxy forwards from are exempt: tests take it away.)
+    monkeypatch.setattr(server_module, "exempt", lambda _address: False)
+    server = _serve()
+    slow = [Trickler(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ", b"a")
+            for _ in range(server_module.THREADS + 2)]
+    try:
+        for client in slow:
+            client.start()
+        time.sleep(READ / 2)
+        # another client (another loopback address) finds a thread at once
+        with socket.create_connection(("127.0.0.1", server.port), timeout=8,
+                                      source_address=("127.0.0.2", 0)) as other:
+            other.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert other.recv(64).startswith(b"HTTP/1.1 200")
+        assert server.deadlines.refused == len(slow) - server_module.PER_CLIENT
+    finally:
+        server.stop()
+        for client in slow:
+            client.join()
