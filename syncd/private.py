@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from syncd.config import Config
-from syncd.config_types import SecretRef
+from syncd.config_types import AccountConfig, SecretRef
 from syncd.errors import FilesNotPrivate
 from syncd.team import has_placeholder
 
@@ -65,21 +67,36 @@ def kept_paths(config: Config) -> list[Path]:
 def secret_files(config: Config) -> list[Path]:
     """The files the config reads secrets from: its ``file:`` references (a team's only
     when the same for every member) and the listener's TLS key."""
-    refs = [config.state_key, config.database, *config.crm_options.values()]
+    refs: list[Any] = [config.state_key, config.database, *config.crm_options.values()]
     for account in (*config.accounts, *(team.template for team in config.teams)):
         refs.extend(account.auth.values())
-    paths = [Path(ref.ref[len("file:"):]).expanduser() for ref in refs
-             if isinstance(ref, SecretRef) and ref.ref.startswith("file:")
-             and not has_placeholder(ref.ref)]
+    paths = _files(refs)
     if config.http.private_key:
         paths.append(Path(config.http.private_key).expanduser())
     return paths
 
 
+def _files(refs: Iterable[Any]) -> list[Path]:
+    """The paths of the ``file:`` references among ``refs`` with no placeholder left."""
+    return [Path(ref.ref[len("file:"):]).expanduser() for ref in refs
+            if isinstance(ref, SecretRef) and ref.ref.startswith("file:")
+            and not has_placeholder(ref.ref)]
+
+
+def exposed_secrets(account: AccountConfig) -> list[tuple[str, str]]:
+    """(path, octal mode) of each ``file:`` secret of ``account`` (a team member's, filled
+    in) that exists with a group or other permission bit."""
+    return _exposed(p for p in _files(account.auth.values()) if p.exists())
+
+
 def exposed(config: Config) -> list[tuple[str, str]]:
     """(path, octal mode) of each kept path with a group or other permission bit."""
+    return _exposed(kept_paths(config))
+
+
+def _exposed(paths: Iterable[Path]) -> list[tuple[str, str]]:
     found = []
-    for path in kept_paths(config):
+    for path in paths:
         mode = stat.S_IMODE(path.stat().st_mode)
         if mode & 0o077:
             found.append((str(path), f"{mode:04o}"))

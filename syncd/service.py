@@ -19,6 +19,7 @@ from syncd.embedded_accounts import embedded_accounts
 from syncd.engine.policy import AccountPolicy, ConflictPolicy, OnCalendarDelete
 from syncd.errors import SyncRefused
 from syncd.model import DoneStyle
+from syncd.private import exposed_secrets
 from syncd.report import describe, describe_note, refusal_reason
 from syncd.status_view import AccountRow, budget_rows, status_rows
 from syncd.store.channels import ChannelStore
@@ -197,12 +198,24 @@ class Service:
             return list(self._members)
         members, refused = team_accounts(self.config.teams, emails,
                                          [(a.owner, a.provider) for a in configured])
+        members = [m for m in members if not self._secret_open(m, refused)]
         for email in sorted(set(refused) - self._refused):
             log.warning("%s is in a team but not served: %s; give it an [[account]] block",
                         printable(email), printable(refused[email]))
         self._refused |= set(refused)
         self._members = tuple(members)
         return members
+
+    @staticmethod
+    def _secret_open(member: AccountConfig, refused: dict[str, str]) -> bool:
+        """Whether a member's own secret file (its placeholders filled in) may be opened
+        by others; if so it is refused (with the chmod) like at the start for the rest."""
+        found = exposed_secrets(member)
+        if found:
+            refused[member.owner] = "its secret " + ", ".join(
+                f"{path} may be opened by other users (mode {mode}; chmod 600 {path})"
+                for path, mode in found)
+        return bool(found)
 
     def credentials(self) -> Any:
         from syncd.store.credentials import CredentialStore
