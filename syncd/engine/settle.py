@@ -122,12 +122,17 @@ class Settler:
                                   if lk.activity_id == activity_id))
 
     def relink_import(self, event: RemoteEvent, links: dict[int, SyncPair], crm: Crm) -> None:
-        """An event imported before a crash cut its link: link it again, never re-import."""
+        """An event imported before a crash cut its link: link it again, never re-import.
+
+        Both bases are the activity, the copy the import made of the event: what the
+        event holds now may be the user's edit made since (the crash's window), and as a
+        base it would read as already in the CRM, never to come back. So where the event
+        and the activity differ, the event's value goes to the CRM."""
         activity = self.source.find(import_uid(self.policy.name, event.event_id))
         if activity is None or self.dry_run:
             return
-        link = SyncPair(activity.id, activity.sync_uid, event.event_id, None,
-                    project_activity(activity, self.policy.done_style), event.projection)
+        made = project_activity(activity, self.policy.done_style)
+        link = SyncPair(activity.id, activity.sync_uid, event.event_id, None, made, made)
         self.state.save_link(self.policy.name, link, self.token)  # no etag: marker to write
         links[activity.id] = link
         crm.setdefault(activity.id, activity)

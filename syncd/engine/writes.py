@@ -22,6 +22,7 @@ from syncd.engine.actions import (
 )
 from syncd.engine.plan import PlanPolicy
 from syncd.engine.settle import import_uid
+from syncd.failpoints import failpoint
 from syncd.model import Activity, project_activity
 from syncd.pairs import SyncPair
 from syncd.store.state import StateStore
@@ -81,6 +82,7 @@ class CrmWriter:
             uid = import_uid(self.account, plan.event_id)
             activity = self._one(ImportActivity(uid, write.owner_id, write.type, write.changes))
             assert activity is not None
+            failpoint("after_crm_import")  # the activity made, its link not yet saved
             # SyncPair at once, before the marker write: if that fails the event is still
             # known as this activity's and is never imported a second time. No etag yet:
             # that tells the next cycle the marker still has to be written.

@@ -392,6 +392,30 @@ def test_import_cut_off_before_its_link_is_relinked_not_duplicated(
     assert world.calendar.store["dentist"].event.marker is not None
 
 
+def test_a_calendar_edit_made_while_an_import_was_cut_off_before_its_link_reaches_the_activity(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = make_world(tmp_path, import_events=True)
+    world.sync()
+    world.calendar.user_create("dentist", _any_projection().replace({"title": "Dentist"}))
+    real, calls = world.state.save_link, {"n": 0}
+
+    def crash_once(account: str, link: object, token: int | None = None) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("simulated crash")
+        real(account, link, token)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(world.state, "save_link", crash_once)
+    assert world.sync().outcome == "failed"
+    world.calendar.user_edit("dentist", title="Dentist at 9")
+    world.state.update_account(world.account.name, status="ok", cooldown_until=None)
+    world.sync()
+    world.sync()
+    assert [a.subject for a in world.store.list_activities(_all(world))] == ["Dentist at 9"]
+    assert world.calendar.store["dentist"].event.projection.title == "Dentist at 9"
+
+
 def test_imported_times_use_the_owners_zone_even_when_the_account_renders_in_another(
     tmp_path: Path
 ) -> None:
