@@ -9,8 +9,11 @@ CRM (syncd's built-in store, or the Pipedrive emulator), with N activities over 
 2. every round, the driver makes random changes: CRM edits of title, time, duration,
    busy/free, location, description, note, guests, done/undone, owner moves, creates and
    deletes; calendar edits and deletes made directly on the server, as the user's app
-   would; and conflicting edits of one field on both sides. Each is told to the oracle
-   (:mod:`bench.soak_model`), which never reads syncd's state;
+   would; and conflicting edits of one field on both sides. With ``--import`` half the
+   accounts have ``import_events = true`` and the user also makes events in the calendar
+   (timed, whole-day, some weekly series, some with guests), in importing calendars and
+   in the others. Each is told to the oracle (:mod:`bench.soak_model`), which never reads
+   syncd's state;
 3. then one ``syncd sync`` runs as a child process (the real CLI), sometimes killed: by
    ``SYNCD_FAILPOINT=name:N`` (SIGKILL at the N-th pass of a named point) or by a SIGKILL
    from here at a random moment;
@@ -37,16 +40,17 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bench.backends import TZ, GoogleBackend, GraphBackend, RadicaleBackend
 from bench.control import ServerInfo
 from bench.providers import GRAPH_SECRET_ENV, account
-from bench.soak_calendar import CalendarUser, XandikosBackend, shifted
+from bench.soak_calendar import CalendarUser, NewEvent, XandikosBackend, shifted
 from bench.soak_crm import BuiltinCrm, Crm, PipedriveCrm, local_parts
 from bench.soak_faults import DEFAULT_RATES, REQUEST_TIMEOUT_SECONDS, TRAFFIC, open_proxy
 from bench.soak_mail import Cycle, MailFindings, judge_mail
@@ -57,10 +61,12 @@ from syncd.store.state import StateStore
 
 PROVIDERS = ("caldav", "xandikos", "google", "outlook")
 FAILPOINTS = ("after_write_request", "after_intent_commit", "before_cursor_commit")
-#: With Pipedrive as the CRM: a calendar edit's PATCH. (``pipedrive_before_post`` and
-#: ``pipedrive_after_post`` are passed only by imports of events made in the calendar,
-#: which the soak's accounts do not import.)
+#: With Pipedrive as the CRM: a calendar edit's PATCH.
 PIPEDRIVE_FAILPOINTS = ("pipedrive_after_patch",)
+#: With ``--import``: between an imported activity's creation and its link (any CRM),
+#: and around Pipedrive's POST of it (its marker intent committed, its id not yet).
+IMPORT_FAILPOINTS = ("after_crm_import",)
+PIPEDRIVE_IMPORT_FAILPOINTS = ("pipedrive_before_post", "pipedrive_after_post")
 CRMS = ("builtin", "pipedrive")
 PIPEDRIVE_TOKEN_ENV = "SOAK_PIPEDRIVE_TOKEN"
 #: Counts of a cycle's writes: a cycle with none of them is quiet.
@@ -71,6 +77,11 @@ OPS = {"crm_edit": 30, "cal_edit": 25, "conflict": 10, "note": 5, "guests": 6, "
        "move": 5, "crm_create": 3, "crm_delete": 3, "cal_delete": 3}
 #: With ``--invite``, also meetings logged after they happened (nothing may be mailed).
 INVITE_OPS = {**OPS, "backfill": 2}
+#: With ``--import``, also events the user makes in the calendar.
+IMPORT_OPS = {"cal_create": 15}
+#: Changes that write to the CRM: drawn among the items the CRM holds (an event made in
+#: the calendar once its import is confirmed; never one that must not be imported).
+CRM_OPS = frozenset({"crm_edit", "conflict", "note", "guests", "done", "move", "crm_delete"})
 #: Removals (deletes on either side, moves away) allowed per owner between two clean
 #: cycles: below the deletion guard (max(5, 10 %) of an account's links per cycle).
 REMOVALS_PER_OWNER = 3
@@ -99,6 +110,9 @@ class Options:
     #: the kills land in accounts with work to do.
     accounts_per_cycle: int = 0
     invite: bool = False  # accounts with invite_guests = true; the e-mail oracle judges
+    #: Every other account has import_events = true, and the user makes events in the
+    #: calendars: each becomes one activity there, none elsewhere.
+    imports: bool = False
     workdir: Path | None = None
     settle_limit: int = 15
     child_timeout: float = 900.0
@@ -127,6 +141,7 @@ class Result:
     findings: Findings = field(default_factory=Findings)
     emails: int = 0
     mail: MailFindings | None = None  # with --invite (bench.soak_mail)
+    imports: str = ""  # with --import: what the user made in the calendars, in words
     wall_s: float = 0.0
     crm: str = "builtin"
     #: Wall seconds by phase (set-up, first sync, changes, cycles, settle, judge).
@@ -159,6 +174,13 @@ class Soak:
         # adoption finding, fixed in c7dfc74).
         self.fresh: set[int] = set()
         self.touched: set[str] = set()  # owners whose items this round changed
+        # With imports: the owners whose accounts import, and the events made in their
+        # calendars since their account's last ok cycle (their import is not confirmed:
+        # a CRM edit of an activity Pipedrive has not handed back to syncd yet is a
+        # documented window, docs/pipedrive.md).
+        self.importing = {o for k, o in enumerate(self.owners) if k % 2 == 0} \
+            if options.imports else set()
+        self.unimported: set[int] = set()
         self.owner_of = {o.split("@")[0]: o for o in self.owners}  # account name -> owner
         self.cycle_seconds = 5.0
         self.zygote: Zygote | None = None
@@ -213,7 +235,7 @@ class Soak:
             self.env[PIPEDRIVE_TOKEN_ENV] = pipedrive.token
         self.config.write_text(config_text(provider, data, [
             account(provider, server, o, self.calendars[o]) for o in self.owners],
-            invite=self.o.invite) + crm_table)
+            invite=self.o.invite, importing=self.importing) + crm_table)
         self.config.chmod(0o600)
         if provider == "outlook":
             self.env[GRAPH_SECRET_ENV] = info["client_secret"]
@@ -291,8 +313,11 @@ class Soak:
                 return moved
         return None
 
-    def live_index(self) -> int | None:
-        live = [i.index for i in self.model.live()]
+    def live_index(self, in_crm: bool = False) -> int | None:
+        """A live item at random; ``in_crm``: one whose activity the CRM's user can see."""
+        live = [i.index for i in self.model.live()
+                if not in_crm or (not i.foreign and i.index in self.ids
+                                  and i.index not in self.unimported)]
         return self.rng.choice(live) if live else None
 
     def event_of(self, index: int) -> tuple[str, str] | None:
@@ -355,9 +380,15 @@ class Soak:
 
     def change(self) -> None:
         """One random change (or none, when its target is not there yet)."""
-        ops = INVITE_OPS if self.o.invite else OPS
+        ops = {**(INVITE_OPS if self.o.invite else OPS), **(IMPORT_OPS if self.o.imports else {})}
         op = self.rng.choices(list(ops), weights=list(ops.values()))[0]
-        index = self.live_index()
+        if op == "cal_create":
+            self.cal_create()
+            return
+        index = self.live_index(in_crm=op in CRM_OPS)
+        recent = sorted(i for i in self.unimported if self.model.items[i].deleted_by is None)
+        if op in ("cal_edit", "cal_delete") and recent and self.rng.random() < 0.5:
+            index = self.rng.choice(recent)  # the user fixes or drops what they just made
         if index is None:
             return
         item = self.model.items[index]
@@ -427,6 +458,54 @@ class Soak:
         self.note(f"  {op} {item.tag} {name if 'edit' in op or op == 'conflict' else ''}"
                   f"{'' if done else ' (skipped)'}")
 
+    def cal_create(self) -> None:
+        """The user makes an event in a calendar: 3 in 4 in an importing one, some whole
+        days (one or two), some with guests, one in 10 a weekly series (never imported)."""
+        owners = sorted(self.importing) if self.importing and self.rng.random() < 0.75 \
+            else [o for o in self.owners if o not in self.importing] or self.owners
+        owner = self.rng.choice(owners)
+        i = max(self.model.items) + 1
+        tag = tag_of(i)
+        day = (datetime.now(UTC) + timedelta(days=self.rng.randint(2, 120))).date()
+        if self.rng.random() < 0.25:
+            when = When(day, day + timedelta(days=self.rng.choice((1, 1, 2))), TZ)
+        else:
+            start = datetime.combine(day, datetime.min.time().replace(
+                hour=self.rng.randint(8, 17), minute=self.rng.choice((0, 15, 30, 45))),
+                tzinfo=ZoneInfo(TZ))
+            when = When(start, start + timedelta(minutes=self.rng.choice((30, 45, 60, 90))), TZ)
+        self.counter += 1
+        new = NewEvent(
+            f"{tag} calendar call {self.counter}", when, self.rng.random() < 0.5,
+            location=f"calendar room {self.counter}" if self.rng.random() < 0.5 else "",
+            description=(f"calendar agenda {self.counter} for {tag}"
+                         if self.rng.random() < 0.5 else ""),
+            guests=[f"c{self.counter}@customer.example"] if self.rng.random() < 0.25 else [],
+            weekly=3 if self.rng.random() < 0.1 else 0)
+        event_id = self.user.create(owner, new)
+        read = self.user.current(owner, event_id)
+        projection = read.projection.to_json() if read is not None and read.projection else {}
+        foreign = owner not in self.importing or bool(new.weekly)
+        self.model.created(i, owner, "", projection, side=CALENDAR, foreign=foreign,
+                           event_id=event_id)
+        if not foreign:
+            self.unimported.add(i)
+        self.touched.add(owner)
+        self.result.ops["cal_create" + (" (series)" if new.weekly else
+                                        "" if not foreign else " (not imported)")] += 1
+        self.note(f"  cal_create {tag} {owner} {event_id} {'series ' if new.weekly else ''}"
+                  f"{'foreign ' if foreign else ''}{projection}")
+
+    def discover(self) -> None:
+        """Find the activities of the events made in importing calendars, as the CRM's user
+        would see them appear (by the tag their subject carries; the oldest of several)."""
+        missing = {i.tag: i.index for i in self.model.imported() if i.index not in self.ids}
+        if not missing:
+            return
+        for tag, ids in self.crm.tagged().items():
+            if tag in missing:
+                self.ids[missing[tag]], self.index_of[ids[0]] = ids[0], missing[tag]
+
     def expire_tokens(self) -> None:
         self.note("  the server expires its sync tokens")
         if self.o.provider == "google":
@@ -471,7 +550,14 @@ class Soak:
         failpoint = kill_after = None
         if roll < self.o.failpoint_kills:
             points = FAILPOINTS + (PIPEDRIVE_FAILPOINTS if self.o.crm == "pipedrive" else ())
-            failpoint = f"{self.rng.choice(points)}:{self.rng.randint(1, 3)}"
+            if self.o.imports and self.rng.random() < 0.5:
+                # A round makes a few imports at most: their points are drawn half the
+                # time, at their first or second pass, or they would hardly ever fire.
+                points = IMPORT_FAILPOINTS + (
+                    PIPEDRIVE_IMPORT_FAILPOINTS if self.o.crm == "pipedrive" else ())
+                failpoint = f"{self.rng.choice(points)}:{self.rng.randint(1, 2)}"
+            else:
+                failpoint = f"{self.rng.choice(points)}:{self.rng.randint(1, 3)}"
         elif roll < self.o.failpoint_kills + self.o.random_kills:
             kill_after = self.rng.uniform(0.3, max(0.5, self.cycle_seconds))
         started = time.monotonic()
@@ -494,6 +580,8 @@ class Soak:
             if status != 0:
                 self.result.failed_cycles += 1
             self.confirm(output)
+        if self.o.imports:
+            self.discover()
         self.events.clear()
         self.touched.clear()
 
@@ -514,6 +602,7 @@ class Soak:
         for owner in ok:
             self.removals.pop(owner, None)
         self.fresh = {i for i in self.fresh if self.model.items[i].owner not in ok}
+        self.unimported = {i for i in self.unimported if self.model.items[i].owner not in ok}
 
     def sync(self, *args: str, failpoint: str | None = None,
              kill_after: float | None = None, timeout: float | None = None
@@ -591,14 +680,27 @@ class Soak:
         _status, output = self.syncd("--json", "conflicts")
         conflicts = _json(output) or []
         self.result.conflicts = len(conflicts)
+        tagged = None
+        if self.o.imports:
+            self.discover()
+            tagged = self.crm.tagged()
         crm = self.crm.read(list(self.ids.values()))
         held = {i: crm.get(a, CrmItem(False)) for i, a in self.ids.items()}
         events = [e for owner in self.owners for e in self.user.seen(owner)]
         emails = self.emails()
         self.result.emails = sum(emails.values())
+        if self.o.imports:
+            made = [i for i in self.model.items.values() if i.born == CALENDAR]
+            imported = [i for i in made if not i.foreign]
+            found = sum(i.index in self.ids for i in imported)
+            gone = sum(i.deleted_by is not None for i in imported)
+            self.result.imports = (
+                f"{len(imported)} events made in importing calendars ({found} found in the "
+                f"CRM, {gone} deleted since), {len(made) - len(imported)} not to import; "
+                "wrong imports {wrong}")
         self.result.findings = judge(self.model, held, events, conflicts, self.index_of,
                                      frozenset(SYNCED) - {"guests"},
-                                     None if self.o.invite else emails)
+                                     None if self.o.invite else emails, tagged)
         if self.o.invite and self.o.provider in ("google", "outlook"):
             self.result.mail = judge_mail(self.model, self.cycles, self.mail_log(), held,
                                           self.started_at)
@@ -757,11 +859,12 @@ def _writes(output: str) -> int | None:
     return sum(int(r.get("counts", {}).get(k, 0)) for r in reports for k in WRITES)
 
 
-def config_text(provider: str, data: Path, accounts: Sequence[Any], invite: bool = False
-                ) -> str:
+def config_text(provider: str, data: Path, accounts: Sequence[Any], invite: bool = False,
+                importing: Collection[str] = ()) -> str:
     """syncd's TOML config: the data folder, quiet logs, one ``[[account]]`` per owner
     (with ``invite``: guests invited, and an hourly e-mail cap the soak's compressed hours
-    do not reach: the breaker is tests/guests/test_breaker.py's)."""
+    do not reach: the breaker is tests/guests/test_breaker.py's; the owners in
+    ``importing`` import the events made in their calendars)."""
     lines = [f'[syncd]\ndata_dir = "{data}"\ndefault_time_zone = "{TZ}"\n'
              f'request_timeout_seconds = {REQUEST_TIMEOUT_SECONDS}\n',
              '[logging]\nlevel = "error"\n']
@@ -773,6 +876,8 @@ def config_text(provider: str, data: Path, accounts: Sequence[Any], invite: bool
         lines.append(f'time_zone = "{TZ}"')
         if invite:
             lines.append("invite_guests = true\nmax_guest_updates_per_hour = 1000000")
+        if acc.owner in importing:
+            lines.append("import_events = true")
         if acc.calendar:
             lines.append(f'calendar = "{acc.calendar}"')
         lines.append("[account.auth]")
@@ -821,6 +926,9 @@ def markdown(results: Sequence[Result], command: str) -> str:
             f"guard {r.refused}; requests "
             + ", ".join(f"{k} {v}" for k, v in sorted(r.traffic.items()))
             + "; wall " + ", ".join(f"{k} {v:.0f} s" for k, v in r.seconds.items()))
+        if r.imports:
+            out.append(f"- {r.provider} imports: "
+                       + r.imports.format(wrong=r.findings.wrong_imports))
     return "\n".join(out) + "\n"
 
 
@@ -861,6 +969,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--invite", action="store_true",
                         help="accounts invite guests; the e-mail oracle counts what each "
                              "guest should get (bench/soak_mail.py)")
+    parser.add_argument("--import", dest="imports", action="store_true",
+                        help="every other account imports events made in its calendar; the "
+                             "user makes some (and some not to import); one activity each")
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
     parser.add_argument("--out", type=Path, help="write the Markdown table here")
     args = parser.parse_args(argv)
@@ -876,6 +987,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                           accounts_per_cycle=args.accounts_per_cycle, zygote=not args.no_zygote,
                           minutes=args.minutes,
                           edit_unconfirmed=args.edit_unconfirmed, invite=args.invite,
+                          imports=args.imports,
                           workdir=args.keep / provider if args.keep else None)
         results.append(run(options))
         print(markdown(results[-1:], ""), flush=True)

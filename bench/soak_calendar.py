@@ -1,17 +1,22 @@
-"""The soak's calendar side: "the user" reading and editing events directly on the server.
+"""The soak's calendar side: "the user" reading, making and editing events on the server.
 
 Nothing here goes through the fault proxy or through syncd: the user's app talks to the
 server. Events are read raw (the emulators' own stores; Radicale and Xandikos with one
 ``calendar-query`` REPORT) and reduced to projections with the connectors' pure readers
 (``read_event`` of ``google_map``, ``outlook_map`` and ``ical``), so the oracle compares
 what syncd would read without asking syncd. Edits are written in the provider's own form
-(a Google event resource, a Graph patch, an iCalendar object PUT back).
+(a Google event resource, a Graph patch, an iCalendar object PUT back). With ``--import``
+the user also makes events (:meth:`CalendarUser.create`) as the calendar app would: no
+marker, the server's own id and UID, timed or whole-day, sometimes a weekly series.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -31,6 +36,19 @@ _QUERY = (b'<?xml version="1.0" encoding="utf-8"?>'
           b'<D:prop><D:getetag/><C:calendar-data/></D:prop>'
           b'<C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT"/>'
           b'</C:comp-filter></C:filter></C:calendar-query>')
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event the user makes in the calendar app (``guests``: attendees' e-mails)."""
+
+    title: str
+    when: When
+    busy: bool
+    location: str = ""
+    description: str = ""
+    guests: Sequence[str] = ()
+    weekly: int = 0  # a weekly series of this many events (0: a single event)
 
 
 class CalendarUser:
@@ -129,6 +147,85 @@ class CalendarUser:
             return False
         return True
 
+    def create(self, owner: str, new: NewEvent) -> str:
+        """Make an event in ``owner``'s calendar as its app would; returns its event id
+        (the href on CalDAV)."""
+        calendar = self.calendars[owner]
+        if self.provider == "google":
+            return self._create_google(calendar, owner, new)
+        if self.provider == "outlook":
+            return self._create_graph(calendar, new)
+        return self._create_dav(calendar, new)
+
+    def _create_google(self, calendar: str, owner: str, new: NewEvent) -> str:
+        when = new.when
+        event: dict[str, Any] = {
+            "summary": new.title, "transparency": "opaque" if new.busy else "transparent",
+            "start": {"date": when.start.isoformat()} if when.all_day else
+            {"dateTime": when.local_start().isoformat(), "timeZone": TZ},
+            "end": {"date": when.end.isoformat()} if when.all_day else
+            {"dateTime": when.local_end().isoformat(), "timeZone": TZ}}
+        if new.location:
+            event["location"] = new.location
+        if new.description:
+            event["description"] = new.description
+        if new.guests:
+            event["attendees"] = [{"email": owner, "self": True, "organizer": True,
+                                   "responseStatus": "accepted"}] + [
+                {"email": g, "responseStatus": "needsAction"} for g in new.guests]
+        if new.weekly:
+            event["recurrence"] = [f"RRULE:FREQ=WEEKLY;COUNT={new.weekly}"]
+        return str(self.backend.emu.put_event(calendar, event)["id"])
+
+    def _create_graph(self, calendar: str, new: NewEvent) -> str:
+        event: dict[str, Any] = {"subject": new.title, "showAs": "busy" if new.busy else "free",
+                                 **outlook_map.when_payload(new.when)}
+        if new.location:
+            event["location"] = {"displayName": new.location}
+        if new.description:
+            event["body"] = {"contentType": "text", "content": new.description}
+        if new.guests:
+            event["attendees"] = [{"emailAddress": {"address": g}, "type": "required"}
+                                  for g in new.guests]
+        if new.weekly:
+            start = new.when.start
+            day = start.date() if isinstance(start, datetime) else start
+            event["recurrence"] = {
+                "pattern": {"type": "weekly", "interval": 1,
+                            "daysOfWeek": [day.strftime("%A").lower()]},
+                "range": {"type": "numbered", "startDate": day.isoformat(),
+                          "numberOfOccurrences": new.weekly}}
+        return str(self.backend.graph.create_event_as_user(calendar, event)["id"])
+
+    def _create_dav(self, calendar: str, new: NewEvent) -> str:
+        cal = icalendar.Calendar()
+        cal.add("PRODID", "-//soak//calendar app//EN")
+        cal.add("VERSION", "2.0")
+        vevent = icalendar.Event()
+        uid = uuid.uuid4().hex
+        vevent.add("UID", uid)
+        vevent.add("DTSTAMP", datetime.now().astimezone())
+        vevent.add("DTSTART", new.when.start)
+        vevent.add("DTEND", new.when.end)
+        vevent.add("SUMMARY", new.title)
+        vevent.add("TRANSP", "OPAQUE" if new.busy else "TRANSPARENT")
+        if new.location:
+            vevent.add("LOCATION", new.location)
+        if new.description:
+            vevent.add("DESCRIPTION", new.description)
+        for guest in new.guests:
+            vevent.add("ATTENDEE", f"mailto:{guest}")
+        if new.weekly:
+            vevent.add("RRULE", {"FREQ": "WEEKLY", "COUNT": new.weekly})
+        cal.add_component(vevent)
+        href = f"{calendar}{uid}.ics"
+        status, body = self.backend._request(
+            self.backend.owner_of(calendar), "PUT", quote(href), cal.to_ical(),
+            {"Content-Type": "text/calendar; charset=utf-8", "If-None-Match": "*"})
+        if status not in (200, 201, 204):
+            raise RuntimeError(f"PUT {href}: HTTP {status} {body[:200]!r}")
+        return href
+
     def _edit_google(self, calendar: str, event_id: str, name: str, value: Any) -> bool:
         found = [r for r in self.backend.emu.events(calendar) if r["id"] == event_id]
         if not found:
@@ -215,5 +312,5 @@ def shifted(when: When, hours: int, minutes: int | None) -> When:
     return When(start, start + length, TZ)
 
 
-__all__ = ["CalendarUser", "GoogleBackend", "GraphBackend", "RadicaleBackend",
+__all__ = ["CalendarUser", "GoogleBackend", "GraphBackend", "NewEvent", "RadicaleBackend",
            "XandikosBackend", "shifted"]

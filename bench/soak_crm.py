@@ -10,14 +10,15 @@ data for :func:`bench.soak_model.judge`.
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from bench.backends import TZ
-from bench.soak_model import CrmItem
+from bench.soak_model import CrmItem, tag_in
 from syncd.crm.builtin.activities import ActivityStore
+from syncd.crm.builtin.views import ActivityFilter
 from syncd.model import Activity, Guest, project_activity
 from syncd.store.db import Database
 from syncd_testkit.emulators.pipedrive import PipedriveClock, PipedriveEmulator
@@ -45,6 +46,10 @@ class Crm(Protocol):
         """The activity's fields now (due_date, due_time, duration_minutes, guests ...)."""
 
     def read(self, ids: Sequence[int]) -> dict[int, CrmItem]: ...
+
+    def tagged(self) -> dict[str, list[int]]:
+        """Every live activity whose subject carries an item's tag: tag -> ids, oldest
+        first (what a user sees listing the CRM; how imports are found and counted)."""
 
     def close(self) -> None: ...
 
@@ -97,6 +102,10 @@ class BuiltinCrm:
                 out[activity_id] = CrmItem(True, self.emails.get(activity.owner_id, "?"),
                                            activity.done, _projection(activity))
         return out
+
+    def tagged(self) -> dict[str, list[int]]:
+        return _by_tag((a.id, a.subject)
+                       for a in self.store.list_activities(ActivityFilter()) if not a.deleted)
 
     def close(self) -> None:
         self.db.close()
@@ -202,6 +211,12 @@ class PipedriveCrm:
                 _projection(activity))
         return out
 
+    def tagged(self) -> dict[str, list[int]]:
+        with self.emu.store.lock:
+            items = [(aid, str(a.get("subject") or "")) for aid, a in
+                     self.emu.store.activities.items() if not a.get("is_deleted")]
+        return _by_tag(items)
+
     def close(self) -> None:
         self.emu.stop()
 
@@ -265,6 +280,15 @@ class PipedriveCrm:
             location=((item["location"] or {}).get("value") or "").strip(),
             guests=tuple(Guest(g) for g in sorted(guests)), done=bool(item["done"]),
             marked_done_at=None, deleted=False, updated_at=utc_now())
+
+
+def _by_tag(items: Iterable[tuple[int, str]]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for activity_id, subject in sorted(items):
+        tag = tag_in(subject)
+        if tag is not None:
+            out.setdefault(tag, []).append(activity_id)
+    return out
 
 
 def _local_due(item: JsonDict) -> tuple[date | None, time | None]:

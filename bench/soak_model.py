@@ -14,7 +14,11 @@ promises. The invariants are exact whatever was killed and wherever a fault hit:
 * an item exists on both sides unless the driver deleted it on one side; after such a
   delete it is gone from both or (an edit on the other side won) present on both;
 * the event is in the calendar of the activity's owner, once;
-* no private note appears anywhere in any event.
+* no private note appears anywhere in any event;
+* with ``--import``: an event the user made in an importing calendar becomes exactly one
+  activity (its fields as the event's last write, or the CRM's), and one syncd must not
+  import (a series, a calendar without ``import_events``) becomes none and is left as
+  the user left it, without syncd's marker.
 
 Items are told apart on the calendar by a tag at the head of every title the driver
 writes (``S000123 ...``), so the judgement needs no marker and no link table.
@@ -110,6 +114,13 @@ class Item:
     dropped: dict[str, Write] = field(default_factory=dict)  # field -> write
     done: bool = False
     guests_ever: set[str] = field(default_factory=set)
+    born: str = CRM  # where it was made: the CRM, or the calendar (an event the user made)
+    #: Made in a calendar syncd must not import from (a series, or an account without
+    #: import_events): it stays an event only, untouched.
+    foreign: bool = False
+    event_id: str = ""  # born in the calendar: the event the user made
+    #: Every value each side wrote to a field before its last write, in order.
+    earlier: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
 
     @property
     def tag(self) -> str:
@@ -148,6 +159,7 @@ class Findings:
     misplaced: int = 0
     leaks: int = 0
     excess_emails: int = 0
+    wrong_imports: int = 0  # an activity made of an event that must not be imported
     details: list[str] = field(default_factory=list)
 
     def add(self, kind: str, text: str) -> None:
@@ -158,7 +170,8 @@ class Findings:
     @property
     def clean(self) -> bool:
         return not (self.duplicates or self.lost_edits or self.unexpected_deletions
-                    or self.orphans or self.misplaced or self.leaks or self.excess_emails)
+                    or self.orphans or self.misplaced or self.leaks or self.excess_emails
+                    or self.wrong_imports)
 
 
 class Model:
@@ -174,18 +187,25 @@ class Model:
         return self.seq
 
     def created(self, index: int, owner: str, note: str, projection: Mapping[str, Any],
-                done: bool = False) -> Item:
-        item = Item(index, owner, note, done=done)
+                done: bool = False, *, side: str = CRM, foreign: bool = False,
+                event_id: str = "") -> Item:
+        """A new item: an activity made in the CRM or (``side`` CALENDAR) an event the user
+        made, its fields as read back from that side."""
+        item = Item(index, owner, note, done=done, born=side, foreign=foreign,
+                    event_id=event_id)
         seq = self._tick()
-        item.last = {f: {CRM: Write(CRM, norm(f, projection.get(f)), seq)} for f in SYNCED}
+        item.last = {f: {side: Write(side, norm(f, projection.get(f)), seq)} for f in SYNCED}
         item.guests_ever.update(norm("guests", projection.get("guests")))
         self.items[index] = item
-        self.history.append(Action(seq, "created", index, value=dict(projection),
+        self.history.append(Action(seq, "created", index, side, value=dict(projection),
                                    owner=owner))
         return item
 
     def wrote(self, index: int, side: str, name: str, value: Any) -> None:
         item = self.items[index]
+        before = item.last[name].get(side)
+        if before is not None:
+            item.earlier.setdefault(name, {}).setdefault(side, []).append(before.value)
         item.last[name][side] = Write(side, norm(name, value), self._tick())
         self.history.append(Action(self.seq, "wrote", index, side, name, norm(name, value)))
         if name == "guests":
@@ -213,6 +233,10 @@ class Model:
 
     def live(self) -> list[Item]:
         return [i for i in self.items.values() if i.deleted_by is None]
+
+    def imported(self) -> list[Item]:
+        """The items made in a calendar that syncd imports."""
+        return [i for i in self.items.values() if i.born == CALENDAR and not i.foreign]
 
 
 def _conflict_values(conflicts: Iterable[Mapping[str, Any]], crm_ids: Mapping[int, int]
@@ -249,6 +273,12 @@ def _check_field(findings: Findings, item: Item, name: str, crm_value: Any, cal_
                  recorded: set[Any]) -> None:
     writes = item.last[name]
     wanted = {w.value for w in writes.values()}
+    for side, write in writes.items():
+        if _hashable(write.value) in recorded:
+            # That side's last write lost and is kept as a conflict (an edit in the old
+            # owner's calendar as the activity moved away): the side's earlier value,
+            # which syncd may have copied across before, stays legitimately.
+            wanted.update(item.earlier.get(name, {}).get(side, ()))
     if name in item.dropped:
         wanted.add(item.dropped[name].value)
     for side, value in ((CRM, crm_value), (CALENDAR, cal_value)):
@@ -273,6 +303,37 @@ def _check_field(findings: Findings, item: Item, name: str, crm_value: Any, cal_
             findings.add("lost_edits", f"{item.tag} {name}: the {loser.side}'s later value "
                                        f"{loser.value!r} lost to {final!r} with no conflict "
                                        "recorded")
+
+
+def _check_foreign(findings: Findings, item: Item, seen: Sequence[EventSeen],
+                   events: Sequence[EventSeen], in_crm: bool) -> None:
+    """An event syncd must not import: no activity, and the event as the user left it
+    (there, unless the user deleted it; without syncd's marker; its fields the user's)."""
+    if in_crm:
+        findings.add("wrong_imports", f"{item.tag}: an activity for an event not to import")
+    found = [e for e in events if e.calendar == item.owner and e.event_id == item.event_id]
+    if item.deleted_by is not None:
+        if found:
+            findings.add("unexpected_deletions", f"{item.tag}: deleted by the user, still there")
+        return
+    if not found:
+        findings.add("unexpected_deletions", f"{item.tag}: the user's event is gone")
+        return
+    if found[0].marker:
+        findings.add("wrong_imports", f"{item.tag}: syncd's marker on an event not to import")
+    if len(seen) > 1:
+        findings.add("duplicates", f"{item.tag}: {len(seen)} events")
+    projection = found[0].projection
+    if projection is None:
+        return  # a series: read as recurring, without fields
+    for name in SYNCED:
+        if name == "guests":
+            continue
+        value = _hashable(norm(name, projection.get(name)))
+        wanted = {w.value for w in item.last[name].values()}
+        if value not in wanted:
+            findings.add("lost_edits", f"{item.tag} {name}: the event not to import holds "
+                                       f"{value!r}, the user wrote {sorted(map(repr, wanted))}")
 
 
 class NoteIndex:
@@ -306,17 +367,22 @@ class NoteIndex:
 
 def judge(model: Model, crm: Mapping[int, CrmItem], events: Sequence[EventSeen],
           conflicts: Sequence[Mapping[str, Any]], crm_ids: Mapping[int, int],
-          calendar_fields: frozenset[str], emails: Mapping[str, int] | None = None
-          ) -> Findings:
+          calendar_fields: frozenset[str], emails: Mapping[str, int] | None = None,
+          tagged: Mapping[str, Sequence[int]] | None = None) -> Findings:
     """Compare the end state with the model.
 
     ``crm``: item index -> what the CRM holds; ``events``: every event of every owner's
     calendar; ``conflicts``: ``syncd conflicts --json``; ``crm_ids``: activity id -> item
     index (the CRM's own ids, for the conflicts); ``calendar_fields``: the fields the
     calendar carries back (the connector's capabilities); ``emails``: e-mails the
-    provider sent, per recipient (every one is excess: the accounts do not invite).
+    provider sent, per recipient (every one is excess: the accounts do not invite);
+    ``tagged``: every live activity of the CRM by the tag its subject carries (with
+    ``--import``: two for one tag are a duplicate, any for a foreign item a wrong import).
     """
     findings = Findings()
+    for tag, ids in sorted((tagged or {}).items()):
+        if len(ids) > 1:
+            findings.add("duplicates", f"{tag}: {len(ids)} activities in the CRM {list(ids)}")
     by_tag: dict[str, list[EventSeen]] = {}
     markers: Counter[tuple[str, str]] = Counter()
     kept = _kept(conflicts)
@@ -339,6 +405,9 @@ def judge(model: Model, crm: Mapping[int, CrmItem], events: Sequence[EventSeen],
                 findings.add("leaks", f"the note of {item.tag} in event {event.event_id}")
     for item in model.items.values():
         seen = by_tag.get(item.tag, [])
+        if item.foreign:
+            _check_foreign(findings, item, seen, events, bool((tagged or {}).get(item.tag)))
+            continue
         held = crm.get(item.index, CrmItem(False))
         if len(seen) > 1:
             places = Counter(e.calendar for e in seen)
@@ -356,7 +425,8 @@ def judge(model: Model, crm: Mapping[int, CrmItem], events: Sequence[EventSeen],
                 continue
         elif not held.exists or not seen:
             findings.add("unexpected_deletions", f"{item.tag}: activity "
-                         f"{'kept' if held.exists else 'gone'}, {len(seen)} event(s)")
+                         f"{'kept' if held.exists else 'gone'}, {len(seen)} event(s)"
+                         + (" (made in the calendar)" if item.born == CALENDAR else ""))
             if not held.exists:
                 continue
         if held.owner != item.owner:

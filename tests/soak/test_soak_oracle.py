@@ -277,3 +277,62 @@ def test_an_edit_copied_across_before_the_user_deleted_the_event_is_not_a_lost_e
                    [event(f"{tag_of(1)} nobody", description="crm agenda")], [], {10: 1},
                    FIELDS)
     assert nobody.lost_edits == 1
+
+
+def imports() -> Model:
+    """Item 1 made in an importing calendar, item 2 in one that does not import."""
+    model = Model()
+    model.created(1, OWNER, "", projection(f"{tag_of(1)} call"), side=CALENDAR, event_id="e1")
+    model.created(2, OWNER, "", projection(f"{tag_of(2)} call"), side=CALENDAR, foreign=True,
+                  event_id="e2")
+    return model
+
+
+def seen(title: str, event_id: str, marker: str | None) -> EventSeen:
+    return EventSeen(OWNER, event_id, marker, projection(title), title)
+
+
+def test_an_event_imported_once_and_one_left_alone_is_clean() -> None:
+    findings = judge(imports(), crm(f"{tag_of(1)} call"),
+                     [seen(f"{tag_of(1)} call", "e1", "m1"), seen(f"{tag_of(2)} call", "e2", None)],
+                     [], {10: 1}, FIELDS, tagged={tag_of(1): [10]})
+    assert findings.clean, findings.details
+
+
+def test_two_activities_for_one_event_are_a_duplicate_and_a_lost_import_a_deletion() -> None:
+    events = [seen(f"{tag_of(1)} call", "e1", "m1"), seen(f"{tag_of(2)} call", "e2", None)]
+    twice = judge(imports(), crm(f"{tag_of(1)} call"), events, [], {10: 1}, FIELDS,
+                  tagged={tag_of(1): [10, 11]})
+    assert twice.duplicates == 1, twice.details
+    never = judge(imports(), {}, events, [], {}, FIELDS, tagged={})
+    assert never.unexpected_deletions == 1, never.details
+
+
+def test_an_activity_or_a_marker_for_an_event_not_to_import_is_a_wrong_import() -> None:
+    events = [seen(f"{tag_of(1)} call", "e1", "m1"), seen(f"{tag_of(2)} call", "e2", "m2")]
+    findings = judge(imports(), crm(f"{tag_of(1)} call"), events, [], {10: 1}, FIELDS,
+                     tagged={tag_of(1): [10], tag_of(2): [12]})
+    assert findings.wrong_imports == 2, findings.details
+
+
+def test_an_event_not_to_import_that_syncd_changed_or_removed_is_counted() -> None:
+    model = imports()
+    changed = EventSeen(OWNER, "e2", None, projection(f"{tag_of(2)} call", location="x"), "")
+    findings = judge(model, crm(f"{tag_of(1)} call"), [seen(f"{tag_of(1)} call", "e1", "m1"),
+                     changed], [], {10: 1}, FIELDS, tagged={tag_of(1): [10]})
+    assert findings.lost_edits == 1, findings.details
+    gone = judge(model, crm(f"{tag_of(1)} call"), [seen(f"{tag_of(1)} call", "e1", "m1")], [],
+                 {10: 1}, FIELDS, tagged={tag_of(1): [10]})
+    assert gone.unexpected_deletions == 1, gone.details
+
+
+def test_an_earlier_calendar_value_left_when_the_last_one_lost_as_a_conflict_is_no_loss() -> None:
+    model = world()
+    model.wrote(1, CALENDAR, "location", "first room")  # copied to the CRM by a cycle
+    model.wrote(1, CALENDAR, "location", "second room")  # lost as the activity moved away
+    conflict = {"activity_id": 10, "field": "location", "crm_value": None,
+                "calendar_value": "second room"}
+    held = crm(f"{tag_of(1)} Visit", location="first room")
+    events = [event(f"{tag_of(1)} Visit", location="first room")]
+    assert judge(model, held, events, [conflict], {10: 1}, FIELDS).clean
+    assert judge(model, held, events, [], {10: 1}, FIELDS).lost_edits == 1
