@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -120,6 +120,17 @@ def taken_over(owner: str) -> Any:
     crashed or paused replica), else 0; added to ``takeovers`` in the same UPDATE."""
     return case((and_(SyncAccount.lease_owner.is_not(None), SyncAccount.lease_owner != owner),
                  1), else_=0)
+
+
+def _sent_now(s: Session, account: str, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """The ``sent`` each of these links holds now (none: absent)."""
+    found: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(ids), _IN_SLICE):
+        rows = s.execute(select(SyncLink.activity_id, SyncLink.sent).where(
+            SyncLink.account == account, SyncLink.activity_id.in_(ids[start:start + _IN_SLICE]),
+            SyncLink.sent.is_not(None)))
+        found.update({activity_id: dict(sent) for activity_id, sent in rows if sent})
+    return found
 
 
 def _fenced(session: Session, name: str, token: int) -> bool:
@@ -545,8 +556,8 @@ class StateStore:
         """Links saved and dropped, conflicts kept, failures cleared, meetings claimed
         (``(ical_uid, activity_id)`` of events syncd created), calendar writes logged
         (``(event_id, etag, op)``, see :meth:`written_events`) and event updates about to
-        be sent (``(activity_id, {field: JSON value})``, kept as the link's ``sent`` until
-        the link is saved again), in ONE transaction.
+        be sent (``(activity_id, {field: JSON value})``, added to the link's ``sent`` and kept
+        until the link is saved again), in ONE transaction.
 
         ``token``: the cycle's lease, checked in that transaction (fencing); raises
         LeaseLost, recording nothing, when another replica took the account.
@@ -599,10 +610,15 @@ class StateStore:
                 s.execute(delete(SyncQuarantine).where(SyncQuarantine.account == account,
                                                        SyncQuarantine.item_key.in_(keys)))
             _claim(s, [(uid, account, activity_id) for uid, activity_id in meetings])
+            sent = list(sent)
+            # Added to what an earlier update left unrecorded, never in its place: that
+            # update may have landed too, and its fields are still ours, not the user's.
+            before = _sent_now(s, account, [activity_id for activity_id, _ in sent]) \
+                if sent else {}
             for activity_id, fields in sent:
                 s.execute(update(SyncLink).where(SyncLink.account == account,
                                                  SyncLink.activity_id == activity_id)
-                          .values(sent=dict(fields)))
+                          .values(sent={**before.get(activity_id, {}), **fields}))
             s.add_all(SyncWrite(account=account, event_id=event_id, etag=etag, op=op, at=now)
                       for event_id, etag, op in writes)
 

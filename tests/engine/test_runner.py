@@ -892,6 +892,26 @@ def test_a_crm_edit_undone_after_our_unrecorded_update_is_not_lost(world: World)
     assert world.state.conflicts(world.account.name) == []
 
 
+def test_a_crm_edit_undone_after_two_unrecorded_updates_of_different_fields_is_not_lost(
+        world: World) -> None:
+    # Found by the import soak on CalDAV (S000050, busy): the update of one field landed
+    # unrecorded, then the next cycle's update of another field was killed after its
+    # intent, whose ``sent`` replaced the first one's; the CRM's edit back to the old
+    # base then lost to our own first write, read as the user's.
+    a = world.add("Call Ada")
+    converge(world)
+    world.store.edit_activity(a.id, subject="Call Ada (moved)")
+    assert world.sync_killed_at("after_write_request") == -signal.SIGKILL
+    world.store.edit_activity(a.id, location="Room 2")
+    assert world.sync_killed_at("after_intent_commit") == -signal.SIGKILL
+    world.store.edit_activity(a.id, subject="Call Ada")  # back to the stored base's value
+    world.sync()
+    world.sync()
+    assert world.store.get(a.id).subject == "Call Ada"
+    assert world.event_of(a.id).projection.title == "Call Ada"
+    assert world.event_of(a.id).projection.location == "Room 2"
+
+
 def test_a_calendar_edit_after_our_unrecorded_update_is_still_a_conflict(world: World) -> None:
     # The other side of the rule above: a field that no longer holds what we sent was
     # changed in the calendar, before or after our write; with the CRM's edit beside it
