@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import io
 import json
 import os
@@ -73,6 +74,16 @@ class DbCounter:
         return data
 
 
+def footprint() -> tuple[int, int]:
+    """This process's resident set (KiB, from /proc) and the objects the collector tracks,
+    after a full collection."""
+    gc.collect()
+    status = Path("/proc/self/status").read_text()
+    rss = next(int(line.split()[1]) for line in status.splitlines()
+               if line.startswith("VmRSS:"))
+    return rss, len(gc.get_objects())
+
+
 def cycles(args: argparse.Namespace) -> dict[str, Any]:
     """The child: first sync, one warm idle round, then ``rounds`` measured."""
     from datetime import timedelta
@@ -101,14 +112,29 @@ def cycles(args: argparse.Namespace) -> dict[str, Any]:
         assert claims, f"{name} was not claimable"
         daemon._run_account(name, claims[0])
 
-    for _ in range(2):  # the first sync, then the cycle reading back its echo
-        for acct in accounts:
+    # What an account holds once synced: RSS and the objects the collector tracks, taken
+    # when half of the accounts had their first cycle and when all had, so the process's
+    # own (the interpreter, the modules, one-time clients) cancels out.
+    half = len(accounts) // 2
+    marks: list[tuple[int, int]] = []
+    for rnd in range(2):  # the first sync, then the cycle reading back its echo
+        for i, acct in enumerate(accounts):
+            if rnd == 0 and i == half:
+                marks.append(footprint())
             one(acct.name)
+        if rnd == 0:
+            marks.append(footprint())
+    per_account = max(1, len(accounts) - half)
+    memory: dict[str, Any] = {
+        "rss_kib_per_account": round((marks[1][0] - marks[0][0]) / per_account, 1),
+        "gc_objects_per_account": round((marks[1][1] - marks[0][1]) / per_account),
+        "rss_mib_end": round(footprint()[0] / 1024, 1)}
     for acct in accounts:  # warm: every statement compiled and cached, sessions open
         one(acct.name)
     counter.take()
     control.call("stats", reset=True)
     profiler = cProfile.Profile(time.thread_time) if args.profile else None
+    collections = [g["collections"] for g in gc.get_stats()]
     cpu, wall = time.thread_time(), time.perf_counter()
     if profiler is not None:
         profiler.enable()
@@ -119,6 +145,10 @@ def cycles(args: argparse.Namespace) -> dict[str, Any]:
         profiler.disable()
     cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
     n = args.rounds * len(accounts)
+    # Collections of each generation per 1,000 cycles: a full (generation 2) one walks
+    # every object the process holds, so its cost grows with the accounts held.
+    memory["gc_per_1000_cycles"] = [round(1000 * (g["collections"] - c) / n, 1)
+                                    for g, c in zip(gc.get_stats(), collections, strict=True)]
     db = counter.take()
     counter.keep = True  # one more cycle, to list its statements
     one(accounts[0].name)
@@ -140,12 +170,13 @@ def cycles(args: argparse.Namespace) -> dict[str, Any]:
     statements = {k.removeprefix("stmt "): round(v / n, 2) for k, v in sorted(db.items())
                   if k.startswith("stmt ")}
     per = {k: round(v / n, 2) for k, v in sorted(db.items()) if not k.startswith("stmt ")}
-    return {"provider": args.provider, "cycles": n, "statements": statements,
+    return {"provider": args.provider, "accounts": len(accounts), "cycles": n,
+            "statements": statements,
             "statements_total": round(sum(statements.values()), 2), **per,
             "requests": {k: round(v / n, 2) for k, v in sorted(http.items())},
             "cpu_ms_per_cycle": round(1000 * cpu / n, 2), "python_calls_per_cycle": calls,
             "wall_ms_per_cycle": round(1000 * wall / n, 2),
-            "load_average": round(os.getloadavg()[0], 1), "profile_top": top,
+            "load_average": round(os.getloadavg()[0], 1), **memory, "profile_top": top,
             "one_cycle": counter.seen}
 
 
@@ -168,6 +199,12 @@ def markdown(results: list[dict[str, Any]], code: dict[str, Any]) -> str:
              "| provider | statements | of which | checkouts | pings | commits | "
              "requests | thread CPU ms | Python calls | load avg |",
              "|---|---|---|---|---|---|---|---|---|---|"]
+    memory = ["", "What an account holds once synced (RSS and the objects the collector "
+              "tracks, from half of the accounts synced to all of them), and the "
+              "collections per 1,000 idle cycles (generations 0, 1, 2):", "",
+              "| provider | accounts | RSS KiB per account | MiB per 1,000 | objects per "
+              "account | collections per 1,000 cycles | RSS MiB at the end |",
+              "|---|---:|---:|---:|---:|---|---:|"]
     for r in results:
         kinds = ", ".join(f"{k} {v:g}" for k, v in r["statements"].items())
         requests = ", ".join(f"{k} {v:g}" for k, v in r["requests"].items())
@@ -175,7 +212,13 @@ def markdown(results: list[dict[str, Any]], code: dict[str, Any]) -> str:
                      f"{r.get('checkouts', 0):g} | {r.get('pings', 0):g} | "
                      f"{r.get('commits', 0):g} | {requests} | {r['cpu_ms_per_cycle']} | "
                      f"{r.get('python_calls_per_cycle') or '-'} | {r['load_average']} |")
-    return "\n".join(lines) + "\n"
+        if "rss_kib_per_account" in r:
+            memory.append(f"| {r['provider']} | {r['accounts']} | {r['rss_kib_per_account']:g}"
+                          f" | {r['rss_kib_per_account'] * 1000 / 1024:.0f} | "
+                          f"{r['gc_objects_per_account']} | "
+                          f"{' / '.join(f'{c:g}' for c in r['gc_per_1000_cycles'])} | "
+                          f"{r['rss_mib_end']:g} |")
+    return "\n".join(lines + memory) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

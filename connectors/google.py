@@ -31,7 +31,8 @@ Every answer is read at most to :data:`connectors.answer_caps.MAX_ANSWER_BYTES`
 :class:`~syncd.errors.AnswerTooLarge`. Retries, pacing and the status -> error
 table live in :mod:`connectors.google_http`,
 credentials in :mod:`connectors.google_auth`, the field mapping in
-:mod:`connectors.google_map`.
+:mod:`connectors.google_map`, the client (built once per process) in
+:mod:`connectors.google_client`.
 """
 
 from __future__ import annotations
@@ -46,8 +47,6 @@ from urllib.parse import urlsplit
 
 import google_auth_httplib2  # type: ignore[import-untyped]
 import httplib2
-from googleapiclient import discovery
-from googleapiclient.model import JsonModel
 
 from connectors.answer_caps import CappedHttp
 from connectors.base import (
@@ -65,6 +64,7 @@ from connectors.base import (
 )
 from connectors.busy import BusyTally, check_span, pieces
 from connectors.google_auth import load_credentials, project_of
+from connectors.google_client import AccountResource, account_resources
 from connectors.google_http import (
     Call,
     Pacer,
@@ -98,7 +98,6 @@ from syncd.errors import (
     Transient,
 )
 from syncd.model import FIELDS
-from syncd.safe_json import loads
 
 log = logging.getLogger("syncd.google")
 
@@ -125,30 +124,6 @@ def batch_uri_for(api_endpoint: str | None) -> str:
     path = parts.path.rstrip("/")
     prefix = path.removesuffix("/calendar/v3")
     return f"{parts.scheme}://{parts.netloc}{prefix}/batch/calendar/v3"
-
-
-class _DeepJsonModel(JsonModel):
-    """The client's JSON model, reading nesting past the parser's stack and huge numbers too.
-
-    Otherwise one event nested a few hundred levels deep fails the listing page (or the
-    batch) that carries it; read, it is quarantined alone (``connectors.json_limits``).
-    """
-
-    def deserialize(self, content: Any) -> Any:
-        try:
-            return loads(content)
-        except ValueError:
-            # As the client does: a body that is not JSON is handed over as it is.
-            return content.decode("utf-8", "replace") if isinstance(content, bytes) \
-                else content
-
-
-def build_service(http: Any, api_endpoint: str | None = None) -> Any:
-    """A Calendar v3 service from the discovery document bundled with the client."""
-    options = {"api_endpoint": api_endpoint} if api_endpoint else None
-    return discovery.build("calendar", "v3", http=http, static_discovery=True,
-                           cache_discovery=False, client_options=options,
-                           model=_DeepJsonModel())
 
 
 def _send_updates(notify: bool) -> str:
@@ -208,42 +183,35 @@ class GoogleCalendar:
         self._credential_store = credentials
         self._base_http = http or httplib2.Http(timeout=timeout)
         self._http: Any = None
-        self._service: Any = None
-        self._events: Any = None
+        self._resources: dict[str, AccountResource] | None = None
         endpoint = auth.get("api_endpoint")
         budget = budget or RequestBudget(int(auth.get("requests_per_minute", 500)),
                                          clock=clock, sleep=sleep)
         self.transport = Transport(batch_uri_for(endpoint), budget, policy=retry, sleep=sleep,
                                    rng=rng, batch_size=self.MAX_BATCH)
 
-    @property
-    def service(self) -> Any:
-        """The Calendar service, built on first use.
+    def _resource(self, name: str) -> AccountResource:
+        """The process's shared ``name`` resource, sending through this account's HTTP.
 
-        Credentials are loaded here rather than in the constructor, so a missing or
-        refused credential surfaces inside the engine's cycle as
+        Credentials are loaded on first use rather than in the constructor, so a missing
+        or refused credential surfaces inside the engine's cycle as
         :class:`~syncd.errors.AuthFailed` (the account is marked for re-authorisation).
+        The client itself is built once per process (:mod:`connectors.google_client`).
         """
-        if self._service is None:
+        if self._resources is None:
             creds = load_credentials(self.account, self._credential_store)
             # Every API and batch answer is read at most to the cap (the token requests
             # to the token cap: google_auth.token_request).
             self._http = google_auth_httplib2.AuthorizedHttp(
                 creds, http=CappedHttp(self._base_http))
-            self._service = build_service(self._http, self.account.auth.get("api_endpoint"))
-        return self._service
+            self._resources = account_resources(self._http,
+                                                self.account.auth.get("api_endpoint"))
+        return self._resources[name]
 
     @property
-    def events(self) -> Any:
-        """The service's ``events`` resource, made once.
-
-        ``service.events()`` builds a new resource each call, and with it every method and
-        its docstring from the discovery document: about 19 ms of CPU, more than the rest
-        of an insert's work. Made once, an insert costs only its own request.
-        """
-        if self._events is None:
-            self._events = self.service.events()
-        return self._events
+    def events(self) -> AccountResource:
+        """The ``events`` resource."""
+        return self._resource("events")
 
     # --- protocol -------------------------------------------------------------------------
 
@@ -337,7 +305,7 @@ class GoogleCalendar:
     def unwatch(self, channel: Channel) -> None:
         """``channels.stop``; a channel Google no longer knows (expired, stopped) is fine."""
         body = {"id": channel.id, "resourceId": channel.resource_id}
-        reply = self.transport.one(lambda: self.service.channels().stop(body=body))
+        reply = self.transport.one(lambda: self._resource("channels").stop(body=body))
         if reply.ok or reply.error_class is EventGone:
             return
         raise error_for(reply)
@@ -397,7 +365,7 @@ class GoogleCalendar:
             calendarId=self.calendar_id, singleEvents=False, maxResults=PAGE_SIZE, **params)
 
     def _free_busy_request(self, body: JsonDict) -> Callable[[], Any]:
-        return lambda: self.service.freebusy().query(body=body)
+        return lambda: self._resource("freebusy").query(body=body)
 
     def _window_request(self, params: JsonDict) -> Callable[[], Any]:
         return lambda: self.events.list(calendarId=self.calendar_id, **params)

@@ -95,7 +95,7 @@ def test_the_emulator_refuses_a_span_over_90_days(emu: GoogleEmulator,
                                                   conn: GoogleCalendar) -> None:
     body = {"timeMin": "2026-01-01T00:00:00Z", "timeMax": "2026-04-02T00:00:00Z",
             "items": [{"id": OWNER}]}
-    reply = conn.transport.one(lambda: conn.service.freebusy().query(body=body))
+    reply = conn.transport.one(conn._free_busy_request(body))
     assert (reply.status, reply.reason) == (400, "timeRangeTooLong")
 
 
