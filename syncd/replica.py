@@ -89,10 +89,12 @@ class Dispatcher:
             self._in_flight += free
             # A cycle of ours that outlived its lease (a stalled process) is not claimed
             # again under its nose: another replica takes it, or we do once it ends.
-            wanted = names - self._running
+            # (Passed apart from the names, which stay the same object from claim to
+            # claim: the queue then sends them without going through them again.)
+            busy = tuple(self._running)
         claims: list[Claim] = []
         try:
-            claims = self.queue.claim(wanted, free, self.ttl)
+            claims = self.queue.claim(names, free, self.ttl, busy=busy)
         finally:
             with self._lock:
                 self._in_flight -= free - len(claims)

@@ -35,15 +35,18 @@ from sqlalchemy import (
     Interval,
     String,
     Table,
+    Text,
     and_,
     any_,
     bindparam,
     case,
     func,
+    not_,
     or_,
     select,
     update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -58,15 +61,29 @@ _IN_SLICE = 500  # rows per INSERT
 _ACCOUNTS = cast(Table, SyncAccount.__table__)
 
 
+def text_array(names: Iterable[str]) -> str:
+    """PostgreSQL's literal of a ``text[]`` of ``names``: each one quoted, its quotes and
+    backslashes escaped, so any name (commas, braces, spaces, quotes) is one element."""
+    quoted = ('"' + n.replace("\\", "\\\\").replace('"', '\\"') + '"' for n in names)
+    return "{" + ",".join(quoted) + "}"
+
+
+def _names_param(name: str) -> Any:
+    """A ``text[]`` parameter sent as its literal (:func:`text_array`), one string."""
+    return sql_cast(bindparam(name, type_=Text), ARRAY(Text))
+
+
 def _pg_claim() -> Any:
     """PostgreSQL's claim as one statement, built once (every tick runs it): the due
     accounts chosen with ``FOR UPDATE SKIP LOCKED`` in a CTE (run once, so the rows it
     locked are the rows updated), their leases taken, and each one's holder before the
     take and push flag returned beside its new token. One statement is atomic by itself: it needs no
-    transaction around it."""
+    transaction around it. The replica's accounts (``names``) and those of its cycles in
+    flight (``busy``) go as array literals: the first one made once per set of names."""
     a, clock, owner = _ACCOUNTS, func.now(), bindparam("owner", type_=String)
     chosen = (select(a.c.name, a.c.lease_owner)
-              .where(a.c.name == any_(bindparam("names", type_=ARRAY(String))),
+              .where(a.c.name == any_(_names_param("names")),
+                     not_(a.c.name == any_(_names_param("busy"))),
                      or_(a.c.due_at.is_(None), a.c.due_at <= clock),
                      or_(a.c.lease_until.is_(None), a.c.lease_until < clock))
               .order_by(a.c.due_at.asc().nulls_first())
@@ -115,6 +132,10 @@ class WorkQueue:
         self.owner = owner
         #: what this replica did, for the metrics: "claims", "takeovers"
         self.counts: Counter[str] = Counter()
+        # The last set of names claimed among and its array literal: a replica claims
+        # among the same accounts every time, and rendering (or having psycopg dump) a
+        # thousand names on every claim cost more than the rest of the claim.
+        self._listed: tuple[frozenset[str], str] = (frozenset(), "{}")
 
     def enrol(self, names: Iterable[str]) -> None:
         """Give accounts a row (due at once) unless they have one: a configured account
@@ -131,19 +152,31 @@ class WorkQueue:
                           rows[i:i + _IN_SLICE])
 
     def claim(self, names: Iterable[str], limit: int, ttl: timedelta,
-              now: datetime | None = None) -> list[Claim]:
+              now: datetime | None = None, *, busy: Iterable[str] = ()) -> list[Claim]:
         """Claim up to ``limit`` of the accounts ``names`` that are due and not held by a
-        live lease, the longest overdue first. ``now`` is SQLite's clock (tests); on
-        PostgreSQL the database's is used."""
-        wanted = sorted(set(names))
-        if limit <= 0 or not wanted:
+        live lease, the longest overdue first, none of ``busy`` (the replica's cycles in
+        flight, whose leases may have outlived them). ``now`` is SQLite's clock (tests); on
+        PostgreSQL the database's is used.
+
+        A claim's work does not grow with ``names`` when the caller passes the same
+        frozenset each time (as :class:`syncd.replica.Dispatcher` does): its literal is
+        made once.
+        """
+        if limit <= 0:
             return []
         if self.db.dialect == "postgresql":
+            listed = self._literal(names)
+            if listed == "{}":
+                return []
             with self.db.single() as conn:
-                rows = conn.execute(_PG_CLAIM, {"names": wanted, "limit": limit,
-                                                "owner": self.owner, "ttl": ttl}).all()
+                rows = conn.execute(_PG_CLAIM, {"names": listed, "busy": text_array(busy),
+                                                "limit": limit, "owner": self.owner,
+                                                "ttl": ttl}).all()
             return self._claimed([(name, previous, dirty) for name, _, previous, dirty in rows],
                                  {name: token for name, token, _, _ in rows})
+        wanted = sorted(set(names) - set(busy))
+        if not wanted:
+            return []
         with self.db.transaction() as s:  # (Core: no ORM session's CPU on every tick)
             clock = db_clock(s, now)
             candidates = (
@@ -168,6 +201,17 @@ class WorkQueue:
             )
             tokens = {name: token for name, token in taken}
         return self._claimed(chosen, tokens)
+
+    def _literal(self, names: Iterable[str]) -> str:
+        """The ``text[]`` literal of ``names``, made again only when they changed."""
+        known, literal = self._listed
+        if names is known:
+            return literal
+        wanted = names if isinstance(names, frozenset) else frozenset(names)
+        if wanted != known:
+            # (tuple swapped whole: a refill on a worker thread may read it meanwhile)
+            self._listed = (wanted, text_array(sorted(wanted)))
+        return self._listed[1]
 
     def _claimed(self, chosen: list[tuple[str, str | None, datetime | None]],
                  tokens: dict[str, int]) -> list[Claim]:

@@ -33,9 +33,10 @@ def test_freed_slots_are_refilled_in_batches_without_waiting_for_a_tick(
 
     claim = queue.claim
 
-    def counted(wanted: object, limit: int, ttl: timedelta, now: object = None) -> list[Claim]:
+    def counted(wanted: object, limit: int, ttl: timedelta, now: object = None, *,
+                busy: tuple[str, ...] = ()) -> list[Claim]:
         claims_asked.append(limit)
-        return claim(wanted, limit, ttl)  # type: ignore[arg-type]
+        return claim(wanted, limit, ttl, busy=busy)  # type: ignore[arg-type]
 
     queue.claim = counted  # type: ignore[method-assign]
     dispatcher = Dispatcher(queue, lambda: names, work, cap=8, ttl=TTL)
