@@ -41,7 +41,19 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Float, String, bindparam, case, delete, func, literal, select, update
+from sqlalchemy import (
+    Float,
+    Integer,
+    Interval,
+    String,
+    bindparam,
+    case,
+    delete,
+    func,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -70,6 +82,35 @@ log = logging.getLogger("syncd.store")
 
 class _TooFew(Exception):
     """Fewer slots were free than asked for: the transaction that took them is undone."""
+
+
+def _pg_take() -> Any:
+    """PostgreSQL's take of slots as one statement (bound: ``of``, ``limit``,
+    ``permits``, ``holder``, ``hold``), all or none: the free rows are chosen with ``FOR
+    UPDATE SKIP LOCKED`` in a CTE, and updated only when it found ``permits`` of them
+    (two batches holding half each would wait for each other forever). The CTE runs
+    once, being read twice (as a plain IN subquery PostgreSQL may run it again per row,
+    each time skipping the rows it has just locked: more get taken); rows it locked but
+    did not update are let go when the statement ends."""
+    slots, clock = BudgetSlot.__table__.c, func.now()
+    # (not named after columns: an UPDATE keeps those names for its SET values)
+    scope, permits = bindparam("of", type_=String), bindparam("permits", type_=Integer)
+    free = (select(slots.slot)
+            .where(slots.scope == scope, slots.slot < bindparam("limit", type_=Integer),
+                   slots.ticket.is_(None) | (slots.until < clock))
+            .order_by(slots.slot).limit(permits)
+            .with_for_update(skip_locked=True)
+            .cte("free"))
+    found = select(func.count()).select_from(free).scalar_subquery()
+    return (update(BudgetSlot)
+            .where(slots.scope == scope, slots.slot.in_(select(free.c.slot)),
+                   found == permits)
+            .values(ticket=bindparam("holder", type_=String),
+                    until=clock + bindparam("hold", type_=Interval))
+            .returning(slots.slot))
+
+
+_PG_TAKE = _pg_take()
 
 
 class LimitStore:
@@ -182,6 +223,16 @@ class LimitStore:
         return db_clock(s, datetime.fromtimestamp(self.clock(), UTC))
 
     def _take(self, scope: str, limit: int, permits: int, hold: float, ticket: str) -> None:
+        if self.db.dialect == "postgresql":
+            # One statement on an autocommit connection (on every Graph request's path):
+            # no ORM session, no BEGIN and COMMIT around it, and built once.
+            with self.db.single() as conn:
+                taken = conn.execute(_PG_TAKE, {"of": scope, "limit": limit,
+                                                "permits": permits, "holder": ticket,
+                                                "hold": timedelta(seconds=hold)}).all()
+            if len(taken) < permits:  # none were taken (see _pg_take)
+                raise _TooFew
+            return
         with self.db.session() as s:
             clock = self._now(s)
             free = (select(BudgetSlot.slot)
@@ -189,17 +240,11 @@ class LimitStore:
                            (BudgetSlot.ticket.is_(None)) | (BudgetSlot.until < clock))
                     .order_by(BudgetSlot.slot).limit(permits)
                     .with_for_update(skip_locked=True))
-            if self.db.dialect == "postgresql":
-                # A CTE runs once; as a plain IN subquery PostgreSQL may run it again per
-                # row, each time skipping the rows it has just locked: more get taken.
-                # (SQLite has one writer and no SKIP LOCKED, and its driver would run a
-                # statement starting with WITH outside the transaction.)
-                chosen: Any = select(free.cte("free").c.slot)
-            else:
-                chosen = free.scalar_subquery()
+            # (SQLite has one writer and no SKIP LOCKED, and its driver would run a
+            # statement starting with WITH outside the transaction.)
             taken = s.execute(
                 update(BudgetSlot)
-                .where(BudgetSlot.scope == scope, BudgetSlot.slot.in_(chosen))
+                .where(BudgetSlot.scope == scope, BudgetSlot.slot.in_(free.scalar_subquery()))
                 .values(ticket=ticket, until=clock + timedelta(seconds=hold))
                 .returning(BudgetSlot.slot)
                 .execution_options(synchronize_session=False)

@@ -132,6 +132,29 @@ def test_a_take_from_a_line_or_of_slots_is_one_statement(any_db: Database,
         event.remove(limits.db.engine, "before_cursor_execute", seen)
 
 
+@pytest.mark.postgres
+def test_a_take_of_slots_on_postgresql_has_no_transaction_around_it(pg: Database) -> None:
+    """On every Graph request's path: one autocommit statement, no BEGIN and COMMIT."""
+    limits = LimitStore(pg, free_every=None)
+    scope = "graph:graph.example|app|bob@example.com"
+    limits.give_back(scope, limits.take_slots(scope, 2, 1, hold=60) or "")  # rows made
+    limits.flush()
+    commits: list[object] = []
+
+    def committed(conn: object) -> None:
+        commits.append(conn)
+
+    event.listen(pg.engine, "commit", committed)
+    try:
+        first = limits.take_slots(scope, 2, 1, hold=60)
+        both = limits.take_slots(scope, 2, 2, hold=60)  # one is held: none taken
+        second = limits.take_slots(scope, 2, 1, hold=60)
+    finally:
+        event.remove(pg.engine, "commit", committed)
+    assert first and second and both is None and limits.held(scope) == 2
+    assert commits == []
+
+
 def test_slots_given_back_are_freed_by_the_stores_thread(limits: LimitStore) -> None:
     scope = "graph:graph.example|app|ann@example.com"
     ticket = limits.take_slots(scope, 4, 4, hold=60)
