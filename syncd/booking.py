@@ -51,6 +51,9 @@ MAX_NAME = 100
 # Bidirectional embeddings, overrides and isolates: in a visitor's name they would
 # reorder the rest of the owner's event title ("Meeting with " + name) as displayed.
 _BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+# Markup, character references and web addresses: the name lands in the owner's event,
+# which Google Calendar shows as HTML (linking addresses) and invitations may quote.
+_MARKUP = re.compile(r"[<>]|://|&#?\w+;")
 #: How long page views of one link share a read of the owner's free slots (seconds).
 VIEW_SECONDS = 30.0
 #: At most this many links' reads are kept (links are made by an admin; a bound anyway).
@@ -106,9 +109,10 @@ def check_name(value: str) -> str:
     """The visitor's name, cleaned (one line, printable, no bidirectional controls).
 
     Raises:
-        BookingRefused: empty, longer than :data:`MAX_NAME`, or more than one line.
+        BookingRefused: empty, longer than :data:`MAX_NAME`, more than one line, or
+            holding markup or a web address.
     """
-    if "\n" in value or "\r" in value:
+    if "\n" in value or "\r" in value or _MARKUP.search(value):
         raise BookingRefused(reason="name", field="name")
     cleaned = clean_text(_BIDI_CONTROLS.sub("", value), single_line=True)
     if not cleaned or len(cleaned) > MAX_NAME:

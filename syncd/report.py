@@ -460,7 +460,8 @@ BOOKING_REASONS = {
     "taken": "Sorry, that time is no longer free. Please pick another one.",
     "not-offered": "That time is not one of the free times offered. Please pick one below.",
     "no-slot": "Please pick a time.",
-    "name": "Please give your name (at most 100 characters, on one line).",
+    "name": "Please give your name (at most 100 characters, on one line, without < > or "
+            "a web address).",
     "email": "Please give a valid e-mail address, such as name@example.com.",
     "expired": "This form was open too long or was not sent from this page. Nothing was "
                "booked; please pick a time again.",
