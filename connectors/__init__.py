@@ -55,6 +55,9 @@ class ConnectorContext:
     requests in flight per mailbox); without it the process counts on its own.
     ``timeout`` is how many seconds a request waits for the server's answer before it
     counts as lost (``[syncd] request_timeout_seconds``).
+    ``shared``, when given, is one dictionary for every connector of the process, where
+    connectors keep what the accounts of one provider may share (Outlook: an app
+    registration's token, :class:`connectors.outlook_auth.AppShelf`).
     """
 
     owner_tz: str
@@ -65,6 +68,7 @@ class ConnectorContext:
     discovery: Any = None
     limits: SharedLimits | None = None
     timeout: float = 30.0
+    shared: dict[str, Any] | None = None
 
 
 def open_connector(account: AccountConfig, context: ConnectorContext) -> CalendarConnector:

@@ -241,7 +241,7 @@ class OutlookCalendar:
         self.http = GraphTransport(
             self.session, base,
             tokens or token_source(account, context.credentials, self.session, clock=clock,
-                                   timeout=timeout),
+                                   timeout=timeout, shared=getattr(context, "shared", None)),
             mailbox=self.mailbox, prefer=PREFER.format(zone=response_zone), clock=clock,
             sleep=sleep, max_wait=max_wait, timeout=timeout,
             limits=getattr(context, "limits", None),

@@ -5,7 +5,8 @@ Two modes (``[account.auth] mode``):
 * ``app`` (default): an app registration with a client secret, client-credentials grant,
   scope ``https://graph.microsoft.com/.default``. The app reaches mailboxes as
   ``/users/{user}``, never ``/me``; an admin should scope it with an application access
-  policy. msal keeps the token in memory until it expires.
+  policy. msal keeps the token in memory until it expires, and the accounts of one app
+  registration in a process share it (:class:`AppShelf`): one grant, not one per mailbox.
 * ``delegated``: a user signs in once with a device code (``syncd auth outlook NAME``).
   Microsoft rotates the refresh token on every use (failure mode 13), so each new one is
   stored with ``CredentialStore.put`` (encrypted, committed) *before* the access token that
@@ -35,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
@@ -229,17 +231,84 @@ class KeptTokens:
             self.credentials.delete(self.account.name, CACHE_KIND)
 
 
+class AppShelf:
+    """The client-credentials token of each app registration, shared by the accounts of
+    one process (mode ``app``).
+
+    A client-credentials token is the app's, not a mailbox's: without the shelf each
+    account made its own msal application (a tenant-discovery request) and asked for its
+    own token, so 400 accounts of one app cost 800 sign-in requests at every start and a
+    grant each an hour after. With it, the first account to need a token asks (the others
+    wait for that one grant rather than send their own) and every account uses it while
+    it lasts. Keyed by the authority, the client id and a hash of the secret: an account
+    with another secret never gets a token its own secret would not.
+    """
+
+    def __init__(self, *, wall: Callable[[], float] = time.time) -> None:
+        self.wall = wall
+        self._tokens: dict[str, tuple[str, float]] = {}  # key -> (token, expires at)
+        self._locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> str | None:
+        """The app's token, if it is valid past the expiry margin."""
+        found = self._tokens.get(key)
+        if found is None or found[1] - self.wall() <= EXPIRY_MARGIN:
+            return None
+        return found[0]
+
+    def put(self, key: str, token: str, seconds_left: float) -> None:
+        self._tokens[key] = (token, self.wall() + seconds_left)
+
+    def drop(self, key: str, token: str | None) -> None:
+        """Forget the app's token if it is ``token`` (one the API refused)."""
+        with self._lock:
+            if token is not None and self._tokens.get(key, ("", 0.0))[0] == token:
+                del self._tokens[key]
+
+    def granting(self, key: str) -> threading.Lock:
+        """Held while one account asks for the app's token."""
+        with self._lock:
+            return self._locks.setdefault(key, threading.Lock())
+
+
+#: The key of :class:`AppShelf` in :attr:`connectors.ConnectorContext.shared`.
+SHELF_KEY = "outlook.app_tokens"
+
+
+def app_shelf(shared: dict[str, Any] | None) -> AppShelf | None:
+    """The process's shelf of app tokens in ``shared`` (made on first use), or None."""
+    if shared is None:
+        return None
+    return shared.setdefault(SHELF_KEY, AppShelf())
+
+
 class AppTokens:
     """Client-credentials tokens for an app registration (mode ``app``)."""
 
     def __init__(self, auth: Mapping[str, Any], session: requests.Session, *,
                  kept: KeptTokens | None = None,
-                 timeout: tuple[float, float] = TOKEN_TIMEOUT) -> None:
+                 timeout: tuple[float, float] = TOKEN_TIMEOUT,
+                 shelf: AppShelf | None = None) -> None:
+        """``shelf``: where the accounts of this process share the app's token (None:
+        this account asks for its own)."""
         self.auth = auth
         self.session = session
         self.kept = kept
         self.timeout = timeout
+        self.shelf = shelf
         self._app: Any = None
+        self._key: str | None = None
+        self._last: str | None = None  # the token last handed out
+
+    def _shelf_key(self) -> str:
+        if self._key is None:
+            secret = self.auth.get("client_secret")
+            secret_text = _secret(secret) if secret else ""
+            self._key = hashlib.sha256("|".join((
+                authority_url(self.auth), str(self.auth.get("client_id") or ""),
+                secret_text)).encode()).hexdigest()
+        return self._key
 
     def _client(self) -> Any:
         if self._app is None:
@@ -254,12 +323,33 @@ class AppTokens:
         return self._app
 
     def token(self) -> str:
-        """A valid token: a kept one while it lasts (no request, no msal application),
-        else from msal, which asks the identity platform when its cache has none."""
+        """A valid token: the app's on the shelf, else a kept one while it lasts (no
+        request, no msal application), else from msal, which asks the identity platform
+        when its cache has none (one account of the shelf at a time)."""
+        if self.shelf is None:
+            self._last = self._own()
+            return self._last
+        key = self._shelf_key()
+        found = self.shelf.get(key)
+        if found is None:
+            with self.shelf.granting(key):
+                found = self.shelf.get(key)  # another account's, asked while this waited
+                if found is None:
+                    found, left = self._own_with_expiry()
+                    if left is not None:
+                        self.shelf.put(key, found, left)
+        self._last = found
+        return found
+
+    def _own(self) -> str:
+        return self._own_with_expiry()[0]
+
+    def _own_with_expiry(self) -> tuple[str, float | None]:
+        """This account's token and the seconds it has left (None: not known)."""
         if self._app is None and self.kept is not None:
-            found = self.kept.token(GRAPH_APP_SCOPES)
-            if found is not None:
-                return found[0]
+            kept = self.kept.token(GRAPH_APP_SCOPES)
+            if kept is not None:
+                return kept
         try:
             result = self._client().acquire_token_for_client(GRAPH_APP_SCOPES)
         except requests.RequestException as exc:
@@ -268,13 +358,19 @@ class AppTokens:
             _fail(result)
         if self.kept is not None:
             self.kept.save()
-        return str(result["access_token"])
+        try:
+            left: float | None = float(result.get("expires_in"))
+        except (TypeError, ValueError):
+            left = None  # not shared: its expiry is not known
+        return str(result["access_token"]), left
 
     def invalidate(self) -> None:
-        """Forget the cached token (after a 401), kept ones too."""
+        """Forget the cached token (after a 401), kept ones and the shelf's too."""
         # A new application object over an empty cache: the next token is fresh.
         if self.kept is not None:
             self.kept.drop()
+        if self.shelf is not None:
+            self.shelf.drop(self._shelf_key(), self._last)
         self._app = None
 
 
@@ -344,15 +440,18 @@ class DelegatedTokens:
 
 def token_source(account: AccountConfig, credentials: Any, session: requests.Session, *,
                  clock: Callable[[], float] = time.monotonic,
-                 timeout: tuple[float, float] = TOKEN_TIMEOUT) -> AppTokens | DelegatedTokens:
+                 timeout: tuple[float, float] = TOKEN_TIMEOUT,
+                 shared: dict[str, Any] | None = None) -> AppTokens | DelegatedTokens:
     """The token source for the account's ``auth.mode``, its tokens kept between runs in
     ``credentials`` (when that store has a key); ``timeout``: (connect, read) seconds each
-    request to the identity platform waits."""
+    request to the identity platform waits; ``shared``: the process's memo, where the
+    accounts of one app registration share its token (:class:`AppShelf`)."""
     kept = KeptTokens(account, credentials) if credentials is not None else None
     if account.auth.get("mode", "app") == "delegated":
         return DelegatedTokens(account, credentials, session, clock=clock, kept=kept,
                                timeout=timeout)
-    return AppTokens(account.auth, session, kept=kept, timeout=timeout)
+    return AppTokens(account.auth, session, kept=kept, timeout=timeout,
+                     shelf=app_shelf(shared))
 
 
 def mailbox_of(account: AccountConfig) -> str:

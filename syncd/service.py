@@ -151,6 +151,8 @@ class Service:
         #: cycles (None: ``syncd sync`` and ``run --once`` open no channels).
         self.keeper: ChannelKeeper | None = None
         self._shared_limits: Any = None  # the LimitStore, made on first use
+        #: What connectors share between accounts (ConnectorContext.shared)
+        self._connector_memo: dict[str, Any] = {}
 
     @cached_property
     def store(self) -> ActivityStore:
@@ -263,7 +265,8 @@ class Service:
         context = ConnectorContext(tz, self._policy(account).window(now), self.credentials(),
                                    read_only=read_only, before_request=self.before_request,
                                    discovery=self._discovery(account), limits=self._limits(),
-                                   timeout=self.config.request_timeout_seconds)
+                                   timeout=self.config.request_timeout_seconds,
+                                   shared=self._connector_memo)
         return open_connector(account, context)
 
     def policy(self, account: AccountConfig) -> AccountPolicy:
