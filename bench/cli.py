@@ -14,10 +14,15 @@ run by this interpreter with the folder on PYTHONPATH (e.g. ``git worktree add
 /tmp/before COMMIT``: the commit's code with this venv's packages). Every tree gets its
 own data directory, with one CalDAV, one Google and one Outlook account and a user, made
 before timing (so ``status`` opens a database already at the newest revision, as it
-would after the first command).
+would after the first command). ``--embedded`` leaves the accounts out (the embedded
+default, one account per user); ``--database URL`` names the database in the config
+(``sqlite``: a SQLite file of the tree's own, as ``database = "sqlite:////..."``).
+
+Each command's figures are printed as soon as they are measured, then the whole table.
 
     .venv/bin/python -m bench.cli --runs 20 --tree /work/main --tree . \\
         --out bench/results/cli.md
+    .venv/bin/python -m bench.cli --runs 10 --tree /tmp/before --tree . --database sqlite
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 CONFIG = """
 [syncd]
 data_dir = "{data}"
+"""
+ACCOUNTS = """
 [[account]]
 name = "dav"
 provider = "caldav"
@@ -80,16 +87,25 @@ def interpreter(tree: Path) -> str:
     return str(own) if own.exists() else sys.executable
 
 
-def prepare(tree: Path, folder: Path) -> list[str]:
-    """The command prefix for ``tree``, with a config of its own and a user made."""
+def prepare(tree: Path, folder: Path, *, embedded: bool = False,
+            database: str | None = None) -> list[str]:
+    """The command prefix for ``tree``, with a config of its own and a user made (see
+    the module's docstring for ``embedded`` and ``database``)."""
     folder.mkdir(mode=0o700)
     config = folder / "syncd.toml"
-    config.write_text(CONFIG.format(data=folder / "data", config=config))
+    text = CONFIG.format(data=folder / "data")
+    if database is not None:
+        url = f"sqlite:///{folder / 'other.db'}" if database == "sqlite" else database
+        text += f'database = "{url}"\n'
+    if not embedded:
+        text += ACCOUNTS.format(config=config)
+    config.write_text(text)
     config.chmod(0o600)
     prefix = ["env", f"PYTHONPATH={tree}", interpreter(tree), "-m", "syncd", "--config",
               str(config)]
-    subprocess.run([*prefix, "user", "add", "a@example.com"], cwd=tree, check=True,
-                   capture_output=True, env=ENV)
+    # A shared database (a PostgreSQL URL) has the user after the first tree's add.
+    subprocess.run([*prefix, "user", "add", "a@example.com"], cwd=tree,
+                   check=database in (None, "sqlite"), capture_output=True, env=ENV)
     return prefix
 
 
@@ -110,13 +126,17 @@ def _timed(argv: list[str], cwd: Path) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def measure(trees: list[Path], runs: int) -> list[Row]:
+def measure(trees: list[Path], runs: int, *, embedded: bool = False,
+            database: str | None = None) -> list[Row]:
     """(command, tree, wall min, wall median, CPU min, CPU median), the trees' runs
-    interleaved."""
+    interleaved; each command's rows printed as they are measured."""
     rows: list[Row] = []
     python = interpreter(trees[0])
     with tempfile.TemporaryDirectory() as tmp:
-        prefixes = [prepare(t, Path(tmp) / str(i)) for i, t in enumerate(trees)]
+        prefixes = [prepare(t, Path(tmp) / str(i), embedded=embedded, database=database)
+                    for i, t in enumerate(trees)]
+        for prefix in prefixes:  # the embedded default's account row (made on first status)
+            subprocess.run([*prefix, "status"], capture_output=True, env=ENV)
         jobs = [(f"python {' '.join(r)}", [(trees[0], [python, *r])]) for r in REFERENCES]
         jobs += [(f"syncd {' '.join(c)}", [(t, [*p, *c]) for t, p in zip(trees, prefixes,
                                                                         strict=True)])
@@ -132,11 +152,15 @@ def measure(trees: list[Path], runs: int) -> list[Row]:
                 walls, cpus = [w for w, _ in ts], [c for _, c in ts]
                 rows.append((label, str(tree), min(walls), statistics.median(walls),
                              min(cpus), statistics.median(cpus)))
+                sys.stderr.write(f"{label} [{tree}]: wall min {min(walls):.3f} s, median "
+                                 f"{statistics.median(walls):.3f} s; CPU min {min(cpus):.3f} "
+                                 f"s, median {statistics.median(cpus):.3f} s "
+                                 f"(load {os.getloadavg()[0]:.1f})\n")
     return rows
 
 
-def render(rows: list[Row], runs: int, load: tuple[str, str]) -> str:
-    lines = [f"Load average (1 min) {load[0]} before, {load[1]} after, on "
+def render(rows: list[Row], runs: int, load: tuple[str, str], setup: str) -> str:
+    lines = [f"{setup}. Load average (1 min) {load[0]} before, {load[1]} after, on "
              f"{os.cpu_count()} cores.", "",
              f"| command | tree | wall min of {runs} | wall median | CPU min | CPU median |",
              "|---|---|---:|---:|---:|---:|"]
@@ -150,12 +174,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--tree", action="append", type=Path,
                         help="a checkout with its own .venv (repeatable; default: this one)")
+    parser.add_argument("--embedded", action="store_true",
+                        help="no [[account]] in the config: the embedded default")
+    parser.add_argument("--database", metavar="URL",
+                        help="database = URL in the config ('sqlite': a file of each tree's)")
     parser.add_argument("--out", type=Path, help="write the Markdown table here too")
     args = parser.parse_args(argv)
     trees = [t.resolve() for t in (args.tree or [Path(".")])]
     before = f"{os.getloadavg()[0]:.1f}"
-    rows = measure(trees, args.runs)
-    table = render(rows, args.runs, (before, f"{os.getloadavg()[0]:.1f}"))
+    rows = measure(trees, args.runs, embedded=args.embedded, database=args.database)
+    setup = ("The embedded default (no accounts)" if args.embedded else
+             "One CalDAV, one Google and one Outlook account") + (
+        f", database = {args.database!r}" if args.database else ", the default database")
+    table = render(rows, args.runs, (before, f"{os.getloadavg()[0]:.1f}"), setup)
     sys.stdout.write(table)
     if args.out:
         args.out.write_text(table)

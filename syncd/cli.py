@@ -3,16 +3,18 @@
 Exit codes: 0 success, 1 runtime errors, 2 usage or configuration errors, 3 a sync that
 skipped an account needing attention (see the README). No traceback
 reaches the terminal unless ``--debug`` is given; ``syncd.report`` words every error.
-Command groups live in their own modules and register themselves here:
+Command groups live in their own modules, which build their commands' parsers:
 ``syncd.crm.builtin.cli`` (activities, types, persons, organizations, deals, import),
 ``syncd.cli_sync`` (sync, run, status), ``syncd.cli_admin`` (conflicts, quarantine,
-purge), ``syncd.cli_auth`` (provider sign-in) and ``syncd.cli_pipedrive`` (its webhooks).
+purge), ``syncd.cli_auth`` (provider sign-in), ``syncd.cli_pipedrive`` (its webhooks) and
+the others :data:`COMMANDS` names; a module is imported only when one of its commands is
+given.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import importlib
 import json
 import os
 import sys
@@ -20,16 +22,15 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime, time
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from connectors import provider_options
-from syncd import __version__, report
-from syncd.config import Config, load_config, type_name
-from syncd.crm import source_options
-from syncd.errors import ConfigError, ConfigProblem, UsageError
-from syncd.logs import setup_logging
-from syncd.private import private_by_default
-from syncd.text import printable
+from syncd import __version__
+
+# syncd's own modules are imported where they are used: ``syncd --help`` needs none of
+# them, and a short command's time is nearly all imports (issue 16 item 5).
+if TYPE_CHECKING:
+    from syncd.config import Config
+    from syncd.errors import ConfigProblem
 
 Handler = Callable[[argparse.Namespace, "App"], int]
 
@@ -52,9 +53,19 @@ class App:
     def load_config(self, resolve: bool = False) -> Config:
         """The config from ``--config`` (or $SYNCD_CONFIG), checked against every
         connector's declared options; ``resolve`` also reads each secret (config check)."""
+        import dataclasses
+
+        from syncd.config import Config, load_config
+
         path = self.args.config or os.environ.get("SYNCD_CONFIG") or None
-        config = load_config(path, provider_options(), resolve=resolve,
-                             crm_sources=source_options())
+        if path is None:  # the embedded default: no options to check (nor to import)
+            config = Config()
+        else:
+            from connectors import provider_options
+            from syncd.crm import source_options
+
+            config = load_config(path, provider_options(), resolve=resolve,
+                                 crm_sources=source_options())
         data_dir = self.args.data_dir or os.environ.get("SYNCD_DATA_DIR")
         if data_dir:
             config = dataclasses.replace(config, data_dir=data_dir)
@@ -83,6 +94,8 @@ class App:
 
     def emit(self, data: Any, text: str | None = None) -> None:
         """Print ``data`` as JSON with ``--json``, else ``text`` (or a plain rendering)."""
+        from syncd.text import printable
+
         if self.json:
             print(json.dumps(to_jsonable(data), indent=2, sort_keys=True))
         else:
@@ -90,6 +103,8 @@ class App:
 
 
 def to_jsonable(value: Any) -> Any:
+    import dataclasses
+
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
@@ -113,6 +128,7 @@ def render_plain(value: Any) -> str:
 def _config_check(args: argparse.Namespace, app: App) -> int:
     # Everything the runtime would refuse, at once: secrets are read (never shown), and
     # files that 'syncd run' would find open to others are named with their chmod.
+    from syncd.errors import ConfigError
     from syncd.private import exposed
 
     config = app.load_config(resolve=True)
@@ -133,6 +149,9 @@ def _config_check(args: argparse.Namespace, app: App) -> int:
 
 def _config_options(args: argparse.Namespace, app: App) -> int:
     """Each provider's ``[account.auth]`` options, as its connector declares them."""
+    from connectors import provider_options
+    from syncd.config import type_name
+
     declared = provider_options()
     require(args.provider in (None, *declared),
             f"unknown provider {args.provider!r} (one of: {', '.join(sorted(declared))})")
@@ -154,6 +173,8 @@ def _config_options(args: argparse.Namespace, app: App) -> int:
 
 def _exposed(config: Config, path: str, mode: str) -> ConfigProblem:
     """A kept file or folder others may open, under the option that places it."""
+    from syncd.errors import ConfigProblem
+
     where = Path(path)
     log = config.logging.file
     key = ("logging.file" if log and Path(log).expanduser() == where
@@ -163,7 +184,93 @@ def _exposed(config: Config, path: str, mode: str) -> ConfigProblem:
                          f"(mode {mode})", f"{fix} (syncd refuses to start until then)")
 
 
+#: The top-level commands in the order ``syncd --help`` lists them: the name, its line in
+#: that list, and the function (``module:function``) that adds its parser, with any
+#: siblings of the same module. A command's module is imported and its parser built only
+#: when it is the command given: a short command's time is nearly all imports (issue 16
+#: item 5), so ``syncd status`` never builds ``activity add``'s options.
+COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("config", "configuration commands", "syncd.cli:register_config"),
+    ("user", "CRM users (activity owners)", "syncd.crm.builtin.cli:register_users"),
+    ("type", "activity types", "syncd.crm.builtin.cli:register_types"),
+    ("person", "contact persons", "syncd.crm.builtin.cli:register_items"),
+    ("org", "organizations", "syncd.crm.builtin.cli:register_items"),
+    ("deal", "deals", "syncd.crm.builtin.cli:register_items"),
+    ("activity", "add, list, show, edit, complete and delete activities",
+     "syncd.crm.builtin.cli:register_activity"),
+    ("import", "import activities from a JSON or CSV file",
+     "syncd.crm.builtin.cli:register_import"),
+    ("sync", "run one sync cycle and print what it did", "syncd.cli_sync:register"),
+    ("run", "run the daemon (embedded calendar server if no accounts)",
+     "syncd.cli_sync:register"),
+    ("status", "each account's last run, conflicts and quarantine", "syncd.cli_sync:register"),
+    ("resume", "let a paused or flagged account sync again (after checking why)",
+     "syncd.cli_sync:register"),
+    ("conflicts", "fields changed on both sides: both values, the winner, when",
+     "syncd.cli_admin:register"),
+    ("quarantine", "items set aside, with reasons, versions and attempts",
+     "syncd.cli_admin:register"),
+    ("purge", "remove activities deleted longer ago than the retention period",
+     "syncd.cli_admin:register"),
+    ("auth", "authorise syncd to use an account's calendar", "syncd.cli_auth:register"),
+    ("pipedrive", "Pipedrive as the CRM", "syncd.cli_pipedrive:register"),
+    ("verify", "audit each account: duplicates, orphans, drift, missing events, notes found "
+               "in events (read-only unless --repair)", "syncd.cli_verify:register"),
+    ("booking", "public booking pages (/book/<token>)", "syncd.cli_booking:register"),
+    ("agenda", "an owner's activities and calendar events per day, merged, with double "
+               "bookings flagged", "syncd.cli_availability:register"),
+    ("availability", "an owner's free slots inside their working hours",
+     "syncd.cli_availability:register"),
+)
+
+
+class Commands(argparse._SubParsersAction):
+    """The top-level commands: each listed by name and help line, its parser built (and
+    its module imported) only when argparse reaches it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.where: dict[str, str] = {}
+        # What argparse checks a command name against and lists in its error, in order:
+        # the names, before their parsers exist.
+        self.choices = self.where
+
+    def add_command(self, name: str, help: str, where: str) -> None:
+        self._choices_actions.append(self._ChoicesPseudoAction(name, (), help))
+        self.where[name] = where
+
+    def parser(self, name: str) -> argparse.ArgumentParser:
+        """The command's parser, built by its module's function on first use."""
+        if name not in self._name_parser_map:
+            module, _, function = self.where[name].partition(":")
+            built = argparse._SubParsersAction(option_strings=[], prog=self._prog_prefix,
+                                               parser_class=self._parser_class)
+            getattr(importlib.import_module(module), function)(built)
+            self._name_parser_map[name] = built._name_parser_map[name]
+        parser: argparse.ArgumentParser = self._name_parser_map[name]
+        return parser
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        self.parser(values[0])
+        super().__call__(parser, namespace, values, option_string)
+
+
+def register_config(sub: Any) -> None:
+    """``syncd config`` and its actions."""
+    cfg = sub.add_parser("config")
+    cfg_sub = cfg.add_subparsers(dest="config_command", metavar="ACTION")
+    check = cfg_sub.add_parser(
+        "check", help="validate the config and read its secrets, without touching any provider")
+    check.set_defaults(handler=_config_check)
+    options = cfg_sub.add_parser("options", help="each provider's [account.auth] options")
+    options.add_argument("provider", nargs="?", help="only this provider")
+    options.set_defaults(handler=_config_options)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``syncd`` parser; each command's own parser is built when it is given
+    (:class:`Commands`)."""
     parser = argparse.ArgumentParser(
         prog="syncd",
         description="Keeps CRM activities and their owners' calendars in step, both ways.",
@@ -173,50 +280,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", help="data directory (overrides the config)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    cfg = sub.add_parser("config", help="configuration commands")
-    cfg_sub = cfg.add_subparsers(dest="config_command", metavar="ACTION")
-    check = cfg_sub.add_parser(
-        "check", help="validate the config and read its secrets, without touching any provider")
-    check.set_defaults(handler=_config_check)
-    options = cfg_sub.add_parser("options", help="each provider's [account.auth] options")
-    options.add_argument("provider", nargs="?", help="only this provider")
-    options.set_defaults(handler=_config_options)
-
-    from syncd import (
-        cli_admin,
-        cli_auth,
-        cli_availability,
-        cli_booking,
-        cli_pipedrive,
-        cli_sync,
-        cli_verify,
-    )
-    from syncd.crm.builtin import cli as builtin_crm_cli
-
-    builtin_crm_cli.register(sub)
-    cli_sync.register(sub)
-    cli_admin.register(sub)
-    cli_auth.register(sub)
-    cli_pipedrive.register(sub)
-    cli_verify.register(sub)
-    cli_booking.register(sub)
-    cli_availability.register(sub)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", action=Commands)
+    assert isinstance(sub, Commands)
+    for name, help, where in COMMANDS:
+        sub.add_command(name, help, where)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    private_by_default()  # the database, logs, calendars and secrets are the owner's alone
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse already printed the usage message
-        return int(exc.code or 0) and report.EXIT_USAGE
+        args = parser.parse_args(argv)  # opens no file
+    except SystemExit as exc:  # argparse already printed the usage message (or the help)
+        return _usage_exit() if exc.code else 0
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)
-        return report.EXIT_USAGE
+        return _usage_exit()
+    from syncd import report
+    from syncd.logs import setup_logging
+    from syncd.private import private_by_default
+    from syncd.text import printable
+
+    private_by_default()  # the database, logs, calendars and secrets are the owner's alone
     app = App(args)
     # Every command logs through the redacting handler; `run` reconfigures it from the
     # config's [logging] section.
@@ -232,13 +318,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return report.exit_code(exc)
 
 
+def _usage_exit() -> int:
+    from syncd.report import EXIT_USAGE
+
+    return EXIT_USAGE
+
+
 def require(condition: bool, message: str) -> None:
     """Raise a usage error (exit 2) unless ``condition`` holds."""
+    from syncd.errors import UsageError
+
     if not condition:
         raise UsageError(message=message)
 
 
 def read_file_arg(path: str) -> str:
+    from syncd.errors import UsageError
+
     try:
         return Path(path).read_text(encoding="utf-8")
     except OSError as exc:

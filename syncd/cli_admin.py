@@ -73,7 +73,7 @@ def _positive_id(text: str) -> int:
 
 def register(sub: Any) -> None:
     conflicts = sub.add_parser(
-        "conflicts", help="fields changed on both sides: both values, the winner, when",
+        "conflicts",
         description="List conflicts: a field changed in the CRM and in the calendar to "
                     "different values. The policy's winner is on both sides; the other "
                     "value is kept here until the conflict is resolved.")
@@ -94,7 +94,7 @@ def register(sub: Any) -> None:
     resolve.set_defaults(handler=_resolve)
 
     quarantine = sub.add_parser(
-        "quarantine", help="items set aside, with reasons, versions and attempts",
+        "quarantine",
         description="List the items sync set aside (quarantined) or keeps retrying, with "
                     "the reason. A quarantined item is tried again when it changes, or "
                     "after 'syncd quarantine retry ID'.")
@@ -108,7 +108,7 @@ def register(sub: Any) -> None:
     retry.set_defaults(handler=_retry)
 
     purge = sub.add_parser(
-        "purge", help="remove activities deleted longer ago than the retention period",
+        "purge",
         description="Remove for good the activities deleted at least [syncd] "
                     "retention_days ago (30 by default), with their private notes. The "
                     "daemon does this once a day.")

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 def register(sub: Any) -> None:
     """Add ``auth`` and its provider sub-commands to the top-level sub-parsers."""
-    auth = sub.add_parser("auth", help="authorise syncd to use an account's calendar")
+    auth = sub.add_parser("auth")
     providers = auth.add_subparsers(dest="auth_provider", metavar="PROVIDER")
     _register_google(providers)
     # ---- auth outlook: owned by the Outlook connector (syncd/cli_auth_outlook.py) --------

@@ -22,9 +22,7 @@ DEFAULT_SPAN_DAYS = 7
 def register(sub: Any) -> None:
     from syncd.cli_admin import json_flag
 
-    agenda = sub.add_parser(
-        "agenda", help="an owner's activities and calendar events per day, merged, with "
-                       "double bookings flagged")
+    agenda = sub.add_parser("agenda")
     agenda.add_argument("owner", help="the CRM user's e-mail")
     agenda.add_argument("--date", help="the first day, YYYY-MM-DD (default: today in the "
                                        "owner's zone)")
@@ -32,8 +30,7 @@ def register(sub: Any) -> None:
     json_flag(agenda)
     agenda.set_defaults(handler=_agenda)
 
-    free = sub.add_parser(
-        "availability", help="an owner's free slots inside their working hours")
+    free = sub.add_parser("availability")
     free.add_argument("owner", help="the CRM user's e-mail")
     free.add_argument("--from", dest="start",
                       help="YYYY-MM-DD or YYYY-MM-DDTHH:MM in the owner's zone (default: now)")

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 def register(sub: Any) -> None:
     from syncd.cli_admin import json_flag
 
-    booking = sub.add_parser("booking", help="public booking pages (/book/<token>)")
+    booking = sub.add_parser("booking")
     booking_sub = booking.add_subparsers(dest="booking_command", metavar="ACTION")
     link = booking_sub.add_parser("link", help="make, list and revoke booking links")
     link_sub = link.add_subparsers(dest="link_command", metavar="ACTION")

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def register(sub: Any) -> None:
-    pipedrive = sub.add_parser("pipedrive", help="Pipedrive as the CRM")
+    pipedrive = sub.add_parser("pipedrive")
     group = pipedrive.add_subparsers(dest="pipedrive_command", metavar="ACTION")
     hooks = group.add_parser("webhooks", help="the webhooks that push changes to syncd run")
     actions = hooks.add_subparsers(dest="webhooks_command", metavar="ACTION", required=True)

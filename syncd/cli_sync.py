@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 
 def register(sub: Any) -> None:
-    sync = sub.add_parser("sync", help="run one sync cycle and print what it did")
+    sync = sub.add_parser("sync")
     sync.add_argument("--account", action="append", help="only this account (repeatable)")
     sync.add_argument("--dry-run", action="store_true", help="plan and print, write nothing")
     sync.add_argument("--force-delete", action="store_true",
@@ -19,15 +19,14 @@ def register(sub: Any) -> None:
     sync.add_argument("--verbose", "-v", action="store_true", help="list every planned action")
     sync.set_defaults(handler=_sync)
 
-    run = sub.add_parser("run", help="run the daemon (embedded calendar server if no accounts)")
+    run = sub.add_parser("run")
     run.add_argument("--once", action="store_true", help="one cycle of every account, then exit")
     run.set_defaults(handler=_run)
 
-    status = sub.add_parser("status", help="each account's last run, conflicts and quarantine")
+    status = sub.add_parser("status")
     status.set_defaults(handler=_status)
 
-    resume = sub.add_parser(
-        "resume", help="let a paused or flagged account sync again (after checking why)")
+    resume = sub.add_parser("resume")
     resume.add_argument("account", help="the account name, as in 'syncd status'")
     resume.set_defaults(handler=_resume)
 

@@ -10,9 +10,7 @@ if TYPE_CHECKING:
 
 
 def register(sub: Any) -> None:
-    verify = sub.add_parser(
-        "verify", help="audit each account: duplicates, orphans, drift, missing events, "
-                       "notes found in events (read-only unless --repair)")
+    verify = sub.add_parser("verify")
     verify.add_argument("--account", action="append", help="only this account (repeatable)")
     verify.add_argument("--repair", action="store_true",
                         help="delete duplicate and orphan events (the kept copy is the paired "

@@ -23,6 +23,7 @@ import base64
 import binascii
 import ipaddress
 import os
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,12 +169,22 @@ def readable_file_problem(value: str) -> Finding | None:
     return None
 
 
+#: A database URL SQLAlchemy parses with no password and no query (``sqlite:///path``,
+#: ``postgresql+psycopg://user@host:5432/db``): a subset of what its ``make_url`` takes,
+#: judged without importing SQLAlchemy (over half of a short command's instructions
+#: otherwise).
+_PLAIN_DATABASE_URL = re.compile(r"[\w+]+://(?:[^:/@?\[\]]*@)?[^:/@?\[\]]*(?::[0-9]+)?(?:/[^?]*)?")
+
+
 def database_url_problem(value: str, *, inline: bool = True) -> Finding | None:
     """Whether ``value`` is an SQLAlchemy database URL; ``inline`` (written in the file):
     one without a password in it.
 
-    SQLAlchemy is imported only here, only when a database is configured.
+    SQLAlchemy is imported only here, only when a database is configured and its URL is
+    not a plain one (:data:`_PLAIN_DATABASE_URL`).
     """
+    if _PLAIN_DATABASE_URL.fullmatch(value):
+        return None
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 

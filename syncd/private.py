@@ -33,6 +33,13 @@ def private_by_default() -> None:
 
 
 def sqlite_file(database_url: str) -> Path | None:
+    """The SQLite file of a (valid) database URL; None for another database or memory."""
+    if database_url.split("://", 1)[0].split("+")[0] != "sqlite":
+        return None  # SQLAlchemy's backend name, without importing it
+    from syncd.store.lite import sqlite_path
+
+    if (plain := sqlite_path(database_url)) is not None:
+        return plain
     # Imported here: every command sets the umask, few of them need SQLAlchemy.
     from sqlalchemy.engine import make_url
 

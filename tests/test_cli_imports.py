@@ -7,12 +7,16 @@ interpreter, on a config with one account of every provider, and reports ``sys.m
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from syncd.cli import COMMANDS, main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,6 +98,50 @@ def test_help_and_config_options_load_neither_the_database_nor_any_client(
         assert loaded(modules, SYNC_ONLY + DATABASE) == [], args
 
 
+def test_a_command_loads_the_module_of_its_own_parser_only(config: Path) -> None:
+    every = {where.partition(":")[0] for _, _, where in COMMANDS} - {"syncd.cli"}
+    assert every & imported(config, "--help") == set()
+    assert every & imported(config, "status", "--help") == {"syncd.cli_sync"}
+    assert every & imported(config, "config", "check", code=2) == set()
+
+
+def test_every_listed_command_is_built_by_the_function_named_and_no_other_is(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    built: dict[str, str] = {}
+    for where in dict.fromkeys(where for _, _, where in COMMANDS):
+        module, _, function = where.partition(":")
+        sub = argparse.ArgumentParser(prog="syncd").add_subparsers()
+        getattr(importlib.import_module(module), function)(sub)
+        built.update(dict.fromkeys(sub.choices or {}, where))  # type: ignore[arg-type]
+    assert built == {name: where for name, _, where in COMMANDS}
+    for name, _, _ in COMMANDS:  # each built when given, under its own name
+        assert main([name, "--help"]) == 0
+        assert capsys.readouterr().out.startswith(f"usage: syncd {name} ")
+
+
+#: What a command that syncs nothing must not load on a config naming a SQLite file
+#: (``database = "sqlite:///..."``): the ORM, a provider's client, the engine.
+NEVER_PLAIN = ("sqlalchemy", "googleapiclient", "msal", "caldav", "syncd.engine.runner",
+               "syncd.engine.execute", "syncd.engine.plan", "syncd.store.db")
+
+
+def test_short_commands_on_a_named_sqlite_file_load_no_sqlalchemy_engine_or_client(
+        config: Path, tmp_path: Path) -> None:
+    text = config.read_text().replace(
+        "[syncd]\n", f'[syncd]\ndatabase = "sqlite:///{tmp_path / "named.db"}"\n', 1)
+    config.write_text(text)
+    imported(config, "user", "add", "alice@example.com")  # makes the database (Alembic)
+    imported(config, "status")  # and the accounts' rows
+    for args in (("status",), ("activity", "add", "Call", "--owner", "alice@example.com",
+                               "--due", "2026-12-10", "--guest", "bob@example.com"),
+                 ("activity", "list"), ("activity", "list", "--owner", "alice@example.com",
+                                        "--open", "--deal", "1"),
+                 ("--json", "activity", "list")):
+        assert loaded(imported(config, *args), NEVER_PLAIN + SYNC_ONLY) == [], args
+    assert loaded(imported(config, "config", "check", code=2), NEVER_PLAIN) == []
+    assert (tmp_path / "named.db").is_file() and not (tmp_path / "data" / "syncd.db").exists()
+
+
 def test_status_reads_the_database_without_sqlalchemy_engine_or_clients(config: Path) -> None:
     imported(config, "status")  # the first command makes the database (Alembic, once)
     modules = imported(config, "status")
@@ -102,12 +150,17 @@ def test_status_reads_the_database_without_sqlalchemy_engine_or_clients(config: 
     assert loaded(modules, CRM) == []
 
 
-def test_activity_commands_load_nothing_of_sync_and_add_no_sqlalchemy(config: Path) -> None:
+def test_activity_commands_load_nothing_of_sync_and_add_and_list_no_sqlalchemy(
+        config: Path) -> None:
     imported(config, "user", "add", "alice@example.com")
     add = imported(config, "activity", "add", "Call", "--owner", "alice@example.com",
                    "--due", "2026-12-10", "--guest", "bob@example.com", "--note", "n")
     assert loaded(add, SYNC_ONLY + DATABASE) == []
-    assert loaded(imported(config, "activity", "list"), SYNC_ONLY) == []
+    assert loaded(imported(config, "activity", "list"), SYNC_ONLY + DATABASE) == []
+    # The other activity commands still take the full store.
+    show = imported(config, "activity", "show", "1")
+    assert loaded(show, DATABASE) == list(DATABASE)
+    assert loaded(show, SYNC_ONLY) == []
 
 
 def test_the_full_path_still_serves_what_the_quick_one_does_not(config: Path) -> None:

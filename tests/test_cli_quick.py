@@ -347,3 +347,35 @@ def test_an_activity_with_a_link_is_added_by_the_store(
     monkeypatch.setattr("syncd.crm.builtin.quick_add.QuickActivities.add_activity", None)
     code, out, _ = _run(capsys, config, "activity", "add", "Call", "--person", "1")
     assert code == 0 and out.startswith("Added activity 1")
+
+
+# --- syncd activity list ------------------------------------------------------------------
+
+LISTS = [(), ("--owner", "b@example.com"), ("--owner", "nobody@example.com"),
+         ("--type", "call"), ("--open",), ("--done",), ("--deal", "1"), ("--person", "1"),
+         ("--org", "1"), ("--from", "2026-12-10"), ("--to", "2026-12-10"), ("--deleted",),
+         ("--limit", "2"), ("--limit", "0"), ("--owner", "a@example.com", "--open",
+                                               "--from", "2026-01-01", "--deleted")]
+
+
+@pytest.mark.parametrize("json_flag", [(), ("--json",)], ids=["text", "json"])
+def test_activity_list_prints_the_same_on_both_paths(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        templates: Templates, json_flag: tuple[str, ...]) -> None:
+    # Dated, timed, whole-day, undated, done, deleted, with guests, and linked to a deal
+    # (and so to its person) or to an organization.
+    config = _crm(tmp_path, templates, "a@example.com", "b@example.com")
+    adds = [*ADDS, ("Undated", "--type", "call"), ("Deal call", "--deal", "1", "--due",
+                                                    "2026-12-10"),
+            ("Org lunch", "--org", "1", "--done"), ("Gone", "--due", "2026-12-09")]
+    for command in [("org", "add", "Acme"), ("deal", "add", "Big", "--person", "1"),
+                    *(("activity", "add", *args, *(() if "--owner" in args else
+                                                   ("--owner", "a@example.com")))
+                      for args in adds),
+                    ("activity", "delete", "8")]:
+        assert _run(capsys, config, *command)[0] == 0, command
+    for args in LISTS:
+        fast, slow = _both(capsys, monkeypatch, config, config, *json_flag, "activity",
+                           "list", *args)
+        assert fast == slow, args
+        assert fast[0] == (2 if "nobody@example.com" in args else 0)

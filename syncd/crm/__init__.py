@@ -18,10 +18,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from syncd.config_types import ProviderOptions
-from syncd.crm.source import CrmSource
 from syncd.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from syncd.crm.source import CrmSource
     from syncd.store.db import Database
 
 KINDS = ("builtin", "pipedrive")
@@ -56,3 +56,13 @@ def open_source(kind: str, db: Database, options: Mapping[str, Any] | None = Non
 
 
 __all__ = ["KINDS", "CrmSource", "open_source", "source_options"]
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded on first use: reading the [crm] options (every command given a config)
+    # needs not the protocol's classes.
+    if name == "CrmSource":
+        from syncd.crm.source import CrmSource
+
+        return CrmSource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

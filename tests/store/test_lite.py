@@ -1,12 +1,13 @@
-"""The plain sqlite3 path of the short commands (syncd.store.lite, crm.builtin.quick_add):
-it opens only a database of ours at the newest revision, never makes or migrates one,
-and every table and column its SQL names is one the SQLAlchemy metadata declares."""
+"""The plain sqlite3 path of the short commands (syncd.store.lite, crm.builtin.quick_add
+and quick_list): it opens only a database of ours at the newest revision, never makes or
+migrates one, and every table and column its SQL names is one the SQLAlchemy metadata
+declares."""
 
 from __future__ import annotations
 
 import sqlite3
 from contextlib import closing
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ import syncd.store.budget_tables
 import syncd.store.channel_tables
 import syncd.store.state_tables  # noqa: F401
 from syncd.crm.builtin.quick_add import QuickActivities
+from syncd.crm.builtin.views import ActivityFilter
 from syncd.errors import DatabaseUnavailable, StorageFull
 from syncd.model import Guest
 from syncd.store.base import Base
@@ -104,9 +106,15 @@ def test_every_statement_names_only_tables_and_columns_of_the_metadata(tmp_path:
                                done=True)
     assert added.guests == (Guest("pia@client.test", "Pia", 7),
                             Guest("x@elsewhere.test", None, None))
+    assert store.list_activities(ActivityFilter()) == [added]
+    assert store.list_activities(ActivityFilter(
+        owner_id=1, type="call", done=True, deal_id=1, person_id=7, org_id=1,
+        due_from=date(2026, 1, 1), due_to=date(2026, 12, 31), include_deleted=True,
+        limit=5)) == []
     names = ("sync_accounts", "sync_links", "sync_conflicts", "sync_quarantine",
              "push_channels", "budget_days", "users", "activity_types", "persons",
-             "activities", "activity_guests", "activity_notes", "activity_changes")
+             "activities", "activity_guests", "activity_notes", "activity_changes",
+             "activity_links")
     assert all(any(name in statement for statement in said) for name in names)
     lite.close()
 

@@ -326,6 +326,10 @@ def _quick_store(app: App, fields: dict[str, Any]) -> Any:
     else the full store (:mod:`syncd.crm.builtin.quick_add` says why)."""
     if app.lite is None or any(fields.get(f) is not None for f in LINK_FIELDS):
         return app.store
+    return _quick(app)
+
+
+def _quick(app: App) -> Any:
     from syncd.crm.builtin.quick_add import QuickActivities
 
     return QuickActivities(app.lite)
@@ -344,20 +348,22 @@ def _activity_edit(args: argparse.Namespace, app: App) -> int:
     return 0
 
 
-def _filter(app: App, args: argparse.Namespace, **extra: Any) -> Any:
+def _filter(app: App, args: argparse.Namespace, store: Any = None, **extra: Any) -> Any:
     from syncd.crm.builtin.views import ActivityFilter
 
     return ActivityFilter(
-        owner_id=_owner_id(app, args.owner) if args.owner else None,
+        owner_id=_owner_id(app, args.owner, store) if args.owner else None,
         type=args.type, done=args.done_filter, **extra)
 
 
 def _activity_list(args: argparse.Namespace, app: App) -> int:
-    flt = _filter(app, args, deal_id=args.deal, person_id=args.person, org_id=args.org,
-                  due_from=args.due_from, due_to=args.due_to,
+    # Plain sqlite3 when the database allows it (:mod:`syncd.crm.builtin.quick_list`).
+    store = app.store if app.lite is None else _quick(app)
+    flt = _filter(app, args, store, deal_id=args.deal, person_id=args.person,
+                  org_id=args.org, due_from=args.due_from, due_to=args.due_to,
                   include_deleted=args.deleted, limit=args.limit)
-    activities = app.store.list_activities(flt)
-    emails = _emails(app)
+    activities = store.list_activities(flt)
+    emails = {u.id: u.email for u in store.list_users()}
     app.emit(activities, "\n".join(_line(a, emails) for a in activities)
              or "No activities match.")
     return 0
@@ -515,9 +521,9 @@ def _done_filter(parser: argparse.ArgumentParser) -> None:
                        help="only activities not done yet")
 
 
-def _register_activity(sub: Any) -> None:
-    activity = sub.add_parser("activity", help="add, list, show, edit, complete and delete "
-                                               "activities",
+def register_activity(sub: Any) -> None:
+    """``syncd activity`` and its actions."""
+    activity = sub.add_parser("activity",
                               description="Work with activities: calls, meetings, tasks and "
                                           "the rest, each on its owner's calendar.")
     act = activity.add_subparsers(dest="activity_command", metavar="ACTION", required=True)
@@ -606,10 +612,13 @@ def _register_activity(sub: Any) -> None:
     restore.set_defaults(handler=_activity_restore)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add the CRM commands to the ``syncd`` parser."""
-    user = sub.add_parser("user", help="CRM users (activity owners)",
-                          description="CRM users: each owns activities and a calendar.")
+# The top-level commands' help lines are in ``syncd.cli.COMMANDS``, which names the function
+# below that builds each when it is given.
+
+
+def register_users(sub: Any) -> None:
+    """``syncd user`` and its actions."""
+    user = sub.add_parser("user", description="CRM users: each owns activities and a calendar.")
     users = user.add_subparsers(dest="user_command", metavar="ACTION", required=True)
     add = users.add_parser("add", help="add a user")
     add.add_argument("email", help="the user's e-mail address")
@@ -623,8 +632,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     cli_embedded.register(users)
 
-    typ = sub.add_parser("type", help="activity types",
-                         description="Activity types: the six defaults and your own.")
+
+def register_types(sub: Any) -> None:
+    """``syncd type`` and its actions."""
+    typ = sub.add_parser("type", description="Activity types: the six defaults and your own.")
     types = typ.add_subparsers(dest="type_command", metavar="ACTION", required=True)
     add = types.add_parser("add", help="add a custom activity type")
     add.add_argument("key", help="short key: lower-case letters, digits, - and _")
@@ -633,12 +644,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     add.set_defaults(handler=_type_add)
     types.add_parser("list", help="list activity types").set_defaults(handler=_type_list)
 
+
+def register_items(sub: Any) -> None:
+    """``syncd person``, ``org`` and ``deal``, and their actions."""
     for noun, title, handler_add, handler_list in (
         ("person", "contact persons", _person_add, _person_list),
         ("org", "organizations", _org_add, _org_list),
         ("deal", "deals", _deal_add, _deal_list),
     ):
-        parser = sub.add_parser(noun, help=title, description=f"CRM {title}.")
+        parser = sub.add_parser(noun, description=f"CRM {title}.")
         actions = parser.add_subparsers(dest=f"{noun}_command", metavar="ACTION",
                                         required=True)
         add = actions.add_parser("add", help=f"add one of the {title}")
@@ -657,10 +671,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         actions.add_parser("list", help=f"list {title} with their last and next "
                                         "activity dates").set_defaults(handler=handler_list)
 
-    _register_activity(sub)
 
+def register_import(sub: Any) -> None:
+    """``syncd import``."""
     imp = sub.add_parser(
-        "import", help="import activities from a JSON or CSV file", formatter_class=_RAW,
+        "import", formatter_class=_RAW,
         description="Import activities. Every row is checked first and every problem is "
                     "listed with its row number; the file is imported only when it has none, "
                     "all rows in one transaction.",

@@ -19,7 +19,7 @@ from typing import Any
 
 from syncd.crm.builtin.checks import LINK_FIELDS, PersonRow, Persons
 from syncd.crm.builtin.rows import activity_row, check_new, guest_rows, to_view
-from syncd.crm.builtin.views import UserView
+from syncd.crm.builtin.views import ActivityFilter, UserView
 from syncd.errors import InvalidInput
 from syncd.model import Activity, Guest, normalize_email
 from syncd.store.lite import LiteDatabase, clock, day, stamp
@@ -91,7 +91,8 @@ class _Lookups:
 
 
 class QuickActivities:
-    """What ``syncd activity add`` asks of the store, answered through sqlite3."""
+    """What ``syncd activity add`` and ``activity list`` ask of the store, answered through
+    sqlite3."""
 
     def __init__(self, db: LiteDatabase) -> None:
         self.db = db
@@ -107,6 +108,13 @@ class QuickActivities:
         """Every user, by id."""
         rows = self.db.conn.execute("SELECT id, email, name, time_zone FROM users ORDER BY id")
         return [UserView(*row) for row in rows]
+
+    def list_activities(self, flt: ActivityFilter) -> list[Activity]:
+        """The activities matching ``flt`` (:mod:`syncd.crm.builtin.quick_list`)."""
+        from syncd.crm.builtin.quick_list import list_activities
+
+        with self.db.worded():
+            return list_activities(self.db.conn, flt)
 
     def add_activity(self, *, owner_id: int, subject: str, **fields: Any) -> Activity:
         """Add one activity linked to no item, as the store's ``add_activity`` does.
