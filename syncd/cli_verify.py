@@ -37,7 +37,14 @@ def _seconds(text: str) -> float:
 def _verify(args: argparse.Namespace, app: App) -> int:
     from syncd.errors import UsageError
     from syncd.private import check_private
-    from syncd.report import describe_finding, describe_repair_held
+    from syncd.report import (
+        EXIT_OK,
+        EXIT_RUNTIME,
+        describe_finding,
+        describe_repair_failed,
+        describe_repair_held,
+        describe_unverified,
+    )
     from syncd.service import Service
     from syncd.verify import verify
 
@@ -52,6 +59,7 @@ def _verify(args: argparse.Namespace, app: App) -> int:
     finally:
         service.close()
     data = [{"account": a.account, "clean": a.clean, "error": a.error,
+             "repair_error": a.repair_error,
              "events": a.events, "pairs": a.pairs, "activities": a.activities,
              "privacy_checked": a.privacy_checked, "removed": a.removed,
              "realigned": a.realigned, "unpaired": a.unpaired, "busy": a.busy,
@@ -63,12 +71,12 @@ def _verify(args: argparse.Namespace, app: App) -> int:
             for a in audits]
     lines = []
     for a in audits:
-        if a.error is not None:
-            lines.append(f"{a.account}: could not be verified: {a.error}")
-            continue
-        head = (f"{a.account}: {'clean' if a.clean else f'{len(a.findings)} finding(s)'} "
-                f"({a.events} events, {a.pairs} pairs, {a.activities} activities"
-                f"{'' if a.privacy_checked else '; notes not readable, privacy not checked'})")
+        if a.error is not None:  # (a repair that failed, then its account's re-read too)
+            head = describe_unverified(a.account, a.error, repair=args.repair)
+        else:
+            head = (f"{a.account}: {'clean' if a.clean else f'{len(a.findings)} finding(s)'} "
+                    f"({a.events} events, {a.pairs} pairs, {a.activities} activities"
+                    f"{'' if a.privacy_checked else '; notes not readable, privacy not checked'})")
         if a.removed:
             head += f"; repaired: {len(a.removed)} event(s) deleted (logged in repairs.jsonl)"
         if a.realigned:
@@ -79,7 +87,11 @@ def _verify(args: argparse.Namespace, app: App) -> int:
                      "their own by the next cycle (dropped pairs in repairs.jsonl)")
         if a.busy:
             head += f"; {describe_repair_held(a.account, a.held)}"
+        if a.repair_error is not None and a.error is None:
+            head += f"; {describe_repair_failed(a.account, a.repair_error)}"
         lines.append(head)
         lines.extend(f"  {describe_finding(f, a.account)}" for f in a.findings)
     app.emit(data, "\n".join(lines) or "No accounts to verify.")
-    return 0 if all(a.clean for a in audits) else 1
+    # A finding, or an account that could not be read or repaired, is a failure at run
+    # time (README's exit codes): the other accounts were audited all the same.
+    return EXIT_OK if all(a.clean for a in audits) else EXIT_RUNTIME

@@ -400,6 +400,22 @@ def describe_repair_held(account: str, held: LeaseHeld | None) -> str:
             "or add --wait SECONDS to wait for it")
 
 
+def describe_unverified(account: str, sentence: str, *, repair: bool) -> str:
+    """The line of an account ``verify`` could not read (``sentence``: :func:`describe`
+    of the error, its own next step included), with the run that checks it again; the
+    other accounts were audited (and repaired) all the same."""
+    again = f"'syncd verify{' --repair' if repair else ''} --account {account}'"
+    return (f"{account}: could not be verified: {sentence.rstrip('.')}; then run {again} "
+            "again")
+
+
+def describe_repair_failed(account: str, sentence: str) -> str:
+    """Why ``verify --repair`` stopped an account's repair midway on an error
+    (``sentence``: :func:`describe` of it): what was done is listed, the rest waits."""
+    return (f"repair of {account} stopped: {sentence.rstrip('.')}; the rest is not done, "
+            f"so run 'syncd verify --repair --account {account}' again once that is fixed")
+
+
 def describe_finding(finding: Finding, account: str) -> str:
     """One audit finding as a sentence with the command that repairs it, where one does.
     A privacy finding names the activity and the event, never the note's text."""

@@ -73,10 +73,11 @@ class AccountAudit:
     unpaired: list[int] = field(default_factory=list)  # activity ids a repair unpaired
     held: LeaseHeld | None = None  # a repair found the account's lease held: nothing done
     lease_lost: bool = False  # another holder took the lease mid-repair: the rest not done
+    repair_error: str | None = None  # a sentence: the repair failed midway (the rest undone)
 
     @property
     def clean(self) -> bool:
-        return self.error is None and not self.findings
+        return self.error is None and self.repair_error is None and not self.findings
 
     @property
     def busy(self) -> bool:
@@ -136,7 +137,7 @@ def read_audit(service: Service, account: AccountConfig, now: datetime | None = 
                               service.policy(account), now)
     except Exception as exc:  # one account's failure is its line; the others go on
         log.debug("verify %s failed", account.name, exc_info=True)
-        return AccountAudit(account.name, error=describe(exc)), []
+        return AccountAudit(account.name, error=describe(exc, account)), []
     finally:
         if connector is not None:
             connector.close()
@@ -147,7 +148,9 @@ def verify(service: Service, names: Sequence[str] | None = None, *, repair: bool
     """Audit the accounts (all, or ``names``); with ``repair``, delete what duplicate and
     orphan findings name, realign drift and unpair what ``paired_twice`` names, under
     the account's lease (waited for up to ``wait`` seconds while a cycle holds it), then
-    audit again so the result shows what is left."""
+    audit again so the result shows what is left. An account that cannot be read
+    (``error``) or repaired (``repair_error``) is its own result, its lease given back,
+    and the next account goes on; only an interrupt (not an ``Exception``) stops here."""
     audits = []
     for account in service.accounts():
         if names and account.name not in names:
@@ -171,6 +174,7 @@ def _repair_account(service: Service, account: AccountConfig, now: datetime | No
     realigned: list[int] = []
     unpaired: list[int] = []
     lost = False
+    failed: str | None = None
     try:
         result, events = read_audit(service, account, now)
         if result.error is not None or not repairable(result.findings):
@@ -187,11 +191,16 @@ def _repair_account(service: Service, account: AccountConfig, now: datetime | No
             log.warning("verify --repair: %s: another holder took the account's lease; "
                         "the rest of its repair is left", account.name)
             lost = True
+        except Exception as exc:  # one account's failure is its line; the others go on
+            # (a refused sign-in, a 5xx or throttling that outlasted the retries, an
+            # answer that is not one: what was done is kept and listed, the rest waits)
+            log.debug("verify --repair %s failed", account.name, exc_info=True)
+            failed = describe(exc, account)
     finally:
         lease.release()
     result, _ = read_audit(service, account, now)
     result.removed, result.realigned, result.unpaired = removed, realigned, unpaired
-    result.lease_lost = lost
+    result.lease_lost, result.repair_error = lost, failed
     return result
 
 
