@@ -63,6 +63,9 @@ class RemoteEvent:
     how an imported meeting is recognised in another owner's calendar (failure mode 20).
     ``organizer`` is set when someone other than the calendar's owner organises the
     meeting (an invitation the owner received): syncd never rewrites its people.
+    ``attendees`` are the people the event invites as the calendar holds it, read whatever
+    the account's guest mode: on a provider that e-mails attendees on every write (Graph),
+    they are who a write would reach, even when syncd itself invites nobody.
     """
 
     event_id: str
@@ -76,6 +79,7 @@ class RemoteEvent:
     left_window: bool = False
     ical_uid: str | None = None
     organizer: str | None = None
+    attendees: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

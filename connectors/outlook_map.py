@@ -403,8 +403,9 @@ def _read_event(data: Mapping[str, Any], *, fallback_tz: str, mailbox: str,
     # Guests without an invitation are described; with invite_guests, those holding one
     # are the attendees.
     description, guests, names = split_guests(_description(data))
+    # Read in either mode: Graph mails them on any write (RemoteEvent.attendees).
+    attendees, attendee_names = _attendees(data, mailbox)
     if not describe_guests:
-        attendees, attendee_names = _attendees(data, mailbox)
         guests, names = guests | attendees, {**names, **attendee_names}
     location = data.get("location")
     projection = Projection(
@@ -420,7 +421,7 @@ def _read_event(data: Mapping[str, Any], *, fallback_tz: str, mailbox: str,
     ical_uid = data.get("iCalUId")
     return RemoteEvent(event_id, etag, marker, projection, updated=_updated(data),
                        ical_uid=str(ical_uid) if ical_uid else None,
-                       organizer=foreign_organizer(data, mailbox))
+                       organizer=foreign_organizer(data, mailbox), attendees=attendees)
 
 
 def foreign_organizer(data: Mapping[str, Any], mailbox: str) -> str | None:

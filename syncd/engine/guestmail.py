@@ -10,7 +10,8 @@ Vocabulary, per (activity, calendar) pair:
 Rules:
 
 1. Without ``invite_guests``, or for a meeting someone else organises, nothing is ever
-   sent and nobody is invited.
+   sent and nobody is invited. Attendees the owner invited in the calendar app still
+   hold their invitation (I), and rule 5 keeps syncd's writes from reaching them.
 2. A write notifies only when all of these hold: the meeting ends after now (judged at
    its time after the write; for a delete, at its last known time); the write is not
    bookkeeping (the first sync, an activity entering the window, an owner move, a
@@ -89,8 +90,12 @@ def write_mail(rules: GuestRules, *, invited: frozenset[str], before: Projection
 
     ``before`` is the event as the calendar holds it now, ``after`` what is written.
     """
-    if not rules.invite or theirs:
-        return Mail(invited=frozenset() if not rules.invite else invited)
+    if theirs:
+        return Mail(invited=invited)
+    if not rules.invite:
+        if invited and not rules.silent_writes:
+            return Mail(invited=invited, withheld=fields & MATERIAL)  # rules 1 and 5
+        return Mail(invited=invited)
     material = fields & MATERIAL
     mark_only = "title" in material and rules.done_prefix and _mark_only(before, after)
     if mark_only:
@@ -110,8 +115,11 @@ def write_mail(rules: GuestRules, *, invited: frozenset[str], before: Projection
 def delete_mail(rules: GuestRules, *, invited: frozenset[str], last: Projection | None,
                 bookkeeping: bool = False, theirs: bool = False) -> Mail:
     """The rules for deleting an event last known as ``last``."""
-    if not rules.invite or theirs or not invited:
+    if theirs or not invited:
         return Mail()
+    if not rules.invite:  # rules 1 and 5: never a cancellation, so the event stays
+        return Mail() if rules.silent_writes else Mail(invited=invited,
+                                                      withheld=frozenset({DELETE}))
     if not bookkeeping and (last is None or upcoming(last.when, rules.now)):
         return Mail(True, frozenset(), len(invited))
     if not rules.silent_writes:

@@ -137,7 +137,8 @@ def _plan_pair(
     organizer = event.organizer if event is not None and not event.deleted else link.organizer
     theirs = organizer is not None
     rules = guest_rules(policy)
-    invited = frozenset() if theirs else invited_now(policy, link, cal_now)
+    read_attendees = event.attendees if event is not None and not event.deleted else None
+    invited = frozenset() if theirs else invited_now(policy, link, cal_now, read_attendees)
     base = PairPlan(activity_id, link.event_id, crm_now=crm_now, cal_now=cal_now,
                     etag_now=etag_now, generation=link.generation, marker=marker,
                     invited=invited, organizer=organizer)

@@ -64,7 +64,8 @@ def plan_foreign(event: RemoteEvent, data: PlanInput) -> PairPlan:
         return PairPlan(None, event.event_id, skip="meeting_elsewhere")
     changes = activity_changes(event.projection, FIELDS, policy.owner_tz, policy.done_style)
     theirs = event.organizer is not None
-    invited = frozenset() if theirs else invited_now(policy, None, event.projection)
+    invited = frozenset() if theirs else invited_now(policy, None, event.projection,
+                                                     event.attendees)
     return PairPlan(
         None,
         event.event_id,
@@ -115,7 +116,8 @@ def plan_unlinked(
             return amend(base, cal_write=DeleteEvent(event.event_id, event.etag, False),
                          link="drop")
         theirs = event.organizer is not None
-        invited = frozenset() if theirs else invited_now(policy, link, event.projection)
+        invited = frozenset() if theirs else invited_now(policy, link, event.projection,
+                                                         event.attendees)
         # A create that reached the server: what we sent is the base of both sides, so
         # an edit made on either side since flows. The owner may have changed the event
         # before a cycle found it (the answer was lost, the cycles failed meanwhile);

@@ -111,16 +111,29 @@ def guest_rules(policy: PlanPolicy) -> GuestRules:
                       done_prefix=policy.done_style == DoneStyle.PREFIX)
 
 
-def invited_now(policy: PlanPolicy, link: SyncPair | None, cal_now: Projection | None
-             ) -> frozenset[str]:
+def invited_now(policy: PlanPolicy, link: SyncPair | None, cal_now: Projection | None,
+                attendees: frozenset[str] | None = None) -> frozenset[str]:
     """Who holds an invitation to the event now.
 
     Guests added in the calendar app count as invited by that app, and guests removed
     there hold none any more. A link from before syncd recorded invitations counts every
     attendee as invited: that never sends anyone a cancellation they were not due.
+
+    Without ``invite_guests`` syncd invites nobody, but the owner may have, in the
+    calendar app (a meeting made there and imported): on a provider that cannot write
+    silently, those attendees hold an invitation all the same, so that rule 5 of
+    :mod:`syncd.engine.guestmail` keeps syncd's writes from reaching them. They are the
+    event's ``attendees`` when it was read this cycle (None: it was not), else what the
+    link recorded.
     """
-    if not policy.invite_guests or cal_now is None:
+    if cal_now is None:
         return frozenset()
+    if not policy.invite_guests:
+        if policy.silent_writes:
+            return frozenset()
+        if attendees is not None:
+            return attendees
+        return link.invited or frozenset() if link is not None else frozenset()
     if link is None or link.invited is None:
         return cal_now.guests
     # What the calendar held when last in step; for our own create whose answer was lost
