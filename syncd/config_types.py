@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from syncd.config_checks import Finding
@@ -156,7 +157,59 @@ class AccountConfig:
     auth: Mapping[str, Any] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
-        """What identifies the synced scope: a change here means a re-check, not deletions."""
+        """What identifies the synced scope: a change here means a re-check, not deletions.
+
+        The provider, owner and calendar, who signs in (:data:`IDENTITY_KEYS`) and where
+        the calendar lives (:data:`ENDPOINT_KEYS`, written one way by
+        :func:`endpoint_key`); never a secret nor a tuning option. Prefixed with
+        :data:`SCOPE_VERSION`, so a value stored by an earlier release is recognised
+        (:meth:`earlier_fingerprint`).
+        """
+        auth = self.auth
+        identity = [str(auth.get(key, "")) for key in IDENTITY_KEYS]
+        endpoints = [endpoint_key(str(auth.get(key) or "")) for key in ENDPOINT_KEYS]
+        calendar = self.calendar or ""
+        if "://" in calendar:  # a calendar URL (CalDAV) is a place too
+            calendar = endpoint_key(calendar)
+        return "|".join([SCOPE_VERSION, self.provider, self.owner, calendar, *identity,
+                         *endpoints])
+
+    def earlier_fingerprint(self) -> str:
+        """The fingerprint as releases before :data:`SCOPE_VERSION` computed it (no
+        endpoint, the url as written): a stored value equal to it is this scope as far as
+        that release could tell, accepted once and rewritten at the cycle's end, so an
+        upgrade does not refuse every account."""
         auth = self.auth
         identity = [auth.get(k, "") for k in ("url", "username", "subject", "tenant", "user")]
         return "|".join([self.provider, self.owner, self.calendar or "", *map(str, identity)])
+
+
+#: The version of :meth:`AccountConfig.fingerprint`'s layout; "v2" added the endpoints.
+SCOPE_VERSION = "v2"
+#: ``[account.auth]`` keys naming who signs in (the scope, unlike a secret or a setting).
+IDENTITY_KEYS = ("username", "subject", "tenant", "user")
+#: ``[account.auth]`` keys naming where the calendar lives (and who vouches for the
+#: identity): CalDAV's server ``url``, Google's ``api_endpoint``, Graph's ``graph_url``
+#: and its sign-in ``authority``. Unset is the provider's default, written as "".
+ENDPOINT_KEYS = ("url", "api_endpoint", "graph_url", "authority")
+
+
+def endpoint_key(url: str) -> str:
+    """``url`` written one way for the scope fingerprint: scheme and host in lower case,
+    the scheme's default port dropped, a trailing slash ignored; the path keeps its case
+    (servers may tell ``/Cal`` from ``/cal``). Unparsable text is kept as written."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:  # the config's URL checks report it
+        return url.strip()
+    if not parts.scheme or not parts.netloc:
+        return url.strip().rstrip("/")
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:  # an IPv6 literal keeps its brackets
+        host = f"[{host}]"
+    if port is not None and port != {"http": 80, "https": 443}.get(scheme):
+        host = f"{host}:{port}"
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{scheme}://{host}{parts.path.rstrip('/')}{query}"

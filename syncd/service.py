@@ -42,6 +42,7 @@ def account_policy(account: AccountConfig) -> AccountPolicy:
     choice, so the enums cannot fail here)."""
     return AccountPolicy(
         name=account.name, owner=account.owner, fingerprint=account.fingerprint(),
+        earlier_fingerprint=account.earlier_fingerprint(),
         conflict_policy=ConflictPolicy(account.conflict_policy),
         on_calendar_delete=OnCalendarDelete(account.on_calendar_delete),
         done_style=DoneStyle(account.done_style), import_events=account.import_events,

@@ -35,13 +35,16 @@ class OnCalendarDelete(StrEnum):
 class AccountPolicy:
     """One account's settings: who, which calendar scope, and how to sync.
 
-    ``fingerprint`` identifies the synced scope (provider, owner, calendar, identity): a
-    change of it makes the scope guard look before anything is written.
+    ``fingerprint`` identifies the synced scope (provider, owner, calendar, identity,
+    endpoints): a change of it makes the scope guard look before anything is written.
+    ``earlier_fingerprint`` is the same scope as an earlier release wrote it, accepted
+    in place of ``fingerprint`` (and replaced by it at the cycle's end).
     """
 
     name: str
     owner: str
     fingerprint: str
+    earlier_fingerprint: str | None = None
     conflict_policy: ConflictPolicy = ConflictPolicy.CRM_WINS
     on_calendar_delete: OnCalendarDelete = OnCalendarDelete.DELETE_ACTIVITY
     done_style: DoneStyle = DoneStyle.KEEP
@@ -56,3 +59,7 @@ class AccountPolicy:
         """The span of time this account syncs, seen from ``now``."""
         return Window(now - timedelta(days=self.window_days_back),
                       now + timedelta(days=self.window_days_ahead))
+
+    def same_scope(self, stored: str | None) -> bool:
+        """Whether a stored fingerprint (None: none kept yet) is this account's scope."""
+        return stored is None or stored in (self.fingerprint, self.earlier_fingerprint)

@@ -191,7 +191,7 @@ class AccountCycle:
             link_count=lambda: self.state.link_count(self.name, settled=True),
             full_listing_empty=data.full_listing_empty, force_delete=self.force_delete,
             guest_cap=guest_cap,
-            scope_changed=acct.fingerprint not in (None, self.policy.fingerprint),
+            scope_changed=not self.policy.same_scope(acct.fingerprint),
         )
         if refusal is not None:
             counts["refused_actions"] = sum(p.writes for p in plans)
