@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import delete, event
+from sqlalchemy import delete, event, text
 
 from syncd.store.budget_tables import BudgetBurst, BudgetSlot
 from syncd.store.db import Database
@@ -153,6 +153,30 @@ def test_a_take_of_slots_on_postgresql_has_no_transaction_around_it(pg: Database
         event.remove(pg.engine, "commit", committed)
     assert first and second and both is None and limits.held(scope) == 2
     assert commits == []
+
+
+@pytest.mark.postgres
+def test_a_reservation_on_postgresql_does_not_wait_for_its_flush_and_nothing_else_stops(
+        pg: Database) -> None:
+    """A line's upsert turns off its own commit's wait for the WAL flush (its row lock,
+    which every request of a Google project queues on, is then released at once); the
+    transactions after it on the same connection wait as the server says."""
+    limits = LimitStore(pg, free_every=None)
+    with pg.engine.connect() as conn:  # the statement's own transaction, made visible
+        # (the tests' databases run with it off; a server's default is on)
+        conn.execute(text("SET synchronous_commit = on"))
+        conn.commit()
+        rows = conn.execute(limits._pace_statement(2), {
+            "scope0": "google-project:p1", "seconds0": 0.5,
+            "scope1": "google:ann@example.com", "seconds1": 1.0}).all()
+        assert conn.execute(text("SHOW synchronous_commit")).scalar() == "off"
+        conn.commit()
+        assert [r[0] for r in rows] == ["google-project:p1", "google:ann@example.com"]
+        assert conn.execute(text("SHOW synchronous_commit")).scalar() == "on"
+        conn.execute(text("RESET synchronous_commit"))
+        conn.commit()
+    # The lines it made pace as before: the next reservation begins where it ended.
+    assert 0.4 < limits.pace("google-project:p1", 0.5) <= 0.5
 
 
 def test_slots_given_back_are_freed_by_the_stores_thread(limits: LimitStore) -> None:
