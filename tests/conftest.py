@@ -18,8 +18,10 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 from hypothesis import HealthCheck, settings
 
 from connectors import local_limits
@@ -109,3 +111,17 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section(f"over the {BUDGET_SECONDS:.0f} s budget, not marked slow")
         for duration, nodeid in over:
             terminalreporter.line(f"{duration:6.1f}s {nodeid}")
+
+
+@pytest.fixture
+def environ_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The URLs requests looked up the environment's proxies for."""
+    reads: list[str] = []
+    real = requests.sessions.get_environ_proxies
+
+    def counted(url: str, no_proxy: Any = None) -> Any:
+        reads.append(url)
+        return real(url, no_proxy=no_proxy)
+
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies", counted)
+    return reads

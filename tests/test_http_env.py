@@ -39,20 +39,6 @@ def server() -> Iterator[Any]:
     httpd.server_close()
 
 
-@pytest.fixture
-def environ_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The URLs requests looked up the environment's proxies for."""
-    reads: list[str] = []
-    real = requests.sessions.get_environ_proxies
-
-    def counted(url: str, no_proxy: Any = None) -> Any:
-        reads.append(url)
-        return real(url, no_proxy=no_proxy)
-
-    monkeypatch.setattr(requests.sessions, "get_environ_proxies", counted)
-    return reads
-
-
 def test_a_session_reads_the_environment_once_per_host(
         server: Any, environ_reads: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")

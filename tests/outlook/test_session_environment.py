@@ -3,24 +3,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import pytest
-import requests
-
 from tests.outlook.conftest import Env
 
 
 def test_idle_cycles_read_the_proxy_environment_once_per_host(
-        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    reads: list[str] = []
-    real = requests.sessions.get_environ_proxies
-
-    def counted(url: str, no_proxy: Any = None) -> Any:
-        reads.append(url)
-        return real(url, no_proxy=no_proxy)
-
-    monkeypatch.setattr(requests.sessions, "get_environ_proxies", counted)
+        env: Env, environ_reads: list[str]) -> None:
     connector = env.connector(env.account())
     cursor = connector.changes(None).cursor
     for _ in range(3):
@@ -28,4 +15,4 @@ def test_idle_cycles_read_the_proxy_environment_once_per_host(
     graph = [r for r in env.graph.requests if r.mailbox]
     assert len(graph) >= 4  # a request a cycle at least
     # Graph's host and the identity platform's (tenant discovery, the token), once each
-    assert len(reads) == 2
+    assert len(environ_reads) == 2
