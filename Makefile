@@ -25,10 +25,11 @@ browser:
 	@.ci/setup-browser
 
 lint: $(STAMP)
-	$(BIN)/ruff check syncd connectors syncd_testkit tests bench
+	$(BIN)/ruff check syncd connectors syncd_testkit tests bench deploy
 
 types: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy deploy/rehearse_image.py
 
 # The layer contracts in pyproject.toml [tool.importlinter] (ARCHITECTURE.md).
 imports: $(STAMP)

@@ -5,12 +5,15 @@ check itself is run against a live listener."""
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import re
 import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import yaml
@@ -79,6 +82,44 @@ def test_the_image_pins_its_base_installs_from_the_lock_and_checks_health() -> N
     assert re.search(r"pip install [^\n]*--no-deps --no-build-isolation \.", dockerfile)
     assert 'CMD ["python", "-m", "syncd.healthcheck"]' in dockerfile
     assert re.search(r"^USER syncd$", dockerfile, flags=re.MULTILINE)
+
+
+@functools.cache
+def _rehearsal() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "rehearse_image", ROOT / "deploy" / "rehearse_image.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_image_rehearsal_reads_every_install_step_of_the_dockerfile() -> None:
+    """deploy/rehearse_image.py plays the Dockerfile's own pip steps where Docker cannot
+    run; it must find them all (a step it missed would pass unrehearsed)."""
+    rehearsal = _rehearsal()
+    instrs = rehearsal.instructions((ROOT / "Dockerfile").read_text(encoding="utf-8"))
+    assert rehearsal.base_python(instrs) == "3.11"
+    pips = [args for ins in instrs if ins.keyword == "RUN"
+            for args in rehearsal.pip_commands(ins.rest)[0]]
+    assert pips == [
+        ["--no-cache-dir", "--require-hashes", "--no-deps", "-r", "requirements.lock"],
+        ["--no-cache-dir", "--no-deps", "--no-build-isolation", "."]]
+    copied = [ins.rest for ins in instrs if ins.keyword == "COPY"]
+    assert "deploy/requirements.lock ./" in copied
+
+
+def test_the_image_rehearsal_joins_continued_lines_and_keeps_container_steps_apart(
+        ) -> None:
+    rehearsal = _rehearsal()
+    instrs = rehearsal.instructions(
+        "# c\nFROM python:3.12-slim@sha256:00\nRUN pip install a \\\n"
+        "    # inside\n    b && useradd x\nENTRYPOINT [\"syncd\"]\n")
+    assert [i.keyword for i in instrs] == ["FROM", "RUN", "ENTRYPOINT"]
+    assert rehearsal.base_python(instrs) == "3.12"
+    assert rehearsal.pip_commands(instrs[1].rest) == ([["a", "b"]], ["useradd x"])
+    assert rehearsal._exec_form(instrs[2].rest) == ["syncd"]
 
 
 def test_compose_runs_two_replicas_on_postgresql_with_secrets_in_files() -> None:
