@@ -153,8 +153,10 @@ class SyncContract:
         copied = world.add("Lunch", day=4)
         drifted = world.add("Review", day=5)
         world.converge()
+        world.forget_sent()
         clean = verify()
         assert clean.findings == [] and clean.privacy_checked and clean.pairs == 3
+        assert world.sent() and not [s for s in world.sent() if s.write]  # a listing only
 
         # A note pasted into the event in the calendar app (re-cased, re-spaced).
         world.user_edit(secret.id, "Call Ada: ask about  the MERGER terms, quietly")

@@ -1,5 +1,5 @@
-"""`syncd verify` from the command line on a real Radicale: clean after a sync, findings
-with the command that repairs them, and --repair deleting only what it names."""
+"""`syncd verify` from the command line on Radicale and Xandikos: clean after a sync,
+findings with the command that repairs them, and --repair deleting only what it names."""
 
 from __future__ import annotations
 
@@ -21,22 +21,22 @@ from syncd_testkit.servers import DavServer
 from tests.conftest import fresh_calendar
 
 
-def configured(tmp_path: Path, radicale: DavServer) -> tuple[list[str], AccountConfig]:
+def configured(tmp_path: Path, dav_server: DavServer) -> tuple[list[str], AccountConfig]:
     """A config with one CalDAV account on a fresh calendar, and its owner in the CRM."""
-    user, calendar = fresh_calendar(radicale)
+    user, calendar = fresh_calendar(dav_server)
     config = tmp_path / "syncd.toml"
     config.write_text(f'[syncd]\ndata_dir = "{tmp_path}"\n[[account]]\nname = "mine"\n'
                       f'provider = "caldav"\nowner = "{user}"\ncalendar = "{calendar}"\n'
-                      f'[account.auth]\nurl = "{radicale.url}"\nusername = "{user}"\n')
+                      f'[account.auth]\nurl = "{dav_server.url}"\nusername = "{user}"\n')
     base = ["--config", str(config)]
     assert main([*base, "user", "add", user, "--time-zone", "Europe/Oslo"]) == 0
     return base, AccountConfig(name="mine", provider="caldav", owner=user, calendar=calendar,
-                               auth={"url": radicale.url, "username": user})
+                               auth={"url": dav_server.url, "username": user})
 
 
 def test_verify_reports_findings_and_repair_removes_only_duplicates_and_orphans(
-        tmp_path: Path, radicale: DavServer, capsys: pytest.CaptureFixture[str]) -> None:
-    base, account = configured(tmp_path, radicale)
+        tmp_path: Path, dav_server: DavServer, capsys: pytest.CaptureFixture[str]) -> None:
+    base, account = configured(tmp_path, dav_server)
     user = account.owner
     for title, note in (("Demo", "Budget is 40k, never say it"),
                         ("Lunch", "Allergic to shellfish, remember")):
@@ -82,8 +82,8 @@ def test_verify_reports_findings_and_repair_removes_only_duplicates_and_orphans(
 
 
 def test_verify_repair_realigns_a_drifted_pair_and_the_next_sync_writes_the_activity(
-        tmp_path: Path, radicale: DavServer, capsys: pytest.CaptureFixture[str]) -> None:
-    base, account = configured(tmp_path, radicale)
+        tmp_path: Path, dav_server: DavServer, capsys: pytest.CaptureFixture[str]) -> None:
+    base, account = configured(tmp_path, dav_server)
     assert main([*base, "activity", "add", "Review", "--owner", account.owner, "--due",
                  "2027-01-11", "--time", "09:00", "--duration", "30"]) == 0
     assert main([*base, "sync"]) == 0
@@ -125,12 +125,12 @@ FOREIGN = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//someone else//EN\r\nBEGI
 
 
 def test_a_foreign_event_syncd_wrote_is_reported_and_never_repaired(
-        tmp_path: Path, radicale: DavServer, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, dav_server: DavServer, capsys: pytest.CaptureFixture[str]) -> None:
     import caldav
 
-    base, account = configured(tmp_path, radicale)
+    base, account = configured(tmp_path, dav_server)
     assert main([*base, "sync"]) == 0
-    calendar = caldav.DAVClient(url=radicale.url, username=account.owner,
+    calendar = caldav.DAVClient(url=dav_server.url, username=account.owner,
                                 password="x").calendar(url=account.calendar)
     uid = uuid.uuid4().hex
     planted = calendar.save_event(FOREIGN.format(uid=uid, title="Their meeting"))
@@ -167,8 +167,8 @@ def test_a_foreign_event_syncd_wrote_is_reported_and_never_repaired(
 
 
 def test_verify_finds_a_meeting_left_behind_by_a_handover_and_repair_deletes_it(
-        tmp_path: Path, radicale: DavServer, capsys: pytest.CaptureFixture[str]) -> None:
-    base, account = configured(tmp_path, radicale)
+        tmp_path: Path, dav_server: DavServer, capsys: pytest.CaptureFixture[str]) -> None:
+    base, account = configured(tmp_path, dav_server)
     assert main([*base, "activity", "add", "Handover", "--owner", account.owner, "--due",
                  "2027-01-12", "--time", "11:00", "--duration", "30"]) == 0
     assert main([*base, "sync"]) == 0
