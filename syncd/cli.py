@@ -221,6 +221,8 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
                "bookings flagged", "syncd.cli_availability:register"),
     ("availability", "an owner's free slots inside their working hours",
      "syncd.cli_availability:register"),
+    ("admin", "safety valves: rotate-key (re-encrypt stored tokens with the first "
+              "state_key)", "syncd.cli_safety:register"),
 )
 
 

@@ -130,8 +130,10 @@ GENERAL: dict[str, Option] = {
                             help="how long an account stays with a replica that stopped "
                                  "renewing its lease (killed or paused) before another "
                                  "takes it over"),
-    "state_key": Option(str, secret=True, secret_check=fernet_key_problem,
-                        expected="env:NAME or file:PATH of a Fernet key"),
+    # Several keys rotate it (point 3.1): the first encrypts, every one decrypts.
+    "state_key": Option((str, list), secret=True, secret_check=fernet_key_problem,
+                        expected="env:NAME or file:PATH of a Fernet key, or a list of them "
+                                 "(the first encrypts, all decrypt)"),
     "default_time_zone": Option(str, "UTC", check=zone_check,
                                 expected="an IANA zone, e.g. Europe/Oslo"),
     "retention_days": Option(int, 30, check=_not_negative,
@@ -263,7 +265,8 @@ class Config:
     workers: int = DEFAULT_WORKERS
     replica: bool = False  # accounts come from the work queue (syncd.replica)
     lease_seconds: int = DEFAULT_LEASE_SECONDS  # a cycle's lease unless renewed
-    state_key: SecretRef | None = None
+    # one key, or several: the first encrypts, all decrypt (syncd.store.credentials)
+    state_key: SecretRef | tuple[SecretRef, ...] | None = None
     default_time_zone: str = "UTC"
     retention_days: int = 30  # deleted activities are purged this many days later
     cycle_deadline_seconds: int = 900  # a cycle past it writes no more batches
@@ -284,6 +287,13 @@ class Config:
     def serves_accounts(self) -> bool:
         """Whether accounts are configured (else the embedded calendar server serves)."""
         return bool(self.accounts or self.teams)
+
+    @property
+    def state_keys(self) -> tuple[SecretRef, ...]:
+        """Every key of ``state_key``, the one that encrypts first."""
+        if self.state_key is None:
+            return ()
+        return (self.state_key,) if isinstance(self.state_key, SecretRef) else self.state_key
 
     @property
     def data_path(self) -> Path:
@@ -365,6 +375,8 @@ class _Validator:
             self.problem(path, f"has the value {value!r}",
                          "one of: " + ", ".join(map(str, opt.choices)))
             return None
+        if opt.secret and isinstance(value, list):
+            return self.secrets(path, opt, value)
         if opt.secret or (opt.reference and str(value).startswith(("env:", "file:"))):
             return self.secret(path, opt, str(value))
         if opt.url and (found := url_problem(str(value))) is not None:
@@ -380,6 +392,22 @@ class _Validator:
             self.finding(path, found)
             return None
         return value
+
+    def secrets(self, path: str, opt: Option, values: list[Any]) -> tuple[SecretRef, ...] | None:
+        """A list of secret references (``state_key``'s keys), each judged as one."""
+        if not values:
+            self.problem(path, "is an empty list", opt.expected)
+            return None
+        refs: list[SecretRef] = []
+        for i, value in enumerate(values):
+            if not isinstance(value, str):
+                self.problem(f"{path}[{i}]", f"has the wrong type ({type(value).__name__})",
+                             "env:NAME or file:PATH")
+            elif value in values[:i]:
+                self.problem(f"{path}[{i}]", f"repeats {value}", "each key once")
+            elif (ref := self.secret(f"{path}[{i}]", opt, value)) is not None:
+                refs.append(ref)
+        return tuple(refs) if len(refs) == len(values) else None
 
     def secret(self, path: str, opt: Option, value: str) -> SecretRef | None:
         """A secret reference; with ``resolve``, read and judged (its value never shown)."""

@@ -128,6 +128,18 @@ class SecretUnavailable(SyncdError):
 
 
 @dataclass(eq=False, kw_only=True)
+class StoredSecretUnreadable(SecretUnavailable):
+    """A token syncd stored (``kind`` of ``account``) opens with none of the keys
+    ``option`` lists: it was encrypted with a key since removed (or never configured)."""
+
+    account: str
+    kind: str
+    option: str
+    ref: str = ""
+    reason: str = "it was encrypted with a key the configuration no longer lists"
+
+
+@dataclass(eq=False, kw_only=True)
 class StorageFull(SyncdError):
     """The disk holding ``path`` has no space left (ENOSPC, SQLite's "disk is full")."""
 

@@ -74,7 +74,7 @@ def kept_paths(config: Config) -> list[Path]:
 def secret_files(config: Config) -> list[Path]:
     """The files the config reads secrets from: its ``file:`` references (a team's only
     when the same for every member) and the listener's TLS key."""
-    refs: list[Any] = [config.state_key, config.database, *config.crm_options.values()]
+    refs: list[Any] = [*config.state_keys, config.database, *config.crm_options.values()]
     for account in (*config.accounts, *(team.template for team in config.teams)):
         refs.extend(account.auth.values())
     paths = _files(refs)

@@ -38,6 +38,7 @@ from syncd.errors import (
     ServerFailed,
     SlotTaken,
     StorageFull,
+    StoredSecretUnreadable,
     SyncdError,
     SyncRefused,
     Transient,
@@ -122,6 +123,12 @@ def describe(error: BaseException, account: AccountConfig | None = None) -> str:
                     "or correct the account's owner in the config.")
         case NotFound():
             return f"No {error.kind} {error.key!r} exists."
+        case StoredSecretUnreadable():
+            return (f"The stored {error.kind} of {error.account} opens with none of the keys "
+                    f"in {error.option}; add the key it was stored with back to {error.option} "
+                    f"(after the current one: state_key = [\"env:NEW\", \"env:OLD\"]) and run "
+                    f"'syncd admin rotate-key', or sign {error.account} in again with "
+                    f"'syncd auth <provider> {error.account}'.")
         case SecretUnavailable():
             return (f"The secret {error.ref} cannot be read ({error.reason}); set it, or point "
                     "the config at the right place.")

@@ -1,48 +1,81 @@
 """Provider tokens obtained at run time, encrypted at rest with Fernet.
 
-The key never lives in the database: it comes from ``[syncd] state_key`` (``env:`` or
-``file:``), so a copy of the database alone reveals no token. ``MultiFernet`` would let a
-key be rotated later; one key is enough to start.
+The keys never live in the database: they come from ``[syncd] state_key`` (``env:`` or
+``file:`` references), so a copy of the database alone reveals no token. ``state_key``
+may list several keys (failure-modes point 3.1, key rotation): the first encrypts, every
+one decrypts (cryptography's ``MultiFernet``). Rotating is: put a new key first, restart,
+run ``syncd admin rotate-key`` (:meth:`CredentialStore.rotate`, which re-encrypts every
+stored token with the first key), then drop the old keys.
 """
 
 from __future__ import annotations
 
-from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import select
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from sqlalchemy import select, update
 
 from syncd.config_types import SecretRef
-from syncd.errors import SecretUnavailable
+from syncd.errors import SecretUnavailable, StoredSecretUnreadable
 from syncd.redact import register_secret
 from syncd.store.base import utcnow
 from syncd.store.db import Database
 from syncd.store.state_tables import SyncCredential
 
+#: Where the keys are configured, as error sentences name it.
+KEY_OPTION = "[syncd] state_key"
+
+Keys = SecretRef | Sequence[SecretRef] | None
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """What :meth:`CredentialStore.rotate` did: tokens re-encrypted with the first key,
+    and those no configured key opens ((account, kind), left as they were)."""
+
+    rotated: int
+    unreadable: tuple[tuple[str, str], ...]
+
+
+def _key_list(keys: Keys) -> tuple[SecretRef, ...]:
+    if keys is None:
+        return ()
+    return (keys,) if isinstance(keys, SecretRef) else tuple(keys)
+
 
 class CredentialStore:
-    """get/put of one secret string per (account, kind), e.g. ("alice", "refresh_token")."""
+    """get/put of one secret string per (account, kind), e.g. ("alice", "refresh_token").
 
-    def __init__(self, db: Database, key: SecretRef | None) -> None:
+    ``keys``: the configured ``state_key`` (one reference, or several: the first
+    encrypts, all decrypt); None: nothing can be stored.
+    """
+
+    def __init__(self, db: Database, keys: Keys) -> None:
         self.db = db
-        self.key = key
-        self._fernet: Fernet | None = None
+        self.keys = _key_list(keys)
+        self._fernet: MultiFernet | None = None
 
     @property
     def can_encrypt(self) -> bool:
         """Whether a key is configured: without one nothing is stored (callers that
         only cache, like the Outlook token cache, then keep tokens in memory)."""
-        return self.key is not None
+        return bool(self.keys)
 
-    def _cipher(self) -> Fernet:
+    def _cipher(self) -> MultiFernet:
         if self._fernet is None:
-            if self.key is None:
-                raise SecretUnavailable(ref="[syncd] state_key",
+            if not self.keys:
+                raise SecretUnavailable(ref=KEY_OPTION,
                                         reason="no key is configured for stored tokens")
-            try:
-                self._fernet = Fernet(self.key.resolve().encode())
-            except ValueError:
-                raise SecretUnavailable(
-                    ref=self.key.ref, reason="not a Fernet key (32 url-safe base64 bytes)"
-                ) from None
+            fernets = []
+            for key in self.keys:
+                try:
+                    fernets.append(Fernet(key.resolve().encode()))
+                except ValueError:
+                    raise SecretUnavailable(
+                        ref=key.ref, reason=f"it is not a Fernet key (32 url-safe base64 "
+                                            f"bytes), which {KEY_OPTION} needs") from None
+            self._fernet = MultiFernet(fernets)
         return self._fernet
 
     def get(self, account: str, kind: str) -> str | None:
@@ -53,8 +86,8 @@ class CredentialStore:
             try:
                 value = self._cipher().decrypt(row.ciphertext.encode()).decode()
             except InvalidToken:
-                raise SecretUnavailable(ref=f"stored {kind} of {account}",
-                                        reason="it was encrypted with another key") from None
+                raise StoredSecretUnreadable(account=account, kind=kind,
+                                             option=KEY_OPTION) from None
         register_secret(value)
         return value
 
@@ -77,3 +110,31 @@ class CredentialStore:
                 stmt = stmt.where(SyncCredential.kind == kind)
             for row in s.scalars(stmt):
                 s.delete(row)
+
+    def rotate(self) -> Rotation:
+        """Re-encrypt every stored token with the first key, so the others can be removed.
+
+        Each token is rewritten only if it is still the one read (a daemon that stored a
+        refreshed token meanwhile keeps its own, already under a configured key). A token
+        no configured key opens is left as it is and named in the result: it is no more
+        readable than before, and nothing is lost.
+        """
+        cipher = self._cipher()
+        with self.db.session() as s:
+            rows = s.execute(select(SyncCredential.account, SyncCredential.kind,
+                                    SyncCredential.ciphertext)
+                             .order_by(SyncCredential.account, SyncCredential.kind)).all()
+        rotated, unreadable = 0, []
+        for account, kind, ciphertext in rows:
+            try:
+                fresh = cipher.rotate(ciphertext.encode()).decode()
+            except InvalidToken:
+                unreadable.append((account, kind))
+                continue
+            with self.db.session() as s:
+                done = s.execute(update(SyncCredential).where(
+                    SyncCredential.account == account, SyncCredential.kind == kind,
+                    SyncCredential.ciphertext == ciphertext,
+                ).values(ciphertext=fresh, updated_at=utcnow()))
+                rotated += int(done.rowcount or 0)  # type: ignore[attr-defined]
+        return Rotation(rotated, tuple(unreadable))
