@@ -58,7 +58,6 @@ from connectors.base import (
     WriteResult,
 )
 from connectors.busy import BusyTally, check_span, pieces
-from connectors.http_env import read_environment_once
 from connectors.json_limits import as_asked, event_key
 from connectors.outlook_auth import mailbox_of, token_source
 from connectors.outlook_http import (
@@ -98,6 +97,7 @@ from syncd.errors import (
     Retriable,
     Transient,
 )
+from syncd.http_env import read_environment_once
 from syncd.model import FIELDS
 from syncd.network import same_origin_redirects
 from syncd.safe_json import STAND_IN_PREFIX

@@ -1,4 +1,4 @@
-"""connectors/http_env.py: a connector's session reads the environment's proxies once per
+"""syncd/http_env.py: a client's session reads the environment's proxies once per
 host, and still goes where the environment says (proxy, ``no_proxy``)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from connectors.http_env import read_environment_once
+from syncd.http_env import read_environment_once
 
 
 class _Recorder(BaseHTTPRequestHandler):

@@ -48,7 +48,7 @@ import requests
 from syncd.crm.pipedrive_auth import TOKEN_URL, ApiToken, OAuthTokens
 from syncd.crm.pipedrive_budget import Limits, PipedriveBudget, token_key_of
 from syncd.crm.pipedrive_cursor import Cursor, Row, advance
-from syncd.crm.pipedrive_http import DEFAULT_TIMEOUT, Budget, PipedriveHttp
+from syncd.crm.pipedrive_http import DEFAULT_TIMEOUT, Budget, PipedriveHttp, pipedrive_session
 from syncd.crm.pipedrive_map import (
     JsonDict,
     Lookups,
@@ -76,7 +76,6 @@ from syncd.crm.source import (
 from syncd.errors import ActivityChanged, InvalidInput, NotFound, SyncdError
 from syncd.failpoints import failpoint
 from syncd.model import Activity, Tombstone, normalize_email
-from syncd.network import same_origin_redirects
 from syncd.safe_json import WrongType, oversize
 from syncd.store.budgets import BudgetLedger
 from syncd.store.db import Database
@@ -578,7 +577,7 @@ def open_pipedrive(options: Mapping[str, Any], db: Database, *,
     """
     company = str(options["company_domain"])
     web_url = f"https://{company}.pipedrive.com"
-    session = same_origin_redirects(session or requests.Session())
+    session = pipedrive_session(session)
     auth: ApiToken | OAuthTokens
     if options.get("api_token") is not None:
         token = _secret(options["api_token"])

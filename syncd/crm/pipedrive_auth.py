@@ -23,9 +23,9 @@ from urllib.parse import urlsplit
 import requests
 
 from syncd.config_checks import is_loopback
-from syncd.crm.pipedrive_http import _read_capped
+from syncd.crm.pipedrive_http import _read_capped, pipedrive_session
 from syncd.errors import AnswerTooLarge, AuthFailed, Unreachable
-from syncd.network import network_reason, same_origin_redirects
+from syncd.network import network_reason
 from syncd.redact import register_secret
 from syncd.safe_json import loads
 
@@ -61,7 +61,7 @@ class OAuthTokens:
         self._client = (client_id, client_secret)
         self._refresh_token = refresh_token
         self.token_url = token_url
-        self.session = same_origin_redirects(session or requests.Session())
+        self.session = pipedrive_session(session)
         self.clock = clock
         self.api_domain: str | None = None
         self._access: str | None = None

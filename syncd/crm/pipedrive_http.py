@@ -48,6 +48,7 @@ from syncd.errors import (
     Unreachable,
     rule,
 )
+from syncd.http_env import read_environment_once
 from syncd.network import network_reason, same_origin_redirects
 from syncd.safe_json import loads
 from syncd.telemetry import request_answered
@@ -162,6 +163,14 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     return None
 
 
+def pipedrive_session(session: requests.Session | None = None) -> requests.Session:
+    """``session`` (or a new one) as every Pipedrive client uses it: redirects followed
+    only within their origin (a token grant's body never goes elsewhere), the
+    environment's proxies read once per host (:mod:`syncd.http_env`). Wrapping one twice
+    changes nothing, so a session handed from one client to another stays as it is."""
+    return read_environment_once(same_origin_redirects(session or requests.Session()))
+
+
 class PipedriveHttp:
     """Requests to one company's API (``base_url``: its ``api_domain``)."""
 
@@ -173,7 +182,7 @@ class PipedriveHttp:
         self.base_url = base_url.rstrip("/") if base_url else None
         self.auth = auth
         self.budget: Budget = budget or NoBudget()
-        self.session = same_origin_redirects(session or requests.Session())
+        self.session = pipedrive_session(session)
         self.timeout = timeout
         self.sleep = sleep
 

@@ -5,10 +5,12 @@ a proxy needs) reads it again on every request: ``merge_environment_settings`` w
 whole environment twice (the proxy variables, then ``no_proxy``'s bypass) and looks up
 the CA bundle's variables. On an idle Outlook cycle's one request that was 1,754 of the
 cycle's ~10,100 Python calls (``bench/idle.py --profile``). A daemon's environment does
-not change while it runs, so :func:`read_environment_once` makes a connector's session
-keep what the environment said for each scheme and host the first time, for as long as
-the session lives (a connector is made again each day and on a changed config). What the
-request and the session themselves set is merged as requests merges it.
+not change while it runs, so :func:`read_environment_once` makes a client's session (the
+Graph connector's, the Pipedrive source's) keep what the environment said for each scheme
+and host the first time, for as long as the session lives (a connector is made again each
+day and on a changed config, a CRM source with the service). What the request and the
+session themselves set is merged as requests merges it. It lives in the base layer so
+that the CRM sources, which may not import the connectors, share it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-#: Distinct (host, settings) keys one session keeps before it starts over: a connector
+#: Distinct (host, settings) keys one session keeps before it starts over: a client
 #: talks to one API host and one sign-in host, so this is never reached in practice.
 MAX_KEPT = 64
 
