@@ -93,12 +93,19 @@ def e2e_db(tmp_path: Path) -> Iterator[Database]:
 @pytest.fixture(params=["radicale", "google", "graph"])
 def side(request: pytest.FixtureRequest, e2e_db: Database) -> Iterator[CalendarSide]:
     """The calendar provider on the other side of Pipedrive."""
-    if request.param == "radicale":
-        proxy = RecordingProxy(request.getfixturevalue("radicale").port).start()
-        yield RadicaleSide(request.getfixturevalue("radicale"), proxy)
-        proxy.stop()
-    elif request.param == "google":
+    yield from open_side(request, e2e_db)
+
+
+def open_side(request: pytest.FixtureRequest, db: Database) -> Iterator[CalendarSide]:
+    """The side ``request.param`` names: a CalDAV server's fixture name (``radicale``,
+    ``xandikos``; reached through a recording proxy), ``google`` or ``graph``."""
+    if request.param == "google":
         yield GoogleSide(request.getfixturevalue("google_emulator"))
-    else:
+    elif request.param == "graph":
         yield GraphSide(request.getfixturevalue("env"),
-                        CredentialStore(e2e_db, SecretRef(f"env:{STATE_KEY_ENV}")))
+                        CredentialStore(db, SecretRef(f"env:{STATE_KEY_ENV}")))
+    else:
+        server = request.getfixturevalue(request.param)
+        proxy = RecordingProxy(server.port).start()
+        yield RadicaleSide(server, proxy)
+        proxy.stop()
