@@ -50,6 +50,7 @@ from syncd.errors import (
     ConnectorError,
     CursorExpired,
     ItemRejected,
+    QuotaCooldown,
     RateLimited,
     StatusTable,
     Transient,
@@ -62,7 +63,9 @@ from syncd.telemetry import request_answered
 log = logging.getLogger("syncd.google")
 
 JsonDict = dict[str, Any]
-#: How long an account rests after 403 quotaExceeded; Google's lockout lasts hours.
+#: How long an account rests after its first 403 quotaExceeded; Google's lockout lasts
+#: hours, so each one met again before a cycle succeeds doubles the rest, up to a day
+#: (:func:`syncd.store.status.quota_rest`).
 QUOTA_COOLDOWN_SECONDS = 3600.0
 
 
@@ -73,8 +76,8 @@ QUOTA_COOLDOWN_SECONDS = 3600.0
 GOOGLE_STATUS = StatusTable(rules=(
     # Throttling answers were refused before any work: always retried.
     rule(403, RateLimited, "rateLimitExceeded", "userRateLimitExceeded"),
-    # Calendar usage limits: the whole account rests.
-    rule(403, AccountCooldown, "quotaExceeded", "dailyLimitExceeded"),
+    # Calendar usage limits: the whole account rests, longer each time in a row.
+    rule(403, QuotaCooldown, "quotaExceeded", "dailyLimitExceeded"),
     # The grant lacks the scope, or the credentials are refused: signing in again fixes it.
     rule(403, AuthFailed, "insufficientPermissions", "authError"),
     # The Calendar API is off for the project, or a Workspace policy bars the app: the same

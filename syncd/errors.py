@@ -226,6 +226,14 @@ class AccountCooldown(AccountWide):
 
 
 @dataclass(eq=False, kw_only=True)
+class QuotaCooldown(AccountCooldown):
+    """A usage limit that does not say when it ends (Google's ``quotaExceeded``,
+    ``dailyLimitExceeded``: the calendar stays read-only for hours). ``seconds`` is the
+    first rest; each such limit met again before a cycle succeeds doubles the rest, up to
+    a day (:func:`syncd.store.status.quota_rest`)."""
+
+
+@dataclass(eq=False, kw_only=True)
 class CalendarMissing(AccountWide):
     """The configured calendar does not exist and syncd may not make it (``calendar``: the
     name or URL configured; ``found``: the names of the calendars that do exist)."""
@@ -508,8 +516,8 @@ class StatusTable:
         if cls is RateLimited:
             return RateLimited(retry_after=self.retry_after if retry_after is None
                                else retry_after, reason=reason)
-        if cls is AccountCooldown:
-            return AccountCooldown(seconds=self.cooldown, reason=reason)
+        if issubclass(cls, AccountCooldown):
+            return cls(seconds=self.cooldown, reason=reason)
         if cls is AuthFailed:
             return AuthFailed(reason=reason)
         if cls is EtagMismatch:

@@ -33,6 +33,7 @@ from syncd.errors import (
     NotFound,
     PortInUse,
     PushRefused,
+    QuotaCooldown,
     RateLimited,
     SecretUnavailable,
     ServerFailed,
@@ -169,6 +170,11 @@ def describe(error: BaseException, account: AccountConfig | None = None) -> str:
                     "was used and the request failed "
                     "(it is retried next cycle); if it keeps happening, check that the "
                     "account's endpoint is the provider's.")
+        case QuotaCooldown():
+            return (f"The provider's usage limit was hit ({error.reason}); the account rests "
+                    f"{int(error.seconds)} s, twice as long for each limit met again before "
+                    "a cycle succeeds (up to a day; 'syncd status' says until when), then "
+                    "syncs again by itself.")
         case AccountCooldown():
             return (f"The provider's usage limit was hit ({error.reason}); the account rests "
                     f"for {int(error.seconds)} s, then syncs again by itself.")

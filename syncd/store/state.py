@@ -64,6 +64,7 @@ class AccountState:
     auth_fingerprint: str | None = None
     due_at: datetime | None = None  # the work queue's next cycle (None: due now)
     takeovers: int = 0  # leases taken from a holder that never gave them back
+    quota_cooldowns: int = 0  # usage limits met in a row (syncd.store.status)
 
 @dataclass(frozen=True)
 class CycleStart:
@@ -347,7 +348,8 @@ class StateStore:
         it had. A guard trips again unless its cause was fixed."""
         before = AccountStatus(self.account(name).status)
         self.update_account(name, status=AccountStatus.OK, status_reason=None,
-                            cooldown_until=None, failures=0, guest_window_count=0)
+                            cooldown_until=None, failures=0, guest_window_count=0,
+                            quota_cooldowns=0)
         return before
 
     def _move(self, name: str, when: list[AccountStatus], **values: Any) -> None:

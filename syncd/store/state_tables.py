@@ -43,6 +43,8 @@ class SyncAccount(Base):
     window_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
     initial_done: Mapped[bool] = mapped_column(Boolean, default=False)
     failures: Mapped[int] = mapped_column(Integer, default=0)
+    # usage limits (QuotaCooldown) met in a row: each doubles the next rest (store.status)
+    quota_cooldowns: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_outcome: Mapped[str | None] = mapped_column(String(20))
     last_counts: Mapped[dict[str, Any] | None] = mapped_column(JSON)

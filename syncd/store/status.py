@@ -7,14 +7,21 @@ writes the answer in the same transaction. Nothing else writes the status column
 event                   condition                                        status after
 ======================  ===============================================  ==============
 cycle ends ok           --                                               ok (failures 0,
-                                                                         no cool-down)
+                                                                         no cool-down,
+                                                                         quota streak 0)
 cycle ends partial      items to retry (``Note.RETRY_NEXT``)             unchanged,
-                                                                         failures 0
+                                                                         failures 0,
+                                                                         quota streak 0
 cycle ends partial      lease lost, deadline                             unchanged
 cycle refused           guard ``guest-updates``                          paused
 cycle refused           any other guard                                  flagged
 cycle failed            ``AuthFailed``                                   needs_reauth
-cycle failed            ``AccountCooldown``                              cooldown until
+cycle failed            ``QuotaCooldown``                                cooldown until
+                                                                         now + its rest,
+                                                                         doubled per one
+                                                                         in a row (1 h,
+                                                                         2 h .. 24 h)
+cycle failed            any other ``AccountCooldown``                    cooldown until
                                                                          now + seconds
 cycle failed            anything else                                    failing, backs
                                                                          off 1 min..1 h
@@ -25,6 +32,11 @@ credentials changed     needs_reauth                                     ok
 signed in again         needs_reauth, failing                            ok (failures 0)
 resumed by an admin     any                                              ok (all reset)
 ======================  ===============================================  ==============
+
+The quota streak (``quota_cooldowns``) counts the usage limits met in a row. It is stored
+with the account, so a restart does not forget it and start over at an hour, and only a
+cycle that got through the provider (ok, or partial with items to retry) resets it: a
+failure of another kind in between (a network outage) says nothing about the limit.
 
 A cycle may start unless the account is paused or needs re-authorisation, rests
 (cooldown/failing before ``cooldown_until``), or is flagged without ``--force-delete``.
@@ -38,9 +50,18 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from syncd.errors import AccountCooldown, AccountUnavailable, AuthFailed, SyncRefused
+from syncd.errors import (
+    AccountCooldown,
+    AccountUnavailable,
+    AuthFailed,
+    QuotaCooldown,
+    SyncRefused,
+)
 
 MAX_BACKOFF = timedelta(hours=1)
+#: The longest rest of a usage limit met again and again (failure mode 7: Google's
+#: "Calendar usage limits exceeded" lock lasts hours; the reference caps the rest at a day).
+MAX_QUOTA_REST = timedelta(hours=24)
 
 
 class AccountStatus(StrEnum):
@@ -86,6 +107,8 @@ class Row(Protocol):
     def cooldown_until(self) -> datetime | None: ...
     @property
     def failures(self) -> int: ...
+    @property
+    def quota_cooldowns(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -125,6 +148,19 @@ def backoff(failures: int) -> timedelta:
     return min(timedelta(seconds=60 * 2 ** (failures - 1)), MAX_BACKOFF)
 
 
+def quota_rest(first: float, streak: int) -> timedelta:
+    """How long an account rests after a usage limit (``first`` seconds the first time)
+    when ``streak`` limits came right before it with no successful cycle between:
+    doubled each time, never more than :data:`MAX_QUOTA_REST`."""
+    first_rest = timedelta(seconds=max(0.0, first))
+    if first_rest >= MAX_QUOTA_REST:
+        return MAX_QUOTA_REST
+    # (the exponent stops growing once the cap is reached: a streak of thousands is a day)
+    doublings = min(max(0, streak), (MAX_QUOTA_REST // max(first_rest, timedelta(seconds=1)))
+                    .bit_length())
+    return min(first_rest * 2 ** doublings, MAX_QUOTA_REST)
+
+
 def after_cycle(row: Row, end: CycleEnd, now: datetime) -> dict[str, Any]:
     """The columns to write when a cycle ends (empty: nothing to record)."""
     if end.outcome in (Outcome.DRY_RUN, Outcome.SKIPPED, Outcome.BUSY):
@@ -134,10 +170,10 @@ def after_cycle(row: Row, end: CycleEnd, now: datetime) -> dict[str, Any]:
     error = end.error
     if end.outcome == Outcome.OK:
         values.update(status=AccountStatus.OK, status_reason=None, failures=0,
-                      cooldown_until=None)
+                      cooldown_until=None, quota_cooldowns=0)
     elif end.outcome == Outcome.PARTIAL:
         if end.note == Note.RETRY_NEXT:
-            values.update(failures=0)
+            values.update(failures=0, quota_cooldowns=0)
     elif end.outcome == Outcome.REFUSED:
         assert isinstance(error, SyncRefused)
         paused = error.guard == "guest-updates"
@@ -150,6 +186,9 @@ def after_cycle(row: Row, end: CycleEnd, now: datetime) -> dict[str, Any]:
                       failures=row.failures + 1, last_counts={})
     elif isinstance(error, AuthFailed):
         values.update(status=AccountStatus.NEEDS_REAUTH, status_reason=error.reason)
+    elif isinstance(error, QuotaCooldown):
+        values.update(status=AccountStatus.COOLDOWN, quota_cooldowns=row.quota_cooldowns + 1,
+                      cooldown_until=now + quota_rest(error.seconds, row.quota_cooldowns))
     elif isinstance(error, AccountCooldown):
         values.update(status=AccountStatus.COOLDOWN,
                       cooldown_until=now + timedelta(seconds=error.seconds))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import time
+from datetime import time, timedelta
 from pathlib import Path
 
 import pytest
 
 from syncd.store.db import Database
+from syncd.store.state import StateStore
 from syncd_testkit.emulators.google import FaultRule, GoogleEmulator
 from tests.google.helpers import HookedHttp, write_requests
 from tests.google.world import GoogleWorld, make_world
@@ -253,6 +254,35 @@ def test_quota_exceeded_cools_the_account_down_and_others_carry_on(
     assert bob.sync().outcome == "ok"
     assert [e["summary"] for e in bob.live_events()] == ["Bob's call"]
     assert alice.sync().outcome == "skipped"
+
+
+def test_quota_limits_in_a_row_double_the_rest_up_to_a_day_and_a_sync_resets_it(
+        tmp_path: Path, google_emulator: GoogleEmulator) -> None:
+    world = make_world(tmp_path, google_emulator)
+    world.add("Call")
+    google_emulator.inject(FaultRule.quota_exceeded(count=None))
+    rests = []
+    for _ in range(7):
+        # a new state store each time: what a restart of the daemon reads
+        world.state = StateStore(world.db)
+        assert world.sync().outcome == "failed"
+        row = world.state.account("alice")
+        assert row.status == "cooldown" and row.cooldown_until is not None
+        rest = row.cooldown_until - world.now
+        rests.append(rest.total_seconds() / 3600)
+        assert world.sync().outcome == "skipped"  # resting: no request
+        world.advance(seconds=rest.total_seconds())
+    assert rests == [1, 2, 4, 8, 16, 24, 24]
+    # one request per limit met, none while resting
+    assert len(google_emulator.requests) == 7
+    google_emulator.clear_faults()
+    assert world.sync().outcome == "ok"
+    assert world.state.account("alice").quota_cooldowns == 0
+    google_emulator.inject(FaultRule.quota_exceeded(count=None))
+    world.advance(minutes=1)
+    assert world.sync().outcome == "failed"
+    row = world.state.account("alice")
+    assert row.cooldown_until is not None and row.cooldown_until - world.now == timedelta(hours=1)
 
 
 def test_refused_credentials_mark_the_account_for_reauthorisation(world: GoogleWorld) -> None:

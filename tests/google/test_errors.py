@@ -18,6 +18,7 @@ from syncd.errors import (
     EtagMismatch,
     EventGone,
     ItemRejected,
+    QuotaCooldown,
     RateLimited,
     Transient,
 )
@@ -32,8 +33,8 @@ ROWS = [
     (401, "authError", AuthFailed),
     (403, "rateLimitExceeded", RateLimited),
     (403, "userRateLimitExceeded", RateLimited),
-    (403, "quotaExceeded", AccountCooldown),
-    (403, "dailyLimitExceeded", AccountCooldown),
+    (403, "quotaExceeded", QuotaCooldown),
+    (403, "dailyLimitExceeded", QuotaCooldown),
     (403, "insufficientPermissions", AuthFailed),
     (403, "authError", AuthFailed),
     (403, "accessNotConfigured", AccountCooldown),
@@ -89,7 +90,7 @@ ENVELOPES = [
     (410, "deleted", Transient),
     (503, "backendError", Transient),
     (429, "rateLimitExceeded", RateLimited),
-    (403, "quotaExceeded", AccountCooldown),
+    (403, "quotaExceeded", QuotaCooldown),
     (401, "authError", AuthFailed),
 ]
 
@@ -105,6 +106,10 @@ def test_a_failed_batch_envelope_is_a_server_failure_of_each_part_unless_account
 def test_cooldown_is_an_hour_and_throttling_keeps_retry_after() -> None:
     cooldown = error_for(Reply(403, reason="quotaExceeded"))
     assert isinstance(cooldown, AccountCooldown) and cooldown.seconds == 3600
+    # Only the usage limits double when met again; an API switched off for the project
+    # is retried hourly, whatever came before (an admin's fix is then seen within an hour).
+    assert isinstance(error_for(Reply(403, reason="dailyLimitExceeded")), QuotaCooldown)
+    assert not isinstance(error_for(Reply(403, reason="accessNotConfigured")), QuotaCooldown)
     throttled = error_for(Reply(429, reason="rateLimitExceeded", retry_after=42.0))
     assert isinstance(throttled, RateLimited) and throttled.retry_after == 42.0
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from syncd.errors import AccountCooldown, AuthFailed, SyncRefused, Transient
+from syncd.errors import AccountCooldown, AuthFailed, QuotaCooldown, SyncRefused, Transient
 from syncd.store.db import Database
 from syncd.store.state import StateStore
 from syncd.store.status import (
@@ -19,6 +19,7 @@ from syncd.store.status import (
     Outcome,
     after_cycle,
     backoff,
+    quota_rest,
     unavailable,
 )
 
@@ -32,6 +33,7 @@ class Row:
     status_reason: str | None = None
     cooldown_until: datetime | None = None
     failures: int = 0
+    quota_cooldowns: int = 0
 
 
 def refused(guard: str) -> SyncRefused:
@@ -40,10 +42,11 @@ def refused(guard: str) -> SyncRefused:
 
 # (the account before, how the cycle ended) -> the status columns written
 AFTER_CYCLE: list[tuple[str, Row, CycleEnd, dict[str, Any]]] = [
-    ("ok clears everything", Row("failing", "x", LATER, 3), CycleEnd(Outcome.OK),
-     {"status": "ok", "status_reason": None, "failures": 0, "cooldown_until": None}),
-    ("partial with items to retry resets the failures", Row("ok", None, None, 2),
-     CycleEnd(Outcome.PARTIAL, note=Note.RETRY_NEXT), {"failures": 0}),
+    ("ok clears everything", Row("failing", "x", LATER, 3, 2), CycleEnd(Outcome.OK),
+     {"status": "ok", "status_reason": None, "failures": 0, "cooldown_until": None,
+      "quota_cooldowns": 0}),
+    ("partial with items to retry resets the failures", Row("ok", None, None, 2, 2),
+     CycleEnd(Outcome.PARTIAL, note=Note.RETRY_NEXT), {"failures": 0, "quota_cooldowns": 0}),
     ("partial after a lost lease changes no status", Row("ok", None, None, 2),
      CycleEnd(Outcome.PARTIAL, note=Note.LEASE_LOST), {}),
     ("partial at the deadline changes no status", Row(),
@@ -59,9 +62,21 @@ AFTER_CYCLE: list[tuple[str, Row, CycleEnd, dict[str, Any]]] = [
     ("refused credentials need re-authorisation", Row(failures=1),
      CycleEnd(Outcome.FAILED, error=AuthFailed(reason="HTTP 401")),
      {"status": "needs_reauth", "status_reason": "HTTP 401"}),
-    ("a usage limit cools the account down", Row(),
+    ("a usage limit that names its end rests that long, however many came before",
+     Row(quota_cooldowns=3),
      CycleEnd(Outcome.FAILED, error=AccountCooldown(seconds=600, reason="quota")),
      {"status": "cooldown", "cooldown_until": NOW + timedelta(seconds=600)}),
+    ("a first quota limit rests its first rest", Row(),
+     CycleEnd(Outcome.FAILED, error=QuotaCooldown(seconds=3600, reason="quotaExceeded")),
+     {"status": "cooldown", "cooldown_until": NOW + timedelta(hours=1),
+      "quota_cooldowns": 1}),
+    ("a third quota limit in a row rests four times as long", Row("cooldown", None, NOW, 0, 2),
+     CycleEnd(Outcome.FAILED, error=QuotaCooldown(seconds=3600, reason="quotaExceeded")),
+     {"status": "cooldown", "cooldown_until": NOW + timedelta(hours=4),
+      "quota_cooldowns": 3}),
+    ("another failure between quota limits keeps the streak", Row("cooldown", None, NOW, 0, 2),
+     CycleEnd(Outcome.FAILED, error=Transient(reason="503")),
+     {"status": "failing", "failures": 1, "cooldown_until": NOW + timedelta(minutes=1)}),
     ("any other failure backs off, longer each time", Row(failures=2),
      CycleEnd(Outcome.FAILED, error=Transient(reason="503")),
      {"status": "failing", "failures": 3, "cooldown_until": NOW + timedelta(minutes=4)}),
@@ -95,6 +110,13 @@ def test_a_dry_run_a_skip_and_a_busy_account_record_nothing(outcome: Outcome) ->
 def test_the_back_off_doubles_from_a_minute_up_to_an_hour() -> None:
     assert [backoff(n) for n in (1, 2, 3, 7, 8, 30)] == [
         timedelta(minutes=m) for m in (1, 2, 4, 60, 60, 60)]
+
+
+def test_quota_rests_double_from_an_hour_up_to_a_day() -> None:
+    assert [quota_rest(3600, n) for n in (0, 1, 2, 3, 4, 5, 6, 40, 10**9)] == [
+        timedelta(hours=h) for h in (1, 2, 4, 8, 16, 24, 24, 24, 24)]
+    assert quota_rest(5 * 86400, 0) == timedelta(hours=24)  # never past a day
+    assert quota_rest(0, 10**9) == timedelta(0)
 
 
 # (the account's row, --force-delete) -> the status that keeps it from starting, or None
@@ -144,6 +166,31 @@ def test_a_cycle_begun_and_finished_records_its_end_and_frees_the_lease(
     assert resting.unavailable.status == "failing"
 
 
+def test_the_quota_streak_outlives_a_restart_and_a_successful_cycle_ends_it(
+        tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    ttl, limit = timedelta(minutes=10), QuotaCooldown(seconds=3600, reason="quotaExceeded")
+
+    def cycle(state: StateStore, now: datetime, end: CycleEnd) -> timedelta | None:
+        start = state.begin_cycle("a", "host:1", ttl, now)
+        assert start.token is not None, start.unavailable
+        state.finish_cycle("a", start.token, end, now, start.state)
+        until = state.account("a").cooldown_until
+        return None if until is None else until - now
+
+    now = NOW
+    rests = []
+    for _ in range(3):  # each cycle in a new process: a restart between them
+        state = StateStore(Database(url))
+        rests.append(cycle(state, now, CycleEnd(Outcome.FAILED, error=limit)))
+        state.db.close()
+        now += rests[-1] or timedelta(0)
+    assert rests == [timedelta(hours=1), timedelta(hours=2), timedelta(hours=4)]
+    state = StateStore(Database(url))
+    assert cycle(state, now, CycleEnd(Outcome.OK)) is None
+    assert cycle(state, now, CycleEnd(Outcome.FAILED, error=limit)) == timedelta(hours=1)
+
+
 def test_a_flagged_account_starts_only_with_force_delete(state: StateStore) -> None:
     start = state.begin_cycle("a", "h:1", timedelta(minutes=10), NOW)
     state.finish_cycle("a", start.token, CycleEnd(Outcome.REFUSED, error=refused("empty")),
@@ -167,11 +214,12 @@ def test_signing_in_releases_a_refused_or_failing_account_but_not_a_paused_one(
 def test_resume_releases_any_status_and_says_which_it_was(state: StateStore) -> None:
     state.account("a")
     state.update_account("a", status="paused", status_reason="guest-updates: 9",
-                         cooldown_until=LATER, failures=2, guest_window_count=9)
+                         cooldown_until=LATER, failures=2, guest_window_count=9,
+                         quota_cooldowns=3)
     assert state.resume("a") == AccountStatus.PAUSED
     after = state.account("a")
     assert (after.status, after.status_reason, after.cooldown_until, after.failures,
-            after.guest_window_count) == ("ok", None, None, 0, 0)
+            after.guest_window_count, after.quota_cooldowns) == ("ok", None, None, 0, 0, 0)
 
 
 def test_changed_credentials_release_only_an_account_waiting_for_them(
