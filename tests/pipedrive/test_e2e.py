@@ -12,9 +12,7 @@ import pytest
 from sqlalchemy import MetaData, select
 
 from syncd.model import When
-from syncd.service import account_policy
 from syncd.store.db import Database
-from syncd.verify import AccountAudit, audit_calendar
 from syncd_testkit.emulators.google import GoogleEmulator
 from syncd_testkit.emulators.pipedrive import PipedriveEmulator
 from tests.pipedrive.sides import GoogleSide
@@ -177,28 +175,19 @@ def test_the_note_never_reaches_a_calendar_the_logs_or_the_sync_state(
             assert canary not in repr(conn.execute(select(table)).all()), table.name
 
 
-def audited(world: PipedriveWorld) -> AccountAudit:
-    connector = world.side.connector(world.account, world.zone, world.now)
-    try:
-        return audit_calendar(world.account, world.source(), world.state, connector,
-                              account_policy(world.account), world.now)[0]
-    finally:
-        connector.close()
-
-
 def test_verify_finds_a_pipedrive_note_pasted_into_an_event_and_names_only_its_activity(
         world: PipedriveWorld) -> None:
     secret = world.add("Call Flo", "2026-12-11", "09:00",
                        note="<p>Budget is <b>40k</b> &amp; the CFO signs</p>")
     world.add("Call Gus", "2026-12-11", "11:00", note="<p>ok</p>")  # too short to search
     world.converge()
-    clean = audited(world)
+    clean = world.verify()[0]
     assert clean.privacy_checked and clean.findings == [] and clean.activities == 2
 
     # Pasted as a person would copy it from Pipedrive's page: the text, not the HTML.
     world.user_edit(world.event_of(secret).event_id,
                     description="Recap: budget is 40K & the CFO   signs.")
-    found = audited(world).findings
+    found = world.verify()[0].findings
     assert [(f.kind, f.activity_id) for f in found] == [("privacy", secret)]
     assert "40k" not in repr(found).lower()
 
@@ -220,7 +209,7 @@ def test_a_description_edited_in_the_calendar_comes_back_with_its_links_to_piped
     assert world.activity(a)["public_description"] == "the new agenda"
     event = world.event_of(a).projection
     assert event is not None and event.description == f"the new agenda\n\n{link}"
-    assert audited(world).findings == []
+    assert world.verify()[0].findings == []
 
 
 # --- handovers between owners, each with their own calendar ------------------------------------

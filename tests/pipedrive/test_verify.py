@@ -16,13 +16,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connectors.base import CreateOp, RemoteEvent
+from connectors.base import CreateOp
 from syncd.engine.execute import LEASE_TTL
 from syncd.model import project_activity
-from syncd.service import account_policy
 from syncd.store.db import Database
-from syncd.verify import AccountAudit, audit_calendar, realign_drift
-from syncd_testkit.emulators.pipedrive import PipedriveEmulator
+from syncd.verify import realign_drift
 from tests.pipedrive.conftest import open_side
 from tests.pipedrive.world import CalendarSide, PipedriveWorld, company, make_world
 
@@ -34,25 +32,11 @@ def side(request: pytest.FixtureRequest, e2e_db: Database) -> Iterator[CalendarS
 
 
 @pytest.fixture
-def emulator() -> Iterator[PipedriveEmulator]:
-    emu = company()
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture
-def world(emulator: PipedriveEmulator, e2e_db: Database, side: CalendarSide) -> PipedriveWorld:
+def world(e2e_db: Database, side: CalendarSide) -> Iterator[PipedriveWorld]:
+    emulator = company()
     # No imports: the foreign event planted below must stay the calendar user's own.
-    return make_world(emulator, e2e_db, side, import_events=False)
-
-
-def read(world: PipedriveWorld) -> tuple[AccountAudit, list[RemoteEvent]]:
-    connector = world.side.connector(world.account, world.zone, world.now)
-    try:
-        return audit_calendar(world.account, world.source(), world.state, connector,
-                              account_policy(world.account), world.now)
-    finally:
-        connector.close()
+    yield make_world(emulator, e2e_db, side, import_events=False)
+    emulator.stop()
 
 
 def test_verify_on_pipedrive_is_clean_after_a_sync_and_reports_each_planted_fault(
@@ -63,7 +47,7 @@ def test_verify_on_pipedrive_is_clean_after_a_sync_and_reports_each_planted_faul
     drifted = world.add("Review", "2026-12-11", "09:00")
     gone = world.add("Demo", "2026-12-11", "13:00")
     world.converge()
-    clean = read(world)[0]
+    clean = world.verify()[0]
     assert (clean.findings, clean.privacy_checked, clean.pairs) == ([], True, 4)
     name = world.account.name
 
@@ -101,7 +85,7 @@ def test_verify_on_pipedrive_is_clean_after_a_sync_and_reports_each_planted_faul
     (theirs,) = [e for e in world.events().values() if e.marker is None]
     world.state.record(name, writes=[(theirs.event_id, theirs.etag, "update")])
 
-    audit, events = read(world)
+    audit, events = world.verify()
     found = {(f.kind, f.activity_id, f.reason) for f in audit.findings}
     assert found == {("privacy", secret, None), ("duplicate", copied, None),
                      ("orphan", None, "unknown_marker"), ("orphan", gone, "deleted"),
@@ -123,4 +107,4 @@ def test_verify_on_pipedrive_is_clean_after_a_sync_and_reports_each_planted_faul
     world.state.release_lease(name, token)
     world.converge()
     assert world.event_of(drifted).projection.title == "Review (moved)"  # type: ignore[union-attr]
-    assert "drift" not in {f.kind for f in read(world)[0].findings}
+    assert "drift" not in {f.kind for f in world.verify()[0].findings}

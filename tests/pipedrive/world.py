@@ -23,10 +23,11 @@ from syncd.crm.pipedrive_http import PipedriveHttp
 from syncd.crm.pipedrive_markers import MarkerStore
 from syncd.engine.outcome import CycleReport
 from syncd.model import Projection, When
-from syncd.service import sync_account
+from syncd.service import account_policy, sync_account
 from syncd.store.budgets import BudgetLedger
 from syncd.store.db import Database
 from syncd.store.state import StateStore
+from syncd.verify import AccountAudit, audit_calendar
 from syncd_testkit.emulators.pipedrive import PipedriveClock, PipedriveEmulator
 from syncd_testkit.emulators.pipedrive_model import User
 
@@ -183,6 +184,15 @@ class PipedriveWorld:
         finally:
             connector.close()
         assert result.error is None, result.error
+
+    def verify(self) -> tuple[AccountAudit, list[RemoteEvent]]:
+        """What ``syncd verify`` finds now (read-only), and the events it read."""
+        connector = self.side.connector(self.account, self.zone, self.now)
+        try:
+            return audit_calendar(self.account, self.source(), self.state, connector,
+                                  account_policy(self.account), self.now)
+        finally:
+            connector.close()
 
     def user_delete(self, event_id: str) -> None:
         connector = self.side.connector(self.account, self.zone, self.now)
