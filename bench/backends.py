@@ -57,10 +57,13 @@ class Backend(Protocol):
 
 
 class _Radicale(RadicaleServer):
-    """Radicale as an admin would run it, with room for the benchmark's connections."""
+    """Radicale as an admin would run it, with room for the benchmark's connections: 64
+    in parallel, and a listen queue that holds the rest (:mod:`bench.radicale_server`)."""
 
     def command(self) -> list[str]:
-        return [*super().command(), "--server-max-connections", "64"]
+        python, dash_m, module, *args = super().command()
+        assert (dash_m, module) == ("-m", "radicale")
+        return [python, "-m", "bench.radicale_server", *args, "--server-max-connections", "64"]
 
 
 class RadicaleBackend:

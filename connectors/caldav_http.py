@@ -56,6 +56,8 @@ REQUEST_DEADLINE = 120.0
 #: Pages of a truncated sync-collection followed before giving up (RFC 6578 3.6).
 MAX_SYNC_PAGES = 1000
 SAFE_METHODS = frozenset({"GET", "HEAD", "PROPFIND", "REPORT", "OPTIONS"})
+#: A gateway's "the server behind me failed" (502): a read that met it is sent once more.
+RETRIED_STATUSES = frozenset({502})
 _CHUNK = 64 * 1024
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False,
                           load_dtd=False, dtd_validation=False, remove_comments=True)
@@ -154,7 +156,7 @@ class DavTransport:
             ReplyTooLarge: the body passed ``max_bytes``.
             Transient: the network failed or the deadline passed.
         """
-        reply = self._send(method, url, body, headers, max_bytes)
+        reply = self._exchange(method, url, body, headers, max_bytes)
         if reply.status == 401 and getattr(self.client, "auth", None) is None:
             # The library sends credentials once a server asked for them; do the same.
             challenge = reply.headers.get("WWW-Authenticate", "")
@@ -162,7 +164,28 @@ class DavTransport:
                        for part in challenge.split(",") if part.strip()]
             if schemes and getattr(self.client, "username", None) is not None:
                 self.client.build_auth_object(schemes)
-                reply = self._send(method, url, body, headers, max_bytes)
+                reply = self._exchange(method, url, body, headers, max_bytes)
+        return reply
+
+    def _exchange(self, method: str, url: str, body: bytes,
+                  headers: Mapping[str, str] | None, max_bytes: int) -> Reply:
+        """:meth:`_send`, and a read sent once more when it got no answer from the server.
+
+        A read (:data:`SAFE_METHODS`) changes nothing, so sending it again is harmless:
+        once more when its connection failed before any answer (a busy server's full
+        listen queue resets new connections: Radicale's built-in server queues 5), or when
+        a gateway in front of the server answered :data:`RETRIED_STATUSES` for it. A write
+        is never sent twice here: whether the server applied it is unknown, and the engine
+        reconciles a failed write against the next listing.
+        """
+        if method not in SAFE_METHODS:
+            return self._send(method, url, body, headers, max_bytes)
+        try:
+            reply = self._send(method, url, body, headers, max_bytes)
+        except Unreachable:
+            return self._send(method, url, body, headers, max_bytes)
+        if reply.status in RETRIED_STATUSES:
+            return self._send(method, url, body, headers, max_bytes)
         return reply
 
     def _send(self, method: str, url: str, body: bytes, headers: Mapping[str, str] | None,
