@@ -84,10 +84,18 @@ def radicale_settings(data_path: Path) -> dict[str, dict[str, str]]:
     }
 
 
+#: Connections the kernel holds for the accept loop (the listen backlog).
+ACCEPT_QUEUE = 256
+
+
 class _Server(socketserver.ThreadingMixIn, WSGIServer):
     # Requests in flight finish before the process exits (server_close joins them).
     daemon_threads = False
     block_on_close = True
+    # socketserver listens with a queue of 5: with the daemon's 16 or more workers opening
+    # connections at once, the kernel dropped the rest while the loop was accepting, and
+    # their cycles failed on a connection refused or reset. Loopback only, with a password.
+    request_queue_size = ACCEPT_QUEUE
 
     def get_request(self) -> tuple[socket.socket, Any]:
         request, address = super().get_request()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ import requests
 from syncd.crm.builtin.views import UserView
 from syncd.daemon import EmbeddedCalendarServer
 from syncd.embedded_auth import SERVICE_USER, EmbeddedCredentials
-from syncd.embedded_server import allowed_hosts
+from syncd.embedded_server import ACCEPT_QUEUE, _Server, allowed_hosts
 from syncd.errors import PortInUse, ServerFailed
 from syncd.report import EXIT_USAGE
 from syncd_testkit.loopback import free_port
@@ -342,3 +343,24 @@ def test_a_cycle_in_flight_sends_nothing_once_the_embedded_server_stopped(
         del os.environ["SYNCD_TEST_EMBEDDED_PW"]
         connector.close()
         squatter.close()
+
+
+def test_a_burst_of_connections_waits_in_the_queue_while_the_server_is_busy() -> None:
+    """The daemon's workers open connections at once; with socketserver's queue of 5 the
+    kernel dropped those past it while the loop was busy (cycles failed on resets)."""
+    from radicale.server import RequestHandler
+
+    server = _Server(("127.0.0.1", 0), RequestHandler)  # listening, accepting nothing
+    host, port = server.server_address[:2]
+    burst = 64
+    assert burst < ACCEPT_QUEUE
+    opened: list[socket.socket] = []
+    try:
+        for _ in range(burst):
+            # a dropped SYN would leave connect waiting: 3 s fails it (queue of 5: the 7th)
+            opened.append(socket.create_connection((host, port), timeout=3))
+        assert len(opened) == burst
+    finally:
+        for sock in opened:
+            sock.close()
+        server.server_close()
