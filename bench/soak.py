@@ -51,6 +51,7 @@ from bench.backends import TZ, GoogleBackend, GraphBackend, RadicaleBackend
 from bench.control import ServerInfo
 from bench.providers import GRAPH_SECRET_ENV, account
 from bench.soak_calendar import CalendarUser, NewEvent, XandikosBackend, shifted
+from bench.soak_code import commit, source_stamp
 from bench.soak_crm import BuiltinCrm, Crm, PipedriveCrm, local_parts
 from bench.soak_faults import DEFAULT_RATES, REQUEST_TIMEOUT_SECONDS, TRAFFIC, open_proxy
 from bench.soak_mail import Cycle, MailFindings, judge_mail
@@ -146,11 +147,13 @@ class Result:
     crm: str = "builtin"
     #: Wall seconds by phase (set-up, first sync, changes, cycles, settle, judge).
     seconds: dict[str, float] = field(default_factory=dict)
+    code: str = ""  # the checkout's commit (bench.soak_code.commit)
+    code_changed: bool = False  # the source changed under the run: no result
 
     @property
     def ok(self) -> bool:
         return (self.quiet and self.verify_clean and self.findings.clean
-                and (self.mail is None or self.mail.clean))
+                and (self.mail is None or self.mail.clean) and not self.code_changed)
 
 
 class Soak:
@@ -722,6 +725,7 @@ class Soak:
 
     def run(self) -> Result:
         started = time.monotonic()
+        stamp, self.result.code = source_stamp(ROOT), commit(ROOT)
         with self.timed("set-up"):
             self.start()
         try:
@@ -751,6 +755,7 @@ class Soak:
                 self.finish()
         finally:
             self.stop()
+        self.result.code_changed = source_stamp(ROOT) != stamp
         self.result.wall_s = time.monotonic() - started
         return self.result
 
@@ -914,6 +919,10 @@ def markdown(results: Sequence[Result], command: str) -> str:
     lines += ["| " + " | ".join(row(r)) + " |" for r in results]
     out = [f"`{command}`", "", *lines, ""]
     for r in results:
+        if r.code_changed:
+            out.append(f"- {r.provider}: NO RESULT: the source changed under the run (its "
+                       "children ran two versions); run it again from a checkout nobody "
+                       "changes")
         if not r.quiet:
             out.append(f"- {r.provider}: no quiet cycle within the settle limit")
         out += [f"- {r.provider} verify: {v}" for v in r.verify_findings[:20]]
@@ -925,7 +934,8 @@ def markdown(results: Sequence[Result], command: str) -> str:
             f"{r.conflicts}; cycles that failed (faults) {r.failed_cycles}; refused by a "
             f"guard {r.refused}; requests "
             + ", ".join(f"{k} {v}" for k, v in sorted(r.traffic.items()))
-            + "; wall " + ", ".join(f"{k} {v:.0f} s" for k, v in r.seconds.items()))
+            + "; wall " + ", ".join(f"{k} {v:.0f} s" for k, v in r.seconds.items())
+            + f"; code {r.code}")
         if r.imports:
             out.append(f"- {r.provider} imports: "
                        + r.imports.format(wrong=r.findings.wrong_imports))
