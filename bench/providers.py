@@ -4,8 +4,9 @@ Accounts point at the latency proxy, never at the server directly. Connectors ar
 the way the daemon opens them (``connectors.open_connector`` through
 :class:`syncd.service.Service`); only Outlook needs help: msal must reach the identity
 emulator, which it knows as ``https://login.emulator.test``, so the registry entry for
-``outlook`` is pointed at :func:`open_outlook`, which hands the connector a session that
-sends that host to the emulator (exactly what the Outlook tests do).
+``outlook`` is pointed at :func:`open_outlook`, which hands the connector the process's
+session (one for all accounts, as in production) made as one that sends that host to the
+emulator (what the Outlook tests do).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import requests
 
 from bench.backends import TZ
 from bench.control import ServerInfo
+from connectors.http_pool import ApiSession, process_session
 from syncd.config import AccountConfig, SecretRef
 
 PROVIDERS = ("caldav", "google", "outlook", "xandikos")  # xandikos: with WebDAV-Push
@@ -57,8 +59,9 @@ def account(provider: str, server: ServerInfo, owner: str, calendar: str) -> Acc
     raise ValueError(f"unknown provider {provider}")
 
 
-class IdentityRoutingSession(requests.Session):
-    """A ``requests.Session`` that sends the identity emulator's https host to its port."""
+class IdentityRoutingSession(ApiSession):
+    """The process's HTTP session (:class:`connectors.http_pool.ApiSession`, as in
+    production), sending the identity emulator's https host to its port."""
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any,
                 **kwargs: Any) -> requests.Response:
@@ -73,7 +76,9 @@ def open_outlook(account: AccountConfig, context: Any) -> Any:
     """Registry factory for ``outlook`` in the benchmark (see the module docstring)."""
     from connectors.outlook import OutlookCalendar
 
-    return OutlookCalendar(account, context, session=IdentityRoutingSession())
+    shared = context.shared if context.shared is not None else {}
+    return OutlookCalendar(account, context,
+                           session=process_session(shared, IdentityRoutingSession))
 
 
 def install(provider: str, server: ServerInfo) -> None:

@@ -58,6 +58,7 @@ from connectors.base import (
     WriteResult,
 )
 from connectors.busy import BusyTally, check_span, pieces
+from connectors.http_pool import ApiSession, process_session
 from connectors.json_limits import as_asked, event_key
 from connectors.outlook_auth import mailbox_of, token_source
 from connectors.outlook_http import (
@@ -203,7 +204,10 @@ class OutlookCalendar:
     Args:
         account: an ``outlook`` account.
         context: owner's zone, sync window and the credential store.
-        session: the HTTP session for Graph *and* msal (tests inject a routing session).
+        session: the HTTP session for Graph *and* msal (tests inject a routing session);
+            by default the process's (``context.shared``: every account of the process
+            on one connection pool per host, :mod:`connectors.http_pool`), or without
+            ``shared`` one of its own, closed by :meth:`close`.
         clock: monotonic seconds, for throttling pauses and token expiry.
         sleep: how to wait out a pause (tests pass a fake that advances ``clock``).
         max_wait: the longest pause waited inline; longer ones raise RateLimited.
@@ -232,16 +236,20 @@ class OutlookCalendar:
         # Graph e-mails every attendee of a changed meeting: no silent writes to them.
         self.capabilities = Capabilities(max_batch=MAX_BATCH, fields=frozenset(carried),
                                          silent_writes=False)
-        self._own_session = session is None
+        shared = getattr(context, "shared", None)
+        self._own_session = session is None and shared is None
+        if session is None:
+            # Every account of the process on one session: one pool per host, the token
+            # on each request (connectors.http_pool); alone, a session of its own.
+            session = ApiSession() if shared is None else process_session(shared)
         # (requests would read the proxy variables again for every request)
-        self.session = same_origin_redirects(
-            read_environment_once(session or requests.Session()))
+        self.session = same_origin_redirects(read_environment_once(session))
         self.mailbox = mailbox_of(account)
         base = str(account.auth.get("graph_url") or DEFAULT_GRAPH_URL)
         self.http = GraphTransport(
             self.session, base,
             tokens or token_source(account, context.credentials, self.session, clock=clock,
-                                   timeout=timeout, shared=getattr(context, "shared", None)),
+                                   timeout=timeout, shared=shared),
             mailbox=self.mailbox, prefer=PREFER.format(zone=response_zone), clock=clock,
             sleep=sleep, max_wait=max_wait, timeout=timeout,
             limits=getattr(context, "limits", None),
@@ -368,7 +376,8 @@ class OutlookCalendar:
         self._subscriptions.unwatch(channel)
 
     def close(self) -> None:
-        """Close the session, unless it was handed in (then its owner closes it)."""
+        """Close the session, unless it was handed in or is the process's (then its owner
+        closes it)."""
         if self._own_session:
             self.session.close()
 

@@ -376,6 +376,15 @@ class Service:
     def close(self) -> None:
         for name in list(self._connectors):
             self._drop_connector(name)
+        # what the connectors shared (the process's HTTP session and its connections)
+        for kept in list(self._connector_memo.values()):
+            close = getattr(kept, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception:
+                    log.debug("closing what connectors shared failed", exc_info=True)
+        self._connector_memo.clear()
         if self._shared_limits is not None:
             try:  # the slots given back last are freed now, not at their expiry
                 self._shared_limits.flush()

@@ -71,6 +71,11 @@ class _HTTPServer(ThreadingHTTPServer):
         self.request_queue_size = backlog  # read by listen() inside the constructor
         super().__init__((HOST, 0), handler)
         self.quiet = quiet
+        self.accepted = 0  # connections accepted (a client's reuse of one is not counted)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.accepted += 1  # the serving loop's one thread accepts: no lock needed
+        super().process_request(request, client_address)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that gave up or hung up on a reply is what many tests do on purpose.
@@ -107,6 +112,11 @@ class ThreadedHTTPServer(LoopbackServer):
     @property
     def running(self) -> bool:
         return self._server is not None
+
+    @property
+    def connections(self) -> int:
+        """Connections accepted since the start (clients that keep one alive open one)."""
+        return self._server.accepted if self._server is not None else 0
 
     @property
     def port(self) -> int:
