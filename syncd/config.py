@@ -113,6 +113,21 @@ def _lease_range(value: Any) -> str | None:
     return None
 
 
+#: The daemon audits each account (``syncd verify``, read-only) once in this many hours.
+DEFAULT_VERIFY_HOURS = 24
+#: 30 days: rarer, a duplicate or an orphan would go unseen for longer than a month.
+MAX_VERIFY_HOURS = 720
+
+
+def _verify_range(value: Any) -> str | None:
+    if value < 0:
+        return "is negative"
+    if value > MAX_VERIFY_HOURS:
+        return (f"is more than {MAX_VERIFY_HOURS} hours (30 days), so a duplicate or an "
+                "orphan could go unseen for over a month")
+    return None
+
+
 GENERAL: dict[str, Option] = {
     "database": Option(str, reference=True,
                        expected="an SQLAlchemy URL, e.g. postgresql+psycopg://host/db, or "
@@ -138,6 +153,12 @@ GENERAL: dict[str, Option] = {
                                 expected="an IANA zone, e.g. Europe/Oslo"),
     "retention_days": Option(int, 30, check=_not_negative,
                              expected="days a deleted activity stays restorable"),
+    "verify_hours": Option(int, DEFAULT_VERIFY_HOURS, check=_verify_range,
+                           expected=f"hours between two read-only audits of each account by "
+                                    f"syncd run, 1 to {MAX_VERIFY_HOURS}, or 0 for none",
+                           help="how often the daemon audits each account as 'syncd "
+                                "verify' does (never repairing) and exports the findings "
+                                "on /metrics"),
     "cycle_deadline_seconds": Option(int, 900, check=positive_check,
                                      expected="seconds after which a cycle stops writing"),
     "shutdown_grace_seconds": Option(int, 30, check=positive_check,
@@ -269,6 +290,7 @@ class Config:
     state_key: SecretRef | tuple[SecretRef, ...] | None = None
     default_time_zone: str = "UTC"
     retention_days: int = 30  # deleted activities are purged this many days later
+    verify_hours: int = DEFAULT_VERIFY_HOURS  # the daemon audits each account this often
     cycle_deadline_seconds: int = 900  # a cycle past it writes no more batches
     shutdown_grace_seconds: int = 30  # how long SIGTERM waits for cycles in flight
     request_timeout_seconds: int = 30  # a request with no answer by then counts as lost

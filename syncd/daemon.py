@@ -22,7 +22,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -61,6 +62,8 @@ from syncd.store.channels import ChannelStore
 from syncd.store.dirty import DirtyFlags
 from syncd.store.queue import Claim, WorkQueue
 from syncd.text import printable
+from syncd.verify_schedule import TICK_SECONDS as VERIFY_TICK
+from syncd.verify_schedule import Ticked, VerifySchedule
 
 if TYPE_CHECKING:
     from syncd.http.booking_page import BookingPages
@@ -284,6 +287,9 @@ class Daemon:
         self.crm_watch: tuple[CrmWatcher, Hints] | None = None
         self.push = PushGate(DirtyFlags(self.service.db), self._run_soon)
         self.metrics = Metrics(self.service.accounts, self.service.db)  # on /metrics
+        # The read-only audit of each account every verify_hours (0: none).
+        self.verifier = VerifySchedule(self.service, timedelta(hours=config.verify_hours)) \
+            if config.verify_hours else None
         self._pushed: dict[str, datetime] = {}  # the run time a push gave each account's job
         # Push channels: opened and renewed after each cycle (Service.sync_one), checked
         # for liveness by a tick, stopped when their account goes.
@@ -405,23 +411,47 @@ class Daemon:
             return
         for account in self.service.accounts():
             if account.name == name:
-                with self._settled:
-                    # Checked again under the lock shutdown waits with: a cycle either
-                    # counts as in flight before shutdown looks, or does not start.
-                    if self.stopping.is_set():
+                # Counted out only after the cycle's own aftermath (its re-pace
+                # included): shutdown waits for all of it, not just the sync.
+                with self._counted() as counted:
+                    if counted:
+                        self._cycle(account, claim)
+                    else:
                         self._give_back(claim, 0)
-                        return
-                    self._in_flight += 1
-                try:
-                    self._cycle(account, claim)
-                finally:
-                    # Counted out only after the cycle's own aftermath (its re-pace
-                    # included): shutdown waits for all of it, not just the sync.
-                    with self._settled:
-                        self._in_flight -= 1
-                        self._settled.notify_all()
                 return
         self._give_back(claim, self.config.interval_seconds)  # no longer configured here
+
+    @contextmanager
+    def _counted(self) -> Iterator[bool]:
+        """Count work in flight while it runs, so that shutdown waits for it; False (and
+        nothing counted) once the daemon stops."""
+        with self._settled:
+            # Checked again under the lock shutdown waits with: work either counts as in
+            # flight before shutdown looks, or does not start.
+            counted = not self.stopping.is_set()
+            if counted:
+                self._in_flight += 1
+        try:
+            yield counted
+        finally:
+            if counted:
+                with self._settled:
+                    self._in_flight -= 1
+                    self._settled.notify_all()
+
+    def verify_due(self) -> list[Ticked]:
+        """The scheduled audit's tick (:mod:`syncd.verify_schedule`): the accounts due an
+        audit read, read-only, each under its lease; counted in flight as a cycle is."""
+        if self.verifier is None or (self.embedded is not None and not self.embedded.running()):
+            return []
+        with self._counted() as counted:
+            if not counted:
+                return []
+            try:
+                return self.verifier.tick(self.stopping.is_set)
+            except Exception as exc:  # the database is away: the next tick tries again
+                log.warning("the scheduled audit failed: %s", describe(exc))
+                return []
 
     def _cycle(self, account: AccountConfig, claim: Claim | None) -> None:
         """The cycle of :meth:`_run_account`, counted in flight, and what follows it."""
@@ -637,6 +667,9 @@ class Daemon:
                                    id="purge", next_run_time=_now())
             self.scheduler.add_job(self.prune_budgets, "interval",
                                    seconds=BUDGET_PRUNE_INTERVAL, id="budgets")
+            if self.verifier is not None:
+                self.scheduler.add_job(self.verify_due, "interval", seconds=VERIFY_TICK,
+                                       id="verify")
             print(f"syncd: running; data in {self.config.data_path}", flush=True)
             server_died = False
             while self._signal is None:

@@ -4,8 +4,9 @@ Counted as things happen: cycles (:meth:`Metrics.cycle_done`, by account and out
 their duration, writes, conflicts and guest e-mails), provider requests
 (every transport reports to :mod:`syncd.telemetry`) and push lag (:meth:`Metrics.pushed`).
 Read at each scrape: the last successful sync of each account, the items quarantined,
-the shared provider budgets and the lease takeovers (from the database) and the counts of
-every mounted hook.
+the last scheduled audit of each account (:mod:`syncd.verify_schedule`), the shared
+provider budgets and the lease takeovers (from the database) and the counts of every
+mounted hook.
 
 Labels are bounded: accounts are the configured ones only (an account removed from the
 config disappears from the gauges), providers, statuses, outcomes and kinds come from
@@ -27,6 +28,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from syncd.config import AccountConfig
+from syncd.engine.audit import KINDS
 from syncd.engine.outcome import CycleReport, Outcome
 from syncd.store.budgets import BudgetLedger
 from syncd.store.db import Database
@@ -196,7 +198,9 @@ class Metrics:
         """What the database holds; nothing of it when the database does not answer
         (``/readyz`` says so)."""
         try:
-            held = StateStore(self.db).quarantine_counts() if self.db else {}
+            state = StateStore(self.db) if self.db else None
+            held = state.quarantine_counts() if state else {}
+            audits = state.verify_results() if state else {}
             days = BudgetLedger(self.db).current(datetime.fromtimestamp(self._clock(), UTC)) \
                 if self.db else []
             takeovers = WorkQueue(self.db, owner="").takeovers() if self.db else 0
@@ -208,6 +212,7 @@ class Metrics:
         for name in names:
             quarantined.add_metric([name], held.get(name, 0))
         yield quarantined
+        yield from _audits(names, audits)
         left = GaugeMetricFamily("syncd_budget_left",
                                  "A shared provider budget's allowance left today",
                                  labels=["provider", "scope"])
@@ -224,6 +229,28 @@ class Metrics:
                                   "Leases taken from a holder that never released them (a "
                                   "killed or paused replica), by every replica together",
                                   value=takeovers)
+
+
+def _audits(names: Iterable[str], audits: Mapping[str, tuple[datetime, Mapping[str, int]]]
+            ) -> Iterator[Metric]:
+    """The daemon's scheduled audits (:mod:`syncd.verify_schedule`): each configured
+    account's last one, when it was read and its findings by kind (every kind, zeros
+    included, so an alert on a kind has a series before its first finding)."""
+    findings = GaugeMetricFamily("syncd_verify_findings",
+                                 "Findings of the last scheduled audit, by account and kind",
+                                 labels=["account", "kind"])
+    last = GaugeMetricFamily("syncd_verify_last_run_timestamp_seconds",
+                             "When the last scheduled audit read each account (epoch s)",
+                             labels=["account"])
+    for name in names:
+        if name not in audits:
+            continue
+        at, counts = audits[name]
+        last.add_metric([name], at.timestamp())
+        for kind in KINDS:  # the audit's fixed set: a stored key outside it is not exported
+            findings.add_metric([name, kind], counts.get(kind, 0))
+    yield findings
+    yield last
 
 
 #: Endpoints with counts that are not push hooks, each exported as its own family (by

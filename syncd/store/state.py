@@ -781,6 +781,23 @@ class StateStore:
                              .group_by(SyncQuarantine.account))
             return {account: int(count) for account, count in rows}
 
+    def verified(self, name: str, at: datetime, findings: Mapping[str, int]) -> None:
+        """Record a scheduled audit of the account that read it at ``at``, and its
+        findings by kind (read-only: neither the lease nor the status is touched)."""
+        with self.db.session() as s:
+            s.execute(update(SyncAccount).where(SyncAccount.name == name).values(
+                verified_at=at, verify_findings=dict(findings)))
+
+    def verify_results(self) -> dict[str, tuple[datetime, dict[str, int]]]:
+        """The last scheduled audit of each account audited: when, and its findings."""
+        with self.db.session() as s:
+            rows = s.execute(select(SyncAccount.name, SyncAccount.verified_at,
+                                    SyncAccount.verify_findings)
+                             .where(SyncAccount.verified_at.is_not(None)))
+            return {name: (at, {str(k): v for k, v in (found or {}).items()
+                                if isinstance(v, int)})
+                    for name, at, found in rows if at is not None}
+
     def retry_item(self, item_id: int) -> dict[str, Any]:
         """Let the next cycle of its account try a failed item again (state "retry").
 

@@ -63,6 +63,10 @@ class SyncAccount(Base):
     # and how many times a replica took its lease from a holder that never released it
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     takeovers: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # the daemon's scheduled audit (syncd.verify_schedule): when it last read the account,
+    # and what it found then, by kind (syncd.engine.audit.KINDS)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    verify_findings: Mapped[dict[str, int] | None] = mapped_column(JSON)
 
 
 class SyncLink(Base):
