@@ -163,6 +163,8 @@ class Soak:
         self.o = options
         self.folder = folder
         self.rng = random.Random(options.seed)
+        # its own draws, so that a seed's changes stay those of earlier runs
+        self.token_rng = random.Random(options.seed + 1)
         self.model = Model()
         self.result = Result(options.provider, options.n, options.owners, crm=options.crm)
         self.owners = [f"u{k:03d}@soak.example" for k in range(options.owners)]
@@ -520,6 +522,24 @@ class Soak:
         self.result.faults["expired_token (server)"] = \
             self.result.faults.get("expired_token (server)", 0) + 1
 
+    def expire_access_tokens_later(self) -> tuple[threading.Timer, list[bool]] | None:
+        """On Graph, in the share ``expire_tokens`` of the cycles, the identity platform
+        ends every access token at a random moment of the cycle (one revoked, or expired
+        early): syncd's next Graph request meets 401 and must get a new token, losing
+        nothing. Returns the timer and a flag set when it fired (None: not this cycle)."""
+        if self.o.provider != "outlook" or self.token_rng.random() >= self.o.expire_tokens:
+            return None
+        fired: list[bool] = []
+
+        def expire() -> None:
+            self.backend.identity.expire_access_tokens()
+            fired.append(True)
+
+        timer = threading.Timer(self.token_rng.uniform(0.1, max(0.5, self.cycle_seconds)),
+                                expire)
+        timer.start()
+        return timer, fired
+
     # ---- cycles ---------------------------------------------------------------------
 
     def syncd(self, *args: str, failpoint: str | None = None, kill_after: float | None = None,
@@ -564,9 +584,17 @@ class Soak:
         elif roll < self.o.failpoint_kills + self.o.random_kills:
             kill_after = self.rng.uniform(0.3, max(0.5, self.cycle_seconds))
         started = time.monotonic()
+        expiry = self.expire_access_tokens_later()
         status, output = self.sync(*self.chosen(), failpoint=failpoint,
                                    kill_after=kill_after)
         took = time.monotonic() - started
+        if expiry is not None:
+            expiry[0].cancel()
+            expiry[0].join()
+            if expiry[1]:
+                self.note("  the identity platform ended every access token")
+                key = "expired_access_token (identity)"
+                self.result.faults[key] = self.result.faults.get(key, 0) + 1
         self.result.cycles += 1
         self.wake(output)
         self.note(f"cycle {self.result.cycles}: failpoint {failpoint} kill_after "
