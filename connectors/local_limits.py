@@ -11,7 +11,9 @@ every answer.
 
 * **a send line** (:meth:`LocalLimits.pace`): a scope's next free send time. A
   reservation begins where the last one ended, or now if that is past, and the request
-  may go ``burst`` seconds ahead of it (the generic cell rate algorithm).
+  may go ``burst`` seconds ahead of it (the generic cell rate algorithm). A request
+  under two limits (a Graph mailbox's 10 minutes and its app registration's second, a
+  Google user's minute and its project's) reserves on both lines in one take.
 * **a pause** (:meth:`LocalLimits.hold`): the line moved past a Retry-After (its burst
   spent).
 * **concurrency slots** (:meth:`LocalLimits.take_slots`): ``limit`` slots per scope,

@@ -9,10 +9,12 @@ Three things live here so that the connector only speaks in events:
   mailbox, inside ``$batch`` too, and 10,000 requests in 10 minutes. :class:`MailboxGate`
   (one per mailbox per process) never lets this process exceed the 4, and after a 429
   lets nothing through to that mailbox before ``Retry-After`` has passed.
-  :class:`MailboxSlots` paces the mailbox's requests in 10 minutes on a send line,
-  records a ``Retry-After`` there, and takes each request's slots there: with several
-  replicas the line and slots are in the database, so all of them together stay at 4
-  and under :data:`MAILBOX_REQUESTS`; a single process keeps the same line and slots in
+  :class:`MailboxSlots` paces the mailbox's requests in 10 minutes on a send line (and,
+  in the same take, the app registration's: Graph's 2,000 requests a second for all its
+  mailboxes), records a ``Retry-After`` there, and takes each request's slots there:
+  with several replicas the lines and slots are in the database, so all of them
+  together stay at 4, under :data:`MAILBOX_REQUESTS` and under
+  :data:`APP_REQUESTS_PER_SECOND`; a single process keeps the same lines and slots in
   memory (:mod:`connectors.local_limits`), so it is paced alike. Clock and sleep are
   injectable.
 * **Retries** (failure mode 15): 429 is retried for every method, because a throttled
@@ -79,10 +81,11 @@ MAILBOX_WINDOW = 600.0
 #: ``MAILBOX_WINDOW / (MAILBOX_REQUESTS - burst - MAX_BATCH)``, about 13 a second, so
 #: that no 10 minutes hold more than MAILBOX_REQUESTS (see :mod:`syncd.store.limits`).
 MAILBOX_BURST = 900
-# Graph's 2,000 requests a second per app (all mailboxes) is not counted: one process
-# sends well under 200 a second (bench/results/budgets.md), so it takes ten replicas at
-# full speed to come near, and counting it would make one database row that every
-# request of every mailbox contends for.
+#: Graph's requests a second per app registration, all its mailboxes together, is 2,000
+#: (its "global" limit); syncd (one process, or its replicas together) counts up to this
+#: many on one line per app (:meth:`MailboxSlots.pace`), in the ratio of the mailbox's.
+APP_REQUESTS_PER_SECOND = 1_800
+APP_WINDOW = 1.0
 MAX_BATCH = 20
 MAX_ATTEMPTS = 4
 MAX_BATCH_ROUNDS = 12
@@ -254,17 +257,27 @@ class MailboxSlots:
     process's own :class:`MailboxGate` admits a request, given back when its answer is in.
     With replicas the limits are the database's, so no more than the limit are in flight
     or sent in a window whichever replicas send them; alone, this process's own
-    (:class:`connectors.local_limits.LocalLimits`), with the same arithmetic."""
+    (:class:`connectors.local_limits.LocalLimits`), with the same arithmetic.
+
+    With ``app``, the scope of the app registration's line, the same take also reserves
+    ``app_per_second`` requests a second there (every mailbox of the app), in the same
+    statement: the request goes out when both reservations have begun. That line has no
+    burst, and its spacing leaves room for the batch reserved last (as a Google project's
+    line), so no second of sends passes ``app_per_second``."""
 
     def __init__(self, limits: SharedLimits, scope: str, *,
                  clock: Callable[[], float], sleep: Callable[[float], None],
                  rng: random.Random, per_window: int = MAILBOX_REQUESTS,
-                 window: float = MAILBOX_WINDOW, burst: int = MAILBOX_BURST) -> None:
+                 window: float = MAILBOX_WINDOW, burst: int = MAILBOX_BURST,
+                 app: str = "", app_per_second: int = APP_REQUESTS_PER_SECOND) -> None:
         self.limits = limits
         self.scope = scope
         self._clock, self._sleep, self._rng = clock, sleep, rng
         self.spacing = window / max(1, per_window - burst - MAX_BATCH)
         self.burst = burst * self.spacing
+        self.app = app if app_per_second > 0 else ""
+        last_batch = min(MAX_BATCH, max(1, app_per_second // 10))
+        self.app_spacing = APP_WINDOW / max(1, app_per_second - last_batch)
 
     def pace(self, cost: int, max_wait: float) -> None:
         """Wait for ``cost`` requests' turn on the mailbox's line.
@@ -273,7 +286,9 @@ class MailboxSlots:
             RateLimited: the turn is more than ``max_wait`` seconds away (a pause Graph
                 asked for); nothing is sent.
         """
-        wait = self.limits.pace(self.scope, max(1, cost) * self.spacing, burst=self.burst)
+        cost = max(1, cost)
+        also = ((self.app, cost * self.app_spacing),) if self.app else ()
+        wait = self.limits.pace(self.scope, cost * self.spacing, burst=self.burst, also=also)
         if wait > max_wait:
             raise RateLimited(retry_after=wait, reason="the mailbox asked for a pause")
         if wait > 0:
@@ -365,12 +380,15 @@ class GraphTransport:
                  timeout: tuple[float, float] = (10.0, 30.0),
                  rng: random.Random | None = None, limits: SharedLimits | None = None,
                  app: str = "", per_window: int = MAILBOX_REQUESTS,
-                 window: float = MAILBOX_WINDOW) -> None:
+                 window: float = MAILBOX_WINDOW,
+                 app_per_second: int = APP_REQUESTS_PER_SECOND) -> None:
         """``limits``: with several replicas, the database they count the mailbox's
-        requests in flight and in 10 minutes in (``app``, the client id, is part of what
-        Graph counts them for); without, this process counts them alike in memory
-        (:func:`connectors.local_limits.local_limits` on ``clock``). ``per_window``
-        requests in ``window`` seconds: Graph's 10 minutes (shorter in tests)."""
+        requests in flight and in 10 minutes in, and the app's requests a second (``app``,
+        the client id, is part of what Graph counts them for); without, this process
+        counts them alike in memory (:func:`connectors.local_limits.local_limits` on
+        ``clock``). ``per_window`` requests in ``window`` seconds: Graph's 10 minutes
+        (shorter in tests); ``app_per_second``: the app's line (lower in tests; 0: not
+        counted, their control)."""
         self.session = session
         self.base_url = base_url.rstrip("/")
         self.tokens = tokens
@@ -387,7 +405,8 @@ class GraphTransport:
             local_limits(clock) if limits is None else limits,
             f"graph:{host}|{app}|{mailbox.lower()}", clock=clock, sleep=sleep,
             rng=self._rng, per_window=per_window, window=window,
-            burst=min(MAILBOX_BURST, per_window // 10))
+            burst=min(MAILBOX_BURST, per_window // 10), app=f"graph-app:{host}|{app}",
+            app_per_second=app_per_second)
 
     def _url(self, url: str) -> str:
         full = url if url.startswith(("http://", "https://")) else self.base_url + url

@@ -9,7 +9,9 @@ store). Two kinds of limit, each a single statement on the hot path:
   request reserves its share of the line in one upsert and is sent when its reservation
   begins. Spacing reservations ``window / (limit - batch)`` apart keeps any window of
   that length at or under ``limit`` requests (Google's per-user minute), whichever
-  replica sends them.
+  replica sends them. A request under two limits (a Google user's minute and its
+  project's, a Graph mailbox's 10 minutes and its app registration's second) reserves
+  on both lines in the same upsert (``also``).
 * **a pause** (:meth:`LimitStore.hold`): a provider's Retry-After moves the scope's
   line past it, so every replica's next reservation there begins after it (and the
   requests of every other account of that user or mailbox wait too).
@@ -85,7 +87,8 @@ def _unflushed_lines(count: int, now: Any) -> Any:
     """The rows of ``count`` lines to upsert, as a SELECT whose rows each turn off, for
     this statement's own transaction only, the commit's wait for its WAL flush.
 
-    Every request of every user of a Google project reserves on the project's one row, and
+    Every request of every user of a Google project reserves on the project's one row (and
+    every request to every mailbox of a Graph app registration on the app's), and
     PostgreSQL releases a row's lock only once the commit that changed it is flushed: the
     reservations queued behind each other's flush (``Lock:transactionid`` in
     ``pg_stat_activity`` at 1,000 calendars, bench/results/replicas-quiet.md). A line is
@@ -346,7 +349,8 @@ class LimitStore:
     def prune(self) -> int:
         """Delete the rows no limit needs any more; returns how many went.
 
-        * a send line (Google's, Graph's, the Pipedrive tokens' bursts) whose last
+        * a send line (Google's, Graph's mailboxes' and apps', the Pipedrive tokens'
+          bursts) whose last
           reservation ended :data:`KEPT_SECONDS` ago: an absent line paces exactly as
           one idle that long (its next reservation begins now, with its whole burst);
         * a concurrency slot free and unused for as long (no process counts on it: each

@@ -120,7 +120,11 @@ class GraphEmulator(ThreadedHTTPServer):
     * ``concurrency_retry_after`` (1): ``Retry-After`` seconds on a MailboxConcurrency 429.
     * ``requests_window_seconds`` (600): the window of ``requests_per_10_min_per_mailbox``
       (a test of pacing shortens it); ``gate.refused_in_window`` counts its 429s.
-    * ``clock``: monotonic seconds for the 10-minute window (replace to simulate time).
+    * ``requests_per_second_per_app`` (None: not refused): Graph's global 2,000 requests a
+      second per app, every mailbox together (429 past it); ``gate.app_peak`` is the most
+      requests admitted in any one second, ``gate.refused_for_app`` its 429s.
+    * ``clock``: monotonic seconds for the 10-minute window and the app's second (replace
+      to simulate time).
     * ``internal_errors``: exceptions from emulator bugs (answered 500 ``UnknownError``).
     * ``schedule_refused`` (False): getSchedule answers 403 ``ErrorAccessDenied``, as for a
       personal Microsoft account, where the permissions table of calendar-getschedule says
@@ -153,6 +157,7 @@ class GraphEmulator(ThreadedHTTPServer):
         self.schedule_refused: bool = False
         self.concurrency_retry_after: int = 1
         self.requests_window_seconds: float = MailboxGate.WINDOW_SECONDS
+        self.requests_per_second_per_app: int | None = None
         self.clock: Callable[[], float] = time.monotonic
         self.store = GraphStore()
         self.planted = PlantedEvents()
@@ -170,6 +175,7 @@ class GraphEmulator(ThreadedHTTPServer):
             clock=lambda: self.clock(),
             concurrency_retry_after=lambda: self.concurrency_retry_after,
             window=lambda: self.requests_window_seconds,
+            per_second_per_app=lambda: self.requests_per_second_per_app,
         )
 
     # -- lifecycle ---------------------------------------------------------------------------

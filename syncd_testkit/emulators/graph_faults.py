@@ -108,7 +108,8 @@ class ThrottleDecision:
 
 
 class MailboxGate:
-    """Per-mailbox concurrency gate and sliding 10-minute request counter (Outlook limits).
+    """Per-mailbox concurrency gate and sliding 10-minute request counter (Outlook limits),
+    and the app's requests in any one second (all mailboxes).
 
     Limits are read at every call, so tests may change them on the emulator at any time.
     The documented figure is 10,000 requests per 10 minutes per app and mailbox; that the
@@ -119,6 +120,8 @@ class MailboxGate:
     """
 
     WINDOW_SECONDS = 600.0
+    #: The app's window: Graph's global limit is 2,000 requests a second per app.
+    APP_WINDOW_SECONDS = 1.0
 
     def __init__(
         self,
@@ -127,11 +130,25 @@ class MailboxGate:
         clock: Callable[[], float],
         concurrency_retry_after: Callable[[], int],
         window: Callable[[], float] = lambda: MailboxGate.WINDOW_SECONDS,
+        per_second_per_app: Callable[[], int | None] = lambda: None,
     ) -> None:
-        """Create a gate whose limits come from the given callables."""
+        """Create a gate whose limits come from the given callables.
+
+        ``per_second_per_app``: the app's requests in any one second (all mailboxes), or
+        None: not refused. Every request the emulator admits counts for one app (a test
+        runs one app registration). Whether on or not, :attr:`app_peak` is the most
+        requests admitted in any one second (by ``clock``): what a test of a client's
+        pacing reads.
+        """
         self._max_concurrent = max_concurrent
         self._per_window = per_window
         self._window = window
+        self._per_second_per_app = per_second_per_app
+        #: Requests refused because the app's second was full, and the most admitted in
+        #: any one second.
+        self.refused_for_app = 0
+        self.app_peak = 0
+        self._app_history: deque[float] = deque()
         #: Per mailbox, requests refused because the window was full (MailboxRequests).
         self.refused_in_window: dict[str, int] = {}
         self._clock = clock
@@ -169,6 +186,15 @@ class MailboxGate:
                     max(1, math.ceil(wait)),
                     "Application is over its MailboxRequests limit.",
                 )
+            app = self._app_history
+            while app and app[0] <= now - self.APP_WINDOW_SECONDS:
+                app.popleft()
+            per_second = self._per_second_per_app()
+            if per_second is not None and len(app) >= per_second:
+                self.refused_for_app += 1
+                return ThrottleDecision(1, "Application is over its request rate limit.")
+            app.append(now)
+            self.app_peak = max(self.app_peak, len(app))
             history.append(now)
             self.in_flight[mailbox] = attempted
             return None
@@ -182,3 +208,5 @@ class MailboxGate:
         """Forget the request history (in-flight counts are left alone)."""
         with self._lock:
             self._history.clear()
+            self._app_history.clear()
+            self.app_peak = 0

@@ -138,7 +138,7 @@ def test_every_connector_of_the_process_spends_from_one_line_per_mailbox(
         for _account in range(2):
             assert set(_send(_transport(graph, clock), SENT // 8)) == {200}
     assert graph.gate.refused_in_window.get(MAILBOX, 0) == 0
-    assert local_limits(clock).lines() == 1
+    assert local_limits(clock).lines() == 2  # the mailbox's, and its app's
     assert clock.now - 5_000.0 == pytest.approx((SENT - 1 - LINE // 10) * SPACING)
 
 

@@ -16,6 +16,9 @@ from syncd.store.db import Database
 from syncd.store.limits import LimitStore
 
 MAILBOX = "graph:graph.example|app|ann@example.com"
+#: The app registration's line (Graph's requests a second, all its mailboxes) and a second
+#: mailbox of the same app.
+APP, OTHER = "graph-app:graph.example|app", "graph:graph.example|app|bob@example.com"
 USER, PROJECT = "google:ann@example.com", "google-project:p1"
 
 
@@ -38,8 +41,8 @@ def both(tmp_path: Path) -> Iterator[tuple[Clock, LocalLimits, LimitStore]]:
 Step = Callable[[Any], Any]
 
 #: (seconds the clock moves first, what is asked): Graph's mailbox line with its burst,
-#: Google's user and project lines together, pauses (hostile ones bounded), and slots
-#: taken all or none, given back, and expired.
+#: Google's user and project lines together, Graph's mailbox and app lines together,
+#: pauses (hostile ones bounded), and slots taken all or none, given back, and expired.
 SCRIPT: list[tuple[float, Step]] = [
     (0.0, lambda x: x.pace(MAILBOX, 1.0, burst=3.0)),
     *[(0.0, lambda x: x.pace(MAILBOX, 1.0, burst=3.0)) for _ in range(6)],
@@ -59,6 +62,15 @@ SCRIPT: list[tuple[float, Step]] = [
     (0.0, lambda x: x.pace(USER, 0.2, also=[(PROJECT, 0.01)])),  # the project is slower now
     (0.0, lambda x: x.hold(USER, 2.0)),
     (0.0, lambda x: x.pace(USER, 0.2, also=[(PROJECT, 0.01)])),
+    # Graph's app line beside each mailbox's: the mailbox's burst lets a request go ahead
+    # of its own reservation, never of the app's; two mailboxes queue on one app line.
+    (30.0, lambda x: x.pace(MAILBOX, 1.0, burst=3.0, also=[(APP, 0.25)])),
+    *[(0.0, lambda x: x.pace(MAILBOX, 1.0, burst=3.0, also=[(APP, 0.25)])) for _ in range(3)],
+    *[(0.1, lambda x: x.pace(OTHER, 1.0, burst=3.0, also=[(APP, 0.25)])) for _ in range(3)],
+    (0.0, lambda x: x.pace(OTHER, 20.0, burst=3.0, also=[(APP, 5.0)])),  # a batch
+    (0.0, lambda x: x.hold(OTHER, 4.0, burst=3.0)),  # a mailbox's pause, not the app's
+    (0.0, lambda x: x.pace(MAILBOX, 1.0, burst=3.0, also=[(APP, 0.25)])),
+    (0.0, lambda x: x.pace(OTHER, 1.0, burst=3.0, also=[(APP, 0.25)])),
     (0.0, lambda x: x.take_slots(MAILBOX, 4, 3, 60.0) is not None),
     (0.0, lambda x: x.take_slots(MAILBOX, 4, 2, 60.0) is not None),  # one free: none
     (0.0, lambda x: x.take_slots(MAILBOX, 4, 9, 60.0) is not None),  # more than the limit
