@@ -16,7 +16,8 @@ with ``pool_pre_ping``), transactions, HTTP requests at the proxy, and the threa
 Counts are stable from run to run; the CPU figures depend on the machine's load, which
 is printed beside them. With ``--profile``, the Python function calls per cycle are
 counted too: a measure of the CPU's work that the load does not move (the thread CPU of
-that run is the profiler's as much as the cycle's).
+that run is the profiler's as much as the cycle's), with those made in the database
+libraries and in the HTTP libraries apart (:data:`AREAS`).
 """
 
 from __future__ import annotations
@@ -82,6 +83,33 @@ def footprint() -> tuple[int, int]:
     rss = next(int(line.split()[1]) for line in status.splitlines()
                if line.startswith("VmRSS:"))
     return rss, len(gc.get_objects())
+
+
+#: Where a Python call is counted, by the file of the function called (the first match of
+#: a path part): what the database driver and SQLAlchemy do, what the HTTP libraries do,
+#: the rest (syncd's own code, the standard library, builtins called from anywhere).
+AREAS = (("database", ("/sqlalchemy/", "/psycopg/", "/psycopg_binary/")),
+         ("http", ("/requests/", "/urllib3/", "/urllib3_future/", "/h11/", "/niquests/",
+                   "/httplib2/", "/http/client.py", "/http/cookiejar.py")))
+
+
+def calls_by_area(stats: pstats.Stats) -> dict[str, int]:
+    """The profile's calls by :data:`AREAS`; a builtin (``len``, a lock's ``__enter__``:
+    cProfile names no file for them) counts in the area of the function that called it."""
+
+    def area(path: str) -> str:
+        return next((name for name, parts in AREAS if any(p in path for p in parts)),
+                    "other")
+
+    counts: Counter[str] = Counter()
+    for (path, _line, _name), row in stats.stats.items():  # type: ignore[attr-defined]
+        callers = row[4]
+        if path == "~" and callers:
+            for (caller, _cline, _cname), made in callers.items():
+                counts[area(caller)] += made[1]
+        else:
+            counts[area(path)] += row[1]
+    return dict(counts)
 
 
 def cycles(args: argparse.Namespace) -> dict[str, Any]:
@@ -154,7 +182,7 @@ def cycles(args: argparse.Namespace) -> dict[str, Any]:
     one(accounts[0].name)
     counter.take()
     http = control.call("stats", reset=True)["requests"].get("http", {})
-    top, calls = "", None
+    top, calls, areas = "", None, {}
     if profiler is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
         path = args.profile / f"{args.provider}.pstats"
@@ -164,6 +192,7 @@ def cycles(args: argparse.Namespace) -> dict[str, Any]:
         # Python function calls per cycle: the CPU figure's stand-in that the machine's
         # load does not move (the thread CPU under the profiler is not the cycle's own)
         calls = round(stats.total_calls / n)  # type: ignore[attr-defined]
+        areas = {area: round(count / n) for area, count in calls_by_area(stats).items()}
         stats.sort_stats("cumulative").print_stats(45)
         top = out.getvalue()
     daemon.service.close()
@@ -175,6 +204,7 @@ def cycles(args: argparse.Namespace) -> dict[str, Any]:
             "statements_total": round(sum(statements.values()), 2), **per,
             "requests": {k: round(v / n, 2) for k, v in sorted(http.items())},
             "cpu_ms_per_cycle": round(1000 * cpu / n, 2), "python_calls_per_cycle": calls,
+            "python_calls_by_area": areas,
             "wall_ms_per_cycle": round(1000 * wall / n, 2),
             "load_average": round(os.getloadavg()[0], 1), **memory, "profile_top": top,
             "one_cycle": counter.seen}
@@ -197,8 +227,8 @@ def markdown(results: list[dict[str, Any]], code: dict[str, Any]) -> str:
              "2 x commits (psycopg sends each transaction's BEGIN on its own; a read "
              "outside a transaction has neither).", "",
              "| provider | statements | of which | checkouts | pings | commits | "
-             "requests | thread CPU ms | Python calls | load avg |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "requests | thread CPU ms | Python calls | of which | load avg |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     memory = ["", "What an account holds once synced (RSS and the objects the collector "
               "tracks, from half of the accounts synced to all of them), and the "
               "collections per 1,000 idle cycles (generations 0, 1, 2):", "",
@@ -211,7 +241,10 @@ def markdown(results: list[dict[str, Any]], code: dict[str, Any]) -> str:
         lines.append(f"| {r['provider']} | {r['statements_total']:g} | {kinds} | "
                      f"{r.get('checkouts', 0):g} | {r.get('pings', 0):g} | "
                      f"{r.get('commits', 0):g} | {requests} | {r['cpu_ms_per_cycle']} | "
-                     f"{r.get('python_calls_per_cycle') or '-'} | {r['load_average']} |")
+                     f"{r.get('python_calls_per_cycle') or '-'} | "
+                     + (", ".join(f"{k} {v:,}" for k, v in sorted(
+                         r.get("python_calls_by_area", {}).items())) or "-")
+                     + f" | {r['load_average']} |")
         if "rss_kib_per_account" in r:
             memory.append(f"| {r['provider']} | {r['accounts']} | {r['rss_kib_per_account']:g}"
                           f" | {r['rss_kib_per_account'] * 1000 / 1024:.0f} | "

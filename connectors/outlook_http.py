@@ -484,8 +484,9 @@ class GraphTransport:
                 self.gate.release(taken)
             response = _response(raw, content)
             request_answered("outlook", response.status)
-            log.debug("%s %s -> %s (%.0f ms)", method, _path(full), response.status,
-                      (time.monotonic() - started) * 1000)
+            if log.isEnabledFor(logging.DEBUG):  # (its arguments cost more than the call)
+                log.debug("%s %s -> %s (%.0f ms)", method, _path(full), response.status,
+                          (time.monotonic() - started) * 1000)
             if response.status == 401 and not refreshed:
                 self.tokens.invalidate()  # an expired token: one fresh try, then AuthFailed
                 refreshed = True
@@ -611,7 +612,9 @@ def _response(raw: requests.Response, content: bytes) -> GraphResponse:
             body = loads(content)  # nesting past the parser's stack is read too
         except ValueError:
             body = None
-    return GraphResponse(raw.status_code, dict(raw.headers), body)
+    # requests' case-insensitive headers as they are: copying them is work an answer
+    # whose headers nobody reads (most) need not do
+    return GraphResponse(raw.status_code, raw.headers, body)
 
 
 def _path(url: str) -> str:
