@@ -80,6 +80,10 @@ def _not_negative(value: Any) -> str | None:
     return None if value >= 0 else "must not be negative"
 
 
+def _percent(value: Any) -> str | None:
+    return None if 1 <= value <= 100 else "is not a percent from 1 to 100"
+
+
 def _port(value: Any) -> str | None:
     return None if 1 <= value <= 65535 else "is not a port number (1-65535)"
 
@@ -225,6 +229,11 @@ ACCOUNT: dict[str, Option] = {
     "window_days_back": Option(int, 30, check=_not_negative),
     "window_days_ahead": Option(int, 365, check=positive_check),
     "max_guest_updates_per_hour": Option(int, 20, check=positive_check),
+    "max_daily_deletion_percent": Option(
+        int, 25, check=_percent,
+        expected="a percent of the account's pairs, 1 to 100 (100 turns the budget off)",
+        help="propagated deletions within 24 hours above max(10, this share of the "
+             "account's pairs) wait for 'syncd sync --force-delete'"),
     "interval_seconds": Option(int, check=positive_check),
     "enabled": Option(bool, True),
 }

@@ -152,6 +152,7 @@ class AccountConfig:
     window_days_back: int = 30
     window_days_ahead: int = 365
     max_guest_updates_per_hour: int = 20
+    max_daily_deletion_percent: int = 25
     interval_seconds: int | None = None
     enabled: bool = True
     auth: Mapping[str, Any] = field(default_factory=dict)

@@ -358,6 +358,19 @@ class PushRefused(SyncdError):
 
 
 @dataclass(eq=False, kw_only=True)
+class DeletionsHeld(SyncdError):
+    """The daily deletion budget holds ``waiting`` deletions of ``account`` for an admin;
+    the rest of the cycle went on. ``count``/``limit``: the day's deletions with them and
+    the budget they would pass; ``since``: when the hold began, if before this cycle."""
+
+    account: str
+    waiting: int
+    count: int = 0
+    limit: int = 0
+    since: datetime | None = None
+
+
+@dataclass(eq=False, kw_only=True)
 class SyncRefused(SyncdError):
     """A guard refused the whole plan; nothing was written (``guard``, ``account``).
 

@@ -24,6 +24,7 @@ from syncd.errors import (
     ConfigError,
     ConflictUnresolvable,
     DatabaseUnavailable,
+    DeletionsHeld,
     EtagMismatch,
     EventGone,
     FilesNotPrivate,
@@ -124,6 +125,8 @@ def describe(error: BaseException, account: AccountConfig | None = None) -> str:
                     "or correct the account's owner in the config.")
         case NotFound():
             return f"No {error.kind} {error.key!r} exists."
+        case DeletionsHeld():
+            return _deletions_held(error)
         case StoredSecretUnreadable():
             return (f"The stored {error.kind} of {error.account} opens with none of the keys "
                     f"in {error.option}; add the key it was stored with back to {error.option} "
@@ -239,6 +242,18 @@ def _unresolvable(error: ConflictUnresolvable) -> str:
         case _:
             return f"{head}: activity {activity} was purged. There is nothing to apply."
 
+
+
+def _deletions_held(error: DeletionsHeld) -> str:
+    if error.since is not None:
+        why = (f"as every deletion of this account has since {error.since:%Y-%m-%d %H:%M} "
+               "UTC, when its deletions within 24 hours passed its daily budget")
+    else:
+        why = (f"the account's deletions within 24 hours would reach {error.count}, past its "
+               f"daily budget of {error.limit} (max_daily_deletion_percent of its pairs)")
+    return (f"{error.waiting} deletion(s) wait for an admin, {why}; creates and edits go on "
+            f"and nothing was deleted. Check that the deletions are meant, then run "
+            f"'syncd sync --account {error.account} --force-delete' to let them through.")
 
 
 def _refused(error: SyncRefused) -> str:

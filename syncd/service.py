@@ -48,6 +48,7 @@ def account_policy(account: AccountConfig) -> AccountPolicy:
         done_style=DoneStyle(account.done_style), import_events=account.import_events,
         import_type=account.import_type, invite_guests=account.invite_guests,
         max_guest_updates_per_hour=account.max_guest_updates_per_hour,
+        max_daily_deletion_percent=account.max_daily_deletion_percent,
         window_days_back=account.window_days_back,
         window_days_ahead=account.window_days_ahead)
 

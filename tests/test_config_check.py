@@ -186,6 +186,11 @@ CASES: list[tuple[str, str, str, str, str]] = [
     ("state key list with a second key that is not one",
      f'[syncd]\nstate_key = ["env:SYNCD_CHECK_FERNET", "{PW}"]\n',
      "syncd.state_key[1]", "names a secret that is not a Fernet key", "the first encrypts"),
+    ("daily deletion budget of no percent",
+     dav('url = "https://d.example.com/"').replace(
+         "[account.auth]", "max_daily_deletion_percent = 0\n[account.auth]"),
+     "account[0] (a).max_daily_deletion_percent", "is not a percent from 1 to 100",
+     "1 to 100"),
     ("state key list empty", '[syncd]\nstate_key = []\n',
      "syncd.state_key", "is an empty list", "a list of them"),
     ("state key list repeating a key",

@@ -1,7 +1,8 @@
 """The executor: runs a cycle's pair plans and returns one result per pair.
 
 Per pair, in this order: the hourly guest e-mail cap (a pair that would pass what is
-left of the hour waits), the meeting claim of an import, the CRM write (its error fails
+left of the hour waits), the daily deletion budget (a deletion it holds waits), the
+meeting claim of an import, the CRM write (its error fails
 only that pair), then the calendar write in batches of the connector's ``max_batch``.
 Before each batch the lease is renewed and the batch's create intents are committed
 (the outbox of failure mode 1). A pair that met a stale etag, or whose activity moved
@@ -30,7 +31,7 @@ from connectors.base import (
 )
 from syncd.crm.source import CrmSource
 from syncd.engine.actions import PairPlan
-from syncd.engine.guards import count_guest_emails
+from syncd.engine.guards import count_deletions, count_guest_emails
 from syncd.engine.outcome import PairResult, PairStatus, tally
 from syncd.engine.plan import PlanInput, PlanPolicy, cal_key, crm_key
 from syncd.engine.planning import sent_fields
@@ -105,6 +106,8 @@ class Executor:
         self.writer = CrmWriter(self.account, source, state, token=lease.token)
         self.guest_left = guest_left  # e-mails the hour has left (None: invites nobody)
         self.failed = False  # something must be retried: cursors stay put
+        # the daily deletion budget holds this round's deletions (guards.deletion_hold)
+        self.hold_deletions = False
         # this run's results only: a cycle's slices are run one at a time, and keeping
         # every slice's plans would make a first sync's memory grow with the account
         self.results: list[PairResult] = []
@@ -169,6 +172,12 @@ class Executor:
         whose activity moved under a read-check-write source goes to ``stale``."""
         if self._held_by_guest_cap(plan):
             self._note(PairResult(plan, PairStatus.HELD))
+            return
+        if self.hold_deletions and count_deletions([plan]):
+            # The pair keeps its state and its cursor stays: planned again each cycle,
+            # and done once an admin lets deletions through.
+            self.failed = True
+            self._note(PairResult(plan, PairStatus.DELETION_HELD))
             return
         plan = self.writer.claim_import(plan)
         if plan.skip:

@@ -77,6 +77,7 @@ class PairStatus(StrEnum):
     DONE = "done"  # every write succeeded (or the goal was met); bases recorded
     SKIPPED = "skipped"  # the plan says why nothing is done (``plan.skip``)
     HELD = "held"  # waits for the hourly guest e-mail cap
+    DELETION_HELD = "deletion-held"  # a deletion waits for an admin (the daily budget)
     QUARANTINED = "quarantined"  # set aside until it changes or an admin retries it
     FAILED = "failed"  # a write failed; retried next cycle
     STALE = "stale"  # the event changed under us: read and planned again
@@ -122,6 +123,8 @@ def tally(counts: Counter[str], result: PairResult) -> None:
             counts[f"skipped_{plan.skip}"] += 1
         case PairStatus.HELD:
             counts["held_by_guest_cap"] += 1
+        case PairStatus.DELETION_HELD:
+            counts["deletions_held"] += 1
         case PairStatus.QUARANTINED:
             counts["quarantined"] += 1
         case PairStatus.FAILED:

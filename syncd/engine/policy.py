@@ -52,6 +52,7 @@ class AccountPolicy:
     import_type: str = "meeting"
     invite_guests: bool = False
     max_guest_updates_per_hour: int = 20
+    max_daily_deletion_percent: int = 25  # the daily deletion budget (engine.guards)
     window_days_back: int = 30
     window_days_ahead: int = 365
 

@@ -9,12 +9,15 @@ crash turns into a read-before-write, never a duplicate.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from connectors.base import CreateOp, DeleteOp, RemoteEvent, WriteOp
 from syncd.engine.actions import CreateEvent, PairPlan, UpdateActivity
+from syncd.engine.guards import count_deletions
 from syncd.engine.plan import cal_key, crm_key
 from syncd.model import Activity, DoneStyle, Projection, project_activity
 from syncd.pairs import Conflict, SyncPair
+from syncd.store.base import utcnow
 from syncd.store.state import StateStore
 
 
@@ -28,18 +31,21 @@ class Finished:
     cleared: list[str] = field(default_factory=list)
     meetings: list[tuple[str, int]] = field(default_factory=list)  # (ical_uid, activity)
     writes: list[tuple[str, str | None, str]] = field(default_factory=list)  # the write log
+    deletions: int = 0  # propagated deletions done (the daily deletion budget counts them)
 
     def __bool__(self) -> bool:
         return bool(self.saves or self.drops or self.conflicts or self.cleared
-                    or self.meetings or self.writes)
+                    or self.meetings or self.writes or self.deletions)
 
 
 class Bookkeeper:
     """Collects finished pairs of one account and records them in batches."""
 
     def __init__(self, account: str, state: StateStore, done_style: DoneStyle, *,
-                 token: int | None = None) -> None:
+                 token: int | None = None, now: datetime | None = None) -> None:
+        """``now``: the cycle's time, which the deletions it records are counted at."""
         self.account = account
+        self.now = now
         self.token = token  # the cycle's lease: every record is fenced by it
         self.state = state
         self.done_style = done_style
@@ -58,6 +64,7 @@ class Bookkeeper:
                ) -> None:
         """Note the new merge bases of a pair whose writes all succeeded."""
         done = self._done
+        done.deletions += count_deletions([plan])
         done.conflicts.extend((plan.activity_id, plan.event_id, c) for c in plan.conflicts)
         if plan.link == "drop" and plan.activity_id is not None:
             done.drops.append(plan.activity_id)
@@ -104,7 +111,9 @@ class Bookkeeper:
         if done:
             self.state.record(self.account, saves=done.saves, drops=done.drops,
                               conflicts=done.conflicts, cleared=done.cleared,
-                              meetings=done.meetings, writes=done.writes, token=self.token)
+                              meetings=done.meetings, writes=done.writes,
+                              deletions=(self.now or utcnow(), done.deletions),
+                              token=self.token)
             self.failing.difference_update(done.cleared)
 
 

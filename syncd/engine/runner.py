@@ -31,14 +31,15 @@ from typing import Literal
 
 from connectors.base import CalendarConnector
 from syncd.crm.source import CrmSource
+from syncd.engine.actions import PairPlan
 from syncd.engine.execute import LEASE_TTL, Executor, Lease, Wording
 from syncd.engine.fetch import Fetcher, Slice
-from syncd.engine.guards import check_plan
+from syncd.engine.guards import DELETION_DAY, check_plan, count_deletions, deletion_hold
 from syncd.engine.outcome import CycleReport, Note, Outcome, tally_plans
 from syncd.engine.plan import PlanPolicy, plan_account
 from syncd.engine.policy import AccountPolicy
 from syncd.engine.record import Bookkeeper
-from syncd.errors import LeaseLost, NotFound
+from syncd.errors import DeletionsHeld, LeaseLost, NotFound
 from syncd.failpoints import failpoint
 from syncd.store.state import AccountState, StateStore
 
@@ -83,6 +84,7 @@ class AccountCycle:
         self.lease_ttl = lease_ttl
         self.known = known
         self.report = CycleReport(policy.name)
+        self.deletions_held: DeletionsHeld | None = None  # the daily deletion budget's hold
         self.fetcher = Fetcher(policy, connector, source, state, self.report.counts,
                                dry_run=dry_run, token=token, force_delete=force_delete)
 
@@ -105,7 +107,8 @@ class AccountCycle:
             raise NotFound(kind="CRM user", key=self.policy.owner)
         window = self.policy.window(self.now)
         policy = self._plan_policy(acct, owner.id, owner.time_zone)
-        books = Bookkeeper(self.name, self.state, self.policy.done_style, token=self.token)
+        books = Bookkeeper(self.name, self.state, self.policy.done_style, token=self.token,
+                           now=self.now)
         executor = Executor(Lease(self.name, self.token, self.now, self.lease_ttl), self.connector,
                             self.source, self.state, books, self.report.counts,
                             planner=plan_account, wording=self.wording,
@@ -124,7 +127,7 @@ class AccountCycle:
                 return
             if round_ == "failed":
                 self._record_guest_emails(acct)
-                self.report.end(Outcome.PARTIAL, Note.RETRY_NEXT)
+                self.report.end(Outcome.PARTIAL, Note.RETRY_NEXT, error=self.deletions_held)
                 return
             first = False  # later slices: the calendar's changes went with the first one
             if not read.more:
@@ -192,6 +195,7 @@ class AccountCycle:
             full_listing_empty=data.full_listing_empty, force_delete=self.force_delete,
             guest_cap=guest_cap,
             scope_changed=not self.policy.same_scope(acct.fingerprint),
+            deletions_wait=acct.deletions_held_since is not None and not self.force_delete,
         )
         if refusal is not None:
             counts["refused_actions"] = sum(p.writes for p in plans)
@@ -202,8 +206,35 @@ class AccountCycle:
         if self.dry_run:
             tally_plans(counts, plans)
             return "ok"
+        executor.hold_deletions = self._hold_deletions(acct, plans)
         executor.run(plans, policy)
         return "failed" if executor.failed else "ok"
+
+    def _hold_deletions(self, acct: AccountState, plans: list[PairPlan]) -> bool:
+        """Whether the daily deletion budget holds this round's deletions (recording the
+        hold); a forced cycle that deletes is the admin's word, ending any hold."""
+        if self.force_delete:
+            if count_deletions(plans):
+                self.state.allow_deletions(self.name, self.now, self.token)
+            return False
+        allowed = acct.deletions_allowed_at
+        since = self.now - DELETION_DAY if allowed is None else max(allowed,
+                                                                     self.now - DELETION_DAY)
+        hold = deletion_hold(
+            plans, account=self.name, held_since=acct.deletions_held_since,
+            recent=lambda: self.state.deletions_since(self.name, since),
+            link_count=lambda: self.state.link_count(self.name, settled=True),
+            percent=self.policy.max_daily_deletion_percent)
+        if hold is None:
+            return False
+        if hold.since is None:
+            self.state.hold_deletions(self.name, self.now, self.token)
+            log.warning("account %s: deletions wait for an admin (%d within a day, budget %d)",
+                        self.name, hold.count, hold.limit)
+        self.deletions_held = DeletionsHeld(account=self.name, waiting=hold.waiting,
+                                            count=hold.count, limit=hold.limit,
+                                            since=hold.since)
+        return True
 
     def _past_deadline(self) -> bool:
         if self.deadline is None or time.monotonic() < self.deadline:

@@ -25,6 +25,7 @@ from syncd.store.db import Database
 from syncd.store.state_tables import (
     SyncAccount,
     SyncConflict,
+    SyncDeletion,
     SyncLink,
     SyncMeeting,
     SyncQuarantine,
@@ -65,6 +66,10 @@ class AccountState:
     due_at: datetime | None = None  # the work queue's next cycle (None: due now)
     takeovers: int = 0  # leases taken from a holder that never gave them back
     quota_cooldowns: int = 0  # usage limits met in a row (syncd.store.status)
+    # the daily deletion budget: since when deletions wait for an admin (None: they do
+    # not), and when an admin last let them through (earlier deletions do not count)
+    deletions_held_since: datetime | None = None
+    deletions_allowed_at: datetime | None = None
 
 @dataclass(frozen=True)
 class CycleStart:
@@ -553,13 +558,15 @@ class StateStore:
         meetings: Iterable[tuple[str, int]] = (),
         writes: Iterable[tuple[str, str | None, str]] = (),
         sent: Iterable[tuple[int, Mapping[str, Any]]] = (),
+        deletions: tuple[datetime, int] | None = None,
         token: int | None = None,
     ) -> None:
         """Links saved and dropped, conflicts kept, failures cleared, meetings claimed
         (``(ical_uid, activity_id)`` of events syncd created), calendar writes logged
         (``(event_id, etag, op)``, see :meth:`written_events`) and event updates about to
         be sent (``(activity_id, {field: JSON value})``, added to the link's ``sent`` and kept
-        until the link is saved again), in ONE transaction.
+        until the link is saved again) and propagated deletions counted for the daily
+        deletion budget (``(the cycle's time, how many)``), in ONE transaction.
 
         ``token``: the cycle's lease, checked in that transaction (fencing); raises
         LeaseLost, recording nothing, when another replica took the account.
@@ -623,6 +630,8 @@ class StateStore:
                           .values(sent={**before.get(activity_id, {}), **fields}))
             s.add_all(SyncWrite(account=account, event_id=event_id, etag=etag, op=op, at=now)
                       for event_id, etag, op in writes)
+            if deletions is not None and deletions[1] > 0:
+                s.add(SyncDeletion(account=account, at=deletions[0], count=deletions[1]))
 
     def written_events(self, account: str) -> set[str]:
         """The events of the account syncd wrote to (within the log's retention)."""
@@ -637,10 +646,40 @@ class StateStore:
             return {event_id: etag for event_id, etag in rows}
 
     def prune_writes(self, before: datetime) -> int:
-        """Forget the write log's entries older than ``before``; returns how many."""
+        """Forget the write log's entries older than ``before`` (and the deletion counts
+        as old, long past the budget's day); returns how many log entries."""
         with self.db.session() as s:
             result = s.execute(delete(SyncWrite).where(SyncWrite.at < before))
+            s.execute(delete(SyncDeletion).where(SyncDeletion.at < before))
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    # --- the daily deletion budget (syncd.engine.guards.deletion_hold) ------------------
+
+    def deletions_since(self, account: str, since: datetime) -> int:
+        """Propagated deletions the account's cycles recorded after ``since``."""
+        with self.db.read() as conn:
+            return int(conn.execute(
+                select(func.coalesce(func.sum(SyncDeletion.count), 0)).where(
+                    SyncDeletion.account == account, SyncDeletion.at > since)).scalar() or 0)
+
+    def hold_deletions(self, account: str, since: datetime, token: int | None) -> None:
+        """Make the account's propagated deletions wait for an admin from ``since`` (kept
+        if they already do). ``token``: the cycle's lease (fencing, as :meth:`record`)."""
+        with self.db.session() as s:
+            if token is not None and not _fenced(s, account, token):
+                raise LeaseLost(account=account)
+            s.execute(update(SyncAccount).where(SyncAccount.name == account,
+                                                SyncAccount.deletions_held_since.is_(None))
+                      .values(deletions_held_since=since))
+
+    def allow_deletions(self, account: str, at: datetime, token: int | None) -> None:
+        """An admin let the account's deletions through (``--force-delete``): the hold
+        ends and the deletions before ``at`` no longer count towards the day's budget."""
+        with self.db.session() as s:
+            if token is not None and not _fenced(s, account, token):
+                raise LeaseLost(account=account)
+            s.execute(update(SyncAccount).where(SyncAccount.name == account)
+                      .values(deletions_held_since=None, deletions_allowed_at=at))
 
     # --- conflicts ----------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -67,6 +68,25 @@ class SyncAccount(Base):
     # and what it found then, by kind (syncd.engine.audit.KINDS)
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     verify_findings: Mapped[dict[str, int] | None] = mapped_column(JSON)
+    # the daily deletion budget (syncd.engine.guards.deletion_hold): since when the
+    # account's propagated deletions wait for an admin, and when one last let them through
+    # (deletions before that no longer count)
+    deletions_held_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deletions_allowed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SyncDeletion(Base):
+    """Propagated deletions (an event deleted for its activity, or an activity for its
+    event) one batch of a cycle recorded, with the cycle's time: what the daily deletion
+    budget counts. Pruned with the write log."""
+
+    __tablename__ = "sync_deletions"
+    __table_args__ = (Index("ix_sync_deletions_account_at", "account", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    count: Mapped[int] = mapped_column(Integer)
 
 
 class SyncLink(Base):

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 
+import pytest
+
 from syncd.engine import guards
-from syncd.engine.actions import CreateEvent, DeleteActivity, DeleteEvent, PairPlan
-from syncd.engine.guards import count_guest_emails, deletion_allowance
+from syncd.engine.actions import CreateEvent, DeleteActivity, DeleteEvent, PairPlan, UpdateEvent
+from syncd.engine.guards import count_guest_emails, daily_deletion_allowance, deletion_allowance
 from tests.engine.factories import activity, proj
-from tests.engine.world import make_world
+from tests.engine.world import START, make_world
 
 check_plan = partial(guards.check_plan, account="alice")
 
@@ -76,3 +80,62 @@ def test_invitation_storm_pauses_the_account(tmp_path: Path) -> None:
     assert report.outcome == "refused" and "guest-updates" in (report.message or "")
     assert world.state.account("alice").status == "paused"
     assert world.calendar.live() == []
+
+
+# --- the daily deletion budget (a slow wipe) --------------------------------------------
+
+def _hold(plans: list[PairPlan], *, recent: int, links: int, held: datetime | None = None,
+          percent: int = 25, force: bool = False) -> guards.DeletionHold | None:
+    return guards.deletion_hold(plans, account="alice", held_since=held,
+                                recent=lambda: recent, link_count=lambda: links,
+                                percent=percent, force_delete=force)
+
+
+def test_daily_deletion_allowance_is_ten_or_the_share_of_the_days_pairs() -> None:
+    assert [daily_deletion_allowance(n, 25) for n in (0, 39, 40, 44, 100, 1000)] == [
+        10, 10, 10, 11, 25, 250]
+    assert daily_deletion_allowance(1000, 100) == 1000 and daily_deletion_allowance(80, 1) == 10
+
+
+@pytest.mark.parametrize(("planned", "recent", "links", "held", "force", "expected"), [
+    (0, 500, 0, None, False, None),                # nothing to delete: nothing to hold
+    (9, 0, 91, None, False, None),                 # a day's first 9 of 100: on
+    (7, 17, 83, None, False, None),                # 24 of the day's 100: within 25
+    (8, 17, 83, None, False, None),                # 25: the budget itself is allowed
+    (9, 17, 83, None, False, (26, 25)),            # 26 of 100 would pass 25: held
+    (10, 0, 30, None, False, None),                # small accounts: 10 a day whatever
+    (11, 0, 30, None, False, (11, 10)),
+    (1, 0, 100, START, False, (0, 0)),             # held already: every deletion waits
+    (9, 17, 83, START, True, None),                # the admin's --force-delete
+    (0, 0, 100, START, False, None),               # held, but nothing to delete now
+])
+def test_deletions_past_the_days_budget_wait_for_an_admin(
+        planned: int, recent: int, links: int, held: datetime | None, force: bool,
+        expected: tuple[int, int] | None) -> None:
+    hold = _hold(deletes(planned), recent=recent, links=links, held=held, force=force)
+    if expected is None:
+        assert hold is None
+        return
+    assert hold is not None and hold.waiting == planned
+    assert (hold.count, hold.limit) == expected and hold.since == held
+
+
+def test_the_days_figures_are_read_only_when_something_would_be_deleted() -> None:
+    asked: list[str] = []
+
+    def count(name: str, value: int) -> Callable[[], int]:
+        return lambda: asked.append(name) or value  # type: ignore[func-returns-value]
+
+    plans = [PairPlan(1, "e1", cal_write=UpdateEvent("e1", "x", proj(activity()),
+                                                     frozenset({"title"}), "m", False))]
+    assert guards.deletion_hold(plans, account="alice", held_since=None,
+                                recent=count("recent", 99), link_count=count("links", 1),
+                                percent=25) is None
+    assert asked == []
+
+
+def test_while_deletions_wait_the_per_cycle_guard_does_not_count_them() -> None:
+    assert check_plan(deletes(50), link_count=20, full_listing_empty=False,
+                      deletions_wait=True) is None
+    refusal = check_plan([], link_count=3, full_listing_empty=True, deletions_wait=True)
+    assert refusal is not None and refusal.guard == "empty-calendar"
