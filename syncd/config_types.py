@@ -157,42 +157,91 @@ class AccountConfig:
     enabled: bool = True
     auth: Mapping[str, Any] = field(default_factory=dict)
 
-    def fingerprint(self) -> str:
+    def fingerprint(self, crm: str = "") -> str:
         """What identifies the synced scope: a change here means a re-check, not deletions.
 
-        The provider, owner and calendar, who signs in (:data:`IDENTITY_KEYS`) and where
-        the calendar lives (:data:`ENDPOINT_KEYS`, written one way by
-        :func:`endpoint_key`); never a secret nor a tuning option. Prefixed with
-        :data:`SCOPE_VERSION`, so a value stored by an earlier release is recognised
-        (:meth:`earlier_fingerprint`).
+        The provider, owner and calendar, who signs in (:data:`IDENTITY_KEYS`), where the
+        calendar lives (:data:`ENDPOINT_KEYS`, written one way by :func:`endpoint_key`, a
+        provider's default written as unset) and which CRM the links are made with
+        (``crm``, :func:`crm_scope` of the ``[crm]`` table, last, after :data:`CRM_PART`); never
+        a secret nor a tuning option. Prefixed with :data:`SCOPE_VERSION`, so a value
+        stored by an earlier release is recognised (:meth:`earlier_fingerprints`).
         """
         auth = self.auth
         identity = [str(auth.get(key, "")) for key in IDENTITY_KEYS]
-        endpoints = [endpoint_key(str(auth.get(key) or "")) for key in ENDPOINT_KEYS]
-        calendar = self.calendar or ""
-        if "://" in calendar:  # a calendar URL (CalDAV) is a place too
-            calendar = endpoint_key(calendar)
-        return "|".join([SCOPE_VERSION, self.provider, self.owner, calendar, *identity,
-                         *endpoints])
+        endpoints = [_scope_endpoint(self.provider, key, auth) for key in ENDPOINT_KEYS]
+        return "|".join([SCOPE_VERSION, self.provider, self.owner, self._calendar_key(),
+                         *identity, *endpoints]) + CRM_PART + crm
 
-    def earlier_fingerprint(self) -> str:
-        """The fingerprint as releases before :data:`SCOPE_VERSION` computed it (no
-        endpoint, the url as written): a stored value equal to it is this scope as far as
-        that release could tell, accepted once and rewritten at the cycle's end, so an
-        upgrade does not refuse every account."""
+    def earlier_fingerprints(self) -> tuple[str, ...]:
+        """The fingerprint as earlier releases computed it for this config: "v2" (the
+        endpoints as written, a default spelt out counting as a move; no CRM), and the
+        first layout (no endpoint, the url as written). A stored value equal to one is
+        this scope as far as that release could tell: accepted once and rewritten at the
+        cycle's end, so an upgrade does not refuse every account."""
         auth = self.auth
-        identity = [auth.get(k, "") for k in ("url", "username", "subject", "tenant", "user")]
-        return "|".join([self.provider, self.owner, self.calendar or "", *map(str, identity)])
+        v2 = "|".join(["v2", self.provider, self.owner, self._calendar_key(),
+                       *(str(auth.get(key, "")) for key in IDENTITY_KEYS),
+                       *(endpoint_key(str(auth.get(key) or "")) for key in ENDPOINT_KEYS)])
+        first = [auth.get(k, "") for k in ("url", "username", "subject", "tenant", "user")]
+        return v2, "|".join([self.provider, self.owner, self.calendar or "", *map(str, first)])
+
+    def _calendar_key(self) -> str:
+        calendar = self.calendar or ""
+        return endpoint_key(calendar) if "://" in calendar else calendar  # a URL is a place
 
 
-#: The version of :meth:`AccountConfig.fingerprint`'s layout; "v2" added the endpoints.
-SCOPE_VERSION = "v2"
+#: The version of :meth:`AccountConfig.fingerprint`'s layout: "v2" added the endpoints,
+#: "v3" the CRM and a provider's default endpoint written as unset.
+SCOPE_VERSION = "v3"
+#: What precedes the CRM's part, the last, of a fingerprint.
+CRM_PART = "|crm="
 #: ``[account.auth]`` keys naming who signs in (the scope, unlike a secret or a setting).
 IDENTITY_KEYS = ("username", "subject", "tenant", "user")
 #: ``[account.auth]`` keys naming where the calendar lives (and who vouches for the
 #: identity): CalDAV's server ``url``, Google's ``api_endpoint``, Graph's ``graph_url``
 #: and its sign-in ``authority``. Unset is the provider's default, written as "".
 ENDPOINT_KEYS = ("url", "api_endpoint", "graph_url", "authority")
+#: Each provider's endpoint when its key is unset (the connectors' own defaults:
+#: tests/engine/test_scope_fingerprint.py holds them equal), so that writing it out is no
+#: move. Graph's authority is its host; the tenant's path is added as the sign-in adds it.
+DEFAULT_ENDPOINTS: Mapping[tuple[str, str], str] = {
+    ("google", "api_endpoint"): "https://www.googleapis.com/calendar/v3/",
+    ("outlook", "graph_url"): "https://graph.microsoft.com/v1.0",
+    ("outlook", "authority"): "https://login.microsoftonline.com",
+}
+
+
+def _scope_endpoint(provider: str, key: str, auth: Mapping[str, Any]) -> str:
+    """``auth[key]`` as the fingerprint writes it: :func:`endpoint_key`, and "" for the
+    provider's default spelt out. An authority without a path signs in to the tenant's
+    (``connectors.outlook_auth.authority_url``), so both spellings are one place."""
+    value = str(auth.get(key) or "")
+    default = DEFAULT_ENDPOINTS.get((provider, key), "")
+    if key == "authority" and value and default:
+        tenant = str(auth.get("tenant") or "")
+        default = f"{default}/{tenant}"
+        if urlsplit(value.strip()).path.strip("/") == "":
+            value = f"{value.strip().rstrip('/')}/{tenant}"
+    written = endpoint_key(value)
+    return "" if default and written == endpoint_key(default) else written
+
+
+def crm_scope(kind: str, options: Mapping[str, Any]) -> str:
+    """Which CRM an account's links are made with, for :meth:`AccountConfig.fingerprint`:
+    "" for the built-in one (it lives in syncd's own database), and for Pipedrive its
+    company (``company_domain``, in lower case) with the ``api_url`` when one other than
+    the company's own address is configured (written one way by :func:`endpoint_key`).
+    An OAuth app's ``api_domain`` is the company's, learnt from each token: not counted."""
+    if kind == "builtin":
+        return ""
+    if kind != "pipedrive":
+        return kind
+    company = str(options.get("company_domain") or "").strip().lower()
+    api = endpoint_key(str(options.get("api_url") or ""))
+    if api == endpoint_key(f"https://{company}.pipedrive.com"):
+        api = ""
+    return f"pipedrive:{company}" + (f"@{api}" if api else "")
 
 
 def endpoint_key(url: str) -> str:

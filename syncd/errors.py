@@ -376,13 +376,17 @@ class SyncRefused(SyncdError):
 
     ``count`` and ``limit`` are the guard's numbers: deletions planned and allowed
     ("mass-deletion"), guest e-mails planned and the hourly cap ("guest-updates"), pairs
-    in sync before ("empty-calendar"); "scope-changed" has none.
+    in sync before ("empty-calendar"); "scope-changed" has none, but says what moved
+    (``changed``: "crm" or "calendar") and the file the account is configured in
+    (``config_file``, "" when not known).
     """
 
     guard: str
     account: str
     count: int = 0
     limit: int = 0
+    changed: str = ""
+    config_file: str = ""
 
 
 @dataclass(eq=False, kw_only=True)

@@ -257,12 +257,17 @@ def _deletions_held(error: DeletionsHeld) -> str:
 
 
 def _refused(error: SyncRefused) -> str:
+    force = f"'syncd sync --account {error.account} --force-delete'"
     if error.guard == "guest-updates":
         step = (f"the account is paused; check why so many guests would be e-mailed, then "
                 f"run 'syncd resume {error.account}'")
+    elif error.guard == "scope-changed" and error.changed == "crm":
+        where = error.config_file or "the configuration"
+        step = (f"nothing was changed; if [crm] company_domain or api_url in {where} was "
+                f"changed by mistake, set it back; if the CRM really moved, run {force} "
+                "to proceed (activities the links name are not in the new CRM)")
     else:
-        step = (f"nothing was changed; check the calendar, then run 'syncd sync --account "
-                f"{error.account} --force-delete' to proceed")
+        step = f"nothing was changed; check the calendar, then run {force} to proceed"
     return f"The {error.guard} guard refused this cycle ({_refusal_detail(error)}); {step}."
 
 
@@ -274,6 +279,9 @@ def refusal_reason(error: SyncRefused) -> str:
 
 def _refusal_detail(error: SyncRefused) -> str:
     match error.guard:
+        case "scope-changed" if error.changed == "crm":
+            return ("the CRM is now another Pipedrive company, or another CRM, than the one "
+                    "this account's links were made with")
         case "scope-changed":
             return "the account now points at another calendar or user"
         case "empty-calendar":

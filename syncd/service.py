@@ -14,6 +14,7 @@ from connectors.base import CalendarConnector
 from syncd.auth_fingerprint import changed_since, fingerprint
 from syncd.channels import ChannelKeeper, PushSettings
 from syncd.config import AccountConfig, Config
+from syncd.config_types import crm_scope
 from syncd.crm.source import CrmSource
 from syncd.embedded_accounts import embedded_accounts
 from syncd.engine.policy import AccountPolicy, ConflictPolicy, OnCalendarDelete
@@ -37,12 +38,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("syncd.service")
 
-def account_policy(account: AccountConfig) -> AccountPolicy:
+def account_policy(account: AccountConfig, *, crm: str = "", config_file: str = ""
+                   ) -> AccountPolicy:
     """The engine's typed view of an ``[[account]]`` block (the config checked every
-    choice, so the enums cannot fail here)."""
+    choice, so the enums cannot fail here). ``crm``: which CRM the links are made with
+    (:func:`syncd.config_types.crm_scope`), part of the scope; ``config_file``: where both
+    are configured (named in a refusal)."""
     return AccountPolicy(
-        name=account.name, owner=account.owner, fingerprint=account.fingerprint(),
-        earlier_fingerprint=account.earlier_fingerprint(),
+        name=account.name, owner=account.owner, fingerprint=account.fingerprint(crm),
+        earlier_fingerprints=account.earlier_fingerprints(), config_file=config_file,
         conflict_policy=ConflictPolicy(account.conflict_policy),
         on_calendar_delete=OnCalendarDelete(account.on_calendar_delete),
         done_style=DoneStyle(account.done_style), import_events=account.import_events,
@@ -177,7 +181,10 @@ class Service:
         """The account's policy, built once per configured account."""
         cached = self._policies.get(account.name)
         if cached is None or cached[0] != account:
-            cached = self._policies[account.name] = (account, account_policy(account))
+            policy = account_policy(
+                account, crm=crm_scope(self.config.crm_kind, self.config.crm_options),
+                config_file=self.config.source)
+            cached = self._policies[account.name] = (account, policy)
         return cached[1]
 
     def accounts(self) -> list[AccountConfig]:

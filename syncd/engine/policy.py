@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from connectors.base import Window
+from syncd.config_types import CRM_PART
 from syncd.model import DoneStyle
 
 
@@ -36,15 +37,18 @@ class AccountPolicy:
     """One account's settings: who, which calendar scope, and how to sync.
 
     ``fingerprint`` identifies the synced scope (provider, owner, calendar, identity,
-    endpoints): a change of it makes the scope guard look before anything is written.
-    ``earlier_fingerprint`` is the same scope as an earlier release wrote it, accepted
-    in place of ``fingerprint`` (and replaced by it at the cycle's end).
+    endpoints, CRM): a change of it makes the scope guard look before anything is
+    written. ``earlier_fingerprints`` are the same scope as earlier releases wrote it,
+    accepted in place of ``fingerprint`` (and replaced by it at the cycle's end).
+    ``config_file``: the file the account and the CRM are configured in, named in a
+    refusal that an edit of it caused.
     """
 
     name: str
     owner: str
     fingerprint: str
-    earlier_fingerprint: str | None = None
+    earlier_fingerprints: tuple[str, ...] = ()
+    config_file: str = ""
     conflict_policy: ConflictPolicy = ConflictPolicy.CRM_WINS
     on_calendar_delete: OnCalendarDelete = OnCalendarDelete.DELETE_ACTIVITY
     done_style: DoneStyle = DoneStyle.KEEP
@@ -63,4 +67,15 @@ class AccountPolicy:
 
     def same_scope(self, stored: str | None) -> bool:
         """Whether a stored fingerprint (None: none kept yet) is this account's scope."""
-        return stored is None or stored in (self.fingerprint, self.earlier_fingerprint)
+        return self.scope_change(stored) is None
+
+    def scope_change(self, stored: str | None) -> str | None:
+        """What moved since ``stored`` was kept: None (nothing, or no fingerprint kept
+        yet), "crm" (the CRM the links were made with), or "calendar" (the calendar, its
+        server or who signs in)."""
+        if stored is None or stored == self.fingerprint or stored in self.earlier_fingerprints:
+            return None
+        if CRM_PART in stored and (stored.rpartition(CRM_PART)[2]
+                                   != self.fingerprint.rpartition(CRM_PART)[2]):
+            return "crm"
+        return "calendar"

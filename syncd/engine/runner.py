@@ -39,7 +39,7 @@ from syncd.engine.outcome import CycleReport, Note, Outcome, tally_plans
 from syncd.engine.plan import PlanPolicy, plan_account
 from syncd.engine.policy import AccountPolicy
 from syncd.engine.record import Bookkeeper
-from syncd.errors import DeletionsHeld, LeaseLost, NotFound
+from syncd.errors import DeletionsHeld, LeaseLost, NotFound, SyncRefused
 from syncd.failpoints import failpoint
 from syncd.store.state import AccountState, StateStore
 
@@ -189,14 +189,18 @@ class AccountCycle:
             counts["outside_calendar"] += data.outside
         guest_cap = self.policy.max_guest_updates_per_hour if self.policy.invite_guests \
             else None
+        moved = self.policy.scope_change(acct.fingerprint)
         refusal = check_plan(
             plans, account=self.name,
             link_count=lambda: self.state.link_count(self.name, settled=True),
             full_listing_empty=data.full_listing_empty, force_delete=self.force_delete,
-            guest_cap=guest_cap,
-            scope_changed=not self.policy.same_scope(acct.fingerprint),
+            guest_cap=guest_cap, scope_changed=moved is not None,
             deletions_wait=acct.deletions_held_since is not None and not self.force_delete,
         )
+        if refusal is not None and refusal.guard == "scope-changed":
+            # what moved, and where it was configured, for the sentence (syncd.report)
+            refusal = SyncRefused(guard=refusal.guard, account=self.name, changed=moved or "",
+                                  config_file=self.policy.config_file)
         if refusal is not None:
             counts["refused_actions"] = sum(p.writes for p in plans)
             self.report.end(Outcome.REFUSED, error=refusal)
