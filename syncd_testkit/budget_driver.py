@@ -46,7 +46,7 @@ from connectors.google_http import (
     RetryPolicy,
     SharedRequestBudget,
 )
-from connectors.outlook_http import GraphTransport
+from connectors.outlook_http import APP_REQUESTS_PER_SECOND, GraphTransport
 from syncd.config_types import AccountConfig
 from syncd.errors import ConnectorError, RateLimited
 from syncd.store.db import Database
@@ -151,7 +151,7 @@ def _graph(args: argparse.Namespace, limits: SharedLimits | None
             transport = local.transport = GraphTransport(
                 requests.Session(), args.endpoint, _Tokens(), mailbox=local.mailbox,
                 prefer='IdType="ImmutableId"', limits=limits, app="driver",
-                **window)
+                app_per_second=args.graph_app_per_second, **window)
         try:
             answer = transport.request("GET", f"/users/{local.mailbox}/events?$top=1")
         except ConnectorError:
@@ -223,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="Google: the users' project's budget per window (0: none)")
     parser.add_argument("--graph-per-window", type=int, default=0,
                         help="Graph: the mailbox's budget per window (0: Graph's 10 minutes)")
+    parser.add_argument("--graph-app-per-second", type=int, default=APP_REQUESTS_PER_SECOND,
+                        help="Graph: the app's requests a second, all mailboxes (0: none)")
     parser.add_argument("--alone", action="store_true",
                         help="count in this process only, as without [syncd] replica")
     args = parser.parse_args(argv)
