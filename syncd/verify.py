@@ -37,7 +37,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -163,8 +163,9 @@ def verify(service: Service, names: Sequence[str] | None = None, *, repair: bool
 def _repair_account(service: Service, account: AccountConfig, now: datetime | None,
                     wait: float) -> AccountAudit:
     """One account audited and repaired under its lease, then audited again."""
-    lease = take_lease(service.state, account.name, service.replica,
-                       timedelta(seconds=service.config.lease_seconds), wait=wait)
+    # (a short lease its heartbeat renews: a repair killed outright holds the account
+    # for seconds, not a cycle's lease_seconds)
+    lease = take_lease(service.state, account.name, service.replica, wait=wait)
     if isinstance(lease, LeaseHeld):
         result, _ = read_audit(service, account, now)
         if result.error is None and repairable(result.findings):
