@@ -216,14 +216,14 @@ def _scope_endpoint(provider: str, key: str, auth: Mapping[str, Any]) -> str:
     """``auth[key]`` as the fingerprint writes it: :func:`endpoint_key`, and "" for the
     provider's default spelt out. An authority without a path signs in to the tenant's
     (``connectors.outlook_auth.authority_url``), so both spellings are one place."""
-    value = str(auth.get(key) or "")
+    written = endpoint_key(str(auth.get(key) or ""))
     default = DEFAULT_ENDPOINTS.get((provider, key), "")
-    if key == "authority" and value and default:
+    if key == "authority" and written and default:
         tenant = str(auth.get("tenant") or "")
         default = f"{default}/{tenant}"
-        if urlsplit(value.strip()).path.strip("/") == "":
-            value = f"{value.strip().rstrip('/')}/{tenant}"
-    written = endpoint_key(value)
+        _scheme, sep, rest = written.partition("://")
+        if sep and "/" not in rest and "?" not in rest:  # the host alone
+            written = endpoint_key(f"{written}/{tenant}")
     return "" if default and written == endpoint_key(default) else written
 
 

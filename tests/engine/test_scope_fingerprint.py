@@ -228,6 +228,18 @@ def test_an_endpoint_other_than_the_providers_default_is_still_a_move(
     assert replace(base, auth={**base.auth, key: value}).fingerprint() != base.fingerprint()
 
 
+@pytest.mark.parametrize(("key", "value"), [
+    ("authority", "https://[::1"), ("authority", "https://login.microsoftonline.com:x"),
+    ("graph_url", "https://[::1/v1.0"), ("authority", "not a url"), ("graph_url", " "),
+])
+def test_an_unparsable_endpoint_is_a_place_of_its_own_never_a_crash(key: str, value: str
+                                                                   ) -> None:
+    broken = replace(GRAPH, auth={**GRAPH.auth, key: value})
+    assert broken.fingerprint() == broken.fingerprint()
+    assert (broken.fingerprint() == GRAPH.fingerprint()) is (not value.strip())
+    assert crm_scope("pipedrive", {**ACME, "api_url": value}).startswith("pipedrive:acme")
+
+
 def test_an_authority_with_or_without_the_tenants_path_is_one_place() -> None:
     bare = replace(GRAPH, auth={**GRAPH.auth, "authority": "https://login.microsoftonline.us"})
     full = replace(GRAPH, auth={**GRAPH.auth,
