@@ -78,13 +78,19 @@ class App:
         return Database(self.config.database_url)
 
     @cached_property
-    def lite(self) -> Any:
-        """The database through plain sqlite3 (:mod:`syncd.store.lite`), so that a short
-        command imports no SQLAlchemy; None when the full store must open it (not a
-        SQLite file, or one to create or migrate)."""
-        from syncd.store.lite import open_lite
+    def quick(self) -> Any:
+        """The database through sqlite3 or psycopg alone (:mod:`syncd.store.lite`), so
+        that a short command imports no SQLAlchemy; None when the full store must open it
+        (a URL read only by SQLAlchemy, a database to create or migrate)."""
+        from syncd.store.lite import open_quick
 
-        return open_lite(self.config.database_url)
+        return open_quick(self.config.database_url)
+
+    def close(self) -> None:
+        """Close the quick path's connection, if one was opened (a PostgreSQL server
+        is told goodbye rather than left to notice the dropped socket)."""
+        if self.__dict__.get("quick") is not None:
+            self.__dict__["quick"].close()
 
     @cached_property
     def store(self) -> Any:
@@ -318,6 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"syncd: {printable(report.describe(exc))}", file=sys.stderr)
         return report.exit_code(exc)
+    finally:
+        app.close()
 
 
 def _usage_exit() -> int:

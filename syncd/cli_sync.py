@@ -125,17 +125,17 @@ def _budget_line(budget: dict[str, Any]) -> str:
 
 
 def _quick_status(app: App) -> list[dict[str, Any]] | None:
-    """The status rows read through plain sqlite3 (no SQLAlchemy), or None when the full
-    path must answer: teams (their members come from the CRM source, which may be
-    remote), a database to create or migrate, or an account without a row yet (which
-    the full path makes)."""
+    """The status rows read through sqlite3 or psycopg alone (no SQLAlchemy), or None
+    when the full path must answer: teams (their members come from the CRM source, which
+    may be remote), a database to create or migrate, or an account without a row yet
+    (which the full path makes)."""
     config = app.config
-    if config.teams or app.lite is None:
+    if config.teams or app.quick is None:
         return None
     from syncd.store.lite import LiteStatus
 
-    with app.lite.worded():
-        return _lite_rows(app, LiteStatus(app.lite))
+    with app.quick.worded():
+        return _lite_rows(app, LiteStatus(app.quick))
 
 
 def _lite_rows(app: App, reads: LiteStatus) -> list[dict[str, Any]] | None:
@@ -150,7 +150,7 @@ def _lite_rows(app: App, reads: LiteStatus) -> list[dict[str, Any]] | None:
         from syncd.crm.builtin.quick_add import QuickActivities
         from syncd.embedded_accounts import embedded_accounts
 
-        accounts = embedded_accounts(config, QuickActivities(app.lite))
+        accounts = embedded_accounts(config, QuickActivities(app.quick))
     states = reads.accounts()
     if any(a.name not in states for a in accounts):
         return None

@@ -203,7 +203,12 @@ def database_url_problem(value: str, *, inline: bool = True) -> Finding | None:
 def secret_parameters(url: URL) -> list[str]:
     """The query parameters of ``url`` that hold a password (libpq takes ``?password=``
     and ``?sslpassword=`` beside ``user:password@``)."""
-    return [key for key in url.query if "password" in key.lower()]
+    return [key for key in url.query if is_password_option(key)]
+
+
+def is_password_option(key: str) -> bool:
+    """Whether a database URL's query option ``key`` holds a password."""
+    return "password" in key.lower()
 
 
 def fernet_key_problem(value: str) -> str | None:

@@ -2,8 +2,8 @@
 
 Two readers answer the same few questions: the full stores, through the service
 (:meth:`syncd.service.Service.status`), and the plain one, :class:`syncd.store.lite.LiteStatus`
-(the standard library's sqlite3, for a short command that must not import SQLAlchemy).
-The rows are built here from either, so both paths print the same.
+(sqlite3 or psycopg alone, for a short command that must not import SQLAlchemy). The
+rows are built here from either, so both paths print the same.
 """
 
 from __future__ import annotations

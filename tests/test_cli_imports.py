@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from syncd.cli import COMMANDS, main
+from tests.pg_tables import PgTables
+from tests.store.conftest import pg_url  # noqa: F401  (a fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -140,6 +142,30 @@ def test_short_commands_on_a_named_sqlite_file_load_no_sqlalchemy_engine_or_clie
         assert loaded(imported(config, *args), NEVER_PLAIN + SYNC_ONLY) == [], args
     assert loaded(imported(config, "config", "check", code=2), NEVER_PLAIN) == []
     assert (tmp_path / "named.db").is_file() and not (tmp_path / "data" / "syncd.db").exists()
+
+
+@pytest.mark.postgres
+def test_short_commands_on_postgresql_load_psycopg_but_no_sqlalchemy_engine_or_client(
+        config: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    url = request.getfixturevalue("pg_url")
+    tables = PgTables(url)
+    tables.load()
+    config.write_text(config.read_text().replace(
+        "[syncd]\n", f'[syncd]\ndatabase = "{url}"\n', 1))
+    # The user and the accounts' rows, made in this process (a new one's start-up each
+    # is most of this test's time).
+    assert main(["--config", str(config), "user", "add", "alice@example.com"]) == 0
+    assert main(["--config", str(config), "status"]) == 0
+    try:
+        for args in (("status",), ("activity", "add", "Call", "--owner", "alice@example.com",
+                                   "--due", "2026-12-10", "--guest", "bob@example.com"),
+                     ("activity", "list", "--open")):
+            modules = imported(config, *args)
+            assert loaded(modules, NEVER_PLAIN + SYNC_ONLY) == [], args
+            assert "syncd.store.quick_pg" in modules  # the probe sees the psycopg path
+    finally:
+        tables.load()
+    assert not (tmp_path / "data" / "syncd.db").exists()
 
 
 def test_status_reads_the_database_without_sqlalchemy_engine_or_clients(config: Path) -> None:

@@ -1,16 +1,20 @@
-"""``syncd status`` and ``syncd activity add`` through plain sqlite3 answer, write and
-fail exactly as through the full store (issue 16 item 5).
+"""``syncd status``, ``activity add`` and ``activity list`` without SQLAlchemy (sqlite3,
+or psycopg on PostgreSQL) answer, write and fail exactly as through the full store
+(issue 16 item 5).
 
-Each case runs once on the quick path and once with it turned off (``open_lite``
-answering None, as it does for PostgreSQL or a database to migrate), and compares the
-printed output, the exit code and, for ``add``, every row of every table.
+Each case runs once on the quick path and once with it turned off (``open_quick``
+answering None, as it does for a database to migrate), on SQLite and on PostgreSQL, and
+compares the printed output, the exit code and, for ``add``, every row of every table.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import socket
 import sqlite3
+import uuid
+from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +32,14 @@ from syncd.store.channels import ChannelStore
 from syncd.store.db import Database
 from syncd.store.state import StateStore
 from syncd.store.state_tables import SyncConflict, SyncLink, SyncQuarantine
+from tests.pg_tables import PgTables, Tables
+from tests.store.conftest import (
+    PG_ADMIN_DB,
+    PG_HOST,
+    PG_PORT,
+    PG_USER,
+    pg_url,  # noqa: F401  (a fixture)
+)
 
 NAMES = ("alice", "bob", "carol", "dave", "erin")
 ACCOUNTS = "".join(
@@ -39,12 +51,37 @@ STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}$")
 UID = re.compile(r"^[0-9a-f]{32}$")
 
 
-def _config(folder: Path, extra: str = "") -> Path:
-    folder.mkdir(mode=0o700, exist_ok=True)
-    config = folder / "syncd.toml"
-    config.write_text(f'[syncd]\ndata_dir = "{folder}"\n{extra}{ACCOUNTS}')
-    config.chmod(0o600)
-    return config
+class Backend:
+    """Where a test's database lives: a SQLite file in its data folder (``url`` None),
+    or the session's PostgreSQL database, emptied first (``url`` its URL)."""
+
+    def __init__(self, url: str | None) -> None:
+        self.url = url
+        self.pg = PgTables(url) if url else None
+        if self.pg is not None:
+            self.pg.load()
+
+    def database(self, folder: Path) -> str:
+        return self.url or f"sqlite:///{folder / 'syncd.db'}"
+
+    def config(self, folder: Path, extra: str = "", accounts: str = ACCOUNTS) -> Path:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        config = folder / "syncd.toml"
+        database = f'database = "{self.url}"\n' if self.url else ""
+        config.write_text(f'[syncd]\ndata_dir = "{folder}"\n{database}{extra}{accounts}')
+        config.chmod(0o600)
+        return config
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    if request.param == "sqlite":
+        yield Backend(None)
+        return
+    where = Backend(request.getfixturevalue("pg_url"))
+    yield where
+    assert where.pg is not None
+    where.pg.load()  # leave the session's database as the migrations made it
 
 
 def _run(capsys: pytest.CaptureFixture[str], config: Path, *args: str) -> tuple[int, str, str]:
@@ -58,27 +95,37 @@ def _no_full_store(*args: Any, **kwargs: Any) -> None:
     raise AssertionError("the quick path opened the full store")
 
 
-def _both(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-          quick: Path, full: Path, *args: str) -> tuple[tuple[int, str, str], ...]:
-    """``args`` run on the quick path against ``quick``'s config (which must not open the
-    full store), then on the full path against ``full``'s."""
+def _fast(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, config: Path,
+          *args: str) -> tuple[int, str, str]:
+    """``args`` on the quick path, which must not open the full store."""
     with monkeypatch.context() as patched:
         patched.setattr(syncd.store.db.Database, "__init__", _no_full_store)
-        fast = _run(capsys, quick, *args)
+        return _run(capsys, config, *args)
+
+
+def _slow(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, config: Path,
+          *args: str) -> tuple[int, str, str]:
+    """``args`` on the full path."""
     with monkeypatch.context() as patched:
-        patched.setattr(syncd.store.lite, "open_lite", lambda url: None)
-        slow = _run(capsys, full, *args)
-    return fast, slow
+        patched.setattr(syncd.store.lite, "open_quick", lambda url: None)
+        return _run(capsys, config, *args)
+
+
+def _both(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+          config: Path, *args: str) -> tuple[tuple[int, str, str], ...]:
+    """``args`` run on the quick path, then on the full path, against ``config``."""
+    return (_fast(capsys, monkeypatch, config, *args),
+            _slow(capsys, monkeypatch, config, *args))
 
 
 # --- syncd status -------------------------------------------------------------------------
 
 
-def _accounts_in_every_state(folder: Path) -> None:
+def _accounts_in_every_state(url: str) -> None:
     """alice ok after a run with counts, bob failing and resting, carol needing sign-in,
     dave with links, conflicts and failed items, erin paused; channels in each state and
     a Pipedrive company's day over 75 % and halted."""
-    db = Database(f"sqlite:///{folder / 'syncd.db'}")
+    db = Database(url)
     state = StateStore(db)
     at = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
     for name in NAMES:
@@ -129,11 +176,11 @@ def _accounts_in_every_state(folder: Path) -> None:
 @pytest.mark.parametrize("http", ["", '[http]\npublic_url = "https://syncd.example.com"\n'])
 def test_status_prints_the_same_on_both_paths_for_accounts_in_every_state(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-        http: str) -> None:
-    config = _config(tmp_path, http)
-    _accounts_in_every_state(tmp_path)
+        backend: Backend, http: str) -> None:
+    config = backend.config(tmp_path, http)
+    _accounts_in_every_state(backend.database(tmp_path))
     for args in (("status",), ("--json", "status")):
-        fast, slow = _both(capsys, monkeypatch, config, config, *args)
+        fast, slow = _both(capsys, monkeypatch, config, *args)
         assert fast == slow, args
     code, out, err = fast
     assert code == 0, err
@@ -149,9 +196,9 @@ def test_status_prints_the_same_on_both_paths_for_accounts_in_every_state(
 
 
 def test_status_takes_the_quick_path_only_when_every_account_has_a_row(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    config = _config(tmp_path)
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        backend: Backend) -> None:
+    config = backend.config(tmp_path)
     assert _run(capsys, config, "user", "add", "alice@example.com")[0] == 0  # a database
     served: list[str] = []
     full = syncd.service.Service.status
@@ -167,27 +214,25 @@ def test_status_takes_the_quick_path_only_when_every_account_has_a_row(
 
 
 def test_the_embedded_defaults_status_is_the_same_on_both_paths(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    tmp_path.chmod(0o700)
-    config = tmp_path / "syncd.toml"
-    config.write_text(f'[syncd]\ndata_dir = "{tmp_path}"\n')
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        backend: Backend) -> None:
+    config = backend.config(tmp_path, accounts="")
     for email in ("alice@example.com", "bob@example.com"):
         assert _run(capsys, config, "user", "add", email)[0] == 0
     assert _run(capsys, config, "status")[0] == 0  # the accounts' rows are made
-    StateStore(Database(f"sqlite:///{tmp_path / 'syncd.db'}")).update_account(
+    StateStore(Database(backend.database(tmp_path))).update_account(
         "embedded:bob@example.com", status="failing", last_outcome="failed",
         last_message="The embedded server did not answer.")
     for args in (("status",), ("--json", "status")):
-        fast, slow = _both(capsys, monkeypatch, config, config, *args)
+        fast, slow = _both(capsys, monkeypatch, config, *args)
         assert fast == slow
     assert fast[1].count("embedded:") == 2
 
 
 def test_a_teams_status_takes_the_full_path(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    config = _config(tmp_path, "")
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        backend: Backend) -> None:
+    config = backend.config(tmp_path)
     text = config.read_text() + ('[[team]]\nname = "sales"\nowners = "*"\nprovider = "caldav"\n'
                                  'calendar = "https://dav.example.com/{user}/crm/"\n'
                                  '[team.auth]\nurl = "https://dav.example.com/"\n'
@@ -204,60 +249,76 @@ def test_a_teams_status_takes_the_full_path(
 # --- syncd activity add ---------------------------------------------------------------------
 
 
-Templates = dict[tuple[str, ...], Path]
+class Crm:
+    """Databases of the CRM tests, made once per module and backend (a migration per test
+    would be most of its time) by the users they hold, and copied for each test."""
 
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.sqlite: dict[tuple[str, ...], Path] = {}
+        self.pg: dict[tuple[str, ...], Tables] = {}
 
-@pytest.fixture(scope="module")
-def templates(tmp_path_factory: pytest.TempPathFactory) -> Templates:
-    """Databases made once per module (a migration per test would be most of its time),
-    by the users they hold; the folder they are made in under ``("",)``."""
-    return {("",): tmp_path_factory.mktemp("templates")}
+    def make(self, backend: Backend, folder: Path, *users: str) -> Path:
+        """A data folder (its config returned) with ``users`` and three persons (1 and 3
+        with an e-mail) in its database."""
+        config = backend.config(folder)
+        if backend.pg is not None:
+            if users not in self.pg:
+                backend.pg.load()
+                self._fill(config, users)
+                self.pg[users] = backend.pg.rows()
+            backend.pg.load(self.pg[users])
+            return config
+        if users not in self.sqlite:
+            made = self.folder / f"users-{len(self.sqlite)}"
+            self._fill(backend.config(made), users)
+            self.sqlite[users] = made / "syncd.db"
+        with closing(sqlite3.connect(self.sqlite[users])) as source, \
+                closing(sqlite3.connect(folder / "syncd.db")) as copy:
+            source.backup(copy)  # with what is still in the WAL file
+        return config
 
-
-def _crm(folder: Path, templates: Templates, *users: str) -> Path:
-    """A data folder with ``users`` and three persons (1 and 3 with an e-mail), copied
-    from a template made on first use."""
-    if users not in templates:
-        made = templates[("",)] / f"users-{len(templates)}"
-        config = _config(made)
+    @staticmethod
+    def _fill(config: Path, users: tuple[str, ...]) -> None:
         commands = [("user", "add", email) for email in users] + [
             ("person", "add", "Pia", "--email", "pia@client.test"), ("person", "add", "Ola"),
             ("person", "add", "Kari", "--email", "kari@client.test")]
         for command in commands:
             assert main(["--config", str(config), *command]) == 0
-        templates[users] = made / "syncd.db"
-    config = _config(folder)
-    with closing(sqlite3.connect(templates[users])) as source, \
-            closing(sqlite3.connect(folder / "syncd.db")) as copy:
-        source.backup(copy)  # with what is still in the WAL file
-    return config
 
 
-def _tables(path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, stamps and random uids checked and replaced by their
-    shape (the two runs differ in them by nature)."""
-    conn = sqlite3.connect(path)
-    names = [r[0] for r in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-    tables = {}
-    for name in names:
-        cursor = conn.execute(f'SELECT * FROM "{name}" ORDER BY rowid')
-        columns = [d[0] for d in cursor.description]
-        rows = []
-        for row in cursor:
-            shaped = []
-            for column, value in zip(columns, row, strict=True):
-                stamped = column == "at" or column.endswith(("_at", "_time"))
-                if stamped and isinstance(value, str) and STAMP.match(value):
-                    value = "<stamp>"
-                elif column == "sync_uid" and value is not None:
-                    assert UID.match(value)
-                    value = "<uid>"
-                shaped.append((column, value))
-            rows.append(tuple(shaped))
-        tables[name] = rows
-    conn.close()
-    return tables
+@pytest.fixture(scope="module")
+def crm(tmp_path_factory: pytest.TempPathFactory) -> Crm:
+    return Crm(tmp_path_factory.mktemp("templates"))
+
+
+def _shaped(column: str, value: Any) -> Any:
+    """A stamp or a random uid replaced by its shape (two runs differ in them by nature),
+    after checking it has that shape."""
+    stamped = column == "at" or column.endswith(("_at", "_time"))
+    if stamped and (isinstance(value, datetime) or (isinstance(value, str)
+                    and STAMP.match(value))):
+        return "<stamp>"
+    if column == "sync_uid" and value is not None:
+        assert UID.match(value)
+        return "<uid>"
+    return value
+
+
+def _tables(backend: Backend, folder: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table of the test's database, shaped (:func:`_shaped`)."""
+    if backend.pg is not None:
+        found = backend.pg.rows()
+    else:
+        found = {}
+        with closing(sqlite3.connect(folder / "syncd.db")) as conn:
+            for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                        "AND name NOT IN ('alembic_version', 'sqlite_sequence')"):
+                cursor = conn.execute(f'SELECT * FROM "{name}"')
+                found[name] = ([d[0] for d in cursor.description], cursor.fetchall())
+    return {name: sorted((tuple((c, _shaped(c, v)) for c, v in zip(columns, row, strict=True))
+                          for row in rows), key=repr)
+            for name, (columns, rows) in found.items()}
 
 
 def _shaped_json(out: str) -> Any:
@@ -295,55 +356,64 @@ ERRORS = [
 @pytest.mark.parametrize("json_flag", [(), ("--json",)], ids=["text", "json"])
 def test_activity_add_prints_and_writes_the_same_on_both_paths(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-        templates: Templates, args: tuple[str, ...],
-        json_flag: tuple[str, ...]) -> None:
+        backend: Backend, crm: Crm, args: tuple[str, ...], json_flag: tuple[str, ...]) -> None:
     users = ("a@example.com", "b@example.com")
-    quick, full = (_crm(tmp_path / side, templates, *users) for side in ("quick", "full"))
     if "--owner" not in args:
         args = (*args, "--owner", "a@example.com")
-    (fast_code, fast_out, fast_err), (slow_code, slow_out, slow_err) = _both(
-        capsys, monkeypatch, quick, full, *json_flag, "activity", "add", *args)
+    quick, full = tmp_path / "quick", tmp_path / "full"
+    config = crm.make(backend, quick, *users)
+    fast_code, fast_out, fast_err = _fast(capsys, monkeypatch, config, *json_flag, "activity",
+                                          "add", *args)
+    written = _tables(backend, quick)
+    config = crm.make(backend, full, *users)
+    slow_code, slow_out, slow_err = _slow(capsys, monkeypatch, config, *json_flag, "activity",
+                                          "add", *args)
     assert (fast_code, fast_err) == (slow_code, slow_err), (fast_err, slow_err)
     if json_flag and fast_code == 0:
         assert _shaped_json(fast_out) == _shaped_json(slow_out)
     else:
         assert fast_out == slow_out
-    assert _tables(tmp_path / "quick" / "syncd.db") == _tables(tmp_path / "full" / "syncd.db")
+    assert written == _tables(backend, full)
 
 
 def test_the_quick_add_writes_the_activity_its_guests_note_and_one_change(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        templates: Templates) -> None:
-    config = _crm(tmp_path, templates, "a@example.com", "b@example.com")
-    code, _, _ = _run(capsys, config, "activity", "add", *ADDS[1], "--owner", "b@example.com")
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        backend: Backend, crm: Crm) -> None:
+    config = crm.make(backend, tmp_path, "a@example.com", "b@example.com")
+    code, _, _ = _fast(capsys, monkeypatch, config, "activity", "add", *ADDS[1], "--owner",
+                       "b@example.com")
     assert code == 0
-    tables = _tables(tmp_path / "syncd.db")
+    tables = _tables(backend, tmp_path)
     [activity] = tables["activities"]
-    assert dict(activity)["owner_id"] == 2 and dict(activity)["due_time"] == "14:30:00.000000"
-    assert [(dict(g)["email"], dict(g)["person_id"], dict(g)["name"])
-            for g in tables["activity_guests"]] == [
-        ("pia@client.test", 1, "Pia"), ("kari@client.test", 3, "Kari"),
-        ("x@elsewhere.test", None, None)]
+    assert dict(activity)["owner_id"] == 2
+    assert str(dict(activity)["due_time"]).startswith("14:30:00")
+    assert sorted((dict(g)["position"], dict(g)["email"], dict(g)["person_id"], dict(g)["name"])
+                  for g in tables["activity_guests"]) == [
+        (0, "pia@client.test", 1, "Pia"), (1, "kari@client.test", 3, "Kari"),
+        (2, "x@elsewhere.test", None, None)]
     assert [dict(n)["text"] for n in tables["activity_notes"]] == ["ask about the budget"]
-    assert [dict(c)["kind"] for c in tables["activity_changes"]] == ["insert"]
+    assert [(dict(c)["kind"], dict(c)["activity_id"]) for c in tables["activity_changes"]] == [
+        ("insert", dict(activity)["id"])]
 
 
 @pytest.mark.parametrize("owner", [(), ("--owner", "a@example.com")])
 @pytest.mark.parametrize("users", [(), ("a@example.com", "b@example.com")])
 def test_the_owner_sentences_are_the_same_on_both_paths(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-        templates: Templates, owner: tuple[str, ...],
-        users: tuple[str, ...]) -> None:
-    quick, full = (_crm(tmp_path / side, templates, *users) for side in ("quick", "full"))
-    fast, slow = _both(capsys, monkeypatch, quick, full, "activity", "add", "Call", *owner)
-    assert fast == slow
-    assert _tables(tmp_path / "quick" / "syncd.db") == _tables(tmp_path / "full" / "syncd.db")
+        backend: Backend, crm: Crm, owner: tuple[str, ...], users: tuple[str, ...]) -> None:
+    quick, full = tmp_path / "quick", tmp_path / "full"
+    config = crm.make(backend, quick, *users)
+    fast = _fast(capsys, monkeypatch, config, "activity", "add", "Call", *owner)
+    written = _tables(backend, quick)
+    config = crm.make(backend, full, *users)
+    assert fast == _slow(capsys, monkeypatch, config, "activity", "add", "Call", *owner)
+    assert written == _tables(backend, full)
 
 
 def test_an_activity_with_a_link_is_added_by_the_store(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-        templates: Templates) -> None:
-    config = _crm(tmp_path, templates, "a@example.com")
+        backend: Backend, crm: Crm) -> None:
+    config = crm.make(backend, tmp_path, "a@example.com")
     monkeypatch.setattr("syncd.crm.builtin.quick_add.QuickActivities.add_activity", None)
     code, out, _ = _run(capsys, config, "activity", "add", "Call", "--person", "1")
     assert code == 0 and out.startswith("Added activity 1")
@@ -361,10 +431,10 @@ LISTS = [(), ("--owner", "b@example.com"), ("--owner", "nobody@example.com"),
 @pytest.mark.parametrize("json_flag", [(), ("--json",)], ids=["text", "json"])
 def test_activity_list_prints_the_same_on_both_paths(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-        templates: Templates, json_flag: tuple[str, ...]) -> None:
+        backend: Backend, crm: Crm, json_flag: tuple[str, ...]) -> None:
     # Dated, timed, whole-day, undated, done, deleted, with guests, and linked to a deal
     # (and so to its person) or to an organization.
-    config = _crm(tmp_path, templates, "a@example.com", "b@example.com")
+    config = crm.make(backend, tmp_path, "a@example.com", "b@example.com")
     adds = [*ADDS, ("Undated", "--type", "call"), ("Deal call", "--deal", "1", "--due",
                                                     "2026-12-10"),
             ("Org lunch", "--org", "1", "--done"), ("Gone", "--due", "2026-12-09")]
@@ -375,7 +445,41 @@ def test_activity_list_prints_the_same_on_both_paths(
                     ("activity", "delete", "8")]:
         assert _run(capsys, config, *command)[0] == 0, command
     for args in LISTS:
-        fast, slow = _both(capsys, monkeypatch, config, config, *json_flag, "activity",
-                           "list", *args)
+        fast, slow = _both(capsys, monkeypatch, config, *json_flag, "activity", "list",
+                           *args)
         assert fast == slow, args
         assert fast[0] == (2 if "nobody@example.com" in args else 0)
+
+
+# --- a database that cannot be used -------------------------------------------------------
+
+SECRET = "s3cr%40t"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.postgres
+@pytest.mark.usefixtures("pg_url")  # skipped, saying so, where there is no server
+@pytest.mark.parametrize("case", ["server down", "no such database", "no such role"])
+@pytest.mark.parametrize("command", [("status",), ("activity", "list"),
+                                     ("activity", "add", "Call", "--owner", "a@example.com")])
+def test_a_server_that_refuses_is_one_sentence_on_both_paths_without_the_password(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        case: str, command: tuple[str, ...]) -> None:
+    server = f"{PG_HOST}:{PG_PORT}"
+    monkeypatch.setenv("SYNCD_TEST_DATABASE", {
+        "server down": f"postgresql+psycopg://{PG_USER}:{SECRET}@127.0.0.1:{_free_port()}/x",
+        "no such database": f"postgresql+psycopg://{PG_USER}:{SECRET}@{server}/missing_"
+                            f"{uuid.uuid4().hex[:8]}?sslpassword={SECRET}",
+        "no such role": f"postgresql+psycopg://nobody_{uuid.uuid4().hex[:8]}:{SECRET}@{server}"
+                        f"/{PG_ADMIN_DB}"}[case])
+    config = Backend(None).config(tmp_path, 'database = "env:SYNCD_TEST_DATABASE"\n')
+    fast, slow = _both(capsys, monkeypatch, config, *command)
+    assert fast == slow
+    code, out, err = fast
+    assert code == 1 and out == "" and err.startswith("syncd: The database postgresql+psycopg")
+    assert len(err.splitlines()) == 1 and ":***@" in err and "s3cr" not in err

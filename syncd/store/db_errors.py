@@ -36,8 +36,15 @@ def translate_error(context: Any) -> SyncdError | None:
         return _sqlite_error(url, original)
     unreachable = context.connection is None or context.is_disconnect
     if unreachable and type(original).__name__ in ("OperationalError", "InterfaceError"):
-        return DatabaseUnavailable(database=_shown(url), reason=_server_reason(original))
+        return server_unavailable(_shown(url), original)
     return None
+
+
+def server_unavailable(shown: str, error: BaseException) -> DatabaseUnavailable:
+    """The error for a database server that cannot be reached or refuses the connection
+    (``shown``: its URL as an error may show it). Also raised by the psycopg quick path
+    (:mod:`syncd.store.quick_pg`), so both say the same."""
+    return DatabaseUnavailable(database=shown, reason=_server_reason(error))
 
 
 def _sqlite_error(url: URL, error: sqlite3.Error) -> SyncdError | None:

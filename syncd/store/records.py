@@ -1,9 +1,9 @@
 """The plain records the stores hand out, importable without SQLAlchemy.
 
 ``syncd status`` shows them whichever way it read them: through the full stores
-(:mod:`syncd.store.channels`, :mod:`syncd.store.budgets`) or through the standard
-library's sqlite3 (:mod:`syncd.store.lite`), which a short command uses so that it does
-not import SQLAlchemy at all.
+(:mod:`syncd.store.channels`, :mod:`syncd.store.budgets`) or through sqlite3 or psycopg
+alone (:mod:`syncd.store.lite`), which a short command uses so that it does not import
+SQLAlchemy at all.
 """
 
 from __future__ import annotations

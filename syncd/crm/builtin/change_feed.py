@@ -18,9 +18,7 @@ from sqlalchemy import Connection, Integer, Select, bindparam, func, insert, or_
 from sqlalchemy.orm import Session
 
 from syncd.crm.builtin.tables import ActivityChange
-
-# An arbitrary constant naming "the activity store's write lock" among advisory locks.
-_WRITER_LOCK_KEY = 0x5943_4443  # "SYCD"
+from syncd.store.lite import WRITER_LOCK_KEY
 
 
 def lock_writers(session: Session) -> None:
@@ -33,7 +31,7 @@ def lock_writers(session: Session) -> None:
     """
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _WRITER_LOCK_KEY})
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITER_LOCK_KEY})
     elif dialect == "sqlite":
         session.connection().exec_driver_sql("BEGIN IMMEDIATE")
 

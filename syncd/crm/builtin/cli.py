@@ -321,10 +321,10 @@ def _activity_add(args: argparse.Namespace, app: App) -> int:
 
 
 def _quick_store(app: App, fields: dict[str, Any]) -> Any:
-    """The store an add goes through: plain sqlite3 when the database allows it and the
-    activity is linked to no item (SQLAlchemy's import was most of the command's time),
-    else the full store (:mod:`syncd.crm.builtin.quick_add` says why)."""
-    if app.lite is None or any(fields.get(f) is not None for f in LINK_FIELDS):
+    """The store an add goes through: sqlite3 or psycopg alone when the database allows
+    it and the activity is linked to no item (SQLAlchemy's import was most of the
+    command's time), else the full store (:mod:`syncd.crm.builtin.quick_add` says why)."""
+    if any(fields.get(f) is not None for f in LINK_FIELDS) or app.quick is None:
         return app.store
     return _quick(app)
 
@@ -332,7 +332,7 @@ def _quick_store(app: App, fields: dict[str, Any]) -> Any:
 def _quick(app: App) -> Any:
     from syncd.crm.builtin.quick_add import QuickActivities
 
-    return QuickActivities(app.lite)
+    return QuickActivities(app.quick)
 
 
 def _activity_edit(args: argparse.Namespace, app: App) -> int:
@@ -357,8 +357,9 @@ def _filter(app: App, args: argparse.Namespace, store: Any = None, **extra: Any)
 
 
 def _activity_list(args: argparse.Namespace, app: App) -> int:
-    # Plain sqlite3 when the database allows it (:mod:`syncd.crm.builtin.quick_list`).
-    store = app.store if app.lite is None else _quick(app)
+    # sqlite3 or psycopg alone when the database allows it
+    # (:mod:`syncd.crm.builtin.quick_list`).
+    store = app.store if app.quick is None else _quick(app)
     flt = _filter(app, args, store, deal_id=args.deal, person_id=args.person,
                   org_id=args.org, due_from=args.due_from, due_to=args.due_to,
                   include_deleted=args.deleted, limit=args.limit)
