@@ -149,7 +149,7 @@ class CalDAVCalendar:
                 return request
 
             self.client.session.hooks["pre_request"].append(guard)
-        self.transport = DavTransport(self.client)
+        self.transport = DavTransport(self.client, before_request=before_request)
         self._calendar: Any = None
         self.discovery = discovery
         self._kept = False  # the calendar in use came from ``discovery``, not this run
@@ -465,6 +465,7 @@ class CalDAVCalendar:
         return results
 
     def close(self) -> None:
+        self.transport.close()
         self.client.close()
 
     # --- push (WebDAV-Push) -------------------------------------------------------------

@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import posixpath
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote, urljoin, urlsplit
 from xml.sax.saxutils import escape
 
+from caldav.lib.http_sync import CaseInsensitiveDict
 from lxml import etree
 
+from connectors.caldav_wire import Wire
 from syncd.errors import (
     AuthFailed,
     CalendarMissing,
@@ -141,11 +143,26 @@ class Fetched:
 
 
 class DavTransport:
-    """Requests through the library's session and credentials, under syncd's limits."""
+    """Requests under syncd's limits, with the library's credentials: on the connector's
+    own keep-alive connections (:mod:`connectors.caldav_wire`) when the exchange is a
+    plain one, else through the library's session.
 
-    def __init__(self, client: Any, *, deadline: float = REQUEST_DEADLINE) -> None:
+    ``before_request`` is called before every request and raises to stop it (the
+    connector also hooks it into the library's session)."""
+
+    def __init__(self, client: Any, *, deadline: float = REQUEST_DEADLINE,
+                 before_request: Callable[[], None] | None = None) -> None:
         self.client = client
         self.deadline = deadline
+        self.before_request = before_request
+        verify = getattr(client, "ssl_verify_cert", True)
+        self.wire = Wire(timeout=client.timeout, verify=verify) \
+            if isinstance(verify, str) or verify is True else None
+
+    def close(self) -> None:
+        """Close the connections kept for later requests."""
+        if self.wire is not None:
+            self.wire.close()
 
     def send(self, method: str, url: str, body: bytes = b"",
              headers: Mapping[str, str] | None = None, *,
@@ -172,31 +189,73 @@ class DavTransport:
         """:meth:`_send`, and a read sent once more when it got no answer from the server.
 
         A read (:data:`SAFE_METHODS`) changes nothing, so sending it again is harmless:
-        once more when its connection failed before any answer (a busy server's full
-        listen queue resets new connections: Radicale's built-in server queues 5), or when
-        a gateway in front of the server answered :data:`RETRIED_STATUSES` for it. A write
-        is never sent twice here: whether the server applied it is unknown, and the engine
-        reconciles a failed write against the next listing.
+        once more, on a new connection, when its connection failed before any answer (a
+        busy server's full listen queue resets new connections: Radicale's built-in
+        server queues 5; a kept connection the server closed just then), or when a
+        gateway in front of the server answered :data:`RETRIED_STATUSES` for it. A write
+        is never sent twice here: whether the server applied it is unknown, and the
+        engine reconciles a failed write against the next listing.
         """
         if method not in SAFE_METHODS:
             return self._send(method, url, body, headers, max_bytes)
         try:
             reply = self._send(method, url, body, headers, max_bytes)
         except Unreachable:
-            return self._send(method, url, body, headers, max_bytes)
+            return self._send(method, url, body, headers, max_bytes, fresh=True)
         if reply.status in RETRIED_STATUSES:
-            return self._send(method, url, body, headers, max_bytes)
+            return self._send(method, url, body, headers, max_bytes, fresh=True)
         return reply
 
     def _send(self, method: str, url: str, body: bytes, headers: Mapping[str, str] | None,
-              max_bytes: int) -> Reply:
+              max_bytes: int, *, fresh: bool = False) -> Reply:
         started = time.monotonic()
         all_headers = {**getattr(self.client, "headers", {}), **(headers or {})}
         if not body:
             all_headers.pop("Content-Type", None)
+        answer = self._open(method, url, body, all_headers, fresh)
+        request_answered("caldav", answer.status)
         try:
+            declared = answer.headers.get("Content-Length")
+            if declared and declared.isdigit() and int(declared) > max_bytes:
+                raise ReplyTooLarge(int(declared))
+            parts: list[bytes] = []
+            size = 0
+            for chunk in answer.chunks(_CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise ReplyTooLarge(size)
+                if time.monotonic() - started > self.deadline:
+                    raise Transient(reason=f"the server took over {self.deadline:g} s to answer")
+                parts.append(chunk)
+            return Reply(answer.status, answer.headers, b"".join(parts))
+        except (ReplyTooLarge, Transient):
+            raise
+        except Exception as exc:  # a reset or decoding failure in the middle of the body
+            raise Transient(reason=f"network: {type(exc).__name__}") from None
+        finally:
+            answer.close()
+
+    def _open(self, method: str, url: str, body: bytes, headers: dict[str, str],
+              fresh: bool) -> Any:
+        """Send the request; the answer with its status and headers (see
+        :class:`connectors.caldav_wire.Answer`), its body not read yet.
+
+        Raises:
+            Unreachable: no answer came.
+        """
+        auth = getattr(self.client, "auth", None)
+        wire, origin, authorization = self.wire, None, None
+        if wire is not None and getattr(self.client, "ssl_cert", None) is None:
+            authorization = wire.authorization(auth)
+            origin = wire.serves(url) if authorization is not None else None
+        if origin is not None and self.before_request is not None:
+            self.before_request()  # (the library's session calls it from its hook)
+        try:
+            if wire is not None and origin is not None and authorization is not None:
+                return wire.send(origin, method, url, body,
+                                 {**headers, "Authorization": authorization}, fresh=fresh)
             response = self.client.session.request(
-                method, url, data=body or None, headers=all_headers, auth=self.client.auth,
+                method, url, data=body or None, headers=headers, auth=auth,
                 timeout=self.client.timeout, verify=self.client.ssl_verify_cert,
                 cert=getattr(self.client, "ssl_cert", None), stream=True,
                 allow_redirects=False,
@@ -204,27 +263,7 @@ class DavTransport:
         except Exception as exc:  # the HTTP library's own error types vary by backend
             request_answered("caldav", 0)
             raise Unreachable(url=url, reason=network_reason(exc)) from None
-        request_answered("caldav", response.status_code)
-        try:
-            declared = response.headers.get("Content-Length")
-            if declared and declared.isdigit() and int(declared) > max_bytes:
-                raise ReplyTooLarge(int(declared))
-            parts: list[bytes] = []
-            size = 0
-            for chunk in response.iter_content(_CHUNK):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise ReplyTooLarge(size)
-                if time.monotonic() - started > self.deadline:
-                    raise Transient(reason=f"the server took over {self.deadline:g} s to answer")
-                parts.append(chunk)
-            return Reply(response.status_code, dict(response.headers), b"".join(parts))
-        except (ReplyTooLarge, Transient):
-            raise
-        except Exception as exc:  # a reset or decoding failure in the middle of the body
-            raise Transient(reason=f"network: {type(exc).__name__}") from None
-        finally:
-            response.close()
+        return _SessionAnswer(response)
 
     def report(self, url: str, body: str, *, max_bytes: int = MAX_REPLY_BYTES,
                depth: str | None = None) -> Reported:
@@ -249,6 +288,21 @@ class DavTransport:
         if root.tag != DAV + "multistatus":
             raise BadReply(f"the reply is a {etree.QName(root).localname}, not a multistatus")
         return Reported(reply.status, reply.headers, root)
+
+
+class _SessionAnswer:
+    """The library session's streamed response, read as :class:`caldav_wire.Answer` is."""
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+        self.status: int = response.status_code
+        self.headers: Mapping[str, str] = CaseInsensitiveDict(response.headers)
+
+    def chunks(self, size: int) -> Iterable[bytes]:
+        return self._response.iter_content(size)
+
+    def close(self) -> None:
+        self._response.close()
 
 
 def parse_xml(body: bytes) -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import requests
@@ -46,14 +47,14 @@ class Calendar:
                                 auth={"url": self.server.url, "username": self.user})
         conn = CalDAVCalendar(account, owner_tz=OSLO)
         conn.calendar  # noqa: B018 - find the calendar before the requests are counted
-        reports = self.reports
+        reports, send = self.reports, conn.transport.send
 
-        def count(request: object, **_: object) -> object:
-            if getattr(request, "method", "") == "REPORT":
-                reports.append(str(getattr(request, "body", b"") or b""))
-            return request
+        def count(method: str, url: str, body: bytes = b"", *args: Any, **kwargs: Any) -> Any:
+            if method == "REPORT":  # every request after discovery is the transport's
+                reports.append(body.decode())
+            return send(method, url, body, *args, **kwargs)
 
-        conn.client.session.hooks["pre_request"].append(count)
+        conn.transport.send = count  # type: ignore[method-assign]
         return conn
 
 
