@@ -56,6 +56,17 @@ class Context:
     credentials: Any = None
 
 
+@dataclass
+class SharedContext:
+    """``connectors.ConnectorContext``'s fields the connector reads, with ``shared`` (what
+    the accounts of a process share: an app's token, the HTTP session)."""
+
+    owner_tz: str = "Europe/Oslo"
+    window: Window = WINDOW
+    credentials: Any = None
+    shared: dict[str, Any] | None = field(default_factory=dict)
+
+
 class GuardedOutlook(OutlookCalendar):
     """Counts write ops and fails the test if one happens while ``forbid_writes`` is set."""
 

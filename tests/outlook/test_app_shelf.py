@@ -5,29 +5,17 @@ accounts of one app need one grant, not 400 grants and 400 tenant discoveries.""
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from connectors.base import Window
 from connectors.outlook import OutlookCalendar
 from syncd.errors import AuthFailed
 from syncd_testkit.emulators.identity import RoutingSession
-from tests.outlook.conftest import WINDOW, Env
+from tests.outlook.conftest import Env, SharedContext
 from tests.outlook.test_token_cache import CountingSession
 
 MAILBOXES = [f"user{i}@contoso.test" for i in range(6)]
-
-
-@dataclass
-class SharedContext:
-    """``connectors.ConnectorContext``'s fields the connector reads, with ``shared``."""
-
-    owner_tz: str = "Europe/Oslo"
-    window: Window = WINDOW
-    credentials: Any = None
-    shared: dict[str, Any] | None = field(default_factory=dict)
 
 
 def connectors(env: Env, shared: dict[str, Any] | None,

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import cProfile
 import pstats
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -17,14 +15,14 @@ from urllib.parse import unquote
 import pytest
 import requests
 
-from connectors.base import Window
 from connectors.http_pool import SESSION_KEY, ApiSession, process_session
 from connectors.outlook import OutlookCalendar
 from syncd.config import SecretRef
 from syncd.store.credentials import CredentialStore
 from syncd.store.db import Database
 from syncd_testkit.emulators.identity import IdentityEmulator, RoutingSession
-from tests.outlook.conftest import ALICE, BOB, STATE_KEY_ENV, WINDOW, Env
+from syncd_testkit.loopback import HandlerServer, bound
+from tests.outlook.conftest import ALICE, BOB, STATE_KEY_ENV, Env, SharedContext
 
 MAILBOXES = [f"user{i}@contoso.test" for i in range(6)]
 #: Python calls of one idle cycle's ``changes`` (one delta GET: the request, its answer
@@ -54,16 +52,6 @@ class RoutedApiSession(ApiSession):
     def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> Any:
         return super().request(method, RoutingSession.rewrite(self, str(url)),  # type: ignore[arg-type]
                                *args, **kwargs)
-
-
-@dataclass
-class SharedContext:
-    """``connectors.ConnectorContext``'s fields the connector reads, with ``shared``."""
-
-    owner_tz: str = "Europe/Oslo"
-    window: Window = WINDOW
-    credentials: Any = None
-    shared: dict[str, Any] | None = field(default_factory=dict)
 
 
 @pytest.fixture
@@ -195,15 +183,8 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def origin() -> Iterator[tuple[str, list[dict[str, str]]]]:
     seen: list[dict[str, str]] = []
-    handler = type("Handler", (_Handler,), {"seen": seen})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with HandlerServer(bound(_Handler, seen=seen)) as server:
+        yield server.origin, seen
 
 
 def test_a_cookie_one_answer_sets_never_goes_out_again(
