@@ -51,8 +51,9 @@ from syncd.embedded_auth import (
 )
 from syncd.embedded_server import READY_LINE
 from syncd.errors import PortInUse, ServerFailed
+from syncd.invariant_check import InvariantCheck
 from syncd.logs import setup_logging
-from syncd.metrics import Metrics
+from syncd.metrics import Metrics, wrote
 from syncd.private import check_private, private_by_default
 from syncd.push import AccountDirectory, Hints, PushGate
 from syncd.replica import TICK_SECONDS, Dispatcher
@@ -287,6 +288,8 @@ class Daemon:
         self.crm_watch: tuple[CrmWatcher, Hints] | None = None
         self.push = PushGate(DirtyFlags(self.service.db), self._run_soon)
         self.metrics = Metrics(self.service.accounts, self.service.db)  # on /metrics
+        # The state's invariants, at start and after each cycle that wrote.
+        self.invariants = InvariantCheck(self.service.db, self.metrics.invariant_broken)
         # The read-only audit of each account every verify_hours (0: none).
         self.verifier = VerifySchedule(self.service, timedelta(hours=config.verify_hours)) \
             if config.verify_hours else None
@@ -469,6 +472,8 @@ class Daemon:
             self._give_back(claim, self._interval(account, pushed=self._pushed_ok(account)))
             self.push.end(name, unread=flagged if held else None)
         self.metrics.cycle_done(account, report, time.monotonic() - started)
+        if wrote(report):
+            self._check_invariants(name)
         if flagged is not None and not held:
             self.metrics.pushed(flagged)
         if name in self._gone:  # let go while this cycle ran
@@ -479,6 +484,13 @@ class Daemon:
         level = levels.get(report.outcome, logging.WARNING)
         if log.isEnabledFor(level):  # (the line is built only when it is kept)
             log.log(level, "%s", report.line())
+
+    def _check_invariants(self, name: str) -> None:
+        """After a cycle that wrote: the account's own invariants (one statement)."""
+        try:
+            self.invariants.after_cycle(name)
+        except Exception as exc:  # the database is away: the next cycle that writes checks
+            log.warning("could not check the sync state of %s: %s", name, describe(exc))
 
     def _give_back(self, claim: Claim | None, seconds: float) -> None:
         """Return a claimed account to the work queue, due in ``seconds`` (plus jitter)."""
@@ -650,6 +662,7 @@ class Daemon:
                 for r in reports:
                     print(printable(r.line()), flush=True)
                 return sync_exit_code(reports)
+            self.invariants.at_start()  # (refuses to start on a schema not this release's)
             self._install_signals()
             self.start_push()
             self.start_receiver()

@@ -419,6 +419,15 @@ class AccountUnavailable(SyncdError):
 
 
 @dataclass(eq=False, kw_only=True)
+class SchemaNotCurrent(SyncdError):
+    """The state database's recorded schema revision (``found``) is not this release's
+    newest (``expected``): another release opened it since it was migrated."""
+
+    found: str
+    expected: str
+
+
+@dataclass(eq=False, kw_only=True)
 class LeaseLost(SyncdError):
     """Another replica took the account's lease; this cycle stops (``account``). Raised
     by the fence before a write batch and by a fenced record of finished writes."""

@@ -32,6 +32,7 @@ from syncd.engine.audit import KINDS
 from syncd.engine.outcome import CycleReport, Outcome
 from syncd.store.budgets import BudgetLedger
 from syncd.store.db import Database
+from syncd.store.invariants import INVARIANTS
 from syncd.store.queue import WorkQueue
 from syncd.store.state import StateStore
 from syncd.telemetry import listen
@@ -75,6 +76,11 @@ def error_kind(status: int) -> str | None:
     return None
 
 
+def wrote(report: CycleReport) -> bool:
+    """Whether a cycle wrote anything (one of the WRITE_KINDS counts)."""
+    return any(report.counts.get(kind) for kind in WRITE_KINDS)
+
+
 class Metrics:
     """The metrics of one daemon.
 
@@ -108,6 +114,9 @@ class Metrics:
         self.guest_emails = Counter("syncd_guest_emails",
                                     "E-mails to guests that syncd's writes caused",
                                     registry=r)
+        self.invariant_violations = Counter(
+            "syncd_invariant_violations", "State invariants found broken at start or after "
+            "a cycle, by invariant (syncd.store.invariants)", ["invariant"], registry=r)
         self.push_lag = Histogram("syncd_push_lag_seconds",
                                   "From a push notification to the cycle that reads it",
                                   buckets=LAG_BUCKETS, registry=r)
@@ -120,6 +129,8 @@ class Metrics:
             self.requests.labels(provider, "200")
         for kind in WRITE_KINDS:
             self.writes.labels(kind)
+        for invariant in INVARIANTS:
+            self.invariant_violations.labels(invariant)
 
     def start(self) -> None:
         """Count provider requests from now on (:mod:`syncd.telemetry`)."""
@@ -159,6 +170,11 @@ class Metrics:
         if report.outcome == Outcome.OK:
             with self._lock:
                 self._last_success[account.name] = self._clock()
+
+    def invariant_broken(self, invariant: str, count: int) -> None:
+        """A check found ``count`` breaches of ``invariant`` (one of INVARIANTS)."""
+        if invariant in INVARIANTS:  # (the label set stays the fixed one)
+            self.invariant_violations.labels(invariant).inc(count)
 
     def pushed(self, flagged_at: datetime) -> None:
         """A cycle starts that reads a push flagged at ``flagged_at``."""

@@ -36,6 +36,7 @@ from syncd.errors import (
     PushRefused,
     QuotaCooldown,
     RateLimited,
+    SchemaNotCurrent,
     SecretUnavailable,
     ServerFailed,
     SlotTaken,
@@ -178,6 +179,11 @@ def describe(error: BaseException, account: AccountConfig | None = None) -> str:
                     f"{int(error.seconds)} s, twice as long for each limit met again before "
                     "a cycle succeeds (up to a day; 'syncd status' says until when), then "
                     "syncs again by itself.")
+        case SchemaNotCurrent():
+            return (f"The state database's schema is at revision {error.found}, not "
+                    f"{error.expected} as this release of syncd needs, so syncd did not "
+                    "start; run the same release of syncd everywhere the database is used "
+                    "(an older database is migrated on start, a newer one never).")
         case AccountCooldown():
             return (f"The provider's usage limit was hit ({error.reason}); the account rests "
                     f"for {int(error.seconds)} s, then syncs again by itself.")

@@ -348,6 +348,12 @@ class StateStore:
         self._move(name, [AccountStatus.NEEDS_REAUTH, AccountStatus.FAILING],
                    status=AccountStatus.OK, status_reason=None, failures=0)
 
+    def pause(self, name: str, reason: str) -> None:
+        """Hold the account until an admin resumes it (``reason``: why, kept in the
+        status): its sync state breaks an invariant (syncd.invariant_check)."""
+        self.account(name)
+        self.update_account(name, status=AccountStatus.PAUSED, status_reason=reason)
+
     def resume(self, name: str) -> AccountStatus:
         """An admin lets the account sync again, whatever held it; returns the status
         it had. A guard trips again unless its cause was fixed."""

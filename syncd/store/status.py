@@ -28,6 +28,7 @@ cycle failed            anything else                                    failing
 failed before cycle     ``AuthFailed`` / anything else (no back-off)     needs_reauth /
                                                                          failing
 dry run, skip, busy     --                                               unchanged
+state invariant broken  a pair breaks one (syncd.invariant_check)       paused
 credentials changed     needs_reauth                                     ok
 signed in again         needs_reauth, failing                            ok (failures 0)
 resumed by an admin     any                                              ok (all reset)
