@@ -45,6 +45,16 @@ def _config(tmp_path: Path, *keys: str) -> str:
     return str(path)
 
 
+def _rotate(tmp_path: Path, capsys: pytest.CaptureFixture[str], *keys: SecretRef
+            ) -> tuple[int, str, str]:
+    """``syncd admin rotate-key`` with ``state_key`` listing ``keys``: exit code, out, err."""
+    code = main(["--config", _config(tmp_path, *(k.ref for k in keys)), "admin",
+                 "rotate-key"])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err and "Canary" not in out + err
+    return code, out, err
+
+
 def _ciphertexts(db: Database) -> list[str]:
     with db.engine.connect() as conn:
         return list(conn.execute(text("SELECT ciphertext FROM sync_credentials")).scalars())
@@ -65,10 +75,8 @@ def test_after_rotate_key_the_old_key_can_be_removed_and_every_token_still_reads
         tmp_path: Path, keys: None, capsys: pytest.CaptureFixture[str]) -> None:
     db = _stored(tmp_path)
     before = _ciphertexts(db)
-    config = _config(tmp_path, NEW.ref, OLD.ref)
-    assert main(["--config", config, "admin", "rotate-key"]) == 0
-    out = capsys.readouterr().out
-    assert "Re-encrypted 2 stored token(s)" in out and "can now be removed" in out
+    code, out, _ = _rotate(tmp_path, capsys, NEW, OLD)
+    assert code == 0 and "Re-encrypted 2 stored token(s)" in out and "can now be removed" in out
     assert set(_ciphertexts(db)).isdisjoint(before)
     new_only = CredentialStore(db, NEW)
     assert {k: new_only.get(*k) for k in TOKENS} == TOKENS
@@ -86,10 +94,9 @@ def test_a_wrong_key_is_one_sentence_naming_state_key_and_the_fix(
     assert "\n" not in sentence and "[syncd] state_key" in sentence
     assert "syncd admin rotate-key" in sentence and "syncd auth" in sentence
     # The command with only the new key: nothing opens, nothing is changed or lost.
-    assert main(["--config", _config(tmp_path, NEW.ref), "admin", "rotate-key"]) == 1
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err and "Canary" not in out + err
-    assert "Re-encrypted 0" in out and "refresh_token of alice" in out and "state_key" in out
+    code, out, _ = _rotate(tmp_path, capsys, NEW)
+    assert code == 1 and "Re-encrypted 0" in out
+    assert "refresh_token of alice" in out and "state_key" in out
     assert _ciphertexts(db) == before
 
 
@@ -98,14 +105,29 @@ def test_a_key_that_is_no_fernet_key_stops_the_command_with_its_reference(
         monkeypatch: pytest.MonkeyPatch) -> None:
     db = _stored(tmp_path)
     monkeypatch.setenv("SYNCD_KEY_BAD", "not-a-key-Canary")
-    assert main(["--config", _config(tmp_path, "env:SYNCD_KEY_BAD", OLD.ref),
-                 "admin", "rotate-key"]) == 1
-    out, err = capsys.readouterr()
+    code, _, err = _rotate(tmp_path, capsys, SecretRef("env:SYNCD_KEY_BAD"), OLD)
+    assert code == 1
     [line] = err.splitlines()
     assert "env:SYNCD_KEY_BAD" in line and "[syncd] state_key" in line
-    assert "Traceback" not in err and "Canary" not in out + err
     assert CredentialStore(db, OLD).get("alice", "refresh_token") == TOKENS[
         ("alice", "refresh_token")]
+
+
+@pytest.mark.parametrize("stored", ["", "not a token", "gAAAA" + "A" * 200, "\u00e9\x00"])
+def test_a_stored_row_that_is_no_token_at_all_is_named_and_left_and_the_rest_rotated(
+        tmp_path: Path, keys: None, capsys: pytest.CaptureFixture[str], stored: str) -> None:
+    db = _stored(tmp_path)
+    with db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO sync_credentials (account, kind, ciphertext, "
+                          "updated_at) VALUES ('mallory', 'refresh_token', :c, "
+                          "'2026-12-01 00:00:00')"), {"c": stored})
+    code, out, _ = _rotate(tmp_path, capsys, NEW, OLD)
+    assert code == 1 and "Re-encrypted 2 stored token(s)" in out
+    assert "refresh_token of mallory" in out
+    assert {k: CredentialStore(db, NEW).get(*k) for k in TOKENS} == TOKENS
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT ciphertext FROM sync_credentials WHERE account = "
+                                 "'mallory'")).scalar_one() == stored
 
 
 def test_rotate_key_without_a_state_key_names_the_file_the_key_and_the_fix(
