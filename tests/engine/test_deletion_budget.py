@@ -9,14 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from syncd.config import Config
 from syncd.model import Activity
+from syncd.service import Service
 from tests.engine.world import World, make_world
 
 PAIRS = 100
 
 
-def _synced(tmp_path: Path, **account: object) -> tuple[World, list[Activity]]:
-    world = make_world(tmp_path, **account)
+def _synced(tmp_path: Path) -> tuple[World, list[Activity]]:
+    world = make_world(tmp_path)
     activities = [world.add(f"A{i}", day=10 + i % 20, hour=8 + i % 9) for i in range(PAIRS)]
     for _ in range(2):
         assert world.sync().outcome == "ok"
@@ -97,6 +99,12 @@ def test_creates_and_edits_go_on_while_deletions_wait(tmp_path: Path) -> None:
     assert world.event_title(activities[50].id) == "Renamed in the CRM"
     assert world.store.get(activities[60].id).subject == "Renamed in the calendar"
     assert world.state.account("alice").status == "ok"  # not flagged: the rest syncs
+    # What `syncd status` shows of the account: the sentence, with the command to run.
+    [row] = Service(Config(data_dir=str(tmp_path), accounts=(world.account,)), db=world.db,
+                    open_crm=False).status()
+    assert (row["status"], row["last_outcome"]) == ("ok", "partial")
+    assert row["last_message"].startswith(f"{waiting} deletion(s) wait for an admin")
+    assert "'syncd sync --account alice --force-delete'" in row["last_message"]
 
 
 def test_deletions_piling_up_while_they_wait_never_flag_the_account(tmp_path: Path) -> None:
