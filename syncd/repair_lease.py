@@ -113,11 +113,13 @@ class RepairLease:
 
 def take_lease(state: StateStore, account: str, owner: str, ttl: timedelta | None = None,
                *, wait: float = 0.0, sleep: Callable[[float], None] = time.sleep,
-               clock: Callable[[], float] = time.monotonic) -> RepairLease | LeaseHeld:
+               clock: Callable[[], float] = time.monotonic,
+               purpose: str = "verify --repair") -> RepairLease | LeaseHeld:
     """Take ``account``'s lease for ``owner`` as a cycle does, trying again for up to
     ``wait`` seconds while a live holder has it; a lease taken is kept alive by its
     heartbeat (``ttl``: each renewal's length, :data:`REPAIR_LEASE_TTL` by default)
-    until :meth:`RepairLease.release`."""
+    until :meth:`RepairLease.release`. ``purpose`` names the taker in the log line of a
+    takeover (the daemon's scheduled audit takes leases too)."""
     ttl = ttl or REPAIR_LEASE_TTL
     deadline = clock() + max(0.0, wait)
     while True:
@@ -126,8 +128,8 @@ def take_lease(state: StateStore, account: str, owner: str, ttl: timedelta | Non
         if token is not None:
             took = before.lease_owner if before.lease_owner not in (None, owner) else None
             if took is not None:
-                log.info("verify --repair took over %s from %s (its lease expired without "
-                         "being released)", account, took)
+                log.info("%s took over %s from %s (its lease expired without being "
+                         "released)", purpose, account, took)
             lease = RepairLease(state, account, token, ttl, took)
             lease.start()
             return lease

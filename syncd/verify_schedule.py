@@ -11,7 +11,10 @@ What it does with an account that is due, one at a time:
   (:func:`syncd.repair_lease.take_lease`, no waiting), so an audit never runs beside a
   cycle of the same account (whose half-done writes it would report as findings). A lease
   held by a cycle leaves the account due: the next tick tries again. Under the lease the
-  account is checked to be still due, so two replicas do not audit it twice.
+  account is checked to be still due, so two replicas do not audit it twice. The lease
+  is the repair's short one renewed by a heartbeat (``REPAIR_LEASE_TTL``), so a daemon
+  killed mid-audit keeps the account from the other replicas for seconds, not for a
+  cycle's ``lease_seconds``, and a long audit's lease never lapses under it.
 * Reads it through :func:`syncd.verify.read_audit` (a read-only connector: the same
   request path, budgets and pacing as a cycle's first listing), never repairs, gives
   the lease back (the account's due time is unchanged), and stores when it was read and
@@ -132,8 +135,9 @@ class VerifySchedule:
         name = account.name
         if unavailable(name, state.account(name), now) is not None:
             return Result.RESTING
-        lease = take_lease(state, name, self.service.replica,
-                           timedelta(seconds=self.service.config.lease_seconds))
+        # the repair's short lease and heartbeat, not a cycle's lease_seconds: a daemon
+        # killed mid-audit frees the account for the replicas within REPAIR_LEASE_TTL
+        lease = take_lease(state, name, self.service.replica, purpose="the scheduled audit")
         if isinstance(lease, LeaseHeld):
             log.debug("verify %s: its lease is held (%s); tried again at the next look",
                       name, lease.holder)

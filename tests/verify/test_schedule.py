@@ -20,6 +20,7 @@ from syncd.config import AccountConfig, Config
 from syncd.daemon import Daemon
 from syncd.errors import Transient
 from syncd.model import Projection, When
+from syncd.repair_lease import REPAIR_LEASE_TTL
 from syncd.verify_schedule import (
     FIRST_SPREAD,
     RETRY_AFTER,
@@ -160,6 +161,30 @@ def test_an_account_whose_lease_a_cycle_holds_is_skipped_and_audited_at_a_later_
     assert world.tick() == [Ticked("ann", Result.AUDITED)]
     assert world.listings() == 1
     assert sample(world.scrape(), "syncd_verify_findings", account="ann", kind="orphan") == 2
+
+
+def test_the_audit_holds_a_short_renewed_lease_not_a_cycles(tmp_path: Path) -> None:
+    """A daemon killed mid-audit (nothing gives the lease back) must free the account for
+    the replicas within the repair's lease, not after a cycle's lease_seconds (600 s)."""
+    world = start(tmp_path)
+    state = world.daemon.service.state
+    seen: list[tuple[str | None, datetime | None, datetime]] = []
+    calendar = world.calendars["ann"]
+    listing = calendar.changes
+
+    def watched(cursor: str | None) -> ChangeSet:
+        row = state.account("ann")
+        seen.append((row.lease_owner, row.lease_until, datetime.now(UTC)))
+        return listing(cursor)
+
+    calendar.changes = watched  # type: ignore[method-assign]
+    world.clock.advance(FIRST_SPREAD)
+    assert world.tick() == [Ticked("ann", Result.AUDITED)]
+
+    [(owner, until, read_at)] = seen
+    assert owner == world.daemon.service.replica and until is not None
+    assert until <= read_at + REPAIR_LEASE_TTL < read_at + TTL
+    assert state.account("ann").lease_owner is None  # given back
 
 
 def test_a_resting_account_is_not_audited_until_it_may_sync_again(tmp_path: Path) -> None:
