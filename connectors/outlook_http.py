@@ -25,8 +25,10 @@ Three things live here so that the connector only speaks in events:
 
 Every request carries ``Prefer: IdType="ImmutableId"`` (failure mode 9), the body-text and
 UTC preferences, and the bearer token; nothing here logs a body, a header or a token.
-Every answer is read streamed, at most to :data:`connectors.answer_caps.MAX_ANSWER_BYTES`
-(past it the request fails as :class:`~syncd.errors.AnswerTooLarge`).
+Every answer is read at most to :data:`connectors.answer_caps.MAX_ANSWER_BYTES` (past it
+the request fails as :class:`~syncd.errors.AnswerTooLarge`). On the process's session a
+request goes on its plain keep-alive connections where it can
+(:meth:`connectors.http_pool.ApiSession.exchange`), else through requests, streamed.
 """
 
 from __future__ import annotations
@@ -43,8 +45,9 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
-from connectors.answer_caps import read_capped
+from connectors.answer_caps import MAX_ANSWER_BYTES, read_capped
 from connectors.base import SharedLimits
+from connectors.http_pool import ApiSession
 from connectors.local_limits import local_limits
 from syncd.errors import (
     AccountWide,
@@ -461,14 +464,7 @@ class GraphTransport:
             try:
                 ticket = self.slots.take(taken, self.max_wait)
                 started = time.monotonic()
-                # Streamed, so that a body past the cap is never read (answer_caps).
-                with self.session.request(method, full, json=json, headers=sent,
-                                          timeout=self.timeout, stream=True) as raw:
-                    try:
-                        content = read_capped(raw, full)
-                    except AnswerTooLarge:
-                        request_answered("outlook", raw.status_code)
-                        raise
+                status, answered, content = self._exchange(method, full, json, sent)
             except requests.RequestException as exc:
                 request_answered("outlook", 0)
                 log.debug("%s %s failed: %s", method, _path(full), type(exc).__name__)
@@ -482,7 +478,7 @@ class GraphTransport:
                 if ticket is not None:
                     self.slots.give_back(ticket)
                 self.gate.release(taken)
-            response = _response(raw, content)
+            response = _response(status, answered, content)
             request_answered("outlook", response.status)
             if log.isEnabledFor(logging.DEBUG):  # (its arguments cost more than the call)
                 log.debug("%s %s -> %s (%.0f ms)", method, _path(full), response.status,
@@ -501,6 +497,24 @@ class GraphTransport:
                 continue
             return response
         return response
+
+    def _exchange(self, method: str, url: str, json: Any, headers: Mapping[str, str]
+                  ) -> tuple[int, Mapping[str, str], bytes]:
+        """One request and its answer read under the cap: on the process's plain
+        connections where it can go there (:meth:`connectors.http_pool.ApiSession.exchange`),
+        else through the session, streamed so that a body past the cap is never read."""
+        if isinstance(self.session, ApiSession):
+            reply = self.session.exchange(method, url, headers=headers, json=json,
+                                          timeout=self.timeout, limit=MAX_ANSWER_BYTES)
+            if reply is not None:
+                return reply.status, reply.headers, reply.content
+        with self.session.request(method, url, json=json, headers=headers,
+                                  timeout=self.timeout, stream=True) as raw:
+            try:
+                return raw.status_code, raw.headers, read_capped(raw, url)
+            except AnswerTooLarge:
+                request_answered("outlook", raw.status_code)
+                raise
 
     def batch(self, items: Sequence[BatchItem]) -> list[GraphResponse]:
         """Run up to :data:`MAX_BATCH` items as ``$batch``; one answer per item, in order.
@@ -605,16 +619,16 @@ def envelope_failure(outer: GraphResponse, *, idempotent: bool) -> ConnectorErro
     return Transient(reason=reason, status=outer.status)
 
 
-def _response(raw: requests.Response, content: bytes) -> GraphResponse:
+def _response(status: int, headers: Mapping[str, str], content: bytes) -> GraphResponse:
     body: Any = None
     if content:
         try:
             body = loads(content)  # nesting past the parser's stack is read too
         except ValueError:
             body = None
-    # requests' case-insensitive headers as they are: copying them is work an answer
-    # whose headers nobody reads (most) need not do
-    return GraphResponse(raw.status_code, raw.headers, body)
+    # the case-insensitive headers as they are: copying them is work an answer whose
+    # headers nobody reads (most) need not do
+    return GraphResponse(status, headers, body)
 
 
 def _path(url: str) -> str:

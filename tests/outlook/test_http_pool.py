@@ -5,8 +5,10 @@ own account's token, and nothing one answer sets travels on another request."""
 from __future__ import annotations
 
 import cProfile
+import gzip
 import pstats
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -15,9 +17,10 @@ from urllib.parse import unquote
 import pytest
 import requests
 
-from connectors.http_pool import SESSION_KEY, ApiSession, process_session
+from connectors.http_pool import SESSION_KEY, ApiSession, Reply, process_session
 from connectors.outlook import OutlookCalendar
 from syncd.config import SecretRef
+from syncd.errors import AnswerTooLarge
 from syncd.store.credentials import CredentialStore
 from syncd.store.db import Database
 from syncd_testkit.emulators.identity import IdentityEmulator, RoutingSession
@@ -26,11 +29,10 @@ from tests.outlook.conftest import ALICE, BOB, STATE_KEY_ENV, Env, SharedContext
 
 MAILBOXES = [f"user{i}@contoso.test" for i in range(6)]
 #: Python calls of one idle cycle's ``changes`` (one delta GET: the request, its answer
-#: read and decoded, the gate and the mailbox's limits in memory). 2,526 on requests'
-#: own path (a session per account) when this was written, 2,007 on the process's
-#: session; the bound sits between, so a return of the per-request merge (about 500
-#: calls) fails here.
-IDLE_CHANGES_CALLS = 2_250
+#: read and decoded, the gate and the mailbox's limits in memory). When this was written:
+#: 2,489 on requests' own path (a session per account), about 2,000 through the process's
+#: session on requests and urllib3-future, 748 on its plain http.client connections.
+IDLE_CHANGES_CALLS = 1_200
 
 
 class RoutedApiSession(ApiSession):
@@ -40,14 +42,18 @@ class RoutedApiSession(ApiSession):
     def __init__(self, identity: IdentityEmulator) -> None:
         super().__init__()
         self._identity = identity
-        #: what went out and what came back: (url, Authorization header, status)
+        #: what went out on the plain connections and what came back: (url, the
+        #: Authorization header sent, status)
         self.sent: list[tuple[str, str | None, int]] = []
-        self.hooks["response"].append(self._record)
+        send = self.wire.send
 
-    def _record(self, response: requests.Response, **_: Any) -> None:
-        self.sent.append((str(response.request.url),
-                          response.request.headers.get("Authorization"),
-                          response.status_code))
+        def recorded(origin: Any, method: str, url: str, body: bytes | None,
+                     headers: Mapping[str, str], *args: Any) -> Reply:
+            reply = send(origin, method, url, body, headers, *args)
+            self.sent.append((url, headers.get("Authorization"), reply.status))
+            return reply
+
+        self.wire.send = recorded  # type: ignore[method-assign]
 
     def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> Any:
         return super().request(method, RoutingSession.rewrite(self, str(url)),  # type: ignore[arg-type]
@@ -217,3 +223,114 @@ def test_a_netrc_entry_never_replaces_a_requests_token(
                       timeout=(5, 5)).close()
     assert [s["authorization"] for s in seen] == ["Bearer mine", seen[1]["authorization"]]
     assert seen[1]["authorization"].startswith("Basic ")
+
+
+# --- the plain connections (Wire): caps, redirects, closed connections, proxies ---------------
+
+
+class _Answers(BaseHTTPRequestHandler):
+    """Answers by path: /big (a Content-Length past the cap), /chunked (a chunked body
+    past it), /bomb (a small gzip body that inflates past it), /away and /here (redirects
+    to another origin and to this one), /once (closes the connection after answering)."""
+
+    protocol_version = "HTTP/1.1"
+    seen: list[tuple[str, str]]
+
+    def do_GET(self) -> None:
+        self.seen.append(("GET", self.path))
+        if self.path == "/big":
+            self._send(200, b"x" * 5000)
+        elif self.path == "/chunked":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for _ in range(5):
+                self.wfile.write(b"3e8\r\n" + b"y" * 1000 + b"\r\n")
+            self.wfile.write(b"0\r\n\r\n")
+        elif self.path == "/bomb":
+            self._send(200, gzip.compress(b"\0" * 1_000_000), [("Content-Encoding", "gzip")])
+        elif self.path == "/away":
+            self._send(307, b"", [("Location", "http://127.0.0.2:9/steal")])
+        elif self.path == "/here":
+            self._send(302, b"", [("Location", "/done")])
+        elif self.path == "/once":
+            self._send(200, b'{"ok": true}')
+            self.close_connection = True  # the server ends the kept connection
+        else:
+            self._send(200, b'{"ok": true}')
+
+    def do_POST(self) -> None:
+        self.seen.append(("POST", self.path))
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._send(303, b"", [("Location", "/done")])
+
+    def _send(self, status: int, body: bytes, headers: Any = ()) -> None:
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def answers() -> Iterator[tuple[HandlerServer, list[tuple[str, str]]]]:
+    seen: list[tuple[str, str]] = []
+    with HandlerServer(bound(_Answers, seen=seen)) as server:
+        yield server, seen
+
+
+def exchange(session: ApiSession, url: str, method: str = "GET", **options: Any) -> Reply:
+    reply = session.exchange(method, url, headers={"Authorization": "Bearer t"},
+                             timeout=(5, 5), limit=options.pop("limit", 4096), **options)
+    assert reply is not None
+    return reply
+
+
+@pytest.mark.parametrize("path", ["/big", "/chunked", "/bomb"])
+def test_an_answer_past_its_cap_is_refused_and_its_connection_dropped(
+        answers: tuple[HandlerServer, list[tuple[str, str]]], path: str) -> None:
+    server, _seen = answers
+    with ApiSession() as session:
+        with pytest.raises(AnswerTooLarge):
+            exchange(session, server.origin + path)
+        assert exchange(session, server.origin + "/ok").content == b'{"ok": true}'
+    assert server.connections == 2  # the one the answer came on was not used again
+
+
+def test_a_redirect_is_followed_only_within_its_origin(
+        answers: tuple[HandlerServer, list[tuple[str, str]]]) -> None:
+    server, seen = answers
+    with ApiSession() as session:
+        assert exchange(session, server.origin + "/away").status == 307  # not followed
+        assert exchange(session, server.origin + "/here").status == 200
+        # a 303 after a POST: the answer is fetched with a GET, the body not sent again
+        assert exchange(session, server.origin + "/form", "POST", json={"a": 1}).status == 200
+    assert seen == [("GET", "/away"), ("GET", "/here"), ("GET", "/done"),
+                    ("POST", "/form"), ("GET", "/done")]
+
+
+def test_a_connection_the_server_closed_is_not_used_again(
+        answers: tuple[HandlerServer, list[tuple[str, str]]]) -> None:
+    server, _seen = answers
+    with ApiSession() as session:
+        assert exchange(session, server.origin + "/once").status == 200
+        time.sleep(0.05)  # the server's close reaches this end
+        assert exchange(session, server.origin + "/ok").status == 200
+        assert exchange(session, server.origin + "/ok").status == 200
+    assert server.connections == 2
+
+
+def test_an_origin_behind_a_proxy_goes_through_requests(
+        answers: tuple[HandlerServer, list[tuple[str, str]]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    server, _seen = answers
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with ApiSession() as session:
+        assert session.exchange("GET", server.origin + "/ok", headers={},
+                                timeout=(5, 5), limit=100) is None
