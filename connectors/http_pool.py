@@ -241,7 +241,7 @@ class Wire:
             conn.sock.settimeout(timeout[1])  # the connect had its own
             conn.request(method, target, body=body, headers=dict(headers))
             response = conn.getresponse()
-            reply = Reply(response.status, _headers(response),
+            reply = Reply(response.status, answer_headers(response),
                           _read(response, url, limit))
         except (OSError, http.client.HTTPException) as exc:
             if conn is not None:
@@ -270,7 +270,7 @@ class Wire:
         conn: http.client.HTTPConnection
         if scheme == "https":
             conn = http.client.HTTPSConnection(host, port, timeout=timeout[0],
-                                               context=_tls_context(self._plain[origin][1]))
+                                               context=tls_context(self._plain[origin][1]))
         else:
             conn = http.client.HTTPConnection(host, port, timeout=timeout[0])
         conn.connect()
@@ -281,7 +281,7 @@ class Wire:
             with self._lock:
                 idle = self._idle.get(origin)
                 conn = idle.pop() if idle else None
-            if conn is None or not _closed_by_peer(conn):
+            if conn is None or not closed_by_peer(conn):
                 return conn
             conn.close()
 
@@ -347,12 +347,12 @@ def _inflate(body: bytes, url: str, limit: int) -> bytes:
 
 
 @lru_cache(maxsize=8)
-def _tls_context(ca_file: str | None) -> ssl.SSLContext:
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
     """A verifying TLS context (loading a bundle takes milliseconds: made once)."""
     return ssl.create_default_context(cafile=ca_file or certifi.where())
 
 
-def _closed_by_peer(conn: http.client.HTTPConnection) -> bool:
+def closed_by_peer(conn: http.client.HTTPConnection) -> bool:
     """Whether a kept connection has something to read while no request is out: the
     server's close (or bytes it should not have sent), so it is not used again."""
     if conn.sock is None:
@@ -362,7 +362,9 @@ def _closed_by_peer(conn: http.client.HTTPConnection) -> bool:
     return bool(poller.poll(0))
 
 
-def _headers(response: http.client.HTTPResponse) -> CaseInsensitiveDict[str]:
+def answer_headers(response: http.client.HTTPResponse) -> CaseInsensitiveDict[str]:
+    """An answer's headers, case-insensitive, a repeated one joined with commas (as
+    requests does)."""
     headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
     for name, value in response.getheaders():
         headers[name] = f"{headers[name]}, {value}" if name in headers else value

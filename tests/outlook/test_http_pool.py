@@ -7,9 +7,11 @@ from __future__ import annotations
 import cProfile
 import gzip
 import pstats
+import ssl
+import threading
 import time
 from collections.abc import Iterator, Mapping
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -21,10 +23,12 @@ from connectors.http_pool import SESSION_KEY, ApiSession, Reply, process_session
 from connectors.outlook import OutlookCalendar
 from syncd.config import SecretRef
 from syncd.errors import AnswerTooLarge
+from syncd.network import network_reason
 from syncd.store.credentials import CredentialStore
 from syncd.store.db import Database
 from syncd_testkit.emulators.identity import IdentityEmulator, RoutingSession
 from syncd_testkit.loopback import HandlerServer, bound
+from syncd_testkit.tls import self_signed
 from tests.outlook.conftest import ALICE, BOB, STATE_KEY_ENV, Env, SharedContext
 
 MAILBOXES = [f"user{i}@contoso.test" for i in range(6)]
@@ -167,78 +171,21 @@ def test_an_idle_delta_request_stays_within_its_python_calls(
 # --- what the session keeps from answers: nothing --------------------------------------------
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    seen: list[dict[str, str]]
-
-    def do_GET(self) -> None:
-        self.seen.append({k.lower(): v for k, v in self.headers.items()})
-        body = b"{}"
-        self.send_response(200)
-        # a hostile or confused server: a cookie for every path and domain, long-lived
-        self.send_header("Set-Cookie", "sid=from-the-first-answer; Path=/; Max-Age=86400")
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def origin() -> Iterator[tuple[str, list[dict[str, str]]]]:
-    seen: list[dict[str, str]] = []
-    with HandlerServer(bound(_Handler, seen=seen)) as server:
-        yield server.origin, seen
-
-
-def test_a_cookie_one_answer_sets_never_goes_out_again(
-        origin: tuple[str, list[dict[str, str]]]) -> None:
-    url, seen = origin
-    with ApiSession() as session:
-        for token in ("token-of-a", "token-of-b"):
-            with session.request("GET", f"{url}/a", headers={
-                    "Authorization": f"Bearer {token}"}, timeout=(5, 5), stream=True) as r:
-                assert r.status_code == 200
-        assert len(session.cookies) == 0
-    assert [s.get("cookie") for s in seen] == [None, None]
-    assert [s["authorization"] for s in seen] == ["Bearer token-of-a", "Bearer token-of-b"]
-
-
-def test_a_netrc_entry_never_replaces_a_requests_token(
-        origin: tuple[str, list[dict[str, str]]], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    url, seen = origin
-    netrc = tmp_path / "netrc"
-    netrc.write_text("machine 127.0.0.1 login someone password from-netrc\n")
-    netrc.chmod(0o600)
-    monkeypatch.setenv("NETRC", str(netrc))
-    with ApiSession() as session:
-        session.request("GET", f"{url}/a", headers={"Authorization": "Bearer mine"},
-                        timeout=(5, 5)).close()
-    # the control: requests' own path puts the netrc's Basic credentials in its place
-    with requests.Session() as plain:
-        plain.request("GET", f"{url}/a", headers={"Authorization": "Bearer mine"},
-                      timeout=(5, 5)).close()
-    assert [s["authorization"] for s in seen] == ["Bearer mine", seen[1]["authorization"]]
-    assert seen[1]["authorization"].startswith("Basic ")
-
-
-# --- the plain connections (Wire): caps, redirects, closed connections, proxies ---------------
-
-
 class _Answers(BaseHTTPRequestHandler):
-    """Answers by path: /big (a Content-Length past the cap), /chunked (a chunked body
-    past it), /bomb (a small gzip body that inflates past it), /away and /here (redirects
-    to another origin and to this one), /once (closes the connection after answering)."""
+    """Answers by path: /cookie (sets one), /big (a Content-Length past the cap), /chunked
+    (a chunked body past it), /bomb (a small gzip body that inflates past it), /away and
+    /here (redirects to another origin and to this one), /once (closes the connection
+    after answering); records each request's method, path and headers."""
 
     protocol_version = "HTTP/1.1"
-    seen: list[tuple[str, str]]
+    seen: list[tuple[str, str, dict[str, str]]]
 
     def do_GET(self) -> None:
-        self.seen.append(("GET", self.path))
-        if self.path == "/big":
+        self.seen.append(("GET", self.path, {k.lower(): v for k, v in self.headers.items()}))
+        if self.path == "/cookie":
+            # a hostile or confused server: a cookie for every path and domain, long-lived
+            self._send(200, b"{}", [("Set-Cookie", "sid=one; Path=/; Max-Age=86400")])
+        elif self.path == "/big":
             self._send(200, b"x" * 5000)
         elif self.path == "/chunked":
             self.send_response(200)
@@ -260,7 +207,7 @@ class _Answers(BaseHTTPRequestHandler):
             self._send(200, b'{"ok": true}')
 
     def do_POST(self) -> None:
-        self.seen.append(("POST", self.path))
+        self.seen.append(("POST", self.path, {k.lower(): v for k, v in self.headers.items()}))
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self._send(303, b"", [("Location", "/done")])
 
@@ -276,11 +223,51 @@ class _Answers(BaseHTTPRequestHandler):
         pass
 
 
+Seen = list[tuple[str, str, dict[str, str]]]
+
+
 @pytest.fixture
-def answers() -> Iterator[tuple[HandlerServer, list[tuple[str, str]]]]:
-    seen: list[tuple[str, str]] = []
+def answers() -> Iterator[tuple[HandlerServer, Seen]]:
+    seen: Seen = []
     with HandlerServer(bound(_Answers, seen=seen)) as server:
         yield server, seen
+
+
+def test_a_cookie_one_answer_sets_never_goes_out_again(
+        answers: tuple[HandlerServer, Seen]) -> None:
+    server, seen = answers
+    with ApiSession() as session:
+        for token in ("token-of-a", "token-of-b"):
+            with session.request("GET", f"{server.origin}/cookie", headers={
+                    "Authorization": f"Bearer {token}"}, timeout=(5, 5), stream=True) as r:
+                assert r.status_code == 200
+        exchange(session, f"{server.origin}/cookie")
+        assert len(session.cookies) == 0
+    assert [h.get("cookie") for *_, h in seen] == [None, None, None]
+    assert [h["authorization"] for *_, h in seen] == [
+        "Bearer token-of-a", "Bearer token-of-b", "Bearer t"]
+
+
+def test_a_netrc_entry_never_replaces_a_requests_token(
+        answers: tuple[HandlerServer, Seen], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    server, seen = answers
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password from-netrc\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    with ApiSession() as session:
+        session.request("GET", f"{server.origin}/a", headers={"Authorization": "Bearer mine"},
+                        timeout=(5, 5)).close()
+    # the control: requests' own path puts the netrc's Basic credentials in its place
+    with requests.Session() as plain:
+        plain.request("GET", f"{server.origin}/a", headers={"Authorization": "Bearer mine"},
+                      timeout=(5, 5)).close()
+    sent = [h["authorization"] for *_, h in seen]
+    assert sent[0] == "Bearer mine" and sent[1].startswith("Basic ")
+
+
+# --- the plain connections (Wire): caps, redirects, closed connections, proxies ---------------
 
 
 def exchange(session: ApiSession, url: str, method: str = "GET", **options: Any) -> Reply:
@@ -292,7 +279,7 @@ def exchange(session: ApiSession, url: str, method: str = "GET", **options: Any)
 
 @pytest.mark.parametrize("path", ["/big", "/chunked", "/bomb"])
 def test_an_answer_past_its_cap_is_refused_and_its_connection_dropped(
-        answers: tuple[HandlerServer, list[tuple[str, str]]], path: str) -> None:
+        answers: tuple[HandlerServer, Seen], path: str) -> None:
     server, _seen = answers
     with ApiSession() as session:
         with pytest.raises(AnswerTooLarge):
@@ -302,19 +289,20 @@ def test_an_answer_past_its_cap_is_refused_and_its_connection_dropped(
 
 
 def test_a_redirect_is_followed_only_within_its_origin(
-        answers: tuple[HandlerServer, list[tuple[str, str]]]) -> None:
+        answers: tuple[HandlerServer, Seen]) -> None:
     server, seen = answers
     with ApiSession() as session:
         assert exchange(session, server.origin + "/away").status == 307  # not followed
         assert exchange(session, server.origin + "/here").status == 200
         # a 303 after a POST: the answer is fetched with a GET, the body not sent again
         assert exchange(session, server.origin + "/form", "POST", json={"a": 1}).status == 200
-    assert seen == [("GET", "/away"), ("GET", "/here"), ("GET", "/done"),
-                    ("POST", "/form"), ("GET", "/done")]
+    assert [(method, path) for method, path, _ in seen] == [
+        ("GET", "/away"), ("GET", "/here"), ("GET", "/done"), ("POST", "/form"),
+        ("GET", "/done")]
 
 
 def test_a_connection_the_server_closed_is_not_used_again(
-        answers: tuple[HandlerServer, list[tuple[str, str]]]) -> None:
+        answers: tuple[HandlerServer, Seen]) -> None:
     server, _seen = answers
     with ApiSession() as session:
         assert exchange(session, server.origin + "/once").status == 200
@@ -325,7 +313,7 @@ def test_a_connection_the_server_closed_is_not_used_again(
 
 
 def test_an_origin_behind_a_proxy_goes_through_requests(
-        answers: tuple[HandlerServer, list[tuple[str, str]]],
+        answers: tuple[HandlerServer, Seen],
         monkeypatch: pytest.MonkeyPatch) -> None:
     server, _seen = answers
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
@@ -334,3 +322,37 @@ def test_an_origin_behind_a_proxy_goes_through_requests(
     with ApiSession() as session:
         assert session.exchange("GET", server.origin + "/ok", headers={},
                                 timeout=(5, 5), limit=100) is None
+
+
+@pytest.fixture
+def tls_origin(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """An https origin with a self-signed certificate (its own authority)."""
+    cert, key = self_signed(tmp_path / "tls")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), bound(_Answers, seen=[]))
+    server.daemon_threads = True
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.handle_error = lambda *_args: None  # type: ignore[method-assign]
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}", cert
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_https_is_verified_against_the_bundle_requests_would_use(
+        tls_origin: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    origin, cert = tls_origin
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    # certifi's authorities: a self-signed server is refused before anything is sent
+    with ApiSession() as session, pytest.raises(requests.ConnectionError) as refused:
+        exchange(session, origin + "/ok")
+    assert network_reason(refused.value).startswith("TLS failed")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    with ApiSession() as session:
+        assert exchange(session, origin + "/ok").content == b'{"ok": true}'
