@@ -22,7 +22,7 @@ from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from syncd.store.db_errors import translate_error
-from syncd.store.lite import MIGRATIONS, SQLITE_PRAGMAS, head_revision
+from syncd.store.lite import MIGRATIONS, SQLITE_PRAGMAS, is_newest
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -94,15 +94,12 @@ def make_engine(url: str, workers: int | None = None) -> Engine:
 
 def at_head(engine: Engine) -> bool:
     """Whether the database's recorded revision is the newest one (False when unsure)."""
-    head = head_revision()
-    if head is None:
-        return False
     try:
         with engine.connect() as conn:
             rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
     except SQLAlchemyError:  # no version table yet: a new database
         return False
-    return [row[0] for row in rows] == [head]
+    return is_newest([row[0] for row in rows])
 
 
 def migrate(engine: Engine) -> None:

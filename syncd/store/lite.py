@@ -288,16 +288,20 @@ def open_quick(url: str) -> QuickDatabase | None:
     return None
 
 
+def is_newest(versions: list[str]) -> bool:
+    """Whether ``alembic_version``'s rows name the newest revision, and it alone."""
+    head = head_revision()
+    return head is not None and versions == [head]
+
+
 def at_newest(db: QuickDatabase) -> bool:
     """Whether ``db`` is one of ours at the newest revision (False when unsure)."""
-    head = head_revision()
-    if head is None:
-        return False
     try:
         with closing(db.execute("SELECT version_num FROM alembic_version")) as cursor:
-            return [row[0] for row in cursor] == [head]
+            versions = [row[0] for row in cursor]
     except db.errors:  # no version table: not a database of ours yet
         return False
+    return is_newest(versions)
 
 
 def open_lite(url: str) -> LiteDatabase | None:
