@@ -11,6 +11,7 @@ a push's doing. Cycles are counted from the daemon's log (one line per cycle).
 
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from py_vapid import Vapid
 
 from syncd.crm.builtin.activities import ActivityStore
 from syncd.crm.builtin.views import ActivityFilter
+from syncd.push import PUSH_DELAY, PUSH_MAX_WAIT
 from syncd.store.channels import ChannelStore
 from syncd.store.db import Database
 from syncd_testkit.loopback import free_port
@@ -129,17 +131,19 @@ def test_a_change_on_xandikos_reaches_the_crm_through_push_and_bursts_are_deboun
     assert daemon.settled_cycles() == settled
 
     # A thousand valid deliveries, eight at a time: one cycle, and at most one more for
-    # those its cycle overlapped.
+    # those its cycle overlapped, as long as the burst is one burst to the gate.
     audience = resource.split("/hooks/")[0]
     signed = setup.signed(audience)
 
     local = threading.local()
+    answered: list[float] = []
 
     def deliver(_: int) -> int:
         if not hasattr(local, "session"):  # one TLS connection per sender, as a server keeps
             local.session = requests.Session()
         answer: int = local.session.post(resource, data=b"x" * 100, headers=signed,
                                          timeout=30, verify=str(setup.ca)).status_code
+        answered.append(time.monotonic())
         return answer
 
     with ThreadPoolExecutor(8) as pool:
@@ -147,7 +151,8 @@ def test_a_change_on_xandikos_reaches_the_crm_through_push_and_bursts_are_deboun
     assert burst == [201] * 1000
     wait_for(daemon.cycles, settled + 1, timeout=60)
     after = daemon.settled_cycles()
-    assert settled + 1 <= after <= settled + 2, daemon.log.read_text()
+    assert settled + 1 <= after <= settled + 2 + split_bursts(answered), \
+        daemon.log.read_text()
 
     status = setup.status()
     assert re.search(r"push: active until", status), status
@@ -155,3 +160,13 @@ def test_a_change_on_xandikos_reaches_the_crm_through_push_and_bursts_are_deboun
     daemon.stop()
     # One notification of the other client's change, none of our marker write, the burst.
     assert daemon.counted("webdav") == {"accepted": 1001, "forged": 20}
+
+
+def split_bursts(hints: list[float]) -> int:
+    """Extra cycles the push gate rightly makes when the deliveries were not one burst to
+    it: a pause between two longer than ``PUSH_DELAY`` ends a burst, and a burst longer
+    than ``PUSH_MAX_WAIT`` is cut. On a quiet machine the thousand deliveries are one
+    burst (0 extra); on a loaded one the senders stall for seconds at a time."""
+    times = sorted(hints)
+    pauses = sum(b - a > PUSH_DELAY for a, b in itertools.pairwise(times))
+    return pauses + int((times[-1] - times[0]) // PUSH_MAX_WAIT)
