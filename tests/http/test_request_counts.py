@@ -88,7 +88,13 @@ def test_caldav_counts_each_request(seen: list[tuple[str, int]]) -> None:
     assert dav.send("PROPFIND", "https://dav.test/cal/").status == 207
     with pytest.raises(ConnectorError):
         dav.send("PROPFIND", "https://dav.test/gone/")
-    assert seen == [("caldav", 207), ("caldav", 0)]
+    # a read that got no answer is sent once more (5c7ce4a): each attempt is a request
+    assert seen == [("caldav", 207), ("caldav", 0), ("caldav", 0)]
+    # a write is never sent twice (the server may have applied it): one attempt
+    responses.add("PUT", "https://dav.test/cal/x.ics", body=requests.ConnectionError("x"))
+    with pytest.raises(ConnectorError):
+        dav.send("PUT", "https://dav.test/cal/x.ics", b"BEGIN:VCALENDAR")
+    assert seen[3:] == [("caldav", 0)]
 
 
 class Request:
