@@ -6,6 +6,8 @@ full store's sentence."""
 from __future__ import annotations
 
 import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -14,12 +16,14 @@ import pytest
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.engine import make_url
 
+from syncd.crm.builtin.quick_add import QuickActivities
 from syncd.errors import DatabaseUnavailable
 from syncd.report import describe
 from syncd.store.db import Database
 from syncd.store.db_errors import _shown
-from syncd.store.lite import LiteStatus, open_quick
+from syncd.store.lite import WRITER_LOCK_KEY, LiteStatus, open_quick
 from syncd.store.quick_pg import PgDatabase, connect_args, open_pg, shown
+from tests.pg_tables import PgTables
 from tests.store.conftest import PG_ADMIN_DB, PG_HOST, PG_PORT, PG_USER
 
 SECRET = "s3cr%40t"  # escaped "@": the password is "s3cr@t"
@@ -168,3 +172,40 @@ def test_a_statements_own_failure_passes_as_it_is(pg_url: str) -> None:
     with pytest.raises(psycopg.errors.UndefinedTable), db.worded():
         db.execute("SELECT * FROM no_such_table")
     db.close()
+
+
+@pytest.mark.postgres
+def test_a_quick_add_waits_for_the_store_writers_lock_as_every_store_writer_does(
+        pg_url: str) -> None:
+    """The change feed's numbers follow commit order only if every writer holds the
+    advisory lock first (syncd.crm.builtin.change_feed.lock_writers)."""
+    tables = PgTables(pg_url)
+    tables.load()
+    args = connect_args(pg_url) or {}
+    with psycopg.connect(**args, autocommit=True) as conn:
+        conn.execute("INSERT INTO users (email, name, time_zone, created_at) "
+                     "VALUES ('a@example.com', '', 'UTC', now())")
+    db = open_pg(pg_url)
+    assert db is not None
+    done: list[int] = []
+    try:
+        with psycopg.connect(**args) as holder:
+            holder.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK_KEY,))
+            adder = threading.Thread(target=lambda: done.append(QuickActivities(db).add_activity(
+                owner_id=1, subject="Call").id))
+            adder.start()
+            with psycopg.connect(**args, autocommit=True) as watcher:
+                for _ in range(200):  # until the add waits on the lock (at most ~10 s)
+                    if watcher.execute("SELECT count(*) FROM pg_locks WHERE locktype = "
+                                       "'advisory' AND NOT granted").fetchone() == (1,):
+                        break
+                    time.sleep(0.05)
+                else:
+                    pytest.fail("the quick add did not wait for the writers' lock")
+                assert watcher.execute("SELECT count(*) FROM activities").fetchone() == (0,)
+            holder.commit()
+        adder.join(timeout=10)
+        assert len(done) == 1
+    finally:
+        db.close()
+        tables.load()
