@@ -895,7 +895,7 @@ def _writes(output: str) -> int | None:
 def config_text(provider: str, data: Path, accounts: Sequence[Any], invite: bool = False,
                 importing: Collection[str] = ()) -> str:
     """syncd's TOML config: the data folder, quiet logs, one ``[[account]]`` per owner
-    (with ``invite``: guests invited, and an hourly e-mail cap the soak's compressed hours
+    (the daily deletion budget off; with ``invite``: guests invited, and an hourly e-mail cap the soak's compressed hours
     do not reach: the breaker is tests/guests/test_breaker.py's; the owners in
     ``importing`` import the events made in their calendars)."""
     lines = [f'[syncd]\ndata_dir = "{data}"\ndefault_time_zone = "{TZ}"\n'
@@ -907,6 +907,10 @@ def config_text(provider: str, data: Path, accounts: Sequence[Any], invite: bool
         lines.append(f'provider = "{acc.provider}"')
         lines.append(f'owner = "{acc.owner}"')
         lines.append(f'time_zone = "{TZ}"')
+        # the soak's rounds compress days into minutes: its owners delete a day's share in
+        # an hour, which the daily deletion budget would rightly hold for an admin
+        # (tests/engine/test_deletion_budget.py is its test); here every deletion is meant
+        lines.append("max_daily_deletion_percent = 100")
         if invite:
             lines.append("invite_guests = true\nmax_guest_updates_per_hour = 1000000")
         if acc.owner in importing:
