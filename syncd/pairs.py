@@ -24,8 +24,9 @@ class SyncPair:
     known yet (the intent was committed before the request). ``invited`` are the guests
     holding an invitation to the event (None: not recorded, from before syncd tracked
     it); ``organizer`` is set when someone else organises the meeting. ``sent`` holds the
-    fields (as JSON values) of an event update whose request may have left before the
-    cycle ended without recording its outcome (the update's intent; None: none).
+    event updates whose requests may have left since the bases were recorded, without
+    their outcome recorded (each update's intent: its fields as JSON values), oldest first;
+    any of them may have landed, so each is kept until the link is saved again.
     """
 
     activity_id: int
@@ -38,7 +39,7 @@ class SyncPair:
     pending: bool = False
     invited: frozenset[str] | None = None
     organizer: str | None = None
-    sent: Mapping[str, Any] | None = field(default=None, hash=False)
+    sent: tuple[Mapping[str, Any], ...] = field(default=(), hash=False)
 
 
 @dataclass(frozen=True)

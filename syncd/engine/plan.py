@@ -213,7 +213,7 @@ def _plan_pair(
                                 invited, theirs=theirs)
     moved = (crm_now != link.crm_base or cal_now != link.cal_base or etag_now != link.etag
              or mail.invited != (link.invited or frozenset()) or organizer != link.organizer
-             or link.sent is not None)
+             or bool(link.sent))
     return amend(base, crm_write=crm_write, cal_write=cal_write,
                  link="save" if (crm_write or cal_write or moved) else "keep",
                  conflicts=result.conflicts,

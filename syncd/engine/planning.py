@@ -151,23 +151,40 @@ def sent_fields(op: UpdateOp) -> dict[str, object]:
 
 
 def landed(link: SyncPair, cal_now: Projection | None) -> SyncPair:
-    """The link with the fields of its unrecorded update that the event holds taken as
+    """The link with the fields of its unrecorded updates that the event holds taken as
     both sides' base.
 
     A cycle that died after sending an update, before recording it, left the link's bases
-    as they were and the update's fields in ``sent``. Each field the event now holds as
-    sent is our write, not the user's edit: it becomes the base on both sides (the value
-    came from the CRM), so an edit the CRM made since, even back to the old base value,
-    still reads as the CRM's change. A field holding anything else was changed in the
-    calendar, before or after our write (a write over a user's edit meets its etag and is
-    refused), and is merged as usual.
+    as they were and the update's fields in ``sent``; so did a write that failed (a 503, a
+    timeout, a lost answer) and may or may not have landed. Each later update is added
+    after the earlier ones, never in their place. The rules:
+
+    1. A field the event now holds as *any* of these updates sent it is our write, not the
+       user's edit: its value becomes the base on both sides (it came from the CRM), so an
+       edit the CRM made since, even back to the old base value, still reads as the CRM's
+       change and is written to the event. Any, not only the last: the CRM went A -> B
+       (written, landed, unrecorded) -> A again, and the write of A failed or died before
+       its request; the event holds B, which is ours (the CI soak's S000050, busy).
+    2. A field holding anything else was changed in the calendar, before or after our
+       writes (a write over a user's edit meets its etag and is refused), and is merged as
+       usual: a conflict when the CRM changed it too.
+    3. The etag cannot tell the two apart: a write whose outcome is unrecorded has no
+       known answer (the process died with it, or the answer was lost on the way), so the
+       event's new etag is ours or the user's alike. Hence the cost of rule 1: a user who
+       typed into the event a value we had sent since the last record (say B again, after
+       our write of C landed) is taken as our echo and the CRM's value is written over it
+       without a conflict on record. Rule 1's other reading would lose the CRM's edit
+       instead, and the CRM is the record; a value we had sent is one the CRM held.
     """
     if not link.sent or cal_now is None or link.crm_base is None or link.cal_base is None:
         return link
-    # Compared as values, not as JSON: one instant in two zones is the same time.
-    sent = Projection.from_json({**link.cal_base.to_json(), **link.sent})
-    ours = {name: cal_now.get(name) for name in link.sent
-            if name in FIELDS and cal_now.get(name) == sent.get(name)}
+    base = link.cal_base.to_json()
+    ours: dict[str, object] = {}
+    for update in link.sent:
+        # Compared as values, not as JSON: one instant in two zones is the same time.
+        sent = Projection.from_json({**base, **update})
+        ours.update({name: cal_now.get(name) for name in update
+                     if name in FIELDS and cal_now.get(name) == sent.get(name)})
     if not ours:
         return link
     return replace(link, crm_base=link.crm_base.replace(ours),

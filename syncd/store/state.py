@@ -128,14 +128,38 @@ def taken_over(owner: str) -> Any:
                  1), else_=0)
 
 
-def _sent_now(s: Session, account: str, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+#: Unrecorded updates a link keeps (the newest): only a pair whose writes fail or die
+#: cycle after cycle, its CRM side changing each time, reaches it.
+SENT_KEPT = 16
+
+
+def _sent_updates(value: Any) -> tuple[dict[str, Any], ...]:
+    """A link's ``sent`` column as its updates, oldest first. A row written before the
+    column held a list holds one update's fields."""
+    if not value:
+        return ()
+    if isinstance(value, dict):
+        return (value,)
+    return tuple(dict(update) for update in value)
+
+
+def _with_update(sent: tuple[dict[str, Any], ...], fields: dict[str, Any]
+                 ) -> list[dict[str, Any]]:
+    """``sent`` with one more update: after the others, never in their place, since any
+    of them may have landed (a retry of the same update is kept once)."""
+    kept = [update for update in sent if update != fields]
+    return [*kept, fields][-SENT_KEPT:]
+
+
+def _sent_now(s: Session, account: str, ids: Sequence[int]
+              ) -> dict[int, tuple[dict[str, Any], ...]]:
     """The ``sent`` each of these links holds now (none: absent)."""
-    found: dict[int, dict[str, Any]] = {}
+    found: dict[int, tuple[dict[str, Any], ...]] = {}
     for start in range(0, len(ids), _IN_SLICE):
         rows = s.execute(select(SyncLink.activity_id, SyncLink.sent).where(
             SyncLink.account == account, SyncLink.activity_id.in_(ids[start:start + _IN_SLICE]),
             SyncLink.sent.is_not(None)))
-        found.update({activity_id: dict(sent) for activity_id, sent in rows if sent})
+        found.update({activity_id: _sent_updates(sent) for activity_id, sent in rows if sent})
     return found
 
 
@@ -193,7 +217,7 @@ def _link(row: Any) -> SyncPair:
     return SyncPair(row.activity_id, row.sync_uid, row.event_id, row.etag, _base(row.crm_base),
                 _base(row.cal_base), row.generation, row.pending,
                 frozenset(row.invited) if row.invited is not None else None, row.organizer,
-                row.sent or None)
+                _sent_updates(row.sent))
 
 
 _IN_SLICE = 500  # values per IN (...) list
@@ -570,7 +594,7 @@ class StateStore:
         """Links saved and dropped, conflicts kept, failures cleared, meetings claimed
         (``(ical_uid, activity_id)`` of events syncd created), calendar writes logged
         (``(event_id, etag, op)``, see :meth:`written_events`) and event updates about to
-        be sent (``(activity_id, {field: JSON value})``, added to the link's ``sent`` and kept
+        be sent (``(activity_id, {field: JSON value})``, added after the link's ``sent`` and kept
         until the link is saved again) and propagated deletions counted for the daily
         deletion budget (``(the cycle's time, how many)``), in ONE transaction.
 
@@ -608,7 +632,7 @@ class StateStore:
                 row.cal_base = link.cal_base.to_json() if link.cal_base else None
                 row.invited = sorted(link.invited) if link.invited is not None else None
                 row.organizer = link.organizer
-                row.sent = dict(link.sent) if link.sent else None
+                row.sent = [dict(update) for update in link.sent] or None
                 row.updated_at = now
             drop_ids = list(drops)
             if drop_ids:
@@ -626,14 +650,13 @@ class StateStore:
                                                        SyncQuarantine.item_key.in_(keys)))
             _claim(s, [(uid, account, activity_id) for uid, activity_id in meetings])
             sent = list(sent)
-            # Added to what an earlier update left unrecorded, never in its place: that
-            # update may have landed too, and its fields are still ours, not the user's.
             before = _sent_now(s, account, [activity_id for activity_id, _ in sent]) \
                 if sent else {}
             for activity_id, fields in sent:
                 s.execute(update(SyncLink).where(SyncLink.account == account,
                                                  SyncLink.activity_id == activity_id)
-                          .values(sent={**before.get(activity_id, {}), **fields}))
+                          .values(sent=_with_update(before.get(activity_id, ()),
+                                                    dict(fields))))
             s.add_all(SyncWrite(account=account, event_id=event_id, etag=etag, op=op, at=now)
                       for event_id, etag, op in writes)
             if deletions is not None and deletions[1] > 0:

@@ -925,3 +925,30 @@ def test_a_calendar_edit_after_our_unrecorded_update_is_still_a_conflict(world: 
     [conflict] = world.state.conflicts(world.account.name)
     assert (conflict["field"], conflict["crm_value"], conflict["calendar_value"]) == (
         "title", "Call Ada (moved)", "Call Ada at noon")
+
+
+
+@pytest.mark.parametrize("second_write", ["failed", "killed after its intent"])
+def test_a_crm_edit_undone_whose_write_did_not_land_after_our_unrecorded_update_is_not_lost(
+        world: World, second_write: str) -> None:
+    # Found by the import soak on CalDAV (CI, seed 18, S000050, busy): the CRM's edit
+    # landed in the event unrecorded (the kill); the CRM went back to the old value, and
+    # the next cycle's write of it failed (a 503) or died after its intent. ``sent`` then
+    # held only the later value, so the event's earlier one, still our own write, read as
+    # the user's edit and overwrote the CRM's.
+    a = world.add("Call Ada")
+    converge(world)
+    world.store.edit_activity(a.id, subject="Call Ada (moved)")
+    assert world.sync_killed_at("after_write_request") == -signal.SIGKILL
+    world.store.edit_activity(a.id, subject="Call Ada")  # back to the stored base's value
+    if second_write == "failed":
+        world.calendar.fail_next = [WriteResult("", error=Transient(reason="HTTP 503"))]
+        assert world.sync().outcome != "ok"
+    else:
+        assert world.sync_killed_at("after_intent_commit") == -signal.SIGKILL
+    assert world.event_of(a.id).projection.title == "Call Ada (moved)"  # not written
+    world.sync()
+    world.sync()
+    assert world.store.get(a.id).subject == "Call Ada"
+    assert world.event_of(a.id).projection.title == "Call Ada"
+    assert world.state.conflicts(world.account.name) == []
