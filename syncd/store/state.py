@@ -133,14 +133,9 @@ def taken_over(owner: str) -> Any:
 SENT_KEPT = 16
 
 
-def _sent_updates(value: Any) -> tuple[dict[str, Any], ...]:
-    """A link's ``sent`` column as its updates, oldest first. A row written before the
-    column held a list holds one update's fields."""
-    if not value:
-        return ()
-    if isinstance(value, dict):
-        return (value,)
-    return tuple(dict(update) for update in value)
+def _sent_updates(value: list[dict[str, Any]] | None) -> tuple[dict[str, Any], ...]:
+    """A link's ``sent`` column as its updates, oldest first."""
+    return tuple(dict(update) for update in value) if value else ()
 
 
 def _with_update(sent: tuple[dict[str, Any], ...], fields: dict[str, Any]

@@ -117,8 +117,8 @@ class SyncLink(Base):
     # set when someone else organises the meeting: its people are never written
     organizer: Mapped[str | None] = mapped_column(Text)
     # the event updates sent since the bases were recorded, outcome unrecorded, oldest
-    # first: [{field: value as JSON}, ...] (a row from before: one such dict)
-    sent: Mapped[list[dict[str, Any]] | dict[str, Any] | None] = mapped_column(JSON)
+    # first: [{field: value as JSON}, ...]
+    sent: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

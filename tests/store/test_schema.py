@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import Engine
 
 from syncd.crm.builtin import tables  # noqa: F401  (registers the CRM tables)
 from syncd.crm.builtin.activities import ActivityStore
@@ -17,6 +21,8 @@ from syncd.store import (  # noqa: F401  (sync state, budgets, push channels, bo
     state_tables,
 )
 from syncd.store.base import Base
+
+Migration = Callable[[Any, str], None]  # alembic's command.upgrade or downgrade
 
 
 def test_a_migrated_database_matches_the_table_classes(store: ActivityStore) -> None:
@@ -96,9 +102,8 @@ def test_a_downgrade_keeps_builtin_cursors_and_starts_other_cursors_afresh(
     assert cursors == {"a": 42, "b": 0, "c": 0} and links == 1  # no pair lost either way
 
 
-def test_the_previous_owner_a_pipedrive_marker_held_is_kept_across_0017_both_ways(
-        tmp_path: Path) -> None:
-    from alembic import command
+def _migrator(tmp_path: Path) -> tuple[Engine, Callable[[Migration, str], None]]:
+    """A SQLite database and a function that runs an alembic command on it to a revision."""
     from alembic.config import Config
 
     from syncd.store.db import MIGRATIONS, make_engine
@@ -107,10 +112,17 @@ def test_the_previous_owner_a_pipedrive_marker_held_is_kept_across_0017_both_way
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
 
-    def migrate(step: Callable[[Config, str], None], revision: str) -> None:
+    def migrate(step: Migration, revision: str) -> None:
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
             step(cfg, revision)
+
+    return engine, migrate
+
+
+def test_the_previous_owner_a_pipedrive_marker_held_is_kept_across_0017_both_ways(
+        tmp_path: Path) -> None:
+    engine, migrate = _migrator(tmp_path)
 
     migrate(command.upgrade, "0016")
     with engine.begin() as conn:  # one activity handed over, one never
@@ -125,4 +137,32 @@ def test_the_previous_owner_a_pipedrive_marker_held_is_kept_across_0017_both_way
     with engine.begin() as conn:
         assert conn.exec_driver_sql("SELECT activity_id, moved_from FROM pipedrive_markers "
                                     "ORDER BY activity_id").all() == [(1, 7), (2, None)]
+    engine.dispose()
+
+
+def test_a_links_sent_update_becomes_a_list_of_one_across_0021_and_back(
+        tmp_path: Path) -> None:
+    engine, migrate = _migrator(tmp_path)
+
+    def sent() -> list[object]:
+        with engine.begin() as conn:
+            return [json.loads(value) if value else None for (value,) in conn.exec_driver_sql(
+                "SELECT sent FROM sync_links ORDER BY activity_id")]
+
+    migrate(command.upgrade, "0020")
+    with engine.begin() as conn:  # one update sent unrecorded (0016's form), one link idle
+        conn.exec_driver_sql("INSERT INTO sync_accounts (name, status, initial_done, failures, "
+                             "guest_window_count, lease_token) VALUES ('a', 'ok', 1, 0, 0, 0)")
+        conn.exec_driver_sql(
+            "INSERT INTO sync_links (account, activity_id, sync_uid, generation, pending, "
+            "sent, updated_at) VALUES ('a', 1, 'u1', 0, 0, '{\"busy\": false}', "
+            "'2026-12-07 17:00:00'), ('a', 2, 'u2', 0, 0, NULL, '2026-12-07 17:00:00')")
+    migrate(command.upgrade, "0021")
+    assert sent() == [[{"busy": False}], None]
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE sync_links SET sent = "
+                             "'[{\"busy\": false}, {\"busy\": true, \"title\": \"x\"}]' "
+                             "WHERE activity_id = 1")
+    migrate(command.downgrade, "0020")
+    assert sent() == [{"busy": True, "title": "x"}, None]  # the later update over the earlier
     engine.dispose()

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import update
-
 from syncd.crm.builtin.activities import ActivityStore
 from syncd.pairs import SyncPair
 from syncd.store.state import SENT_KEPT, StateStore
-from syncd.store.state_tables import SyncLink
 
 
 def _linked(store: ActivityStore) -> tuple[StateStore, str, SyncPair]:
@@ -42,14 +39,3 @@ def test_a_link_keeps_the_newest_updates_sent_up_to_its_bound(store: ActivitySto
     assert len(kept) == SENT_KEPT and kept[-1] == {"title": f"Call {SENT_KEPT + 2}"}
     assert kept[0] == {"title": "Call 3"}
 
-
-def test_a_sent_update_stored_before_the_list_reads_as_one_and_the_next_goes_after_it(
-        store: ActivityStore) -> None:
-    state, account, _ = _linked(store)
-    with store.db.session() as s:  # the column as migration 0016's code wrote it
-        s.execute(update(SyncLink).where(SyncLink.account == account)
-                  .values(sent={"title": "Call (moved)", "busy": False}))
-    assert state.links(account)[7].sent == ({"title": "Call (moved)", "busy": False},)
-    state.record(account, sent=[(7, {"title": "Call"})])
-    assert state.links(account)[7].sent == ({"title": "Call (moved)", "busy": False},
-                                            {"title": "Call"})
