@@ -895,9 +895,10 @@ def _writes(output: str) -> int | None:
 def config_text(provider: str, data: Path, accounts: Sequence[Any], invite: bool = False,
                 importing: Collection[str] = ()) -> str:
     """syncd's TOML config: the data folder, quiet logs, one ``[[account]]`` per owner
-    (the daily deletion budget off; with ``invite``: guests invited, and an hourly e-mail cap the soak's compressed hours
-    do not reach: the breaker is tests/guests/test_breaker.py's; the owners in
-    ``importing`` import the events made in their calendars)."""
+    (the daily deletion budget off; with ``invite``: guests invited, and an hourly e-mail
+    cap the soak's compressed hours do not reach: the breaker is
+    tests/guests/test_breaker.py's; the owners in ``importing`` import the events made in
+    their calendars)."""
     lines = [f'[syncd]\ndata_dir = "{data}"\ndefault_time_zone = "{TZ}"\n'
              f'request_timeout_seconds = {REQUEST_TIMEOUT_SECONDS}\n',
              '[logging]\nlevel = "error"\n']
