@@ -178,6 +178,10 @@ class World:
         """Retitle the activity's event in the calendar, as its owner would in their app."""
         raise NotImplementedError
 
+    def user_delete(self, activity_id: int) -> None:
+        """Delete the activity's event in the calendar, as its owner would in their app."""
+        raise NotImplementedError
+
     def event_title(self, activity_id: int) -> str:
         """The title of the activity's event as the calendar holds it."""
         raise NotImplementedError

@@ -15,6 +15,9 @@ What it holds each provider to:
 * private notes (canaries) appear in no request and in no log line, whatever the cycle did;
 * an edit that lands between our read and our write meets a precondition failure (412),
   and the cycle merges both edits instead of losing one;
+* an event we created and its owner deleted before any committed listing showed it
+  takes its activity with it (a listing that is the difference of two snapshots, as
+  Xandikos's, names such an event nowhere);
 * a process killed (SIGKILL) at any failpoint and run again loses no edit and leaves no
   duplicate event.
 """
@@ -116,6 +119,21 @@ class SyncContract:
             "Renamed in the calendar", "Room 7")
         after = world.store.get(a.id)
         assert (after.subject, after.location) == ("Renamed in the calendar", "Room 7")
+
+    def test_an_event_deleted_before_the_listing_after_our_create_deletes_its_activity(
+            self, world: World) -> None:
+        world.add("Kept", day=9)
+        world.converge()
+        gone = world.add("Deleted in the calendar", day=11)
+        report = world.sync()  # the cursor it keeps is its listing's, from before the create
+        assert report.outcome == "ok" and report.counts["events_created"] == 1, report
+        world.advance(minutes=1)
+        world.user_delete(gone.id)
+        report = world.sync()
+        assert report.outcome == "ok", report.message
+        assert report.counts["activities_deleted"] == 1, report
+        assert world.subjects() == ["Kept"]
+        assert gone.id not in world.state.links(world.account.name)
 
     @pytest.mark.parametrize("failpoint", FAILPOINTS)
     def test_a_kill_at_a_failpoint_loses_nothing_and_duplicates_nothing(

@@ -92,6 +92,9 @@ class Fetcher:
         self.counts = counts
         self.handed_over: set[int] = set()  # activities another owner handed to this one
         self.retried: list[str] = []  # items an admin released, tried again this cycle
+        # the write log's last create the calendar listing covered (confirm_created): the
+        # cursor committed with it leaves only later creates to look for
+        self.listed_upto: int | None = None
         # The quarantine as the first round read it (one query for both the retried and
         # the given-up items); later rounds read what is given up afresh.
         self._quarantined: dict[str, str | None] | None = None
@@ -102,16 +105,18 @@ class Fetcher:
 
     def read_slice(self, crm_cursor: str | None, owner_id: int, limit: int | None, *,
                    calendar_cursor: str | None, first: bool, window: Window,
-                   window_end: datetime | None) -> Slice:
-        """Read one round: a slice of CRM changes and, when ``first``, the calendar's."""
+                   window_end: datetime | None, unlisted_from: int | None = None) -> Slice:
+        """Read one round: a slice of CRM changes and, when ``first``, the calendar's
+        (``unlisted_from``: the account's first create no committed listing showed)."""
         crm, cursor, more = self.read_crm(crm_cursor, owner_id, limit)
         if not first:
             return Slice(crm, cursor, more, ChangeSet((), calendar_cursor, full=False))
         entries = self.window_entries(window_end, window, owner_id, crm)
         held = self.state.held_items(self.policy.name)
         self._quarantined = held.quarantined
-        changes = self.with_retries(self.read_calendar(calendar_cursor, window), crm,
-                                    held.retry)
+        changes = self.confirm_created(self.read_calendar(calendar_cursor, window),
+                                       unlisted_from)
+        changes = self.with_retries(changes, crm, held.retry)
         return Slice(crm, cursor, more, changes, entries)
 
     def read_crm(self, cursor: str | None, owner_id: int, limit: int | None = None
@@ -183,6 +188,40 @@ class Fetcher:
             return listing
         self.counts["confirmed_gone"] += len(gone)
         return replace(listing, events=[*listing.events, *gone])
+
+    def confirm_created(self, changes: ChangeSet, since: int | None) -> ChangeSet:
+        """Read by id each event we created after the listing behind the cursor (write
+        log id ``since`` on) that this listing leaves out; one that is gone is passed on
+        like a deletion in a change feed.
+
+        The cursor a cycle commits is its listing's token, taken before its own writes,
+        so the next listing runs from before our creates. A server that lists changes as
+        the difference of two snapshots (Xandikos: two git trees) never names an event
+        created and deleted between them: its pair would keep the activity for good. Other
+        servers list such an event as removed, and a listing names every create it
+        covers, so reads by id happen only for the ones it leaves out. A full listing
+        needs none: :meth:`confirm_gone` reads the pairs it leaves out. Either way the
+        creates looked for are covered once the cursor is committed (``listed_upto``).
+        """
+        if since is None:
+            return changes
+        created = self.state.unlisted_creates(self.policy.name, since)
+        self.listed_upto = max((write_id for write_id, _ in created), default=since)
+        listed = {e.event_id for e in changes.events}
+        unlisted = {event_id for _, event_id in created if event_id not in listed}
+        if changes.full or not unlisted:
+            return changes
+        # Only pairs that still hold the event: one dropped or re-created since is done.
+        links = self.state.links_touching(self.policy.name, event_ids=unlisted)
+        paired = sorted(link.event_id for link in links.values()
+                        if link.event_id is not None and link.event_id in unlisted
+                        and not link.pending)
+        gone = [RemoteEvent(event_id, deleted=True) for event_id in paired
+                if self.connector.get(event_id) is None]
+        if not gone:
+            return changes
+        self.counts["confirmed_gone"] += len(gone)
+        return replace(changes, events=[*changes.events, *gone])
 
     def with_retries(self, changes: ChangeSet, crm: Crm, keys: list[str]) -> ChangeSet:
         """Add the items released by ``syncd quarantine retry`` (``keys``) to this

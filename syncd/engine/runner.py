@@ -120,7 +120,8 @@ class AccountCycle:
         while True:
             read = self.fetcher.read_slice(crm_cursor, owner.id, slice_size,
                                            calendar_cursor=calendar_cursor, first=first,
-                                           window=window, window_end=acct.window_end)
+                                           window=window, window_end=acct.window_end,
+                                           unlisted_from=acct.creates_unlisted_from)
             crm_cursor, calendar_cursor = read.crm_cursor, read.changes.cursor
             round_ = self._round(acct, policy, executor, read)
             if round_ == "ended":
@@ -136,7 +137,8 @@ class AccountCycle:
             # checked, so a cycle stopped by it resumes after the slice, not before it.
             if not self.dry_run and not self.state.commit_cursors(
                     self.name, self.token, crm_cursor=crm_cursor,
-                    calendar_cursor=calendar_cursor, fingerprint=self.policy.fingerprint):
+                    calendar_cursor=calendar_cursor, fingerprint=self.policy.fingerprint,
+                    listed_upto=self.fetcher.listed_upto):
                 self.report.end(Outcome.PARTIAL, Note.LEASE_LOST)
                 return
             midway = True
@@ -154,9 +156,11 @@ class AccountCycle:
         # The window's end counts by the day (all that window_entries looks at).
         unchanged = not midway and acct.window_end is not None \
             and acct.window_end.date() == window.end.date() \
-            and all(getattr(acct, key) == value for key, value in cursors.items())
-        if not unchanged and not self.state.commit_cursors(self.name, self.token,
-                                                           window_end=window.end, **cursors):
+            and all(getattr(acct, key) == value for key, value in cursors.items()) \
+            and self.fetcher.listed_upto is None
+        if not unchanged and not self.state.commit_cursors(
+                self.name, self.token, window_end=window.end,
+                listed_upto=self.fetcher.listed_upto, **cursors):
             self.report.end(Outcome.PARTIAL, Note.LEASE_LOST)
             return
         self.state.clear_retries(self.name, self.fetcher.retried, token=self.token)

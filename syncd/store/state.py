@@ -70,6 +70,8 @@ class AccountState:
     # not), and when an admin last let them through (earlier deletions do not count)
     deletions_held_since: datetime | None = None
     deletions_allowed_at: datetime | None = None
+    # the write log's first create that no committed calendar listing showed (None: none)
+    creates_unlisted_from: int | None = None
 
 @dataclass(frozen=True)
 class CycleStart:
@@ -201,6 +203,15 @@ def _end_of_cycle(columns: tuple[str, ...], *, fenced: bool) -> Any:
     return update(_ACCOUNTS).where(*where).values(
         {column: bindparam(f"v_{column}", type_=_ACCOUNTS.c[column].type)
          for column in columns})
+
+
+def _first_create_after(account: str, write_id: int) -> Any:
+    """The account's first create in the write log after ``write_id`` (NULL: none), as a
+    value an UPDATE sets."""
+    return (select(func.min(SyncWrite.id))
+            .where(SyncWrite.account == account, SyncWrite.op == "create",
+                   SyncWrite.id > write_id)
+            .scalar_subquery())
 
 
 def _base(data: Mapping[str, Any] | None) -> Projection | None:
@@ -464,8 +475,16 @@ class StateStore:
         with self.db.session() as s:
             return _fenced(s, name, token)
 
-    def commit_cursors(self, name: str, token: int | None, **values: Any) -> bool:
-        """Store cursors only if we still hold the lease (fencing); False if we lost it."""
+    def commit_cursors(self, name: str, token: int | None, *, listed_upto: int | None = None,
+                       **values: Any) -> bool:
+        """Store cursors only if we still hold the lease (fencing); False if we lost it.
+
+        ``listed_upto``: the last create of the write log that the listing behind the
+        calendar cursor covered (:meth:`unlisted_creates`); only later ones, made after
+        that listing, are left for the next cycle to look for.
+        """
+        if listed_upto is not None:
+            values["creates_unlisted_from"] = _first_create_after(name, listed_upto)
         with self.db.session() as s:
             stmt = update(SyncAccount).where(SyncAccount.name == name)
             if token is not None:
@@ -652,8 +671,17 @@ class StateStore:
                                                  SyncLink.activity_id == activity_id)
                           .values(sent=_with_update(before.get(activity_id, ()),
                                                     dict(fields))))
-            s.add_all(SyncWrite(account=account, event_id=event_id, etag=etag, op=op, at=now)
-                      for event_id, etag, op in writes)
+            logged = [SyncWrite(account=account, event_id=event_id, etag=etag, op=op, at=now)
+                      for event_id, etag, op in writes]
+            s.add_all(logged)
+            created = [row for row in logged if row.op == "create"]
+            if created:
+                # Our creates are after the listing the cycle's cursor comes from: the
+                # next cycle looks for them (the first one not yet looked for is kept).
+                s.flush()
+                s.execute(update(SyncAccount).where(
+                    SyncAccount.name == account, SyncAccount.creates_unlisted_from.is_(None))
+                    .values(creates_unlisted_from=min(row.id for row in created)))
             if deletions is not None and deletions[1] > 0:
                 s.add(SyncDeletion(account=account, at=deletions[0], count=deletions[1]))
 
@@ -661,6 +689,15 @@ class StateStore:
         """The events of the account syncd wrote to (within the log's retention)."""
         with self.db.session() as s:
             return set(s.scalars(select(SyncWrite.event_id).where(SyncWrite.account == account)))
+
+    def unlisted_creates(self, account: str, since: int) -> list[tuple[int, str]]:
+        """``(write log id, event id)`` of the account's creates from id ``since`` on (see
+        :attr:`AccountState.creates_unlisted_from`), oldest first."""
+        with self.db.session() as s:
+            rows = s.execute(select(SyncWrite.id, SyncWrite.event_id).where(
+                SyncWrite.account == account, SyncWrite.op == "create", SyncWrite.id >= since)
+                .order_by(SyncWrite.id))
+            return [(row_id, event_id) for row_id, event_id in rows]
 
     def last_written(self, account: str) -> dict[str, str | None]:
         """Each event of the account syncd wrote to -> the etag its last write left."""

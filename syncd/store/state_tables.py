@@ -73,6 +73,9 @@ class SyncAccount(Base):
     # (deletions before that no longer count)
     deletions_held_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     deletions_allowed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # the write log's first create (SyncWrite.id) that no committed calendar listing has
+    # shown yet: read by id if the next listing leaves it out (syncd.engine.fetch)
+    creates_unlisted_from: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class SyncDeletion(Base):

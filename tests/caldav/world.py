@@ -106,6 +106,9 @@ class DavWorld(CalDAVWorld):
         obj.data = cal.to_ical().decode()
         obj.save()
 
+    def user_delete(self, activity_id: int) -> None:
+        self._object(activity_id).delete()
+
     def event_title(self, activity_id: int) -> str:
         return str(self._vevent(activity_id)["SUMMARY"])
 

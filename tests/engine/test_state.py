@@ -46,6 +46,30 @@ def test_a_stale_holder_cannot_commit_cursors_after_losing_the_lease(db: Databas
     assert state.account("acc").crm_cursor == "7"
 
 
+def test_our_creates_are_looked_for_until_a_committed_listing_covers_them(db: Database
+                                                                          ) -> None:
+    state = StateStore(db)
+    token = state.acquire_lease("acc", "host-a:1", timedelta(minutes=10), START)
+    state.record("acc", writes=[("/e0", '"0"', "update")], token=token)
+    assert state.account("acc").creates_unlisted_from is None  # only creates are looked for
+    state.record("acc", writes=[("/e1", '"1"', "create"), ("/e2", '"2"', "create")],
+                 token=token)
+    first = state.account("acc").creates_unlisted_from
+    assert first is not None
+    covered = state.unlisted_creates("acc", first)  # what the next cycle looks for
+    assert [event_id for _, event_id in covered] == ["/e1", "/e2"]
+    state.record("acc", writes=[("/e3", '"3"', "create")], token=token)  # after its listing
+    assert state.account("acc").creates_unlisted_from == first
+    assert state.commit_cursors("acc", token, calendar_cursor="t1",
+                                listed_upto=max(write_id for write_id, _ in covered))
+    later = state.account("acc").creates_unlisted_from
+    assert later is not None
+    covered = state.unlisted_creates("acc", later)
+    assert [event_id for _, event_id in covered] == ["/e3"]
+    assert state.commit_cursors("acc", token, calendar_cursor="t2", listed_upto=covered[0][0])
+    assert state.account("acc").creates_unlisted_from is None
+
+
 def test_a_killed_local_holder_is_recognised_at_once(db: Database) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

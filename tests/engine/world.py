@@ -105,6 +105,9 @@ class World(BaseWorld):
     def user_edit(self, activity_id: int, title: str) -> None:
         self.calendar.user_edit(self.event_id_of(activity_id), title=title)
 
+    def user_delete(self, activity_id: int) -> None:
+        self.calendar.user_delete(self.event_id_of(activity_id))
+
     def event_title(self, activity_id: int) -> str:
         return str(self.event_of(activity_id).projection.title)
 

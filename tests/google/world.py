@@ -63,6 +63,9 @@ class GoogleWorld(World):
     def user_edit(self, activity_id: int, title: str) -> None:
         self.emu.put_event(self.calendar_id(), {**self.event_of(activity_id), "summary": title})
 
+    def user_delete(self, activity_id: int) -> None:
+        self.emu.delete_event_as_user(self.calendar_id(), self.event_id_of(activity_id))
+
     def event_title(self, activity_id: int) -> str:
         return str(self.event_of(activity_id)["summary"])
 

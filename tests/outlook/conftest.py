@@ -231,6 +231,9 @@ class OutlookWorld(World):
     def user_edit(self, activity_id: int, title: str) -> None:
         self.env.graph.put_event(self.upn, self.event_id_of(activity_id), {"subject": title})
 
+    def user_delete(self, activity_id: int) -> None:
+        self.env.graph.delete_event_as_user(self.upn, self.event_id_of(activity_id))
+
     def _event(self, activity_id: int) -> dict[str, Any]:
         return self.env.graph.get_event(self.upn, self.event_id_of(activity_id))
 
