@@ -23,47 +23,43 @@ the account's timeout, and the caller reads the body under its cap and deadline.
 connection the server closed meanwhile is noticed before it is used again and dropped.
 No ``Accept-Encoding`` is offered: replies come plain, so a server spends no CPU
 compressing an idle cycle's few hundred bytes, and no decompression can inflate past a cap.
+
+The shelf of idle connections, origins, request targets, the header join and the TLS
+contexts are those of every kept ``http.client`` pool (:mod:`connectors.keepalive`).
 """
 
 from __future__ import annotations
 
 import http.client
 import os
-import select
-import ssl
-import threading
 from collections.abc import Iterator, Mapping
-from functools import lru_cache
 from typing import Any
-from urllib.parse import quote, urlsplit
 from urllib.request import getproxies, proxy_bypass
 
 from caldav.lib.http_sync import CaseInsensitiveDict, HTTPBasicAuth
 from caldav.lib.http_sync import requests as http_library
 from caldav.requests import HTTPBearerAuth
 
+from connectors import keepalive
+from connectors.keepalive import Origin, Shelf
+
 #: Idle connections one connector keeps per origin (a cycle sends one request at a time;
 #: a push renewal may overlap it).
 MAX_IDLE = 2
 #: Origins whose proxy setting one connector remembers.
 MAX_ORIGINS = 16
-#: Characters left as they are in a request's path: a valid URL's, and "%" (escapes the
-#: path already has); anything else (a space, a non-ASCII letter) is percent-encoded.
-_PATH_SAFE = "!#$%&'()*+,/:;=?@[]~"
 _CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
-
-Origin = tuple[str, str, int]
 
 
 class Answer:
     """An answer whose body is read in pieces (:meth:`chunks`); :meth:`close` gives the
     connection back when the body was read to its end, else closes it."""
 
-    def __init__(self, wire: Wire, origin: Origin, conn: http.client.HTTPConnection,
+    def __init__(self, shelf: Shelf, origin: Origin, conn: http.client.HTTPConnection,
                  response: http.client.HTTPResponse) -> None:
-        self._wire, self._origin, self._conn, self._response = wire, origin, conn, response
+        self._shelf, self._origin, self._conn, self._response = shelf, origin, conn, response
         self.status = response.status
-        self.headers = _headers(response)
+        self.headers: CaseInsensitiveDict = keepalive.joined_headers(response, CaseInsensitiveDict)
         self._done = False
 
     def chunks(self, size: int) -> Iterator[bytes]:
@@ -73,7 +69,7 @@ class Answer:
 
     def close(self) -> None:
         if self._done and not self._response.will_close:
-            self._wire._give_back(self._origin, self._conn)
+            self._shelf.give_back(self._origin, self._conn)
         else:
             self._conn.close()
 
@@ -84,9 +80,8 @@ class Wire:
     def __init__(self, *, timeout: float, verify: bool | str) -> None:
         self.timeout = timeout
         self.verify = verify
-        self._idle: dict[Origin, list[http.client.HTTPConnection]] = {}
+        self._shelf = Shelf(MAX_IDLE)
         self._direct: dict[Origin, bool] = {}
-        self._lock = threading.Lock()
         self._auth: tuple[Any, str] | None = None  # the auth object and its header
 
     def authorization(self, auth: Any) -> str | None:
@@ -105,20 +100,14 @@ class Wire:
 
     def serves(self, url: str) -> Origin | None:
         """The origin of ``url`` when this path may send to it: http or https, no proxy."""
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        if scheme not in ("http", "https") or not parts.hostname:
-            return None
-        try:
-            origin = (scheme, parts.hostname.lower(), parts.port or (443 if scheme == "https"
-                                                                     else 80))
-        except ValueError:  # a port that is not a number
+        origin = keepalive.origin_of(url)
+        if origin is None:
             return None
         direct = self._direct.get(origin)
         if direct is None:
             if len(self._direct) >= MAX_ORIGINS:  # URLs a server named: never many
                 self._direct.clear()
-            direct = self._direct[origin] = not _proxied(scheme, origin[1])
+            direct = self._direct[origin] = not _proxied(origin[0], origin[1])
         return origin if direct else None
 
     def send(self, origin: Origin, method: str, url: str, body: bytes,
@@ -130,32 +119,26 @@ class Wire:
             OSError, http.client.HTTPException: the exchange failed before an answer; the
                 connection is closed.
         """
-        conn = None if fresh else self._take(origin)
+        conn = None if fresh else self._shelf.take(origin)
         if conn is None:
             conn = self._connect(origin)
-        parts = urlsplit(url)
-        target = quote(parts.path or "/", safe=_PATH_SAFE) + (
-            f"?{quote(parts.query, safe=_PATH_SAFE)}" if parts.query else "")
         try:
-            conn.request(method, target, body=body or None, headers=dict(headers))
+            conn.request(method, keepalive.request_target(url), body=body or None,
+                         headers=dict(headers))
             response = conn.getresponse()
         except BaseException:
             conn.close()
             raise
-        return Answer(self, origin, conn, response)
+        return Answer(self._shelf, origin, conn, response)
 
     def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, {}
-        for conns in idle.values():
-            for conn in conns:
-                conn.close()
+        self._shelf.close()
 
     def _connect(self, origin: Origin) -> http.client.HTTPConnection:
         scheme, host, port = origin
         if scheme == "https":
             return http.client.HTTPSConnection(host, port, timeout=self.timeout,
-                                               context=_tls_context(self._ca_file()))
+                                               context=keepalive.tls_context(self._ca_file()))
         return http.client.HTTPConnection(host, port, timeout=self.timeout)
 
     def _ca_file(self) -> str | None:
@@ -163,49 +146,8 @@ class Wire:
             return self.verify
         return next((os.environ[v] for v in _CA_VARIABLES if os.environ.get(v)), None)
 
-    def _take(self, origin: Origin) -> http.client.HTTPConnection | None:
-        while True:
-            with self._lock:
-                idle = self._idle.get(origin)
-                conn = idle.pop() if idle else None
-            if conn is None or not _closed_by_peer(conn):
-                return conn
-            conn.close()
-
-    def _give_back(self, origin: Origin, conn: http.client.HTTPConnection) -> None:
-        with self._lock:
-            idle = self._idle.setdefault(origin, [])
-            if len(idle) < MAX_IDLE:
-                idle.append(conn)
-                return
-        conn.close()
-
 
 def _proxied(scheme: str, host: str) -> bool:
     """Whether the environment sends requests to ``host`` through a proxy."""
     proxies = getproxies()
     return bool(proxies.get(scheme) or proxies.get("all")) and not proxy_bypass(host)
-
-
-@lru_cache(maxsize=8)
-def _tls_context(ca_file: str | None) -> ssl.SSLContext:
-    """A verifying TLS context (loading a CA bundle takes milliseconds: made once)."""
-    return ssl.create_default_context(cafile=ca_file)
-
-
-def _closed_by_peer(conn: http.client.HTTPConnection) -> bool:
-    """Whether a kept connection has something to read while no request is out: the
-    server's close (or bytes it should not have sent), so it is not used again."""
-    if conn.sock is None:
-        return True
-    poller = select.poll()
-    poller.register(conn.sock, select.POLLIN)
-    return bool(poller.poll(0))
-
-
-def _headers(response: http.client.HTTPResponse) -> CaseInsensitiveDict:
-    """The answer's headers, a repeated one joined with commas (as requests does)."""
-    headers: CaseInsensitiveDict = CaseInsensitiveDict()
-    for name, value in response.getheaders():
-        headers[name] = f"{headers[name]!s}, {value}" if name in headers else value
-    return headers

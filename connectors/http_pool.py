@@ -48,16 +48,13 @@ from __future__ import annotations
 
 import http.client
 import json as jsonlib
-import select
-import ssl
 import threading
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import certifi
 import requests
@@ -67,7 +64,9 @@ from requests.models import PreparedRequest
 from requests.structures import CaseInsensitiveDict
 from requests.utils import select_proxy
 
+from connectors import keepalive
 from connectors.answer_caps import too_large
+from connectors.keepalive import Origin, Shelf
 from syncd.http_env import read_environment_once
 from syncd.network import MAX_REDIRECTS, same_origin_redirects
 
@@ -79,13 +78,8 @@ KEPT_PER_HOST = 128
 HOSTS = 16
 #: The key of the process's session in :attr:`connectors.ConnectorContext.shared`.
 SESSION_KEY = "http_pool.session"
-#: Characters left as they are in a request's path and query: a valid URL's, and "%"
-#: (escapes it has already); anything else (a space, a non-ASCII letter) is encoded.
-_URL_SAFE = "!#$%&'()*+,/:;=?@[]~"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
-
-Origin = tuple[str, str, int]
 
 _made = threading.Lock()
 
@@ -195,24 +189,21 @@ class Wire:
     noticed before it is used and dropped. The connect and each read have the request's
     timeouts. No ``Accept-Encoding`` is offered: answers come plain (a compressed one all
     the same is inflated, to ``limit`` bytes at most).
+
+    The shelf of idle connections, origins, request targets, the header join and the TLS
+    contexts are those of every kept ``http.client`` pool (:mod:`connectors.keepalive`).
     """
 
     def __init__(self, kept_per_host: int = KEPT_PER_HOST) -> None:
         self.kept_per_host = kept_per_host
-        self._idle: dict[Origin, list[http.client.HTTPConnection]] = {}
-        self._plain: dict[tuple[str, str, int], tuple[bool, str | None]] = {}
+        self._shelf = Shelf(kept_per_host)
+        self._plain: dict[Origin, tuple[bool, str | None]] = {}
         self._lock = threading.Lock()
 
     def serves(self, url: str, session: requests.Session) -> Origin | None:
         """The origin of ``url`` when the exchange is plain, else None."""
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        if scheme not in ("http", "https") or not parts.hostname:
-            return None
-        try:
-            origin = (scheme, parts.hostname.lower(), parts.port or (
-                443 if scheme == "https" else 80))
-        except ValueError:  # a port that is not a number
+        origin = keepalive.origin_of(url)
+        if origin is None:
             return None
         known = self._plain.get(origin)
         if known is None:
@@ -231,17 +222,14 @@ class Wire:
     def send(self, origin: Origin, method: str, url: str, body: bytes | None,
              headers: Mapping[str, str], timeout: tuple[float, float], limit: int) -> Reply:
         """One request and its whole answer (see :meth:`ApiSession.exchange`)."""
-        conn = self._take(origin)
-        parts = urlsplit(url)
-        target = quote(parts.path or "/", safe=_URL_SAFE) + (
-            f"?{quote(parts.query, safe=_URL_SAFE)}" if parts.query else "")
+        conn = self._shelf.take(origin)
         try:
             if conn is None:
                 conn = self._connect(origin, timeout)
             conn.sock.settimeout(timeout[1])  # the connect had its own
-            conn.request(method, target, body=body, headers=dict(headers))
+            conn.request(method, keepalive.request_target(url), body=body, headers=dict(headers))
             response = conn.getresponse()
-            reply = Reply(response.status, answer_headers(response),
+            reply = Reply(response.status, keepalive.joined_headers(response, CaseInsensitiveDict),
                           _read(response, url, limit))
         except (OSError, http.client.HTTPException) as exc:
             if conn is not None:
@@ -254,44 +242,23 @@ class Wire:
         if response.will_close:
             conn.close()
         else:
-            self._give_back(origin, conn)
+            self._shelf.give_back(origin, conn)
         return reply
 
     def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, {}
-        for conns in idle.values():
-            for conn in conns:
-                conn.close()
+        self._shelf.close()
 
     def _connect(self, origin: Origin, timeout: tuple[float, float]
                  ) -> http.client.HTTPConnection:
         scheme, host, port = origin
         conn: http.client.HTTPConnection
-        if scheme == "https":
-            conn = http.client.HTTPSConnection(host, port, timeout=timeout[0],
-                                               context=tls_context(self._plain[origin][1]))
+        if scheme == "https":  # requests' default authorities: certifi's
+            context = keepalive.tls_context(self._plain[origin][1] or certifi.where())
+            conn = http.client.HTTPSConnection(host, port, timeout=timeout[0], context=context)
         else:
             conn = http.client.HTTPConnection(host, port, timeout=timeout[0])
         conn.connect()
         return conn
-
-    def _take(self, origin: Origin) -> http.client.HTTPConnection | None:
-        while True:
-            with self._lock:
-                idle = self._idle.get(origin)
-                conn = idle.pop() if idle else None
-            if conn is None or not closed_by_peer(conn):
-                return conn
-            conn.close()
-
-    def _give_back(self, origin: Origin, conn: http.client.HTTPConnection) -> None:
-        with self._lock:
-            idle = self._idle.setdefault(origin, [])
-            if len(idle) < self.kept_per_host:
-                idle.append(conn)
-                return
-        conn.close()
 
 
 def _same_origin_location(reply: Reply, url: str) -> str | None:
@@ -344,31 +311,6 @@ def _inflate(body: bytes, url: str, limit: int) -> bytes:
     except zlib.error as exc:
         raise requests.ConnectionError(exc) from exc  # a body that does not inflate
     return b"".join(parts)
-
-
-@lru_cache(maxsize=8)
-def tls_context(ca_file: str | None) -> ssl.SSLContext:
-    """A verifying TLS context (loading a bundle takes milliseconds: made once)."""
-    return ssl.create_default_context(cafile=ca_file or certifi.where())
-
-
-def closed_by_peer(conn: http.client.HTTPConnection) -> bool:
-    """Whether a kept connection has something to read while no request is out: the
-    server's close (or bytes it should not have sent), so it is not used again."""
-    if conn.sock is None:
-        return True
-    poller = select.poll()
-    poller.register(conn.sock, select.POLLIN)
-    return bool(poller.poll(0))
-
-
-def answer_headers(response: http.client.HTTPResponse) -> CaseInsensitiveDict[str]:
-    """An answer's headers, case-insensitive, a repeated one joined with commas (as
-    requests does)."""
-    headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
-    for name, value in response.getheaders():
-        headers[name] = f"{headers[name]}, {value}" if name in headers else value
-    return headers
 
 
 def process_session(shared: dict[str, Any],
