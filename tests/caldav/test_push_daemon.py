@@ -11,7 +11,6 @@ a push's doing. Cycles are counted from the daemon's log (one line per cycle).
 
 from __future__ import annotations
 
-import itertools
 import re
 import subprocess
 import sys
@@ -28,7 +27,6 @@ from py_vapid import Vapid
 
 from syncd.crm.builtin.activities import ActivityStore
 from syncd.crm.builtin.views import ActivityFilter
-from syncd.push import PUSH_DELAY, PUSH_MAX_WAIT
 from syncd.store.channels import ChannelStore
 from syncd.store.db import Database
 from syncd_testkit.loopback import free_port
@@ -37,7 +35,7 @@ from tests.caldav.push_support import push_calendar, stored_subscriptions, wait_
 from tests.caldav.test_contract import DavUser
 from tests.conftest import fresh_calendar
 from tests.contract import timed
-from tests.http.test_daemon_push import Daemon, first_cycle, spawn
+from tests.http.test_daemon_push import Daemon, first_cycle, spawn, split_bursts
 
 
 @dataclass
@@ -161,12 +159,3 @@ def test_a_change_on_xandikos_reaches_the_crm_through_push_and_bursts_are_deboun
     # One notification of the other client's change, none of our marker write, the burst.
     assert daemon.counted("webdav") == {"accepted": 1001, "forged": 20}
 
-
-def split_bursts(hints: list[float]) -> int:
-    """Extra cycles the push gate rightly makes when the deliveries were not one burst to
-    it: a pause between two longer than ``PUSH_DELAY`` ends a burst, and a burst longer
-    than ``PUSH_MAX_WAIT`` is cut. On a quiet machine the thousand deliveries are one
-    burst (0 extra); on a loaded one the senders stall for seconds at a time."""
-    times = sorted(hints)
-    pauses = sum(b - a > PUSH_DELAY for a, b in itertools.pairwise(times))
-    return pauses + int((times[-1] - times[0]) // PUSH_MAX_WAIT)

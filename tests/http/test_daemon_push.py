@@ -8,6 +8,7 @@ eight threads: one cycle after it, plus at most one for the deliveries its cycle
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -27,6 +28,7 @@ import requests
 
 from syncd.crm.builtin.activities import ActivityStore
 from syncd.http.basic_auth import BasicAuthSecret
+from syncd.push import PUSH_DELAY, PUSH_MAX_WAIT
 from syncd.store.db import Database
 from syncd_testkit.loopback import free_port
 from syncd_testkit.servers import DavServer
@@ -131,6 +133,7 @@ def first_cycle(running: D) -> Iterator[D]:
             process.kill()
             process.wait()
 
+@pytest.mark.slow
 def test_a_webhook_makes_one_cycle_a_burst_at_most_two_and_forgeries_none(
         daemon: Daemon) -> None:
     assert daemon.settled_cycles() == 1  # the first cycle; the next poll is an hour away
@@ -142,11 +145,28 @@ def test_a_webhook_makes_one_cycle_a_burst_at_most_two_and_forgeries_none(
     assert daemon.deliver() == 200
     assert daemon.settled_cycles() == 2
 
+    answered: list[float] = []
+
+    def deliver(_: int) -> int:
+        status = daemon.deliver()
+        answered.append(time.monotonic())
+        return status
+
     with ThreadPoolExecutor(8) as pool:  # Pipedrive delivers in parallel
-        burst = list(pool.map(lambda _: daemon.deliver(), range(1000)))
+        burst = list(pool.map(deliver, range(1000)))
     assert burst == [200] * 1000
     after = daemon.settled_cycles()
-    assert 3 <= after <= 4, daemon.log.read_text()
+    assert 3 <= after <= 4 + split_bursts(answered), daemon.log.read_text()
     assert "maximum number of running instances" not in daemon.log.read_text()
     daemon.stop()
     assert daemon.counted() == {"accepted": 1001, "refused": 20}
+
+
+def split_bursts(hints: list[float]) -> int:
+    """Extra cycles the push gate rightly makes when a test's deliveries were not one
+    burst to it: a pause between two longer than ``PUSH_DELAY`` ends a burst, and a burst
+    longer than ``PUSH_MAX_WAIT`` is cut. On a quiet machine a thousand deliveries are one
+    burst (0 extra); on a loaded one the senders stall for seconds at a time."""
+    times = sorted(hints)
+    pauses = sum(b - a > PUSH_DELAY for a, b in itertools.pairwise(times))
+    return pauses + int((times[-1] - times[0]) // PUSH_MAX_WAIT)
